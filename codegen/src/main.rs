@@ -1,0 +1,3 @@
+//! codegen
+#![forbid(unsafe_code)]
+fn main() {}

@@ -1,0 +1,6 @@
+//! `atmls`: the command-line entry point.
+#![forbid(unsafe_code)]
+
+fn main() {
+    println!("atmls: skeleton");
+}
