@@ -1,0 +1,230 @@
+//! Resolution over HTTP(S): did:plc from a PLC directory, did:web, handles.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty, Limited};
+use hyper::{Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::{DidResolver, HandleFuture, HandleResolver, ResolveError, ResolveFuture};
+use crate::{AtprotoDid, Did, DidDocument, Handle};
+
+/// Settings of an [`HttpResolver`].
+#[derive(Debug, Clone)]
+pub struct ResolverConfig {
+    plc_url: String,
+    timeout: Duration,
+    max_body: usize,
+    allow_loopback_http: bool,
+    host_overrides: HashMap<String, String>,
+}
+
+impl Default for ResolverConfig {
+    fn default() -> Self {
+        ResolverConfig {
+            plc_url: "https://plc.directory".to_owned(),
+            timeout: Duration::from_secs(5),
+            max_body: 64 * 1024,
+            allow_loopback_http: false,
+            host_overrides: HashMap::new(),
+        }
+    }
+}
+
+impl ResolverConfig {
+    /// The PLC directory base URL (default `https://plc.directory`).
+    pub fn with_plc_url(mut self, url: impl Into<String>) -> Self {
+        self.plc_url = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Time allowed for one whole request, connect to last body byte (default 5 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Largest response body accepted (default 64 KiB).
+    pub fn with_max_body(mut self, bytes: usize) -> Self {
+        self.max_body = bytes;
+        self
+    }
+
+    /// Use plain `http://` for did:web and handles on `localhost` / `127.0.0.1`
+    /// (default off: development and tests only).
+    pub fn allow_loopback_http(mut self, allow: bool) -> Self {
+        self.allow_loopback_http = allow;
+        self
+    }
+
+    /// Fetch did:web documents and handle files of `host` from `base_url` instead
+    /// (like curl's `--resolve`; development and tests only).
+    pub fn with_host_override(mut self, host: &str, base_url: impl Into<String>) -> Self {
+        let base = base_url.into().trim_end_matches('/').to_owned();
+        self.host_overrides.insert(host.to_ascii_lowercase(), base);
+        self
+    }
+
+    /// The configured PLC directory URL.
+    pub fn plc_url(&self) -> &str {
+        &self.plc_url
+    }
+}
+
+/// Resolves DIDs and handles over HTTP(S) with a timeout and a body size limit.
+/// Redirects are not followed. Pair it with [`super::CachingResolver`].
+#[derive(Clone)]
+pub struct HttpResolver {
+    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    config: Arc<ResolverConfig>,
+}
+
+impl std::fmt::Debug for HttpResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpResolver")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpResolver {
+    /// A resolver with these settings (web PKI roots, rustls with the ring provider).
+    pub fn new(config: ResolverConfig) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(https);
+        HttpResolver {
+            client,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ResolverConfig {
+        &self.config
+    }
+
+    /// The URL a DID document is fetched from.
+    pub fn document_url(&self, did: &Did) -> Result<String, ResolveError> {
+        match did.to_atproto()? {
+            AtprotoDid::Plc(plc) => Ok(format!("{}/{}", self.config.plc_url, plc)),
+            AtprotoDid::Web(web) => Ok(format!(
+                "{}/.well-known/did.json",
+                self.base_url(web.host(), &web.authority())
+            )),
+        }
+    }
+
+    fn base_url(&self, host: &str, authority: &str) -> String {
+        if let Some(base) = self.config.host_overrides.get(host) {
+            return base.clone();
+        }
+        let loopback = host == "localhost" || host == "127.0.0.1";
+        if loopback && self.config.allow_loopback_http {
+            format!("http://{authority}")
+        } else {
+            format!("https://{authority}")
+        }
+    }
+
+    /// GETs `url`: the status and a body of at most `max_body` bytes, within the timeout.
+    pub(crate) async fn get(&self, url: &str) -> Result<(StatusCode, Bytes), ResolveError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|_| ResolveError::InvalidUrl(url.to_owned()))?;
+        let request = Request::get(uri)
+            .header(hyper::header::ACCEPT, "application/json, text/plain")
+            .body(Empty::new())
+            .map_err(|_| ResolveError::InvalidUrl(url.to_owned()))?;
+        let limit = self.config.max_body;
+        let work = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| ResolveError::Transport(e.to_string()))?;
+            let status = response.status();
+            let declared = response
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|n| n > limit as u64) {
+                return Err(ResolveError::TooLarge { limit });
+            }
+            let body = Limited::new(response.into_body(), limit)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        ResolveError::TooLarge { limit }
+                    } else {
+                        ResolveError::Transport(e.to_string())
+                    }
+                })?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(self.config.timeout, work)
+            .await
+            .map_err(|_| ResolveError::Timeout)?
+    }
+
+    async fn fetch_document(&self, did: &Did) -> Result<std::sync::Arc<DidDocument>, ResolveError> {
+        let url = self.document_url(did)?;
+        let (status, body) = self.get(&url).await?;
+        check_status(status)?;
+        let doc = DidDocument::from_json(&body)?;
+        if &doc.id != did {
+            return Err(ResolveError::IdMismatch {
+                expected: did.clone(),
+                found: doc.id,
+            });
+        }
+        Ok(std::sync::Arc::new(doc))
+    }
+
+    async fn fetch_handle(&self, handle: &Handle) -> Result<Did, ResolveError> {
+        let url = format!(
+            "{}/.well-known/atproto-did",
+            self.base_url(handle.as_str(), handle.as_str())
+        );
+        let (status, body) = self.get(&url).await?;
+        check_status(status)?;
+        let text = std::str::from_utf8(&body).map_err(|_| ResolveError::InvalidHandleResponse)?;
+        Did::new(text.trim()).map_err(|_| ResolveError::InvalidHandleResponse)
+    }
+}
+
+fn check_status(status: StatusCode) -> Result<(), ResolveError> {
+    match status {
+        StatusCode::OK => Ok(()),
+        StatusCode::NOT_FOUND => Err(ResolveError::NotFound),
+        StatusCode::GONE => Err(ResolveError::Gone),
+        other => Err(ResolveError::Status(other.as_u16())),
+    }
+}
+
+impl DidResolver for HttpResolver {
+    fn resolve<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a> {
+        Box::pin(self.fetch_document(did))
+    }
+}
+
+impl HandleResolver for HttpResolver {
+    fn resolve_handle<'a>(&'a self, handle: &'a Handle) -> HandleFuture<'a> {
+        Box::pin(self.fetch_handle(handle))
+    }
+}

@@ -1,0 +1,109 @@
+//! DID and handle resolution: the resolver traits, an HTTP resolver and a TTL cache.
+
+mod cache;
+mod http;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+pub use cache::{CacheConfig, CachingResolver};
+pub use http::{HttpResolver, ResolverConfig};
+
+use crate::{Did, DidDocument, DidError, DocumentError, Handle};
+
+/// The future a [`DidResolver`] returns.
+pub type ResolveFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Arc<DidDocument>, ResolveError>> + Send + 'a>>;
+
+/// The future a [`HandleResolver`] returns.
+pub type HandleFuture<'a> = Pin<Box<dyn Future<Output = Result<Did, ResolveError>> + Send + 'a>>;
+
+/// Turns a DID into its current DID document.
+///
+/// Implementations must check that the document's `id` equals the DID asked for.
+pub trait DidResolver: Send + Sync {
+    /// Resolves `did`, possibly from a cache.
+    fn resolve<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a>;
+
+    /// Resolves `did` bypassing any cache (used once when a signature fails, in case the
+    /// key was rotated). The default is [`DidResolver::resolve`].
+    fn resolve_fresh<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a> {
+        self.resolve(did)
+    }
+}
+
+/// Turns a handle into the DID it claims, via `https://<handle>/.well-known/atproto-did`.
+pub trait HandleResolver: Send + Sync {
+    /// Resolves `handle` to a DID (unverified: check the DID document's `alsoKnownAs`).
+    fn resolve_handle<'a>(&'a self, handle: &'a Handle) -> HandleFuture<'a>;
+}
+
+impl<T: DidResolver + ?Sized> DidResolver for Arc<T> {
+    fn resolve<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a> {
+        (**self).resolve(did)
+    }
+
+    fn resolve_fresh<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a> {
+        (**self).resolve_fresh(did)
+    }
+}
+
+/// Why a DID or handle could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// The DID method is not did:plc or did:web, or the DID is malformed for its method.
+    #[error("unsupported DID: {0}")]
+    UnsupportedDid(#[from] DidError),
+    /// The server says the DID (or handle) does not exist (HTTP 404).
+    #[error("not found")]
+    NotFound,
+    /// The DID was deactivated or tombstoned (HTTP 410).
+    #[error("DID is deactivated or tombstoned")]
+    Gone,
+    /// The server did not answer within the timeout.
+    #[error("resolution timed out")]
+    Timeout,
+    /// The response body is larger than the configured limit.
+    #[error("response larger than {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Connection or protocol failure.
+    #[error("transport error: {0}")]
+    Transport(String),
+    /// An HTTP status other than 200, 404 and 410.
+    #[error("unexpected HTTP status {0}")]
+    Status(u16),
+    /// The URL to fetch could not be built.
+    #[error("invalid URL {0:?}")]
+    InvalidUrl(String),
+    /// The body is not a DID document.
+    #[error("invalid DID document: {0}")]
+    InvalidDocument(#[from] DocumentError),
+    /// The document describes another DID than the one asked for.
+    #[error("document id {found} does not match {expected}")]
+    IdMismatch {
+        /// The DID asked for.
+        expected: Did,
+        /// The `id` in the document.
+        found: Did,
+    },
+    /// The `/.well-known/atproto-did` body is not a DID.
+    #[error("handle resolution answered something that is not a DID")]
+    InvalidHandleResponse,
+}
+
+impl ResolveError {
+    /// Whether this answer is authoritative enough to cache (negative caching).
+    pub fn is_cacheable(&self) -> bool {
+        matches!(
+            self,
+            ResolveError::NotFound | ResolveError::Gone | ResolveError::UnsupportedDid(_)
+        )
+    }
+}

@@ -1,0 +1,1 @@
+//! Service-auth JWTs.
