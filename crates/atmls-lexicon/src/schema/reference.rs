@@ -29,6 +29,19 @@ impl Reference {
         Some(Reference { nsid, name: name.to_owned() })
     }
 
+    /// Reads an absolute reference (`nsid` or `nsid#name`, as in `$type` values); `None`
+    /// if it is malformed or local (`#name`).
+    pub fn parse_absolute(raw: &str) -> Option<Self> {
+        if raw.starts_with('#') {
+            return None;
+        }
+        let (nsid, name) = raw.split_once('#').unwrap_or((raw, "main"));
+        if name.is_empty() || name.contains('#') {
+            return None;
+        }
+        Some(Reference { nsid: Nsid::new(nsid).ok()?, name: name.to_owned() })
+    }
+
     /// A reference to definition `name` of document `nsid`.
     pub fn new(nsid: Nsid, name: impl Into<String>) -> Self {
         Reference { nsid, name: name.into() }
