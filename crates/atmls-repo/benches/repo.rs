@@ -1,0 +1,2 @@
+//! Placeholder until the repo benchmarks land.
+fn main() {}
