@@ -1,0 +1,44 @@
+//! Minting service-auth tokens.
+
+use atmls_crypto::SigningKey;
+
+use super::parse::encode;
+use super::{Claims, Header};
+
+/// Signs `claims` with `key` (the issuer's `#atproto` key) as a compact JWT with header
+/// `{"typ":"JWT","alg":…}`.
+pub fn issue(key: &SigningKey, claims: &Claims) -> String {
+    let header = Header {
+        typ: Some("JWT".to_owned()),
+        alg: key.algorithm().jwt_name().to_owned(),
+        kid: None,
+    };
+    issue_with_header(key, &header, claims)
+}
+
+/// Signs `claims` under an explicit header (e.g. with a `kid`).
+pub(crate) fn issue_with_header(key: &SigningKey, header: &Header, claims: &Claims) -> String {
+    // Plain structs of strings and integers always serialise.
+    let header = encode(&serde_json::to_vec(header).unwrap_or_default());
+    let payload = encode(&serde_json::to_vec(claims).unwrap_or_default());
+    let input = format!("{header}.{payload}");
+    let sig = encode(&key.sign(input.as_bytes()));
+    format!("{input}.{sig}")
+}
+
+impl Claims {
+    /// Claims for a token from `iss` to `aud` for method `lxm`, issued at `iat`, valid
+    /// for `lifetime_secs`, with a random 128-bit `jti`.
+    pub fn new(iss: &str, aud: &str, lxm: &str, iat: u64, lifetime_secs: u64) -> Self {
+        let nonce: [u8; 16] = rand::random();
+        let jti = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        Claims {
+            iss: iss.to_owned(),
+            aud: aud.to_owned(),
+            exp: iat.saturating_add(lifetime_secs),
+            iat: Some(iat),
+            lxm: Some(lxm.to_owned()),
+            jti: Some(jti),
+        }
+    }
+}

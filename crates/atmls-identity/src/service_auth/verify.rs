@@ -1,0 +1,287 @@
+//! Verifying service-auth tokens against the issuer's DID document.
+
+use std::sync::Arc;
+
+use atmls_crypto::{CryptoError, PublicKey};
+
+use super::{MemoryReplayStore, ReplayStore, ServiceAuthError, UnverifiedToken};
+use crate::{ATPROTO_KEY_FRAGMENT, Did, DidDocument, DidResolver};
+
+/// Settings of a [`ServiceAuthVerifier`].
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    service_did: Did,
+    service_fragment: Option<String>,
+    max_token_bytes: usize,
+    max_lifetime_secs: u64,
+    clock_skew_secs: u64,
+}
+
+impl VerifierConfig {
+    /// Tokens addressed to `service_did`. Defaults: tokens up to 4 KiB, lifetime at most
+    /// 300 s, 30 s of clock skew allowed on `iat`.
+    pub fn new(service_did: Did) -> Self {
+        VerifierConfig {
+            service_did,
+            service_fragment: None,
+            max_token_bytes: 4096,
+            max_lifetime_secs: 300,
+            clock_skew_secs: 30,
+        }
+    }
+
+    /// The service's fragment (`chat_mls_ds`): `aud` may then be `did#chat_mls_ds` (or
+    /// the bare DID, which the official PDS 0.4 mints).
+    pub fn with_service_fragment(mut self, fragment: impl Into<String>) -> Self {
+        self.service_fragment = Some(fragment.into());
+        self
+    }
+
+    /// Longest token accepted, checked before any parsing.
+    pub fn with_max_token_bytes(mut self, bytes: usize) -> Self {
+        self.max_token_bytes = bytes;
+        self
+    }
+
+    /// Longest accepted lifetime: `exp - now` and `exp - iat` may not exceed it.
+    pub fn with_max_lifetime_secs(mut self, secs: u64) -> Self {
+        self.max_lifetime_secs = secs;
+        self
+    }
+
+    /// How far `iat` may be ahead of the verifier's clock.
+    pub fn with_clock_skew_secs(mut self, secs: u64) -> Self {
+        self.clock_skew_secs = secs;
+        self
+    }
+
+    /// The service DID.
+    pub fn service_did(&self) -> &Did {
+        &self.service_did
+    }
+
+    fn audience(&self) -> String {
+        match &self.service_fragment {
+            Some(f) => format!("{}#{f}", self.service_did),
+            None => self.service_did.to_string(),
+        }
+    }
+}
+
+/// A token that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// The issuing account.
+    pub issuer: Did,
+    /// The `#fragment` of `iss`, if any (a service of the issuer).
+    pub issuer_service: Option<String>,
+    /// The method the token is bound to.
+    pub lxm: String,
+    /// The token id.
+    pub jti: String,
+    /// Issue time.
+    pub iat: u64,
+    /// Expiry.
+    pub exp: u64,
+}
+
+/// Verifies service-auth tokens for one service.
+pub struct ServiceAuthVerifier {
+    resolver: Arc<dyn DidResolver>,
+    replay: Arc<dyn ReplayStore>,
+    config: VerifierConfig,
+}
+
+impl std::fmt::Debug for ServiceAuthVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceAuthVerifier")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceAuthVerifier {
+    /// A verifier resolving issuers with `resolver` and remembering up to 100,000 live
+    /// token ids in memory.
+    pub fn new(resolver: Arc<dyn DidResolver>, config: VerifierConfig) -> Self {
+        ServiceAuthVerifier::with_replay_store(
+            resolver,
+            Arc::new(MemoryReplayStore::new(100_000)),
+            config,
+        )
+    }
+
+    /// A verifier with its own replay store (e.g. one shared by several processes).
+    pub fn with_replay_store(
+        resolver: Arc<dyn DidResolver>,
+        replay: Arc<dyn ReplayStore>,
+        config: VerifierConfig,
+    ) -> Self {
+        ServiceAuthVerifier {
+            resolver,
+            replay,
+            config,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.config
+    }
+
+    /// Verifies `token` for a call of method `lxm` at time `now` (seconds since the Unix
+    /// epoch). Checks, in order: size, segments, base64, header (`alg`, `typ`), claims
+    /// (`iss`, `kid`, `aud`, `lxm`, `iat`, `exp`, `jti`), then the signature against the
+    /// issuer's key (refetching the DID document once if it fails), then replay.
+    pub async fn verify(
+        &self,
+        token: &str,
+        lxm: &str,
+        now: u64,
+    ) -> Result<VerifiedToken, ServiceAuthError> {
+        let token = UnverifiedToken::parse(token, self.config.max_token_bytes)?;
+        let checked = self.check_claims(&token, lxm, now)?;
+
+        let doc = self
+            .resolver
+            .resolve(&checked.issuer)
+            .await
+            .map_err(ServiceAuthError::Resolve)?;
+        if let Err(first) = check_signature(&doc, &checked.key_fragment, &token) {
+            // The key may have been rotated since the document was cached: refetch once.
+            let fresh = self
+                .resolver
+                .resolve_fresh(&checked.issuer)
+                .await
+                .map_err(ServiceAuthError::Resolve)?;
+            if Arc::ptr_eq(&fresh, &doc) || *fresh == *doc {
+                return Err(first);
+            }
+            check_signature(&fresh, &checked.key_fragment, &token)?;
+        }
+
+        self.replay
+            .check_and_insert(checked.issuer.as_str(), &checked.jti, checked.exp, now)?;
+        Ok(VerifiedToken {
+            issuer: checked.issuer,
+            issuer_service: checked.issuer_service,
+            lxm: lxm.to_owned(),
+            jti: checked.jti,
+            iat: checked.iat,
+            exp: checked.exp,
+        })
+    }
+
+    fn check_claims(
+        &self,
+        token: &UnverifiedToken,
+        lxm: &str,
+        now: u64,
+    ) -> Result<CheckedClaims, ServiceAuthError> {
+        let claims = &token.claims;
+        let (iss, issuer_service) = match claims.iss.split_once('#') {
+            Some((did, frag)) if !frag.is_empty() => (did, Some(frag.to_owned())),
+            Some(_) => return Err(ServiceAuthError::InvalidIssuer(claims.iss.clone())),
+            None => (claims.iss.as_str(), None),
+        };
+        let issuer =
+            Did::new(iss).map_err(|_| ServiceAuthError::InvalidIssuer(claims.iss.clone()))?;
+        let key_fragment = match &token.header.kid {
+            None => ATPROTO_KEY_FRAGMENT.to_owned(),
+            Some(kid) => key_fragment(kid, &issuer)
+                .ok_or_else(|| ServiceAuthError::InvalidKeyId(kid.clone()))?,
+        };
+
+        let expected = self.config.audience();
+        if claims.aud != expected && claims.aud != self.config.service_did.as_str() {
+            return Err(ServiceAuthError::WrongAudience {
+                expected,
+                found: claims.aud.clone(),
+            });
+        }
+        match &claims.lxm {
+            None => return Err(ServiceAuthError::MissingLxm),
+            Some(found) if found != lxm => {
+                return Err(ServiceAuthError::WrongLxm {
+                    expected: lxm.to_owned(),
+                    found: found.clone(),
+                });
+            }
+            Some(_) => {}
+        }
+
+        let iat = claims.iat.ok_or(ServiceAuthError::MissingIat)?;
+        if iat > now.saturating_add(self.config.clock_skew_secs) {
+            return Err(ServiceAuthError::IssuedInFuture { iat, now });
+        }
+        if claims.exp <= iat {
+            return Err(ServiceAuthError::ExpiresBeforeIssued);
+        }
+        if claims.exp <= now {
+            return Err(ServiceAuthError::Expired {
+                exp: claims.exp,
+                now,
+            });
+        }
+        let max = self.config.max_lifetime_secs;
+        if claims.exp - now > max || claims.exp - iat > max {
+            return Err(ServiceAuthError::LifetimeTooLong { max_secs: max });
+        }
+        let jti = claims.jti.clone().ok_or(ServiceAuthError::MissingJti)?;
+        if jti.is_empty() || jti.len() > 256 {
+            return Err(ServiceAuthError::MissingJti);
+        }
+        Ok(CheckedClaims {
+            issuer,
+            issuer_service,
+            key_fragment,
+            jti,
+            iat,
+            exp: claims.exp,
+        })
+    }
+}
+
+struct CheckedClaims {
+    issuer: Did,
+    issuer_service: Option<String>,
+    key_fragment: String,
+    jti: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// `#frag`, `did#frag` (for the issuer's DID) or a bare `frag` → `frag`.
+fn key_fragment(kid: &str, issuer: &Did) -> Option<String> {
+    let frag = match kid.split_once('#') {
+        Some(("", frag)) => frag,
+        Some((did, frag)) if did == issuer.as_str() => frag,
+        Some(_) => return None,
+        None => kid,
+    };
+    let ok = !frag.is_empty()
+        && frag.len() <= 64
+        && frag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    ok.then(|| frag.to_owned())
+}
+
+fn check_signature(
+    doc: &DidDocument,
+    fragment: &str,
+    token: &UnverifiedToken,
+) -> Result<(), ServiceAuthError> {
+    let key: PublicKey = doc.key(fragment).map_err(ServiceAuthError::IssuerKey)?;
+    if key.algorithm() != token.alg {
+        return Err(ServiceAuthError::AlgorithmMismatch {
+            alg: token.alg,
+            key: key.algorithm(),
+        });
+    }
+    key.verify(token.signing_input.as_bytes(), &token.signature)
+        .map_err(|e| match e {
+            CryptoError::HighS => ServiceAuthError::HighS,
+            _ => ServiceAuthError::BadSignature,
+        })
+}
