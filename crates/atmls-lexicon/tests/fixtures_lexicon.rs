@@ -10,7 +10,8 @@ use atmls_lexicon::validate::{Catalog, CatalogError};
 use serde_json::{Value, json};
 
 fn lexicon_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/atproto-interop-tests/lexicon")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/atproto-interop-tests/lexicon")
 }
 
 /// `(name, lexicon)` for every case in a fixture file.
@@ -20,12 +21,22 @@ fn cases(file: &str) -> Vec<(String, Value)> {
     let list: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
     assert!(!list.is_empty(), "{file} has no cases");
     list.into_iter()
-        .map(|c| (c["name"].as_str().expect("case name").to_owned(), c["lexicon"].clone()))
+        .map(|c| {
+            (
+                c["name"].as_str().expect("case name").to_owned(),
+                c["lexicon"].clone(),
+            )
+        })
         .collect()
 }
 
 fn assert_none(failures: Vec<String>) {
-    assert!(failures.is_empty(), "{} failing case(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing case(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Loads one document alone, as parse and then as a one-document catalog.
@@ -99,12 +110,16 @@ fn catalog_loads_with_its_one_outside_reference_supplied() {
 
 #[test]
 fn catalog_dir_alone_has_exactly_the_dangling_preferences_ref() {
-    let err = Catalog::load_dir(lexicon_dir().join("catalog")).expect_err("dangling ref must be refused");
+    let err =
+        Catalog::load_dir(lexicon_dir().join("catalog")).expect_err("dangling ref must be refused");
     let schema_err = match &err {
         CatalogError::Schema(e) => e,
         other => panic!("unexpected error: {other}"),
     };
-    assert_eq!(schema_err.path(), "example.lexicon.procedure#main.input.schema.properties.preferences");
+    assert_eq!(
+        schema_err.path(),
+        "example.lexicon.procedure#main.input.schema.properties.preferences"
+    );
     assert_eq!(
         schema_err.kind(),
         &SchemaErrorKind::UnresolvedRef("app.bsky.actor.defs#preferences".into())

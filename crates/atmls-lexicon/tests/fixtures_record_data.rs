@@ -14,18 +14,25 @@ use atmls_lexicon::validate::{Catalog, ValidationError};
 use serde_json::{Value, json};
 
 fn lexicon_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/atproto-interop-tests/lexicon")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/atproto-interop-tests/lexicon")
 }
 
 fn catalog() -> Catalog {
-    let mut docs: Vec<LexiconDoc> = ["permission-set", "procedure", "query", "record", "subscription"]
-        .iter()
-        .map(|name| {
-            let path = lexicon_dir().join(format!("catalog/{name}.json"));
-            let text = std::fs::read_to_string(&path).expect("read catalog doc");
-            LexiconDoc::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        })
-        .collect();
+    let mut docs: Vec<LexiconDoc> = [
+        "permission-set",
+        "procedure",
+        "query",
+        "record",
+        "subscription",
+    ]
+    .iter()
+    .map(|name| {
+        let path = lexicon_dir().join(format!("catalog/{name}.json"));
+        let text = std::fs::read_to_string(&path).expect("read catalog doc");
+        LexiconDoc::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    })
+    .collect();
     // `procedure.json` refers to this document, which the fixtures do not include.
     docs.push(
         LexiconDoc::from_value(&json!({
@@ -59,14 +66,27 @@ fn cases(file: &str) -> Vec<Case> {
 }
 
 fn validate(catalog: &Catalog, case: &Case, data: &Value) -> Result<(), String> {
-    let nsid: Nsid = data["$type"].as_str().ok_or("no $type")?.parse().map_err(|e| format!("{e}"))?;
+    let nsid: Nsid = data["$type"]
+        .as_str()
+        .ok_or("no $type")?
+        .parse()
+        .map_err(|e| format!("{e}"))?;
     let rkey: RecordKey = case.rkey.parse().map_err(|e| format!("rkey: {e}"))?;
-    catalog.validate_record_key(&nsid, &rkey).map_err(|e: ValidationError| e.to_string())?;
-    catalog.validate_record(&nsid, data).map_err(|e| e.to_string())
+    catalog
+        .validate_record_key(&nsid, &rkey)
+        .map_err(|e: ValidationError| e.to_string())?;
+    catalog
+        .validate_record(&nsid, data)
+        .map_err(|e| e.to_string())
 }
 
 fn assert_none(failures: Vec<String>) {
-    assert!(failures.is_empty(), "{} failing case(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing case(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -93,9 +113,16 @@ fn record_data_invalid() {
             continue;
         }
         let mut with_required = case.data.clone();
-        with_required.as_object_mut().expect("record object").entry("integer").or_insert(json!(1));
+        with_required
+            .as_object_mut()
+            .expect("record object")
+            .entry("integer")
+            .or_insert(json!(1));
         if validate(&catalog, &case, &with_required).is_ok() {
-            failures.push(format!("{:?}: accepted once \"integer\" is supplied", case.name));
+            failures.push(format!(
+                "{:?}: accepted once \"integer\" is supplied",
+                case.name
+            ));
         }
     }
     assert_none(failures);
@@ -109,17 +136,28 @@ fn record_data_invalid_paths() {
     for case in cases("record-data-invalid.json") {
         let mut data = case.data.clone();
         if case.name != "missing required field" {
-            data.as_object_mut().expect("record object").entry("integer").or_insert(json!(1));
+            data.as_object_mut()
+                .expect("record object")
+                .entry("integer")
+                .or_insert(json!(1));
         }
-        let Err(msg) = validate(&catalog, &case, &data) else { continue };
+        let Err(msg) = validate(&catalog, &case, &data) else {
+            continue;
+        };
         // The field the case sets, other than `$type` and `integer`.
-        let field = case.data.as_object().and_then(|m| m.keys().find(|k| *k != "$type" && *k != "integer"));
+        let field = case
+            .data
+            .as_object()
+            .and_then(|m| m.keys().find(|k| *k != "$type" && *k != "integer"));
         let expected = match field {
             Some(f) => format!("record/{f}"),
             None => "record/integer".to_owned(),
         };
         if !msg.starts_with(&expected) {
-            failures.push(format!("{:?}: error {msg:?} is not under {expected}", case.name));
+            failures.push(format!(
+                "{:?}: error {msg:?} is not under {expected}",
+                case.name
+            ));
         }
     }
     assert_none(failures);

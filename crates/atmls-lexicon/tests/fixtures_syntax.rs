@@ -14,7 +14,8 @@ use atmls_lexicon::syntax::{
 };
 
 fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/atproto-interop-tests/syntax")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/atproto-interop-tests/syntax")
 }
 
 /// The test cases of one fixture file, with their line numbers.
@@ -52,7 +53,12 @@ where
 }
 
 fn assert_none(failures: Vec<String>) {
-    assert!(failures.is_empty(), "{} failing case(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing case(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -118,7 +124,9 @@ fn datetime_parse_invalid_is_out_of_range() {
     for (line, case) in cases("datetime_parse_invalid.txt") {
         match case.parse::<Datetime>() {
             Err(DatetimeError::OutOfRange(_)) => {}
-            other => failures.push(format!("datetime_parse_invalid.txt:{line}: {case:?}: {other:?}")),
+            other => failures.push(format!(
+                "datetime_parse_invalid.txt:{line}: {case:?}: {other:?}"
+            )),
         }
     }
     assert_none(failures);
@@ -132,13 +140,19 @@ fn language_parse_invalid_is_well_formed_but_not_valid() {
     for (line, case) in cases("language_parse_invalid.txt") {
         match case.parse::<Language>() {
             Ok(tag) if tag.check_valid().is_err() => {}
-            Ok(_) => failures.push(format!("language_parse_invalid.txt:{line}: {case:?} passed check_valid")),
-            Err(e) => failures.push(format!("language_parse_invalid.txt:{line}: {case:?} rejected: {e}")),
+            Ok(_) => failures.push(format!(
+                "language_parse_invalid.txt:{line}: {case:?} passed check_valid"
+            )),
+            Err(e) => failures.push(format!(
+                "language_parse_invalid.txt:{line}: {case:?} rejected: {e}"
+            )),
         }
     }
     for (line, case) in cases("language_syntax_valid.txt") {
         if let Ok(Err(e)) = case.parse::<Language>().map(|t| t.check_valid()) {
-            failures.push(format!("language_syntax_valid.txt:{line}: {case:?} not valid: {e}"));
+            failures.push(format!(
+                "language_syntax_valid.txt:{line}: {case:?} not valid: {e}"
+            ));
         }
     }
     assert_none(failures);

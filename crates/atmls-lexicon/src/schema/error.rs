@@ -14,7 +14,10 @@ pub struct SchemaError {
 
 impl SchemaError {
     pub(crate) fn new(path: impl Into<String>, kind: SchemaErrorKind) -> Self {
-        SchemaError { path: path.into(), kind }
+        SchemaError {
+            path: path.into(),
+            kind,
+        }
     }
 
     /// Where in the document: `<nsid>#<def>.<field>…`, or a bare document field name.

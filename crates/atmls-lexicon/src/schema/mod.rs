@@ -24,9 +24,9 @@ pub use error::{SchemaError, SchemaErrorKind};
 pub use reference::Reference;
 pub use types::{
     ArraySchema, BlobSchema, Body, BooleanSchema, BytesSchema, CidLinkSchema, Def, ErrorDef,
-    FieldSchema, IntegerSchema, Message, ObjectSchema, ParamsSchema, Permission,
-    PermissionSetDef, ProcedureDef, QueryDef, RecordDef, RecordKeyType, RefSchema,
-    StringFormat, StringSchema, SubscriptionDef, TokenDef, UnionSchema, UnknownSchema,
+    FieldSchema, IntegerSchema, Message, ObjectSchema, ParamsSchema, Permission, PermissionSetDef,
+    ProcedureDef, QueryDef, RecordDef, RecordKeyType, RefSchema, StringFormat, StringSchema,
+    SubscriptionDef, TokenDef, UnionSchema, UnknownSchema,
 };
 pub use walk::RefUse;
 
@@ -80,3 +80,6 @@ impl<'de> serde::Deserialize<'de> for LexiconDoc {
         Self::from_value(&value).map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,9 +10,21 @@ use crate::syntax::{Language, Nsid, RecordKey};
 
 type Result<T> = std::result::Result<T, SchemaError>;
 
-const PRIMARY: &[&str] = &["record", "query", "procedure", "subscription", "permission-set"];
+const PRIMARY: &[&str] = &[
+    "record",
+    "query",
+    "procedure",
+    "subscription",
+    "permission-set",
+];
 const NOT_DATA: &[&str] = &[
-    "record", "query", "procedure", "subscription", "permission-set", "token", "params",
+    "record",
+    "query",
+    "procedure",
+    "subscription",
+    "permission-set",
+    "token",
+    "params",
     "permission",
 ];
 
@@ -41,7 +53,13 @@ impl<'a> Obj<'a> {
     /// Refuses any field not in `keys`, naming `ty` as the type that lacks it.
     fn allow(&self, ty: &str, keys: &[&str]) -> Result<()> {
         match self.map.keys().find(|k| !keys.contains(&k.as_str())) {
-            Some(k) => fail(self.at(k), Kind::UnexpectedField { field: k.clone(), ty: ty.to_owned() }),
+            Some(k) => fail(
+                self.at(k),
+                Kind::UnexpectedField {
+                    field: k.clone(),
+                    ty: ty.to_owned(),
+                },
+            ),
             None => Ok(()),
         }
     }
@@ -95,12 +113,17 @@ impl<'a> Obj<'a> {
 
     fn strings(&self, key: &str) -> Result<Option<Vec<String>>> {
         self.opt(key, "an array of strings", |v| {
-            v.as_array()?.iter().map(|s| s.as_str().map(str::to_owned)).collect()
+            v.as_array()?
+                .iter()
+                .map(|s| s.as_str().map(str::to_owned))
+                .collect()
         })
     }
 
     fn ints(&self, key: &str) -> Result<Option<Vec<i64>>> {
-        self.opt(key, "an array of integers", |v| v.as_array()?.iter().map(Value::as_i64).collect())
+        self.opt(key, "an array of integers", |v| {
+            v.as_array()?.iter().map(Value::as_i64).collect()
+        })
     }
 }
 
@@ -115,17 +138,36 @@ pub(super) fn document(value: &Value) -> Result<LexiconDoc> {
     }
     let id = match value.get("id") {
         None => return fail("id", Kind::MissingField("id")),
-        Some(Value::String(s)) => Nsid::new(s.as_str())
-            .map_err(|source| SchemaError::new("id", Kind::InvalidNsid { value: s.clone(), source }))?,
+        Some(Value::String(s)) => Nsid::new(s.as_str()).map_err(|source| {
+            SchemaError::new(
+                "id",
+                Kind::InvalidNsid {
+                    value: s.clone(),
+                    source,
+                },
+            )
+        })?,
         Some(_) => return fail("id", Kind::WrongJsonType("a string")),
     };
     let allowed = ["$type", "lexicon", "id", "revision", "description", "defs"];
     if let Some(k) = doc.map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return fail(k.as_str(), Kind::UnexpectedField { field: k.clone(), ty: "lexicon document".into() });
+        return fail(
+            k.as_str(),
+            Kind::UnexpectedField {
+                field: k.clone(),
+                ty: "lexicon document".into(),
+            },
+        );
     }
-    let revision = doc.count("revision").map_err(|e| SchemaError::new("revision", e.kind().clone()))?;
-    let description = doc.string("description").map_err(|e| SchemaError::new("description", e.kind().clone()))?;
-    let defs_value = value.get("defs").ok_or_else(|| SchemaError::new("defs", Kind::MissingField("defs")))?;
+    let revision = doc
+        .count("revision")
+        .map_err(|e| SchemaError::new("revision", e.kind().clone()))?;
+    let description = doc
+        .string("description")
+        .map_err(|e| SchemaError::new("description", e.kind().clone()))?;
+    let defs_value = value
+        .get("defs")
+        .ok_or_else(|| SchemaError::new("defs", Kind::MissingField("defs")))?;
     let defs_map = defs_value
         .as_object()
         .ok_or_else(|| SchemaError::new("defs", Kind::WrongJsonType("an object")))?;
@@ -140,7 +182,12 @@ pub(super) fn document(value: &Value) -> Result<LexiconDoc> {
         let path = format!("{id}#{name}");
         defs.insert(name.clone(), def(name, v, &path, &id)?);
     }
-    Ok(LexiconDoc { id, revision, description, defs })
+    Ok(LexiconDoc {
+        id,
+        revision,
+        description,
+        defs,
+    })
 }
 
 fn def(name: &str, value: &Value, path: &str, base: &Nsid) -> Result<Def> {
@@ -150,14 +197,16 @@ fn def(name: &str, value: &Value, path: &str, base: &Nsid) -> Result<Def> {
         return fail(path, Kind::PrimaryNotMain(ty.to_owned()));
     }
     Ok(match ty {
-        "record" => Def::Record(record(&obj, base)?),
-        "query" => Def::Query(query(&obj, base)?),
-        "procedure" => Def::Procedure(procedure(&obj, base)?),
-        "subscription" => Def::Subscription(subscription(&obj, base)?),
-        "permission-set" => Def::PermissionSet(permission_set(&obj)?),
+        "record" => Def::Record(Box::new(record(&obj, base)?)),
+        "query" => Def::Query(Box::new(query(&obj, base)?)),
+        "procedure" => Def::Procedure(Box::new(procedure(&obj, base)?)),
+        "subscription" => Def::Subscription(Box::new(subscription(&obj, base)?)),
+        "permission-set" => Def::PermissionSet(Box::new(permission_set(&obj)?)),
         "token" => {
             obj.allow(ty, &["type", "description"])?;
-            Def::Token(TokenDef { description: obj.string("description")? })
+            Def::Token(TokenDef {
+                description: obj.string("description")?,
+            })
         }
         "ref" | "union" | "unknown" | "params" | "permission" => {
             return fail(path, Kind::NotADef(ty.to_owned()));
@@ -174,9 +223,16 @@ fn field(value: &Value, path: &str, base: &Nsid) -> Result<FieldSchema> {
     Ok(match ty {
         "boolean" => {
             obj.allow(ty, &["type", "description", "default", "const"])?;
-            let s = BooleanSchema { description, default: obj.bool("default")?, const_value: obj.bool("const")? };
+            let s = BooleanSchema {
+                description,
+                default: obj.bool("default")?,
+                const_value: obj.bool("const")?,
+            };
             if s.default.is_some() && s.const_value.is_some() {
-                return fail(path, Kind::Invalid("const and default are mutually exclusive".into()));
+                return fail(
+                    path,
+                    Kind::Invalid("const and default are mutually exclusive".into()),
+                );
             }
             FieldSchema::Boolean(s)
         }
@@ -186,7 +242,11 @@ fn field(value: &Value, path: &str, base: &Nsid) -> Result<FieldSchema> {
             obj.allow(ty, &["type", "description", "minLength", "maxLength"])?;
             let (min_length, max_length) = (obj.count("minLength")?, obj.count("maxLength")?);
             ordered(path, "minLength", min_length, "maxLength", max_length)?;
-            FieldSchema::Bytes(BytesSchema { description, min_length, max_length })
+            FieldSchema::Bytes(BytesSchema {
+                description,
+                min_length,
+                max_length,
+            })
         }
         "cid-link" => {
             obj.allow(ty, &["type", "description"])?;
@@ -201,22 +261,37 @@ fn field(value: &Value, path: &str, base: &Nsid) -> Result<FieldSchema> {
                     return fail(format!("{}[{i}]", obj.at("accept")), Kind::Invalid(msg));
                 }
             }
-            FieldSchema::Blob(BlobSchema { description, accept, max_size: obj.count("maxSize")? })
+            FieldSchema::Blob(BlobSchema {
+                description,
+                accept,
+                max_size: obj.count("maxSize")?,
+            })
         }
         "array" => {
-            obj.allow(ty, &["type", "description", "items", "minLength", "maxLength"])?;
+            obj.allow(
+                ty,
+                &["type", "description", "items", "minLength", "maxLength"],
+            )?;
             let items = obj.req("items", obj.map.get("items"))?;
             let items = Box::new(field(items, &obj.at("items"), base)?);
             let (min_length, max_length) = (obj.count("minLength")?, obj.count("maxLength")?);
             ordered(path, "minLength", min_length, "maxLength", max_length)?;
-            FieldSchema::Array(ArraySchema { description, items, min_length, max_length })
+            FieldSchema::Array(ArraySchema {
+                description,
+                items,
+                min_length,
+                max_length,
+            })
         }
         "object" => FieldSchema::Object(object(&obj, base)?),
         "ref" => {
             obj.allow(ty, &["type", "description", "ref"])?;
             let raw = obj.str_req("ref")?;
             let target = reference(raw, &obj.at("ref"), base)?;
-            FieldSchema::Ref(RefSchema { description, target })
+            FieldSchema::Ref(RefSchema {
+                description,
+                target,
+            })
         }
         "union" => FieldSchema::Union(union(&obj, base)?),
         "unknown" => {
@@ -224,23 +299,47 @@ fn field(value: &Value, path: &str, base: &Nsid) -> Result<FieldSchema> {
             FieldSchema::Unknown(UnknownSchema { description })
         }
         t if NOT_DATA.contains(&t) => {
-            return fail(path, Kind::TypeNotAllowed { ty: t.to_owned(), expected: "a data type" });
+            return fail(
+                path,
+                Kind::TypeNotAllowed {
+                    ty: t.to_owned(),
+                    expected: "a data type",
+                },
+            );
         }
         other => return fail(path, Kind::UnknownType(other.to_owned())),
     })
 }
 
-fn ordered(path: &str, lo_name: &str, lo: Option<u64>, hi_name: &str, hi: Option<u64>) -> Result<()> {
+fn ordered(
+    path: &str,
+    lo_name: &str,
+    lo: Option<u64>,
+    hi_name: &str,
+    hi: Option<u64>,
+) -> Result<()> {
     match (lo, hi) {
-        (Some(lo), Some(hi)) if lo > hi => {
-            fail(path, Kind::Invalid(format!("{lo_name} ({lo}) is greater than {hi_name} ({hi})")))
-        }
+        (Some(lo), Some(hi)) if lo > hi => fail(
+            path,
+            Kind::Invalid(format!("{lo_name} ({lo}) is greater than {hi_name} ({hi})")),
+        ),
         _ => Ok(()),
     }
 }
 
 fn integer(obj: &Obj<'_>, description: Option<String>) -> Result<IntegerSchema> {
-    obj.allow("integer", &["type", "description", "minimum", "maximum", "enum", "default", "const"])?;
+    obj.allow(
+        "integer",
+        &[
+            "type",
+            "description",
+            "minimum",
+            "maximum",
+            "enum",
+            "default",
+            "const",
+        ],
+    )?;
     let s = IntegerSchema {
         description,
         minimum: obj.int("minimum")?,
@@ -252,16 +351,25 @@ fn integer(obj: &Obj<'_>, description: Option<String>) -> Result<IntegerSchema> 
     if let (Some(lo), Some(hi)) = (s.minimum, s.maximum)
         && lo > hi
     {
-        return fail(obj.path, Kind::Invalid(format!("minimum ({lo}) is greater than maximum ({hi})")));
+        return fail(
+            obj.path,
+            Kind::Invalid(format!("minimum ({lo}) is greater than maximum ({hi})")),
+        );
     }
     if s.default.is_some() && s.const_value.is_some() {
-        return fail(obj.path, Kind::Invalid("const and default are mutually exclusive".into()));
+        return fail(
+            obj.path,
+            Kind::Invalid("const and default are mutually exclusive".into()),
+        );
     }
     if let Some(d) = s.default {
         let in_range = s.minimum.is_none_or(|m| d >= m) && s.maximum.is_none_or(|m| d <= m);
         let in_enum = s.enum_values.as_ref().is_none_or(|e| e.contains(&d));
         if !in_range || !in_enum {
-            return fail(obj.at("default"), Kind::Invalid(format!("default {d} is not an allowed value")));
+            return fail(
+                obj.at("default"),
+                Kind::Invalid(format!("default {d} is not an allowed value")),
+            );
         }
     }
     Ok(s)
@@ -271,8 +379,17 @@ fn string(obj: &Obj<'_>, description: Option<String>) -> Result<StringSchema> {
     obj.allow(
         "string",
         &[
-            "type", "description", "format", "maxLength", "minLength", "maxGraphemes",
-            "minGraphemes", "knownValues", "enum", "default", "const",
+            "type",
+            "description",
+            "format",
+            "maxLength",
+            "minLength",
+            "maxGraphemes",
+            "minGraphemes",
+            "knownValues",
+            "enum",
+            "default",
+            "const",
         ],
     )?;
     let format = match obj.str("format")? {
@@ -294,21 +411,42 @@ fn string(obj: &Obj<'_>, description: Option<String>) -> Result<StringSchema> {
         default: obj.string("default")?,
         const_value: obj.string("const")?,
     };
-    ordered(obj.path, "minLength", s.min_length, "maxLength", s.max_length)?;
-    ordered(obj.path, "minGraphemes", s.min_graphemes, "maxGraphemes", s.max_graphemes)?;
+    ordered(
+        obj.path,
+        "minLength",
+        s.min_length,
+        "maxLength",
+        s.max_length,
+    )?;
+    ordered(
+        obj.path,
+        "minGraphemes",
+        s.min_graphemes,
+        "maxGraphemes",
+        s.max_graphemes,
+    )?;
     if s.default.is_some() && s.const_value.is_some() {
-        return fail(obj.path, Kind::Invalid("const and default are mutually exclusive".into()));
+        return fail(
+            obj.path,
+            Kind::Invalid("const and default are mutually exclusive".into()),
+        );
     }
     if let (Some(d), Some(e)) = (&s.default, &s.enum_values)
         && !e.contains(d)
     {
-        return fail(obj.at("default"), Kind::Invalid(format!("default {d:?} is not in enum")));
+        return fail(
+            obj.at("default"),
+            Kind::Invalid(format!("default {d:?} is not in enum")),
+        );
     }
     Ok(s)
 }
 
 fn object(obj: &Obj<'_>, base: &Nsid) -> Result<ObjectSchema> {
-    obj.allow("object", &["type", "description", "properties", "required", "nullable"])?;
+    obj.allow(
+        "object",
+        &["type", "description", "properties", "required", "nullable"],
+    )?;
     let props = obj.req("properties", obj.map.get("properties"))?;
     let props_path = obj.at("properties");
     let props = Obj::new(props, &props_path)?;
@@ -320,7 +458,12 @@ fn object(obj: &Obj<'_>, base: &Nsid) -> Result<ObjectSchema> {
     let nullable = obj.strings("nullable")?.unwrap_or_default();
     listed_properties(obj, "required", &required, &properties)?;
     listed_properties(obj, "nullable", &nullable, &properties)?;
-    Ok(ObjectSchema { description: obj.string("description")?, properties, required, nullable })
+    Ok(ObjectSchema {
+        description: obj.string("description")?,
+        properties,
+        required,
+        nullable,
+    })
 }
 
 fn listed_properties(
@@ -329,17 +472,25 @@ fn listed_properties(
     names: &[String],
     properties: &BTreeMap<String, FieldSchema>,
 ) -> Result<()> {
-    match names.iter().enumerate().find(|(_, n)| !properties.contains_key(*n)) {
+    match names
+        .iter()
+        .enumerate()
+        .find(|(_, n)| !properties.contains_key(*n))
+    {
         Some((i, name)) => fail(
             format!("{}[{i}]", obj.at(list)),
-            Kind::NotAProperty { name: name.clone(), list },
+            Kind::NotAProperty {
+                name: name.clone(),
+                list,
+            },
         ),
         None => Ok(()),
     }
 }
 
 fn reference(raw: &str, path: &str, base: &Nsid) -> Result<Reference> {
-    Reference::parse(raw, base).ok_or_else(|| SchemaError::new(path, Kind::BadReference(raw.to_owned())))
+    Reference::parse(raw, base)
+        .ok_or_else(|| SchemaError::new(path, Kind::BadReference(raw.to_owned())))
 }
 
 fn union(obj: &Obj<'_>, base: &Nsid) -> Result<UnionSchema> {
@@ -354,15 +505,26 @@ fn union(obj: &Obj<'_>, base: &Nsid) -> Result<UnionSchema> {
         .collect::<Result<Vec<_>>>()?;
     let closed = obj.bool("closed")?.unwrap_or(false);
     if closed && refs.is_empty() {
-        return fail(obj.path, Kind::Invalid("a closed union must have at least one ref".into()));
+        return fail(
+            obj.path,
+            Kind::Invalid("a closed union must have at least one ref".into()),
+        );
     }
-    Ok(UnionSchema { description: obj.string("description")?, refs, closed })
+    Ok(UnionSchema {
+        description: obj.string("description")?,
+        refs,
+        closed,
+    })
 }
 
 fn is_mime_pattern(p: &str) -> bool {
-    let Some((ty, sub)) = p.split_once('/') else { return false };
+    let Some((ty, sub)) = p.split_once('/') else {
+        return false;
+    };
     let token = |s: &str| {
-        !s.is_empty() && s.bytes().all(|c| c.is_ascii_graphic() && !matches!(c, b'/' | b'*'))
+        !s.is_empty()
+            && s.bytes()
+                .all(|c| c.is_ascii_graphic() && !matches!(c, b'/' | b'*'))
     };
     (ty == "*" && sub == "*") || (token(ty) && (sub == "*" || token(sub)))
 }
@@ -384,18 +546,40 @@ fn record(obj: &Obj<'_>, base: &Nsid) -> Result<RecordDef> {
     let inner = Obj::new(schema, &path)?;
     match inner.str_req("type")? {
         "object" => {}
-        ty => return fail(path.as_str(), Kind::TypeNotAllowed { ty: ty.to_owned(), expected: "object" }),
+        ty => {
+            return fail(
+                path.as_str(),
+                Kind::TypeNotAllowed {
+                    ty: ty.to_owned(),
+                    expected: "object",
+                },
+            );
+        }
     }
-    Ok(RecordDef { description: obj.string("description")?, key, record: object(&inner, base)? })
+    Ok(RecordDef {
+        description: obj.string("description")?,
+        key,
+        record: object(&inner, base)?,
+    })
 }
 
 fn params(obj: &Obj<'_>, base: &Nsid) -> Result<Option<ParamsSchema>> {
-    let Some(value) = obj.map.get("parameters") else { return Ok(None) };
+    let Some(value) = obj.map.get("parameters") else {
+        return Ok(None);
+    };
     let path = obj.at("parameters");
     let p = Obj::new(value, &path)?;
     match p.str_req("type")? {
         "params" => {}
-        ty => return fail(path.as_str(), Kind::TypeNotAllowed { ty: ty.to_owned(), expected: "params" }),
+        ty => {
+            return fail(
+                path.as_str(),
+                Kind::TypeNotAllowed {
+                    ty: ty.to_owned(),
+                    expected: "params",
+                },
+            );
+        }
     }
     p.allow("params", &["type", "description", "required", "properties"])?;
     let mut properties = BTreeMap::new();
@@ -406,7 +590,10 @@ fn params(obj: &Obj<'_>, base: &Nsid) -> Result<Option<ParamsSchema>> {
             let at = props.at(name);
             let schema = field(v, &at, base)?;
             let scalar = |f: &FieldSchema| {
-                matches!(f, FieldSchema::Boolean(_) | FieldSchema::Integer(_) | FieldSchema::String(_))
+                matches!(
+                    f,
+                    FieldSchema::Boolean(_) | FieldSchema::Integer(_) | FieldSchema::String(_)
+                )
             };
             let ok = match &schema {
                 FieldSchema::Array(a) => scalar(&a.items),
@@ -421,15 +608,31 @@ fn params(obj: &Obj<'_>, base: &Nsid) -> Result<Option<ParamsSchema>> {
         }
     }
     let required = p.strings("required")?.unwrap_or_default();
-    if let Some((i, name)) = required.iter().enumerate().find(|(_, n)| !properties.contains_key(*n)) {
+    if let Some((i, name)) = required
+        .iter()
+        .enumerate()
+        .find(|(_, n)| !properties.contains_key(*n))
+    {
         let at = format!("{}[{i}]", p.at("required"));
-        return fail(at, Kind::NotAProperty { name: name.clone(), list: "required" });
+        return fail(
+            at,
+            Kind::NotAProperty {
+                name: name.clone(),
+                list: "required",
+            },
+        );
     }
-    Ok(Some(ParamsSchema { description: p.string("description")?, properties, required }))
+    Ok(Some(ParamsSchema {
+        description: p.string("description")?,
+        properties,
+        required,
+    }))
 }
 
 fn body(obj: &Obj<'_>, key: &str, base: &Nsid) -> Result<Option<Body>> {
-    let Some(value) = obj.map.get(key) else { return Ok(None) };
+    let Some(value) = obj.map.get(key) else {
+        return Ok(None);
+    };
     let path = obj.at(key);
     let b = Obj::new(value, &path)?;
     b.allow(key, &["description", "encoding", "schema"])?;
@@ -439,20 +642,37 @@ fn body(obj: &Obj<'_>, key: &str, base: &Nsid) -> Result<Option<Body>> {
         Some(v) => {
             let at = b.at("schema");
             let schema = field(v, &at, base)?;
-            if !matches!(schema, FieldSchema::Object(_) | FieldSchema::Ref(_) | FieldSchema::Union(_)) {
+            if !matches!(
+                schema,
+                FieldSchema::Object(_) | FieldSchema::Ref(_) | FieldSchema::Union(_)
+            ) {
                 let ty = schema.type_name().to_owned();
-                return fail(at, Kind::TypeNotAllowed { ty, expected: "object, ref or union" });
+                return fail(
+                    at,
+                    Kind::TypeNotAllowed {
+                        ty,
+                        expected: "object, ref or union",
+                    },
+                );
             }
             Some(schema)
         }
     };
-    Ok(Some(Body { description: b.string("description")?, encoding, schema }))
+    Ok(Some(Body {
+        description: b.string("description")?,
+        encoding,
+        schema,
+    }))
 }
 
 fn errors(obj: &Obj<'_>) -> Result<Vec<ErrorDef>> {
-    let Some(value) = obj.map.get("errors") else { return Ok(Vec::new()) };
+    let Some(value) = obj.map.get("errors") else {
+        return Ok(Vec::new());
+    };
     let path = obj.at("errors");
-    let Some(list) = value.as_array() else { return fail(path, Kind::WrongJsonType("an array")) };
+    let Some(list) = value.as_array() else {
+        return fail(path, Kind::WrongJsonType("an array"));
+    };
     let mut out = Vec::with_capacity(list.len());
     for (i, v) in list.iter().enumerate() {
         let at = format!("{path}[{i}]");
@@ -460,15 +680,24 @@ fn errors(obj: &Obj<'_>) -> Result<Vec<ErrorDef>> {
         e.allow("error", &["name", "description"])?;
         let name = e.str_req("name")?;
         if name.is_empty() || name.chars().any(char::is_whitespace) {
-            return fail(e.at("name"), Kind::Invalid("error name must be non-empty, with no whitespace".into()));
+            return fail(
+                e.at("name"),
+                Kind::Invalid("error name must be non-empty, with no whitespace".into()),
+            );
         }
-        out.push(ErrorDef { name: name.to_owned(), description: e.string("description")? });
+        out.push(ErrorDef {
+            name: name.to_owned(),
+            description: e.string("description")?,
+        });
     }
     Ok(out)
 }
 
 fn query(obj: &Obj<'_>, base: &Nsid) -> Result<QueryDef> {
-    obj.allow("query", &["type", "description", "parameters", "output", "errors"])?;
+    obj.allow(
+        "query",
+        &["type", "description", "parameters", "output", "errors"],
+    )?;
     Ok(QueryDef {
         description: obj.string("description")?,
         parameters: params(obj, base)?,
@@ -478,7 +707,17 @@ fn query(obj: &Obj<'_>, base: &Nsid) -> Result<QueryDef> {
 }
 
 fn procedure(obj: &Obj<'_>, base: &Nsid) -> Result<ProcedureDef> {
-    obj.allow("procedure", &["type", "description", "parameters", "input", "output", "errors"])?;
+    obj.allow(
+        "procedure",
+        &[
+            "type",
+            "description",
+            "parameters",
+            "input",
+            "output",
+            "errors",
+        ],
+    )?;
     Ok(ProcedureDef {
         description: obj.string("description")?,
         parameters: params(obj, base)?,
@@ -489,7 +728,10 @@ fn procedure(obj: &Obj<'_>, base: &Nsid) -> Result<ProcedureDef> {
 }
 
 fn subscription(obj: &Obj<'_>, base: &Nsid) -> Result<SubscriptionDef> {
-    obj.allow("subscription", &["type", "description", "parameters", "message", "errors"])?;
+    obj.allow(
+        "subscription",
+        &["type", "description", "parameters", "message", "errors"],
+    )?;
     let message = obj.req("message", obj.map.get("message"))?;
     let path = obj.at("message");
     let m = Obj::new(message, &path)?;
@@ -500,13 +742,22 @@ fn subscription(obj: &Obj<'_>, base: &Nsid) -> Result<SubscriptionDef> {
         FieldSchema::Union(u) => u,
         other => {
             let ty = other.type_name().to_owned();
-            return fail(at, Kind::TypeNotAllowed { ty, expected: "union" });
+            return fail(
+                at,
+                Kind::TypeNotAllowed {
+                    ty,
+                    expected: "union",
+                },
+            );
         }
     };
     Ok(SubscriptionDef {
         description: obj.string("description")?,
         parameters: params(obj, base)?,
-        message: Message { description: m.string("description")?, schema },
+        message: Message {
+            description: m.string("description")?,
+            schema,
+        },
         errors: errors(obj)?,
     })
 }
@@ -514,7 +765,15 @@ fn subscription(obj: &Obj<'_>, base: &Nsid) -> Result<SubscriptionDef> {
 fn permission_set(obj: &Obj<'_>) -> Result<PermissionSetDef> {
     obj.allow(
         "permission-set",
-        &["type", "description", "title", "title:lang", "detail", "detail:lang", "permissions"],
+        &[
+            "type",
+            "description",
+            "title",
+            "title:lang",
+            "detail",
+            "detail:lang",
+            "permissions",
+        ],
     )?;
     let list = obj.opt("permissions", "an array", Value::as_array)?;
     let list = obj.req("permissions", list)?;
@@ -534,15 +793,22 @@ fn permission_set(obj: &Obj<'_>) -> Result<PermissionSetDef> {
 }
 
 fn lang_map(obj: &Obj<'_>, key: &str) -> Result<BTreeMap<Language, String>> {
-    let Some(value) = obj.map.get(key) else { return Ok(BTreeMap::new()) };
+    let Some(value) = obj.map.get(key) else {
+        return Ok(BTreeMap::new());
+    };
     let path = obj.at(key);
     let map = Obj::new(value, &path)?;
     let mut out = BTreeMap::new();
     for (tag, text) in map.map {
         let Ok(lang) = Language::new(tag.as_str()) else {
-            return fail(map.at(tag), Kind::Invalid(format!("{tag:?} is not a language tag")));
+            return fail(
+                map.at(tag),
+                Kind::Invalid(format!("{tag:?} is not a language tag")),
+            );
         };
-        let Some(text) = text.as_str() else { return fail(map.at(tag), Kind::WrongJsonType("a string")) };
+        let Some(text) = text.as_str() else {
+            return fail(map.at(tag), Kind::WrongJsonType("a string"));
+        };
         out.insert(lang, text.to_owned());
     }
     Ok(out)
@@ -551,7 +817,15 @@ fn lang_map(obj: &Obj<'_>, key: &str) -> Result<BTreeMap<Language, String>> {
 fn permission(p: &Obj<'_>) -> Result<Permission> {
     match p.str_req("type")? {
         "permission" => {}
-        ty => return fail(p.path, Kind::TypeNotAllowed { ty: ty.to_owned(), expected: "permission" }),
+        ty => {
+            return fail(
+                p.path,
+                Kind::TypeNotAllowed {
+                    ty: ty.to_owned(),
+                    expected: "permission",
+                },
+            );
+        }
     }
     let resource = p.str_req("resource")?.to_owned();
     let non_empty_strings = |key: &'static str| -> Result<()> {
@@ -570,7 +844,10 @@ fn permission(p: &Obj<'_>) -> Result<Permission> {
             non_empty_strings("lxm")?;
             let aud = p.str("aud")?;
             if aud.is_none() && p.bool("inheritAud")? != Some(true) {
-                return fail(p.path, Kind::Invalid("rpc permission needs aud or inheritAud: true".into()));
+                return fail(
+                    p.path,
+                    Kind::Invalid("rpc permission needs aud or inheritAud: true".into()),
+                );
             }
         }
         _ => {}

@@ -26,7 +26,10 @@ impl Reference {
         if name.is_empty() || name.contains('#') {
             return None;
         }
-        Some(Reference { nsid, name: name.to_owned() })
+        Some(Reference {
+            nsid,
+            name: name.to_owned(),
+        })
     }
 
     /// Reads an absolute reference (`nsid` or `nsid#name`, as in `$type` values); `None`
@@ -39,12 +42,18 @@ impl Reference {
         if name.is_empty() || name.contains('#') {
             return None;
         }
-        Some(Reference { nsid: Nsid::new(nsid).ok()?, name: name.to_owned() })
+        Some(Reference {
+            nsid: Nsid::new(nsid).ok()?,
+            name: name.to_owned(),
+        })
     }
 
     /// A reference to definition `name` of document `nsid`.
     pub fn new(nsid: Nsid, name: impl Into<String>) -> Self {
-        Reference { nsid, name: name.into() }
+        Reference {
+            nsid,
+            name: name.into(),
+        }
     }
 
     /// The document.
@@ -75,9 +84,20 @@ mod tests {
     #[test]
     fn forms() {
         let base = Nsid::new("com.example.doc").unwrap();
-        assert_eq!(Reference::parse("#view", &base).unwrap().to_string(), "com.example.doc#view");
-        assert_eq!(Reference::parse("com.example.rec", &base).unwrap().name(), "main");
-        assert_eq!(Reference::parse("com.example.rec#main", &base).unwrap().to_string(), "com.example.rec");
+        assert_eq!(
+            Reference::parse("#view", &base).unwrap().to_string(),
+            "com.example.doc#view"
+        );
+        assert_eq!(
+            Reference::parse("com.example.rec", &base).unwrap().name(),
+            "main"
+        );
+        assert_eq!(
+            Reference::parse("com.example.rec#main", &base)
+                .unwrap()
+                .to_string(),
+            "com.example.rec"
+        );
         assert!(Reference::parse("#", &base).is_none());
         assert!(Reference::parse("bad#x", &base).is_none());
     }

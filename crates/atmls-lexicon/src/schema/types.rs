@@ -12,15 +12,15 @@ use super::Reference;
 #[non_exhaustive]
 pub enum Def {
     /// `record` (only as `main`).
-    Record(RecordDef),
+    Record(Box<RecordDef>),
     /// `query` (only as `main`).
-    Query(QueryDef),
+    Query(Box<QueryDef>),
     /// `procedure` (only as `main`).
-    Procedure(ProcedureDef),
+    Procedure(Box<ProcedureDef>),
     /// `subscription` (only as `main`).
-    Subscription(SubscriptionDef),
+    Subscription(Box<SubscriptionDef>),
     /// `permission-set` (only as `main`).
-    PermissionSet(PermissionSetDef),
+    PermissionSet(Box<PermissionSetDef>),
     /// `token`.
     Token(TokenDef),
     /// A data type: never `ref`, `union` or `unknown`, which cannot be named definitions.

@@ -32,7 +32,11 @@ impl LexiconDoc {
                 }
                 Def::Subscription(s) => {
                     params(s.parameters.as_ref(), &path, &mut out);
-                    union(&s.message.schema, &format!("{path}.message.schema"), &mut out);
+                    union(
+                        &s.message.schema,
+                        &format!("{path}.message.schema"),
+                        &mut out,
+                    );
                 }
                 Def::Field(f) => field(f, &path, &mut out),
                 Def::PermissionSet(_) | Def::Token(_) => {}

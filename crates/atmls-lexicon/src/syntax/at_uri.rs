@@ -60,16 +60,27 @@ impl AtUri {
             return Err(AtUriError::QueryOrFragment);
         }
         let mut parts = rest.split('/');
-        let authority = AtIdentifier::new(parts.next().unwrap_or_default())
-            .map_err(AtUriError::Authority)?;
+        let authority =
+            AtIdentifier::new(parts.next().unwrap_or_default()).map_err(AtUriError::Authority)?;
         let collection = parts.next().map(part).transpose()?;
         let rkey = parts.next().map(part).transpose()?;
         if parts.next().is_some() {
             return Err(AtUriError::BadPath);
         }
-        let collection = collection.map(Nsid::new).transpose().map_err(AtUriError::Collection)?;
-        let rkey = rkey.map(RecordKey::new).transpose().map_err(AtUriError::RecordKey)?;
-        Ok(AtUri { raw, authority, collection, rkey })
+        let collection = collection
+            .map(Nsid::new)
+            .transpose()
+            .map_err(AtUriError::Collection)?;
+        let rkey = rkey
+            .map(RecordKey::new)
+            .transpose()
+            .map_err(AtUriError::RecordKey)?;
+        Ok(AtUri {
+            raw,
+            authority,
+            collection,
+            rkey,
+        })
     }
 
     /// The repository: a DID or a handle.
@@ -89,7 +100,11 @@ impl AtUri {
 }
 
 fn part(s: &str) -> Result<&str, AtUriError> {
-    if s.is_empty() { Err(AtUriError::BadPath) } else { Ok(s) }
+    if s.is_empty() {
+        Err(AtUriError::BadPath)
+    } else {
+        Ok(s)
+    }
 }
 
 super::string_format!(AtUri, AtUriError);
@@ -100,7 +115,9 @@ mod tests {
 
     #[test]
     fn parts() {
-        let uri: AtUri = "at://did:plc:asdf123/com.example.post/3jzfcijpj2z2a".parse().unwrap();
+        let uri: AtUri = "at://did:plc:asdf123/com.example.post/3jzfcijpj2z2a"
+            .parse()
+            .unwrap();
         assert_eq!(uri.authority().as_str(), "did:plc:asdf123");
         assert_eq!(uri.collection().map(Nsid::as_str), Some("com.example.post"));
         assert_eq!(uri.rkey().map(RecordKey::as_str), Some("3jzfcijpj2z2a"));

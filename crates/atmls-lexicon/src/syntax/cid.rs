@@ -51,7 +51,10 @@ impl CidString {
         if cid.version() == cid::Version::V0 {
             return Err(CidStringError::Version0);
         }
-        Ok(CidString { raw, cid: Some(cid) })
+        Ok(CidString {
+            raw,
+            cid: Some(cid),
+        })
     }
 
     fn parse_owned(raw: String) -> Result<Self, CidStringError> {
@@ -72,7 +75,10 @@ impl CidString {
 super::string_format!(CidString, CidStringError);
 
 fn check(s: &str) -> Result<(), CidStringError> {
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '='))) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '=')))
+    {
         return Err(CidStringError::BadCharacter(c));
     }
     if s.len() < 8 || s.len() > 256 {
@@ -94,8 +100,16 @@ mod tests {
     #[test]
     fn decodes_when_it_can() {
         assert!(CidString::new(CID).unwrap().cid().is_some());
-        assert!(CidString::new("z7x3CtScH765HvShXT").unwrap().cid().is_none());
-        assert!(matches!(CidString::new_decoded("z7x3CtScH765HvShXT"), Err(CidStringError::Decode(_))));
+        assert!(
+            CidString::new("z7x3CtScH765HvShXT")
+                .unwrap()
+                .cid()
+                .is_none()
+        );
+        assert!(matches!(
+            CidString::new_decoded("z7x3CtScH765HvShXT"),
+            Err(CidStringError::Decode(_))
+        ));
         assert_eq!(
             CidString::new("QmbWqxBEKC3P8tqsKc98xmWNzrzDtRLMiMPL8wBuTGsMnR"),
             Err(CidStringError::Version0)

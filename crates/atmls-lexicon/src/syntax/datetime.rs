@@ -62,7 +62,10 @@ struct Cursor<'a> {
 
 impl Cursor<'_> {
     fn digits(&mut self, n: usize, what: &'static str) -> Result<u32, DatetimeError> {
-        let part = self.s.get(self.at..self.at + n).ok_or(DatetimeError::Syntax(what))?;
+        let part = self
+            .s
+            .get(self.at..self.at + n)
+            .ok_or(DatetimeError::Syntax(what))?;
         if !part.iter().all(u8::is_ascii_digit) {
             return Err(DatetimeError::Syntax(what));
         }
@@ -89,7 +92,10 @@ fn parse(s: &str) -> Result<DateTime<FixedOffset>, DatetimeError> {
     if s.len() > MAX_LEN {
         return Err(Syntax("longer than 64 bytes"));
     }
-    let mut c = Cursor { s: s.as_bytes(), at: 0 };
+    let mut c = Cursor {
+        s: s.as_bytes(),
+        at: 0,
+    };
     let year = c.digits(4, "year must be 4 digits")?;
     c.literal(b'-', "expected '-' after year")?;
     let month = c.digits(2, "month must be 2 digits")?;
@@ -148,7 +154,9 @@ fn parse(s: &str) -> Result<DateTime<FixedOffset>, DatetimeError> {
     let date = NaiveDate::from_ymd_opt(year as i32, month, day)
         .ok_or(OutOfRange("day does not exist in that month"))?;
     if hour > 23 || minute > 59 || second > 59 {
-        return Err(OutOfRange("time of day out of range (leap seconds are not allowed)"));
+        return Err(OutOfRange(
+            "time of day out of range (leap seconds are not allowed)",
+        ));
     }
     let time = NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)
         .ok_or(OutOfRange("time of day out of range"))?;
@@ -178,7 +186,10 @@ mod tests {
 
     #[test]
     fn syntax_and_range_errors_differ() {
-        assert!(matches!(Datetime::new("1985-04-12T23:20:50"), Err(DatetimeError::Syntax(_))));
+        assert!(matches!(
+            Datetime::new("1985-04-12T23:20:50"),
+            Err(DatetimeError::Syntax(_))
+        ));
         assert!(matches!(
             Datetime::new("1985-02-29T23:20:50Z"),
             Err(DatetimeError::OutOfRange(_))

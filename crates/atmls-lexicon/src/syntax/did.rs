@@ -100,6 +100,9 @@ mod tests {
         let did: Did = "did:plc:7iza6de2dwap2sbkpav7c6c6".parse().unwrap();
         assert_eq!(did.method(), "plc");
         assert_eq!("did:METHOD:x".parse::<Did>(), Err(DidError::BadMethod));
-        assert_eq!("did:m:a%zz".parse::<Did>(), Err(DidError::BadPercentEncoding));
+        assert_eq!(
+            "did:m:a%zz".parse::<Did>(),
+            Err(DidError::BadPercentEncoding)
+        );
     }
 }

@@ -48,7 +48,9 @@ impl Handle {
 
     /// The handle in lowercase, the form used to compare handles.
     pub fn to_normalized(&self) -> Handle {
-        Handle { raw: self.raw.to_ascii_lowercase() }
+        Handle {
+            raw: self.raw.to_ascii_lowercase(),
+        }
     }
 }
 
@@ -138,8 +140,14 @@ mod tests {
     fn errors_name_the_problem() {
         assert_eq!("john".parse::<Handle>(), Err(HandleError::TooFewLabels));
         assert_eq!("john.0".parse::<Handle>(), Err(HandleError::NumericTld));
-        assert_eq!("jo_hn.test".parse::<Handle>(), Err(HandleError::BadLabel("jo_hn".into())));
-        assert!(matches!("did:x".parse::<AtIdentifier>(), Err(AtIdentifierError::Did(_))));
+        assert_eq!(
+            "jo_hn.test".parse::<Handle>(),
+            Err(HandleError::BadLabel("jo_hn".into()))
+        );
+        assert!(matches!(
+            "did:x".parse::<AtIdentifier>(),
+            Err(AtIdentifierError::Did(_))
+        ));
         let h: Handle = "John.Test".parse().unwrap();
         assert_eq!(h.to_normalized().as_str(), "john.test");
     }

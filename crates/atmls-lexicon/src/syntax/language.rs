@@ -4,10 +4,32 @@ use thiserror::Error;
 
 /// Irregular and regular grandfathered tags from RFC 5646 §2.1, matched case-insensitively.
 const GRANDFATHERED: &[&str] = &[
-    "en-GB-oed", "i-ami", "i-bnn", "i-default", "i-enochian", "i-hak", "i-klingon", "i-lux",
-    "i-mingo", "i-navajo", "i-pwn", "i-tao", "i-tay", "i-tsu", "sgn-BE-FR", "sgn-BE-NL",
-    "sgn-CH-DE", "art-lojban", "cel-gaulish", "no-bok", "no-nyn", "zh-guoyu", "zh-hakka",
-    "zh-min", "zh-min-nan", "zh-xiang",
+    "en-GB-oed",
+    "i-ami",
+    "i-bnn",
+    "i-default",
+    "i-enochian",
+    "i-hak",
+    "i-klingon",
+    "i-lux",
+    "i-mingo",
+    "i-navajo",
+    "i-pwn",
+    "i-tao",
+    "i-tay",
+    "i-tsu",
+    "sgn-BE-FR",
+    "sgn-BE-NL",
+    "sgn-CH-DE",
+    "art-lojban",
+    "cel-gaulish",
+    "no-bok",
+    "no-nyn",
+    "zh-guoyu",
+    "zh-hakka",
+    "zh-min",
+    "zh-min-nan",
+    "zh-xiang",
 ];
 
 /// A well-formed language tag such as `pt-BR` or `hy-Latn-IT-arevela`.
@@ -68,7 +90,10 @@ impl Language {
     pub fn check_valid(&self) -> Result<(), LanguageError> {
         let parts = parse(&self.raw)?;
         for (i, v) in parts.variants.iter().enumerate() {
-            if parts.variants[..i].iter().any(|w| w.eq_ignore_ascii_case(v)) {
+            if parts.variants[..i]
+                .iter()
+                .any(|w| w.eq_ignore_ascii_case(v))
+            {
                 return Err(LanguageError::RepeatedVariant((*v).to_owned()));
             }
         }
@@ -179,10 +204,19 @@ mod tests {
     #[test]
     fn well_formed_but_not_valid() {
         let tag: Language = "de-DE-1901-1901".parse().unwrap();
-        assert_eq!(tag.check_valid(), Err(LanguageError::RepeatedVariant("1901".into())));
+        assert_eq!(
+            tag.check_valid(),
+            Err(LanguageError::RepeatedVariant("1901".into()))
+        );
         let tag: Language = "en-u-co-phonebk-U-ca-buddhist".parse().unwrap();
-        assert_eq!(tag.check_valid(), Err(LanguageError::RepeatedExtension('u')));
-        assert_eq!(Language::new("sl-rozaj-biske").unwrap().check_valid(), Ok(()));
+        assert_eq!(
+            tag.check_valid(),
+            Err(LanguageError::RepeatedExtension('u'))
+        );
+        assert_eq!(
+            Language::new("sl-rozaj-biske").unwrap().check_valid(),
+            Ok(())
+        );
         assert_eq!(Language::new("pt-BR").unwrap().primary(), "pt");
     }
 }

@@ -94,7 +94,13 @@ mod tests {
         let nsid: Nsid = "com.example.fooBar".parse().unwrap();
         assert_eq!(nsid.authority(), "example.com");
         assert_eq!(nsid.name(), "fooBar");
-        assert_eq!("com.example.2".parse::<Nsid>(), Err(NsidError::BadName("2".into())));
-        assert_eq!("example.com".parse::<Nsid>(), Err(NsidError::TooFewSegments));
+        assert_eq!(
+            "com.example.2".parse::<Nsid>(),
+            Err(NsidError::BadName("2".into()))
+        );
+        assert_eq!(
+            "example.com".parse::<Nsid>(),
+            Err(NsidError::TooFewSegments)
+        );
     }
 }

@@ -49,7 +49,10 @@ impl Tid {
 super::string_format!(Tid, TidError);
 
 fn check(s: &str) -> Result<(), TidError> {
-    if let Some(c) = s.chars().find(|c| !c.is_ascii() || !ALPHABET.contains(&(*c as u8))) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !c.is_ascii() || !ALPHABET.contains(&(*c as u8)))
+    {
         return Err(TidError::BadCharacter(c));
     }
     if s.len() != 13 {

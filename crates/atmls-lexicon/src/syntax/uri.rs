@@ -57,7 +57,9 @@ fn check(s: &str) -> Result<(), UriError> {
     }
     let (scheme, rest) = s.split_once(':').ok_or(UriError::BadScheme)?;
     let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+        && scheme
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
     if !scheme_ok {
         return Err(UriError::BadScheme);
     }

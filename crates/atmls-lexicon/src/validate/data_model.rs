@@ -54,37 +54,75 @@ fn special(m: &Map<String, Value>) -> Option<&'static str> {
 }
 
 /// A plain object (not bytes, a link or a blob), or a `WrongType` error.
-pub(crate) fn plain_object<'v>(v: &'v Value, path: &DataPath<'_>) -> Result<&'v Map<String, Value>> {
+pub(crate) fn plain_object<'v>(
+    v: &'v Value,
+    path: &DataPath<'_>,
+) -> Result<&'v Map<String, Value>> {
     match v {
         Value::Object(m) if special(m).is_none() => Ok(m),
-        other => fail(path, Kind::WrongType { expected: "an object", found: type_name(other) }),
+        other => fail(
+            path,
+            Kind::WrongType {
+                expected: "an object",
+                found: type_name(other),
+            },
+        ),
     }
 }
 
 /// Reads `{"$bytes": "<base64>"}`.
 pub(crate) fn bytes(v: &Value, path: &DataPath<'_>) -> Result<Vec<u8>> {
     let Some(m) = v.as_object() else {
-        return fail(path, Kind::WrongType { expected: "bytes", found: type_name(v) });
+        return fail(
+            path,
+            Kind::WrongType {
+                expected: "bytes",
+                found: type_name(v),
+            },
+        );
     };
     let Some(encoded) = m.get("$bytes") else {
-        return fail(path, Kind::WrongType { expected: "bytes", found: type_name(v) });
+        return fail(
+            path,
+            Kind::WrongType {
+                expected: "bytes",
+                found: type_name(v),
+            },
+        );
     };
     if m.len() != 1 {
-        return fail(path, Kind::BadBytes("an object with \"$bytes\" must have no other fields".into()));
+        return fail(
+            path,
+            Kind::BadBytes("an object with \"$bytes\" must have no other fields".into()),
+        );
     }
     let Some(encoded) = encoded.as_str() else {
-        return fail(path, Kind::BadBytes("\"$bytes\" must be a base64 string".into()));
+        return fail(
+            path,
+            Kind::BadBytes("\"$bytes\" must be a base64 string".into()),
+        );
     };
-    BASE64.decode(encoded).or_else(|e| fail(path, Kind::BadBytes(e.to_string())))
+    BASE64
+        .decode(encoded)
+        .or_else(|e| fail(path, Kind::BadBytes(e.to_string())))
 }
 
 /// Reads `{"$link": "<cid>"}`.
 pub(crate) fn link(v: &Value, path: &DataPath<'_>) -> Result<Cid> {
     let Some(m) = v.as_object().filter(|m| m.contains_key("$link")) else {
-        return fail(path, Kind::WrongType { expected: "cid-link", found: type_name(v) });
+        return fail(
+            path,
+            Kind::WrongType {
+                expected: "cid-link",
+                found: type_name(v),
+            },
+        );
     };
     if m.len() != 1 {
-        return fail(path, Kind::BadLink("an object with \"$link\" must have no other fields".into()));
+        return fail(
+            path,
+            Kind::BadLink("an object with \"$link\" must have no other fields".into()),
+        );
     }
     let Some(s) = m["$link"].as_str() else {
         return fail(path, Kind::BadLink("\"$link\" must be a CID string".into()));
@@ -104,16 +142,32 @@ pub(crate) struct Blob<'v> {
 /// Reads `{"$type": "blob", "ref": {"$link": …}, "mimeType": …, "size": …}`.
 pub(crate) fn blob<'v>(v: &'v Value, path: &DataPath<'_>) -> Result<Blob<'v>> {
     let Some(m) = v.as_object().filter(|m| special(m) == Some("blob")) else {
-        return fail(path, Kind::WrongType { expected: "blob", found: type_name(v) });
+        return fail(
+            path,
+            Kind::WrongType {
+                expected: "blob",
+                found: type_name(v),
+            },
+        );
     };
-    let Some(r) = m.get("ref") else { return fail(path, Kind::BadBlob("missing \"ref\"".into())) };
+    let Some(r) = m.get("ref") else {
+        return fail(path, Kind::BadBlob("missing \"ref\"".into()));
+    };
     link(r, &path.key("ref"))?;
     let mime_type = match m.get("mimeType").and_then(Value::as_str) {
         Some(t) if !t.is_empty() => t,
-        _ => return fail(path, Kind::BadBlob("\"mimeType\" must be a non-empty string".into())),
+        _ => {
+            return fail(
+                path,
+                Kind::BadBlob("\"mimeType\" must be a non-empty string".into()),
+            );
+        }
     };
     let Some(size) = m.get("size").and_then(Value::as_u64) else {
-        return fail(path, Kind::BadBlob("\"size\" must be a non-negative integer".into()));
+        return fail(
+            path,
+            Kind::BadBlob("\"size\" must be a non-negative integer".into()),
+        );
     };
     Ok(Blob { mime_type, size })
 }
@@ -126,7 +180,13 @@ pub(crate) fn integer(v: &Value, path: &DataPath<'_>) -> Result<i64> {
             None if n.is_f64() => fail(path, Kind::Float),
             None => fail(path, Kind::IntegerRange),
         },
-        other => fail(path, Kind::WrongType { expected: "an integer", found: type_name(other) }),
+        other => fail(
+            path,
+            Kind::WrongType {
+                expected: "an integer",
+                found: type_name(other),
+            },
+        ),
     }
 }
 
@@ -138,16 +198,17 @@ pub(crate) fn check(v: &Value, path: &DataPath<'_>) -> Result<()> {
     }
     match v {
         Value::Number(_) => integer(v, path).map(drop),
-        Value::Array(items) => {
-            items.iter().enumerate().try_for_each(|(i, item)| check(item, &path.index(i)))
-        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check(item, &path.index(i))),
         Value::Object(m) => match special(m) {
             Some("bytes") => bytes(v, path).map(drop),
             Some("cid-link") => link(v, path).map(drop),
             Some(_) => blob(v, path).map(drop),
             None => {
                 if let Some(t) = m.get("$type")
-                    && !t.as_str().is_some_and(|s| !s.is_empty())
+                    && t.as_str().is_none_or(str::is_empty)
                 {
                     return fail(&path.key("$type"), Kind::BadTypeName(t.to_string()));
                 }
@@ -179,7 +240,10 @@ mod tests {
     fn nested_problems_are_found() {
         let root = DataPath::Root("record");
         let err = check(&json!({"a": [1, {"b": 1.5}]}), &root).unwrap_err();
-        assert_eq!(err.to_string(), "record/a/1/b: floats are not allowed in the atproto data model");
+        assert_eq!(
+            err.to_string(),
+            "record/a/1/b: floats are not allowed in the atproto data model"
+        );
         let err = check(&json!({"l": {"$link": "nope"}}), &root).unwrap_err();
         assert_eq!(err.path(), "record/l");
         assert!(check(&json!({"l": {"$link": CID}, "n": null}), &root).is_ok());

@@ -59,7 +59,10 @@ pub struct ValidationError {
 
 impl ValidationError {
     pub(crate) fn new(path: impl Into<String>, kind: ValidationErrorKind) -> Self {
-        ValidationError { path: path.into(), kind }
+        ValidationError {
+            path: path.into(),
+            kind,
+        }
     }
 
     /// Where in the data, e.g. `record/embed/images/0/alt`.

@@ -13,15 +13,20 @@ pub(super) fn read_dir(dir: &Path) -> Result<Vec<LexiconDoc>, CatalogError> {
     files
         .into_iter()
         .map(|file| {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|source| CatalogError::Io { path: file.clone(), source })?;
+            let text = std::fs::read_to_string(&file).map_err(|source| CatalogError::Io {
+                path: file.clone(),
+                source,
+            })?;
             LexiconDoc::from_json(&text).map_err(|source| CatalogError::InFile { file, source })
         })
         .collect()
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CatalogError> {
-    let io = |source| CatalogError::Io { path: dir.to_owned(), source };
+    let io = |source| CatalogError::Io {
+        path: dir.to_owned(),
+        source,
+    };
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         if path.is_dir() {
@@ -38,11 +43,16 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CatalogError> {
 pub(super) fn check_references(catalog: &Catalog, doc: &LexiconDoc) -> Result<(), SchemaError> {
     for (path, reference, used) in doc.references() {
         let Some(target) = catalog.def(reference) else {
-            return Err(SchemaError::new(path, SchemaErrorKind::UnresolvedRef(reference.to_string())));
+            return Err(SchemaError::new(
+                path,
+                SchemaErrorKind::UnresolvedRef(reference.to_string()),
+            ));
         };
         let allowed = match used {
             RefUse::Ref => matches!(target, Def::Field(_) | Def::Record(_)),
-            RefUse::UnionVariant => matches!(target, Def::Field(FieldSchema::Object(_)) | Def::Record(_)),
+            RefUse::UnionVariant => {
+                matches!(target, Def::Field(FieldSchema::Object(_)) | Def::Record(_))
+            }
         };
         if !allowed {
             let kind = SchemaErrorKind::BadRefTarget {

@@ -70,7 +70,9 @@ impl Catalog {
     }
 
     /// A catalog of `docs`, which may refer to each other.
-    pub fn from_docs(docs: impl IntoIterator<Item = LexiconDoc>) -> std::result::Result<Self, CatalogError> {
+    pub fn from_docs(
+        docs: impl IntoIterator<Item = LexiconDoc>,
+    ) -> std::result::Result<Self, CatalogError> {
         let mut catalog = Self::new();
         catalog.add_all(docs)?;
         Ok(catalog)
@@ -83,7 +85,10 @@ impl Catalog {
 
     /// Adds documents that may refer to each other. Either all are added or, on error,
     /// none.
-    pub fn add_all(&mut self, docs: impl IntoIterator<Item = LexiconDoc>) -> std::result::Result<(), CatalogError> {
+    pub fn add_all(
+        &mut self,
+        docs: impl IntoIterator<Item = LexiconDoc>,
+    ) -> std::result::Result<(), CatalogError> {
         let mut added = Vec::new();
         for doc in docs {
             if self.docs.contains_key(&doc.id) {
@@ -94,7 +99,9 @@ impl Catalog {
             added.push(doc.id.clone());
             self.docs.insert(doc.id.clone(), doc);
         }
-        let checked = added.iter().try_for_each(|id| load::check_references(self, &self.docs[id]));
+        let checked = added
+            .iter()
+            .try_for_each(|id| load::check_references(self, &self.docs[id]));
         if let Err(e) = checked {
             self.remove_all(&added);
             return Err(e.into());
@@ -145,8 +152,17 @@ impl Catalog {
         }
     }
 
-    fn wrong_def<T>(nsid: &Nsid, expected: &'static str, found: &Def, root: &DataPath<'_>) -> Result<T> {
-        let kind = ValidationErrorKind::WrongDefinition { nsid: nsid.to_string(), expected, found: found.type_name() };
+    fn wrong_def<T>(
+        nsid: &Nsid,
+        expected: &'static str,
+        found: &Def,
+        root: &DataPath<'_>,
+    ) -> Result<T> {
+        let kind = ValidationErrorKind::WrongDefinition {
+            nsid: nsid.to_string(),
+            expected,
+            found: found.type_name(),
+        };
         fail(root, kind)
     }
 
@@ -169,13 +185,21 @@ impl Catalog {
         };
         let reason = match &def.key {
             RecordKeyType::Any => None,
-            RecordKeyType::Tid => crate::syntax::Tid::new(rkey.as_str()).err().map(|e| e.to_string()),
+            RecordKeyType::Tid => crate::syntax::Tid::new(rkey.as_str())
+                .err()
+                .map(|e| e.to_string()),
             RecordKeyType::Nsid => Nsid::new(rkey.as_str()).err().map(|e| e.to_string()),
             RecordKeyType::Literal(k) => (k != rkey).then(|| format!("must be {:?}", k.as_str())),
         };
         match reason {
             None => Ok(()),
-            Some(reason) => fail(&root, ValidationErrorKind::BadRecordKey { key: rkey.to_string(), reason }),
+            Some(reason) => fail(
+                &root,
+                ValidationErrorKind::BadRecordKey {
+                    key: rkey.to_string(),
+                    reason,
+                },
+            ),
         }
     }
 
@@ -194,7 +218,9 @@ impl Catalog {
     /// the schema does not declare are ignored.
     pub fn validate_params(&self, nsid: &Nsid, params: &Map<String, Value>) -> Result<()> {
         let root = DataPath::Root("params");
-        let Some(schema) = self.params_schema(nsid, &root)? else { return Ok(()) };
+        let Some(schema) = self.params_schema(nsid, &root)? else {
+            return Ok(());
+        };
         let validator = Validator { catalog: self };
         for (name, field) in &schema.properties {
             let at = root.key(name);
@@ -222,7 +248,12 @@ impl Catalog {
         params::from_query(schema, pairs, &root)
     }
 
-    fn body<'c>(&'c self, nsid: &Nsid, which: &'static str, root: &DataPath<'_>) -> Result<&'c Body> {
+    fn body<'c>(
+        &'c self,
+        nsid: &Nsid,
+        which: &'static str,
+        root: &DataPath<'_>,
+    ) -> Result<&'c Body> {
         let body = match (self.main(nsid, root)?, which) {
             (Def::Procedure(p), "input") => p.input.as_ref(),
             (Def::Procedure(p), _) => p.output.as_ref(),
@@ -263,8 +294,13 @@ impl Catalog {
     pub fn validate_message(&self, nsid: &Nsid, message: &Value) -> Result<()> {
         let root = DataPath::Root("message");
         match self.main(nsid, &root)? {
-            Def::Subscription(s) => Validator { catalog: self }.union(&s.message.schema, message, &root, Some(nsid)),
+            Def::Subscription(s) => {
+                Validator { catalog: self }.union(&s.message.schema, message, &root, Some(nsid))
+            }
             other => Self::wrong_def(nsid, "subscription", other, &root),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

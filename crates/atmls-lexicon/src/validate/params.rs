@@ -19,7 +19,9 @@ pub(super) fn from_query<'q>(
         match schema.and_then(|s| s.properties.get(name)) {
             Some(FieldSchema::Array(a)) => {
                 let item = scalar(&a.items, raw, &at)?;
-                let slot = out.entry(name.to_owned()).or_insert_with(|| Value::Array(Vec::new()));
+                let slot = out
+                    .entry(name.to_owned())
+                    .or_insert_with(|| Value::Array(Vec::new()));
                 if let Value::Array(items) = slot {
                     items.push(item);
                 }

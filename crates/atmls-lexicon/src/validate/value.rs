@@ -29,7 +29,9 @@ impl Validator<'_> {
         }
         match schema {
             FieldSchema::Boolean(s) => {
-                let Some(b) = v.as_bool() else { return wrong("a boolean", v, path) };
+                let Some(b) = v.as_bool() else {
+                    return wrong("a boolean", v, path);
+                };
                 match s.const_value {
                     Some(c) if c != b => fail(path, Kind::NotConst(c.to_string())),
                     _ => Ok(()),
@@ -47,8 +49,16 @@ impl Validator<'_> {
             FieldSchema::CidLink(_) => data_model::link(v, path).map(drop),
             FieldSchema::Blob(s) => blob(s, v, path),
             FieldSchema::Array(s) => {
-                let Some(items) = v.as_array() else { return wrong("an array", v, path) };
-                lengths(items.len() as u64, s.min_length, s.max_length, "elements", path)?;
+                let Some(items) = v.as_array() else {
+                    return wrong("an array", v, path);
+                };
+                lengths(
+                    items.len() as u64,
+                    s.min_length,
+                    s.max_length,
+                    "elements",
+                    path,
+                )?;
                 for (i, item) in items.iter().enumerate() {
                     self.field(&s.items, item, &path.index(i))?;
                 }
@@ -94,7 +104,11 @@ impl Validator<'_> {
             // The catalog refuses references to anything else when it is loaded.
             Some(other) => fail(
                 path,
-                Kind::WrongDefinition { nsid: target.to_string(), expected: "data", found: other.type_name() },
+                Kind::WrongDefinition {
+                    nsid: target.to_string(),
+                    expected: "data",
+                    found: other.type_name(),
+                },
             ),
             None => fail(path, Kind::UnknownLexicon(target.to_string())),
         }
@@ -111,15 +125,23 @@ impl Validator<'_> {
     ) -> Result<()> {
         let map = data_model::plain_object(v, path)?;
         let type_path = path.key("$type");
-        let Some(raw) = map.get("$type") else { return fail(&type_path, Kind::MissingType) };
-        let Some(raw) = raw.as_str() else { return fail(&type_path, Kind::BadTypeName(raw.to_string())) };
+        let Some(raw) = map.get("$type") else {
+            return fail(&type_path, Kind::MissingType);
+        };
+        let Some(raw) = raw.as_str() else {
+            return fail(&type_path, Kind::BadTypeName(raw.to_string()));
+        };
         let variant = match (raw.strip_prefix('#'), local) {
-            (Some(name), Some(base)) if !name.is_empty() => Some(Reference::new(base.clone(), name)),
+            (Some(name), Some(base)) if !name.is_empty() => {
+                Some(Reference::new(base.clone(), name))
+            }
             (Some(_), _) => None,
             (None, _) if raw.ends_with("#main") => None,
             (None, _) => Reference::parse_absolute(raw),
         };
-        let Some(variant) = variant else { return fail(&type_path, Kind::BadTypeName(raw.to_owned())) };
+        let Some(variant) = variant else {
+            return fail(&type_path, Kind::BadTypeName(raw.to_owned()));
+        };
         if !u.refs.contains(&variant) {
             if u.closed {
                 return fail(&type_path, Kind::NotInUnion(raw.to_owned()));
@@ -131,7 +153,11 @@ impl Validator<'_> {
             Some(Def::Record(r)) => self.object(&r.record, v, path),
             Some(other) => fail(
                 path,
-                Kind::WrongDefinition { nsid: variant.to_string(), expected: "object", found: other.type_name() },
+                Kind::WrongDefinition {
+                    nsid: variant.to_string(),
+                    expected: "object",
+                    found: other.type_name(),
+                },
             ),
             None => fail(path, Kind::UnknownLexicon(variant.to_string())),
         }
@@ -149,17 +175,31 @@ pub(crate) fn expect_type(v: &Value, expected: &str, path: &DataPath<'_>) -> Res
             &at,
             Kind::TypeMismatch {
                 expected: expected.to_owned(),
-                found: other.as_str().map_or_else(|| other.to_string(), str::to_owned),
+                found: other
+                    .as_str()
+                    .map_or_else(|| other.to_string(), str::to_owned),
             },
         ),
     }
 }
 
 fn wrong(expected: &'static str, v: &Value, path: &DataPath<'_>) -> Result<()> {
-    fail(path, Kind::WrongType { expected, found: type_name(v) })
+    fail(
+        path,
+        Kind::WrongType {
+            expected,
+            found: type_name(v),
+        },
+    )
 }
 
-fn lengths(len: u64, min: Option<u64>, max: Option<u64>, unit: &'static str, path: &DataPath<'_>) -> Result<()> {
+fn lengths(
+    len: u64,
+    min: Option<u64>,
+    max: Option<u64>,
+    unit: &'static str,
+    path: &DataPath<'_>,
+) -> Result<()> {
     if let Some(min) = min.filter(|m| len < *m) {
         return fail(path, Kind::TooShort { min, unit });
     }
@@ -191,7 +231,11 @@ fn string(s: &StringSchema, text: &str, path: &DataPath<'_>) -> Result<()> {
     if let Some(c) = s.const_value.as_ref().filter(|c| *c != text) {
         return fail(path, Kind::NotConst(format!("{c:?}")));
     }
-    if let Some(e) = s.enum_values.as_ref().filter(|e| !e.iter().any(|x| x == text)) {
+    if let Some(e) = s
+        .enum_values
+        .as_ref()
+        .filter(|e| !e.iter().any(|x| x == text))
+    {
         let list: Vec<String> = e.iter().map(|x| format!("{x:?}")).collect();
         return fail(path, Kind::NotInEnum(list.join(", ")));
     }
@@ -201,7 +245,8 @@ fn string(s: &StringSchema, text: &str, path: &DataPath<'_>) -> Result<()> {
         lengths(count, s.min_graphemes, s.max_graphemes, "graphemes", path)?;
     }
     match s.format {
-        Some(format) => check_format(format, text).or_else(|reason| fail(path, Kind::BadFormat { format, reason })),
+        Some(format) => check_format(format, text)
+            .or_else(|reason| fail(path, Kind::BadFormat { format, reason })),
         None => Ok(()),
     }
 }
@@ -232,7 +277,9 @@ fn blob(s: &BlobSchema, v: &Value, path: &DataPath<'_>) -> Result<()> {
         return fail(path, Kind::BlobTooLarge { size: b.size, max });
     }
     if let Some(accept) = &s.accept
-        && !accept.iter().any(|pattern| mime_matches(pattern, b.mime_type))
+        && !accept
+            .iter()
+            .any(|pattern| mime_matches(pattern, b.mime_type))
     {
         return fail(path, Kind::MimeNotAccepted(b.mime_type.to_owned()));
     }
