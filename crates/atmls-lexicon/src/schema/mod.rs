@@ -16,6 +16,7 @@
 
 mod error;
 mod parse;
+mod parse_primary;
 mod reference;
 mod types;
 mod walk;
