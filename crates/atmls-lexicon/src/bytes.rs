@@ -61,7 +61,10 @@ struct Wrapped<'a> {
 impl Serialize for Bytes {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            Wrapped { bytes: &B64.encode(&self.0) }.serialize(serializer)
+            Wrapped {
+                bytes: &B64.encode(&self.0),
+            }
+            .serialize(serializer)
         } else {
             serializer.serialize_bytes(&self.0)
         }
@@ -78,11 +81,15 @@ impl<'de> Deserialize<'de> for Bytes {
                     // The data model says no padding; tolerate it on input as the reference
                     // implementation does.
                     let s = s.trim_end_matches('=');
-                    B64.decode(s).map(Self).map_err(|e| D::Error::custom(format!("invalid $bytes: {e}")))
+                    B64.decode(s)
+                        .map(Self)
+                        .map_err(|e| D::Error::custom(format!("invalid $bytes: {e}")))
                 }
                 _ => Err(D::Error::custom("expected {\"$bytes\": base64 string}")),
             },
-            _ => Err(D::Error::custom("expected bytes or {\"$bytes\": base64 string}")),
+            _ => Err(D::Error::custom(
+                "expected bytes or {\"$bytes\": base64 string}",
+            )),
         }
     }
 }

@@ -28,8 +28,11 @@ fn key_package_record() -> key_package::Record {
         created_at: datetime("2026-11-24T12:00:00.000Z"),
         device_id: "q3x7zk2mv4ba".into(),
         expires_at: datetime("2026-12-24T12:00:00.000Z"),
-        inbox: defs::MailboxRefData { service: did("did:web:ds.example.com"), mailbox: MAILBOX.into() }
-            .into(),
+        inbox: defs::MailboxRefData {
+            service: did("did:web:ds.example.com"),
+            mailbox: MAILBOX.into(),
+        }
+        .into(),
         key_package: Bytes(vec![0, 1, 2, 3, 250, 251]),
         key_package_ref: Bytes(vec![7; 32]),
         last_resort: true,
@@ -65,9 +68,17 @@ fn record_dag_cbor_has_byte_strings_and_decodes_back() {
     let cbor = serde_ipld_dagcbor::to_vec(&known).unwrap();
     // An independent reading of the bytes: a generic IPLD decode.
     let ipld: Ipld = serde_ipld_dagcbor::from_slice(&cbor).unwrap();
-    let Ipld::Map(map) = &ipld else { panic!("record is a map: {ipld:?}") };
-    assert_eq!(map.get("$type"), Some(&Ipld::String("chat.mls.keyPackage".into())));
-    assert_eq!(map.get("keyPackage"), Some(&Ipld::Bytes(vec![0, 1, 2, 3, 250, 251])));
+    let Ipld::Map(map) = &ipld else {
+        panic!("record is a map: {ipld:?}")
+    };
+    assert_eq!(
+        map.get("$type"),
+        Some(&Ipld::String("chat.mls.keyPackage".into()))
+    );
+    assert_eq!(
+        map.get("keyPackage"),
+        Some(&Ipld::Bytes(vec![0, 1, 2, 3, 250, 251]))
+    );
     assert_eq!(map.get("keyPackageRef"), Some(&Ipld::Bytes(vec![7; 32])));
     assert_eq!(map.get("lastResort"), Some(&Ipld::Bool(true)));
     assert_eq!(map.get("ciphersuite"), Some(&Ipld::Integer(1)));
@@ -103,7 +114,10 @@ fn declaration_round_trips() {
     assert_eq!(v["$type"], "chat.mls.declaration");
     assert_eq!(v["ciphersuites"], json!([1, 3]));
     let cbor = serde_ipld_dagcbor::to_vec(&known).unwrap();
-    assert_eq!(serde_ipld_dagcbor::from_slice::<KnownRecord>(&cbor).unwrap(), known);
+    assert_eq!(
+        serde_ipld_dagcbor::from_slice::<KnownRecord>(&cbor).unwrap(),
+        known
+    );
 }
 
 fn attachment_message() -> content::Main {
@@ -138,7 +152,10 @@ fn content_union_carries_type_and_cid_link_in_both_encodings() {
     let v = serde_json::to_value(&msg).unwrap();
     assert_eq!(v["body"]["$type"], "chat.mls.content#attachment");
     assert_eq!(v["body"]["location"]["cid"], json!({ "$link": BLOB_CID }));
-    assert_eq!(v["body"]["key"], json!({ "$bytes": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE" }));
+    assert_eq!(
+        v["body"]["key"],
+        json!({ "$bytes": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE" })
+    );
     assert_eq!(serde_json::from_value::<content::Main>(v).unwrap(), msg);
 
     let cbor = serde_ipld_dagcbor::to_vec(&msg).unwrap();
@@ -147,14 +164,19 @@ fn content_union_carries_type_and_cid_link_in_both_encodings() {
         Ipld::Map(m) => m.get("body").cloned().unwrap(),
         other => panic!("{other:?}"),
     };
-    let Ipld::Map(body) = body else { panic!("body is a map") };
+    let Ipld::Map(body) = body else {
+        panic!("body is a map")
+    };
     let location: &BTreeMap<String, Ipld> = match body.get("location") {
         Some(Ipld::Map(m)) => m,
         other => panic!("{other:?}"),
     };
     assert!(matches!(location.get("cid"), Some(Ipld::Link(c)) if c.to_string() == BLOB_CID));
     assert_eq!(body.get("key"), Some(&Ipld::Bytes(vec![1; 32])));
-    assert_eq!(serde_ipld_dagcbor::from_slice::<content::Main>(&cbor).unwrap(), msg);
+    assert_eq!(
+        serde_ipld_dagcbor::from_slice::<content::Main>(&cbor).unwrap(),
+        msg
+    );
 }
 
 #[test]
@@ -194,6 +216,7 @@ fn xrpc_errors_use_the_error_and_message_fields() {
     );
     assert_eq!(e.name(), "EpochConflict");
     assert_eq!(e.to_string(), "EpochConflict: current epoch is 7");
-    let parsed: Error = serde_json::from_value(json!({ "error": "MailboxNotFound", "message": null })).unwrap();
+    let parsed: Error =
+        serde_json::from_value(json!({ "error": "MailboxNotFound", "message": null })).unwrap();
     assert_eq!(parsed, Error::MailboxNotFound(None));
 }

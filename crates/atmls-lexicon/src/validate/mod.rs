@@ -177,6 +177,17 @@ impl Catalog {
         Validator { catalog: self }.object(&def.record, record, &root)
     }
 
+    /// Validates a value against any data definition (`nsid#name`, or `nsid` for `main`),
+    /// e.g. a `chat.mls.content` message, which is an object rather than a record. If the
+    /// value carries `$type`, it must name that definition.
+    pub fn validate_value(&self, target: &Reference, value: &Value) -> Result<()> {
+        let root = DataPath::Root("value");
+        if value.get("$type").is_some() {
+            value::expect_type(value, &target.to_string(), &root)?;
+        }
+        Validator { catalog: self }.reference(target, value, &root)
+    }
+
     /// Checks that `rkey` is allowed by the `key` type of record `nsid`.
     pub fn validate_record_key(&self, nsid: &Nsid, rkey: &RecordKey) -> Result<()> {
         let root = DataPath::Root("rkey");

@@ -94,7 +94,12 @@ impl Validator<'_> {
         Ok(())
     }
 
-    fn reference(&self, target: &Reference, v: &Value, path: &DataPath<'_>) -> Result<()> {
+    pub(crate) fn reference(
+        &self,
+        target: &Reference,
+        v: &Value,
+        path: &DataPath<'_>,
+    ) -> Result<()> {
         match self.catalog.def(target) {
             Some(Def::Field(f)) => self.field(f, v, path),
             Some(Def::Record(r)) => {
