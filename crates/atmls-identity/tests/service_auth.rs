@@ -150,6 +150,9 @@ async fn issued_tokens_verify_with_both_audience_forms_and_curves() {
     assert_eq!(ok.issuer_service.as_deref(), Some("atproto_labeler"));
 }
 
+/// A predicate on the expected error.
+type Expect = fn(&ServiceAuthError) -> bool;
+
 #[tokio::test]
 async fn every_rejection() {
     let w = world();
@@ -165,7 +168,7 @@ async fn every_rejection() {
     let bob_key = SigningKey::generate(Algorithm::Es256k);
 
     use ServiceAuthError as E;
-    let cases: Vec<(&str, String, fn(&E) -> bool)> = vec![
+    let cases: Vec<(&str, String, Expect)> = vec![
         ("oversized", format!("{good}{}", "A".repeat(5000)), |e| {
             matches!(e, E::TooLarge { .. })
         }),

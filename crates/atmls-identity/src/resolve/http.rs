@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Empty, Limited};
+use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Request, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
@@ -13,7 +13,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use super::{DidResolver, HandleFuture, HandleResolver, ResolveError, ResolveFuture};
-use crate::{AtprotoDid, Did, DidDocument, Handle};
+use crate::plc::{AuditEntry, PlcState, SignedOperation};
+use crate::{AtprotoDid, Did, DidDocument, DocumentError, Handle, PlcDid};
 
 /// Settings of an [`HttpResolver`].
 #[derive(Debug, Clone)]
@@ -81,7 +82,7 @@ impl ResolverConfig {
 /// Redirects are not followed. Pair it with [`super::CachingResolver`].
 #[derive(Clone)]
 pub struct HttpResolver {
-    client: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     config: Arc<ResolverConfig>,
 }
 
@@ -141,12 +142,25 @@ impl HttpResolver {
 
     /// GETs `url`: the status and a body of at most `max_body` bytes, within the timeout.
     pub(crate) async fn get(&self, url: &str) -> Result<(StatusCode, Bytes), ResolveError> {
+        self.send(url, None).await
+    }
+
+    /// Sends a GET (no body) or a JSON POST, returning the status and a bounded body.
+    async fn send(
+        &self,
+        url: &str,
+        json_body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes), ResolveError> {
         let uri: Uri = url
             .parse()
             .map_err(|_| ResolveError::InvalidUrl(url.to_owned()))?;
-        let request = Request::get(uri)
+        let builder = match json_body {
+            None => Request::get(uri),
+            Some(_) => Request::post(uri).header(hyper::header::CONTENT_TYPE, "application/json"),
+        };
+        let request = builder
             .header(hyper::header::ACCEPT, "application/json, text/plain")
-            .body(Empty::new())
+            .body(Full::new(Bytes::from(json_body.unwrap_or_default())))
             .map_err(|_| ResolveError::InvalidUrl(url.to_owned()))?;
         let limit = self.config.max_body;
         let work = async {
@@ -205,6 +219,44 @@ impl HttpResolver {
         check_status(status)?;
         let text = std::str::from_utf8(&body).map_err(|_| ResolveError::InvalidHandleResponse)?;
         Did::new(text.trim()).map_err(|_| ResolveError::InvalidHandleResponse)
+    }
+}
+
+/// Client calls to a PLC directory (the configured one).
+impl HttpResolver {
+    /// Submits a signed operation for `did` (`POST /:did`). A refusal is
+    /// [`ResolveError::Status`] with the directory's status code.
+    pub async fn submit_plc_operation(
+        &self,
+        did: &PlcDid,
+        op: &SignedOperation,
+    ) -> Result<(), ResolveError> {
+        let url = format!("{}/{}", self.config.plc_url, did);
+        let body = op.to_json().to_string().into_bytes();
+        let (status, _) = self.send(&url, Some(body)).await?;
+        check_status(status)
+    }
+
+    /// The audit log of `did` (`GET /:did/log/audit`), nullified operations included.
+    pub async fn plc_audit_log(&self, did: &PlcDid) -> Result<Vec<AuditEntry>, ResolveError> {
+        let url = format!("{}/{}/log/audit", self.config.plc_url, did);
+        let (status, body) = self.get(&url).await?;
+        check_status(status)?;
+        serde_json::from_slice(&body)
+            .map_err(|e| ResolveError::InvalidDocument(DocumentError::Malformed(e.to_string())))
+    }
+
+    /// The current data of `did` (`GET /:did/data`) and the CID of its latest valid
+    /// operation: what an update is built from ([`PlcState::to_update`]).
+    pub async fn plc_state(&self, did: &PlcDid) -> Result<(PlcState, String), ResolveError> {
+        let log = self.plc_audit_log(did).await?;
+        let last = log
+            .iter()
+            .rev()
+            .find(|e| !e.nullified)
+            .ok_or(ResolveError::NotFound)?;
+        let state = last.operation.state(did).map_err(|_| ResolveError::Gone)?;
+        Ok((state, last.cid.clone()))
     }
 }
 
