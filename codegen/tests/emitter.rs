@@ -216,7 +216,7 @@ fn check_names_every_drifted_file() {
         "lexicon": 1, "id": "com.example.note",
         "defs": { "main": { "type": "object", "properties": { "text": { "type": "string" } } } }
     });
-    write_lexicons(&lex, &[v.clone()]);
+    write_lexicons(&lex, std::slice::from_ref(&v));
     codegen::write(&lex, &out).unwrap();
     assert!(codegen::check(&lex, &out, &scratch).is_ok());
 
