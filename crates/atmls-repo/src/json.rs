@@ -126,9 +126,10 @@ fn check_blob(map: &Map<String, Value>) -> Result<(), JsonError> {
             "mimeType missing or not a string".into(),
         ));
     }
-    if !map
+    if map
         .get("size")
-        .is_some_and(|s| s.as_i64().is_some_and(|n| n >= 0))
+        .and_then(Value::as_i64)
+        .is_none_or(|n| n < 0)
     {
         return Err(JsonError::InvalidBlob(
             "size missing or not a non-negative integer".into(),

@@ -44,7 +44,7 @@ pub mod tid;
 pub use ::cid::Cid;
 pub use ipld_core::ipld::Ipld;
 pub use mst::Mst;
-pub use repo::{CommitOutcome, Repo, RepoError, Write, WriteResult};
+pub use repo::{CommitOutcome, InvalidSwap, Repo, RepoError, Write, WriteResult};
 pub use store::{BlockMap, BlockSource, BlockStore, MemoryBlockStore, RepoHead, StoreError};
 #[cfg(feature = "sqlite")]
 pub use store::{SqliteBlockStore, SqliteConfig};

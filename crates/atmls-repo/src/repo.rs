@@ -21,15 +21,8 @@ use crate::tid::{Tid, TidGenerator};
 #[non_exhaustive]
 pub enum RepoError {
     /// `swapCommit` or `swapRecord` did not match the current state.
-    #[error("invalid swap on {}: expected {expected:?}, found {found:?}", target.as_ref().map_or("commit".to_owned(), |p| p.to_string()))]
-    InvalidSwap {
-        /// The record, or `None` for the commit.
-        target: Option<RepoPath>,
-        /// The CID the writer expected.
-        expected: Option<Cid>,
-        /// The current CID.
-        found: Option<Cid>,
-    },
+    #[error("{0}")]
+    InvalidSwap(Box<InvalidSwap>),
     /// Create of a record that exists.
     #[error("record already exists: {0}")]
     RecordExists(RepoPath),
@@ -71,10 +64,30 @@ pub enum RepoError {
 impl From<StoreError> for RepoError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::HeadMismatch { .. } => RepoError::Conflict(e),
+            StoreError::HeadMismatch(_) => RepoError::Conflict(e),
             other => RepoError::Store(other),
         }
     }
+}
+
+/// A `swapCommit` or `swapRecord` that did not match.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid swap on {}: expected {expected:?}, found {found:?}", target.as_ref().map_or("commit".to_owned(), |p| p.to_string()))]
+pub struct InvalidSwap {
+    /// The record, or `None` for the commit.
+    pub target: Option<RepoPath>,
+    /// The CID the writer expected.
+    pub expected: Option<Cid>,
+    /// The current CID.
+    pub found: Option<Cid>,
+}
+
+fn invalid_swap(target: Option<RepoPath>, expected: Option<Cid>, found: Option<Cid>) -> RepoError {
+    RepoError::InvalidSwap(Box::new(InvalidSwap {
+        target,
+        expected,
+        found,
+    }))
 }
 
 /// One write of a commit.
@@ -200,7 +213,7 @@ impl<'s, S: BlockStore + ?Sized> Repo<'s, S> {
         let mut mst = Mst::new();
         let (data, mut blocks) = mst.unstored_blocks()?;
         let mut tids = TidGenerator::default();
-        let rev = tids.next();
+        let rev = tids.next_now();
         let commit = UnsignedCommit {
             did: did.clone(),
             data,
@@ -273,11 +286,7 @@ impl<'s, S: BlockStore + ?Sized> Repo<'s, S> {
         if let Some(expected) = swap_commit
             && expected != self.head.commit
         {
-            return Err(RepoError::InvalidSwap {
-                target: None,
-                expected: Some(expected),
-                found: Some(self.head.commit),
-            });
+            return Err(invalid_swap(None, Some(expected), Some(self.head.commit)));
         }
         let mut seen = BTreeSet::new();
         for w in &writes {
@@ -312,11 +321,7 @@ impl<'s, S: BlockStore + ?Sized> Repo<'s, S> {
             if let Some(expected) = swap
                 && current != Some(expected)
             {
-                return Err(RepoError::InvalidSwap {
-                    target: Some(path),
-                    expected: Some(expected),
-                    found: current,
-                });
+                return Err(invalid_swap(Some(path), Some(expected), current));
             }
             match (must_exist, current) {
                 (false, Some(_)) => return Err(RepoError::RecordExists(path)),
@@ -353,7 +358,7 @@ impl<'s, S: BlockStore + ?Sized> Repo<'s, S> {
         let (data, mst_blocks) = self.mst.unstored_blocks()?;
         blocks.extend(mst_blocks);
         self.tids.observe(self.head.rev);
-        let rev = self.tids.next();
+        let rev = self.tids.next_now();
         let commit = UnsignedCommit {
             did: self.did.clone(),
             data,

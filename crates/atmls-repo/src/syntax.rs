@@ -97,7 +97,7 @@ fn is_nsid(s: &str) -> bool {
             && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !seg.starts_with('-')
             && !seg.ends_with('-')
-            && !(i == 0 && seg.as_bytes()[0].is_ascii_digit())
+            && (i != 0 || !seg.as_bytes()[0].is_ascii_digit())
     });
     authority_ok
         && !name.is_empty()

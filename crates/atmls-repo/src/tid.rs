@@ -126,7 +126,7 @@ impl TidGenerator {
     }
 
     /// The next TID for the system clock.
-    pub fn next(&mut self) -> Tid {
+    pub fn next_now(&mut self) -> Tid {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))

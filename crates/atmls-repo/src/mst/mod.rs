@@ -84,6 +84,9 @@ pub(crate) fn key_text(key: &[u8]) -> String {
     String::from_utf8_lossy(key).into_owned()
 }
 
+/// Keys and values in key order.
+pub type Entries = Vec<(Vec<u8>, Cid)>;
+
 /// A Merkle search tree over a block source.
 #[derive(Debug, Clone)]
 pub struct Mst {
@@ -199,6 +202,16 @@ impl Mst {
     /// Every entry in key order.
     pub fn entries(&self, src: &dyn BlockSource) -> Result<Vec<(Vec<u8>, Cid)>, MstError> {
         self.list(src, b"", None, usize::MAX)
+    }
+
+    /// The entries reachable with the blocks `src` holds, in key order, and the number of
+    /// subtrees skipped because their node is missing (0 for a complete tree). For
+    /// inspecting partial CARs such as record proofs.
+    pub fn reachable_entries(&self, src: &dyn BlockSource) -> Result<(Entries, usize), MstError> {
+        let mut out = Vec::new();
+        let mut missing = 0;
+        walk::walk_available(src, &self.root, &mut out, &mut missing)?;
+        Ok((out, missing))
     }
 
     /// Visits every node block (CID and bytes), root first, then in key order, with each

@@ -293,3 +293,29 @@ pub(crate) fn diff(src: &dyn BlockSource, old: Cid, new: Cid) -> Result<Vec<Diff
     }
     Ok(ops)
 }
+
+/// Collects the entries reachable with the blocks at hand, counting missing subtrees.
+pub(crate) fn walk_available(
+    src: &dyn BlockSource,
+    sub: &Sub,
+    out: &mut Vec<(Vec<u8>, Cid)>,
+    missing: &mut usize,
+) -> Result<(), MstError> {
+    if let Sub::Stored(cid) = sub
+        && src.block(cid)?.is_none()
+    {
+        *missing += 1;
+        return Ok(());
+    }
+    let node = resolve(src, sub)?;
+    if let Some(left) = &node.left {
+        walk_available(src, left, out, missing)?;
+    }
+    for entry in &node.entries {
+        out.push((entry.key.clone(), entry.value));
+        if let Some(right) = &entry.right {
+            walk_available(src, right, out, missing)?;
+        }
+    }
+    Ok(())
+}

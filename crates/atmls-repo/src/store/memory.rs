@@ -65,10 +65,7 @@ impl BlockStore for MemoryBlockStore {
         let mut inner = self.lock();
         let found = inner.heads.get(update.did).map(|h| h.commit);
         if found != update.prev {
-            return Err(StoreError::HeadMismatch {
-                expected: update.prev,
-                found,
-            });
+            return Err(StoreError::head_mismatch(update.prev, found));
         }
         for (cid, bytes) in update.blocks {
             inner.blocks.entry(*cid).or_insert_with(|| bytes.clone());

@@ -22,19 +22,29 @@ pub use sqlite::{SqliteBlockStore, SqliteConfig, Synchronous};
 #[non_exhaustive]
 pub enum StoreError {
     /// The repo's head is not the one the commit was built on (another writer won).
-    #[error("repo head moved: expected {expected:?}, found {found:?}")]
-    HeadMismatch {
-        /// The head the writer expected.
-        expected: Option<Cid>,
-        /// The head in the store.
-        found: Option<Cid>,
-    },
+    #[error("repo head moved: expected {:?}, found {:?}", .0.expected, .0.found)]
+    HeadMismatch(Box<HeadMismatch>),
     /// Stored data that cannot be read back (e.g. a bad CID or rev).
     #[error("corrupt store: {0}")]
     Corrupt(String),
     /// The storage backend failed.
     #[error("storage backend: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The heads of a refused [`BlockStore::apply_commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadMismatch {
+    /// The head the writer expected.
+    pub expected: Option<Cid>,
+    /// The head in the store.
+    pub found: Option<Cid>,
+}
+
+impl StoreError {
+    pub(crate) fn head_mismatch(expected: Option<Cid>, found: Option<Cid>) -> Self {
+        StoreError::HeadMismatch(Box::new(HeadMismatch { expected, found }))
+    }
 }
 
 /// Something blocks can be read from: a store, or the blocks of a CAR file.

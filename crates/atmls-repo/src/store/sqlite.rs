@@ -166,10 +166,7 @@ impl BlockStore for SqliteBlockStore {
             .map_err(backend)?;
         let found = read_head(&tx, update.did)?.map(|h| h.commit);
         if found != update.prev {
-            return Err(StoreError::HeadMismatch {
-                expected: update.prev,
-                found,
-            });
+            return Err(StoreError::head_mismatch(update.prev, found));
         }
         put_all(&tx, update.blocks).map_err(backend)?;
         tx.prepare_cached(

@@ -71,7 +71,7 @@ pub(super) fn commit_is_compare_and_swap<S: BlockStore>(store: &S) {
     };
     assert!(matches!(
         store.apply_commit(&stale),
-        Err(StoreError::HeadMismatch { expected: None, found: Some(f) }) if f == c1
+        Err(StoreError::HeadMismatch(m)) if m.expected.is_none() && m.found == Some(c1)
     ));
     assert!(!store.has_block(&c2).unwrap());
     assert_eq!(store.head("did:plc:a").unwrap(), Some(head));
@@ -159,15 +159,12 @@ pub(super) fn writes_and_swaps<S: BlockStore>(store: &S) {
         .unwrap();
     assert!(matches!(
         repo.apply_writes(vec![Write::delete(p.clone())], Some(stale)),
-        Err(RepoError::InvalidSwap { target: None, .. })
+        Err(RepoError::InvalidSwap(s)) if s.target.is_none()
     ));
     // swapRecord against a stale record.
     assert!(matches!(
         repo.apply_writes(vec![Write::delete(p.clone()).with_swap_record(c1)], None),
-        Err(RepoError::InvalidSwap {
-            target: Some(_),
-            ..
-        })
+        Err(RepoError::InvalidSwap(s)) if s.target.is_some()
     ));
     // A failed batch changes nothing, even when its first write was fine.
     let head = repo.head();
