@@ -132,3 +132,69 @@ pub enum ServiceAuthError {
     #[error("replay store full")]
     ReplayStoreFull,
 }
+
+impl ServiceAuthError {
+    /// The HTTP status an XRPC server answers with: 502 when the issuer's DID could not
+    /// be fetched for reasons outside the caller's control (timeout, transport), 503 when
+    /// the replay store is full, 401 for everything else.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ServiceAuthError::Resolve(ResolveError::Timeout | ResolveError::Transport(_)) => 502,
+            ServiceAuthError::ReplayStoreFull => 503,
+            _ => 401,
+        }
+    }
+
+    /// The XRPC `error` name: the variant's name, or `UpstreamFailure` for a 502.
+    pub fn xrpc_error(&self) -> &'static str {
+        use ServiceAuthError as E;
+        match self {
+            E::TooLarge { .. } => "TooLarge",
+            E::SegmentCount(_) => "SegmentCount",
+            E::Base64(_) => "Base64",
+            E::MalformedHeader(_) => "MalformedHeader",
+            E::UnsupportedAlgorithm(_) => "UnsupportedAlgorithm",
+            E::WrongType(_) => "WrongType",
+            E::MalformedPayload(_) => "MalformedPayload",
+            E::InvalidIssuer(_) => "InvalidIssuer",
+            E::InvalidKeyId(_) => "InvalidKeyId",
+            E::WrongAudience { .. } => "WrongAudience",
+            E::MissingLxm => "MissingLxm",
+            E::WrongLxm { .. } => "WrongLxm",
+            E::MissingIat => "MissingIat",
+            E::IssuedInFuture { .. } => "IssuedInFuture",
+            E::ExpiresBeforeIssued => "ExpiresBeforeIssued",
+            E::Expired { .. } => "Expired",
+            E::LifetimeTooLong { .. } => "LifetimeTooLong",
+            E::MissingJti => "MissingJti",
+            E::SignatureLength(_) => "SignatureLength",
+            E::Resolve(_) if self.http_status() == 502 => "UpstreamFailure",
+            E::Resolve(_) => "Resolve",
+            E::IssuerKey(_) => "IssuerKey",
+            E::AlgorithmMismatch { .. } => "AlgorithmMismatch",
+            E::HighS => "HighS",
+            E::BadSignature => "BadSignature",
+            E::Replayed => "Replayed",
+            E::ReplayStoreFull => "ReplayStoreFull",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xrpc_mapping() {
+        assert_eq!(ServiceAuthError::BadSignature.http_status(), 401);
+        assert_eq!(ServiceAuthError::BadSignature.xrpc_error(), "BadSignature");
+        let upstream = ServiceAuthError::Resolve(ResolveError::Timeout);
+        assert_eq!(
+            (upstream.http_status(), upstream.xrpc_error()),
+            (502, "UpstreamFailure")
+        );
+        let gone = ServiceAuthError::Resolve(ResolveError::NotFound);
+        assert_eq!((gone.http_status(), gone.xrpc_error()), (401, "Resolve"));
+        assert_eq!(ServiceAuthError::ReplayStoreFull.http_status(), 503);
+    }
+}
