@@ -145,8 +145,22 @@ impl ServiceAuthError {
         }
     }
 
-    /// The XRPC `error` name: the variant's name, or `UpstreamFailure` for a 502.
+    /// The XRPC `error` name, from the lexicons' vocabulary: `ExpiredToken` for an expired
+    /// token, `InvalidToken` for every other 401, `UpstreamFailure` for a 502 and
+    /// `ServiceUnavailable` for a 503. The precise failed check is [`Self::check`], which
+    /// servers put at the start of the message.
     pub fn xrpc_error(&self) -> &'static str {
+        match (self.http_status(), self) {
+            (502, _) => "UpstreamFailure",
+            (503, _) => "ServiceUnavailable",
+            (_, ServiceAuthError::Expired { .. }) => "ExpiredToken",
+            _ => "InvalidToken",
+        }
+    }
+
+    /// The name of the check that failed (the variant's name; `UpstreamFailure` for a
+    /// resolution failure that is not the issuer's fault).
+    pub fn check(&self) -> &'static str {
         use ServiceAuthError as E;
         match self {
             E::TooLarge { .. } => "TooLarge",
@@ -187,14 +201,21 @@ mod tests {
     #[test]
     fn xrpc_mapping() {
         assert_eq!(ServiceAuthError::BadSignature.http_status(), 401);
-        assert_eq!(ServiceAuthError::BadSignature.xrpc_error(), "BadSignature");
+        assert_eq!(ServiceAuthError::BadSignature.xrpc_error(), "InvalidToken");
+        assert_eq!(ServiceAuthError::BadSignature.check(), "BadSignature");
         let upstream = ServiceAuthError::Resolve(ResolveError::Timeout);
         assert_eq!(
-            (upstream.http_status(), upstream.xrpc_error()),
-            (502, "UpstreamFailure")
+            (upstream.http_status(), upstream.xrpc_error(), upstream.check()),
+            (502, "UpstreamFailure", "UpstreamFailure")
         );
         let gone = ServiceAuthError::Resolve(ResolveError::NotFound);
-        assert_eq!((gone.http_status(), gone.xrpc_error()), (401, "Resolve"));
+        assert_eq!(
+            (gone.http_status(), gone.xrpc_error(), gone.check()),
+            (401, "InvalidToken", "Resolve")
+        );
+        let expired = ServiceAuthError::Expired { exp: 1, now: 2 };
+        assert_eq!(expired.xrpc_error(), "ExpiredToken");
         assert_eq!(ServiceAuthError::ReplayStoreFull.http_status(), 503);
+        assert_eq!(ServiceAuthError::ReplayStoreFull.xrpc_error(), "ServiceUnavailable");
     }
 }

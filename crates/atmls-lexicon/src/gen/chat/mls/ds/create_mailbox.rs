@@ -32,8 +32,12 @@ pub type Output = atrium_api::types::Object<OutputData>;
 pub enum Error {
     /// No service-auth token was given.
     AuthRequired(Option<String>),
-    /// The service-auth token failed verification (signature, audience, lxm, expiry or replay).
+    /// The service-auth token failed verification (signature, audience, lxm, lifetime or replay); the message starts with the failed check's name.
     InvalidToken(Option<String>),
+    /// The service-auth token has expired.
+    ExpiredToken(Option<String>),
+    /// The caller's DID document could not be fetched (timeout or transport failure).
+    UpstreamFailure(Option<String>),
     /// The account already has as many mailboxes as the service allows.
     QuotaExceeded(Option<String>),
     /// kind is not one this service knows.
@@ -47,6 +51,8 @@ impl Error {
         match self {
             Error::AuthRequired(_) => "AuthRequired",
             Error::InvalidToken(_) => "InvalidToken",
+            Error::ExpiredToken(_) => "ExpiredToken",
+            Error::UpstreamFailure(_) => "UpstreamFailure",
             Error::QuotaExceeded(_) => "QuotaExceeded",
             Error::UnsupportedKind(_) => "UnsupportedKind",
             Error::InvalidKey(_) => "InvalidKey",
@@ -57,6 +63,8 @@ impl Error {
         match self {
             Error::AuthRequired(m)
             | Error::InvalidToken(m)
+            | Error::ExpiredToken(m)
+            | Error::UpstreamFailure(m)
             | Error::QuotaExceeded(m)
             | Error::UnsupportedKind(m)
             | Error::InvalidKey(m) => m.as_deref(),
