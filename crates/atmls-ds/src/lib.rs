@@ -1,5 +1,59 @@
-//! Delivery-service core: group and inbox mailboxes, gap-free ordering, commit compare-and-swap on the epoch, mailbox-key capability checks and storage. It has no HTTP in it: time and requests come in as arguments.
+//! Delivery-service core for `chat.mls`: group and inbox mailboxes, gap-free ordering,
+//! commit compare-and-swap on the epoch, mailbox-key capability checks, retention, quotas
+//! and limits — and its storage. There is no I/O in here: requests, bytes and the time
+//! come in as arguments; the server (`atmls-server`) only parses HTTP and calls
+//! [`DeliveryService`]. The wire rules are in `docs/spec-ds-core.md`.
 //!
-//! Status: skeleton. Built by issue 6.
+//! ```
+//! use atmls_ds::auth::{DsMethod, RequestAuth, RequestToken};
+//! use atmls_ds::{DeliveryService, DsConfig, MailboxKind, MemoryStore, OutgoingEnvelope, Timestamp};
+//! use ed25519_dalek::SigningKey;
+//! use rand::SeedableRng as _;
+//!
+//! let rng = rand::rngs::StdRng::seed_from_u64(1);
+//! let mut ds = DeliveryService::new(MemoryStore::new(), rng, DsConfig::default());
+//! let now = Timestamp::from_millis(1_800_000_000_000);
+//!
+//! // The epoch-0 mailbox key every member derives from MLS.
+//! let key0 = SigningKey::from_bytes(&[7; 32]);
+//! let info = ds.create_mailbox("did:plc:alice", MailboxKind::Group, key0.verifying_key().as_bytes(), 0)?;
+//!
+//! // A signed request: the token covers method, mailbox, time, nonce and the body.
+//! let body = br#"{"mailbox":"...","envelopes":[...]}"#;
+//! let token = RequestToken::sign(&key0, DsMethod::SendEnvelopes, &info.mailbox, now, [1; 16], body);
+//! let header = token.authorization_header();
+//! let auth = RequestAuth::from_header(Some(&header), body);
+//! let receipt = ds.send_envelopes(&info.mailbox, &auth, vec![OutgoingEnvelope::message(b"hi".to_vec())], now)?;
+//! assert_eq!((receipt.first_seq, receipt.last_seq, receipt.epoch), (1, 1, 0));
+//!
+//! // The same token again is a replay.
+//! let again = ds.send_envelopes(&info.mailbox, &auth, vec![OutgoingEnvelope::message(b"hi".to_vec())], now);
+//! assert_eq!(again.unwrap_err().name(), "ReplayedRequest");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod auth;
+mod config;
+mod error;
+mod id;
+mod service;
+pub mod store;
+mod time;
+
+pub use config::{DsConfig, LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD};
+pub use error::{
+    AuthError, CreateMailboxError, EnvelopeRule, InboxError, ReadError, SendEnvelopesError,
+    SendWelcomeError,
+};
+pub use id::{
+    EnvelopeKind, MAILBOX_ID_LEN, MAILBOX_ID_TEXT_LEN, MailboxId, MailboxKind,
+    ParseMailboxIdError, UnknownKind,
+};
+pub use service::{
+    DeliveryService, EnvelopePage, Expired, InboxPage, MailboxInfo, OutgoingEnvelope,
+    SendReceipt, Subscription,
+};
+pub use store::{Envelope, MemoryStore, SqliteStore, Store, StoreError};
+pub use time::Timestamp;

@@ -1,0 +1,135 @@
+//! Limits and windows a delivery service enforces.
+
+use std::time::Duration;
+
+/// The largest payload the lexicons allow (`maxLength` of envelope payloads).
+pub const LEXICON_MAX_PAYLOAD: usize = 4_194_304;
+
+/// The largest page `getEnvelopes` and `listInbox` return (`maximum` of `limit`).
+pub const LEXICON_MAX_PAGE: u32 = 1000;
+
+/// The most sequence numbers one `deleteInboxItems` call may name.
+pub const LEXICON_MAX_DELETE: usize = 100;
+
+/// Limits and windows of a delivery service.
+///
+/// Start from [`DsConfig::default`] and change what you need with the `with_*` builders:
+///
+/// ```
+/// use std::time::Duration;
+/// use atmls_ds::DsConfig;
+///
+/// let config = DsConfig::default()
+///     .with_key_grace(Duration::from_secs(30))
+///     .with_group_retention(Some(Duration::from_secs(30 * 24 * 3600)));
+/// assert_eq!(config.key_grace(), Duration::from_secs(30));
+/// ```
+#[derive(Debug, Clone)]
+pub struct DsConfig {
+    max_envelope_bytes: usize,
+    max_batch_envelopes: usize,
+    max_mailboxes_per_account: u64,
+    inbox_deposits_per_minute: u32,
+    key_grace: Duration,
+    request_max_age: Duration,
+    group_retention: Option<Duration>,
+    inbox_retention: Option<Duration>,
+    replay_cache_capacity: usize,
+    max_page_bytes: usize,
+}
+
+impl Default for DsConfig {
+    /// The values `docs/spec.md` shows for `describeServer`: 1 MiB envelopes, batches of
+    /// 100, 1000 mailboxes per account, 60 deposits per inbox per minute, 60 s key grace,
+    /// 120 s request age, envelopes kept forever, a replay cache of 262,144 nonces and
+    /// read pages of at most 8 MiB of payload.
+    fn default() -> Self {
+        Self {
+            max_envelope_bytes: 1_048_576,
+            max_batch_envelopes: 100,
+            max_mailboxes_per_account: 1000,
+            inbox_deposits_per_minute: 60,
+            key_grace: Duration::from_secs(60),
+            request_max_age: Duration::from_secs(120),
+            group_retention: None,
+            inbox_retention: None,
+            replay_cache_capacity: 262_144,
+            max_page_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+macro_rules! setting {
+    ($(#[$doc:meta])* $field:ident, $with:ident, $ty:ty) => {
+        $(#[$doc])*
+        pub fn $field(&self) -> $ty {
+            self.$field
+        }
+
+        #[doc = concat!("Sets [`Self::", stringify!($field), "`].")]
+        #[must_use]
+        pub fn $with(mut self, value: $ty) -> Self {
+            self.$field = value;
+            self
+        }
+    };
+}
+
+impl DsConfig {
+    setting!(
+        /// Largest payload of one envelope, in bytes (`maxEnvelopeBytes`). Values above
+        /// [`LEXICON_MAX_PAYLOAD`] are treated as that.
+        max_envelope_bytes, with_max_envelope_bytes, usize
+    );
+    setting!(
+        /// Most envelopes in one `sendEnvelopes` batch (`maxBatchEnvelopes`).
+        max_batch_envelopes, with_max_batch_envelopes, usize
+    );
+    setting!(
+        /// Most mailboxes one account may create (`maxMailboxesPerAccount`).
+        max_mailboxes_per_account, with_max_mailboxes_per_account, u64
+    );
+    setting!(
+        /// Most welcomes deposited into one inbox per 60 s window (`inboxDepositsPerMinute`).
+        inbox_deposits_per_minute, with_inbox_deposits_per_minute, u32
+    );
+    setting!(
+        /// How long the previous epoch's key stays usable after a commit was accepted
+        /// (`keyGraceSeconds`).
+        key_grace, with_key_grace, Duration
+    );
+    setting!(
+        /// How far a signed request's timestamp may be from `now`, either way
+        /// (`requestMaxAgeSeconds`).
+        request_max_age, with_request_max_age, Duration
+    );
+    setting!(
+        /// How long group envelopes are kept; `None`: forever (`groupRetentionSeconds`).
+        group_retention, with_group_retention, Option<Duration>
+    );
+    setting!(
+        /// How long inbox items are kept; `None`: forever (`inboxRetentionSeconds`).
+        inbox_retention, with_inbox_retention, Option<Duration>
+    );
+    setting!(
+        /// How many (key, nonce) pairs the replay cache holds at most. When it is full of
+        /// unexpired entries, signed requests are refused with `RateLimitExceeded`.
+        replay_cache_capacity, with_replay_cache_capacity, usize
+    );
+    setting!(
+        /// Most payload bytes one read page returns (at least one envelope is always
+        /// returned when one exists).
+        max_page_bytes, with_max_page_bytes, usize
+    );
+
+    /// The effective payload limit: the configured one, capped by the lexicon's.
+    pub(crate) fn payload_limit(&self) -> usize {
+        self.max_envelope_bytes.min(LEXICON_MAX_PAYLOAD)
+    }
+
+    /// How long a replay-cache entry lives: twice the request age, which covers every
+    /// `now` at which the same token could still pass the timestamp check.
+    pub(crate) fn replay_window(&self) -> Duration {
+        self.request_max_age.saturating_mul(2)
+    }
+}

@@ -1,0 +1,313 @@
+//! Typed errors of the core, one per operation. Each maps to the lexicon's error name
+//! through `name()`, so the server can answer `{"error": name, "message": to_string()}`.
+
+use crate::id::EnvelopeKind;
+use crate::store::StoreError;
+
+/// The XRPC name of errors that are the service's fault.
+const INTERNAL: &str = "InternalServerError";
+
+/// A mailbox-key authorisation was refused. Checked in this order: token present and
+/// well-formed, timestamp, signature, (mailbox exists), key registered and usable, nonce.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No mailbox authorisation at all.
+    #[error("the request carries no mailbox signature")]
+    AuthRequired,
+    /// The token is not 160 characters of base64url encoding 120 bytes.
+    #[error("malformed mailbox token")]
+    BadToken,
+    /// The signed timestamp is further than the allowed age from `now`.
+    #[error("the signed timestamp is {skew_ms} ms from the server's clock")]
+    RequestExpired {
+        /// How far the timestamp was from `now`, in milliseconds.
+        skew_ms: u64,
+    },
+    /// The signature does not verify with the token's key.
+    #[error("the mailbox signature does not verify")]
+    BadSignature,
+    /// The key is not registered for the mailbox, or its epoch's grace window has passed.
+    #[error("the key is not (or no longer) valid for this mailbox")]
+    KeyExpired,
+    /// An inbox request not signed with the inbox's owner key.
+    #[error("the request is not signed with the inbox's owner key")]
+    NotOwner,
+    /// The nonce was already used with this key within the replay window.
+    #[error("the signed nonce was already used")]
+    ReplayedRequest,
+    /// The replay cache is full of unexpired nonces; try again later.
+    #[error("too many signed requests; try again later")]
+    ReplayCacheFull,
+}
+
+impl AuthError {
+    /// The lexicon error name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::AuthRequired => "AuthRequired",
+            // The lexicons have no separate name for a malformed token: it is a
+            // signature that does not verify.
+            Self::BadToken | Self::BadSignature => "BadSignature",
+            Self::RequestExpired { .. } => "RequestExpired",
+            Self::KeyExpired => "KeyExpired",
+            Self::NotOwner => "NotOwner",
+            Self::ReplayedRequest => "ReplayedRequest",
+            Self::ReplayCacheFull => "RateLimitExceeded",
+        }
+    }
+}
+
+/// `chat.mls.ds.createMailbox` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateMailboxError {
+    /// `key` is not a valid Ed25519 public key.
+    #[error("key is not a valid Ed25519 public key")]
+    InvalidKey,
+    /// The account already has `max` mailboxes.
+    #[error("the account already has {max} mailboxes")]
+    QuotaExceeded {
+        /// The per-account limit.
+        max: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CreateMailboxError {
+    /// The lexicon error name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::InvalidKey => "InvalidKey",
+            Self::QuotaExceeded { .. } => "QuotaExceeded",
+            Self::Store(_) => INTERNAL,
+        }
+    }
+}
+
+/// Why an envelope of a batch breaks a rule (`InvalidEnvelope`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeRule {
+    /// The mailbox is an inbox: only `sendWelcome` deposits into it.
+    #[error("the mailbox is an inbox; use sendWelcome")]
+    NotAGroup,
+    /// A kind a group mailbox does not accept (`welcome`).
+    #[error("kind {0} is not allowed in a group mailbox")]
+    Kind(EnvelopeKind),
+    /// More than one commit in the batch.
+    #[error("more than one commit in the batch")]
+    TwoCommits,
+    /// A commit without `epoch`.
+    #[error("a commit must carry epoch")]
+    CommitWithoutEpoch,
+    /// A commit without `nextKey`.
+    #[error("a commit must carry nextKey")]
+    CommitWithoutNextKey,
+    /// `nextKey` is not a valid Ed25519 public key.
+    #[error("nextKey is not a valid Ed25519 public key")]
+    InvalidNextKey,
+    /// `nextKey` on an envelope that is not a commit.
+    #[error("nextKey on an envelope that is not a commit")]
+    NextKeyOnMessage,
+    /// An empty payload.
+    #[error("empty payload")]
+    EmptyPayload,
+    /// The commit's epoch is the largest representable one.
+    #[error("epoch out of range")]
+    EpochOverflow,
+}
+
+/// `chat.mls.ds.sendEnvelopes` failed; nothing of the batch was stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendEnvelopesError {
+    /// No such mailbox.
+    #[error("no such mailbox")]
+    MailboxNotFound,
+    /// The mailbox-key authorisation was refused.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The batch is empty.
+    #[error("the batch is empty")]
+    EmptyBatch,
+    /// More envelopes than allowed.
+    #[error("{len} envelopes in the batch, at most {max} allowed")]
+    BatchTooLarge {
+        /// Envelopes in the batch.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A payload larger than allowed.
+    #[error("envelope {index}: payload of {len} bytes, at most {max} allowed")]
+    EnvelopeTooLarge {
+        /// Position in the batch.
+        index: usize,
+        /// Its payload length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An envelope breaks a rule.
+    #[error("envelope {index}: {rule}")]
+    InvalidEnvelope {
+        /// Position in the batch.
+        index: usize,
+        /// The rule it breaks.
+        rule: EnvelopeRule,
+    },
+    /// The commit's epoch is not the mailbox's current epoch.
+    #[error("mailbox is at epoch {current_epoch}")]
+    EpochConflict {
+        /// The mailbox's current epoch.
+        current_epoch: u64,
+        /// The mailbox's last sequence number.
+        current_seq: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SendEnvelopesError {
+    /// The lexicon error name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::MailboxNotFound => "MailboxNotFound",
+            Self::Auth(e) => e.name(),
+            Self::EmptyBatch => "InvalidRequest",
+            Self::BatchTooLarge { .. } => "BatchTooLarge",
+            Self::EnvelopeTooLarge { .. } => "EnvelopeTooLarge",
+            Self::InvalidEnvelope { .. } => "InvalidEnvelope",
+            Self::EpochConflict { .. } => "EpochConflict",
+            Self::Store(_) => INTERNAL,
+        }
+    }
+}
+
+/// `getMailbox`, `getEnvelopes` or a subscription's authorisation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// No such mailbox.
+    #[error("no such mailbox")]
+    MailboxNotFound,
+    /// The mailbox-key authorisation was refused.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The cursor is beyond the mailbox's last sequence number.
+    #[error("cursor {cursor} is beyond the mailbox's last sequence number {head}")]
+    FutureCursor {
+        /// The cursor asked for.
+        cursor: u64,
+        /// The mailbox's last sequence number.
+        head: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ReadError {
+    /// The lexicon error name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::MailboxNotFound => "MailboxNotFound",
+            Self::Auth(e) => e.name(),
+            Self::FutureCursor { .. } => "FutureCursor",
+            Self::Store(_) => INTERNAL,
+        }
+    }
+}
+
+/// `chat.mls.ds.sendWelcome` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendWelcomeError {
+    /// No such inbox.
+    #[error("no such inbox")]
+    MailboxNotFound,
+    /// The mailbox is a group mailbox.
+    #[error("the mailbox is a group mailbox")]
+    NotAnInbox,
+    /// An empty payload.
+    #[error("empty payload")]
+    EmptyPayload,
+    /// A payload larger than allowed.
+    #[error("payload of {len} bytes, at most {max} allowed")]
+    EnvelopeTooLarge {
+        /// The payload length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Too many deposits into this inbox in the current minute.
+    #[error("too many deposits into this inbox; retry after {retry_after_ms} ms")]
+    RateLimitExceeded {
+        /// Milliseconds until the window resets.
+        retry_after_ms: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl SendWelcomeError {
+    /// The lexicon error name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::MailboxNotFound => "MailboxNotFound",
+            Self::NotAnInbox => "NotAnInbox",
+            Self::EmptyPayload => "InvalidRequest",
+            Self::EnvelopeTooLarge { .. } => "EnvelopeTooLarge",
+            Self::RateLimitExceeded { .. } => "RateLimitExceeded",
+            Self::Store(_) => INTERNAL,
+        }
+    }
+}
+
+/// `chat.mls.ds.listInbox` or `chat.mls.ds.deleteInboxItems` failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InboxError {
+    /// No such inbox.
+    #[error("no such inbox")]
+    MailboxNotFound,
+    /// The mailbox is a group mailbox.
+    #[error("the mailbox is a group mailbox")]
+    NotAnInbox,
+    /// The owner-key authorisation was refused.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The cursor is beyond the inbox's last sequence number.
+    #[error("cursor {cursor} is beyond the inbox's last sequence number {head}")]
+    FutureCursor {
+        /// The cursor asked for.
+        cursor: u64,
+        /// The inbox's last sequence number.
+        head: u64,
+    },
+    /// `seqs` is empty or longer than 100.
+    #[error("between 1 and 100 sequence numbers, got {0}")]
+    SeqCount(usize),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl InboxError {
+    /// The lexicon error name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::MailboxNotFound => "MailboxNotFound",
+            Self::NotAnInbox => "NotAnInbox",
+            Self::Auth(e) => e.name(),
+            Self::FutureCursor { .. } => "FutureCursor",
+            Self::SeqCount(_) => "InvalidRequest",
+            Self::Store(_) => INTERNAL,
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Group mailboxes: `sendEnvelopes` (ordering and the commit compare-and-swap),
+//! `getEnvelopes`, and subscription authorisation.
+
+use rand::RngCore;
+
+use super::{Access, Authorized, DeliveryService, Grant, key_grant};
+use crate::auth::{DsMethod, MailboxKey, RequestAuth};
+use crate::error::{AuthError, EnvelopeRule, ReadError, SendEnvelopesError};
+use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
+use crate::store::{Append, Envelope, MailboxKeys, PreviousKey, Store};
+use crate::time::Timestamp;
+
+/// An envelope as its sender submits it (`sendEnvelopes#outgoingEnvelope`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEnvelope {
+    /// `message` or `commit`.
+    pub kind: EnvelopeKind,
+    /// For a commit: the epoch it was built on (required).
+    pub epoch: Option<u64>,
+    /// The opaque payload (1 byte up to the service's limit).
+    pub payload: Vec<u8>,
+    /// For a commit: the mailbox public key of `epoch + 1` (required, 32 bytes).
+    pub next_key: Option<Vec<u8>>,
+}
+
+impl OutgoingEnvelope {
+    /// A `message` envelope.
+    pub fn message(payload: Vec<u8>) -> Self {
+        Self {
+            kind: EnvelopeKind::Message,
+            epoch: None,
+            payload,
+            next_key: None,
+        }
+    }
+
+    /// A `commit` envelope built on `epoch`, registering `next_key` for `epoch + 1`.
+    pub fn commit(epoch: u64, payload: Vec<u8>, next_key: [u8; 32]) -> Self {
+        Self {
+            kind: EnvelopeKind::Commit,
+            epoch: Some(epoch),
+            payload,
+            next_key: Some(next_key.to_vec()),
+        }
+    }
+}
+
+/// The answer to an accepted batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// Sequence number of the batch's first envelope.
+    pub first_seq: u64,
+    /// Sequence number of its last envelope.
+    pub last_seq: u64,
+    /// The mailbox's epoch after the batch.
+    pub epoch: u64,
+}
+
+/// One page of `getEnvelopes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopePage {
+    /// Envelopes with `seq > cursor`, in order. Empty means nothing after the cursor.
+    pub envelopes: Vec<Envelope>,
+    /// The last returned `seq`, or the request's cursor if none.
+    pub cursor: u64,
+    /// The mailbox's last sequence number.
+    pub head_seq: u64,
+    /// The mailbox's epoch (groups).
+    pub epoch: Option<u64>,
+}
+
+/// An authorised subscription to one mailbox: the server streams from `cursor` and calls
+/// [`DeliveryService::check_subscription`] to notice when the key expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// The key that authorised it.
+    pub key: [u8; 32],
+    /// Stream envelopes with `seq > cursor` (the head at authorisation if none was given).
+    pub cursor: u64,
+}
+
+impl<S: Store, R: RngCore> DeliveryService<S, R> {
+    /// `chat.mls.ds.sendEnvelopes`: appends the batch whole or not at all.
+    ///
+    /// Checks, in order: authorisation (the mailbox must be a group), batch size, each
+    /// envelope (payload size, kind, commit fields), then the commit's epoch against the
+    /// mailbox's (compare-and-swap). A commit must be signed with the current epoch's
+    /// key: the previous key, usable during its grace window for messages and reads, may
+    /// not move the epoch.
+    pub fn send_envelopes(
+        &mut self,
+        id: &MailboxId,
+        auth: &RequestAuth<'_>,
+        envelopes: Vec<OutgoingEnvelope>,
+        now: Timestamp,
+    ) -> Result<SendReceipt, SendEnvelopesError> {
+        let invalid = |index, rule| SendEnvelopesError::InvalidEnvelope { index, rule };
+        let Authorized { mailbox, grant, .. } = self
+            .authorize(DsMethod::SendEnvelopes, id, auth, Some(MailboxKind::Group), now)
+            .map_err(|a| match a {
+                Access::Auth(e) => SendEnvelopesError::Auth(e),
+                Access::NotFound => SendEnvelopesError::MailboxNotFound,
+                Access::WrongKind => invalid(0, EnvelopeRule::NotAGroup),
+                Access::Store(e) => SendEnvelopesError::Store(e),
+            })?;
+        let MailboxKeys::Group {
+            epoch: current_epoch,
+            current,
+            ..
+        } = mailbox.keys
+        else {
+            return Err(invalid(0, EnvelopeRule::NotAGroup));
+        };
+
+        let max_batch = self.config.max_batch_envelopes();
+        if envelopes.is_empty() {
+            return Err(SendEnvelopesError::EmptyBatch);
+        }
+        if envelopes.len() > max_batch {
+            return Err(SendEnvelopesError::BatchTooLarge {
+                len: envelopes.len(),
+                max: max_batch,
+            });
+        }
+        let max_payload = self.config.payload_limit();
+        let mut commit: Option<(usize, u64, MailboxKey)> = None;
+        for (i, e) in envelopes.iter().enumerate() {
+            if e.payload.is_empty() {
+                return Err(invalid(i, EnvelopeRule::EmptyPayload));
+            }
+            if e.payload.len() > max_payload {
+                return Err(SendEnvelopesError::EnvelopeTooLarge {
+                    index: i,
+                    len: e.payload.len(),
+                    max: max_payload,
+                });
+            }
+            match e.kind {
+                EnvelopeKind::Message if e.next_key.is_some() => {
+                    return Err(invalid(i, EnvelopeRule::NextKeyOnMessage));
+                }
+                EnvelopeKind::Message => {}
+                EnvelopeKind::Commit => {
+                    if commit.is_some() {
+                        return Err(invalid(i, EnvelopeRule::TwoCommits));
+                    }
+                    let epoch = e.epoch.ok_or(invalid(i, EnvelopeRule::CommitWithoutEpoch))?;
+                    let next = e
+                        .next_key
+                        .as_deref()
+                        .ok_or(invalid(i, EnvelopeRule::CommitWithoutNextKey))?;
+                    let next = MailboxKey::from_bytes(next)
+                        .map_err(|_| invalid(i, EnvelopeRule::InvalidNextKey))?;
+                    commit = Some((i, epoch, next));
+                }
+                other => return Err(invalid(i, EnvelopeRule::Kind(other))),
+            }
+        }
+
+        let mut keys = mailbox.keys;
+        let mut epoch_after = current_epoch;
+        if let Some((i, epoch, next)) = commit {
+            if epoch != current_epoch {
+                return Err(SendEnvelopesError::EpochConflict {
+                    current_epoch,
+                    current_seq: mailbox.head,
+                });
+            }
+            if grant != Grant::Current {
+                return Err(AuthError::KeyExpired.into());
+            }
+            epoch_after = epoch
+                .checked_add(1)
+                .ok_or(invalid(i, EnvelopeRule::EpochOverflow))?;
+            keys = MailboxKeys::Group {
+                epoch: epoch_after,
+                current: next,
+                previous: Some(PreviousKey {
+                    key: current,
+                    valid_until: now.saturating_add(self.config.key_grace()),
+                }),
+            };
+        }
+
+        let first_seq = mailbox.head + 1;
+        let stored: Vec<Envelope> = envelopes
+            .into_iter()
+            .zip(first_seq..)
+            .map(|(e, seq)| Envelope {
+                seq,
+                kind: e.kind,
+                epoch: if e.kind == EnvelopeKind::Commit { e.epoch } else { None },
+                payload: e.payload,
+                received_at: now,
+            })
+            .collect();
+        let last_seq = first_seq + stored.len() as u64 - 1;
+        let mut after = mailbox;
+        after.head = last_seq;
+        after.keys = keys;
+        self.store.append(&[Append {
+            expected_head: mailbox.head,
+            mailbox: after,
+            envelopes: stored,
+        }])?;
+        Ok(SendReceipt {
+            first_seq,
+            last_seq,
+            epoch: epoch_after,
+        })
+    }
+
+    /// `chat.mls.ds.getEnvelopes`: envelopes with `seq > cursor`, at most `limit`
+    /// (clamped to 1..=1000) and at most the configured page bytes.
+    pub fn envelopes(
+        &mut self,
+        id: &MailboxId,
+        auth: &RequestAuth<'_>,
+        cursor: u64,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<EnvelopePage, ReadError> {
+        let mailbox = self
+            .authorize(DsMethod::GetEnvelopes, id, auth, None, now)?
+            .mailbox;
+        if cursor > mailbox.head {
+            return Err(ReadError::FutureCursor {
+                cursor,
+                head: mailbox.head,
+            });
+        }
+        let envelopes = self.store.envelopes(id, cursor, self.page_limit(limit))?;
+        Ok(EnvelopePage {
+            cursor: envelopes.last().map_or(cursor, |e| e.seq),
+            envelopes,
+            head_seq: mailbox.head,
+            epoch: mailbox.epoch(),
+        })
+    }
+
+    /// Authorises one mailbox of `chat.mls.ds.subscribeEnvelopes`. `auth` carries that
+    /// mailbox's `auth` parameter and, as content, the query string without its `auth`
+    /// parameters ([`crate::auth::subscription_content`]). `cursor: None` means live only.
+    pub fn authorize_subscription(
+        &mut self,
+        id: &MailboxId,
+        auth: &RequestAuth<'_>,
+        cursor: Option<u64>,
+        now: Timestamp,
+    ) -> Result<Subscription, ReadError> {
+        let Authorized { mailbox, key, .. } =
+            self.authorize(DsMethod::SubscribeEnvelopes, id, auth, None, now)?;
+        if let Some(c) = cursor.filter(|&c| c > mailbox.head) {
+            return Err(ReadError::FutureCursor {
+                cursor: c,
+                head: mailbox.head,
+            });
+        }
+        Ok(Subscription {
+            mailbox: *id,
+            key,
+            cursor: cursor.unwrap_or(mailbox.head),
+        })
+    }
+
+    /// Whether a subscription's key is still usable at `now` (`KeyExpired` once the
+    /// previous epoch's grace window has passed), for the server to end the stream.
+    pub fn check_subscription(
+        &self,
+        subscription: &Subscription,
+        now: Timestamp,
+    ) -> Result<(), ReadError> {
+        let mailbox = self
+            .store
+            .mailbox(&subscription.mailbox)?
+            .ok_or(ReadError::MailboxNotFound)?;
+        key_grant(&mailbox, &subscription.key, now)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! Device inboxes: `sendWelcome` (no identity, size and rate limited), `listInbox` and
+//! `deleteInboxItems` (owner key).
+
+use rand::RngCore;
+
+use super::{Access, DeliveryService};
+use crate::auth::{DsMethod, RequestAuth};
+use crate::config::LEXICON_MAX_DELETE;
+use crate::error::{InboxError, SendWelcomeError};
+use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
+use crate::store::{Append, Envelope, Store};
+use crate::time::Timestamp;
+
+/// One page of `listInbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxPage {
+    /// Items with `seq > cursor`, in order. Empty means nothing after the cursor.
+    pub items: Vec<Envelope>,
+    /// The last returned `seq`, or the request's cursor if none.
+    pub cursor: u64,
+}
+
+impl From<Access> for InboxError {
+    fn from(a: Access) -> Self {
+        match a {
+            Access::Auth(e) => Self::Auth(e),
+            Access::NotFound => Self::MailboxNotFound,
+            Access::WrongKind => Self::NotAnInbox,
+            Access::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+impl<S: Store, R: RngCore> DeliveryService<S, R> {
+    /// `chat.mls.ds.sendWelcome`: deposits a sealed welcome. Records no identity.
+    ///
+    /// Checks, in order: the inbox exists, it is an inbox, payload size, then the
+    /// deposit rate of this inbox in its current 60-second window. Only accepted deposits
+    /// count.
+    pub fn send_welcome(
+        &mut self,
+        inbox: &MailboxId,
+        payload: Vec<u8>,
+        now: Timestamp,
+    ) -> Result<u64, SendWelcomeError> {
+        let mailbox = self
+            .store
+            .mailbox(inbox)?
+            .ok_or(SendWelcomeError::MailboxNotFound)?;
+        if mailbox.kind() != MailboxKind::Inbox {
+            return Err(SendWelcomeError::NotAnInbox);
+        }
+        if payload.is_empty() {
+            return Err(SendWelcomeError::EmptyPayload);
+        }
+        let max = self.config.payload_limit();
+        if payload.len() > max {
+            return Err(SendWelcomeError::EnvelopeTooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        self.deposits
+            .check(inbox, now)
+            .map_err(|retry_after_ms| SendWelcomeError::RateLimitExceeded { retry_after_ms })?;
+        let seq = mailbox.head + 1;
+        let mut after = mailbox;
+        after.head = seq;
+        self.store.append(&[Append {
+            expected_head: mailbox.head,
+            mailbox: after,
+            envelopes: vec![Envelope {
+                seq,
+                kind: EnvelopeKind::Welcome,
+                epoch: None,
+                payload,
+                received_at: now,
+            }],
+        }])?;
+        self.deposits.record(inbox, now);
+        Ok(seq)
+    }
+
+    /// `chat.mls.ds.listInbox`: items with `seq > cursor`, at most `limit` (clamped to
+    /// 1..=1000) and the configured page bytes. Signed with the owner key.
+    pub fn list_inbox(
+        &mut self,
+        inbox: &MailboxId,
+        auth: &RequestAuth<'_>,
+        cursor: u64,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<InboxPage, InboxError> {
+        let ok = self.authorize(DsMethod::ListInbox, inbox, auth, Some(MailboxKind::Inbox), now)?;
+        if cursor > ok.mailbox.head {
+            return Err(InboxError::FutureCursor {
+                cursor,
+                head: ok.mailbox.head,
+            });
+        }
+        let items = self.store.envelopes(inbox, cursor, self.page_limit(limit))?;
+        Ok(InboxPage {
+            cursor: items.last().map_or(cursor, |e| e.seq),
+            items,
+        })
+    }
+
+    /// `chat.mls.ds.deleteInboxItems`: deletes the named items for good (1 to 100 of
+    /// them); returns how many existed. Signed with the owner key.
+    pub fn delete_inbox_items(
+        &mut self,
+        inbox: &MailboxId,
+        auth: &RequestAuth<'_>,
+        seqs: &[u64],
+        now: Timestamp,
+    ) -> Result<u64, InboxError> {
+        self.authorize(
+            DsMethod::DeleteInboxItems,
+            inbox,
+            auth,
+            Some(MailboxKind::Inbox),
+            now,
+        )?;
+        if seqs.is_empty() || seqs.len() > LEXICON_MAX_DELETE {
+            return Err(InboxError::SeqCount(seqs.len()));
+        }
+        Ok(self.store.delete_envelopes(inbox, seqs)?)
+    }
+}

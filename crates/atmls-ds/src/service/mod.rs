@@ -1,0 +1,280 @@
+//! The delivery-service core: decides every request from its inputs, a store and `now`.
+
+mod group;
+mod inbox;
+mod rate;
+
+pub use group::{EnvelopePage, OutgoingEnvelope, SendReceipt, Subscription};
+pub use inbox::InboxPage;
+
+use rand::RngCore;
+
+use crate::auth::{DsMethod, MailboxKey, ReplayCache, ReplayVerdict, RequestAuth, RequestToken};
+use crate::config::{DsConfig, LEXICON_MAX_PAGE};
+use crate::error::{AuthError, CreateMailboxError, ReadError};
+use crate::id::{MailboxId, MailboxKind};
+use crate::store::{CreateOutcome, Mailbox, MailboxKeys, PageLimit, Store, StoreError};
+use crate::time::Timestamp;
+
+use rate::DepositLimiter;
+
+/// The public state of a mailbox, as `createMailbox` and `getMailbox` answer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxInfo {
+    /// The mailbox id.
+    pub mailbox: MailboxId,
+    /// Group or inbox.
+    pub kind: MailboxKind,
+    /// The current epoch (groups only).
+    pub epoch: Option<u64>,
+    /// The last sequence number (0: empty).
+    pub seq: u64,
+}
+
+impl From<&Mailbox> for MailboxInfo {
+    fn from(m: &Mailbox) -> Self {
+        Self {
+            mailbox: m.id,
+            kind: m.kind(),
+            epoch: m.epoch(),
+            seq: m.head,
+        }
+    }
+}
+
+/// How many envelopes `retention` removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Group envelopes deleted.
+    pub group_envelopes: u64,
+    /// Inbox items deleted.
+    pub inbox_items: u64,
+}
+
+/// Which of a group's keys signed a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// The current epoch's key, or an inbox's owner key.
+    Current,
+    /// The previous epoch's key, inside its grace window.
+    Previous,
+}
+
+/// A request that passed [`DeliveryService::authorize`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Authorized {
+    pub(crate) mailbox: Mailbox,
+    pub(crate) grant: Grant,
+    pub(crate) key: [u8; 32],
+}
+
+/// Why a request was not let through to its operation.
+#[derive(Debug)]
+pub(crate) enum Access {
+    Auth(AuthError),
+    NotFound,
+    WrongKind,
+    Store(StoreError),
+}
+
+impl From<AuthError> for Access {
+    fn from(e: AuthError) -> Self {
+        Self::Auth(e)
+    }
+}
+
+impl From<StoreError> for Access {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<Access> for ReadError {
+    fn from(a: Access) -> Self {
+        match a {
+            Access::Auth(e) => Self::Auth(e),
+            // getMailbox, getEnvelopes and subscriptions accept both kinds.
+            Access::NotFound | Access::WrongKind => Self::MailboxNotFound,
+            Access::Store(e) => Self::Store(e),
+        }
+    }
+}
+
+/// The delivery-service core, without I/O.
+///
+/// It owns a [`Store`], a random source for mailbox ids, its [`DsConfig`], and two
+/// in-memory tables: the replay cache of signed nonces and the per-inbox deposit windows.
+/// Every method takes `now` where time matters; nothing reads a clock.
+#[derive(Debug)]
+pub struct DeliveryService<S, R> {
+    store: S,
+    rng: R,
+    config: DsConfig,
+    replay: ReplayCache,
+    deposits: DepositLimiter,
+}
+
+impl<S: Store, R: RngCore> DeliveryService<S, R> {
+    /// A core over `store`, drawing mailbox ids from `rng` (a CSPRNG in production).
+    pub fn new(store: S, rng: R, config: DsConfig) -> Self {
+        Self {
+            replay: ReplayCache::new(config.replay_cache_capacity(), config.replay_window()),
+            deposits: DepositLimiter::new(config.inbox_deposits_per_minute()),
+            store,
+            rng,
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DsConfig {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Gives the store back.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// `chat.mls.ds.createMailbox`, for `account` (the DID of a service-auth JWT the
+    /// caller already verified). `key` is the group key of `epoch`, or the inbox owner
+    /// key; `epoch` is ignored for inboxes.
+    pub fn create_mailbox(
+        &mut self,
+        account: &str,
+        kind: MailboxKind,
+        key: &[u8],
+        epoch: u64,
+    ) -> Result<MailboxInfo, CreateMailboxError> {
+        let key = MailboxKey::from_bytes(key).map_err(|_| CreateMailboxError::InvalidKey)?;
+        let keys = match kind {
+            MailboxKind::Group => MailboxKeys::Group {
+                epoch,
+                current: key,
+                previous: None,
+            },
+            MailboxKind::Inbox => MailboxKeys::Inbox { owner: key },
+        };
+        let max = self.config.max_mailboxes_per_account();
+        // A collision of 256-bit random ids means a broken RNG; retry a few times anyway.
+        let mut attempts = 0;
+        loop {
+            let mailbox = Mailbox {
+                id: MailboxId::random(&mut self.rng),
+                head: 0,
+                keys,
+            };
+            match self.store.create_mailbox(account, max, &mailbox) {
+                Ok(CreateOutcome::Created) => return Ok(MailboxInfo::from(&mailbox)),
+                Ok(CreateOutcome::QuotaExceeded) => {
+                    return Err(CreateMailboxError::QuotaExceeded { max });
+                }
+                Err(StoreError::DuplicateMailbox(_)) if attempts < 3 => attempts += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// `chat.mls.ds.getMailbox`: the mailbox's kind, epoch and head.
+    pub fn mailbox(
+        &mut self,
+        id: &MailboxId,
+        auth: &RequestAuth<'_>,
+        now: Timestamp,
+    ) -> Result<MailboxInfo, ReadError> {
+        let ok = self.authorize(DsMethod::GetMailbox, id, auth, None, now)?;
+        Ok(MailboxInfo::from(&ok.mailbox))
+    }
+
+    /// Retention: deletes envelopes older than the per-kind TTL, and forgets expired
+    /// replay-cache entries and deposit windows.
+    pub fn expire(&mut self, now: Timestamp) -> Result<Expired, StoreError> {
+        self.replay.purge(now);
+        self.deposits.purge(now);
+        let mut out = Expired::default();
+        if let Some(ttl) = self.config.group_retention() {
+            out.group_envelopes = self
+                .store
+                .expire(MailboxKind::Group, now.saturating_sub(ttl))?;
+        }
+        if let Some(ttl) = self.config.inbox_retention() {
+            out.inbox_items = self
+                .store
+                .expire(MailboxKind::Inbox, now.saturating_sub(ttl))?;
+        }
+        Ok(out)
+    }
+
+    /// Checks a mailbox-key authorisation, in the order the spec fixes: token, timestamp,
+    /// signature, mailbox, kind, key, nonce.
+    pub(crate) fn authorize(
+        &mut self,
+        method: DsMethod,
+        id: &MailboxId,
+        auth: &RequestAuth<'_>,
+        expect: Option<MailboxKind>,
+        now: Timestamp,
+    ) -> Result<Authorized, Access> {
+        let text = auth.token().ok_or(AuthError::AuthRequired)?;
+        let token = RequestToken::decode(text)?;
+        let skew = now.abs_diff(token.timestamp());
+        if skew > self.config.request_max_age() {
+            return Err(AuthError::RequestExpired {
+                skew_ms: u64::try_from(skew.as_millis()).unwrap_or(u64::MAX),
+            }
+            .into());
+        }
+        token.verify(method, id, auth.content())?;
+        let mailbox = self.store.mailbox(id)?.ok_or(Access::NotFound)?;
+        if expect.is_some_and(|k| k != mailbox.kind()) {
+            return Err(Access::WrongKind);
+        }
+        let grant = key_grant(&mailbox, token.key(), now)?;
+        match self.replay.check(token.key(), token.nonce(), now) {
+            ReplayVerdict::Fresh => Ok(Authorized {
+                mailbox,
+                grant,
+                key: *token.key(),
+            }),
+            ReplayVerdict::Replayed => Err(AuthError::ReplayedRequest.into()),
+            ReplayVerdict::Full => Err(AuthError::ReplayCacheFull.into()),
+        }
+    }
+
+    /// The page limit for a requested `limit` (clamped to 1..=1000).
+    pub(crate) fn page_limit(&self, limit: u32) -> PageLimit {
+        PageLimit {
+            envelopes: limit.clamp(1, LEXICON_MAX_PAGE) as usize,
+            bytes: self.config.max_page_bytes(),
+        }
+    }
+}
+
+/// Whether `key` may act on `mailbox` at `now`.
+pub(crate) fn key_grant(mailbox: &Mailbox, key: &[u8; 32], now: Timestamp) -> Result<Grant, AuthError> {
+    match &mailbox.keys {
+        MailboxKeys::Group {
+            current, previous, ..
+        } => {
+            if current.as_bytes() == key {
+                Ok(Grant::Current)
+            } else if previous.is_some_and(|p| p.key.as_bytes() == key && now < p.valid_until) {
+                Ok(Grant::Previous)
+            } else {
+                Err(AuthError::KeyExpired)
+            }
+        }
+        MailboxKeys::Inbox { owner } => {
+            if owner.as_bytes() == key {
+                Ok(Grant::Current)
+            } else {
+                Err(AuthError::NotOwner)
+            }
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! The storage contract of the delivery service and its backends.
+//!
+//! The core keeps no durable state of its own: every mailbox, envelope and quota counter
+//! lives behind [`Store`]. Backends: [`MemoryStore`] (tests, ephemeral use) and
+//! [`SqliteStore`] (the embedded default). A later PostgreSQL backend implements the same
+//! trait and passes the same test suite (`tests/ds/store_suite.rs`).
+
+mod memory;
+mod sqlite;
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+use crate::auth::MailboxKey;
+use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
+use crate::time::Timestamp;
+
+/// One accepted, sequenced item of a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// Position in the mailbox: gap-free from 1, never reused.
+    pub seq: u64,
+    /// What it carries.
+    pub kind: EnvelopeKind,
+    /// For commits: the epoch the commit was built on.
+    pub epoch: Option<u64>,
+    /// The opaque payload.
+    pub payload: Vec<u8>,
+    /// When the service accepted it.
+    pub received_at: Timestamp,
+}
+
+/// The previous epoch's key of a group mailbox and until when it is usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreviousKey {
+    /// The key of epoch `epoch - 1`.
+    pub key: MailboxKey,
+    /// Usable while `now < valid_until` (commit accepted at + key grace).
+    pub valid_until: Timestamp,
+}
+
+/// The keys of a mailbox, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxKeys {
+    /// A group mailbox: the current epoch, its key, and the previous epoch's key.
+    Group {
+        /// The current MLS epoch.
+        epoch: u64,
+        /// The key of `epoch`.
+        current: MailboxKey,
+        /// The key of `epoch - 1`, while a commit is recent.
+        previous: Option<PreviousKey>,
+    },
+    /// A device inbox: one owner key.
+    Inbox {
+        /// The owner key.
+        owner: MailboxKey,
+    },
+}
+
+/// The state of a mailbox. It holds no account identity and no creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mailbox {
+    /// The mailbox id.
+    pub id: MailboxId,
+    /// The last sequence number given out (0: none yet). Never decreases, even when
+    /// envelopes are deleted.
+    pub head: u64,
+    /// Its keys.
+    pub keys: MailboxKeys,
+}
+
+impl Mailbox {
+    /// Group or inbox.
+    pub fn kind(&self) -> MailboxKind {
+        match self.keys {
+            MailboxKeys::Group { .. } => MailboxKind::Group,
+            MailboxKeys::Inbox { .. } => MailboxKind::Inbox,
+        }
+    }
+
+    /// The current epoch of a group mailbox.
+    pub fn epoch(&self) -> Option<u64> {
+        match self.keys {
+            MailboxKeys::Group { epoch, .. } => Some(epoch),
+            MailboxKeys::Inbox { .. } => None,
+        }
+    }
+}
+
+/// One request's batch: envelopes to append to a mailbox and its state afterwards.
+///
+/// The store applies it only if the mailbox's head is still `expected_head`
+/// (compare-and-swap), and requires `envelopes` to be numbered `expected_head + 1`
+/// onwards without gap and `mailbox.head` to be the last of them.
+#[derive(Debug, Clone)]
+pub struct Append {
+    /// The head the batch was sequenced against.
+    pub expected_head: u64,
+    /// The mailbox state after the batch (head, epoch, keys).
+    pub mailbox: Mailbox,
+    /// The envelopes, in sequence order.
+    pub envelopes: Vec<Envelope>,
+}
+
+/// The result of [`Store::create_mailbox`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Created and counted against the account.
+    Created,
+    /// The account already had the maximum; nothing was written.
+    QuotaExceeded,
+}
+
+/// How much one read may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageLimit {
+    /// Most envelopes.
+    pub envelopes: usize,
+    /// Most payload bytes in total; the first envelope is returned even if larger.
+    pub bytes: usize,
+}
+
+/// A storage failure. These are the service's fault, never the client's.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// An append named a mailbox that does not exist.
+    #[error("no mailbox {0}")]
+    UnknownMailbox(MailboxId),
+    /// A mailbox with this id already exists.
+    #[error("mailbox {0} already exists")]
+    DuplicateMailbox(MailboxId),
+    /// The mailbox's head moved since the batch was sequenced (another writer).
+    #[error("mailbox {mailbox}: head is {actual}, batch expected {expected}")]
+    HeadMoved {
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// The head the batch was built against.
+        expected: u64,
+        /// The head in the store.
+        actual: u64,
+    },
+    /// An append that breaks the contract (wrong numbering, kind change).
+    #[error("invalid append: {0}")]
+    InvalidAppend(&'static str),
+    /// A number does not fit the backend's integer type.
+    #[error("value {0} out of range for the store")]
+    OutOfRange(u64),
+    /// Stored data that does not decode.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+}
+
+/// The delivery service's storage contract.
+///
+/// Every write is atomic: it happens completely or not at all, and when it returns `Ok`
+/// it is durable (for persistent backends). Reads see every write that returned.
+pub trait Store {
+    /// The mailbox with this id, if any.
+    fn mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError>;
+
+    /// Creates `mailbox` (head 0) and counts it against `account`, unless the account
+    /// already has `max_per_account` mailboxes. The account is stored only in its
+    /// counter, never with the mailbox.
+    fn create_mailbox(
+        &mut self,
+        account: &str,
+        max_per_account: u64,
+        mailbox: &Mailbox,
+    ) -> Result<CreateOutcome, StoreError>;
+
+    /// Applies several batches in one transaction, in order (a later batch may follow an
+    /// earlier one to the same mailbox). All are applied or none.
+    fn append(&mut self, batches: &[Append]) -> Result<(), StoreError>;
+
+    /// Envelopes of `id` with `seq > after`, in sequence order, within `limit`.
+    fn envelopes(
+        &self,
+        id: &MailboxId,
+        after: u64,
+        limit: PageLimit,
+    ) -> Result<Vec<Envelope>, StoreError>;
+
+    /// Deletes the named envelopes of `id` for good; returns how many existed.
+    fn delete_envelopes(&mut self, id: &MailboxId, seqs: &[u64]) -> Result<u64, StoreError>;
+
+    /// Deletes for good every envelope of mailboxes of `kind` received before `before`;
+    /// returns how many. Heads are unchanged.
+    fn expire(&mut self, kind: MailboxKind, before: Timestamp) -> Result<u64, StoreError>;
+
+    /// How many mailboxes `account` has created.
+    fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError>;
+}
+
+/// Checks an append against the mailbox's stored state (shared by the backends).
+pub(crate) fn check_append(current: &Mailbox, append: &Append) -> Result<(), StoreError> {
+    if current.head != append.expected_head {
+        return Err(StoreError::HeadMoved {
+            mailbox: current.id,
+            expected: append.expected_head,
+            actual: current.head,
+        });
+    }
+    if current.kind() != append.mailbox.kind() {
+        return Err(StoreError::InvalidAppend("mailbox kind changed"));
+    }
+    if append.envelopes.is_empty() {
+        return Err(StoreError::InvalidAppend("empty batch"));
+    }
+    let mut next = append.expected_head;
+    for e in &append.envelopes {
+        next = next
+            .checked_add(1)
+            .ok_or(StoreError::InvalidAppend("sequence overflow"))?;
+        if e.seq != next {
+            return Err(StoreError::InvalidAppend("sequence numbers not consecutive"));
+        }
+        if e.kind.mailbox_kind() != current.kind() {
+            return Err(StoreError::InvalidAppend("envelope kind not allowed here"));
+        }
+    }
+    if append.mailbox.head != next {
+        return Err(StoreError::InvalidAppend("head is not the last sequence number"));
+    }
+    Ok(())
+}

@@ -1,0 +1,396 @@
+//! A [`Store`] in one SQLite file (WAL, `synchronous=FULL`, `secure_delete=ON`).
+//!
+//! Durability: in WAL mode with `synchronous=FULL` every transaction's commit fsyncs the
+//! WAL before `COMMIT` returns, so an envelope whose append returned is on disk before
+//! the service acknowledges it, and a crash before that point leaves no trace of the
+//! transaction (`NORMAL` would only guarantee consistency, not the last commits).
+//!
+//! Privacy: `mailboxes` holds no account and no creation time, and is a `WITHOUT ROWID`
+//! table keyed by the random id, so row order reveals no creation order. Accounts appear
+//! only in `account_quota` (account, count), which holds no mailbox id and no time.
+//! Deletions are overwritten with zeros (`secure_delete=ON`) and the WAL is checkpointed
+//! and truncated after each deleting call, so deleted payloads leave the files.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+
+use super::{
+    Append, CreateOutcome, Envelope, Mailbox, MailboxKeys, PageLimit, PreviousKey, Store,
+    StoreError, check_append,
+};
+use crate::auth::MailboxKey;
+use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
+use crate::time::Timestamp;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS mailboxes (
+    id               BLOB    NOT NULL PRIMARY KEY CHECK (length(id) = 32),
+    kind             INTEGER NOT NULL,  -- 0 group, 1 inbox
+    head             INTEGER NOT NULL,
+    epoch            INTEGER,           -- group only
+    key              BLOB    NOT NULL,  -- current epoch key / owner key
+    prev_key         BLOB,              -- group: previous epoch key
+    prev_valid_until INTEGER            -- ms since the Unix epoch
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS envelopes (
+    mailbox     BLOB    NOT NULL,
+    seq         INTEGER NOT NULL,
+    kind        INTEGER NOT NULL,       -- 0 message, 1 commit, 2 welcome
+    epoch       INTEGER,
+    payload     BLOB    NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (mailbox, seq)
+);
+CREATE INDEX IF NOT EXISTS envelopes_received_at ON envelopes (kind, received_at);
+CREATE TABLE IF NOT EXISTS account_quota (
+    account   TEXT    NOT NULL PRIMARY KEY,
+    mailboxes INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// A [`Store`] in a SQLite database.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::init(Connection::open(path)?)
+    }
+
+    /// A private in-memory database (for tests).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA secure_delete = ON;",
+        )?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {version} is newer than {SCHEMA_VERSION}"
+            )));
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        Ok(Self { conn })
+    }
+
+    /// Checkpoints the WAL into the database file and truncates it to zero bytes.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Closes the database (checkpointing the WAL).
+    pub fn close(self) -> Result<(), StoreError> {
+        self.conn.close().map_err(|(_, e)| StoreError::Sqlite(e))
+    }
+}
+
+fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::OutOfRange(v))
+}
+
+fn to_u64(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative value {v}")))
+}
+
+fn key_from(bytes: &[u8]) -> Result<MailboxKey, StoreError> {
+    MailboxKey::from_bytes(bytes).map_err(|_| StoreError::Corrupt("invalid stored key".into()))
+}
+
+fn envelope_kind_code(kind: EnvelopeKind) -> i64 {
+    match kind {
+        EnvelopeKind::Message => 0,
+        EnvelopeKind::Commit => 1,
+        EnvelopeKind::Welcome => 2,
+    }
+}
+
+fn envelope_kind_from(code: i64) -> Result<EnvelopeKind, StoreError> {
+    match code {
+        0 => Ok(EnvelopeKind::Message),
+        1 => Ok(EnvelopeKind::Commit),
+        2 => Ok(EnvelopeKind::Welcome),
+        other => Err(StoreError::Corrupt(format!("envelope kind {other}"))),
+    }
+}
+
+/// The columns of a mailbox row, in `SELECT` order after the id.
+struct Row {
+    kind: i64,
+    head: i64,
+    epoch: Option<i64>,
+    key: Vec<u8>,
+    prev_key: Option<Vec<u8>>,
+    prev_valid_until: Option<i64>,
+}
+
+fn decode_mailbox(id: MailboxId, r: Row) -> Result<Mailbox, StoreError> {
+    let keys = match r.kind {
+        0 => MailboxKeys::Group {
+            epoch: to_u64(
+                r.epoch
+                    .ok_or_else(|| StoreError::Corrupt("group without epoch".into()))?,
+            )?,
+            current: key_from(&r.key)?,
+            previous: match (r.prev_key, r.prev_valid_until) {
+                (Some(k), Some(until)) => Some(PreviousKey {
+                    key: key_from(&k)?,
+                    valid_until: Timestamp::from_millis(to_u64(until)?),
+                }),
+                (None, None) => None,
+                _ => return Err(StoreError::Corrupt("half a previous key".into())),
+            },
+        },
+        1 => MailboxKeys::Inbox {
+            owner: key_from(&r.key)?,
+        },
+        other => return Err(StoreError::Corrupt(format!("mailbox kind {other}"))),
+    };
+    Ok(Mailbox {
+        id,
+        head: to_u64(r.head)?,
+        keys,
+    })
+}
+
+type MailboxColumns<'a> = (i64, i64, Option<i64>, &'a [u8], Option<&'a [u8]>, Option<i64>);
+
+fn encode_mailbox(m: &Mailbox) -> Result<MailboxColumns<'_>, StoreError> {
+    Ok(match &m.keys {
+        MailboxKeys::Group {
+            epoch,
+            current,
+            previous,
+        } => (
+            0,
+            to_i64(m.head)?,
+            Some(to_i64(*epoch)?),
+            current.as_bytes().as_slice(),
+            previous.as_ref().map(|p| p.key.as_bytes().as_slice()),
+            previous
+                .map(|p| to_i64(p.valid_until.as_millis()))
+                .transpose()?,
+        ),
+        MailboxKeys::Inbox { owner } => (
+            1,
+            to_i64(m.head)?,
+            None,
+            owner.as_bytes().as_slice(),
+            None,
+            None,
+        ),
+    })
+}
+
+fn read_mailbox(conn: &Connection, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, head, epoch, key, prev_key, prev_valid_until FROM mailboxes WHERE id = ?1",
+    )?;
+    let row = stmt
+        .query_row([id.as_bytes().as_slice()], |r| {
+            Ok(Row {
+                kind: r.get(0)?,
+                head: r.get(1)?,
+                epoch: r.get(2)?,
+                key: r.get(3)?,
+                prev_key: r.get(4)?,
+                prev_valid_until: r.get(5)?,
+            })
+        })
+        .optional()?;
+    row.map(|r| decode_mailbox(*id, r)).transpose()
+}
+
+impl Store for SqliteStore {
+    fn mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
+        read_mailbox(&self.conn, id)
+    }
+
+    fn create_mailbox(
+        &mut self,
+        account: &str,
+        max_per_account: u64,
+        mailbox: &Mailbox,
+    ) -> Result<CreateOutcome, StoreError> {
+        if mailbox.head != 0 {
+            return Err(StoreError::InvalidAppend("a new mailbox starts at head 0"));
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if read_mailbox(&tx, &mailbox.id)?.is_some() {
+            return Err(StoreError::DuplicateMailbox(mailbox.id));
+        }
+        let count: i64 = tx
+            .prepare_cached("SELECT mailboxes FROM account_quota WHERE account = ?1")?
+            .query_row([account], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        if to_u64(count)? >= max_per_account {
+            return Ok(CreateOutcome::QuotaExceeded);
+        }
+        tx.prepare_cached(
+            "INSERT INTO account_quota (account, mailboxes) VALUES (?1, 1)
+             ON CONFLICT (account) DO UPDATE SET mailboxes = mailboxes + 1",
+        )?
+        .execute([account])?;
+        let (kind, head, epoch, key, prev_key, prev_until) = encode_mailbox(mailbox)?;
+        tx.prepare_cached(
+            "INSERT INTO mailboxes (id, kind, head, epoch, key, prev_key, prev_valid_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            mailbox.id.as_bytes().as_slice(),
+            kind,
+            head,
+            epoch,
+            key,
+            prev_key,
+            prev_until
+        ])?;
+        tx.commit()?;
+        Ok(CreateOutcome::Created)
+    }
+
+    fn append(&mut self, batches: &[Append]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for b in batches {
+            let id = b.mailbox.id;
+            let current = read_mailbox(&tx, &id)?.ok_or(StoreError::UnknownMailbox(id))?;
+            check_append(&current, b)?;
+            let (_, head, epoch, key, prev_key, prev_until) = encode_mailbox(&b.mailbox)?;
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE mailboxes SET head = ?2, epoch = ?3, key = ?4, prev_key = ?5,
+                     prev_valid_until = ?6 WHERE id = ?1 AND head = ?7",
+                )?
+                .execute(params![
+                    id.as_bytes().as_slice(),
+                    head,
+                    epoch,
+                    key,
+                    prev_key,
+                    prev_until,
+                    to_i64(b.expected_head)?
+                ])?;
+            if changed != 1 {
+                return Err(StoreError::HeadMoved {
+                    mailbox: id,
+                    expected: b.expected_head,
+                    actual: current.head,
+                });
+            }
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO envelopes (mailbox, seq, kind, epoch, payload, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for e in &b.envelopes {
+                insert.execute(params![
+                    id.as_bytes().as_slice(),
+                    to_i64(e.seq)?,
+                    envelope_kind_code(e.kind),
+                    e.epoch.map(to_i64).transpose()?,
+                    e.payload,
+                    to_i64(e.received_at.as_millis())?
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn envelopes(
+        &self,
+        id: &MailboxId,
+        after: u64,
+        limit: PageLimit,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, kind, epoch, payload, received_at FROM envelopes
+             WHERE mailbox = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let max = i64::try_from(limit.envelopes).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(params![id.as_bytes().as_slice(), after, max])?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(r) = rows.next()? {
+            let payload: Vec<u8> = r.get(3)?;
+            bytes = bytes.saturating_add(payload.len());
+            if !out.is_empty() && bytes > limit.bytes {
+                break;
+            }
+            out.push(Envelope {
+                seq: to_u64(r.get(0)?)?,
+                kind: envelope_kind_from(r.get(1)?)?,
+                epoch: r.get::<_, Option<i64>>(2)?.map(to_u64).transpose()?,
+                payload,
+                received_at: Timestamp::from_millis(to_u64(r.get(4)?)?),
+            });
+        }
+        Ok(out)
+    }
+
+    fn delete_envelopes(&mut self, id: &MailboxId, seqs: &[u64]) -> Result<u64, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut n = 0u64;
+        {
+            let mut del =
+                tx.prepare_cached("DELETE FROM envelopes WHERE mailbox = ?1 AND seq = ?2")?;
+            for &seq in seqs {
+                let Ok(seq) = i64::try_from(seq) else { continue };
+                n += del.execute(params![id.as_bytes().as_slice(), seq])? as u64;
+            }
+        }
+        tx.commit()?;
+        if n > 0 {
+            self.checkpoint()?;
+        }
+        Ok(n)
+    }
+
+    fn expire(&mut self, kind: MailboxKind, before: Timestamp) -> Result<u64, StoreError> {
+        let before = i64::try_from(before.as_millis()).unwrap_or(i64::MAX);
+        let n = match kind {
+            MailboxKind::Group => self.conn.execute(
+                "DELETE FROM envelopes WHERE kind IN (0, 1) AND received_at < ?1",
+                [before],
+            )?,
+            MailboxKind::Inbox => self.conn.execute(
+                "DELETE FROM envelopes WHERE kind = 2 AND received_at < ?1",
+                [before],
+            )?,
+        } as u64;
+        if n > 0 {
+            self.checkpoint()?;
+        }
+        Ok(n)
+    }
+
+    fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError> {
+        let count: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT mailboxes FROM account_quota WHERE account = ?1")?
+            .query_row([account], |r| r.get(0))
+            .optional()?;
+        to_u64(count.unwrap_or(0))
+    }
+}
