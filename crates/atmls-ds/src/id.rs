@@ -221,11 +221,18 @@ mod tests {
         );
         let ff = MailboxId::from_bytes([0xff; 32]).to_string();
         assert_eq!(ff, format!("{}q", "7".repeat(51)));
-        assert_eq!(ff.parse::<MailboxId>(), Ok(MailboxId::from_bytes([0xff; 32])));
+        assert_eq!(
+            ff.parse::<MailboxId>(),
+            Ok(MailboxId::from_bytes([0xff; 32]))
+        );
         // RFC 4648 test vector "foobar" -> MZXW6YTBOI, extended by zero bytes.
         let mut b = [0u8; 32];
         b[..6].copy_from_slice(b"foobar");
-        assert!(MailboxId::from_bytes(b).to_string().starts_with("mzxw6ytboi"));
+        assert!(
+            MailboxId::from_bytes(b)
+                .to_string()
+                .starts_with("mzxw6ytboi")
+        );
     }
 
     #[test]
@@ -260,7 +267,10 @@ mod tests {
         let mut bad = good.clone().into_bytes();
         bad[10] = b'1';
         let bad = String::from_utf8(bad).expect("ascii");
-        assert_eq!(bad.parse::<MailboxId>(), Err(ParseMailboxIdError::Character(10)));
+        assert_eq!(
+            bad.parse::<MailboxId>(),
+            Err(ParseMailboxIdError::Character(10))
+        );
         // 'b' as the last character sets a padding bit.
         let noncanonical = format!("{}b", "a".repeat(51));
         assert_eq!(
@@ -271,6 +281,9 @@ mod tests {
         assert!(padded.parse::<MailboxId>().is_err());
         // Multi-byte UTF-8 of the right byte length.
         let utf8 = format!("é{}", &good[2..]);
-        assert_eq!(utf8.parse::<MailboxId>(), Err(ParseMailboxIdError::Character(0)));
+        assert_eq!(
+            utf8.parse::<MailboxId>(),
+            Err(ParseMailboxIdError::Character(0))
+        );
     }
 }

@@ -48,12 +48,12 @@ pub use error::{
     SendWelcomeError,
 };
 pub use id::{
-    EnvelopeKind, MAILBOX_ID_LEN, MAILBOX_ID_TEXT_LEN, MailboxId, MailboxKind,
-    ParseMailboxIdError, UnknownKind,
+    EnvelopeKind, MAILBOX_ID_LEN, MAILBOX_ID_TEXT_LEN, MailboxId, MailboxKind, ParseMailboxIdError,
+    UnknownKind,
 };
 pub use service::{
-    DeliveryService, EnvelopePage, Expired, InboxPage, MailboxInfo, OutgoingEnvelope,
-    SendReceipt, Subscription,
+    DeliveryService, EnvelopePage, Expired, InboxPage, MailboxInfo, OutgoingEnvelope, SendReceipt,
+    Subscription,
 };
 pub use store::{Envelope, MemoryStore, SqliteStore, Store, StoreError};
 pub use time::Timestamp;

@@ -151,15 +151,24 @@ mod tests {
             "mailbox=a&cursor=1&mailbox=b"
         );
         assert_eq!(subscription_content("auth=x"), "");
-        assert_eq!(subscription_content("authx=1&auth&x=auth=2"), "authx=1&x=auth=2");
+        assert_eq!(
+            subscription_content("authx=1&auth&x=auth=2"),
+            "authx=1&x=auth=2"
+        );
     }
 
     #[test]
     fn header_parsing() {
         let a = RequestAuth::from_header(Some("chatmls-mailbox  abc"), b"");
         assert_eq!(a.token(), Some("abc"));
-        assert_eq!(RequestAuth::from_header(Some("Bearer abc"), b"").token(), None);
-        assert_eq!(RequestAuth::from_header(Some("ChatMls-Mailbox"), b"").token(), None);
+        assert_eq!(
+            RequestAuth::from_header(Some("Bearer abc"), b"").token(),
+            None
+        );
+        assert_eq!(
+            RequestAuth::from_header(Some("ChatMls-Mailbox"), b"").token(),
+            None
+        );
         assert_eq!(RequestAuth::from_header(None, b"").token(), None);
     }
 

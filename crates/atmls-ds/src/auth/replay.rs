@@ -42,7 +42,12 @@ impl ReplayCache {
     }
 
     /// Checks and records `(key, nonce)` at `now`.
-    pub(crate) fn check(&mut self, key: &[u8; 32], nonce: &[u8; 16], now: Timestamp) -> ReplayVerdict {
+    pub(crate) fn check(
+        &mut self,
+        key: &[u8; 32],
+        nonce: &[u8; 16],
+        now: Timestamp,
+    ) -> ReplayVerdict {
         self.purge(now);
         let entry = (*key, *nonce);
         if self.seen.contains_key(&entry) {

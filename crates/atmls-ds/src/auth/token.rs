@@ -117,7 +117,14 @@ impl RequestToken {
         content: &[u8],
     ) -> Result<(), AuthError> {
         let key = VerifyingKey::from_bytes(&self.key).map_err(|_| AuthError::BadSignature)?;
-        let msg = signing_bytes(method, mailbox, &self.key, self.timestamp, &self.nonce, content);
+        let msg = signing_bytes(
+            method,
+            mailbox,
+            &self.key,
+            self.timestamp,
+            &self.nonce,
+            content,
+        );
         key.verify_strict(&msg, &Signature::from_bytes(&self.signature))
             .map_err(|_| AuthError::BadSignature)
     }

@@ -98,7 +98,13 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     ) -> Result<SendReceipt, SendEnvelopesError> {
         let invalid = |index, rule| SendEnvelopesError::InvalidEnvelope { index, rule };
         let Authorized { mailbox, grant, .. } = self
-            .authorize(DsMethod::SendEnvelopes, id, auth, Some(MailboxKind::Group), now)
+            .authorize(
+                DsMethod::SendEnvelopes,
+                id,
+                auth,
+                Some(MailboxKind::Group),
+                now,
+            )
             .map_err(|a| match a {
                 Access::Auth(e) => SendEnvelopesError::Auth(e),
                 Access::NotFound => SendEnvelopesError::MailboxNotFound,
@@ -146,7 +152,9 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
                     if commit.is_some() {
                         return Err(invalid(i, EnvelopeRule::TwoCommits));
                     }
-                    let epoch = e.epoch.ok_or(invalid(i, EnvelopeRule::CommitWithoutEpoch))?;
+                    let epoch = e
+                        .epoch
+                        .ok_or(invalid(i, EnvelopeRule::CommitWithoutEpoch))?;
                     let next = e
                         .next_key
                         .as_deref()
@@ -191,7 +199,11 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
             .map(|(e, seq)| Envelope {
                 seq,
                 kind: e.kind,
-                epoch: if e.kind == EnvelopeKind::Commit { e.epoch } else { None },
+                epoch: if e.kind == EnvelopeKind::Commit {
+                    e.epoch
+                } else {
+                    None
+                },
                 payload: e.payload,
                 received_at: now,
             })

@@ -91,14 +91,22 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
         limit: u32,
         now: Timestamp,
     ) -> Result<InboxPage, InboxError> {
-        let ok = self.authorize(DsMethod::ListInbox, inbox, auth, Some(MailboxKind::Inbox), now)?;
+        let ok = self.authorize(
+            DsMethod::ListInbox,
+            inbox,
+            auth,
+            Some(MailboxKind::Inbox),
+            now,
+        )?;
         if cursor > ok.mailbox.head {
             return Err(InboxError::FutureCursor {
                 cursor,
                 head: ok.mailbox.head,
             });
         }
-        let items = self.store.envelopes(inbox, cursor, self.page_limit(limit))?;
+        let items = self
+            .store
+            .envelopes(inbox, cursor, self.page_limit(limit))?;
         Ok(InboxPage {
             cursor: items.last().map_or(cursor, |e| e.seq),
             items,

@@ -256,7 +256,11 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
 }
 
 /// Whether `key` may act on `mailbox` at `now`.
-pub(crate) fn key_grant(mailbox: &Mailbox, key: &[u8; 32], now: Timestamp) -> Result<Grant, AuthError> {
+pub(crate) fn key_grant(
+    mailbox: &Mailbox,
+    key: &[u8; 32],
+    now: Timestamp,
+) -> Result<Grant, AuthError> {
     match &mailbox.keys {
         MailboxKeys::Group {
             current, previous, ..

@@ -2,9 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{
-    Append, CreateOutcome, Envelope, Mailbox, PageLimit, Store, StoreError, check_append,
-};
+use super::{Append, CreateOutcome, Envelope, Mailbox, PageLimit, Store, StoreError, check_append};
 use crate::id::{MailboxId, MailboxKind};
 use crate::time::Timestamp;
 

@@ -217,14 +217,18 @@ pub(crate) fn check_append(current: &Mailbox, append: &Append) -> Result<(), Sto
             .checked_add(1)
             .ok_or(StoreError::InvalidAppend("sequence overflow"))?;
         if e.seq != next {
-            return Err(StoreError::InvalidAppend("sequence numbers not consecutive"));
+            return Err(StoreError::InvalidAppend(
+                "sequence numbers not consecutive",
+            ));
         }
         if e.kind.mailbox_kind() != current.kind() {
             return Err(StoreError::InvalidAppend("envelope kind not allowed here"));
         }
     }
     if append.mailbox.head != next {
-        return Err(StoreError::InvalidAppend("head is not the last sequence number"));
+        return Err(StoreError::InvalidAppend(
+            "head is not the last sequence number",
+        ));
     }
     Ok(())
 }

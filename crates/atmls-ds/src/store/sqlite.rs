@@ -167,7 +167,14 @@ fn decode_mailbox(id: MailboxId, r: Row) -> Result<Mailbox, StoreError> {
     })
 }
 
-type MailboxColumns<'a> = (i64, i64, Option<i64>, &'a [u8], Option<&'a [u8]>, Option<i64>);
+type MailboxColumns<'a> = (
+    i64,
+    i64,
+    Option<i64>,
+    &'a [u8],
+    Option<&'a [u8]>,
+    Option<i64>,
+);
 
 fn encode_mailbox(m: &Mailbox) -> Result<MailboxColumns<'_>, StoreError> {
     Ok(match &m.keys {
@@ -356,7 +363,9 @@ impl Store for SqliteStore {
             let mut del =
                 tx.prepare_cached("DELETE FROM envelopes WHERE mailbox = ?1 AND seq = ?2")?;
             for &seq in seqs {
-                let Ok(seq) = i64::try_from(seq) else { continue };
+                let Ok(seq) = i64::try_from(seq) else {
+                    continue;
+                };
                 n += del.execute(params![id.as_bytes().as_slice(), seq])? as u64;
             }
         }

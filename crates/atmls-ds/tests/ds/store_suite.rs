@@ -1,0 +1,279 @@
+//! The storage contract, run against every backend.
+
+use atmls_ds::auth::MailboxKey;
+use atmls_ds::store::{
+    Append, CreateOutcome, Mailbox, MailboxKeys, PageLimit, PreviousKey, Store, StoreError,
+};
+use atmls_ds::{Envelope, EnvelopeKind, MailboxId, MailboxKind, Timestamp};
+
+use crate::harness::{key, public};
+use crate::on_both_stores;
+
+fn mkey(n: u8) -> MailboxKey {
+    MailboxKey::from_bytes(&public(&key(n))).unwrap()
+}
+
+fn group(id: u8) -> Mailbox {
+    Mailbox {
+        id: MailboxId::from_bytes([id; 32]),
+        head: 0,
+        keys: MailboxKeys::Group {
+            epoch: 0,
+            current: mkey(1),
+            previous: None,
+        },
+    }
+}
+
+fn inbox(id: u8) -> Mailbox {
+    Mailbox {
+        id: MailboxId::from_bytes([id; 32]),
+        head: 0,
+        keys: MailboxKeys::Inbox { owner: mkey(2) },
+    }
+}
+
+fn env(seq: u64, kind: EnvelopeKind, at: u64) -> Envelope {
+    Envelope {
+        seq,
+        kind,
+        epoch: (kind == EnvelopeKind::Commit).then_some(seq),
+        payload: format!("payload {seq}").into_bytes(),
+        received_at: Timestamp::from_millis(at),
+    }
+}
+
+fn batch(before: &Mailbox, kind: EnvelopeKind, n: u64, at: u64) -> Append {
+    let mut after = *before;
+    after.head = before.head + n;
+    Append {
+        expected_head: before.head,
+        mailbox: after,
+        envelopes: (1..=n).map(|i| env(before.head + i, kind, at)).collect(),
+    }
+}
+
+const ALL: PageLimit = PageLimit {
+    envelopes: usize::MAX,
+    bytes: usize::MAX,
+};
+
+fn create_read_and_quota<S: Store>(mut s: S) {
+    let g = group(1);
+    assert_eq!(s.mailbox(&g.id).unwrap(), None);
+    assert_eq!(
+        s.create_mailbox("did:plc:x", 2, &g).unwrap(),
+        CreateOutcome::Created
+    );
+    assert_eq!(s.mailbox(&g.id).unwrap(), Some(g));
+    assert!(matches!(
+        s.create_mailbox("did:plc:x", 2, &g),
+        Err(StoreError::DuplicateMailbox(_))
+    ));
+    assert_eq!(s.account_mailboxes("did:plc:x").unwrap(), 1);
+    assert_eq!(
+        s.create_mailbox("did:plc:x", 2, &inbox(2)).unwrap(),
+        CreateOutcome::Created
+    );
+    assert_eq!(
+        s.create_mailbox("did:plc:x", 2, &group(3)).unwrap(),
+        CreateOutcome::QuotaExceeded
+    );
+    assert_eq!(s.mailbox(&group(3).id).unwrap(), None);
+    assert_eq!(s.account_mailboxes("did:plc:x").unwrap(), 2);
+    assert_eq!(
+        s.create_mailbox("did:plc:y", 2, &group(3)).unwrap(),
+        CreateOutcome::Created
+    );
+    assert_eq!(
+        s.mailbox(&inbox(2).id).unwrap().unwrap().kind(),
+        MailboxKind::Inbox
+    );
+}
+
+fn append_updates_state_atomically<S: Store>(mut s: S) {
+    let g = group(1);
+    s.create_mailbox("a", 10, &g).unwrap();
+    let b1 = batch(&g, EnvelopeKind::Message, 3, 5);
+    s.append(std::slice::from_ref(&b1)).unwrap();
+    // A commit batch with new keys.
+    let mut b2 = batch(&b1.mailbox, EnvelopeKind::Commit, 1, 6);
+    b2.mailbox.keys = MailboxKeys::Group {
+        epoch: 1,
+        current: mkey(3),
+        previous: Some(PreviousKey {
+            key: mkey(1),
+            valid_until: Timestamp::from_millis(99),
+        }),
+    };
+    s.append(std::slice::from_ref(&b2)).unwrap();
+    assert_eq!(s.mailbox(&g.id).unwrap(), Some(b2.mailbox));
+    let all = s.envelopes(&g.id, 0, ALL).unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(all[3], env(4, EnvelopeKind::Commit, 6));
+    assert_eq!(all[0], env(1, EnvelopeKind::Message, 5));
+}
+
+fn append_refuses_stale_heads_and_gaps<S: Store>(mut s: S) {
+    let g = group(1);
+    s.create_mailbox("a", 10, &g).unwrap();
+    let first = batch(&g, EnvelopeKind::Message, 1, 0);
+    // Two writers sequence against the same head: the second loses.
+    let rival = batch(&g, EnvelopeKind::Message, 2, 0);
+    s.append(std::slice::from_ref(&first)).unwrap();
+    assert!(matches!(
+        s.append(&[rival]),
+        Err(StoreError::HeadMoved {
+            expected: 0,
+            actual: 1,
+            ..
+        })
+    ));
+    // A gap, a wrong head, a wrong kind, an empty batch, an unknown mailbox.
+    let mut gap = batch(&first.mailbox, EnvelopeKind::Message, 2, 0);
+    gap.envelopes[1].seq = 4;
+    gap.mailbox.head = 4;
+    let mut wrong_head = batch(&first.mailbox, EnvelopeKind::Message, 2, 0);
+    wrong_head.mailbox.head = 9;
+    let wrong_kind = batch(&first.mailbox, EnvelopeKind::Welcome, 1, 0);
+    let empty = batch(&first.mailbox, EnvelopeKind::Message, 0, 0);
+    for bad in [gap, wrong_head, wrong_kind, empty] {
+        assert!(matches!(
+            s.append(&[bad]),
+            Err(StoreError::InvalidAppend(_))
+        ));
+    }
+    assert!(matches!(
+        s.append(&[batch(&group(9), EnvelopeKind::Message, 1, 0)]),
+        Err(StoreError::UnknownMailbox(_))
+    ));
+    assert_eq!(s.mailbox(&g.id).unwrap().unwrap().head, 1);
+    assert_eq!(s.envelopes(&g.id, 0, ALL).unwrap().len(), 1);
+}
+
+fn group_commit_of_several_batches<S: Store>(mut s: S) {
+    let (a, b) = (group(1), inbox(2));
+    s.create_mailbox("x", 10, &a).unwrap();
+    s.create_mailbox("x", 10, &b).unwrap();
+    let a1 = batch(&a, EnvelopeKind::Message, 2, 0);
+    let a2 = batch(&a1.mailbox, EnvelopeKind::Message, 1, 0);
+    let b1 = batch(&b, EnvelopeKind::Welcome, 1, 0);
+    s.append(&[a1, b1.clone(), a2]).unwrap();
+    assert_eq!(s.mailbox(&a.id).unwrap().unwrap().head, 3);
+    assert_eq!(s.mailbox(&b.id).unwrap().unwrap().head, 1);
+    // One bad batch: none of them applies.
+    let a3 = batch(
+        &s.mailbox(&a.id).unwrap().unwrap(),
+        EnvelopeKind::Message,
+        1,
+        0,
+    );
+    let stale = batch(&b, EnvelopeKind::Welcome, 1, 0);
+    assert!(s.append(&[a3, stale]).is_err());
+    assert_eq!(s.mailbox(&a.id).unwrap().unwrap().head, 3);
+    assert_eq!(s.envelopes(&a.id, 0, ALL).unwrap().len(), 3);
+    assert_eq!(s.envelopes(&b.id, 0, ALL).unwrap(), b1.envelopes);
+}
+
+fn pages_delete_and_expire<S: Store>(mut s: S) {
+    let (g, i) = (group(1), inbox(2));
+    s.create_mailbox("x", 10, &g).unwrap();
+    s.create_mailbox("x", 10, &i).unwrap();
+    let g1 = batch(&g, EnvelopeKind::Message, 5, 100);
+    s.append(std::slice::from_ref(&g1)).unwrap();
+    let g2 = batch(&g1.mailbox, EnvelopeKind::Message, 5, 200);
+    s.append(&[g2]).unwrap();
+    let i1 = batch(&i, EnvelopeKind::Welcome, 3, 100);
+    s.append(&[i1]).unwrap();
+    let page = s
+        .envelopes(
+            &g.id,
+            2,
+            PageLimit {
+                envelopes: 3,
+                bytes: usize::MAX,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    // "payload N" is 9 bytes: 2 fit in 20 bytes.
+    let page = s
+        .envelopes(
+            &g.id,
+            0,
+            PageLimit {
+                envelopes: 10,
+                bytes: 20,
+            },
+        )
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    let page = s
+        .envelopes(
+            &g.id,
+            0,
+            PageLimit {
+                envelopes: 10,
+                bytes: 1,
+            },
+        )
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert!(s.envelopes(&g.id, 10, ALL).unwrap().is_empty());
+    assert!(s.envelopes(&group(7).id, 0, ALL).unwrap().is_empty());
+    // Deleting counts only what existed; other mailboxes untouched.
+    assert_eq!(s.delete_envelopes(&i.id, &[1, 1, 7]).unwrap(), 1);
+    assert_eq!(s.delete_envelopes(&g.id, &[u64::MAX]).unwrap(), 0);
+    // Expire by kind and age.
+    assert_eq!(
+        s.expire(MailboxKind::Group, Timestamp::from_millis(200))
+            .unwrap(),
+        5
+    );
+    assert_eq!(
+        s.envelopes(&g.id, 0, ALL).unwrap().first().map(|e| e.seq),
+        Some(6)
+    );
+    assert_eq!(s.envelopes(&i.id, 0, ALL).unwrap().len(), 2);
+    assert_eq!(
+        s.expire(MailboxKind::Inbox, Timestamp::from_millis(101))
+            .unwrap(),
+        2
+    );
+    // Heads never go back.
+    assert_eq!(s.mailbox(&g.id).unwrap().unwrap().head, 10);
+    assert_eq!(s.mailbox(&i.id).unwrap().unwrap().head, 3);
+}
+
+on_both_stores!(
+    create_read_and_quota,
+    append_updates_state_atomically,
+    append_refuses_stale_heads_and_gaps,
+    group_commit_of_several_batches,
+    pages_delete_and_expire,
+);
+
+#[test]
+fn sqlite_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ds.sqlite");
+    let g = group(1);
+    {
+        let mut s = atmls_ds::SqliteStore::open(&path).unwrap();
+        s.create_mailbox("a", 10, &g).unwrap();
+        s.append(&[batch(&g, EnvelopeKind::Message, 3, 1)]).unwrap();
+        // Dropped without close: committed transactions are in the WAL.
+    }
+    let s = atmls_ds::SqliteStore::open(&path).unwrap();
+    assert_eq!(s.mailbox(&g.id).unwrap().unwrap().head, 3);
+    assert_eq!(s.envelopes(&g.id, 0, ALL).unwrap().len(), 3);
+    assert_eq!(s.account_mailboxes("a").unwrap(), 1);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
