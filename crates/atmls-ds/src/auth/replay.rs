@@ -62,12 +62,14 @@ impl ReplayCache {
         ReplayVerdict::Fresh
     }
 
-    /// Drops entries whose window has passed. Entries are queued in insertion order; if
+    /// Drops entries whose window has passed (`expires < now`). Entries are queued in insertion order; if
     /// the clock went backwards, later entries may expire earlier than the queue front
     /// and are then kept longer than needed, never shorter.
     pub(crate) fn purge(&mut self, now: Timestamp) {
         while let Some(&(expires, entry)) = self.order.front() {
-            if expires > now {
+            // Kept through `expires` itself: a token dated `max_age` ahead of its first
+            // use still passes the timestamp check at exactly `t0 + 2 * max_age`.
+            if expires >= now {
                 break;
             }
             self.order.pop_front();
@@ -98,7 +100,9 @@ mod tests {
         let t2 = Timestamp::from_millis(1099);
         assert_eq!(c.check(&[1; 32], &[1; 16], t2), ReplayVerdict::Replayed);
         let t3 = Timestamp::from_millis(1100);
-        assert_eq!(c.check(&[3; 32], &[1; 16], t3), ReplayVerdict::Fresh);
+        assert_eq!(c.check(&[1; 32], &[1; 16], t3), ReplayVerdict::Replayed);
+        let t4 = Timestamp::from_millis(1101);
+        assert_eq!(c.check(&[3; 32], &[1; 16], t4), ReplayVerdict::Fresh);
         assert_eq!(c.len(), 1);
     }
 }

@@ -7,7 +7,7 @@ use super::{Access, Authorized, DeliveryService, Grant, key_grant};
 use crate::auth::{DsMethod, MailboxKey, RequestAuth};
 use crate::error::{AuthError, EnvelopeRule, ReadError, SendEnvelopesError};
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
-use crate::store::{Append, Envelope, MailboxKeys, PreviousKey, Store};
+use crate::store::{Append, Envelope, MailboxKeys, PreviousKey, Store, StoreError};
 use crate::time::Timestamp;
 
 /// An envelope as its sender submits it (`sendEnvelopes#outgoingEnvelope`).
@@ -192,7 +192,10 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
             };
         }
 
-        let first_seq = mailbox.head + 1;
+        let first_seq = mailbox
+            .head
+            .checked_add(1)
+            .ok_or(StoreError::OutOfRange(mailbox.head))?;
         let stored: Vec<Envelope> = envelopes
             .into_iter()
             .zip(first_seq..)
@@ -208,7 +211,9 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
                 received_at: now,
             })
             .collect();
-        let last_seq = first_seq + stored.len() as u64 - 1;
+        let last_seq = first_seq
+            .checked_add(stored.len() as u64 - 1)
+            .ok_or(StoreError::OutOfRange(first_seq))?;
         let mut after = mailbox;
         after.head = last_seq;
         after.keys = keys;

@@ -8,7 +8,7 @@ use crate::auth::{DsMethod, RequestAuth};
 use crate::config::LEXICON_MAX_DELETE;
 use crate::error::{InboxError, SendWelcomeError};
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
-use crate::store::{Append, Envelope, Store};
+use crate::store::{Append, Envelope, Store, StoreError};
 use crate::time::Timestamp;
 
 /// One page of `listInbox`.
@@ -63,7 +63,10 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
         self.deposits
             .check(inbox, now)
             .map_err(|retry_after_ms| SendWelcomeError::RateLimitExceeded { retry_after_ms })?;
-        let seq = mailbox.head + 1;
+        let seq = mailbox
+            .head
+            .checked_add(1)
+            .ok_or(StoreError::OutOfRange(mailbox.head))?;
         let mut after = mailbox;
         after.head = seq;
         self.store.append(&[Append {

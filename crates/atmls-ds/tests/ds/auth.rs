@@ -170,6 +170,19 @@ fn replays_are_refused<S: Store>(store: S) {
     assert!(matches!(auth_err(e), AuthError::RequestExpired { .. }));
     // Only one envelope was stored.
     assert_eq!(h.info(&k, &mb).unwrap().seq, 1);
+    // A token dated max age ahead is replayable until 2 x max age after its first use:
+    // the cache still holds it then.
+    let max = config().request_max_age();
+    let ahead = h.now.saturating_add(max);
+    let t = RequestToken::sign(&k, DsMethod::SendEnvelopes, &mb, ahead, [9; 16], b"f");
+    let header = t.authorization_header();
+    send_with(&mut h, &mb, Some(&header), b"f").unwrap();
+    h.advance(max * 2);
+    let e = send_with(&mut h, &mb, Some(&header), b"f").unwrap_err();
+    assert_eq!(auth_err(e), AuthError::ReplayedRequest);
+    h.advance(Duration::from_millis(1));
+    let e = send_with(&mut h, &mb, Some(&header), b"f").unwrap_err();
+    assert!(matches!(auth_err(e), AuthError::RequestExpired { .. }));
     // The same nonce with another key is a different request.
     let k2 = key(2);
     let mb2 = h.group("did:plc:a", &k2, 0);
@@ -193,6 +206,8 @@ fn full_replay_cache_refuses<S: Store>(store: S) {
     assert_eq!(AuthError::ReplayCacheFull.name(), "RateLimitExceeded");
     // Entries live 2 x max age; then there is room again.
     h.advance(config().request_max_age() * 2);
+    assert!(h.send_message(&k, &mb, b"x").is_err());
+    h.advance(Duration::from_millis(1));
     h.send_message(&k, &mb, b"x").unwrap();
 }
 

@@ -182,20 +182,23 @@ fn database_links_no_did_to_a_mailbox() {
 fn deleted_and_expired_payloads_leave_the_files() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ds.sqlite");
-    let cfg = config().with_group_retention(Some(Duration::from_secs(3600)));
+    // Payloads larger than a page, so they live in overflow pages.
+    let cfg = config()
+        .with_group_retention(Some(Duration::from_secs(3600)))
+        .with_max_envelope_bytes(20_000);
     let mut h = Harness::with_config(SqliteStore::open(&db).unwrap(), cfg);
     let k = key(1);
     let g = h.group("did:plc:a", &k, 0);
     let i = h.inbox("did:plc:a", &k);
-    let secret_g = b"GROUP-SECRET-0123456789-GROUP-SECRET".repeat(20);
-    let secret_i = b"INBOX-SECRET-9876543210-INBOX-SECRET".repeat(20);
+    let secret_g = b"GROUP-SECRET-0123456789-GROUP-SECRET".repeat(300);
+    let secret_i = b"INBOX-SECRET-9876543210-INBOX-SECRET".repeat(300);
     h.send(
         &k,
         &g,
-        vec![OutgoingEnvelope::message(secret_g[..700].to_vec())],
+        vec![OutgoingEnvelope::message(secret_g[..9000].to_vec())],
     )
     .unwrap();
-    h.welcome(&i, &secret_i[..700]).unwrap();
+    h.welcome(&i, &secret_i[..9000]).unwrap();
     let both = |db: &Path| {
         let mut all = read_or_empty(db);
         all.extend(read_or_empty(&db.with_extension("sqlite-wal")));
