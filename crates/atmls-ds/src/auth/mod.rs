@@ -195,3 +195,63 @@ mod tests {
         assert_eq!(b.len(), 169);
     }
 }
+
+#[cfg(test)]
+mod vector {
+    use super::*;
+
+    /// The test vector printed in `docs/spec-ds-core.md`.
+    #[test]
+    fn request_token_vector() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let mailbox = MailboxId::from_bytes([1; 32]);
+        let content = br#"{"mailbox":"aeaqcaibaeaqcaibaeaqcaibaeaqcaibaeaqcaibaeaqcaibaeaq","envelopes":[{"kind":"message","payload":{"$bytes":"aGk"}}]}"#;
+        let ts = Timestamp::from_millis(1_800_000_000_000);
+        let t = RequestToken::sign(
+            &key,
+            DsMethod::SendEnvelopes,
+            &mailbox,
+            ts,
+            [2; 16],
+            content,
+        );
+        let msg = signing_bytes(
+            DsMethod::SendEnvelopes,
+            &mailbox,
+            t.key(),
+            ts,
+            &[2; 16],
+            content,
+        );
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(
+            mailbox.to_string(),
+            "aeaqcaibaeaqcaibaeaqcaibaeaqcaibaeaqcaibaeaqcaibaeaq"
+        );
+        assert_eq!(
+            hex(t.key()),
+            "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
+        );
+        assert_eq!(
+            hex(&msg),
+            concat!(
+                "636861742e6d6c732f64732f763120726571756573740019636861742e6d6c732e64732e73656e64",
+                "456e76656c6f70657301010101010101010101010101010101010101010101010101010101010101",
+                "01ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c000001a3185c50",
+                "0002020202020202020202020202020202bedd300bf22280a2db46c6008e75bd6aa51d46a89666be",
+                "f68d48d1f52235e52a"
+            )
+        );
+        assert_eq!(
+            t.encode(),
+            concat!(
+                "6kpsY-KcUgq-9VB7Ey7F-ZVHdq6-vnuSQh7qaRRG0iwAAAGjGFxQAAICAgICAgICAgICAgICAgJcUc9Ee",
+                "YlYNaWj-48M-O-N_vRzju54WG86Q8-9r-1YMkHB5h4lhTxcPrbnCfOOoJsruDo_Zt-Ey__SUjYdqwcA"
+            )
+        );
+        let parsed = RequestToken::decode(&t.encode()).expect("decodes");
+        parsed
+            .verify(DsMethod::SendEnvelopes, &mailbox, content)
+            .expect("verifies");
+    }
+}
