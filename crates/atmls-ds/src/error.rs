@@ -48,7 +48,8 @@ impl AuthError {
             Self::AuthRequired => "AuthRequired",
             // The lexicons have no separate name for a malformed token: it is a
             // signature that does not verify.
-            Self::BadToken | Self::BadSignature => "BadSignature",
+            Self::BadToken => "BadToken",
+            Self::BadSignature => "BadSignature",
             Self::RequestExpired { .. } => "RequestExpired",
             Self::KeyExpired => "KeyExpired",
             Self::NotOwner => "NotOwner",

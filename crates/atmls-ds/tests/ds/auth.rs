@@ -57,7 +57,7 @@ fn missing_and_malformed_tokens<S: Store>(store: S) {
         let e = send_with(&mut h, &mb, Some(&bad), b"x").unwrap_err();
         assert_eq!(auth_err(e), AuthError::BadToken, "{bad}");
     }
-    assert_eq!(AuthError::BadToken.name(), "BadSignature");
+    assert_eq!(AuthError::BadToken.name(), "BadToken");
 }
 
 fn timestamps_outside_the_window<S: Store>(store: S) {

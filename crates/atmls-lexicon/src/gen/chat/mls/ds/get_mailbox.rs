@@ -28,6 +28,8 @@ pub type Output = atrium_api::types::Object<OutputData>;
 pub enum Error {
     /// The request carries no mailbox signature.
     AuthRequired(Option<String>),
+    /// The mailbox authorization is not a well-formed 120-byte token.
+    BadToken(Option<String>),
     /// The mailbox signature does not verify.
     BadSignature(Option<String>),
     /// The key belongs to an epoch whose grace window has passed, or is not registered for this mailbox.
@@ -38,28 +40,38 @@ pub enum Error {
     ReplayedRequest(Option<String>),
     /// No such mailbox.
     MailboxNotFound(Option<String>),
+    /// The mailbox is an inbox and the request was not signed with its owner key.
+    NotOwner(Option<String>),
+    /// The service's replay cache is full; retry later.
+    RateLimitExceeded(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
     pub fn name(&self) -> &'static str {
         match self {
             Error::AuthRequired(_) => "AuthRequired",
+            Error::BadToken(_) => "BadToken",
             Error::BadSignature(_) => "BadSignature",
             Error::KeyExpired(_) => "KeyExpired",
             Error::RequestExpired(_) => "RequestExpired",
             Error::ReplayedRequest(_) => "ReplayedRequest",
             Error::MailboxNotFound(_) => "MailboxNotFound",
+            Error::NotOwner(_) => "NotOwner",
+            Error::RateLimitExceeded(_) => "RateLimitExceeded",
         }
     }
     /// The error's message, if any.
     pub fn message(&self) -> Option<&str> {
         match self {
             Error::AuthRequired(m)
+            | Error::BadToken(m)
             | Error::BadSignature(m)
             | Error::KeyExpired(m)
             | Error::RequestExpired(m)
             | Error::ReplayedRequest(m)
-            | Error::MailboxNotFound(m) => m.as_deref(),
+            | Error::MailboxNotFound(m)
+            | Error::NotOwner(m)
+            | Error::RateLimitExceeded(m) => m.as_deref(),
         }
     }
 }

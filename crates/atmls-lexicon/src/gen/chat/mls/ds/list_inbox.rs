@@ -29,6 +29,8 @@ pub type Output = atrium_api::types::Object<OutputData>;
 pub enum Error {
     /// The request carries no owner signature.
     AuthRequired(Option<String>),
+    /// The mailbox authorization is not a well-formed 120-byte token.
+    BadToken(Option<String>),
     /// The owner signature does not verify.
     BadSignature(Option<String>),
     /// The request was signed with a key that is not the inbox's owner key.
@@ -41,30 +43,40 @@ pub enum Error {
     MailboxNotFound(Option<String>),
     /// The mailbox is a group mailbox.
     NotAnInbox(Option<String>),
+    /// The cursor is beyond the inbox's last sequence number.
+    FutureCursor(Option<String>),
+    /// The service's replay cache is full; retry later.
+    RateLimitExceeded(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
     pub fn name(&self) -> &'static str {
         match self {
             Error::AuthRequired(_) => "AuthRequired",
+            Error::BadToken(_) => "BadToken",
             Error::BadSignature(_) => "BadSignature",
             Error::NotOwner(_) => "NotOwner",
             Error::RequestExpired(_) => "RequestExpired",
             Error::ReplayedRequest(_) => "ReplayedRequest",
             Error::MailboxNotFound(_) => "MailboxNotFound",
             Error::NotAnInbox(_) => "NotAnInbox",
+            Error::FutureCursor(_) => "FutureCursor",
+            Error::RateLimitExceeded(_) => "RateLimitExceeded",
         }
     }
     /// The error's message, if any.
     pub fn message(&self) -> Option<&str> {
         match self {
             Error::AuthRequired(m)
+            | Error::BadToken(m)
             | Error::BadSignature(m)
             | Error::NotOwner(m)
             | Error::RequestExpired(m)
             | Error::ReplayedRequest(m)
             | Error::MailboxNotFound(m)
-            | Error::NotAnInbox(m) => m.as_deref(),
+            | Error::NotAnInbox(m)
+            | Error::FutureCursor(m)
+            | Error::RateLimitExceeded(m) => m.as_deref(),
         }
     }
 }

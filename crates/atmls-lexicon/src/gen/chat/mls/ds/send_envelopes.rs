@@ -26,6 +26,8 @@ pub type Output = atrium_api::types::Object<OutputData>;
 pub enum Error {
     /// The request carries no mailbox signature.
     AuthRequired(Option<String>),
+    /// The mailbox authorization is not a well-formed 120-byte token.
+    BadToken(Option<String>),
     /// The mailbox signature does not verify.
     BadSignature(Option<String>),
     /// The key belongs to an epoch whose grace window has passed, or is not registered for this mailbox.
@@ -44,12 +46,15 @@ pub enum Error {
     EnvelopeTooLarge(Option<String>),
     /// The batch has more envelopes than the service allows.
     BatchTooLarge(Option<String>),
+    /// The service's replay cache is full; retry later.
+    RateLimitExceeded(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
     pub fn name(&self) -> &'static str {
         match self {
             Error::AuthRequired(_) => "AuthRequired",
+            Error::BadToken(_) => "BadToken",
             Error::BadSignature(_) => "BadSignature",
             Error::KeyExpired(_) => "KeyExpired",
             Error::RequestExpired(_) => "RequestExpired",
@@ -59,12 +64,14 @@ impl Error {
             Error::InvalidEnvelope(_) => "InvalidEnvelope",
             Error::EnvelopeTooLarge(_) => "EnvelopeTooLarge",
             Error::BatchTooLarge(_) => "BatchTooLarge",
+            Error::RateLimitExceeded(_) => "RateLimitExceeded",
         }
     }
     /// The error's message, if any.
     pub fn message(&self) -> Option<&str> {
         match self {
             Error::AuthRequired(m)
+            | Error::BadToken(m)
             | Error::BadSignature(m)
             | Error::KeyExpired(m)
             | Error::RequestExpired(m)
@@ -73,7 +80,8 @@ impl Error {
             | Error::EpochConflict(m)
             | Error::InvalidEnvelope(m)
             | Error::EnvelopeTooLarge(m)
-            | Error::BatchTooLarge(m) => m.as_deref(),
+            | Error::BatchTooLarge(m)
+            | Error::RateLimitExceeded(m) => m.as_deref(),
         }
     }
 }

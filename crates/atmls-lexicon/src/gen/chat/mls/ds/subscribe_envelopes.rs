@@ -39,6 +39,8 @@ pub enum MessageRefs {
 pub enum Error {
     /// A mailbox has no authorization.
     AuthRequired(Option<String>),
+    /// The mailbox authorization is not a well-formed 120-byte token.
+    BadToken(Option<String>),
     /// An authorization does not verify.
     BadSignature(Option<String>),
     /// A mailbox's key expired (sent as an error frame mid-stream too, after which that stream ends).
@@ -53,12 +55,17 @@ pub enum Error {
     FutureCursor(Option<String>),
     /// The subscriber did not keep up and its buffer filled; reconnect from the last cursor.
     ConsumerTooSlow(Option<String>),
+    /// The mailbox is an inbox and the request was not signed with its owner key.
+    NotOwner(Option<String>),
+    /// The service's replay cache is full; retry later.
+    RateLimitExceeded(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
     pub fn name(&self) -> &'static str {
         match self {
             Error::AuthRequired(_) => "AuthRequired",
+            Error::BadToken(_) => "BadToken",
             Error::BadSignature(_) => "BadSignature",
             Error::KeyExpired(_) => "KeyExpired",
             Error::RequestExpired(_) => "RequestExpired",
@@ -66,19 +73,24 @@ impl Error {
             Error::MailboxNotFound(_) => "MailboxNotFound",
             Error::FutureCursor(_) => "FutureCursor",
             Error::ConsumerTooSlow(_) => "ConsumerTooSlow",
+            Error::NotOwner(_) => "NotOwner",
+            Error::RateLimitExceeded(_) => "RateLimitExceeded",
         }
     }
     /// The error's message, if any.
     pub fn message(&self) -> Option<&str> {
         match self {
             Error::AuthRequired(m)
+            | Error::BadToken(m)
             | Error::BadSignature(m)
             | Error::KeyExpired(m)
             | Error::RequestExpired(m)
             | Error::ReplayedRequest(m)
             | Error::MailboxNotFound(m)
             | Error::FutureCursor(m)
-            | Error::ConsumerTooSlow(m) => m.as_deref(),
+            | Error::ConsumerTooSlow(m)
+            | Error::NotOwner(m)
+            | Error::RateLimitExceeded(m) => m.as_deref(),
         }
     }
 }
