@@ -205,7 +205,11 @@ mod tests {
         assert_eq!(ServiceAuthError::BadSignature.check(), "BadSignature");
         let upstream = ServiceAuthError::Resolve(ResolveError::Timeout);
         assert_eq!(
-            (upstream.http_status(), upstream.xrpc_error(), upstream.check()),
+            (
+                upstream.http_status(),
+                upstream.xrpc_error(),
+                upstream.check()
+            ),
             (502, "UpstreamFailure", "UpstreamFailure")
         );
         let gone = ServiceAuthError::Resolve(ResolveError::NotFound);
@@ -216,6 +220,9 @@ mod tests {
         let expired = ServiceAuthError::Expired { exp: 1, now: 2 };
         assert_eq!(expired.xrpc_error(), "ExpiredToken");
         assert_eq!(ServiceAuthError::ReplayStoreFull.http_status(), 503);
-        assert_eq!(ServiceAuthError::ReplayStoreFull.xrpc_error(), "ServiceUnavailable");
+        assert_eq!(
+            ServiceAuthError::ReplayStoreFull.xrpc_error(),
+            "ServiceUnavailable"
+        );
     }
 }
