@@ -19,7 +19,8 @@ pub struct XrpcError {
     status: StatusCode,
     name: Cow<'static, str>,
     message: String,
-    extra: Map<String, Value>,
+    /// Boxed: most errors have none, and results stay small.
+    extra: Option<Box<Map<String, Value>>>,
 }
 
 impl XrpcError {
@@ -34,7 +35,7 @@ impl XrpcError {
             status,
             name: name.into(),
             message: message.into(),
-            extra: Map::new(),
+            extra: None,
         }
     }
 
@@ -149,7 +150,9 @@ impl XrpcError {
     pub fn with_field(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
         let key = key.into();
         if key != "error" && key != "message" {
-            self.extra.insert(key, value.into());
+            self.extra
+                .get_or_insert_with(Box::default)
+                .insert(key, value.into());
         }
         self
     }
@@ -169,17 +172,17 @@ impl XrpcError {
         &self.message
     }
 
-    /// The extra fields.
-    pub fn fields(&self) -> &Map<String, Value> {
-        &self.extra
+    /// An extra field.
+    pub fn field(&self, key: &str) -> Option<&Value> {
+        self.extra.as_ref()?.get(key)
     }
 
     /// The response body: `{"error", "message", …extra}`.
     pub fn to_json(&self) -> Value {
-        let mut body = Map::with_capacity(2 + self.extra.len());
+        let mut body = Map::new();
         body.insert("error".into(), Value::String(self.name.to_string()));
         body.insert("message".into(), Value::String(self.message.clone()));
-        for (k, v) in &self.extra {
+        for (k, v) in self.extra.iter().flat_map(|m| m.iter()) {
             body.insert(k.clone(), v.clone());
         }
         Value::Object(body)

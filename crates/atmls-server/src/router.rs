@@ -1,6 +1,7 @@
 //! The route table: which handler serves which NSID, and the lexicons that validate them.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -220,10 +221,13 @@ impl Router {
     /// the host's). Its catalog is not merged: build one catalog for both.
     pub fn merge(mut self, other: Router) -> Self {
         for (nsid, route) in other.routes {
-            if self.routes.contains_key(&nsid) {
-                self.errors.push(RouterError::Duplicate(nsid.to_string()));
-            } else {
-                self.routes.insert(nsid, route);
+            match self.routes.entry(nsid) {
+                Entry::Occupied(e) => self
+                    .errors
+                    .push(RouterError::Duplicate(e.key().to_string())),
+                Entry::Vacant(e) => {
+                    e.insert(route);
+                }
             }
         }
         self.errors.extend(other.errors);

@@ -322,15 +322,14 @@ async fn call(
 ) -> Result<Response<Full<Bytes>>, XrpcError> {
     let nsid = req.nsid().clone();
     let response = handler.call(req).await?;
-    if state.config.validate_output {
-        if let ResponseBody::Json(value) = &response.body {
-            if let Err(e) = state.router.catalog.validate_output(&nsid, value) {
-                tracing::error!(nsid = %nsid, error = %e, "response fails its lexicon");
-                return Err(XrpcError::internal(format!(
-                    "the response failed output validation: {e}"
-                )));
-            }
-        }
+    if state.config.validate_output
+        && let ResponseBody::Json(value) = &response.body
+        && let Err(e) = state.router.catalog.validate_output(&nsid, value)
+    {
+        tracing::error!(nsid = %nsid, error = %e, "response fails its lexicon");
+        return Err(XrpcError::internal(format!(
+            "the response failed output validation: {e}"
+        )));
     }
     Ok(into_response(response))
 }
