@@ -7,6 +7,9 @@
 //!
 //! Run with `cargo bench -p atmls-repo`; figures go to `docs/performance.md`.
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Duration;

@@ -78,7 +78,7 @@ pub fn check_format(cid: &Cid) -> Result<(), CidError> {
 pub fn verify_block(cid: &Cid, bytes: &[u8]) -> Result<(), CidError> {
     check_format(cid)?;
     let digest = Sha256::digest(bytes);
-    if cid.hash().digest() != digest.as_slice() {
+    if cid.hash().digest() != &digest[..] {
         return Err(CidError::DigestMismatch(*cid));
     }
     Ok(())
