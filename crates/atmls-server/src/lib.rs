@@ -12,7 +12,7 @@
 //!
 //! ```no_run
 //! use atmls_lexicon::validate::Catalog;
-//! use atmls_server::{Router, Server, ServerConfig, XrpcError, XrpcRequest, XrpcResponse};
+//! use atmls_server::{Router, Server, ServerConfig, XrpcError, XrpcResponse};
 //! use serde_json::json;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,7 +22,7 @@
 //!     .query("chat.mls.ds.describeServer", |_req| async {
 //!         Ok(XrpcResponse::json(json!({ "did": "did:web:ds.example.com" })))
 //!     })
-//!     .procedure("chat.mls.ds.sendEnvelopes", |req: XrpcRequest| async move {
+//!     .procedure("chat.mls.ds.sendEnvelopes", |req| async move {
 //!         let _input = req.input().ok_or_else(|| XrpcError::invalid_request("no body"))?;
 //!         Err(XrpcError::conflict("EpochConflict", "stale epoch")
 //!             .with_field("currentEpoch", 4)

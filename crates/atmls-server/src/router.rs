@@ -168,32 +168,54 @@ impl Router {
         &self.catalog
     }
 
-    /// Serves query `nsid` (HTTP GET).
-    pub fn query(self, nsid: &str, handler: impl Handler) -> Self {
-        self.add(nsid, RouteKind::Query, Endpoint::Call(Arc::new(handler)))
+    /// Serves query `nsid` (HTTP GET) with an async closure, e.g.
+    /// `|req| async move { … }` (the argument's type is inferred).
+    pub fn query<F, Fut>(self, nsid: &str, handler: F) -> Self
+    where
+        F: Fn(XrpcRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.mount(nsid, RouteKind::Query, Arc::new(handler))
     }
 
-    /// Serves procedure `nsid` (HTTP POST).
-    pub fn procedure(self, nsid: &str, handler: impl Handler) -> Self {
-        self.add(
-            nsid,
-            RouteKind::Procedure,
-            Endpoint::Call(Arc::new(handler)),
-        )
+    /// Serves procedure `nsid` (HTTP POST) with an async closure.
+    pub fn procedure<F, Fut>(self, nsid: &str, handler: F) -> Self
+    where
+        F: Fn(XrpcRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.mount(nsid, RouteKind::Procedure, Arc::new(handler))
     }
 
-    /// Serves subscription `nsid` (WebSocket upgrade on GET).
-    pub fn subscription(self, nsid: &str, handler: impl SubscriptionHandler) -> Self {
-        self.add(
-            nsid,
-            RouteKind::Subscription,
-            Endpoint::Subscribe(Arc::new(handler)),
-        )
+    /// Serves a query or procedure with a [`Handler`] object (e.g. a service struct
+    /// shared by several routes). `kind` must not be [`RouteKind::Subscription`]; see
+    /// [`Router::mount_subscription`].
+    pub fn mount(self, nsid: &str, kind: RouteKind, handler: Arc<dyn Handler>) -> Self {
+        self.add(nsid, kind, Endpoint::Call(handler))
+    }
+
+    /// Serves subscription `nsid` (WebSocket upgrade on GET) with an async closure
+    /// taking the request and its [`EventSink`].
+    pub fn subscription<F, Fut>(self, nsid: &str, handler: F) -> Self
+    where
+        F: Fn(XrpcRequest, EventSink) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), XrpcError>> + Send + 'static,
+    {
+        self.mount_subscription(nsid, Arc::new(handler))
+    }
+
+    /// Serves subscription `nsid` with a [`SubscriptionHandler`] object.
+    pub fn mount_subscription(self, nsid: &str, handler: Arc<dyn SubscriptionHandler>) -> Self {
+        self.add(nsid, RouteKind::Subscription, Endpoint::Subscribe(handler))
     }
 
     /// Serves every other path (outside `/xrpc/`, `/_health`, `/metrics`); without one
     /// they answer 404 `NotFound`.
-    pub fn fallback(mut self, handler: impl FallbackHandler) -> Self {
+    pub fn fallback<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
         self.fallback = Some(Arc::new(handler));
         self
     }
@@ -201,7 +223,11 @@ impl Router {
     /// Serves every `/xrpc/` request carrying an `atproto-proxy` header, whether or not
     /// its NSID is mounted here, with no lexicon validation (the target service
     /// validates). Without one such requests are routed as usual.
-    pub fn proxy(mut self, handler: impl Handler) -> Self {
+    pub fn proxy<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(XrpcRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
         self.proxy = Some(Arc::new(handler));
         self
     }
@@ -275,6 +301,14 @@ impl Router {
     }
 
     fn add(mut self, nsid: &str, kind: RouteKind, endpoint: Endpoint) -> Self {
+        if matches!(endpoint, Endpoint::Call(_)) && kind == RouteKind::Subscription {
+            self.errors.push(RouterError::WrongKind {
+                nsid: nsid.to_owned(),
+                mounted: "query or procedure handler",
+                defined: "subscription",
+            });
+            return self;
+        }
         match Nsid::new(nsid) {
             Err(e) => self.errors.push(RouterError::InvalidNsid {
                 nsid: nsid.to_owned(),
@@ -315,6 +349,23 @@ mod tests {
 
     async fn ok(_req: XrpcRequest) -> HandlerResult {
         Ok(XrpcResponse::empty())
+    }
+
+    struct Service;
+
+    impl Handler for Service {
+        fn call(&self, _req: XrpcRequest) -> BoxFuture<'static, HandlerResult> {
+            Box::pin(async { Ok(XrpcResponse::empty()) })
+        }
+    }
+
+    #[test]
+    fn handler_objects_mount() {
+        let svc: Arc<dyn Handler> = Arc::new(Service);
+        let router = Router::new(catalog()).mount("com.example.q", RouteKind::Query, svc.clone());
+        assert!(router.check().is_ok());
+        let wrong = Router::new(catalog()).mount("com.example.q", RouteKind::Subscription, svc);
+        assert!(matches!(wrong.check(), Err(RouterError::WrongKind { .. })));
     }
 
     #[test]
