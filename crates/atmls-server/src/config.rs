@@ -19,8 +19,9 @@ pub struct ServerConfig {
     /// Largest request head (request line and headers), i.e. hyper's read buffer; at
     /// least 8192. Default 32 KiB.
     pub max_header_bytes: usize,
-    /// How long a client may take to send a complete request head; the connection is
-    /// closed after. Default 10 s.
+    /// How long a client may take to send a complete request head, counted from the
+    /// connection's start or the end of the previous response; the connection is closed
+    /// after (so idle keep-alive connections close after it too). Default 10 s.
     pub header_read_timeout: Duration,
     /// How long a query or procedure may take from the end of its head to its response,
     /// reading the body included (504 `RequestTimeout`). Default 30 s.

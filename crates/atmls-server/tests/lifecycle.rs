@@ -151,3 +151,22 @@ async fn connections_beyond_the_limit_wait_for_a_free_slot() {
     );
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let cfg = config().with_header_read_timeout(Duration::from_millis(300));
+    let server = start(Router::new(catalog()), cfg).await;
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    stream
+        .write_all(b"GET /_health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    // The response comes, then the idle connection is closed by the header timeout.
+    let read = timeout(WAIT, stream.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "idle connection kept open");
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    server.shutdown().await.unwrap();
+}
