@@ -26,7 +26,7 @@ struct RouteStats {
 /// in-flight requests, open subscriptions and open connections.
 ///
 /// Route labels are mounted NSIDs or fixed names (`_health`, `_metrics`, `_fallback`,
-/// `_unrouted`), never a client's string, so the label set stays bounded.
+/// `_proxy`, `_unrouted`), never a client's string, so the label set stays bounded.
 #[derive(Debug, Default)]
 pub struct Metrics {
     routes: Mutex<BTreeMap<String, RouteStats>>,

@@ -46,7 +46,8 @@ pub(crate) async fn handle(
     let started = Instant::now();
     let _in_flight = state.metrics.in_flight();
     let method = req.method().clone();
-    let label = route_label(&state.router, req.uri().path());
+    let proxied = state.router.proxy.is_some() && req.headers().contains_key("atproto-proxy");
+    let label = route_label(&state.router, req.uri().path(), proxied);
     let limit = state.config.request_timeout;
     let work = AssertUnwindSafe(dispatch(&state, remote, req)).catch_unwind();
     let response = match tokio::time::timeout(limit, work).await {
@@ -71,12 +72,14 @@ pub(crate) async fn handle(
     Ok(response)
 }
 
-/// The metrics label of a path: a mounted NSID or a fixed name, never client text.
-fn route_label<'r>(router: &'r Router, path: &str) -> &'r str {
+/// The metrics label of a path: a mounted NSID or a fixed name (`_proxy` for requests
+/// given to the proxy handler), never client text.
+fn route_label<'r>(router: &'r Router, path: &str, proxied: bool) -> &'r str {
     match path {
         "/_health" => "_health",
         "/metrics" => "_metrics",
         _ => match path.strip_prefix("/xrpc/") {
+            Some(_) if proxied => "_proxy",
             Some(nsid) => Nsid::new(nsid)
                 .ok()
                 .and_then(|n| router.routes.get_key_value(&n))

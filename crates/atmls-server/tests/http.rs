@@ -433,6 +433,7 @@ async fn proxied_requests_go_to_the_proxy_handler() {
         r.json(),
         json!({ "proxied": "chat.mls.ds.getMailbox", "to": "did:web:ds.example#chat_mls_ds", "q": "mailbox=abc" })
     );
+    assert_eq!(server.metrics().requests("_proxy", 200), 1);
     server.shutdown().await.unwrap();
 }
 
