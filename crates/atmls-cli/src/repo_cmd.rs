@@ -186,8 +186,7 @@ fn did_doc_key(path: &Path) -> Result<(Did, atmls_crypto::PublicKey), RepoCmdErr
     };
     let doc = DidDocument::from_json(&read_file(path)?).map_err(|e| bad(e.to_string()))?;
     let key = doc.atproto_key().map_err(|e| bad(e.to_string()))?;
-    let did = Did::new(doc.id.to_string()).map_err(|e| bad(e.to_string()))?;
-    Ok((did, key))
+    Ok((doc.id, key))
 }
 
 fn verify_record(

@@ -1,36 +1,27 @@
-//! DID syntax: the general atproto DID form and the two supported methods.
+//! DIDs in the atproto profile: the two methods atproto supports and their structure.
+//!
+//! The general DID syntax is checked in one place, [`atmls_lexicon::syntax::Did`] (re-exported
+//! here as [`Did`]); the types in this module start from such a [`Did`] and add the rules of
+//! their method.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
-/// Longest DID accepted (the atproto DID spec allows 2 KB).
-pub const MAX_DID_LEN: usize = 2048;
+pub use atmls_lexicon::syntax::{Did, DidError};
 
-/// Why a string is not an acceptable DID.
+/// Longest DID accepted (the atproto DID spec allows 2 KB).
+pub const MAX_DID_LEN: usize = Did::MAX_LEN;
+
+/// Why a string is not a DID of the atproto profile ([`AtprotoDid`], [`PlcDid`],
+/// [`WebDid`]).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
-pub enum DidError {
-    /// Longer than [`MAX_DID_LEN`].
-    #[error("DID is {0} bytes, longer than 2048")]
-    TooLong(usize),
-    /// Does not start with `did:`.
-    #[error("DID must start with \"did:\"")]
-    MissingPrefix,
-    /// The method is empty or not lowercase ASCII letters.
-    #[error("DID method must be lowercase letters")]
-    InvalidMethod,
-    /// The method-specific identifier is empty.
-    #[error("DID identifier is empty")]
-    EmptyIdentifier,
-    /// A character outside `[A-Za-z0-9._:%-]`.
-    #[error("character {0:?} not allowed in a DID")]
-    InvalidCharacter(char),
-    /// The identifier ends with `:` or `%`.
-    #[error("DID must not end with ':' or '%'")]
-    InvalidEnding,
+pub enum AtprotoDidError {
+    /// Not a DID at all.
+    #[error(transparent)]
+    Syntax(#[from] DidError),
     /// A method other than the one required.
     #[error("expected a did:{expected}, got did:{found}")]
     WrongMethod {
@@ -53,117 +44,8 @@ pub enum DidError {
     WebPort,
 }
 
-/// A DID in the general atproto syntax (any method).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Did(String);
-
-impl Did {
-    /// Checks `s` against the atproto DID syntax.
-    pub fn new(s: impl Into<String>) -> Result<Self, DidError> {
-        let s = s.into();
-        if s.len() > MAX_DID_LEN {
-            return Err(DidError::TooLong(s.len()));
-        }
-        let rest = s.strip_prefix("did:").ok_or(DidError::MissingPrefix)?;
-        let (method, ident) = rest.split_once(':').ok_or(DidError::InvalidMethod)?;
-        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(DidError::InvalidMethod);
-        }
-        if ident.is_empty() {
-            return Err(DidError::EmptyIdentifier);
-        }
-        if let Some(c) = ident
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '%' | '-')))
-        {
-            return Err(DidError::InvalidCharacter(c));
-        }
-        if ident.ends_with(':') || ident.ends_with('%') {
-            return Err(DidError::InvalidEnding);
-        }
-        Ok(Did(s))
-    }
-
-    /// The DID as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The method (`plc`, `web`, …).
-    pub fn method(&self) -> &str {
-        self.0[4..].split_once(':').map_or("", |(m, _)| m)
-    }
-
-    /// The method-specific identifier.
-    pub fn identifier(&self) -> &str {
-        self.0[4..].split_once(':').map_or("", |(_, i)| i)
-    }
-
-    /// Classifies this DID as one of the methods atproto supports.
-    pub fn to_atproto(&self) -> Result<AtprotoDid, DidError> {
-        match self.method() {
-            "plc" => PlcDid::try_from(self.clone()).map(AtprotoDid::Plc),
-            "web" => WebDid::try_from(self.clone()).map(AtprotoDid::Web),
-            other => Err(DidError::WrongMethod {
-                expected: "plc or did:web",
-                found: other.to_owned(),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for Did {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for Did {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Did({})", self.0)
-    }
-}
-
-impl FromStr for Did {
-    type Err = DidError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Did::new(s)
-    }
-}
-
-impl AsRef<str> for Did {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Serialize for Did {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Did {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Did::new(s).map_err(serde::de::Error::custom)
-    }
-}
-
-impl Serialize for PlcDid {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for PlcDid {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        PlcDid::try_from(Did::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
-
-/// A DID of a method atproto supports.
+/// A DID of a method atproto supports: a [`Did`] whose method is `plc` or `web`, checked
+/// further by [`PlcDid`] or [`WebDid`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AtprotoDid {
     /// `did:plc:…`
@@ -172,13 +54,62 @@ pub enum AtprotoDid {
     Web(WebDid),
 }
 
+impl AtprotoDid {
+    /// Parses a DID and classifies it as one of the methods atproto supports.
+    pub fn new(s: impl Into<String>) -> Result<Self, AtprotoDidError> {
+        AtprotoDid::try_from(Did::new(s)?)
+    }
+
+    /// The general DID.
+    pub fn as_did(&self) -> &Did {
+        match self {
+            AtprotoDid::Plc(plc) => plc.as_did(),
+            AtprotoDid::Web(web) => web.as_did(),
+        }
+    }
+
+    /// The DID as a string.
+    pub fn as_str(&self) -> &str {
+        self.as_did().as_str()
+    }
+}
+
+impl TryFrom<Did> for AtprotoDid {
+    type Error = AtprotoDidError;
+
+    fn try_from(did: Did) -> Result<Self, AtprotoDidError> {
+        match did.method() {
+            "plc" => PlcDid::try_from(did).map(AtprotoDid::Plc),
+            "web" => WebDid::try_from(did).map(AtprotoDid::Web),
+            other => Err(AtprotoDidError::WrongMethod {
+                expected: "plc or did:web",
+                found: other.to_owned(),
+            }),
+        }
+    }
+}
+
+impl TryFrom<&Did> for AtprotoDid {
+    type Error = AtprotoDidError;
+
+    fn try_from(did: &Did) -> Result<Self, AtprotoDidError> {
+        AtprotoDid::try_from(did.clone())
+    }
+}
+
+impl fmt::Display for AtprotoDid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A `did:plc:` DID: 24 characters of lowercase base32.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PlcDid(Did);
 
 impl PlcDid {
     /// Parses a did:plc.
-    pub fn new(s: impl Into<String>) -> Result<Self, DidError> {
+    pub fn new(s: impl Into<String>) -> Result<Self, AtprotoDidError> {
         PlcDid::try_from(Did::new(s)?)
     }
 
@@ -194,18 +125,18 @@ impl PlcDid {
 }
 
 impl TryFrom<Did> for PlcDid {
-    type Error = DidError;
+    type Error = AtprotoDidError;
 
-    fn try_from(did: Did) -> Result<Self, DidError> {
+    fn try_from(did: Did) -> Result<Self, AtprotoDidError> {
         if did.method() != "plc" {
-            return Err(DidError::WrongMethod {
+            return Err(AtprotoDidError::WrongMethod {
                 expected: "plc",
                 found: did.method().to_owned(),
             });
         }
         let id = did.identifier();
         if id.len() != 24 || !id.bytes().all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7')) {
-            return Err(DidError::InvalidPlcIdentifier);
+            return Err(AtprotoDidError::InvalidPlcIdentifier);
         }
         Ok(PlcDid(did))
     }
@@ -214,6 +145,18 @@ impl TryFrom<Did> for PlcDid {
 impl fmt::Display for PlcDid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
+    }
+}
+
+impl Serialize for PlcDid {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PlcDid {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PlcDid::try_from(Did::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -227,7 +170,7 @@ pub struct WebDid {
 
 impl WebDid {
     /// Parses a did:web.
-    pub fn new(s: impl Into<String>) -> Result<Self, DidError> {
+    pub fn new(s: impl Into<String>) -> Result<Self, AtprotoDidError> {
         WebDid::try_from(Did::new(s)?)
     }
 
@@ -261,35 +204,35 @@ impl WebDid {
 }
 
 impl TryFrom<Did> for WebDid {
-    type Error = DidError;
+    type Error = AtprotoDidError;
 
-    fn try_from(did: Did) -> Result<Self, DidError> {
+    fn try_from(did: Did) -> Result<Self, AtprotoDidError> {
         if did.method() != "web" {
-            return Err(DidError::WrongMethod {
+            return Err(AtprotoDidError::WrongMethod {
                 expected: "web",
                 found: did.method().to_owned(),
             });
         }
         let id = did.identifier();
         if id.contains(':') {
-            return Err(DidError::WebPath);
+            return Err(AtprotoDidError::WebPath);
         }
         let lower = id.to_ascii_lowercase();
         let (host, port) = match lower.split_once("%3a") {
             Some((host, port)) => {
                 if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(DidError::WebPort);
+                    return Err(AtprotoDidError::WebPort);
                 }
-                let port: u16 = port.parse().map_err(|_| DidError::WebPort)?;
+                let port: u16 = port.parse().map_err(|_| AtprotoDidError::WebPort)?;
                 if port == 0 {
-                    return Err(DidError::WebPort);
+                    return Err(AtprotoDidError::WebPort);
                 }
                 (host, Some(port))
             }
             None => (lower.as_str(), None),
         };
         if !is_host_name(host) {
-            return Err(DidError::WebHost);
+            return Err(AtprotoDidError::WebHost);
         }
         let host = host.to_owned();
         Ok(WebDid { did, host, port })
@@ -324,14 +267,15 @@ mod tests {
     #[test]
     fn methods() {
         let plc = Did::new("did:plc:fh5jrlbsm47qlufaem7aasei").unwrap();
-        assert!(matches!(plc.to_atproto(), Ok(AtprotoDid::Plc(_))));
+        assert!(matches!(AtprotoDid::try_from(&plc), Ok(AtprotoDid::Plc(_))));
+        assert_eq!(AtprotoDid::new(plc.as_str()).unwrap().as_did(), &plc);
         assert_eq!(
             PlcDid::new("did:plc:short"),
-            Err(DidError::InvalidPlcIdentifier)
+            Err(AtprotoDidError::InvalidPlcIdentifier)
         );
         assert_eq!(
             PlcDid::new("did:plc:FH5JRLBSM47QLUFAEM7AASEI"),
-            Err(DidError::InvalidPlcIdentifier)
+            Err(AtprotoDidError::InvalidPlcIdentifier)
         );
         let web = WebDid::new("did:web:localhost%3A2585").unwrap();
         assert_eq!((web.host(), web.port()), ("localhost", Some(2585)));
@@ -339,24 +283,36 @@ mod tests {
         assert_eq!(WebDid::new("did:web:example.com").unwrap().port(), None);
         assert_eq!(
             WebDid::new("did:web:example.com:u:alice"),
-            Err(DidError::WebPath)
+            Err(AtprotoDidError::WebPath)
         );
         assert_eq!(
             WebDid::new("did:web:example.com%3A0"),
-            Err(DidError::WebPort)
+            Err(AtprotoDidError::WebPort)
         );
         assert_eq!(
             WebDid::new("did:web:example.com%3A99999"),
-            Err(DidError::WebPort)
+            Err(AtprotoDidError::WebPort)
         );
         assert_eq!(
             WebDid::new("did:web:exa%20mple.com"),
-            Err(DidError::WebHost)
+            Err(AtprotoDidError::WebHost)
         );
-        assert_eq!(WebDid::new("did:web:-bad.com"), Err(DidError::WebHost));
+        assert_eq!(
+            WebDid::new("did:web:-bad.com"),
+            Err(AtprotoDidError::WebHost)
+        );
+        // The general syntax comes from atmls_lexicon, percent-encoding check included.
+        assert_eq!(
+            WebDid::new("did:web:example.com%3"),
+            Err(AtprotoDidError::Syntax(DidError::BadPercentEncoding))
+        );
+        assert_eq!(
+            AtprotoDid::new("did:PLC:x"),
+            Err(AtprotoDidError::Syntax(DidError::BadMethod))
+        );
         assert!(matches!(
-            Did::new("did:key:zQ3sh").unwrap().to_atproto(),
-            Err(DidError::WrongMethod { .. })
+            AtprotoDid::try_from(Did::new("did:key:zQ3sh").unwrap()),
+            Err(AtprotoDidError::WrongMethod { .. })
         ));
     }
 }

@@ -184,12 +184,13 @@ impl DidDocument {
     }
 
     /// The claimed handle: the first `at://` entry of `alsoKnownAs` that is a valid
-    /// handle. Claimed only: confirm it by resolving the handle back to this DID.
+    /// handle, lowercased. Claimed only: confirm it by resolving the handle back to this DID.
     pub fn handle(&self) -> Option<Handle> {
         self.also_known_as
             .iter()
             .filter_map(|aka| aka.strip_prefix("at://"))
             .find_map(|h| Handle::new(h).ok())
+            .map(|h| h.to_normalized())
     }
 
     fn id_matches(&self, id: &str, fragment: &str) -> bool {
@@ -198,5 +199,20 @@ impl DidDocument {
             Some((did, f)) => f == fragment && did == self.id.as_str(),
             None => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_is_the_first_valid_at_uri_lowercased() {
+        let doc = DidDocument::from_json(
+            br#"{"id": "did:plc:fh5jrlbsm47qlufaem7aasei",
+                 "alsoKnownAs": ["https://x.test", "at://not_a_handle", "at://Alice.Test"]}"#,
+        )
+        .unwrap();
+        assert_eq!(doc.handle().unwrap().as_str(), "alice.test");
     }
 }

@@ -1,7 +1,9 @@
 //! Identity for atmls: who a DID is, which key speaks for it, and whether a request
 //! really comes from it.
 //!
-//! - [`Did`], [`PlcDid`], [`WebDid`], [`Handle`]: syntax newtypes.
+//! - [`Did`] and [`Handle`]: the checked string types of [`atmls_lexicon::syntax`],
+//!   re-exported; [`AtprotoDid`], [`PlcDid`], [`WebDid`]: DIDs of the methods atproto
+//!   supports, built on [`Did`].
 //! - [`DidDocument`]: the document model, with [`DidDocument::atproto_key`],
 //!   [`DidDocument::pds_endpoint`] and [`DidDocument::service`].
 //! - [`resolve`]: the [`DidResolver`] trait, an HTTP(S) resolver and a bounded TTL cache.
@@ -34,15 +36,14 @@
 
 mod did;
 mod document;
-mod handle;
 pub mod plc;
 pub mod resolve;
 pub mod service_auth;
 
-pub use did::{AtprotoDid, Did, DidError, MAX_DID_LEN, PlcDid, WebDid};
+pub use atmls_lexicon::syntax::{Handle, HandleError};
+pub use did::{AtprotoDid, AtprotoDidError, Did, DidError, MAX_DID_LEN, PlcDid, WebDid};
 pub use document::{
     ATPROTO_KEY_FRAGMENT, ATPROTO_PDS_FRAGMENT, ATPROTO_PDS_TYPE, DidDocument, DocumentError,
     Service, VerificationMethod,
 };
-pub use handle::{Handle, HandleError};
 pub use resolve::{DidResolver, HandleResolver, ResolveError};

@@ -48,5 +48,5 @@ pub use repo::{CommitOutcome, InvalidSwap, Repo, RepoError, Write, WriteResult};
 pub use store::{BlockMap, BlockSource, BlockStore, MemoryBlockStore, RepoHead, StoreError};
 #[cfg(feature = "sqlite")]
 pub use store::{SqliteBlockStore, SqliteConfig};
-pub use syntax::{Did, Nsid, RecordKey, RepoPath};
+pub use syntax::{Did, Nsid, RecordKey, RepoPath, RepoPathError};
 pub use tid::{Tid, TidGenerator};

@@ -1,136 +1,35 @@
-//! Checked names used by the repo: collection NSIDs, record keys, repo paths and DIDs.
+//! Names used by the repo: collection NSIDs, record keys and DIDs (the checked types of
+//! [`atmls_lexicon::syntax`], re-exported) and the repo-specific [`RepoPath`].
 
 use std::fmt;
-use std::str::FromStr;
 
-/// Why a name is malformed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+use thiserror::Error;
+
+pub use atmls_lexicon::syntax::{Did, DidError, Nsid, NsidError, RecordKey, RecordKeyError};
+
+/// Why a string is not a [`RepoPath`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
-pub enum SyntaxError {
-    /// Not a valid NSID.
-    #[error("invalid NSID {0:?}")]
-    Nsid(String),
-    /// Not a valid record key.
-    #[error("invalid record key {0:?}")]
-    RecordKey(String),
-    /// Not a valid repo path `collection/rkey`.
-    #[error("invalid repo path {0:?}")]
-    RepoPath(String),
-    /// Not a valid DID.
-    #[error("invalid DID {0:?}")]
-    Did(String),
-}
-
-macro_rules! string_newtype {
-    ($name:ident, $doc:literal, $check:ident, $variant:ident) => {
-        #[doc = $doc]
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Checks `s` and wraps it.
-            pub fn new(s: impl Into<String>) -> Result<Self, SyntaxError> {
-                let s = s.into();
-                if $check(&s) {
-                    Ok($name(s))
-                } else {
-                    Err(SyntaxError::$variant(s))
-                }
-            }
-
-            /// The string.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = SyntaxError;
-            fn from_str(s: &str) -> Result<Self, SyntaxError> {
-                $name::new(s)
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-    };
-}
-
-string_newtype!(
-    Nsid,
-    "A namespaced identifier such as `chat.mls.keyPackage` (a record collection).",
-    is_nsid,
-    Nsid
-);
-string_newtype!(
-    RecordKey,
-    "A record key: 1 to 512 characters of `A-Za-z0-9._:~-`, not `.` or `..`.",
-    is_record_key,
-    RecordKey
-);
-string_newtype!(Did, "A DID such as `did:plc:…` (syntax only).", is_did, Did);
-
-fn is_nsid(s: &str) -> bool {
-    if s.is_empty() || s.len() > 317 || !s.is_ascii() {
-        return false;
-    }
-    let segments: Vec<&str> = s.split('.').collect();
-    if segments.len() < 3 {
-        return false;
-    }
-    let (name, authority) = match segments.split_last() {
-        Some(x) => x,
-        None => return false,
-    };
-    let authority_ok = authority.iter().enumerate().all(|(i, seg)| {
-        !seg.is_empty()
-            && seg.len() <= 63
-            && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !seg.starts_with('-')
-            && !seg.ends_with('-')
-            && (i != 0 || !seg.as_bytes()[0].is_ascii_digit())
-    });
-    authority_ok
-        && !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_alphanumeric())
-        && !name.as_bytes()[0].is_ascii_digit()
-}
-
-fn is_record_key(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 512
-        && s != "."
-        && s != ".."
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:~-".contains(&b))
-}
-
-fn is_did(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("did:") else {
-        return false;
-    };
-    let Some((method, id)) = rest.split_once(':') else {
-        return false;
-    };
-    s.len() <= 2048
-        && !method.is_empty()
-        && method.bytes().all(|b| b.is_ascii_lowercase())
-        && !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:%-".contains(&b))
-        && !id.ends_with(':')
-        && !id.ends_with('%')
+pub enum RepoPathError {
+    /// No `/` between collection and record key.
+    #[error("invalid repo path {0:?}: expected collection/rkey")]
+    MissingSlash(String),
+    /// The part before the `/` is not an NSID.
+    #[error("invalid repo path {path:?}: {source}")]
+    Collection {
+        /// The path as given.
+        path: String,
+        /// Why the collection is not an NSID.
+        source: NsidError,
+    },
+    /// The part after the `/` is not a record key.
+    #[error("invalid repo path {path:?}: {source}")]
+    RecordKey {
+        /// The path as given.
+        path: String,
+        /// Why the record key is invalid.
+        source: RecordKeyError,
+    },
 }
 
 /// A key in the repo's MST: `collection/rkey`.
@@ -147,13 +46,19 @@ impl RepoPath {
     }
 
     /// Parses `collection/rkey`.
-    pub fn parse(s: &str) -> Result<Self, SyntaxError> {
-        let bad = || SyntaxError::RepoPath(s.to_owned());
-        let (c, r) = s.split_once('/').ok_or_else(bad)?;
-        Ok(RepoPath {
-            collection: Nsid::new(c).map_err(|_| bad())?,
-            rkey: RecordKey::new(r).map_err(|_| bad())?,
-        })
+    pub fn parse(s: &str) -> Result<Self, RepoPathError> {
+        let (c, r) = s
+            .split_once('/')
+            .ok_or_else(|| RepoPathError::MissingSlash(s.to_owned()))?;
+        let collection = Nsid::new(c).map_err(|source| RepoPathError::Collection {
+            path: s.to_owned(),
+            source,
+        })?;
+        let rkey = RecordKey::new(r).map_err(|source| RepoPathError::RecordKey {
+            path: s.to_owned(),
+            source,
+        })?;
+        Ok(RepoPath { collection, rkey })
     }
 
     /// The collection.
@@ -185,16 +90,33 @@ mod tests {
     #[test]
     fn names() {
         assert!(Nsid::new("chat.mls.keyPackage").is_ok());
-        assert!(Nsid::new("chat.mls").is_err());
-        assert!(Nsid::new("chat.mls.1x").is_err());
+        assert_eq!(Nsid::new("chat.mls"), Err(NsidError::TooFewSegments));
+        assert_eq!(
+            Nsid::new("chat.mls.1x"),
+            Err(NsidError::BadName("1x".into()))
+        );
         assert!(RecordKey::new("3kpaaaaaaaaa2").is_ok());
-        assert!(RecordKey::new("..").is_err());
-        assert!(RecordKey::new("a/b").is_err());
+        assert_eq!(RecordKey::new(".."), Err(RecordKeyError::DotSegment));
+        assert_eq!(
+            RecordKey::new("a/b"),
+            Err(RecordKeyError::BadCharacter('/'))
+        );
         assert!(Did::new("did:plc:fh5jrlbsm47qlufaem7aasei").is_ok());
-        assert!(Did::new("did:PLC:x").is_err());
+        assert_eq!(Did::new("did:PLC:x"), Err(DidError::BadMethod));
         let p = RepoPath::parse("chat.mls.declaration/self").unwrap();
         assert_eq!(p.collection().as_str(), "chat.mls.declaration");
         assert_eq!(p.to_key(), "chat.mls.declaration/self");
-        assert!(RepoPath::parse("chat.mls.declaration").is_err());
+        assert_eq!(
+            RepoPath::parse("chat.mls.declaration"),
+            Err(RepoPathError::MissingSlash("chat.mls.declaration".into()))
+        );
+        assert!(matches!(
+            RepoPath::parse("chat.mls/self"),
+            Err(RepoPathError::Collection { .. })
+        ));
+        assert!(matches!(
+            RepoPath::parse("chat.mls.declaration/a/b"),
+            Err(RepoPathError::RecordKey { .. })
+        ));
     }
 }

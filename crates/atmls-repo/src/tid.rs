@@ -8,26 +8,17 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const ALPHABET: &[u8; 32] = b"234567abcdefghijklmnopqrstuvwxyz";
+use atmls_lexicon::syntax;
+
+pub use atmls_lexicon::syntax::TidError;
+
 /// Length of every TID.
 pub const TID_LEN: usize = 13;
 
-/// Why a string is not a TID.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum TidError {
-    /// Not exactly 13 characters.
-    #[error("a TID has 13 characters, got {0}")]
-    Length(usize),
-    /// A character outside the base32-sortable alphabet.
-    #[error("invalid TID character {0:?}")]
-    Character(char),
-    /// The first character sets the top bit (it must be one of `234567abcdefghij`).
-    #[error("TID has its top bit set")]
-    TopBit,
-}
-
-/// A timestamp identifier.
+/// A timestamp identifier, held as its integer so that it is `Copy` and cheap to compare.
+///
+/// The string form is read and written through [`atmls_lexicon::syntax::Tid`], the one
+/// place the TID syntax is checked; [`From`] converts between the two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Tid(u64);
 
@@ -46,18 +37,36 @@ impl Tid {
     pub fn micros(self) -> u64 {
         self.0 >> 10
     }
+
+    /// The string form.
+    pub fn to_syntax(self) -> syntax::Tid {
+        // Both constructors (`from_parts`, and parsing a checked string) leave the top bit
+        // clear, which is all `from_u64` asks for.
+        syntax::Tid::from_u64(self.0).unwrap_or_else(|_| unreachable!("TID top bit is clear"))
+    }
+}
+
+impl From<syntax::Tid> for Tid {
+    fn from(tid: syntax::Tid) -> Self {
+        Tid(tid.to_u64())
+    }
+}
+
+impl From<&syntax::Tid> for Tid {
+    fn from(tid: &syntax::Tid) -> Self {
+        Tid(tid.to_u64())
+    }
+}
+
+impl From<Tid> for syntax::Tid {
+    fn from(tid: Tid) -> Self {
+        tid.to_syntax()
+    }
 }
 
 impl fmt::Display for Tid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = [0u8; TID_LEN];
-        let mut v = self.0;
-        for slot in out.iter_mut().rev() {
-            *slot = ALPHABET[(v & 31) as usize];
-            v >>= 5;
-        }
-        // The alphabet is ASCII.
-        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+        f.write_str(self.to_syntax().as_str())
     }
 }
 
@@ -65,21 +74,7 @@ impl FromStr for Tid {
     type Err = TidError;
 
     fn from_str(s: &str) -> Result<Self, TidError> {
-        if s.len() != TID_LEN {
-            return Err(TidError::Length(s.chars().count()));
-        }
-        let mut v: u64 = 0;
-        for (i, c) in s.chars().enumerate() {
-            let digit = ALPHABET
-                .iter()
-                .position(|a| char::from(*a) == c)
-                .ok_or(TidError::Character(c))? as u64;
-            if i == 0 && digit >= 16 {
-                return Err(TidError::TopBit);
-            }
-            v = (v << 5) | digit;
-        }
-        Ok(Tid(v))
+        s.parse::<syntax::Tid>().map(Tid::from)
     }
 }
 
@@ -155,11 +150,15 @@ mod tests {
         assert_eq!(t.to_string(), "3jzfcijpj2z2a");
         assert_eq!(Tid(0).to_string(), "2222222222222");
         assert!("3jzfcijpj2z2".parse::<Tid>().is_err());
-        assert_eq!("kjzfcijpj2z2a".parse::<Tid>(), Err(TidError::TopBit));
+        assert_eq!("3jzfcijpj2z2".parse::<Tid>(), Err(TidError::BadLength));
+        assert_eq!("kjzfcijpj2z2a".parse::<Tid>(), Err(TidError::HighBitSet));
         assert_eq!(
             "3jzfcijpj2z2A".parse::<Tid>(),
-            Err(TidError::Character('A'))
+            Err(TidError::BadCharacter('A'))
         );
+        let max = Tid::from_parts(u64::MAX, 0x3ff);
+        assert_eq!(max.to_string().parse::<Tid>(), Ok(max));
+        assert_eq!(Tid::from(max.to_syntax()), max);
     }
 
     #[test]

@@ -119,7 +119,7 @@ impl HttpResolver {
 
     /// The URL a DID document is fetched from.
     pub fn document_url(&self, did: &Did) -> Result<String, ResolveError> {
-        match did.to_atproto()? {
+        match AtprotoDid::try_from(did)? {
             AtprotoDid::Plc(plc) => Ok(format!("{}/{}", self.config.plc_url, plc)),
             AtprotoDid::Web(web) => Ok(format!(
                 "{}/.well-known/did.json",
@@ -211,6 +211,8 @@ impl HttpResolver {
     }
 
     async fn fetch_handle(&self, handle: &Handle) -> Result<Did, ResolveError> {
+        // Handles are case-insensitive; the lowercase form is the host name to ask.
+        let handle = handle.to_normalized();
         let url = format!(
             "{}/.well-known/atproto-did",
             self.base_url(handle.as_str(), handle.as_str())

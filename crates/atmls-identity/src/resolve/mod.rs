@@ -12,7 +12,7 @@ use thiserror::Error;
 pub use cache::{CacheConfig, CachingResolver};
 pub use http::{HttpResolver, ResolverConfig};
 
-use crate::{Did, DidDocument, DidError, DocumentError, Handle};
+use crate::{AtprotoDidError, Did, DidDocument, DocumentError, Handle};
 
 /// The future a [`DidResolver`] returns.
 pub type ResolveFuture<'a> =
@@ -57,7 +57,7 @@ impl<T: DidResolver + ?Sized> DidResolver for Arc<T> {
 pub enum ResolveError {
     /// The DID method is not did:plc or did:web, or the DID is malformed for its method.
     #[error("unsupported DID: {0}")]
-    UnsupportedDid(#[from] DidError),
+    UnsupportedDid(#[from] AtprotoDidError),
     /// The server says the DID (or handle) does not exist (HTTP 404).
     #[error("not found")]
     NotFound,

@@ -42,6 +42,9 @@ pub enum DidError {
 }
 
 impl Did {
+    /// Largest DID accepted, in bytes.
+    pub const MAX_LEN: usize = MAX_LEN;
+
     /// Checks `s` and wraps it.
     pub fn new(s: impl Into<String>) -> Result<Self, DidError> {
         Self::parse_owned(s.into())
@@ -55,6 +58,12 @@ impl Did {
     /// The method, e.g. `plc` for `did:plc:…`.
     pub fn method(&self) -> &str {
         self.raw[4..].split(':').next().unwrap_or_default()
+    }
+
+    /// The method-specific identifier, e.g. `7iza6de2dwap2sbkpav7c6c6` for
+    /// `did:plc:7iza6de2dwap2sbkpav7c6c6` (everything after the method's `:`).
+    pub fn identifier(&self) -> &str {
+        self.raw[4..].split_once(':').map_or("", |(_, id)| id)
     }
 }
 
@@ -99,6 +108,11 @@ mod tests {
     fn method_and_errors() {
         let did: Did = "did:plc:7iza6de2dwap2sbkpav7c6c6".parse().unwrap();
         assert_eq!(did.method(), "plc");
+        assert_eq!(did.identifier(), "7iza6de2dwap2sbkpav7c6c6");
+        assert_eq!(
+            Did::new("did:web:a.com:u:x").unwrap().identifier(),
+            "a.com:u:x"
+        );
         assert_eq!("did:METHOD:x".parse::<Did>(), Err(DidError::BadMethod));
         assert_eq!(
             "did:m:a%zz".parse::<Did>(),

@@ -37,6 +37,19 @@ impl Tid {
         Ok(Tid { raw })
     }
 
+    /// The TID that encodes `value`; fails with [`TidError::HighBitSet`] if the top bit of
+    /// `value` is set (13 characters of 5 bits hold 65 bits, and the first must be clear).
+    pub fn from_u64(value: u64) -> Result<Self, TidError> {
+        if value >> 63 != 0 {
+            return Err(TidError::HighBitSet);
+        }
+        let raw = (0..13)
+            .rev()
+            .map(|i| char::from(ALPHABET[((value >> (5 * i)) & 31) as usize]))
+            .collect();
+        Ok(Tid { raw })
+    }
+
     /// The integer the TID encodes.
     pub fn to_u64(&self) -> u64 {
         self.raw.bytes().fold(0u64, |acc, c| {
@@ -76,5 +89,12 @@ mod tests {
         assert_eq!(Tid::new("222222222222z").unwrap().to_u64(), 31);
         assert_eq!(Tid::new("kjzfcijpj2z2a"), Err(TidError::HighBitSet));
         assert_eq!(Tid::new("3jzfcijpj2z2"), Err(TidError::BadLength));
+        for v in [0, 31, 1 << 62, u64::MAX >> 1] {
+            let tid = Tid::from_u64(v).unwrap();
+            assert_eq!(Tid::new(tid.as_str()).as_ref(), Ok(&tid));
+            assert_eq!(tid.to_u64(), v);
+        }
+        assert_eq!(Tid::from_u64(0).unwrap().as_str(), "2222222222222");
+        assert_eq!(Tid::from_u64(1 << 63), Err(TidError::HighBitSet));
     }
 }
