@@ -1,0 +1,99 @@
+//! Host settings.
+
+/// Settings of a [`Pds`](crate::Pds). Build with [`PdsConfig::new`] and the `with_*`
+/// setters.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PdsConfig {
+    /// The URL clients reach the host at (the `#atproto_pds` endpoint written into new
+    /// DID documents), e.g. `http://127.0.0.1:2583`.
+    pub public_url: String,
+    /// The host's own DID: the `aud` of its session tokens and the `did` of
+    /// `describeServer`. Default `did:web:<host of public_url>`.
+    pub service_did: String,
+    /// Handle suffixes accounts may be created under (`describeServer`'s
+    /// `availableUserDomains`). Default `[".test"]`.
+    pub handle_domains: Vec<String>,
+    /// Lifetime of access tokens in seconds. Default 2 hours (as the official PDS).
+    pub access_ttl_secs: u64,
+    /// Lifetime of refresh tokens in seconds. Default 90 days (as the official PDS).
+    pub refresh_ttl_secs: u64,
+    /// Largest blob accepted by `uploadBlob`. Default 5 MiB.
+    pub max_blob_bytes: u64,
+    /// Longest lifetime of a token minted by `getServiceAuth`. Default 1 hour.
+    pub max_service_auth_secs: u64,
+    /// Lifetime of the service-auth tokens minted for `atproto-proxy`. Default 60 s.
+    pub proxy_auth_secs: u64,
+}
+
+impl PdsConfig {
+    /// Defaults for a host reached at `public_url`.
+    pub fn new(public_url: impl Into<String>) -> Self {
+        let public_url = public_url.into().trim_end_matches('/').to_owned();
+        let service_did = format!("did:web:{}", did_web_authority(&public_url));
+        PdsConfig {
+            public_url,
+            service_did,
+            handle_domains: vec![".test".to_owned()],
+            access_ttl_secs: 2 * 60 * 60,
+            refresh_ttl_secs: 90 * 24 * 60 * 60,
+            max_blob_bytes: 5 * 1024 * 1024,
+            max_service_auth_secs: 60 * 60,
+            proxy_auth_secs: 60,
+        }
+    }
+
+    /// Sets [`PdsConfig::service_did`].
+    pub fn with_service_did(mut self, did: impl Into<String>) -> Self {
+        self.service_did = did.into();
+        self
+    }
+
+    /// Sets [`PdsConfig::handle_domains`] (each starting with `.`).
+    pub fn with_handle_domains(mut self, domains: Vec<String>) -> Self {
+        self.handle_domains = domains;
+        self
+    }
+
+    /// Sets [`PdsConfig::access_ttl_secs`].
+    pub fn with_access_ttl_secs(mut self, secs: u64) -> Self {
+        self.access_ttl_secs = secs;
+        self
+    }
+
+    /// Sets [`PdsConfig::refresh_ttl_secs`].
+    pub fn with_refresh_ttl_secs(mut self, secs: u64) -> Self {
+        self.refresh_ttl_secs = secs;
+        self
+    }
+
+    /// Sets [`PdsConfig::max_blob_bytes`].
+    pub fn with_max_blob_bytes(mut self, bytes: u64) -> Self {
+        self.max_blob_bytes = bytes;
+        self
+    }
+}
+
+/// The did:web form of a URL's authority: `host` or `host%3Aport`.
+fn did_web_authority(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority.replace(':', "%3A")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_did_from_url() {
+        assert_eq!(
+            PdsConfig::new("http://127.0.0.1:2583/").service_did,
+            "did:web:127.0.0.1%3A2583"
+        );
+        assert_eq!(
+            PdsConfig::new("https://pds.example.com").service_did,
+            "did:web:pds.example.com"
+        );
+    }
+}

@@ -1,0 +1,225 @@
+//! Service auth (`getServiceAuth`) and `atproto-proxy` decisions: which endpoint a
+//! proxied call goes to, and the token it carries.
+
+use std::sync::Arc;
+
+use atmls_identity::plc::directory::Directory;
+use atmls_identity::resolve::{ResolveError, ResolveFuture};
+use atmls_identity::service_auth::{self, Claims};
+use atmls_identity::{Did, DidDocument, DidResolver, PlcDid};
+use atmls_lexicon::syntax::Nsid;
+
+use crate::accounts::Caller;
+use crate::error::PdsError;
+use crate::pds::Pds;
+
+/// Longest lifetime of a `getServiceAuth` token without `lxm` (as the official PDS).
+const UNBOUND_TOKEN_SECS: u64 = 60;
+
+/// Where an `atproto-proxy` header sends a call: `did#service`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProxyTarget {
+    /// The service's DID.
+    pub did: Did,
+    /// The service id in its DID document, without `#` (e.g. `chat_mls_ds`).
+    pub service_id: String,
+}
+
+impl ProxyTarget {
+    /// Parses an `atproto-proxy` header value.
+    pub fn parse(header: &str) -> Result<Self, PdsError> {
+        let bad = || PdsError::InvalidRequest(format!("invalid atproto-proxy header: {header:?}"));
+        let (did, id) = header.trim().split_once('#').ok_or_else(bad)?;
+        if id.is_empty()
+            || id.len() > 64
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(bad());
+        }
+        let did = Did::new(did).map_err(|_| bad())?;
+        Ok(ProxyTarget {
+            did,
+            service_id: id.to_owned(),
+        })
+    }
+
+    /// The service's endpoint in the target's DID document: an `http(s)` URL without a
+    /// trailing `/`.
+    pub fn endpoint(&self, doc: &DidDocument) -> Result<String, PdsError> {
+        let endpoint = doc.service_endpoint(&self.service_id).map_err(|_| {
+            PdsError::ProxyTargetNotFound(format!(
+                "could not resolve proxy service {}#{}",
+                self.did, self.service_id
+            ))
+        })?;
+        if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
+            return Err(PdsError::ProxyTargetNotFound(format!(
+                "proxy service {}#{} has no http(s) endpoint",
+                self.did, self.service_id
+            )));
+        }
+        Ok(endpoint.trim_end_matches('/').to_owned())
+    }
+}
+
+impl Pds {
+    /// `getServiceAuth`: a service-auth JWT signed with the caller's repo key, for
+    /// audience `aud` (a DID, optionally `#service`), method `lxm`, expiring at `exp`
+    /// (seconds; default 60 s from now, at most [`PdsConfig::max_service_auth_secs`]
+    /// ahead, and at most 60 s without `lxm`).
+    ///
+    /// [`PdsConfig::max_service_auth_secs`]: crate::PdsConfig::max_service_auth_secs
+    pub fn service_auth(
+        &self,
+        caller: &Caller,
+        aud: &str,
+        lxm: Option<&str>,
+        exp: Option<i64>,
+        now_ms: u64,
+    ) -> Result<String, PdsError> {
+        let now = now_ms / 1000;
+        let aud_did = aud.split_once('#').map_or(aud, |(d, _)| d);
+        Did::new(aud_did).map_err(|e| PdsError::InvalidRequest(format!("invalid aud: {e}")))?;
+        if let Some(lxm) = lxm {
+            Nsid::new(lxm).map_err(|e| PdsError::InvalidRequest(format!("invalid lxm: {e}")))?;
+        }
+        let exp = match exp {
+            None => now + UNBOUND_TOKEN_SECS,
+            Some(e) if e <= now as i64 => {
+                return Err(PdsError::BadExpiration("expiration is in the past".into()));
+            }
+            Some(e) => e as u64,
+        };
+        let max = if lxm.is_some() {
+            self.config.max_service_auth_secs
+        } else {
+            UNBOUND_TOKEN_SECS
+        };
+        if exp - now > max {
+            return Err(PdsError::BadExpiration(format!(
+                "expiration may be at most {max} seconds ahead{}",
+                if lxm.is_none() {
+                    " for a token without lxm"
+                } else {
+                    ""
+                }
+            )));
+        }
+        self.mint(caller, aud, lxm, now, exp - now)
+    }
+
+    /// The token a call proxied for `caller` to `target` carries: audience the target's
+    /// bare DID, `lxm` the method, lifetime [`PdsConfig::proxy_auth_secs`].
+    ///
+    /// [`PdsConfig::proxy_auth_secs`]: crate::PdsConfig::proxy_auth_secs
+    pub fn proxy_token(
+        &self,
+        caller: &Caller,
+        target: &ProxyTarget,
+        lxm: &Nsid,
+        now_ms: u64,
+    ) -> Result<String, PdsError> {
+        self.mint(
+            caller,
+            target.did.as_str(),
+            Some(lxm.as_str()),
+            now_ms / 1000,
+            self.config.proxy_auth_secs,
+        )
+    }
+
+    fn mint(
+        &self,
+        caller: &Caller,
+        aud: &str,
+        lxm: Option<&str>,
+        now: u64,
+        lifetime: u64,
+    ) -> Result<String, PdsError> {
+        let account = self.account(&caller.did)?;
+        if !account.is_active() {
+            return Err(PdsError::AccountDeactivated(account.did));
+        }
+        let key = self.signing_key(&caller.did)?;
+        let mut claims = Claims::new(&caller.did, aud, lxm.unwrap_or_default(), now, lifetime);
+        if lxm.is_none() {
+            claims.lxm = None;
+        }
+        Ok(service_auth::issue(&key, &claims))
+    }
+}
+
+/// A [`DidResolver`] that answers did:plc DIDs from the local dev directory and asks
+/// `fallback` (e.g. an HTTP resolver) for the rest.
+pub struct LocalResolver {
+    directory: Arc<Directory>,
+    fallback: Option<Arc<dyn DidResolver>>,
+}
+
+impl std::fmt::Debug for LocalResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalResolver")
+            .field("directory", &self.directory.len())
+            .field("fallback", &self.fallback.is_some())
+            .finish()
+    }
+}
+
+impl LocalResolver {
+    /// A resolver over `directory`, with an optional `fallback`.
+    pub fn new(directory: Arc<Directory>, fallback: Option<Arc<dyn DidResolver>>) -> Self {
+        LocalResolver {
+            directory,
+            fallback,
+        }
+    }
+
+    fn local(&self, did: &Did) -> Option<Arc<DidDocument>> {
+        let plc = PlcDid::new(did.as_str()).ok()?;
+        self.directory.document(&plc).ok().map(Arc::new)
+    }
+}
+
+impl DidResolver for LocalResolver {
+    fn resolve<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a> {
+        Box::pin(async move {
+            if let Some(doc) = self.local(did) {
+                return Ok(doc);
+            }
+            match &self.fallback {
+                Some(f) => f.resolve(did).await,
+                None => Err(ResolveError::NotFound),
+            }
+        })
+    }
+
+    fn resolve_fresh<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a> {
+        Box::pin(async move {
+            if let Some(doc) = self.local(did) {
+                return Ok(doc);
+            }
+            match &self.fallback {
+                Some(f) => f.resolve_fresh(did).await,
+                None => Err(ResolveError::NotFound),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_headers_parse() {
+        let t = ProxyTarget::parse("did:web:ds.example.com#chat_mls_ds").unwrap();
+        assert_eq!(t.did.as_str(), "did:web:ds.example.com");
+        assert_eq!(t.service_id, "chat_mls_ds");
+        for bad in ["did:web:x", "did:web:x#", "nodid#svc", "did:web:x#a b", ""] {
+            assert!(ProxyTarget::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
