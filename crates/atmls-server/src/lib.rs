@@ -38,7 +38,9 @@
 
 mod body;
 mod config;
+pub mod ds;
 mod error;
+pub mod host;
 mod lifecycle;
 mod metrics;
 mod request;

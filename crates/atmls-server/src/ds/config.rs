@@ -1,0 +1,318 @@
+//! Settings of the delivery service's HTTP shell, and the clock it reads.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use atmls_ds::{DsConfig, Timestamp};
+use atmls_identity::Did;
+
+/// The fragment of the DS's service entry, and of the audience it accepts.
+pub const SERVICE_FRAGMENT: &str = "chat_mls_ds";
+
+/// The service type of the `#chat_mls_ds` entry in the DS's DID document.
+pub const SERVICE_TYPE: &str = "ChatMlsDeliveryService";
+
+/// Where the DS reads the time. The core takes `now` as an input; the shell reads it
+/// here once per request, so tests can move time with a [`ManualClock`].
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// Milliseconds since the Unix epoch.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Timestamp::from_millis(ms)
+    }
+}
+
+/// A clock that only moves when told to (tests). Clones share the same time.
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<AtomicU64>);
+
+impl ManualClock {
+    /// A clock standing at `now`.
+    pub fn new(now: Timestamp) -> Self {
+        Self(Arc::new(AtomicU64::new(now.as_millis())))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now: Timestamp) {
+        self.0.store(now.as_millis(), Ordering::SeqCst);
+    }
+
+    /// Moves the time forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Settings of [`KeyPackageFetcher`](super::KeyPackageFetcher) (`getKeyPackages`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct KeyPackageConfig {
+    /// Most HTTP requests to PDSes in flight for one `getKeyPackages` call. Default 16.
+    pub concurrency: usize,
+    /// Time allowed for one HTTP request to a PDS, connect to last byte. Default 5 s.
+    pub request_timeout: Duration,
+    /// Time allowed for everything about one DID (resolution included). Default 10 s.
+    pub did_timeout: Duration,
+    /// How long a DID's answer (`ok`, `noDeclaration`, `notFound`) is cached; `unreachable`
+    /// is never cached. Default 60 s.
+    pub cache_ttl: Duration,
+    /// Most DIDs cached; the oldest entry is evicted first. Default 10,000.
+    pub cache_capacity: usize,
+    /// Largest `listRecords` body read. Default 1 MiB.
+    pub max_list_bytes: usize,
+    /// Largest proof (CAR) read, the lexicon's `provenRecord.proof` limit. Default 65,536.
+    pub max_proof_bytes: usize,
+    /// Allow plain `http://` PDS endpoints (development and tests). Default off: only
+    /// `https://` endpoints are fetched.
+    pub allow_http: bool,
+}
+
+impl Default for KeyPackageConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            request_timeout: Duration::from_secs(5),
+            did_timeout: Duration::from_secs(10),
+            cache_ttl: Duration::from_secs(60),
+            cache_capacity: 10_000,
+            max_list_bytes: 1024 * 1024,
+            max_proof_bytes: 65_536,
+            allow_http: false,
+        }
+    }
+}
+
+impl KeyPackageConfig {
+    /// Sets [`KeyPackageConfig::concurrency`] (at least 1).
+    #[must_use]
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n.max(1);
+        self
+    }
+
+    /// Sets [`KeyPackageConfig::request_timeout`].
+    #[must_use]
+    pub fn with_request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+
+    /// Sets [`KeyPackageConfig::did_timeout`].
+    #[must_use]
+    pub fn with_did_timeout(mut self, d: Duration) -> Self {
+        self.did_timeout = d;
+        self
+    }
+
+    /// Sets [`KeyPackageConfig::cache_ttl`].
+    #[must_use]
+    pub fn with_cache_ttl(mut self, d: Duration) -> Self {
+        self.cache_ttl = d;
+        self
+    }
+
+    /// Sets [`KeyPackageConfig::cache_capacity`].
+    #[must_use]
+    pub fn with_cache_capacity(mut self, n: usize) -> Self {
+        self.cache_capacity = n;
+        self
+    }
+
+    /// Sets [`KeyPackageConfig::allow_http`].
+    #[must_use]
+    pub fn with_allow_http(mut self, allow: bool) -> Self {
+        self.allow_http = allow;
+        self
+    }
+}
+
+/// Settings of a [`DsService`](super::DsService): who it is, the core's limits, and how
+/// the shell batches writes, streams and cleans up.
+///
+/// ```
+/// use std::time::Duration;
+/// use atmls_identity::Did;
+/// use atmls_server::ds::DsServiceConfig;
+///
+/// let config = DsServiceConfig::new(Did::new("did:web:ds.example.com")?, "https://ds.example.com")
+///     .with_heartbeat(Duration::from_secs(10));
+/// assert_eq!(config.audience(), "did:web:ds.example.com#chat_mls_ds");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct DsServiceConfig {
+    did: Did,
+    base_url: String,
+    core: DsConfig,
+    clock: Arc<dyn Clock>,
+    heartbeat: Duration,
+    retention_interval: Duration,
+    startup_guard: bool,
+    live_buffer: usize,
+    queue: usize,
+    max_group: usize,
+    key_packages: KeyPackageConfig,
+}
+
+impl DsServiceConfig {
+    /// A DS with DID `did` (usually `did:web:<host>`) reachable at `base_url` (e.g.
+    /// `https://ds.example.com`, no trailing slash). Defaults: [`DsConfig::default`], the
+    /// system clock, heartbeats every 30 s, retention every 60 s, the startup replay guard
+    /// on, 1024 live batches buffered per subscription, a write queue of 4096 requests
+    /// and at most 256 requests per group commit.
+    pub fn new(did: Did, base_url: impl Into<String>) -> Self {
+        Self {
+            did,
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            core: DsConfig::default(),
+            clock: Arc::new(SystemClock),
+            heartbeat: Duration::from_secs(30),
+            retention_interval: Duration::from_secs(60),
+            startup_guard: true,
+            live_buffer: 1024,
+            queue: 4096,
+            max_group: 256,
+            key_packages: KeyPackageConfig::default(),
+        }
+    }
+
+    /// The DS's DID.
+    pub fn did(&self) -> &Did {
+        &self.did
+    }
+
+    /// Its base URL (the `serviceEndpoint` of `#chat_mls_ds`).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The audience service-auth tokens name: `<did>#chat_mls_ds` (the bare DID is
+    /// accepted too).
+    pub fn audience(&self) -> String {
+        format!("{}#{SERVICE_FRAGMENT}", self.did)
+    }
+
+    /// The core's limits and windows.
+    pub fn core(&self) -> &DsConfig {
+        &self.core
+    }
+
+    /// Sets the core's limits and windows.
+    #[must_use]
+    pub fn with_core(mut self, core: DsConfig) -> Self {
+        self.core = core;
+        self
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Sets the clock (tests use a [`ManualClock`]).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Interval of `#heartbeat` frames on idle subscriptions; keys are re-checked at each.
+    pub fn heartbeat(&self) -> Duration {
+        self.heartbeat
+    }
+
+    /// Sets [`Self::heartbeat`] (at least 10 ms).
+    #[must_use]
+    pub fn with_heartbeat(mut self, d: Duration) -> Self {
+        self.heartbeat = d.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How often retention (`expire`) runs.
+    pub fn retention_interval(&self) -> Duration {
+        self.retention_interval
+    }
+
+    /// Sets [`Self::retention_interval`] (at least 10 ms).
+    #[must_use]
+    pub fn with_retention_interval(mut self, d: Duration) -> Self {
+        self.retention_interval = d.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Whether mailbox-key tokens dated earlier than `start + request_max_age` are
+    /// refused (503 `ServiceUnavailable`), because the replay cache did not survive the
+    /// restart (`docs/spec-ds-http.md`, "Replay cache and restarts").
+    pub fn startup_guard(&self) -> bool {
+        self.startup_guard
+    }
+
+    /// Sets [`Self::startup_guard`]. Turn it off only for a store that does not survive
+    /// the process (memory).
+    #[must_use]
+    pub fn with_startup_guard(mut self, on: bool) -> Self {
+        self.startup_guard = on;
+        self
+    }
+
+    /// Live batches buffered per subscription while it sends its backlog or waits on a
+    /// slow socket; past it the subscriber is cut off (`ConsumerTooSlow`).
+    pub fn live_buffer(&self) -> usize {
+        self.live_buffer
+    }
+
+    /// Sets [`Self::live_buffer`] (at least 1).
+    #[must_use]
+    pub fn with_live_buffer(mut self, n: usize) -> Self {
+        self.live_buffer = n.max(1);
+        self
+    }
+
+    /// Requests queued for the writer; further requests wait for room.
+    pub fn queue(&self) -> usize {
+        self.queue
+    }
+
+    /// Most requests one group commit takes.
+    pub fn max_group(&self) -> usize {
+        self.max_group
+    }
+
+    /// Sets [`Self::max_group`] (at least 1).
+    #[must_use]
+    pub fn with_max_group(mut self, n: usize) -> Self {
+        self.max_group = n.max(1);
+        self
+    }
+
+    /// Settings of `getKeyPackages`.
+    pub fn key_packages(&self) -> &KeyPackageConfig {
+        &self.key_packages
+    }
+
+    /// Sets the settings of `getKeyPackages`.
+    #[must_use]
+    pub fn with_key_packages(mut self, config: KeyPackageConfig) -> Self {
+        self.key_packages = config;
+        self
+    }
+}

@@ -1,0 +1,361 @@
+//! The query and procedure handlers: parse the request, hand it to the writer, answer.
+
+use std::str::FromStr;
+
+use atmls_ds::auth::RequestToken;
+use atmls_ds::{
+    EnvelopeKind, EnvelopeRule, LEXICON_MAX_PAYLOAD, MailboxId, MailboxKind, OutgoingEnvelope,
+    SendEnvelopesError,
+};
+use atmls_identity::service_auth::ServiceAuthError;
+use atmls_lexicon::Bytes as LexBytes;
+use atmls_lexicon::chat::mls::ds::create_mailbox;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::DsService;
+use super::wire::{
+    bytes_json, core_error, envelope_json, mailbox_info_json, send_error, status_of,
+};
+use super::writer::{Command, Signed};
+use crate::error::XrpcError;
+use crate::request::{XrpcRequest, XrpcResponse};
+use crate::router::HandlerResult;
+
+/// Most mailboxes one subscription may name (the lexicon's `maxLength`).
+pub(crate) const MAX_SUBSCRIPTION_MAILBOXES: usize = 100;
+
+fn unavailable() -> XrpcError {
+    XrpcError::unavailable("the delivery service is stopping")
+}
+
+/// A mailbox id parameter or field.
+pub(crate) fn mailbox_id(field: &str, text: Option<&str>) -> Result<MailboxId, XrpcError> {
+    let text = text.ok_or_else(|| XrpcError::invalid_request(format!("{field}: required")))?;
+    MailboxId::from_str(text).map_err(|e| XrpcError::invalid_request(format!("{field}: {e}")))
+}
+
+fn non_negative(field: &str, v: Option<i64>, default: u64) -> Result<u64, XrpcError> {
+    v.map_or(Ok(default), |n| {
+        u64::try_from(n).map_err(|_| XrpcError::invalid_request(format!("{field}: must be >= 0")))
+    })
+}
+
+/// The service-auth failure as its XRPC error (`docs/spec.md` §8).
+fn service_auth_error(e: &ServiceAuthError) -> XrpcError {
+    let name = e.xrpc_error();
+    let status = hyper::StatusCode::from_u16(e.http_status()).unwrap_or(status_of(name));
+    XrpcError::new(status, name, format!("{}: {e}", e.check()))
+}
+
+impl DsService {
+    /// Sends a command to the writer and waits for its answer. If this future is dropped
+    /// after the command was queued, the writer still carries it out.
+    pub(crate) async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, XrpcError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .tx
+            .send(make(tx))
+            .await
+            .map_err(|_| unavailable())?;
+        rx.await.map_err(|_| unavailable())
+    }
+
+    /// Refuses mailbox-key tokens dated before the startup guard's end: the replay cache
+    /// of the previous process is gone, and such a token may have been used already.
+    pub(crate) fn check_startup_guard(&self, token: Option<&str>) -> Result<(), XrpcError> {
+        let (Some(until), Some(text)) = (self.inner.guard_until, token) else {
+            return Ok(());
+        };
+        let Ok(token) = RequestToken::decode(text) else {
+            // Malformed: the core answers BadToken.
+            return Ok(());
+        };
+        if token.timestamp() < until {
+            return Err(XrpcError::unavailable(format!(
+                "the service restarted; mailbox requests signed before {} ms are refused \
+                 (replay protection), sign a new request later",
+                until.as_millis()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The `Authorization` header and `content` as a signed request, after the guard.
+    fn signed(&self, req: &XrpcRequest, content: bytes::Bytes) -> Result<Signed, XrpcError> {
+        let header = req.header("authorization").map(str::to_owned);
+        self.check_startup_guard(header.as_deref().and_then(mailbox_token))?;
+        Ok(Signed { header, content })
+    }
+
+    fn query_signed(&self, req: &XrpcRequest) -> Result<Signed, XrpcError> {
+        let content = bytes::Bytes::copy_from_slice(req.query_string().as_bytes());
+        self.signed(req, content)
+    }
+
+    pub(crate) async fn describe_server(&self, _req: XrpcRequest) -> HandlerResult {
+        let core = self.inner.config.core();
+        let secs = |d: std::time::Duration| d.as_secs();
+        let mut limits = json!({
+            "maxEnvelopeBytes": core.max_envelope_bytes().min(LEXICON_MAX_PAYLOAD),
+            "maxBatchEnvelopes": core.max_batch_envelopes(),
+            "maxMailboxesPerAccount": core.max_mailboxes_per_account(),
+            "inboxDepositsPerMinute": core.inbox_deposits_per_minute(),
+            "keyGraceSeconds": secs(core.key_grace()),
+            "requestMaxAgeSeconds": secs(core.request_max_age()).max(1),
+            "maxSubscriptionMailboxes": MAX_SUBSCRIPTION_MAILBOXES,
+        });
+        if let Some(d) = core.group_retention() {
+            limits["groupRetentionSeconds"] = json!(secs(d).max(1));
+        }
+        if let Some(d) = core.inbox_retention() {
+            limits["inboxRetentionSeconds"] = json!(secs(d).max(1));
+        }
+        Ok(XrpcResponse::json(json!({
+            "did": self.inner.config.did().as_str(),
+            "protocolVersion": 1,
+            "limits": limits,
+        })))
+    }
+
+    pub(crate) async fn create_mailbox(&self, req: XrpcRequest) -> HandlerResult {
+        #[derive(Deserialize)]
+        struct Input {
+            kind: String,
+            key: LexBytes,
+            #[serde(default)]
+            epoch: Option<i64>,
+        }
+        let token = req.bearer_token().ok_or_else(|| {
+            XrpcError::auth_required(
+                "createMailbox requires a service-auth token (Authorization: Bearer)",
+            )
+        })?;
+        let now = self.inner.config.clock().now().as_millis() / 1000;
+        let verified = self
+            .inner
+            .verifier
+            .verify(token, create_mailbox::NSID, now)
+            .await
+            .map_err(|e| service_auth_error(&e))?;
+        let input: Input = req.input_as()?;
+        let kind = MailboxKind::from_str(&input.kind)
+            .map_err(|e| XrpcError::bad_request("UnsupportedKind", e.to_string()))?;
+        let epoch = non_negative("input/epoch", input.epoch, 0)?;
+        let info = self
+            .call(|reply| Command::Create {
+                account: verified.issuer.as_str().to_owned(),
+                kind,
+                key: input.key.into_vec(),
+                epoch,
+                reply,
+            })
+            .await?
+            .map_err(|e| core_error(&e))?;
+        Ok(XrpcResponse::json(mailbox_info_json(&info)))
+    }
+
+    pub(crate) async fn get_mailbox(&self, req: XrpcRequest) -> HandlerResult {
+        let id = mailbox_id("params/mailbox", req.param_str("mailbox"))?;
+        let auth = self.query_signed(&req)?;
+        let info = self
+            .call(|reply| Command::Mailbox { id, auth, reply })
+            .await?
+            .map_err(|e| core_error(&e))?;
+        Ok(XrpcResponse::json(mailbox_info_json(&info)))
+    }
+
+    pub(crate) async fn send_envelopes(&self, req: XrpcRequest) -> HandlerResult {
+        #[derive(Deserialize)]
+        struct Input {
+            mailbox: String,
+            envelopes: Vec<Outgoing>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Outgoing {
+            kind: String,
+            #[serde(default)]
+            epoch: Option<i64>,
+            payload: LexBytes,
+            #[serde(default)]
+            next_key: Option<LexBytes>,
+        }
+        let input: Input = req.input_as()?;
+        let id = mailbox_id("input/mailbox", Some(&input.mailbox))?;
+        let mut unknown = Vec::new();
+        let mut envelopes = Vec::with_capacity(input.envelopes.len());
+        for (i, e) in input.envelopes.into_iter().enumerate() {
+            // An unknown kind is refused by the core in its place in the check order (as
+            // a kind a group does not take); the message names the real kind.
+            let kind = EnvelopeKind::from_str(&e.kind).unwrap_or_else(|_| {
+                unknown.push((i, e.kind.clone()));
+                EnvelopeKind::Welcome
+            });
+            let epoch = non_negative(&format!("input/envelopes/{i}/epoch"), e.epoch, 0)?;
+            envelopes.push(OutgoingEnvelope {
+                kind,
+                epoch: e.epoch.map(|_| epoch),
+                payload: e.payload.into_vec(),
+                next_key: e.next_key.map(LexBytes::into_vec),
+            });
+        }
+        let auth = self.signed(&req, req.body().clone())?;
+        let receipt = self
+            .call(|reply| Command::Send {
+                id,
+                auth,
+                envelopes,
+                reply,
+            })
+            .await?
+            .map_err(|e| match &e {
+                SendEnvelopesError::InvalidEnvelope {
+                    index,
+                    rule: EnvelopeRule::Kind(EnvelopeKind::Welcome),
+                } => match unknown.iter().find(|(i, _)| i == index) {
+                    Some((_, kind)) => XrpcError::bad_request(
+                        "InvalidEnvelope",
+                        format!("envelope {index}: unknown kind {kind:?}"),
+                    ),
+                    None => send_error(&e),
+                },
+                _ => send_error(&e),
+            })?;
+        Ok(XrpcResponse::json(json!({
+            "firstSeq": receipt.first_seq,
+            "lastSeq": receipt.last_seq,
+            "epoch": receipt.epoch,
+        })))
+    }
+
+    pub(crate) async fn get_envelopes(&self, req: XrpcRequest) -> HandlerResult {
+        let id = mailbox_id("params/mailbox", req.param_str("mailbox"))?;
+        let cursor = non_negative("params/cursor", req.param_i64("cursor"), 0)?;
+        let limit = page_limit(&req);
+        let auth = self.query_signed(&req)?;
+        let page = self
+            .call(|reply| Command::Envelopes {
+                id,
+                auth,
+                cursor,
+                limit,
+                reply,
+            })
+            .await?
+            .map_err(|e| core_error(&e))?;
+        let mut out = json!({
+            "envelopes": page.envelopes.iter().map(envelope_json).collect::<Vec<_>>(),
+            "cursor": page.cursor,
+            "headSeq": page.head_seq,
+        });
+        if let Some(epoch) = page.epoch {
+            out["epoch"] = json!(epoch);
+        }
+        Ok(XrpcResponse::json(out))
+    }
+
+    pub(crate) async fn send_welcome(&self, req: XrpcRequest) -> HandlerResult {
+        #[derive(Deserialize)]
+        struct Input {
+            inbox: String,
+            payload: LexBytes,
+        }
+        let input: Input = req.input_as()?;
+        let inbox = mailbox_id("input/inbox", Some(&input.inbox))?;
+        let seq = self
+            .call(|reply| Command::Welcome {
+                inbox,
+                payload: input.payload.into_vec(),
+                reply,
+            })
+            .await?
+            .map_err(|e| core_error(&e))?;
+        Ok(XrpcResponse::json(json!({ "seq": seq })))
+    }
+
+    pub(crate) async fn list_inbox(&self, req: XrpcRequest) -> HandlerResult {
+        let inbox = mailbox_id("params/inbox", req.param_str("inbox"))?;
+        let cursor = non_negative("params/cursor", req.param_i64("cursor"), 0)?;
+        let limit = page_limit(&req);
+        let auth = self.query_signed(&req)?;
+        let page = self
+            .call(|reply| Command::ListInbox {
+                inbox,
+                auth,
+                cursor,
+                limit,
+                reply,
+            })
+            .await?
+            .map_err(|e| core_error(&e))?;
+        Ok(XrpcResponse::json(json!({
+            "items": page.items.iter().map(envelope_json).collect::<Vec<_>>(),
+            "cursor": page.cursor,
+        })))
+    }
+
+    pub(crate) async fn delete_inbox_items(&self, req: XrpcRequest) -> HandlerResult {
+        #[derive(Deserialize)]
+        struct Input {
+            inbox: String,
+            seqs: Vec<i64>,
+        }
+        let input: Input = req.input_as()?;
+        let inbox = mailbox_id("input/inbox", Some(&input.inbox))?;
+        let seqs = input
+            .seqs
+            .iter()
+            .map(|&s| non_negative("input/seqs", Some(s), 0))
+            .collect::<Result<Vec<u64>, _>>()?;
+        let auth = self.signed(&req, req.body().clone())?;
+        let deleted = self
+            .call(|reply| Command::DeleteInbox {
+                inbox,
+                auth,
+                seqs,
+                reply,
+            })
+            .await?
+            .map_err(|e| core_error(&e))?;
+        Ok(XrpcResponse::json(json!({ "deleted": deleted })))
+    }
+
+    pub(crate) async fn get_key_packages(&self, req: XrpcRequest) -> HandlerResult {
+        let dids: Vec<String> = match req.params().get("dids") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Some(Value::String(s)) => vec![s.clone()],
+            _ => return Err(XrpcError::invalid_request("params/dids: required")),
+        };
+        let results = self.inner.key_packages.fetch(&dids).await;
+        let results: Vec<Value> = results.iter().map(|r| r.to_json()).collect();
+        Ok(XrpcResponse::json(json!({ "results": results })))
+    }
+}
+
+/// The token of an `Authorization: ChatMls-Mailbox <token>` header (scheme matched
+/// case-insensitively, as the core does).
+fn mailbox_token(header: &str) -> Option<&str> {
+    let (scheme, rest) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case(atmls_ds::auth::AUTH_SCHEME)
+        .then(|| rest.trim_start_matches(' ').trim_end())
+}
+
+/// The `limit` parameter (default 100; the lexicon bounds it to 1–1000).
+fn page_limit(req: &XrpcRequest) -> u32 {
+    req.param_i64("limit")
+        .map_or(100, |l| u32::try_from(l.clamp(1, 1000)).unwrap_or(100))
+}
+
+/// `{uri, cid, proof}` in JSON.
+pub(crate) fn proven_record_json(uri: &str, cid: &str, proof: &[u8]) -> Value {
+    json!({ "uri": uri, "cid": cid, "proof": bytes_json(proof) })
+}

@@ -1,0 +1,437 @@
+//! `chat.mls.ds.getKeyPackages`: gathers, for up to 100 DIDs, the declaration and the
+//! KeyPackage records with their `com.atproto.sync.getRecord` proofs from each DID's own
+//! PDS. The DS verifies nothing here: clients check every proof against the DID's key.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use atmls_identity::{Did, DidResolver, ResolveError};
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::{Request, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, timeout};
+
+use super::config::KeyPackageConfig;
+use super::handlers::proven_record_json;
+
+/// The declaration collection and its one record key.
+const DECLARATION: &str = "chat.mls.declaration";
+/// The KeyPackage collection.
+const KEY_PACKAGE: &str = "chat.mls.keyPackage";
+/// Most KeyPackage records returned per DID (the lexicon's `maxLength`).
+const MAX_KEY_PACKAGES: usize = 100;
+
+/// What was found for one DID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DidStatus {
+    /// Declaration and records gathered.
+    Ok,
+    /// The DID does not resolve (or is not a DID).
+    NotFound,
+    /// The DID has no `chat.mls.declaration/self`.
+    NoDeclaration,
+    /// Its PDS (or its DID directory) did not answer usably.
+    Unreachable,
+}
+
+impl DidStatus {
+    /// The lexicon value: `ok`, `notFound`, `noDeclaration` or `unreachable`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::NotFound => "notFound",
+            Self::NoDeclaration => "noDeclaration",
+            Self::Unreachable => "unreachable",
+        }
+    }
+}
+
+/// A record and the CAR file `com.atproto.sync.getRecord` returned for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenRecord {
+    /// `at://<did>/<collection>/<rkey>`.
+    pub uri: String,
+    /// The record's CID, as `listRecords` named it.
+    pub cid: String,
+    /// The proof (signed commit, MST path, record block).
+    pub proof: Bytes,
+}
+
+/// The answer for one DID (`getKeyPackages#didResult`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DidResult {
+    /// The DID asked for.
+    pub did: String,
+    /// What was found.
+    pub status: DidStatus,
+    /// Why, when the status is not `ok`.
+    pub message: Option<String>,
+    /// The declaration (status `ok`).
+    pub declaration: Option<ProvenRecord>,
+    /// The KeyPackage records (status `ok`; may be empty).
+    pub key_packages: Vec<ProvenRecord>,
+}
+
+impl DidResult {
+    fn failed(did: &str, status: DidStatus, message: impl Into<String>) -> Self {
+        Self {
+            did: did.to_owned(),
+            status,
+            message: Some(message.into()),
+            declaration: None,
+            key_packages: Vec::new(),
+        }
+    }
+
+    /// The lexicon JSON object.
+    pub fn to_json(&self) -> Value {
+        let record = |r: &ProvenRecord| proven_record_json(&r.uri, &r.cid, &r.proof);
+        let mut v = json!({
+            "did": self.did,
+            "status": self.status.as_str(),
+            "keyPackages": self.key_packages.iter().map(record).collect::<Vec<_>>(),
+        });
+        if let Some(m) = &self.message {
+            let mut m = m.clone();
+            if m.len() > 1000 {
+                let mut cut = 1000;
+                while !m.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                m.truncate(cut);
+            }
+            v["message"] = json!(m);
+        }
+        if let Some(d) = &self.declaration {
+            v["declaration"] = record(d);
+        }
+        v
+    }
+}
+
+/// A failure fetching from a PDS.
+#[derive(Debug)]
+enum Fetch {
+    /// 404, or an XRPC `RecordNotFound` / `RepoNotFound`.
+    Missing,
+    /// Anything else: transport, timeout, status, size, malformed body.
+    Failed(String),
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    entries: HashMap<String, (Instant, Arc<DidResult>)>,
+    order: VecDeque<(Instant, String)>,
+}
+
+/// Gathers KeyPackages from PDSes, with bounded concurrency, per-request timeouts and a
+/// bounded TTL cache of answers per DID.
+pub struct KeyPackageFetcher {
+    resolver: Arc<dyn DidResolver>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    config: KeyPackageConfig,
+    cache: Mutex<Cache>,
+}
+
+impl std::fmt::Debug for KeyPackageFetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyPackageFetcher")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyPackageFetcher {
+    /// A fetcher resolving DIDs with `resolver` (web PKI roots for `https://` PDSes).
+    pub fn new(resolver: Arc<dyn DidResolver>, config: KeyPackageConfig) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.request_timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Self {
+            resolver,
+            client: Client::builder(TokioExecutor::new()).build(https),
+            config,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// The answers for `dids`, in the same order. Never fails as a whole.
+    pub async fn fetch(&self, dids: &[String]) -> Vec<DidResult> {
+        let permits = Semaphore::new(self.config.concurrency.max(1));
+        join_all(dids.iter().map(|did| self.one(did, &permits))).await
+    }
+
+    async fn one(&self, did: &str, permits: &Semaphore) -> DidResult {
+        if let Some(hit) = self.cached(did) {
+            return (*hit).clone();
+        }
+        let result = match timeout(self.config.did_timeout, self.lookup(did, permits)).await {
+            Ok(r) => r,
+            Err(_) => DidResult::failed(did, DidStatus::Unreachable, "timed out"),
+        };
+        if result.status != DidStatus::Unreachable {
+            self.remember(did, result.clone());
+        }
+        result
+    }
+
+    fn cached(&self, did: &str) -> Option<Arc<DidResult>> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .entries
+            .get(did)
+            .filter(|(expires, _)| *expires > Instant::now())
+            .map(|(_, r)| r.clone())
+    }
+
+    fn remember(&self, did: &str, result: DidResult) {
+        if self.config.cache_capacity == 0 {
+            return;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let expires = Instant::now() + self.config.cache_ttl;
+        while cache.entries.len() >= self.config.cache_capacity {
+            let Some((at, key)) = cache.order.pop_front() else {
+                break;
+            };
+            if cache.entries.get(&key).is_some_and(|(e, _)| *e == at) {
+                cache.entries.remove(&key);
+            }
+        }
+        cache
+            .entries
+            .insert(did.to_owned(), (expires, Arc::new(result)));
+        cache.order.push_back((expires, did.to_owned()));
+    }
+
+    async fn lookup(&self, did_text: &str, permits: &Semaphore) -> DidResult {
+        let fail = |status, message: String| DidResult::failed(did_text, status, message);
+        let Ok(did) = Did::new(did_text) else {
+            return fail(DidStatus::NotFound, "not a DID".into());
+        };
+        let doc = {
+            let _permit = permits.acquire().await;
+            self.resolver.resolve(&did).await
+        };
+        let doc = match doc {
+            Ok(doc) => doc,
+            Err(e @ (ResolveError::Timeout | ResolveError::Transport(_))) => {
+                return fail(DidStatus::Unreachable, format!("DID resolution: {e}"));
+            }
+            Err(e) => return fail(DidStatus::NotFound, format!("DID resolution: {e}")),
+        };
+        let pds = match doc.pds_endpoint() {
+            Ok(p) => p.trim_end_matches('/').to_owned(),
+            Err(e) => return fail(DidStatus::Unreachable, format!("DID document: {e}")),
+        };
+        let allowed =
+            pds.starts_with("https://") || (self.config.allow_http && pds.starts_with("http://"));
+        if !allowed {
+            return fail(
+                DidStatus::Unreachable,
+                format!("PDS endpoint {pds:?} is not https"),
+            );
+        }
+        let pds = Pds {
+            fetcher: self,
+            base: &pds,
+            did: did_text,
+            permits,
+        };
+        let declarations = match pds.list(DECLARATION, 10).await {
+            Ok(r) => r,
+            Err(Fetch::Missing) => Vec::new(),
+            Err(Fetch::Failed(m)) => return fail(DidStatus::Unreachable, m),
+        };
+        let Some(declaration) = declarations.into_iter().find(|(rkey, _, _)| rkey == "self") else {
+            return fail(
+                DidStatus::NoDeclaration,
+                "no chat.mls.declaration/self".into(),
+            );
+        };
+        let mut listed = match pds.list(KEY_PACKAGE, MAX_KEY_PACKAGES).await {
+            Ok(r) => r,
+            Err(Fetch::Missing) => Vec::new(),
+            Err(Fetch::Failed(m)) => return fail(DidStatus::Unreachable, m),
+        };
+        listed.truncate(MAX_KEY_PACKAGES);
+        let declaration = match pds.proven(DECLARATION, declaration).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return fail(
+                    DidStatus::NoDeclaration,
+                    "declaration deleted meanwhile".into(),
+                );
+            }
+            Err(m) => return fail(DidStatus::Unreachable, m),
+        };
+        let proofs = join_all(listed.into_iter().map(|r| pds.proven(KEY_PACKAGE, r))).await;
+        let mut key_packages = Vec::with_capacity(proofs.len());
+        for proof in proofs {
+            match proof {
+                Ok(Some(r)) => key_packages.push(r),
+                // Deleted between listing and fetching: no longer current.
+                Ok(None) => {}
+                Err(m) => return fail(DidStatus::Unreachable, m),
+            }
+        }
+        DidResult {
+            did: did_text.to_owned(),
+            status: DidStatus::Ok,
+            message: None,
+            declaration: Some(declaration),
+            key_packages,
+        }
+    }
+
+    /// GETs `url` within the request timeout and a body limit.
+    async fn get(&self, url: &str, limit: usize) -> Result<(StatusCode, Bytes), String> {
+        let uri: Uri = url.parse().map_err(|_| format!("invalid URL {url:?}"))?;
+        let request = Request::get(uri)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        let work = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| format!("PDS request failed: {e}"))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), limit)
+                .collect()
+                .await
+                .map_err(|e| format!("PDS response: {e}"))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        timeout(self.config.request_timeout, work)
+            .await
+            .map_err(|_| "PDS request timed out".to_owned())?
+    }
+}
+
+/// One DID's PDS, for one lookup.
+struct Pds<'a> {
+    fetcher: &'a KeyPackageFetcher,
+    base: &'a str,
+    did: &'a str,
+    permits: &'a Semaphore,
+}
+
+/// A listed record: record key, AT-URI, CID.
+type Listed = (String, String, String);
+
+impl Pds<'_> {
+    async fn get(&self, path_and_query: &str, limit: usize) -> Result<Bytes, Fetch> {
+        let _permit = self.permits.acquire().await;
+        let url = format!("{}{path_and_query}", self.base);
+        let (status, body) = self.fetcher.get(&url, limit).await.map_err(Fetch::Failed)?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let name = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned));
+        match (status, name.as_deref()) {
+            (StatusCode::NOT_FOUND, _) | (_, Some("RecordNotFound" | "RepoNotFound")) => {
+                Err(Fetch::Missing)
+            }
+            _ => Err(Fetch::Failed(format!("PDS answered {status}"))),
+        }
+    }
+
+    /// `com.atproto.repo.listRecords` (one page): the records of `collection` whose URI
+    /// is in this DID's repo.
+    async fn list(&self, collection: &str, limit: usize) -> Result<Vec<Listed>, Fetch> {
+        #[derive(Deserialize)]
+        struct Page {
+            records: Vec<Record>,
+        }
+        #[derive(Deserialize)]
+        struct Record {
+            uri: String,
+            cid: String,
+        }
+        let query = format!(
+            "/xrpc/com.atproto.repo.listRecords?repo={}&collection={collection}&limit={limit}",
+            encode(self.did)
+        );
+        let body = self.get(&query, self.fetcher.config.max_list_bytes).await?;
+        let page: Page = serde_json::from_slice(&body)
+            .map_err(|e| Fetch::Failed(format!("listRecords: malformed answer: {e}")))?;
+        let prefix = format!("at://{}/{collection}/", self.did);
+        Ok(page
+            .records
+            .into_iter()
+            .filter_map(|r| {
+                let rkey = r.uri.strip_prefix(&prefix)?;
+                let ok = !rkey.is_empty() && rkey.len() <= 512 && !rkey.contains('/');
+                ok.then(|| (rkey.to_owned(), r.uri.clone(), r.cid))
+            })
+            .collect())
+    }
+
+    /// The record's proof from `com.atproto.sync.getRecord`; `None` if it is gone.
+    async fn proven(
+        &self,
+        collection: &str,
+        (rkey, uri, cid): Listed,
+    ) -> Result<Option<ProvenRecord>, String> {
+        let query = format!(
+            "/xrpc/com.atproto.sync.getRecord?did={}&collection={collection}&rkey={}",
+            encode(self.did),
+            encode(&rkey)
+        );
+        match self.get(&query, self.fetcher.config.max_proof_bytes).await {
+            Ok(proof) if proof.is_empty() => Err("getRecord: empty proof".into()),
+            Ok(proof) => Ok(Some(ProvenRecord { uri, cid, proof })),
+            Err(Fetch::Missing) => Ok(None),
+            Err(Fetch::Failed(m)) => Err(m),
+        }
+    }
+}
+
+/// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(encode("did:web:a%3A1"), "did%3Aweb%3Aa%253A1");
+        assert_eq!(encode("3jzfcijpj2z2a"), "3jzfcijpj2z2a");
+    }
+
+    #[test]
+    fn statuses() {
+        let r = DidResult::failed("did:plc:x", DidStatus::NoDeclaration, "none");
+        assert_eq!(r.to_json()["status"], "noDeclaration");
+        assert_eq!(r.to_json()["keyPackages"], json!([]));
+    }
+}

@@ -1,0 +1,591 @@
+//! The single writer: one thread owns the core ([`DeliveryService`]) and its store, and
+//! serves every request through a channel.
+//!
+//! Requests that append (`sendEnvelopes`, `sendWelcome`) are decided by the core one
+//! after the other against an in-memory overlay ([`GroupStore`]); the batches of all such
+//! requests taken from the queue together are then written in **one** `Store::append`
+//! transaction (group commit), and only after it committed are the live subscribers fed
+//! and the requests answered. Every other request first commits what is pending, so it
+//! only ever sees committed state. The write runs here, not in the request's future: a
+//! request whose client went away is still decided and committed (or not) as a whole.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use atmls_ds::Envelope;
+use atmls_ds::auth::RequestAuth;
+use atmls_ds::store::{Append, CreateOutcome, Mailbox, PageLimit};
+use atmls_ds::{
+    CreateMailboxError, DeliveryService, EnvelopeKind, EnvelopePage, Expired, InboxError,
+    InboxPage, MailboxId, MailboxInfo, MailboxKind, OutgoingEnvelope, ReadError,
+    SendEnvelopesError, SendReceipt, SendWelcomeError, Store, StoreError, Subscription,
+};
+use bytes::Bytes;
+use rand::rngs::OsRng;
+use tokio::sync::{mpsc, oneshot};
+
+use super::config::{Clock, DsServiceConfig};
+use crate::subscription::{Frame, FrameError};
+
+/// Where a writer's answer goes.
+pub(crate) type Reply<T> = oneshot::Sender<T>;
+
+/// A mailbox-key authorisation as received: the `Authorization` header (or a bare token)
+/// and the bytes it signs.
+#[derive(Debug)]
+pub(crate) struct Signed {
+    pub(crate) header: Option<String>,
+    pub(crate) content: Bytes,
+}
+
+impl Signed {
+    fn auth(&self) -> RequestAuth<'_> {
+        RequestAuth::from_header(self.header.as_deref(), &self.content)
+    }
+}
+
+/// One mailbox of a subscription request.
+#[derive(Debug)]
+pub(crate) struct SubscribeItem {
+    pub(crate) mailbox: MailboxId,
+    pub(crate) token: Option<String>,
+    pub(crate) cursor: Option<u64>,
+}
+
+/// A failure of one mailbox of a subscription, with its position in the request.
+pub(crate) type ItemError = (usize, ReadError);
+
+/// A request for the writer.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Create {
+        account: String,
+        kind: MailboxKind,
+        key: Vec<u8>,
+        epoch: u64,
+        reply: Reply<Result<MailboxInfo, CreateMailboxError>>,
+    },
+    Mailbox {
+        id: MailboxId,
+        auth: Signed,
+        reply: Reply<Result<MailboxInfo, ReadError>>,
+    },
+    Send {
+        id: MailboxId,
+        auth: Signed,
+        envelopes: Vec<OutgoingEnvelope>,
+        reply: Reply<Result<SendReceipt, SendEnvelopesError>>,
+    },
+    Envelopes {
+        id: MailboxId,
+        auth: Signed,
+        cursor: u64,
+        limit: u32,
+        reply: Reply<Result<EnvelopePage, ReadError>>,
+    },
+    Welcome {
+        inbox: MailboxId,
+        payload: Vec<u8>,
+        reply: Reply<Result<u64, SendWelcomeError>>,
+    },
+    ListInbox {
+        inbox: MailboxId,
+        auth: Signed,
+        cursor: u64,
+        limit: u32,
+        reply: Reply<Result<InboxPage, InboxError>>,
+    },
+    DeleteInbox {
+        inbox: MailboxId,
+        auth: Signed,
+        seqs: Vec<u64>,
+        reply: Reply<Result<u64, InboxError>>,
+    },
+    /// Authorises every mailbox and, if all pass, registers `live` for them: atomically
+    /// with respect to commits, so that the backlog read afterwards and the live feed
+    /// overlap instead of leaving a gap.
+    Subscribe {
+        items: Vec<SubscribeItem>,
+        content: Bytes,
+        live: LiveTx,
+        reply: Reply<Result<Vec<Subscription>, ItemError>>,
+    },
+    /// Committed envelopes of a mailbox after `after` (a subscription's backlog; it was
+    /// authorised when it started).
+    Page {
+        id: MailboxId,
+        after: u64,
+        limit: usize,
+        reply: Reply<Result<Vec<Envelope>, StoreError>>,
+    },
+    /// Whether the keys of these subscriptions are still usable.
+    Check {
+        subs: Vec<Subscription>,
+        reply: Reply<Result<(), ItemError>>,
+    },
+    Unsubscribe {
+        id: u64,
+    },
+    Expire {
+        reply: Option<Reply<Result<Expired, StoreError>>>,
+    },
+    Stop {
+        reply: Reply<()>,
+    },
+}
+
+/// Committed envelopes of one mailbox, shared by every subscriber of it. The frames are
+/// encoded once, by the first subscriber that needs them.
+#[derive(Debug)]
+pub(crate) struct LiveBatch {
+    pub(crate) mailbox: MailboxId,
+    pub(crate) envelopes: Vec<Envelope>,
+    frames: OnceLock<Result<Vec<Frame>, FrameError>>,
+}
+
+impl LiveBatch {
+    /// Whether the batch moved the epoch.
+    pub(crate) fn has_commit(&self) -> bool {
+        self.envelopes
+            .iter()
+            .any(|e| e.kind == EnvelopeKind::Commit)
+    }
+
+    /// One `#envelope` frame per envelope, encoded on first use.
+    pub(crate) fn frames(&self) -> &Result<Vec<Frame>, FrameError> {
+        self.frames.get_or_init(|| {
+            let mailbox = self.mailbox.to_string();
+            self.envelopes
+                .iter()
+                .map(|e| super::wire::envelope_frame(&mailbox, e))
+                .collect()
+        })
+    }
+}
+
+/// A subscription's live feed, as the writer holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveTx {
+    pub(crate) id: u64,
+    pub(crate) tx: mpsc::Sender<Arc<LiveBatch>>,
+    /// Set when the feed overflowed and was dropped: the subscriber is too slow.
+    pub(crate) overflowed: Arc<AtomicBool>,
+}
+
+/// Who listens to which mailbox. Owned by the writer thread: registering and publishing
+/// happen in the same order as commits.
+#[derive(Debug, Default)]
+struct Hub {
+    by_mailbox: HashMap<MailboxId, Vec<LiveTx>>,
+    by_sub: HashMap<u64, Vec<MailboxId>>,
+}
+
+impl Hub {
+    fn register(&mut self, mailbox: MailboxId, live: &LiveTx) {
+        self.by_mailbox
+            .entry(mailbox)
+            .or_default()
+            .push(live.clone());
+        self.by_sub.entry(live.id).or_default().push(mailbox);
+    }
+
+    fn remove(&mut self, id: u64) {
+        for mailbox in self.by_sub.remove(&id).unwrap_or_default() {
+            if let Some(list) = self.by_mailbox.get_mut(&mailbox) {
+                list.retain(|l| l.id != id);
+                if list.is_empty() {
+                    self.by_mailbox.remove(&mailbox);
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, appends: Vec<Append>) {
+        let mut dead = Vec::new();
+        for append in appends {
+            let Some(list) = self.by_mailbox.get(&append.mailbox.id) else {
+                continue;
+            };
+            let batch = Arc::new(LiveBatch {
+                mailbox: append.mailbox.id,
+                envelopes: append.envelopes,
+                frames: OnceLock::new(),
+            });
+            for live in list {
+                match live.tx.try_send(batch.clone()) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        live.overflowed.store(true, Ordering::SeqCst);
+                        dead.push(live.id);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => dead.push(live.id),
+                }
+            }
+        }
+        for id in dead {
+            self.remove(id);
+        }
+    }
+
+    /// Drops subscriptions whose receiver is gone.
+    fn sweep(&mut self) {
+        let dead: Vec<u64> = self
+            .by_mailbox
+            .values()
+            .flatten()
+            .filter(|l| l.tx.is_closed())
+            .map(|l| l.id)
+            .collect();
+        for id in dead {
+            self.remove(id);
+        }
+    }
+}
+
+/// A [`Store`] that keeps appends in memory until [`GroupStore::flush`] writes them all
+/// in one transaction. Reads of a mailbox's state see the pending appends (so the core
+/// sequences the next request after them); envelope reads go to the committed store.
+#[derive(Debug)]
+pub(crate) struct GroupStore<S> {
+    inner: RefCell<S>,
+    pending: RefCell<Vec<Append>>,
+    overlay: RefCell<HashMap<MailboxId, Mailbox>>,
+}
+
+impl<S: Store> GroupStore<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner: RefCell::new(inner),
+            pending: RefCell::default(),
+            overlay: RefCell::default(),
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending.borrow().is_empty()
+    }
+
+    /// Writes every pending append in one transaction; on success returns them (for the
+    /// live feed). Either way nothing is pending afterwards.
+    fn flush(&self) -> Result<Vec<Append>, StoreError> {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        self.overlay.borrow_mut().clear();
+        if !pending.is_empty() {
+            self.inner.borrow_mut().append(&pending)?;
+        }
+        Ok(pending)
+    }
+}
+
+impl<S: Store> Store for GroupStore<S> {
+    fn mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
+        if let Some(m) = self.overlay.borrow().get(id) {
+            return Ok(Some(*m));
+        }
+        self.inner.borrow().mailbox(id)
+    }
+
+    fn create_mailbox(
+        &mut self,
+        account: &str,
+        max_per_account: u64,
+        mailbox: &Mailbox,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.inner
+            .get_mut()
+            .create_mailbox(account, max_per_account, mailbox)
+    }
+
+    fn append(&mut self, batches: &[Append]) -> Result<(), StoreError> {
+        // Check every batch against the state including earlier pending ones; apply only
+        // if all pass (the store checks again when the group is written).
+        let mut staged: HashMap<MailboxId, Mailbox> = HashMap::new();
+        for b in batches {
+            let id = b.mailbox.id;
+            let current = match staged.get(&id) {
+                Some(m) => *m,
+                None => self.mailbox(&id)?.ok_or(StoreError::UnknownMailbox(id))?,
+            };
+            if current.head != b.expected_head {
+                return Err(StoreError::HeadMoved {
+                    mailbox: id,
+                    expected: b.expected_head,
+                    actual: current.head,
+                });
+            }
+            staged.insert(id, b.mailbox);
+        }
+        self.overlay.get_mut().extend(staged);
+        self.pending.get_mut().extend_from_slice(batches);
+        Ok(())
+    }
+
+    fn envelopes(
+        &self,
+        id: &MailboxId,
+        after: u64,
+        limit: PageLimit,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        self.inner.borrow().envelopes(id, after, limit)
+    }
+
+    fn delete_envelopes(&mut self, id: &MailboxId, seqs: &[u64]) -> Result<u64, StoreError> {
+        self.inner.get_mut().delete_envelopes(id, seqs)
+    }
+
+    fn expire(
+        &mut self,
+        kind: MailboxKind,
+        before: atmls_ds::Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.inner.get_mut().expire(kind, before)
+    }
+
+    fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError> {
+        self.inner.borrow().account_mailboxes(account)
+    }
+}
+
+/// An answer held back until the group it belongs to is committed; called with the
+/// commit's failure, if any.
+type Deferred = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+struct Writer<S: Store> {
+    core: DeliveryService<GroupStore<S>, OsRng>,
+    clock: Arc<dyn Clock>,
+    hub: Hub,
+    deferred: Vec<Deferred>,
+}
+
+/// Starts the writer thread over `store`; it runs until [`Command::Stop`] or until every
+/// sender is dropped.
+pub(crate) fn spawn<S: Store + Send + 'static>(
+    store: S,
+    config: &DsServiceConfig,
+) -> std::io::Result<mpsc::Sender<Command>> {
+    let (tx, rx) = mpsc::channel(config.queue());
+    let writer = Writer {
+        core: DeliveryService::new(GroupStore::new(store), OsRng, config.core().clone()),
+        clock: config.clock().clone(),
+        hub: Hub::default(),
+        deferred: Vec::new(),
+    };
+    let max_group = config.max_group();
+    std::thread::Builder::new()
+        .name("atmls-ds-writer".into())
+        .spawn(move || writer.run(rx, max_group))?;
+    Ok(tx)
+}
+
+/// A commit failure as the store error of one request.
+fn failed(e: &StoreError) -> StoreError {
+    StoreError::Corrupt(format!("group commit failed: {e}"))
+}
+
+impl<S: Store> Writer<S> {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>, max_group: usize) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < max_group {
+                match rx.try_recv() {
+                    Ok(c) => group.push(c),
+                    Err(_) => break,
+                }
+            }
+            for cmd in group {
+                if let Command::Stop { reply } = cmd {
+                    self.flush();
+                    let _ = reply.send(());
+                    return;
+                }
+                self.handle(cmd);
+            }
+            self.flush();
+        }
+        self.flush();
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        let now = self.clock.now();
+        match cmd {
+            Command::Send {
+                id,
+                auth,
+                envelopes,
+                reply,
+            } => {
+                let result = self.core.send_envelopes(&id, &auth.auth(), envelopes, now);
+                self.defer(move |fail| {
+                    let _ = reply.send(match (result, fail) {
+                        (Ok(_), Some(e)) => Err(SendEnvelopesError::Store(failed(e))),
+                        (result, _) => result,
+                    });
+                });
+            }
+            Command::Welcome {
+                inbox,
+                payload,
+                reply,
+            } => {
+                let result = self.core.send_welcome(&inbox, payload, now);
+                self.defer(move |fail| {
+                    let _ = reply.send(match (result, fail) {
+                        (Ok(_), Some(e)) => Err(SendWelcomeError::Store(failed(e))),
+                        (result, _) => result,
+                    });
+                });
+            }
+            other => {
+                // Everything else sees committed state only.
+                self.flush();
+                self.handle_committed(other, now);
+            }
+        }
+    }
+
+    fn handle_committed(&mut self, cmd: Command, now: atmls_ds::Timestamp) {
+        match cmd {
+            Command::Create {
+                account,
+                kind,
+                key,
+                epoch,
+                reply,
+            } => {
+                let _ = reply.send(self.core.create_mailbox(&account, kind, &key, epoch));
+            }
+            Command::Mailbox { id, auth, reply } => {
+                let _ = reply.send(self.core.mailbox(&id, &auth.auth(), now));
+            }
+            Command::Envelopes {
+                id,
+                auth,
+                cursor,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(self.core.envelopes(&id, &auth.auth(), cursor, limit, now));
+            }
+            Command::ListInbox {
+                inbox,
+                auth,
+                cursor,
+                limit,
+                reply,
+            } => {
+                let page = self
+                    .core
+                    .list_inbox(&inbox, &auth.auth(), cursor, limit, now);
+                let _ = reply.send(page);
+            }
+            Command::DeleteInbox {
+                inbox,
+                auth,
+                seqs,
+                reply,
+            } => {
+                let deleted = self
+                    .core
+                    .delete_inbox_items(&inbox, &auth.auth(), &seqs, now);
+                let _ = reply.send(deleted);
+            }
+            Command::Subscribe {
+                items,
+                content,
+                live,
+                reply,
+            } => self.subscribe(items, &content, live, reply, now),
+            Command::Page {
+                id,
+                after,
+                limit,
+                reply,
+            } => {
+                let limit = PageLimit {
+                    envelopes: limit.max(1),
+                    bytes: self.core.config().max_page_bytes(),
+                };
+                let _ = reply.send(self.core.store().envelopes(&id, after, limit));
+            }
+            Command::Check { subs, reply } => {
+                let result = subs.iter().enumerate().try_for_each(|(i, s)| {
+                    self.core.check_subscription(s, now).map_err(|e| (i, e))
+                });
+                let _ = reply.send(result);
+            }
+            Command::Unsubscribe { id } => self.hub.remove(id),
+            Command::Expire { reply } => {
+                self.hub.sweep();
+                let result = self.core.expire(now);
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "retention failed");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            // Handled by `run` and `handle`.
+            Command::Send { .. } | Command::Welcome { .. } | Command::Stop { .. } => {}
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        items: Vec<SubscribeItem>,
+        content: &[u8],
+        live: LiveTx,
+        reply: Reply<Result<Vec<Subscription>, ItemError>>,
+        now: atmls_ds::Timestamp,
+    ) {
+        let mut subs = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let auth = RequestAuth::from_token(item.token.as_deref(), content);
+            match self
+                .core
+                .authorize_subscription(&item.mailbox, &auth, item.cursor, now)
+            {
+                Ok(s) => subs.push(s),
+                Err(e) => {
+                    let _ = reply.send(Err((i, e)));
+                    return;
+                }
+            }
+        }
+        for s in &subs {
+            self.hub.register(s.mailbox, &live);
+        }
+        if reply.send(Ok(subs)).is_err() {
+            self.hub.remove(live.id);
+        }
+    }
+
+    fn defer(&mut self, f: impl FnOnce(Option<&StoreError>) + Send + 'static) {
+        self.deferred.push(Box::new(f));
+    }
+
+    /// Commits what is pending, feeds the live subscribers, then answers the held-back
+    /// requests.
+    fn flush(&mut self) {
+        if self.deferred.is_empty() && !self.core.store().has_pending() {
+            return;
+        }
+        let result = self.core.store().flush();
+        let deferred = std::mem::take(&mut self.deferred);
+        match result {
+            Ok(appends) => {
+                self.hub.publish(appends);
+                for d in deferred {
+                    d(None);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, requests = deferred.len(), "group commit failed");
+                for d in deferred {
+                    d(Some(&e));
+                }
+            }
+        }
+    }
+}
