@@ -1,0 +1,254 @@
+//! The embedded PDS-compatible host over XRPC: maps `com.atproto.server.*`,
+//! `com.atproto.repo.*`, `com.atproto.sync.*` and `com.atproto.identity.resolveHandle`
+//! onto the [`atmls_pds::Pds`] core, forwards `atproto-proxy` calls with a fresh
+//! service-auth token, and serves the development PLC directory (`GET /:did`, …) and
+//! `/.well-known/atproto-did` on the same listener through the router's fallback.
+//!
+//! ```no_run
+//! use atmls_server::host::{Host, HostConfig};
+//! use atmls_server::{Server, ServerConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let url = format!("http://{}", listener.local_addr()?);
+//! let host = Host::open(HostConfig::new(&url).with_data_dir("/tmp/atmls-data"))?;
+//! let server = Server::from_listener(listener, ServerConfig::default(), host.router())?;
+//! println!("host and PLC directory at {url}");
+//! server.serve(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+mod fallback;
+mod lexicons;
+mod proxy;
+mod repo;
+mod server;
+mod sync;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use atmls_identity::DidResolver;
+use atmls_identity::plc::PlcError;
+use atmls_identity::plc::directory::Directory;
+use atmls_lexicon::validate::{Catalog, CatalogError};
+use atmls_pds::{Caller, Clock, LocalResolver, Pds, PdsConfig, PdsError, SystemClock};
+use hyper::StatusCode;
+
+pub use lexicons::catalog;
+
+use crate::error::XrpcError;
+use crate::request::XrpcRequest;
+use crate::router::Router;
+
+/// File name of the development PLC directory inside the data directory.
+pub const PLC_FILE: &str = "plc.sqlite";
+
+/// Settings of a [`Host`].
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct HostConfig {
+    /// The core's settings (public URL, token lifetimes, handle domains, blob limit).
+    pub pds: PdsConfig,
+    /// Where the SQLite files live; `None` keeps everything in memory.
+    pub data_dir: Option<PathBuf>,
+    /// The clock the core is given. Default: the system clock.
+    pub clock: Arc<dyn Clock>,
+    /// Resolves DIDs that are not in the local directory (proxy targets). Default: none,
+    /// so only local did:plc DIDs can be proxied to.
+    pub resolver: Option<Arc<dyn DidResolver>>,
+}
+
+impl std::fmt::Debug for HostConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostConfig")
+            .field("pds", &self.pds)
+            .field("data_dir", &self.data_dir)
+            .field("clock", &self.clock)
+            .field("resolver", &self.resolver.is_some())
+            .finish()
+    }
+}
+
+impl HostConfig {
+    /// Defaults for a host reached at `public_url`, kept in memory.
+    pub fn new(public_url: &str) -> Self {
+        HostConfig {
+            pds: PdsConfig::new(public_url),
+            data_dir: None,
+            clock: Arc::new(SystemClock),
+            resolver: None,
+        }
+    }
+
+    /// Sets [`HostConfig::pds`].
+    pub fn with_pds(mut self, pds: PdsConfig) -> Self {
+        self.pds = pds;
+        self
+    }
+
+    /// Sets [`HostConfig::data_dir`].
+    pub fn with_data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets [`HostConfig::clock`].
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets [`HostConfig::resolver`].
+    pub fn with_resolver(mut self, resolver: Arc<dyn DidResolver>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+}
+
+/// The host could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The embedded lexicons do not load (a build defect).
+    #[error("embedded lexicons: {0}")]
+    Catalog(#[from] CatalogError),
+    /// The PLC directory's database cannot be opened.
+    #[error("PLC directory: {0}")]
+    Directory(#[from] PlcError),
+    /// The host's databases cannot be opened.
+    #[error("host: {0}")]
+    Pds(#[from] PdsError),
+}
+
+/// The embedded host, ready to mount on a [`Router`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) pds: Arc<Pds>,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) resolver: LocalResolver,
+    pub(crate) client: proxy::Client,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host")
+            .field("pds", &self.pds)
+            .field("resolver", &self.resolver)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Host {
+    /// Opens the host: the PLC directory (`plc.sqlite`) and the core's files in the data
+    /// directory, or everything in memory.
+    pub fn open(config: HostConfig) -> Result<Host, HostError> {
+        let catalog = Arc::new(catalog()?);
+        let (directory, pds) = match &config.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| PdsError::Internal(format!("{}: {e}", dir.display())))?;
+                let directory = Arc::new(Directory::open_sqlite(dir.join(PLC_FILE))?);
+                let pds = Pds::open(dir, config.pds, directory.clone(), catalog.clone())?;
+                (directory, pds)
+            }
+            None => {
+                let directory = Arc::new(Directory::in_memory());
+                let pds = Pds::in_memory(config.pds, directory.clone(), catalog.clone())?;
+                (directory, pds)
+            }
+        };
+        Ok(Host {
+            inner: Arc::new(Inner {
+                pds: Arc::new(pds),
+                catalog,
+                clock: config.clock,
+                resolver: LocalResolver::new(directory, config.resolver),
+                client: proxy::client(),
+            }),
+        })
+    }
+
+    /// The core.
+    pub fn pds(&self) -> &Arc<Pds> {
+        &self.inner.pds
+    }
+
+    /// The catalog requests and records are validated against.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.inner.catalog
+    }
+
+    /// The development PLC directory.
+    pub fn directory(&self) -> &Arc<Directory> {
+        self.inner.pds.directory()
+    }
+
+    /// A router serving the host's methods, the `atproto-proxy` forwarding, and (as its
+    /// fallback) the PLC directory and `/.well-known/atproto-did`. Merge other routers
+    /// (e.g. the delivery service's) into it with [`Router::merge`].
+    pub fn router(&self) -> Router {
+        let router = Router::with_catalog(self.inner.catalog.clone());
+        let router = server::mount(self, router);
+        let router = repo::mount(self, router);
+        let router = sync::mount(self, router);
+        let router = proxy::mount(self, router);
+        fallback::mount(self, router)
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// Runs blocking core work off the async threads.
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, XrpcError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Pds, u64) -> Result<T, PdsError> + Send + 'static,
+    {
+        let pds = self.inner.pds.clone();
+        let now = self.now_ms();
+        tokio::task::spawn_blocking(move || work(&pds, now))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "host task failed");
+                XrpcError::internal("internal server error")
+            })?
+            .map_err(xrpc_error)
+    }
+
+    /// Like [`Host::run`], for the caller authenticated by the request's access token.
+    pub(crate) async fn run_as<T, F>(&self, req: &XrpcRequest, work: F) -> Result<T, XrpcError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Pds, &Caller, u64) -> Result<T, PdsError> + Send + 'static,
+    {
+        let token = bearer(req)?;
+        self.run(move |pds, now| {
+            let caller = pds.authenticate(&token, now)?;
+            work(pds, &caller, now)
+        })
+        .await
+    }
+}
+
+/// The request's bearer token, or 401 `AuthenticationRequired`.
+pub(crate) fn bearer(req: &XrpcRequest) -> Result<String, XrpcError> {
+    req.bearer_token()
+        .map(str::to_owned)
+        .ok_or_else(|| XrpcError::unauthorized("AuthenticationRequired", "authentication required"))
+}
+
+/// The XRPC form of a core error; internal details are logged, not sent.
+pub(crate) fn xrpc_error(e: PdsError) -> XrpcError {
+    if let PdsError::Internal(detail) = &e {
+        tracing::error!(error = %detail, "host error");
+    }
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    XrpcError::new(status, e.name(), e.client_message())
+}

@@ -1,0 +1,134 @@
+//! `atproto-proxy`: a call carrying `atproto-proxy: <did>#<service>` is forwarded to that
+//! service's endpoint (from the DID document) with a fresh service-auth token minted for
+//! the caller (audience the service's DID, `lxm` the method, short expiry), as the
+//! official PDS does. The caller must be logged in; unknown DIDs and services answer a
+//! typed error.
+
+use atmls_identity::DidResolver as _;
+use atmls_pds::{PdsError, ProxyTarget};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::{Host, bearer, xrpc_error};
+use crate::error::XrpcError;
+use crate::request::{XrpcRequest, XrpcResponse};
+use crate::router::{HandlerResult, Router};
+
+/// Largest response body read back from a proxied service.
+const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The HTTP(S) client proxied calls go through.
+pub(crate) type Client = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+pub(crate) fn client() -> Client {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    HyperClient::builder(TokioExecutor::new()).build(https)
+}
+
+pub(super) fn mount(host: &Host, router: Router) -> Router {
+    let host = host.clone();
+    router.proxy(move |req| {
+        let host = host.clone();
+        async move { forward(host, req).await }
+    })
+}
+
+async fn forward(host: Host, req: XrpcRequest) -> HandlerResult {
+    let header = req.header("atproto-proxy").unwrap_or_default();
+    let target = ProxyTarget::parse(header).map_err(xrpc_error)?;
+    let token = bearer(&req)?;
+    let caller = host
+        .run(move |pds, now| pds.authenticate(&token, now))
+        .await?;
+
+    let doc = host
+        .inner
+        .resolver
+        .resolve(&target.did)
+        .await
+        .map_err(|e| {
+            xrpc_error(PdsError::ProxyTargetNotFound(format!(
+                "could not resolve proxy DID {}: {e}",
+                target.did
+            )))
+        })?;
+    let endpoint = target.endpoint(&doc).map_err(xrpc_error)?;
+    let nsid = req.nsid().clone();
+    let service_token = {
+        let target = target.clone();
+        let nsid = nsid.clone();
+        host.run(move |pds, now| pds.proxy_token(&caller, &target, &nsid, now))
+            .await?
+    };
+
+    let mut url = format!("{endpoint}/xrpc/{nsid}");
+    if !req.query_string().is_empty() {
+        url.push('?');
+        url.push_str(req.query_string());
+    }
+    let method = if req.method() == Method::POST {
+        Method::POST
+    } else {
+        Method::GET
+    };
+    let mut builder = Request::builder()
+        .method(method.clone())
+        .uri(&url)
+        .header(AUTHORIZATION, format!("Bearer {service_token}"));
+    for name in [CONTENT_TYPE, ACCEPT] {
+        if let Some(v) = req.headers().get(&name) {
+            builder = builder.header(name, v.clone());
+        }
+    }
+    let body = if method == Method::POST {
+        req.body().clone()
+    } else {
+        Bytes::new()
+    };
+    let outgoing = builder
+        .body(Full::new(body))
+        .map_err(|_| XrpcError::invalid_request(format!("cannot build a request to {url}")))?;
+    let response = host.inner.client.request(outgoing).await.map_err(|e| {
+        tracing::warn!(%url, error = %e, "proxied service unreachable");
+        XrpcError::new(
+            StatusCode::BAD_GATEWAY,
+            "UpstreamFailure",
+            format!("proxied service {} is unreachable", target.did),
+        )
+    })?;
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+        .collect()
+        .await
+        .map_err(|_| {
+            XrpcError::new(
+                StatusCode::BAD_GATEWAY,
+                "UpstreamFailure",
+                "the proxied service's response could not be read",
+            )
+        })?
+        .to_bytes();
+    let content_type = content_type
+        .to_str()
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    Ok(XrpcResponse::bytes(&content_type, bytes).with_status(status))
+}

@@ -1,0 +1,309 @@
+//! Shared by the `host_*` tests: the embedded host on 127.0.0.1 with an OS-chosen port and
+//! a manual clock, and a small JSON-over-HTTP client. Every wait is bounded.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use atmls_crypto::PublicKey;
+use atmls_identity::DidDocument;
+use atmls_pds::ManualClock;
+use atmls_server::host::{Host, HostConfig};
+use atmls_server::{Server, ServerConfig, ServerHandle};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Upper bound of any single wait.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running host.
+pub struct TestHost {
+    pub addr: SocketAddr,
+    pub url: String,
+    pub host: Host,
+    pub clock: Arc<ManualClock>,
+    server: ServerHandle,
+}
+
+impl TestHost {
+    /// A host kept in memory.
+    pub async fn start() -> Self {
+        Self::start_with(None, Arc::new(ManualClock::starting_now()), |c| c).await
+    }
+
+    /// A host over the files in `dir`.
+    pub async fn start_in(dir: &Path, clock: Arc<ManualClock>) -> Self {
+        Self::start_with(Some(dir), clock, |c| c).await
+    }
+
+    /// A host with a server config adjusted by `server`.
+    pub async fn start_with(
+        dir: Option<&Path>,
+        clock: Arc<ManualClock>,
+        server: impl FnOnce(ServerConfig) -> ServerConfig,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let url = format!("http://{addr}");
+        let mut config = HostConfig::new(&url).with_clock(clock.clone());
+        if let Some(dir) = dir {
+            config = config.with_data_dir(dir);
+        }
+        let host = Host::open(config).expect("host opens");
+        let server_config = server(ServerConfig::default().with_validate_output(true));
+        let server = Server::from_listener(listener, server_config, host.router())
+            .expect("routes check")
+            .spawn();
+        TestHost {
+            addr,
+            url,
+            host,
+            clock,
+            server,
+        }
+    }
+
+    pub async fn stop(self) {
+        tokio::time::timeout(WAIT, self.server.shutdown())
+            .await
+            .expect("shutdown in time")
+            .expect("clean shutdown");
+    }
+
+    /// A raw request.
+    pub async fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Resp {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header("host", self.addr.to_string());
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        send(
+            self.addr,
+            builder.body(Full::new(body.into())).expect("request"),
+        )
+        .await
+    }
+
+    /// `GET /xrpc/<nsid>?<params>`.
+    pub async fn query(&self, nsid: &str, params: &[(&str, &str)], token: Option<&str>) -> Resp {
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode(v)))
+            .collect();
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        self.request(
+            Method::GET,
+            &format!("/xrpc/{nsid}?{}", query.join("&")),
+            &headers,
+            Bytes::new(),
+        )
+        .await
+    }
+
+    /// `POST /xrpc/<nsid>` with a JSON body (none when `body` is null).
+    pub async fn procedure(&self, nsid: &str, body: &Value, token: Option<&str>) -> Resp {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let bytes = if body.is_null() {
+            Bytes::new()
+        } else {
+            headers.push(("content-type", "application/json"));
+            Bytes::from(body.to_string())
+        };
+        self.request(Method::POST, &format!("/xrpc/{nsid}"), &headers, bytes)
+            .await
+    }
+
+    /// Creates `handle` with password `password`; returns the session JSON.
+    pub async fn account(&self, handle: &str) -> Session {
+        let r = self
+            .procedure(
+                "com.atproto.server.createAccount",
+                &json!({ "handle": handle, "password": "correct horse", "email": format!("{handle}@example.com") }),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "createAccount: {:?}", r.body);
+        Session::from(r.json())
+    }
+
+    /// The current head commit of `did`.
+    pub async fn head(&self, did: &str) -> String {
+        let r = self
+            .query("com.atproto.sync.getLatestCommit", &[("did", did)], None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        r.json()["cid"].as_str().expect("cid").to_owned()
+    }
+
+    /// The DID document served by the dev PLC directory.
+    pub async fn did_doc(&self, did: &str) -> DidDocument {
+        let r = self
+            .request(Method::GET, &format!("/{did}"), &[], Bytes::new())
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        DidDocument::from_json(&r.body).expect("DID document")
+    }
+
+    /// The `#atproto` key of `did`, from the directory over HTTP.
+    pub async fn repo_key(&self, did: &str) -> PublicKey {
+        self.did_doc(did).await.atproto_key().expect("atproto key")
+    }
+
+    /// Every record of a collection, following cursors (oldest first).
+    pub async fn all_records(&self, did: &str, collection: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..1000 {
+            let mut params = vec![
+                ("repo", did),
+                ("collection", collection),
+                ("limit", "100"),
+                ("reverse", "true"),
+            ];
+            if let Some(c) = &cursor {
+                params.push(("cursor", c.as_str()));
+            }
+            let r = self
+                .query("com.atproto.repo.listRecords", &params, None)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+            let page = r.json();
+            out.extend(page["records"].as_array().expect("records").iter().cloned());
+            match page["cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+        panic!("listRecords did not end");
+    }
+}
+
+/// The parts of a session the tests use.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub did: String,
+    pub handle: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+impl From<Value> for Session {
+    fn from(v: Value) -> Self {
+        let s = |k: &str| {
+            v[k].as_str()
+                .unwrap_or_else(|| panic!("{k} in {v}"))
+                .to_owned()
+        };
+        Session {
+            did: s("did"),
+            handle: s("handle"),
+            access: s("accessJwt"),
+            refresh: s("refreshJwt"),
+        }
+    }
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// Asserts the status and the XRPC error name; returns the message.
+    pub fn assert_error(&self, status: u16, name: &str) -> String {
+        assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
+        let body = self.json();
+        assert_eq!(body["error"], name, "body: {body}");
+        body["message"].as_str().expect("message").to_owned()
+    }
+
+    pub fn assert_ok(&self) -> Value {
+        assert_eq!(self.status, StatusCode::OK, "body: {:?}", self.body);
+        if self.body.is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
+    }
+}
+
+/// One request on a fresh connection.
+pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Resp {
+    tokio::time::timeout(WAIT, async {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        let response = sender.send_request(req).await.expect("response");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Resp {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    })
+    .await
+    .expect("response in time")
+}
+
+/// Percent-encodes a query value.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A valid `chat.mls.keyPackage` record.
+pub fn key_package(n: u32) -> Value {
+    let examples = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/lexicon-examples/chat.mls.keyPackage");
+    let mut files: Vec<_> = std::fs::read_dir(&examples)
+        .expect("examples")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for f in files {
+        let v: Value = serde_json::from_slice(&std::fs::read(&f).expect("read")).expect("json");
+        let record = v.get("record").cloned().unwrap_or(v);
+        if record["$type"] == "chat.mls.keyPackage" {
+            let mut record = record;
+            record["deviceId"] = json!(format!("device-{n}"));
+            return record;
+        }
+    }
+    panic!("no keyPackage example in {}", examples.display());
+}
