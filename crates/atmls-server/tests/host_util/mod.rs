@@ -293,7 +293,10 @@ pub fn key_package(n: u32) -> Value {
     let mut files: Vec<_> = std::fs::read_dir(&examples)
         .expect("examples")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("valid-"))
+        })
         .collect();
     files.sort();
     for f in files {
