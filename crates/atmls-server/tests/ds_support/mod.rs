@@ -1,0 +1,436 @@
+//! Helpers of the delivery-service end-to-end tests: a dev PLC directory and a DS on
+//! 127.0.0.1 with a manual clock, HTTP and WebSocket clients, request signing and
+//! service-auth tokens. Every wait is bounded.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use atmls_crypto::{Algorithm, SigningKey as AccountKey};
+use atmls_ds::auth::{DsMethod, RequestToken};
+use atmls_ds::{DsConfig, MailboxId, MemoryStore};
+use atmls_identity::plc::GenesisBuilder;
+use atmls_identity::plc::directory::{Directory, DirectoryService};
+use atmls_identity::resolve::{CacheConfig, CachingResolver, HttpResolver, ResolverConfig};
+use atmls_identity::service_auth::{Claims, issue};
+use atmls_identity::{Did, DidResolver};
+use atmls_server::ds::{Clock, DsService, DsServiceConfig, ManualClock, SystemClock};
+use atmls_server::subscription::FrameHeader;
+use atmls_server::{Frame, Server, ServerConfig, ServerHandle};
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use ipld_core::ipld::Ipld;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{WebSocketStream, client_async};
+
+/// Upper bound of any single wait.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A dev PLC directory on loopback.
+pub struct Plc {
+    pub url: String,
+    pub directory: Arc<Directory>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for Plc {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An account registered in the directory.
+pub struct Account {
+    pub did: String,
+    pub key: AccountKey,
+}
+
+pub async fn plc() -> Plc {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind plc");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let directory = Arc::new(Directory::in_memory());
+    let task = tokio::spawn(DirectoryService::new(directory.clone()).serve(listener));
+    Plc {
+        url,
+        directory,
+        task,
+    }
+}
+
+impl Plc {
+    /// Registers a new did:plc whose PDS is `pds`.
+    pub fn account(&self, pds: &str) -> Account {
+        let rotation = AccountKey::generate(Algorithm::Es256k);
+        let key = AccountKey::generate(Algorithm::Es256k);
+        let op = GenesisBuilder::new(&rotation.public_key(), &key.public_key())
+            .pds(pds)
+            .sign(&rotation);
+        let did = op.did().expect("genesis did");
+        self.directory
+            .submit(&did, op, SystemClock.now().as_millis())
+            .expect("submit genesis");
+        Account {
+            did: did.as_str().to_owned(),
+            key,
+        }
+    }
+
+    pub fn resolver(&self) -> Arc<dyn DidResolver> {
+        let http = HttpResolver::new(
+            ResolverConfig::default()
+                .with_plc_url(self.url.clone())
+                .allow_loopback_http(true)
+                .with_timeout(Duration::from_secs(2)),
+        );
+        Arc::new(CachingResolver::new(http, CacheConfig::default()))
+    }
+}
+
+/// A DS (memory store, manual clock) behind a real server on loopback.
+pub struct Harness {
+    pub addr: SocketAddr,
+    pub clock: ManualClock,
+    pub ds: DsService,
+    pub server: Option<ServerHandle>,
+    pub plc: Plc,
+    pub alice: Account,
+    pub ds_did: String,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            s.start_shutdown();
+        }
+    }
+}
+
+/// The core limits the tests use: small, so that every limit is reachable.
+pub fn small_limits() -> DsConfig {
+    DsConfig::default()
+        .with_max_batch_envelopes(10)
+        .with_max_envelope_bytes(1024)
+        .with_max_mailboxes_per_account(4)
+        .with_inbox_deposits_per_minute(2)
+}
+
+pub async fn start(
+    core: DsConfig,
+    tune: impl FnOnce(DsServiceConfig) -> DsServiceConfig,
+    server: ServerConfig,
+) -> Harness {
+    let plc = plc().await;
+    let alice = plc.account("https://pds.example.com");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind ds");
+    let addr = listener.local_addr().expect("addr");
+    let clock = ManualClock::new(SystemClock.now());
+    let ds_did = "did:web:127.0.0.1".to_owned();
+    let config = DsServiceConfig::new(Did::new(ds_did.clone()).unwrap(), format!("http://{addr}"))
+        .with_core(core)
+        .with_clock(Arc::new(clock.clone()))
+        .with_startup_guard(false);
+    let ds = DsService::start(MemoryStore::new(), tune(config), plc.resolver()).expect("start ds");
+    let router = ds.router().expect("router");
+    let server = Server::from_listener(listener, server, router)
+        .expect("server")
+        .spawn();
+    Harness {
+        addr,
+        clock,
+        ds,
+        server: Some(server),
+        plc,
+        alice,
+        ds_did,
+    }
+}
+
+pub fn server_config() -> ServerConfig {
+    ServerConfig::default()
+        .with_validate_output(true)
+        .with_max_body_bytes(64 * 1024)
+}
+
+/// A fresh Ed25519 mailbox key.
+pub fn mailbox_key() -> SigningKey {
+    SigningKey::from_bytes(&rand::random())
+}
+
+pub fn public(key: &SigningKey) -> [u8; 32] {
+    key.verifying_key().to_bytes()
+}
+
+pub fn b64(b: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(b)
+}
+
+pub fn unb64(v: &Value) -> Vec<u8> {
+    use base64::Engine as _;
+    let s = v["$bytes"].as_str().expect("$bytes");
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(s)
+        .expect("base64")
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn ok(&self) -> Value {
+        assert_eq!(self.status, StatusCode::OK, "body: {:?}", self.body);
+        self.json()
+    }
+
+    /// Asserts the status and error name; returns the body.
+    pub fn error(&self, status: u16, name: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
+        let body = self.json();
+        assert_eq!(body["error"], name, "body: {body}");
+        body
+    }
+}
+
+/// One request on a fresh connection.
+pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Resp {
+    tokio::time::timeout(WAIT, async {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        let response = sender.send_request(req).await.expect("response");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Resp {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    })
+    .await
+    .expect("request timed out")
+}
+
+pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let mut req = Request::get(path).header("host", "localhost");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(addr, req.body(Full::new(Bytes::new())).unwrap()).await
+}
+
+pub async fn post(addr: SocketAddr, path: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Resp {
+    let mut req = Request::post(path)
+        .header("host", "localhost")
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    send(addr, req.body(Full::new(Bytes::from(body))).unwrap()).await
+}
+
+impl Harness {
+    /// A request token signed now with a fresh nonce.
+    pub fn token(
+        &self,
+        key: &SigningKey,
+        method: DsMethod,
+        mailbox: &MailboxId,
+        content: &[u8],
+    ) -> RequestToken {
+        RequestToken::sign(
+            key,
+            method,
+            mailbox,
+            self.clock.now(),
+            rand::random(),
+            content,
+        )
+    }
+
+    /// A service-auth token of alice for `lxm`, valid 60 s from now.
+    pub fn service_token(&self, lxm: &str, aud: &str) -> String {
+        let now = self.clock.now().as_millis() / 1000;
+        issue(
+            &self.alice.key,
+            &Claims::new(&self.alice.did, aud, lxm, now, 60),
+        )
+    }
+
+    pub fn audience(&self) -> String {
+        format!("{}#chat_mls_ds", self.ds_did)
+    }
+
+    pub async fn create(&self, kind: &str, key: &SigningKey, epoch: u64) -> Resp {
+        let token = self.service_token("chat.mls.ds.createMailbox", &self.audience());
+        let body = json!({ "kind": kind, "key": { "$bytes": b64(&public(key)) }, "epoch": epoch });
+        let auth = format!("Bearer {token}");
+        post(
+            self.addr,
+            "/xrpc/chat.mls.ds.createMailbox",
+            body.to_string().into_bytes(),
+            &[("authorization", &auth)],
+        )
+        .await
+    }
+
+    /// Creates a mailbox and returns its id.
+    pub async fn mailbox(&self, kind: &str, key: &SigningKey) -> MailboxId {
+        let body = self.create(kind, key, 0).await.ok();
+        body["mailbox"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// POSTs `body` to `nsid`, signed with `key` for `mailbox`.
+    pub async fn signed_post(
+        &self,
+        method: DsMethod,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+        body: &Value,
+    ) -> Resp {
+        let body = body.to_string().into_bytes();
+        let auth = self
+            .token(key, method, mailbox, &body)
+            .authorization_header();
+        let path = format!("/xrpc/{}", method.nsid());
+        post(self.addr, &path, body, &[("authorization", &auth)]).await
+    }
+
+    /// `sendEnvelopes` of `envelopes` (JSON objects), signed with `key`.
+    pub async fn send(&self, mailbox: &MailboxId, key: &SigningKey, envelopes: Value) -> Resp {
+        let body = json!({ "mailbox": mailbox.to_string(), "envelopes": envelopes });
+        self.signed_post(DsMethod::SendEnvelopes, mailbox, key, &body)
+            .await
+    }
+
+    /// GETs `method` with `query`, signed with `key` over the query string.
+    pub async fn signed_get(
+        &self,
+        method: DsMethod,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+        query: &str,
+    ) -> Resp {
+        let auth = self
+            .token(key, method, mailbox, query.as_bytes())
+            .authorization_header();
+        let path = format!("/xrpc/{}?{query}", method.nsid());
+        get(self.addr, &path, &[("authorization", &auth)]).await
+    }
+
+    /// `getEnvelopes` from `cursor`.
+    pub async fn read(&self, mailbox: &MailboxId, key: &SigningKey, cursor: u64) -> Resp {
+        let query = format!("mailbox={mailbox}&cursor={cursor}&limit=1000");
+        self.signed_get(DsMethod::GetEnvelopes, mailbox, key, &query)
+            .await
+    }
+
+    /// The query of a subscription to `mailbox` (optionally from `cursor`), signed with
+    /// `key`.
+    pub fn subscription_query(
+        &self,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+        cursor: Option<u64>,
+    ) -> String {
+        let mut query = format!("mailbox={mailbox}");
+        if let Some(c) = cursor {
+            query.push_str(&format!("&cursor={c}"));
+        }
+        let token = self.token(key, DsMethod::SubscribeEnvelopes, mailbox, query.as_bytes());
+        format!("{query}&auth={}", token.encode())
+    }
+}
+
+/// A message payload.
+pub fn message(payload: &[u8]) -> Value {
+    json!({ "kind": "message", "payload": { "$bytes": b64(payload) } })
+}
+
+/// A commit payload built on `epoch` registering `next`.
+pub fn commit(epoch: u64, payload: &[u8], next: &SigningKey) -> Value {
+    json!({ "kind": "commit", "epoch": epoch, "payload": { "$bytes": b64(payload) },
+            "nextKey": { "$bytes": b64(&public(next)) } })
+}
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Opens `subscribeEnvelopes` with `query`.
+pub async fn subscribe(addr: SocketAddr, query: &str) -> Ws {
+    let url = format!("ws://{addr}/xrpc/chat.mls.ds.subscribeEnvelopes?{query}");
+    tokio::time::timeout(WAIT, async {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        client_async(url, stream).await.expect("websocket").0
+    })
+    .await
+    .expect("subscribe timed out")
+}
+
+/// One frame: its header and body. Panics on timeout or close.
+pub async fn frame(ws: &mut Ws) -> (FrameHeader, Ipld) {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(b))) => return Frame::decode::<Ipld>(&b).expect("frame"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("stream ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("no frame in time")
+}
+
+/// A field of a map.
+pub fn field<'a>(ipld: &'a Ipld, key: &str) -> &'a Ipld {
+    match ipld {
+        Ipld::Map(m) => m.get(key).unwrap_or_else(|| panic!("no {key} in {ipld:?}")),
+        _ => panic!("not a map: {ipld:?}"),
+    }
+}
+
+/// `(mailbox, seq, payload)` of an `#envelope` frame body.
+pub fn envelope(body: &Ipld) -> (String, u64, Vec<u8>) {
+    let Ipld::String(mailbox) = field(body, "mailbox") else {
+        panic!("mailbox")
+    };
+    let env = field(body, "envelope");
+    let Ipld::Integer(seq) = field(env, "seq") else {
+        panic!("seq")
+    };
+    let Ipld::Bytes(payload) = field(env, "payload") else {
+        panic!("payload")
+    };
+    (
+        mailbox.clone(),
+        u64::try_from(*seq).unwrap(),
+        payload.clone(),
+    )
+}
+
+/// The error name of an error frame body.
+pub fn error_name(body: &Ipld) -> String {
+    match field(body, "error") {
+        Ipld::String(s) => s.clone(),
+        other => panic!("error: {other:?}"),
+    }
+}
