@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod repo_cmd;
+mod serve;
 mod status;
 
 /// End-to-end encrypted messaging for AT Protocol, on MLS.
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Show which components of atmls are built so far.
     Status,
+    /// Run the embedded PDS-compatible host and the development PLC directory.
+    Serve(serve::ServeArgs),
     /// Inspect and verify AT repositories and record proofs (CAR files).
     #[command(subcommand)]
     Repo(repo_cmd::RepoCommand),
@@ -32,7 +35,8 @@ fn main() -> ExitCode {
             status::print();
             Ok(())
         }
-        Command::Repo(cmd) => repo_cmd::run(cmd),
+        Command::Repo(cmd) => repo_cmd::run(cmd).map_err(|e| e.to_string()),
+        Command::Serve(args) => serve::run(args).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

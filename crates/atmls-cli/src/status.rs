@@ -28,11 +28,15 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
         "chat.mls.* lexicons and generated types",
     ),
     ("atmls-ds", "not built yet", "delivery service core"),
-    ("atmls-pds", "not built yet", "embedded PDS-compatible host"),
+    (
+        "atmls-pds",
+        "built",
+        "embedded PDS-compatible host: accounts, sessions, repos, blobs, service auth",
+    ),
     (
         "atmls-server",
-        "not built yet",
-        "XRPC server (`atmls serve`)",
+        "built",
+        "XRPC server; `atmls serve` runs the host and the dev PLC directory",
     ),
     ("atmls-client", "not built yet", "MLS client library"),
     ("demo", "not built yet", "end-to-end demo"),
