@@ -36,6 +36,8 @@ pub struct Doc {
     pub description: Option<String>,
     /// Definitions by name (sorted).
     pub defs: BTreeMap<String, Def>,
+    /// The document's JSON text as read from its file, embedded in the generated module.
+    pub source: Option<String>,
 }
 
 /// A named definition.
@@ -184,7 +186,9 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Doc>, ModelError> {
             std::fs::read_to_string(&file).map_err(|e| err(&name, format!("cannot read: {e}")))?;
         let value: Value =
             serde_json::from_str(&text).map_err(|e| err(&name, format!("invalid JSON: {e}")))?;
-        docs.push(parse_doc(&value).map_err(|e| err(&name, e.to_string()))?);
+        let mut doc = parse_doc(&value).map_err(|e| err(&name, e.to_string()))?;
+        doc.source = Some(text);
+        docs.push(doc);
     }
     docs.sort_by(|a, b| a.id.cmp(&b.id));
     for pair in docs.windows(2) {
@@ -235,6 +239,7 @@ pub fn parse_doc(value: &Value) -> Result<Doc, ModelError> {
         id,
         description,
         defs,
+        source: None,
     })
 }
 

@@ -219,6 +219,16 @@ fn check_names_every_drifted_file() {
     write_lexicons(&lex, std::slice::from_ref(&v));
     codegen::write(&lex, &out).unwrap();
     assert!(codegen::check(&lex, &out, &scratch).is_ok());
+    // The document's JSON is embedded as written, and listed in the root module.
+    let note = std::fs::read_to_string(out.join("com/example/note.rs")).unwrap();
+    let source = std::fs::read_to_string(lex.join("com/example/note.json")).unwrap();
+    assert!(note.contains("pub const LEXICON: &str ="), "{note}");
+    assert!(note.contains(&format!("r#\"{source}\"#;")), "{note}");
+    let root = std::fs::read_to_string(out.join("mod.rs")).unwrap();
+    assert!(
+        root.contains("crate::generated::com::example::note::LEXICON"),
+        "{root}"
+    );
 
     // Change the lexicon without regenerating: the check fails naming the file.
     let mut changed = v;

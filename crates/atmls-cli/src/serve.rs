@@ -1,14 +1,23 @@
-//! `atmls serve`: the embedded PDS-compatible host and the development PLC directory on
-//! one listener, with SQLite files in a data directory. Restarting over the same data
-//! directory keeps every account, record and session.
+//! `atmls serve`: the embedded default — the PDS-compatible host, the development PLC
+//! directory and the delivery service on one listener, with SQLite files in a data
+//! directory. Restarting over the same data directory keeps every account, record,
+//! session, mailbox and envelope.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use atmls_pds::PdsConfig;
+use atmls_ds::SqliteStore;
+use atmls_identity::resolve::{DidResolver, HttpResolver, ResolverConfig};
+use atmls_lexicon::syntax::Did;
+use atmls_pds::{LocalResolver, PdsConfig};
+use atmls_server::ds::{DsService, DsServiceConfig};
 use atmls_server::host::{Host, HostConfig};
 use atmls_server::{Server, ServerConfig};
 use clap::Args;
+
+/// The delivery service's database in the data directory.
+const DS_FILE: &str = "ds.sqlite";
 
 /// Options of `atmls serve`; each can also be set by its environment variable.
 #[derive(Debug, Args)]
@@ -31,6 +40,9 @@ pub(crate) struct ServeArgs {
         default_value = ".test"
     )]
     handle_domains: Vec<String>,
+    /// The delivery service's DID [default: did:web of the public URL's host and port].
+    #[arg(long, env = "ATMLS_DS_DID")]
+    ds_did: Option<String>,
 }
 
 /// Why serving failed.
@@ -47,6 +59,10 @@ pub(crate) enum ServeError {
     Host(#[from] atmls_server::host::HostError),
     #[error(transparent)]
     Server(#[from] atmls_server::ServeError),
+    #[error("delivery service: {0}")]
+    Ds(String),
+    #[error("invalid DS DID {0:?}: {1}")]
+    DsDid(String, String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -88,20 +104,53 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         .unwrap_or_else(|| format!("http://{addr}"))
         .trim_end_matches('/')
         .to_owned();
+    // DID documents on this machine (the DS's own did:web included) are fetched over
+    // plain http only for loopback hosts.
+    let http: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(
+        ResolverConfig::default().allow_loopback_http(true),
+    ));
     let pds = PdsConfig::new(&url).with_handle_domains(args.handle_domains);
-    let host = Host::open(HostConfig::new(&url).with_pds(pds).with_data_dir(&data_dir))?;
-    let server = Server::from_listener(listener, ServerConfig::default(), host.router())?;
+    let host = Host::open(
+        HostConfig::new(&url)
+            .with_pds(pds)
+            .with_data_dir(&data_dir)
+            .with_resolver(http.clone()),
+    )?;
+    let ds_did = match args.ds_did {
+        Some(did) => did,
+        None => web_did(&url).ok_or_else(|| ServeError::DsDid(url.clone(), "no host".into()))?,
+    };
+    let ds_did = Did::new(&ds_did).map_err(|e| ServeError::DsDid(ds_did.clone(), e.to_string()))?;
+    let store =
+        SqliteStore::open(data_dir.join(DS_FILE)).map_err(|e| ServeError::Ds(e.to_string()))?;
+    // The DS resolves account DIDs in the local PLC directory first.
+    let resolver = Arc::new(LocalResolver::new(host.directory().clone(), Some(http)));
+    let ds = DsService::start(store, DsServiceConfig::new(ds_did.clone(), &url), resolver)
+        .map_err(|e| ServeError::Ds(e.to_string()))?;
+    let router = ds.mount(host.router());
+    let server = Server::from_listener(listener, ServerConfig::default(), router)?;
     println!("atmls serve {}", env!("CARGO_PKG_VERSION"));
     println!("  data directory:  {}", data_dir.display());
     println!("  listening on     http://{addr}");
     println!("  PDS host (XRPC): {url}/xrpc/");
     println!("  PLC directory:   {url}/  (GET /did:plc:…)");
     println!("  service DID:     {}", host.pds().config().service_did);
+    println!(
+        "  delivery service: {url}/xrpc/chat.mls.ds.*  (DID {ds_did}, {url}/.well-known/did.json)"
+    );
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     server.serve(shutdown_signal()).await?;
+    ds.shutdown().await;
     println!("stopped");
     Ok(())
+}
+
+/// `did:web:<host>[%3A<port>]` for a base URL such as `http://127.0.0.1:2583`.
+fn web_did(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
+    Some(format!("did:web:{}", authority.replace(':', "%3A")))
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
@@ -124,5 +173,21 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn web_did_of_a_url() {
+        assert_eq!(
+            super::web_did("http://127.0.0.1:2583").as_deref(),
+            Some("did:web:127.0.0.1%3A2583")
+        );
+        assert_eq!(
+            super::web_did("https://ds.example.com/").as_deref(),
+            Some("did:web:ds.example.com")
+        );
+        assert_eq!(super::web_did("http://"), None);
     }
 }

@@ -84,13 +84,26 @@ fn http(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> (u16, Vec<u8>) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    http_with(url, method, path, &headers, body)
+}
+
+/// [`http`] with any extra headers.
+fn http_with(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> (u16, Vec<u8>) {
     let addr = url.trim_start_matches("http://");
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     let body = body.map(Value::to_string).unwrap_or_default();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
     if !body.is_empty() {
         head.push_str(&format!(
@@ -140,8 +153,48 @@ fn serve_prints_urls_stops_cleanly_and_keeps_state() {
     let (status, body) = http(&r.url, "GET", &format!("/{did}"), None, None);
     assert_eq!(status, 200);
     assert_eq!(json_of(&body)["id"], did.as_str());
+    // The delivery service runs on the same listener, with its own did:web document,
+    // and the host proxies an account's createMailbox to it with a service-auth token.
+    let (status, body) = http(&r.url, "GET", "/.well-known/did.json", None, None);
+    assert_eq!(status, 200);
+    let ds_doc = json_of(&body);
+    let ds_did = ds_doc["id"].as_str().unwrap().to_owned();
+    assert!(ds_did.starts_with("did:web:127.0.0.1%3A"), "{ds_did}");
+    assert_eq!(ds_doc["service"][0]["id"], "#chat_mls_ds");
+    let (status, body) = http(
+        &r.url,
+        "GET",
+        "/xrpc/chat.mls.ds.describeServer",
+        None,
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(json_of(&body)["did"], ds_did.as_str());
+    let auth = format!("Bearer {access}");
+    let proxy = format!("{ds_did}#chat_mls_ds");
+    let key = json!({ "kind": "inbox", "key": { "$bytes": "O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik" } });
+    let (status, body) = http_with(
+        &r.url,
+        "POST",
+        "/xrpc/chat.mls.ds.createMailbox",
+        &[("Authorization", &auth), ("atproto-proxy", &proxy)],
+        Some(&key),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let mailbox = json_of(&body);
+    assert_eq!(mailbox["kind"], "inbox");
+    assert_eq!(mailbox["mailbox"].as_str().unwrap().len(), 52);
+    // Without the host's session there is no service-auth token: refused.
+    let (status, _) = http_with(
+        &r.url,
+        "POST",
+        "/xrpc/chat.mls.ds.createMailbox",
+        &[("atproto-proxy", &proxy)],
+        Some(&key),
+    );
+    assert_eq!(status, 401);
     stop(r);
-    for file in ["accounts.sqlite", "repos.sqlite", "plc.sqlite"] {
+    for file in ["accounts.sqlite", "repos.sqlite", "plc.sqlite", "ds.sqlite"] {
         assert!(dir.path().join(file).exists(), "{file}");
     }
 

@@ -128,6 +128,7 @@ pub(crate) struct Route {
 pub struct Router {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) routes: HashMap<Nsid, Route>,
+    pub(crate) paths: HashMap<String, Arc<dyn FallbackHandler>>,
     pub(crate) fallback: Option<Arc<dyn FallbackHandler>>,
     pub(crate) proxy: Option<Arc<dyn Handler>>,
     errors: Vec<RouterError>,
@@ -140,6 +141,7 @@ impl std::fmt::Debug for Router {
         f.debug_struct("Router")
             .field("lexicons", &self.catalog.len())
             .field("routes", &routes)
+            .field("paths", &self.paths.len())
             .field("fallback", &self.fallback.is_some())
             .field("proxy", &self.proxy.is_some())
             .finish()
@@ -157,6 +159,7 @@ impl Router {
         Router {
             catalog,
             routes: HashMap::new(),
+            paths: HashMap::new(),
             fallback: None,
             proxy: None,
             errors: Vec::new(),
@@ -220,6 +223,23 @@ impl Router {
         self
     }
 
+    /// Serves one exact path outside `/xrpc/` (e.g. `/.well-known/did.json`), before the
+    /// [`Router::fallback`] is asked. Mounting a path twice is a [`RouterError::Duplicate`]
+    /// reported by [`Router::check`].
+    pub fn path<F, Fut>(mut self, path: &str, handler: F) -> Self
+    where
+        F: Fn(HttpRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        match self.paths.entry(path.to_owned()) {
+            Entry::Occupied(_) => self.errors.push(RouterError::Duplicate(path.to_owned())),
+            Entry::Vacant(e) => {
+                e.insert(Arc::new(handler));
+            }
+        }
+        self
+    }
+
     /// Serves every `/xrpc/` request carrying an `atproto-proxy` header, whether or not
     /// its NSID is mounted here, with no lexicon validation (the target service
     /// validates). Without one such requests are routed as usual.
@@ -253,6 +273,14 @@ impl Router {
                     .push(RouterError::Duplicate(e.key().to_string())),
                 Entry::Vacant(e) => {
                     e.insert(route);
+                }
+            }
+        }
+        for (path, handler) in other.paths {
+            match self.paths.entry(path) {
+                Entry::Occupied(e) => self.errors.push(RouterError::Duplicate(e.key().clone())),
+                Entry::Vacant(e) => {
+                    e.insert(handler);
                 }
             }
         }

@@ -84,6 +84,7 @@ fn route_label<'r>(router: &'r Router, path: &str, proxied: bool) -> &'r str {
                 .ok()
                 .and_then(|n| router.routes.get_key_value(&n))
                 .map_or(UNROUTED, |(n, _)| n.as_str()),
+            None if router.paths.contains_key(path) => "_path",
             None if router.fallback.is_some() => "_fallback",
             None => UNROUTED,
         },
@@ -146,7 +147,12 @@ async fn fallback(
     path: String,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, XrpcError> {
-    let Some(handler) = state.router.fallback.clone() else {
+    let handler = state
+        .router
+        .paths
+        .get(&path)
+        .or(state.router.fallback.as_ref());
+    let Some(handler) = handler.cloned() else {
         return Err(XrpcError::not_found("NotFound", "no such path"));
     };
     let (parts, body) = req.into_parts();

@@ -33,3 +33,20 @@ impl From<crate::generated::chat::mls::key_package::RecordData> for KnownRecord 
         KnownRecord::ChatMlsKeyPackage(Box::new(data.into()))
     }
 }
+/// The JSON text of every lexicon document these types were generated from.
+pub const LEXICONS: &[&str] = &[
+    crate::generated::chat::mls::content::LEXICON,
+    crate::generated::chat::mls::declaration::LEXICON,
+    crate::generated::chat::mls::defs::LEXICON,
+    crate::generated::chat::mls::ds::create_mailbox::LEXICON,
+    crate::generated::chat::mls::ds::delete_inbox_items::LEXICON,
+    crate::generated::chat::mls::ds::describe_server::LEXICON,
+    crate::generated::chat::mls::ds::get_envelopes::LEXICON,
+    crate::generated::chat::mls::ds::get_key_packages::LEXICON,
+    crate::generated::chat::mls::ds::get_mailbox::LEXICON,
+    crate::generated::chat::mls::ds::list_inbox::LEXICON,
+    crate::generated::chat::mls::ds::send_envelopes::LEXICON,
+    crate::generated::chat::mls::ds::send_welcome::LEXICON,
+    crate::generated::chat::mls::ds::subscribe_envelopes::LEXICON,
+    crate::generated::chat::mls::key_package::LEXICON,
+];

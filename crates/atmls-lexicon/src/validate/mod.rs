@@ -115,6 +115,17 @@ impl Catalog {
         }
     }
 
+    /// The `chat.mls` lexicons compiled into this crate (`generated::LEXICONS`, the
+    /// documents the generated types come from), so a binary needs no lexicon files at
+    /// run time.
+    pub fn embedded() -> std::result::Result<Self, CatalogError> {
+        let docs = crate::generated::LEXICONS
+            .iter()
+            .map(|json| LexiconDoc::from_json(json).map_err(CatalogError::Schema))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Self::from_docs(docs)
+    }
+
     /// Reads every `*.json` file under `dir` (recursively) as a Lexicon document.
     pub fn load_dir(dir: impl AsRef<std::path::Path>) -> std::result::Result<Self, CatalogError> {
         Self::from_docs(load::read_dir(dir.as_ref())?)

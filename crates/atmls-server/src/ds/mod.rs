@@ -155,9 +155,17 @@ impl DsService {
     }
 
     /// Adds every `chat.mls.ds.*` route to `router` (whose catalog must hold the
-    /// `chat.mls` lexicons, e.g. [`catalog`]). The DID document is not a route: serve it
-    /// from the fallback with [`serve_well_known`].
+    /// `chat.mls` lexicons, e.g. [`catalog`]), and the DS's DID document at
+    /// `/.well-known/did.json` as an exact-path route (so a host's fallback, e.g. a DID
+    /// directory, keeps serving every other path).
     pub fn mount(&self, router: Router) -> Router {
+        let config = self.inner.config.clone();
+        let router = router.path(WELL_KNOWN_DID_PATH, move |req: HttpRequest| {
+            let answer = serve_well_known(&config, &req);
+            async move {
+                answer.unwrap_or_else(|| Err(XrpcError::not_found("NotFound", "no such path")))
+            }
+        });
         macro_rules! call {
             ($svc:expr, $method:ident) => {{
                 let svc = $svc.clone();
@@ -190,14 +198,7 @@ impl DsService {
     /// A router serving the DS alone: the embedded `chat.mls` lexicons, every route, and
     /// the DID document at `/.well-known/did.json` (other paths 404).
     pub fn router(&self) -> Result<Router, DsError> {
-        let config = self.inner.config.clone();
-        let router = Router::new(catalog()?).fallback(move |req: HttpRequest| {
-            let answer = serve_well_known(&config, &req);
-            async move {
-                answer.unwrap_or_else(|| Err(XrpcError::not_found("NotFound", "no such path")))
-            }
-        });
-        Ok(self.mount(router))
+        Ok(self.mount(Router::new(catalog()?)))
     }
 
     /// Runs retention now (it also runs every [`DsServiceConfig::retention_interval`]).

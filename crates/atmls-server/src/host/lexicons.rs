@@ -10,23 +10,9 @@ macro_rules! docs {
     };
 }
 
-/// (path, JSON) of every embedded document: the project's `chat.mls.*` lexicons and the
-/// vendored `com.atproto.*` ones.
+/// (path, JSON) of the vendored `com.atproto.*` documents; the `chat.mls.*` ones come
+/// from `atmls-lexicon` ([`Catalog::embedded`]).
 const DOCS: &[(&str, &str)] = docs![
-    "lexicons/chat/mls/content.json",
-    "lexicons/chat/mls/declaration.json",
-    "lexicons/chat/mls/defs.json",
-    "lexicons/chat/mls/keyPackage.json",
-    "lexicons/chat/mls/ds/createMailbox.json",
-    "lexicons/chat/mls/ds/deleteInboxItems.json",
-    "lexicons/chat/mls/ds/describeServer.json",
-    "lexicons/chat/mls/ds/getEnvelopes.json",
-    "lexicons/chat/mls/ds/getKeyPackages.json",
-    "lexicons/chat/mls/ds/getMailbox.json",
-    "lexicons/chat/mls/ds/listInbox.json",
-    "lexicons/chat/mls/ds/sendEnvelopes.json",
-    "lexicons/chat/mls/ds/sendWelcome.json",
-    "lexicons/chat/mls/ds/subscribeEnvelopes.json",
     "vendor/lexicons/com/atproto/identity/resolveHandle.json",
     "vendor/lexicons/com/atproto/repo/applyWrites.json",
     "vendor/lexicons/com/atproto/repo/createRecord.json",
@@ -54,7 +40,7 @@ const DOCS: &[(&str, &str)] = docs![
 /// The embedded lexicons as one catalog: every `chat.mls.*` document and the
 /// `com.atproto.*` documents of the methods the host serves.
 pub fn catalog() -> Result<Catalog, CatalogError> {
-    let mut docs = Vec::with_capacity(DOCS.len());
+    let mut docs: Vec<LexiconDoc> = Catalog::embedded()?.docs().cloned().collect();
     for (path, json) in DOCS {
         let doc = LexiconDoc::from_json(json).map_err(|source| CatalogError::InFile {
             file: (*path).into(),

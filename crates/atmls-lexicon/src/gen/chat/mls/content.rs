@@ -4,6 +4,152 @@
 //! Application message content of chat.mls groups. Carried DAG-CBOR encoded inside MLS application messages; never stored in a repo.
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.content";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/content.json`.
+pub const LEXICON: &str = r##"{
+  "lexicon": 1,
+  "id": "chat.mls.content",
+  "description": "Application message content of chat.mls groups. Carried DAG-CBOR encoded inside MLS application messages; never stored in a repo.",
+  "defs": {
+    "main": {
+      "type": "object",
+      "description": "One application message. Its body is an open union: a client that does not know the body's $type shows fallbackText.",
+      "required": ["id", "sentAt", "body"],
+      "properties": {
+        "id": { "type": "ref", "ref": "#messageId" },
+        "sentAt": {
+          "type": "string",
+          "format": "datetime",
+          "description": "The sender's clock when the message was written."
+        },
+        "body": {
+          "type": "union",
+          "refs": ["#text", "#reply", "#reaction", "#readReceipt", "#edit", "#delete", "#attachment"]
+        },
+        "fallbackText": {
+          "type": "string",
+          "description": "What to show when the body's $type is unknown to the reader.",
+          "maxLength": 3000,
+          "maxGraphemes": 300
+        }
+      }
+    },
+    "messageId": {
+      "type": "string",
+      "description": "A message id chosen by its sender: 16 random bytes as lowercase RFC 4648 base32 without padding (26 characters). Unique within a group together with the sender's leaf.",
+      "minLength": 26,
+      "maxLength": 26
+    },
+    "text": {
+      "type": "object",
+      "description": "A plain text message.",
+      "required": ["text"],
+      "properties": {
+        "text": { "type": "string", "minLength": 1, "maxLength": 40000, "maxGraphemes": 10000 },
+        "langs": {
+          "type": "array",
+          "maxLength": 3,
+          "items": { "type": "string", "format": "language" }
+        }
+      }
+    },
+    "reply": {
+      "type": "object",
+      "description": "A text reply to an earlier message of the group.",
+      "required": ["parent", "text"],
+      "properties": {
+        "parent": { "type": "ref", "ref": "#messageId" },
+        "text": { "type": "string", "minLength": 1, "maxLength": 40000, "maxGraphemes": 10000 },
+        "langs": {
+          "type": "array",
+          "maxLength": 3,
+          "items": { "type": "string", "format": "language" }
+        }
+      }
+    },
+    "reaction": {
+      "type": "object",
+      "description": "Adds (or, with remove, withdraws) a reaction to an earlier message.",
+      "required": ["target", "value"],
+      "properties": {
+        "target": { "type": "ref", "ref": "#messageId" },
+        "value": {
+          "type": "string",
+          "description": "The reaction: one grapheme, usually an emoji.",
+          "minLength": 1,
+          "maxLength": 64,
+          "maxGraphemes": 1
+        },
+        "remove": { "type": "boolean", "default": false }
+      }
+    },
+    "readReceipt": {
+      "type": "object",
+      "description": "The sender has read these messages (and everything before them in the group's order).",
+      "required": ["messages"],
+      "properties": {
+        "messages": {
+          "type": "array",
+          "minLength": 1,
+          "maxLength": 100,
+          "items": { "type": "ref", "ref": "#messageId" }
+        }
+      }
+    },
+    "edit": {
+      "type": "object",
+      "description": "Replaces the text of an earlier message of the same sender.",
+      "required": ["target", "text"],
+      "properties": {
+        "target": { "type": "ref", "ref": "#messageId" },
+        "text": { "type": "string", "minLength": 1, "maxLength": 40000, "maxGraphemes": 10000 }
+      }
+    },
+    "delete": {
+      "type": "object",
+      "description": "Withdraws an earlier message of the same sender.",
+      "required": ["target"],
+      "properties": {
+        "target": { "type": "ref", "ref": "#messageId" }
+      }
+    },
+    "attachment": {
+      "type": "object",
+      "description": "A file, encrypted with a fresh key and stored as a blob on the sender's PDS.",
+      "required": ["cipher", "key", "nonce", "digest", "size", "mimeType", "location"],
+      "properties": {
+        "cipher": {
+          "type": "string",
+          "description": "How the blob is encrypted.",
+          "knownValues": ["aes-256-gcm"],
+          "maxLength": 64
+        },
+        "key": { "type": "bytes", "minLength": 16, "maxLength": 64, "description": "The content key, fresh for every attachment." },
+        "nonce": { "type": "bytes", "minLength": 12, "maxLength": 32 },
+        "digest": {
+          "type": "bytes",
+          "description": "SHA-256 of the encrypted blob, checked before decryption.",
+          "minLength": 32,
+          "maxLength": 32
+        },
+        "size": { "type": "integer", "minimum": 0, "description": "Size of the plaintext file in bytes." },
+        "mimeType": { "type": "string", "maxLength": 256 },
+        "name": { "type": "string", "maxLength": 1024, "maxGraphemes": 256 },
+        "alt": { "type": "string", "maxLength": 10000, "maxGraphemes": 1000 },
+        "location": { "type": "ref", "ref": "#blobLocation" }
+      }
+    },
+    "blobLocation": {
+      "type": "object",
+      "description": "Where an encrypted blob can be fetched: com.atproto.sync.getBlob on the PDS of did.",
+      "required": ["did", "cid"],
+      "properties": {
+        "did": { "type": "string", "format": "did" },
+        "cid": { "type": "cid-link", "description": "CID of the encrypted blob (raw codec)." }
+      }
+    }
+  }
+}
+"##;
 /// One application message. Its body is an open union: a client that does not know the body's $type shows fallbackText.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

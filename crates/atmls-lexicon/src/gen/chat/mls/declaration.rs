@@ -4,6 +4,45 @@
 //! An account's declaration that it takes part in chat.mls messaging: which delivery service it uses and who may invite it.
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.declaration";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/declaration.json`.
+pub const LEXICON: &str = r#"{
+  "lexicon": 1,
+  "id": "chat.mls.declaration",
+  "description": "An account's declaration that it takes part in chat.mls messaging: which delivery service it uses and who may invite it.",
+  "defs": {
+    "main": {
+      "type": "record",
+      "description": "At most one per account, with the record key 'self'.",
+      "key": "literal:self",
+      "record": {
+        "type": "object",
+        "required": ["deliveryService", "invitePolicy", "ciphersuites", "createdAt"],
+        "properties": {
+          "deliveryService": {
+            "type": "string",
+            "format": "did",
+            "description": "DID of the delivery service the account uses; its DID document has a #chat_mls_ds service entry."
+          },
+          "invitePolicy": {
+            "type": "string",
+            "description": "Who may add this account to a group. Clients of other accounts SHOULD respect it; the account's own clients MAY leave groups that break it.",
+            "knownValues": ["anyone", "following", "none"],
+            "maxLength": 64
+          },
+          "ciphersuites": {
+            "type": "array",
+            "description": "MLS ciphersuites (IANA code points) the account's devices support, most preferred first.",
+            "minLength": 1,
+            "maxLength": 16,
+            "items": { "type": "integer", "minimum": 1, "maximum": 65535 }
+          },
+          "createdAt": { "type": "string", "format": "datetime" }
+        }
+      }
+    }
+  }
+}
+"#;
 /// At most one per account, with the record key 'self'.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -4,6 +4,109 @@
 //! Shared definitions of the chat.mls messaging protocol: mailbox references and envelopes.
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.defs";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/defs.json`.
+pub const LEXICON: &str = r##"{
+  "lexicon": 1,
+  "id": "chat.mls.defs",
+  "description": "Shared definitions of the chat.mls messaging protocol: mailbox references and envelopes.",
+  "defs": {
+    "mailboxId": {
+      "type": "string",
+      "description": "A mailbox id: 32 random bytes chosen by the delivery service, encoded as lowercase RFC 4648 base32 without padding (52 characters).",
+      "minLength": 52,
+      "maxLength": 52
+    },
+    "mailboxRef": {
+      "type": "object",
+      "description": "Where a mailbox lives: the delivery service's DID and the mailbox id on it.",
+      "required": ["service", "mailbox"],
+      "properties": {
+        "service": {
+          "type": "string",
+          "format": "did",
+          "description": "DID of the delivery service; its DID document has a #chat_mls_ds service entry."
+        },
+        "mailbox": { "type": "ref", "ref": "#mailboxId" }
+      }
+    },
+    "envelopeKind": {
+      "type": "string",
+      "description": "What an envelope carries, as far as the delivery service must know: an MLS commit (ordered by compare-and-swap on the epoch), any other MLS message, or a sealed welcome in an inbox.",
+      "knownValues": ["message", "commit", "welcome"],
+      "maxLength": 32
+    },
+    "envelope": {
+      "type": "object",
+      "description": "One accepted, sequenced item of a mailbox. The payload is opaque to the delivery service.",
+      "required": ["seq", "kind", "payload", "receivedAt"],
+      "properties": {
+        "seq": {
+          "type": "integer",
+          "minimum": 1,
+          "description": "Position in the mailbox: gap-free, starting at 1, never reused."
+        },
+        "kind": { "type": "ref", "ref": "#envelopeKind" },
+        "epoch": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "For commits: the epoch the commit was built on."
+        },
+        "payload": {
+          "type": "bytes",
+          "minLength": 1,
+          "maxLength": 4194304,
+          "description": "The opaque payload: a padded MLSMessage for group mailboxes, a sealed welcome for inboxes."
+        },
+        "receivedAt": {
+          "type": "string",
+          "format": "datetime",
+          "description": "When the delivery service accepted the envelope."
+        }
+      }
+    },
+    "limits": {
+      "type": "object",
+      "description": "Limits a delivery service enforces.",
+      "required": [
+        "maxEnvelopeBytes",
+        "maxBatchEnvelopes",
+        "maxMailboxesPerAccount",
+        "inboxDepositsPerMinute",
+        "keyGraceSeconds",
+        "requestMaxAgeSeconds",
+        "maxSubscriptionMailboxes"
+      ],
+      "properties": {
+        "maxEnvelopeBytes": { "type": "integer", "minimum": 1 },
+        "maxBatchEnvelopes": { "type": "integer", "minimum": 1 },
+        "maxMailboxesPerAccount": { "type": "integer", "minimum": 1 },
+        "inboxDepositsPerMinute": { "type": "integer", "minimum": 1 },
+        "keyGraceSeconds": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "How long the previous epoch's mailbox key stays valid after a commit was accepted."
+        },
+        "requestMaxAgeSeconds": {
+          "type": "integer",
+          "minimum": 1,
+          "description": "How far a signed request's timestamp may be from the server's clock."
+        },
+        "maxSubscriptionMailboxes": { "type": "integer", "minimum": 1 },
+        "groupRetentionSeconds": {
+          "type": "integer",
+          "minimum": 1,
+          "description": "How long group envelopes are kept; absent means forever."
+        },
+        "inboxRetentionSeconds": {
+          "type": "integer",
+          "minimum": 1,
+          "description": "How long inbox items are kept; absent means forever."
+        }
+      }
+    }
+  }
+}
+"##;
 /// One accepted, sequenced item of a mailbox. The payload is opaque to the delivery service.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -4,6 +4,74 @@
 //! A public MLS KeyPackage of one of the account's devices, published in the account's own repo so that others can verify it against the account's DID.
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.keyPackage";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/keyPackage.json`.
+pub const LEXICON: &str = r#"{
+  "lexicon": 1,
+  "id": "chat.mls.keyPackage",
+  "description": "A public MLS KeyPackage of one of the account's devices, published in the account's own repo so that others can verify it against the account's DID.",
+  "defs": {
+    "main": {
+      "type": "record",
+      "description": "One KeyPackage. Each device keeps one last-resort package published, and optionally a few one-time packages.",
+      "key": "tid",
+      "record": {
+        "type": "object",
+        "required": [
+          "keyPackage",
+          "keyPackageRef",
+          "ciphersuite",
+          "deviceId",
+          "inbox",
+          "lastResort",
+          "createdAt",
+          "expiresAt"
+        ],
+        "properties": {
+          "keyPackage": {
+            "type": "bytes",
+            "description": "The TLS-encoded MLS KeyPackage (RFC 9420 section 10), as an MLSMessage with wire_format mls_key_package.",
+            "minLength": 1,
+            "maxLength": 16384
+          },
+          "keyPackageRef": {
+            "type": "bytes",
+            "description": "The KeyPackageRef (RFC 9420 section 5.2) of the KeyPackage.",
+            "minLength": 16,
+            "maxLength": 64
+          },
+          "ciphersuite": {
+            "type": "integer",
+            "description": "The KeyPackage's MLS ciphersuite (IANA code point).",
+            "minimum": 1,
+            "maximum": 65535
+          },
+          "deviceId": {
+            "type": "string",
+            "description": "An opaque random id of the device (never a device name); equal for all packages of one device.",
+            "minLength": 8,
+            "maxLength": 64
+          },
+          "inbox": {
+            "type": "ref",
+            "ref": "chat.mls.defs#mailboxRef",
+            "description": "The device's inbox, where sealed welcomes for this package are sent."
+          },
+          "lastResort": {
+            "type": "boolean",
+            "description": "True for the device's last-resort package (RFC 9420 last_resort extension), which may be used more than once."
+          },
+          "createdAt": { "type": "string", "format": "datetime" },
+          "expiresAt": {
+            "type": "string",
+            "format": "datetime",
+            "description": "After this instant clients MUST NOT use the package; the device replaces it before then."
+          }
+        }
+      }
+    }
+  }
+}
+"#;
 /// One KeyPackage. Each device keeps one last-resort package published, and optionally a few one-time packages.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

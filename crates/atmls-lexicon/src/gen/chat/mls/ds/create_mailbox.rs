@@ -4,6 +4,65 @@
 //! Creates a group mailbox or a device inbox. Requires a service-auth JWT of an account the service serves (directly or through atproto-proxy); the service counts the account's quota but stores no link between the account and the mailbox.
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.ds.createMailbox";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/ds/createMailbox.json`.
+pub const LEXICON: &str = r#"{
+  "lexicon": 1,
+  "id": "chat.mls.ds.createMailbox",
+  "description": "Creates a group mailbox or a device inbox. Requires a service-auth JWT of an account the service serves (directly or through atproto-proxy); the service counts the account's quota but stores no link between the account and the mailbox.",
+  "defs": {
+    "main": {
+      "type": "procedure",
+      "input": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": ["kind", "key"],
+          "properties": {
+            "kind": {
+              "type": "string",
+              "knownValues": ["group", "inbox"],
+              "maxLength": 32
+            },
+            "key": {
+              "type": "bytes",
+              "description": "Ed25519 public key (32 bytes): for a group, the mailbox key of the epoch given; for an inbox, the owner key.",
+              "minLength": 32,
+              "maxLength": 32
+            },
+            "epoch": {
+              "type": "integer",
+              "minimum": 0,
+              "description": "For a group: the MLS epoch that key belongs to (the group's current epoch). Ignored for an inbox."
+            }
+          }
+        }
+      },
+      "output": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": ["mailbox", "kind", "seq"],
+          "properties": {
+            "mailbox": { "type": "ref", "ref": "chat.mls.defs#mailboxId" },
+            "kind": { "type": "string", "knownValues": ["group", "inbox"], "maxLength": 32 },
+            "epoch": { "type": "integer", "minimum": 0 },
+            "seq": { "type": "integer", "minimum": 0, "description": "The mailbox's last sequence number (0: empty)." }
+          }
+        }
+      },
+      "errors": [
+        { "name": "AuthRequired", "description": "No service-auth token was given." },
+        { "name": "InvalidToken", "description": "The service-auth token failed verification (signature, audience, lxm, lifetime or replay); the message starts with the failed check's name." },
+        { "name": "ExpiredToken", "description": "The service-auth token has expired." },
+        { "name": "UpstreamFailure", "description": "The caller's DID document could not be fetched (timeout or transport failure)." },
+        { "name": "QuotaExceeded", "description": "The account already has as many mailboxes as the service allows." },
+        { "name": "UnsupportedKind", "description": "kind is not one this service knows." },
+        { "name": "InvalidKey", "description": "key is not a valid Ed25519 public key." }
+      ]
+    }
+  }
+}
+"#;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct InputData {

@@ -4,6 +4,97 @@
 //! Deletes items of a device inbox for good. Signed with the inbox's owner key. Deleting an item that is already gone is not an error.
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.ds.deleteInboxItems";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/ds/deleteInboxItems.json`.
+pub const LEXICON: &str = r#"{
+  "lexicon": 1,
+  "id": "chat.mls.ds.deleteInboxItems",
+  "description": "Deletes items of a device inbox for good. Signed with the inbox's owner key. Deleting an item that is already gone is not an error.",
+  "defs": {
+    "main": {
+      "type": "procedure",
+      "input": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": [
+            "inbox",
+            "seqs"
+          ],
+          "properties": {
+            "inbox": {
+              "type": "ref",
+              "ref": "chat.mls.defs#mailboxId"
+            },
+            "seqs": {
+              "type": "array",
+              "minLength": 1,
+              "maxLength": 100,
+              "items": {
+                "type": "integer",
+                "minimum": 1
+              }
+            }
+          }
+        }
+      },
+      "output": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": [
+            "deleted"
+          ],
+          "properties": {
+            "deleted": {
+              "type": "integer",
+              "minimum": 0,
+              "description": "How many items were deleted."
+            }
+          }
+        }
+      },
+      "errors": [
+        {
+          "name": "AuthRequired",
+          "description": "The request carries no owner signature."
+        },
+        {
+          "name": "BadToken",
+          "description": "The mailbox authorization is not a well-formed 120-byte token."
+        },
+        {
+          "name": "BadSignature",
+          "description": "The owner signature does not verify."
+        },
+        {
+          "name": "NotOwner",
+          "description": "The request was signed with a key that is not the inbox's owner key."
+        },
+        {
+          "name": "RequestExpired",
+          "description": "The signed timestamp is too far from the server's clock."
+        },
+        {
+          "name": "ReplayedRequest",
+          "description": "The signed nonce was already used."
+        },
+        {
+          "name": "MailboxNotFound",
+          "description": "No such inbox."
+        },
+        {
+          "name": "NotAnInbox",
+          "description": "The mailbox is a group mailbox."
+        },
+        {
+          "name": "RateLimitExceeded",
+          "description": "The service's replay cache is full; retry later."
+        }
+      ]
+    }
+  }
+}
+"#;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct InputData {

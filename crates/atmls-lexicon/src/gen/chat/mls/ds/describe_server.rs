@@ -4,6 +4,45 @@
 //! Describes a chat.mls delivery service: its DID, protocol version and limits. No authentication.
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.ds.describeServer";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/ds/describeServer.json`.
+pub const LEXICON: &str = r#"{
+  "lexicon": 1,
+  "id": "chat.mls.ds.describeServer",
+  "description": "Describes a chat.mls delivery service: its DID, protocol version and limits. No authentication.",
+  "defs": {
+    "main": {
+      "type": "query",
+      "output": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": [
+            "did",
+            "protocolVersion",
+            "limits"
+          ],
+          "properties": {
+            "did": {
+              "type": "string",
+              "format": "did"
+            },
+            "protocolVersion": {
+              "type": "integer",
+              "minimum": 1,
+              "description": "The chat.mls protocol version the service speaks (1 for this document)."
+            },
+            "limits": {
+              "type": "ref",
+              "ref": "chat.mls.defs#limits"
+            }
+          }
+        }
+      },
+      "errors": []
+    }
+  }
+}
+"#;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputData {

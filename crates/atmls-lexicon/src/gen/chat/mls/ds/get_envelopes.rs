@@ -4,6 +4,119 @@
 //! Reads a mailbox in sequence order, after a cursor. Signed with a mailbox key (group) or the owner key (inbox).
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.ds.getEnvelopes";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/ds/getEnvelopes.json`.
+pub const LEXICON: &str = r#"{
+  "lexicon": 1,
+  "id": "chat.mls.ds.getEnvelopes",
+  "description": "Reads a mailbox in sequence order, after a cursor. Signed with a mailbox key (group) or the owner key (inbox).",
+  "defs": {
+    "main": {
+      "type": "query",
+      "parameters": {
+        "type": "params",
+        "required": [
+          "mailbox"
+        ],
+        "properties": {
+          "mailbox": {
+            "type": "string",
+            "minLength": 52,
+            "maxLength": 52
+          },
+          "cursor": {
+            "type": "integer",
+            "minimum": 0,
+            "default": 0,
+            "description": "Return envelopes with seq greater than this."
+          },
+          "limit": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000,
+            "default": 100
+          }
+        }
+      },
+      "output": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": [
+            "envelopes",
+            "cursor",
+            "headSeq"
+          ],
+          "properties": {
+            "envelopes": {
+              "type": "array",
+              "items": {
+                "type": "ref",
+                "ref": "chat.mls.defs#envelope"
+              }
+            },
+            "cursor": {
+              "type": "integer",
+              "minimum": 0,
+              "description": "The seq of the last envelope returned (the request's cursor if none): pass it to read on."
+            },
+            "headSeq": {
+              "type": "integer",
+              "minimum": 0,
+              "description": "The mailbox's last sequence number."
+            },
+            "epoch": {
+              "type": "integer",
+              "minimum": 0
+            }
+          }
+        }
+      },
+      "errors": [
+        {
+          "name": "AuthRequired",
+          "description": "The request carries no mailbox signature."
+        },
+        {
+          "name": "BadToken",
+          "description": "The mailbox authorization is not a well-formed 120-byte token."
+        },
+        {
+          "name": "BadSignature",
+          "description": "The mailbox signature does not verify."
+        },
+        {
+          "name": "KeyExpired",
+          "description": "The key belongs to an epoch whose grace window has passed, or is not registered for this mailbox."
+        },
+        {
+          "name": "RequestExpired",
+          "description": "The signed timestamp is too far from the server's clock."
+        },
+        {
+          "name": "ReplayedRequest",
+          "description": "The signed nonce was already used."
+        },
+        {
+          "name": "MailboxNotFound",
+          "description": "No such mailbox."
+        },
+        {
+          "name": "FutureCursor",
+          "description": "The cursor is beyond the mailbox's last sequence number."
+        },
+        {
+          "name": "NotOwner",
+          "description": "The mailbox is an inbox and the request was not signed with its owner key."
+        },
+        {
+          "name": "RateLimitExceeded",
+          "description": "The service's replay cache is full; retry later."
+        }
+      ]
+    }
+  }
+}
+"#;
 /// Query parameters.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

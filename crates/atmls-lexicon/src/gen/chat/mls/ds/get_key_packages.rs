@@ -4,6 +4,120 @@
 //! Fetches, for up to 100 DIDs at once, each DID's declaration and current KeyPackage records with their com.atproto.sync.getRecord proofs, read from each DID's own PDS (cached briefly). Clients MUST verify every proof themselves. Failures are reported per DID.
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.ds.getKeyPackages";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/ds/getKeyPackages.json`.
+pub const LEXICON: &str = r##"{
+  "lexicon": 1,
+  "id": "chat.mls.ds.getKeyPackages",
+  "description": "Fetches, for up to 100 DIDs at once, each DID's declaration and current KeyPackage records with their com.atproto.sync.getRecord proofs, read from each DID's own PDS (cached briefly). Clients MUST verify every proof themselves. Failures are reported per DID.",
+  "defs": {
+    "main": {
+      "type": "query",
+      "parameters": {
+        "type": "params",
+        "required": [
+          "dids"
+        ],
+        "properties": {
+          "dids": {
+            "type": "array",
+            "minLength": 1,
+            "maxLength": 100,
+            "items": {
+              "type": "string",
+              "format": "did"
+            }
+          }
+        }
+      },
+      "output": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": [
+            "results"
+          ],
+          "properties": {
+            "results": {
+              "type": "array",
+              "items": {
+                "type": "ref",
+                "ref": "#didResult"
+              }
+            }
+          }
+        }
+      },
+      "errors": []
+    },
+    "didResult": {
+      "type": "object",
+      "description": "What was found for one DID.",
+      "required": [
+        "did",
+        "status",
+        "keyPackages"
+      ],
+      "properties": {
+        "did": {
+          "type": "string",
+          "format": "did"
+        },
+        "status": {
+          "type": "string",
+          "knownValues": [
+            "ok",
+            "notFound",
+            "noDeclaration",
+            "unreachable"
+          ],
+          "maxLength": 64,
+          "description": "ok: records found; notFound: the DID does not resolve; noDeclaration: the DID has no chat.mls.declaration; unreachable: its PDS did not answer."
+        },
+        "message": {
+          "type": "string",
+          "maxLength": 1024
+        },
+        "declaration": {
+          "type": "ref",
+          "ref": "#provenRecord"
+        },
+        "keyPackages": {
+          "type": "array",
+          "maxLength": 100,
+          "items": {
+            "type": "ref",
+            "ref": "#provenRecord"
+          }
+        }
+      }
+    },
+    "provenRecord": {
+      "type": "object",
+      "description": "A record and its proof: the CAR file com.atproto.sync.getRecord returned (signed commit, MST path, record block).",
+      "required": [
+        "uri",
+        "cid",
+        "proof"
+      ],
+      "properties": {
+        "uri": {
+          "type": "string",
+          "format": "at-uri"
+        },
+        "cid": {
+          "type": "string",
+          "format": "cid"
+        },
+        "proof": {
+          "type": "bytes",
+          "minLength": 1,
+          "maxLength": 65536
+        }
+      }
+    }
+  }
+}
+"##;
 /// Query parameters.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

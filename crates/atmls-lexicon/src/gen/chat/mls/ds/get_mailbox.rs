@@ -4,6 +4,102 @@
 //! The state of a mailbox: its kind, current epoch and last sequence number. Signed with a mailbox key (group) or the owner key (inbox).
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.ds.getMailbox";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/ds/getMailbox.json`.
+pub const LEXICON: &str = r#"{
+  "lexicon": 1,
+  "id": "chat.mls.ds.getMailbox",
+  "description": "The state of a mailbox: its kind, current epoch and last sequence number. Signed with a mailbox key (group) or the owner key (inbox).",
+  "defs": {
+    "main": {
+      "type": "query",
+      "parameters": {
+        "type": "params",
+        "required": [
+          "mailbox"
+        ],
+        "properties": {
+          "mailbox": {
+            "type": "string",
+            "minLength": 52,
+            "maxLength": 52
+          }
+        }
+      },
+      "output": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": [
+            "mailbox",
+            "kind",
+            "seq"
+          ],
+          "properties": {
+            "mailbox": {
+              "type": "ref",
+              "ref": "chat.mls.defs#mailboxId"
+            },
+            "kind": {
+              "type": "string",
+              "knownValues": [
+                "group",
+                "inbox"
+              ],
+              "maxLength": 32
+            },
+            "epoch": {
+              "type": "integer",
+              "minimum": 0
+            },
+            "seq": {
+              "type": "integer",
+              "minimum": 0
+            }
+          }
+        }
+      },
+      "errors": [
+        {
+          "name": "AuthRequired",
+          "description": "The request carries no mailbox signature."
+        },
+        {
+          "name": "BadToken",
+          "description": "The mailbox authorization is not a well-formed 120-byte token."
+        },
+        {
+          "name": "BadSignature",
+          "description": "The mailbox signature does not verify."
+        },
+        {
+          "name": "KeyExpired",
+          "description": "The key belongs to an epoch whose grace window has passed, or is not registered for this mailbox."
+        },
+        {
+          "name": "RequestExpired",
+          "description": "The signed timestamp is too far from the server's clock."
+        },
+        {
+          "name": "ReplayedRequest",
+          "description": "The signed nonce was already used."
+        },
+        {
+          "name": "MailboxNotFound",
+          "description": "No such mailbox."
+        },
+        {
+          "name": "NotOwner",
+          "description": "The mailbox is an inbox and the request was not signed with its owner key."
+        },
+        {
+          "name": "RateLimitExceeded",
+          "description": "The service's replay cache is full; retry later."
+        }
+      ]
+    }
+  }
+}
+"#;
 /// Query parameters.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

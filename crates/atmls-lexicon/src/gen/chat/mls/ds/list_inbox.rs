@@ -4,6 +4,107 @@
 //! Lists the items of a device inbox after a cursor. Signed with the inbox's owner key.
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.ds.listInbox";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/ds/listInbox.json`.
+pub const LEXICON: &str = r#"{
+  "lexicon": 1,
+  "id": "chat.mls.ds.listInbox",
+  "description": "Lists the items of a device inbox after a cursor. Signed with the inbox's owner key.",
+  "defs": {
+    "main": {
+      "type": "query",
+      "parameters": {
+        "type": "params",
+        "required": [
+          "inbox"
+        ],
+        "properties": {
+          "inbox": {
+            "type": "string",
+            "minLength": 52,
+            "maxLength": 52
+          },
+          "cursor": {
+            "type": "integer",
+            "minimum": 0,
+            "default": 0
+          },
+          "limit": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000,
+            "default": 100
+          }
+        }
+      },
+      "output": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": [
+            "items",
+            "cursor"
+          ],
+          "properties": {
+            "items": {
+              "type": "array",
+              "items": {
+                "type": "ref",
+                "ref": "chat.mls.defs#envelope"
+              }
+            },
+            "cursor": {
+              "type": "integer",
+              "minimum": 0
+            }
+          }
+        }
+      },
+      "errors": [
+        {
+          "name": "AuthRequired",
+          "description": "The request carries no owner signature."
+        },
+        {
+          "name": "BadToken",
+          "description": "The mailbox authorization is not a well-formed 120-byte token."
+        },
+        {
+          "name": "BadSignature",
+          "description": "The owner signature does not verify."
+        },
+        {
+          "name": "NotOwner",
+          "description": "The request was signed with a key that is not the inbox's owner key."
+        },
+        {
+          "name": "RequestExpired",
+          "description": "The signed timestamp is too far from the server's clock."
+        },
+        {
+          "name": "ReplayedRequest",
+          "description": "The signed nonce was already used."
+        },
+        {
+          "name": "MailboxNotFound",
+          "description": "No such inbox."
+        },
+        {
+          "name": "NotAnInbox",
+          "description": "The mailbox is a group mailbox."
+        },
+        {
+          "name": "FutureCursor",
+          "description": "The cursor is beyond the inbox's last sequence number."
+        },
+        {
+          "name": "RateLimitExceeded",
+          "description": "The service's replay cache is full; retry later."
+        }
+      ]
+    }
+  }
+}
+"#;
 /// Query parameters.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -4,6 +4,153 @@
 //! Appends a batch of envelopes to a group mailbox, all or nothing. A commit is accepted only if its epoch is the mailbox's current epoch (compare-and-swap); it must carry the next epoch's mailbox key. Signed with a mailbox key.
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.ds.sendEnvelopes";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/ds/sendEnvelopes.json`.
+pub const LEXICON: &str = r##"{
+  "lexicon": 1,
+  "id": "chat.mls.ds.sendEnvelopes",
+  "description": "Appends a batch of envelopes to a group mailbox, all or nothing. A commit is accepted only if its epoch is the mailbox's current epoch (compare-and-swap); it must carry the next epoch's mailbox key. Signed with a mailbox key.",
+  "defs": {
+    "main": {
+      "type": "procedure",
+      "input": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": [
+            "mailbox",
+            "envelopes"
+          ],
+          "properties": {
+            "mailbox": {
+              "type": "ref",
+              "ref": "chat.mls.defs#mailboxId"
+            },
+            "envelopes": {
+              "type": "array",
+              "minLength": 1,
+              "maxLength": 100,
+              "items": {
+                "type": "ref",
+                "ref": "#outgoingEnvelope"
+              }
+            }
+          }
+        }
+      },
+      "output": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": [
+            "firstSeq",
+            "lastSeq",
+            "epoch"
+          ],
+          "properties": {
+            "firstSeq": {
+              "type": "integer",
+              "minimum": 1
+            },
+            "lastSeq": {
+              "type": "integer",
+              "minimum": 1
+            },
+            "epoch": {
+              "type": "integer",
+              "minimum": 0,
+              "description": "The mailbox's epoch after the batch."
+            }
+          }
+        }
+      },
+      "errors": [
+        {
+          "name": "AuthRequired",
+          "description": "The request carries no mailbox signature."
+        },
+        {
+          "name": "BadToken",
+          "description": "The mailbox authorization is not a well-formed 120-byte token."
+        },
+        {
+          "name": "BadSignature",
+          "description": "The mailbox signature does not verify."
+        },
+        {
+          "name": "KeyExpired",
+          "description": "The key belongs to an epoch whose grace window has passed, or is not registered for this mailbox."
+        },
+        {
+          "name": "RequestExpired",
+          "description": "The signed timestamp is too far from the server's clock."
+        },
+        {
+          "name": "ReplayedRequest",
+          "description": "The signed nonce was already used."
+        },
+        {
+          "name": "MailboxNotFound",
+          "description": "No such mailbox."
+        },
+        {
+          "name": "EpochConflict",
+          "description": "A commit's epoch is not the mailbox's current epoch. The error body also carries currentEpoch and currentSeq."
+        },
+        {
+          "name": "InvalidEnvelope",
+          "description": "An envelope breaks a rule: a commit without nextKey, more than one commit, or a kind not allowed here."
+        },
+        {
+          "name": "EnvelopeTooLarge",
+          "description": "An envelope's payload is larger than the service allows."
+        },
+        {
+          "name": "BatchTooLarge",
+          "description": "The batch has more envelopes than the service allows."
+        },
+        {
+          "name": "RateLimitExceeded",
+          "description": "The service's replay cache is full; retry later."
+        }
+      ]
+    },
+    "outgoingEnvelope": {
+      "type": "object",
+      "description": "An envelope as its sender submits it.",
+      "required": [
+        "kind",
+        "payload"
+      ],
+      "properties": {
+        "kind": {
+          "type": "string",
+          "knownValues": [
+            "message",
+            "commit"
+          ],
+          "maxLength": 32
+        },
+        "epoch": {
+          "type": "integer",
+          "minimum": 0,
+          "description": "Required for a commit: the epoch the commit was built on."
+        },
+        "payload": {
+          "type": "bytes",
+          "minLength": 1,
+          "maxLength": 4194304
+        },
+        "nextKey": {
+          "type": "bytes",
+          "description": "Required for a commit: the Ed25519 mailbox public key of epoch + 1.",
+          "minLength": 32,
+          "maxLength": 32
+        }
+      }
+    }
+  }
+}
+"##;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct InputData {

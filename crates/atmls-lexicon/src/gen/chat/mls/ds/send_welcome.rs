@@ -4,6 +4,50 @@
 //! Deposits a sealed welcome into a device inbox. No identity is needed or recorded; the service limits size and rate per inbox.
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.ds.sendWelcome";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/ds/sendWelcome.json`.
+pub const LEXICON: &str = r#"{
+  "lexicon": 1,
+  "id": "chat.mls.ds.sendWelcome",
+  "description": "Deposits a sealed welcome into a device inbox. No identity is needed or recorded; the service limits size and rate per inbox.",
+  "defs": {
+    "main": {
+      "type": "procedure",
+      "input": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": ["inbox", "payload"],
+          "properties": {
+            "inbox": { "type": "ref", "ref": "chat.mls.defs#mailboxId" },
+            "payload": {
+              "type": "bytes",
+              "description": "The welcome sealed with HPKE to the invitee (see the spec, 'Welcome sealing').",
+              "minLength": 1,
+              "maxLength": 4194304
+            }
+          }
+        }
+      },
+      "output": {
+        "encoding": "application/json",
+        "schema": {
+          "type": "object",
+          "required": ["seq"],
+          "properties": {
+            "seq": { "type": "integer", "minimum": 1 }
+          }
+        }
+      },
+      "errors": [
+        { "name": "MailboxNotFound", "description": "No such inbox." },
+        { "name": "NotAnInbox", "description": "The mailbox is a group mailbox." },
+        { "name": "EnvelopeTooLarge", "description": "The payload is larger than the service allows." },
+        { "name": "RateLimitExceeded", "description": "Too many deposits into this inbox in the last minute." }
+      ]
+    }
+  }
+}
+"#;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct InputData {

@@ -4,6 +4,163 @@
 //! Streams the envelopes of a set of mailboxes over a WebSocket, each from its own cursor: the backlog first, then live, with no gap and no duplicate. Frames are DAG-CBOR header + body, as in com.atproto.sync.subscribeRepos. Each mailbox is authorised by its own signed authorization, given in auth in the same order as mailbox (browsers cannot set WebSocket headers).
 /// The NSID of this lexicon document.
 pub const NSID: &str = "chat.mls.ds.subscribeEnvelopes";
+/// The lexicon document itself (JSON), as in `lexicons/chat/mls/ds/subscribeEnvelopes.json`.
+pub const LEXICON: &str = r##"{
+  "lexicon": 1,
+  "id": "chat.mls.ds.subscribeEnvelopes",
+  "description": "Streams the envelopes of a set of mailboxes over a WebSocket, each from its own cursor: the backlog first, then live, with no gap and no duplicate. Frames are DAG-CBOR header + body, as in com.atproto.sync.subscribeRepos. Each mailbox is authorised by its own signed authorization, given in auth in the same order as mailbox (browsers cannot set WebSocket headers).",
+  "defs": {
+    "main": {
+      "type": "subscription",
+      "parameters": {
+        "type": "params",
+        "required": [
+          "mailbox",
+          "auth"
+        ],
+        "properties": {
+          "mailbox": {
+            "type": "array",
+            "minLength": 1,
+            "maxLength": 100,
+            "items": {
+              "type": "string",
+              "minLength": 52,
+              "maxLength": 52
+            }
+          },
+          "cursor": {
+            "type": "array",
+            "description": "Per mailbox, in the same order: stream envelopes with seq greater than this. Missing entries mean 'live only, from now'.",
+            "maxLength": 100,
+            "items": {
+              "type": "integer",
+              "minimum": 0
+            }
+          },
+          "auth": {
+            "type": "array",
+            "description": "Per mailbox, in the same order: a mailbox authorization signed with that mailbox's key (see the spec, 'Request signing').",
+            "minLength": 1,
+            "maxLength": 100,
+            "items": {
+              "type": "string",
+              "maxLength": 512
+            }
+          }
+        }
+      },
+      "message": {
+        "schema": {
+          "type": "union",
+          "refs": [
+            "#envelope",
+            "#heartbeat",
+            "#info"
+          ]
+        }
+      },
+      "errors": [
+        {
+          "name": "AuthRequired",
+          "description": "A mailbox has no authorization."
+        },
+        {
+          "name": "BadToken",
+          "description": "The mailbox authorization is not a well-formed 120-byte token."
+        },
+        {
+          "name": "BadSignature",
+          "description": "An authorization does not verify."
+        },
+        {
+          "name": "KeyExpired",
+          "description": "A mailbox's key expired (sent as an error frame mid-stream too, after which that stream ends)."
+        },
+        {
+          "name": "RequestExpired",
+          "description": "An authorization's timestamp is too far from the server's clock."
+        },
+        {
+          "name": "ReplayedRequest",
+          "description": "An authorization's nonce was already used."
+        },
+        {
+          "name": "MailboxNotFound",
+          "description": "No such mailbox."
+        },
+        {
+          "name": "FutureCursor",
+          "description": "A cursor is beyond its mailbox's last sequence number."
+        },
+        {
+          "name": "ConsumerTooSlow",
+          "description": "The subscriber did not keep up and its buffer filled; reconnect from the last cursor."
+        },
+        {
+          "name": "NotOwner",
+          "description": "The mailbox is an inbox and the request was not signed with its owner key."
+        },
+        {
+          "name": "RateLimitExceeded",
+          "description": "The service's replay cache is full; retry later."
+        }
+      ]
+    },
+    "envelope": {
+      "type": "object",
+      "description": "An envelope of one of the subscribed mailboxes.",
+      "required": [
+        "mailbox",
+        "envelope"
+      ],
+      "properties": {
+        "mailbox": {
+          "type": "ref",
+          "ref": "chat.mls.defs#mailboxId"
+        },
+        "envelope": {
+          "type": "ref",
+          "ref": "chat.mls.defs#envelope"
+        }
+      }
+    },
+    "heartbeat": {
+      "type": "object",
+      "description": "Sent when nothing else was sent for a while.",
+      "required": [
+        "time"
+      ],
+      "properties": {
+        "time": {
+          "type": "string",
+          "format": "datetime"
+        }
+      }
+    },
+    "info": {
+      "type": "object",
+      "description": "Informational frame.",
+      "required": [
+        "name"
+      ],
+      "properties": {
+        "name": {
+          "type": "string",
+          "knownValues": [
+            "OutdatedCursor"
+          ],
+          "maxLength": 64
+        },
+        "message": {
+          "type": "string",
+          "maxLength": 1024
+        }
+      }
+    }
+  }
+}
+"##;
 /// Query parameters.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
