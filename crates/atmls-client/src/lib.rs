@@ -1,5 +1,56 @@
-//! The client library: device state, KeyPackage lifecycle in the user's repo, verified lookup of other users' KeyPackages, MLS groups (openmls) over the delivery service, messages, multi-device.
+//! The atmls client library: end-to-end encrypted direct and group messaging for AT
+//! Protocol accounts on MLS (RFC 9420, openmls).
 //!
-//! Status: skeleton. Built by issue 7.
+//! A [`Device`] is one MLS client of an account. Its state (openmls' tables and ours) is
+//! one SQLite file. It publishes the account's `chat.mls.declaration` and its
+//! `chat.mls.keyPackage` records through the account's PDS, verifies other accounts'
+//! KeyPackages against their repos before adding them, creates groups whose mailbox lives
+//! on a delivery service, commits changes (retrying on lost races), sends and receives
+//! `chat.mls.content` messages, joins groups from sealed welcomes, and adds the account's
+//! new devices to its groups. The network is two traits, [`transport::Pds`] and
+//! [`transport::Ds`]: [`transport::memory`] implements them in memory over the real DS
+//! core, [`transport::http`] over HTTP and WebSocket. The wire formats this crate fixes
+//! are in `docs/spec-client.md`.
+//!
+//! ```
+//! use atmls_client::transport::memory::MemoryNetwork;
+//! use atmls_client::{content, Device, DeviceConfig, Event, Storage};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let net = MemoryNetwork::new();
+//! let alice = Device::create(Storage::Memory, net.account("alice"), net.ds(), net.ds_did(), DeviceConfig::default()).await?;
+//! let bob = Device::create(Storage::Memory, net.account("bob"), net.ds(), net.ds_did(), DeviceConfig::default()).await?;
+//!
+//! let group = alice.create_group("tea").await?;
+//! alice.add_members(&group, &[bob.did().clone()]).await?;
+//! alice.send(&group, content::text("hello bob")).await?;
+//!
+//! let events = bob.sync().await?;
+//! assert!(events.iter().any(|e| matches!(e, Event::Joined { name, .. } if name == "tea")));
+//! let text = events.iter().find_map(|e| match e { Event::Message(m) => m.text(), _ => None });
+//! assert_eq!(text, Some("hello bob"));
+//! # Ok::<(), atmls_client::Error>(()) }).unwrap();
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod attachment;
+pub mod content;
+mod device;
+mod error;
+mod event;
+pub mod group;
+pub mod keypackage;
+mod lexicons;
+pub mod transport;
+
+pub use device::groups::Committed;
+pub use device::{Device, DeviceConfig, Storage};
+pub use error::{
+    ContentError, Error, KeyPackageRefusal, PolicyViolation, StoreError, TransportError,
+};
+pub use event::{Event, Message};
+pub use group::{Group, GroupData, GroupId, Member};
+pub use keypackage::VerifiedKeyPackage;
+
+pub use atmls_identity::Did;

@@ -1,0 +1,513 @@
+//! Group operations: create, commit an intent (with the race loop), send, read state.
+
+use atmls_ds::{EnvelopeKind, MailboxKind, OutgoingEnvelope};
+use atmls_identity::Did;
+use openmls::prelude::tls_codec::Serialize as _;
+use openmls_traits::OpenMlsProvider as _;
+use sha2::{Digest as _, Sha256};
+
+use super::store::{self, GroupRow, PendingRow};
+use super::{Device, State};
+use crate::content::{self, Body, Content};
+use crate::error::{Error, TransportError};
+use crate::event::{Event, Message};
+use crate::group::commit::{self, BuiltCommit, DataChange, Intent, WelcomePlan};
+use crate::group::seal::{self, WelcomeInfo};
+use crate::group::{self as grp, Group, GroupData, GroupId};
+use crate::transport::{Ds, Pds};
+
+/// How a commit ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Committed {
+    /// The DS accepted it at this epoch; the group is now at `epoch + 1`.
+    Accepted {
+        /// The epoch it was built on.
+        epoch: u64,
+        /// Attempts used (1 without a race).
+        attempts: u32,
+    },
+    /// Nothing to do: the intent was already reached (possibly by a concurrent commit).
+    Unchanged,
+}
+
+impl<P: Pds, D: Ds> Device<P, D> {
+    /// Creates a group named `name` on this device's DS, with this account as its only
+    /// admin. The mailbox is created with the epoch-0 key, then the first commit records
+    /// its id in the group data.
+    pub async fn create_group(&self, name: &str) -> Result<GroupId, Error> {
+        let mut st = self.inner.state.lock().await;
+        let ds_did =
+            Did::new(st.row.inbox_ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
+        let (group_id, key0) = st.transaction(|st| {
+            let signer = st.signer(&st.row.signature_public.clone())?;
+            let group = grp::create::create(
+                &st.provider(),
+                &signer,
+                &st.did,
+                &st.row.device_id,
+                st.ciphersuite()?,
+                &ds_did,
+                name,
+            )?;
+            let key0 = seal::mailbox_key(&group, st.provider().crypto(), &[0; 32])
+                .map_err(|e| Error::mls("mailbox key", e))?;
+            let id = group.group_id().as_slice().to_vec();
+            st.groups.insert(id.clone(), group);
+            Ok((id, key0))
+        })?;
+        let token = self
+            .inner
+            .pds
+            .service_auth(&ds_did, "chat.mls.ds.createMailbox")
+            .await?;
+        let mailbox = self
+            .inner
+            .ds
+            .create_mailbox(
+                &ds_did,
+                &token,
+                MailboxKind::Group,
+                key0.verifying_key().to_bytes(),
+                0,
+            )
+            .await?;
+        // First commit: the group data gets the mailbox id (epoch 0 -> 1).
+        self.first_commit(&mut st, &group_id, mailbox, key0).await?;
+        Ok(GroupId(group_id))
+    }
+
+    async fn first_commit(
+        &self,
+        st: &mut State,
+        group_id: &[u8],
+        mailbox: atmls_ds::MailboxId,
+        key0: ed25519_dalek::SigningKey,
+    ) -> Result<(), Error> {
+        let (payload, next_key, ds) = st.transaction(|st| {
+            let signer = st.signer(&st.row.signature_public.clone())?;
+            st.with_group(group_id, |provider, group| {
+                let data = grp::group_data(group.extensions())
+                    .map_err(|e| Error::Protocol(e.to_string()))?;
+                let next = GroupData {
+                    mailbox: *mailbox.as_bytes(),
+                    ..data
+                };
+                let extensions = grp::with_data(group.extensions(), &next)?;
+                let (commit, _, _) = group
+                    .update_group_context_extensions(provider, extensions, &signer)
+                    .map_err(|e| Error::mls("set mailbox", e))?;
+                let staged = group.pending_commit().ok_or(Error::NotMember)?;
+                let next_key = seal::staged_mailbox_key(staged, provider.crypto(), &next.mailbox)
+                    .map_err(|e| Error::mls("mailbox key", e))?;
+                let bytes = commit
+                    .tls_serialize_detached()
+                    .map_err(|e| Error::mls("encode commit", e))?;
+                Ok((bytes, next_key.verifying_key().to_bytes(), next.ds))
+            })
+        })?;
+        let payload = content::pad(payload, self.inner.config.max_envelope_bytes);
+        self.inner
+            .ds
+            .send_envelopes(
+                &ds,
+                &mailbox,
+                &key0,
+                vec![OutgoingEnvelope::commit(0, payload, next_key)],
+            )
+            .await?;
+        st.transaction(|st| {
+            let public = st.row.signature_public.clone();
+            st.with_group(group_id, |provider, group| {
+                group
+                    .merge_pending_commit(provider)
+                    .map_err(|e| Error::mls("merge", e))
+            })?;
+            Ok(store::insert_group(
+                &st.conn,
+                &GroupRow {
+                    group_id: group_id.to_vec(),
+                    ds: ds.to_string(),
+                    mailbox: *mailbox.as_bytes(),
+                    cursor: 1,
+                    signature_public: public,
+                    active: true,
+                },
+            )?)
+        })
+    }
+
+    /// Adds every device of each account (their KeyPackages verified against their repos)
+    /// in one commit, then sends each new device its sealed welcome. Admins only (a member
+    /// may add devices of its own account).
+    pub async fn add_members(&self, group: &GroupId, dids: &[Did]) -> Result<Committed, Error> {
+        let mut st = self.inner.state.lock().await;
+        let mut kps = Vec::new();
+        for did in dids {
+            kps.extend(self.key_packages_locked(&mut st, did, true).await?);
+        }
+        self.commit_locked(&mut st, group, Intent::Add(kps)).await
+    }
+
+    /// Removes every device of each account. Admins only.
+    pub async fn remove_members(&self, group: &GroupId, dids: &[Did]) -> Result<Committed, Error> {
+        let mut st = self.inner.state.lock().await;
+        self.commit_locked(&mut st, group, Intent::Remove(dids.to_vec()))
+            .await
+    }
+
+    /// Renames the group. Admins only.
+    pub async fn rename(&self, group: &GroupId, name: &str) -> Result<Committed, Error> {
+        self.change(
+            group,
+            DataChange {
+                name: Some(name.to_owned()),
+                ..DataChange::default()
+            },
+        )
+        .await
+    }
+
+    /// Changes the description. Admins only.
+    pub async fn set_description(
+        &self,
+        group: &GroupId,
+        description: &str,
+    ) -> Result<Committed, Error> {
+        self.change(
+            group,
+            DataChange {
+                description: Some(description.to_owned()),
+                ..DataChange::default()
+            },
+        )
+        .await
+    }
+
+    /// Makes `did` an admin. Admins only.
+    pub async fn add_admin(&self, group: &GroupId, did: &Did) -> Result<Committed, Error> {
+        self.change(
+            group,
+            DataChange {
+                add_admins: vec![did.clone()],
+                ..DataChange::default()
+            },
+        )
+        .await
+    }
+
+    /// Removes `did` from the admins. Admins only.
+    pub async fn remove_admin(&self, group: &GroupId, did: &Did) -> Result<Committed, Error> {
+        self.change(
+            group,
+            DataChange {
+                remove_admins: vec![did.clone()],
+                ..DataChange::default()
+            },
+        )
+        .await
+    }
+
+    async fn change(&self, group: &GroupId, change: DataChange) -> Result<Committed, Error> {
+        let mut st = self.inner.state.lock().await;
+        self.commit_locked(&mut st, group, Intent::Update(change))
+            .await
+    }
+
+    /// Updates this device's leaf (new encryption keys; with `rotate`, a new signature
+    /// key too). Any member may.
+    pub async fn self_update(&self, group: &GroupId, rotate: bool) -> Result<Committed, Error> {
+        let mut st = self.inner.state.lock().await;
+        self.commit_locked(&mut st, group, Intent::SelfUpdate { rotate })
+            .await
+    }
+
+    /// Asks to leave: sends a proposal removing this device; an admin commits it (admins
+    /// do so when they receive it), and this device then sees [`Event::Removed`].
+    pub async fn leave(&self, group: &GroupId) -> Result<(), Error> {
+        let mut st = self.inner.state.lock().await;
+        let (payload, key, ds, mailbox) = st.transaction(|st| {
+            let row = store::group(&st.conn, &group.0)?.ok_or(Error::UnknownGroup)?;
+            let signer = st.signer(&row.signature_public)?;
+            let (bytes, key) = st.with_group(&group.0, |provider, g| {
+                let key = seal::mailbox_key(g, provider.crypto(), &row.mailbox)
+                    .map_err(|e| Error::mls("mailbox key", e))?;
+                let proposal = g
+                    .leave_group(provider, &signer)
+                    .map_err(|e| Error::mls("leave", e))?;
+                let bytes = proposal
+                    .tls_serialize_detached()
+                    .map_err(|e| Error::mls("encode", e))?;
+                Ok((bytes, key))
+            })?;
+            let payload = content::pad(bytes, self.inner.config.max_envelope_bytes);
+            store::record_sent(&st.conn, &group.0, &Sha256::digest(&payload))?;
+            Ok((payload, key, row.ds, row.mailbox))
+        })?;
+        let ds = Did::new(ds).map_err(|e| Error::Protocol(e.to_string()))?;
+        self.inner
+            .ds
+            .send_envelopes(
+                &ds,
+                &atmls_ds::MailboxId::from_bytes(mailbox),
+                &key,
+                vec![OutgoingEnvelope::message(payload)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Sends a message with `body` (a fresh id, sent now) and returns its content.
+    pub async fn send(&self, group: &GroupId, body: Body) -> Result<Content, Error> {
+        let content = content::content(body, None);
+        self.send_content(group, content.clone()).await?;
+        Ok(content)
+    }
+
+    /// Sends a content object as an application message.
+    pub async fn send_content(&self, group: &GroupId, content: Content) -> Result<u64, Error> {
+        let plaintext = content::encode(&content)?;
+        let mut st = self.inner.state.lock().await;
+        let max = self.inner.config.max_envelope_bytes;
+        let (payload, key, ds, mailbox) = st.transaction(|st| {
+            let row = store::group(&st.conn, &group.0)?.ok_or(Error::UnknownGroup)?;
+            if !row.active {
+                return Err(Error::NotMember);
+            }
+            let signer = st.signer(&row.signature_public)?;
+            let (bytes, key) = st.with_group(&group.0, |provider, g| {
+                let key = seal::mailbox_key(g, provider.crypto(), &row.mailbox)
+                    .map_err(|e| Error::mls("mailbox key", e))?;
+                let message = g
+                    .create_message(provider, &signer, &plaintext)
+                    .map_err(|e| Error::mls("encrypt", e))?;
+                let bytes = message
+                    .tls_serialize_detached()
+                    .map_err(|e| Error::mls("encode", e))?;
+                Ok((bytes, key))
+            })?;
+            let payload = content::pad(bytes, max);
+            store::record_sent(&st.conn, &group.0, &Sha256::digest(&payload))?;
+            Ok((payload, key, row.ds, row.mailbox))
+        })?;
+        let ds = Did::new(ds).map_err(|e| Error::Protocol(e.to_string()))?;
+        let receipt = self
+            .inner
+            .ds
+            .send_envelopes(
+                &ds,
+                &atmls_ds::MailboxId::from_bytes(mailbox),
+                &key,
+                vec![OutgoingEnvelope::message(payload)],
+            )
+            .await?;
+        let event = Event::Message(Message {
+            group: group.clone(),
+            sender: self.did().clone(),
+            sender_device: Some(self.device_id().to_owned()),
+            seq: receipt.first_seq,
+            content,
+        });
+        self.emit(std::slice::from_ref(&event));
+        Ok(receipt.first_seq)
+    }
+
+    /// The group as this device sees it.
+    pub async fn group(&self, group: &GroupId) -> Result<Group, Error> {
+        let mut st = self.inner.state.lock().await;
+        let row = store::group(&st.conn, &group.0)?.ok_or(Error::UnknownGroup)?;
+        st.with_group(&group.0, |_, g| {
+            grp::snapshot(g, row.active).map_err(|e| Error::Protocol(e.to_string()))
+        })
+    }
+
+    /// Every group of this device (active or not).
+    pub async fn groups(&self) -> Result<Vec<Group>, Error> {
+        let mut st = self.inner.state.lock().await;
+        let rows = store::groups(&st.conn)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(st.with_group(&row.group_id, |_, g| {
+                grp::snapshot(g, row.active).map_err(|e| Error::Protocol(e.to_string()))
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Commits `intent`: builds it on the current epoch, sends it, and on an epoch
+    /// conflict drops it, catches up with the group and rebuilds the same intent.
+    pub(crate) async fn commit_locked(
+        &self,
+        st: &mut State,
+        group: &GroupId,
+        intent: Intent,
+    ) -> Result<Committed, Error> {
+        let max = self.inner.config.max_commit_attempts;
+        for attempt in 1..=max {
+            let row = store::group(&st.conn, &group.0)?.ok_or(Error::UnknownGroup)?;
+            if !row.active {
+                return Err(Error::NotMember);
+            }
+            let me = st.did.clone();
+            let max_bytes = self.inner.config.max_envelope_bytes;
+            let built = st.transaction(|st| {
+                let signer = st.signer(&row.signature_public)?;
+                let built = st.with_group(&group.0, |provider, g| {
+                    commit::build(provider, g, &signer, &me, &intent)
+                })?;
+                let Some(built) = built else { return Ok(None) };
+                let payload = content::pad(built.message.clone(), max_bytes);
+                let digest = Sha256::digest(&payload).to_vec();
+                store::write_pending(
+                    &st.conn,
+                    &group.0,
+                    &PendingRow {
+                        intent: intent.name().into(),
+                        epoch: built.epoch,
+                        digest: digest.clone(),
+                        welcomes: serde_json::to_string(&(&built.welcome, &built.new_signer))
+                            .map_err(|e| Error::Protocol(e.to_string()))?,
+                    },
+                )?;
+                store::record_sent(&st.conn, &group.0, &digest)?;
+                Ok(Some((built, payload)))
+            })?;
+            let Some((built, payload)) = built else {
+                return Ok(Committed::Unchanged);
+            };
+            let BuiltCommit {
+                epoch,
+                key,
+                next_key,
+                mailbox,
+                ds,
+                welcome,
+                new_signer,
+                ..
+            } = built;
+            let sent = self
+                .inner
+                .ds
+                .send_envelopes(
+                    &ds,
+                    &mailbox,
+                    &key,
+                    vec![OutgoingEnvelope::commit(epoch, payload.clone(), next_key)],
+                )
+                .await;
+            match sent {
+                Ok(receipt) => {
+                    let events = self.merge_own(st, group, &welcome, new_signer.as_deref())?;
+                    self.send_welcomes(st, &ds, &mailbox, &welcome, receipt.last_seq + 1)
+                        .await;
+                    self.emit(&events);
+                    return Ok(Committed::Accepted {
+                        epoch,
+                        attempts: attempt,
+                    });
+                }
+                Err(TransportError::EpochConflict { .. }) => {
+                    let digest = Sha256::digest(&payload).to_vec();
+                    st.transaction(|st| {
+                        st.with_group(&group.0, |provider, g| {
+                            g.clear_pending_commit(provider.storage())
+                                .map_err(|e| Error::mls("clear pending commit", e))
+                        })?;
+                        if let Some(public) = &new_signer {
+                            forget_signer(st, public)?;
+                        }
+                        store::delete_pending(&st.conn, &group.0)?;
+                        store::take_sent(&st.conn, &group.0, &digest)?;
+                        Ok(())
+                    })?;
+                    let events = self.sync_group_locked(st, group).await?;
+                    self.emit(&events);
+                }
+                // Outcome unknown (the DS may have accepted it): the pending commit stays,
+                // and the next sync merges it if its envelope shows up, else drops it.
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::RetriesExhausted(max))
+    }
+
+    /// Merges this device's accepted pending commit.
+    pub(crate) fn merge_own(
+        &self,
+        st: &mut State,
+        group: &GroupId,
+        _welcome: &WelcomePlan,
+        new_signer: Option<&[u8]>,
+    ) -> Result<Vec<Event>, Error> {
+        let me = st.did.clone();
+        st.transaction(|st| {
+            let old_signer = store::group(&st.conn, &group.0)?.map(|r| r.signature_public);
+            let epoch = st.with_group(&group.0, |provider, g| {
+                g.merge_pending_commit(provider)
+                    .map_err(|e| Error::mls("merge commit", e))?;
+                Ok(g.epoch().as_u64())
+            })?;
+            if let Some(public) = new_signer {
+                store::set_group_signer(&st.conn, &group.0, public)?;
+                if let Some(old) = old_signer
+                    && old != st.row.signature_public
+                {
+                    forget_signer(st, &old)?;
+                }
+            }
+            store::delete_pending(&st.conn, &group.0)?;
+            Ok(vec![Event::GroupChanged {
+                group: group.clone(),
+                epoch,
+                by: me,
+            }])
+        })
+    }
+
+    /// Seals and deposits the welcome of an accepted commit to each new device's inbox.
+    pub(crate) async fn send_welcomes(
+        &self,
+        st: &mut State,
+        ds: &Did,
+        mailbox: &atmls_ds::MailboxId,
+        plan: &WelcomePlan,
+        from_seq: u64,
+    ) {
+        let info = WelcomeInfo {
+            welcome: plan.welcome.clone(),
+            ds: ds.clone(),
+            mailbox: *mailbox,
+            from_seq,
+        };
+        for target in &plan.targets {
+            let Ok(suite) = openmls::prelude::Ciphersuite::try_from(target.ciphersuite) else {
+                continue;
+            };
+            let Ok(sealed) = seal::seal_welcome(&st.crypto, suite, &target.init_key, &info) else {
+                continue;
+            };
+            let (Ok(inbox_ds), Ok(inbox)) = (
+                Did::new(target.inbox_ds.clone()),
+                target.inbox.parse::<atmls_ds::MailboxId>(),
+            ) else {
+                continue;
+            };
+            let payload = content::pad(sealed, self.inner.config.max_envelope_bytes);
+            if let Err(e) = self.inner.ds.send_welcome(&inbox_ds, &inbox, payload).await {
+                tracing::warn!(error = %e, "welcome not delivered");
+            }
+        }
+    }
+}
+
+/// Deletes a signature key pair (a rotated-away leaf key).
+pub(crate) fn forget_signer(st: &State, public: &[u8]) -> Result<(), Error> {
+    let scheme = st.ciphersuite()?.signature_algorithm();
+    openmls_basic_credential::SignatureKeyPair::delete(st.provider().storage(), public, scheme)
+        .map_err(|e| Error::Store(crate::error::StoreError::Sqlite(e)))
+}
+
+/// Whether an envelope kind is a commit.
+pub(crate) fn is_commit(kind: EnvelopeKind) -> bool {
+    kind == EnvelopeKind::Commit
+}

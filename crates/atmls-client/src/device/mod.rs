@@ -1,0 +1,346 @@
+//! A device: one MLS client of an account, its SQLite state, and every operation the
+//! application calls.
+
+pub(crate) mod groups;
+mod keys;
+pub(crate) mod store;
+mod sync;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use atmls_ds::{MailboxId, MailboxKind};
+use atmls_identity::Did;
+use ed25519_dalek::SigningKey;
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::RustCrypto;
+use rusqlite::Connection;
+use tokio::sync::{Mutex, broadcast};
+
+use crate::error::{Error, StoreError};
+use crate::event::Event;
+use crate::transport::{Ds, Pds};
+use store::{DeviceRow, Provider};
+
+/// How a device behaves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct DeviceConfig {
+    /// The MLS ciphersuite of new groups and KeyPackages.
+    pub ciphersuite: Ciphersuite,
+    /// One-time KeyPackages kept published besides the last-resort one.
+    pub one_time_key_packages: usize,
+    /// KeyPackage lifetime (`expiresAt - createdAt`).
+    pub key_package_lifetime: Duration,
+    /// Replace KeyPackages this long before they expire.
+    pub key_package_renewal: Duration,
+    /// Epoch conflicts tolerated per commit before giving up.
+    pub max_commit_attempts: u32,
+    /// The declaration's `invitePolicy`.
+    pub invite_policy: String,
+    /// The DS's `maxEnvelopeBytes` (payloads are padded up to buckets below it).
+    pub max_envelope_bytes: usize,
+    /// Look for new devices of this account at most this often during [`Device::sync`].
+    pub own_device_check_interval: Duration,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        Self {
+            ciphersuite: Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519,
+            one_time_key_packages: 3,
+            key_package_lifetime: Duration::from_secs(30 * 86_400),
+            key_package_renewal: Duration::from_secs(7 * 86_400),
+            max_commit_attempts: 16,
+            invite_policy: "anyone".into(),
+            max_envelope_bytes: 1 << 20,
+            own_device_check_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+impl DeviceConfig {
+    /// Sets the number of one-time KeyPackages.
+    pub fn with_one_time_key_packages(mut self, n: usize) -> Self {
+        self.one_time_key_packages = n;
+        self
+    }
+
+    /// Sets how often [`Device::sync`] looks for new devices of the account.
+    pub fn with_own_device_check_interval(mut self, interval: Duration) -> Self {
+        self.own_device_check_interval = interval;
+        self
+    }
+
+    /// Sets the commit retry bound.
+    pub fn with_max_commit_attempts(mut self, n: u32) -> Self {
+        self.max_commit_attempts = n;
+        self
+    }
+}
+
+pub(crate) struct State {
+    pub(crate) conn: Connection,
+    pub(crate) crypto: RustCrypto,
+    pub(crate) row: DeviceRow,
+    pub(crate) did: Did,
+    pub(crate) groups: HashMap<Vec<u8>, MlsGroup>,
+    pub(crate) last_device_check: Option<std::time::Instant>,
+}
+
+impl State {
+    pub(crate) fn provider(&self) -> Provider<'_> {
+        Provider::new(&self.crypto, &self.conn)
+    }
+
+    pub(crate) fn ciphersuite(&self) -> Result<Ciphersuite, Error> {
+        Ciphersuite::try_from(self.row.ciphersuite)
+            .map_err(|_| StoreError::Corrupt("ciphersuite").into())
+    }
+
+    /// The signer with public key `public`.
+    pub(crate) fn signer(&self, public: &[u8]) -> Result<SignatureKeyPair, Error> {
+        let scheme = self.ciphersuite()?.signature_algorithm();
+        SignatureKeyPair::read(self.provider().storage(), public, scheme)
+            .ok_or(Error::Store(StoreError::Corrupt("missing signature key")))
+    }
+
+    pub(crate) fn inbox_key(&self) -> SigningKey {
+        SigningKey::from_bytes(&self.row.inbox_key)
+    }
+
+    /// Runs `f` on the group, loaded once and cached; on error the cached copy is
+    /// dropped (the transaction rolls back and storage stays the truth).
+    pub(crate) fn with_group<T>(
+        &mut self,
+        id: &[u8],
+        f: impl FnOnce(&Provider<'_>, &mut MlsGroup) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let State {
+            conn,
+            crypto,
+            groups,
+            ..
+        } = self;
+        let provider = Provider::new(crypto, conn);
+        let group = match groups.entry(id.to_vec()) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let g = MlsGroup::load(provider.storage(), &GroupId::from_slice(id))
+                    .map_err(StoreError::Sqlite)?
+                    .ok_or(Error::UnknownGroup)?;
+                v.insert(g)
+            }
+        };
+        let out = f(&provider, group);
+        if out.is_err() {
+            groups.remove(id);
+        }
+        out
+    }
+
+    /// Runs `f` in one SQLite transaction (MLS state and ours together).
+    pub(crate) fn transaction<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match f(self) {
+            Ok(v) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.groups.clear();
+                Err(e)
+            }
+        }
+    }
+}
+
+pub(crate) struct Inner<P, D> {
+    pub(crate) pds: P,
+    pub(crate) ds: D,
+    pub(crate) config: DeviceConfig,
+    pub(crate) state: Mutex<State>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) did: Did,
+    pub(crate) device_id: String,
+}
+
+/// One device of an account: a member (leaf) of each of its groups.
+///
+/// Cheap to clone (shared state); every operation takes the device's lock, so operations
+/// of one device run one at a time.
+pub struct Device<P, D> {
+    pub(crate) inner: Arc<Inner<P, D>>,
+}
+
+impl<P, D> Clone for Device<P, D> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<P, D> std::fmt::Debug for Device<P, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("did", &self.inner.did)
+            .field("device_id", &self.inner.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the device database lives.
+#[derive(Debug, Clone, Copy)]
+pub enum Storage<'a> {
+    /// A file (created if missing).
+    File(&'a Path),
+    /// In memory (gone when the device is dropped).
+    Memory,
+}
+
+impl<P: Pds, D: Ds> Device<P, D> {
+    /// Creates a new device for the PDS session's account: a fresh signature key and
+    /// device id, an inbox on `ds`, the declaration (if the account has none) and the
+    /// KeyPackages published.
+    pub async fn create(
+        storage: Storage<'_>,
+        pds: P,
+        ds: D,
+        ds_did: Did,
+        config: DeviceConfig,
+    ) -> Result<Self, Error> {
+        let conn = match storage {
+            Storage::File(p) => store::open(p)?,
+            Storage::Memory => store::open_in_memory()?,
+        };
+        if store::read_device(&conn)?.is_some() {
+            return Err(StoreError::Device("database already holds a device".into()).into());
+        }
+        let crypto = RustCrypto::default();
+        let did = pds.did();
+        let signer = SignatureKeyPair::new(config.ciphersuite.signature_algorithm())
+            .map_err(|e| Error::mls("signature key", e))?;
+        signer
+            .store(Provider::new(&crypto, &conn).storage())
+            .map_err(StoreError::Sqlite)?;
+        let inbox_key = SigningKey::from_bytes(&rand::random());
+        let token = pds
+            .service_auth(&ds_did, "chat.mls.ds.createMailbox")
+            .await?;
+        let inbox = ds
+            .create_mailbox(
+                &ds_did,
+                &token,
+                MailboxKind::Inbox,
+                inbox_key.verifying_key().to_bytes(),
+                0,
+            )
+            .await?;
+        let device_id = crate::content::base32(&rand::random::<[u8; 10]>());
+        let row = DeviceRow {
+            did: did.to_string(),
+            device_id: device_id.clone(),
+            ciphersuite: u16::from(config.ciphersuite),
+            signature_public: signer.to_public_vec(),
+            inbox_ds: ds_did.to_string(),
+            inbox_mailbox: *inbox.as_bytes(),
+            inbox_key: inbox_key.to_bytes(),
+            inbox_cursor: 0,
+        };
+        store::write_device(&conn, &row)?;
+        let device = Self::from_parts(conn, crypto, row, pds, ds, config)?;
+        device.publish_declaration().await?;
+        device.replenish_key_packages().await?;
+        Ok(device)
+    }
+
+    /// Opens an existing device database: every group resumes where it stopped.
+    pub async fn open(path: &Path, pds: P, ds: D, config: DeviceConfig) -> Result<Self, Error> {
+        let conn = store::open(path)?;
+        let row = store::read_device(&conn)?
+            .ok_or_else(|| StoreError::Device("no device in this database".into()))?;
+        if row.did != pds.did().as_str() {
+            return Err(StoreError::Device(format!(
+                "database is for {}, session for {}",
+                row.did,
+                pds.did()
+            ))
+            .into());
+        }
+        Self::from_parts(conn, RustCrypto::default(), row, pds, ds, config)
+    }
+
+    fn from_parts(
+        conn: Connection,
+        crypto: RustCrypto,
+        row: DeviceRow,
+        pds: P,
+        ds: D,
+        config: DeviceConfig,
+    ) -> Result<Self, Error> {
+        let did = Did::new(row.did.clone()).map_err(|_| StoreError::Corrupt("did"))?;
+        let device_id = row.device_id.clone();
+        let (events, _) = broadcast::channel(4096);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pds,
+                ds,
+                config,
+                state: Mutex::new(State {
+                    conn,
+                    crypto,
+                    row,
+                    did: did.clone(),
+                    groups: HashMap::new(),
+                    last_device_check: None,
+                }),
+                events,
+                did,
+                device_id,
+            }),
+        })
+    }
+
+    /// The account.
+    pub fn did(&self) -> &Did {
+        &self.inner.did
+    }
+
+    /// This device's opaque id (as published in its KeyPackage records).
+    pub fn device_id(&self) -> &str {
+        &self.inner.device_id
+    }
+
+    /// The PDS session.
+    pub fn pds(&self) -> &P {
+        &self.inner.pds
+    }
+
+    /// A stream of this device's events (each subscriber sees events from now on).
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, events: &[Event]) {
+        for e in events {
+            let _ = self.inner.events.send(e.clone());
+        }
+    }
+
+    /// This device's inbox.
+    pub async fn inbox(&self) -> (Did, MailboxId) {
+        let st = self.inner.state.lock().await;
+        (
+            Did::new(st.row.inbox_ds.clone()).unwrap_or_else(|_| st.did.clone()),
+            MailboxId::from_bytes(st.row.inbox_mailbox),
+        )
+    }
+}

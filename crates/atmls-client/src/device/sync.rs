@@ -1,0 +1,496 @@
+//! Catching up: the inbox (welcomes → joins), each group mailbox in sequence order, new
+//! devices of this account, and the live loop over DS subscriptions.
+
+use std::collections::BTreeMap;
+
+use atmls_ds::{Envelope, MailboxId};
+use atmls_identity::Did;
+use openmls::prelude::tls_codec::Deserialize as _;
+use openmls::prelude::*;
+use openmls_traits::storage::StorageProvider as _;
+use sha2::{Digest as _, Sha256};
+
+use super::groups::{forget_signer, is_commit};
+use super::store::{self, GroupRow};
+use super::{Device, State};
+use crate::content;
+use crate::error::Error;
+use crate::event::{Event, Message};
+use crate::group::commit::{Intent, WelcomePlan};
+use crate::group::processing::{self, Outcome};
+use crate::group::seal::{self, WelcomeInfo};
+use crate::group::{self as grp, GroupId};
+use crate::transport::{Delivery, Ds, Pds, SubscribeTo};
+
+/// What processing one envelope asks the caller to do afterwards.
+#[derive(Default)]
+struct After {
+    events: Vec<Event>,
+    welcomes: Option<(WelcomePlan, u64)>,
+    leave_requested: bool,
+    removed: bool,
+}
+
+/// A joined group, and how it was joined.
+struct Joined {
+    group: GroupId,
+    name: String,
+    key_package_ref: Vec<u8>,
+    last_resort: bool,
+}
+
+impl<P: Pds, D: Ds> Device<P, D> {
+    /// Fetches and processes everything new: welcomes in the inbox (joining groups),
+    /// every group's mailbox from its cursor, and (at the configured interval) new devices
+    /// of this account, which are then added to every group. Returns the events (also
+    /// sent to [`Device::events`]).
+    pub async fn sync(&self) -> Result<Vec<Event>, Error> {
+        let mut st = self.inner.state.lock().await;
+        let mut events = self.sync_inbox(&mut st).await?;
+        for row in store::groups(&st.conn)? {
+            if !row.active {
+                continue;
+            }
+            let id = GroupId(row.group_id.clone());
+            let (evs, leave) = self.sync_group_inner(&mut st, &id).await?;
+            self.emit(&evs);
+            events.extend(evs);
+            if leave && self.is_admin(&mut st, &id)? {
+                match self
+                    .commit_locked(&mut st, &id, Intent::CommitProposals)
+                    .await
+                {
+                    Ok(_) | Err(Error::NotMember) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        let interval = self.inner.config.own_device_check_interval;
+        if st.last_device_check.is_none_or(|t| t.elapsed() >= interval) {
+            st.last_device_check = Some(std::time::Instant::now());
+            self.add_own_devices(&mut st).await?;
+        }
+        Ok(events)
+    }
+
+    fn is_admin(&self, st: &mut State, id: &GroupId) -> Result<bool, Error> {
+        let me = st.did.clone();
+        st.with_group(&id.0, |_, g| {
+            Ok(grp::group_data(g.extensions()).is_ok_and(|d| d.is_admin(me.as_str())))
+        })
+    }
+
+    /// Catches up with one group (used after a lost commit race).
+    pub(crate) async fn sync_group_locked(
+        &self,
+        st: &mut State,
+        group: &GroupId,
+    ) -> Result<Vec<Event>, Error> {
+        Ok(self.sync_group_inner(st, group).await?.0)
+    }
+
+    async fn sync_group_inner(
+        &self,
+        st: &mut State,
+        group: &GroupId,
+    ) -> Result<(Vec<Event>, bool), Error> {
+        let mut events = Vec::new();
+        let mut leave_requested = false;
+        loop {
+            let Some(row) = store::group(&st.conn, &group.0)? else {
+                return Err(Error::UnknownGroup);
+            };
+            if !row.active {
+                break;
+            }
+            let key = st.with_group(&group.0, |provider, g| {
+                seal::mailbox_key(g, provider.crypto(), &row.mailbox)
+                    .map_err(|e| Error::mls("mailbox key", e))
+            })?;
+            let ds = Did::new(row.ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
+            let mailbox = MailboxId::from_bytes(row.mailbox);
+            let page = self
+                .inner
+                .ds
+                .envelopes(&ds, &mailbox, &key, row.cursor)
+                .await?;
+            if page.envelopes.is_empty() {
+                break;
+            }
+            for envelope in page.envelopes {
+                let after = st.transaction(|st| process_envelope(st, group, &envelope))?;
+                events.extend(after.events);
+                leave_requested |= after.leave_requested;
+                if let Some((plan, from_seq)) = after.welcomes {
+                    self.send_welcomes(st, &ds, &mailbox, &plan, from_seq).await;
+                }
+                if after.removed {
+                    store::checkpoint(&st.conn)?;
+                    return Ok((events, false));
+                }
+            }
+        }
+        // A pending commit whose envelope never showed up was not accepted: drop it.
+        if let Some(pending) = store::pending(&st.conn, &group.0)? {
+            st.transaction(|st| {
+                st.with_group(&group.0, |provider, g| {
+                    g.clear_pending_commit(provider.storage())
+                        .map_err(|e| Error::mls("clear pending commit", e))
+                })?;
+                store::take_sent(&st.conn, &group.0, &pending.digest)?;
+                Ok(store::delete_pending(&st.conn, &group.0)?)
+            })?;
+        }
+        Ok((events, leave_requested))
+    }
+
+    /// Lists the inbox and joins the groups of the welcomes sealed to this device.
+    async fn sync_inbox(&self, st: &mut State) -> Result<Vec<Event>, Error> {
+        let ds = Did::new(st.row.inbox_ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
+        let inbox = MailboxId::from_bytes(st.row.inbox_mailbox);
+        let key = st.inbox_key();
+        let mut events = Vec::new();
+        loop {
+            let page = self
+                .inner
+                .ds
+                .list_inbox(&ds, &inbox, &key, st.row.inbox_cursor)
+                .await?;
+            if page.envelopes.is_empty() {
+                break;
+            }
+            let mut done = Vec::new();
+            for item in page.envelopes {
+                let joined = st.transaction(|st| {
+                    let joined = join(st, &item);
+                    store::set_inbox_cursor(&st.conn, item.seq)?;
+                    Ok(joined)
+                })?;
+                st.row.inbox_cursor = item.seq;
+                done.push(item.seq);
+                match joined {
+                    Ok(j) => {
+                        let ev = Event::Joined {
+                            group: j.group.clone(),
+                            name: j.name.clone(),
+                        };
+                        self.emit(std::slice::from_ref(&ev));
+                        events.push(ev);
+                        if j.last_resort {
+                            // Joined through the last-resort package: rotate the leaf
+                            // signature key at once.
+                            self.commit_locked(st, &j.group, Intent::SelfUpdate { rotate: true })
+                                .await?;
+                        } else {
+                            self.consumed_key_package(st, &j.key_package_ref).await?;
+                        }
+                        let evs = self.sync_group_locked(st, &j.group).await?;
+                        self.emit(&evs);
+                        events.extend(evs);
+                    }
+                    Err(reason) => {
+                        let ev = Event::Rejected {
+                            group: None,
+                            seq: item.seq,
+                            reason,
+                        };
+                        self.emit(std::slice::from_ref(&ev));
+                        events.push(ev);
+                    }
+                }
+            }
+            for chunk in done.chunks(100) {
+                if let Err(e) = self
+                    .inner
+                    .ds
+                    .delete_inbox_items(&ds, &inbox, &key, chunk.to_vec())
+                    .await
+                {
+                    tracing::warn!(error = %e, "inbox items not deleted");
+                }
+            }
+            store::checkpoint(&st.conn)?;
+        }
+        Ok(events)
+    }
+
+    /// Adds this account's devices that are missing from a group to it.
+    async fn add_own_devices(&self, st: &mut State) -> Result<(), Error> {
+        let me = st.did.clone();
+        let own = match self.key_packages_locked(st, &me, false).await {
+            Ok(v) => v,
+            Err(Error::NoKeyPackage { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for row in store::groups(&st.conn)? {
+            if !row.active {
+                continue;
+            }
+            let present: Vec<String> = st.with_group(&row.group_id, |_, g| {
+                Ok(grp::members(g)
+                    .into_iter()
+                    .filter(|m| m.did == me)
+                    .filter_map(|m| m.device_id)
+                    .collect())
+            })?;
+            let missing: Vec<_> = own
+                .iter()
+                .filter(|k| !present.contains(&k.device_id))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                self.commit_locked(st, &GroupId(row.group_id.clone()), Intent::Add(missing))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until the DS connection cannot be re-established: subscribes to the inbox
+    /// and every group mailbox, and syncs whenever something arrives; resubscribes from
+    /// the cursors when a stream ends or the keys change (new epoch, new group).
+    pub async fn run(&self) -> Result<(), Error> {
+        loop {
+            self.sync().await?;
+            let targets = self.subscription_targets().await?;
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            for (ds, subs) in &targets {
+                let mut stream = self.inner.ds.subscribe(ds, subs.clone()).await?;
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while let Some(d) = stream.recv().await {
+                        if tx.send(d).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = tx.send(Delivery::Closed(None));
+                });
+            }
+            drop(tx);
+            let fingerprint = fingerprint(&targets);
+            loop {
+                match rx.recv().await {
+                    Some(Delivery::Envelope { .. }) => {
+                        while let Ok(Delivery::Envelope { .. }) = rx.try_recv() {}
+                        self.sync().await?;
+                        if fingerprint
+                            != crate::device::sync::fingerprint(&self.subscription_targets().await?)
+                        {
+                            break;
+                        }
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+
+    async fn subscription_targets(&self) -> Result<BTreeMap<Did, Vec<SubscribeTo>>, Error> {
+        let mut st = self.inner.state.lock().await;
+        let mut out: BTreeMap<Did, Vec<SubscribeTo>> = BTreeMap::new();
+        let inbox_ds =
+            Did::new(st.row.inbox_ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
+        out.entry(inbox_ds).or_default().push(SubscribeTo {
+            mailbox: MailboxId::from_bytes(st.row.inbox_mailbox),
+            key: st.inbox_key(),
+            cursor: st.row.inbox_cursor,
+        });
+        for row in store::groups(&st.conn)? {
+            if !row.active {
+                continue;
+            }
+            let key = st.with_group(&row.group_id, |provider, g| {
+                seal::mailbox_key(g, provider.crypto(), &row.mailbox)
+                    .map_err(|e| Error::mls("mailbox key", e))
+            })?;
+            let ds = Did::new(row.ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
+            out.entry(ds).or_default().push(SubscribeTo {
+                mailbox: MailboxId::from_bytes(row.mailbox),
+                key,
+                cursor: row.cursor,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn fingerprint(targets: &BTreeMap<Did, Vec<SubscribeTo>>) -> Vec<(MailboxId, [u8; 32])> {
+    targets
+        .values()
+        .flatten()
+        .map(|s| (s.mailbox, s.key.verifying_key().to_bytes()))
+        .collect()
+}
+
+/// Processes one group envelope inside the caller's transaction and advances the cursor.
+fn process_envelope(st: &mut State, group: &GroupId, envelope: &Envelope) -> Result<After, Error> {
+    let mut after = After::default();
+    let digest = Sha256::digest(&envelope.payload).to_vec();
+    store::set_group_cursor(&st.conn, &group.0, envelope.seq)?;
+    if is_commit(envelope.kind)
+        && let Some(pending) = store::pending(&st.conn, &group.0)?
+    {
+        if pending.digest == digest {
+            // Our own commit, accepted (its answer was lost): merge it now.
+            let (plan, new_signer): (WelcomePlan, Option<Vec<u8>>) =
+                serde_json::from_str(&pending.welcomes).unwrap_or_default();
+            st.with_group(&group.0, |provider, g| {
+                g.merge_pending_commit(provider)
+                    .map_err(|e| Error::mls("merge commit", e))
+            })?;
+            if let Some(public) = &new_signer {
+                store::set_group_signer(&st.conn, &group.0, public)?;
+            }
+            store::delete_pending(&st.conn, &group.0)?;
+            store::take_sent(&st.conn, &group.0, &digest)?;
+            if !plan.targets.is_empty() {
+                after.welcomes = Some((plan, envelope.seq + 1));
+            }
+            return Ok(after);
+        }
+        // Someone else's commit won this epoch: drop ours.
+        st.with_group(&group.0, |provider, g| {
+            g.clear_pending_commit(provider.storage())
+                .map_err(|e| Error::mls("clear pending commit", e))
+        })?;
+        if let Some(public) =
+            serde_json::from_str::<(WelcomePlan, Option<Vec<u8>>)>(&pending.welcomes)
+                .ok()
+                .and_then(|(_, s)| s)
+        {
+            forget_signer(st, &public)?;
+        }
+        store::take_sent(&st.conn, &group.0, &pending.digest)?;
+        store::delete_pending(&st.conn, &group.0)?;
+    }
+    if store::take_sent(&st.conn, &group.0, &digest)? {
+        return Ok(after);
+    }
+    let reject = |reason: String| Event::Rejected {
+        group: Some(group.clone()),
+        seq: envelope.seq,
+        reason,
+    };
+    let message = match content::unpad(&envelope.payload) {
+        Ok(m) => m,
+        Err(e) => {
+            after.events.push(reject(e));
+            return Ok(after);
+        }
+    };
+    let outcome = st.with_group(&group.0, |provider, g| {
+        Ok(processing::process(provider, g, message))
+    })?;
+    match outcome {
+        Outcome::Message {
+            sender,
+            sender_device,
+            content,
+        } => after.events.push(Event::Message(Message {
+            group: group.clone(),
+            sender,
+            sender_device,
+            seq: envelope.seq,
+            content,
+        })),
+        Outcome::Commit {
+            committer,
+            removed_self,
+        } => {
+            if removed_self {
+                st.with_group(&group.0, |provider, g| {
+                    g.delete(provider.storage())
+                        .map_err(|e| Error::mls("delete group", e))
+                })?;
+                st.groups.remove(&group.0);
+                store::deactivate_group(&st.conn, &group.0)?;
+                after.removed = true;
+                after.events.push(Event::Removed {
+                    group: group.clone(),
+                });
+            } else {
+                let epoch = st.with_group(&group.0, |_, g| Ok(g.epoch().as_u64()))?;
+                after.events.push(Event::GroupChanged {
+                    group: group.clone(),
+                    epoch,
+                    by: committer,
+                });
+            }
+        }
+        Outcome::Proposal { leaving } => {
+            if let Some(did) = leaving {
+                after.leave_requested = true;
+                after.events.push(Event::LeaveRequested {
+                    group: group.clone(),
+                    did,
+                });
+            }
+        }
+        Outcome::Ignored(_) => {}
+        Outcome::Rejected(reason) => after.events.push(reject(reason)),
+    }
+    Ok(after)
+}
+
+/// Opens a sealed welcome with one of this device's KeyPackages and joins the group.
+fn join(st: &mut State, item: &Envelope) -> Result<Joined, String> {
+    let suite = st.ciphersuite().map_err(|e| e.to_string())?;
+    let rows = store::key_packages(&st.conn).map_err(|e| e.to_string())?;
+    let mut opened = None;
+    for row in rows {
+        let Some(hash_ref) = crate::keypackage::key_package_ref(&row.key_package_ref) else {
+            continue;
+        };
+        let bundle: Option<KeyPackageBundle> = st
+            .provider()
+            .storage()
+            .key_package(&hash_ref)
+            .map_err(|e| e.to_string())?;
+        let Some(bundle) = bundle else { continue };
+        if let Some(plain) = seal::open_welcome(
+            &st.crypto,
+            suite.hpke_config(),
+            bundle.init_private_key(),
+            &item.payload,
+        ) {
+            opened = Some((plain, row));
+            break;
+        }
+    }
+    let (plain, row) = opened.ok_or("welcome is not sealed to any of this device's KeyPackages")?;
+    let info = WelcomeInfo::from_cbor(&plain)?;
+    let message =
+        MlsMessageIn::tls_deserialize_exact(info.welcome.as_slice()).map_err(|e| e.to_string())?;
+    let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
+        return Err("sealed message is not a Welcome".into());
+    };
+    let mut group =
+        StagedWelcome::new_from_welcome(&st.provider(), &grp::create::join_config(), welcome, None)
+            .and_then(|w| w.into_group(&st.provider()))
+            .map_err(|e| format!("join: {e}"))?;
+    let data = grp::group_data(group.extensions()).map_err(|e| e.to_string())?;
+    if data.mailbox != *info.mailbox.as_bytes() || data.ds != info.ds {
+        let _ = group.delete(st.provider().storage());
+        return Err("the welcome's mailbox is not the group's".into());
+    }
+    let id = group.group_id().as_slice().to_vec();
+    store::insert_group(
+        &st.conn,
+        &GroupRow {
+            group_id: id.clone(),
+            ds: data.ds.to_string(),
+            mailbox: data.mailbox,
+            cursor: info.from_seq.saturating_sub(1),
+            signature_public: st.row.signature_public.clone(),
+            active: true,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    st.groups.insert(id.clone(), group);
+    Ok(Joined {
+        group: GroupId(id),
+        name: data.name,
+        key_package_ref: row.key_package_ref,
+        last_resort: row.last_resort,
+    })
+}

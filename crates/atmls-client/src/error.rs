@@ -1,0 +1,239 @@
+//! Typed errors. Every refusal an application may show a person is its own variant.
+
+use atmls_identity::Did;
+
+/// The device database failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// openmls' storage migrations failed.
+    #[error("storage migration: {0}")]
+    Migration(String),
+    /// A stored value is not what this version wrote.
+    #[error("corrupt device state: {0}")]
+    Corrupt(&'static str),
+    /// The database belongs to another account or was never initialised.
+    #[error("device database: {0}")]
+    Device(String),
+}
+
+/// A PDS or delivery-service request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// The service answered an XRPC error (`{"error", "message"}`).
+    #[error("{status} {error}: {message}")]
+    Xrpc {
+        /// HTTP status.
+        status: u16,
+        /// The error name, to dispatch on.
+        error: String,
+        /// Human-readable text.
+        message: String,
+    },
+    /// The DS refused a commit: the mailbox is at another epoch.
+    #[error("epoch conflict: mailbox is at epoch {current_epoch} (seq {current_seq})")]
+    EpochConflict {
+        /// The mailbox's epoch.
+        current_epoch: u64,
+        /// The mailbox's head.
+        current_seq: u64,
+    },
+    /// The connection failed or timed out.
+    #[error("network: {0}")]
+    Network(String),
+    /// The answer did not have the expected shape.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+}
+
+impl TransportError {
+    /// The XRPC error name, if the service answered one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Self::Xrpc { error, .. } => Some(error),
+            Self::EpochConflict { .. } => Some("EpochConflict"),
+            _ => None,
+        }
+    }
+}
+
+/// Why another account's KeyPackage record was refused (docs/spec.md §3.3, in check order).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyPackageRefusal {
+    /// The DID document could not be resolved or has no usable `#atproto` key.
+    #[error("DID document: {0}")]
+    DidDocument(String),
+    /// The proof (CAR, commit, signature, MST path or record block) does not verify.
+    #[error("proof does not verify: {0}")]
+    Proof(String),
+    /// The proof verifies but shows the record absent (deleted or consumed).
+    #[error("record is absent from the repo")]
+    Absent,
+    /// The proof is from an older repo revision than one already seen for this DID.
+    #[error("proof is from revision {proof}, older than {seen} already seen")]
+    StaleRevision {
+        /// The proof's commit rev.
+        proof: String,
+        /// The highest rev seen for the DID.
+        seen: String,
+    },
+    /// The record does not satisfy the `chat.mls.keyPackage` lexicon.
+    #[error("record fails the lexicon: {0}")]
+    Lexicon(String),
+    /// The KeyPackage bytes do not parse as an MLSMessage holding a KeyPackage.
+    #[error("KeyPackage bytes do not parse: {0}")]
+    Malformed(String),
+    /// MLS validation of the KeyPackage failed (signature, lifetime, capabilities, …).
+    #[error("KeyPackage is invalid: {0}")]
+    Invalid(String),
+    /// The record's `keyPackageRef` is not the KeyPackage's reference.
+    #[error("keyPackageRef does not match the KeyPackage")]
+    RefMismatch,
+    /// The credential is not a BasicCredential whose identity is the record's DID.
+    #[error("credential identity {found:?} is not the account's DID")]
+    WrongIdentity {
+        /// What the credential says (lossy UTF-8).
+        found: String,
+    },
+    /// The record's `ciphersuite` differs from the KeyPackage's, or is not supported here.
+    #[error("ciphersuite {0:#06x} not usable")]
+    Ciphersuite(u16),
+    /// `expiresAt` has passed.
+    #[error("expired at {0}")]
+    Expired(String),
+    /// The KeyPackage does not support the group data extension.
+    #[error("KeyPackage does not support the chat.mls group data extension")]
+    MissingCapability,
+}
+
+/// Why a commit, proposal or message from the group was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyViolation {
+    /// A member who is not an admin added, removed, renamed or changed admins.
+    #[error("{0} is not an admin")]
+    NotAdmin(String),
+    /// A proposal or commit changes a leaf's identity (DID).
+    #[error("a leaf's identity would change from {from} to {to}")]
+    IdentityChange {
+        /// The old DID.
+        from: String,
+        /// The new credential identity.
+        to: String,
+    },
+    /// A leaf credential is not a BasicCredential holding a DID.
+    #[error("credential is not a DID: {0}")]
+    BadCredential(String),
+    /// The group data extension is missing or does not parse.
+    #[error("group data extension: {0}")]
+    GroupData(String),
+    /// The commit moves the group to another mailbox, which this version does not follow.
+    #[error("the commit changes the group's mailbox")]
+    MailboxChange,
+}
+
+/// Content could not be encoded or decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContentError {
+    /// Not DAG-CBOR, or not an object with `$type` `chat.mls.content`.
+    #[error("not a chat.mls.content object: {0}")]
+    Decode(String),
+    /// The object fails the `chat.mls.content` lexicon.
+    #[error("content fails the lexicon: {0}")]
+    Lexicon(String),
+    /// Encoding failed.
+    #[error("encode: {0}")]
+    Encode(String),
+}
+
+/// The client's errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The device database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A request to the PDS or the DS failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// A KeyPackage of `did` was refused.
+    #[error("KeyPackage of {did} refused: {reason}")]
+    KeyPackageRefused {
+        /// The account.
+        did: Did,
+        /// Why.
+        reason: KeyPackageRefusal,
+    },
+    /// The account has no `chat.mls.declaration`: it does not take part.
+    #[error("{0} has no chat.mls declaration")]
+    NoDeclaration(Did),
+    /// The account's declaration does not let us invite it.
+    #[error("{did} does not accept invitations ({policy})")]
+    InviteRefused {
+        /// The account.
+        did: Did,
+        /// Its `invitePolicy`.
+        policy: String,
+    },
+    /// The account has no usable KeyPackage (none published, or all refused).
+    #[error("{did} has no usable KeyPackage{}", .last.as_ref().map(|r| format!(" (last refusal: {r})")).unwrap_or_default())]
+    NoKeyPackage {
+        /// The account.
+        did: Did,
+        /// Why the last candidate was refused, if any was.
+        last: Option<KeyPackageRefusal>,
+    },
+    /// This device is not an admin of the group.
+    #[error("only admins may do this")]
+    NotAdmin,
+    /// No such group on this device.
+    #[error("unknown group")]
+    UnknownGroup,
+    /// This device is no longer a member of the group.
+    #[error("no longer a member of the group")]
+    NotMember,
+    /// The DID is not a member of the group.
+    #[error("{0} is not a member")]
+    NotAMember(Did),
+    /// The commit lost the race too often.
+    #[error("gave up after {0} epoch conflicts")]
+    RetriesExhausted(u32),
+    /// An MLS operation failed.
+    #[error("MLS {op}: {message}")]
+    Mls {
+        /// Which operation.
+        op: &'static str,
+        /// openmls' error text.
+        message: String,
+    },
+    /// Content could not be encoded or decoded.
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// An attachment could not be stored, fetched or decrypted.
+    #[error("attachment: {0}")]
+    Attachment(String),
+    /// A peer or service sent something that breaks the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+impl Error {
+    pub(crate) fn mls(op: &'static str, e: impl std::fmt::Display) -> Self {
+        Self::Mls {
+            op,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Store(StoreError::Sqlite(e))
+    }
+}

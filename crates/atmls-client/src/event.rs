@@ -1,0 +1,78 @@
+//! What a device reports: messages, joins, membership and group changes, refusals.
+
+use atmls_identity::Did;
+
+use crate::content::Content;
+use crate::group::GroupId;
+
+/// An application message received (or sent by this device).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// The group.
+    pub group: GroupId,
+    /// The sending account.
+    pub sender: Did,
+    /// The sending device's id, when its leaf carries one.
+    pub sender_device: Option<String>,
+    /// The message's position in the group mailbox.
+    pub seq: u64,
+    /// The content.
+    pub content: Content,
+}
+
+impl Message {
+    /// The text of a `#text` or `#reply` body, or the fallback text.
+    pub fn text(&self) -> Option<&str> {
+        use crate::content::Body;
+        match &self.content.body {
+            atrium_api::types::Union::Refs(Body::Text(t)) => Some(&t.text),
+            atrium_api::types::Union::Refs(Body::Reply(r)) => Some(&r.text),
+            _ => self.content.fallback_text.as_deref(),
+        }
+    }
+}
+
+/// Something that happened on a device.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// This device joined a group through a welcome.
+    Joined {
+        /// The group.
+        group: GroupId,
+        /// Its name.
+        name: String,
+    },
+    /// A message arrived.
+    Message(Message),
+    /// A commit moved the group to a new epoch.
+    GroupChanged {
+        /// The group.
+        group: GroupId,
+        /// The new epoch.
+        epoch: u64,
+        /// Who committed it.
+        by: Did,
+    },
+    /// This device was removed from the group (or left it).
+    Removed {
+        /// The group.
+        group: GroupId,
+    },
+    /// A member asked to leave; admins commit it.
+    LeaveRequested {
+        /// The group.
+        group: GroupId,
+        /// The account leaving.
+        did: Did,
+    },
+    /// Something from the group or the inbox was refused (shown to a person as a warning).
+    Rejected {
+        /// The group, if known.
+        group: Option<GroupId>,
+        /// The mailbox sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+}

@@ -1,0 +1,261 @@
+//! Building the commit for an intent on the group's current epoch. The same intent is
+//! rebuilt after a lost race, so each intent says *what* to reach (these devices in,
+//! these accounts out, this name), not which proposals to send.
+
+use atmls_ds::MailboxId;
+use atmls_identity::Did;
+use ed25519_dalek::SigningKey;
+use openmls::prelude::tls_codec::Serialize as _;
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+
+use super::seal::{mailbox_key, staged_mailbox_key};
+use super::{GroupData, credential_did, group_data, with_data};
+use crate::Error;
+use crate::device::store::Provider;
+use crate::keypackage::VerifiedKeyPackage;
+
+/// What a commit should achieve.
+#[derive(Debug, Clone)]
+pub(crate) enum Intent {
+    /// These devices become members (those already in are skipped).
+    Add(Vec<VerifiedKeyPackage>),
+    /// Every device of these accounts leaves (this device excepted).
+    Remove(Vec<Did>),
+    /// Change name, description or admins.
+    Update(DataChange),
+    /// A self-update; with `rotate`, with a fresh signature key.
+    SelfUpdate {
+        /// Rotate the leaf signature key.
+        rotate: bool,
+    },
+    /// Commit the proposals received (e.g. members leaving).
+    CommitProposals,
+}
+
+impl Intent {
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Add(_) => "add",
+            Self::Remove(_) => "remove",
+            Self::Update(_) => "update",
+            Self::SelfUpdate { .. } => "self-update",
+            Self::CommitProposals => "commit-proposals",
+        }
+    }
+
+    /// Whether only admins may commit it (given the committer's DID).
+    pub(crate) fn needs_admin(&self, me: &Did) -> bool {
+        match self {
+            Self::Add(kps) => kps.iter().any(|k| &k.did != me),
+            Self::Remove(dids) => dids.iter().any(|d| d != me),
+            Self::Update(_) => true,
+            Self::SelfUpdate { .. } | Self::CommitProposals => false,
+        }
+    }
+}
+
+/// A change of the group data; `None` fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DataChange {
+    pub(crate) name: Option<String>,
+    pub(crate) description: Option<String>,
+    pub(crate) add_admins: Vec<Did>,
+    pub(crate) remove_admins: Vec<Did>,
+}
+
+impl DataChange {
+    fn apply(&self, data: &GroupData) -> GroupData {
+        let mut out = data.clone();
+        if let Some(n) = &self.name {
+            out.name = n.clone();
+        }
+        if let Some(d) = &self.description {
+            out.description = d.clone();
+        }
+        for a in &self.add_admins {
+            if !out.admins.contains(a) {
+                out.admins.push(a.clone());
+            }
+        }
+        out.admins.retain(|a| !self.remove_admins.contains(a));
+        out
+    }
+}
+
+/// Where a welcome goes once the commit is accepted.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct WelcomeTarget {
+    pub(crate) inbox_ds: String,
+    pub(crate) inbox: String,
+    pub(crate) ciphersuite: u16,
+    pub(crate) init_key: Vec<u8>,
+}
+
+/// The welcome of a commit and its recipients.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct WelcomePlan {
+    pub(crate) welcome: Vec<u8>,
+    pub(crate) targets: Vec<WelcomeTarget>,
+}
+
+/// A staged own commit, ready to send.
+pub(crate) struct BuiltCommit {
+    pub(crate) epoch: u64,
+    pub(crate) message: Vec<u8>,
+    pub(crate) key: SigningKey,
+    pub(crate) next_key: [u8; 32],
+    pub(crate) mailbox: MailboxId,
+    pub(crate) ds: Did,
+    pub(crate) welcome: WelcomePlan,
+    pub(crate) new_signer: Option<Vec<u8>>,
+}
+
+/// Builds the commit for `intent` and leaves it pending in `group`; `Ok(None)` when the
+/// intent is already reached.
+pub(crate) fn build(
+    provider: &Provider<'_>,
+    group: &mut MlsGroup,
+    signer: &SignatureKeyPair,
+    me: &Did,
+    intent: &Intent,
+) -> Result<Option<BuiltCommit>, Error> {
+    let data = group_data(group.extensions()).map_err(|e| Error::Protocol(e.to_string()))?;
+    if intent.needs_admin(me) && !data.is_admin(me.as_str()) {
+        return Err(Error::NotAdmin);
+    }
+    let epoch = group.epoch().as_u64();
+    let key = mailbox_key(group, provider.crypto(), &data.mailbox)
+        .map_err(|e| Error::mls("mailbox key", e))?;
+    let mut targets = Vec::new();
+    let mut new_signer = None;
+    let (commit, welcome) = match intent {
+        Intent::Add(kps) => {
+            let present: Vec<Vec<u8>> = group.members().map(|m| m.signature_key).collect();
+            let fresh: Vec<&VerifiedKeyPackage> = kps
+                .iter()
+                .filter(|k| {
+                    !present.iter().any(|p| {
+                        p.as_slice() == k.key_package.leaf_node().signature_key().as_slice()
+                    })
+                })
+                .collect();
+            if fresh.is_empty() {
+                return Ok(None);
+            }
+            for k in &fresh {
+                targets.push(WelcomeTarget {
+                    inbox_ds: k.inbox_ds.to_string(),
+                    inbox: k.inbox.to_string(),
+                    ciphersuite: u16::from(k.key_package.ciphersuite()),
+                    init_key: k.key_package.hpke_init_key().as_slice().to_vec(),
+                });
+            }
+            let packages: Vec<KeyPackage> = fresh.iter().map(|k| k.key_package.clone()).collect();
+            let (commit, welcome, _) = group
+                .add_members(provider, signer, &packages)
+                .map_err(|e| Error::mls("add members", e))?;
+            (commit, Some(welcome))
+        }
+        Intent::Remove(dids) => {
+            let own = group.own_leaf_index();
+            let leaves: Vec<LeafNodeIndex> = group
+                .members()
+                .filter(|m| m.index != own)
+                .filter(|m| credential_did(&m.credential).is_ok_and(|d| dids.contains(&d)))
+                .map(|m| m.index)
+                .collect();
+            if leaves.is_empty() {
+                return Ok(None);
+            }
+            let (commit, welcome, _) = group
+                .remove_members(provider, signer, &leaves)
+                .map_err(|e| Error::mls("remove members", e))?;
+            (commit, welcome)
+        }
+        Intent::Update(change) => {
+            let next = change.apply(&data);
+            if next == data {
+                return Ok(None);
+            }
+            let extensions = with_data(group.extensions(), &next)?;
+            let (commit, welcome, _) = group
+                .update_group_context_extensions(provider, extensions, signer)
+                .map_err(|e| Error::mls("update group data", e))?;
+            (commit, welcome)
+        }
+        Intent::SelfUpdate { rotate: false } => {
+            let bundle = group
+                .self_update(provider, signer, LeafNodeParameters::default())
+                .map_err(|e| Error::mls("self-update", e))?;
+            let (commit, welcome, _) = bundle.into_messages();
+            (commit, welcome)
+        }
+        Intent::SelfUpdate { rotate: true } => {
+            let fresh = SignatureKeyPair::new(signer.signature_scheme())
+                .map_err(|e| Error::mls("new signature key", e))?;
+            fresh
+                .store(provider.storage())
+                .map_err(|e| Error::mls("store signature key", e))?;
+            let credential = group
+                .own_leaf_node()
+                .ok_or(Error::NotMember)?
+                .credential()
+                .clone();
+            let bundle = group
+                .self_update_with_new_signer(
+                    provider,
+                    signer,
+                    NewSignerBundle {
+                        signer: &fresh,
+                        credential_with_key: CredentialWithKey {
+                            credential,
+                            signature_key: fresh.public().into(),
+                        },
+                    },
+                    LeafNodeParameters::default(),
+                )
+                .map_err(|e| Error::mls("rotate signature key", e))?;
+            new_signer = Some(fresh.to_public_vec());
+            let (commit, welcome, _) = bundle.into_messages();
+            (commit, welcome)
+        }
+        Intent::CommitProposals => {
+            if group.pending_proposals().next().is_none() {
+                return Ok(None);
+            }
+            let (commit, welcome, _) = group
+                .commit_to_pending_proposals(provider, signer)
+                .map_err(|e| Error::mls("commit proposals", e))?;
+            (commit, welcome)
+        }
+    };
+    let staged = group
+        .pending_commit()
+        .ok_or_else(|| Error::Protocol("no pending commit after building one".into()))?;
+    let next_data = group_data(staged.group_context().extensions())
+        .map_err(|e| Error::Protocol(e.to_string()))?;
+    let next_key = staged_mailbox_key(staged, provider.crypto(), &next_data.mailbox)
+        .map_err(|e| Error::mls("next mailbox key", e))?;
+    let welcome = match welcome {
+        Some(w) if !targets.is_empty() => WelcomePlan {
+            welcome: w
+                .tls_serialize_detached()
+                .map_err(|e| Error::mls("encode welcome", e))?,
+            targets,
+        },
+        _ => WelcomePlan::default(),
+    };
+    Ok(Some(BuiltCommit {
+        epoch,
+        message: commit
+            .tls_serialize_detached()
+            .map_err(|e| Error::mls("encode commit", e))?,
+        key,
+        next_key: next_key.verifying_key().to_bytes(),
+        mailbox: super::mailbox_of(&data),
+        ds: data.ds.clone(),
+        welcome,
+        new_signer,
+    }))
+}

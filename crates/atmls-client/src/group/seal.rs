@@ -1,0 +1,191 @@
+//! Mailbox keys derived from MLS, and welcomes sealed to an invitee's KeyPackage.
+
+use atmls_ds::MailboxId;
+use atmls_identity::Did;
+use ed25519_dalek::SigningKey;
+use ipld_core::ipld::Ipld;
+use openmls::prelude::*;
+use openmls_traits::crypto::OpenMlsCrypto;
+use openmls_traits::types::{HpkeCiphertext, HpkeConfig};
+use std::collections::BTreeMap;
+
+/// The MLS exporter label of mailbox keys.
+pub const MAILBOX_KEY_LABEL: &str = "chat.mls mailbox";
+
+/// The HPKE `info` of sealed welcomes (domain-separated from MLS's own HPKE uses, whose
+/// labels all start with `MLS 1.0 `).
+pub const WELCOME_INFO: &[u8] = b"chat.mls welcome v1";
+
+const SEALED_VERSION: u8 = 1;
+const WELCOME_PLAINTEXT_VERSION: i128 = 1;
+
+/// The Ed25519 mailbox key of the group's current epoch:
+/// `seed = MLS-Exporter("chat.mls mailbox", mailbox_id_raw, 32)`.
+pub(crate) fn mailbox_key(
+    group: &MlsGroup,
+    crypto: &impl OpenMlsCrypto,
+    mailbox: &[u8; 32],
+) -> Result<SigningKey, ExportSecretError> {
+    seed_key(group.export_secret(crypto, MAILBOX_KEY_LABEL, mailbox, 32)?)
+}
+
+/// The mailbox key of the epoch a staged commit moves to (before merging).
+pub(crate) fn staged_mailbox_key(
+    staged: &StagedCommit,
+    crypto: &impl OpenMlsCrypto,
+    mailbox: &[u8; 32],
+) -> Result<SigningKey, ExportSecretError> {
+    seed_key(staged.export_secret(crypto, MAILBOX_KEY_LABEL, mailbox, 32)?)
+}
+
+fn seed_key(seed: Vec<u8>) -> Result<SigningKey, ExportSecretError> {
+    let seed: [u8; 32] = seed
+        .try_into()
+        .map_err(|_| ExportSecretError::KeyLengthTooLong)?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// What a sealed welcome tells the invitee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WelcomeInfo {
+    /// The MLSMessage (wire format welcome), TLS-encoded.
+    pub(crate) welcome: Vec<u8>,
+    /// The DS of the group mailbox.
+    pub(crate) ds: Did,
+    /// The group mailbox.
+    pub(crate) mailbox: MailboxId,
+    /// The first sequence number the invitee reads (the one after the adding commit).
+    pub(crate) from_seq: u64,
+}
+
+impl WelcomeInfo {
+    /// DAG-CBOR `{"ds", "fromSeq", "mailbox", "version": 1, "welcome"}`.
+    pub(crate) fn to_cbor(&self) -> Vec<u8> {
+        let map = BTreeMap::from([
+            (
+                "version".to_owned(),
+                Ipld::Integer(WELCOME_PLAINTEXT_VERSION),
+            ),
+            ("welcome".to_owned(), Ipld::Bytes(self.welcome.clone())),
+            ("ds".to_owned(), Ipld::String(self.ds.to_string())),
+            ("mailbox".to_owned(), Ipld::String(self.mailbox.to_string())),
+            (
+                "fromSeq".to_owned(),
+                Ipld::Integer(i128::from(self.from_seq)),
+            ),
+        ]);
+        atmls_repo::cbor::encode(&Ipld::Map(map)).unwrap_or_default()
+    }
+
+    pub(crate) fn from_cbor(bytes: &[u8]) -> Result<Self, String> {
+        let Ipld::Map(map) = atmls_repo::cbor::decode_ipld(bytes).map_err(|e| e.to_string())?
+        else {
+            return Err("not a map".into());
+        };
+        match map.get("version") {
+            Some(Ipld::Integer(v)) if *v == WELCOME_PLAINTEXT_VERSION => {}
+            _ => return Err("unknown version".into()),
+        }
+        let (
+            Some(Ipld::Bytes(welcome)),
+            Some(Ipld::String(ds)),
+            Some(Ipld::String(mailbox)),
+            Some(Ipld::Integer(from_seq)),
+        ) = (
+            map.get("welcome"),
+            map.get("ds"),
+            map.get("mailbox"),
+            map.get("fromSeq"),
+        )
+        else {
+            return Err("missing or mistyped field".into());
+        };
+        Ok(Self {
+            welcome: welcome.clone(),
+            ds: ds.parse().map_err(|_| "ds is not a DID".to_owned())?,
+            mailbox: mailbox.parse().map_err(|_| "bad mailbox id".to_owned())?,
+            from_seq: u64::try_from(*from_seq).map_err(|_| "bad fromSeq".to_owned())?,
+        })
+    }
+}
+
+/// Seals `info` to an invitee's init key (HPKE base mode of `suite`, `info` =
+/// [`WELCOME_INFO`], empty aad):
+/// `0x01 || u16 len(enc) || enc || u32 len(ct) || ct`, then zero padding to the bucket.
+pub(crate) fn seal_welcome(
+    crypto: &impl OpenMlsCrypto,
+    suite: Ciphersuite,
+    init_key: &[u8],
+    info: &WelcomeInfo,
+) -> Result<Vec<u8>, CryptoError> {
+    let ct = crypto.hpke_seal(
+        suite.hpke_config(),
+        init_key,
+        WELCOME_INFO,
+        &[],
+        &info.to_cbor(),
+    )?;
+    let enc = ct.kem_output.as_slice();
+    let body = ct.ciphertext.as_slice();
+    let enc_len = u16::try_from(enc.len()).map_err(|_| CryptoError::InvalidLength)?;
+    let ct_len = u32::try_from(body.len()).map_err(|_| CryptoError::InvalidLength)?;
+    let mut out = Vec::with_capacity(7 + enc.len() + body.len());
+    out.push(SEALED_VERSION);
+    out.extend_from_slice(&enc_len.to_be_bytes());
+    out.extend_from_slice(enc);
+    out.extend_from_slice(&ct_len.to_be_bytes());
+    out.extend_from_slice(body);
+    Ok(out)
+}
+
+/// Opens a sealed welcome with an init private key; `None` if it is not for this key
+/// (or malformed, or its padding is not zeros).
+pub(crate) fn open_welcome(
+    crypto: &impl OpenMlsCrypto,
+    config: HpkeConfig,
+    init_private: &[u8],
+    sealed: &[u8],
+) -> Option<Vec<u8>> {
+    let (&version, rest) = sealed.split_first()?;
+    if version != SEALED_VERSION {
+        return None;
+    }
+    let (len, rest) = rest.split_first_chunk::<2>()?;
+    let (enc, rest) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+    let (len, rest) = rest.split_first_chunk::<4>()?;
+    let (ciphertext, padding) =
+        rest.split_at_checked(usize::try_from(u32::from_be_bytes(*len)).ok()?)?;
+    if padding.iter().any(|b| *b != 0) {
+        return None;
+    }
+    let ct = HpkeCiphertext {
+        kem_output: enc.to_vec().into(),
+        ciphertext: ciphertext.to_vec().into(),
+    };
+    crypto
+        .hpke_open(config, &ct, init_private, WELCOME_INFO, &[])
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn welcome_info_round_trip() {
+        let info = WelcomeInfo {
+            welcome: vec![1, 2, 3],
+            ds: "did:web:ds.example.com".parse().unwrap(),
+            mailbox: MailboxId::from_bytes([1; 32]),
+            from_seq: 7,
+        };
+        let bytes = info.to_cbor();
+        assert_eq!(WelcomeInfo::from_cbor(&bytes).unwrap(), info);
+        // Canonical map order: shorter keys first.
+        let text = String::from_utf8_lossy(&bytes);
+        let ds = text.find("ds").unwrap();
+        let from = text.find("fromSeq").unwrap();
+        assert!(ds < from);
+        assert!(WelcomeInfo::from_cbor(&bytes[..bytes.len() - 1]).is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! Building this device's KeyPackages and their record values.
+
+use base64::Engine as _;
+use openmls::prelude::tls_codec::Serialize as _;
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+
+use crate::device::store::Provider;
+use crate::group::GROUP_DATA_EXTENSION_TYPE;
+
+/// The capabilities every leaf of this client advertises: the group data extension and
+/// `last_resort` (NOTES: both must be listed or adds fail).
+pub(crate) fn capabilities(ciphersuite: Ciphersuite) -> Capabilities {
+    Capabilities::builder()
+        .ciphersuites(vec![ciphersuite])
+        .extensions(vec![
+            ExtensionType::Unknown(GROUP_DATA_EXTENSION_TYPE),
+            ExtensionType::LastResort,
+        ])
+        .credentials(vec![CredentialType::Basic])
+        .build()
+}
+
+/// A KeyPackage built and stored (private keys in the device database), with its record.
+#[derive(Debug)]
+pub(crate) struct BuiltKeyPackage {
+    pub(crate) key_package_ref: Vec<u8>,
+    pub(crate) rkey: String,
+    pub(crate) last_resort: bool,
+    pub(crate) expires_at: i64,
+    pub(crate) record: serde_json::Value,
+}
+
+pub(crate) struct KeyPackageParams<'a> {
+    pub(crate) ciphersuite: Ciphersuite,
+    pub(crate) did: &'a str,
+    pub(crate) device_id: &'a str,
+    pub(crate) inbox_ds: &'a str,
+    pub(crate) inbox_mailbox: &'a str,
+    pub(crate) lifetime_secs: u64,
+    pub(crate) last_resort: bool,
+}
+
+/// Builds one KeyPackage (stored by openmls in the device database) and its record value.
+pub(crate) fn build_key_package(
+    provider: &Provider<'_>,
+    signer: &SignatureKeyPair,
+    p: &KeyPackageParams<'_>,
+    rkey: String,
+) -> Result<BuiltKeyPackage, crate::Error> {
+    let credential = BasicCredential::new(p.did.as_bytes().to_vec());
+    let with_key = CredentialWithKey {
+        credential: credential.into(),
+        signature_key: signer.public().into(),
+    };
+    let leaf_extensions = Extensions::single(Extension::ApplicationId(
+        ApplicationIdExtension::new(p.device_id.as_bytes()),
+    ))
+    .map_err(|e| crate::Error::mls("key package extensions", e))?;
+    let mut builder = KeyPackage::builder()
+        .leaf_node_capabilities(capabilities(p.ciphersuite))
+        .leaf_node_extensions(leaf_extensions)
+        // The MLS lifetime covers expiresAt plus a day of clock skew.
+        .key_package_lifetime(Lifetime::new(p.lifetime_secs + 86_400));
+    if p.last_resort {
+        builder = builder.mark_as_last_resort();
+    }
+    let bundle = builder
+        .build(p.ciphersuite, provider, signer, with_key)
+        .map_err(|e| crate::Error::mls("build key package", e))?;
+    let key_package = bundle.key_package().clone();
+    let key_package_ref = key_package
+        .hash_ref(openmls_traits::OpenMlsProvider::crypto(provider))
+        .map_err(|e| crate::Error::mls("key package ref", e))?
+        .as_slice()
+        .to_vec();
+    let message = MlsMessageOut::from(key_package)
+        .tls_serialize_detached()
+        .map_err(|e| crate::Error::mls("encode key package", e))?;
+    let now = chrono::Utc::now();
+    let expires = now
+        + chrono::Duration::seconds(i64::try_from(p.lifetime_secs).unwrap_or(i64::MAX / 2_000_000));
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let record = serde_json::json!({
+        "$type": super::KEY_PACKAGE_COLLECTION,
+        "keyPackage": { "$bytes": b64.encode(&message) },
+        "keyPackageRef": { "$bytes": b64.encode(&key_package_ref) },
+        "ciphersuite": u16::from(p.ciphersuite),
+        "deviceId": p.device_id,
+        "inbox": { "service": p.inbox_ds, "mailbox": p.inbox_mailbox },
+        "lastResort": p.last_resort,
+        "createdAt": datetime(now),
+        "expiresAt": datetime(expires),
+    });
+    Ok(BuiltKeyPackage {
+        key_package_ref,
+        rkey,
+        last_resort: p.last_resort,
+        expires_at: expires.timestamp(),
+        record,
+    })
+}
+
+/// An atproto datetime with milliseconds and `Z`.
+pub(crate) fn datetime(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}

@@ -1,0 +1,135 @@
+//! Verifying another account's KeyPackage record (docs/spec.md §3.3, in that order).
+
+use atmls_ds::MailboxId;
+use atmls_identity::{Did, DidDocument};
+use atmls_lexicon::chat::mls::key_package;
+use atmls_repo::{Nsid, RecordKey, RepoPath};
+use openmls::prelude::tls_codec::Deserialize as _;
+use openmls::prelude::*;
+use openmls_traits::crypto::OpenMlsCrypto;
+
+use super::KEY_PACKAGE_COLLECTION;
+use crate::error::KeyPackageRefusal;
+use crate::group::GROUP_DATA_EXTENSION_TYPE;
+
+/// A KeyPackage record that passed every check.
+#[derive(Debug, Clone)]
+pub struct VerifiedKeyPackage {
+    /// The account.
+    pub did: Did,
+    /// The record key.
+    pub rkey: String,
+    /// The device's opaque id.
+    pub device_id: String,
+    /// The DS of the device's inbox.
+    pub inbox_ds: Did,
+    /// The device's inbox.
+    pub inbox: MailboxId,
+    /// Whether this is the device's last-resort package.
+    pub last_resort: bool,
+    /// The validated KeyPackage.
+    pub key_package: KeyPackage,
+    /// The repo revision of the proof.
+    pub rev: String,
+}
+
+/// Runs §3.3 on one record proof. `seen_rev` is the highest rev already verified for
+/// the DID; `now` is Unix seconds.
+pub(crate) fn verify_key_package(
+    crypto: &impl OpenMlsCrypto,
+    doc: &DidDocument,
+    did: &Did,
+    rkey: &str,
+    car: &[u8],
+    seen_rev: Option<&str>,
+    supported: &[Ciphersuite],
+    now: i64,
+) -> Result<VerifiedKeyPackage, KeyPackageRefusal> {
+    use KeyPackageRefusal as R;
+    // 1. DID document.
+    if &doc.id != did {
+        return Err(R::DidDocument(format!("document is for {}", doc.id)));
+    }
+    let key = doc
+        .atproto_key()
+        .map_err(|e| R::DidDocument(e.to_string()))?;
+    // 2–7. CAR, commit, repo identity, signature, MST path, record.
+    let repo_did = atmls_repo::Did::new(did.as_str()).map_err(|e| R::DidDocument(e.to_string()))?;
+    let path = RepoPath::new(
+        Nsid::new(KEY_PACKAGE_COLLECTION).map_err(|e| R::Proof(e.to_string()))?,
+        RecordKey::new(rkey).map_err(|e| R::Proof(e.to_string()))?,
+    );
+    let proof = atmls_repo::proof::verify_record_proof(car, &repo_did, &key, &path)
+        .map_err(|e| R::Proof(e.to_string()))?;
+    let rev = proof.commit().rev().to_string();
+    if let Some(seen) = seen_rev
+        && rev.as_str() < seen
+    {
+        return Err(R::StaleRevision {
+            proof: rev,
+            seen: seen.to_owned(),
+        });
+    }
+    let (_, value) = proof.record().ok_or(R::Absent)?;
+    // 8. Content: lexicon, then MLS.
+    let json = atmls_repo::json::from_ipld(value).map_err(|e| R::Lexicon(e.to_string()))?;
+    crate::lexicons::validate_record(KEY_PACKAGE_COLLECTION, &json).map_err(R::Lexicon)?;
+    let record: key_package::RecordData =
+        serde_json::from_value(json).map_err(|e| R::Lexicon(e.to_string()))?;
+    let message = MlsMessageIn::tls_deserialize_exact(record.key_package.as_slice())
+        .map_err(|e| R::Malformed(e.to_string()))?;
+    let MlsMessageBodyIn::KeyPackage(key_package_in) = message.extract() else {
+        return Err(R::Malformed("not a KeyPackage message".into()));
+    };
+    let key_package = key_package_in
+        .validate(crypto, ProtocolVersion::Mls10)
+        .map_err(|e| R::Invalid(e.to_string()))?;
+    let hash_ref = key_package
+        .hash_ref(crypto)
+        .map_err(|e| R::Invalid(e.to_string()))?;
+    if hash_ref.as_slice() != record.key_package_ref.as_slice() {
+        return Err(R::RefMismatch);
+    }
+    let credential = BasicCredential::try_from(key_package.leaf_node().credential().clone())
+        .map_err(|_| R::WrongIdentity {
+            found: "(not a basic credential)".into(),
+        })?;
+    if credential.identity() != did.as_str().as_bytes() {
+        return Err(R::WrongIdentity {
+            found: String::from_utf8_lossy(credential.identity()).into_owned(),
+        });
+    }
+    let suite = u16::from(key_package.ciphersuite());
+    if i64::from(suite) != record.ciphersuite || !supported.contains(&key_package.ciphersuite()) {
+        return Err(R::Ciphersuite(
+            u16::try_from(record.ciphersuite).unwrap_or(suite),
+        ));
+    }
+    let expires = chrono::DateTime::parse_from_rfc3339(record.expires_at.as_str())
+        .map_err(|e| R::Lexicon(e.to_string()))?;
+    if expires.timestamp() <= now {
+        return Err(R::Expired(record.expires_at.as_str().to_owned()));
+    }
+    if !key_package
+        .leaf_node()
+        .capabilities()
+        .extensions()
+        .contains(&ExtensionType::Unknown(GROUP_DATA_EXTENSION_TYPE))
+    {
+        return Err(R::MissingCapability);
+    }
+    Ok(VerifiedKeyPackage {
+        did: did.clone(),
+        rkey: rkey.to_owned(),
+        device_id: record.device_id,
+        inbox_ds: Did::new(record.inbox.service.as_str()).map_err(|e| R::Lexicon(e.to_string()))?,
+        inbox: record
+            .inbox
+            .mailbox
+            .parse()
+            .map_err(|_| R::Lexicon("inbox mailbox id".into()))?,
+        last_resort: record.last_resort,
+        key_package,
+        rev,
+    })
+}

@@ -1,0 +1,1 @@
+//! PDS and DS clients over HTTP and WebSocket.

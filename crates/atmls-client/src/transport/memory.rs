@@ -1,0 +1,569 @@
+//! An in-memory network for deterministic tests: the real DS core
+//! ([`atmls_ds::DeliveryService`] over its memory store, with real request signing) and
+//! real signed repos ([`atmls_repo::Repo`]) whose proofs the client verifies.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use atmls_crypto::{Algorithm, SigningKey as RepoKey};
+use atmls_ds::auth::{DsMethod, RequestAuth, RequestToken};
+use atmls_ds::{
+    DeliveryService, DsConfig, Envelope, EnvelopeKind, MailboxId, MailboxKind, MemoryStore,
+    OutgoingEnvelope, SendReceipt,
+};
+use atmls_identity::{Did, DidDocument, VerificationMethod};
+use atmls_repo::{MemoryBlockStore, Nsid, RecordKey, Repo, RepoPath, Write};
+use ed25519_dalek::SigningKey;
+use rand::SeedableRng as _;
+use tokio::sync::{Barrier, mpsc};
+
+use super::{BlobRef, Delivery, Ds, ListedRecord, Page, Pds, RecordWrite, SubscribeTo, nonce, now};
+use crate::error::TransportError;
+
+type Core = DeliveryService<MemoryStore, rand::rngs::StdRng>;
+
+struct Account {
+    key: RepoKey,
+    store: MemoryBlockStore,
+    doc: DidDocument,
+    blobs: HashMap<cid::Cid, Vec<u8>>,
+}
+
+struct State {
+    ds: Core,
+    accounts: HashMap<Did, Account>,
+    subscribers: Vec<(MailboxId, mpsc::UnboundedSender<Delivery>)>,
+    commit_barrier: Option<(Arc<Barrier>, usize)>,
+    offline: bool,
+}
+
+/// A network in memory: one DS and any number of accounts. Clone it freely.
+#[derive(Clone)]
+pub struct MemoryNetwork {
+    state: Arc<Mutex<State>>,
+    ds_did: Did,
+}
+
+impl std::fmt::Debug for MemoryNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryNetwork")
+            .field("ds", &self.ds_did)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for MemoryNetwork {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryNetwork {
+    /// A network whose DS is `did:web:ds.test`.
+    pub fn new() -> Self {
+        let ds = DeliveryService::new(
+            MemoryStore::new(),
+            rand::rngs::StdRng::from_entropy(),
+            DsConfig::default(),
+        );
+        Self {
+            state: Arc::new(Mutex::new(State {
+                ds,
+                accounts: HashMap::new(),
+                subscribers: Vec::new(),
+                commit_barrier: None,
+                offline: false,
+            })),
+            ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
+        }
+    }
+
+    /// The DS's DID.
+    pub fn ds_did(&self) -> Did {
+        self.ds_did.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Creates an account (a did:plc derived from `name`) with an empty signed repo, and
+    /// returns a PDS session for it.
+    pub fn account(&self, name: &str) -> MemoryPds {
+        let digest = atmls_crypto::sha256(name.as_bytes());
+        let suffix: String = crate::content::base32(&digest).chars().take(24).collect();
+        let did = Did::new(format!("did:plc:{suffix}")).unwrap_or_else(|_| unreachable!());
+        let mut state = self.lock();
+        if !state.accounts.contains_key(&did) {
+            let key = RepoKey::generate(Algorithm::Es256k);
+            let store = MemoryBlockStore::default();
+            let _ = Repo::create(&store, did.clone(), key.clone());
+            let doc = DidDocument {
+                context: None,
+                id: did.clone(),
+                also_known_as: vec![format!("at://{name}.test")],
+                verification_method: vec![VerificationMethod::multikey(
+                    &did,
+                    "atproto",
+                    &key.public_key(),
+                )],
+                service: vec![],
+            };
+            state.accounts.insert(
+                did.clone(),
+                Account {
+                    key,
+                    store,
+                    doc,
+                    blobs: HashMap::new(),
+                },
+            );
+        }
+        MemoryPds {
+            net: self.clone(),
+            did,
+        }
+    }
+
+    /// A DS client of this network.
+    pub fn ds(&self) -> MemoryDs {
+        MemoryDs { net: self.clone() }
+    }
+
+    /// The next `n` commit sends wait until all `n` have arrived, then go through in
+    /// arrival order: two devices build their commits on the same epoch, then race.
+    pub fn hold_commits(&self, n: usize) {
+        self.lock().commit_barrier = Some((Arc::new(Barrier::new(n)), n));
+    }
+
+    /// While offline, every DS call fails with a network error.
+    pub fn set_offline(&self, offline: bool) {
+        self.lock().offline = offline;
+    }
+
+    /// Drops every subscription (as a server restart would).
+    pub fn drop_subscriptions(&self) {
+        let mut state = self.lock();
+        for (_, tx) in state.subscribers.drain(..) {
+            let _ = tx.send(Delivery::Closed(Some("ServerShuttingDown".into())));
+        }
+    }
+
+    /// Replaces an account's DID document (tests of refusals).
+    pub fn set_document(&self, doc: DidDocument) {
+        if let Some(a) = self.lock().accounts.get_mut(&doc.id) {
+            a.doc = doc;
+        }
+    }
+
+    fn with_repo<T>(
+        &self,
+        did: &Did,
+        f: impl FnOnce(&mut Repo<'_, MemoryBlockStore>) -> Result<T, String>,
+    ) -> Result<T, TransportError> {
+        let state = self.lock();
+        let account = state.accounts.get(did).ok_or_else(not_found)?;
+        let mut repo = Repo::open(&account.store, did.clone(), account.key.clone())
+            .map_err(|e| TransportError::Network(e.to_string()))?;
+        f(&mut repo).map_err(|e| TransportError::Xrpc {
+            status: 400,
+            error: "InvalidRequest".into(),
+            message: e,
+        })
+    }
+
+    fn check_online(&self) -> Result<(), TransportError> {
+        if self.lock().offline {
+            return Err(TransportError::Network("offline".into()));
+        }
+        Ok(())
+    }
+
+    fn publish(&self, mailbox: &MailboxId, envelopes: &[Envelope]) {
+        let mut state = self.lock();
+        state.subscribers.retain(|(m, tx)| {
+            if m != mailbox {
+                return !tx.is_closed();
+            }
+            envelopes.iter().all(|e| {
+                tx.send(Delivery::Envelope {
+                    mailbox: *mailbox,
+                    envelope: e.clone(),
+                })
+                .is_ok()
+            })
+        });
+    }
+}
+
+fn not_found() -> TransportError {
+    TransportError::Xrpc {
+        status: 404,
+        error: "NotFound".into(),
+        message: "no such account".into(),
+    }
+}
+
+fn xrpc(status: u16, name: &str, message: String) -> TransportError {
+    TransportError::Xrpc {
+        status,
+        error: name.into(),
+        message,
+    }
+}
+
+/// A PDS session of one account on a [`MemoryNetwork`].
+#[derive(Debug, Clone)]
+pub struct MemoryPds {
+    net: MemoryNetwork,
+    did: Did,
+}
+
+impl MemoryPds {
+    /// The network.
+    pub fn network(&self) -> &MemoryNetwork {
+        &self.net
+    }
+}
+
+impl Pds for MemoryPds {
+    fn did(&self) -> Did {
+        self.did.clone()
+    }
+
+    async fn apply_writes(&self, writes: Vec<RecordWrite>) -> Result<(), TransportError> {
+        self.net.with_repo(&self.did, |repo| {
+            let mut out = Vec::new();
+            for w in writes {
+                match w {
+                    RecordWrite::Create {
+                        collection,
+                        rkey,
+                        value,
+                    } => {
+                        let path = path(&collection, &rkey)?;
+                        let record =
+                            atmls_repo::json::record_to_ipld(&value).map_err(|e| e.to_string())?;
+                        out.push(Write::create(path, record));
+                    }
+                    RecordWrite::Delete { collection, rkey } => {
+                        out.push(Write::delete(path(&collection, &rkey)?));
+                    }
+                }
+            }
+            repo.apply_writes(out, None).map_err(|e| e.to_string())?;
+            Ok(())
+        })
+    }
+
+    async fn list_records(
+        &self,
+        repo: &Did,
+        collection: &str,
+    ) -> Result<Vec<ListedRecord>, TransportError> {
+        self.net.with_repo(repo, |r| {
+            let nsid = Nsid::new(collection).map_err(|e| e.to_string())?;
+            let listed = r
+                .list_records(&nsid, None, 1000)
+                .map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            for (path, _) in listed {
+                if let Some((_, value)) = r.record(&path).map_err(|e| e.to_string())? {
+                    out.push(ListedRecord {
+                        rkey: path.rkey().to_string(),
+                        value: atmls_repo::json::from_ipld(&value).map_err(|e| e.to_string())?,
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn record_proof(
+        &self,
+        repo: &Did,
+        collection: &str,
+        rkey: &str,
+    ) -> Result<Vec<u8>, TransportError> {
+        self.net.with_repo(repo, |r| {
+            r.record_proof(&path(collection, rkey)?)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    async fn resolve(&self, did: &Did) -> Result<DidDocument, TransportError> {
+        let state = self.net.lock();
+        Ok(state.accounts.get(did).ok_or_else(not_found)?.doc.clone())
+    }
+
+    async fn upload_blob(
+        &self,
+        bytes: Vec<u8>,
+        mime_type: &str,
+    ) -> Result<BlobRef, TransportError> {
+        let cid = atmls_repo::cid::raw(&bytes);
+        let size = bytes.len() as u64;
+        let mut state = self.net.lock();
+        let account = state.accounts.get_mut(&self.did).ok_or_else(not_found)?;
+        account.blobs.insert(cid, bytes);
+        Ok(BlobRef {
+            cid,
+            mime_type: mime_type.into(),
+            size,
+        })
+    }
+
+    async fn blob(&self, did: &Did, cid: &cid::Cid) -> Result<Vec<u8>, TransportError> {
+        let state = self.net.lock();
+        let account = state.accounts.get(did).ok_or_else(not_found)?;
+        account
+            .blobs
+            .get(cid)
+            .cloned()
+            .ok_or_else(|| xrpc(404, "BlobNotFound", "no such blob".into()))
+    }
+
+    async fn service_auth(&self, _aud: &Did, _lxm: &str) -> Result<String, TransportError> {
+        // The memory DS takes the account from the token as is.
+        Ok(self.did.to_string())
+    }
+}
+
+fn path(collection: &str, rkey: &str) -> Result<RepoPath, String> {
+    Ok(RepoPath::new(
+        Nsid::new(collection).map_err(|e| e.to_string())?,
+        RecordKey::new(rkey).map_err(|e| e.to_string())?,
+    ))
+}
+
+/// The DS of a [`MemoryNetwork`] (any DS DID is routed to it).
+#[derive(Debug, Clone)]
+pub struct MemoryDs {
+    net: MemoryNetwork,
+}
+
+fn sign(key: &SigningKey, method: DsMethod, mailbox: &MailboxId) -> String {
+    RequestToken::sign(key, method, mailbox, now(), nonce(), b"").authorization_header()
+}
+
+impl Ds for MemoryDs {
+    async fn create_mailbox(
+        &self,
+        _ds: &Did,
+        token: &str,
+        kind: MailboxKind,
+        key: [u8; 32],
+        epoch: u64,
+    ) -> Result<MailboxId, TransportError> {
+        self.net.check_online()?;
+        let mut state = self.net.lock();
+        let info = state
+            .ds
+            .create_mailbox(token, kind, &key, epoch)
+            .map_err(|e| xrpc(400, e.name(), e.to_string()))?;
+        Ok(info.mailbox)
+    }
+
+    async fn send_envelopes(
+        &self,
+        _ds: &Did,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+        envelopes: Vec<OutgoingEnvelope>,
+    ) -> Result<SendReceipt, TransportError> {
+        self.net.check_online()?;
+        if envelopes.iter().any(|e| e.kind == EnvelopeKind::Commit) {
+            let barrier = {
+                let mut state = self.net.lock();
+                match state.commit_barrier.take() {
+                    Some((b, n)) if n > 1 => {
+                        state.commit_barrier = Some((b.clone(), n - 1));
+                        Some(b)
+                    }
+                    Some((b, _)) => Some(b),
+                    None => None,
+                }
+            };
+            if let Some(b) = barrier {
+                b.wait().await;
+            }
+        }
+        let header = sign(key, DsMethod::SendEnvelopes, mailbox);
+        let at = now();
+        let stored: Vec<(EnvelopeKind, Option<u64>, Vec<u8>)> = envelopes
+            .iter()
+            .map(|e| (e.kind, e.epoch, e.payload.clone()))
+            .collect();
+        let receipt = {
+            let mut state = self.net.lock();
+            state
+                .ds
+                .send_envelopes(
+                    mailbox,
+                    &RequestAuth::from_header(Some(&header), b""),
+                    envelopes,
+                    at,
+                )
+                .map_err(|e| match e {
+                    atmls_ds::SendEnvelopesError::EpochConflict {
+                        current_epoch,
+                        current_seq,
+                    } => TransportError::EpochConflict {
+                        current_epoch,
+                        current_seq,
+                    },
+                    e => xrpc(400, e.name(), e.to_string()),
+                })?
+        };
+        let published: Vec<Envelope> = stored
+            .into_iter()
+            .zip(receipt.first_seq..)
+            .map(|((kind, epoch, payload), seq)| Envelope {
+                seq,
+                kind,
+                epoch: if kind == EnvelopeKind::Commit {
+                    epoch
+                } else {
+                    None
+                },
+                payload,
+                received_at: at,
+            })
+            .collect();
+        self.net.publish(mailbox, &published);
+        Ok(receipt)
+    }
+
+    async fn envelopes(
+        &self,
+        _ds: &Did,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+        cursor: u64,
+    ) -> Result<Page, TransportError> {
+        self.net.check_online()?;
+        let header = sign(key, DsMethod::GetEnvelopes, mailbox);
+        let mut state = self.net.lock();
+        let page = state
+            .ds
+            .envelopes(
+                mailbox,
+                &RequestAuth::from_header(Some(&header), b""),
+                cursor,
+                1000,
+                now(),
+            )
+            .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
+        Ok(Page {
+            envelopes: page.envelopes,
+            cursor: page.cursor,
+        })
+    }
+
+    async fn send_welcome(
+        &self,
+        _ds: &Did,
+        inbox: &MailboxId,
+        payload: Vec<u8>,
+    ) -> Result<u64, TransportError> {
+        self.net.check_online()?;
+        let at = now();
+        let seq = {
+            let mut state = self.net.lock();
+            state
+                .ds
+                .send_welcome(inbox, payload.clone(), at)
+                .map_err(|e| xrpc(400, e.name(), e.to_string()))?
+        };
+        self.net.publish(
+            inbox,
+            &[Envelope {
+                seq,
+                kind: EnvelopeKind::Welcome,
+                epoch: None,
+                payload,
+                received_at: at,
+            }],
+        );
+        Ok(seq)
+    }
+
+    async fn list_inbox(
+        &self,
+        _ds: &Did,
+        inbox: &MailboxId,
+        key: &SigningKey,
+        cursor: u64,
+    ) -> Result<Page, TransportError> {
+        self.net.check_online()?;
+        let header = sign(key, DsMethod::ListInbox, inbox);
+        let mut state = self.net.lock();
+        let page = state
+            .ds
+            .list_inbox(
+                inbox,
+                &RequestAuth::from_header(Some(&header), b""),
+                cursor,
+                1000,
+                now(),
+            )
+            .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
+        Ok(Page {
+            envelopes: page.items,
+            cursor: page.cursor,
+        })
+    }
+
+    async fn delete_inbox_items(
+        &self,
+        _ds: &Did,
+        inbox: &MailboxId,
+        key: &SigningKey,
+        seqs: Vec<u64>,
+    ) -> Result<(), TransportError> {
+        self.net.check_online()?;
+        let header = sign(key, DsMethod::DeleteInboxItems, inbox);
+        let mut state = self.net.lock();
+        state
+            .ds
+            .delete_inbox_items(
+                inbox,
+                &RequestAuth::from_header(Some(&header), b""),
+                &seqs,
+                now(),
+            )
+            .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        _ds: &Did,
+        mailboxes: Vec<SubscribeTo>,
+    ) -> Result<mpsc::UnboundedReceiver<Delivery>, TransportError> {
+        self.net.check_online()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut state = self.net.lock();
+        for m in mailboxes {
+            let header = sign(&m.key, DsMethod::GetEnvelopes, &m.mailbox);
+            let page = state
+                .ds
+                .envelopes(
+                    &m.mailbox,
+                    &RequestAuth::from_header(Some(&header), b""),
+                    m.cursor,
+                    1000,
+                    now(),
+                )
+                .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
+            for envelope in page.envelopes {
+                let _ = tx.send(Delivery::Envelope {
+                    mailbox: m.mailbox,
+                    envelope,
+                });
+            }
+            state.subscribers.push((m.mailbox, tx.clone()));
+        }
+        Ok(rx)
+    }
+}

@@ -1,0 +1,226 @@
+//! What the client needs from the network, as two traits: [`Pds`] (the account's PDS and
+//! other accounts' repos) and [`Ds`] (delivery services). [`memory`] implements both in
+//! memory over the real DS core and real signed repos, for deterministic tests; [`http`]
+//! implements them over HTTP and WebSocket.
+
+use std::future::Future;
+
+use atmls_ds::{Envelope, MailboxId, MailboxKind, OutgoingEnvelope, SendReceipt};
+use atmls_identity::{Did, DidDocument};
+use ed25519_dalek::SigningKey;
+use tokio::sync::mpsc;
+
+use crate::error::TransportError;
+
+pub mod http;
+pub mod memory;
+
+/// One write of an `applyWrites` call.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RecordWrite {
+    /// Create a record (JSON form of the atproto data model, with `$type`).
+    Create {
+        /// Collection NSID.
+        collection: String,
+        /// Record key.
+        rkey: String,
+        /// The record.
+        value: serde_json::Value,
+    },
+    /// Delete a record.
+    Delete {
+        /// Collection NSID.
+        collection: String,
+        /// Record key.
+        rkey: String,
+    },
+}
+
+/// One record of a `listRecords` answer (a hint only: verify with a proof).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedRecord {
+    /// Record key.
+    pub rkey: String,
+    /// The record as JSON.
+    pub value: serde_json::Value,
+}
+
+/// An uploaded blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRef {
+    /// CID of the blob (raw codec).
+    pub cid: cid::Cid,
+    /// MIME type given at upload.
+    pub mime_type: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The user's PDS, plus read access to other accounts' repos and DID documents.
+pub trait Pds: Send + Sync + 'static {
+    /// The account this session is for.
+    fn did(&self) -> Did;
+
+    /// `com.atproto.repo.applyWrites` on the account's repo: all or nothing.
+    fn apply_writes(
+        &self,
+        writes: Vec<RecordWrite>,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// `com.atproto.repo.listRecords` of `repo`, all pages.
+    fn list_records(
+        &self,
+        repo: &Did,
+        collection: &str,
+    ) -> impl Future<Output = Result<Vec<ListedRecord>, TransportError>> + Send;
+
+    /// `com.atproto.sync.getRecord` of `repo` from that account's own PDS: the proof CAR.
+    fn record_proof(
+        &self,
+        repo: &Did,
+        collection: &str,
+        rkey: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, TransportError>> + Send;
+
+    /// Resolves a DID document.
+    fn resolve(
+        &self,
+        did: &Did,
+    ) -> impl Future<Output = Result<DidDocument, TransportError>> + Send;
+
+    /// `com.atproto.repo.uploadBlob`.
+    fn upload_blob(
+        &self,
+        bytes: Vec<u8>,
+        mime_type: &str,
+    ) -> impl Future<Output = Result<BlobRef, TransportError>> + Send;
+
+    /// `com.atproto.sync.getBlob` from `did`'s PDS.
+    fn blob(
+        &self,
+        did: &Did,
+        cid: &cid::Cid,
+    ) -> impl Future<Output = Result<Vec<u8>, TransportError>> + Send;
+
+    /// `com.atproto.server.getServiceAuth` for audience `aud` and method `lxm`.
+    fn service_auth(
+        &self,
+        aud: &Did,
+        lxm: &str,
+    ) -> impl Future<Output = Result<String, TransportError>> + Send;
+}
+
+/// A page of envelopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Envelopes in sequence order.
+    pub envelopes: Vec<Envelope>,
+    /// The last sequence number returned (the request's cursor if none).
+    pub cursor: u64,
+}
+
+/// One mailbox of a subscription.
+#[derive(Debug, Clone)]
+pub struct SubscribeTo {
+    /// The mailbox.
+    pub mailbox: MailboxId,
+    /// The key that authorises reading it.
+    pub key: SigningKey,
+    /// Stream envelopes after this sequence number.
+    pub cursor: u64,
+}
+
+/// What a subscription delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// A new envelope of a mailbox.
+    Envelope {
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// The envelope.
+        envelope: Envelope,
+    },
+    /// The stream ended (error name, or `None` for a normal close); resubscribe from
+    /// the cursors.
+    Closed(Option<String>),
+}
+
+/// Delivery services (each addressed by its DID).
+pub trait Ds: Send + Sync + 'static {
+    /// `chat.mls.ds.createMailbox` with a service-auth token of the account.
+    fn create_mailbox(
+        &self,
+        ds: &Did,
+        token: &str,
+        kind: MailboxKind,
+        key: [u8; 32],
+        epoch: u64,
+    ) -> impl Future<Output = Result<MailboxId, TransportError>> + Send;
+
+    /// `chat.mls.ds.sendEnvelopes`, signed with `key`.
+    fn send_envelopes(
+        &self,
+        ds: &Did,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+        envelopes: Vec<OutgoingEnvelope>,
+    ) -> impl Future<Output = Result<SendReceipt, TransportError>> + Send;
+
+    /// `chat.mls.ds.getEnvelopes`, signed with `key`.
+    fn envelopes(
+        &self,
+        ds: &Did,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+        cursor: u64,
+    ) -> impl Future<Output = Result<Page, TransportError>> + Send;
+
+    /// `chat.mls.ds.sendWelcome` (no authorisation).
+    fn send_welcome(
+        &self,
+        ds: &Did,
+        inbox: &MailboxId,
+        payload: Vec<u8>,
+    ) -> impl Future<Output = Result<u64, TransportError>> + Send;
+
+    /// `chat.mls.ds.listInbox`, signed with the owner key.
+    fn list_inbox(
+        &self,
+        ds: &Did,
+        inbox: &MailboxId,
+        key: &SigningKey,
+        cursor: u64,
+    ) -> impl Future<Output = Result<Page, TransportError>> + Send;
+
+    /// `chat.mls.ds.deleteInboxItems`, signed with the owner key.
+    fn delete_inbox_items(
+        &self,
+        ds: &Did,
+        inbox: &MailboxId,
+        key: &SigningKey,
+        seqs: Vec<u64>,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// `chat.mls.ds.subscribeEnvelopes`: backlog after each cursor, then live.
+    fn subscribe(
+        &self,
+        ds: &Did,
+        mailboxes: Vec<SubscribeTo>,
+    ) -> impl Future<Output = Result<mpsc::UnboundedReceiver<Delivery>, TransportError>> + Send;
+}
+
+/// A fresh 16-byte request nonce.
+pub(crate) fn nonce() -> [u8; 16] {
+    rand::random()
+}
+
+/// The current time as the DS counts it.
+pub(crate) fn now() -> atmls_ds::Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    atmls_ds::Timestamp::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
