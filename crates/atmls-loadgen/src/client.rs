@@ -1,0 +1,299 @@
+//! The HTTP/1.1 keep-alive client and the WebSocket subscriber every scenario and
+//! baseline uses, and the request and answer shapes of the DS methods it calls.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use http_body_util::{BodyExt as _, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{WebSocketStream, client_async};
+
+use crate::LoadgenError;
+
+/// Upper bound of one request, connect to last byte.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One HTTP/1.1 connection kept alive across requests; reconnects when the server
+/// closed it between requests (never retries a request that was sent).
+#[derive(Debug)]
+pub struct Conn {
+    addr: SocketAddr,
+    host: String,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Conn {
+    /// Connects to `addr`; requests carry `Host: host`.
+    pub async fn connect(addr: SocketAddr, host: &str) -> Result<Self, LoadgenError> {
+        let mut conn = Self {
+            addr,
+            host: host.to_owned(),
+            sender: None,
+        };
+        conn.ready().await?;
+        Ok(conn)
+    }
+
+    async fn ready(&mut self) -> Result<&mut SendRequest<Full<Bytes>>, LoadgenError> {
+        let usable = match self.sender.as_mut() {
+            Some(s) if !s.is_closed() => s.ready().await.is_ok(),
+            _ => false,
+        };
+        if !usable {
+            let stream = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(self.addr))
+                .await
+                .map_err(|_| LoadgenError::Timeout(format!("connect to {}", self.addr)))??;
+            stream.set_nodelay(true)?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(LoadgenError::http)?;
+            tokio::spawn(conn);
+            self.sender = Some(sender);
+        }
+        self.sender
+            .as_mut()
+            .ok_or_else(|| LoadgenError::Http("no connection".into()))
+    }
+
+    /// Sends `req` and reads the whole answer.
+    pub async fn request(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Bytes), LoadgenError> {
+        let what = req.uri().path().to_owned();
+        tokio::time::timeout(REQUEST_TIMEOUT, async {
+            let sender = self.ready().await?;
+            let response = sender.send_request(req).await.map_err(LoadgenError::http)?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(LoadgenError::http)?
+                .to_bytes();
+            Ok((status, body))
+        })
+        .await
+        .map_err(|_| LoadgenError::Timeout(what))?
+    }
+
+    /// `POST path` with a JSON body and an optional `Authorization` header.
+    pub async fn post(
+        &mut self,
+        path: &str,
+        body: Bytes,
+        authorization: Option<&str>,
+    ) -> Result<(StatusCode, Bytes), LoadgenError> {
+        let mut req = Request::post(path)
+            .header("host", &self.host)
+            .header("content-type", "application/json");
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        let req = req.body(Full::new(body)).map_err(LoadgenError::http)?;
+        self.request(req).await
+    }
+
+    /// `GET path_and_query` with an optional `Authorization` header.
+    pub async fn get(
+        &mut self,
+        path_and_query: &str,
+        authorization: Option<&str>,
+    ) -> Result<(StatusCode, Bytes), LoadgenError> {
+        let mut req = Request::get(path_and_query).header("host", &self.host);
+        if let Some(a) = authorization {
+            req = req.header("authorization", a);
+        }
+        let req = req
+            .body(Full::new(Bytes::new()))
+            .map_err(LoadgenError::http)?;
+        self.request(req).await
+    }
+}
+
+/// The body of `sendEnvelopes` with one `message` envelope per payload, built as text
+/// (the client signs exactly these bytes).
+pub fn send_body(mailbox: &str, payloads: &[Vec<u8>]) -> Vec<u8> {
+    let per = payloads.first().map_or(0, |p| p.len() * 4 / 3 + 48);
+    let mut out = String::with_capacity(64 + payloads.len() * per);
+    out.push_str("{\"mailbox\":\"");
+    out.push_str(mailbox);
+    out.push_str("\",\"envelopes\":[");
+    for (i, p) in payloads.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"kind\":\"message\",\"payload\":{\"$bytes\":\"");
+        STANDARD_NO_PAD.encode_string(p, &mut out);
+        out.push_str("\"}}");
+    }
+    out.push_str("]}");
+    out.into_bytes()
+}
+
+/// The answer to `sendEnvelopes`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Receipt {
+    /// The batch's first sequence number.
+    pub first_seq: u64,
+    /// Its last.
+    pub last_seq: u64,
+}
+
+/// `{"$bytes": "<base64>"}`.
+#[derive(Debug, Deserialize)]
+pub struct LexBytes {
+    /// The base64 text (standard alphabet, no padding).
+    #[serde(rename = "$bytes")]
+    pub bytes: String,
+}
+
+impl LexBytes {
+    /// The decoded bytes.
+    pub fn decode(&self) -> Result<Vec<u8>, LoadgenError> {
+        STANDARD_NO_PAD
+            .decode(&self.bytes)
+            .map_err(|e| LoadgenError::BadAnswer(format!("payload base64: {e}")))
+    }
+}
+
+/// One envelope of a `getEnvelopes` page.
+#[derive(Debug, Deserialize)]
+pub struct PageEnvelope {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its payload.
+    pub payload: LexBytes,
+}
+
+/// The answer to `getEnvelopes`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    /// The envelopes after the cursor.
+    pub envelopes: Vec<PageEnvelope>,
+    /// The last returned seq (or the request's cursor).
+    pub cursor: u64,
+    /// The mailbox's head.
+    pub head_seq: u64,
+}
+
+/// Parses a JSON answer.
+pub fn parse<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, LoadgenError> {
+    serde_json::from_slice(body).map_err(|e| LoadgenError::BadAnswer(format!("{what}: {e}")))
+}
+
+/// A `subscribeEnvelopes` WebSocket.
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Opens `subscribeEnvelopes?query` on `addr`.
+pub async fn subscribe(addr: SocketAddr, host: &str, query: &str) -> Result<Ws, LoadgenError> {
+    let url = format!("ws://{host}/xrpc/chat.mls.ds.subscribeEnvelopes?{query}");
+    tokio::time::timeout(REQUEST_TIMEOUT, async {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (ws, _) = client_async(url, stream)
+            .await
+            .map_err(|e| LoadgenError::WebSocket(format!("upgrade: {e}")))?;
+        Ok(ws)
+    })
+    .await
+    .map_err(|_| LoadgenError::Timeout("websocket upgrade".into()))?
+}
+
+/// An `#envelope` frame's body (other fields ignored).
+#[derive(Debug, Deserialize)]
+struct FrameBody {
+    #[serde(default)]
+    envelope: Option<FrameEnvelope>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FrameEnvelope {
+    seq: u64,
+    #[serde(with = "serde_bytes")]
+    payload: Vec<u8>,
+}
+
+/// What one frame said.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An envelope: its seq and payload.
+    Envelope {
+        /// Sequence number.
+        seq: u64,
+        /// Payload.
+        payload: Vec<u8>,
+    },
+    /// A heartbeat or another message type.
+    Other,
+}
+
+/// The next frame of `ws`, waiting at most `wait`. An error frame or a closed stream is
+/// an error.
+pub async fn next_event(ws: &mut Ws, wait: Duration) -> Result<Event, LoadgenError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    // Bounded: every iteration consumes a message, and the deadline ends the wait.
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .map_err(|_| LoadgenError::Timeout("no frame in time".into()))?;
+        let bytes = match msg {
+            Some(Ok(Message::Binary(b))) => b,
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Ok(Message::Text(t))) => {
+                return Err(LoadgenError::WebSocket(format!("text message {t}")));
+            }
+            Some(Ok(Message::Close(c))) => {
+                return Err(LoadgenError::WebSocket(format!("closed: {c:?}")));
+            }
+            Some(Err(e)) => return Err(LoadgenError::WebSocket(e.to_string())),
+            None => return Err(LoadgenError::WebSocket("stream ended".into())),
+        };
+        let (header, body) = atmls_server::Frame::decode::<FrameBody>(&bytes)
+            .map_err(|e| LoadgenError::BadAnswer(format!("frame: {e}")))?;
+        if header.op != 1 {
+            return Err(LoadgenError::WebSocket(format!(
+                "error frame {}: {}",
+                body.error.unwrap_or_default(),
+                body.message.unwrap_or_default()
+            )));
+        }
+        return Ok(match (header.t.as_deref(), body.envelope) {
+            (Some("#envelope"), Some(e)) => Event::Envelope {
+                seq: e.seq,
+                payload: e.payload,
+            },
+            _ => Event::Other,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_body_is_the_lexicon_shape() {
+        let body = send_body("m", &[b"hi".to_vec(), vec![0xff]]);
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(v["mailbox"], "m");
+        assert_eq!(v["envelopes"][0]["payload"]["$bytes"], "aGk");
+        assert_eq!(v["envelopes"][1]["kind"], "message");
+        assert_eq!(v["envelopes"][1]["payload"]["$bytes"], "/w");
+    }
+}

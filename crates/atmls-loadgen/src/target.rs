@@ -1,0 +1,347 @@
+//! The delivery service under load: started in this process over a SQLite file in a
+//! temporary directory (with a dev PLC directory beside it for service auth), or a
+//! running `atmls serve` on loopback (`--url`).
+
+use std::net::{SocketAddr, ToSocketAddrs as _};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use atmls_crypto::{Algorithm, SigningKey as AccountKey};
+use atmls_ds::auth::{DsMethod, RequestToken};
+use atmls_ds::{MailboxId, SqliteStore, Timestamp};
+use atmls_identity::Did;
+use atmls_identity::plc::GenesisBuilder;
+use atmls_identity::plc::directory::{Directory, DirectoryService};
+use atmls_identity::resolve::{CacheConfig, CachingResolver, HttpResolver, ResolverConfig};
+use atmls_identity::service_auth::{Claims, issue};
+use atmls_server::ds::{Clock as _, DsService, DsServiceConfig, SystemClock};
+use atmls_server::{Server, ServerConfig, ServerHandle, SubscriptionConfig};
+use base64::Engine as _;
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::LoadgenError;
+use crate::client::{Conn, parse};
+
+/// An account registered in the PLC directory the DS resolves from.
+#[derive(Debug)]
+pub struct Account {
+    did: String,
+    key: AccountKey,
+}
+
+/// A group mailbox and its epoch-0 key.
+#[derive(Debug, Clone)]
+pub struct GroupMailbox {
+    /// The id.
+    pub id: MailboxId,
+    /// The id's text form.
+    pub text: String,
+    /// The key every member would derive; signs every request.
+    pub key: SigningKey,
+}
+
+/// The parts of an in-process delivery service, stopped on [`Target::close`] or drop.
+struct Local {
+    ds: DsService,
+    server: Option<ServerHandle>,
+    plc: JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Where the load goes.
+pub struct Target {
+    addr: SocketAddr,
+    host: String,
+    plc_addr: SocketAddr,
+    ds_did: String,
+    request_max_age_ms: u64,
+    /// Added to the time in mailbox tokens (see [`Target::connect`]).
+    sign_offset_ms: AtomicU64,
+    local: Option<Local>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("addr", &self.addr)
+            .field("ds_did", &self.ds_did)
+            .field("in_process", &self.local.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Describe {
+    did: String,
+    limits: DescribeLimits,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeLimits {
+    request_max_age_seconds: u64,
+}
+
+impl Target {
+    /// Starts a DS in this process on 127.0.0.1:0 over a new SQLite file in a temporary
+    /// directory (`synchronous = FULL`, as in production), with a dev PLC directory on
+    /// another loopback port. The startup replay guard is off: the database is new, so no
+    /// earlier token can exist. Call inside a multi-threaded tokio runtime.
+    pub async fn start_local() -> Result<Self, LoadgenError> {
+        let start = |e: &dyn std::fmt::Display| LoadgenError::Start(e.to_string());
+        let dir = tempfile::tempdir()?;
+        let plc_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let plc_addr = plc_listener.local_addr()?;
+        let directory = Arc::new(Directory::in_memory());
+        let plc = tokio::spawn(DirectoryService::new(directory).serve(plc_listener));
+        let resolver = Arc::new(CachingResolver::new(
+            HttpResolver::new(
+                ResolverConfig::default()
+                    .with_plc_url(format!("http://{plc_addr}"))
+                    .allow_loopback_http(true)
+                    .with_timeout(Duration::from_secs(5)),
+            ),
+            CacheConfig::default(),
+        ));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let ds_did = "did:web:127.0.0.1".to_owned();
+        let config = DsServiceConfig::new(
+            Did::new(&ds_did).map_err(|e| start(&e))?,
+            format!("http://{addr}"),
+        )
+        .with_startup_guard(false);
+        let request_max_age_ms = millis(config.core().request_max_age());
+        let store = SqliteStore::open(dir.path().join("ds.sqlite")).map_err(|e| start(&e))?;
+        let ds = DsService::start(store, config, resolver).map_err(|e| start(&e))?;
+        let server_config = ServerConfig::default()
+            .with_max_connections(16_384)
+            .with_subscription(SubscriptionConfig::default().with_max_subscriptions(16_384));
+        let router = ds.router().map_err(|e| start(&e))?;
+        let server = Server::from_listener(listener, server_config, router)
+            .map_err(|e| start(&e))?
+            .spawn();
+        Ok(Self {
+            addr,
+            host: addr.to_string(),
+            plc_addr,
+            ds_did,
+            request_max_age_ms,
+            sign_offset_ms: AtomicU64::new(0),
+            local: Some(Local {
+                ds,
+                server: Some(server),
+                plc,
+                _dir: dir,
+            }),
+        })
+    }
+
+    /// A running `atmls serve` at `url` (`http://127.0.0.1:<port>`; loopback only), whose
+    /// PLC directory is on the same listener. If the server started less than its request
+    /// age ago, its startup replay guard refuses tokens dated before then; the tokens of
+    /// this run are then dated up to the request age ahead (which the spec allows and the
+    /// guard accepts: such a token cannot have been used before the restart).
+    pub async fn connect(url: &str) -> Result<Self, LoadgenError> {
+        let authority = url
+            .strip_prefix("http://")
+            .ok_or_else(|| LoadgenError::Url(format!("{url}: only http:// on loopback")))?
+            .trim_end_matches('/');
+        if authority.contains('/') {
+            return Err(LoadgenError::Url(format!("{url}: no path allowed")));
+        }
+        let addr = authority
+            .to_socket_addrs()
+            .map_err(|e| LoadgenError::Url(format!("{url}: {e}")))?
+            .find(|a| a.ip().is_loopback())
+            .ok_or_else(|| LoadgenError::Url(format!("{url}: not a loopback address")))?;
+        let mut conn = Conn::connect(addr, authority).await?;
+        let (status, body) = conn.get("/xrpc/chat.mls.ds.describeServer", None).await?;
+        if status != 200 {
+            return Err(LoadgenError::status(
+                "describeServer",
+                status.as_u16(),
+                &body,
+            ));
+        }
+        let d: Describe = parse("describeServer", &body)?;
+        Ok(Self {
+            addr,
+            host: authority.to_owned(),
+            plc_addr: addr,
+            ds_did: d.did,
+            request_max_age_ms: d.limits.request_max_age_seconds.saturating_mul(1000),
+            sign_offset_ms: AtomicU64::new(0),
+            local: None,
+        })
+    }
+
+    /// The DS's socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The `Host` header value.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Whether the DS runs in this process (its RSS is this process's).
+    pub fn in_process(&self) -> bool {
+        self.local.is_some()
+    }
+
+    /// A new connection to the DS.
+    pub async fn conn(&self) -> Result<Conn, LoadgenError> {
+        Conn::connect(self.addr, &self.host).await
+    }
+
+    /// The time signed into mailbox tokens.
+    pub fn now(&self) -> Timestamp {
+        SystemClock.now().saturating_add(Duration::from_millis(
+            self.sign_offset_ms.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// A mailbox token for `method` on `mailbox` over `content`, signed now with a fresh
+    /// nonce.
+    pub fn token(
+        &self,
+        key: &SigningKey,
+        method: DsMethod,
+        mailbox: &MailboxId,
+        content: &[u8],
+    ) -> RequestToken {
+        RequestToken::sign(key, method, mailbox, self.now(), rand::random(), content)
+    }
+
+    /// Registers a new did:plc (ES256K) in the PLC directory the DS resolves from.
+    pub async fn account(&self) -> Result<Account, LoadgenError> {
+        let rotation = AccountKey::generate(Algorithm::Es256k);
+        let key = AccountKey::generate(Algorithm::Es256k);
+        let op = GenesisBuilder::new(&rotation.public_key(), &key.public_key())
+            .pds("https://pds.invalid")
+            .sign(&rotation);
+        let did = op
+            .did()
+            .map_err(|e| LoadgenError::Start(format!("genesis: {e}")))?
+            .as_str()
+            .to_owned();
+        let mut conn = Conn::connect(self.plc_addr, &self.host).await?;
+        let body = Bytes::from(op.to_json().to_string());
+        let (status, answer) = conn.post(&format!("/{did}"), body, None).await?;
+        if status != 200 {
+            return Err(LoadgenError::status(
+                "PLC genesis",
+                status.as_u16(),
+                &answer,
+            ));
+        }
+        Ok(Account { did, key })
+    }
+
+    /// Creates a group mailbox (epoch 0) with a fresh key for `account`, with a
+    /// service-auth token sent directly (`Authorization: Bearer`).
+    pub async fn group_mailbox(
+        &self,
+        conn: &mut Conn,
+        account: &Account,
+    ) -> Result<GroupMailbox, LoadgenError> {
+        let key = SigningKey::from_bytes(&rand::random());
+        let now = SystemClock.now().as_millis() / 1000;
+        let aud = format!("{}#chat_mls_ds", self.ds_did);
+        let jwt = issue(
+            &account.key,
+            &Claims::new(&account.did, &aud, "chat.mls.ds.createMailbox", now, 60),
+        );
+        let public =
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(key.verifying_key().as_bytes());
+        let body = format!(r#"{{"kind":"group","key":{{"$bytes":"{public}"}},"epoch":0}}"#);
+        let (status, answer) = conn
+            .post(
+                "/xrpc/chat.mls.ds.createMailbox",
+                Bytes::from(body),
+                Some(&format!("Bearer {jwt}")),
+            )
+            .await?;
+        if status != 200 {
+            return Err(LoadgenError::status(
+                "createMailbox",
+                status.as_u16(),
+                &answer,
+            ));
+        }
+        #[derive(Deserialize)]
+        struct Created {
+            mailbox: String,
+        }
+        let created: Created = parse("createMailbox", &answer)?;
+        let id = created
+            .mailbox
+            .parse()
+            .map_err(|e| LoadgenError::BadAnswer(format!("mailbox id: {e}")))?;
+        let mailbox = GroupMailbox {
+            id,
+            text: created.mailbox,
+            key,
+        };
+        self.probe(conn, &mailbox).await?;
+        Ok(mailbox)
+    }
+
+    /// A signed `getMailbox`; on the startup guard's 503, dates later tokens up to the
+    /// request age ahead and tries once more.
+    async fn probe(&self, conn: &mut Conn, m: &GroupMailbox) -> Result<(), LoadgenError> {
+        for attempt in 0..2 {
+            let query = format!("mailbox={}", m.text);
+            let auth = self
+                .token(&m.key, DsMethod::GetMailbox, &m.id, query.as_bytes())
+                .authorization_header();
+            let path = format!("/xrpc/chat.mls.ds.getMailbox?{query}");
+            let (status, body) = conn.get(&path, Some(&auth)).await?;
+            match status.as_u16() {
+                200 => return Ok(()),
+                503 if attempt == 0 && self.sign_offset_ms.load(Ordering::Relaxed) == 0 => {
+                    let ahead = self.request_max_age_ms.saturating_sub(5_000);
+                    self.sign_offset_ms.store(ahead, Ordering::Relaxed);
+                }
+                s => return Err(LoadgenError::status("getMailbox", s, &body)),
+            }
+        }
+        Err(LoadgenError::Check(
+            "the startup guard still refuses tokens dated a request age ahead".into(),
+        ))
+    }
+
+    /// Stops an in-process DS (its writer commits what it holds) and its server.
+    pub async fn close(mut self) {
+        if let Some(mut local) = self.local.take() {
+            local.ds.shutdown().await;
+            if let Some(server) = local.server.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(15), server.shutdown()).await;
+            }
+            local.plc.abort();
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(local) = self.local.as_mut() {
+            if let Some(mut s) = local.server.take() {
+                s.start_shutdown();
+            }
+            local.plc.abort();
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
