@@ -147,6 +147,22 @@ impl<P: Pds, D: Ds> Device<P, D> {
         did: &Did,
         check_declaration: bool,
     ) -> Result<Vec<VerifiedKeyPackage>, Error> {
+        Ok(self
+            .key_packages_by_device(st, did, check_declaration)
+            .await?
+            .into_values()
+            .filter_map(|v| v.into_iter().next())
+            .collect())
+    }
+
+    /// Every verified KeyPackage of `did`, per device: its one-time packages in random
+    /// order (so that two inviters rarely pick the same one), then its last-resort one.
+    pub(crate) async fn key_packages_by_device(
+        &self,
+        st: &mut State,
+        did: &Did,
+        check_declaration: bool,
+    ) -> Result<BTreeMap<String, Vec<VerifiedKeyPackage>>, Error> {
         let pds = &self.inner.pds;
         if check_declaration {
             let decl = pds.list_records(did, DECLARATION_COLLECTION).await?;
@@ -170,7 +186,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             })?;
         let listed = pds.list_records(did, KEY_PACKAGE_COLLECTION).await?;
         // Candidates per device id (the listing is only a hint: verified below).
-        let mut devices: BTreeMap<String, Vec<(bool, String)>> = BTreeMap::new();
+        let mut devices: BTreeMap<String, Vec<(bool, u64, String)>> = BTreeMap::new();
         for r in &listed {
             let device = r.value["deviceId"].as_str().unwrap_or_default().to_owned();
             if did == self.did() && device == self.device_id() {
@@ -180,15 +196,15 @@ impl<P: Pds, D: Ds> Device<P, D> {
             devices
                 .entry(device)
                 .or_default()
-                .push((last_resort, r.rkey.clone()));
+                .push((last_resort, rand::random(), r.rkey.clone()));
         }
         let suite = st.ciphersuite()?;
         let mut seen = store::rev(&st.conn, did.as_str())?;
-        let mut out = Vec::new();
+        let mut out: BTreeMap<String, Vec<VerifiedKeyPackage>> = BTreeMap::new();
         let mut last = None;
-        for (_, mut candidates) in devices {
+        for (device, mut candidates) in devices {
             candidates.sort();
-            for (_, rkey) in candidates {
+            for (_, _, rkey) in candidates {
                 let car = pds.record_proof(did, KEY_PACKAGE_COLLECTION, &rkey).await?;
                 match verify_key_package(
                     &st.crypto,
@@ -204,8 +220,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                         if seen.as_deref().is_none_or(|s| v.rev.as_str() > s) {
                             seen = Some(v.rev.clone());
                         }
-                        out.push(v);
-                        break;
+                        out.entry(device.clone()).or_default().push(v);
                     }
                     Err(reason) => last = Some(reason),
                 }

@@ -217,7 +217,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// Adds this account's devices that are missing from a group to it.
     async fn add_own_devices(&self, st: &mut State) -> Result<(), Error> {
         let me = st.did.clone();
-        let own = match self.key_packages_locked(st, &me, false).await {
+        let mut own = match self.key_packages_by_device(st, &me, false).await {
             Ok(v) => v,
             Err(Error::NoKeyPackage { .. }) => return Ok(()),
             Err(e) => return Err(e),
@@ -233,11 +233,24 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     .filter_map(|m| m.device_id)
                     .collect())
             })?;
-            let missing: Vec<_> = own
-                .iter()
-                .filter(|k| !present.contains(&k.device_id))
-                .cloned()
-                .collect();
+            // Each group gets another one-time package of the device (a one-time package
+            // admits one join); the last-resort one serves when they run out.
+            let mut missing = Vec::new();
+            for (device, packages) in own.iter_mut() {
+                if present.contains(device) || packages.is_empty() {
+                    continue;
+                }
+                let k = if packages.len() > 1 || packages[0].last_resort {
+                    if packages.len() > 1 {
+                        packages.remove(0)
+                    } else {
+                        packages[0].clone()
+                    }
+                } else {
+                    packages.remove(0)
+                };
+                missing.push(k);
+            }
             if !missing.is_empty() {
                 self.commit_locked(st, &GroupId(row.group_id.clone()), Intent::Add(missing))
                     .await?;

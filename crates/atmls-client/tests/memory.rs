@@ -1,0 +1,385 @@
+//! Deterministic tests over the in-memory network (real DS core, real signed repos).
+
+use atmls_client::transport::memory::{MemoryDs, MemoryNetwork, MemoryPds};
+use atmls_client::{
+    Committed, Device, DeviceConfig, Error, Event, GroupId, KeyPackageRefusal, Storage, content,
+};
+
+type Dev = Device<MemoryPds, MemoryDs>;
+
+fn config() -> DeviceConfig {
+    DeviceConfig::default().with_one_time_key_packages(2)
+}
+
+async fn device(net: &MemoryNetwork, name: &str) -> Dev {
+    Device::create(
+        Storage::Memory,
+        net.account(name),
+        net.ds(),
+        net.ds_did(),
+        config(),
+    )
+    .await
+    .expect("device")
+}
+
+fn texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => m.text().map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+fn joined(events: &[Event]) -> Option<GroupId> {
+    events.iter().find_map(|e| match e {
+        Event::Joined { group, .. } => Some(group.clone()),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn conversation_add_later_remove_rename() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let carol = device(&net, "carol").await;
+
+    let g = alice.create_group("tea").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    alice.send(&g, content::text("hi bob")).await.unwrap();
+    let ev = bob.sync().await.unwrap();
+    assert_eq!(joined(&ev), Some(g.clone()));
+    assert_eq!(texts(&ev), ["hi bob"]);
+    bob.send(&g, content::text("hi alice")).await.unwrap();
+    assert_eq!(texts(&alice.sync().await.unwrap()), ["hi alice"]);
+
+    // Bob is not an admin: he may not add, rename or remove.
+    assert!(matches!(
+        bob.add_members(&g, &[carol.did().clone()]).await,
+        Err(Error::NotAdmin)
+    ));
+    assert!(matches!(bob.rename(&g, "x").await, Err(Error::NotAdmin)));
+
+    // Carol, added later, sees messages from then on only.
+    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    alice
+        .send(&g, content::text("welcome carol"))
+        .await
+        .unwrap();
+    let ev = carol.sync().await.unwrap();
+    assert_eq!(joined(&ev), Some(g.clone()));
+    assert_eq!(texts(&ev), ["welcome carol"]);
+    assert_eq!(texts(&bob.sync().await.unwrap()), ["welcome carol"]);
+
+    // Rename and admin change reach everyone; the new admin can rename.
+    alice.rename(&g, "coffee").await.unwrap();
+    alice.add_admin(&g, bob.did()).await.unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    assert_eq!(carol.group(&g).await.unwrap().name(), "coffee");
+    assert!(
+        carol
+            .group(&g)
+            .await
+            .unwrap()
+            .data
+            .is_admin(bob.did().as_str())
+    );
+    bob.rename(&g, "cocoa").await.unwrap();
+    alice.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    for d in [&alice, &bob, &carol] {
+        let s = d.group(&g).await.unwrap();
+        assert_eq!(s.name(), "cocoa");
+        assert_eq!(s.members.len(), 3);
+    }
+
+    // Carol is removed: she learns it, cannot send, and sees nothing more.
+    alice
+        .remove_members(&g, &[carol.did().clone()])
+        .await
+        .unwrap();
+    let ev = carol.sync().await.unwrap();
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Removed { group } if *group == g))
+    );
+    assert!(matches!(
+        carol.send(&g, content::text("still here?")).await,
+        Err(Error::NotMember)
+    ));
+    alice
+        .send(&g, content::text("carol is gone"))
+        .await
+        .unwrap();
+    assert!(texts(&carol.sync().await.unwrap()).is_empty());
+    assert_eq!(texts(&bob.sync().await.unwrap()), ["carol is gone"]);
+    let a = alice.group(&g).await.unwrap();
+    let b = bob.group(&g).await.unwrap();
+    assert_eq!(
+        (a.epoch, &a.epoch_authenticator),
+        (b.epoch, &b.epoch_authenticator)
+    );
+    assert_eq!(a.member_dids().len(), 2);
+}
+
+#[tokio::test]
+async fn leave_is_committed_by_an_admin() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let g = alice.create_group("g").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    bob.leave(&g).await.unwrap();
+    let ev = alice.sync().await.unwrap();
+    assert!(ev.iter().any(|e| matches!(e, Event::LeaveRequested { .. })));
+    assert_eq!(alice.group(&g).await.unwrap().members.len(), 1);
+    let ev = bob.sync().await.unwrap();
+    assert!(ev.iter().any(|e| matches!(e, Event::Removed { .. })));
+}
+
+#[tokio::test]
+async fn second_device_is_added_to_every_group() {
+    let net = MemoryNetwork::new();
+    let cfg = config().with_own_device_check_interval(std::time::Duration::ZERO);
+    let alice = Device::create(
+        Storage::Memory,
+        net.account("alice"),
+        net.ds(),
+        net.ds_did(),
+        cfg.clone(),
+    )
+    .await
+    .unwrap();
+    let bob = device(&net, "bob").await;
+    let g1 = alice.create_group("one").await.unwrap();
+    let g2 = bob.create_group("two").await.unwrap();
+    alice.add_members(&g1, &[bob.did().clone()]).await.unwrap();
+    bob.add_members(&g2, &[alice.did().clone()]).await.unwrap();
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+
+    // Alice's second device publishes its KeyPackages; her first device adds it.
+    let phone = Device::create(
+        Storage::Memory,
+        net.account("alice"),
+        net.ds(),
+        net.ds_did(),
+        cfg,
+    )
+    .await
+    .unwrap();
+    alice.sync().await.unwrap();
+    let ev = phone.sync().await.unwrap();
+    let mut joined: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Joined { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    joined.sort();
+    assert_eq!(joined, ["one", "two"]);
+    bob.sync().await.unwrap();
+    bob.send(&g2, content::text("to both alices"))
+        .await
+        .unwrap();
+    assert_eq!(texts(&alice.sync().await.unwrap()), ["to both alices"]);
+    assert_eq!(texts(&phone.sync().await.unwrap()), ["to both alices"]);
+    // Adding Alice's account adds both devices.
+    let carol = device(&net, "carol").await;
+    let g3 = carol.create_group("three").await.unwrap();
+    carol
+        .add_members(&g3, &[alice.did().clone()])
+        .await
+        .unwrap();
+    assert!(joined_of(&alice.sync().await.unwrap()));
+    assert!(joined_of(&phone.sync().await.unwrap()));
+    assert_eq!(carol.group(&g3).await.unwrap().members.len(), 3);
+}
+
+fn joined_of(ev: &[Event]) -> bool {
+    joined(ev).is_some()
+}
+
+#[tokio::test]
+async fn last_resort_join_rotates_the_signature_key() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = Device::create(
+        Storage::Memory,
+        net.account("bob"),
+        net.ds(),
+        net.ds_did(),
+        DeviceConfig::default().with_one_time_key_packages(0),
+    )
+    .await
+    .unwrap();
+    let g = alice.create_group("g").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    // Bob's first act was a self-update with a new signature key.
+    let ev = alice.sync().await.unwrap();
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::GroupChanged { by, .. } if by == bob.did()))
+    );
+    bob.send(&g, content::text("rotated")).await.unwrap();
+    assert_eq!(texts(&alice.sync().await.unwrap()), ["rotated"]);
+    // The last-resort package is still usable for another group.
+    let g2 = alice.create_group("g2").await.unwrap();
+    alice.add_members(&g2, &[bob.did().clone()]).await.unwrap();
+    assert!(joined_of(&bob.sync().await.unwrap()));
+}
+
+#[tokio::test]
+async fn restart_mid_conversation() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = MemoryNetwork::new();
+    let a_path = dir.path().join("alice.sqlite");
+    let b_path = dir.path().join("bob.sqlite");
+    let alice = Device::create(
+        Storage::File(&a_path),
+        net.account("alice"),
+        net.ds(),
+        net.ds_did(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let bob = Device::create(
+        Storage::File(&b_path),
+        net.account("bob"),
+        net.ds(),
+        net.ds_did(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let g = alice.create_group("g").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    alice.send(&g, content::text("before")).await.unwrap();
+    drop(alice);
+    drop(bob);
+
+    let alice = Device::open(&a_path, net.account("alice"), net.ds(), config())
+        .await
+        .unwrap();
+    let bob = Device::open(&b_path, net.account("bob"), net.ds(), config())
+        .await
+        .unwrap();
+    assert_eq!(texts(&bob.sync().await.unwrap()), ["before"]);
+    alice.self_update(&g, false).await.unwrap();
+    bob.send(&g, content::text("after")).await.unwrap();
+    assert_eq!(texts(&alice.sync().await.unwrap()), ["after"]);
+    bob.sync().await.unwrap();
+    let (a, b) = (alice.group(&g).await.unwrap(), bob.group(&g).await.unwrap());
+    assert_eq!(a.epoch_authenticator, b.epoch_authenticator);
+    // The wrong account cannot open a device database.
+    assert!(
+        Device::open(&a_path, net.account("bob"), net.ds(), config())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn commit_race_100_rounds() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let carol = device(&net, "carol").await;
+    let g = alice.create_group("race").await.unwrap();
+    alice
+        .add_members(&g, &[bob.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
+    alice.add_admin(&g, bob.did()).await.unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    let mut conflicts = 0;
+    for round in 0..100 {
+        net.hold_commits(2);
+        let name = format!("name {round}");
+        let desc = format!("description {round}");
+        let (a, b) = tokio::join!(alice.rename(&g, &name), bob.set_description(&g, &desc));
+        for r in [a.unwrap(), b.unwrap()] {
+            match r {
+                Committed::Accepted { attempts, .. } => conflicts += attempts - 1,
+                other => panic!("round {round}: {other:?}"),
+            }
+        }
+        for d in [&alice, &bob, &carol] {
+            d.sync().await.unwrap();
+        }
+        let states = [
+            alice.group(&g).await.unwrap(),
+            bob.group(&g).await.unwrap(),
+            carol.group(&g).await.unwrap(),
+        ];
+        for s in &states {
+            assert_eq!(s.epoch, states[0].epoch, "round {round}");
+            assert_eq!(s.epoch_authenticator, states[0].epoch_authenticator);
+            assert_eq!(s.data.name, name);
+            assert_eq!(s.data.description, desc);
+        }
+    }
+    // Every round had exactly one loser that rebuilt its intent.
+    assert_eq!(conflicts, 100);
+}
+
+#[tokio::test]
+async fn refused_key_packages_have_typed_reasons() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    // No declaration: an account that never created a device.
+    let ghost = net.account("ghost");
+    let g = alice.create_group("g").await.unwrap();
+    let ghost_did = atmls_client::transport::Pds::did(&ghost);
+    assert!(matches!(
+        alice.add_members(&g, &[ghost_did]).await,
+        Err(Error::NoDeclaration(_))
+    ));
+    // Bob's DID document now names another repo key: every proof fails.
+    let mut doc = atmls_client::transport::Pds::resolve(bob.pds(), bob.did())
+        .await
+        .unwrap();
+    let other = atmls_crypto::SigningKey::generate(atmls_crypto::Algorithm::Es256k);
+    doc.verification_method = vec![atmls_identity::VerificationMethod::multikey(
+        bob.did(),
+        "atproto",
+        &other.public_key(),
+    )];
+    net.set_document(doc);
+    match alice.add_members(&g, &[bob.did().clone()]).await {
+        Err(Error::NoKeyPackage {
+            last: Some(KeyPackageRefusal::Proof(_)),
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+/// With the DS core's key rule alone (one previous key), a member that has not yet
+/// processed two commits can never catch up: docs/spec-client.md §8 proposes the fix.
+#[tokio::test]
+async fn strict_ds_key_rule_locks_out_a_member_two_commits_behind() {
+    let net = MemoryNetwork::strict();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let g = alice.create_group("g").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    alice.rename(&g, "one").await.unwrap();
+    alice.rename(&g, "two").await.unwrap();
+    match bob.sync().await {
+        Err(Error::Transport(e)) => assert_eq!(e.name(), Some("KeyExpired")),
+        other => panic!("{other:?}"),
+    }
+}
