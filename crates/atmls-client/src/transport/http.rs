@@ -1,1 +1,0 @@
-//! PDS and DS clients over HTTP and WebSocket.

@@ -1,0 +1,156 @@
+//! A small XRPC client: JSON in and out, typed errors, a total timeout per request.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::error::TransportError;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Largest response body read (blobs included).
+const MAX_BODY: usize = 64 << 20;
+
+#[derive(Clone, Debug)]
+pub(crate) struct XrpcClient {
+    client: Client<Connector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+/// A response: status, content type, body.
+pub(crate) struct Response {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Bytes,
+}
+
+impl XrpcClient {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(https),
+            timeout,
+        }
+    }
+
+    /// Sends a request; non-2xx answers become [`TransportError`]s.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Response, TransportError> {
+        let mut builder = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        let body = match body {
+            Some((content_type, bytes)) => {
+                builder = builder.header("content-type", content_type);
+                Full::new(Bytes::from(bytes))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let request = builder
+            .body(body)
+            .map_err(|e| TransportError::Network(e.to_string()))?;
+        let fut = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| TransportError::Network(e.to_string()))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| TransportError::Network(e.to_string()))?
+                .to_bytes();
+            Ok::<_, TransportError>(Response { status, body })
+        };
+        let response = tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| TransportError::Network(format!("{url}: timed out")))??;
+        if response.status.is_success() {
+            return Ok(response);
+        }
+        Err(error_of(response.status, &response.body))
+    }
+
+    /// Sends and parses a JSON answer.
+    pub(crate) async fn json(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<serde_json::Value, TransportError> {
+        let r = self.send(method, url, headers, body).await?;
+        serde_json::from_slice(&r.body).map_err(|e| TransportError::Malformed(e.to_string()))
+    }
+}
+
+/// The typed error of an XRPC failure body.
+fn error_of(status: StatusCode, body: &[u8]) -> TransportError {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let error = value["error"].as_str().unwrap_or("").to_owned();
+    if error == "EpochConflict"
+        && let (Some(e), Some(s)) = (value["currentEpoch"].as_u64(), value["currentSeq"].as_u64())
+    {
+        return TransportError::EpochConflict {
+            current_epoch: e,
+            current_seq: s,
+        };
+    }
+    TransportError::Xrpc {
+        status: status.as_u16(),
+        error: if error.is_empty() {
+            status.canonical_reason().unwrap_or("HttpError").to_owned()
+        } else {
+            error
+        },
+        message: value["message"].as_str().unwrap_or("").to_owned(),
+    }
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
+pub(crate) fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The `{"$bytes": …}` JSON of bytes.
+pub(crate) fn json_bytes(bytes: &[u8]) -> serde_json::Value {
+    use base64::Engine as _;
+    serde_json::json!({ "$bytes": base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes) })
+}
+
+/// Bytes from `{"$bytes": …}` (padding accepted).
+pub(crate) fn bytes_of(value: &serde_json::Value) -> Result<Vec<u8>, TransportError> {
+    use base64::Engine as _;
+    let text = value["$bytes"]
+        .as_str()
+        .ok_or_else(|| TransportError::Malformed("expected {\"$bytes\"}".into()))?;
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .map_err(|e| TransportError::Malformed(e.to_string()))
+}

@@ -1,0 +1,8 @@
+//! PDS and DS clients over HTTP(S) (hyper) and WebSocket (tokio-tungstenite).
+
+mod client;
+mod ds;
+mod pds;
+
+pub use ds::HttpDs;
+pub use pds::HttpPds;

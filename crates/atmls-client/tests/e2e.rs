@@ -1,0 +1,325 @@
+//! End to end through the real servers on loopback: the embedded PDS host and the DS over
+//! HTTP/WebSocket in one process (as `atmls serve` runs them), clients over HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use atmls_client::transport::http::{HttpDs, HttpPds};
+use atmls_client::{Committed, Device, DeviceConfig, Did, Event, GroupId, Storage, content};
+use atmls_ds::MemoryStore;
+use atmls_identity::DidResolver;
+use atmls_identity::resolve::{HttpResolver, ResolverConfig};
+use atmls_server::ds::{DsService, DsServiceConfig};
+use atmls_server::host::{Host, HostConfig};
+use atmls_server::{Server, ServerConfig, ServerHandle};
+
+type Dev = Device<HttpPds, HttpDs>;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Net {
+    url: String,
+    ds_did: Did,
+    resolver: Arc<dyn DidResolver>,
+    server: ServerHandle,
+    _host: Host,
+    _ds: DsService,
+}
+
+async fn start() -> Net {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}");
+    let resolver: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(
+        ResolverConfig::default()
+            .allow_loopback_http(true)
+            .with_plc_url(&url),
+    ));
+    let host = Host::open(HostConfig::new(&url).with_resolver(resolver.clone())).unwrap();
+    let ds_did = Did::new(format!("did:web:127.0.0.1%3A{}", addr.port())).unwrap();
+    let ds = DsService::start(
+        MemoryStore::new(),
+        DsServiceConfig::new(ds_did.clone(), &url).with_startup_guard(false),
+        resolver.clone(),
+    )
+    .unwrap();
+    let router = ds.mount(host.router());
+    let server = Server::from_listener(listener, ServerConfig::default(), router)
+        .unwrap()
+        .spawn();
+    Net {
+        url,
+        ds_did,
+        resolver,
+        server,
+        _host: host,
+        _ds: ds,
+    }
+}
+
+impl Net {
+    async fn account(&self, name: &str) -> HttpPds {
+        HttpPds::create_account(
+            &self.url,
+            &format!("{name}.test"),
+            &format!("{name}@example.com"),
+            "correct horse",
+            self.resolver.clone(),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn login(&self, name: &str) -> HttpPds {
+        HttpPds::login(
+            &self.url,
+            &format!("{name}.test"),
+            "correct horse",
+            self.resolver.clone(),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn ds(&self) -> HttpDs {
+        HttpDs::new(self.resolver.clone())
+    }
+
+    async fn device(&self, pds: HttpPds, path: Option<&std::path::Path>) -> Dev {
+        let storage = path.map_or(Storage::Memory, Storage::File);
+        Device::create(storage, pds, self.ds(), self.ds_did.clone(), config())
+            .await
+            .unwrap()
+    }
+}
+
+fn config() -> DeviceConfig {
+    DeviceConfig::default()
+        .with_one_time_key_packages(2)
+        .with_own_device_check_interval(Duration::ZERO)
+}
+
+fn texts(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => m.text().map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+fn joined(events: &[Event]) -> Vec<GroupId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Joined { group, .. } => Some(group.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn sync(d: &Dev) -> Vec<Event> {
+    tokio::time::timeout(WAIT, d.sync())
+        .await
+        .expect("sync in time")
+        .unwrap()
+}
+
+/// Three accounts, Alice with two devices: create, messages both ways, add later, rename
+/// and admins, removal, restart of every client mid-conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_accounts_two_devices_restart() {
+    let net = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(format!("{n}.sqlite"));
+    let alice = net
+        .device(net.account("alice").await, Some(&path("alice")))
+        .await;
+    let bob = net
+        .device(net.account("bob").await, Some(&path("bob")))
+        .await;
+    let carol = net
+        .device(net.account("carol").await, Some(&path("carol")))
+        .await;
+
+    let g = alice.create_group("tea").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    alice.send(&g, content::text("hi bob")).await.unwrap();
+    let ev = sync(&bob).await;
+    assert_eq!(joined(&ev), [g.clone()]);
+    assert_eq!(texts(&ev), ["hi bob"]);
+    bob.send(&g, content::text("hi alice")).await.unwrap();
+    assert_eq!(texts(&sync(&alice).await), ["hi alice"]);
+
+    // Alice's second device: added by her first device without being asked.
+    let phone = net
+        .device(net.login("alice").await, Some(&path("phone")))
+        .await;
+    sync(&alice).await;
+    assert_eq!(joined(&sync(&phone).await), [g.clone()]);
+    sync(&bob).await;
+
+    // Carol joins later and sees only what follows.
+    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    sync(&bob).await;
+    sync(&phone).await;
+    alice
+        .send(&g, content::text("welcome carol"))
+        .await
+        .unwrap();
+    let ev = sync(&carol).await;
+    assert_eq!(joined(&ev), [g.clone()]);
+    assert_eq!(texts(&ev), ["welcome carol"]);
+    assert_eq!(texts(&sync(&phone).await), ["welcome carol"]);
+
+    // Restart every client.
+    drop((alice, bob, carol, phone));
+    let alice = Device::open(&path("alice"), net.login("alice").await, net.ds(), config())
+        .await
+        .unwrap();
+    let phone = Device::open(&path("phone"), net.login("alice").await, net.ds(), config())
+        .await
+        .unwrap();
+    let bob = Device::open(&path("bob"), net.login("bob").await, net.ds(), config())
+        .await
+        .unwrap();
+    let carol = Device::open(&path("carol"), net.login("carol").await, net.ds(), config())
+        .await
+        .unwrap();
+    sync(&bob).await;
+    sync(&phone).await;
+    carol
+        .send(&g, content::text("after restart"))
+        .await
+        .unwrap();
+    assert_eq!(texts(&sync(&bob).await), ["after restart"]);
+    assert_eq!(texts(&sync(&alice).await), ["after restart"]);
+    assert_eq!(texts(&sync(&phone).await), ["after restart"]);
+
+    // Rename and admin changes.
+    alice.rename(&g, "coffee").await.unwrap();
+    for d in [&bob, &carol, &phone] {
+        sync(d).await;
+    }
+    alice.add_admin(&g, bob.did()).await.unwrap();
+    for d in [&bob, &carol, &phone] {
+        sync(d).await;
+    }
+    assert!(matches!(
+        carol.rename(&g, "nope").await,
+        Err(atmls_client::Error::NotAdmin)
+    ));
+    bob.rename(&g, "cocoa").await.unwrap();
+    for d in [&alice, &carol, &phone] {
+        sync(d).await;
+    }
+    for d in [&alice, &bob, &carol, &phone] {
+        assert_eq!(d.group(&g).await.unwrap().name(), "cocoa");
+    }
+
+    // Carol removed: she learns it, cannot send, and sees nothing after.
+    bob.remove_members(&g, &[carol.did().clone()])
+        .await
+        .unwrap();
+    assert!(
+        sync(&carol)
+            .await
+            .iter()
+            .any(|e| matches!(e, Event::Removed { .. }))
+    );
+    assert!(carol.send(&g, content::text("hello?")).await.is_err());
+    sync(&alice).await;
+    sync(&phone).await;
+    alice.send(&g, content::text("just us")).await.unwrap();
+    assert!(texts(&sync(&carol).await).is_empty());
+    assert_eq!(texts(&sync(&bob).await), ["just us"]);
+    assert_eq!(texts(&sync(&phone).await), ["just us"]);
+    let states = [
+        alice.group(&g).await.unwrap(),
+        phone.group(&g).await.unwrap(),
+        bob.group(&g).await.unwrap(),
+    ];
+    for s in &states {
+        assert_eq!(s.epoch_authenticator, states[0].epoch_authenticator);
+        assert_eq!(s.members.len(), 3);
+    }
+    net.server.shutdown().await.unwrap();
+}
+
+async fn wait_for(events: &mut tokio::sync::broadcast::Receiver<Event>, want: &str) {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(Event::Message(m)) if m.text() == Some(want) => return,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => panic!("events closed"),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("message in time");
+}
+
+/// Live delivery through the WebSocket subscription: wait on the event stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_delivery_over_the_subscription() {
+    let net = start().await;
+    let alice = net.device(net.account("alice").await, None).await;
+    let bob = net.device(net.account("bob").await, None).await;
+    let mut events = bob.events();
+    let live = tokio::spawn({
+        let bob = bob.clone();
+        async move { bob.run().await }
+    });
+    let g = alice.create_group("live").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    alice.send(&g, content::text("one")).await.unwrap();
+    wait_for(&mut events, "one").await;
+    alice.rename(&g, "renamed").await.unwrap();
+    alice.send(&g, content::text("two")).await.unwrap();
+    wait_for(&mut events, "two").await;
+    live.abort();
+    net.server.shutdown().await.unwrap();
+}
+
+/// Two admins commit at the same moment, 100 rounds, through the real DS: both intents
+/// apply every round and both end in the same epoch with the same authenticator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_race_100_rounds_over_http() {
+    let net = start().await;
+    let alice = net.device(net.account("alice").await, None).await;
+    let bob = net.device(net.account("bob").await, None).await;
+    let g = alice.create_group("race").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    alice.add_admin(&g, bob.did()).await.unwrap();
+    sync(&bob).await;
+    let mut conflicts = 0;
+    for round in 0..100 {
+        let name = format!("name {round}");
+        let desc = format!("description {round}");
+        let (a, b) = tokio::time::timeout(WAIT, async {
+            tokio::join!(alice.rename(&g, &name), bob.set_description(&g, &desc))
+        })
+        .await
+        .expect("round in time");
+        for r in [a.unwrap(), b.unwrap()] {
+            if let Committed::Accepted { attempts, .. } = r {
+                conflicts += attempts - 1;
+            } else {
+                panic!("round {round}: {r:?}");
+            }
+        }
+        sync(&alice).await;
+        sync(&bob).await;
+        let (sa, sb) = (alice.group(&g).await.unwrap(), bob.group(&g).await.unwrap());
+        assert_eq!(sa.epoch, sb.epoch, "round {round}");
+        assert_eq!(sa.epoch_authenticator, sb.epoch_authenticator);
+        assert_eq!(
+            (sa.data.name.as_str(), sa.data.description.as_str()),
+            (name.as_str(), desc.as_str())
+        );
+    }
+    eprintln!("epoch conflicts over 100 rounds: {conflicts}");
+    net.server.shutdown().await.unwrap();
+}
