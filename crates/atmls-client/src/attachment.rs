@@ -1,2 +1,148 @@
-//! Attachments: files encrypted with a fresh AES-256-GCM key, stored as blobs on the
-//! sender's PDS; the message carries key, nonce, digest, size and location.
+//! Attachments: a file is encrypted with a fresh AES-256-GCM key and stored as a blob on
+//! the sender's PDS; the message carries key, nonce, digest, size and location
+//! (`chat.mls.content#attachment`).
+//!
+//! - The plaintext is padded with zeros to the size bucket of [`crate::content::padded_len`]
+//!   before encryption; `size` gives the real length. The blob's MIME type is always
+//!   `application/octet-stream`.
+//! - So that the PDS does not garbage-collect the blob, the sender references it from a
+//!   `chat.mls.attachmentRef` record holding only the blob (record key a TID), deleted by
+//!   the sender once the attachment may expire. See docs/spec-client.md §9.
+
+use aes_gcm::aead::{Aead as _, KeyInit as _};
+use aes_gcm::{Aes256Gcm, Nonce};
+use atmls_identity::Did;
+use atmls_lexicon::chat::mls::content as lex;
+use atrium_api::types::CidLink;
+use sha2::{Digest as _, Sha256};
+
+use crate::content::{Body, padded_len};
+use crate::error::Error;
+
+/// The collection of the records that keep attachment blobs referenced.
+pub const ATTACHMENT_REF_COLLECTION: &str = "chat.mls.attachmentRef";
+
+/// The `cipher` value of attachments.
+pub const CIPHER: &str = "aes-256-gcm";
+
+/// A file encrypted for upload.
+#[derive(Debug, Clone)]
+pub(crate) struct Sealed {
+    pub(crate) key: [u8; 32],
+    pub(crate) nonce: [u8; 12],
+    pub(crate) ciphertext: Vec<u8>,
+    pub(crate) digest: [u8; 32],
+}
+
+/// Pads and encrypts `plain` with a fresh key.
+pub(crate) fn seal(plain: &[u8]) -> Result<Sealed, Error> {
+    let key: [u8; 32] = rand::random();
+    let nonce: [u8; 12] = rand::random();
+    let mut padded = plain.to_vec();
+    padded.resize(padded_len(plain.len(), usize::MAX), 0);
+    let ciphertext = Aes256Gcm::new(&key.into())
+        .encrypt(Nonce::from_slice(&nonce), padded.as_slice())
+        .map_err(|_| Error::Attachment("encryption failed".into()))?;
+    let digest = Sha256::digest(&ciphertext).into();
+    Ok(Sealed {
+        key,
+        nonce,
+        ciphertext,
+        digest,
+    })
+}
+
+/// The `#attachment` body of a sealed file stored as blob `cid` of `did`.
+pub(crate) fn body(
+    sealed: &Sealed,
+    size: usize,
+    did: &Did,
+    cid: cid::Cid,
+    mime_type: &str,
+    name: Option<String>,
+) -> Result<Body, Error> {
+    let did = atrium_api::types::string::Did::new(did.to_string())
+        .map_err(|e| Error::Attachment(e.to_string()))?;
+    Ok(Body::Attachment(Box::new(
+        lex::AttachmentData {
+            alt: None,
+            cipher: CIPHER.into(),
+            digest: sealed.digest.to_vec().into(),
+            key: sealed.key.to_vec().into(),
+            location: lex::BlobLocationData {
+                cid: CidLink(cid),
+                did,
+            }
+            .into(),
+            mime_type: mime_type.into(),
+            name,
+            nonce: sealed.nonce.to_vec().into(),
+            size: i64::try_from(size).map_err(|e| Error::Attachment(e.to_string()))?,
+        }
+        .into(),
+    )))
+}
+
+/// Checks the digest, then decrypts and strips the padding.
+pub fn open(attachment: &lex::AttachmentData, ciphertext: &[u8]) -> Result<Vec<u8>, Error> {
+    if attachment.cipher != CIPHER {
+        return Err(Error::Attachment(format!(
+            "unknown cipher {}",
+            attachment.cipher
+        )));
+    }
+    if Sha256::digest(ciphertext).as_slice() != attachment.digest.as_slice() {
+        return Err(Error::Attachment("digest does not match".into()));
+    }
+    let key: [u8; 32] = attachment
+        .key
+        .as_slice()
+        .try_into()
+        .map_err(|_| Error::Attachment("key is not 32 bytes".into()))?;
+    if attachment.nonce.as_slice().len() != 12 {
+        return Err(Error::Attachment("nonce is not 12 bytes".into()));
+    }
+    let mut plain = Aes256Gcm::new(&key.into())
+        .decrypt(Nonce::from_slice(attachment.nonce.as_slice()), ciphertext)
+        .map_err(|_| Error::Attachment("decryption failed".into()))?;
+    let size = usize::try_from(attachment.size)
+        .ok()
+        .filter(|s| *s <= plain.len())
+        .ok_or_else(|| Error::Attachment("size out of range".into()))?;
+    if plain[size..].iter().any(|b| *b != 0) {
+        return Err(Error::Attachment("non-zero padding".into()));
+    }
+    plain.truncate(size);
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_round_trip_and_refusals() {
+        let plain = b"a small file".to_vec();
+        let sealed = seal(&plain).unwrap();
+        assert_eq!(sealed.ciphertext.len(), 256 + 16);
+        let did: Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap();
+        let Body::Attachment(a) = body(
+            &sealed,
+            plain.len(),
+            &did,
+            atmls_repo::cid::raw(&sealed.ciphertext),
+            "text/plain",
+            None,
+        )
+        .unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(open(&a, &sealed.ciphertext).unwrap(), plain);
+        let mut tampered = sealed.ciphertext.clone();
+        tampered[0] ^= 1;
+        assert!(open(&a, &tampered).is_err());
+        let mut wrong_size = (**a).clone();
+        wrong_size.size = 10_000;
+        assert!(open(&wrong_size, &sealed.ciphertext).is_err());
+    }
+}

@@ -116,18 +116,21 @@ pub fn encode(content: &Content) -> Result<Vec<u8>, ContentError> {
 pub fn decode(bytes: &[u8]) -> Result<Content, ContentError> {
     let value =
         atmls_repo::cbor::decode_ipld(bytes).map_err(|e| ContentError::Decode(e.to_string()))?;
-    let Ipld::Map(mut map) = value else {
+    let Ipld::Map(map) = value else {
         return Err(ContentError::Decode("not an object".into()));
     };
     match map.get("$type") {
         Some(Ipld::String(t)) if t == CONTENT_TYPE => {}
         _ => return Err(ContentError::Decode("$type is not chat.mls.content".into())),
     }
-    let json = atmls_repo::json::from_ipld(&Ipld::Map(map.clone()))
+    let mut json = atmls_repo::json::from_ipld(&Ipld::Map(map))
         .map_err(|e| ContentError::Decode(e.to_string()))?;
     crate::lexicons::validate_object(CONTENT_TYPE, &json).map_err(ContentError::Lexicon)?;
-    map.remove("$type");
-    ipld_core::serde::from_ipld(Ipld::Map(map)).map_err(|e| ContentError::Decode(e.to_string()))
+    // Through the JSON form: links and bytes survive serde's buffering of the open union.
+    if let Some(object) = json.as_object_mut() {
+        object.remove("$type");
+    }
+    serde_json::from_value(json).map_err(|e| ContentError::Decode(e.to_string()))
 }
 
 /// The bucket an MLSMessage of `len` bytes is padded to: at least 256 bytes, the next
@@ -232,5 +235,26 @@ mod tests {
         let c = decode(&bytes).unwrap();
         assert!(matches!(c.body, Union::Unknown(_)));
         assert_eq!(c.fallback_text.as_deref(), Some("A poll: tea or coffee?"));
+    }
+}
+
+#[cfg(test)]
+mod attachment_tests {
+    #[test]
+    fn attachment_content_round_trip() {
+        let sealed = crate::attachment::seal(b"x").unwrap();
+        let did: atmls_identity::Did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap();
+        let body = crate::attachment::body(
+            &sealed,
+            1,
+            &did,
+            atmls_repo::cid::raw(b"x"),
+            "text/plain",
+            None,
+        )
+        .unwrap();
+        let c = super::content(body, Some("file".into()));
+        let bytes = super::encode(&c).unwrap();
+        assert_eq!(super::decode(&bytes).unwrap(), c);
     }
 }

@@ -35,6 +35,7 @@ impl Message {
 /// Something that happened on a device.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // messages are the common case; boxing them buys nothing
 pub enum Event {
     /// This device joined a group through a welcome.
     Joined {

@@ -383,3 +383,30 @@ async fn strict_ds_key_rule_locks_out_a_member_two_commits_behind() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn attachment_round_trip() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let g = alice.create_group("files").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    let file: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    alice
+        .send_attachment(&g, &file, "application/pdf", Some("notes.pdf".into()))
+        .await
+        .unwrap();
+    let ev = bob.sync().await.unwrap();
+    let attachment = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::Message(m) => match &m.content.body {
+                atrium_api::types::Union::Refs(content::Body::Attachment(a)) => Some((**a).clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("attachment message");
+    assert_eq!(attachment.name.as_deref(), Some("notes.pdf"));
+    assert_eq!(bob.fetch_attachment(&attachment).await.unwrap(), file);
+}

@@ -511,3 +511,60 @@ pub(crate) fn forget_signer(st: &State, public: &[u8]) -> Result<(), Error> {
 pub(crate) fn is_commit(kind: EnvelopeKind) -> bool {
     kind == EnvelopeKind::Commit
 }
+
+impl<P: Pds, D: Ds> Device<P, D> {
+    /// Encrypts `data` with a fresh key, uploads it as a blob to this account's PDS, keeps
+    /// it referenced by a `chat.mls.attachmentRef` record, and sends the `#attachment`.
+    pub async fn send_attachment(
+        &self,
+        group: &GroupId,
+        data: &[u8],
+        mime_type: &str,
+        name: Option<String>,
+    ) -> Result<Content, Error> {
+        let sealed = crate::attachment::seal(data)?;
+        let blob = self
+            .inner
+            .pds
+            .upload_blob(sealed.ciphertext.clone(), "application/octet-stream")
+            .await?;
+        let rkey = atmls_repo::TidGenerator::default().next_now().to_string();
+        self.inner
+            .pds
+            .apply_writes(vec![crate::transport::RecordWrite::Create {
+                collection: crate::attachment::ATTACHMENT_REF_COLLECTION.into(),
+                rkey,
+                value: serde_json::json!({
+                    "$type": crate::attachment::ATTACHMENT_REF_COLLECTION,
+                    "blob": {
+                        "$type": "blob",
+                        "ref": { "$link": blob.cid.to_string() },
+                        "mimeType": blob.mime_type,
+                        "size": blob.size,
+                    },
+                }),
+            }])
+            .await?;
+        let body =
+            crate::attachment::body(&sealed, data.len(), self.did(), blob.cid, mime_type, name)?;
+        let fallback = Some("An attachment".to_owned());
+        let content = content::content(body, fallback);
+        self.send_content(group, content.clone()).await?;
+        Ok(content)
+    }
+
+    /// Fetches an attachment's blob from the sender's PDS, checks its digest and decrypts.
+    pub async fn fetch_attachment(
+        &self,
+        attachment: &atmls_lexicon::chat::mls::content::AttachmentData,
+    ) -> Result<Vec<u8>, Error> {
+        let did = Did::new(attachment.location.did.as_str())
+            .map_err(|e| Error::Attachment(e.to_string()))?;
+        let bytes = self
+            .inner
+            .pds
+            .blob(&did, &attachment.location.cid.0)
+            .await?;
+        crate::attachment::open(attachment, &bytes)
+    }
+}

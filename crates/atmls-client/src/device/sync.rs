@@ -281,18 +281,11 @@ impl<P: Pds, D: Ds> Device<P, D> {
             }
             drop(tx);
             let fingerprint = fingerprint(&targets);
-            loop {
-                match rx.recv().await {
-                    Some(Delivery::Envelope { .. }) => {
-                        while let Ok(Delivery::Envelope { .. }) = rx.try_recv() {}
-                        self.sync().await?;
-                        if fingerprint
-                            != crate::device::sync::fingerprint(&self.subscription_targets().await?)
-                        {
-                            break;
-                        }
-                    }
-                    _ => break,
+            while let Some(Delivery::Envelope { .. }) = rx.recv().await {
+                while let Ok(Delivery::Envelope { .. }) = rx.try_recv() {}
+                self.sync().await?;
+                if fingerprint != self::fingerprint(&self.subscription_targets().await?) {
+                    break;
                 }
             }
         }
@@ -404,7 +397,7 @@ fn process_envelope(st: &mut State, group: &GroupId, envelope: &Envelope) -> Res
             sender,
             sender_device,
             seq: envelope.seq,
-            content,
+            content: *content,
         })),
         Outcome::Commit {
             committer,
@@ -439,7 +432,7 @@ fn process_envelope(st: &mut State, group: &GroupId, envelope: &Envelope) -> Res
                 });
             }
         }
-        Outcome::Ignored(_) => {}
+        Outcome::Ignored(reason) => tracing::debug!(seq = envelope.seq, %reason, "ignored"),
         Outcome::Rejected(reason) => after.events.push(reject(reason)),
     }
     Ok(after)

@@ -25,10 +25,6 @@ impl GroupId {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
-
-    pub(crate) fn mls(&self) -> openmls::group::GroupId {
-        openmls::group::GroupId::from_slice(&self.0)
-    }
 }
 
 impl std::fmt::Display for GroupId {

@@ -16,7 +16,7 @@ pub(crate) enum Outcome {
     Message {
         sender: Did,
         sender_device: Option<String>,
-        content: Content,
+        content: Box<Content>,
     },
     /// A commit was applied.
     Commit { committer: Did, removed_self: bool },
@@ -68,7 +68,7 @@ pub(crate) fn process(
                     sender_device: sender_leaf
                         .and_then(|i| group.public_group().leaf(i))
                         .and_then(super::leaf_device_id),
-                    content,
+                    content: Box::new(content),
                 },
                 Err(e) => Outcome::Rejected(e.to_string()),
             }

@@ -35,6 +35,7 @@ pub struct VerifiedKeyPackage {
 
 /// Runs §3.3 on one record proof. `seen_rev` is the highest rev already verified for
 /// the DID; `now` is Unix seconds.
+#[allow(clippy::too_many_arguments)] // the inputs of §3.3, each needed
 pub(crate) fn verify_key_package(
     crypto: &impl OpenMlsCrypto,
     doc: &DidDocument,
