@@ -189,3 +189,26 @@ mod tests {
         assert!(WelcomeInfo::from_cbor(&bytes[..bytes.len() - 1]).is_err());
     }
 }
+
+#[cfg(test)]
+mod vector {
+    use super::*;
+
+    /// The test vector of docs/spec-client.md §4.
+    #[test]
+    fn welcome_info_vector() {
+        let info = WelcomeInfo {
+            welcome: vec![0xde, 0xad],
+            ds: "did:web:ds.example.com".parse().unwrap(),
+            mailbox: MailboxId::from_bytes([1; 32]),
+            from_seq: 7,
+        };
+        let hex: String = info.to_cbor().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "a5626473766469643a7765623a64732e6578616d706c652e636f6d6766726f6d53657107676d61696c\
+             626f787834616561716361696261656171636169626165617163616962616561716361696261656171\
+             636169626165617163616962616561716776657273696f6e016777656c636f6d6542dead"
+        );
+    }
+}
