@@ -410,3 +410,49 @@ async fn attachment_round_trip() {
     assert_eq!(attachment.name.as_deref(), Some("notes.pdf"));
     assert_eq!(bob.fetch_attachment(&attachment).await.unwrap(), file);
 }
+
+#[tokio::test]
+async fn expired_key_packages_are_refused_and_periodic_self_update_runs() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let short =
+        config().with_key_package_lifetime(std::time::Duration::ZERO, std::time::Duration::ZERO);
+    let bob = Device::create(
+        Storage::Memory,
+        net.account("bob"),
+        net.ds(),
+        net.ds_did(),
+        short,
+    )
+    .await
+    .unwrap();
+    let g = alice.create_group("g").await.unwrap();
+    match alice.add_members(&g, &[bob.did().clone()]).await {
+        Err(Error::NoKeyPackage {
+            last: Some(KeyPackageRefusal::Expired(_)),
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    // A zero interval: every sync self-updates every group.
+    let eager = config().with_self_update_interval(Some(std::time::Duration::ZERO));
+    let carol = Device::create(
+        Storage::Memory,
+        net.account("carol"),
+        net.ds(),
+        net.ds_did(),
+        eager,
+    )
+    .await
+    .unwrap();
+    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    carol.sync().await.unwrap();
+    let before = alice.group(&g).await.unwrap().epoch;
+    carol.sync().await.unwrap();
+    alice.sync().await.unwrap();
+    assert!(alice.group(&g).await.unwrap().epoch > before);
+    assert_eq!(
+        alice.group(&g).await.unwrap().epoch_authenticator,
+        carol.group(&g).await.unwrap().epoch_authenticator
+    );
+}

@@ -45,6 +45,9 @@ pub struct DeviceConfig {
     pub max_envelope_bytes: usize,
     /// Look for new devices of this account at most this often during [`Device::sync`].
     pub own_device_check_interval: Duration,
+    /// Self-update in each group this often (during [`Device::sync`]); `None`: never
+    /// on its own.
+    pub self_update_interval: Option<Duration>,
 }
 
 impl Default for DeviceConfig {
@@ -58,6 +61,7 @@ impl Default for DeviceConfig {
             invite_policy: "anyone".into(),
             max_envelope_bytes: 1 << 20,
             own_device_check_interval: Duration::from_secs(300),
+            self_update_interval: Some(Duration::from_secs(7 * 86_400)),
         }
     }
 }
@@ -72,6 +76,19 @@ impl DeviceConfig {
     /// Sets how often [`Device::sync`] looks for new devices of the account.
     pub fn with_own_device_check_interval(mut self, interval: Duration) -> Self {
         self.own_device_check_interval = interval;
+        self
+    }
+
+    /// Sets the periodic self-update interval.
+    pub fn with_self_update_interval(mut self, interval: Option<Duration>) -> Self {
+        self.self_update_interval = interval;
+        self
+    }
+
+    /// Sets the KeyPackage lifetime and how long before expiry they are replaced.
+    pub fn with_key_package_lifetime(mut self, lifetime: Duration, renewal: Duration) -> Self {
+        self.key_package_lifetime = lifetime;
+        self.key_package_renewal = renewal;
         self
     }
 

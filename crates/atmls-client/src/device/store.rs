@@ -101,6 +101,10 @@ CREATE TABLE IF NOT EXISTS atmls_key_packages (
     last_resort INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS atmls_updates (
+    group_id BLOB NOT NULL PRIMARY KEY,
+    at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS atmls_revs (
     did TEXT NOT NULL PRIMARY KEY,
     rev TEXT NOT NULL
@@ -467,4 +471,31 @@ fn fixed(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
 
 fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Corrupt("integer out of range"))
+}
+
+/// When this device last updated its leaf in the group (Unix seconds); set to `now` the
+/// first time it is asked.
+pub(crate) fn last_update(conn: &Connection, group_id: &[u8], now: i64) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO atmls_updates (group_id, at) VALUES (?1, ?2)",
+        params![group_id, now],
+    )?;
+    Ok(conn.query_row(
+        "SELECT at FROM atmls_updates WHERE group_id = ?1",
+        [group_id],
+        |r| r.get(0),
+    )?)
+}
+
+pub(crate) fn set_last_update(
+    conn: &Connection,
+    group_id: &[u8],
+    at: i64,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO atmls_updates (group_id, at) VALUES (?1, ?2)
+         ON CONFLICT (group_id) DO UPDATE SET at = excluded.at",
+        params![group_id, at],
+    )?;
+    Ok(())
 }

@@ -65,12 +65,44 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 }
             }
         }
+        if let Some(every) = self.inner.config.self_update_interval {
+            self.periodic_self_updates(&mut st, every).await?;
+        }
+        self.replenish_locked(&mut st).await?;
         let interval = self.inner.config.own_device_check_interval;
         if st.last_device_check.is_none_or(|t| t.elapsed() >= interval) {
             st.last_device_check = Some(std::time::Instant::now());
             self.add_own_devices(&mut st).await?;
         }
         Ok(events)
+    }
+
+    async fn periodic_self_updates(
+        &self,
+        st: &mut State,
+        every: std::time::Duration,
+    ) -> Result<(), Error> {
+        let now = chrono::Utc::now().timestamp();
+        let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
+        for row in store::groups(&st.conn)? {
+            if !row.active {
+                continue;
+            }
+            let last = store::last_update(&st.conn, &row.group_id, now)?;
+            if now.saturating_sub(last) < every {
+                continue;
+            }
+            let id = GroupId(row.group_id.clone());
+            match self
+                .commit_locked(st, &id, Intent::SelfUpdate { rotate: false })
+                .await
+            {
+                Ok(_) | Err(Error::NotMember) => {}
+                Err(e) => return Err(e),
+            }
+            store::set_last_update(&st.conn, &row.group_id, now)?;
+        }
+        Ok(())
     }
 
     fn is_admin(&self, st: &mut State, id: &GroupId) -> Result<bool, Error> {
