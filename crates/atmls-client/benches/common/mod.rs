@@ -1,0 +1,478 @@
+//! Shared by the client benchmarks: fixtures for the client (devices over the in-memory
+//! network, SQLite state) and for raw openmls (memory storage) doing the same work.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion};
+
+use atmls_client::transport::memory::{MemoryDs, MemoryNetwork, MemoryPds};
+use atmls_client::transport::{Ds as _, Pds as _, RecordWrite};
+use atmls_client::{Device, DeviceConfig, Did, GroupId, Storage, content};
+use base64::Engine as _;
+use openmls::prelude::tls_codec::Serialize as _;
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+
+pub type Dev = Device<MemoryPds, MemoryDs>;
+
+pub const SUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+pub fn config() -> DeviceConfig {
+    DeviceConfig::default()
+        .with_one_time_key_packages(1)
+        .with_self_update_interval(None)
+        .with_own_device_check_interval(Duration::from_secs(1 << 30))
+}
+
+fn capabilities() -> Capabilities {
+    Capabilities::builder()
+        .ciphersuites(vec![SUITE])
+        .extensions(vec![
+            ExtensionType::Unknown(atmls_client::group::GROUP_DATA_EXTENSION_TYPE),
+            ExtensionType::LastResort,
+        ])
+        .credentials(vec![CredentialType::Basic])
+        .build()
+}
+
+/// A raw openmls KeyPackage for `identity` (its private parts in `provider`).
+pub fn raw_key_package(
+    provider: &OpenMlsRustCrypto,
+    identity: &str,
+    last_resort: bool,
+) -> (KeyPackage, SignatureKeyPair) {
+    let signer = SignatureKeyPair::new(SUITE.signature_algorithm()).unwrap();
+    signer.store(provider.storage()).unwrap();
+    let mut b = KeyPackage::builder()
+        .leaf_node_capabilities(capabilities())
+        .leaf_node_extensions(
+            Extensions::single(Extension::ApplicationId(ApplicationIdExtension::new(
+                b"bench-device",
+            )))
+            .unwrap(),
+        );
+    if last_resort {
+        b = b.mark_as_last_resort();
+    }
+    let bundle = b
+        .build(
+            SUITE,
+            provider,
+            &signer,
+            CredentialWithKey {
+                credential: BasicCredential::new(identity.as_bytes().to_vec()).into(),
+                signature_key: signer.public().into(),
+            },
+        )
+        .unwrap();
+    (bundle.key_package().clone(), signer)
+}
+
+/// Publishes a declaration and one last-resort KeyPackage (built by raw openmls) for a
+/// fresh account of the network; its welcomes go to `inbox`.
+pub async fn publish_member(net: &MemoryNetwork, name: &str, inbox: &str) -> Did {
+    let pds = net.account(name);
+    let did = pds.did();
+    let provider = OpenMlsRustCrypto::default();
+    let (kp, _) = raw_key_package(&provider, did.as_str(), true);
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let kp_ref = kp.hash_ref(provider.crypto()).unwrap();
+    let bytes = MlsMessageOut::from(kp).tls_serialize_detached().unwrap();
+    let now = chrono::Utc::now();
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    pds.apply_writes(vec![
+        RecordWrite::Create {
+            collection: "chat.mls.declaration".into(),
+            rkey: "self".into(),
+            value: serde_json::json!({
+                "$type": "chat.mls.declaration", "deliveryService": net.ds_did().as_str(),
+                "invitePolicy": "anyone", "ciphersuites": [1], "createdAt": fmt(now),
+            }),
+        },
+        RecordWrite::Create {
+            collection: "chat.mls.keyPackage".into(),
+            rkey: "3jzfcijpj2z2a".into(),
+            value: serde_json::json!({
+                "$type": "chat.mls.keyPackage",
+                "keyPackage": { "$bytes": b64.encode(&bytes) },
+                "keyPackageRef": { "$bytes": b64.encode(kp_ref.as_slice()) },
+                "ciphersuite": 1, "deviceId": "benchdevice0", "lastResort": true,
+                "inbox": { "service": net.ds_did().as_str(), "mailbox": inbox },
+                "createdAt": fmt(now), "expiresAt": fmt(now + chrono::Duration::days(30)),
+            }),
+        },
+    ])
+    .await
+    .unwrap();
+    did
+}
+
+/// The client fixture: Alice (admin) and Bob (member) devices in a group of `n` leaves.
+pub struct Client {
+    pub rt: tokio::runtime::Runtime,
+    pub net: MemoryNetwork,
+    pub alice: Dev,
+    pub bob: Dev,
+    pub group: GroupId,
+    pub sink: String,
+    next: std::cell::Cell<usize>,
+}
+
+impl Client {
+    pub fn new(n: usize) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let net = MemoryNetwork::new();
+        let (alice, bob, group, sink) = rt.block_on(async {
+            let alice = Device::create(
+                Storage::Memory,
+                net.account("alice"),
+                net.ds(),
+                net.ds_did(),
+                config(),
+            )
+            .await
+            .unwrap();
+            let bob = Device::create(
+                Storage::Memory,
+                net.account("bob"),
+                net.ds(),
+                net.ds_did(),
+                config(),
+            )
+            .await
+            .unwrap();
+            let group = alice.create_group("bench").await.unwrap();
+            alice
+                .add_members(&group, &[bob.did().clone()])
+                .await
+                .unwrap();
+            let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+            let sink = net
+                .ds()
+                .create_mailbox(
+                    &net.ds_did(),
+                    "did:plc:sink",
+                    atmls_ds::MailboxKind::Inbox,
+                    key.verifying_key().to_bytes(),
+                    0,
+                )
+                .await
+                .unwrap()
+                .to_string();
+            let mut dids = Vec::new();
+            for i in 0..n.saturating_sub(2) {
+                dids.push(publish_member(&net, &format!("member{i}"), &sink).await);
+            }
+            for chunk in dids.chunks(100) {
+                alice.add_members(&group, chunk).await.unwrap();
+            }
+            bob.sync().await.unwrap();
+            (alice, bob, group, sink)
+        });
+        Self {
+            rt,
+            net,
+            alice,
+            bob,
+            group,
+            sink,
+            next: std::cell::Cell::new(0),
+        }
+    }
+
+    /// A fresh account with a published KeyPackage (untimed setup).
+    pub fn fresh_did(&self) -> Did {
+        self.next.set(self.next.get() + 1);
+        let name = format!("fresh{}", self.next.get());
+        self.rt
+            .block_on(publish_member(&self.net, &name, &self.sink))
+    }
+
+    /// A fresh device of a fresh account (untimed setup).
+    pub fn fresh_device(&self) -> Dev {
+        self.next.set(self.next.get() + 1);
+        let name = format!("joiner{}", self.next.get());
+        self.rt
+            .block_on(Device::create(
+                Storage::Memory,
+                self.net.account(&name),
+                self.net.ds(),
+                self.net.ds_did(),
+                config(),
+            ))
+            .unwrap()
+    }
+
+    pub fn commit(&self) {
+        self.rt
+            .block_on(self.alice.self_update(&self.group, false))
+            .unwrap();
+    }
+
+    pub fn process(&self) {
+        self.rt.block_on(self.bob.sync()).unwrap();
+    }
+
+    pub fn add(&self, did: &Did) {
+        self.rt
+            .block_on(
+                self.alice
+                    .add_members(&self.group, std::slice::from_ref(did)),
+            )
+            .unwrap();
+    }
+
+    pub fn send_receive(&self) {
+        self.rt.block_on(async {
+            self.alice
+                .send(&self.group, content::text("hello"))
+                .await
+                .unwrap();
+            self.bob.sync().await.unwrap();
+        });
+    }
+}
+
+/// The raw openmls fixture: A (committer) and B (member) in a group of `n` leaves,
+/// memory storage, the same configuration (ciphertext wire format, ratchet tree in
+/// Welcomes, padding 32).
+pub struct Raw {
+    pub a: (OpenMlsRustCrypto, SignatureKeyPair, MlsGroup),
+    pub b: (OpenMlsRustCrypto, MlsGroup),
+    /// Commits B has not processed yet.
+    pub backlog: Vec<MlsMessageOut>,
+    next: usize,
+}
+
+pub fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .use_ratchet_tree_extension(true)
+        .padding_size(32)
+        .build()
+}
+
+impl Raw {
+    pub fn new(n: usize) -> Self {
+        let pa = OpenMlsRustCrypto::default();
+        let (_, sa) = raw_key_package(&pa, "did:plc:a", false);
+        let config = MlsGroupCreateConfig::builder()
+            .ciphersuite(SUITE)
+            .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .use_ratchet_tree_extension(true)
+            .padding_size(32)
+            .capabilities(capabilities())
+            .build();
+        let mut ga = MlsGroup::new(
+            &pa,
+            &sa,
+            &config,
+            CredentialWithKey {
+                credential: BasicCredential::new(b"did:plc:a".to_vec()).into(),
+                signature_key: sa.public().into(),
+            },
+        )
+        .unwrap();
+        let pb = OpenMlsRustCrypto::default();
+        let (kb, _) = raw_key_package(&pb, "did:plc:b", false);
+        let mut kps = vec![kb];
+        for i in 0..n.saturating_sub(2) {
+            let p = OpenMlsRustCrypto::default();
+            kps.push(raw_key_package(&p, &format!("did:plc:m{i}"), false).0);
+        }
+        let (_, welcome, _) = ga.add_members(&pa, &sa, &kps).unwrap();
+        ga.merge_pending_commit(&pa).unwrap();
+        let gb = join(&pb, welcome);
+        Self {
+            a: (pa, sa, ga),
+            b: (pb, gb),
+            backlog: Vec::new(),
+            next: 0,
+        }
+    }
+
+    pub fn commit(&mut self) -> MlsMessageOut {
+        let (p, s, g) = &mut self.a;
+        let bundle = g.self_update(p, s, LeafNodeParameters::default()).unwrap();
+        g.merge_pending_commit(p).unwrap();
+        bundle.into_messages().0
+    }
+
+    pub fn process(&mut self, commit: MlsMessageOut) {
+        let (p, g) = &mut self.b;
+        let m = MlsMessageIn::from(commit)
+            .try_into_protocol_message()
+            .unwrap();
+        let processed = g.process_message(p, m).unwrap();
+        if let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() {
+            g.merge_staged_commit(p, *staged).unwrap();
+        }
+    }
+
+    /// A fresh KeyPackage (untimed setup) and its provider.
+    pub fn fresh(&mut self) -> (OpenMlsRustCrypto, KeyPackage) {
+        self.next += 1;
+        let p = OpenMlsRustCrypto::default();
+        let (kp, _) = raw_key_package(&p, &format!("did:plc:fresh{}", self.next), false);
+        (p, kp)
+    }
+
+    pub fn add(&mut self, kp: KeyPackage) -> MlsMessageOut {
+        let (p, s, g) = &mut self.a;
+        let (commit, welcome, _) = g.add_members(p, s, &[kp]).unwrap();
+        g.merge_pending_commit(p).unwrap();
+        self.backlog.push(commit);
+        welcome
+    }
+
+    /// B processes the commits it missed (untimed).
+    pub fn catch_up(&mut self) {
+        for c in std::mem::take(&mut self.backlog) {
+            self.process(c);
+        }
+    }
+
+    pub fn send_receive(&mut self) {
+        let (p, s, g) = &mut self.a;
+        let m = g
+            .create_message(p, s, b"hello, padded like a content object")
+            .unwrap();
+        let (pb, gb) = &mut self.b;
+        let m = MlsMessageIn::from(m).try_into_protocol_message().unwrap();
+        gb.process_message(pb, m).unwrap();
+    }
+}
+
+pub fn join(provider: &OpenMlsRustCrypto, welcome: MlsMessageOut) -> MlsGroup {
+    let bytes = welcome.tls_serialize_detached().unwrap();
+    let MlsMessageBodyIn::Welcome(w) =
+        <MlsMessageIn as openmls::prelude::tls_codec::Deserialize>::tls_deserialize_exact(
+            bytes.as_slice(),
+        )
+        .unwrap()
+        .extract()
+    else {
+        panic!("not a welcome")
+    };
+    StagedWelcome::new_from_welcome(provider, &join_config(), w, None)
+        .unwrap()
+        .into_group(provider)
+        .unwrap()
+}
+
+/// Runs `timed` `iters` times with `setup` before each, timing only `timed`.
+pub fn timed<S>(iters: u64, mut setup: impl FnMut() -> S, mut timed: impl FnMut(S)) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let s = setup();
+        let t = Instant::now();
+        timed(s);
+        total += t.elapsed();
+    }
+    total
+}
+
+/// Every operation, client and raw openmls, at each size.
+pub fn bench_sizes(c: &mut Criterion, sizes: &[usize]) {
+    for &n in sizes {
+        let client = Client::new(n);
+        let mut raw = Raw::new(n);
+        let mut g = c.benchmark_group(format!("client/{n}"));
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(3));
+
+        g.bench_function(BenchmarkId::new("commit", "atmls"), |b| {
+            b.iter(|| client.commit())
+        });
+        g.bench_function(BenchmarkId::new("commit", "openmls"), |b| {
+            b.iter(|| {
+                let c = raw.commit();
+                raw.backlog.push(c);
+            })
+        });
+
+        g.bench_function(BenchmarkId::new("process-commit", "atmls"), |b| {
+            b.iter_custom(|iters| timed(iters, || client.commit(), |()| client.process()))
+        });
+        raw.catch_up();
+        g.bench_function(BenchmarkId::new("process-commit", "openmls"), |b| {
+            b.iter_custom(|iters| {
+                let mut commits = Vec::new();
+                for _ in 0..iters {
+                    commits.push(raw.commit());
+                }
+                let mut commits = commits.into_iter();
+                timed(iters, || commits.next().unwrap(), |c| raw.process(c))
+            })
+        });
+
+        g.bench_function(BenchmarkId::new("add-member", "atmls"), |b| {
+            b.iter_custom(|iters| {
+                let dids: Vec<_> = (0..iters).map(|_| client.fresh_did()).collect();
+                let mut dids = dids.into_iter();
+                let t = timed(iters, || dids.next().unwrap(), |d| client.add(&d));
+                client.process();
+                t
+            })
+        });
+        g.bench_function(BenchmarkId::new("add-member", "openmls"), |b| {
+            b.iter_custom(|iters| {
+                let kps: Vec<_> = (0..iters).map(|_| raw.fresh().1).collect();
+                let mut kps = kps.into_iter();
+                timed(
+                    iters,
+                    || kps.next().unwrap(),
+                    |kp| {
+                        raw.add(kp);
+                    },
+                )
+            })
+        });
+
+        g.bench_function(BenchmarkId::new("join", "atmls"), |b| {
+            b.iter_custom(|iters| {
+                timed(
+                    iters,
+                    || {
+                        let d = client.fresh_device();
+                        client.add(d.did());
+                        d
+                    },
+                    |d| {
+                        client.rt.block_on(d.sync()).unwrap();
+                    },
+                )
+            })
+        });
+        g.bench_function(BenchmarkId::new("join", "openmls"), |b| {
+            b.iter_custom(|iters| {
+                timed(
+                    iters,
+                    || {
+                        let (p, kp) = raw.fresh();
+                        (p, raw.add(kp))
+                    },
+                    |(p, w)| {
+                        join(&p, w);
+                    },
+                )
+            })
+        });
+        client.process();
+        raw.catch_up();
+
+        g.bench_function(BenchmarkId::new("send-receive", "atmls"), |b| {
+            b.iter(|| client.send_receive())
+        });
+        g.bench_function(BenchmarkId::new("send-receive", "openmls"), |b| {
+            b.iter(|| raw.send_receive())
+        });
+        g.finish();
+    }
+}
