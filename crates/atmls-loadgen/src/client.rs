@@ -15,7 +15,8 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{WebSocketStream, client_async};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
 use crate::LoadgenError;
 
@@ -196,13 +197,20 @@ pub fn parse<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<
 /// A `subscribeEnvelopes` WebSocket.
 pub type Ws = WebSocketStream<TcpStream>;
 
+/// The subscriber's WebSocket read buffer. tungstenite zero-fills the whole read buffer
+/// before every read attempt (snapview/tungstenite-rs#547), so its default of 128 KiB is
+/// both resident per socket and a 128 KiB `memset` per poll; frames here are about
+/// 1.2 KB, and a larger frame grows the buffer as needed.
+pub const WS_READ_BUFFER: usize = 8 * 1024;
+
 /// Opens `subscribeEnvelopes?query` on `addr`.
 pub async fn subscribe(addr: SocketAddr, host: &str, query: &str) -> Result<Ws, LoadgenError> {
     let url = format!("ws://{host}/xrpc/chat.mls.ds.subscribeEnvelopes?{query}");
     tokio::time::timeout(REQUEST_TIMEOUT, async {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let (ws, _) = client_async(url, stream)
+        let config = WebSocketConfig::default().read_buffer_size(WS_READ_BUFFER);
+        let (ws, _) = client_async_with_config(url, stream, Some(config))
             .await
             .map_err(|e| LoadgenError::WebSocket(format!("upgrade: {e}")))?;
         Ok(ws)

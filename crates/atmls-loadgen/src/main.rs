@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use atmls_loadgen::{Plan, Scenario, run, to_json};
+use atmls_loadgen::{Plan, Scenario, Target, run, to_json};
 use clap::{Parser, ValueEnum};
 
 /// Load generator for the atmls delivery service.
@@ -20,6 +20,13 @@ struct Args {
     /// started in this process.
     #[arg(long)]
     url: Option<String>,
+    /// The PLC directory of `--url` when it is not on the same listener (as printed by
+    /// `atmls-loadgen serve`).
+    #[arg(long)]
+    plc_url: Option<String>,
+    /// How long `serve` serves, in seconds (it also stops when stdin closes).
+    #[arg(long, default_value_t = 600)]
+    serve_seconds: u64,
     /// The server's process id, to read its RSS in `rss` with `--url`.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -63,6 +70,9 @@ enum Which {
     Fanout,
     Catchup,
     Rss,
+    /// Start the in-process DS and its PLC directory and serve them (for a second
+    /// loadgen process with `--url`/`--plc-url`, e.g. to read the DS's RSS alone).
+    Serve,
 }
 
 fn plan(args: &Args) -> Plan {
@@ -70,12 +80,14 @@ fn plan(args: &Args) -> Plan {
         scenarios: match args.scenario {
             Which::All => Scenario::ALL.to_vec(),
             Which::Baseline => vec![Scenario::Baseline],
-            Which::Ingest => vec![Scenario::Baseline, Scenario::Ingest],
+            Which::Ingest => vec![Scenario::Ingest],
             Which::Fanout => vec![Scenario::Fanout],
             Which::Catchup => vec![Scenario::Catchup],
             Which::Rss => vec![Scenario::Rss],
+            Which::Serve => Vec::new(),
         },
         url: args.url.clone(),
+        plc_url: args.plc_url.clone(),
         batch: args.batch.max(1),
         ..Plan::default()
     };
@@ -92,6 +104,32 @@ fn plan(args: &Args) -> Plan {
     plan
 }
 
+/// Serves an in-process DS until stdin closes, Ctrl-C, or `limit` passed.
+async fn serve(limit: Duration) -> Result<(), atmls_loadgen::LoadgenError> {
+    atmls_loadgen::fdlimit::ensure_open_files(8192)?;
+    let target = Target::start_local().await?;
+    println!(
+        "listening on http://{} plc http://{} pid {}",
+        target.addr(),
+        target.plc_addr(),
+        std::process::id()
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        // Ends when stdin closes (bounded by the process's life).
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        let _ = tx.send(());
+    });
+    tokio::select! {
+        _ = rx => {}
+        _ = tokio::signal::ctrl_c() => {}
+        () = tokio::time::sleep(limit) => {}
+    }
+    target.close().await;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let plan = plan(&args);
@@ -105,6 +143,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Which::Serve = args.scenario {
+        return match runtime.block_on(serve(Duration::from_secs(args.serve_seconds))) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("atmls-loadgen: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(run(&plan, true)) {
         Ok(report) => {
             if args.json {

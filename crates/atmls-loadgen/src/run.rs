@@ -50,6 +50,8 @@ pub struct Plan {
     /// A running `atmls serve` on loopback, or `None` to start one in process per
     /// scenario.
     pub url: Option<String>,
+    /// The PLC directory of `url` when it is not on the same listener.
+    pub plc_url: Option<String>,
     /// `ingest` (one envelope per request; the batched variant uses `batch`).
     pub ingest: IngestConfig,
     /// Envelopes per request of the batched `ingest`.
@@ -71,6 +73,7 @@ impl Default for Plan {
         Self {
             scenarios: Scenario::ALL.to_vec(),
             url: None,
+            plc_url: None,
             ingest: IngestConfig::default(),
             batch: 32,
             fanout: FanoutConfig::default(),
@@ -99,7 +102,7 @@ impl Plan {
 
 async fn target(plan: &Plan) -> Result<Arc<Target>, LoadgenError> {
     Ok(Arc::new(match &plan.url {
-        Some(url) => Target::connect(url).await?,
+        Some(url) => Target::connect(url, plan.plc_url.as_deref()).await?,
         None => Target::start_local().await?,
     }))
 }

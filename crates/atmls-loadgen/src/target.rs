@@ -148,20 +148,15 @@ impl Target {
     /// age ago, its startup replay guard refuses tokens dated before then; the tokens of
     /// this run are then dated up to the request age ahead (which the spec allows and the
     /// guard accepts: such a token cannot have been used before the restart).
-    pub async fn connect(url: &str) -> Result<Self, LoadgenError> {
-        let authority = url
-            .strip_prefix("http://")
-            .ok_or_else(|| LoadgenError::Url(format!("{url}: only http:// on loopback")))?
-            .trim_end_matches('/');
-        if authority.contains('/') {
-            return Err(LoadgenError::Url(format!("{url}: no path allowed")));
-        }
-        let addr = authority
-            .to_socket_addrs()
-            .map_err(|e| LoadgenError::Url(format!("{url}: {e}")))?
-            .find(|a| a.ip().is_loopback())
-            .ok_or_else(|| LoadgenError::Url(format!("{url}: not a loopback address")))?;
-        let mut conn = Conn::connect(addr, authority).await?;
+    /// `plc_url` is where accounts are registered when the PLC directory is elsewhere
+    /// (e.g. `atmls-loadgen serve`), also loopback only.
+    pub async fn connect(url: &str, plc_url: Option<&str>) -> Result<Self, LoadgenError> {
+        let (addr, authority) = loopback(url)?;
+        let plc_addr = match plc_url {
+            Some(p) => loopback(p)?.0,
+            None => addr,
+        };
+        let mut conn = Conn::connect(addr, &authority).await?;
         let (status, body) = conn.get("/xrpc/chat.mls.ds.describeServer", None).await?;
         if status != 200 {
             return Err(LoadgenError::status(
@@ -173,13 +168,18 @@ impl Target {
         let d: Describe = parse("describeServer", &body)?;
         Ok(Self {
             addr,
-            host: authority.to_owned(),
-            plc_addr: addr,
+            host: authority,
+            plc_addr,
             ds_did: d.did,
             request_max_age_ms: d.limits.request_max_age_seconds.saturating_mul(1000),
             sign_offset_ms: AtomicU64::new(0),
             local: None,
         })
+    }
+
+    /// The PLC directory's address.
+    pub fn plc_addr(&self) -> SocketAddr {
+        self.plc_addr
     }
 
     /// The DS's socket address.
@@ -340,6 +340,23 @@ impl Drop for Target {
             local.plc.abort();
         }
     }
+}
+
+/// The address and authority of an `http://host:port` URL on loopback.
+fn loopback(url: &str) -> Result<(SocketAddr, String), LoadgenError> {
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or_else(|| LoadgenError::Url(format!("{url}: only http:// on loopback")))?
+        .trim_end_matches('/');
+    if authority.contains('/') {
+        return Err(LoadgenError::Url(format!("{url}: no path allowed")));
+    }
+    let addr = authority
+        .to_socket_addrs()
+        .map_err(|e| LoadgenError::Url(format!("{url}: {e}")))?
+        .find(|a| a.ip().is_loopback())
+        .ok_or_else(|| LoadgenError::Url(format!("{url}: not a loopback address")))?;
+    Ok((addr, authority.to_owned()))
 }
 
 fn millis(d: Duration) -> u64 {
