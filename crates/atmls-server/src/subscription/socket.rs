@@ -90,7 +90,12 @@ pub(crate) async fn run(
         }
     };
     let cfg = &state.config.subscription;
+    // Subscribers send only control frames, so a small read buffer suffices; tungstenite
+    // zero-fills the whole buffer before each read, and its 128 KiB default cost a memset
+    // per delivered frame and ~125 KiB of resident memory per connection (see
+    // docs/performance.md, delivery service).
     let ws_config = WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
         .max_message_size(Some(cfg.max_client_message_bytes))
         .max_frame_size(Some(cfg.max_client_message_bytes));
     let ws =
