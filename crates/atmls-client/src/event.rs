@@ -67,6 +67,14 @@ pub enum Event {
         /// The account leaving.
         did: Did,
     },
+    /// The group's mailbox could not be read this time (its DS is unreachable, or it
+    /// refused the mailbox key); other groups were synced.
+    Unreachable {
+        /// The group.
+        group: GroupId,
+        /// What the DS or the network answered.
+        error: crate::error::TransportError,
+    },
     /// Something from the group or the inbox was refused (shown to a person as a warning).
     Rejected {
         /// The group, if known.

@@ -378,8 +378,12 @@ async fn strict_ds_key_rule_locks_out_a_member_two_commits_behind() {
     bob.sync().await.unwrap();
     alice.rename(&g, "one").await.unwrap();
     alice.rename(&g, "two").await.unwrap();
-    match bob.sync().await {
-        Err(Error::Transport(e)) => assert_eq!(e.name(), Some("KeyExpired")),
+    let ev = bob.sync().await.unwrap();
+    match ev.as_slice() {
+        [Event::Unreachable { group, error }] => {
+            assert_eq!(group, &g);
+            assert_eq!(error.name(), Some("KeyExpired"));
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -227,6 +227,16 @@ impl Client {
             .unwrap();
     }
 
+    /// Removes an account again (untimed), keeping the group's size constant.
+    pub fn remove(&self, did: &Did) {
+        self.rt
+            .block_on(
+                self.alice
+                    .remove_members(&self.group, std::slice::from_ref(did)),
+            )
+            .unwrap();
+    }
+
     pub fn send_receive(&self) {
         self.rt.block_on(async {
             self.alice
@@ -254,6 +264,8 @@ pub fn join_config() -> MlsGroupJoinConfig {
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
         .use_ratchet_tree_extension(true)
         .padding_size(32)
+        .max_past_epochs(4)
+        .sender_ratchet_configuration(SenderRatchetConfiguration::new(32, 1000))
         .build()
 }
 
@@ -266,6 +278,8 @@ impl Raw {
             .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
             .use_ratchet_tree_extension(true)
             .padding_size(32)
+            .max_past_epochs(4)
+            .sender_ratchet_configuration(SenderRatchetConfiguration::new(32, 1000))
             .capabilities(capabilities())
             .build();
         let mut ga = MlsGroup::new(
@@ -328,6 +342,15 @@ impl Raw {
         g.merge_pending_commit(p).unwrap();
         self.backlog.push(commit);
         welcome
+    }
+
+    /// Removes the last leaf again (untimed), keeping the group's size constant.
+    pub fn remove_last(&mut self) {
+        let (p, s, g) = &mut self.a;
+        let last = g.members().map(|m| m.index).max().unwrap();
+        let (commit, _, _) = g.remove_members(p, s, &[last]).unwrap();
+        g.merge_pending_commit(p).unwrap();
+        self.backlog.push(commit);
     }
 
     /// B processes the commits it missed (untimed).
@@ -412,58 +435,6 @@ pub fn bench_sizes(c: &mut Criterion, sizes: &[usize]) {
             })
         });
 
-        g.bench_function(BenchmarkId::new("add-member", "atmls"), |b| {
-            b.iter_custom(|iters| {
-                let dids: Vec<_> = (0..iters).map(|_| client.fresh_did()).collect();
-                let mut dids = dids.into_iter();
-                let t = timed(iters, || dids.next().unwrap(), |d| client.add(&d));
-                client.process();
-                t
-            })
-        });
-        g.bench_function(BenchmarkId::new("add-member", "openmls"), |b| {
-            b.iter_custom(|iters| {
-                let kps: Vec<_> = (0..iters).map(|_| raw.fresh().1).collect();
-                let mut kps = kps.into_iter();
-                timed(
-                    iters,
-                    || kps.next().unwrap(),
-                    |kp| {
-                        raw.add(kp);
-                    },
-                )
-            })
-        });
-
-        g.bench_function(BenchmarkId::new("join", "atmls"), |b| {
-            b.iter_custom(|iters| {
-                timed(
-                    iters,
-                    || {
-                        let d = client.fresh_device();
-                        client.add(d.did());
-                        d
-                    },
-                    |d| {
-                        client.rt.block_on(d.sync()).unwrap();
-                    },
-                )
-            })
-        });
-        g.bench_function(BenchmarkId::new("join", "openmls"), |b| {
-            b.iter_custom(|iters| {
-                timed(
-                    iters,
-                    || {
-                        let (p, kp) = raw.fresh();
-                        (p, raw.add(kp))
-                    },
-                    |(p, w)| {
-                        join(&p, w);
-                    },
-                )
-            })
-        });
         client.process();
         raw.catch_up();
 
@@ -472,6 +443,67 @@ pub fn bench_sizes(c: &mut Criterion, sizes: &[usize]) {
         });
         g.bench_function(BenchmarkId::new("send-receive", "openmls"), |b| {
             b.iter(|| raw.send_receive())
+        });
+
+        // Added accounts are removed again (untimed) so that the group keeps its size.
+        g.bench_function(BenchmarkId::new("add-member", "atmls"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let did = client.fresh_did();
+                    let t = Instant::now();
+                    client.add(&did);
+                    total += t.elapsed();
+                    client.remove(&did);
+                }
+                client.process();
+                total
+            })
+        });
+        g.bench_function(BenchmarkId::new("add-member", "openmls"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (_, kp) = raw.fresh();
+                    let t = Instant::now();
+                    raw.add(kp);
+                    total += t.elapsed();
+                    raw.remove_last();
+                }
+                raw.catch_up();
+                total
+            })
+        });
+
+        g.bench_function(BenchmarkId::new("join", "atmls"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let d = client.fresh_device();
+                    client.add(d.did());
+                    let t = Instant::now();
+                    client.rt.block_on(d.sync()).unwrap();
+                    total += t.elapsed();
+                    client.remove(d.did());
+                }
+                client.process();
+                total
+            })
+        });
+        g.bench_function(BenchmarkId::new("join", "openmls"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (p, kp) = raw.fresh();
+                    let w = raw.add(kp);
+                    let t = Instant::now();
+                    join(&p, w);
+                    total += t.elapsed();
+                    raw.remove_last();
+                }
+                raw.catch_up();
+                total
+            })
         });
         g.finish();
     }

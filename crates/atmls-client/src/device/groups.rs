@@ -316,17 +316,20 @@ impl<P: Pds, D: Ds> Device<P, D> {
     pub async fn group(&self, group: &GroupId) -> Result<Group, Error> {
         let mut st = self.inner.state.lock().await;
         let row = store::group(&st.conn, &group.0)?.ok_or(Error::UnknownGroup)?;
+        if !row.active {
+            return Err(Error::NotMember);
+        }
         st.with_group(&group.0, |_, g| {
             grp::snapshot(g, row.active).map_err(|e| Error::Protocol(e.to_string()))
         })
     }
 
-    /// Every group of this device (active or not).
+    /// Every group this device is a member of.
     pub async fn groups(&self) -> Result<Vec<Group>, Error> {
         let mut st = self.inner.state.lock().await;
         let rows = store::groups(&st.conn)?;
         let mut out = Vec::new();
-        for row in rows {
+        for row in rows.into_iter().filter(|r| r.active) {
             out.push(st.with_group(&row.group_id, |_, g| {
                 grp::snapshot(g, row.active).map_err(|e| Error::Protocol(e.to_string()))
             })?);

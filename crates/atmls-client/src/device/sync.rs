@@ -52,7 +52,21 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 continue;
             }
             let id = GroupId(row.group_id.clone());
-            let (evs, leave) = self.sync_group_inner(&mut st, &id).await?;
+            // One unreachable group (its DS down, or its key refused) does not stop the
+            // others.
+            let (evs, leave) = match self.sync_group_inner(&mut st, &id).await {
+                Ok(v) => v,
+                Err(Error::Transport(e)) => {
+                    let ev = Event::Unreachable {
+                        group: id.clone(),
+                        error: e,
+                    };
+                    self.emit(std::slice::from_ref(&ev));
+                    events.push(ev);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             self.emit(&evs);
             events.extend(evs);
             if leave && self.is_admin(&mut st, &id)? {
