@@ -13,7 +13,63 @@ use base64::Engine as _;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
-use openmls_rust_crypto::OpenMlsRustCrypto;
+use openmls_rust_crypto::{OpenMlsRustCrypto, RustCrypto};
+use openmls_sqlite_storage::{Codec, SqliteStorageProvider};
+
+/// serde_json codec for the SQLite storage (as the client uses).
+#[derive(Default)]
+pub struct Json;
+
+impl Codec for Json {
+    type Error = serde_json::Error;
+    fn to_vec<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, Self::Error> {
+        serde_json::to_vec(v)
+    }
+    fn from_slice<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, Self::Error> {
+        serde_json::from_slice(b)
+    }
+}
+
+/// RustCrypto with openmls_sqlite_storage on an in-memory database with the client's
+/// pragmas: raw openmls persisting what the client persists.
+pub struct SqlProvider {
+    crypto: RustCrypto,
+    storage: SqliteStorageProvider<Json, rusqlite::Connection>,
+}
+
+impl Default for SqlProvider {
+    fn default() -> Self {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "secure_delete", "ON").unwrap();
+        SqliteStorageProvider::<Json, &mut rusqlite::Connection>::new(&mut conn)
+            .run_migrations()
+            .unwrap();
+        Self {
+            crypto: RustCrypto::default(),
+            storage: SqliteStorageProvider::new(conn),
+        }
+    }
+}
+
+impl OpenMlsProvider for SqlProvider {
+    type CryptoProvider = RustCrypto;
+    type RandProvider = RustCrypto;
+    type StorageProvider = SqliteStorageProvider<Json, rusqlite::Connection>;
+    fn storage(&self) -> &Self::StorageProvider {
+        &self.storage
+    }
+    fn crypto(&self) -> &RustCrypto {
+        &self.crypto
+    }
+    fn rand(&self) -> &RustCrypto {
+        &self.crypto
+    }
+}
+
+/// A provider the raw fixture can use.
+pub trait RawProvider: OpenMlsProvider + Default {}
+impl RawProvider for OpenMlsRustCrypto {}
+impl RawProvider for SqlProvider {}
 
 pub type Dev = Device<MemoryPds, MemoryDs>;
 
@@ -39,7 +95,7 @@ fn capabilities() -> Capabilities {
 
 /// A raw openmls KeyPackage for `identity` (its private parts in `provider`).
 pub fn raw_key_package(
-    provider: &OpenMlsRustCrypto,
+    provider: &impl OpenMlsProvider,
     identity: &str,
     last_resort: bool,
 ) -> (KeyPackage, SignatureKeyPair) {
@@ -251,9 +307,9 @@ impl Client {
 /// The raw openmls fixture: A (committer) and B (member) in a group of `n` leaves,
 /// memory storage, the same configuration (ciphertext wire format, ratchet tree in
 /// Welcomes, padding 32).
-pub struct Raw {
-    pub a: (OpenMlsRustCrypto, SignatureKeyPair, MlsGroup),
-    pub b: (OpenMlsRustCrypto, MlsGroup),
+pub struct Raw<P: RawProvider = OpenMlsRustCrypto> {
+    pub a: (P, SignatureKeyPair, MlsGroup),
+    pub b: (P, MlsGroup),
     /// Commits B has not processed yet.
     pub backlog: Vec<MlsMessageOut>,
     next: usize,
@@ -269,9 +325,9 @@ pub fn join_config() -> MlsGroupJoinConfig {
         .build()
 }
 
-impl Raw {
+impl<P: RawProvider> Raw<P> {
     pub fn new(n: usize) -> Self {
-        let pa = OpenMlsRustCrypto::default();
+        let pa = P::default();
         let (_, sa) = raw_key_package(&pa, "did:plc:a", false);
         let config = MlsGroupCreateConfig::builder()
             .ciphersuite(SUITE)
@@ -292,7 +348,7 @@ impl Raw {
             },
         )
         .unwrap();
-        let pb = OpenMlsRustCrypto::default();
+        let pb = P::default();
         let (kb, _) = raw_key_package(&pb, "did:plc:b", false);
         let mut kps = vec![kb];
         for i in 0..n.saturating_sub(2) {
@@ -329,9 +385,9 @@ impl Raw {
     }
 
     /// A fresh KeyPackage (untimed setup) and its provider.
-    pub fn fresh(&mut self) -> (OpenMlsRustCrypto, KeyPackage) {
+    pub fn fresh(&mut self) -> (P, KeyPackage) {
         self.next += 1;
-        let p = OpenMlsRustCrypto::default();
+        let p = P::default();
         let (kp, _) = raw_key_package(&p, &format!("did:plc:fresh{}", self.next), false);
         (p, kp)
     }
@@ -371,7 +427,7 @@ impl Raw {
     }
 }
 
-pub fn join(provider: &OpenMlsRustCrypto, welcome: MlsMessageOut) -> MlsGroup {
+pub fn join(provider: &impl OpenMlsProvider, welcome: MlsMessageOut) -> MlsGroup {
     let bytes = welcome.tls_serialize_detached().unwrap();
     let MlsMessageBodyIn::Welcome(w) =
         <MlsMessageIn as openmls::prelude::tls_codec::Deserialize>::tls_deserialize_exact(
@@ -400,111 +456,117 @@ pub fn timed<S>(iters: u64, mut setup: impl FnMut() -> S, mut timed: impl FnMut(
     total
 }
 
-/// Every operation, client and raw openmls, at each size.
+/// Every operation, for the client and for raw openmls (memory storage, and SQLite
+/// storage as the client persists), at each size.
 pub fn bench_sizes(c: &mut Criterion, sizes: &[usize]) {
     for &n in sizes {
-        let client = Client::new(n);
-        let mut raw = Raw::new(n);
         let mut g = c.benchmark_group(format!("client/{n}"));
         g.sample_size(10)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(3));
-
-        g.bench_function(BenchmarkId::new("commit", "atmls"), |b| {
-            b.iter(|| client.commit())
-        });
-        g.bench_function(BenchmarkId::new("commit", "openmls"), |b| {
-            b.iter(|| {
-                let c = raw.commit();
-                raw.backlog.push(c);
-            })
-        });
-
-        g.bench_function(BenchmarkId::new("process-commit", "atmls"), |b| {
-            b.iter_custom(|iters| timed(iters, || client.commit(), |()| client.process()))
-        });
-        raw.catch_up();
-        g.bench_function(BenchmarkId::new("process-commit", "openmls"), |b| {
-            b.iter_custom(|iters| {
-                let mut commits = Vec::new();
-                for _ in 0..iters {
-                    commits.push(raw.commit());
-                }
-                let mut commits = commits.into_iter();
-                timed(iters, || commits.next().unwrap(), |c| raw.process(c))
-            })
-        });
-
-        client.process();
-        raw.catch_up();
-
-        g.bench_function(BenchmarkId::new("send-receive", "atmls"), |b| {
-            b.iter(|| client.send_receive())
-        });
-        g.bench_function(BenchmarkId::new("send-receive", "openmls"), |b| {
-            b.iter(|| raw.send_receive())
-        });
-
-        // Added accounts are removed again (untimed) so that the group keeps its size.
-        g.bench_function(BenchmarkId::new("add-member", "atmls"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let did = client.fresh_did();
-                    let t = Instant::now();
-                    client.add(&did);
-                    total += t.elapsed();
-                    client.remove(&did);
-                }
-                client.process();
-                total
-            })
-        });
-        g.bench_function(BenchmarkId::new("add-member", "openmls"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let (_, kp) = raw.fresh();
-                    let t = Instant::now();
-                    raw.add(kp);
-                    total += t.elapsed();
-                    raw.remove_last();
-                }
-                raw.catch_up();
-                total
-            })
-        });
-
-        g.bench_function(BenchmarkId::new("join", "atmls"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let d = client.fresh_device();
-                    client.add(d.did());
-                    let t = Instant::now();
-                    client.rt.block_on(d.sync()).unwrap();
-                    total += t.elapsed();
-                    client.remove(d.did());
-                }
-                client.process();
-                total
-            })
-        });
-        g.bench_function(BenchmarkId::new("join", "openmls"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let (p, kp) = raw.fresh();
-                    let w = raw.add(kp);
-                    let t = Instant::now();
-                    join(&p, w);
-                    total += t.elapsed();
-                    raw.remove_last();
-                }
-                raw.catch_up();
-                total
-            })
-        });
+        client_ops(&mut g, &Client::new(n));
+        raw_ops(&mut g, &mut Raw::<OpenMlsRustCrypto>::new(n), "openmls");
+        raw_ops(&mut g, &mut Raw::<SqlProvider>::new(n), "openmls+sqlite");
         g.finish();
     }
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+fn client_ops(g: &mut Group<'_>, client: &Client) {
+    g.bench_function(BenchmarkId::new("commit", "atmls"), |b| {
+        b.iter(|| client.commit())
+    });
+    g.bench_function(BenchmarkId::new("process-commit", "atmls"), |b| {
+        b.iter_custom(|iters| timed(iters, || client.commit(), |()| client.process()))
+    });
+    g.bench_function(BenchmarkId::new("send-receive", "atmls"), |b| {
+        b.iter(|| client.send_receive())
+    });
+    // Added accounts are removed again (untimed) so that the group keeps its size.
+    g.bench_function(BenchmarkId::new("add-member", "atmls"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let did = client.fresh_did();
+                let t = Instant::now();
+                client.add(&did);
+                total += t.elapsed();
+                client.remove(&did);
+            }
+            client.process();
+            total
+        })
+    });
+    g.bench_function(BenchmarkId::new("join", "atmls"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let d = client.fresh_device();
+                client.add(d.did());
+                let t = Instant::now();
+                client.rt.block_on(d.sync()).unwrap();
+                total += t.elapsed();
+                client.remove(d.did());
+            }
+            client.process();
+            total
+        })
+    });
+}
+
+fn raw_ops<P: RawProvider>(g: &mut Group<'_>, raw: &mut Raw<P>, label: &str) {
+    g.bench_function(BenchmarkId::new("commit", label), |b| {
+        b.iter(|| {
+            let c = raw.commit();
+            raw.backlog.push(c);
+        })
+    });
+    raw.catch_up();
+    g.bench_function(BenchmarkId::new("process-commit", label), |b| {
+        b.iter_custom(|iters| {
+            let commits: Vec<_> = (0..iters).map(|_| raw.commit()).collect();
+            let mut commits = commits.into_iter();
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let c = commits.next().unwrap();
+                let t = Instant::now();
+                raw.process(c);
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    g.bench_function(BenchmarkId::new("send-receive", label), |b| {
+        b.iter(|| raw.send_receive())
+    });
+    g.bench_function(BenchmarkId::new("add-member", label), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (_, kp) = raw.fresh();
+                let t = Instant::now();
+                raw.add(kp);
+                total += t.elapsed();
+                raw.remove_last();
+            }
+            raw.catch_up();
+            total
+        })
+    });
+    g.bench_function(BenchmarkId::new("join", label), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (p, kp) = raw.fresh();
+                let w = raw.add(kp);
+                let t = Instant::now();
+                join(&p, w);
+                total += t.elapsed();
+                raw.remove_last();
+            }
+            raw.catch_up();
+            total
+        })
+    });
 }
