@@ -6,12 +6,25 @@ pub mod chat;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(tag = "$type")]
 pub enum KnownRecord {
+    /// `chat.mls.attachmentRef`
+    #[serde(rename = "chat.mls.attachmentRef")]
+    ChatMlsAttachmentRef(Box<crate::generated::chat::mls::attachment_ref::Record>),
     /// `chat.mls.declaration`
     #[serde(rename = "chat.mls.declaration")]
     ChatMlsDeclaration(Box<crate::generated::chat::mls::declaration::Record>),
     /// `chat.mls.keyPackage`
     #[serde(rename = "chat.mls.keyPackage")]
     ChatMlsKeyPackage(Box<crate::generated::chat::mls::key_package::Record>),
+}
+impl From<crate::generated::chat::mls::attachment_ref::Record> for KnownRecord {
+    fn from(record: crate::generated::chat::mls::attachment_ref::Record) -> Self {
+        KnownRecord::ChatMlsAttachmentRef(Box::new(record))
+    }
+}
+impl From<crate::generated::chat::mls::attachment_ref::RecordData> for KnownRecord {
+    fn from(data: crate::generated::chat::mls::attachment_ref::RecordData) -> Self {
+        KnownRecord::ChatMlsAttachmentRef(Box::new(data.into()))
+    }
 }
 impl From<crate::generated::chat::mls::declaration::Record> for KnownRecord {
     fn from(record: crate::generated::chat::mls::declaration::Record) -> Self {
@@ -35,6 +48,7 @@ impl From<crate::generated::chat::mls::key_package::RecordData> for KnownRecord 
 }
 /// The JSON text of every lexicon document these types were generated from.
 pub const LEXICONS: &[&str] = &[
+    crate::generated::chat::mls::attachment_ref::LEXICON,
     crate::generated::chat::mls::content::LEXICON,
     crate::generated::chat::mls::declaration::LEXICON,
     crate::generated::chat::mls::defs::LEXICON,
