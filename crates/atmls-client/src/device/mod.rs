@@ -45,6 +45,8 @@ pub struct DeviceConfig {
     pub max_envelope_bytes: usize,
     /// Look for new devices of this account at most this often during [`Device::sync`].
     pub own_device_check_interval: Duration,
+    /// How often [`Device::run`] syncs when it has no working subscription.
+    pub poll_interval: Duration,
     /// Self-update in each group this often (during [`Device::sync`]); `None`: never
     /// on its own.
     pub self_update_interval: Option<Duration>,
@@ -62,6 +64,7 @@ impl Default for DeviceConfig {
             max_envelope_bytes: 1 << 20,
             own_device_check_interval: Duration::from_secs(300),
             self_update_interval: Some(Duration::from_secs(7 * 86_400)),
+            poll_interval: Duration::from_secs(30),
         }
     }
 }

@@ -305,35 +305,67 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok(())
     }
 
-    /// Runs until the DS connection cannot be re-established: subscribes to the inbox
-    /// and every group mailbox, and syncs whenever something arrives; resubscribes from
-    /// the cursors when a stream ends or the keys change (new epoch, new group).
+    /// Runs until a non-network error: subscribes to the inbox and every group mailbox
+    /// and syncs whenever something arrives; resubscribes from the cursors when a stream
+    /// ends or the keys change (new epoch, new group). A DS that cannot be subscribed to,
+    /// or a network failure, falls back to syncing every
+    /// [`DeviceConfig::poll_interval`](crate::DeviceConfig::poll_interval).
     pub async fn run(&self) -> Result<(), Error> {
+        let poll = self.inner.config.poll_interval;
         loop {
-            self.sync().await?;
+            match self.sync().await {
+                Ok(_) => {}
+                Err(Error::Transport(e)) => {
+                    tracing::warn!(error = %e, "sync failed; retrying");
+                    tokio::time::sleep(poll).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             let targets = self.subscription_targets().await?;
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
             for (ds, subs) in &targets {
-                let mut stream = self.inner.ds.subscribe(ds, subs.clone()).await?;
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    while let Some(d) = stream.recv().await {
-                        if tx.send(d).is_err() {
+                match self.inner.ds.subscribe(ds, subs.clone()).await {
+                    Ok(mut stream) => {
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            while let Some(d) = stream.recv().await {
+                                if tx.send(d).is_err() {
+                                    return;
+                                }
+                            }
+                            let _ = tx.send(Delivery::Closed(None));
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, ds = %ds, "cannot subscribe; polling"),
+                }
+            }
+            let fingerprint = fingerprint(&targets);
+            let started = std::time::Instant::now();
+            loop {
+                match tokio::time::timeout(poll, rx.recv()).await {
+                    Ok(Some(Delivery::Envelope { .. })) | Err(_) => {
+                        while let Ok(Delivery::Envelope { .. }) = rx.try_recv() {}
+                        if let Err(e) = self.sync().await {
+                            match e {
+                                Error::Transport(_) => break,
+                                e => return Err(e),
+                            }
+                        }
+                        if fingerprint != self::fingerprint(&self.subscription_targets().await?) {
                             break;
                         }
                     }
-                    let _ = tx.send(Delivery::Closed(None));
-                });
-            }
-            drop(tx);
-            let fingerprint = fingerprint(&targets);
-            while let Some(Delivery::Envelope { .. }) = rx.recv().await {
-                while let Ok(Delivery::Envelope { .. }) = rx.try_recv() {}
-                self.sync().await?;
-                if fingerprint != self::fingerprint(&self.subscription_targets().await?) {
-                    break;
+                    // A stream ended: resubscribe (not faster than once a second).
+                    Ok(Some(_)) | Ok(None) => {
+                        if started.elapsed() < std::time::Duration::from_secs(1) {
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
+                        break;
+                    }
                 }
             }
+            drop(tx);
         }
     }
 
