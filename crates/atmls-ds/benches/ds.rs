@@ -3,8 +3,12 @@
 //!
 //! - request tokens: sign and decode + verify (1 KiB body) against raw Ed25519 sign and
 //!   strict verify of the 169-byte signing bytes;
+//! - the pre-check the server does in a request's task
+//!   (`RequestAuth::check_signature`), and a key's decompression alone (what a key cache
+//!   could save);
 //! - the `sendEnvelopes` decision of the core (memory store: token checks, replay cache,
-//!   envelope rules, sequencing) against a raw strict verify;
+//!   envelope rules, sequencing), with the signature checked by the core or pre-checked
+//!   (the writer's share), against a raw strict verify;
 //! - `SqliteStore::append`, one batch per transaction and 32 batches (32 mailboxes) per
 //!   transaction — the server's group commit — against raw rusqlite insert transactions of
 //!   1 and 32 rows of 1 KiB on a file with the store's pragmas;
@@ -19,7 +23,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use atmls_ds::auth::{DsMethod, MailboxKey, RequestAuth, RequestToken, signing_bytes};
+use atmls_ds::auth::{DsMethod, MailboxKey, PreChecked, RequestAuth, RequestToken, signing_bytes};
 use atmls_ds::store::{Append, Mailbox, MailboxKeys, PageLimit};
 use atmls_ds::{
     DeliveryService, DsConfig, Envelope, EnvelopeKind, MailboxId, MailboxKind, MemoryStore,
@@ -29,7 +33,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
 };
-use ed25519_dalek::{Signature, Signer as _, SigningKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use rand::SeedableRng as _;
 use rusqlite::{Connection, params};
 
@@ -105,6 +109,18 @@ fn tokens(c: &mut Criterion) {
                 .expect("valid")
         })
     });
+    // The pre-check the server does in the request's task (decode + strict verify).
+    let header = format!("ChatMls-Mailbox {text}");
+    g.bench_function("request_auth_check_signature_1KiB_body", |b| {
+        b.iter(|| {
+            RequestAuth::from_header(Some(black_box(&header)), black_box(&body))
+                .check_signature(DsMethod::SendEnvelopes, &mailbox)
+        })
+    });
+    // What a cache of decompressed keys could save per verification.
+    g.bench_function("baseline_ed25519_key_decompress", |b| {
+        b.iter(|| VerifyingKey::from_bytes(black_box(public.as_bytes())).expect("key"))
+    });
     g.finish();
 }
 
@@ -157,6 +173,34 @@ fn send_decision(c: &mut Criterion) {
             |(header, envelopes): (String, Vec<OutgoingEnvelope>)| {
                 let auth = RequestAuth::from_header(Some(&header), &body);
                 ds.send_envelopes(&mailbox, &auth, envelopes, NOW)
+                    .expect("accepted")
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // The writer's share once the signature was checked in the request's task.
+    g.bench_function("send_envelopes_1x1KiB_memory_store_prechecked", |b| {
+        b.iter_batched(
+            || {
+                nonce += 1;
+                let token = RequestToken::sign(
+                    &key,
+                    DsMethod::SendEnvelopes,
+                    &mailbox,
+                    NOW,
+                    nonce.to_be_bytes(),
+                    &body,
+                );
+                let header = token.authorization_header();
+                let checked = RequestAuth::from_header(Some(&header), &body)
+                    .check_signature(DsMethod::SendEnvelopes, &mailbox);
+                (
+                    checked,
+                    vec![OutgoingEnvelope::message(vec![0x5a; PAYLOAD])],
+                )
+            },
+            |(checked, envelopes): (PreChecked, Vec<OutgoingEnvelope>)| {
+                ds.send_envelopes(&mailbox, &checked, envelopes, NOW)
                     .expect("accepted")
             },
             BatchSize::SmallInput,

@@ -5,10 +5,12 @@
 //! without padding in `Authorization: ChatMls-Mailbox <token>` (or as a subscription's
 //! `auth` parameter). The signature is Ed25519 over [`signing_bytes`].
 
+mod checked;
 mod key;
 mod replay;
 mod token;
 
+pub use checked::{Authorization, PreChecked};
 pub use key::{InvalidKey, MailboxKey};
 pub(crate) use replay::{ReplayCache, ReplayVerdict};
 pub use token::{RequestToken, TOKEN_LEN, TOKEN_TEXT_LEN};

@@ -4,7 +4,7 @@
 use rand::RngCore;
 
 use super::{Access, Authorized, DeliveryService, Grant, key_grant};
-use crate::auth::{DsMethod, MailboxKey, RequestAuth};
+use crate::auth::{Authorization, DsMethod, MailboxKey};
 use crate::error::{AuthError, EnvelopeRule, ReadError, SendEnvelopesError};
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
 use crate::store::{Append, Envelope, MailboxKeys, PreviousKey, Store, StoreError};
@@ -92,7 +92,7 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     pub fn send_envelopes(
         &mut self,
         id: &MailboxId,
-        auth: &RequestAuth<'_>,
+        auth: &impl Authorization,
         envelopes: Vec<OutgoingEnvelope>,
         now: Timestamp,
     ) -> Result<SendReceipt, SendEnvelopesError> {
@@ -234,7 +234,7 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     pub fn envelopes(
         &mut self,
         id: &MailboxId,
-        auth: &RequestAuth<'_>,
+        auth: &impl Authorization,
         cursor: u64,
         limit: u32,
         now: Timestamp,
@@ -263,7 +263,7 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     pub fn authorize_subscription(
         &mut self,
         id: &MailboxId,
-        auth: &RequestAuth<'_>,
+        auth: &impl Authorization,
         cursor: Option<u64>,
         now: Timestamp,
     ) -> Result<Subscription, ReadError> {

@@ -4,7 +4,7 @@
 use rand::RngCore;
 
 use super::{Access, DeliveryService};
-use crate::auth::{DsMethod, RequestAuth};
+use crate::auth::{Authorization, DsMethod};
 use crate::config::LEXICON_MAX_DELETE;
 use crate::error::{InboxError, SendWelcomeError};
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
@@ -89,7 +89,7 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     pub fn list_inbox(
         &mut self,
         inbox: &MailboxId,
-        auth: &RequestAuth<'_>,
+        auth: &impl Authorization,
         cursor: u64,
         limit: u32,
         now: Timestamp,
@@ -121,7 +121,7 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     pub fn delete_inbox_items(
         &mut self,
         inbox: &MailboxId,
-        auth: &RequestAuth<'_>,
+        auth: &impl Authorization,
         seqs: &[u64],
         now: Timestamp,
     ) -> Result<u64, InboxError> {

@@ -9,7 +9,7 @@ pub use inbox::InboxPage;
 
 use rand::RngCore;
 
-use crate::auth::{DsMethod, MailboxKey, ReplayCache, ReplayVerdict, RequestAuth, RequestToken};
+use crate::auth::{Authorization, DsMethod, MailboxKey, ReplayCache, ReplayVerdict};
 use crate::config::{DsConfig, LEXICON_MAX_PAGE};
 use crate::error::{AuthError, CreateMailboxError, ReadError};
 use crate::id::{MailboxId, MailboxKind};
@@ -184,7 +184,7 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     pub fn mailbox(
         &mut self,
         id: &MailboxId,
-        auth: &RequestAuth<'_>,
+        auth: &impl Authorization,
         now: Timestamp,
     ) -> Result<MailboxInfo, ReadError> {
         let ok = self.authorize(DsMethod::GetMailbox, id, auth, None, now)?;
@@ -211,17 +211,21 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     }
 
     /// Checks a mailbox-key authorisation, in the order the spec fixes: token, timestamp,
-    /// signature, mailbox, kind, key, nonce.
+    /// signature, mailbox, kind, key, nonce. The outcomes of the token and signature steps
+    /// come from `auth`'s pre-check ([`crate::auth::RequestAuth::check_signature`], done
+    /// here for a [`crate::auth::RequestAuth`]); each is reported at its own step.
     pub(crate) fn authorize(
         &mut self,
         method: DsMethod,
         id: &MailboxId,
-        auth: &RequestAuth<'_>,
+        auth: &impl Authorization,
         expect: Option<MailboxKind>,
         now: Timestamp,
     ) -> Result<Authorized, Access> {
-        let text = auth.token().ok_or(AuthError::AuthRequired)?;
-        let token = RequestToken::decode(text)?;
+        let checked = auth.pre_checked(method, id);
+        // 1. Token present and well-formed.
+        let token = checked.token()?;
+        // 2. Timestamp within the window.
         let skew = now.abs_diff(token.timestamp());
         if skew > self.config.request_max_age() {
             return Err(AuthError::RequestExpired {
@@ -229,11 +233,14 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
             }
             .into());
         }
-        token.verify(method, id, auth.content())?;
+        // 3. Signature.
+        checked.signature(method, id)?;
+        // 4. Mailbox exists; 5. its kind.
         let mailbox = self.store.mailbox(id)?.ok_or(Access::NotFound)?;
         if expect.is_some_and(|k| k != mailbox.kind()) {
             return Err(Access::WrongKind);
         }
+        // 6. Key usable; 7. nonce fresh.
         let grant = key_grant(&mailbox, token.key(), now)?;
         match self.replay.check(token.key(), token.nonce(), now) {
             ReplayVerdict::Fresh => Ok(Authorized {

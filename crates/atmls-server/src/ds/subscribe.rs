@@ -12,9 +12,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use atmls_ds::auth::subscription_content;
+use atmls_ds::auth::{DsMethod, RequestAuth, subscription_content};
 use atmls_ds::{MailboxId, Subscription};
-use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at};
@@ -103,7 +102,6 @@ impl DsService {
         sink: EventSink,
     ) -> Result<(), XrpcError> {
         let items = self.subscribe_items(&req)?;
-        let content = Bytes::from(subscription_content(req.query_string()));
         let id = self.inner.next_subscription.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = mpsc::channel(self.inner.config.live_buffer());
         let overflowed = Arc::new(AtomicBool::new(false));
@@ -117,12 +115,7 @@ impl DsService {
             id,
         };
         let subs = self
-            .call(|reply| Command::Subscribe {
-                items,
-                content,
-                live,
-                reply,
-            })
+            .call(|reply| Command::Subscribe { items, live, reply })
             .await?
             .map_err(item_error)?;
 
@@ -173,7 +166,9 @@ impl DsService {
         }
     }
 
-    /// Parses and checks the parameters; each mailbox's token passes the startup guard.
+    /// Parses and checks the parameters; each mailbox's token passes the startup guard and
+    /// is decoded and its signature verified here (over the query string without its
+    /// `auth` parameters), for the writer to report at its step of the verification order.
     fn subscribe_items(&self, req: &XrpcRequest) -> Result<Vec<SubscribeItem>, XrpcError> {
         let mailboxes = strings(req, "mailbox");
         let tokens = strings(req, "auth");
@@ -188,6 +183,7 @@ impl DsService {
                 "params: more auth or cursor values than mailboxes",
             ));
         }
+        let content = subscription_content(req.query_string());
         let mut items: Vec<SubscribeItem> = Vec::with_capacity(mailboxes.len());
         for (i, text) in mailboxes.iter().enumerate() {
             let mailbox = MailboxId::from_str(text)
@@ -197,11 +193,13 @@ impl DsService {
                     "params/mailbox/{i}: mailbox listed twice"
                 )));
             }
-            let token = tokens.get(i).cloned();
-            self.check_startup_guard(token.as_deref())?;
+            let token = tokens.get(i).map(String::as_str);
+            self.check_startup_guard(token)?;
+            let auth = RequestAuth::from_token(token, content.as_bytes())
+                .check_signature(DsMethod::SubscribeEnvelopes, &mailbox);
             items.push(SubscribeItem {
                 mailbox,
-                token,
+                auth,
                 cursor: cursors.get(i).copied(),
             });
         }

@@ -8,6 +8,11 @@
 //! and the requests answered. Every other request first commits what is pending, so it
 //! only ever sees committed state. The write runs here, not in the request's future: a
 //! request whose client went away is still decided and committed (or not) as a whole.
+//!
+//! Mailbox-key requests arrive with their token decoded and signature verified
+//! ([`PreChecked`], done in the request's task): the writer only applies the cheap steps
+//! of the verification order (timestamp, mailbox, kind, key, nonce), reporting a failed
+//! pre-check at its own step.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,14 +20,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use atmls_ds::Envelope;
-use atmls_ds::auth::RequestAuth;
+use atmls_ds::auth::PreChecked;
 use atmls_ds::store::{Append, CreateOutcome, Mailbox, PageLimit};
 use atmls_ds::{
     CreateMailboxError, DeliveryService, EnvelopeKind, EnvelopePage, Expired, InboxError,
     InboxPage, MailboxId, MailboxInfo, MailboxKind, OutgoingEnvelope, ReadError,
     SendEnvelopesError, SendReceipt, SendWelcomeError, Store, StoreError, Subscription,
 };
-use bytes::Bytes;
 use rand::rngs::OsRng;
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,25 +36,11 @@ use crate::subscription::{Frame, FrameError};
 /// Where a writer's answer goes.
 pub(crate) type Reply<T> = oneshot::Sender<T>;
 
-/// A mailbox-key authorisation as received: the `Authorization` header (or a bare token)
-/// and the bytes it signs.
-#[derive(Debug)]
-pub(crate) struct Signed {
-    pub(crate) header: Option<String>,
-    pub(crate) content: Bytes,
-}
-
-impl Signed {
-    fn auth(&self) -> RequestAuth<'_> {
-        RequestAuth::from_header(self.header.as_deref(), &self.content)
-    }
-}
-
-/// One mailbox of a subscription request.
+/// One mailbox of a subscription request, its token already checked.
 #[derive(Debug)]
 pub(crate) struct SubscribeItem {
     pub(crate) mailbox: MailboxId,
-    pub(crate) token: Option<String>,
+    pub(crate) auth: PreChecked,
     pub(crate) cursor: Option<u64>,
 }
 
@@ -69,18 +59,18 @@ pub(crate) enum Command {
     },
     Mailbox {
         id: MailboxId,
-        auth: Signed,
+        auth: PreChecked,
         reply: Reply<Result<MailboxInfo, ReadError>>,
     },
     Send {
         id: MailboxId,
-        auth: Signed,
+        auth: PreChecked,
         envelopes: Vec<OutgoingEnvelope>,
         reply: Reply<Result<SendReceipt, SendEnvelopesError>>,
     },
     Envelopes {
         id: MailboxId,
-        auth: Signed,
+        auth: PreChecked,
         cursor: u64,
         limit: u32,
         reply: Reply<Result<EnvelopePage, ReadError>>,
@@ -92,14 +82,14 @@ pub(crate) enum Command {
     },
     ListInbox {
         inbox: MailboxId,
-        auth: Signed,
+        auth: PreChecked,
         cursor: u64,
         limit: u32,
         reply: Reply<Result<InboxPage, InboxError>>,
     },
     DeleteInbox {
         inbox: MailboxId,
-        auth: Signed,
+        auth: PreChecked,
         seqs: Vec<u64>,
         reply: Reply<Result<u64, InboxError>>,
     },
@@ -108,7 +98,6 @@ pub(crate) enum Command {
     /// overlap instead of leaving a gap.
     Subscribe {
         items: Vec<SubscribeItem>,
-        content: Bytes,
         live: LiveTx,
         reply: Reply<Result<Vec<Subscription>, ItemError>>,
     },
@@ -416,7 +405,7 @@ impl<S: Store> Writer<S> {
                 envelopes,
                 reply,
             } => {
-                let result = self.core.send_envelopes(&id, &auth.auth(), envelopes, now);
+                let result = self.core.send_envelopes(&id, &auth, envelopes, now);
                 self.defer(move |fail| {
                     let _ = reply.send(match (result, fail) {
                         (Ok(_), Some(e)) => Err(SendEnvelopesError::Store(failed(e))),
@@ -457,7 +446,7 @@ impl<S: Store> Writer<S> {
                 let _ = reply.send(self.core.create_mailbox(&account, kind, &key, epoch));
             }
             Command::Mailbox { id, auth, reply } => {
-                let _ = reply.send(self.core.mailbox(&id, &auth.auth(), now));
+                let _ = reply.send(self.core.mailbox(&id, &auth, now));
             }
             Command::Envelopes {
                 id,
@@ -466,7 +455,7 @@ impl<S: Store> Writer<S> {
                 limit,
                 reply,
             } => {
-                let _ = reply.send(self.core.envelopes(&id, &auth.auth(), cursor, limit, now));
+                let _ = reply.send(self.core.envelopes(&id, &auth, cursor, limit, now));
             }
             Command::ListInbox {
                 inbox,
@@ -475,9 +464,7 @@ impl<S: Store> Writer<S> {
                 limit,
                 reply,
             } => {
-                let page = self
-                    .core
-                    .list_inbox(&inbox, &auth.auth(), cursor, limit, now);
+                let page = self.core.list_inbox(&inbox, &auth, cursor, limit, now);
                 let _ = reply.send(page);
             }
             Command::DeleteInbox {
@@ -486,17 +473,10 @@ impl<S: Store> Writer<S> {
                 seqs,
                 reply,
             } => {
-                let deleted = self
-                    .core
-                    .delete_inbox_items(&inbox, &auth.auth(), &seqs, now);
+                let deleted = self.core.delete_inbox_items(&inbox, &auth, &seqs, now);
                 let _ = reply.send(deleted);
             }
-            Command::Subscribe {
-                items,
-                content,
-                live,
-                reply,
-            } => self.subscribe(items, &content, live, reply, now),
+            Command::Subscribe { items, live, reply } => self.subscribe(items, live, reply, now),
             Command::Page {
                 id,
                 after,
@@ -534,17 +514,15 @@ impl<S: Store> Writer<S> {
     fn subscribe(
         &mut self,
         items: Vec<SubscribeItem>,
-        content: &[u8],
         live: LiveTx,
         reply: Reply<Result<Vec<Subscription>, ItemError>>,
         now: atmls_ds::Timestamp,
     ) {
         let mut subs = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
-            let auth = RequestAuth::from_token(item.token.as_deref(), content);
             match self
                 .core
-                .authorize_subscription(&item.mailbox, &auth, item.cursor, now)
+                .authorize_subscription(&item.mailbox, &item.auth, item.cursor, now)
             {
                 Ok(s) => subs.push(s),
                 Err(e) => {
