@@ -329,12 +329,28 @@ async fn group_mailbox_methods_and_rejections() {
     h.send(&mb, &key0, json!([commit(1, b"c", &mailbox_key())]))
         .await
         .error(401, "KeyExpired");
-    // After it, the old key is refused everywhere; the new one works.
+    // After it, the old key may only read, up to the commit that ended its epoch (seq 5):
+    // not the message it sent in the grace window, not the head, not the epoch.
     h.clock.advance(Duration::from_secs(61));
     h.send(&mb, &key0, json!([message(b"x")]))
         .await
         .error(401, "KeyExpired");
-    h.read(&mb, &key0, 0).await.error(401, "KeyExpired");
+    let page = h.read(&mb, &key0, 3).await.ok();
+    let seqs: Vec<u64> = page["envelopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, vec![4, 5]);
+    assert_eq!(page["envelopes"][1]["kind"], "commit");
+    assert_eq!(
+        (page["cursor"].as_u64(), page["headSeq"].as_u64()),
+        (Some(5), Some(5))
+    );
+    assert!(page.get("epoch").is_none(), "{page}");
+    h.read(&mb, &key0, 5).await.error(401, "KeyExpired");
+    h.read(&mb, &key0, 6).await.error(401, "KeyExpired");
     h.signed_get(DsMethod::GetMailbox, &mb, &key0, &q)
         .await
         .error(401, "KeyExpired");

@@ -187,6 +187,57 @@ async fn key_expired_ends_the_stream() {
 }
 
 #[tokio::test]
+async fn ended_epoch_key_gets_its_backlog_then_key_expired() {
+    let h = start(small_limits(), quick_heartbeat, server_config()).await;
+    let key0 = mailbox_key();
+    let mb = h.mailbox("group", &key0).await;
+    let (key1, key2) = (mailbox_key(), mailbox_key());
+    h.send(&mb, &key0, json!([message(b"a")])).await.ok(); // 1
+    h.send(&mb, &key0, json!([commit(0, b"c1", &key1)]))
+        .await
+        .ok(); // 2
+    h.send(&mb, &key1, json!([message(b"b")])).await.ok(); // 3
+    h.send(&mb, &key1, json!([commit(1, b"c2", &key2)]))
+        .await
+        .ok(); // 4
+    h.send(&mb, &key2, json!([message(b"c")])).await.ok(); // 5
+
+    // Two commits behind: `key0` gets seqs 1 and 2 (its epoch's end), then `KeyExpired`.
+    let mut ws = subscribe(h.addr, &h.subscription_query(&mb, &key0, Some(0))).await;
+    let mut seqs = Vec::new();
+    loop {
+        let (header, body) = frame(&mut ws).await;
+        if header.op == -1 {
+            assert_eq!(error_name(&body), "KeyExpired");
+            break;
+        }
+        assert_eq!(header.t.as_deref(), Some("#envelope"));
+        seqs.push(envelope(&body).1);
+    }
+    assert_eq!(seqs, [1, 2]);
+    // From its end on, or live only: nothing to read.
+    for cursor in [Some(2), None] {
+        let mut ws = subscribe(h.addr, &h.subscription_query(&mb, &key0, cursor)).await;
+        let (header, body) = frame(&mut ws).await;
+        assert_eq!(header.op, -1, "{body:?}");
+        assert_eq!(error_name(&body), "KeyExpired");
+    }
+    // After the grace window `key1` reads 3 and 4 only.
+    h.clock.advance(Duration::from_secs(61));
+    let mut ws = subscribe(h.addr, &h.subscription_query(&mb, &key1, Some(2))).await;
+    let mut seqs = Vec::new();
+    loop {
+        let (header, body) = frame(&mut ws).await;
+        if header.op == -1 {
+            assert_eq!(error_name(&body), "KeyExpired");
+            break;
+        }
+        seqs.push(envelope(&body).1);
+    }
+    assert_eq!(seqs, [3, 4]);
+}
+
+#[tokio::test]
 async fn rejections_are_error_frames() {
     let h = start(small_limits(), quick_heartbeat, server_config()).await;
     let key = mailbox_key();

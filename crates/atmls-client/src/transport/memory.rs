@@ -9,7 +9,7 @@ use atmls_crypto::{Algorithm, SigningKey as RepoKey};
 use atmls_ds::auth::{DsMethod, RequestAuth, RequestToken};
 use atmls_ds::{
     DeliveryService, DsConfig, Envelope, EnvelopeKind, MailboxId, MailboxKind, MemoryStore,
-    OutgoingEnvelope, SendReceipt, Store as _,
+    OutgoingEnvelope, SendReceipt,
 };
 use atmls_identity::{Did, DidDocument, VerificationMethod};
 use atmls_repo::{MemoryBlockStore, Nsid, RecordKey, Repo, RepoPath, Write};
@@ -35,16 +35,11 @@ struct State {
     subscribers: Vec<(MailboxId, mpsc::UnboundedSender<Delivery>)>,
     commit_barrier: Option<(Arc<Barrier>, usize)>,
     offline: bool,
-    strict: bool,
-    /// Keys of ended epochs: the mailbox and the seq of the commit that ended the epoch.
-    past_keys: HashMap<[u8; 32], (MailboxId, u64)>,
 }
 
 impl State {
-    /// `getEnvelopes` with `key`. Unless strict, a key of an ended epoch may still read
-    /// the envelopes up to the commit that ended its epoch: the rule proposed for the DS
-    /// in docs/spec-client.md §8 (the core's own rule keeps one previous key, so a member
-    /// two commits behind could never catch up).
+    /// `getEnvelopes` with `key`, by the DS core's rule (docs/spec.md §9.3): a key of an
+    /// ended epoch reads up to the commit that ended its epoch, and nothing after.
     fn read(
         &mut self,
         mailbox: &MailboxId,
@@ -52,32 +47,16 @@ impl State {
         cursor: u64,
     ) -> Result<Vec<Envelope>, TransportError> {
         let header = sign(key, DsMethod::GetEnvelopes, mailbox);
-        match self.ds.envelopes(
-            mailbox,
-            &RequestAuth::from_header(Some(&header), b""),
-            cursor,
-            1000,
-            now(),
-        ) {
-            Ok(page) => Ok(page.envelopes),
-            Err(e) if e.name() == "KeyExpired" && !self.strict => {
-                let public = key.verifying_key().to_bytes();
-                let Some((m, end)) = self.past_keys.get(&public).copied() else {
-                    return Err(xrpc(401, e.name(), e.to_string()));
-                };
-                if &m != mailbox {
-                    return Err(xrpc(401, e.name(), e.to_string()));
-                }
-                let limit = atmls_ds::store::PageLimit {
-                    envelopes: 1000,
-                    bytes: 8 << 20,
-                };
-                let all = atmls_ds::Store::envelopes(self.ds.store(), mailbox, cursor, limit)
-                    .map_err(|e| TransportError::Network(e.to_string()))?;
-                Ok(all.into_iter().filter(|e| e.seq <= end).collect())
-            }
-            Err(e) => Err(xrpc(401, e.name(), e.to_string())),
-        }
+        self.ds
+            .envelopes(
+                mailbox,
+                &RequestAuth::from_header(Some(&header), b""),
+                cursor,
+                1000,
+                now(),
+            )
+            .map(|page| page.envelopes)
+            .map_err(|e| xrpc(401, e.name(), e.to_string()))
     }
 }
 
@@ -117,19 +96,9 @@ impl MemoryNetwork {
                 subscribers: Vec::new(),
                 commit_barrier: None,
                 offline: false,
-                strict: false,
-                past_keys: HashMap::new(),
             })),
             ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
         }
-    }
-
-    /// A network whose DS applies the core's key rule only (one previous epoch key, for
-    /// the grace window): a member two commits behind is locked out.
-    pub fn strict() -> Self {
-        let net = Self::new();
-        net.lock().strict = true;
-        net
     }
 
     /// The DS's DID.
@@ -448,45 +417,26 @@ impl Ds for MemoryDs {
             .iter()
             .map(|e| (e.kind, e.epoch, e.payload.clone()))
             .collect();
-        let commit_index = stored
-            .iter()
-            .position(|(k, _, _)| *k == EnvelopeKind::Commit);
-        let receipt = {
-            let mut state = self.net.lock();
-            let current = match state.ds.store().mailbox(mailbox) {
-                Ok(Some(m)) => match m.keys {
-                    atmls_ds::store::MailboxKeys::Group { current, .. } => {
-                        Some(*current.as_bytes())
-                    }
-                    _ => None,
+        let receipt = self
+            .net
+            .lock()
+            .ds
+            .send_envelopes(
+                mailbox,
+                &RequestAuth::from_header(Some(&header), b""),
+                envelopes,
+                at,
+            )
+            .map_err(|e| match e {
+                atmls_ds::SendEnvelopesError::EpochConflict {
+                    current_epoch,
+                    current_seq,
+                } => TransportError::EpochConflict {
+                    current_epoch,
+                    current_seq,
                 },
-                _ => None,
-            };
-            let receipt = state
-                .ds
-                .send_envelopes(
-                    mailbox,
-                    &RequestAuth::from_header(Some(&header), b""),
-                    envelopes,
-                    at,
-                )
-                .map_err(|e| match e {
-                    atmls_ds::SendEnvelopesError::EpochConflict {
-                        current_epoch,
-                        current_seq,
-                    } => TransportError::EpochConflict {
-                        current_epoch,
-                        current_seq,
-                    },
-                    e => xrpc(400, e.name(), e.to_string()),
-                })?;
-            if let (Some(i), Some(key)) = (commit_index, current) {
-                state
-                    .past_keys
-                    .insert(key, (*mailbox, receipt.first_seq + i as u64));
-            }
-            receipt
-        };
+                e => xrpc(400, e.name(), e.to_string()),
+            })?;
         let published: Vec<Envelope> = stored
             .into_iter()
             .zip(receipt.first_seq..)
@@ -605,7 +555,21 @@ impl Ds for MemoryDs {
         self.net.check_online()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let mut state = self.net.lock();
-        for m in mailboxes {
+        let mut ended = false;
+        for m in &mailboxes {
+            // As the server: authorised per mailbox; an ended epoch's key gets its backlog
+            // up to the commit that ended its epoch, then the stream ends (`KeyExpired`).
+            let header = sign(&m.key, DsMethod::SubscribeEnvelopes, &m.mailbox);
+            let sub = state
+                .ds
+                .authorize_subscription(
+                    &m.mailbox,
+                    &RequestAuth::from_header(Some(&header), b""),
+                    Some(m.cursor),
+                    now(),
+                )
+                .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
+            ended |= sub.end_seq.is_some();
             let envelopes = state.read(&m.mailbox, &m.key, m.cursor)?;
             for envelope in envelopes {
                 let _ = tx.send(Delivery::Envelope {
@@ -613,7 +577,13 @@ impl Ds for MemoryDs {
                     envelope,
                 });
             }
-            state.subscribers.push((m.mailbox, tx.clone()));
+        }
+        if ended {
+            let _ = tx.send(Delivery::Closed(Some("KeyExpired".into())));
+        } else {
+            for m in &mailboxes {
+                state.subscribers.push((m.mailbox, tx.clone()));
+            }
         }
         Ok(rx)
     }

@@ -63,9 +63,10 @@ pub struct EnvelopePage {
     pub envelopes: Vec<Envelope>,
     /// The last returned `seq`, or the request's cursor if none.
     pub cursor: u64,
-    /// The mailbox's last sequence number.
+    /// The mailbox's last sequence number; for an ended epoch's key, the seq of the commit
+    /// that ended it (`min(head, end_seq)`).
     pub head_seq: u64,
-    /// The mailbox's epoch (groups).
+    /// The mailbox's epoch (groups; absent for an ended epoch's key).
     pub epoch: Option<u64>,
 }
 
@@ -79,6 +80,9 @@ pub struct Subscription {
     pub key: [u8; 32],
     /// Stream envelopes with `seq > cursor` (the head at authorisation if none was given).
     pub cursor: u64,
+    /// For an ended epoch's key: the last seq it may receive (the commit that ended its
+    /// epoch). The server streams the backlog up to it, then ends with `KeyExpired`.
+    pub end_seq: Option<u64>,
 }
 
 impl<S: Store, R: RngCore> DeliveryService<S, R> {
@@ -239,9 +243,26 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
         limit: u32,
         now: Timestamp,
     ) -> Result<EnvelopePage, ReadError> {
-        let mailbox = self
-            .authorize(DsMethod::GetEnvelopes, id, auth, None, now)?
-            .mailbox;
+        let Authorized { mailbox, grant, .. } =
+            self.authorize(DsMethod::GetEnvelopes, id, auth, None, now)?;
+        if let Grant::Ended { end_seq } = grant {
+            // Nothing after the commit that ended the key's epoch, not even the head.
+            if cursor >= end_seq {
+                return Err(AuthError::KeyExpired.into());
+            }
+            let mut limit = self.page_limit(limit);
+            limit.envelopes = limit
+                .envelopes
+                .min(usize::try_from(end_seq - cursor).unwrap_or(usize::MAX));
+            let mut envelopes = self.store.envelopes(id, cursor, limit)?;
+            envelopes.retain(|e| e.seq <= end_seq);
+            return Ok(EnvelopePage {
+                cursor: envelopes.last().map_or(cursor, |e| e.seq),
+                envelopes,
+                head_seq: mailbox.head.min(end_seq),
+                epoch: None,
+            });
+        }
         if cursor > mailbox.head {
             return Err(ReadError::FutureCursor {
                 cursor,
@@ -267,8 +288,23 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
         cursor: Option<u64>,
         now: Timestamp,
     ) -> Result<Subscription, ReadError> {
-        let Authorized { mailbox, key, .. } =
-            self.authorize(DsMethod::SubscribeEnvelopes, id, auth, None, now)?;
+        let Authorized {
+            mailbox,
+            key,
+            grant,
+        } = self.authorize(DsMethod::SubscribeEnvelopes, id, auth, None, now)?;
+        if let Grant::Ended { end_seq } = grant {
+            // Only a backlog up to `end_seq`; no cursor means live only: nothing.
+            return match cursor {
+                Some(c) if c < end_seq => Ok(Subscription {
+                    mailbox: *id,
+                    key,
+                    cursor: c,
+                    end_seq: Some(end_seq),
+                }),
+                _ => Err(AuthError::KeyExpired.into()),
+            };
+        }
         if let Some(c) = cursor.filter(|&c| c > mailbox.head) {
             return Err(ReadError::FutureCursor {
                 cursor: c,
@@ -279,11 +315,13 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
             mailbox: *id,
             key,
             cursor: cursor.unwrap_or(mailbox.head),
+            end_seq: None,
         })
     }
 
     /// Whether a subscription's key is still usable at `now` (`KeyExpired` once the
-    /// previous epoch's grace window has passed), for the server to end the stream.
+    /// previous epoch's grace window has passed, and always for an ended epoch's key,
+    /// whose stream ends at its `end_seq`), for the server to end the stream.
     pub fn check_subscription(
         &self,
         subscription: &Subscription,

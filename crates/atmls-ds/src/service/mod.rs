@@ -58,6 +58,12 @@ pub(crate) enum Grant {
     Current,
     /// The previous epoch's key, inside its grace window.
     Previous,
+    /// The key of an ended epoch (not current, not previous in grace): it may only read,
+    /// and only the envelopes with `seq <= end_seq` (`getEnvelopes`, subscriptions).
+    Ended {
+        /// The seq of the commit that ended its epoch.
+        end_seq: u64,
+    },
 }
 
 /// A request that passed [`DeliveryService::authorize`].
@@ -240,8 +246,24 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
         if expect.is_some_and(|k| k != mailbox.kind()) {
             return Err(Access::WrongKind);
         }
-        // 6. Key usable; 7. nonce fresh.
-        let grant = key_grant(&mailbox, token.key(), now)?;
+        // 6. Key usable (an ended epoch's key only to read up to its end); 7. nonce fresh.
+        let grant = match key_grant(&mailbox, token.key(), now) {
+            Ok(grant) => grant,
+            Err(AuthError::KeyExpired)
+                if matches!(
+                    method,
+                    DsMethod::GetEnvelopes | DsMethod::SubscribeEnvelopes
+                ) =>
+            {
+                match self.store.ended_epoch(id, token.key())? {
+                    Some(ended) => Grant::Ended {
+                        end_seq: ended.end_seq,
+                    },
+                    None => return Err(AuthError::KeyExpired.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
         match self.replay.check(token.key(), token.nonce(), now) {
             ReplayVerdict::Fresh => Ok(Authorized {
                 mailbox,
@@ -262,7 +284,8 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     }
 }
 
-/// Whether `key` may act on `mailbox` at `now`.
+/// Whether `key` may act on `mailbox` at `now` as its current or previous key (ended
+/// epochs' keys are looked up in the store by [`DeliveryService::authorize`]).
 pub(crate) fn key_grant(
     mailbox: &Mailbox,
     key: &[u8; 32],

@@ -2,7 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::{Append, CreateOutcome, Envelope, Mailbox, PageLimit, Store, StoreError, check_append};
+use super::{
+    Append, CreateOutcome, EndedEpoch, Envelope, Mailbox, PageLimit, Store, StoreError,
+    check_append, ended_by,
+};
 use crate::id::{MailboxId, MailboxKind};
 use crate::time::Timestamp;
 
@@ -10,6 +13,8 @@ use crate::time::Timestamp;
 struct Entry {
     mailbox: Mailbox,
     envelopes: BTreeMap<u64, Envelope>,
+    /// Ended epochs by their key.
+    ended: HashMap<[u8; 32], EndedEpoch>,
 }
 
 /// A [`Store`] in memory. Nothing survives the process.
@@ -53,6 +58,7 @@ impl Store for MemoryStore {
             Entry {
                 mailbox: *mailbox,
                 envelopes: BTreeMap::new(),
+                ended: HashMap::new(),
             },
         );
         Ok(CreateOutcome::Created)
@@ -80,6 +86,9 @@ impl Store for MemoryStore {
                 .mailboxes
                 .get_mut(&b.mailbox.id)
                 .ok_or(StoreError::UnknownMailbox(b.mailbox.id))?;
+            if let Some((key, ended)) = ended_by(&entry.mailbox, b) {
+                entry.ended.insert(*key.as_bytes(), ended);
+            }
             entry.mailbox = b.mailbox;
             for e in &b.envelopes {
                 entry.envelopes.insert(e.seq, e.clone());
@@ -139,5 +148,16 @@ impl Store for MemoryStore {
 
     fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError> {
         Ok(self.quota.get(account).copied().unwrap_or(0))
+    }
+
+    fn ended_epoch(
+        &self,
+        id: &MailboxId,
+        key: &[u8; 32],
+    ) -> Result<Option<EndedEpoch>, StoreError> {
+        Ok(self
+            .mailboxes
+            .get(id)
+            .and_then(|e| e.ended.get(key).copied()))
     }
 }

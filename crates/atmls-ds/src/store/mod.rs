@@ -39,6 +39,18 @@ pub struct PreviousKey {
     pub valid_until: Timestamp,
 }
 
+/// An ended epoch of a group mailbox, as the store keeps it for the epoch's key.
+///
+/// A key whose epoch ended may only read the envelopes up to and including `end_seq`
+/// (spec §9.3): what its holder could already read before the commit, nothing after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndedEpoch {
+    /// The epoch that ended.
+    pub epoch: u64,
+    /// The sequence number of the commit that ended it.
+    pub end_seq: u64,
+}
+
 /// The keys of a mailbox, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailboxKeys {
@@ -194,6 +206,46 @@ pub trait Store {
 
     /// How many mailboxes `account` has created.
     fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError>;
+
+    /// The ended epoch whose key is `key`, for the group mailbox `id`, if any.
+    ///
+    /// Every accepted append that moves a group's epoch records, in the same transaction,
+    /// the old epoch, its key and the sequence number of the commit that ended it
+    /// ([`ended_by`]). Should a key end two epochs, the later one is kept.
+    fn ended_epoch(&self, id: &MailboxId, key: &[u8; 32])
+    -> Result<Option<EndedEpoch>, StoreError>;
+}
+
+/// The epoch an append ends, with its key: `Some` when `append` moves the epoch of the
+/// group mailbox `current`. `end_seq` is the seq of the batch's commit (its last envelope
+/// if it holds none). Shared by the backends.
+pub fn ended_by(current: &Mailbox, append: &Append) -> Option<(MailboxKey, EndedEpoch)> {
+    let (
+        MailboxKeys::Group {
+            epoch: before,
+            current: key,
+            ..
+        },
+        MailboxKeys::Group { epoch: after, .. },
+    ) = (current.keys, append.mailbox.keys)
+    else {
+        return None;
+    };
+    if before == after {
+        return None;
+    }
+    let end_seq = append
+        .envelopes
+        .iter()
+        .find(|e| e.kind == EnvelopeKind::Commit)
+        .map_or(append.mailbox.head, |e| e.seq);
+    Some((
+        key,
+        EndedEpoch {
+            epoch: before,
+            end_seq,
+        },
+    ))
 }
 
 /// Checks an append against the mailbox's stored state (shared by the backends).

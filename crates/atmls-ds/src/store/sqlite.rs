@@ -16,14 +16,15 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{
-    Append, CreateOutcome, Envelope, Mailbox, MailboxKeys, PageLimit, PreviousKey, Store,
-    StoreError, check_append,
+    Append, CreateOutcome, EndedEpoch, Envelope, Mailbox, MailboxKeys, PageLimit, PreviousKey,
+    Store, StoreError, check_append, ended_by,
 };
 use crate::auth::MailboxKey;
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
 use crate::time::Timestamp;
 
-const SCHEMA_VERSION: i64 = 1;
+/// 1: mailboxes, envelopes, account_quota. 2: adds `epoch_keys` (created on open).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -45,6 +46,13 @@ CREATE TABLE IF NOT EXISTS envelopes (
     PRIMARY KEY (mailbox, seq)
 );
 CREATE INDEX IF NOT EXISTS envelopes_received_at ON envelopes (kind, received_at);
+CREATE TABLE IF NOT EXISTS epoch_keys (
+    mailbox BLOB    NOT NULL,
+    key     BLOB    NOT NULL,           -- the key of an ended epoch
+    epoch   INTEGER NOT NULL,
+    end_seq INTEGER NOT NULL,           -- seq of the commit that ended it
+    PRIMARY KEY (mailbox, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS account_quota (
     account   TEXT    NOT NULL PRIMARY KEY,
     mailboxes INTEGER NOT NULL
@@ -281,6 +289,19 @@ impl Store for SqliteStore {
             let id = b.mailbox.id;
             let current = read_mailbox(&tx, &id)?.ok_or(StoreError::UnknownMailbox(id))?;
             check_append(&current, b)?;
+            if let Some((key, ended)) = ended_by(&current, b) {
+                tx.prepare_cached(
+                    "INSERT INTO epoch_keys (mailbox, key, epoch, end_seq) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (mailbox, key) DO UPDATE
+                     SET epoch = excluded.epoch, end_seq = excluded.end_seq",
+                )?
+                .execute(params![
+                    id.as_bytes().as_slice(),
+                    key.as_bytes().as_slice(),
+                    to_i64(ended.epoch)?,
+                    to_i64(ended.end_seq)?
+                ])?;
+            }
             let (_, head, epoch, key, prev_key, prev_until) = encode_mailbox(&b.mailbox)?;
             let changed = tx
                 .prepare_cached(
@@ -401,5 +422,28 @@ impl Store for SqliteStore {
             .query_row([account], |r| r.get(0))
             .optional()?;
         to_u64(count.unwrap_or(0))
+    }
+
+    fn ended_epoch(
+        &self,
+        id: &MailboxId,
+        key: &[u8; 32],
+    ) -> Result<Option<EndedEpoch>, StoreError> {
+        let row: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT epoch, end_seq FROM epoch_keys WHERE mailbox = ?1 AND key = ?2",
+            )?
+            .query_row(params![id.as_bytes().as_slice(), key.as_slice()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        row.map(|(epoch, end_seq)| {
+            Ok(EndedEpoch {
+                epoch: to_u64(epoch)?,
+                end_seq: to_u64(end_seq)?,
+            })
+        })
+        .transpose()
     }
 }

@@ -270,6 +270,26 @@ fn subscriptions<S: Store>(store: S) {
     h.advance(config().key_grace());
     let e = h.ds.check_subscription(&sub, h.now).unwrap_err();
     assert_eq!(e.name(), "KeyExpired");
+    // The ended epoch's key may still subscribe to its backlog, up to its end (seq 2).
+    let now = h.now;
+    let subscribe = |h: &mut Harness<S>, cursor| {
+        let t = h.token(&k, DsMethod::SubscribeEnvelopes, &mb, content.as_bytes());
+        let text = t.encode();
+        h.ds.authorize_subscription(
+            &mb,
+            &RequestAuth::from_token(Some(&text), content.as_bytes()),
+            cursor,
+            now,
+        )
+    };
+    let sub = subscribe(&mut h, Some(0)).unwrap();
+    assert_eq!((sub.cursor, sub.end_seq), (0, Some(2)));
+    let e = h.ds.check_subscription(&sub, now).unwrap_err();
+    assert_eq!(e.name(), "KeyExpired");
+    for cursor in [None, Some(2), Some(3)] {
+        let e = subscribe(&mut h, cursor).unwrap_err();
+        assert_eq!(e.name(), "KeyExpired", "{cursor:?}");
+    }
 }
 
 fn default_config_matches_spec<S: Store>(_store: S) {

@@ -255,19 +255,118 @@ fn removed_member_after_grace<S: Store>(store: S) {
     h.send_message(&old, &mb, b"in flight").unwrap();
     assert_eq!(h.read(&old, &mb, 0, 100).unwrap().envelopes.len(), 3);
     assert_eq!(h.info(&old, &mb).unwrap().seq, 3);
-    // From the end of the window on, it can do nothing.
+    // From the end of the window on, it may only read, and only up to and including its
+    // removal commit (seq 2): not the message sent during the grace window.
     h.advance(Duration::from_millis(1));
     let e = h.send_message(&old, &mb, b"late").unwrap_err();
     assert!(
         matches!(e, SendEnvelopesError::Auth(AuthError::KeyExpired)),
         "{e:?}"
     );
-    let e = h.read(&old, &mb, 0, 100).unwrap_err();
-    assert!(matches!(e, ReadError::Auth(AuthError::KeyExpired)), "{e:?}");
+    let page = h.read(&old, &mb, 0, 100).unwrap();
+    let seqs: Vec<u64> = page.envelopes.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2]);
+    assert_eq!(page.envelopes[1].payload, b"remove");
+    assert_eq!((page.cursor, page.head_seq, page.epoch), (2, 2, None));
+    // Page by page, the same.
+    let page = h.read(&old, &mb, 0, 1).unwrap();
+    assert_eq!(
+        (page.envelopes[0].seq, page.cursor, page.head_seq),
+        (1, 1, 2)
+    );
+    let page = h.read(&old, &mb, 1, 100).unwrap();
+    assert_eq!(
+        (page.envelopes.len(), page.cursor, page.head_seq),
+        (1, 2, 2)
+    );
+    // Nothing left for it: from its end on (and beyond the head), `KeyExpired`.
+    for cursor in [2, 3, 4] {
+        let e = h.read(&old, &mb, cursor, 100).unwrap_err();
+        assert!(matches!(e, ReadError::Auth(AuthError::KeyExpired)), "{e:?}");
+    }
     let e = h.info(&old, &mb).unwrap_err();
     assert_eq!(e.name(), "KeyExpired");
-    // The remaining members carry on.
+    // Forever: later traffic changes nothing for it.
     assert_eq!(h.send_message(&new, &mb, b"bye").unwrap().first_seq, 4);
+    h.advance(Duration::from_secs(3600));
+    let page = h.read(&old, &mb, 0, 100).unwrap();
+    assert_eq!(
+        (page.envelopes.len(), page.head_seq, page.epoch),
+        (2, 2, None)
+    );
+    // An unknown key is still refused.
+    let e = h.read(&key(99), &mb, 0, 100).unwrap_err();
+    assert!(matches!(e, ReadError::Auth(AuthError::KeyExpired)), "{e:?}");
+}
+
+/// A member two commits behind reads each commit in turn with the key it has, derives
+/// the next key from it, and never sees anything after the end of its key's epoch.
+fn member_two_commits_behind_catches_up<S: Store>(store: S) {
+    let mut h = Harness::new(store);
+    // A commit's payload names the seed of the next key (standing in for MLS).
+    let derive = |commit: &atmls_ds::Envelope| {
+        assert_eq!(commit.kind, EnvelopeKind::Commit);
+        key(commit.payload[0])
+    };
+    let (k0, k1, k2) = (key(30), key(31), key(32));
+    let mb = h.group("did:plc:a", &k0, 0);
+    h.send_message(&k0, &mb, b"e0").unwrap(); // 1
+    h.send(
+        &k0,
+        &mb,
+        vec![OutgoingEnvelope::commit(0, vec![31], public(&k1))],
+    )
+    .unwrap(); // 2
+    h.send_message(&k1, &mb, b"e1").unwrap(); // 3
+    h.send(
+        &k1,
+        &mb,
+        vec![OutgoingEnvelope::commit(1, vec![32], public(&k2))],
+    )
+    .unwrap(); // 4
+    h.send_message(&k2, &mb, b"e2").unwrap(); // 5
+
+    // Two quick commits: `k0` is neither current nor previous (inside the grace window).
+    let e = h.send_message(&k0, &mb, b"x").unwrap_err();
+    assert!(matches!(e, SendEnvelopesError::Auth(AuthError::KeyExpired)));
+    let page = h.read(&k0, &mb, 0, 100).unwrap();
+    assert_eq!(
+        page.envelopes.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!((page.cursor, page.head_seq, page.epoch), (2, 2, None));
+    let next = derive(&page.envelopes[1]);
+    assert_eq!(public(&next), public(&k1));
+    // `k1` is the previous key, inside its grace window: today's rights (all of it).
+    let page = h.read(&next, &mb, 2, 100).unwrap();
+    assert_eq!(
+        (page.envelopes.len(), page.head_seq, page.epoch),
+        (3, 5, Some(2))
+    );
+
+    // After the grace window, `k1` too only reads up to the commit that ended its epoch.
+    h.advance(config().key_grace());
+    let page = h.read(&k0, &mb, 0, 100).unwrap();
+    assert_eq!(page.cursor, 2);
+    let page = h.read(&next, &mb, 2, 100).unwrap();
+    assert_eq!(
+        page.envelopes.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [3, 4]
+    );
+    assert_eq!((page.cursor, page.head_seq, page.epoch), (4, 4, None));
+    let e = h.read(&next, &mb, 4, 100).unwrap_err();
+    assert!(matches!(e, ReadError::Auth(AuthError::KeyExpired)), "{e:?}");
+    let e = h.send_message(&next, &mb, b"x").unwrap_err();
+    assert!(matches!(e, SendEnvelopesError::Auth(AuthError::KeyExpired)));
+    let newest = derive(&page.envelopes[1]);
+    // With the current key it is caught up and may send and commit again.
+    let page = h.read(&newest, &mb, 4, 100).unwrap();
+    assert_eq!(
+        (page.envelopes.len(), page.head_seq, page.epoch),
+        (1, 5, Some(2))
+    );
+    assert_eq!(h.info(&newest, &mb).unwrap().epoch, Some(2));
+    h.send_message(&newest, &mb, b"back").unwrap();
 }
 
 fn zero_grace_cuts_off_at_once<S: Store>(store: S) {
@@ -390,6 +489,7 @@ on_both_stores!(
     commits_advance_the_epoch_and_rotate_keys,
     removed_member_after_grace,
     zero_grace_cuts_off_at_once,
+    member_two_commits_behind_catches_up,
     reads_and_cursors,
     create_mailbox_rules,
     unknown_mailbox,

@@ -2,7 +2,8 @@
 
 use atmls_ds::auth::MailboxKey;
 use atmls_ds::store::{
-    Append, CreateOutcome, Mailbox, MailboxKeys, PageLimit, PreviousKey, Store, StoreError,
+    Append, CreateOutcome, EndedEpoch, Mailbox, MailboxKeys, PageLimit, PreviousKey, Store,
+    StoreError,
 };
 use atmls_ds::{Envelope, EnvelopeKind, MailboxId, MailboxKind, Timestamp};
 
@@ -248,7 +249,51 @@ fn pages_delete_and_expire<S: Store>(mut s: S) {
     assert_eq!(s.mailbox(&i.id).unwrap().unwrap().head, 3);
 }
 
+/// Every append that moves a group's epoch records the old key with the seq of its
+/// commit, also for several batches of one mailbox in one transaction.
+fn ended_epochs_are_kept<S: Store>(mut s: S) {
+    let g = group(1);
+    s.create_mailbox("did:plc:x", 10, &g).unwrap();
+    let messages = batch(&g, EnvelopeKind::Message, 2, 1);
+    let mut commit = batch(&messages.mailbox, EnvelopeKind::Commit, 1, 2);
+    commit.mailbox.keys = MailboxKeys::Group {
+        epoch: 1,
+        current: mkey(3),
+        previous: None,
+    };
+    let mut second = batch(&commit.mailbox, EnvelopeKind::Commit, 1, 3);
+    second.mailbox.keys = MailboxKeys::Group {
+        epoch: 2,
+        current: mkey(4),
+        previous: None,
+    };
+    s.append(&[messages]).unwrap();
+    assert_eq!(s.ended_epoch(&g.id, mkey(1).as_bytes()).unwrap(), None);
+    s.append(&[commit, second]).unwrap();
+    let ended = |s: &S, n| s.ended_epoch(&g.id, mkey(n).as_bytes()).unwrap();
+    assert_eq!(
+        ended(&s, 1),
+        Some(EndedEpoch {
+            epoch: 0,
+            end_seq: 3
+        })
+    );
+    assert_eq!(
+        ended(&s, 3),
+        Some(EndedEpoch {
+            epoch: 1,
+            end_seq: 4
+        })
+    );
+    assert_eq!(ended(&s, 4), None);
+    assert_eq!(
+        s.ended_epoch(&group(2).id, mkey(1).as_bytes()).unwrap(),
+        None
+    );
+}
+
 on_both_stores!(
+    ended_epochs_are_kept,
     create_read_and_quota,
     append_updates_state_atomically,
     append_refuses_stale_heads_and_gaps,
@@ -276,4 +321,50 @@ fn sqlite_survives_reopen() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+/// A version-1 database gains `epoch_keys` and version 2 when opened.
+#[test]
+fn sqlite_migrates_version_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ds.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE mailboxes (
+                id BLOB NOT NULL PRIMARY KEY CHECK (length(id) = 32), kind INTEGER NOT NULL,
+                head INTEGER NOT NULL, epoch INTEGER, key BLOB NOT NULL,
+                prev_key BLOB, prev_valid_until INTEGER) WITHOUT ROWID;
+             CREATE TABLE envelopes (mailbox BLOB NOT NULL, seq INTEGER NOT NULL,
+                kind INTEGER NOT NULL, epoch INTEGER, payload BLOB NOT NULL,
+                received_at INTEGER NOT NULL, PRIMARY KEY (mailbox, seq));
+             CREATE TABLE account_quota (account TEXT NOT NULL PRIMARY KEY,
+                mailboxes INTEGER NOT NULL) WITHOUT ROWID;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let g = group(1);
+    let mut s = atmls_ds::SqliteStore::open(&path).unwrap();
+    s.create_mailbox("a", 10, &g).unwrap();
+    let mut commit = batch(&g, EnvelopeKind::Commit, 1, 1);
+    commit.mailbox.keys = MailboxKeys::Group {
+        epoch: 1,
+        current: mkey(3),
+        previous: None,
+    };
+    s.append(&[commit]).unwrap();
+    assert_eq!(
+        s.ended_epoch(&g.id, mkey(1).as_bytes()).unwrap(),
+        Some(EndedEpoch {
+            epoch: 0,
+            end_seq: 1
+        })
+    );
+    drop(s);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use atmls_ds::auth::{DsMethod, RequestAuth, subscription_content};
-use atmls_ds::{MailboxId, Subscription};
+use atmls_ds::{AuthError, MailboxId, ReadError, Subscription};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at};
@@ -125,6 +125,15 @@ impl DsService {
         for s in &subs {
             self.backlog(s, &sink, &mut sent).await?;
         }
+        // An ended epoch's key has had everything it may read (up to its `end_seq`).
+        if let Some(s) = subs.iter().find(|s| s.end_seq.is_some()) {
+            let x = core_error(&ReadError::Auth(AuthError::KeyExpired));
+            return Err(XrpcError::new(
+                x.status(),
+                x.name().to_owned(),
+                format!("mailbox {}: {}", s.mailbox, x.message()),
+            ));
+        }
 
         let period = self.inner.config.heartbeat();
         let mut heartbeat = interval_at(Instant::now() + period, period);
@@ -206,7 +215,8 @@ impl DsService {
         Ok(items)
     }
 
-    /// Sends the committed envelopes after the cursor, at the subscriber's pace.
+    /// Sends the committed envelopes after the cursor, at the subscriber's pace (for an
+    /// ended epoch's key, only those up to its `end_seq`).
     async fn backlog(
         &self,
         s: &Subscription,
@@ -216,11 +226,16 @@ impl DsService {
         let mailbox = s.mailbox.to_string();
         loop {
             let after = sent.get(&s.mailbox).copied().unwrap_or(s.cursor);
+            let limit = match s.end_seq {
+                Some(end) if after >= end => return Ok(()),
+                Some(end) => BACKLOG_PAGE.min(usize::try_from(end - after).unwrap_or(usize::MAX)),
+                None => BACKLOG_PAGE,
+            };
             let page = self
                 .call(|reply| Command::Page {
                     id: s.mailbox,
                     after,
-                    limit: BACKLOG_PAGE,
+                    limit,
                     reply,
                 })
                 .await?
@@ -228,14 +243,15 @@ impl DsService {
                     tracing::error!(error = %e, "backlog read failed");
                     XrpcError::internal("internal server error")
                 })?;
-            for e in &page {
+            let end = s.end_seq.unwrap_or(u64::MAX);
+            for e in page.iter().filter(|e| e.seq <= end) {
                 let frame =
                     envelope_frame(&mailbox, e).map_err(|e| XrpcError::internal(e.to_string()))?;
                 sink.send_frame(frame).await.map_err(sink_error)?;
                 sent.insert(s.mailbox, e.seq);
             }
             // Whatever was committed after this page reaches the live feed.
-            if page.len() < BACKLOG_PAGE {
+            if page.len() < limit || page.last().is_some_and(|e| e.seq >= end) {
                 return Ok(());
             }
         }

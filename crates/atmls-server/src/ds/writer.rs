@@ -21,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 
 use atmls_ds::Envelope;
 use atmls_ds::auth::PreChecked;
-use atmls_ds::store::{Append, CreateOutcome, Mailbox, PageLimit};
+use atmls_ds::store::{Append, CreateOutcome, EndedEpoch, Mailbox, PageLimit};
 use atmls_ds::{
     CreateMailboxError, DeliveryService, EnvelopeKind, EnvelopePage, Expired, InboxError,
     InboxPage, MailboxId, MailboxInfo, MailboxKind, OutgoingEnvelope, ReadError,
@@ -334,6 +334,15 @@ impl<S: Store> Store for GroupStore<S> {
 
     fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError> {
         self.inner.borrow().account_mailboxes(account)
+    }
+
+    /// Committed state only: the core asks only for reads, which run after a flush.
+    fn ended_epoch(
+        &self,
+        id: &MailboxId,
+        key: &[u8; 32],
+    ) -> Result<Option<EndedEpoch>, StoreError> {
+        self.inner.borrow().ended_epoch(id, key)
     }
 }
 
