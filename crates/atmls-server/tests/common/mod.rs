@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use atmls_server::{Catalog, Router, Server, ServerConfig, ServerHandle};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{HeaderMap, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
+use hyper::Request;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+#[path = "../http_support/mod.rs"]
+mod http_support;
+pub use http_support::{Resp, send};
 
 /// Upper bound of any single wait in the tests.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -36,54 +39,6 @@ pub fn config() -> ServerConfig {
 
 pub async fn start(router: Router, config: ServerConfig) -> ServerHandle {
     Server::bind(config, router).await.expect("bind").spawn()
-}
-
-/// A response read whole.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Resp {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-
-    /// Asserts the status and the XRPC error name, and returns the message.
-    pub fn assert_error(&self, status: u16, name: &str) -> String {
-        assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
-        let body = self.json();
-        assert_eq!(body["error"], name, "body: {body}");
-        assert_eq!(
-            self.headers["content-type"],
-            "application/json; charset=utf-8"
-        );
-        body["message"].as_str().expect("message").to_owned()
-    }
-}
-
-/// One request on a fresh connection.
-pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Resp {
-    tokio::time::timeout(WAIT, async {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("handshake");
-        tokio::spawn(conn);
-        let response = sender.send_request(req).await.expect("response");
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.expect("body").to_bytes();
-        Resp {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
-    })
-    .await
-    .expect("request timed out")
 }
 
 pub async fn get(addr: SocketAddr, path: &str) -> Resp {

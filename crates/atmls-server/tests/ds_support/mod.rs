@@ -21,15 +21,18 @@ use atmls_server::{Frame, Server, ServerConfig, ServerHandle};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use futures_util::StreamExt;
-use http_body_util::{BodyExt, Full};
-use hyper::{HeaderMap, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
+use hyper::Request;
 use ipld_core::ipld::Ipld;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{WebSocketStream, client_async};
+
+#[path = "../http_support/mod.rs"]
+mod http_support;
+pub use http_support::{Resp, send};
 
 /// Upper bound of any single wait.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -179,55 +182,6 @@ pub fn unb64(v: &Value) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(s)
         .expect("base64")
-}
-
-/// A response read whole.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Resp {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-
-    pub fn ok(&self) -> Value {
-        assert_eq!(self.status, StatusCode::OK, "body: {:?}", self.body);
-        self.json()
-    }
-
-    /// Asserts the status and error name; returns the body.
-    pub fn error(&self, status: u16, name: &str) -> Value {
-        assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
-        let body = self.json();
-        assert_eq!(body["error"], name, "body: {body}");
-        body
-    }
-}
-
-/// One request on a fresh connection.
-pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Resp {
-    tokio::time::timeout(WAIT, async {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("handshake");
-        tokio::spawn(conn);
-        let response = sender.send_request(req).await.expect("response");
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.expect("body").to_bytes();
-        Resp {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
-    })
-    .await
-    .expect("request timed out")
 }
 
 pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Resp {

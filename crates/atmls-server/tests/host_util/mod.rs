@@ -13,11 +13,14 @@ use atmls_pds::ManualClock;
 use atmls_server::host::{Host, HostConfig};
 use atmls_server::{Server, ServerConfig, ServerHandle};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{HeaderMap, Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
+use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+
+#[path = "../http_support/mod.rs"]
+mod http_support;
+pub use http_support::{Resp, send};
 
 /// Upper bound of any single wait.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -219,59 +222,6 @@ impl From<Value> for Session {
             refresh: s("refreshJwt"),
         }
     }
-}
-
-/// A response read whole.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Bytes,
-}
-
-impl Resp {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-
-    /// Asserts the status and the XRPC error name; returns the message.
-    pub fn assert_error(&self, status: u16, name: &str) -> String {
-        assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
-        let body = self.json();
-        assert_eq!(body["error"], name, "body: {body}");
-        body["message"].as_str().expect("message").to_owned()
-    }
-
-    pub fn assert_ok(&self) -> Value {
-        assert_eq!(self.status, StatusCode::OK, "body: {:?}", self.body);
-        if self.body.is_empty() {
-            Value::Null
-        } else {
-            self.json()
-        }
-    }
-}
-
-/// One request on a fresh connection.
-pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Resp {
-    tokio::time::timeout(WAIT, async {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("handshake");
-        tokio::spawn(conn);
-        let response = sender.send_request(req).await.expect("response");
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.expect("body").to_bytes();
-        Resp {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
-    })
-    .await
-    .expect("response in time")
 }
 
 /// Percent-encodes a query value.

@@ -1,0 +1,81 @@
+//! One HTTP client for every test binary of this crate: a request on a fresh connection,
+//! read whole, with assertions on XRPC answers. Included by `common`, `host_util` and
+//! `ds_support` with `#[path]`.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpStream;
+
+/// How long one request may take before the test fails.
+pub const REQUEST_WAIT: Duration = Duration::from_secs(20);
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// Asserts 200 and returns the JSON body (`Null` when empty).
+    pub fn ok(&self) -> Value {
+        assert_eq!(self.status, StatusCode::OK, "body: {:?}", self.body);
+        if self.body.is_empty() {
+            Value::Null
+        } else {
+            self.json()
+        }
+    }
+
+    /// Asserts the status, the XRPC error name and the JSON content type; returns the body.
+    pub fn error(&self, status: u16, name: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "body: {:?}", self.body);
+        let body = self.json();
+        assert_eq!(body["error"], name, "body: {body}");
+        assert_eq!(
+            self.headers["content-type"],
+            "application/json; charset=utf-8"
+        );
+        body
+    }
+
+    /// [`Resp::error`], returning the message.
+    pub fn assert_error(&self, status: u16, name: &str) -> String {
+        let body = self.error(status, name);
+        body["message"].as_str().expect("message").to_owned()
+    }
+}
+
+/// One request on a fresh connection.
+pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Resp {
+    tokio::time::timeout(REQUEST_WAIT, async {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        let response = sender.send_request(req).await.expect("response");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Resp {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    })
+    .await
+    .expect("request timed out")
+}
