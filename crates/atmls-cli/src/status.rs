@@ -19,15 +19,19 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
     ),
     (
         "atmls-identity",
-        "in progress",
-        "DIDs, DID documents, resolution, service-auth JWTs",
+        "built",
+        "DIDs, DID documents, resolution, dev PLC directory, service-auth JWTs",
     ),
     (
         "atmls-lexicon",
-        "in progress",
-        "chat.mls.* lexicons and generated types",
+        "built",
+        "chat.mls.* lexicons, generated types, run-time lexicon validation",
     ),
-    ("atmls-ds", "not built yet", "delivery service core"),
+    (
+        "atmls-ds",
+        "built",
+        "delivery service core: mailboxes, ordering, mailbox-key auth, stores",
+    ),
     (
         "atmls-pds",
         "built",
@@ -36,10 +40,14 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
     (
         "atmls-server",
         "built",
-        "XRPC server; `atmls serve` runs the host and the dev PLC directory",
+        "XRPC server; `atmls serve` runs the host, the dev PLC directory and the DS",
     ),
-    ("atmls-client", "not built yet", "MLS client library"),
-    ("demo", "not built yet", "end-to-end demo"),
+    (
+        "atmls-client",
+        "in progress",
+        "MLS client library (groups, messages, multi-device; see the issue notes)",
+    ),
+    ("atmls demo / client commands", "not built yet", "issue 8"),
 ];
 
 pub(crate) fn print() {
