@@ -284,16 +284,23 @@ async fn live_delivery_over_the_subscription() {
 }
 
 /// Two admins commit at the same moment, 100 rounds, through the real DS: both intents
-/// apply every round and both end in the same epoch with the same authenticator.
+/// apply every round and both end in the same epoch with the same authenticator. A third
+/// member reads only every tenth round, 20 commits behind, so it catches up with keys of
+/// ended epochs (spec §9.3) and must reach the same epoch and authenticator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_race_100_rounds_over_http() {
     let net = start().await;
     let alice = net.device(net.account("alice").await, None).await;
     let bob = net.device(net.account("bob").await, None).await;
+    let carol = net.device(net.account("carol").await, None).await;
     let g = alice.create_group("race").await.unwrap();
-    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    alice
+        .add_members(&g, &[bob.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
     alice.add_admin(&g, bob.did()).await.unwrap();
     sync(&bob).await;
+    sync(&carol).await;
     let mut conflicts = 0;
     for round in 0..100 {
         let name = format!("name {round}");
@@ -319,6 +326,12 @@ async fn commit_race_100_rounds_over_http() {
             (sa.data.name.as_str(), sa.data.description.as_str()),
             (name.as_str(), desc.as_str())
         );
+        if round % 10 == 9 {
+            sync(&carol).await;
+            let sc = carol.group(&g).await.unwrap();
+            assert_eq!(sc.epoch, sa.epoch, "carol, round {round}");
+            assert_eq!(sc.epoch_authenticator, sa.epoch_authenticator);
+        }
     }
     eprintln!("epoch conflicts over 100 rounds: {conflicts}");
     net.server.shutdown().await.unwrap();
