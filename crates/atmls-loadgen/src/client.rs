@@ -104,6 +104,29 @@ impl Conn {
         self.request(req).await
     }
 
+    /// `sendEnvelopes` with a signed body: 200 and its receipt, or a typed error.
+    pub async fn send_envelopes(
+        &mut self,
+        body: Vec<u8>,
+        authorization: &str,
+    ) -> Result<Receipt, LoadgenError> {
+        let (status, answer) = self
+            .post(
+                "/xrpc/chat.mls.ds.sendEnvelopes",
+                Bytes::from(body),
+                Some(authorization),
+            )
+            .await?;
+        if status != 200 {
+            return Err(LoadgenError::status(
+                "sendEnvelopes",
+                status.as_u16(),
+                &answer,
+            ));
+        }
+        parse("sendEnvelopes", &answer)
+    }
+
     /// `GET path_and_query` with an optional `Authorization` header.
     pub async fn get(
         &mut self,

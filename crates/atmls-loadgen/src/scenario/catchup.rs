@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use atmls_ds::auth::DsMethod;
-use bytes::Bytes;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
 use super::{create_group_mailboxes, join_all, payload};
 use crate::LoadgenError;
-use crate::client::{Conn, Page, Receipt, parse, send_body};
+use crate::client::{Conn, Page, parse, send_body};
 use crate::stats::rate;
 use crate::target::{GroupMailbox, Target};
 
@@ -167,21 +166,7 @@ async fn fill(
                 let auth = target
                     .token(&mailbox.key, DsMethod::SendEnvelopes, &mailbox.id, &body)
                     .authorization_header();
-                let (status, answer) = conn
-                    .post(
-                        "/xrpc/chat.mls.ds.sendEnvelopes",
-                        Bytes::from(body),
-                        Some(&auth),
-                    )
-                    .await?;
-                if status != 200 {
-                    return Err(LoadgenError::status(
-                        "sendEnvelopes",
-                        status.as_u16(),
-                        &answer,
-                    ));
-                }
-                let _: Receipt = parse("sendEnvelopes", &answer)?;
+                conn.send_envelopes(body, &auth).await?;
             }
         });
     }

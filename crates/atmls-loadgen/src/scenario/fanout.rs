@@ -8,14 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use atmls_ds::auth::DsMethod;
-use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{age, create_group_mailboxes, join_all, payload, read_payload};
 use crate::LoadgenError;
-use crate::client::{Event, Receipt, Ws, next_event, parse, send_body, subscribe};
+use crate::client::{Event, Ws, next_event, send_body, subscribe};
 use crate::stats::{Latencies, Summary};
 use crate::target::{GroupMailbox, Target};
 
@@ -220,22 +219,9 @@ async fn send(
         .token(&mailbox.key, DsMethod::SendEnvelopes, &mailbox.id, &body)
         .authorization_header();
     let t0 = Instant::now();
-    let (status, answer) = conn
-        .post(
-            "/xrpc/chat.mls.ds.sendEnvelopes",
-            Bytes::from(body),
-            Some(&auth),
-        )
-        .await?;
+    let receipt = conn.send_envelopes(body, &auth).await?;
     latency.push(t0.elapsed());
-    if status != 200 {
-        return Err(LoadgenError::status(
-            "sendEnvelopes",
-            status.as_u16(),
-            &answer,
-        ));
-    }
-    Ok(parse::<Receipt>("sendEnvelopes", &answer)?.first_seq)
+    Ok(receipt.first_seq)
 }
 
 /// Polls `counter` until it reaches `n`, at most `wait`.

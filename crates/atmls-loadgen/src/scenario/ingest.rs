@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use atmls_ds::MailboxId;
 use atmls_ds::auth::DsMethod;
-use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use tokio::sync::Barrier;
@@ -17,7 +16,7 @@ use tokio::task::JoinSet;
 
 use super::{create_group_mailboxes, join_all, payload, read_payload};
 use crate::LoadgenError;
-use crate::client::{Conn, Receipt, parse};
+use crate::client::{Conn, Receipt};
 use crate::scenario::catchup::read_all;
 use crate::stats::{Latencies, Summary, rate};
 use crate::target::{GroupMailbox, Target};
@@ -192,22 +191,8 @@ async fn sender(
         let body = crate::client::send_body(&mailbox.text, &payloads);
         let auth = (endpoint.sign)(&mailbox.key, &mailbox.id, &body);
         let t0 = Instant::now();
-        let (status, answer) = conn
-            .post(
-                "/xrpc/chat.mls.ds.sendEnvelopes",
-                Bytes::from(body),
-                Some(&auth),
-            )
-            .await?;
+        let receipt = conn.send_envelopes(body, &auth).await?;
         latency.push(t0.elapsed());
-        if status != 200 {
-            return Err(LoadgenError::status(
-                "sendEnvelopes",
-                status.as_u16(),
-                &answer,
-            ));
-        }
-        let receipt: Receipt = parse("sendEnvelopes", &answer)?;
         acks.push(Ack {
             mailbox: index,
             sender: id,

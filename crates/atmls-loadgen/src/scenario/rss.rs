@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use atmls_ds::auth::DsMethod;
-use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -16,7 +15,7 @@ use tokio::task::JoinSet;
 use super::fanout::wait_for;
 use super::{create_group_mailboxes, join_all, payload};
 use crate::LoadgenError;
-use crate::client::{Event, Receipt, next_event, parse, send_body, subscribe};
+use crate::client::{Event, next_event, send_body, subscribe};
 use crate::stats::proc_status_kib;
 use crate::target::{GroupMailbox, Target};
 
@@ -212,21 +211,7 @@ async fn deliver(
                 let auth = target
                     .token(&m.key, DsMethod::SendEnvelopes, &m.id, &body)
                     .authorization_header();
-                let (status, answer) = conn
-                    .post(
-                        "/xrpc/chat.mls.ds.sendEnvelopes",
-                        Bytes::from(body),
-                        Some(&auth),
-                    )
-                    .await?;
-                if status != 200 {
-                    return Err(LoadgenError::status(
-                        "sendEnvelopes",
-                        status.as_u16(),
-                        &answer,
-                    ));
-                }
-                let _: Receipt = parse("sendEnvelopes", &answer)?;
+                conn.send_envelopes(body, &auth).await?;
             }
             Ok(())
         });
