@@ -106,9 +106,24 @@ pub enum KeyPackageRefusal {
     /// `expiresAt` has passed.
     #[error("expired at {0}")]
     Expired(String),
-    /// The KeyPackage does not support the group data extension.
-    #[error("KeyPackage does not support the chat.mls group data extension")]
+    /// The KeyPackage does not support the group data extension or the leaf-proofs
+    /// proposal.
+    #[error("KeyPackage does not support the chat.mls group data extension and leaf proofs")]
     MissingCapability,
+    /// The proven record holds another KeyPackage than the one the commit adds.
+    #[error("the proven record is not the KeyPackage that was added")]
+    NotAdded,
+    /// The proof's repo revision lies outside the window around the instant the DS
+    /// accepted the commit that adds the leaf (docs/spec.md §11.13).
+    #[error(
+        "proof revision {rev} is outside the window around the commit (accepted at {accepted_ms} ms)"
+    )]
+    OutsideWindow {
+        /// The proof's commit rev.
+        rev: String,
+        /// When the DS accepted the commit (Unix milliseconds).
+        accepted_ms: u64,
+    },
 }
 
 /// Why a commit, proposal or message from the group was not applied.
@@ -135,6 +150,24 @@ pub enum PolicyViolation {
     /// The commit moves the group to another mailbox, which this version does not follow.
     #[error("the commit changes the group's mailbox")]
     MailboxChange,
+    /// The commit adds a leaf without a proof of its KeyPackage record (§11.13).
+    #[error("the leaf added for {did} comes without a proof of its KeyPackage")]
+    LeafProofMissing {
+        /// The added leaf's DID.
+        did: String,
+    },
+    /// The proof of an added leaf's KeyPackage does not verify (§11.13).
+    #[error("the leaf added for {did} is refused: {reason}")]
+    LeafProofRefused {
+        /// The added leaf's DID.
+        did: String,
+        /// Why its proof was refused.
+        reason: KeyPackageRefusal,
+    },
+    /// The leaf-proofs proposal is malformed, repeated, or proves leaves the commit does
+    /// not add (§11.13).
+    #[error("leaf proofs: {0}")]
+    LeafProofs(String),
 }
 
 /// Content could not be encoded or decoded.
@@ -168,6 +201,15 @@ pub enum Error {
         /// The account.
         did: Did,
         /// Why.
+        reason: KeyPackageRefusal,
+    },
+    /// The account's declaration was found but its proof does not verify (docs/spec.md
+    /// §3.3 steps 1–7 and the lexicon, applied to `chat.mls.declaration/self`).
+    #[error("declaration of {did} refused: {reason}")]
+    DeclarationRefused {
+        /// The account.
+        did: Did,
+        /// Why (the same reasons as for KeyPackage records).
         reason: KeyPackageRefusal,
     },
     /// The account has no `chat.mls.declaration`: it does not take part.

@@ -75,6 +75,16 @@ pub enum Event {
         /// What the DS or the network answered.
         error: crate::error::TransportError,
     },
+    /// A commit was refused by the group policy, or because a leaf it adds is not proven
+    /// to belong to its account (docs/spec.md §11.2, §11.13): it was not merged.
+    CommitRefused {
+        /// The group.
+        group: GroupId,
+        /// The commit's mailbox sequence number.
+        seq: u64,
+        /// Why.
+        violation: crate::error::PolicyViolation,
+    },
     /// Something from the group or the inbox was refused (shown to a person as a warning).
     Rejected {
         /// The group, if known.

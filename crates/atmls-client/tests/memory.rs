@@ -357,9 +357,10 @@ async fn refused_key_packages_have_typed_reasons() {
         &other.public_key(),
     )];
     net.set_document(doc);
+    // The declaration is proven first (docs/spec.md §3, §11.9): its proof fails.
     match alice.add_members(&g, &[bob.did().clone()]).await {
-        Err(Error::NoKeyPackage {
-            last: Some(KeyPackageRefusal::Proof(_)),
+        Err(Error::DeclarationRefused {
+            reason: KeyPackageRefusal::Proof(_),
             ..
         }) => {}
         other => panic!("{other:?}"),

@@ -8,10 +8,10 @@ use openmls_traits::storage::StorageProvider as _;
 
 use super::store::{self, KeyPackageRow};
 use super::{Device, State};
-use crate::error::{Error, KeyPackageRefusal};
+use crate::error::{Error, KeyPackageRefusal, TransportError};
 use crate::keypackage::{
     DECLARATION_COLLECTION, KEY_PACKAGE_COLLECTION, VerifiedKeyPackage, build_key_package,
-    verify_key_package,
+    prove_record, verify_key_package,
 };
 use crate::transport::{Ds, Pds, RecordWrite};
 
@@ -164,19 +164,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
         check_declaration: bool,
     ) -> Result<BTreeMap<String, Vec<VerifiedKeyPackage>>, Error> {
         let pds = &self.inner.pds;
-        if check_declaration {
-            let decl = pds.list_records(did, DECLARATION_COLLECTION).await?;
-            let Some(decl) = decl.iter().find(|r| r.rkey == "self") else {
-                return Err(Error::NoDeclaration(did.clone()));
-            };
-            let policy = decl.value["invitePolicy"].as_str().unwrap_or("none");
-            if policy != "anyone" && did != self.did() {
-                return Err(Error::InviteRefused {
-                    did: did.clone(),
-                    policy: policy.to_owned(),
-                });
-            }
-        }
         let doc = pds
             .resolve(did)
             .await
@@ -184,6 +171,19 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 did: did.clone(),
                 reason: KeyPackageRefusal::DidDocument(e.to_string()),
             })?;
+        let mut seen = store::rev(&st.conn, did.as_str())?;
+        if check_declaration {
+            let (rev, policy) = self.proven_declaration(&doc, did, seen.as_deref()).await?;
+            if seen.as_deref().is_none_or(|s| rev.as_str() > s) {
+                seen = Some(rev);
+            }
+            if policy != "anyone" && did != self.did() {
+                return Err(Error::InviteRefused {
+                    did: did.clone(),
+                    policy,
+                });
+            }
+        }
         let listed = pds.list_records(did, KEY_PACKAGE_COLLECTION).await?;
         // Candidates per device id (the listing is only a hint: verified below).
         let mut devices: BTreeMap<String, Vec<(bool, u64, String)>> = BTreeMap::new();
@@ -199,7 +199,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 .push((last_resort, rand::random(), r.rkey.clone()));
         }
         let suite = st.ciphersuite()?;
-        let mut seen = store::rev(&st.conn, did.as_str())?;
         let mut out: BTreeMap<String, Vec<VerifiedKeyPackage>> = BTreeMap::new();
         let mut last = None;
         for (device, mut candidates) in devices {
@@ -236,6 +235,48 @@ impl<P: Pds, D: Ds> Device<P, D> {
             });
         }
         Ok(out)
+    }
+
+    /// `did`'s declaration, proven against its repo like a KeyPackage (§3.3 steps 1–7
+    /// and the lexicon, with the same freshness rule): its revision and `invitePolicy`.
+    async fn proven_declaration(
+        &self,
+        doc: &atmls_identity::DidDocument,
+        did: &Did,
+        seen: Option<&str>,
+    ) -> Result<(String, String), Error> {
+        let refused = |reason| Error::DeclarationRefused {
+            did: did.clone(),
+            reason,
+        };
+        let car = match self
+            .inner
+            .pds
+            .record_proof(did, DECLARATION_COLLECTION, "self")
+            .await
+        {
+            Ok(car) => car,
+            // A PDS that answers "not found" instead of proving absence.
+            Err(TransportError::Xrpc { error, .. }) if error == "RecordNotFound" => {
+                return Err(Error::NoDeclaration(did.clone()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (rev, record) =
+            prove_record(doc, did, DECLARATION_COLLECTION, "self", &car).map_err(refused)?;
+        let rev = rev.to_string();
+        if let Some(seen) = seen
+            && rev.as_str() < seen
+        {
+            return Err(refused(KeyPackageRefusal::StaleRevision {
+                proof: rev,
+                seen: seen.to_owned(),
+            }));
+        }
+        let record = record.ok_or_else(|| Error::NoDeclaration(did.clone()))?;
+        // An unknown policy counts as `none` (§3).
+        let policy = record["invitePolicy"].as_str().unwrap_or("none").to_owned();
+        Ok((rev, policy))
     }
 
     /// After a join through the one-time package `key_package_ref`: delete its record

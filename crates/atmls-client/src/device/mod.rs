@@ -3,6 +3,8 @@
 
 pub(crate) mod groups;
 mod keys;
+#[cfg(test)]
+mod leaf_proof_tests;
 pub(crate) mod store;
 mod sync;
 
@@ -109,6 +111,8 @@ pub(crate) struct State {
     pub(crate) did: Did,
     pub(crate) groups: HashMap<Vec<u8>, MlsGroup>,
     pub(crate) last_device_check: Option<std::time::Instant>,
+    /// DID documents resolved during this sync to check added leaves (§11.13).
+    pub(crate) documents: crate::group::proofs::Documents,
 }
 
 impl State {
@@ -167,18 +171,27 @@ impl State {
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        match f(self) {
-            Ok(v) => {
-                self.conn.execute_batch("COMMIT")?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                self.groups.clear();
-                Err(e)
-            }
+        match self.transaction_or_undo(|st| f(st).map(Ok::<T, std::convert::Infallible>))? {
+            Ok(v) => Ok(v),
+            Err(never) => match never {},
         }
+    }
+
+    /// Like [`Self::transaction`], but `f` may also undo its step without failing:
+    /// `Ok(Err(u))` rolls back (as an error does) and returns `u`.
+    pub(crate) fn transaction_or_undo<T, U>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<Result<T, U>, Error>,
+    ) -> Result<Result<T, U>, Error> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        let out = f(self);
+        if let Ok(Ok(_)) = out {
+            self.conn.execute_batch("COMMIT")?;
+        } else {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.groups.clear();
+        }
+        out
     }
 }
 
@@ -321,6 +334,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     did: did.clone(),
                     groups: HashMap::new(),
                     last_device_check: None,
+                    documents: Default::default(),
                 }),
                 events,
                 did,

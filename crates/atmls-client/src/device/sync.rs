@@ -164,7 +164,19 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 break;
             }
             for envelope in page.envelopes {
-                let after = st.transaction(|st| process_envelope(st, group, &envelope))?;
+                let after = loop {
+                    // A commit that adds leaves needs their accounts' DID documents: the
+                    // step is undone, they are resolved, and it runs again.
+                    let documents = std::mem::take(&mut st.documents);
+                    let step = st.transaction_or_undo(|st| {
+                        process_envelope(st, group, &envelope, &documents)
+                    });
+                    st.documents = documents;
+                    match step? {
+                        Ok(after) => break after,
+                        Err(dids) => self.resolve_documents(st, &dids).await?,
+                    }
+                };
                 events.extend(after.events);
                 leave_requested |= after.leave_requested;
                 if let Some((plan, from_seq)) = after.welcomes {
@@ -188,6 +200,21 @@ impl<P: Pds, D: Ds> Device<P, D> {
             })?;
         }
         Ok((events, leave_requested))
+    }
+
+    /// Resolves DID documents for checking added leaves. A network failure is passed on
+    /// (the group is retried later); a DID that does not resolve is remembered as such,
+    /// and the leaf it names is refused.
+    async fn resolve_documents(&self, st: &mut State, dids: &[Did]) -> Result<(), Error> {
+        for did in dids {
+            let doc = match self.inner.pds.resolve(did).await {
+                Ok(doc) => Ok(doc),
+                Err(e @ crate::error::TransportError::Network(_)) => return Err(e.into()),
+                Err(e) => Err(e.to_string()),
+            };
+            st.documents.insert(did.clone(), doc);
+        }
+        Ok(())
     }
 
     /// Lists the inbox and joins the groups of the welcomes sealed to this device.
@@ -407,7 +434,13 @@ fn fingerprint(targets: &BTreeMap<Did, Vec<SubscribeTo>>) -> Vec<(MailboxId, [u8
 }
 
 /// Processes one group envelope inside the caller's transaction and advances the cursor.
-fn process_envelope(st: &mut State, group: &GroupId, envelope: &Envelope) -> Result<After, Error> {
+/// `Ok(Err(dids))`: these DID documents are needed first (the caller rolls back).
+fn process_envelope(
+    st: &mut State,
+    group: &GroupId,
+    envelope: &Envelope,
+    documents: &crate::group::proofs::Documents,
+) -> Result<Result<After, Vec<Did>>, Error> {
     let mut after = After::default();
     let digest = Sha256::digest(&envelope.payload).to_vec();
     store::set_group_cursor(&st.conn, &group.0, envelope.seq)?;
@@ -430,7 +463,7 @@ fn process_envelope(st: &mut State, group: &GroupId, envelope: &Envelope) -> Res
             if !plan.targets.is_empty() {
                 after.welcomes = Some((plan, envelope.seq + 1));
             }
-            return Ok(after);
+            return Ok(Ok(after));
         }
         // Someone else's commit won this epoch: drop ours.
         st.with_group(&group.0, |provider, g| {
@@ -448,7 +481,7 @@ fn process_envelope(st: &mut State, group: &GroupId, envelope: &Envelope) -> Res
         store::delete_pending(&st.conn, &group.0)?;
     }
     if store::take_sent(&st.conn, &group.0, &digest)? {
-        return Ok(after);
+        return Ok(Ok(after));
     }
     let reject = |reason: String| Event::Rejected {
         group: Some(group.clone()),
@@ -459,11 +492,15 @@ fn process_envelope(st: &mut State, group: &GroupId, envelope: &Envelope) -> Res
         Ok(m) => m,
         Err(e) => {
             after.events.push(reject(e));
-            return Ok(after);
+            return Ok(Ok(after));
         }
     };
     let outcome = st.with_group(&group.0, |provider, g| {
-        Ok(processing::process(provider, g, message))
+        let ctx = processing::CommitContext {
+            documents,
+            accepted_ms: envelope.received_at.as_millis(),
+        };
+        Ok(processing::process(provider, g, message, &ctx))
     })?;
     match outcome {
         Outcome::Message {
@@ -512,8 +549,14 @@ fn process_envelope(st: &mut State, group: &GroupId, envelope: &Envelope) -> Res
         }
         Outcome::Ignored(reason) => tracing::debug!(seq = envelope.seq, %reason, "ignored"),
         Outcome::Rejected(reason) => after.events.push(reject(reason)),
+        Outcome::Refused(violation) => after.events.push(Event::CommitRefused {
+            group: group.clone(),
+            seq: envelope.seq,
+            violation,
+        }),
+        Outcome::NeedDocuments(dids) => return Ok(Err(dids)),
     }
-    Ok(after)
+    Ok(Ok(after))
 }
 
 /// Opens a sealed welcome with one of this device's KeyPackages and joins the group.

@@ -152,10 +152,21 @@ pub(crate) fn build(
                 });
             }
             let packages: Vec<KeyPackage> = fresh.iter().map(|k| k.key_package.clone()).collect();
-            let (commit, welcome, _) = group
-                .add_members(provider, signer, &packages)
+            // The proofs travel inside the encrypted commit (§11.13).
+            let proofs = super::proofs::proposal(provider.crypto(), &fresh)?;
+            let bundle = group
+                .commit_builder()
+                .propose_adds(packages)
+                .add_proposals(proofs)
+                .force_self_update(true)
+                .load_psks(provider.storage())
+                .map_err(|e| Error::mls("add members", e))?
+                .build(provider.rand(), provider.crypto(), signer, |_| true)
+                .map_err(|e| Error::mls("add members", e))?
+                .stage_commit(provider)
                 .map_err(|e| Error::mls("add members", e))?;
-            (commit, Some(welcome))
+            let (commit, welcome, _) = bundle.into_messages();
+            (commit, welcome)
         }
         Intent::Remove(dids) => {
             let own = group.own_leaf_index();

@@ -47,7 +47,7 @@ pub(crate) fn create(
     };
     let required = Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
         &[ExtensionType::Unknown(GROUP_DATA_EXTENSION_TYPE)],
-        &[],
+        &[ProposalType::Custom(super::LEAF_PROOFS_PROPOSAL_TYPE)],
         &[CredentialType::Basic],
     ));
     let extensions = Extensions::from_vec(vec![required, data_extension(&data)])

@@ -153,7 +153,7 @@ fn did(b: &[u8], what: &'static str) -> Result<Did, GroupDataError> {
 }
 
 /// Appends an MLS variable-length vector (RFC 9420 §2.1.2 varint length prefix).
-fn put_vec(out: &mut Vec<u8>, data: &[u8]) {
+pub(super) fn put_vec(out: &mut Vec<u8>, data: &[u8]) {
     let n = data.len();
     if n < 1 << 6 {
         out.push(n as u8);
@@ -165,10 +165,10 @@ fn put_vec(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(data);
 }
 
-struct Reader<'a>(&'a [u8]);
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], GroupDataError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], GroupDataError> {
         if self.0.len() < n {
             return Err(GroupDataError::Length);
         }
@@ -177,7 +177,7 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn u8(&mut self) -> Result<u8, GroupDataError> {
+    pub(super) fn u8(&mut self) -> Result<u8, GroupDataError> {
         Ok(self.take(1)?[0])
     }
 
@@ -205,7 +205,11 @@ impl<'a> Reader<'a> {
         usize::try_from(v).map_err(|_| GroupDataError::Varint)
     }
 
-    fn vec(&mut self, max: usize, what: &'static str) -> Result<&'a [u8], GroupDataError> {
+    pub(super) fn vec(
+        &mut self,
+        max: usize,
+        what: &'static str,
+    ) -> Result<&'a [u8], GroupDataError> {
         let n = self.varint()?;
         if n > max {
             return Err(GroupDataError::TooLong(what));

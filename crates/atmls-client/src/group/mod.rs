@@ -5,6 +5,7 @@ pub(crate) mod commit;
 pub(crate) mod create;
 mod extension;
 pub(crate) mod processing;
+pub(crate) mod proofs;
 pub(crate) mod seal;
 
 use atmls_ds::MailboxId;
@@ -12,6 +13,7 @@ use atmls_identity::Did;
 use openmls::prelude::*;
 
 pub use extension::{GROUP_DATA_EXTENSION_TYPE, GroupData, GroupDataError, PaddingPolicy};
+pub use proofs::LEAF_PROOFS_PROPOSAL_TYPE;
 pub use seal::{MAILBOX_KEY_LABEL, WELCOME_INFO};
 
 use crate::error::PolicyViolation;

@@ -4,6 +4,7 @@
 use atmls_identity::Did;
 use openmls::prelude::*;
 
+use super::proofs::{self, Documents, LeafCheck};
 use super::{credential_did, group_data};
 use crate::content::{self, Content};
 use crate::device::store::Provider;
@@ -24,8 +25,20 @@ pub(crate) enum Outcome {
     Proposal { leaving: Option<Did> },
     /// Not for this epoch any more (a commit that lost, or a message too old).
     Ignored(String),
-    /// Refused: decryption or policy failure.
+    /// Refused: decryption failure or malformed content.
     Rejected(String),
+    /// A commit refused by the group policy or the proofs of its added leaves.
+    Refused(PolicyViolation),
+    /// The documents of these DIDs are needed to check the leaves a commit adds: resolve
+    /// them, roll back and process the message again.
+    NeedDocuments(Vec<Did>),
+}
+
+/// What checking a commit needs besides the group: DID documents of added accounts and
+/// when the DS accepted the commit (the same for every receiver).
+pub(crate) struct CommitContext<'a> {
+    pub(crate) documents: &'a Documents,
+    pub(crate) accepted_ms: u64,
 }
 
 /// Processes one message. Policy failures leave the group unchanged.
@@ -33,6 +46,7 @@ pub(crate) fn process(
     provider: &Provider<'_>,
     group: &mut MlsGroup,
     message: MlsMessageIn,
+    ctx: &CommitContext<'_>,
 ) -> Outcome {
     let protocol = match message.try_into_protocol_message() {
         Ok(p) => p,
@@ -89,7 +103,17 @@ pub(crate) fn process(
         }
         ProcessedMessageContent::StagedCommitMessage(staged) => {
             if let Err(v) = check_commit(group, &staged, &sender, sender_leaf) {
-                return Outcome::Rejected(v.to_string());
+                return Outcome::Refused(v);
+            }
+            match proofs::check_added_leaves(
+                provider.crypto(),
+                &staged,
+                ctx.documents,
+                ctx.accepted_ms,
+            ) {
+                Ok(()) => {}
+                Err(LeafCheck::NeedDocuments(dids)) => return Outcome::NeedDocuments(dids),
+                Err(LeafCheck::Refused(v)) => return Outcome::Refused(v),
             }
             let removed_self = staged.self_removed();
             if let Err(e) = group.merge_staged_commit(provider, *staged) {

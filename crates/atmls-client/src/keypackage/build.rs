@@ -6,10 +6,10 @@ use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 
 use crate::device::store::Provider;
-use crate::group::GROUP_DATA_EXTENSION_TYPE;
+use crate::group::{GROUP_DATA_EXTENSION_TYPE, LEAF_PROOFS_PROPOSAL_TYPE};
 
-/// The capabilities every leaf of this client advertises: the group data extension and
-/// `last_resort` (NOTES: both must be listed or adds fail).
+/// The capabilities every leaf of this client advertises: the group data extension,
+/// `last_resort` (NOTES: both must be listed or adds fail) and the leaf-proofs proposal.
 pub(crate) fn capabilities(ciphersuite: Ciphersuite) -> Capabilities {
     Capabilities::builder()
         .ciphersuites(vec![ciphersuite])
@@ -17,6 +17,7 @@ pub(crate) fn capabilities(ciphersuite: Ciphersuite) -> Capabilities {
             ExtensionType::Unknown(GROUP_DATA_EXTENSION_TYPE),
             ExtensionType::LastResort,
         ])
+        .proposals(vec![ProposalType::Custom(LEAF_PROOFS_PROPOSAL_TYPE)])
         .credentials(vec![CredentialType::Basic])
         .build()
 }

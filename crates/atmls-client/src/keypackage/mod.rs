@@ -5,8 +5,8 @@ pub(crate) mod build;
 mod verify;
 
 pub(crate) use build::{build_key_package, capabilities, datetime};
-pub use verify::VerifiedKeyPackage;
-pub(crate) use verify::verify_key_package;
+pub use verify::{LEAF_PROOF_MAX_AGE_SECS, LEAF_PROOF_MAX_SKEW_SECS, VerifiedKeyPackage};
+pub(crate) use verify::{prove_record, verify_added_key_package, verify_key_package};
 
 /// The collection of KeyPackage records.
 pub const KEY_PACKAGE_COLLECTION: &str = "chat.mls.keyPackage";

@@ -10,7 +10,7 @@ use openmls_traits::crypto::OpenMlsCrypto;
 
 use super::KEY_PACKAGE_COLLECTION;
 use crate::error::KeyPackageRefusal;
-use crate::group::GROUP_DATA_EXTENSION_TYPE;
+use crate::group::{GROUP_DATA_EXTENSION_TYPE, LEAF_PROOFS_PROPOSAL_TYPE};
 
 /// A KeyPackage record that passed every check.
 #[derive(Debug, Clone)]
@@ -31,6 +31,45 @@ pub struct VerifiedKeyPackage {
     pub key_package: KeyPackage,
     /// The repo revision of the proof.
     pub rev: String,
+    /// The `getRecord` CAR that proved it (travels with the commit that adds it, §11.13).
+    pub(crate) proof: Vec<u8>,
+}
+
+/// Steps 1–7 of §3.3 for any record: the DID document's `#atproto` key, the CAR, the
+/// signed commit of `did`'s repo, and the MST path to `collection/rkey`. Returns the
+/// proof's repo revision and the record as JSON (`None`: proven absent).
+pub(crate) fn prove_record(
+    doc: &DidDocument,
+    did: &Did,
+    collection: &str,
+    rkey: &str,
+    car: &[u8],
+) -> Result<(atmls_repo::Tid, Option<serde_json::Value>), KeyPackageRefusal> {
+    use KeyPackageRefusal as R;
+    // 1. DID document.
+    if &doc.id != did {
+        return Err(R::DidDocument(format!("document is for {}", doc.id)));
+    }
+    let key = doc
+        .atproto_key()
+        .map_err(|e| R::DidDocument(e.to_string()))?;
+    // 2–7. CAR, commit, repo identity, signature, MST path, record.
+    let repo_did = atmls_repo::Did::new(did.as_str()).map_err(|e| R::DidDocument(e.to_string()))?;
+    let path = RepoPath::new(
+        Nsid::new(collection).map_err(|e| R::Proof(e.to_string()))?,
+        RecordKey::new(rkey).map_err(|e| R::Proof(e.to_string()))?,
+    );
+    let proof = atmls_repo::proof::verify_record_proof(car, &repo_did, &key, &path)
+        .map_err(|e| R::Proof(e.to_string()))?;
+    let rev = proof.commit().rev();
+    let json = proof
+        .record()
+        .map(|(_, value)| atmls_repo::json::from_ipld(value).map_err(|e| R::Lexicon(e.to_string())))
+        .transpose()?;
+    if let Some(json) = &json {
+        crate::lexicons::validate_record(collection, json).map_err(R::Lexicon)?;
+    }
+    Ok((rev, json))
 }
 
 /// Runs §3.3 on one record proof. `seen_rev` is the highest rev already verified for
@@ -47,22 +86,8 @@ pub(crate) fn verify_key_package(
     now: i64,
 ) -> Result<VerifiedKeyPackage, KeyPackageRefusal> {
     use KeyPackageRefusal as R;
-    // 1. DID document.
-    if &doc.id != did {
-        return Err(R::DidDocument(format!("document is for {}", doc.id)));
-    }
-    let key = doc
-        .atproto_key()
-        .map_err(|e| R::DidDocument(e.to_string()))?;
-    // 2–7. CAR, commit, repo identity, signature, MST path, record.
-    let repo_did = atmls_repo::Did::new(did.as_str()).map_err(|e| R::DidDocument(e.to_string()))?;
-    let path = RepoPath::new(
-        Nsid::new(KEY_PACKAGE_COLLECTION).map_err(|e| R::Proof(e.to_string()))?,
-        RecordKey::new(rkey).map_err(|e| R::Proof(e.to_string()))?,
-    );
-    let proof = atmls_repo::proof::verify_record_proof(car, &repo_did, &key, &path)
-        .map_err(|e| R::Proof(e.to_string()))?;
-    let rev = proof.commit().rev().to_string();
+    let (rev_tid, json) = prove_record(doc, did, KEY_PACKAGE_COLLECTION, rkey, car)?;
+    let rev = rev_tid.to_string();
     if let Some(seen) = seen_rev
         && rev.as_str() < seen
     {
@@ -71,10 +96,8 @@ pub(crate) fn verify_key_package(
             seen: seen.to_owned(),
         });
     }
-    let (_, value) = proof.record().ok_or(R::Absent)?;
-    // 8. Content: lexicon, then MLS.
-    let json = atmls_repo::json::from_ipld(value).map_err(|e| R::Lexicon(e.to_string()))?;
-    crate::lexicons::validate_record(KEY_PACKAGE_COLLECTION, &json).map_err(R::Lexicon)?;
+    let json = json.ok_or(R::Absent)?;
+    // 8. Content: lexicon (checked above), then MLS.
     let record: key_package::RecordData =
         serde_json::from_value(json).map_err(|e| R::Lexicon(e.to_string()))?;
     let message = MlsMessageIn::tls_deserialize_exact(record.key_package.as_slice())
@@ -111,11 +134,13 @@ pub(crate) fn verify_key_package(
     if expires.timestamp() <= now {
         return Err(R::Expired(record.expires_at.as_str().to_owned()));
     }
-    if !key_package
-        .leaf_node()
-        .capabilities()
+    let capabilities = key_package.leaf_node().capabilities();
+    if !capabilities
         .extensions()
         .contains(&ExtensionType::Unknown(GROUP_DATA_EXTENSION_TYPE))
+        || !capabilities
+            .proposals()
+            .contains(&ProposalType::Custom(LEAF_PROOFS_PROPOSAL_TYPE))
     {
         return Err(R::MissingCapability);
     }
@@ -132,5 +157,67 @@ pub(crate) fn verify_key_package(
         last_resort: record.last_resort,
         key_package,
         rev,
+        proof: car.to_vec(),
     })
+}
+
+/// How long before the DS accepted a commit the proof of a leaf it adds may have been
+/// made (its repo revision's time): the committer fetched it shortly before (§11.13).
+pub const LEAF_PROOF_MAX_AGE_SECS: u64 = 24 * 3600;
+/// How far after the DS accepted a commit the proof's revision may lie (clock skew
+/// between the invitee's PDS and the DS).
+pub const LEAF_PROOF_MAX_SKEW_SECS: u64 = 600;
+
+/// A receiver's check of the proof that travels with an added leaf (§11.13): steps 1–7
+/// of §3.3 against `did` (the added credential's identity), the revision inside the
+/// window around `accepted_ms` (when the DS accepted the commit: the same instant for
+/// every receiver), and a record holding exactly the added KeyPackage, not expired at
+/// `accepted_ms`. Returns the proof's revision.
+pub(crate) fn verify_added_key_package(
+    crypto: &impl OpenMlsCrypto,
+    doc: &DidDocument,
+    did: &Did,
+    rkey: &str,
+    car: &[u8],
+    added: &KeyPackage,
+    accepted_ms: u64,
+) -> Result<String, KeyPackageRefusal> {
+    use KeyPackageRefusal as R;
+    use openmls::prelude::tls_codec::Serialize as _;
+    let (rev, json) = prove_record(doc, did, KEY_PACKAGE_COLLECTION, rkey, car)?;
+    let json = json.ok_or(R::Absent)?;
+    let accepted_us = accepted_ms.saturating_mul(1000);
+    let earliest = accepted_us.saturating_sub(LEAF_PROOF_MAX_AGE_SECS * 1_000_000);
+    let latest = accepted_us.saturating_add(LEAF_PROOF_MAX_SKEW_SECS * 1_000_000);
+    if rev.micros() < earliest || rev.micros() > latest {
+        return Err(R::OutsideWindow {
+            rev: rev.to_string(),
+            accepted_ms,
+        });
+    }
+    let record: key_package::RecordData =
+        serde_json::from_value(json).map_err(|e| R::Lexicon(e.to_string()))?;
+    let expected = MlsMessageOut::from(added.clone())
+        .tls_serialize_detached()
+        .map_err(|e| R::Malformed(e.to_string()))?;
+    let hash_ref = added
+        .hash_ref(crypto)
+        .map_err(|e| R::Invalid(e.to_string()))?;
+    if record.key_package.as_slice() != expected.as_slice()
+        || record.key_package_ref.as_slice() != hash_ref.as_slice()
+    {
+        return Err(R::NotAdded);
+    }
+    if record.ciphersuite != i64::from(u16::from(added.ciphersuite())) {
+        return Err(R::Ciphersuite(
+            u16::try_from(record.ciphersuite).unwrap_or_default(),
+        ));
+    }
+    let expires = chrono::DateTime::parse_from_rfc3339(record.expires_at.as_str())
+        .map_err(|e| R::Lexicon(e.to_string()))?;
+    let accepted_s = i64::try_from(accepted_ms / 1000).unwrap_or(i64::MAX);
+    if expires.timestamp() <= accepted_s {
+        return Err(R::Expired(record.expires_at.as_str().to_owned()));
+    }
+    Ok(rev.to_string())
 }

@@ -1,0 +1,261 @@
+//! Receivers verify the KeyPackages of the leaves a commit adds (docs/spec.md §11.13).
+//! A malicious admin is played by tampering with the verified packages it commits (the
+//! commit itself is built and sent by the real code path).
+
+use std::time::Duration;
+
+use atmls_identity::Did;
+
+use super::Device;
+use crate::error::{KeyPackageRefusal, PolicyViolation};
+use crate::event::Event;
+use crate::group::GroupId;
+use crate::group::commit::Intent;
+use crate::keypackage::VerifiedKeyPackage;
+use crate::transport::Pds as _;
+use crate::transport::memory::{MemoryDs, MemoryNetwork};
+use crate::{DeviceConfig, Storage};
+
+type Dev = Device<crate::transport::memory::MemoryPds, MemoryDs>;
+
+async fn device(net: &MemoryNetwork, name: &str) -> Dev {
+    Device::create(
+        Storage::Memory,
+        net.account(name),
+        net.ds(),
+        net.ds_did(),
+        DeviceConfig::default().with_one_time_key_packages(2),
+    )
+    .await
+    .expect("device")
+}
+
+async fn epoch(d: &Dev, g: &GroupId) -> u64 {
+    d.group(g).await.expect("group").epoch
+}
+
+/// Alice (admin) and Bob in a group; Carol and Dave exist. Returns them and the group.
+async fn setup() -> (MemoryNetwork, Dev, Dev, Dev, Dev, GroupId) {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let carol = device(&net, "carol").await;
+    let dave = device(&net, "dave").await;
+    let g = alice.create_group("g").await.expect("group");
+    alice
+        .add_members(&g, &[bob.did().clone()])
+        .await
+        .expect("add bob");
+    bob.sync().await.expect("bob joins");
+    assert_eq!(epoch(&alice, &g).await, epoch(&bob, &g).await);
+    (net, alice, bob, carol, dave, g)
+}
+
+/// Alice commits adding `packages` as they are (tampered or not), bypassing nothing
+/// else: the DS accepts it, Alice merges it.
+async fn commit_add(alice: &Dev, g: &GroupId, packages: Vec<VerifiedKeyPackage>) {
+    let mut st = alice.inner.state.lock().await;
+    alice
+        .commit_locked(&mut st, g, Intent::Add(packages))
+        .await
+        .expect("the DS accepts the commit");
+}
+
+/// Bob processes the commit: it must be refused (not merged) with `want`.
+async fn bob_refuses(bob: &Dev, g: &GroupId, want: impl Fn(&PolicyViolation) -> bool) {
+    let before = epoch(bob, g).await;
+    let events = bob.sync().await.expect("sync");
+    let refused = events.iter().find_map(|e| match e {
+        Event::CommitRefused { violation, .. } => Some(violation.clone()),
+        _ => None,
+    });
+    match refused {
+        Some(v) if want(&v) => {}
+        other => panic!("expected a refusal, got {other:?} in {events:?}"),
+    }
+    assert_eq!(epoch(bob, g).await, before, "the refused commit was merged");
+}
+
+fn first(kps: Vec<VerifiedKeyPackage>) -> VerifiedKeyPackage {
+    kps.into_iter().next().expect("a package")
+}
+
+#[tokio::test]
+async fn missing_proof_is_refused() {
+    let (_net, alice, bob, carol, _dave, g) = setup().await;
+    let mut kp = first(alice.key_packages_of(carol.did()).await.unwrap());
+    kp.proof.clear();
+    commit_add(&alice, &g, vec![kp]).await;
+    bob_refuses(
+        &bob,
+        &g,
+        |v| matches!(v, PolicyViolation::LeafProofMissing { did } if did == carol.did().as_str()),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn one_missing_among_several_is_refused() {
+    let (_net, alice, bob, carol, dave, g) = setup().await;
+    let good = first(alice.key_packages_of(carol.did()).await.unwrap());
+    let mut bad = first(alice.key_packages_of(dave.did()).await.unwrap());
+    bad.proof.clear();
+    commit_add(&alice, &g, vec![good, bad]).await;
+    bob_refuses(
+        &bob,
+        &g,
+        |v| matches!(v, PolicyViolation::LeafProofMissing { did } if did == dave.did().as_str()),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn forged_proof_is_refused() {
+    let (_net, alice, bob, carol, _dave, g) = setup().await;
+    let mut kp = first(alice.key_packages_of(carol.did()).await.unwrap());
+    // Flip one byte near the end (inside the record or commit block): a block no longer
+    // hashes to its CID, or the signature fails.
+    let n = kp.proof.len();
+    kp.proof[n - 5] ^= 0x01;
+    commit_add(&alice, &g, vec![kp]).await;
+    bob_refuses(&bob, &g, |v| {
+        matches!(
+            v,
+            PolicyViolation::LeafProofRefused {
+                reason: KeyPackageRefusal::Proof(_),
+                ..
+            }
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn proof_from_another_accounts_repo_is_refused() {
+    let (_net, alice, bob, carol, dave, g) = setup().await;
+    // Carol's leaf, "proven" by a record of Dave's repo (signed by Dave's key).
+    let mut kp = first(alice.key_packages_of(carol.did()).await.unwrap());
+    let daves = first(alice.key_packages_of(dave.did()).await.unwrap());
+    kp.proof = daves.proof.clone();
+    kp.rkey = daves.rkey.clone();
+    commit_add(&alice, &g, vec![kp]).await;
+    bob_refuses(&bob, &g, |v| {
+        matches!(
+            v,
+            PolicyViolation::LeafProofRefused {
+                did,
+                reason: KeyPackageRefusal::Proof(_),
+            } if did == carol.did().as_str()
+        )
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn proof_of_another_record_of_the_same_account_is_refused() {
+    let (_net, alice, bob, carol, _dave, g) = setup().await;
+    // Two of Carol's packages: the leaf of one with the (valid) proof of the other.
+    let mut st = alice.inner.state.lock().await;
+    let by_device = alice
+        .key_packages_by_device(&mut st, carol.did(), true)
+        .await
+        .unwrap();
+    drop(st);
+    let mut kps: Vec<VerifiedKeyPackage> = by_device.into_values().flatten().collect();
+    assert!(kps.len() >= 2);
+    let other = kps.pop().unwrap();
+    let mut kp = kps.remove(0);
+    kp.proof = other.proof;
+    kp.rkey = other.rkey;
+    commit_add(&alice, &g, vec![kp]).await;
+    bob_refuses(&bob, &g, |v| {
+        matches!(
+            v,
+            PolicyViolation::LeafProofRefused {
+                reason: KeyPackageRefusal::NotAdded,
+                ..
+            }
+        )
+    })
+    .await;
+}
+
+/// The honest path: Bob processes the add only after Carol joined and deleted the
+/// one-time package's record; the proof Alice attached (an older revision) still counts.
+#[tokio::test]
+async fn late_receiver_accepts_a_consumed_packages_older_proof() {
+    let (_net, alice, bob, carol, _dave, g) = setup().await;
+    let before = bob
+        .pds()
+        .list_records(carol.did(), crate::keypackage::KEY_PACKAGE_COLLECTION)
+        .await
+        .unwrap();
+    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    let events = carol.sync().await.unwrap();
+    assert!(events.iter().any(|e| matches!(e, Event::Joined { .. })));
+    let after = bob
+        .pds()
+        .list_records(carol.did(), crate::keypackage::KEY_PACKAGE_COLLECTION)
+        .await
+        .unwrap();
+    let gone: Vec<_> = before
+        .iter()
+        .filter(|r| !after.iter().any(|a| a.rkey == r.rkey))
+        .collect();
+    assert_eq!(gone.len(), 1, "the consumed one-time package was deleted");
+    let events = bob.sync().await.unwrap();
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::CommitRefused { .. } | Event::Rejected { .. })),
+        "{events:?}"
+    );
+    assert_eq!(epoch(&bob, &g).await, epoch(&alice, &g).await);
+    assert_eq!(epoch(&carol, &g).await, epoch(&alice, &g).await);
+}
+
+/// The window (§11.13): the same valid proof is refused when the commit was accepted
+/// more than a day after the proof's revision, or long before it.
+#[tokio::test]
+async fn proof_outside_the_window_is_refused() {
+    let (_net, alice, _bob, carol, _dave, _g) = setup().await;
+    let kp = first(alice.key_packages_of(carol.did()).await.unwrap());
+    let doc = alice.pds().resolve(carol.did()).await.unwrap();
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
+    let crypto = openmls_rust_crypto::RustCrypto::default();
+    let check = |accepted_ms| {
+        crate::keypackage::verify_added_key_package(
+            &crypto,
+            &doc,
+            carol.did(),
+            &kp.rkey,
+            &kp.proof,
+            &kp.key_package,
+            accepted_ms,
+        )
+    };
+    assert!(check(now_ms).is_ok());
+    let day = Duration::from_secs(crate::keypackage::LEAF_PROOF_MAX_AGE_SECS).as_millis() as u64;
+    assert!(matches!(
+        check(now_ms + day + 60_000),
+        Err(KeyPackageRefusal::OutsideWindow { .. })
+    ));
+    assert!(matches!(
+        check(now_ms - 3_600_000),
+        Err(KeyPackageRefusal::OutsideWindow { .. })
+    ));
+    // And a DID whose document is not the record's repo.
+    let other: Did = alice.did().clone();
+    assert!(
+        crate::keypackage::verify_added_key_package(
+            &crypto,
+            &doc,
+            &other,
+            &kp.rkey,
+            &kp.proof,
+            &kp.key_package,
+            now_ms
+        )
+        .is_err()
+    );
+}
