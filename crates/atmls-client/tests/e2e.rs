@@ -9,7 +9,7 @@ use atmls_client::{Committed, Device, DeviceConfig, Did, Event, GroupId, Storage
 use atmls_ds::MemoryStore;
 use atmls_identity::DidResolver;
 use atmls_identity::resolve::{HttpResolver, ResolverConfig};
-use atmls_server::ds::{DsService, DsServiceConfig};
+use atmls_server::ds::{DsService, DsServiceConfig, KeyPackageConfig};
 use atmls_server::host::{Host, HostConfig};
 use atmls_server::{Server, ServerConfig, ServerHandle};
 
@@ -39,7 +39,10 @@ async fn start() -> Net {
     let ds_did = Did::new(format!("did:web:127.0.0.1%3A{}", addr.port())).unwrap();
     let ds = DsService::start(
         MemoryStore::new(),
-        DsServiceConfig::new(ds_did.clone(), &url).with_startup_guard(false),
+        DsServiceConfig::new(ds_did.clone(), &url)
+            .with_startup_guard(false)
+            // The PDS here is plain http on loopback: let getKeyPackages read it.
+            .with_key_packages(KeyPackageConfig::default().with_allow_http(true)),
         resolver.clone(),
     )
     .unwrap();
@@ -259,6 +262,33 @@ async fn wait_for(events: &mut tokio::sync::broadcast::Receiver<Event>, want: &s
     })
     .await
     .expect("message in time");
+}
+
+/// `getKeyPackages` over HTTP from the real DS: the gathered proofs verify at the client,
+/// and adding a member works from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_key_packages_over_http() {
+    let net = start().await;
+    let alice = net.device(net.account("alice").await, None).await;
+    let bob = net.device(net.account("bob").await, None).await;
+    let gathered = atmls_client::transport::Ds::key_packages(
+        &net.ds(),
+        &net.ds_did,
+        std::slice::from_ref(bob.did()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(gathered.len(), 1);
+    assert_eq!(gathered[0].status, "ok", "{:?}", gathered[0]);
+    assert!(gathered[0].declaration.is_some());
+    // One last-resort package and two one-time ones (config()).
+    assert_eq!(gathered[0].key_packages.len(), 3);
+    let kps = alice.key_packages_of(bob.did()).await.unwrap();
+    assert_eq!(kps.len(), 1);
+    let g = alice.create_group("bulk").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    assert_eq!(joined(&sync(&bob).await), vec![g.clone()]);
+    net.server.shutdown().await.unwrap();
 }
 
 /// Live delivery through the WebSocket subscription: wait on the event stream.

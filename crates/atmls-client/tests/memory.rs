@@ -507,3 +507,33 @@ async fn live_loop_resubscribes_from_the_cursor() {
     wait_for(&mut events, "three").await;
     live.abort();
 }
+
+/// Adding accounts gathers their proofs with one `getKeyPackages` request to the DS
+/// (docs/spec.md §6); a DS that does not offer it leaves the client reading each PDS.
+#[tokio::test]
+async fn add_members_uses_get_key_packages_and_falls_back_to_the_pds() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let carol = device(&net, "carol").await;
+    let dave = device(&net, "dave").await;
+    let g = alice.create_group("g").await.unwrap();
+    let before = net.key_package_requests();
+    alice
+        .add_members(&g, &[bob.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        net.key_package_requests(),
+        before + 1,
+        "one request for both"
+    );
+    net.set_key_package_index(false);
+    alice.add_members(&g, &[dave.did().clone()]).await.unwrap();
+    assert_eq!(net.key_package_requests(), before + 1);
+    for d in [&bob, &carol, &dave] {
+        assert_eq!(joined(&d.sync().await.unwrap()), Some(g.clone()));
+    }
+    let members = alice.group(&g).await.unwrap().member_dids();
+    assert_eq!(members.len(), 4, "{members:?}");
+}

@@ -142,10 +142,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// may add devices of its own account).
     pub async fn add_members(&self, group: &GroupId, dids: &[Did]) -> Result<Committed, Error> {
         let mut st = self.inner.state.lock().await;
-        let mut kps = Vec::new();
-        for did in dids {
-            kps.extend(self.key_packages_locked(&mut st, did, true).await?);
-        }
+        let kps = self.key_packages_locked(&mut st, dids).await?;
         self.commit_locked(&mut st, group, Intent::Add(kps)).await
     }
 

@@ -1,6 +1,6 @@
 //! This device's KeyPackages in the repo, and other accounts' KeyPackages, verified.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use atmls_identity::Did;
 use openmls_traits::OpenMlsProvider as _;
@@ -13,7 +13,7 @@ use crate::keypackage::{
     DECLARATION_COLLECTION, KEY_PACKAGE_COLLECTION, VerifiedKeyPackage, build_key_package,
     prove_record, verify_key_package,
 };
-use crate::transport::{Ds, Pds, RecordWrite};
+use crate::transport::{Ds, GatheredRecords, Pds, RecordWrite};
 
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -138,30 +138,84 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// every package is refused are left out; if none is usable the error says why.
     pub async fn key_packages_of(&self, did: &Did) -> Result<Vec<VerifiedKeyPackage>, Error> {
         let mut st = self.inner.state.lock().await;
-        self.key_packages_locked(&mut st, did, true).await
+        self.key_packages_locked(&mut st, std::slice::from_ref(did))
+            .await
     }
 
+    /// One usable KeyPackage per device of each account, declarations checked. The
+    /// proofs are gathered in one `getKeyPackages` request to this device's DS (§6);
+    /// an account the DS could not answer for, or whose gathered proofs do not give a
+    /// usable package, is read from its own PDS instead.
     pub(crate) async fn key_packages_locked(
         &self,
         st: &mut State,
-        did: &Did,
-        check_declaration: bool,
+        dids: &[Did],
     ) -> Result<Vec<VerifiedKeyPackage>, Error> {
-        Ok(self
-            .key_packages_by_device(st, did, check_declaration)
-            .await?
-            .into_values()
-            .filter_map(|v| v.into_iter().next())
-            .collect())
+        let mut gathered = self.gather(st, dids).await;
+        let mut out = Vec::new();
+        for did in dids {
+            let mut by_device = None;
+            if let Some(g) = gathered.remove(did) {
+                match self.verified(st, did, true, Some(g)).await {
+                    Ok(v) => by_device = Some(v),
+                    // A proven declaration's answer stands.
+                    Err(e @ Error::InviteRefused { .. }) => return Err(e),
+                    Err(e) => {
+                        tracing::debug!(%did, error = %e, "gathered proofs unusable; reading the PDS")
+                    }
+                }
+            }
+            let by_device = match by_device {
+                Some(v) => v,
+                None => self.verified(st, did, true, None).await?,
+            };
+            out.extend(by_device.into_values().filter_map(|v| v.into_iter().next()));
+        }
+        Ok(out)
+    }
+
+    /// `getKeyPackages` from this device's DS, in requests of at most 100 DIDs: the
+    /// accounts it answered `ok` for. Nothing is trusted yet; a DS that cannot answer
+    /// gives an empty map.
+    async fn gather(&self, st: &State, dids: &[Did]) -> HashMap<Did, GatheredRecords> {
+        let mut out = HashMap::new();
+        let Ok(ds) = Did::new(st.row.inbox_ds.clone()) else {
+            return out;
+        };
+        for chunk in dids.chunks(100) {
+            match self.inner.ds.key_packages(&ds, chunk).await {
+                Ok(results) => out.extend(
+                    results
+                        .into_iter()
+                        .filter(|r| r.status == "ok" && chunk.contains(&r.did))
+                        .map(|r| (r.did.clone(), r)),
+                ),
+                Err(e) => tracing::debug!(error = %e, "getKeyPackages unavailable; reading PDSes"),
+            }
+        }
+        out
     }
 
     /// Every verified KeyPackage of `did`, per device: its one-time packages in random
     /// order (so that two inviters rarely pick the same one), then its last-resort one.
+    /// Proofs come from its PDS.
     pub(crate) async fn key_packages_by_device(
         &self,
         st: &mut State,
         did: &Did,
         check_declaration: bool,
+    ) -> Result<BTreeMap<String, Vec<VerifiedKeyPackage>>, Error> {
+        self.verified(st, did, check_declaration, None).await
+    }
+
+    /// Verifies `did`'s declaration (if asked) and KeyPackages from `gathered` proofs, or
+    /// from its PDS when `None`.
+    async fn verified(
+        &self,
+        st: &mut State,
+        did: &Did,
+        check_declaration: bool,
+        gathered: Option<GatheredRecords>,
     ) -> Result<BTreeMap<String, Vec<VerifiedKeyPackage>>, Error> {
         let pds = &self.inner.pds;
         let doc = pds
@@ -173,7 +227,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
             })?;
         let mut seen = store::rev(&st.conn, did.as_str())?;
         if check_declaration {
-            let (rev, policy) = self.proven_declaration(&doc, did, seen.as_deref()).await?;
+            let car = match &gathered {
+                Some(g) => g.declaration.as_ref().map(|d| d.proof.clone()),
+                None => self.declaration_proof(did).await?,
+            };
+            let car = car.ok_or_else(|| Error::NoDeclaration(did.clone()))?;
+            let (rev, policy) = proven_declaration(&doc, did, seen.as_deref(), &car)?;
             if seen.as_deref().is_none_or(|s| rev.as_str() > s) {
                 seen = Some(rev);
             }
@@ -184,99 +243,89 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 });
             }
         }
-        let listed = pds.list_records(did, KEY_PACKAGE_COLLECTION).await?;
-        // Candidates per device id (the listing is only a hint: verified below).
-        let mut devices: BTreeMap<String, Vec<(bool, u64, String)>> = BTreeMap::new();
-        for r in &listed {
-            let device = r.value["deviceId"].as_str().unwrap_or_default().to_owned();
-            if did == self.did() && device == self.device_id() {
-                continue;
+        // Candidate proofs (rkey, CAR): unverified until checked below.
+        let mut candidates = Vec::new();
+        match gathered {
+            Some(g) => {
+                let prefix = format!("at://{did}/{KEY_PACKAGE_COLLECTION}/");
+                for r in g.key_packages {
+                    if let Some(rkey) = r.uri.strip_prefix(&prefix) {
+                        candidates.push((rkey.to_owned(), r.proof));
+                    }
+                }
             }
-            let last_resort = r.value["lastResort"].as_bool().unwrap_or(true);
-            devices
-                .entry(device)
-                .or_default()
-                .push((last_resort, rand::random(), r.rkey.clone()));
+            None => {
+                for r in pds.list_records(did, KEY_PACKAGE_COLLECTION).await? {
+                    let device = r.value["deviceId"].as_str().unwrap_or_default();
+                    if did == self.did() && device == self.device_id() {
+                        continue;
+                    }
+                    let car = pds
+                        .record_proof(did, KEY_PACKAGE_COLLECTION, &r.rkey)
+                        .await?;
+                    candidates.push((r.rkey, car));
+                }
+            }
         }
         let suite = st.ciphersuite()?;
-        let mut out: BTreeMap<String, Vec<VerifiedKeyPackage>> = BTreeMap::new();
+        let mut devices: BTreeMap<String, Vec<(bool, u64, VerifiedKeyPackage)>> = BTreeMap::new();
         let mut last = None;
-        for (device, mut candidates) in devices {
-            candidates.sort();
-            for (_, _, rkey) in candidates {
-                let car = pds.record_proof(did, KEY_PACKAGE_COLLECTION, &rkey).await?;
-                match verify_key_package(
-                    &st.crypto,
-                    &doc,
-                    did,
-                    &rkey,
-                    &car,
-                    seen.as_deref(),
-                    &[suite],
-                    unix_now(),
-                ) {
-                    Ok(v) => {
-                        if seen.as_deref().is_none_or(|s| v.rev.as_str() > s) {
-                            seen = Some(v.rev.clone());
-                        }
-                        out.entry(device.clone()).or_default().push(v);
+        for (rkey, car) in candidates {
+            match verify_key_package(
+                &st.crypto,
+                &doc,
+                did,
+                &rkey,
+                &car,
+                seen.as_deref(),
+                &[suite],
+                unix_now(),
+            ) {
+                Ok(v) if did == self.did() && v.device_id == self.device_id() => {}
+                Ok(v) => {
+                    if seen.as_deref().is_none_or(|s| v.rev.as_str() > s) {
+                        seen = Some(v.rev.clone());
                     }
-                    Err(reason) => last = Some(reason),
+                    devices.entry(v.device_id.clone()).or_default().push((
+                        v.last_resort,
+                        rand::random(),
+                        v,
+                    ));
                 }
+                Err(reason) => last = Some(reason),
             }
         }
         if let Some(rev) = &seen {
             store::set_rev(&st.conn, did.as_str(), rev)?;
         }
-        if out.is_empty() {
+        if devices.is_empty() {
             return Err(Error::NoKeyPackage {
                 did: did.clone(),
                 last,
             });
         }
-        Ok(out)
+        Ok(devices
+            .into_iter()
+            .map(|(device, mut kps)| {
+                kps.sort_by_key(|(last_resort, order, _)| (*last_resort, *order));
+                (device, kps.into_iter().map(|(_, _, v)| v).collect())
+            })
+            .collect())
     }
 
-    /// `did`'s declaration, proven against its repo like a KeyPackage (§3.3 steps 1–7
-    /// and the lexicon, with the same freshness rule): its revision and `invitePolicy`.
-    async fn proven_declaration(
-        &self,
-        doc: &atmls_identity::DidDocument,
-        did: &Did,
-        seen: Option<&str>,
-    ) -> Result<(String, String), Error> {
-        let refused = |reason| Error::DeclarationRefused {
-            did: did.clone(),
-            reason,
-        };
-        let car = match self
+    /// The proof of `did`'s declaration from its PDS (`None`: there is none).
+    async fn declaration_proof(&self, did: &Did) -> Result<Option<Vec<u8>>, Error> {
+        match self
             .inner
             .pds
             .record_proof(did, DECLARATION_COLLECTION, "self")
             .await
         {
-            Ok(car) => car,
+            Ok(car) => Ok(Some(car)),
             // A PDS that answers "not found" instead of proving absence.
-            Err(TransportError::Xrpc { error, .. }) if error == "RecordNotFound" => {
-                return Err(Error::NoDeclaration(did.clone()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let (rev, record) =
-            prove_record(doc, did, DECLARATION_COLLECTION, "self", &car).map_err(refused)?;
-        let rev = rev.to_string();
-        if let Some(seen) = seen
-            && rev.as_str() < seen
-        {
-            return Err(refused(KeyPackageRefusal::StaleRevision {
-                proof: rev,
-                seen: seen.to_owned(),
-            }));
+            Err(TransportError::Xrpc { error, .. }) if error == "RecordNotFound" => Ok(None),
+            Err(e) => Err(e.into()),
         }
-        let record = record.ok_or_else(|| Error::NoDeclaration(did.clone()))?;
-        // An unknown policy counts as `none` (§3).
-        let policy = record["invitePolicy"].as_str().unwrap_or("none").to_owned();
-        Ok((rev, policy))
     }
 
     /// After a join through the one-time package `key_package_ref`: delete its record
@@ -318,4 +367,33 @@ fn forget_key_package(st: &mut State, key_package_ref: &[u8]) -> Result<(), Erro
         .map_err(crate::error::StoreError::Sqlite)?;
     store::delete_key_package(&st.conn, key_package_ref)?;
     Ok(())
+}
+
+/// `did`'s declaration, proven against its repo like a KeyPackage (§3.3 steps 1–7 and
+/// the lexicon, with the same freshness rule): its revision and `invitePolicy`.
+fn proven_declaration(
+    doc: &atmls_identity::DidDocument,
+    did: &Did,
+    seen: Option<&str>,
+    car: &[u8],
+) -> Result<(String, String), Error> {
+    let refused = |reason| Error::DeclarationRefused {
+        did: did.clone(),
+        reason,
+    };
+    let (rev, record) =
+        prove_record(doc, did, DECLARATION_COLLECTION, "self", car).map_err(refused)?;
+    let rev = rev.to_string();
+    if let Some(seen) = seen
+        && rev.as_str() < seen
+    {
+        return Err(refused(KeyPackageRefusal::StaleRevision {
+            proof: rev,
+            seen: seen.to_owned(),
+        }));
+    }
+    let record = record.ok_or_else(|| Error::NoDeclaration(did.clone()))?;
+    // An unknown policy counts as `none` (§3).
+    let policy = record["invitePolicy"].as_str().unwrap_or("none").to_owned();
+    Ok((rev, policy))
 }

@@ -17,8 +17,14 @@ use ed25519_dalek::SigningKey;
 use rand::SeedableRng as _;
 use tokio::sync::{Barrier, mpsc};
 
-use super::{BlobRef, Delivery, Ds, ListedRecord, Page, Pds, RecordWrite, SubscribeTo, nonce, now};
+use super::{
+    BlobRef, Delivery, Ds, GatheredRecords, ListedRecord, Page, Pds, ProvenRecord, RecordWrite,
+    SubscribeTo, nonce, now,
+};
 use crate::error::TransportError;
+use crate::keypackage::{
+    DECLARATION_COLLECTION as DECLARATION, KEY_PACKAGE_COLLECTION as KEY_PACKAGES,
+};
 
 type Core = DeliveryService<MemoryStore, rand::rngs::StdRng>;
 
@@ -35,6 +41,9 @@ struct State {
     subscribers: Vec<(MailboxId, mpsc::UnboundedSender<Delivery>)>,
     commit_barrier: Option<(Arc<Barrier>, usize)>,
     offline: bool,
+    /// Whether the DS offers `getKeyPackages`, and how often it was asked.
+    key_package_index: bool,
+    key_package_requests: usize,
 }
 
 impl State {
@@ -96,6 +105,8 @@ impl MemoryNetwork {
                 subscribers: Vec::new(),
                 commit_barrier: None,
                 offline: false,
+                key_package_index: true,
+                key_package_requests: 0,
             })),
             ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
         }
@@ -169,6 +180,58 @@ impl MemoryNetwork {
         let mut state = self.lock();
         for (_, tx) in state.subscribers.drain(..) {
             let _ = tx.send(Delivery::Closed(Some("ServerShuttingDown".into())));
+        }
+    }
+
+    /// Whether the DS answers `getKeyPackages` (on by default); off, it answers
+    /// `MethodNotImplemented` and clients read each PDS.
+    pub fn set_key_package_index(&self, on: bool) {
+        self.lock().key_package_index = on;
+    }
+
+    /// How many `getKeyPackages` requests the DS answered.
+    pub fn key_package_requests(&self) -> usize {
+        self.lock().key_package_requests
+    }
+
+    /// What `getKeyPackages` gathers for one DID (docs/spec.md §10.6): the declaration
+    /// and the KeyPackage records, each with its `getRecord` proof.
+    fn gather(&self, did: &Did) -> GatheredRecords {
+        let proven = |r: &mut Repo<'_, MemoryBlockStore>, collection: &str, rkey: &str| {
+            let proof = r
+                .record_proof(&path(collection, rkey)?)
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(ProvenRecord {
+                uri: format!("at://{did}/{collection}/{rkey}"),
+                proof,
+            })
+        };
+        let found = self.with_repo(did, |r| {
+            let declaration = r
+                .record(&path(DECLARATION, "self")?)
+                .map_err(|e| e.to_string())?
+                .map(|_| proven(r, DECLARATION, "self"))
+                .transpose()?;
+            let nsid = Nsid::new(KEY_PACKAGES).map_err(|e| e.to_string())?;
+            let mut key_packages = Vec::new();
+            for (p, _) in r
+                .list_records(&nsid, None, 100)
+                .map_err(|e| e.to_string())?
+            {
+                key_packages.push(proven(r, KEY_PACKAGES, &p.rkey().to_string())?);
+            }
+            Ok((declaration, key_packages))
+        });
+        let (status, declaration, key_packages) = match found {
+            Ok((None, _)) => ("noDeclaration", None, Vec::new()),
+            Ok((Some(d), kps)) => ("ok", Some(d), kps),
+            Err(_) => ("notFound", None, Vec::new()),
+        };
+        GatheredRecords {
+            did: did.clone(),
+            status: status.into(),
+            declaration,
+            key_packages,
         }
     }
 
@@ -370,6 +433,26 @@ fn sign(key: &SigningKey, method: DsMethod, mailbox: &MailboxId) -> String {
 }
 
 impl Ds for MemoryDs {
+    async fn key_packages(
+        &self,
+        _ds: &Did,
+        dids: &[Did],
+    ) -> Result<Vec<GatheredRecords>, TransportError> {
+        self.net.check_online()?;
+        {
+            let mut state = self.net.lock();
+            if !state.key_package_index {
+                return Err(xrpc(
+                    501,
+                    "MethodNotImplemented",
+                    "getKeyPackages is off".into(),
+                ));
+            }
+            state.key_package_requests += 1;
+        }
+        Ok(dids.iter().map(|d| self.net.gather(d)).collect())
+    }
+
     async fn create_mailbox(
         &self,
         _ds: &Did,

@@ -147,8 +147,48 @@ pub enum Delivery {
     Closed(Option<String>),
 }
 
+/// A record and the `com.atproto.sync.getRecord` CAR a DS gathered for it (unverified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvenRecord {
+    /// The record's `at://` URI.
+    pub uri: String,
+    /// The proof CAR.
+    pub proof: Vec<u8>,
+}
+
+/// What a DS's `getKeyPackages` gathered for one DID (a hint: every proof is verified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatheredRecords {
+    /// The account.
+    pub did: Did,
+    /// `ok`, `notFound`, `noDeclaration` or `unreachable` (docs/spec.md §6).
+    pub status: String,
+    /// The `chat.mls.declaration/self` record, if found.
+    pub declaration: Option<ProvenRecord>,
+    /// The `chat.mls.keyPackage` records.
+    pub key_packages: Vec<ProvenRecord>,
+}
+
 /// Delivery services (each addressed by its DID).
 pub trait Ds: Send + Sync + 'static {
+    /// `chat.mls.ds.getKeyPackages` (no authorisation): the declarations and KeyPackage
+    /// records of up to 100 DIDs with their proofs, in one request. The default answers
+    /// `MethodNotImplemented`; the client then reads each account's PDS itself.
+    fn key_packages(
+        &self,
+        ds: &Did,
+        dids: &[Did],
+    ) -> impl Future<Output = Result<Vec<GatheredRecords>, TransportError>> + Send {
+        let _ = (ds, dids);
+        async {
+            Err(TransportError::Xrpc {
+                status: 501,
+                error: "MethodNotImplemented".into(),
+                message: "getKeyPackages is not offered".into(),
+            })
+        }
+    }
+
     /// `chat.mls.ds.createMailbox` with a service-auth token of the account.
     fn create_mailbox(
         &self,

@@ -19,7 +19,9 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::client::{XrpcClient, bytes_of, encode, json_bytes};
 use crate::error::TransportError;
-use crate::transport::{Delivery, Ds, Page, SubscribeTo, nonce, now};
+use crate::transport::{
+    Delivery, Ds, GatheredRecords, Page, ProvenRecord, SubscribeTo, nonce, now,
+};
 
 /// The DS service fragment of a DID document.
 const SERVICE: &str = "chat_mls_ds";
@@ -263,6 +265,58 @@ impl Ds for HttpDs {
             .signed_get(ds, DsMethod::GetEnvelopes, mailbox, key, &query)
             .await?;
         page_of(&v, "envelopes", cursor)
+    }
+
+    async fn key_packages(
+        &self,
+        ds: &Did,
+        dids: &[Did],
+    ) -> Result<Vec<GatheredRecords>, TransportError> {
+        let base = self.endpoint(ds).await?;
+        let query: Vec<String> = dids
+            .iter()
+            .map(|d| format!("dids={}", encode(d.as_str())))
+            .collect();
+        let v = self
+            .xrpc
+            .json(
+                Method::GET,
+                &format!("{base}/xrpc/chat.mls.ds.getKeyPackages?{}", query.join("&")),
+                &[],
+                None,
+            )
+            .await?;
+        let malformed = |what: &str| TransportError::Malformed(format!("getKeyPackages: {what}"));
+        let proven = |r: &serde_json::Value| -> Result<ProvenRecord, TransportError> {
+            Ok(ProvenRecord {
+                uri: r["uri"]
+                    .as_str()
+                    .ok_or_else(|| malformed("uri"))?
+                    .to_owned(),
+                proof: bytes_of(&r["proof"])?,
+            })
+        };
+        let mut out = Vec::new();
+        for r in v["results"]
+            .as_array()
+            .ok_or_else(|| malformed("results"))?
+        {
+            let did = r["did"].as_str().ok_or_else(|| malformed("did"))?;
+            out.push(GatheredRecords {
+                did: Did::new(did).map_err(|_| malformed("did"))?,
+                status: r["status"].as_str().unwrap_or_default().to_owned(),
+                declaration: match &r["declaration"] {
+                    serde_json::Value::Null => None,
+                    d => Some(proven(d)?),
+                },
+                key_packages: r["keyPackages"]
+                    .as_array()
+                    .map(|a| a.iter().map(proven).collect::<Result<Vec<_>, _>>())
+                    .transpose()?
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(out)
     }
 
     async fn send_welcome(
