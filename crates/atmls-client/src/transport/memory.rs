@@ -218,7 +218,7 @@ impl MemoryNetwork {
                 .list_records(&nsid, None, 100)
                 .map_err(|e| e.to_string())?
             {
-                key_packages.push(proven(r, KEY_PACKAGES, &p.rkey().to_string())?);
+                key_packages.push(proven(r, KEY_PACKAGES, p.rkey().as_ref())?);
             }
             Ok((declaration, key_packages))
         });
