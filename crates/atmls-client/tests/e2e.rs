@@ -291,6 +291,98 @@ async fn get_key_packages_over_http() {
     net.server.shutdown().await.unwrap();
 }
 
+/// A TLS front on loopback for the real server (as a reverse proxy terminating TLS would
+/// be): a self-signed certificate for 127.0.0.1, generated here. Returns its `https://`
+/// URL and the certificate (DER) to trust.
+async fn tls_front(backend: &str) -> (String, Vec<u8>) {
+    let backend = backend.trim_start_matches("http://").to_owned();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let der = cert.der().to_vec();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(&backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (url, der)
+}
+
+/// `https://` requests and a `wss://` subscription through a TLS front with a generated
+/// certificate, trusted through `HttpDs::with_root_certificate`; without it the
+/// certificate is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_subscription_through_tls() {
+    use atmls_client::transport::Ds as _;
+    let net = start().await;
+    let (https, der) = tls_front(&net.url).await;
+    let untrusted = net.ds().with_endpoint(net.ds_did.clone(), &https);
+    let tls_ds = || {
+        net.ds()
+            .with_endpoint(net.ds_did.clone(), &https)
+            .with_root_certificate(&der)
+            .unwrap()
+    };
+    let alice = net.device(net.account("alice").await, None).await;
+    let bob = Device::create(
+        Storage::Memory,
+        net.account("bob").await,
+        tls_ds(),
+        net.ds_did.clone(),
+        config(),
+    )
+    .await
+    .unwrap();
+    // Bob's device talks to the DS only over TLS; an untrusted certificate is refused.
+    let (inbox_ds, inbox) = bob.inbox().await;
+    let refused = untrusted.send_welcome(&inbox_ds, &inbox, vec![0; 8]).await;
+    assert!(
+        matches!(refused, Err(atmls_client::TransportError::Network(_))),
+        "{refused:?}"
+    );
+    let g = alice.create_group("tls").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    assert_eq!(joined(&sync(&bob).await), vec![g.clone()]);
+    // Live: Bob's run loop subscribes over wss:// (polling would take 30 s, longer than
+    // WAIT).
+    let mut events = bob.events();
+    let live = tokio::spawn({
+        let bob = bob.clone();
+        async move { bob.run().await }
+    });
+    alice.send(&g, content::text("one")).await.unwrap();
+    wait_for(&mut events, "one").await;
+    alice.rename(&g, "renamed").await.unwrap();
+    alice.send(&g, content::text("two")).await.unwrap();
+    wait_for(&mut events, "two").await;
+    live.abort();
+    net.server.shutdown().await.unwrap();
+}
+
 /// Live delivery through the WebSocket subscription: wait on the event stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_delivery_over_the_subscription() {

@@ -44,6 +44,22 @@ impl XrpcClient {
         }
     }
 
+    /// A client whose HTTPS connections trust what `tls` trusts.
+    pub(crate) fn with_tls(timeout: Duration, tls: rustls::ClientConfig) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(timeout));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(https),
+            timeout,
+        }
+    }
+
     /// Sends a request; non-2xx answers become [`TransportError`]s.
     pub(crate) async fn send(
         &self,

@@ -23,6 +23,9 @@ use crate::transport::{
     Delivery, Ds, GatheredRecords, Page, ProvenRecord, SubscribeTo, nonce, now,
 };
 
+/// Total time for one request (and for connecting a subscription).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The DS service fragment of a DID document.
 const SERVICE: &str = "chat_mls_ds";
 
@@ -32,6 +35,8 @@ pub struct HttpDs {
     xrpc: XrpcClient,
     resolver: Arc<dyn DidResolver>,
     endpoints: Arc<Mutex<HashMap<Did, String>>>,
+    /// Roots trusted besides the webpki ones (DER).
+    extra_roots: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for HttpDs {
@@ -44,10 +49,20 @@ impl HttpDs {
     /// A client resolving DS DIDs with `resolver`.
     pub fn new(resolver: Arc<dyn DidResolver>) -> Self {
         Self {
-            xrpc: XrpcClient::new(Duration::from_secs(30)),
+            xrpc: XrpcClient::new(REQUEST_TIMEOUT),
             resolver,
             endpoints: Arc::new(Mutex::new(HashMap::new())),
+            extra_roots: Vec::new(),
         }
+    }
+
+    /// Also trusts the certificate `der` (DER) as a root for `https://` requests and
+    /// `wss://` subscriptions (a private CA, or a test's self-signed certificate).
+    pub fn with_root_certificate(mut self, der: &[u8]) -> Result<Self, TransportError> {
+        self.extra_roots.push(der.to_vec());
+        let tls = super::tls::client_config(&self.extra_roots)?;
+        self.xrpc = XrpcClient::with_tls(REQUEST_TIMEOUT, tls);
+        Ok(self)
     }
 
     /// Uses `endpoint` for `ds` without resolving its DID.
@@ -392,52 +407,87 @@ impl Ds for HttpDs {
             );
             query.push(format!("auth={}", encode(&token.encode())));
         }
-        let Some(host) = base.strip_prefix("http://") else {
+        let (secure, rest) = if let Some(rest) = base.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            (false, rest)
+        } else {
             return Err(TransportError::Network(format!(
-                "{base}: only ws:// subscriptions are implemented"
+                "{base}: not an http(s) endpoint"
             )));
         };
-        let host = host.split('/').next().unwrap_or(host).to_owned();
+        let host = rest.split('/').next().unwrap_or(rest).to_owned();
         let url = format!(
-            "ws://{host}/xrpc/chat.mls.ds.subscribeEnvelopes?{}",
+            "{}://{host}/xrpc/chat.mls.ds.subscribeEnvelopes?{}",
+            if secure { "wss" } else { "ws" },
             query.join("&")
         );
-        let stream = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::net::TcpStream::connect(&host),
-        )
-        .await
-        .map_err(|_| TransportError::Network("connect timed out".into()))?
-        .map_err(|e| TransportError::Network(e.to_string()))?;
-        let (mut socket, _) = tokio_tungstenite::client_async(url, stream)
+        let connect = async {
+            let port = if host
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            {
+                host.clone()
+            } else if secure {
+                format!("{host}:443")
+            } else {
+                format!("{host}:80")
+            };
+            let tcp = tokio::net::TcpStream::connect(&port)
+                .await
+                .map_err(|e| TransportError::Network(e.to_string()))?;
+            let ws_error =
+                |e: tokio_tungstenite::tungstenite::Error| TransportError::Network(e.to_string());
+            let (tx, rx) = mpsc::unbounded_channel();
+            if secure {
+                let tls = Arc::new(super::tls::client_config(&self.extra_roots)?);
+                let stream = super::tls::connect(tls, &host, tcp).await?;
+                let (socket, _) = tokio_tungstenite::client_async(url, stream)
+                    .await
+                    .map_err(ws_error)?;
+                tokio::spawn(pump(socket, tx));
+            } else {
+                let (socket, _) = tokio_tungstenite::client_async(url, tcp)
+                    .await
+                    .map_err(ws_error)?;
+                tokio::spawn(pump(socket, tx));
+            }
+            Ok::<_, TransportError>(rx)
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, connect)
             .await
-            .map_err(|e| TransportError::Network(e.to_string()))?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut end = None;
-            while let Some(frame) = socket.next().await {
-                let bytes = match frame {
-                    Ok(WsMessage::Binary(b)) => b,
-                    Ok(WsMessage::Close(_)) | Err(_) => break,
-                    Ok(_) => continue,
-                };
-                match decode_frame(&bytes) {
-                    Ok(Some(d)) => {
-                        if tx.send(d).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(name) => {
-                        end = Some(name);
-                        break;
-                    }
+            .map_err(|_| TransportError::Network("subscription connect timed out".into()))?
+    }
+}
+
+/// Forwards a subscription's frames as deliveries until it ends.
+async fn pump<S>(
+    mut socket: tokio_tungstenite::WebSocketStream<S>,
+    tx: mpsc::UnboundedSender<Delivery>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut end = None;
+    while let Some(frame) = socket.next().await {
+        let bytes = match frame {
+            Ok(WsMessage::Binary(b)) => b,
+            Ok(WsMessage::Close(_)) | Err(_) => break,
+            Ok(_) => continue,
+        };
+        match decode_frame(&bytes) {
+            Ok(Some(d)) => {
+                if tx.send(d).is_err() {
+                    return;
                 }
             }
-            let _ = tx.send(Delivery::Closed(end));
-        });
-        Ok(rx)
+            Ok(None) => {}
+            Err(name) => {
+                end = Some(name);
+                break;
+            }
+        }
     }
+    let _ = tx.send(Delivery::Closed(end));
 }
 
 /// One frame: `Ok(Some)` an envelope, `Ok(None)` a heartbeat or info, `Err` an error

@@ -3,6 +3,7 @@
 mod client;
 mod ds;
 mod pds;
+mod tls;
 
 pub use ds::HttpDs;
 pub use pds::HttpPds;
