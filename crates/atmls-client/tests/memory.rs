@@ -537,3 +537,53 @@ async fn add_members_uses_get_key_packages_and_falls_back_to_the_pds() {
     let members = alice.group(&g).await.unwrap().member_dids();
     assert_eq!(members.len(), 4, "{members:?}");
 }
+
+/// Leaving does not need an admin (docs/spec.md §11.2): when no admin stays, the
+/// remaining members commit the leave proposal; the group keeps working without admins.
+#[tokio::test]
+async fn members_commit_leaves_when_no_admin_stays() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let carol = device(&net, "carol").await;
+    let g = alice.create_group("g").await.unwrap();
+    alice
+        .add_members(&g, &[bob.did().clone(), carol.did().clone()])
+        .await
+        .unwrap();
+    bob.sync().await.unwrap();
+    carol.sync().await.unwrap();
+    // The only admin leaves: Bob and Carol (not admins) commit it; the first one wins.
+    alice.leave(&g).await.unwrap();
+    let ev = bob.sync().await.unwrap();
+    assert!(ev.iter().any(|e| matches!(e, Event::LeaveRequested { .. })));
+    carol.sync().await.unwrap();
+    let ev = alice.sync().await.unwrap();
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Removed { .. })),
+        "{ev:?}"
+    );
+    let b = bob.group(&g).await.unwrap();
+    let c = carol.group(&g).await.unwrap();
+    let mut want = vec![bob.did().clone(), carol.did().clone()];
+    want.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+    assert_eq!(b.member_dids(), want);
+    assert_eq!(
+        (b.epoch, &b.epoch_authenticator),
+        (c.epoch, &c.epoch_authenticator)
+    );
+    // A member leaves a group without admins: the other member commits it.
+    carol.leave(&g).await.unwrap();
+    bob.sync().await.unwrap();
+    let ev = carol.sync().await.unwrap();
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Removed { .. })),
+        "{ev:?}"
+    );
+    assert_eq!(
+        bob.group(&g).await.unwrap().member_dids(),
+        vec![bob.did().clone()]
+    );
+    // And the group still carries messages.
+    bob.send(&g, content::text("alone")).await.unwrap();
+}

@@ -69,7 +69,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             };
             self.emit(&evs);
             events.extend(evs);
-            if leave && self.is_admin(&mut st, &id)? {
+            if leave && self.commits_leaves(&mut st, &id)? {
                 match self
                     .commit_locked(&mut st, &id, Intent::CommitProposals)
                     .await
@@ -119,10 +119,33 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok(())
     }
 
-    fn is_admin(&self, st: &mut State, id: &GroupId) -> Result<bool, Error> {
+    /// Whether this device commits the pending leave proposals: admins do; when no admin
+    /// stays in the group (the last ones are leaving or left), every remaining member
+    /// does (the first commit wins, §11.8). A device that is leaving itself does not.
+    fn commits_leaves(&self, st: &mut State, id: &GroupId) -> Result<bool, Error> {
         let me = st.did.clone();
         st.with_group(&id.0, |_, g| {
-            Ok(grp::group_data(g.extensions()).is_ok_and(|d| d.is_admin(me.as_str())))
+            let Ok(data) = grp::group_data(g.extensions()) else {
+                return Ok(false);
+            };
+            let leaving: Vec<LeafNodeIndex> = g
+                .pending_proposals()
+                .filter_map(|p| match p.proposal() {
+                    Proposal::Remove(r) => Some(r.removed()),
+                    _ => None,
+                })
+                .collect();
+            if leaving.contains(&g.own_leaf_index()) {
+                return Ok(false);
+            }
+            if data.is_admin(me.as_str()) {
+                return Ok(true);
+            }
+            let admin_stays = g.members().any(|m| {
+                !leaving.contains(&m.index)
+                    && grp::credential_did(&m.credential).is_ok_and(|d| data.is_admin(d.as_str()))
+            });
+            Ok(!admin_stays)
         })
     }
 
