@@ -374,13 +374,23 @@ async fn wss_subscription_through_tls() {
         let bob = bob.clone();
         async move { bob.run().await }
     });
-    alice.send(&g, content::text("one")).await.unwrap();
-    wait_for(&mut events, "one").await;
-    alice.rename(&g, "renamed").await.unwrap();
-    alice.send(&g, content::text("two")).await.unwrap();
-    wait_for(&mut events, "two").await;
+    live_round(&alice, &g, &mut events).await;
     live.abort();
     net.server.shutdown().await.unwrap();
+}
+
+/// Alice sends, renames (new epoch, new mailbox key: the live loop resubscribes) and
+/// sends again; both messages must reach the event stream in time.
+async fn live_round(
+    alice: &Dev,
+    g: &GroupId,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+) {
+    alice.send(g, content::text("one")).await.unwrap();
+    wait_for(events, "one").await;
+    alice.rename(g, "renamed").await.unwrap();
+    alice.send(g, content::text("two")).await.unwrap();
+    wait_for(events, "two").await;
 }
 
 /// Live delivery through the WebSocket subscription: wait on the event stream.
@@ -396,11 +406,7 @@ async fn live_delivery_over_the_subscription() {
     });
     let g = alice.create_group("live").await.unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
-    alice.send(&g, content::text("one")).await.unwrap();
-    wait_for(&mut events, "one").await;
-    alice.rename(&g, "renamed").await.unwrap();
-    alice.send(&g, content::text("two")).await.unwrap();
-    wait_for(&mut events, "two").await;
+    live_round(&alice, &g, &mut events).await;
     live.abort();
     net.server.shutdown().await.unwrap();
 }
