@@ -587,3 +587,46 @@ async fn members_commit_leaves_when_no_admin_stays() {
     // And the group still carries messages.
     bob.send(&g, content::text("alone")).await.unwrap();
 }
+
+/// A proven declaration's `invitePolicy` is acted on, through the DS's `getKeyPackages`
+/// and through the PDS alike; an unknown value counts as `none` (docs/spec.md §3).
+#[tokio::test]
+async fn declaration_policy_is_proven_and_acted_on() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let mut closed = config();
+    closed.invite_policy = "none".into();
+    let bob = Device::create(
+        Storage::Memory,
+        net.account("bob"),
+        net.ds(),
+        net.ds_did(),
+        closed,
+    )
+    .await
+    .unwrap();
+    let mut odd = config();
+    odd.invite_policy = "friendsOfFriends".into();
+    let carol = Device::create(
+        Storage::Memory,
+        net.account("carol"),
+        net.ds(),
+        net.ds_did(),
+        odd,
+    )
+    .await
+    .unwrap();
+    let g = alice.create_group("g").await.unwrap();
+    for index in [true, false] {
+        net.set_key_package_index(index);
+        for (did, policy) in [(bob.did(), "none"), (carol.did(), "friendsOfFriends")] {
+            match alice.add_members(&g, &[did.clone()]).await {
+                Err(Error::InviteRefused { did: d, policy: p }) => {
+                    assert_eq!((&d, p.as_str()), (did, policy));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+    assert_eq!(alice.group(&g).await.unwrap().members.len(), 1);
+}
