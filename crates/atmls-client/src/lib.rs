@@ -4,13 +4,14 @@
 //! A [`Device`] is one MLS client of an account. Its state (openmls' tables and ours) is
 //! one SQLite file. It publishes the account's `chat.mls.declaration` and its
 //! `chat.mls.keyPackage` records through the account's PDS, verifies other accounts'
-//! KeyPackages against their repos before adding them, creates groups whose mailbox lives
-//! on a delivery service, commits changes (retrying on lost races), sends and receives
-//! `chat.mls.content` messages, joins groups from sealed welcomes, and adds the account's
-//! new devices to its groups. The network is two traits, [`transport::Pds`] and
-//! [`transport::Ds`]: [`transport::memory`] implements them in memory over the real DS
-//! core, [`transport::http`] over HTTP and WebSocket. The wire formats this crate fixes
-//! are in `docs/spec-client.md`.
+//! declarations and KeyPackages against their repos before adding them (and, as every
+//! member, the proofs that travel inside each commit that adds leaves), creates groups
+//! whose mailbox lives on a delivery service, commits changes (retrying on lost races),
+//! sends and receives `chat.mls.content` messages, joins groups from sealed welcomes, and
+//! adds the account's new devices to its groups. The network is two traits,
+//! [`transport::Pds`] and [`transport::Ds`]: [`transport::memory`] implements them in
+//! memory over the real DS core, [`transport::http`] over HTTP(S) and WebSocket (`ws://`,
+//! `wss://`). The wire formats this crate fixes are in `docs/spec.md` §11.
 //!
 //! ```
 //! use atmls_client::transport::memory::MemoryNetwork;
