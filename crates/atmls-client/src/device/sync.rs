@@ -46,6 +46,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// sent to [`Device::events`]).
     pub async fn sync(&self) -> Result<Vec<Event>, Error> {
         let mut st = self.inner.state.lock().await;
+        // DID documents are resolved afresh each sync (keys rotate).
+        st.documents.clear();
         let mut events = self.sync_inbox(&mut st).await?;
         for row in store::groups(&st.conn)? {
             if !row.active {
