@@ -620,7 +620,7 @@ async fn declaration_policy_is_proven_and_acted_on() {
     for index in [true, false] {
         net.set_key_package_index(index);
         for (did, policy) in [(bob.did(), "none"), (carol.did(), "friendsOfFriends")] {
-            match alice.add_members(&g, &[did.clone()]).await {
+            match alice.add_members(&g, std::slice::from_ref(did)).await {
                 Err(Error::InviteRefused { did: d, policy: p }) => {
                     assert_eq!((&d, p.as_str()), (did, policy));
                 }
