@@ -10,7 +10,7 @@ use crate::group::GROUP_DATA_EXTENSION_TYPE;
 
 /// The capabilities every leaf of this client advertises: the group data extension and
 /// `last_resort` (NOTES: both must be listed or adds fail).
-pub(crate) fn capabilities(ciphersuite: Ciphersuite) -> Capabilities {
+pub fn capabilities(ciphersuite: Ciphersuite) -> Capabilities {
     Capabilities::builder()
         .ciphersuites(vec![ciphersuite])
         .extensions(vec![

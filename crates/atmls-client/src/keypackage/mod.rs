@@ -4,7 +4,8 @@
 pub(crate) mod build;
 mod verify;
 
-pub(crate) use build::{build_key_package, capabilities, datetime};
+pub use build::capabilities;
+pub(crate) use build::{build_key_package, datetime};
 pub use verify::VerifiedKeyPackage;
 pub(crate) use verify::verify_key_package;
 
