@@ -42,7 +42,7 @@ pub(crate) fn file() -> VectorFile {
     // The cap binds only between the length and its bucket; beyond, the object is unpadded.
     vectors.push(bucket(300, Some(400)));
     vectors.push(bucket(70_000, Some(100_000)));
-    vectors.push(bucket(1_048_000, Some(1_048_576)));
+    vectors.push(bucket(1_000_000, Some(1_040_000)));
     vectors.extend([1, 200, 300].into_iter().map(payload));
     topic_file(
         TOPIC,
