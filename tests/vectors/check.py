@@ -90,15 +90,20 @@ def b64(data):
     return base64.b64encode(data).decode().rstrip("=")
 
 
+def canonical(name, decode, encode, s):
+    """Decodes `s`; only the one text form that `encode` gives back is accepted."""
+    try:
+        data = decode(s)
+    except Exception as e:
+        raise Mismatch(f"bad {name} {s!r}: {e}")
+    if encode(data) != s:
+        raise Mismatch(f"non-canonical {name} {s!r}")
+    return data
+
+
 def unb64(s):
     """Standard base64 without padding, canonical (trailing bits zero)."""
-    try:
-        data = base64.b64decode(s + "=" * (-len(s) % 4), validate=True)
-    except Exception as e:
-        raise Mismatch(f"bad base64 {s!r}: {e}")
-    if b64(data) != s:
-        raise Mismatch(f"non-canonical base64 {s!r}")
-    return data
+    return canonical("base64", lambda t: base64.b64decode(t + "=" * (-len(t) % 4), validate=True), b64, s)
 
 
 def b64url(data):
@@ -113,13 +118,7 @@ def unb32(s):
     """Lowercase base32 without padding, canonical (trailing bits zero)."""
     if not isinstance(s, str) or any(c not in B32 for c in s):
         raise Mismatch(f"not lowercase base32: {s!r}")
-    try:
-        data = base64.b32decode(s.upper() + "=" * (-len(s) % 8))
-    except Exception as e:
-        raise Mismatch(f"bad base32 {s!r}: {e}")
-    if b32(data) != s:
-        raise Mismatch(f"non-canonical base32 {s!r}")
-    return data
+    return canonical("base32", lambda t: base64.b32decode(t.upper() + "=" * (-len(t) % 8)), b32, s)
 
 
 def mailbox_id(s):
