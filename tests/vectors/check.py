@@ -27,7 +27,7 @@ import sys
 
 import cbor2
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -180,6 +180,88 @@ def vl(data):
     return head + data
 
 
+class Reader:
+    """Reads RFC 9420 TLS structures: fixed-width integers and <V> vectors."""
+
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def take(self, n):
+        if self.pos + n > len(self.data):
+            raise Mismatch("TLS structure ends early")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def uint(self, n):
+        return int.from_bytes(self.take(n), "big")
+
+    def vl(self):
+        first = self.data[self.pos] if self.pos < len(self.data) else 0
+        prefix = first >> 6
+        if prefix == 3:
+            raise Mismatch("reserved varint prefix")
+        size = 1 << prefix
+        n = self.uint(size) & ((1 << (8 * size - 2)) - 1)
+        if size != (1 if n < 1 << 6 else 2 if n < 1 << 14 else 4):
+            raise Mismatch("non-minimal varint")
+        return self.take(n)
+
+
+def sign_content(label, content):
+    return vl(b"MLS 1.0 " + label) + vl(content)
+
+
+def extensions(raw):
+    r, out = Reader(raw), {}
+    while r.pos < len(raw):
+        kind = r.uint(2)
+        if kind in out:
+            raise Mismatch("duplicate extension")
+        out[kind] = r.vl()
+    return out
+
+
+def parse_key_package(kp):
+    """The fields of a KeyPackage (RFC 9420 §10, leaf node §7.2) a record is checked against."""
+    r = Reader(kp)
+    version, suite = r.uint(2), r.uint(2)
+    r.vl()  # init_key
+    leaf_start = r.pos
+    r.vl()  # encryption_key
+    signature_key = r.vl()
+    credential_type = r.uint(2)
+    identity = r.vl()
+    capabilities = [r.vl() for _ in range(5)]  # versions, suites, extensions, proposals, credentials
+    source = r.uint(1)
+    if source != 1:
+        raise Mismatch("leaf_node_source is not key_package")
+    not_before, not_after = r.uint(8), r.uint(8)
+    leaf_extensions = extensions(r.vl())
+    leaf_tbs = kp[leaf_start : r.pos]
+    leaf_signature = r.vl()
+    kp_extensions = extensions(r.vl())
+    kp_tbs = kp[: r.pos]
+    kp_signature = r.vl()
+    if r.pos != len(kp):
+        raise Mismatch("trailing bytes after the KeyPackage")
+    public = Ed25519PublicKey.from_public_bytes(signature_key)
+    public.verify(leaf_signature, sign_content(b"LeafNodeTBS", leaf_tbs))
+    public.verify(kp_signature, sign_content(b"KeyPackageTBS", kp_tbs))
+    ext_types = Reader(capabilities[2])
+    capability_extensions = {ext_types.uint(2) for _ in range(len(capabilities[2]) // 2)}
+    return {
+        "version": version,
+        "suite": suite,
+        "credentialType": credential_type,
+        "identity": identity,
+        "capabilityExtensions": capability_extensions,
+        "applicationId": leaf_extensions.get(0x0001),
+        "lastResort": 0x000A in kp_extensions,
+        "lifetime": (not_before, not_after),
+    }
+
+
 def datetime_ms(ms):
     secs, milli = divmod(ms, 1000)
     t = datetime.datetime.fromtimestamp(secs, datetime.timezone.utc)
@@ -301,8 +383,15 @@ def check_records(f):
         # MLSMessage: u16 version (mls10 = 1) || u16 wire_format (mls_key_package = 5) || KeyPackage
         expect("MLSMessage header", message[:4].hex(), "00010005")
         key_package = message[4:]
-        expect("KeyPackage version", key_package[:2].hex(), "0001")
-        expect("ciphersuite", int.from_bytes(key_package[2:4], "big"), record["ciphersuite"])
+        parsed = parse_key_package(key_package)
+        expect("KeyPackage version", parsed["version"], 1)
+        expect("ciphersuite", parsed["suite"], record["ciphersuite"])
+        expect("credential type (basic)", parsed["credentialType"], 1)
+        expect("credential identity", parsed["identity"], f("did", str).encode())
+        expect("application_id", parsed["applicationId"], vl(record["deviceId"].encode()))
+        expect("last_resort extension", parsed["lastResort"], record["lastResort"])
+        if not {0xF0A7, 0x000A} <= parsed["capabilityExtensions"]:
+            raise Mismatch("capabilities lack 0xF0A7 or last_resort")
         reference = hashlib.sha256(vl(b"MLS 1.0 KeyPackage Reference") + vl(key_package)).digest()
         expect("keyPackageRef", b64(reference), record["keyPackageRef"]["$bytes"])
         mailbox_id(record["inbox"]["mailbox"])

@@ -92,6 +92,8 @@ pub(crate) fn file() -> Result<VectorFile, VectorError> {
         "createdAt": "2027-01-15T08:00:00.000Z",
         "expiresAt": "2027-03-16T08:00:00.000Z",
     });
+    let mut key_package = encoded("keyPackage", key_package)?;
+    key_package["did"] = json!(DID);
     let blob = crate::rng::bytes("records/attachmentRef/blob", 256);
     let attachment_ref = json!({
         "$type": "chat.mls.attachmentRef",
@@ -113,10 +115,14 @@ pub(crate) fn file() -> Result<VectorFile, VectorError> {
          RefHash(\"MLS 1.0 KeyPackage Reference\", KeyPackage) of the MLSMessage in \
          `keyPackage` (RFC 9420 §5.2) and `ciphersuite` its cipher suite. attachmentRef: \
          `blob` is the blob's bytes; `ref` is their CIDv1 (raw 0x55, sha2-256) and `size` \
-         their length.",
+         their length. keyPackage: `did` is the account; the KeyPackage's BasicCredential \
+         identity is `did`, its leaf's application_id extension is `deviceId`, its \
+         capabilities list the extensions 0xF0A7 and last_resort, it carries the last_resort \
+         extension iff `lastResort`, and its leaf and KeyPackage signatures (SignWithLabel \
+         \"LeafNodeTBS\" / \"KeyPackageTBS\", Ed25519) verify with the leaf's signature key.",
         vec![
             encoded("declaration", declaration)?,
-            encoded("keyPackage", key_package)?,
+            key_package,
             attachment,
         ],
     ))
