@@ -1,6 +1,7 @@
 // Loads every lexicon in lexicons/ into the official @atproto/lexicon `Lexicons` set (which
 // parses each document with its own schema and resolves refs), then validates the example
-// records in tests/lexicon-examples/: valid-* must pass, invalid-* must be rejected.
+// records in tests/lexicon-examples/: valid-* must pass, invalid-* must be rejected; and the
+// records, content objects and envelopes of the test vectors (tests/vectors/) must pass.
 // Prints one line per case and a closing "N passed, N failed" line.
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, dirname } from 'node:path'
@@ -81,6 +82,37 @@ for (const nsid of readdirSync(examples).sort()) {
     }
     if (name.startsWith('valid-')) error ? bad(label, `rejected: ${error.message}`) : ok(label)
     else if (name.startsWith('invalid-')) error ? ok(`${label} (rejected: ${error.message})`) : bad(label, 'accepted')
+  }
+}
+
+// The test vectors' records, content objects and envelopes are valid instances.
+const vectorsDir = join(root, 'tests', 'vectors')
+const vectorCases = [
+  ['records.json', (v) => [v.record.$type, v.record]],
+  ['content.json', (v) => ['chat.mls.content', v.content]],
+  ['envelopes.json', (v) => (v.json ? ['chat.mls.defs#envelope', v.json] : null)],
+]
+for (const [file, pick] of vectorCases) {
+  const { vectors } = JSON.parse(readFileSync(join(vectorsDir, file), 'utf8'))
+  for (const vector of vectors) {
+    const picked = pick(vector)
+    if (!picked) continue
+    const [lexUri, json] = picked
+    const label = `vector ${file}: ${vector.name}`
+    try {
+      const value = jsonToLex(json)
+      if (lexicons.getDefOrThrow(lexUri).type === 'record') {
+        lexicons.assertValidRecord(lexUri, value)
+      } else {
+        const { $type, ...rest } = value
+        if ($type !== undefined && $type !== lexUri) throw new Error(`$type ${$type} is not ${lexUri}`)
+        const result = lexicons.validate(lexUri, rest)
+        if (!result.success) throw result.error
+      }
+      ok(label)
+    } catch (e) {
+      bad(label, e.message)
+    }
   }
 }
 

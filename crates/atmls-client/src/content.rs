@@ -148,7 +148,7 @@ pub fn padded_len(len: usize, max: usize) -> usize {
 }
 
 /// Pads an encoded MLSMessage with zeros to its bucket.
-pub(crate) fn pad(mut message: Vec<u8>, max: usize) -> Vec<u8> {
+pub fn pad(mut message: Vec<u8>, max: usize) -> Vec<u8> {
     let n = padded_len(message.len(), max);
     message.resize(n, 0);
     message

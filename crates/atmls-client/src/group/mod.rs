@@ -6,7 +6,7 @@ pub(crate) mod create;
 mod extension;
 pub(crate) mod processing;
 pub(crate) mod proofs;
-pub(crate) mod seal;
+pub mod seal;
 
 use atmls_ds::MailboxId;
 use atmls_identity::Did;
@@ -136,7 +136,7 @@ pub(crate) fn snapshot(group: &MlsGroup, active: bool) -> Result<Group, PolicyVi
 }
 
 /// The group data extension as a GroupContext extension.
-pub(crate) fn data_extension(data: &GroupData) -> Extension {
+pub fn data_extension(data: &GroupData) -> Extension {
     Extension::Unknown(GROUP_DATA_EXTENSION_TYPE, UnknownExtension(data.to_bytes()))
 }
 

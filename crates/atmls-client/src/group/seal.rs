@@ -38,7 +38,9 @@ pub(crate) fn staged_mailbox_key(
     seed_key(staged.export_secret(crypto, MAILBOX_KEY_LABEL, mailbox, 32)?)
 }
 
-fn seed_key(seed: Vec<u8>) -> Result<SigningKey, ExportSecretError> {
+/// The Ed25519 mailbox key pair whose RFC 8032 secret seed is `seed` (32 bytes, the
+/// exporter output).
+pub fn seed_key(seed: Vec<u8>) -> Result<SigningKey, ExportSecretError> {
     let seed: [u8; 32] = seed
         .try_into()
         .map_err(|_| ExportSecretError::KeyLengthTooLong)?;
@@ -47,20 +49,20 @@ fn seed_key(seed: Vec<u8>) -> Result<SigningKey, ExportSecretError> {
 
 /// What a sealed welcome tells the invitee.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct WelcomeInfo {
+pub struct WelcomeInfo {
     /// The MLSMessage (wire format welcome), TLS-encoded.
-    pub(crate) welcome: Vec<u8>,
+    pub welcome: Vec<u8>,
     /// The DS of the group mailbox.
-    pub(crate) ds: Did,
+    pub ds: Did,
     /// The group mailbox.
-    pub(crate) mailbox: MailboxId,
+    pub mailbox: MailboxId,
     /// The first sequence number the invitee reads (the one after the adding commit).
-    pub(crate) from_seq: u64,
+    pub from_seq: u64,
 }
 
 impl WelcomeInfo {
     /// DAG-CBOR `{"ds", "fromSeq", "mailbox", "version": 1, "welcome"}`.
-    pub(crate) fn to_cbor(&self) -> Vec<u8> {
+    pub fn to_cbor(&self) -> Vec<u8> {
         let map = BTreeMap::from([
             (
                 "version".to_owned(),
@@ -77,7 +79,8 @@ impl WelcomeInfo {
         atmls_repo::cbor::encode(&Ipld::Map(map)).unwrap_or_default()
     }
 
-    pub(crate) fn from_cbor(bytes: &[u8]) -> Result<Self, String> {
+    /// Parses the plaintext of an opened welcome.
+    pub fn from_cbor(bytes: &[u8]) -> Result<Self, String> {
         let Ipld::Map(map) = atmls_repo::cbor::decode_ipld(bytes).map_err(|e| e.to_string())?
         else {
             return Err("not a map".into());
@@ -112,7 +115,7 @@ impl WelcomeInfo {
 /// Seals `info` to an invitee's init key (HPKE base mode of `suite`, `info` =
 /// [`WELCOME_INFO`], empty aad):
 /// `0x01 || u16 len(enc) || enc || u32 len(ct) || ct`, then zero padding to the bucket.
-pub(crate) fn seal_welcome(
+pub fn seal_welcome(
     crypto: &impl OpenMlsCrypto,
     suite: Ciphersuite,
     init_key: &[u8],
@@ -140,7 +143,7 @@ pub(crate) fn seal_welcome(
 
 /// Opens a sealed welcome with an init private key; `None` if it is not for this key
 /// (or malformed, or its padding is not zeros).
-pub(crate) fn open_welcome(
+pub fn open_welcome(
     crypto: &impl OpenMlsCrypto,
     config: HpkeConfig,
     init_private: &[u8],

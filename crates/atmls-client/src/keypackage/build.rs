@@ -10,7 +10,7 @@ use crate::group::{GROUP_DATA_EXTENSION_TYPE, LEAF_PROOFS_PROPOSAL_TYPE};
 
 /// The capabilities every leaf of this client advertises: the group data extension,
 /// `last_resort` (NOTES: both must be listed or adds fail) and the leaf-proofs proposal.
-pub(crate) fn capabilities(ciphersuite: Ciphersuite) -> Capabilities {
+pub fn capabilities(ciphersuite: Ciphersuite) -> Capabilities {
     Capabilities::builder()
         .ciphersuites(vec![ciphersuite])
         .extensions(vec![

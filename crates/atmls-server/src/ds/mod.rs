@@ -41,7 +41,7 @@ mod handlers;
 mod keypackages;
 mod lexicons;
 mod subscribe;
-mod wire;
+pub mod wire;
 mod writer;
 
 pub use config::{

@@ -31,7 +31,7 @@ pub(crate) fn bytes_json(b: &[u8]) -> Value {
 }
 
 /// `chat.mls.defs#envelope` in JSON.
-pub(crate) fn envelope_json(e: &Envelope) -> Value {
+pub fn envelope_json(e: &Envelope) -> Value {
     let mut v = json!({
         "seq": e.seq,
         "kind": e.kind.as_str(),
@@ -76,7 +76,7 @@ struct EnvelopeMessage<'a> {
 }
 
 /// The `#envelope` frame of `subscribeEnvelopes`: `{mailbox, envelope}` in DAG-CBOR.
-pub(crate) fn envelope_frame(mailbox: &str, e: &Envelope) -> Result<Frame, FrameError> {
+pub fn envelope_frame(mailbox: &str, e: &Envelope) -> Result<Frame, FrameError> {
     Frame::message(
         "#envelope",
         &EnvelopeMessage {
