@@ -12,8 +12,8 @@ use super::{Session, hex};
 /// `atmls inbox`: fetches what is waiting (invitations, commits, messages) once, prints
 /// it and exits.
 pub(crate) async fn inbox(mut s: Session) -> Result<Session, CliError> {
+    let mut names = GroupNames::known(&s).await;
     let events = s.sync().await?;
-    let mut names = GroupNames::default();
     let mut lines = Vec::new();
     for e in &events {
         if let Some(line) = render(&mut s, &mut names, e).await {
@@ -52,7 +52,7 @@ pub(crate) async fn watch(
         let device = s.device.clone();
         async move { device.run().await }
     });
-    let mut names = GroupNames::default();
+    let mut names = GroupNames::known(&s).await;
     let mut stdin = chat.then(stdin_lines);
     s.out.emit(
         json!({ "type": "watching", "group": only.as_ref().map(|g| hex(g.as_bytes())) }),
@@ -145,6 +145,17 @@ fn event_group(e: &Event) -> Option<&GroupId> {
 struct GroupNames(HashMap<GroupId, String>);
 
 impl GroupNames {
+    /// The names of the groups the device is in now.
+    async fn known(s: &Session) -> Self {
+        let groups = s.device.groups().await.unwrap_or_default();
+        Self(
+            groups
+                .into_iter()
+                .map(|g| (g.id.clone(), g.name().to_owned()))
+                .collect(),
+        )
+    }
+
     async fn of(&mut self, s: &Session, g: &GroupId) -> String {
         if let Some(n) = self.0.get(g) {
             return n.clone();

@@ -210,9 +210,18 @@ impl Session {
     pub(crate) async fn account(&mut self, who: &str) -> Result<Did, CliError> {
         let who = who.trim_start_matches('@');
         if who.starts_with("did:") {
-            return Did::new(who).map_err(|e| {
+            let did = Did::new(who).map_err(|e| {
                 CliError::new("BadAccount", format!("{who:?} is not a valid DID: {e}"))
-            });
+            })?;
+            // Resolved now, so that an unknown DID reads as such rather than as a
+            // failure deeper down.
+            return match self.device.pds().resolve(&did).await {
+                Ok(_) => Ok(did),
+                Err(e) => Err(CliError::new(
+                    "UnknownAccount",
+                    format!("{did} does not resolve to a DID document ({e})"),
+                )),
+            };
         }
         let answer = self
             .device
