@@ -68,6 +68,16 @@ enum Command {
     Repo(repo_cmd::RepoCommand),
 }
 
+/// The async runtime of the client commands and the demo (two workers: the machine's
+/// size, and enough for a device's run loop beside the command).
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let profile = cli.profile;

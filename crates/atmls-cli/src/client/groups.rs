@@ -79,33 +79,11 @@ pub(crate) async fn run(command: GroupCommand, mut s: Session) -> Result<Session
             s.out
                 .emit(info.clone(), || format!("created {}", human(&info)));
         }
-        GroupCommand::Add {
-            group,
-            accounts: who,
-        } => {
-            let g = s.group(&group).await?;
-            let dids = accounts(&mut s, &who).await?;
-            let c = s
-                .device
-                .add_members(&g.id, &dids)
-                .await
-                .map_err(|e| s.explain(e))?;
-            accepted(&s, c)?;
-            changed(&mut s, &g, "added", &who).await?;
+        GroupCommand::Add { group, accounts } => {
+            membership(&mut s, &group, &accounts, true).await?
         }
-        GroupCommand::Remove {
-            group,
-            accounts: who,
-        } => {
-            let g = s.group(&group).await?;
-            let dids = accounts(&mut s, &who).await?;
-            let c = s
-                .device
-                .remove_members(&g.id, &dids)
-                .await
-                .map_err(|e| s.explain(e))?;
-            accepted(&s, c)?;
-            changed(&mut s, &g, "removed", &who).await?;
+        GroupCommand::Remove { group, accounts } => {
+            membership(&mut s, &group, &accounts, false).await?;
         }
         GroupCommand::Leave { group } => {
             let g = s.group(&group).await?;
@@ -191,13 +169,23 @@ fn accepted(s: &Session, c: Committed) -> Result<(), CliError> {
     }
 }
 
-async fn changed(
+/// Adds (`add`) or removes the accounts `who`, then shows the group.
+async fn membership(
     s: &mut Session,
-    before: &Group,
-    what: &str,
+    group: &str,
     who: &[String],
+    add: bool,
 ) -> Result<(), CliError> {
-    let g = s.device.group(&before.id).await?;
+    let g = s.group(group).await?;
+    let dids = accounts(s, who).await?;
+    let c = if add {
+        s.device.add_members(&g.id, &dids).await
+    } else {
+        s.device.remove_members(&g.id, &dids).await
+    };
+    accepted(s, c.map_err(|e| s.explain(e))?)?;
+    let what = if add { "added" } else { "removed" };
+    let g = s.device.group(&g.id).await?;
     let info = describe(s, &g).await;
     s.out.emit(json!({ what: who, "group": info }), || {
         format!("{what} {}: {}", who.join(", "), human(&info))

@@ -115,14 +115,10 @@ impl ClientCommand {
 /// whether it succeeded.
 pub(crate) fn run(command: ClientCommand, profile: &ProfileOpts) -> bool {
     let json = command.json();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e} (IoError)");
+            eprintln!("error: {e} (IoError)");
             return false;
         }
     };

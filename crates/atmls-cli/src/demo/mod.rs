@@ -41,7 +41,7 @@ pub(crate) struct DemoArgs {
     /// one in-process; accounts get a random suffix.
     #[arg(long, env = "ATMLS_DEMO_SERVER")]
     server: Option<String>,
-    /// The PLC directory [default: the server's URL].
+    /// The PLC directory [default: the server's URL on loopback, else https://plc.directory].
     #[arg(long, env = "ATMLS_PLC")]
     plc: Option<String>,
     /// The DS's database file, to show what the DS stored [default: the in-process DS's;
@@ -54,14 +54,10 @@ pub(crate) struct DemoArgs {
 }
 
 pub(crate) fn run(args: DemoArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -97,14 +93,15 @@ struct Person {
 /// Where the services are.
 struct Net {
     url: String,
-    ds_did: Did,
+    /// Learnt from the first account's PDS when the services are not in-process.
+    ds_did: Option<Did>,
     resolver: Arc<dyn DidResolver>,
     suffix: String,
     dir: PathBuf,
 }
 
 impl Net {
-    async fn person(&self, name: &str, label: &str, login: bool) -> Result<Person, Failed> {
+    async fn person(&mut self, name: &str, label: &str, login: bool) -> Result<Person, Failed> {
         let handle = format!("{name}{}.test", self.suffix);
         let pds = if login {
             HttpPds::login(&self.url, &handle, PASSWORD, self.resolver.clone()).await
@@ -119,12 +116,21 @@ impl Net {
             .await
         }
         .map_err(|e| Failed(format!("{label}: {e}")))?;
+        let ds_did = match &self.ds_did {
+            Some(d) => d.clone(),
+            None => {
+                let d = describe_ds(&pds).await?;
+                say(&format!("   the host describes its delivery service: {d}"));
+                self.ds_did = Some(d.clone());
+                d
+            }
+        };
         let path = self.dir.join(format!("{}.sqlite", label.replace(' ', "-")));
         let dev = step(Device::create(
             Storage::File(&path),
             pds,
             HttpDs::new(self.resolver.clone()),
-            self.ds_did.clone(),
+            ds_did,
             DeviceConfig::default().with_own_device_check_interval(Duration::ZERO),
         ))
         .await
@@ -165,22 +171,27 @@ async fn demo(args: DemoArgs, tr: &mut Transcript) -> Result<(), Failed> {
                 e.url()
             ));
             tr.info(format!("data directory {}", dir.display()));
-            let net = net_for(e.url(), args.plc.as_deref(), e.ds_did().clone(), "", &dir);
+            tr.info(format!("delivery service DID {}", e.ds_did()));
+            let net = net_for(
+                e.url(),
+                args.plc.as_deref(),
+                Some(e.ds_did().clone()),
+                "",
+                &dir,
+            );
             let db = args.ds_database.clone().unwrap_or_else(|| e.ds_database());
             (Some(e), net, Some(db))
         }
         Some(url) => {
             let url = url.trim_end_matches('/');
-            let ds = describe_ds(url, args.plc.as_deref()).await?;
             let suffix = format!("-{}", &super::client::hex(&rand_bytes())[..6]);
             tr.info(format!("using the services at {url}"));
-            let net = net_for(url, args.plc.as_deref(), ds, &suffix, &dir);
+            let net = net_for(url, args.plc.as_deref(), None, &suffix, &dir);
             (None, net, args.ds_database.clone())
         }
     };
-    tr.info(format!("delivery service DID {}", net.ds_did));
     let view = ds_db.as_deref().map(DsView::new);
-    let result = conversation(&net, view.as_ref(), tr).await;
+    let result = conversation(net, view.as_ref(), tr).await;
     if let Some(e) = embedded {
         e.shutdown().await?;
     }
@@ -194,34 +205,37 @@ fn rand_bytes() -> [u8; 4] {
     (t.subsec_nanos() ^ std::process::id()).to_be_bytes()
 }
 
-fn net_for(url: &str, plc: Option<&str>, ds_did: Did, suffix: &str, dir: &Path) -> Net {
+fn net_for(url: &str, plc: Option<&str>, ds_did: Option<Did>, suffix: &str, dir: &Path) -> Net {
     Net {
         url: url.to_owned(),
         ds_did,
-        resolver: crate::client::profile::resolver(plc.unwrap_or(url)),
+        resolver: crate::client::profile::resolver(
+            &plc.map_or_else(|| crate::client::profile::default_plc(url), str::to_owned),
+        ),
         suffix: suffix.to_owned(),
         dir: dir.join("devices"),
     }
 }
 
-/// The DS DID a running host describes.
-async fn describe_ds(url: &str, plc: Option<&str>) -> Result<Did, Failed> {
-    // A throw-away session-less query through the client's HTTP transport.
-    let probe = HttpPds::resume(
-        url,
-        Did::new("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa")?,
-        String::new(),
-        String::new(),
-        crate::client::profile::resolver(plc.unwrap_or(url)),
-    );
-    let v = step(probe.query("chat.mls.ds.describeServer", &[])).await?;
+/// The DS DID the account's host describes (`chat.mls.ds.describeServer`).
+async fn describe_ds(pds: &HttpPds) -> Result<Did, Failed> {
+    let v = step(pds.query("chat.mls.ds.describeServer", &[])).await?;
     v["did"]
         .as_str()
         .and_then(|d| Did::new(d).ok())
-        .ok_or_else(|| Failed(format!("{url} does not describe a delivery service")))
+        .ok_or_else(|| {
+            Failed(format!(
+                "{} does not describe a delivery service",
+                pds.base()
+            ))
+        })
 }
 
-async fn conversation(net: &Net, view: Option<&DsView>, tr: &mut Transcript) -> Result<(), Failed> {
+async fn conversation(
+    mut net: Net,
+    view: Option<&DsView>,
+    tr: &mut Transcript,
+) -> Result<(), Failed> {
     let mut ds = DsWatch::new(view, tr)?;
 
     tr.section("accounts and devices (over the PDS's XRPC API)");
@@ -280,7 +294,7 @@ async fn conversation(net: &Net, view: Option<&DsView>, tr: &mut Transcript) -> 
         )?;
         for kp in &kps {
             tr.check(
-                kp.did == did && kp.inbox_ds == net.ds_did,
+                kp.did == did && Some(&kp.inbox_ds) == net.ds_did.as_ref(),
                 format!(
                     "device {}: record chat.mls.keyPackage/{} proven by a commit at rev {} signed by {key}; credential = {}, inbox on {}",
                     kp.device_id, kp.rkey, kp.rev, did, kp.inbox_ds
