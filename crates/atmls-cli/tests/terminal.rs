@@ -9,6 +9,7 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use atmls_server::embedded::{Embedded, EmbeddedConfig};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -91,14 +92,36 @@ fn listening_url(line: &str) -> Option<String> {
     Some(url.trim_end_matches('/').to_owned())
 }
 
+/// What the commands talk to: the real `atmls serve`, or the same services started in
+/// this test process through `atmls_server::embedded`.
+enum Services {
+    /// Held for its `Drop` (which kills the server).
+    Serve {
+        _server: Lines,
+    },
+    InProcess(tokio::runtime::Runtime, Option<Embedded>),
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        if let Services::InProcess(runtime, services) = self
+            && let Some(s) = services.take()
+        {
+            runtime.block_on(s.shutdown()).expect("clean shutdown");
+        }
+    }
+}
+
 struct Terminal {
-    _server: Lines,
+    _services: Services,
     url: String,
     profiles: PathBuf,
 }
 
 impl Terminal {
-    fn start(dir: &Path) -> Self {
+    /// Starts `atmls serve --listen 127.0.0.1:0` and reads its address from its start-up
+    /// lines.
+    fn serve(dir: &Path) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_atmls"));
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .env("ATMLS_DATA_DIR", dir.join("server"));
@@ -108,8 +131,25 @@ impl Terminal {
         });
         let url = listening_url(&line).expect("url");
         Self {
-            _server: server,
+            _services: Services::Serve { _server: server },
             url,
+            profiles: dir.join("profiles"),
+        }
+    }
+
+    /// Starts the embedded services in this process.
+    fn in_process(dir: &Path) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let services = runtime
+            .block_on(Embedded::start(EmbeddedConfig::new(dir.join("server"))))
+            .unwrap();
+        Self {
+            url: services.url().to_owned(),
+            _services: Services::InProcess(runtime, Some(services)),
             profiles: dir.join("profiles"),
         }
     }
@@ -167,10 +207,19 @@ fn message_from(line: &str, handle: &str, text: &str) -> bool {
 
 #[test]
 #[ignore = "needs `atmls serve` started through atmls_server::embedded (no startup guard over a new DS database); run with --ignored once serve.rs is switched"]
-fn two_accounts_chat_through_send_and_watch() {
+fn two_accounts_chat_against_atmls_serve() {
     let dir = tempfile::tempdir().unwrap();
-    let t = Terminal::start(dir.path());
+    chat(&Terminal::serve(dir.path()));
+}
 
+#[test]
+fn two_accounts_chat_against_the_embedded_services() {
+    let dir = tempfile::tempdir().unwrap();
+    chat(&Terminal::in_process(dir.path()));
+}
+
+/// Two accounts chat through `send` and `watch`; keys, groups, inbox and errors.
+fn chat(t: &Terminal) {
     let alice = t.json(
         "alice",
         &[
@@ -262,6 +311,24 @@ fn two_accounts_chat_through_send_and_watch() {
         text.starts_with("error: ") && text.trim_end().ends_with("(UnknownGroup)"),
         "{text}"
     );
+
+    // Rotation: new records replace the old ones, and the group moves on.
+    let before = t.json("bob", &["keys", "list"]);
+    let rotated = t.json("bob", &["keys", "rotate", "--leaf"]);
+    let old: Vec<&Value> = before["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["rkey"])
+        .collect();
+    let new = rotated["published"].as_array().unwrap();
+    assert!(
+        !new.is_empty() && new.iter().all(|r| !old.contains(&r)),
+        "{old:?} {new:?}"
+    );
+    assert_eq!(rotated["groupsUpdated"], serde_json::json!([group["id"]]));
+    let after = t.json("alice", &["group", "info", "tea"]);
+    assert_eq!(after["epoch"].as_u64(), a["epoch"].as_u64().map(|e| e + 1));
 
     // One process per profile: a watch holds the profile.
     let _watch = t.watch("bob", &[]);
