@@ -330,6 +330,34 @@ fn chat(t: &Terminal) {
     let after = t.json("alice", &["group", "info", "tea"]);
     assert_eq!(after["epoch"].as_u64(), a["epoch"].as_u64().map(|e| e + 1));
 
+    // A second device of bob's: logging in to an empty profile makes one; bob's first
+    // device adds it to his groups on its next sync.
+    let phone = t.json("bob-phone", &["account", "login", "--handle", "bob.test"]);
+    assert_eq!(phone["did"], bob["did"]);
+    assert_ne!(phone["device"], bob["device"]);
+    t.json("bob", &["inbox"]);
+    let joined = t.json("bob-phone", &["inbox"]);
+    assert!(
+        joined["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "joined" && e["group"] == group["id"]),
+        "{joined}"
+    );
+    t.json("alice", &["send", "tea", "to both of bob's devices"]);
+    for profile in ["bob", "bob-phone"] {
+        let inbox = t.json(profile, &["inbox"]);
+        assert!(
+            inbox["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["text"] == "to both of bob's devices"),
+            "{profile}: {inbox}"
+        );
+    }
+
     // One process per profile: a watch holds the profile.
     let _watch = t.watch("bob", &[]);
     let out = t.run("bob", &["send", "tea", "x", "--json"]);
