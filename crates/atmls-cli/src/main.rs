@@ -5,31 +5,89 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod client;
+mod demo;
 mod repo_cmd;
 mod serve;
 mod status;
 
 /// End-to-end encrypted messaging for AT Protocol, on MLS.
 #[derive(Debug, Parser)]
-#[command(name = "atmls", version, about)]
+#[command(
+    name = "atmls",
+    version,
+    about,
+    after_help = "Start here:
+  atmls demo                      an encrypted group conversation from nothing, every step checked
+  atmls serve                     host + PLC directory + delivery service on 127.0.0.1:2583
+
+Chat at a terminal (each --profile is one account's device):
+  atmls --profile alice account create --pds http://127.0.0.1:2583 --handle alice.test \\
+      --email alice@example.com --password 'correct horse'
+  atmls --profile alice group create tea --with bob.test
+  atmls --profile alice send tea 'hello bob'
+  atmls --profile bob watch tea --chat
+
+Every option can also be set by its environment variable (shown in each --help)."
+)]
 struct Cli {
+    #[command(flatten)]
+    profile: client::profile::ProfileOpts,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show which components of atmls are built so far.
+    /// Show which components of atmls are built.
     Status,
-    /// Run the embedded PDS-compatible host and the development PLC directory.
+    /// Run the embedded PDS-compatible host, the development PLC directory and the DS.
     Serve(serve::ServeArgs),
+    /// From nothing to a verified encrypted group conversation, in one command.
+    Demo(demo::DemoArgs),
+    /// Create or log in to an account; this profile becomes one of its devices.
+    Account(client::AccountArgs),
+    /// Publish, list (verified) and rotate KeyPackages.
+    Keys(client::KeysArgs),
+    /// Create groups, add and remove members, leave, list, inspect.
+    Group(client::GroupArgs),
+    /// Send a message to a group.
+    #[command(after_help = "Example:\n  atmls --profile alice send tea 'hello everyone'")]
+    Send(client::SendArgs),
+    /// Print messages and group changes live as they arrive (Ctrl-C stops).
+    #[command(after_help = "Examples:
+  atmls --profile bob watch                 every group
+  atmls --profile bob watch tea --chat      one group; lines typed are sent to it
+  atmls --profile bob watch --json          one JSON object per line")]
+    Watch(client::WatchArgs),
+    /// Fetch what is waiting (invitations, changes, messages) once and print it.
+    #[command(after_help = "Example:\n  atmls --profile bob inbox --json")]
+    Inbox(client::InboxArgs),
     /// Inspect and verify AT repositories and record proofs (CAR files).
     #[command(subcommand)]
     Repo(repo_cmd::RepoCommand),
 }
 
+/// The async runtime of the client commands and the demo (two workers: the machine's
+/// size, and enough for a device's run loop beside the command).
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let profile = cli.profile;
+    let client = |c| {
+        if client::run(c, &profile) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    };
     let result = match cli.command {
         Command::Status => {
             status::print();
@@ -37,6 +95,13 @@ fn main() -> ExitCode {
         }
         Command::Repo(cmd) => repo_cmd::run(cmd).map_err(|e| e.to_string()),
         Command::Serve(args) => serve::run(args).map_err(|e| e.to_string()),
+        Command::Demo(args) => return demo::run(args),
+        Command::Account(a) => return client(client::ClientCommand::Account(a)),
+        Command::Keys(a) => return client(client::ClientCommand::Keys(a)),
+        Command::Group(a) => return client(client::ClientCommand::Group(a)),
+        Command::Send(a) => return client(client::ClientCommand::Send(a)),
+        Command::Watch(a) => return client(client::ClientCommand::Watch(a)),
+        Command::Inbox(a) => return client(client::ClientCommand::Inbox(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

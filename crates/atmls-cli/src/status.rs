@@ -40,14 +40,28 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
     (
         "atmls-server",
         "built",
-        "XRPC server; `atmls serve` runs the host, the dev PLC directory and the DS",
+        "XRPC server; `embedded` starts the host, the dev PLC directory and the DS in-process",
     ),
     (
         "atmls-client",
-        "in progress",
-        "MLS client library (groups, messages, multi-device; see the issue notes)",
+        "built",
+        "MLS client library: KeyPackages, groups, messages, multi-device, HTTP and memory transports",
     ),
-    ("atmls demo / client commands", "not built yet", "issue 8"),
+    (
+        "atmls serve",
+        "built",
+        "the embedded default (host + PLC directory + DS) on one listener, SQLite in a data directory",
+    ),
+    (
+        "atmls demo",
+        "built",
+        "an encrypted group conversation from nothing, every step checked, DS view from its database",
+    ),
+    (
+        "atmls account / keys / group / send / watch / inbox",
+        "built",
+        "client commands against any PDS and DS; profiles; --json",
+    ),
 ];
 
 pub(crate) fn print() {

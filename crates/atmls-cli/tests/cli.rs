@@ -32,7 +32,13 @@ fn status_lists_components_honestly() {
     assert!(out.status.success());
     let s = text(&out.stdout);
     assert!(s.contains("atmls-repo") && s.contains("built"));
-    assert!(s.contains("not built yet"));
+    for component in ["atmls-client", "atmls demo", "atmls serve", "send / watch"] {
+        let line = s.lines().find(|l| l.contains(component));
+        assert!(
+            line.is_some_and(|l| l.contains("built")),
+            "{component}: {s}"
+        );
+    }
 }
 
 #[test]

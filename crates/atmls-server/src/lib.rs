@@ -39,6 +39,7 @@
 mod body;
 mod config;
 pub mod ds;
+pub mod embedded;
 mod error;
 pub mod host;
 mod lifecycle;

@@ -60,10 +60,22 @@ impl<P: Pds, D: Ds> Device<P, D> {
         self.replenish_locked(&mut st).await
     }
 
+    /// Replaces every KeyPackage this device has published with fresh ones (new HPKE
+    /// init keys), deleting the old records and their private keys; one repo commit.
+    pub async fn rotate_key_packages(&self) -> Result<(), Error> {
+        let mut st = self.inner.state.lock().await;
+        self.replenish_before(&mut st, i64::MAX).await
+    }
+
     pub(crate) async fn replenish_locked(&self, st: &mut State) -> Result<(), Error> {
+        let renewal = self.inner.config.key_package_renewal.as_secs();
+        let renew_before = unix_now() + i64::try_from(renewal).unwrap_or(0);
+        self.replenish_before(st, renew_before).await
+    }
+
+    /// Replaces the packages expiring before `renew_before` (Unix seconds) and tops up.
+    async fn replenish_before(&self, st: &mut State, renew_before: i64) -> Result<(), Error> {
         let cfg = &self.inner.config;
-        let renew_before =
-            unix_now() + i64::try_from(cfg.key_package_renewal.as_secs()).unwrap_or(0);
         let rows = store::key_packages(&st.conn)?;
         let (stale, fresh): (Vec<KeyPackageRow>, Vec<KeyPackageRow>) =
             rows.into_iter().partition(|r| r.expires_at <= renew_before);

@@ -113,6 +113,49 @@ impl HttpPds {
         &self.base
     }
 
+    /// Resumes a session saved earlier (see [`Self::tokens`]); an expired access token is
+    /// refreshed on first use.
+    pub fn resume(
+        base: &str,
+        did: Did,
+        access_jwt: String,
+        refresh_jwt: String,
+        resolver: Arc<dyn DidResolver>,
+    ) -> Self {
+        Self {
+            xrpc: XrpcClient::new(TIMEOUT),
+            base: base.trim_end_matches('/').to_owned(),
+            did,
+            session: RwLock::new(Session {
+                access: access_jwt,
+                refresh: refresh_jwt,
+            }),
+            resolver,
+        }
+    }
+
+    /// An unauthenticated XRPC query to this PDS (e.g. `com.atproto.identity.resolveHandle`,
+    /// or `chat.mls.ds.describeServer` where the DS shares the host).
+    pub async fn query(
+        &self,
+        nsid: &str,
+        params: &[(&str, &str)],
+    ) -> Result<serde_json::Value, TransportError> {
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        let url = format!("{}/xrpc/{nsid}?{}", self.base, query.join("&"));
+        self.xrpc.json(Method::GET, &url, &[], None).await
+    }
+
+    /// The session's current access and refresh tokens (they change on refresh), to save
+    /// and [`Self::resume`] later.
+    pub async fn tokens(&self) -> (String, String) {
+        let s = self.session.read().await;
+        (s.access.clone(), s.refresh.clone())
+    }
+
     /// An authenticated request; refreshes the session once on `ExpiredToken`.
     async fn authed(
         &self,

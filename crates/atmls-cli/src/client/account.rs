@@ -1,0 +1,237 @@
+//! `atmls account create|login|show`.
+
+use atmls_client::transport::Pds as _;
+use atmls_client::transport::http::{HttpDs, HttpPds};
+use atmls_client::{Device, Did, Storage};
+use clap::Subcommand;
+use serde_json::json;
+
+use super::error::CliError;
+use super::profile::{self, Profile, SessionFile};
+use super::{Out, hex};
+
+/// What to do with the profile's account.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccountCommand {
+    /// Create an account on a PDS, and this profile's device (inbox, declaration,
+    /// KeyPackages).
+    #[command(after_help = "Examples:
+  atmls --profile alice account create --pds http://127.0.0.1:2583 \\
+      --handle alice.test --email alice@example.com --password 'correct horse'
+  ATMLS_PASSWORD=… atmls account create --pds https://pds.example.com --handle me.example.com \\
+      --email me@example.com --ds did:web:ds.example.com")]
+    Create {
+        #[command(flatten)]
+        login: LoginArgs,
+        /// The account's e-mail address.
+        #[arg(long, env = "ATMLS_EMAIL")]
+        email: String,
+    },
+    /// Log in to an existing account; makes this profile a new device of it unless the
+    /// profile already holds one.
+    #[command(after_help = "Examples:
+  atmls --profile alice-phone account login --pds http://127.0.0.1:2583 \\
+      --handle alice.test --password 'correct horse'")]
+    Login {
+        #[command(flatten)]
+        login: LoginArgs,
+    },
+    /// Show the profile's account, device and inbox.
+    #[command(after_help = "Example:\n  atmls --profile alice account show --json")]
+    Show,
+}
+
+/// Where and who.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoginArgs {
+    /// The PDS's base URL.
+    #[arg(long, env = "ATMLS_PDS")]
+    pds: String,
+    /// The account's handle (or DID, for login).
+    #[arg(long, env = "ATMLS_HANDLE")]
+    handle: String,
+    /// The account's password.
+    #[arg(long, env = "ATMLS_PASSWORD", hide_env_values = true)]
+    password: String,
+    /// The delivery service for this device's inbox and new groups
+    /// [default: the DS that the PDS's host serves (chat.mls.ds.describeServer)].
+    #[arg(long, env = "ATMLS_DS")]
+    ds: Option<String>,
+    /// The PLC directory [default: the PDS URL on loopback (the embedded host's),
+    /// else https://plc.directory].
+    #[arg(long, env = "ATMLS_PLC")]
+    plc: Option<String>,
+}
+
+pub(crate) async fn run(
+    command: AccountCommand,
+    profile: &Profile,
+    out: &Out,
+) -> Result<(), CliError> {
+    match command {
+        AccountCommand::Create { login, email } => {
+            if profile.has_device() {
+                return Err(exists(profile));
+            }
+            let plc = login
+                .plc
+                .clone()
+                .unwrap_or_else(|| profile::default_plc(&login.pds));
+            let pds = HttpPds::create_account(
+                &login.pds,
+                &login.handle,
+                &email,
+                &login.password,
+                profile::resolver(&plc),
+            )
+            .await?;
+            start_device(profile, login, plc, pds, out, "created").await
+        }
+        AccountCommand::Login { login } => {
+            let plc = login
+                .plc
+                .clone()
+                .unwrap_or_else(|| profile::default_plc(&login.pds));
+            let pds = HttpPds::login(
+                &login.pds,
+                &login.handle,
+                &login.password,
+                profile::resolver(&plc),
+            )
+            .await?;
+            if profile.has_device() {
+                let old = profile.session()?;
+                if old.did != pds.did() {
+                    return Err(exists(profile));
+                }
+                let (access, refresh) = pds.tokens().await;
+                let session = SessionFile {
+                    pds: pds.base().to_owned(),
+                    access,
+                    refresh,
+                    ..old
+                };
+                profile.save_session(&session)?;
+                let (device, _) = profile.device().await?;
+                return show(&device, &session, out, "logged in").await;
+            }
+            start_device(profile, login, plc, pds, out, "logged in").await
+        }
+        AccountCommand::Show => {
+            let (device, session) = profile.device().await?;
+            show(&device, &session, out, "account").await
+        }
+    }
+}
+
+fn exists(profile: &Profile) -> CliError {
+    CliError::new(
+        "ProfileExists",
+        format!(
+            "profile {} already holds a device of another account: pick another --profile",
+            profile.name
+        ),
+    )
+}
+
+/// Creates the profile's device for the new session and saves both.
+async fn start_device(
+    profile: &Profile,
+    login: LoginArgs,
+    plc: String,
+    pds: HttpPds,
+    out: &Out,
+    what: &str,
+) -> Result<(), CliError> {
+    let ds = match login.ds {
+        Some(ds) => Did::new(&ds)
+            .map_err(|e| CliError::new("BadDs", format!("{ds:?} is not a DID: {e}")))?,
+        None => described_ds(&pds).await?,
+    };
+    let did = pds.did();
+    let (access, refresh) = pds.tokens().await;
+    let mut session = SessionFile {
+        pds: pds.base().to_owned(),
+        did,
+        handle: login.handle.trim_start_matches('@').to_owned(),
+        plc: plc.clone(),
+        ds: ds.clone(),
+        access,
+        refresh,
+    };
+    // Saved first: if creating the device fails half-way, `login` can retry.
+    profile.save_session(&session)?;
+    let device = Device::create(
+        Storage::File(&profile.device_path()),
+        pds,
+        HttpDs::new(profile::resolver(&plc)),
+        ds,
+        profile::config(),
+    )
+    .await;
+    let device = match device {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = std::fs::remove_file(profile.device_path());
+            return Err(e.into());
+        }
+    };
+    profile.save_tokens(&device, &mut session).await?;
+    show(&device, &session, out, what).await
+}
+
+/// The DS the PDS's host serves, from `chat.mls.ds.describeServer`.
+async fn described_ds(pds: &HttpPds) -> Result<Did, CliError> {
+    let answer = pds
+        .query("chat.mls.ds.describeServer", &[])
+        .await
+        .map_err(|e| {
+            CliError::new(
+                "NoDeliveryService",
+                format!(
+                    "no --ds given and {} does not describe a delivery service ({e})",
+                    pds.base()
+                ),
+            )
+        })?;
+    answer["did"]
+        .as_str()
+        .and_then(|d| Did::new(d).ok())
+        .ok_or_else(|| {
+            CliError::new(
+                "NoDeliveryService",
+                "describeServer answered without a DID: pass --ds",
+            )
+        })
+}
+
+async fn show(
+    device: &super::profile::CliDevice,
+    session: &SessionFile,
+    out: &Out,
+    what: &str,
+) -> Result<(), CliError> {
+    let (inbox_ds, inbox) = device.inbox().await;
+    let groups = device.groups().await?;
+    out.emit(
+        json!({
+            "handle": session.handle, "did": session.did, "pds": session.pds,
+            "plc": session.plc, "ds": session.ds, "device": device.device_id(),
+            "inbox": { "ds": inbox_ds, "mailbox": inbox.to_string() },
+            "groups": groups.iter().map(|g| hex(g.id.as_bytes())).collect::<Vec<_>>(),
+        }),
+        || {
+            format!(
+                "{what}: {} ({})\n  PDS {}\n  device {} with inbox {} on {}\n  {} group(s)",
+                session.handle,
+                session.did,
+                session.pds,
+                device.device_id(),
+                inbox,
+                inbox_ds,
+                groups.len()
+            )
+        },
+    );
+    Ok(())
+}

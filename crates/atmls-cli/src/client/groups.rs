@@ -1,0 +1,245 @@
+//! `atmls group create|add|remove|leave|list|info` and `atmls send`.
+
+use atmls_client::{Committed, Did, Group, content};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::error::CliError;
+use super::{Session, hex};
+
+/// Groups this device is a member of.
+#[derive(Debug, Subcommand)]
+pub(crate) enum GroupCommand {
+    /// Create a group (you are its admin), optionally adding accounts at once.
+    #[command(after_help = "Examples:
+  atmls --profile alice group create tea
+  atmls --profile alice group create tea --with bob.test --with carol.test")]
+    Create {
+        /// The group's name.
+        name: String,
+        /// Accounts (handles or DIDs) to add, each with all of its devices.
+        #[arg(long = "with", env = "ATMLS_WITH", value_delimiter = ',')]
+        with: Vec<String>,
+    },
+    /// Add accounts (every device of each) after verifying their KeyPackages.
+    #[command(after_help = "Example:\n  atmls --profile alice group add tea carol.test")]
+    Add {
+        /// The group: its name, or a prefix of its id.
+        group: String,
+        /// Handles or DIDs.
+        #[arg(required = true)]
+        accounts: Vec<String>,
+    },
+    /// Remove accounts (every device of each); admins only.
+    #[command(after_help = "Example:\n  atmls --profile alice group remove tea carol.test")]
+    Remove {
+        /// The group: its name, or a prefix of its id.
+        group: String,
+        /// Handles or DIDs.
+        #[arg(required = true)]
+        accounts: Vec<String>,
+    },
+    /// Ask to leave the group (an admin commits it).
+    #[command(after_help = "Example:\n  atmls --profile bob group leave tea")]
+    Leave {
+        /// The group: its name, or a prefix of its id.
+        group: String,
+    },
+    /// List the groups of this device.
+    #[command(after_help = "Example:\n  atmls --profile alice group list --json")]
+    List,
+    /// Show a group: epoch, epoch authenticator, mailbox, admins, member devices.
+    #[command(after_help = "Example:\n  atmls --profile alice group info tea")]
+    Info {
+        /// The group: its name, or a prefix of its id.
+        group: String,
+    },
+}
+
+pub(crate) async fn run(command: GroupCommand, mut s: Session) -> Result<Session, CliError> {
+    s.sync().await?;
+    match command {
+        GroupCommand::Create { name, with } => {
+            let dids = accounts(&mut s, &with).await?;
+            let id = s
+                .device
+                .create_group(&name)
+                .await
+                .map_err(|e| s.explain(e))?;
+            if !dids.is_empty() {
+                let c = s
+                    .device
+                    .add_members(&id, &dids)
+                    .await
+                    .map_err(|e| s.explain(e))?;
+                accepted(&s, c)?;
+            }
+            let g = s.device.group(&id).await?;
+            let info = describe(&mut s, &g).await;
+            s.out
+                .emit(info.clone(), || format!("created {}", human(&info)));
+        }
+        GroupCommand::Add { group, accounts } => {
+            membership(&mut s, &group, &accounts, true).await?
+        }
+        GroupCommand::Remove { group, accounts } => {
+            membership(&mut s, &group, &accounts, false).await?;
+        }
+        GroupCommand::Leave { group } => {
+            let g = s.group(&group).await?;
+            s.device.leave(&g.id).await.map_err(|e| s.explain(e))?;
+            s.out.emit(json!({ "group": hex(g.id.as_bytes()), "leaveRequested": true }), || {
+                format!(
+                    "asked to leave {:?}; an admin commits it and you then see that you were removed",
+                    g.name()
+                )
+            });
+        }
+        GroupCommand::List => {
+            let groups = s.device.groups().await?;
+            let mut list = Vec::new();
+            for g in &groups {
+                list.push(describe(&mut s, g).await);
+            }
+            s.out.emit(json!({ "groups": list }), || {
+                if list.is_empty() {
+                    return "no groups yet (`atmls group create NAME`, or wait for an invitation with `atmls inbox`)".to_owned();
+                }
+                list.iter().map(human).collect::<Vec<_>>().join("\n")
+            });
+        }
+        GroupCommand::Info { group } => {
+            let g = s.group(&group).await?;
+            let info = describe(&mut s, &g).await;
+            s.out.emit(info.clone(), || {
+                let mut text = human(&info);
+                text.push_str(&format!(
+                    "\n  epoch authenticator {}\n  mailbox {} on {}\n  admins: {}",
+                    info["epochAuthenticator"].as_str().unwrap_or_default(),
+                    info["mailbox"].as_str().unwrap_or_default(),
+                    info["ds"].as_str().unwrap_or_default(),
+                    join(&info["admins"]),
+                ));
+                for m in info["members"].as_array().into_iter().flatten() {
+                    text.push_str(&format!(
+                        "\n  leaf {:>3}  {}  device {}",
+                        m["leaf"],
+                        m["handle"].as_str().unwrap_or_default(),
+                        m["device"].as_str().unwrap_or("?")
+                    ));
+                }
+                text
+            });
+        }
+    }
+    Ok(s)
+}
+
+/// `atmls send GROUP TEXT`.
+pub(crate) async fn send(group: String, text: String, s: Session) -> Result<Session, CliError> {
+    s.sync().await?;
+    let g = s.group(&group).await?;
+    let sent = s
+        .device
+        .send(&g.id, content::text(text.clone()))
+        .await
+        .map_err(|e| s.explain(e))?;
+    s.out.emit(
+        json!({ "group": hex(g.id.as_bytes()), "id": sent.id, "text": text, "epoch": g.epoch }),
+        || format!("sent to {:?} (epoch {})", g.name(), g.epoch),
+    );
+    Ok(s)
+}
+
+async fn accounts(s: &mut Session, who: &[String]) -> Result<Vec<Did>, CliError> {
+    let mut dids = Vec::new();
+    for w in who.iter().filter(|w| !w.is_empty()) {
+        dids.push(s.account(w).await?);
+    }
+    Ok(dids)
+}
+
+fn accepted(s: &Session, c: Committed) -> Result<(), CliError> {
+    match c {
+        Committed::Accepted { .. } => Ok(()),
+        other => Err(s.explain(CliError::new(
+            "NotApplied",
+            format!("the change was not applied: {other:?}"),
+        ))),
+    }
+}
+
+/// Adds (`add`) or removes the accounts `who`, then shows the group.
+async fn membership(
+    s: &mut Session,
+    group: &str,
+    who: &[String],
+    add: bool,
+) -> Result<(), CliError> {
+    let g = s.group(group).await?;
+    let dids = accounts(s, who).await?;
+    let c = if add {
+        s.device.add_members(&g.id, &dids).await
+    } else {
+        s.device.remove_members(&g.id, &dids).await
+    };
+    accepted(s, c.map_err(|e| s.explain(e))?)?;
+    let what = if add { "added" } else { "removed" };
+    let g = s.device.group(&g.id).await?;
+    let info = describe(s, &g).await;
+    s.out.emit(json!({ what: who, "group": info }), || {
+        format!("{what} {}: {}", who.join(", "), human(&info))
+    });
+    Ok(())
+}
+
+/// A group as JSON.
+async fn describe(s: &mut Session, g: &Group) -> Value {
+    let mut members = Vec::new();
+    for m in &g.members {
+        members.push(json!({
+            "did": m.did, "handle": s.name_of(&m.did).await,
+            "device": m.device_id, "leaf": m.leaf,
+        }));
+    }
+    let mut admins = Vec::new();
+    for a in &g.data.admins {
+        admins.push(Value::String(s.name_of(a).await));
+    }
+    json!({
+        "id": hex(g.id.as_bytes()),
+        "name": g.name(),
+        "description": g.data.description,
+        "epoch": g.epoch,
+        "epochAuthenticator": hex(&g.epoch_authenticator),
+        "ds": g.data.ds,
+        "mailbox": atmls_ds::MailboxId::from_bytes(g.data.mailbox).to_string(),
+        "admins": admins,
+        "accounts": g.member_dids().len(),
+        "members": members,
+    })
+}
+
+/// One line for a group.
+fn human(info: &Value) -> String {
+    format!(
+        "{:?} [{}]  epoch {}  {} account(s), {} device(s)",
+        info["name"].as_str().unwrap_or_default(),
+        &info["id"].as_str().unwrap_or_default()
+            [..12.min(info["id"].as_str().unwrap_or_default().len())],
+        info["epoch"],
+        info["accounts"],
+        info["members"].as_array().map_or(0, Vec::len),
+    )
+}
+
+fn join(list: &Value) -> String {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}

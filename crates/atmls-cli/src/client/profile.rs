@@ -1,0 +1,323 @@
+//! A profile: one account's session and one device, in a directory of its own.
+//!
+//! `<profile dir>/<name>/session.json` holds the PDS URL, the DID and handle, the PLC
+//! directory URL, the DS DID and the session's access and refresh JWTs (mode 0600);
+//! `device.sqlite` is the device's database (MLS state, keys, groups). A profile is used
+//! by one `atmls` process at a time (an advisory lock on `lock`): two processes working
+//! on the same device state would overwrite each other's ratchets.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use atmls_client::transport::http::{HttpDs, HttpPds};
+use atmls_client::{Device, DeviceConfig, Did};
+use atmls_identity::DidResolver;
+use atmls_identity::resolve::{HttpResolver, ResolverConfig};
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::error::CliError;
+
+/// A device of this CLI.
+pub(crate) type CliDevice = Device<HttpPds, HttpDs>;
+
+const SESSION_FILE: &str = "session.json";
+const DEVICE_FILE: &str = "device.sqlite";
+const LOCK_FILE: &str = "lock";
+
+/// Which profile the client commands use (each option also an environment variable).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ProfileOpts {
+    /// Which profile (account and device) to use; several live side by side.
+    #[arg(long, global = true, env = "ATMLS_PROFILE", default_value = "default")]
+    pub(crate) profile: String,
+    /// Where profiles live [default: <data dir>/profiles, the data dir being
+    /// $ATMLS_DATA_DIR, $XDG_DATA_HOME/atmls or ~/.local/share/atmls].
+    #[arg(long, global = true, env = "ATMLS_PROFILE_DIR")]
+    pub(crate) profile_dir: Option<PathBuf>,
+}
+
+/// What `session.json` holds.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionFile {
+    pub(crate) pds: String,
+    pub(crate) did: Did,
+    pub(crate) handle: String,
+    pub(crate) plc: String,
+    pub(crate) ds: Did,
+    pub(crate) access: String,
+    pub(crate) refresh: String,
+}
+
+impl SessionFile {
+    fn to_json(&self) -> Value {
+        json!({
+            "pds": self.pds, "did": self.did, "handle": self.handle, "plc": self.plc,
+            "ds": self.ds, "accessJwt": self.access, "refreshJwt": self.refresh,
+        })
+    }
+
+    fn from_json(v: &Value) -> Option<Self> {
+        let s = |k: &str| v[k].as_str().map(str::to_owned);
+        Some(Self {
+            pds: s("pds")?,
+            did: Did::new(s("did")?).ok()?,
+            handle: s("handle")?,
+            plc: s("plc")?,
+            ds: Did::new(s("ds")?).ok()?,
+            access: s("accessJwt")?,
+            refresh: s("refreshJwt")?,
+        })
+    }
+}
+
+/// An open (locked) profile directory.
+#[derive(Debug)]
+pub(crate) struct Profile {
+    pub(crate) name: String,
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl Profile {
+    /// Opens (creating if needed) and locks the profile named in `opts`.
+    pub(crate) fn open(opts: &ProfileOpts) -> Result<Self, CliError> {
+        let name = &opts.profile;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || name.starts_with('.')
+        {
+            return Err(CliError::new(
+                "BadProfileName",
+                format!("profile name {name:?} may only use letters, digits, '-', '_' and '.'"),
+            ));
+        }
+        let base = match &opts.profile_dir {
+            Some(d) => d.clone(),
+            None => default_data_dir()
+                .ok_or_else(|| {
+                    CliError::new(
+                        "NoProfileDir",
+                        "no profile directory: set --profile-dir, ATMLS_PROFILE_DIR, ATMLS_DATA_DIR or HOME",
+                    )
+                })?
+                .join("profiles"),
+        };
+        let dir = base.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            CliError::new(
+                "IoError",
+                format!("cannot create the profile directory {}: {e}", dir.display()),
+            )
+        })?;
+        let lock = File::create(dir.join(LOCK_FILE))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(CliError::new(
+                    "ProfileBusy",
+                    format!(
+                        "profile {name} is in use by another atmls process (one process per device at a time; use `watch --send` to chat and watch together)"
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        Ok(Self {
+            name: name.clone(),
+            dir,
+            _lock: lock,
+        })
+    }
+
+    fn session_path(&self) -> PathBuf {
+        self.dir.join(SESSION_FILE)
+    }
+
+    /// The device database's path.
+    pub(crate) fn device_path(&self) -> PathBuf {
+        self.dir.join(DEVICE_FILE)
+    }
+
+    /// Whether this profile already holds a device.
+    pub(crate) fn has_device(&self) -> bool {
+        self.device_path().exists()
+    }
+
+    /// The saved session, or a `NoSession` error telling how to make one.
+    pub(crate) fn session(&self) -> Result<SessionFile, CliError> {
+        let text = match std::fs::read_to_string(self.session_path()) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CliError::new(
+                    "NoSession",
+                    format!(
+                        "profile {} has no account yet: run `atmls account create` or `atmls account login`",
+                        self.name
+                    ),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        serde_json::from_str(&text)
+            .ok()
+            .as_ref()
+            .and_then(SessionFile::from_json)
+            .ok_or_else(|| {
+                CliError::new(
+                    "CorruptProfile",
+                    format!("{} is not a session file", self.session_path().display()),
+                )
+            })
+    }
+
+    /// Writes the session file (readable by its owner only).
+    pub(crate) fn save_session(&self, session: &SessionFile) -> Result<(), CliError> {
+        let tmp = self.dir.join("session.json.tmp");
+        let text = serde_json::to_string_pretty(&session.to_json())
+            .map_err(|e| CliError::new("IoError", e.to_string()))?;
+        write_private(&tmp, text.as_bytes())?;
+        std::fs::rename(&tmp, self.session_path())?;
+        Ok(())
+    }
+
+    /// Opens this profile's device, resuming the saved session.
+    pub(crate) async fn device(&self) -> Result<(CliDevice, SessionFile), CliError> {
+        let session = self.session()?;
+        if !self.has_device() {
+            return Err(CliError::new(
+                "NoDevice",
+                format!(
+                    "profile {} has a session but no device: run `atmls account login` again",
+                    self.name
+                ),
+            ));
+        }
+        let resolver = resolver(&session.plc);
+        let pds = HttpPds::resume(
+            &session.pds,
+            session.did.clone(),
+            session.access.clone(),
+            session.refresh.clone(),
+            resolver.clone(),
+        );
+        let device =
+            Device::open(&self.device_path(), pds, HttpDs::new(resolver), config()).await?;
+        Ok((device, session))
+    }
+
+    /// Saves the device's current tokens (they change when the session is refreshed).
+    pub(crate) async fn save_tokens(
+        &self,
+        device: &CliDevice,
+        session: &mut SessionFile,
+    ) -> Result<(), CliError> {
+        let (access, refresh) = device.pds().tokens().await;
+        if access != session.access || refresh != session.refresh {
+            session.access = access;
+            session.refresh = refresh;
+            self.save_session(session)?;
+        }
+        Ok(())
+    }
+}
+
+/// The device settings of the CLI.
+pub(crate) fn config() -> DeviceConfig {
+    DeviceConfig::default()
+}
+
+/// A resolver for DIDs: `did:plc` at `plc`, `did:web` over https (plain http on loopback).
+pub(crate) fn resolver(plc: &str) -> Arc<dyn DidResolver> {
+    Arc::new(HttpResolver::new(
+        ResolverConfig::default()
+            .allow_loopback_http(true)
+            .with_plc_url(plc),
+    ))
+}
+
+/// The PLC directory to use for a PDS when none is given: the embedded host serves one on
+/// loopback; anything else uses the public directory.
+pub(crate) fn default_plc(pds: &str) -> String {
+    let host = pds
+        .split_once("://")
+        .map_or(pds, |(_, r)| r)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
+    if matches!(host, "127.0.0.1" | "localhost" | "[") || pds.contains("://[::1]") {
+        pds.trim_end_matches('/').to_owned()
+    } else {
+        "https://plc.directory".to_owned()
+    }
+}
+
+/// `$ATMLS_DATA_DIR`, `$XDG_DATA_HOME/atmls`, else `~/.local/share/atmls`.
+pub(crate) fn default_data_dir() -> Option<PathBuf> {
+    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(d) = nonempty("ATMLS_DATA_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(xdg) = nonempty("XDG_DATA_HOME") {
+        return Some(PathBuf::from(xdg).join("atmls"));
+    }
+    nonempty("HOME").map(|home| PathBuf::from(home).join(".local/share/atmls"))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plc_defaults() {
+        assert_eq!(
+            default_plc("http://127.0.0.1:2583/"),
+            "http://127.0.0.1:2583"
+        );
+        assert_eq!(
+            default_plc("http://localhost:2583"),
+            "http://localhost:2583"
+        );
+        assert_eq!(
+            default_plc("https://pds.example.com"),
+            "https://plc.directory"
+        );
+    }
+
+    #[test]
+    fn one_process_per_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ProfileOpts {
+            profile: "alice".into(),
+            profile_dir: Some(dir.path().to_owned()),
+        };
+        let first = Profile::open(&opts).unwrap();
+        assert_eq!(Profile::open(&opts).unwrap_err().name, "ProfileBusy");
+        drop(first);
+        let again = Profile::open(&opts).unwrap();
+        assert_eq!(again.session().unwrap_err().name, "NoSession");
+        let bad = ProfileOpts {
+            profile: "../x".into(),
+            ..opts
+        };
+        assert_eq!(Profile::open(&bad).unwrap_err().name, "BadProfileName");
+    }
+}

@@ -1,0 +1,344 @@
+//! The embedded default in one call: the PDS-compatible host, the development PLC
+//! directory and the delivery service on one listener, with SQLite files in a data
+//! directory. `atmls serve` and `atmls demo` run it; tests start it on `127.0.0.1:0`.
+//!
+//! ```no_run
+//! use atmls_server::embedded::{Embedded, EmbeddedConfig};
+//!
+//! # async fn run() -> Result<(), atmls_server::embedded::EmbeddedError> {
+//! let services = Embedded::start(EmbeddedConfig::new("/tmp/atmls-data")).await?;
+//! println!("PDS and DS at {}, DS DID {}", services.url(), services.ds_did());
+//! services.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use atmls_ds::SqliteStore;
+use atmls_identity::resolve::{DidResolver, HttpResolver, ResolverConfig};
+use atmls_lexicon::syntax::Did;
+use atmls_pds::{LocalResolver, PdsConfig};
+
+use crate::ds::{DsError, DsService, DsServiceConfig};
+use crate::host::{Host, HostConfig, HostError};
+use crate::{ServeError, Server, ServerConfig, ServerHandle};
+
+/// The delivery service's database in the data directory.
+pub const DS_DATABASE: &str = "ds.sqlite";
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    public_url: Option<String>,
+    handle_domains: Vec<String>,
+    ds_did: Option<String>,
+    server: ServerConfig,
+}
+
+impl EmbeddedConfig {
+    /// Everything on `127.0.0.1:0` (a free port), files in `data_dir`, handles under
+    /// `.test`, the DS at `did:web` of the listening address.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            public_url: None,
+            handle_domains: vec![".test".to_owned()],
+            ds_did: None,
+            server: ServerConfig::default(),
+        }
+    }
+
+    /// The address to listen on (port 0 picks a free port).
+    #[must_use]
+    pub fn with_listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// The URL clients reach the services at, written into new DID documents
+    /// (default `http://<listening address>`).
+    #[must_use]
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// Handle suffixes accounts may be created under (default `.test`).
+    #[must_use]
+    pub fn with_handle_domains(mut self, domains: Vec<String>) -> Self {
+        self.handle_domains = domains;
+        self
+    }
+
+    /// The delivery service's DID (default `did:web` of the public URL's host and port).
+    #[must_use]
+    pub fn with_ds_did(mut self, did: impl Into<String>) -> Self {
+        self.ds_did = Some(did.into());
+        self
+    }
+
+    /// Limits and timeouts of the HTTP server.
+    #[must_use]
+    pub fn with_server(mut self, server: ServerConfig) -> Self {
+        self.server = server;
+        self
+    }
+}
+
+/// Why the embedded services did not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmbeddedError {
+    /// The data directory cannot be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The host (PDS, PLC directory) cannot open its databases.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// The HTTP server failed.
+    #[error(transparent)]
+    Server(#[from] ServeError),
+    /// The delivery service's database cannot be opened.
+    #[error("delivery service database {path}: {message}")]
+    DsStore {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        message: String,
+    },
+    /// The delivery service cannot start.
+    #[error("delivery service: {0}")]
+    Ds(#[from] DsError),
+    /// The DS DID given (or derived from the public URL) is not a DID.
+    #[error("invalid DS DID {did:?}: {message}")]
+    DsDid {
+        /// The text.
+        did: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The running services. Dropping the handle aborts the server; [`Self::shutdown`] stops
+/// it gracefully (open requests finish, the DS writer commits what it holds).
+#[derive(Debug)]
+pub struct Embedded {
+    url: String,
+    addr: SocketAddr,
+    ds_did: Did,
+    data_dir: PathBuf,
+    host: Host,
+    ds: DsService,
+    server: ServerHandle,
+}
+
+impl Embedded {
+    /// Opens (or creates) the databases in the data directory and starts serving; call it
+    /// inside a tokio runtime. The DS's startup guard (replay protection across restarts)
+    /// is on only when its database existed before: a new database has no mailbox whose
+    /// requests could be replayed.
+    pub async fn start(config: EmbeddedConfig) -> Result<Self, EmbeddedError> {
+        let data_dir = config.data_dir;
+        std::fs::create_dir_all(&data_dir).map_err(|source| EmbeddedError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| EmbeddedError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmbeddedError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let url = config
+            .public_url
+            .unwrap_or_else(|| format!("http://{addr}"))
+            .trim_end_matches('/')
+            .to_owned();
+        // DID documents on this machine (the DS's own did:web included) are fetched over
+        // plain http only for loopback hosts.
+        let http: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(
+            ResolverConfig::default().allow_loopback_http(true),
+        ));
+        let host = Host::open(
+            HostConfig::new(&url)
+                .with_pds(PdsConfig::new(&url).with_handle_domains(config.handle_domains))
+                .with_data_dir(&data_dir)
+                .with_resolver(http.clone()),
+        )?;
+        let ds_did = match config.ds_did {
+            Some(did) => did,
+            None => web_did(&url).ok_or_else(|| EmbeddedError::DsDid {
+                did: url.clone(),
+                message: "the URL has no host".into(),
+            })?,
+        };
+        let ds_did = Did::new(&ds_did).map_err(|e| EmbeddedError::DsDid {
+            did: ds_did.clone(),
+            message: e.to_string(),
+        })?;
+        let ds_path = data_dir.join(DS_DATABASE);
+        let restarted = ds_path.exists();
+        let store = SqliteStore::open(&ds_path).map_err(|e| EmbeddedError::DsStore {
+            path: ds_path.clone(),
+            message: e.to_string(),
+        })?;
+        // The DS resolves account DIDs in the local PLC directory first.
+        let resolver = Arc::new(LocalResolver::new(host.directory().clone(), Some(http)));
+        let ds = DsService::start(
+            store,
+            DsServiceConfig::new(ds_did.clone(), &url).with_startup_guard(restarted),
+            resolver,
+        )?;
+        let router = ds.mount(host.router());
+        let server = Server::from_listener(listener, config.server, router)?.spawn();
+        Ok(Self {
+            url,
+            addr,
+            ds_did,
+            data_dir,
+            host,
+            ds,
+            server,
+        })
+    }
+
+    /// The base URL of the host, the PLC directory and the DS (no trailing slash).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The PLC directory's URL (the same listener: `GET /did:plc:…`).
+    pub fn plc_url(&self) -> &str {
+        &self.url
+    }
+
+    /// The delivery service's DID.
+    pub fn ds_did(&self) -> &Did {
+        &self.ds_did
+    }
+
+    /// The host's own service DID.
+    pub fn service_did(&self) -> String {
+        self.host.pds().config().service_did.to_string()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The delivery service's SQLite file.
+    pub fn ds_database(&self) -> PathBuf {
+        self.data_dir.join(DS_DATABASE)
+    }
+
+    /// The host (accounts, repos, PLC directory).
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The delivery service.
+    pub fn ds(&self) -> &DsService {
+        &self.ds
+    }
+
+    /// Stops the server gracefully, then the delivery service (which commits what it
+    /// holds).
+    pub async fn shutdown(self) -> Result<(), EmbeddedError> {
+        let served = self.server.shutdown().await;
+        self.ds.shutdown().await;
+        served.map_err(EmbeddedError::from)
+    }
+}
+
+/// `did:web:<host>[%3A<port>]` for a base URL such as `http://127.0.0.1:2583`.
+pub fn web_did(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
+    Some(format!("did:web:{}", authority.replace(':', "%3A")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn web_did_of_a_url() {
+        assert_eq!(
+            web_did("http://127.0.0.1:2583").as_deref(),
+            Some("did:web:127.0.0.1%3A2583")
+        );
+        assert_eq!(
+            web_did("https://ds.example.com/").as_deref(),
+            Some("did:web:ds.example.com")
+        );
+        assert_eq!(web_did("http://"), None);
+    }
+
+    /// Starts over a new directory (no startup guard), answers `describeServer`, stops;
+    /// starts again over the same files (guard on).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn starts_serves_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Embedded::start(EmbeddedConfig::new(dir.path()))
+            .await
+            .unwrap();
+        assert!(first.url().starts_with("http://127.0.0.1:"));
+        assert_eq!(
+            first.ds_did().as_str(),
+            format!("did:web:127.0.0.1%3A{}", first.local_addr().port())
+        );
+        assert_eq!(first.ds().startup_guard_until(), None);
+        assert!(first.ds_database().exists());
+        let answer = get(first.local_addr(), "/xrpc/chat.mls.ds.describeServer").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains(first.ds_did().as_str()), "{answer}");
+        first.shutdown().await.unwrap();
+
+        let second = Embedded::start(EmbeddedConfig::new(dir.path()))
+            .await
+            .unwrap();
+        assert!(second.ds().startup_guard_until().is_some());
+        second.shutdown().await.unwrap();
+    }
+
+    /// A bare HTTP/1.1 GET (connection closed by the server after the answer).
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+}
