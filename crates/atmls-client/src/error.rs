@@ -168,6 +168,13 @@ pub enum PolicyViolation {
     /// not add (§11.13).
     #[error("leaf proofs: {0}")]
     LeafProofs(String),
+    /// The commit is not sent by a member (an external commit: a leaf without a
+    /// KeyPackage, so without a proof, §11.2).
+    #[error("the commit is not sent by a member")]
+    NotFromMember,
+    /// The commit carries a proposal type the group policy does not allow (§11.2).
+    #[error("the commit carries a {0} proposal, which the group policy does not allow")]
+    UnsupportedProposal(String),
 }
 
 /// Content could not be encoded or decoded.

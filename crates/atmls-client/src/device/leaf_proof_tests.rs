@@ -259,3 +259,86 @@ async fn proof_outside_the_window_is_refused() {
         .is_err()
     );
 }
+
+/// A member (Bob, not an admin) joins a second leaf "as Carol" by an external commit:
+/// every member knows the epoch's `external_pub`, and openmls accepts external commits
+/// whatever the wire-format policy. No KeyPackage, so no proof: it must be refused.
+#[tokio::test]
+async fn external_commit_is_refused() {
+    use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+    use openmls::prelude::*;
+    use crate::transport::Ds as _;
+    use openmls_traits::OpenMlsProvider as _;
+
+    let (_net, alice, bob, carol, _dave, g) = setup().await;
+    let before = epoch(&alice, &g).await;
+    // Bob exports the current GroupInfo (with the tree) and his mailbox key.
+    let mut st = bob.inner.state.lock().await;
+    let row = super::store::group(&st.conn, &g.0).unwrap().unwrap();
+    let signer = st.signer(&row.signature_public).unwrap();
+    let suite = st.ciphersuite().unwrap();
+    let mailbox: [u8; 32] = row.mailbox.clone().try_into().unwrap();
+    let (info, key) = st
+        .with_group(&g.0, |provider, grp| {
+            let info = grp.export_group_info(provider.crypto(), &signer, true).unwrap();
+            let key = crate::group::seal::mailbox_key(grp, provider.crypto(), &mailbox).unwrap();
+            Ok((info.tls_serialize_detached().unwrap(), key))
+        })
+        .unwrap();
+    drop(st);
+    let MlsMessageBodyIn::GroupInfo(info) = MlsMessageIn::tls_deserialize_exact(info.as_slice())
+        .unwrap()
+        .extract()
+    else {
+        panic!("not a GroupInfo");
+    };
+    // A fresh client state claiming Carol's DID with a key Carol never published.
+    let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
+    let keys = openmls_basic_credential::SignatureKeyPair::new(suite.signature_algorithm()).unwrap();
+    let credential = BasicCredential::new(carol.did().as_str().as_bytes().to_vec());
+    let (joined, bundle) = MlsGroup::external_commit_builder()
+        .build_group(
+            &provider,
+            info,
+            CredentialWithKey {
+                credential: credential.into(),
+                signature_key: keys.public().into(),
+            },
+        )
+        .expect("external group")
+        .leaf_node_parameters(
+            LeafNodeParameters::builder()
+                .with_capabilities(crate::keypackage::build::capabilities(suite))
+                .build(),
+        )
+        .load_psks(provider.storage())
+        .unwrap()
+        .build(provider.rand(), provider.crypto(), &keys, |_| true)
+        .expect("external commit")
+        .finalize(&provider)
+        .expect("finalize");
+    let next = crate::group::seal::mailbox_key(&joined, provider.crypto(), &mailbox).unwrap();
+    let payload = crate::content::pad(
+        bundle.commit().tls_serialize_detached().unwrap(),
+        bob.inner.config.max_envelope_bytes,
+    );
+    let ds = Did::new(row.ds.clone()).unwrap();
+    bob.inner
+        .ds
+        .send_envelopes(
+            &ds,
+            &atmls_ds::MailboxId::from_bytes(mailbox),
+            &key,
+            vec![atmls_ds::OutgoingEnvelope::commit(
+                before,
+                payload,
+                next.verifying_key().to_bytes(),
+            )],
+        )
+        .await
+        .expect("the DS accepts the commit");
+    bob_refuses(&alice, &g, |v| matches!(v, PolicyViolation::NotFromMember)).await;
+    assert_eq!(epoch(&alice, &g).await, before);
+    let members = alice.group(&g).await.unwrap().members;
+    assert!(members.iter().all(|m| &m.did != carol.did()), "{members:?}");
+}

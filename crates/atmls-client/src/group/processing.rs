@@ -140,9 +140,31 @@ pub(crate) fn check_commit(
     committer: &Did,
     committer_leaf: Option<LeafNodeIndex>,
 ) -> Result<(), PolicyViolation> {
+    // External commits (and anything else not from a member) add a leaf that no
+    // KeyPackage proof covers: refused, whoever built them.
+    if committer_leaf.is_none() {
+        return Err(PolicyViolation::NotFromMember);
+    }
     let data = group_data(group.extensions())?;
     let admin = data.is_admin(committer.as_str());
     let not_admin = || PolicyViolation::NotAdmin(committer.to_string());
+    // Only the proposal types this protocol uses; the others (PSKs only some members
+    // hold, ReInit, ExternalInit, other custom types) are refused before openmls acts
+    // on them, the same way at every member.
+    for queued in staged.queued_proposals() {
+        match queued.proposal() {
+            Proposal::Add(_) | Proposal::Remove(_) | Proposal::Update(_) => {}
+            Proposal::Custom(c) if c.proposal_type() == super::LEAF_PROOFS_PROPOSAL_TYPE => {}
+            Proposal::GroupContextExtensions(_) if admin => {}
+            Proposal::GroupContextExtensions(_) => return Err(not_admin()),
+            other => {
+                return Err(PolicyViolation::UnsupportedProposal(format!(
+                    "{:?}",
+                    other.proposal_type()
+                )));
+            }
+        }
+    }
     for add in staged.add_proposals() {
         let did = credential_did(add.add_proposal().key_package().leaf_node().credential())?;
         if &did != committer && !admin {
@@ -188,7 +210,6 @@ pub(crate) fn check_commit(
             });
         }
     }
-    let _ = committer_leaf;
     let next = group_data(staged.group_context().extensions())?;
     if next != data {
         if !admin {
