@@ -265,9 +265,9 @@ async fn proof_outside_the_window_is_refused() {
 /// whatever the wire-format policy. No KeyPackage, so no proof: it must be refused.
 #[tokio::test]
 async fn external_commit_is_refused() {
+    use crate::transport::Ds as _;
     use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
     use openmls::prelude::*;
-    use crate::transport::Ds as _;
     use openmls_traits::OpenMlsProvider as _;
 
     let (_net, alice, bob, carol, _dave, g) = setup().await;
@@ -280,7 +280,9 @@ async fn external_commit_is_refused() {
     let mailbox: [u8; 32] = row.mailbox.clone().try_into().unwrap();
     let (info, key) = st
         .with_group(&g.0, |provider, grp| {
-            let info = grp.export_group_info(provider.crypto(), &signer, true).unwrap();
+            let info = grp
+                .export_group_info(provider.crypto(), &signer, true)
+                .unwrap();
             let key = crate::group::seal::mailbox_key(grp, provider.crypto(), &mailbox).unwrap();
             Ok((info.tls_serialize_detached().unwrap(), key))
         })
@@ -294,7 +296,8 @@ async fn external_commit_is_refused() {
     };
     // A fresh client state claiming Carol's DID with a key Carol never published.
     let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
-    let keys = openmls_basic_credential::SignatureKeyPair::new(suite.signature_algorithm()).unwrap();
+    let keys =
+        openmls_basic_credential::SignatureKeyPair::new(suite.signature_algorithm()).unwrap();
     let credential = BasicCredential::new(carol.did().as_str().as_bytes().to_vec());
     let (joined, bundle) = MlsGroup::external_commit_builder()
         .build_group(
@@ -341,4 +344,26 @@ async fn external_commit_is_refused() {
     assert_eq!(epoch(&alice, &g).await, before);
     let members = alice.group(&g).await.unwrap().members;
     assert!(members.iter().all(|m| &m.did != carol.did()), "{members:?}");
+}
+
+/// openmls checks an added leaf's MLS lifetime against each receiver's own clock (not
+/// against `receivedAt`): a member processing the add after `not_after` (offline for a
+/// while) or with a clock behind `not_before` fails it and is forked off. The lifetime
+/// of published packages is therefore as wide as openmls accepts, well past `expiresAt`.
+#[tokio::test]
+async fn key_package_mls_lifetime_outlasts_its_record() {
+    let (_net, alice, _bob, carol, _dave, _g) = setup().await;
+    let kp = first(alice.key_packages_of(carol.did()).await.unwrap());
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+    let lifetime = kp.key_package.life_time();
+    assert!(lifetime.has_acceptable_range(), "{lifetime:?}");
+    assert!(lifetime.not_before() <= now - 23 * 3600, "{lifetime:?}");
+    let expires = now
+        + crate::DeviceConfig::default()
+            .key_package_lifetime
+            .as_secs();
+    assert!(
+        lifetime.not_after() >= expires + 50 * 86_400,
+        "{lifetime:?}: a receiver has 50 days after the last possible commit"
+    );
 }
