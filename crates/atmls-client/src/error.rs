@@ -113,8 +113,9 @@ pub enum KeyPackageRefusal {
     /// The proven record holds another KeyPackage than the one the commit adds.
     #[error("the proven record is not the KeyPackage that was added")]
     NotAdded,
-    /// The proof's repo revision lies outside the window around the instant the DS
-    /// accepted the commit that adds the leaf (docs/spec.md §11.13).
+    /// The proof's repo revision lies outside a window around the instant the DS
+    /// accepted the commit that adds the leaf. No longer produced: the revision is not
+    /// bounded (docs/spec.md §11.13); kept so that matching code still compiles.
     #[error(
         "proof revision {rev} is outside the window around the commit (accepted at {accepted_ms} ms)"
     )]

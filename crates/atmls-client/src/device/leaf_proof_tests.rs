@@ -2,8 +2,6 @@
 //! A malicious admin is played by tampering with the verified packages it commits (the
 //! commit itself is built and sent by the real code path).
 
-use std::time::Duration;
-
 use atmls_identity::Did;
 
 use super::Device;
@@ -214,10 +212,12 @@ async fn late_receiver_accepts_a_consumed_packages_older_proof() {
     assert_eq!(epoch(&carol, &g).await, epoch(&alice, &g).await);
 }
 
-/// The window (§11.13): the same valid proof is refused when the commit was accepted
-/// more than a day after the proof's revision, or long before it.
+/// The proof's revision is the invitee's repo head when the committer fetched it, which
+/// is as old as the account's last write: an account quiet for days is still added, and
+/// every receiver agrees (§11.13). What bounds the re-use of an old proof is the
+/// record's `expiresAt` against the instant the DS accepted the commit.
 #[tokio::test]
-async fn proof_outside_the_window_is_refused() {
+async fn proof_of_a_quiet_repo_counts_until_the_record_expires() {
     let (_net, alice, _bob, carol, _dave, _g) = setup().await;
     let kp = first(alice.key_packages_of(carol.did()).await.unwrap());
     let doc = alice.pds().resolve(carol.did()).await.unwrap();
@@ -235,14 +235,20 @@ async fn proof_outside_the_window_is_refused() {
         )
     };
     assert!(check(now_ms).is_ok());
-    let day = Duration::from_secs(crate::keypackage::LEAF_PROOF_MAX_AGE_SECS).as_millis() as u64;
+    let day = 86_400_000;
+    // The repo was last written three days before the commit; or its PDS clock is ahead.
+    assert!(
+        check(now_ms + 3 * day).is_ok(),
+        "{:?}",
+        check(now_ms + 3 * day)
+    );
+    assert!(check(now_ms - 3_600_000).is_ok());
+    let lifetime = crate::DeviceConfig::default()
+        .key_package_lifetime
+        .as_millis() as u64;
     assert!(matches!(
-        check(now_ms + day + 60_000),
-        Err(KeyPackageRefusal::OutsideWindow { .. })
-    ));
-    assert!(matches!(
-        check(now_ms - 3_600_000),
-        Err(KeyPackageRefusal::OutsideWindow { .. })
+        check(now_ms + lifetime + 60_000),
+        Err(KeyPackageRefusal::Expired(_))
     ));
     // And a DID whose document is not the record's repo.
     let other: Did = alice.did().clone();
@@ -268,7 +274,6 @@ async fn external_commit_is_refused() {
     use crate::transport::Ds as _;
     use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
     use openmls::prelude::*;
-    use openmls_traits::OpenMlsProvider as _;
 
     let (_net, alice, bob, carol, _dave, g) = setup().await;
     let before = epoch(&alice, &g).await;
@@ -366,4 +371,38 @@ async fn key_package_mls_lifetime_outlasts_its_record() {
         lifetime.not_after() >= expires + 50 * 86_400,
         "{lifetime:?}: a receiver has 50 days after the last possible commit"
     );
+}
+
+/// The committer picks packages with the receivers' rule in mind: a package that
+/// expires within the hour is not used, since receivers compare `expiresAt` with the
+/// instant the DS accepts the commit (later than the committer's check, after retries
+/// or with the DS's clock ahead) and would refuse what the committer merged.
+#[tokio::test]
+async fn committer_leaves_out_packages_about_to_expire() {
+    let (_net, alice, _bob, carol, _dave, _g) = setup().await;
+    let kp = first(alice.key_packages_of(carol.did()).await.unwrap());
+    let doc = alice.pds().resolve(carol.did()).await.unwrap();
+    let crypto = openmls_rust_crypto::RustCrypto::default();
+    let suite = kp.key_package.ciphersuite();
+    let check = |now| {
+        crate::keypackage::verify_key_package(
+            &crypto,
+            &doc,
+            carol.did(),
+            &kp.rkey,
+            &kp.proof,
+            None,
+            &[suite],
+            now,
+        )
+    };
+    let now = chrono::Utc::now().timestamp();
+    let lifetime = crate::DeviceConfig::default()
+        .key_package_lifetime
+        .as_secs() as i64;
+    assert!(check(now).is_ok());
+    assert!(matches!(
+        check(now + lifetime - 1800),
+        Err(KeyPackageRefusal::Expired(_))
+    ));
 }

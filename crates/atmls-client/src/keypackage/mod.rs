@@ -5,6 +5,7 @@ pub(crate) mod build;
 mod verify;
 
 pub(crate) use build::{build_key_package, capabilities, datetime};
+#[allow(deprecated)]
 pub use verify::{LEAF_PROOF_MAX_AGE_SECS, LEAF_PROOF_MAX_SKEW_SECS, VerifiedKeyPackage};
 pub(crate) use verify::{prove_record, verify_added_key_package, verify_key_package};
 
