@@ -406,3 +406,43 @@ async fn committer_leaves_out_packages_about_to_expire() {
         Err(KeyPackageRefusal::Expired(_))
     ));
 }
+
+/// A storage failure while processing a commit (disk full, database busy) is not a
+/// verdict on the commit: the step is rolled back and done again at the next sync, so
+/// the member is not cut off from the group by a local, passing failure.
+#[tokio::test]
+async fn storage_failure_while_processing_a_commit_is_retried() {
+    let (_net, alice, bob, _carol, _dave, g) = setup().await;
+    bob.self_update(&g, false).await.expect("bob commits");
+    let fail = "CREATE TEMP TRIGGER fail_insert BEFORE INSERT ON openmls_group_data \
+                BEGIN SELECT RAISE(ABORT, 'disk full'); END; \
+                CREATE TEMP TRIGGER fail_update BEFORE UPDATE ON openmls_group_data \
+                BEGIN SELECT RAISE(ABORT, 'disk full'); END;";
+    alice
+        .inner
+        .state
+        .lock()
+        .await
+        .conn
+        .execute_batch(fail)
+        .unwrap();
+    let first = alice.sync().await;
+    assert!(
+        first.is_err() || epoch(&alice, &g).await < epoch(&bob, &g).await,
+        "the trigger did not fail anything: {first:?}"
+    );
+    alice
+        .inner
+        .state
+        .lock()
+        .await
+        .conn
+        .execute_batch("DROP TRIGGER temp.fail_insert; DROP TRIGGER temp.fail_update;")
+        .unwrap();
+    let events = alice.sync().await.expect("sync");
+    assert_eq!(
+        epoch(&alice, &g).await,
+        epoch(&bob, &g).await,
+        "alice was cut off: {first:?} then {events:?}"
+    );
+}
