@@ -266,12 +266,44 @@ async fn proof_of_a_quiet_repo_counts_until_the_record_expires() {
     );
 }
 
+/// Sends `commit` (an MLS message built outside the client's commit path, as a malicious
+/// member would) to the group's mailbox as `dev`, signed with the epoch's mailbox `key`.
+async fn send_raw_commit(
+    dev: &Dev,
+    g: &GroupId,
+    epoch: u64,
+    commit: Vec<u8>,
+    key: &ed25519_dalek::SigningKey,
+    next: &ed25519_dalek::SigningKey,
+) {
+    use crate::transport::Ds as _;
+    let row = {
+        let st = dev.inner.state.lock().await;
+        super::store::group(&st.conn, &g.0).unwrap().unwrap()
+    };
+    let mailbox: [u8; 32] = row.mailbox.clone().try_into().unwrap();
+    let payload = crate::content::pad(commit, dev.inner.config.max_envelope_bytes);
+    dev.inner
+        .ds
+        .send_envelopes(
+            &Did::new(row.ds.clone()).unwrap(),
+            &atmls_ds::MailboxId::from_bytes(mailbox),
+            key,
+            vec![atmls_ds::OutgoingEnvelope::commit(
+                epoch,
+                payload,
+                next.verifying_key().to_bytes(),
+            )],
+        )
+        .await
+        .expect("the DS accepts the commit");
+}
+
 /// A member (Bob, not an admin) joins a second leaf "as Carol" by an external commit:
 /// every member knows the epoch's `external_pub`, and openmls accepts external commits
 /// whatever the wire-format policy. No KeyPackage, so no proof: it must be refused.
 #[tokio::test]
 async fn external_commit_is_refused() {
-    use crate::transport::Ds as _;
     use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
     use openmls::prelude::*;
 
@@ -326,25 +358,8 @@ async fn external_commit_is_refused() {
         .finalize(&provider)
         .expect("finalize");
     let next = crate::group::seal::mailbox_key(&joined, provider.crypto(), &mailbox).unwrap();
-    let payload = crate::content::pad(
-        bundle.commit().tls_serialize_detached().unwrap(),
-        bob.inner.config.max_envelope_bytes,
-    );
-    let ds = Did::new(row.ds.clone()).unwrap();
-    bob.inner
-        .ds
-        .send_envelopes(
-            &ds,
-            &atmls_ds::MailboxId::from_bytes(mailbox),
-            &key,
-            vec![atmls_ds::OutgoingEnvelope::commit(
-                before,
-                payload,
-                next.verifying_key().to_bytes(),
-            )],
-        )
-        .await
-        .expect("the DS accepts the commit");
+    let commit = bundle.commit().tls_serialize_detached().unwrap();
+    send_raw_commit(&bob, &g, before, commit, &key, &next).await;
     bob_refuses(&alice, &g, |v| matches!(v, PolicyViolation::NotFromMember)).await;
     assert_eq!(epoch(&alice, &g).await, before);
     let members = alice.group(&g).await.unwrap().members;
@@ -445,4 +460,59 @@ async fn storage_failure_while_processing_a_commit_is_retried() {
         epoch(&bob, &g).await,
         "alice was cut off: {first:?} then {events:?}"
     );
+}
+
+/// A member who is not an admin changes the group context's other extensions (here it
+/// drops the leaf-proofs proposal from the required capabilities) while the group data
+/// stays the same: refused.
+#[tokio::test]
+async fn group_context_change_by_a_non_admin_is_refused() {
+    use openmls::prelude::tls_codec::Serialize as _;
+    use openmls::prelude::*;
+
+    let (_net, alice, bob, _carol, _dave, g) = setup().await;
+    let before = epoch(&alice, &g).await;
+    let mut st = bob.inner.state.lock().await;
+    let row = super::store::group(&st.conn, &g.0).unwrap().unwrap();
+    let signer = st.signer(&row.signature_public).unwrap();
+    let mailbox: [u8; 32] = row.mailbox.clone().try_into().unwrap();
+    let (commit, key, next) = st
+        .with_group(&g.0, |provider, grp| {
+            let key = crate::group::seal::mailbox_key(grp, provider.crypto(), &mailbox).unwrap();
+            let mut extensions = grp.extensions().clone();
+            let required = RequiredCapabilitiesExtension::new(
+                &[ExtensionType::Unknown(
+                    crate::group::GROUP_DATA_EXTENSION_TYPE,
+                )],
+                &[],
+                &[CredentialType::Basic],
+            );
+            extensions
+                .add_or_replace(Extension::RequiredCapabilities(required))
+                .unwrap();
+            let bundle = grp
+                .commit_builder()
+                .propose_group_context_extensions(extensions)
+                .unwrap()
+                .load_psks(provider.storage())
+                .unwrap()
+                .build(provider.rand(), provider.crypto(), &signer, |_| true)
+                .unwrap()
+                .stage_commit(provider)
+                .unwrap();
+            let staged = grp.pending_commit().expect("staged");
+            let next = crate::group::seal::staged_mailbox_key(staged, provider.crypto(), &mailbox)
+                .unwrap();
+            let commit = bundle.commit().tls_serialize_detached().unwrap();
+            Ok((commit, key, next))
+        })
+        .unwrap();
+    drop(st);
+    send_raw_commit(&bob, &g, before, commit, &key, &next).await;
+    bob_refuses(
+        &alice,
+        &g,
+        |v| matches!(v, PolicyViolation::NotAdmin(did) if did == bob.did().as_str()),
+    )
+    .await;
 }
