@@ -281,7 +281,7 @@ async fn send_raw_commit(
         let st = dev.inner.state.lock().await;
         super::store::group(&st.conn, &g.0).unwrap().unwrap()
     };
-    let mailbox: [u8; 32] = row.mailbox.clone().try_into().unwrap();
+    let mailbox: [u8; 32] = row.mailbox;
     let payload = crate::content::pad(commit, dev.inner.config.max_envelope_bytes);
     dev.inner
         .ds
@@ -314,7 +314,7 @@ async fn external_commit_is_refused() {
     let row = super::store::group(&st.conn, &g.0).unwrap().unwrap();
     let signer = st.signer(&row.signature_public).unwrap();
     let suite = st.ciphersuite().unwrap();
-    let mailbox: [u8; 32] = row.mailbox.clone().try_into().unwrap();
+    let mailbox: [u8; 32] = row.mailbox;
     let (info, key) = st
         .with_group(&g.0, |provider, grp| {
             let info = grp
@@ -475,7 +475,7 @@ async fn group_context_change_by_a_non_admin_is_refused() {
     let mut st = bob.inner.state.lock().await;
     let row = super::store::group(&st.conn, &g.0).unwrap().unwrap();
     let signer = st.signer(&row.signature_public).unwrap();
-    let mailbox: [u8; 32] = row.mailbox.clone().try_into().unwrap();
+    let mailbox: [u8; 32] = row.mailbox;
     let (commit, key, next) = st
         .with_group(&g.0, |provider, grp| {
             let key = crate::group::seal::mailbox_key(grp, provider.crypto(), &mailbox).unwrap();
