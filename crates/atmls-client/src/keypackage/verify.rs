@@ -118,6 +118,18 @@ pub(crate) fn verify_key_package(
     if hash_ref.as_slice() != record.key_package_ref.as_slice() {
         return Err(R::RefMismatch);
     }
+    // Receivers compare the record's bytes with the added KeyPackage as re-encoded in the
+    // commit (§11.13): a record that is not the canonical encoding would be refused by
+    // them after this committer merged.
+    let canonical = {
+        use openmls::prelude::tls_codec::Serialize as _;
+        MlsMessageOut::from(key_package.clone())
+            .tls_serialize_detached()
+            .map_err(|e| R::Malformed(e.to_string()))?
+    };
+    if canonical.as_slice() != record.key_package.as_slice() {
+        return Err(R::Malformed("not the canonical encoding".into()));
+    }
     let credential = BasicCredential::try_from(key_package.leaf_node().credential().clone())
         .map_err(|_| R::WrongIdentity {
             found: "(not a basic credential)".into(),
