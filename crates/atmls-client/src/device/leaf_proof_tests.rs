@@ -78,6 +78,15 @@ fn first(kps: Vec<VerifiedKeyPackage>) -> VerifiedKeyPackage {
     kps.into_iter().next().expect("a package")
 }
 
+/// One verified package of `did` as `dev` sees it, and `did`'s DID document.
+async fn package_and_document(
+    dev: &Dev,
+    did: &Did,
+) -> (VerifiedKeyPackage, atmls_identity::DidDocument) {
+    let kp = first(dev.key_packages_of(did).await.unwrap());
+    (kp, dev.pds().resolve(did).await.unwrap())
+}
+
 #[tokio::test]
 async fn missing_proof_is_refused() {
     let (_net, alice, bob, carol, _dave, g) = setup().await;
@@ -219,8 +228,7 @@ async fn late_receiver_accepts_a_consumed_packages_older_proof() {
 #[tokio::test]
 async fn proof_of_a_quiet_repo_counts_until_the_record_expires() {
     let (_net, alice, _bob, carol, _dave, _g) = setup().await;
-    let kp = first(alice.key_packages_of(carol.did()).await.unwrap());
-    let doc = alice.pds().resolve(carol.did()).await.unwrap();
+    let (kp, doc) = package_and_document(&alice, carol.did()).await;
     let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
     let crypto = openmls_rust_crypto::RustCrypto::default();
     let check = |accepted_ms| {
@@ -264,6 +272,29 @@ async fn proof_of_a_quiet_repo_counts_until_the_record_expires() {
         )
         .is_err()
     );
+}
+
+/// Runs `f` on `dev`'s copy of the group with its leaf signer and the mailbox id, as a
+/// malicious member building its own messages would; also returns the epoch's mailbox key.
+async fn in_group<T>(
+    dev: &Dev,
+    g: &GroupId,
+    f: impl FnOnce(
+        &super::store::Provider<'_>,
+        &mut openmls::prelude::MlsGroup,
+        &openmls_basic_credential::SignatureKeyPair,
+        &[u8; 32],
+    ) -> T,
+) -> (T, ed25519_dalek::SigningKey) {
+    use openmls_traits::OpenMlsProvider as _;
+    let mut st = dev.inner.state.lock().await;
+    let row = super::store::group(&st.conn, &g.0).unwrap().unwrap();
+    let signer = st.signer(&row.signature_public).unwrap();
+    st.with_group(&g.0, |provider, grp| {
+        let key = crate::group::seal::mailbox_key(grp, provider.crypto(), &row.mailbox).unwrap();
+        Ok((f(provider, grp, &signer, &row.mailbox), key))
+    })
+    .unwrap()
 }
 
 /// Sends `commit` (an MLS message built outside the client's commit path, as a malicious
@@ -310,21 +341,17 @@ async fn external_commit_is_refused() {
     let (_net, alice, bob, carol, _dave, g) = setup().await;
     let before = epoch(&alice, &g).await;
     // Bob exports the current GroupInfo (with the tree) and his mailbox key.
-    let mut st = bob.inner.state.lock().await;
-    let row = super::store::group(&st.conn, &g.0).unwrap().unwrap();
-    let signer = st.signer(&row.signature_public).unwrap();
-    let suite = st.ciphersuite().unwrap();
-    let mailbox: [u8; 32] = row.mailbox;
-    let (info, key) = st
-        .with_group(&g.0, |provider, grp| {
-            let info = grp
-                .export_group_info(provider.crypto(), &signer, true)
-                .unwrap();
-            let key = crate::group::seal::mailbox_key(grp, provider.crypto(), &mailbox).unwrap();
-            Ok((info.tls_serialize_detached().unwrap(), key))
-        })
-        .unwrap();
-    drop(st);
+    let ((info, suite, mailbox), key) = in_group(&bob, &g, |provider, grp, signer, mailbox| {
+        let info = grp
+            .export_group_info(provider.crypto(), signer, true)
+            .unwrap();
+        (
+            info.tls_serialize_detached().unwrap(),
+            grp.ciphersuite(),
+            *mailbox,
+        )
+    })
+    .await;
     let MlsMessageBodyIn::GroupInfo(info) = MlsMessageIn::tls_deserialize_exact(info.as_slice())
         .unwrap()
         .extract()
@@ -395,8 +422,7 @@ async fn key_package_mls_lifetime_outlasts_its_record() {
 #[tokio::test]
 async fn committer_leaves_out_packages_about_to_expire() {
     let (_net, alice, _bob, carol, _dave, _g) = setup().await;
-    let kp = first(alice.key_packages_of(carol.did()).await.unwrap());
-    let doc = alice.pds().resolve(carol.did()).await.unwrap();
+    let (kp, doc) = package_and_document(&alice, carol.did()).await;
     let crypto = openmls_rust_crypto::RustCrypto::default();
     let suite = kp.key_package.ciphersuite();
     let check = |now| {
@@ -472,42 +498,34 @@ async fn group_context_change_by_a_non_admin_is_refused() {
 
     let (_net, alice, bob, _carol, _dave, g) = setup().await;
     let before = epoch(&alice, &g).await;
-    let mut st = bob.inner.state.lock().await;
-    let row = super::store::group(&st.conn, &g.0).unwrap().unwrap();
-    let signer = st.signer(&row.signature_public).unwrap();
-    let mailbox: [u8; 32] = row.mailbox;
-    let (commit, key, next) = st
-        .with_group(&g.0, |provider, grp| {
-            let key = crate::group::seal::mailbox_key(grp, provider.crypto(), &mailbox).unwrap();
-            let mut extensions = grp.extensions().clone();
-            let required = RequiredCapabilitiesExtension::new(
-                &[ExtensionType::Unknown(
-                    crate::group::GROUP_DATA_EXTENSION_TYPE,
-                )],
-                &[],
-                &[CredentialType::Basic],
-            );
-            extensions
-                .add_or_replace(Extension::RequiredCapabilities(required))
-                .unwrap();
-            let bundle = grp
-                .commit_builder()
-                .propose_group_context_extensions(extensions)
-                .unwrap()
-                .load_psks(provider.storage())
-                .unwrap()
-                .build(provider.rand(), provider.crypto(), &signer, |_| true)
-                .unwrap()
-                .stage_commit(provider)
-                .unwrap();
-            let staged = grp.pending_commit().expect("staged");
-            let next = crate::group::seal::staged_mailbox_key(staged, provider.crypto(), &mailbox)
-                .unwrap();
-            let commit = bundle.commit().tls_serialize_detached().unwrap();
-            Ok((commit, key, next))
-        })
-        .unwrap();
-    drop(st);
+    let ((commit, next), key) = in_group(&bob, &g, |provider, grp, signer, mailbox| {
+        let mut extensions = grp.extensions().clone();
+        let required = RequiredCapabilitiesExtension::new(
+            &[ExtensionType::Unknown(
+                crate::group::GROUP_DATA_EXTENSION_TYPE,
+            )],
+            &[],
+            &[CredentialType::Basic],
+        );
+        extensions
+            .add_or_replace(Extension::RequiredCapabilities(required))
+            .unwrap();
+        let bundle = grp
+            .commit_builder()
+            .propose_group_context_extensions(extensions)
+            .unwrap()
+            .load_psks(provider.storage())
+            .unwrap()
+            .build(provider.rand(), provider.crypto(), signer, |_| true)
+            .unwrap()
+            .stage_commit(provider)
+            .unwrap();
+        let staged = grp.pending_commit().expect("staged");
+        let next =
+            crate::group::seal::staged_mailbox_key(staged, provider.crypto(), mailbox).unwrap();
+        (bundle.commit().tls_serialize_detached().unwrap(), next)
+    })
+    .await;
     send_raw_commit(&bob, &g, before, commit, &key, &next).await;
     bob_refuses(
         &alice,
