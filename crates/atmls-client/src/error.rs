@@ -113,8 +113,9 @@ pub enum KeyPackageRefusal {
     /// The proven record holds another KeyPackage than the one the commit adds.
     #[error("the proven record is not the KeyPackage that was added")]
     NotAdded,
-    /// The proof's repo revision lies outside the window around the instant the DS
-    /// accepted the commit that adds the leaf (docs/spec.md §11.13).
+    /// The proof's repo revision lies outside a window around the instant the DS
+    /// accepted the commit that adds the leaf. No longer produced: the revision is not
+    /// bounded (docs/spec.md §11.13); kept so that matching code still compiles.
     #[error(
         "proof revision {rev} is outside the window around the commit (accepted at {accepted_ms} ms)"
     )]
@@ -168,6 +169,13 @@ pub enum PolicyViolation {
     /// not add (§11.13).
     #[error("leaf proofs: {0}")]
     LeafProofs(String),
+    /// The commit is not sent by a member (an external commit: a leaf without a
+    /// KeyPackage, so without a proof, §11.2).
+    #[error("the commit is not sent by a member")]
+    NotFromMember,
+    /// The commit carries a proposal type the group policy does not allow (§11.2).
+    #[error("the commit carries a {0} proposal, which the group policy does not allow")]
+    UnsupportedProposal(String),
 }
 
 /// Content could not be encoded or decoded.

@@ -580,6 +580,7 @@ fn process_envelope(
             violation,
         }),
         Outcome::NeedDocuments(dids) => return Ok(Err(dids)),
+        Outcome::StorageFailed(e) => return Err(crate::error::StoreError::Sqlite(e).into()),
     }
     Ok(Ok(after))
 }

@@ -32,6 +32,9 @@ pub(crate) enum Outcome {
     /// The documents of these DIDs are needed to check the leaves a commit adds: resolve
     /// them, roll back and process the message again.
     NeedDocuments(Vec<Did>),
+    /// Storage failed (a local, passing failure, not a verdict on the message): roll
+    /// back and process it again later.
+    StorageFailed(rusqlite::Error),
 }
 
 /// What checking a commit needs besides the group: DID documents of added accounts and
@@ -58,6 +61,7 @@ pub(crate) fn process(
     let message_epoch = protocol.epoch();
     let processed = match group.process_message(provider, protocol) {
         Ok(p) => p,
+        Err(ProcessMessageError::StorageError(e)) => return Outcome::StorageFailed(e),
         Err(e) => {
             return if message_epoch < group.epoch() {
                 Outcome::Ignored(format!("epoch {} is past: {e}", message_epoch.as_u64()))
@@ -97,7 +101,7 @@ pub(crate) fn process(
                 return Outcome::Rejected("only proposals to leave are accepted".into());
             }
             if let Err(e) = group.store_pending_proposal(provider.storage(), *proposal) {
-                return Outcome::Rejected(e.to_string());
+                return Outcome::StorageFailed(e);
             }
             Outcome::Proposal { leaving }
         }
@@ -116,8 +120,10 @@ pub(crate) fn process(
                 Err(LeafCheck::Refused(v)) => return Outcome::Refused(v),
             }
             let removed_self = staged.self_removed();
-            if let Err(e) = group.merge_staged_commit(provider, *staged) {
-                return Outcome::Rejected(e.to_string());
+            match group.merge_staged_commit(provider, *staged) {
+                Ok(()) => {}
+                Err(MergeCommitError::StorageError(e)) => return Outcome::StorageFailed(e),
+                Err(e) => return Outcome::Rejected(e.to_string()),
             }
             Outcome::Commit {
                 committer: sender,
@@ -140,9 +146,31 @@ pub(crate) fn check_commit(
     committer: &Did,
     committer_leaf: Option<LeafNodeIndex>,
 ) -> Result<(), PolicyViolation> {
+    // External commits (and anything else not from a member) add a leaf that no
+    // KeyPackage proof covers: refused, whoever built them.
+    if committer_leaf.is_none() {
+        return Err(PolicyViolation::NotFromMember);
+    }
     let data = group_data(group.extensions())?;
     let admin = data.is_admin(committer.as_str());
     let not_admin = || PolicyViolation::NotAdmin(committer.to_string());
+    // Only the proposal types this protocol uses; the others (PSKs only some members
+    // hold, ReInit, ExternalInit, other custom types) are refused before openmls acts
+    // on them, the same way at every member.
+    for queued in staged.queued_proposals() {
+        match queued.proposal() {
+            Proposal::Add(_) | Proposal::Remove(_) | Proposal::Update(_) => {}
+            Proposal::Custom(c) if c.proposal_type() == super::LEAF_PROOFS_PROPOSAL_TYPE => {}
+            Proposal::GroupContextExtensions(_) if admin => {}
+            Proposal::GroupContextExtensions(_) => return Err(not_admin()),
+            other => {
+                return Err(PolicyViolation::UnsupportedProposal(format!(
+                    "{:?}",
+                    other.proposal_type()
+                )));
+            }
+        }
+    }
     for add in staged.add_proposals() {
         let did = credential_did(add.add_proposal().key_package().leaf_node().credential())?;
         if &did != committer && !admin {
@@ -188,7 +216,6 @@ pub(crate) fn check_commit(
             });
         }
     }
-    let _ = committer_leaf;
     let next = group_data(staged.group_context().extensions())?;
     if next != data {
         if !admin {

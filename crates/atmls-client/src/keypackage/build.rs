@@ -42,6 +42,32 @@ pub(crate) struct KeyPackageParams<'a> {
     pub(crate) last_resort: bool,
 }
 
+/// Longest MLS lifetime range openmls considers acceptable (84 days and an hour).
+const MAX_MLS_LIFETIME_SECS: u64 = 84 * 86_400 + 3_600;
+/// How far before its creation a KeyPackage's MLS lifetime starts (receivers' clocks
+/// behind the creator's).
+const MLS_LIFETIME_BACKDATE_SECS: u64 = 86_400;
+
+/// The MLS lifetime of a KeyPackage created at `now` (Unix seconds) whose record expires
+/// `lifetime_secs` later. When a KeyPackage expires is decided by its record's
+/// `expiresAt` against the instant the DS accepted the commit (§11.13), the same at every
+/// member; openmls however checks the MLS lifetime of an added leaf against the local
+/// clock of each receiver, and a receiver that fails it never merges the commit (it
+/// is forked off the group). So the MLS lifetime is as wide as openmls accepts: from a
+/// day before creation to 84 days after it (or `expiresAt` and a day, if later), which
+/// leaves receivers at least 53 days (with the default 30-day `expiresAt`) after the
+/// latest possible commit to process it.
+pub(crate) fn mls_lifetime(now: u64, lifetime_secs: u64) -> Result<Lifetime, crate::Error> {
+    use openmls::prelude::tls_codec::Deserialize as _;
+    let not_before = now.saturating_sub(MLS_LIFETIME_BACKDATE_SECS);
+    let not_after = (not_before + MAX_MLS_LIFETIME_SECS)
+        .max(now.saturating_add(lifetime_secs).saturating_add(86_400));
+    let mut bytes = not_before.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&not_after.to_be_bytes());
+    Lifetime::tls_deserialize_exact(bytes.as_slice())
+        .map_err(|e| crate::Error::mls("key package lifetime", e))
+}
+
 /// Builds one KeyPackage (stored by openmls in the device database) and its record value.
 pub(crate) fn build_key_package(
     provider: &Provider<'_>,
@@ -61,8 +87,10 @@ pub(crate) fn build_key_package(
     let mut builder = KeyPackage::builder()
         .leaf_node_capabilities(capabilities(p.ciphersuite))
         .leaf_node_extensions(leaf_extensions)
-        // The MLS lifetime covers expiresAt plus a day of clock skew.
-        .key_package_lifetime(Lifetime::new(p.lifetime_secs + 86_400));
+        .key_package_lifetime(mls_lifetime(
+            u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0),
+            p.lifetime_secs,
+        )?);
     if p.last_resort {
         builder = builder.mark_as_last_resort();
     }

@@ -72,6 +72,10 @@ pub(crate) fn prove_record(
     Ok((rev, json))
 }
 
+/// A KeyPackage the committer adds must stay unexpired this long after its check
+/// (commit retries, the DS's clock ahead of the committer's).
+const EXPIRY_MARGIN_SECS: i64 = 3600;
+
 /// Runs §3.3 on one record proof. `seen_rev` is the highest rev already verified for
 /// the DID; `now` is Unix seconds.
 #[allow(clippy::too_many_arguments)] // the inputs of §3.3, each needed
@@ -114,6 +118,18 @@ pub(crate) fn verify_key_package(
     if hash_ref.as_slice() != record.key_package_ref.as_slice() {
         return Err(R::RefMismatch);
     }
+    // Receivers compare the record's bytes with the added KeyPackage as re-encoded in the
+    // commit (§11.13): a record that is not the canonical encoding would be refused by
+    // them after this committer merged.
+    let canonical = {
+        use openmls::prelude::tls_codec::Serialize as _;
+        MlsMessageOut::from(key_package.clone())
+            .tls_serialize_detached()
+            .map_err(|e| R::Malformed(e.to_string()))?
+    };
+    if canonical.as_slice() != record.key_package.as_slice() {
+        return Err(R::Malformed("not the canonical encoding".into()));
+    }
     let credential = BasicCredential::try_from(key_package.leaf_node().credential().clone())
         .map_err(|_| R::WrongIdentity {
             found: "(not a basic credential)".into(),
@@ -131,7 +147,9 @@ pub(crate) fn verify_key_package(
     }
     let expires = chrono::DateTime::parse_from_rfc3339(record.expires_at.as_str())
         .map_err(|e| R::Lexicon(e.to_string()))?;
-    if expires.timestamp() <= now {
+    // Receivers compare `expiresAt` with when the DS accepted the commit (§11.13), a
+    // little later than now: a package this close to expiry is not used.
+    if expires.timestamp() <= now.saturating_add(EXPIRY_MARGIN_SECS) {
         return Err(R::Expired(record.expires_at.as_str().to_owned()));
     }
     let capabilities = key_package.leaf_node().capabilities();
@@ -161,18 +179,22 @@ pub(crate) fn verify_key_package(
     })
 }
 
-/// How long before the DS accepted a commit the proof of a leaf it adds may have been
-/// made (its repo revision's time): the committer fetched it shortly before (§11.13).
+/// Formerly the oldest a leaf proof's revision could be when the DS accepted the commit.
+/// No longer used: a proof's revision is its repo's head, as old as the account's last
+/// write, so no bound on it is the same for every honest committer (§11.13).
+#[deprecated(note = "leaf proofs are bounded by the record's expiresAt (spec §11.13)")]
 pub const LEAF_PROOF_MAX_AGE_SECS: u64 = 24 * 3600;
-/// How far after the DS accepted a commit the proof's revision may lie (clock skew
-/// between the invitee's PDS and the DS).
+/// Formerly how far after the DS accepted a commit a leaf proof's revision could lie.
+/// No longer used (§11.13).
+#[deprecated(note = "leaf proofs are bounded by the record's expiresAt (spec §11.13)")]
 pub const LEAF_PROOF_MAX_SKEW_SECS: u64 = 600;
 
 /// A receiver's check of the proof that travels with an added leaf (§11.13): steps 1–7
-/// of §3.3 against `did` (the added credential's identity), the revision inside the
-/// window around `accepted_ms` (when the DS accepted the commit: the same instant for
-/// every receiver), and a record holding exactly the added KeyPackage, not expired at
-/// `accepted_ms`. Returns the proof's revision.
+/// of §3.3 against `did` (the added credential's identity), and a record holding exactly
+/// the added KeyPackage, not expired at `accepted_ms` (when the DS accepted the commit:
+/// the same instant for every receiver). The proof's revision is not bounded: it is the
+/// repo's head when the committer read it, as old as the account's last write. Returns
+/// the proof's revision.
 pub(crate) fn verify_added_key_package(
     crypto: &impl OpenMlsCrypto,
     doc: &DidDocument,
@@ -186,15 +208,6 @@ pub(crate) fn verify_added_key_package(
     use openmls::prelude::tls_codec::Serialize as _;
     let (rev, json) = prove_record(doc, did, KEY_PACKAGE_COLLECTION, rkey, car)?;
     let json = json.ok_or(R::Absent)?;
-    let accepted_us = accepted_ms.saturating_mul(1000);
-    let earliest = accepted_us.saturating_sub(LEAF_PROOF_MAX_AGE_SECS * 1_000_000);
-    let latest = accepted_us.saturating_add(LEAF_PROOF_MAX_SKEW_SECS * 1_000_000);
-    if rev.micros() < earliest || rev.micros() > latest {
-        return Err(R::OutsideWindow {
-            rev: rev.to_string(),
-            accepted_ms,
-        });
-    }
     let record: key_package::RecordData =
         serde_json::from_value(json).map_err(|e| R::Lexicon(e.to_string()))?;
     let expected = MlsMessageOut::from(added.clone())
