@@ -189,6 +189,8 @@ async fn official_scenario(w: &World) {
     assert_eq!(kps[0].inbox_ds, w.ds_did);
     assert!(!kps[0].last_resort);
 
+    service_auth_paths(w).await;
+
     // A group on our DS; the mailbox was created through the official PDS's proxy.
     let g = alice.create_group("official").await.unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
@@ -249,6 +251,63 @@ async fn official_scenario(w: &World) {
         let a = attachment(&sync(d).await);
         assert_eq!(a.name.as_deref(), Some("notes.pdf"));
         assert_eq!(d.fetch_attachment(&a).await.unwrap(), file);
+    }
+}
+
+/// `createMailbox` both ways with tokens the official PDS minted, its proxy's error
+/// pass-through, replay refusal, and its blob size limit.
+async fn service_auth_paths(w: &World) {
+    use atmls_client::TransportError;
+    use atmls_client::transport::{Ds as _, Pds as _};
+    use atmls_ds::MailboxKind;
+    let pds = w.login(&w.official.pds_url, "bob").await;
+    let ds = HttpDs::new(w.resolver.clone());
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+        .verifying_key()
+        .to_bytes();
+    // Directly: a token from the official getServiceAuth (bare-DID audience, ES256K).
+    let token = pds
+        .service_auth(&w.ds_did, "chat.mls.ds.createMailbox")
+        .await
+        .unwrap();
+    ds.create_mailbox(&w.ds_did, &token, MailboxKind::Inbox, key, 0)
+        .await
+        .unwrap();
+    // The same token again: refused as a replay.
+    match ds
+        .create_mailbox(&w.ds_did, &token, MailboxKind::Inbox, key, 0)
+        .await
+    {
+        Err(TransportError::Xrpc {
+            status,
+            error,
+            message,
+        }) => {
+            assert_eq!((status, error.as_str()), (401, "InvalidToken"), "{message}");
+            assert!(message.starts_with("Replayed"), "{message}");
+        }
+        other => panic!("replayed token: {other:?}"),
+    }
+    // Through the proxy, a request our DS refuses: status and error name come back.
+    let proxy = format!("{}#chat_mls_ds", w.ds_did);
+    let bad = serde_json::json!({ "kind": "nonsense", "key": { "$bytes": "AAAA" } });
+    match pds
+        .proxied_procedure(&proxy, "chat.mls.ds.createMailbox", &bad)
+        .await
+    {
+        Err(TransportError::Xrpc { status, error, .. }) => {
+            assert_eq!((status, error.as_str()), (400, "InvalidRequest"));
+        }
+        other => panic!("proxied bad request: {other:?}"),
+    }
+    // A blob over the official PDS's default upload limit (5 MiB) is refused.
+    let too_big = vec![0u8; 5 * 1024 * 1024 + 1];
+    match pds.upload_blob(too_big, "application/octet-stream").await {
+        Err(TransportError::Xrpc { status, error, .. }) => {
+            println!("official PDS, blob over 5 MiB: {status} {error}");
+            assert!(status == 400 || status == 413, "{status} {error}");
+        }
+        other => panic!("oversized blob: {other:?}"),
     }
 }
 
