@@ -288,8 +288,18 @@ async fn service_auth_paths(w: &World) {
         }
         other => panic!("replayed token: {other:?}"),
     }
-    // Through the proxy, a request our DS refuses: status and error name come back.
+    // Through the proxy, the request docs/operators.md §9 gives as the check (the key is
+    // the Ed25519 base point), then one our DS refuses: status and error name come back.
     let proxy = format!("{}#chat_mls_ds", w.ds_did);
+    let check = serde_json::json!({
+        "kind": "inbox",
+        "key": { "$bytes": "WGZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY" },
+    });
+    let answer = pds
+        .proxied_procedure(&proxy, "chat.mls.ds.createMailbox", &check)
+        .await
+        .unwrap();
+    assert!(answer["mailbox"].is_string(), "{answer}");
     let bad = serde_json::json!({ "kind": "nonsense", "key": { "$bytes": "AAAA" } });
     match pds
         .proxied_procedure(&proxy, "chat.mls.ds.createMailbox", &bad)
