@@ -163,12 +163,17 @@ async fn same_state(g: &GroupId, devices: &[&Dev], members: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn official_pds_group() {
+/// Starts the services, then runs `scenario` within [`SCENARIO`].
+async fn with_world(scenario: impl AsyncFnOnce(&World)) {
     let w = tokio::task::spawn_blocking(start_world).await.unwrap();
-    tokio::time::timeout(SCENARIO, official_scenario(&w))
+    tokio::time::timeout(SCENARIO, scenario(&w))
         .await
         .expect("scenario within its time bound");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_pds_group() {
+    with_world(official_scenario).await;
 }
 
 async fn official_scenario(w: &World) {
@@ -386,10 +391,7 @@ async fn http_json(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_and_official_in_one_group() {
-    let w = tokio::task::spawn_blocking(start_world).await.unwrap();
-    tokio::time::timeout(SCENARIO, reverse_scenario(&w))
-        .await
-        .expect("scenario within its time bound");
+    with_world(reverse_scenario).await;
 }
 
 async fn reverse_scenario(w: &World) {
