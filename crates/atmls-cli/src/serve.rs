@@ -19,7 +19,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use atmls_ds::SqliteStore;
+use std::time::Duration;
+
+use atmls_ds::{DsConfig, SqliteStore};
 use atmls_identity::resolve::{
     CacheConfig, CachingResolver, DidResolver, HttpResolver, ResolverConfig,
 };
@@ -80,6 +82,12 @@ pub(crate) struct ServeArgs {
     /// https://plc.directory; embedded mode looks in its own directory first].
     #[arg(long, env = "ATMLS_PLC_URL")]
     plc_url: Option<String>,
+    /// Delete group envelopes older than this many days [default: keep forever].
+    #[arg(long, env = "ATMLS_GROUP_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    group_retention_days: Option<u32>,
+    /// Delete inbox items (welcomes) older than this many days [default: keep forever].
+    #[arg(long, env = "ATMLS_INBOX_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    inbox_retention_days: Option<u32>,
 }
 
 /// The settings after flags, environment and config file are merged.
@@ -92,6 +100,13 @@ struct Settings {
     service_did: Option<String>,
     pds_url: Option<String>,
     plc_url: String,
+    /// The DS's rules: the defaults plus the retention settings.
+    core: DsConfig,
+}
+
+/// `days` as a retention period.
+fn days(days: Option<u32>) -> Option<Duration> {
+    days.map(|d| Duration::from_secs(u64::from(d) * 24 * 3600))
 }
 
 impl ServeArgs {
@@ -100,6 +115,9 @@ impl ServeArgs {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
+        if file.group_retention_days == Some(0) || file.inbox_retention_days == Some(0) {
+            return Err(ServeError::Retention);
+        }
         let default_listen: SocketAddr = DEFAULT_LISTEN.parse().expect("valid default address");
         Ok(Settings {
             listen: self.listen.or(file.listen).unwrap_or(default_listen),
@@ -118,6 +136,13 @@ impl ServeArgs {
                 .plc_url
                 .or(file.plc_url)
                 .unwrap_or_else(|| DEFAULT_PLC_URL.to_owned()),
+            core: DsConfig::default()
+                .with_group_retention(days(
+                    self.group_retention_days.or(file.group_retention_days),
+                ))
+                .with_inbox_retention(days(
+                    self.inbox_retention_days.or(file.inbox_retention_days),
+                )),
         })
     }
 }
@@ -144,6 +169,8 @@ pub(crate) enum ServeError {
     Runtime(std::io::Error),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("a retention period must be at least 1 day (leave it out to keep everything)")]
+    Retention,
     #[error("invalid --pds-url {0:?}: expected an http:// or https:// URL")]
     PdsUrl(String),
     #[error("cannot create the data directory {path}: {source}")]
@@ -223,8 +250,9 @@ async fn serve(args: Settings) -> Result<(), ServeError> {
         SqliteStore::open(data_dir.join(DS_FILE)).map_err(|e| ServeError::Ds(e.to_string()))?;
     // The DS resolves account DIDs in the local PLC directory first.
     let resolver = Arc::new(LocalResolver::new(host.directory().clone(), Some(http)));
-    let ds = DsService::start(store, DsServiceConfig::new(ds_did.clone(), &url), resolver)
-        .map_err(|e| ServeError::Ds(e.to_string()))?;
+    let config = DsServiceConfig::new(ds_did.clone(), &url).with_core(args.core);
+    let ds =
+        DsService::start(store, config, resolver).map_err(|e| ServeError::Ds(e.to_string()))?;
     let router = ds.mount(host.router());
     let server = Server::from_listener(listener, ServerConfig::default(), router)?;
     println!("atmls serve {} (embedded mode)", env!("CARGO_PKG_VERSION"));
@@ -282,7 +310,9 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
         CacheConfig::default(),
     ));
     let db = data_dir.join(DS_FILE);
-    let config = DsServiceConfig::new(ds_did.clone(), &url).with_startup_guard(!is_new(&db));
+    let config = DsServiceConfig::new(ds_did.clone(), &url)
+        .with_core(args.core.clone())
+        .with_startup_guard(!is_new(&db));
     let store = SqliteStore::open(&db).map_err(|e| ServeError::Ds(e.to_string()))?;
     let ds =
         DsService::start(store, config, resolver).map_err(|e| ServeError::Ds(e.to_string()))?;
@@ -298,6 +328,7 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
     println!("  service DID:      {ds_did}  (document at {url}/.well-known/did.json)");
     println!("  delivery service: {url}/xrpc/chat.mls.ds.*");
     println!("  attached to PDS:  {pds_url}  (atproto-proxy: {ds_did}#chat_mls_ds)");
+    println!("  retention:        {}", retention(&args.core));
     println!("  PLC directory:    {}", args.plc_url);
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
@@ -305,6 +336,20 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
     ds.shutdown().await;
     println!("stopped");
     Ok(())
+}
+
+/// The retention settings in words, for the start-up lines.
+fn retention(core: &DsConfig) -> String {
+    let one = |d: Option<Duration>| {
+        d.map_or("kept".to_owned(), |d| {
+            format!("{} days", d.as_secs() / (24 * 3600))
+        })
+    };
+    format!(
+        "group envelopes {}, inbox items {}",
+        one(core.group_retention()),
+        one(core.inbox_retention())
+    )
 }
 
 /// Whether the DS database is about to be created: then no mailbox token can have been

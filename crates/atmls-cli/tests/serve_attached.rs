@@ -124,7 +124,8 @@ fn attached_mode_from_config_and_environment() {
         &config,
         format!(
             "pds-url = \"http://localhost:9\"\nservice-did = \"did:web:file.example\"\n\
-             data-dir = {data:?}\nplc-url = \"http://localhost:10\"\n"
+             data-dir = {data:?}\nplc-url = \"http://localhost:10\"\n\
+             group-retention-days = 30\n"
         ),
     )
     .unwrap();
@@ -140,6 +141,10 @@ fn attached_mode_from_config_and_environment() {
     assert!(text.contains("attached mode"), "{text}");
     assert!(text.contains("http://localhost:9"), "{text}");
     assert!(text.contains("http://localhost:10"), "{text}");
+    assert!(
+        text.contains("group envelopes 30 days, inbox items kept"),
+        "{text}"
+    );
     assert_eq!(run.field("service DID:"), "did:web:ds.example.com");
     let url = run.field("public URL:");
     let authority = url
@@ -197,4 +202,13 @@ fn bad_attached_settings_fail_with_one_sentence() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid --pds-url"), "{err}");
+
+    std::fs::write(&config, "inbox-retention-days = 0\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_atmls"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 1 day"), "{err}");
 }

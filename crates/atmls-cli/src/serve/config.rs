@@ -9,6 +9,8 @@
 //! service-did = "did:web:ds.example.com"
 //! pds-url = "https://pds.example.com"
 //! plc-url = "https://plc.directory"
+//! group-retention-days = 30
+//! inbox-retention-days = 30
 //! ```
 
 use std::net::SocketAddr;
@@ -27,6 +29,8 @@ pub(crate) struct FileConfig {
     pub(crate) service_did: Option<String>,
     pub(crate) pds_url: Option<String>,
     pub(crate) plc_url: Option<String>,
+    pub(crate) group_retention_days: Option<u32>,
+    pub(crate) inbox_retention_days: Option<u32>,
 }
 
 /// Why the config file could not be used.
@@ -74,12 +78,18 @@ mod tests {
             service-did = "did:web:ds.example.com"
             pds-url = "https://pds.example.com"
             plc-url = "https://plc.directory"
+            group-retention-days = 30
+            inbox-retention-days = 7
             "#,
         )
         .unwrap();
         assert_eq!(c.listen, Some("127.0.0.1:2584".parse().unwrap()));
         assert_eq!(c.service_did.as_deref(), Some("did:web:ds.example.com"));
         assert_eq!(c.pds_url.as_deref(), Some("https://pds.example.com"));
+        assert_eq!(
+            (c.group_retention_days, c.inbox_retention_days),
+            (Some(30), Some(7))
+        );
         assert_eq!(FileConfig::parse("").unwrap(), FileConfig::default());
     }
 
