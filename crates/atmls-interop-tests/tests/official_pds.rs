@@ -260,7 +260,7 @@ async fn official_scenario(w: &World) {
 }
 
 /// `createMailbox` both ways with tokens the official PDS minted, its proxy's error
-/// pass-through, replay refusal, and its blob size limit.
+/// pass-through, replay refusal, and its blob rules (unreferenced blobs, size limit).
 async fn service_auth_paths(w: &World) {
     use atmls_client::TransportError;
     use atmls_client::transport::{Ds as _, Pds as _};
@@ -314,6 +314,21 @@ async fn service_auth_paths(w: &World) {
             assert_eq!((status, error.as_str()), (400, "InvalidRequest"));
         }
         other => panic!("proxied bad request: {other:?}"),
+    }
+    // A blob no record references is not served (hence chat.mls.attachmentRef).
+    let loose = pds
+        .upload_blob(
+            b"no record points here".to_vec(),
+            "application/octet-stream",
+        )
+        .await
+        .unwrap();
+    match pds.blob(&pds.did(), &loose.cid).await {
+        Err(TransportError::Xrpc { status, error, .. }) => {
+            println!("official PDS, unreferenced blob: {status} {error}");
+            assert_eq!(status, 400);
+        }
+        other => panic!("unreferenced blob served: {other:?}"),
     }
     // A blob over the official PDS's default upload limit (5 MiB) is refused.
     let too_big = vec![0u8; 5 * 1024 * 1024 + 1];
