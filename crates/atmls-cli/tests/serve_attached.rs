@@ -173,42 +173,38 @@ fn attached_mode_from_config_and_environment() {
     run.stop("-INT");
 }
 
+/// Runs `atmls serve <args>`, which must fail; its stderr.
+fn serve_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_atmls"))
+        .arg("serve")
+        .args(args)
+        .env_remove("ATMLS_CONFIG")
+        .env_remove("ATMLS_PDS_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn bad_attached_settings_fail_with_one_sentence() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("serve.toml");
+    let path = config.to_str().unwrap();
     std::fs::write(&config, "pds_url = \"http://localhost:9\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_atmls"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_fails(&["--config", path]);
     assert!(
         err.contains("invalid config file") && err.contains("pds_url"),
         "{err}"
     );
-
-    let out = Command::new(env!("CARGO_BIN_EXE_atmls"))
-        .args([
-            "serve",
-            "--pds-url",
-            "ftp://pds.example.com",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_fails(&[
+        "--pds-url",
+        "ftp://pds.example.com",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
     assert!(err.contains("invalid --pds-url"), "{err}");
-
     std::fs::write(&config, "inbox-retention-days = 0\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_atmls"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = serve_fails(&["--config", path]);
     assert!(err.contains("at least 1 day"), "{err}");
 }
