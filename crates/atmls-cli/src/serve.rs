@@ -1,14 +1,30 @@
-//! `atmls serve`: the embedded default — the PDS-compatible host, the development PLC
-//! directory and the delivery service on one listener, with SQLite files in a data
-//! directory. Restarting over the same data directory keeps every account, record,
-//! session, mailbox and envelope.
+//! `atmls serve`, in one of two modes:
+//!
+//! - **embedded** (the default): the PDS-compatible host, the development PLC directory
+//!   and the delivery service on one listener, with SQLite files in a data directory.
+//!   Restarting over the same data directory keeps every account, record, session,
+//!   mailbox and envelope.
+//! - **attached** (`--pds-url`): the delivery service alone, beside an existing PDS (the
+//!   official one included). It serves its own `did:web` document at
+//!   `/.well-known/did.json` with the `#chat_mls_ds` entry, so the PDS can forward
+//!   `atproto-proxy` calls to it, and resolves account DIDs through `--plc-url`.
+//!
+//! Every flag is also an environment variable (`ATMLS_*`) and a key of the `--config`
+//! TOML file ([`config::FileConfig`]); flag or variable first, then the file, then the
+//! default.
+
+mod config;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use atmls_ds::SqliteStore;
-use atmls_identity::resolve::{DidResolver, HttpResolver, ResolverConfig};
+use std::time::Duration;
+
+use atmls_ds::{DsConfig, SqliteStore};
+use atmls_identity::resolve::{
+    CacheConfig, CachingResolver, DidResolver, HttpResolver, ResolverConfig,
+};
 use atmls_lexicon::syntax::Did;
 use atmls_pds::{LocalResolver, PdsConfig};
 use atmls_server::ds::{DsService, DsServiceConfig};
@@ -16,33 +32,119 @@ use atmls_server::host::{Host, HostConfig};
 use atmls_server::{Server, ServerConfig};
 use clap::Args;
 
+use config::{ConfigError, FileConfig};
+
 /// The delivery service's database in the data directory.
 const DS_FILE: &str = "ds.sqlite";
+/// Where `atmls serve` listens unless told otherwise.
+const DEFAULT_LISTEN: &str = "127.0.0.1:2583";
+/// The public PLC directory.
+const DEFAULT_PLC_URL: &str = "https://plc.directory";
 
-/// Options of `atmls serve`; each can also be set by its environment variable.
+/// Options of `atmls serve`; each can also be set by its environment variable or in the
+/// `--config` file.
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  atmls serve                                   embedded host + DS on 127.0.0.1:2583
+  atmls serve --pds-url https://pds.example.com --service-did did:web:ds.example.com \\
+      --public-url https://ds.example.com --listen 127.0.0.1:2584 --data-dir /var/lib/atmls
+                                                DS attached to an existing PDS
+  atmls serve --config /etc/atmls/serve.toml    the same settings from a TOML file")]
 pub(crate) struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "ATMLS_LISTEN", default_value = "127.0.0.1:2583")]
-    listen: SocketAddr,
+    /// A TOML file with any of these settings (keys as the flag names: `pds-url = "…"`).
+    #[arg(long, env = "ATMLS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:2583].
+    #[arg(long, env = "ATMLS_LISTEN")]
+    listen: Option<SocketAddr>,
     /// Where the SQLite files live [default: $XDG_DATA_HOME/atmls or ~/.local/share/atmls].
     #[arg(long, env = "ATMLS_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// The URL clients reach this host at, written into new DID documents
-    /// [default: http://<listen address>].
+    /// The URL clients reach this server at, written into DID documents [default:
+    /// http://<listen address>; attached mode on loopback: http://localhost:<port>].
     #[arg(long, env = "ATMLS_PUBLIC_URL")]
     public_url: Option<String>,
-    /// Handle suffixes accounts may be created under, comma-separated.
-    #[arg(
-        long,
-        env = "ATMLS_HANDLE_DOMAINS",
-        value_delimiter = ',',
-        default_value = ".test"
-    )]
-    handle_domains: Vec<String>,
+    /// Handle suffixes accounts may be created under, comma-separated (embedded mode)
+    /// [default: .test].
+    #[arg(long, env = "ATMLS_HANDLE_DOMAINS", value_delimiter = ',')]
+    handle_domains: Option<Vec<String>>,
     /// The delivery service's DID [default: did:web of the public URL's host and port].
-    #[arg(long, env = "ATMLS_DS_DID")]
+    #[arg(long, env = "ATMLS_SERVICE_DID")]
+    service_did: Option<String>,
+    /// Older name of --service-did.
+    #[arg(long, env = "ATMLS_DS_DID", hide = true)]
     ds_did: Option<String>,
+    /// Attached mode: the URL of the PDS this delivery service is attached to; only the
+    /// DS is served (no host, no DID directory).
+    #[arg(long, env = "ATMLS_PDS_URL")]
+    pds_url: Option<String>,
+    /// The PLC directory account DIDs (did:plc) are resolved in [default:
+    /// https://plc.directory; embedded mode looks in its own directory first].
+    #[arg(long, env = "ATMLS_PLC_URL")]
+    plc_url: Option<String>,
+    /// Delete group envelopes older than this many days [default: keep forever].
+    #[arg(long, env = "ATMLS_GROUP_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    group_retention_days: Option<u32>,
+    /// Delete inbox items (welcomes) older than this many days [default: keep forever].
+    #[arg(long, env = "ATMLS_INBOX_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    inbox_retention_days: Option<u32>,
+}
+
+/// The settings after flags, environment and config file are merged.
+#[derive(Debug)]
+struct Settings {
+    listen: SocketAddr,
+    data_dir: Option<PathBuf>,
+    public_url: Option<String>,
+    handle_domains: Vec<String>,
+    service_did: Option<String>,
+    pds_url: Option<String>,
+    plc_url: String,
+    /// The DS's rules: the defaults plus the retention settings.
+    core: DsConfig,
+}
+
+/// `days` as a retention period.
+fn days(days: Option<u32>) -> Option<Duration> {
+    days.map(|d| Duration::from_secs(u64::from(d) * 24 * 3600))
+}
+
+impl ServeArgs {
+    fn settings(self) -> Result<Settings, ServeError> {
+        let file = match &self.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        if file.group_retention_days == Some(0) || file.inbox_retention_days == Some(0) {
+            return Err(ServeError::Retention);
+        }
+        let default_listen: SocketAddr = DEFAULT_LISTEN.parse().expect("valid default address");
+        Ok(Settings {
+            listen: self.listen.or(file.listen).unwrap_or(default_listen),
+            data_dir: self.data_dir.or(file.data_dir),
+            public_url: self.public_url.or(file.public_url),
+            handle_domains: self
+                .handle_domains
+                .or(file.handle_domains)
+                .unwrap_or_else(|| vec![".test".to_owned()]),
+            service_did: self.service_did.or(self.ds_did).or(file.service_did),
+            pds_url: self
+                .pds_url
+                .or(file.pds_url)
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            plc_url: self
+                .plc_url
+                .or(file.plc_url)
+                .unwrap_or_else(|| DEFAULT_PLC_URL.to_owned()),
+            core: DsConfig::default()
+                .with_group_retention(days(
+                    self.group_retention_days.or(file.group_retention_days),
+                ))
+                .with_inbox_retention(days(
+                    self.inbox_retention_days.or(file.inbox_retention_days),
+                )),
+        })
+    }
 }
 
 /// Why serving failed.
@@ -65,6 +167,17 @@ pub(crate) enum ServeError {
     DsDid(String, String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("a retention period must be at least 1 day (leave it out to keep everything)")]
+    Retention,
+    #[error("invalid --pds-url {0:?}: expected an http:// or https:// URL")]
+    PdsUrl(String),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// `$XDG_DATA_HOME/atmls`, else `~/.local/share/atmls`.
@@ -77,28 +190,38 @@ fn default_data_dir() -> Option<PathBuf> {
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<(), ServeError> {
+    let settings = args.settings()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    runtime.block_on(serve(args))
+    if settings.pds_url.is_some() {
+        runtime.block_on(serve_attached(settings))
+    } else {
+        runtime.block_on(serve(settings))
+    }
 }
 
-async fn serve(args: ServeArgs) -> Result<(), ServeError> {
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    Ok((listener, local))
+}
+
+fn parse_did(did: String) -> Result<Did, ServeError> {
+    Did::new(&did).map_err(|e| ServeError::DsDid(did.clone(), e.to_string()))
+}
+
+async fn serve(args: Settings) -> Result<(), ServeError> {
     let data_dir = match args.data_dir {
         Some(d) => d,
         None => default_data_dir().ok_or(ServeError::NoDataDir)?,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: args.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: args.listen,
-        source,
-    })?;
+    let (listener, addr) = bind(args.listen).await?;
     let url = args
         .public_url
         .unwrap_or_else(|| format!("http://{addr}"))
@@ -107,7 +230,9 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     // DID documents on this machine (the DS's own did:web included) are fetched over
     // plain http only for loopback hosts.
     let http: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(
-        ResolverConfig::default().allow_loopback_http(true),
+        ResolverConfig::default()
+            .allow_loopback_http(true)
+            .with_plc_url(&args.plc_url),
     ));
     let pds = PdsConfig::new(&url).with_handle_domains(args.handle_domains);
     let host = Host::open(
@@ -116,20 +241,21 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
             .with_data_dir(&data_dir)
             .with_resolver(http.clone()),
     )?;
-    let ds_did = match args.ds_did {
+    let ds_did = match args.service_did {
         Some(did) => did,
         None => web_did(&url).ok_or_else(|| ServeError::DsDid(url.clone(), "no host".into()))?,
     };
-    let ds_did = Did::new(&ds_did).map_err(|e| ServeError::DsDid(ds_did.clone(), e.to_string()))?;
+    let ds_did = parse_did(ds_did)?;
     let store =
         SqliteStore::open(data_dir.join(DS_FILE)).map_err(|e| ServeError::Ds(e.to_string()))?;
     // The DS resolves account DIDs in the local PLC directory first.
     let resolver = Arc::new(LocalResolver::new(host.directory().clone(), Some(http)));
-    let ds = DsService::start(store, DsServiceConfig::new(ds_did.clone(), &url), resolver)
-        .map_err(|e| ServeError::Ds(e.to_string()))?;
+    let config = DsServiceConfig::new(ds_did.clone(), &url).with_core(args.core);
+    let ds =
+        DsService::start(store, config, resolver).map_err(|e| ServeError::Ds(e.to_string()))?;
     let router = ds.mount(host.router());
     let server = Server::from_listener(listener, ServerConfig::default(), router)?;
-    println!("atmls serve {}", env!("CARGO_PKG_VERSION"));
+    println!("atmls serve {} (embedded mode)", env!("CARGO_PKG_VERSION"));
     println!("  data directory:  {}", data_dir.display());
     println!("  listening on     http://{addr}");
     println!("  PDS host (XRPC): {url}/xrpc/");
@@ -144,6 +270,103 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     ds.shutdown().await;
     println!("stopped");
     Ok(())
+}
+
+/// Attached mode: the delivery service alone, beside the PDS at `pds_url`.
+async fn serve_attached(args: Settings) -> Result<(), ServeError> {
+    let pds_url = args.pds_url.unwrap_or_default();
+    if !(pds_url.starts_with("http://") || pds_url.starts_with("https://"))
+        || web_did(&pds_url).is_none()
+    {
+        return Err(ServeError::PdsUrl(pds_url));
+    }
+    let data_dir = match args.data_dir {
+        Some(d) => d,
+        None => default_data_dir().ok_or(ServeError::NoDataDir)?,
+    };
+    std::fs::create_dir_all(&data_dir).map_err(|source| ServeError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let (listener, addr) = bind(args.listen).await?;
+    let url = args
+        .public_url
+        .unwrap_or_else(|| attached_default_url(addr))
+        .trim_end_matches('/')
+        .to_owned();
+    let ds_did = match args.service_did {
+        Some(did) => did,
+        None => web_did(&url).ok_or_else(|| ServeError::DsDid(url.clone(), "no host".into()))?,
+    };
+    let ds_did = parse_did(ds_did)?;
+    // Account DIDs: did:plc in the configured directory, did:web over https (plain http
+    // for loopback hosts only); cached, as every createMailbox resolves its issuer.
+    let resolver: Arc<dyn DidResolver> = Arc::new(CachingResolver::new(
+        HttpResolver::new(
+            ResolverConfig::default()
+                .allow_loopback_http(true)
+                .with_plc_url(&args.plc_url),
+        ),
+        CacheConfig::default(),
+    ));
+    let db = data_dir.join(DS_FILE);
+    let config = DsServiceConfig::new(ds_did.clone(), &url)
+        .with_core(args.core.clone())
+        .with_startup_guard(!is_new(&db));
+    let store = SqliteStore::open(&db).map_err(|e| ServeError::Ds(e.to_string()))?;
+    let ds =
+        DsService::start(store, config, resolver).map_err(|e| ServeError::Ds(e.to_string()))?;
+    let router = ds.router().map_err(|e| ServeError::Ds(e.to_string()))?;
+    let server = Server::from_listener(listener, ServerConfig::default(), router)?;
+    println!(
+        "atmls serve {} (attached mode: delivery service only)",
+        env!("CARGO_PKG_VERSION")
+    );
+    println!("  data directory:   {}", db.display());
+    println!("  listening on      http://{addr}");
+    println!("  public URL:       {url}");
+    println!("  service DID:      {ds_did}  (document at {url}/.well-known/did.json)");
+    println!("  delivery service: {url}/xrpc/chat.mls.ds.*");
+    println!("  attached to PDS:  {pds_url}  (atproto-proxy: {ds_did}#chat_mls_ds)");
+    println!("  retention:        {}", retention(&args.core));
+    println!("  PLC directory:    {}", args.plc_url);
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    server.serve(shutdown_signal()).await?;
+    ds.shutdown().await;
+    println!("stopped");
+    Ok(())
+}
+
+/// The retention settings in words, for the start-up lines.
+fn retention(core: &DsConfig) -> String {
+    let one = |d: Option<Duration>| {
+        d.map_or("kept".to_owned(), |d| {
+            format!("{} days", d.as_secs() / (24 * 3600))
+        })
+    };
+    format!(
+        "group envelopes {}, inbox items {}",
+        one(core.group_retention()),
+        one(core.inbox_retention())
+    )
+}
+
+/// Whether the DS database is about to be created: then no mailbox token can have been
+/// used before, and the restart replay guard (`DsServiceConfig::startup_guard`) is off.
+fn is_new(db: &Path) -> bool {
+    !db.exists()
+}
+
+/// The public URL of an attached DS when none is given: `http://localhost:<port>` on a
+/// loopback address (the official PDS fetches a `did:web` document over plain http only
+/// for the host name `localhost`), else `http://<address>`.
+fn attached_default_url(addr: SocketAddr) -> String {
+    if addr.ip().is_loopback() {
+        format!("http://localhost:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
 }
 
 /// `did:web:<host>[%3A<port>]` for a base URL such as `http://127.0.0.1:2583`.
@@ -189,5 +412,17 @@ mod tests {
             Some("did:web:ds.example.com")
         );
         assert_eq!(super::web_did("http://"), None);
+    }
+
+    #[test]
+    fn attached_default_url_prefers_localhost_on_loopback() {
+        assert_eq!(
+            super::attached_default_url("127.0.0.1:2584".parse().unwrap()),
+            "http://localhost:2584"
+        );
+        assert_eq!(
+            super::attached_default_url("10.0.0.5:2584".parse().unwrap()),
+            "http://10.0.0.5:2584"
+        );
     }
 }

@@ -37,6 +37,8 @@ pub struct HttpDs {
     endpoints: Arc<Mutex<HashMap<Did, String>>>,
     /// Roots trusted besides the webpki ones (DER).
     extra_roots: Vec<Vec<u8>>,
+    /// When set, `createMailbox` goes through this PDS's `atproto-proxy`.
+    proxy_via: Option<Arc<super::HttpPds>>,
 }
 
 impl std::fmt::Debug for HttpDs {
@@ -53,6 +55,7 @@ impl HttpDs {
             resolver,
             endpoints: Arc::new(Mutex::new(HashMap::new())),
             extra_roots: Vec::new(),
+            proxy_via: None,
         }
     }
 
@@ -63,6 +66,15 @@ impl HttpDs {
         let tls = super::tls::client_config(&self.extra_roots)?;
         self.xrpc = XrpcClient::with_tls(REQUEST_TIMEOUT, tls);
         Ok(self)
+    }
+
+    /// Sends `createMailbox` through the account's PDS (`atproto-proxy:
+    /// <ds-did>#chat_mls_ds`) instead of to the DS directly: the PDS mints the service-auth
+    /// token itself, and the token handed to [`Ds::create_mailbox`] is not used. Every
+    /// other method still goes to the DS directly (spec §13).
+    pub fn with_pds_proxy(mut self, pds: Arc<super::HttpPds>) -> Self {
+        self.proxy_via = Some(pds);
+        self
     }
 
     /// Uses `endpoint` for `ds` without resolving its DID.
@@ -210,20 +222,25 @@ impl Ds for HttpDs {
         key: [u8; 32],
         epoch: u64,
     ) -> Result<MailboxId, TransportError> {
-        let base = self.endpoint(ds).await?;
         let mut body = serde_json::json!({ "kind": kind.as_str(), "key": json_bytes(&key) });
         if kind == MailboxKind::Group {
             body["epoch"] = epoch.into();
         }
-        let v = self
-            .xrpc
-            .json(
-                Method::POST,
-                &format!("{base}/xrpc/chat.mls.ds.createMailbox"),
-                &[("authorization", &format!("Bearer {token}"))],
-                Some(("application/json", body.to_string().into_bytes())),
-            )
-            .await?;
+        let v = if let Some(pds) = &self.proxy_via {
+            let proxy = format!("{ds}#{SERVICE}");
+            pds.proxied_procedure(&proxy, "chat.mls.ds.createMailbox", &body)
+                .await?
+        } else {
+            let base = self.endpoint(ds).await?;
+            self.xrpc
+                .json(
+                    Method::POST,
+                    &format!("{base}/xrpc/chat.mls.ds.createMailbox"),
+                    &[("authorization", &format!("Bearer {token}"))],
+                    Some(("application/json", body.to_string().into_bytes())),
+                )
+                .await?
+        };
         v["mailbox"]
             .as_str()
             .and_then(|m| m.parse().ok())

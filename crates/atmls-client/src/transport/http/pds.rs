@@ -156,12 +156,46 @@ impl HttpPds {
         (s.access.clone(), s.refresh.clone())
     }
 
+    /// Calls the procedure `nsid` of another service through this PDS: `proxy` is the
+    /// `atproto-proxy` header value, `<service DID>#<service id>` (e.g.
+    /// `did:web:ds.example.com#chat_mls_ds`). The PDS checks the session, mints a
+    /// service-auth token for that service and forwards the call (docs/spec.md §2a, §13).
+    pub async fn proxied_procedure(
+        &self,
+        proxy: &str,
+        nsid: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, TransportError> {
+        let r = self
+            .authed_with(
+                Method::POST,
+                nsid,
+                "",
+                &[("atproto-proxy", proxy)],
+                Some(("application/json", body.to_string().into_bytes())),
+            )
+            .await?;
+        serde_json::from_slice(&r.body).map_err(|e| TransportError::Malformed(e.to_string()))
+    }
+
     /// An authenticated request; refreshes the session once on `ExpiredToken`.
     async fn authed(
         &self,
         method: Method,
         nsid: &str,
         query: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<super::client::Response, TransportError> {
+        self.authed_with(method, nsid, query, &[], body).await
+    }
+
+    /// [`Self::authed`] with extra request headers.
+    async fn authed_with(
+        &self,
+        method: Method,
+        nsid: &str,
+        query: &str,
+        headers: &[(&str, &str)],
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<super::client::Response, TransportError> {
         let url = if query.is_empty() {
@@ -171,14 +205,11 @@ impl HttpPds {
         };
         for attempt in 0..2 {
             let token = format!("Bearer {}", self.session.read().await.access);
+            let mut all = vec![("authorization", token.as_str())];
+            all.extend_from_slice(headers);
             match self
                 .xrpc
-                .send(
-                    method.clone(),
-                    &url,
-                    &[("authorization", &token)],
-                    body.clone(),
-                )
+                .send(method.clone(), &url, &all, body.clone())
                 .await
             {
                 Err(TransportError::Xrpc { error, .. })

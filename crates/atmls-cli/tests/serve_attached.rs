@@ -1,0 +1,210 @@
+//! `atmls serve` in attached mode, as a process: settings from a config file, environment
+//! variables over the file, start-up lines, the DS's own DID document, and a clean stop on
+//! SIGTERM and on SIGINT (restarting over the same data directory in between).
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+struct Running {
+    child: Child,
+    banner: Vec<String>,
+    rest: mpsc::Receiver<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `atmls serve` with `env` and reads its start-up lines.
+fn start(env: &[(&str, &str)]) -> Running {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atmls"));
+    cmd.arg("serve").stdout(Stdio::piped()).stdin(Stdio::null());
+    for key in [
+        "ATMLS_PUBLIC_URL",
+        "ATMLS_DS_DID",
+        "ATMLS_PLC_URL",
+        "ATMLS_DATA_DIR",
+    ] {
+        cmd.env_remove(key);
+    }
+    cmd.envs(env.iter().copied());
+    let mut child = cmd.spawn().expect("run atmls serve");
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut banner = Vec::new();
+    let deadline = Instant::now() + LIMIT;
+    while !banner
+        .iter()
+        .any(|l: &String| l.trim_start().starts_with("PLC directory:"))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        banner.push(rx.recv_timeout(left).expect("start-up lines in time"));
+    }
+    Running {
+        child,
+        banner,
+        rest: rx,
+    }
+}
+
+impl Running {
+    fn field(&self, name: &str) -> String {
+        self.banner
+            .iter()
+            .find_map(|l| l.trim_start().strip_prefix(name))
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {name} in {:?}", self.banner))
+            .to_owned()
+    }
+
+    /// Sends `signal` and waits for `stopped` and a successful exit.
+    fn stop(mut self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let line = self
+            .rest
+            .recv_timeout(LIMIT)
+            .expect("a line after the signal");
+        assert_eq!(line, "stopped");
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "still running after {signal}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `GET path` on `host:port`, HTTP/1.1 with `Connection: close`: (status line, body).
+fn get(authority: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(authority.replace("localhost", "127.0.0.1")).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+#[test]
+fn attached_mode_from_config_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "pds-url = \"http://localhost:9\"\nservice-did = \"did:web:file.example\"\n\
+             data-dir = {data:?}\nplc-url = \"http://localhost:10\"\n\
+             group-retention-days = 30\n"
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let env = [
+        ("ATMLS_CONFIG", config),
+        ("ATMLS_LISTEN", "127.0.0.1:0"),
+        // The variable wins over the file.
+        ("ATMLS_SERVICE_DID", "did:web:ds.example.com"),
+    ];
+    let run = start(&env);
+    let text = run.banner.join("\n");
+    assert!(text.contains("attached mode"), "{text}");
+    assert!(text.contains("http://localhost:9"), "{text}");
+    assert!(text.contains("http://localhost:10"), "{text}");
+    assert!(
+        text.contains("group envelopes 30 days, inbox items kept"),
+        "{text}"
+    );
+    assert_eq!(run.field("service DID:"), "did:web:ds.example.com");
+    let url = run.field("public URL:");
+    let authority = url
+        .strip_prefix("http://localhost:")
+        .map(|p| format!("localhost:{p}"));
+    let authority = authority.unwrap_or_else(|| panic!("loopback default URL: {url}"));
+
+    let (status, body) = get(&authority, "/.well-known/did.json");
+    assert!(status.contains(" 200 "), "{status}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["id"], "did:web:ds.example.com");
+    assert_eq!(doc["service"][0]["id"], "#chat_mls_ds");
+    assert_eq!(doc["service"][0]["serviceEndpoint"], url.as_str());
+    let (status, body) = get(&authority, "/xrpc/chat.mls.ds.describeServer");
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(body.contains("did:web:ds.example.com"), "{body}");
+    // No account host in attached mode.
+    let (status, _) = get(&authority, "/xrpc/com.atproto.server.describeServer");
+    assert!(!status.contains(" 200 "), "{status}");
+    run.stop("-TERM");
+    assert!(data.join("ds.sqlite").exists());
+
+    // Again over the same data directory, without the variable: the file's DID.
+    let run = start(&env[..2]);
+    assert_eq!(run.field("service DID:"), "did:web:file.example");
+    run.stop("-INT");
+}
+
+/// Runs `atmls serve <args>`, which must fail; its stderr.
+fn serve_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_atmls"))
+        .arg("serve")
+        .args(args)
+        .env_remove("ATMLS_CONFIG")
+        .env_remove("ATMLS_PDS_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_attached_settings_fail_with_one_sentence() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("serve.toml");
+    let path = config.to_str().unwrap();
+    std::fs::write(&config, "pds_url = \"http://localhost:9\"\n").unwrap();
+    let err = serve_fails(&["--config", path]);
+    assert!(
+        err.contains("invalid config file") && err.contains("pds_url"),
+        "{err}"
+    );
+    let err = serve_fails(&[
+        "--pds-url",
+        "ftp://pds.example.com",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(err.contains("invalid --pds-url"), "{err}");
+    std::fs::write(&config, "inbox-retention-days = 0\n").unwrap();
+    let err = serve_fails(&["--config", path]);
+    assert!(err.contains("at least 1 day"), "{err}");
+}
