@@ -26,16 +26,13 @@ use atmls_identity::resolve::{
     CacheConfig, CachingResolver, DidResolver, HttpResolver, ResolverConfig,
 };
 use atmls_lexicon::syntax::Did;
-use atmls_pds::{LocalResolver, PdsConfig};
 use atmls_server::ds::{DsService, DsServiceConfig};
-use atmls_server::host::{Host, HostConfig};
+use atmls_server::embedded::{DS_DATABASE, Embedded, EmbeddedConfig, EmbeddedError, web_did};
 use atmls_server::{Server, ServerConfig};
 use clap::Args;
 
 use config::{ConfigError, FileConfig};
 
-/// The delivery service's database in the data directory.
-const DS_FILE: &str = "ds.sqlite";
 /// Where `atmls serve` listens unless told otherwise.
 const DEFAULT_LISTEN: &str = "127.0.0.1:2583";
 /// The public PLC directory.
@@ -158,7 +155,7 @@ pub(crate) enum ServeError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Host(#[from] atmls_server::host::HostError),
+    Embedded(#[from] EmbeddedError),
     #[error(transparent)]
     Server(#[from] atmls_server::ServeError),
     #[error("delivery service: {0}")]
@@ -221,53 +218,33 @@ async fn serve(args: Settings) -> Result<(), ServeError> {
         Some(d) => d,
         None => default_data_dir().ok_or(ServeError::NoDataDir)?,
     };
-    let (listener, addr) = bind(args.listen).await?;
-    let url = args
-        .public_url
-        .unwrap_or_else(|| format!("http://{addr}"))
-        .trim_end_matches('/')
-        .to_owned();
-    // DID documents on this machine (the DS's own did:web included) are fetched over
-    // plain http only for loopback hosts.
-    let http: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(
-        ResolverConfig::default()
-            .allow_loopback_http(true)
-            .with_plc_url(&args.plc_url),
-    ));
-    let pds = PdsConfig::new(&url).with_handle_domains(args.handle_domains);
-    let host = Host::open(
-        HostConfig::new(&url)
-            .with_pds(pds)
-            .with_data_dir(&data_dir)
-            .with_resolver(http.clone()),
-    )?;
-    let ds_did = match args.service_did {
-        Some(did) => did,
-        None => web_did(&url).ok_or_else(|| ServeError::DsDid(url.clone(), "no host".into()))?,
-    };
-    let ds_did = parse_did(ds_did)?;
-    let store =
-        SqliteStore::open(data_dir.join(DS_FILE)).map_err(|e| ServeError::Ds(e.to_string()))?;
-    // The DS resolves account DIDs in the local PLC directory first.
-    let resolver = Arc::new(LocalResolver::new(host.directory().clone(), Some(http)));
-    let config = DsServiceConfig::new(ds_did.clone(), &url).with_core(args.core);
-    let ds =
-        DsService::start(store, config, resolver).map_err(|e| ServeError::Ds(e.to_string()))?;
-    let router = ds.mount(host.router());
-    let server = Server::from_listener(listener, ServerConfig::default(), router)?;
+    let mut config = EmbeddedConfig::new(&data_dir)
+        .with_listen(args.listen)
+        .with_handle_domains(args.handle_domains)
+        .with_plc_url(&args.plc_url)
+        .with_core(args.core);
+    if let Some(url) = args.public_url {
+        config = config.with_public_url(url);
+    }
+    if let Some(did) = args.service_did {
+        config = config.with_ds_did(did);
+    }
+    let services = Embedded::start(config).await?;
+    let url = services.url();
     println!("atmls serve {} (embedded mode)", env!("CARGO_PKG_VERSION"));
     println!("  data directory:  {}", data_dir.display());
-    println!("  listening on     http://{addr}");
+    println!("  listening on     http://{}", services.local_addr());
     println!("  PDS host (XRPC): {url}/xrpc/");
     println!("  PLC directory:   {url}/  (GET /did:plc:…)");
-    println!("  service DID:     {}", host.pds().config().service_did);
+    println!("  service DID:     {}", services.service_did());
     println!(
-        "  delivery service: {url}/xrpc/chat.mls.ds.*  (DID {ds_did}, {url}/.well-known/did.json)"
+        "  delivery service: {url}/xrpc/chat.mls.ds.*  (DID {}, {url}/.well-known/did.json)",
+        services.ds_did()
     );
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    server.serve(shutdown_signal()).await?;
-    ds.shutdown().await;
+    shutdown_signal().await;
+    services.shutdown().await?;
     println!("stopped");
     Ok(())
 }
@@ -309,7 +286,7 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
         ),
         CacheConfig::default(),
     ));
-    let db = data_dir.join(DS_FILE);
+    let db = data_dir.join(DS_DATABASE);
     let config = DsServiceConfig::new(ds_did.clone(), &url)
         .with_core(args.core.clone())
         .with_startup_guard(!is_new(&db));
@@ -369,13 +346,6 @@ fn attached_default_url(addr: SocketAddr) -> String {
     }
 }
 
-/// `did:web:<host>[%3A<port>]` for a base URL such as `http://127.0.0.1:2583`.
-fn web_did(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
-    Some(format!("did:web:{}", authority.replace(':', "%3A")))
-}
-
 /// Ctrl-C, or SIGTERM on Unix.
 async fn shutdown_signal() {
     #[cfg(unix)]
@@ -401,19 +371,6 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn web_did_of_a_url() {
-        assert_eq!(
-            super::web_did("http://127.0.0.1:2583").as_deref(),
-            Some("did:web:127.0.0.1%3A2583")
-        );
-        assert_eq!(
-            super::web_did("https://ds.example.com/").as_deref(),
-            Some("did:web:ds.example.com")
-        );
-        assert_eq!(super::web_did("http://"), None);
-    }
-
     #[test]
     fn attached_default_url_prefers_localhost_on_loopback() {
         assert_eq!(

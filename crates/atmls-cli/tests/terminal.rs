@@ -206,7 +206,6 @@ fn message_from(line: &str, handle: &str, text: &str) -> bool {
 }
 
 #[test]
-#[ignore = "needs `atmls serve` started through atmls_server::embedded (no startup guard over a new DS database); run with --ignored once serve.rs is switched"]
 fn two_accounts_chat_against_atmls_serve() {
     let dir = tempfile::tempdir().unwrap();
     chat(&Terminal::serve(dir.path()));

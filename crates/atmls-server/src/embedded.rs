@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use atmls_ds::SqliteStore;
+use atmls_ds::{DsConfig, SqliteStore};
 use atmls_identity::resolve::{DidResolver, HttpResolver, ResolverConfig};
 use atmls_lexicon::syntax::Did;
 use atmls_pds::{LocalResolver, PdsConfig};
@@ -36,6 +36,8 @@ pub struct EmbeddedConfig {
     public_url: Option<String>,
     handle_domains: Vec<String>,
     ds_did: Option<String>,
+    plc_url: Option<String>,
+    core: DsConfig,
     server: ServerConfig,
 }
 
@@ -49,6 +51,8 @@ impl EmbeddedConfig {
             public_url: None,
             handle_domains: vec![".test".to_owned()],
             ds_did: None,
+            plc_url: None,
+            core: DsConfig::default(),
             server: ServerConfig::default(),
         }
     }
@@ -79,6 +83,21 @@ impl EmbeddedConfig {
     #[must_use]
     pub fn with_ds_did(mut self, did: impl Into<String>) -> Self {
         self.ds_did = Some(did.into());
+        self
+    }
+
+    /// Where `did:plc` DIDs not in the local directory are resolved (default: the
+    /// resolver's default directory).
+    #[must_use]
+    pub fn with_plc_url(mut self, url: impl Into<String>) -> Self {
+        self.plc_url = Some(url.into());
+        self
+    }
+
+    /// The delivery service's rules (limits, retention; default [`DsConfig::default`]).
+    #[must_use]
+    pub fn with_core(mut self, core: DsConfig) -> Self {
+        self.core = core;
         self
     }
 
@@ -180,9 +199,11 @@ impl Embedded {
             .to_owned();
         // DID documents on this machine (the DS's own did:web included) are fetched over
         // plain http only for loopback hosts.
-        let http: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(
-            ResolverConfig::default().allow_loopback_http(true),
-        ));
+        let mut resolver_config = ResolverConfig::default().allow_loopback_http(true);
+        if let Some(plc) = &config.plc_url {
+            resolver_config = resolver_config.with_plc_url(plc);
+        }
+        let http: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(resolver_config));
         let host = Host::open(
             HostConfig::new(&url)
                 .with_pds(PdsConfig::new(&url).with_handle_domains(config.handle_domains))
@@ -210,7 +231,9 @@ impl Embedded {
         let resolver = Arc::new(LocalResolver::new(host.directory().clone(), Some(http)));
         let ds = DsService::start(
             store,
-            DsServiceConfig::new(ds_did.clone(), &url).with_startup_guard(restarted),
+            DsServiceConfig::new(ds_did.clone(), &url)
+                .with_core(config.core)
+                .with_startup_guard(restarted),
             resolver,
         )?;
         let router = ds.mount(host.router());
