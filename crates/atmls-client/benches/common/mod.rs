@@ -2,6 +2,7 @@
 //! network, SQLite state) and for raw openmls (memory storage) doing the same work.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
@@ -31,10 +32,12 @@ impl Codec for Json {
 }
 
 /// RustCrypto with openmls_sqlite_storage on an in-memory database with the client's
-/// pragmas: raw openmls persisting what the client persists.
+/// pragmas: raw openmls persisting what the client persists, each step in one transaction
+/// as the client does ([`RawProvider::step`]).
 pub struct SqlProvider {
     crypto: RustCrypto,
-    storage: SqliteStorageProvider<Json, rusqlite::Connection>,
+    conn: Rc<rusqlite::Connection>,
+    storage: SqliteStorageProvider<Json, Rc<rusqlite::Connection>>,
 }
 
 impl Default for SqlProvider {
@@ -44,9 +47,11 @@ impl Default for SqlProvider {
         SqliteStorageProvider::<Json, &mut rusqlite::Connection>::new(&mut conn)
             .run_migrations()
             .unwrap();
+        let conn = Rc::new(conn);
         Self {
             crypto: RustCrypto::default(),
-            storage: SqliteStorageProvider::new(conn),
+            storage: SqliteStorageProvider::new(conn.clone()),
+            conn,
         }
     }
 }
@@ -54,7 +59,7 @@ impl Default for SqlProvider {
 impl OpenMlsProvider for SqlProvider {
     type CryptoProvider = RustCrypto;
     type RandProvider = RustCrypto;
-    type StorageProvider = SqliteStorageProvider<Json, rusqlite::Connection>;
+    type StorageProvider = SqliteStorageProvider<Json, Rc<rusqlite::Connection>>;
     fn storage(&self) -> &Self::StorageProvider {
         &self.storage
     }
@@ -67,9 +72,27 @@ impl OpenMlsProvider for SqlProvider {
 }
 
 /// A provider the raw fixture can use.
-pub trait RawProvider: OpenMlsProvider + Default {}
+pub trait RawProvider: OpenMlsProvider + Default {
+    /// Runs one step (an operation of one party) as one unit of persistence.
+    fn step<T>(&self, f: impl FnOnce() -> T) -> T {
+        f()
+    }
+}
 impl RawProvider for OpenMlsRustCrypto {}
-impl RawProvider for SqlProvider {}
+impl RawProvider for SqlProvider {
+    /// One SQLite transaction, as the client's `State::transaction`.
+    fn step<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let out = f();
+        self.conn.execute_batch("COMMIT").unwrap();
+        out
+    }
+}
+
+/// A did:plc-shaped identity (32 bytes, as the client's credentials) for raw member `i`.
+fn raw_did(prefix: &str, i: usize) -> String {
+    format!("did:plc:{prefix}{i:0>width$}", width = 24 - prefix.len())
+}
 
 pub type Dev = Device<MemoryPds, MemoryDs>;
 
@@ -315,12 +338,15 @@ pub struct Raw<P: RawProvider = OpenMlsRustCrypto> {
     next: usize,
 }
 
+/// The client's `max_past_epochs`.
+pub const MAX_PAST_EPOCHS: usize = 4;
+
 pub fn join_config() -> MlsGroupJoinConfig {
     MlsGroupJoinConfig::builder()
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
         .use_ratchet_tree_extension(true)
         .padding_size(32)
-        .max_past_epochs(4)
+        .max_past_epochs(MAX_PAST_EPOCHS)
         .sender_ratchet_configuration(SenderRatchetConfiguration::new(32, 1000))
         .build()
 }
@@ -328,13 +354,13 @@ pub fn join_config() -> MlsGroupJoinConfig {
 impl<P: RawProvider> Raw<P> {
     pub fn new(n: usize) -> Self {
         let pa = P::default();
-        let (_, sa) = raw_key_package(&pa, "did:plc:a", false);
+        let (_, sa) = raw_key_package(&pa, &raw_did("a", 0), false);
         let config = MlsGroupCreateConfig::builder()
             .ciphersuite(SUITE)
             .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
             .use_ratchet_tree_extension(true)
             .padding_size(32)
-            .max_past_epochs(4)
+            .max_past_epochs(MAX_PAST_EPOCHS)
             .sender_ratchet_configuration(SenderRatchetConfiguration::new(32, 1000))
             .capabilities(capabilities())
             .build();
@@ -343,34 +369,44 @@ impl<P: RawProvider> Raw<P> {
             &sa,
             &config,
             CredentialWithKey {
-                credential: BasicCredential::new(b"did:plc:a".to_vec()).into(),
+                credential: BasicCredential::new(raw_did("a", 0).into_bytes()).into(),
                 signature_key: sa.public().into(),
             },
         )
         .unwrap();
         let pb = P::default();
-        let (kb, _) = raw_key_package(&pb, "did:plc:b", false);
+        let (kb, _) = raw_key_package(&pb, &raw_did("b", 0), false);
         let mut kps = vec![kb];
         for i in 0..n.saturating_sub(2) {
             let p = OpenMlsRustCrypto::default();
-            kps.push(raw_key_package(&p, &format!("did:plc:m{i}"), false).0);
+            kps.push(raw_key_package(&p, &raw_did("m", i), false).0);
         }
         let (_, welcome, _) = ga.add_members(&pa, &sa, &kps).unwrap();
         ga.merge_pending_commit(&pa).unwrap();
         let gb = join(&pb, welcome);
-        Self {
+        let mut raw = Self {
             a: (pa, sa, ga),
             b: (pb, gb),
             backlog: Vec::new(),
             next: 0,
+        };
+        // As the client fixture (which reaches its size in several commits): both parties
+        // hold the secrets of `max_past_epochs` past epochs, the steady state whose
+        // storage every later step rewrites.
+        for _ in 0..=MAX_PAST_EPOCHS {
+            let c = raw.commit();
+            raw.process(c);
         }
+        raw
     }
 
     pub fn commit(&mut self) -> MlsMessageOut {
         let (p, s, g) = &mut self.a;
-        let bundle = g.self_update(p, s, LeafNodeParameters::default()).unwrap();
-        g.merge_pending_commit(p).unwrap();
-        bundle.into_messages().0
+        p.step(|| {
+            let bundle = g.self_update(p, s, LeafNodeParameters::default()).unwrap();
+            g.merge_pending_commit(p).unwrap();
+            bundle.into_messages().0
+        })
     }
 
     pub fn process(&mut self, commit: MlsMessageOut) {
@@ -378,24 +414,29 @@ impl<P: RawProvider> Raw<P> {
         let m = MlsMessageIn::from(commit)
             .try_into_protocol_message()
             .unwrap();
-        let processed = g.process_message(p, m).unwrap();
-        if let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() {
-            g.merge_staged_commit(p, *staged).unwrap();
-        }
+        p.step(|| {
+            let processed = g.process_message(p, m).unwrap();
+            if let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() {
+                g.merge_staged_commit(p, *staged).unwrap();
+            }
+        })
     }
 
     /// A fresh KeyPackage (untimed setup) and its provider.
     pub fn fresh(&mut self) -> (P, KeyPackage) {
         self.next += 1;
         let p = P::default();
-        let (kp, _) = raw_key_package(&p, &format!("did:plc:fresh{}", self.next), false);
+        let (kp, _) = raw_key_package(&p, &raw_did("fresh", self.next), false);
         (p, kp)
     }
 
     pub fn add(&mut self, kp: KeyPackage) -> MlsMessageOut {
         let (p, s, g) = &mut self.a;
-        let (commit, welcome, _) = g.add_members(p, s, &[kp]).unwrap();
-        g.merge_pending_commit(p).unwrap();
+        let (commit, welcome) = p.step(|| {
+            let (commit, welcome, _) = g.add_members(p, s, &[kp]).unwrap();
+            g.merge_pending_commit(p).unwrap();
+            (commit, welcome)
+        });
         self.backlog.push(commit);
         welcome
     }
@@ -418,16 +459,17 @@ impl<P: RawProvider> Raw<P> {
 
     pub fn send_receive(&mut self) {
         let (p, s, g) = &mut self.a;
-        let m = g
-            .create_message(p, s, b"hello, padded like a content object")
-            .unwrap();
+        let m = p.step(|| {
+            g.create_message(p, s, b"hello, padded like a content object")
+                .unwrap()
+        });
         let (pb, gb) = &mut self.b;
         let m = MlsMessageIn::from(m).try_into_protocol_message().unwrap();
-        gb.process_message(pb, m).unwrap();
+        pb.step(|| gb.process_message(pb, m).unwrap());
     }
 }
 
-pub fn join(provider: &impl OpenMlsProvider, welcome: MlsMessageOut) -> MlsGroup {
+pub fn join(provider: &impl RawProvider, welcome: MlsMessageOut) -> MlsGroup {
     let bytes = welcome.tls_serialize_detached().unwrap();
     let MlsMessageBodyIn::Welcome(w) =
         <MlsMessageIn as openmls::prelude::tls_codec::Deserialize>::tls_deserialize_exact(
@@ -438,10 +480,12 @@ pub fn join(provider: &impl OpenMlsProvider, welcome: MlsMessageOut) -> MlsGroup
     else {
         panic!("not a welcome")
     };
-    StagedWelcome::new_from_welcome(provider, &join_config(), w, None)
-        .unwrap()
-        .into_group(provider)
-        .unwrap()
+    provider.step(|| {
+        StagedWelcome::new_from_welcome(provider, &join_config(), w, None)
+            .unwrap()
+            .into_group(provider)
+            .unwrap()
+    })
 }
 
 /// Runs `timed` `iters` times with `setup` before each, timing only `timed`.

@@ -45,7 +45,7 @@ impl State {
         mailbox: &MailboxId,
         key: &SigningKey,
         cursor: u64,
-    ) -> Result<Vec<Envelope>, TransportError> {
+    ) -> Result<Page, TransportError> {
         let header = sign(key, DsMethod::GetEnvelopes, mailbox);
         self.ds
             .envelopes(
@@ -55,7 +55,11 @@ impl State {
                 1000,
                 now(),
             )
-            .map(|page| page.envelopes)
+            .map(|page| Page {
+                at_head: page.epoch.is_some() && page.cursor >= page.head_seq,
+                cursor: page.cursor,
+                envelopes: page.envelopes,
+            })
             .map_err(|e| xrpc(401, e.name(), e.to_string()))
     }
 }
@@ -464,11 +468,7 @@ impl Ds for MemoryDs {
         cursor: u64,
     ) -> Result<Page, TransportError> {
         self.net.check_online()?;
-        let envelopes = self.net.lock().read(mailbox, key, cursor)?;
-        Ok(Page {
-            cursor: envelopes.last().map_or(cursor, |e| e.seq),
-            envelopes,
-        })
+        self.net.lock().read(mailbox, key, cursor)
     }
 
     async fn send_welcome(
@@ -522,6 +522,7 @@ impl Ds for MemoryDs {
         Ok(Page {
             envelopes: page.items,
             cursor: page.cursor,
+            at_head: false,
         })
     }
 
@@ -570,8 +571,8 @@ impl Ds for MemoryDs {
                 )
                 .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
             ended |= sub.end_seq.is_some();
-            let envelopes = state.read(&m.mailbox, &m.key, m.cursor)?;
-            for envelope in envelopes {
+            let page = state.read(&m.mailbox, &m.key, m.cursor)?;
+            for envelope in page.envelopes {
                 let _ = tx.send(Delivery::Envelope {
                     mailbox: m.mailbox,
                     envelope,
