@@ -5,6 +5,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion};
 
 use atmls_client::transport::memory::{MemoryDs, MemoryNetwork, MemoryPds};
@@ -488,129 +489,223 @@ pub fn join(provider: &impl RawProvider, welcome: MlsMessageOut) -> MlsGroup {
     })
 }
 
+/// The clock of every measurement: wall time, or with `ATMLS_BENCH_CLOCK=cpu` the CPU
+/// time of the whole process (all threads, openmls' rayon workers included), which other
+/// work on a shared machine does not inflate.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock;
+
+fn cpu_clock() -> bool {
+    static CPU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CPU.get_or_init(|| std::env::var("ATMLS_BENCH_CLOCK").is_ok_and(|v| v == "cpu"))
+}
+
+/// The current reading of the configured clock.
+pub fn now() -> Duration {
+    if cpu_clock() {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or(0),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        )
+    } else {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed()
+    }
+}
+
+impl Measurement for Clock {
+    type Intermediate = Duration;
+    type Value = Duration;
+    fn start(&self) -> Duration {
+        now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
+/// Criterion with the configured [`Clock`].
+pub fn criterion() -> Criterion<Clock> {
+    Criterion::default().with_measurement(Clock)
+}
+
 /// Runs `timed` `iters` times with `setup` before each, timing only `timed`.
 pub fn timed<S>(iters: u64, mut setup: impl FnMut() -> S, mut timed: impl FnMut(S)) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let s = setup();
-        let t = Instant::now();
+        let t = now();
         timed(s);
-        total += t.elapsed();
+        total += now().saturating_sub(t);
     }
     total
 }
 
+/// The measured operations.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Commit,
+    ProcessCommit,
+    SendReceive,
+    AddMember,
+    Join,
+}
+
+impl Op {
+    const ALL: [Op; 5] = [
+        Op::Commit,
+        Op::ProcessCommit,
+        Op::SendReceive,
+        Op::AddMember,
+        Op::Join,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::Commit => "commit",
+            Op::ProcessCommit => "process-commit",
+            Op::SendReceive => "send-receive",
+            Op::AddMember => "add-member",
+            Op::Join => "join",
+        }
+    }
+}
+
 /// Every operation, for the client and for raw openmls (memory storage, and SQLite
-/// storage as the client persists), at each size.
-pub fn bench_sizes(c: &mut Criterion, sizes: &[usize]) {
+/// storage as the client persists), at each size. The three variants of an operation run
+/// back to back, so that a change of load on the machine hits all three alike.
+pub fn bench_sizes(c: &mut Criterion<Clock>, sizes: &[usize]) {
     for &n in sizes {
         let mut g = c.benchmark_group(format!("client/{n}"));
         g.sample_size(10)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(3));
-        client_ops(&mut g, &Client::new(n));
-        raw_ops(&mut g, &mut Raw::<OpenMlsRustCrypto>::new(n), "openmls");
-        raw_ops(&mut g, &mut Raw::<SqlProvider>::new(n), "openmls+sqlite");
+        if n >= 10_000 {
+            // Operations take up to seconds here: ten samples of one iteration each
+            // instead of criterion's 1 + 2 + … + 10 iterations.
+            g.sampling_mode(criterion::SamplingMode::Flat);
+        }
+        let client = Client::new(n);
+        let mut mem = Raw::<OpenMlsRustCrypto>::new(n);
+        let mut sql = Raw::<SqlProvider>::new(n);
+        for op in Op::ALL {
+            client_op(&mut g, &client, op);
+            raw_op(&mut g, &mut mem, "openmls", op);
+            raw_op(&mut g, &mut sql, "openmls+sqlite", op);
+        }
         g.finish();
     }
 }
 
-type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+type Group<'a> = criterion::BenchmarkGroup<'a, Clock>;
 
-fn client_ops(g: &mut Group<'_>, client: &Client) {
-    g.bench_function(BenchmarkId::new("commit", "atmls"), |b| {
-        b.iter(|| client.commit())
-    });
-    g.bench_function(BenchmarkId::new("process-commit", "atmls"), |b| {
-        b.iter_custom(|iters| timed(iters, || client.commit(), |()| client.process()))
-    });
-    g.bench_function(BenchmarkId::new("send-receive", "atmls"), |b| {
-        b.iter(|| client.send_receive())
-    });
-    // Added accounts are removed again (untimed) so that the group keeps its size.
-    g.bench_function(BenchmarkId::new("add-member", "atmls"), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let did = client.fresh_did();
-                let t = Instant::now();
-                client.add(&did);
-                total += t.elapsed();
-                client.remove(&did);
-            }
-            client.process();
-            total
-        })
-    });
-    g.bench_function(BenchmarkId::new("join", "atmls"), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let d = client.fresh_device();
-                client.add(d.did());
-                let t = Instant::now();
-                client.rt.block_on(d.sync()).unwrap();
-                total += t.elapsed();
-                client.remove(d.did());
-            }
-            client.process();
-            total
-        })
-    });
+fn client_op(g: &mut Group<'_>, client: &Client, op: Op) {
+    let id = BenchmarkId::new(op.name(), "atmls");
+    match op {
+        Op::Commit => g.bench_function(id, |b| b.iter(|| client.commit())),
+        Op::ProcessCommit => g.bench_function(id, |b| {
+            b.iter_custom(|iters| timed(iters, || client.commit(), |()| client.process()))
+        }),
+        Op::SendReceive => g.bench_function(id, |b| b.iter(|| client.send_receive())),
+        // Added accounts are removed again (untimed) so that the group keeps its size.
+        Op::AddMember => g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let did = client.fresh_did();
+                    let t = now();
+                    client.add(&did);
+                    total += now().saturating_sub(t);
+                    client.remove(&did);
+                }
+                client.process();
+                total
+            })
+        }),
+        Op::Join => g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let d = client.fresh_device();
+                    client.add(d.did());
+                    let t = now();
+                    client.rt.block_on(d.sync()).unwrap();
+                    total += now().saturating_sub(t);
+                    client.remove(d.did());
+                }
+                client.process();
+                total
+            })
+        }),
+    };
 }
 
-fn raw_ops<P: RawProvider>(g: &mut Group<'_>, raw: &mut Raw<P>, label: &str) {
-    g.bench_function(BenchmarkId::new("commit", label), |b| {
-        b.iter(|| {
-            let c = raw.commit();
-            raw.backlog.push(c);
-        })
-    });
+fn raw_op<P: RawProvider>(g: &mut Group<'_>, raw: &mut Raw<P>, label: &str, op: Op) {
+    let id = BenchmarkId::new(op.name(), label);
+    match op {
+        Op::Commit => g.bench_function(id, |b| {
+            b.iter(|| {
+                let c = raw.commit();
+                raw.backlog.push(c);
+            })
+        }),
+        Op::ProcessCommit => g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let commits: Vec<_> = (0..iters).map(|_| raw.commit()).collect();
+                let mut total = Duration::ZERO;
+                for c in commits {
+                    let t = now();
+                    raw.process(c);
+                    total += now().saturating_sub(t);
+                }
+                total
+            })
+        }),
+        Op::SendReceive => g.bench_function(id, |b| b.iter(|| raw.send_receive())),
+        Op::AddMember => g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (_, kp) = raw.fresh();
+                    let t = now();
+                    raw.add(kp);
+                    total += now().saturating_sub(t);
+                    raw.remove_last();
+                }
+                raw.catch_up();
+                total
+            })
+        }),
+        Op::Join => g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (p, kp) = raw.fresh();
+                    let w = raw.add(kp);
+                    let t = now();
+                    join(&p, w);
+                    total += now().saturating_sub(t);
+                    raw.remove_last();
+                }
+                raw.catch_up();
+                total
+            })
+        }),
+    };
+    // B processes what it missed (commits of A), untimed.
     raw.catch_up();
-    g.bench_function(BenchmarkId::new("process-commit", label), |b| {
-        b.iter_custom(|iters| {
-            let commits: Vec<_> = (0..iters).map(|_| raw.commit()).collect();
-            let mut commits = commits.into_iter();
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let c = commits.next().unwrap();
-                let t = Instant::now();
-                raw.process(c);
-                total += t.elapsed();
-            }
-            total
-        })
-    });
-    g.bench_function(BenchmarkId::new("send-receive", label), |b| {
-        b.iter(|| raw.send_receive())
-    });
-    g.bench_function(BenchmarkId::new("add-member", label), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let (_, kp) = raw.fresh();
-                let t = Instant::now();
-                raw.add(kp);
-                total += t.elapsed();
-                raw.remove_last();
-            }
-            raw.catch_up();
-            total
-        })
-    });
-    g.bench_function(BenchmarkId::new("join", label), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let (p, kp) = raw.fresh();
-                let w = raw.add(kp);
-                let t = Instant::now();
-                join(&p, w);
-                total += t.elapsed();
-                raw.remove_last();
-            }
-            raw.catch_up();
-            total
-        })
-    });
 }
