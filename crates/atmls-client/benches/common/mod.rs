@@ -35,15 +35,31 @@ impl Codec for Json {
 /// RustCrypto with openmls_sqlite_storage on an in-memory database with the client's
 /// pragmas: raw openmls persisting what the client persists, each step in one transaction
 /// as the client does ([`RawProvider::step`]).
+/// With `ATMLS_BENCH_STORAGE=file` the database is a file with the client's on-disk
+/// pragmas (WAL, `synchronous = FULL`), as the client's devices then are.
 pub struct SqlProvider {
     crypto: RustCrypto,
     conn: Rc<rusqlite::Connection>,
     storage: SqliteStorageProvider<Json, Rc<rusqlite::Connection>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Whether device state goes to files (`ATMLS_BENCH_STORAGE=file`) instead of memory.
+pub fn on_disk() -> bool {
+    std::env::var("ATMLS_BENCH_STORAGE").is_ok_and(|v| v == "file")
 }
 
 impl Default for SqlProvider {
     fn default() -> Self {
-        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        let (mut conn, dir) = if on_disk() {
+            let dir = tempfile::tempdir().unwrap();
+            let conn = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            conn.pragma_update(None, "synchronous", "FULL").unwrap();
+            (conn, Some(dir))
+        } else {
+            (rusqlite::Connection::open_in_memory().unwrap(), None)
+        };
         conn.pragma_update(None, "secure_delete", "ON").unwrap();
         SqliteStorageProvider::<Json, &mut rusqlite::Connection>::new(&mut conn)
             .run_migrations()
@@ -53,6 +69,7 @@ impl Default for SqlProvider {
             crypto: RustCrypto::default(),
             storage: SqliteStorageProvider::new(conn.clone()),
             conn,
+            _dir: dir,
         }
     }
 }
@@ -90,9 +107,16 @@ impl RawProvider for SqlProvider {
     }
 }
 
-/// A did:plc-shaped identity (32 bytes, as the client's credentials) for raw member `i`.
+/// The identity of raw member `name`: a did:plc made as the in-memory network makes its
+/// accounts' (24 base32 characters of a digest of the name), so that credentials, and
+/// with them the trees and member lists openmls stores, are the same size on both sides.
 fn raw_did(prefix: &str, i: usize) -> String {
-    format!("did:plc:{prefix}{i:0>width$}", width = 24 - prefix.len())
+    use sha2::Digest as _;
+    let mut spec = data_encoding::Specification::new();
+    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+    let b32 = spec.encoding().unwrap();
+    let digest = sha2::Sha256::digest(format!("{prefix}{i}").as_bytes());
+    format!("did:plc:{}", &b32.encode(&digest)[..24])
 }
 
 pub type Dev = Device<MemoryPds, MemoryDs>;
@@ -189,6 +213,29 @@ pub async fn publish_member(net: &MemoryNetwork, name: &str, inbox: &str) -> Did
     did
 }
 
+/// Where a device's database goes: memory, or a file in `dir` ([`on_disk`]).
+pub enum DbPath {
+    Memory,
+    File(std::path::PathBuf),
+}
+
+impl DbPath {
+    pub fn as_storage(&self) -> Storage<'_> {
+        match self {
+            DbPath::Memory => Storage::Memory,
+            DbPath::File(p) => Storage::File(p),
+        }
+    }
+}
+
+fn storage(dir: &tempfile::TempDir, name: &str) -> DbPath {
+    if on_disk() {
+        DbPath::File(dir.path().join(format!("{name}.db")))
+    } else {
+        DbPath::Memory
+    }
+}
+
 /// The client fixture: Alice (admin) and Bob (member) devices in a group of `n` leaves.
 pub struct Client {
     pub rt: tokio::runtime::Runtime,
@@ -198,6 +245,7 @@ pub struct Client {
     pub group: GroupId,
     pub sink: String,
     next: std::cell::Cell<usize>,
+    dir: tempfile::TempDir,
 }
 
 impl Client {
@@ -207,9 +255,10 @@ impl Client {
             .build()
             .unwrap();
         let net = MemoryNetwork::new();
+        let dir = tempfile::tempdir().unwrap();
         let (alice, bob, group, sink) = rt.block_on(async {
             let alice = Device::create(
-                Storage::Memory,
+                storage(&dir, "alice").as_storage(),
                 net.account("alice"),
                 net.ds(),
                 net.ds_did(),
@@ -218,7 +267,7 @@ impl Client {
             .await
             .unwrap();
             let bob = Device::create(
-                Storage::Memory,
+                storage(&dir, "bob").as_storage(),
                 net.account("bob"),
                 net.ds(),
                 net.ds_did(),
@@ -262,6 +311,7 @@ impl Client {
             group,
             sink,
             next: std::cell::Cell::new(0),
+            dir,
         }
     }
 
@@ -279,7 +329,7 @@ impl Client {
         let name = format!("joiner{}", self.next.get());
         self.rt
             .block_on(Device::create(
-                Storage::Memory,
+                storage(&self.dir, &name).as_storage(),
                 self.net.account(&name),
                 self.net.ds(),
                 self.net.ds_did(),
