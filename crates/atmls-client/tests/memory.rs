@@ -396,6 +396,44 @@ async fn member_two_commits_behind_catches_up() {
     assert_eq!(texts(&alice.sync().await.unwrap()), ["caught up"]);
 }
 
+/// A member reads each mailbox once when the DS says the page reaches the head, and at
+/// most once per epoch key when it is behind (an ended epoch's page stops at the commit
+/// that ended it, and the next key reads on).
+#[tokio::test]
+async fn sync_stops_reading_at_the_head() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let g = alice.create_group("g").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+
+    alice.send(&g, content::text("one")).await.unwrap();
+    let before = net.envelope_reads();
+    assert_eq!(texts(&bob.sync().await.unwrap()), ["one"]);
+    assert_eq!(net.envelope_reads() - before, 1);
+
+    // Nothing new: one read, an empty page.
+    let before = net.envelope_reads();
+    assert!(texts(&bob.sync().await.unwrap()).is_empty());
+    assert_eq!(net.envelope_reads() - before, 1);
+
+    alice.rename(&g, "two").await.unwrap();
+    alice.rename(&g, "three").await.unwrap();
+    alice.send(&g, content::text("after three")).await.unwrap();
+    let before = net.envelope_reads();
+    let ev = bob.sync().await.unwrap();
+    assert_eq!(texts(&ev), ["after three"]);
+    assert_eq!(bob.group(&g).await.unwrap().name(), "three");
+    // At most one read per epoch key (three keys), none of them an empty page.
+    let reads = net.envelope_reads() - before;
+    assert!((1..=3).contains(&reads), "{reads} reads");
+
+    // Bob's cached mailbox key follows the epoch: he can send and Alice reads it.
+    bob.send(&g, content::text("from bob")).await.unwrap();
+    assert_eq!(texts(&alice.sync().await.unwrap()), ["from bob"]);
+}
+
 #[tokio::test]
 async fn attachment_round_trip() {
     let net = MemoryNetwork::new();

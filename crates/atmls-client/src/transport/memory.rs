@@ -35,6 +35,7 @@ struct State {
     subscribers: Vec<(MailboxId, mpsc::UnboundedSender<Delivery>)>,
     commit_barrier: Option<(Arc<Barrier>, usize)>,
     offline: bool,
+    envelope_reads: u64,
 }
 
 impl State {
@@ -100,6 +101,7 @@ impl MemoryNetwork {
                 subscribers: Vec::new(),
                 commit_barrier: None,
                 offline: false,
+                envelope_reads: 0,
             })),
             ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
         }
@@ -108,6 +110,11 @@ impl MemoryNetwork {
     /// The DS's DID.
     pub fn ds_did(&self) -> Did {
         self.ds_did.clone()
+    }
+
+    /// How many `getEnvelopes` requests the DS has answered (or refused) so far.
+    pub fn envelope_reads(&self) -> u64 {
+        self.lock().envelope_reads
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -468,7 +475,9 @@ impl Ds for MemoryDs {
         cursor: u64,
     ) -> Result<Page, TransportError> {
         self.net.check_online()?;
-        self.net.lock().read(mailbox, key, cursor)
+        let mut state = self.net.lock();
+        state.envelope_reads += 1;
+        state.read(mailbox, key, cursor)
     }
 
     async fn send_welcome(
