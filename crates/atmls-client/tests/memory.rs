@@ -23,6 +23,17 @@ async fn device(net: &MemoryNetwork, name: &str) -> Dev {
     .expect("device")
 }
 
+/// Alice's group "g" with Bob in it (he has synced and joined).
+async fn alice_and_bob() -> (MemoryNetwork, Dev, Dev, GroupId) {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let g = alice.create_group("g").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    (net, alice, bob, g)
+}
+
 fn texts(events: &[Event]) -> Vec<String> {
     events
         .iter()
@@ -128,12 +139,7 @@ async fn conversation_add_later_remove_rename() {
 
 #[tokio::test]
 async fn leave_is_committed_by_an_admin() {
-    let net = MemoryNetwork::new();
-    let alice = device(&net, "alice").await;
-    let bob = device(&net, "bob").await;
-    let g = alice.create_group("g").await.unwrap();
-    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
-    bob.sync().await.unwrap();
+    let (_net, alice, bob, g) = alice_and_bob().await;
     bob.leave(&g).await.unwrap();
     let ev = alice.sync().await.unwrap();
     assert!(ev.iter().any(|e| matches!(e, Event::LeaveRequested { .. })));
@@ -371,12 +377,7 @@ async fn refused_key_packages_have_typed_reasons() {
 /// ended its epoch (docs/spec.md §9.3), from which the member derives the next key.
 #[tokio::test]
 async fn member_two_commits_behind_catches_up() {
-    let net = MemoryNetwork::new();
-    let alice = device(&net, "alice").await;
-    let bob = device(&net, "bob").await;
-    let g = alice.create_group("g").await.unwrap();
-    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
-    bob.sync().await.unwrap();
+    let (_net, alice, bob, g) = alice_and_bob().await;
     alice.rename(&g, "one").await.unwrap();
     alice.rename(&g, "two").await.unwrap();
     alice.send(&g, content::text("after two")).await.unwrap();
@@ -401,12 +402,7 @@ async fn member_two_commits_behind_catches_up() {
 /// that ended it, and the next key reads on).
 #[tokio::test]
 async fn sync_stops_reading_at_the_head() {
-    let net = MemoryNetwork::new();
-    let alice = device(&net, "alice").await;
-    let bob = device(&net, "bob").await;
-    let g = alice.create_group("g").await.unwrap();
-    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
-    bob.sync().await.unwrap();
+    let (net, alice, bob, g) = alice_and_bob().await;
 
     alice.send(&g, content::text("one")).await.unwrap();
     let before = net.envelope_reads();
