@@ -593,14 +593,22 @@ pub fn criterion() -> Criterion<Clock> {
     Criterion::default().with_measurement(Clock)
 }
 
-/// Runs `timed` `iters` times with `setup` before each, timing only `timed`.
-pub fn timed<S>(iters: u64, mut setup: impl FnMut() -> S, mut timed: impl FnMut(S)) -> Duration {
+/// `iters` rounds on `ctx` of `setup` (untimed), `op` (timed) and `cleanup` (untimed);
+/// the total time of the `op`s.
+pub fn rounds<C, S, T>(
+    iters: u64,
+    ctx: &mut C,
+    mut setup: impl FnMut(&mut C) -> S,
+    mut op: impl FnMut(&mut C, S) -> T,
+    mut cleanup: impl FnMut(&mut C, T),
+) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
-        let s = setup();
+        let s = setup(ctx);
         let t = now();
-        timed(s);
+        let out = op(ctx, s);
         total += now().saturating_sub(t);
+        cleanup(ctx, out);
     }
     total
 }
@@ -665,38 +673,54 @@ type Group<'a> = criterion::BenchmarkGroup<'a, Clock>;
 
 fn client_op(g: &mut Group<'_>, client: &Client, op: Op) {
     let id = BenchmarkId::new(op.name(), "atmls");
+    let mut c = client;
     match op {
         Op::Commit => g.bench_function(id, |b| b.iter(|| client.commit())),
         Op::ProcessCommit => g.bench_function(id, |b| {
-            b.iter_custom(|iters| timed(iters, || client.commit(), |()| client.process()))
+            b.iter_custom(|iters| {
+                rounds(
+                    iters,
+                    &mut c,
+                    |c| c.commit(),
+                    |c, ()| c.process(),
+                    |_, ()| {},
+                )
+            })
         }),
         Op::SendReceive => g.bench_function(id, |b| b.iter(|| client.send_receive())),
         // Added accounts are removed again (untimed) so that the group keeps its size.
         Op::AddMember => g.bench_function(id, |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let did = client.fresh_did();
-                    let t = now();
-                    client.add(&did);
-                    total += now().saturating_sub(t);
-                    client.remove(&did);
-                }
+                let total = rounds(
+                    iters,
+                    &mut c,
+                    |c| c.fresh_did(),
+                    |c, did| {
+                        c.add(&did);
+                        did
+                    },
+                    |c, did| c.remove(&did),
+                );
                 client.process();
                 total
             })
         }),
         Op::Join => g.bench_function(id, |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let d = client.fresh_device();
-                    client.add(d.did());
-                    let t = now();
-                    client.rt.block_on(d.sync()).unwrap();
-                    total += now().saturating_sub(t);
-                    client.remove(d.did());
-                }
+                let total = rounds(
+                    iters,
+                    &mut c,
+                    |c| {
+                        let d = c.fresh_device();
+                        c.add(d.did());
+                        d
+                    },
+                    |c, d| {
+                        c.rt.block_on(d.sync()).unwrap();
+                        d
+                    },
+                    |c, d| c.remove(d.did()),
+                );
                 client.process();
                 total
             })
@@ -715,42 +739,41 @@ fn raw_op<P: RawProvider>(g: &mut Group<'_>, raw: &mut Raw<P>, label: &str, op: 
         }),
         Op::ProcessCommit => g.bench_function(id, |b| {
             b.iter_custom(|iters| {
-                let commits: Vec<_> = (0..iters).map(|_| raw.commit()).collect();
-                let mut total = Duration::ZERO;
-                for c in commits {
-                    let t = now();
-                    raw.process(c);
-                    total += now().saturating_sub(t);
-                }
-                total
+                rounds(iters, raw, |r| r.commit(), |r, c| r.process(c), |_, ()| {})
             })
         }),
         Op::SendReceive => g.bench_function(id, |b| b.iter(|| raw.send_receive())),
         Op::AddMember => g.bench_function(id, |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let (_, kp) = raw.fresh();
-                    let t = now();
-                    raw.add(kp);
-                    total += now().saturating_sub(t);
-                    raw.remove_last();
-                }
+                let total = rounds(
+                    iters,
+                    raw,
+                    |r| r.fresh().1,
+                    |r, kp| {
+                        r.add(kp);
+                    },
+                    |r, ()| r.remove_last(),
+                );
                 raw.catch_up();
                 total
             })
         }),
         Op::Join => g.bench_function(id, |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let (p, kp) = raw.fresh();
-                    let w = raw.add(kp);
-                    let t = now();
-                    join(&p, w);
-                    total += now().saturating_sub(t);
-                    raw.remove_last();
-                }
+                let total = rounds(
+                    iters,
+                    raw,
+                    |r| {
+                        let (p, kp) = r.fresh();
+                        let w = r.add(kp);
+                        (p, w)
+                    },
+                    |_, (p, w)| {
+                        join(&p, w);
+                        p
+                    },
+                    |r, _| r.remove_last(),
+                );
                 raw.catch_up();
                 total
             })
