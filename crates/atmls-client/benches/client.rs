@@ -9,6 +9,8 @@ mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+use common::Clock;
+
 fn sizes() -> Vec<usize> {
     std::env::var("ATMLS_BENCH_SIZES")
         .ok()
@@ -16,9 +18,13 @@ fn sizes() -> Vec<usize> {
         .unwrap_or_else(|| vec![10, 100, 1000])
 }
 
-fn benches(c: &mut Criterion) {
+fn benches(c: &mut Criterion<Clock>) {
     common::bench_sizes(c, &sizes());
 }
 
-criterion_group!(client_benches, benches);
+criterion_group! {
+    name = client_benches;
+    config = common::criterion();
+    targets = benches
+}
 criterion_main!(client_benches);

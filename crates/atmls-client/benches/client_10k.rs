@@ -6,9 +6,15 @@ mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-fn benches(c: &mut Criterion) {
+use common::Clock;
+
+fn benches(c: &mut Criterion<Clock>) {
     common::bench_sizes(c, &[10_000]);
 }
 
-criterion_group!(client_10k, benches);
+criterion_group! {
+    name = client_10k;
+    config = common::criterion();
+    targets = benches
+}
 criterion_main!(client_10k);

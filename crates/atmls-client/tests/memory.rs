@@ -23,6 +23,17 @@ async fn device(net: &MemoryNetwork, name: &str) -> Dev {
     .expect("device")
 }
 
+/// Alice's group "g" with Bob in it (he has synced and joined).
+async fn alice_and_bob() -> (MemoryNetwork, Dev, Dev, GroupId) {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let g = alice.create_group("g").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    (net, alice, bob, g)
+}
+
 fn texts(events: &[Event]) -> Vec<String> {
     events
         .iter()
@@ -128,12 +139,7 @@ async fn conversation_add_later_remove_rename() {
 
 #[tokio::test]
 async fn leave_is_committed_by_an_admin() {
-    let net = MemoryNetwork::new();
-    let alice = device(&net, "alice").await;
-    let bob = device(&net, "bob").await;
-    let g = alice.create_group("g").await.unwrap();
-    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
-    bob.sync().await.unwrap();
+    let (_net, alice, bob, g) = alice_and_bob().await;
     bob.leave(&g).await.unwrap();
     let ev = alice.sync().await.unwrap();
     assert!(ev.iter().any(|e| matches!(e, Event::LeaveRequested { .. })));
@@ -372,12 +378,7 @@ async fn refused_key_packages_have_typed_reasons() {
 /// ended its epoch (docs/spec.md §9.3), from which the member derives the next key.
 #[tokio::test]
 async fn member_two_commits_behind_catches_up() {
-    let net = MemoryNetwork::new();
-    let alice = device(&net, "alice").await;
-    let bob = device(&net, "bob").await;
-    let g = alice.create_group("g").await.unwrap();
-    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
-    bob.sync().await.unwrap();
+    let (_net, alice, bob, g) = alice_and_bob().await;
     alice.rename(&g, "one").await.unwrap();
     alice.rename(&g, "two").await.unwrap();
     alice.send(&g, content::text("after two")).await.unwrap();
@@ -395,6 +396,39 @@ async fn member_two_commits_behind_catches_up() {
     assert_eq!(bob.group(&g).await.unwrap().name(), "two");
     bob.send(&g, content::text("caught up")).await.unwrap();
     assert_eq!(texts(&alice.sync().await.unwrap()), ["caught up"]);
+}
+
+/// A member reads each mailbox once when the DS says the page reaches the head, and at
+/// most once per epoch key when it is behind (an ended epoch's page stops at the commit
+/// that ended it, and the next key reads on).
+#[tokio::test]
+async fn sync_stops_reading_at_the_head() {
+    let (net, alice, bob, g) = alice_and_bob().await;
+
+    alice.send(&g, content::text("one")).await.unwrap();
+    let before = net.envelope_reads();
+    assert_eq!(texts(&bob.sync().await.unwrap()), ["one"]);
+    assert_eq!(net.envelope_reads() - before, 1);
+
+    // Nothing new: one read, an empty page.
+    let before = net.envelope_reads();
+    assert!(texts(&bob.sync().await.unwrap()).is_empty());
+    assert_eq!(net.envelope_reads() - before, 1);
+
+    alice.rename(&g, "two").await.unwrap();
+    alice.rename(&g, "three").await.unwrap();
+    alice.send(&g, content::text("after three")).await.unwrap();
+    let before = net.envelope_reads();
+    let ev = bob.sync().await.unwrap();
+    assert_eq!(texts(&ev), ["after three"]);
+    assert_eq!(bob.group(&g).await.unwrap().name(), "three");
+    // At most one read per epoch key (three keys), none of them an empty page.
+    let reads = net.envelope_reads() - before;
+    assert!((1..=3).contains(&reads), "{reads} reads");
+
+    // Bob's cached mailbox key follows the epoch: he can send and Alice reads it.
+    bob.send(&g, content::text("from bob")).await.unwrap();
+    assert_eq!(texts(&alice.sync().await.unwrap()), ["from bob"]);
 }
 
 #[tokio::test]

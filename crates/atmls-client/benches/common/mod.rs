@@ -2,8 +2,10 @@
 //! network, SQLite state) and for raw openmls (memory storage) doing the same work.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BenchmarkId, Criterion};
 
 use atmls_client::transport::memory::{MemoryDs, MemoryNetwork, MemoryPds};
@@ -31,22 +33,43 @@ impl Codec for Json {
 }
 
 /// RustCrypto with openmls_sqlite_storage on an in-memory database with the client's
-/// pragmas: raw openmls persisting what the client persists.
+/// pragmas: raw openmls persisting what the client persists, each step in one transaction
+/// as the client does ([`RawProvider::step`]).
+/// With `ATMLS_BENCH_STORAGE=file` the database is a file with the client's on-disk
+/// pragmas (WAL, `synchronous = FULL`), as the client's devices then are.
 pub struct SqlProvider {
     crypto: RustCrypto,
-    storage: SqliteStorageProvider<Json, rusqlite::Connection>,
+    conn: Rc<rusqlite::Connection>,
+    storage: SqliteStorageProvider<Json, Rc<rusqlite::Connection>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Whether device state goes to files (`ATMLS_BENCH_STORAGE=file`) instead of memory.
+pub fn on_disk() -> bool {
+    std::env::var("ATMLS_BENCH_STORAGE").is_ok_and(|v| v == "file")
 }
 
 impl Default for SqlProvider {
     fn default() -> Self {
-        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        let (mut conn, dir) = if on_disk() {
+            let dir = tempfile::tempdir().unwrap();
+            let conn = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            conn.pragma_update(None, "synchronous", "FULL").unwrap();
+            (conn, Some(dir))
+        } else {
+            (rusqlite::Connection::open_in_memory().unwrap(), None)
+        };
         conn.pragma_update(None, "secure_delete", "ON").unwrap();
         SqliteStorageProvider::<Json, &mut rusqlite::Connection>::new(&mut conn)
             .run_migrations()
             .unwrap();
+        let conn = Rc::new(conn);
         Self {
             crypto: RustCrypto::default(),
-            storage: SqliteStorageProvider::new(conn),
+            storage: SqliteStorageProvider::new(conn.clone()),
+            conn,
+            _dir: dir,
         }
     }
 }
@@ -54,7 +77,7 @@ impl Default for SqlProvider {
 impl OpenMlsProvider for SqlProvider {
     type CryptoProvider = RustCrypto;
     type RandProvider = RustCrypto;
-    type StorageProvider = SqliteStorageProvider<Json, rusqlite::Connection>;
+    type StorageProvider = SqliteStorageProvider<Json, Rc<rusqlite::Connection>>;
     fn storage(&self) -> &Self::StorageProvider {
         &self.storage
     }
@@ -67,9 +90,34 @@ impl OpenMlsProvider for SqlProvider {
 }
 
 /// A provider the raw fixture can use.
-pub trait RawProvider: OpenMlsProvider + Default {}
+pub trait RawProvider: OpenMlsProvider + Default {
+    /// Runs one step (an operation of one party) as one unit of persistence.
+    fn step<T>(&self, f: impl FnOnce() -> T) -> T {
+        f()
+    }
+}
 impl RawProvider for OpenMlsRustCrypto {}
-impl RawProvider for SqlProvider {}
+impl RawProvider for SqlProvider {
+    /// One SQLite transaction, as the client's `State::transaction`.
+    fn step<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let out = f();
+        self.conn.execute_batch("COMMIT").unwrap();
+        out
+    }
+}
+
+/// The identity of raw member `name`: a did:plc made as the in-memory network makes its
+/// accounts' (24 base32 characters of a digest of the name), so that credentials, and
+/// with them the trees and member lists openmls stores, are the same size on both sides.
+fn raw_did(prefix: &str, i: usize) -> String {
+    use sha2::Digest as _;
+    let mut spec = data_encoding::Specification::new();
+    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+    let b32 = spec.encoding().unwrap();
+    let digest = sha2::Sha256::digest(format!("{prefix}{i}").as_bytes());
+    format!("did:plc:{}", &b32.encode(&digest)[..24])
+}
 
 pub type Dev = Device<MemoryPds, MemoryDs>;
 
@@ -165,6 +213,29 @@ pub async fn publish_member(net: &MemoryNetwork, name: &str, inbox: &str) -> Did
     did
 }
 
+/// Where a device's database goes: memory, or a file in `dir` ([`on_disk`]).
+pub enum DbPath {
+    Memory,
+    File(std::path::PathBuf),
+}
+
+impl DbPath {
+    pub fn as_storage(&self) -> Storage<'_> {
+        match self {
+            DbPath::Memory => Storage::Memory,
+            DbPath::File(p) => Storage::File(p),
+        }
+    }
+}
+
+fn storage(dir: &tempfile::TempDir, name: &str) -> DbPath {
+    if on_disk() {
+        DbPath::File(dir.path().join(format!("{name}.db")))
+    } else {
+        DbPath::Memory
+    }
+}
+
 /// The client fixture: Alice (admin) and Bob (member) devices in a group of `n` leaves.
 pub struct Client {
     pub rt: tokio::runtime::Runtime,
@@ -174,6 +245,7 @@ pub struct Client {
     pub group: GroupId,
     pub sink: String,
     next: std::cell::Cell<usize>,
+    dir: tempfile::TempDir,
 }
 
 impl Client {
@@ -183,9 +255,10 @@ impl Client {
             .build()
             .unwrap();
         let net = MemoryNetwork::new();
+        let dir = tempfile::tempdir().unwrap();
         let (alice, bob, group, sink) = rt.block_on(async {
             let alice = Device::create(
-                Storage::Memory,
+                storage(&dir, "alice").as_storage(),
                 net.account("alice"),
                 net.ds(),
                 net.ds_did(),
@@ -194,7 +267,7 @@ impl Client {
             .await
             .unwrap();
             let bob = Device::create(
-                Storage::Memory,
+                storage(&dir, "bob").as_storage(),
                 net.account("bob"),
                 net.ds(),
                 net.ds_did(),
@@ -238,6 +311,7 @@ impl Client {
             group,
             sink,
             next: std::cell::Cell::new(0),
+            dir,
         }
     }
 
@@ -255,7 +329,7 @@ impl Client {
         let name = format!("joiner{}", self.next.get());
         self.rt
             .block_on(Device::create(
-                Storage::Memory,
+                storage(&self.dir, &name).as_storage(),
                 self.net.account(&name),
                 self.net.ds(),
                 self.net.ds_did(),
@@ -315,12 +389,15 @@ pub struct Raw<P: RawProvider = OpenMlsRustCrypto> {
     next: usize,
 }
 
+/// The client's `max_past_epochs`.
+pub const MAX_PAST_EPOCHS: usize = 4;
+
 pub fn join_config() -> MlsGroupJoinConfig {
     MlsGroupJoinConfig::builder()
         .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
         .use_ratchet_tree_extension(true)
         .padding_size(32)
-        .max_past_epochs(4)
+        .max_past_epochs(MAX_PAST_EPOCHS)
         .sender_ratchet_configuration(SenderRatchetConfiguration::new(32, 1000))
         .build()
 }
@@ -328,13 +405,13 @@ pub fn join_config() -> MlsGroupJoinConfig {
 impl<P: RawProvider> Raw<P> {
     pub fn new(n: usize) -> Self {
         let pa = P::default();
-        let (_, sa) = raw_key_package(&pa, "did:plc:a", false);
+        let (_, sa) = raw_key_package(&pa, &raw_did("a", 0), false);
         let config = MlsGroupCreateConfig::builder()
             .ciphersuite(SUITE)
             .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
             .use_ratchet_tree_extension(true)
             .padding_size(32)
-            .max_past_epochs(4)
+            .max_past_epochs(MAX_PAST_EPOCHS)
             .sender_ratchet_configuration(SenderRatchetConfiguration::new(32, 1000))
             .capabilities(capabilities())
             .build();
@@ -343,34 +420,44 @@ impl<P: RawProvider> Raw<P> {
             &sa,
             &config,
             CredentialWithKey {
-                credential: BasicCredential::new(b"did:plc:a".to_vec()).into(),
+                credential: BasicCredential::new(raw_did("a", 0).into_bytes()).into(),
                 signature_key: sa.public().into(),
             },
         )
         .unwrap();
         let pb = P::default();
-        let (kb, _) = raw_key_package(&pb, "did:plc:b", false);
+        let (kb, _) = raw_key_package(&pb, &raw_did("b", 0), false);
         let mut kps = vec![kb];
         for i in 0..n.saturating_sub(2) {
             let p = OpenMlsRustCrypto::default();
-            kps.push(raw_key_package(&p, &format!("did:plc:m{i}"), false).0);
+            kps.push(raw_key_package(&p, &raw_did("m", i), false).0);
         }
         let (_, welcome, _) = ga.add_members(&pa, &sa, &kps).unwrap();
         ga.merge_pending_commit(&pa).unwrap();
         let gb = join(&pb, welcome);
-        Self {
+        let mut raw = Self {
             a: (pa, sa, ga),
             b: (pb, gb),
             backlog: Vec::new(),
             next: 0,
+        };
+        // As the client fixture (which reaches its size in several commits): both parties
+        // hold the secrets of `max_past_epochs` past epochs, the steady state whose
+        // storage every later step rewrites.
+        for _ in 0..=MAX_PAST_EPOCHS {
+            let c = raw.commit();
+            raw.process(c);
         }
+        raw
     }
 
     pub fn commit(&mut self) -> MlsMessageOut {
         let (p, s, g) = &mut self.a;
-        let bundle = g.self_update(p, s, LeafNodeParameters::default()).unwrap();
-        g.merge_pending_commit(p).unwrap();
-        bundle.into_messages().0
+        p.step(|| {
+            let bundle = g.self_update(p, s, LeafNodeParameters::default()).unwrap();
+            g.merge_pending_commit(p).unwrap();
+            bundle.into_messages().0
+        })
     }
 
     pub fn process(&mut self, commit: MlsMessageOut) {
@@ -378,24 +465,29 @@ impl<P: RawProvider> Raw<P> {
         let m = MlsMessageIn::from(commit)
             .try_into_protocol_message()
             .unwrap();
-        let processed = g.process_message(p, m).unwrap();
-        if let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() {
-            g.merge_staged_commit(p, *staged).unwrap();
-        }
+        p.step(|| {
+            let processed = g.process_message(p, m).unwrap();
+            if let ProcessedMessageContent::StagedCommitMessage(staged) = processed.into_content() {
+                g.merge_staged_commit(p, *staged).unwrap();
+            }
+        })
     }
 
     /// A fresh KeyPackage (untimed setup) and its provider.
     pub fn fresh(&mut self) -> (P, KeyPackage) {
         self.next += 1;
         let p = P::default();
-        let (kp, _) = raw_key_package(&p, &format!("did:plc:fresh{}", self.next), false);
+        let (kp, _) = raw_key_package(&p, &raw_did("fresh", self.next), false);
         (p, kp)
     }
 
     pub fn add(&mut self, kp: KeyPackage) -> MlsMessageOut {
         let (p, s, g) = &mut self.a;
-        let (commit, welcome, _) = g.add_members(p, s, &[kp]).unwrap();
-        g.merge_pending_commit(p).unwrap();
+        let (commit, welcome) = p.step(|| {
+            let (commit, welcome, _) = g.add_members(p, s, &[kp]).unwrap();
+            g.merge_pending_commit(p).unwrap();
+            (commit, welcome)
+        });
         self.backlog.push(commit);
         welcome
     }
@@ -418,16 +510,17 @@ impl<P: RawProvider> Raw<P> {
 
     pub fn send_receive(&mut self) {
         let (p, s, g) = &mut self.a;
-        let m = g
-            .create_message(p, s, b"hello, padded like a content object")
-            .unwrap();
+        let m = p.step(|| {
+            g.create_message(p, s, b"hello, padded like a content object")
+                .unwrap()
+        });
         let (pb, gb) = &mut self.b;
         let m = MlsMessageIn::from(m).try_into_protocol_message().unwrap();
-        gb.process_message(pb, m).unwrap();
+        pb.step(|| gb.process_message(pb, m).unwrap());
     }
 }
 
-pub fn join(provider: &impl OpenMlsProvider, welcome: MlsMessageOut) -> MlsGroup {
+pub fn join(provider: &impl RawProvider, welcome: MlsMessageOut) -> MlsGroup {
     let bytes = welcome.tls_serialize_detached().unwrap();
     let MlsMessageBodyIn::Welcome(w) =
         <MlsMessageIn as openmls::prelude::tls_codec::Deserialize>::tls_deserialize_exact(
@@ -438,135 +531,254 @@ pub fn join(provider: &impl OpenMlsProvider, welcome: MlsMessageOut) -> MlsGroup
     else {
         panic!("not a welcome")
     };
-    StagedWelcome::new_from_welcome(provider, &join_config(), w, None)
-        .unwrap()
-        .into_group(provider)
-        .unwrap()
+    provider.step(|| {
+        StagedWelcome::new_from_welcome(provider, &join_config(), w, None)
+            .unwrap()
+            .into_group(provider)
+            .unwrap()
+    })
 }
 
-/// Runs `timed` `iters` times with `setup` before each, timing only `timed`.
-pub fn timed<S>(iters: u64, mut setup: impl FnMut() -> S, mut timed: impl FnMut(S)) -> Duration {
+/// The clock of every measurement: wall time, or with `ATMLS_BENCH_CLOCK=cpu` the CPU
+/// time of the whole process (all threads, openmls' rayon workers included), which other
+/// work on a shared machine does not inflate.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock;
+
+fn cpu_clock() -> bool {
+    static CPU: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CPU.get_or_init(|| std::env::var("ATMLS_BENCH_CLOCK").is_ok_and(|v| v == "cpu"))
+}
+
+/// The current reading of the configured clock.
+pub fn now() -> Duration {
+    if cpu_clock() {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or(0),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        )
+    } else {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed()
+    }
+}
+
+impl Measurement for Clock {
+    type Intermediate = Duration;
+    type Value = Duration;
+    fn start(&self) -> Duration {
+        now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, v: &Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        static WALL: WallTime = WallTime;
+        WALL.formatter()
+    }
+}
+
+/// Criterion with the configured [`Clock`].
+pub fn criterion() -> Criterion<Clock> {
+    Criterion::default().with_measurement(Clock)
+}
+
+/// `iters` rounds on `ctx` of `setup` (untimed), `op` (timed) and `cleanup` (untimed);
+/// the total time of the `op`s.
+pub fn rounds<C, S, T>(
+    iters: u64,
+    ctx: &mut C,
+    mut setup: impl FnMut(&mut C) -> S,
+    mut op: impl FnMut(&mut C, S) -> T,
+    mut cleanup: impl FnMut(&mut C, T),
+) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
-        let s = setup();
-        let t = Instant::now();
-        timed(s);
-        total += t.elapsed();
+        let s = setup(ctx);
+        let t = now();
+        let out = op(ctx, s);
+        total += now().saturating_sub(t);
+        cleanup(ctx, out);
     }
     total
 }
 
+/// The measured operations.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Commit,
+    ProcessCommit,
+    SendReceive,
+    AddMember,
+    Join,
+}
+
+impl Op {
+    const ALL: [Op; 5] = [
+        Op::Commit,
+        Op::ProcessCommit,
+        Op::SendReceive,
+        Op::AddMember,
+        Op::Join,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::Commit => "commit",
+            Op::ProcessCommit => "process-commit",
+            Op::SendReceive => "send-receive",
+            Op::AddMember => "add-member",
+            Op::Join => "join",
+        }
+    }
+}
+
 /// Every operation, for the client and for raw openmls (memory storage, and SQLite
-/// storage as the client persists), at each size.
-pub fn bench_sizes(c: &mut Criterion, sizes: &[usize]) {
+/// storage as the client persists), at each size. The three variants of an operation run
+/// back to back, so that a change of load on the machine hits all three alike.
+pub fn bench_sizes(c: &mut Criterion<Clock>, sizes: &[usize]) {
     for &n in sizes {
         let mut g = c.benchmark_group(format!("client/{n}"));
         g.sample_size(10)
             .warm_up_time(Duration::from_millis(500))
             .measurement_time(Duration::from_secs(3));
-        client_ops(&mut g, &Client::new(n));
-        raw_ops(&mut g, &mut Raw::<OpenMlsRustCrypto>::new(n), "openmls");
-        raw_ops(&mut g, &mut Raw::<SqlProvider>::new(n), "openmls+sqlite");
+        if n >= 10_000 {
+            // Operations take up to seconds here: ten samples of one iteration each
+            // instead of criterion's 1 + 2 + … + 10 iterations.
+            g.sampling_mode(criterion::SamplingMode::Flat);
+        }
+        let client = Client::new(n);
+        let mut mem = Raw::<OpenMlsRustCrypto>::new(n);
+        let mut sql = Raw::<SqlProvider>::new(n);
+        for op in Op::ALL {
+            client_op(&mut g, &client, op);
+            raw_op(&mut g, &mut mem, "openmls", op);
+            raw_op(&mut g, &mut sql, "openmls+sqlite", op);
+        }
         g.finish();
     }
 }
 
-type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+type Group<'a> = criterion::BenchmarkGroup<'a, Clock>;
 
-fn client_ops(g: &mut Group<'_>, client: &Client) {
-    g.bench_function(BenchmarkId::new("commit", "atmls"), |b| {
-        b.iter(|| client.commit())
-    });
-    g.bench_function(BenchmarkId::new("process-commit", "atmls"), |b| {
-        b.iter_custom(|iters| timed(iters, || client.commit(), |()| client.process()))
-    });
-    g.bench_function(BenchmarkId::new("send-receive", "atmls"), |b| {
-        b.iter(|| client.send_receive())
-    });
-    // Added accounts are removed again (untimed) so that the group keeps its size.
-    g.bench_function(BenchmarkId::new("add-member", "atmls"), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let did = client.fresh_did();
-                let t = Instant::now();
-                client.add(&did);
-                total += t.elapsed();
-                client.remove(&did);
-            }
-            client.process();
-            total
-        })
-    });
-    g.bench_function(BenchmarkId::new("join", "atmls"), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let d = client.fresh_device();
-                client.add(d.did());
-                let t = Instant::now();
-                client.rt.block_on(d.sync()).unwrap();
-                total += t.elapsed();
-                client.remove(d.did());
-            }
-            client.process();
-            total
-        })
-    });
+fn client_op(g: &mut Group<'_>, client: &Client, op: Op) {
+    let id = BenchmarkId::new(op.name(), "atmls");
+    let mut c = client;
+    match op {
+        Op::Commit => g.bench_function(id, |b| b.iter(|| client.commit())),
+        Op::ProcessCommit => g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                rounds(
+                    iters,
+                    &mut c,
+                    |c| c.commit(),
+                    |c, ()| c.process(),
+                    |_, ()| {},
+                )
+            })
+        }),
+        Op::SendReceive => g.bench_function(id, |b| b.iter(|| client.send_receive())),
+        // Added accounts are removed again (untimed) so that the group keeps its size.
+        Op::AddMember => g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let total = rounds(
+                    iters,
+                    &mut c,
+                    |c| c.fresh_did(),
+                    |c, did| {
+                        c.add(&did);
+                        did
+                    },
+                    |c, did| c.remove(&did),
+                );
+                client.process();
+                total
+            })
+        }),
+        Op::Join => g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let total = rounds(
+                    iters,
+                    &mut c,
+                    |c| {
+                        let d = c.fresh_device();
+                        c.add(d.did());
+                        d
+                    },
+                    |c, d| {
+                        c.rt.block_on(d.sync()).unwrap();
+                        d
+                    },
+                    |c, d| c.remove(d.did()),
+                );
+                client.process();
+                total
+            })
+        }),
+    };
 }
 
-fn raw_ops<P: RawProvider>(g: &mut Group<'_>, raw: &mut Raw<P>, label: &str) {
-    g.bench_function(BenchmarkId::new("commit", label), |b| {
-        b.iter(|| {
-            let c = raw.commit();
-            raw.backlog.push(c);
-        })
-    });
+fn raw_op<P: RawProvider>(g: &mut Group<'_>, raw: &mut Raw<P>, label: &str, op: Op) {
+    let id = BenchmarkId::new(op.name(), label);
+    match op {
+        Op::Commit => g.bench_function(id, |b| {
+            b.iter(|| {
+                let c = raw.commit();
+                raw.backlog.push(c);
+            })
+        }),
+        Op::ProcessCommit => g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                rounds(iters, raw, |r| r.commit(), |r, c| r.process(c), |_, ()| {})
+            })
+        }),
+        Op::SendReceive => g.bench_function(id, |b| b.iter(|| raw.send_receive())),
+        Op::AddMember => g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let total = rounds(
+                    iters,
+                    raw,
+                    |r| r.fresh().1,
+                    |r, kp| {
+                        r.add(kp);
+                    },
+                    |r, ()| r.remove_last(),
+                );
+                raw.catch_up();
+                total
+            })
+        }),
+        Op::Join => g.bench_function(id, |b| {
+            b.iter_custom(|iters| {
+                let total = rounds(
+                    iters,
+                    raw,
+                    |r| {
+                        let (p, kp) = r.fresh();
+                        let w = r.add(kp);
+                        (p, w)
+                    },
+                    |_, (p, w)| {
+                        join(&p, w);
+                        p
+                    },
+                    |r, _| r.remove_last(),
+                );
+                raw.catch_up();
+                total
+            })
+        }),
+    };
+    // B processes what it missed (commits of A), untimed.
     raw.catch_up();
-    g.bench_function(BenchmarkId::new("process-commit", label), |b| {
-        b.iter_custom(|iters| {
-            let commits: Vec<_> = (0..iters).map(|_| raw.commit()).collect();
-            let mut commits = commits.into_iter();
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let c = commits.next().unwrap();
-                let t = Instant::now();
-                raw.process(c);
-                total += t.elapsed();
-            }
-            total
-        })
-    });
-    g.bench_function(BenchmarkId::new("send-receive", label), |b| {
-        b.iter(|| raw.send_receive())
-    });
-    g.bench_function(BenchmarkId::new("add-member", label), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let (_, kp) = raw.fresh();
-                let t = Instant::now();
-                raw.add(kp);
-                total += t.elapsed();
-                raw.remove_last();
-            }
-            raw.catch_up();
-            total
-        })
-    });
-    g.bench_function(BenchmarkId::new("join", label), |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let (p, kp) = raw.fresh();
-                let w = raw.add(kp);
-                let t = Instant::now();
-                join(&p, w);
-                total += t.elapsed();
-                raw.remove_last();
-            }
-            raw.catch_up();
-            total
-        })
-    });
 }

@@ -272,16 +272,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 return Err(Error::NotMember);
             }
             let signer = st.signer(&row.signature_public)?;
-            let (bytes, key) = st.with_group(&group.0, |provider, g| {
-                let key = seal::mailbox_key(g, provider.crypto(), &row.mailbox)
-                    .map_err(|e| Error::mls("mailbox key", e))?;
+            let key = st.mailbox_key(&group.0, &row.mailbox)?;
+            let bytes = st.with_group(&group.0, |provider, g| {
                 let message = g
                     .create_message(provider, &signer, &plaintext)
                     .map_err(|e| Error::mls("encrypt", e))?;
-                let bytes = message
+                message
                     .tls_serialize_detached()
-                    .map_err(|e| Error::mls("encode", e))?;
-                Ok((bytes, key))
+                    .map_err(|e| Error::mls("encode", e))
             })?;
             let payload = content::pad(bytes, max);
             store::record_sent(&st.conn, &group.0, &Sha256::digest(&payload))?;

@@ -113,6 +113,19 @@ pub(crate) struct State {
     pub(crate) last_device_check: Option<std::time::Instant>,
     /// DID documents resolved during this sync to check added leaves (§11.13).
     pub(crate) documents: crate::group::proofs::Documents,
+    /// The inbox key, expanded once (deriving its public half costs a scalar
+    /// multiplication).
+    inbox: SigningKey,
+    /// Each group's current mailbox key, derived once per epoch; checked against the
+    /// group's epoch authenticator before use, so a stale entry is never returned.
+    mailbox_keys: HashMap<Vec<u8>, MailboxKey>,
+}
+
+/// A derived mailbox key and the epoch it belongs to.
+struct MailboxKey {
+    mailbox: [u8; 32],
+    authenticator: Vec<u8>,
+    key: SigningKey,
 }
 
 impl State {
@@ -133,7 +146,32 @@ impl State {
     }
 
     pub(crate) fn inbox_key(&self) -> SigningKey {
-        SigningKey::from_bytes(&self.row.inbox_key)
+        self.inbox.clone()
+    }
+
+    /// The mailbox key of the group's current epoch
+    /// ([`seal::mailbox_key`](crate::group::seal::mailbox_key)), cached per epoch.
+    pub(crate) fn mailbox_key(
+        &mut self,
+        id: &[u8],
+        mailbox: &[u8; 32],
+    ) -> Result<SigningKey, Error> {
+        let cached = self.mailbox_keys.remove(id);
+        let entry = self.with_group(id, |provider, g| {
+            let authenticator = g.epoch_authenticator().as_slice();
+            match cached {
+                Some(c) if c.mailbox == *mailbox && c.authenticator == authenticator => Ok(c),
+                _ => Ok(MailboxKey {
+                    mailbox: *mailbox,
+                    authenticator: authenticator.to_vec(),
+                    key: crate::group::seal::mailbox_key(g, provider.crypto(), mailbox)
+                        .map_err(|e| Error::mls("mailbox key", e))?,
+                }),
+            }
+        })?;
+        let key = entry.key.clone();
+        self.mailbox_keys.insert(id.to_vec(), entry);
+        Ok(key)
     }
 
     /// Runs `f` on the group, loaded once and cached; on error the cached copy is
@@ -183,10 +221,10 @@ impl State {
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<Result<T, U>, Error>,
     ) -> Result<Result<T, U>, Error> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         let out = f(self);
         if let Ok(Ok(_)) = out {
-            self.conn.execute_batch("COMMIT")?;
+            self.conn.prepare_cached("COMMIT")?.execute([])?;
         } else {
             let _ = self.conn.execute_batch("ROLLBACK");
             self.groups.clear();
@@ -320,6 +358,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         config: DeviceConfig,
     ) -> Result<Self, Error> {
         let did = Did::new(row.did.clone()).map_err(|_| StoreError::Corrupt("did"))?;
+        let inbox = SigningKey::from_bytes(&row.inbox_key);
         let device_id = row.device_id.clone();
         let (events, _) = broadcast::channel(4096);
         Ok(Self {
@@ -335,6 +374,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     groups: HashMap::new(),
                     last_device_check: None,
                     documents: Default::default(),
+                    inbox,
+                    mailbox_keys: HashMap::new(),
                 }),
                 events,
                 did,

@@ -131,6 +131,7 @@ fn configure(conn: &mut Connection) -> Result<(), StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
     SqliteStorageProvider::<JsonCodec, &mut Connection>::new(conn)
         .run_migrations()
         .map_err(|e| StoreError::Migration(e.to_string()))?;
@@ -196,7 +197,8 @@ pub(crate) fn read_device(conn: &Connection) -> Result<Option<DeviceRow>, StoreE
 }
 
 pub(crate) fn write_device(conn: &Connection, d: &DeviceRow) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO atmls_device (id, did, device_id, ciphersuite, signature_public, inbox_ds,
              inbox_mailbox, inbox_key, inbox_cursor) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
@@ -214,7 +216,8 @@ pub(crate) fn write_device(conn: &Connection, d: &DeviceRow) -> Result<(), Store
 }
 
 pub(crate) fn set_inbox_cursor(conn: &Connection, cursor: u64) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE atmls_device SET inbox_cursor = ?1 WHERE id = 1",
         [to_i64(cursor)?],
     )?;
@@ -233,7 +236,8 @@ pub(crate) struct GroupRow {
 }
 
 pub(crate) fn insert_group(conn: &Connection, g: &GroupRow) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT OR REPLACE INTO atmls_groups (group_id, ds, mailbox, cursor, signature_public, active)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -249,11 +253,21 @@ pub(crate) fn insert_group(conn: &Connection, g: &GroupRow) -> Result<(), StoreE
 }
 
 pub(crate) fn groups(conn: &Connection) -> Result<Vec<GroupRow>, StoreError> {
-    let mut stmt = conn.prepare(
+    group_rows(conn, None)
+}
+
+/// One group's row.
+pub(crate) fn group(conn: &Connection, group_id: &[u8]) -> Result<Option<GroupRow>, StoreError> {
+    Ok(group_rows(conn, Some(group_id))?.pop())
+}
+
+/// Every group's row (`None`) or one group's.
+fn group_rows(conn: &Connection, only: Option<&[u8]>) -> Result<Vec<GroupRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
         "SELECT group_id, ds, mailbox, cursor, signature_public, active FROM atmls_groups
-         ORDER BY group_id",
+         WHERE ?1 IS NULL OR group_id = ?1 ORDER BY group_id",
     )?;
-    let rows = stmt.query_map([], |r| {
+    let rows = stmt.query_map([only], |r| {
         Ok((
             r.get::<_, Vec<u8>>(0)?,
             r.get::<_, String>(1)?,
@@ -278,16 +292,13 @@ pub(crate) fn groups(conn: &Connection) -> Result<Vec<GroupRow>, StoreError> {
     Ok(out)
 }
 
-pub(crate) fn group(conn: &Connection, group_id: &[u8]) -> Result<Option<GroupRow>, StoreError> {
-    Ok(groups(conn)?.into_iter().find(|g| g.group_id == group_id))
-}
-
 pub(crate) fn set_group_cursor(
     conn: &Connection,
     group_id: &[u8],
     cursor: u64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE atmls_groups SET cursor = ?2 WHERE group_id = ?1",
         params![group_id, to_i64(cursor)?],
     )?;
@@ -299,7 +310,8 @@ pub(crate) fn set_group_signer(
     group_id: &[u8],
     public: &[u8],
 ) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE atmls_groups SET signature_public = ?2 WHERE group_id = ?1",
         params![group_id, public],
     )?;
@@ -307,15 +319,18 @@ pub(crate) fn set_group_signer(
 }
 
 pub(crate) fn deactivate_group(conn: &Connection, group_id: &[u8]) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "UPDATE atmls_groups SET active = 0 WHERE group_id = ?1",
         params![group_id],
     )?;
-    conn.execute(
+    exec(
+        conn,
         "DELETE FROM atmls_pending WHERE group_id = ?1",
         params![group_id],
     )?;
-    conn.execute(
+    exec(
+        conn,
         "DELETE FROM atmls_sent WHERE group_id = ?1",
         params![group_id],
     )?;
@@ -336,7 +351,8 @@ pub(crate) fn write_pending(
     group_id: &[u8],
     p: &PendingRow,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT OR REPLACE INTO atmls_pending (group_id, intent, epoch, digest, welcomes)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![group_id, p.intent, to_i64(p.epoch)?, p.digest, p.welcomes],
@@ -349,18 +365,17 @@ pub(crate) fn pending(
     group_id: &[u8],
 ) -> Result<Option<PendingRow>, StoreError> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT intent, epoch, digest, welcomes FROM atmls_pending WHERE group_id = ?1",
-            [group_id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            },
-        )
+        )?
+        .query_row([group_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
         .optional()?;
     row.map(|(intent, epoch, digest, welcomes)| {
         Ok(PendingRow {
@@ -374,7 +389,11 @@ pub(crate) fn pending(
 }
 
 pub(crate) fn delete_pending(conn: &Connection, group_id: &[u8]) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM atmls_pending WHERE group_id = ?1", [group_id])?;
+    exec(
+        conn,
+        "DELETE FROM atmls_pending WHERE group_id = ?1",
+        [group_id],
+    )?;
     Ok(())
 }
 
@@ -383,7 +402,8 @@ pub(crate) fn record_sent(
     group_id: &[u8],
     digest: &[u8],
 ) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT OR IGNORE INTO atmls_sent (group_id, digest) VALUES (?1, ?2)",
         params![group_id, digest],
     )?;
@@ -396,7 +416,8 @@ pub(crate) fn take_sent(
     group_id: &[u8],
     digest: &[u8],
 ) -> Result<bool, StoreError> {
-    let n = conn.execute(
+    let n = exec(
+        conn,
         "DELETE FROM atmls_sent WHERE group_id = ?1 AND digest = ?2",
         params![group_id, digest],
     )?;
@@ -413,7 +434,8 @@ pub(crate) struct KeyPackageRow {
 }
 
 pub(crate) fn insert_key_package(conn: &Connection, k: &KeyPackageRow) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO atmls_key_packages (ref, rkey, last_resort, expires_at) VALUES (?1, ?2, ?3, ?4)",
         params![k.key_package_ref, k.rkey, k.last_resort, k.expires_at],
     )?;
@@ -439,7 +461,8 @@ pub(crate) fn delete_key_package(
     conn: &Connection,
     key_package_ref: &[u8],
 ) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "DELETE FROM atmls_key_packages WHERE ref = ?1",
         [key_package_ref],
     )?;
@@ -455,12 +478,19 @@ pub(crate) fn rev(conn: &Connection, did: &str) -> Result<Option<String>, StoreE
 }
 
 pub(crate) fn set_rev(conn: &Connection, did: &str, rev: &str) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO atmls_revs (did, rev) VALUES (?1, ?2)
          ON CONFLICT (did) DO UPDATE SET rev = excluded.rev",
         params![did, rev],
     )?;
     Ok(())
+}
+
+/// Runs one statement, prepared once per connection (the statement cache): the message
+/// path runs the same few statements on every envelope.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    Ok(conn.prepare_cached(sql)?.execute(params)?)
 }
 
 fn fixed(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
@@ -476,7 +506,8 @@ fn to_i64(v: u64) -> Result<i64, StoreError> {
 /// When this device last updated its leaf in the group (Unix seconds); set to `now` the
 /// first time it is asked.
 pub(crate) fn last_update(conn: &Connection, group_id: &[u8], now: i64) -> Result<i64, StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT OR IGNORE INTO atmls_updates (group_id, at) VALUES (?1, ?2)",
         params![group_id, now],
     )?;
@@ -492,7 +523,8 @@ pub(crate) fn set_last_update(
     group_id: &[u8],
     at: i64,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    exec(
+        conn,
         "INSERT INTO atmls_updates (group_id, at) VALUES (?1, ?2)
          ON CONFLICT (group_id) DO UPDATE SET at = excluded.at",
         params![group_id, at],

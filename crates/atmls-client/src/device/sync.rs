@@ -174,10 +174,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             if !row.active {
                 break;
             }
-            let key = st.with_group(&group.0, |provider, g| {
-                seal::mailbox_key(g, provider.crypto(), &row.mailbox)
-                    .map_err(|e| Error::mls("mailbox key", e))
-            })?;
+            let key = st.mailbox_key(&group.0, &row.mailbox)?;
             let ds = Did::new(row.ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
             let mailbox = MailboxId::from_bytes(row.mailbox);
             let page = self
@@ -188,6 +185,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
             if page.envelopes.is_empty() {
                 break;
             }
+            // The DS said this page reaches the head: no need to ask for an empty one.
+            let at_head = page.at_head;
             for envelope in page.envelopes {
                 let after = loop {
                     // A commit that adds leaves needs their accounts' DID documents: the
@@ -211,6 +210,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     store::checkpoint(&st.conn)?;
                     return Ok((events, false));
                 }
+            }
+            if at_head {
+                break;
             }
         }
         // A pending commit whose envelope never showed up was not accepted: drop it.
@@ -435,10 +437,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             if !row.active {
                 continue;
             }
-            let key = st.with_group(&row.group_id, |provider, g| {
-                seal::mailbox_key(g, provider.crypto(), &row.mailbox)
-                    .map_err(|e| Error::mls("mailbox key", e))
-            })?;
+            let key = st.mailbox_key(&row.group_id, &row.mailbox)?;
             let ds = Did::new(row.ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
             out.entry(ds).or_default().push(SubscribeTo {
                 mailbox: MailboxId::from_bytes(row.mailbox),

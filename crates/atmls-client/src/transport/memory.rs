@@ -44,6 +44,7 @@ struct State {
     /// Whether the DS offers `getKeyPackages`, and how often it was asked.
     key_package_index: bool,
     key_package_requests: usize,
+    envelope_reads: u64,
 }
 
 impl State {
@@ -54,7 +55,7 @@ impl State {
         mailbox: &MailboxId,
         key: &SigningKey,
         cursor: u64,
-    ) -> Result<Vec<Envelope>, TransportError> {
+    ) -> Result<Page, TransportError> {
         let header = sign(key, DsMethod::GetEnvelopes, mailbox);
         self.ds
             .envelopes(
@@ -64,7 +65,11 @@ impl State {
                 1000,
                 now(),
             )
-            .map(|page| page.envelopes)
+            .map(|page| Page {
+                at_head: page.epoch.is_some() && page.cursor >= page.head_seq,
+                cursor: page.cursor,
+                envelopes: page.envelopes,
+            })
             .map_err(|e| xrpc(401, e.name(), e.to_string()))
     }
 }
@@ -107,6 +112,7 @@ impl MemoryNetwork {
                 offline: false,
                 key_package_index: true,
                 key_package_requests: 0,
+                envelope_reads: 0,
             })),
             ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
         }
@@ -115,6 +121,11 @@ impl MemoryNetwork {
     /// The DS's DID.
     pub fn ds_did(&self) -> Did {
         self.ds_did.clone()
+    }
+
+    /// How many `getEnvelopes` requests the DS has answered (or refused) so far.
+    pub fn envelope_reads(&self) -> u64 {
+        self.lock().envelope_reads
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -547,11 +558,9 @@ impl Ds for MemoryDs {
         cursor: u64,
     ) -> Result<Page, TransportError> {
         self.net.check_online()?;
-        let envelopes = self.net.lock().read(mailbox, key, cursor)?;
-        Ok(Page {
-            cursor: envelopes.last().map_or(cursor, |e| e.seq),
-            envelopes,
-        })
+        let mut state = self.net.lock();
+        state.envelope_reads += 1;
+        state.read(mailbox, key, cursor)
     }
 
     async fn send_welcome(
@@ -605,6 +614,7 @@ impl Ds for MemoryDs {
         Ok(Page {
             envelopes: page.items,
             cursor: page.cursor,
+            at_head: false,
         })
     }
 
@@ -653,8 +663,8 @@ impl Ds for MemoryDs {
                 )
                 .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
             ended |= sub.end_seq.is_some();
-            let envelopes = state.read(&m.mailbox, &m.key, m.cursor)?;
-            for envelope in envelopes {
+            let page = state.read(&m.mailbox, &m.key, m.cursor)?;
+            for envelope in page.envelopes {
                 let _ = tx.send(Delivery::Envelope {
                     mailbox: m.mailbox,
                     envelope,

@@ -118,6 +118,10 @@ pub struct Page {
     pub envelopes: Vec<Envelope>,
     /// The last sequence number returned (the request's cursor if none).
     pub cursor: u64,
+    /// Whether the page ends at the mailbox's head and was read with the current epoch's
+    /// key (`getEnvelopes` answered `cursor >= headSeq` with an `epoch`): nothing more to
+    /// read, so the reader need not ask again. `false` when unknown (always safe).
+    pub at_head: bool,
 }
 
 /// One mailbox of a subscription.

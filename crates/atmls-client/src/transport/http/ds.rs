@@ -207,9 +207,14 @@ fn page_of(v: &serde_json::Value, field: &str, cursor: u64) -> Result<Page, Tran
         })
         .transpose()?
         .unwrap_or_default();
+    let cursor = v["cursor"].as_u64().unwrap_or(cursor);
+    // `epoch` is present only for the current epoch's key (an ended epoch's `headSeq` is
+    // the commit that ended it, with more to read after it under the next key).
+    let at_head = v["epoch"].is_u64() && v["headSeq"].as_u64().is_some_and(|h| cursor >= h);
     Ok(Page {
-        cursor: v["cursor"].as_u64().unwrap_or(cursor),
+        cursor,
         envelopes,
+        at_head,
     })
 }
 
