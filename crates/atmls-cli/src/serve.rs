@@ -85,6 +85,11 @@ pub(crate) struct ServeArgs {
     /// Delete inbox items (welcomes) older than this many days [default: keep forever].
     #[arg(long, env = "ATMLS_INBOX_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
     inbox_retention_days: Option<u32>,
+    /// Attached mode: create mailboxes only for accounts whose DID document names
+    /// --pds-url as their PDS (others get 403 AccountNotServed) [default: any account
+    /// with a valid service-auth token].
+    #[arg(long, env = "ATMLS_ONLY_PDS_ACCOUNTS", num_args = 0..=1, default_missing_value = "true")]
+    only_pds_accounts: Option<bool>,
 }
 
 /// The settings after flags, environment and config file are merged.
@@ -99,6 +104,7 @@ struct Settings {
     plc_url: String,
     /// The DS's rules: the defaults plus the retention settings.
     core: DsConfig,
+    only_pds_accounts: bool,
 }
 
 /// `days` as a retention period.
@@ -133,6 +139,10 @@ impl ServeArgs {
                 .plc_url
                 .or(file.plc_url)
                 .unwrap_or_else(|| DEFAULT_PLC_URL.to_owned()),
+            only_pds_accounts: self
+                .only_pds_accounts
+                .or(file.only_pds_accounts)
+                .unwrap_or(false),
             core: DsConfig::default()
                 .with_group_retention(days(
                     self.group_retention_days.or(file.group_retention_days),
@@ -287,9 +297,12 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
         CacheConfig::default(),
     ));
     let db = data_dir.join(DS_DATABASE);
-    let config = DsServiceConfig::new(ds_did.clone(), &url)
+    let mut config = DsServiceConfig::new(ds_did.clone(), &url)
         .with_core(args.core.clone())
         .with_startup_guard(!is_new(&db));
+    if args.only_pds_accounts {
+        config = config.with_account_pds(vec![pds_url.clone()]);
+    }
     let store = SqliteStore::open(&db).map_err(|e| ServeError::Ds(e.to_string()))?;
     let ds =
         DsService::start(store, config, resolver).map_err(|e| ServeError::Ds(e.to_string()))?;
@@ -306,6 +319,11 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
     println!("  delivery service: {url}/xrpc/chat.mls.ds.*");
     println!("  attached to PDS:  {pds_url}  (atproto-proxy: {ds_did}#chat_mls_ds)");
     println!("  retention:        {}", retention(&args.core));
+    if args.only_pds_accounts {
+        println!("  accounts:         those whose PDS is {pds_url} (others: AccountNotServed)");
+    } else {
+        println!("  accounts:         any with a valid service-auth token");
+    }
     println!("  PLC directory:    {}", args.plc_url);
     use std::io::Write as _;
     let _ = std::io::stdout().flush();

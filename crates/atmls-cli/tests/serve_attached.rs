@@ -125,7 +125,7 @@ fn attached_mode_from_config_and_environment() {
         format!(
             "pds-url = \"http://localhost:9\"\nservice-did = \"did:web:file.example\"\n\
              data-dir = {data:?}\nplc-url = \"http://localhost:10\"\n\
-             group-retention-days = 30\n"
+             group-retention-days = 30\nonly-pds-accounts = true\n"
         ),
     )
     .unwrap();
@@ -143,6 +143,12 @@ fn attached_mode_from_config_and_environment() {
     assert!(text.contains("http://localhost:10"), "{text}");
     assert!(
         text.contains("group envelopes 30 days, inbox items kept"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "accounts:         those whose PDS is http://localhost:9 (others: AccountNotServed)"
+        ),
         "{text}"
     );
     assert_eq!(run.field("service DID:"), "did:web:ds.example.com");
@@ -170,6 +176,7 @@ fn attached_mode_from_config_and_environment() {
     // Again over the same data directory, without the variable: the file's DID.
     let run = start(&env[..2]);
     assert_eq!(run.field("service DID:"), "did:web:file.example");
+    assert_eq!(run.field("accounts:"), "those");
     run.stop("-INT");
 }
 

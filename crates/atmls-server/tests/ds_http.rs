@@ -183,6 +183,37 @@ async fn create_mailbox_requires_service_auth() {
 }
 
 #[tokio::test]
+async fn an_attached_ds_serves_only_its_pds_accounts() {
+    let key = mailbox_key();
+    // Alice's DID document names https://pds.example.com as her PDS.
+    let own = start(
+        small_limits(),
+        |c| c.with_account_pds(vec!["https://pds.example.com/".into()]),
+        server_config(),
+    )
+    .await;
+    let created = own.create("inbox", &key, 0).await.ok();
+    assert_eq!(created["kind"], "inbox");
+
+    let other = start(
+        small_limits(),
+        |c| c.with_account_pds(vec!["https://other-pds.example.com".into()]),
+        server_config(),
+    )
+    .await;
+    let e = other
+        .create("inbox", &key, 0)
+        .await
+        .error(403, "AccountNotServed");
+    let message = e["message"].as_str().unwrap();
+    assert!(message.contains("https://other-pds.example.com"), "{e}");
+    assert!(message.contains("https://pds.example.com"), "{e}");
+    // Refused before anything was stored: the token is spent, the quota is not.
+    let quota = other.create("group", &key, 0).await;
+    quota.error(403, "AccountNotServed");
+}
+
+#[tokio::test]
 async fn group_mailbox_methods_and_rejections() {
     let h = start(small_limits(), |c| c, server_config()).await;
     let key0 = mailbox_key();

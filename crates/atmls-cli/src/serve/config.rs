@@ -11,6 +11,7 @@
 //! plc-url = "https://plc.directory"
 //! group-retention-days = 30
 //! inbox-retention-days = 30
+//! only-pds-accounts = true
 //! ```
 
 use std::net::SocketAddr;
@@ -31,6 +32,7 @@ pub(crate) struct FileConfig {
     pub(crate) plc_url: Option<String>,
     pub(crate) group_retention_days: Option<u32>,
     pub(crate) inbox_retention_days: Option<u32>,
+    pub(crate) only_pds_accounts: Option<bool>,
 }
 
 /// Why the config file could not be used.

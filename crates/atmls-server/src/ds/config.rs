@@ -171,6 +171,7 @@ pub struct DsServiceConfig {
     queue: usize,
     max_group: usize,
     key_packages: KeyPackageConfig,
+    account_pds: Vec<String>,
 }
 
 impl DsServiceConfig {
@@ -192,7 +193,27 @@ impl DsServiceConfig {
             queue: 4096,
             max_group: 256,
             key_packages: KeyPackageConfig::default(),
+            account_pds: Vec::new(),
         }
+    }
+
+    /// The PDS endpoints whose accounts may create mailboxes; empty (the default) means
+    /// any account with a valid service-auth token.
+    pub fn account_pds(&self) -> &[String] {
+        &self.account_pds
+    }
+
+    /// Serves only accounts whose DID document names one of `endpoints` as its PDS
+    /// (`#atproto_pds`; compared without a trailing slash): an operator's DS attached to
+    /// its own PDS. Other accounts get `403 AccountNotServed` from `createMailbox`; every
+    /// other method is keyed by mailbox, not by account, and is unaffected.
+    #[must_use]
+    pub fn with_account_pds(mut self, endpoints: Vec<String>) -> Self {
+        self.account_pds = endpoints
+            .into_iter()
+            .map(|e| e.trim_end_matches('/').to_owned())
+            .collect();
+        self
     }
 
     /// The DS's DID.

@@ -55,6 +55,7 @@ pub const LEXICON: &str = r#"{
         { "name": "InvalidToken", "description": "The service-auth token failed verification (signature, audience, lxm, lifetime or replay); the message starts with the failed check's name." },
         { "name": "ExpiredToken", "description": "The service-auth token has expired." },
         { "name": "UpstreamFailure", "description": "The caller's DID document could not be fetched (timeout or transport failure)." },
+        { "name": "AccountNotServed", "description": "This service creates mailboxes only for accounts of the PDSes its operator attached it to; the caller's DID document names another PDS (or none)." },
         { "name": "QuotaExceeded", "description": "The account already has as many mailboxes as the service allows." },
         { "name": "UnsupportedKind", "description": "kind is not one this service knows." },
         { "name": "InvalidKey", "description": "key is not a valid Ed25519 public key." }
@@ -97,6 +98,8 @@ pub enum Error {
     ExpiredToken(Option<String>),
     /// The caller's DID document could not be fetched (timeout or transport failure).
     UpstreamFailure(Option<String>),
+    /// This service creates mailboxes only for accounts of the PDSes its operator attached it to; the caller's DID document names another PDS (or none).
+    AccountNotServed(Option<String>),
     /// The account already has as many mailboxes as the service allows.
     QuotaExceeded(Option<String>),
     /// kind is not one this service knows.
@@ -112,6 +115,7 @@ impl Error {
             Error::InvalidToken(_) => "InvalidToken",
             Error::ExpiredToken(_) => "ExpiredToken",
             Error::UpstreamFailure(_) => "UpstreamFailure",
+            Error::AccountNotServed(_) => "AccountNotServed",
             Error::QuotaExceeded(_) => "QuotaExceeded",
             Error::UnsupportedKind(_) => "UnsupportedKind",
             Error::InvalidKey(_) => "InvalidKey",
@@ -124,6 +128,7 @@ impl Error {
             | Error::InvalidToken(m)
             | Error::ExpiredToken(m)
             | Error::UpstreamFailure(m)
+            | Error::AccountNotServed(m)
             | Error::QuotaExceeded(m)
             | Error::UnsupportedKind(m)
             | Error::InvalidKey(m) => m.as_deref(),
