@@ -7,6 +7,7 @@ mod keys;
 mod leaf_proof_tests;
 pub(crate) mod store;
 mod sync;
+pub(crate) mod welcome;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -58,12 +58,83 @@ pub struct WelcomeInfo {
     pub mailbox: MailboxId,
     /// The first sequence number the invitee reads (the one after the adding commit).
     pub from_seq: u64,
+    /// Where the ratchet tree is when the Welcome leaves it out (it did not fit).
+    pub ratchet_tree: Option<TreeRef>,
+}
+
+/// A ratchet tree stored out of band: encrypted like an attachment (AES-256-GCM, fresh
+/// key, zero padding to the size bucket) and uploaded as a blob to the committer's PDS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeRef {
+    /// The account whose PDS holds the blob.
+    pub did: Did,
+    /// The blob's CID (raw codec, SHA-256).
+    pub cid: cid::Cid,
+    /// The AES-256-GCM key.
+    pub key: [u8; 32],
+    /// The AES-256-GCM nonce.
+    pub nonce: [u8; 12],
+    /// SHA-256 of the blob (the ciphertext).
+    pub digest: [u8; 32],
+    /// The length of the TLS-encoded ratchet tree (the plaintext before padding).
+    pub size: u64,
+}
+
+impl TreeRef {
+    /// DAG-CBOR map `{"cid", "did", "key", "size", "nonce", "digest"}` (CID and DID as
+    /// strings).
+    fn to_ipld(&self) -> Ipld {
+        Ipld::Map(BTreeMap::from([
+            ("did".to_owned(), Ipld::String(self.did.to_string())),
+            ("cid".to_owned(), Ipld::String(self.cid.to_string())),
+            ("key".to_owned(), Ipld::Bytes(self.key.to_vec())),
+            ("nonce".to_owned(), Ipld::Bytes(self.nonce.to_vec())),
+            ("digest".to_owned(), Ipld::Bytes(self.digest.to_vec())),
+            ("size".to_owned(), Ipld::Integer(i128::from(self.size))),
+        ]))
+    }
+
+    fn from_ipld(value: &Ipld) -> Result<Self, String> {
+        let Ipld::Map(map) = value else {
+            return Err("ratchetTree is not a map".into());
+        };
+        let (
+            Some(Ipld::String(did)),
+            Some(Ipld::String(cid)),
+            Some(Ipld::Bytes(key)),
+            Some(Ipld::Bytes(nonce)),
+            Some(Ipld::Bytes(digest)),
+            Some(Ipld::Integer(size)),
+        ) = (
+            map.get("did"),
+            map.get("cid"),
+            map.get("key"),
+            map.get("nonce"),
+            map.get("digest"),
+            map.get("size"),
+        )
+        else {
+            return Err("ratchetTree: missing or mistyped field".into());
+        };
+        Ok(Self {
+            did: did.parse().map_err(|_| "ratchetTree: did".to_owned())?,
+            cid: cid.parse().map_err(|_| "ratchetTree: cid".to_owned())?,
+            key: key.as_slice().try_into().map_err(|_| "ratchetTree: key")?,
+            nonce: nonce.as_slice().try_into().map_err(|_| "ratchetTree: nonce")?,
+            digest: digest
+                .as_slice()
+                .try_into()
+                .map_err(|_| "ratchetTree: digest")?,
+            size: u64::try_from(*size).map_err(|_| "ratchetTree: size".to_owned())?,
+        })
+    }
 }
 
 impl WelcomeInfo {
-    /// DAG-CBOR `{"ds", "fromSeq", "mailbox", "version": 1, "welcome"}`.
+    /// DAG-CBOR `{"ds", "fromSeq", "mailbox", "version": 1, "welcome"}`, plus
+    /// `"ratchetTree"` when the tree is out of band.
     pub fn to_cbor(&self) -> Vec<u8> {
-        let map = BTreeMap::from([
+        let mut map = BTreeMap::from([
             (
                 "version".to_owned(),
                 Ipld::Integer(WELCOME_PLAINTEXT_VERSION),
@@ -76,6 +147,9 @@ impl WelcomeInfo {
                 Ipld::Integer(i128::from(self.from_seq)),
             ),
         ]);
+        if let Some(tree) = &self.ratchet_tree {
+            map.insert("ratchetTree".to_owned(), tree.to_ipld());
+        }
         atmls_repo::cbor::encode(&Ipld::Map(map)).unwrap_or_default()
     }
 
@@ -108,8 +182,18 @@ impl WelcomeInfo {
             ds: ds.parse().map_err(|_| "ds is not a DID".to_owned())?,
             mailbox: mailbox.parse().map_err(|_| "bad mailbox id".to_owned())?,
             from_seq: u64::try_from(*from_seq).map_err(|_| "bad fromSeq".to_owned())?,
+            ratchet_tree: map
+                .get("ratchetTree")
+                .map(TreeRef::from_ipld)
+                .transpose()?,
         })
     }
+}
+
+/// An upper bound of the length of `info` sealed (before padding), for every ciphersuite
+/// (the largest KEM output, P-521's, is 133 bytes; the AEAD tag 16).
+pub fn sealed_len_bound(info: &WelcomeInfo) -> usize {
+    info.to_cbor().len() + 7 + 133 + 16
 }
 
 /// Seals `info` to an invitee's init key (HPKE base mode of `suite`, `info` =
@@ -181,6 +265,7 @@ mod tests {
             ds: "did:web:ds.example.com".parse().unwrap(),
             mailbox: MailboxId::from_bytes([1; 32]),
             from_seq: 7,
+            ratchet_tree: None,
         };
         let bytes = info.to_cbor();
         assert_eq!(WelcomeInfo::from_cbor(&bytes).unwrap(), info);
@@ -205,6 +290,7 @@ mod vector {
             ds: "did:web:ds.example.com".parse().unwrap(),
             mailbox: MailboxId::from_bytes([1; 32]),
             from_seq: 7,
+            ratchet_tree: None,
         };
         let hex: String = info.to_cbor().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
