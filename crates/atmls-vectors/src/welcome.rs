@@ -270,6 +270,7 @@ fn vector(
         ds: crate::records::DS.parse().map_err(|e| fail(TOPIC, e))?,
         mailbox,
         from_seq,
+        ratchet_tree: None,
     };
     let plaintext = info.to_cbor();
     let sealed = seal_welcome(&crypto, suite, &recipient.public, &info).map_err(err)?;

@@ -84,7 +84,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
 
     /// Encrypts and stores an out-of-band ratchet tree.
     async fn store_tree(&self, tree: &[u8]) -> Result<TreeRef, WelcomeError> {
-        let sealed = crate::attachment::seal(tree).map_err(|e| WelcomeError::Seal(e.to_string()))?;
+        let sealed =
+            crate::attachment::seal(tree).map_err(|e| WelcomeError::Seal(e.to_string()))?;
         let blob = self
             .upload_referenced(sealed.ciphertext.clone())
             .await
@@ -130,7 +131,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
             let outcome = match &tree {
                 Ok(t) => {
                     info.ratchet_tree = t.clone();
-                    self.send_one(st, target, &info, max).await
+                    let sealed = seal_for(st, target, &info);
+                    self.send_one(sealed, max).await
                 }
                 Err(e) => Err(e.clone()),
             };
@@ -156,21 +158,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
 
     async fn send_one(
         &self,
-        st: &State,
-        target: &crate::group::commit::WelcomeTarget,
-        info: &WelcomeInfo,
+        sealed: Result<(Did, MailboxId, Vec<u8>), WelcomeError>,
         max: usize,
     ) -> Result<(), WelcomeError> {
-        let suite = openmls::prelude::Ciphersuite::try_from(target.ciphersuite)
-            .map_err(|e| WelcomeError::BadTarget(e.to_string()))?;
-        let inbox_ds =
-            Did::new(target.inbox_ds.clone()).map_err(|e| WelcomeError::BadTarget(e.to_string()))?;
-        let inbox = target
-            .inbox
-            .parse::<MailboxId>()
-            .map_err(|_| WelcomeError::BadTarget(format!("inbox {}", target.inbox)))?;
-        let sealed = seal::seal_welcome(&st.crypto, suite, &target.init_key, info)
-            .map_err(|e| WelcomeError::Seal(e.to_string()))?;
+        let (inbox_ds, inbox, sealed) = sealed?;
         if sealed.len() > max {
             return Err(WelcomeError::TooLarge {
                 bytes: sealed.len(),
@@ -204,4 +195,23 @@ pub fn open_tree(tree: &TreeRef, ciphertext: &[u8]) -> Result<Vec<u8>, Error> {
     }
     crate::attachment::open_blob(&tree.key, &tree.nonce, &tree.digest, size, ciphertext)
         .map_err(Error::RatchetTree)
+}
+
+/// Seals `info` for one target: its inbox DS, inbox and the sealed bytes.
+fn seal_for(
+    st: &State,
+    target: &crate::group::commit::WelcomeTarget,
+    info: &WelcomeInfo,
+) -> Result<(Did, MailboxId, Vec<u8>), WelcomeError> {
+    let suite = openmls::prelude::Ciphersuite::try_from(target.ciphersuite)
+        .map_err(|e| WelcomeError::BadTarget(e.to_string()))?;
+    let inbox_ds =
+        Did::new(target.inbox_ds.clone()).map_err(|e| WelcomeError::BadTarget(e.to_string()))?;
+    let inbox = target
+        .inbox
+        .parse::<MailboxId>()
+        .map_err(|_| WelcomeError::BadTarget(format!("inbox {}", target.inbox)))?;
+    let sealed = seal::seal_welcome(&st.crypto, suite, &target.init_key, info)
+        .map_err(|e| WelcomeError::Seal(e.to_string()))?;
+    Ok((inbox_ds, inbox, sealed))
 }

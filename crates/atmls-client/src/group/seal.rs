@@ -120,7 +120,10 @@ impl TreeRef {
             did: did.parse().map_err(|_| "ratchetTree: did".to_owned())?,
             cid: cid.parse().map_err(|_| "ratchetTree: cid".to_owned())?,
             key: key.as_slice().try_into().map_err(|_| "ratchetTree: key")?,
-            nonce: nonce.as_slice().try_into().map_err(|_| "ratchetTree: nonce")?,
+            nonce: nonce
+                .as_slice()
+                .try_into()
+                .map_err(|_| "ratchetTree: nonce")?,
             digest: digest
                 .as_slice()
                 .try_into()
@@ -182,10 +185,7 @@ impl WelcomeInfo {
             ds: ds.parse().map_err(|_| "ds is not a DID".to_owned())?,
             mailbox: mailbox.parse().map_err(|_| "bad mailbox id".to_owned())?,
             from_seq: u64::try_from(*from_seq).map_err(|_| "bad fromSeq".to_owned())?,
-            ratchet_tree: map
-                .get("ratchetTree")
-                .map(TreeRef::from_ipld)
-                .transpose()?,
+            ratchet_tree: map.get("ratchetTree").map(TreeRef::from_ipld).transpose()?,
         })
     }
 }
