@@ -215,3 +215,47 @@ fn seal_for(
         .map_err(|e| WelcomeError::Seal(e.to_string()))?;
     Ok((inbox_ds, inbox, sealed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attachment::BlobError;
+
+    #[test]
+    fn open_tree_checks_size_digest_and_key() {
+        let tree = vec![7u8; 1000];
+        let sealed = crate::attachment::seal(&tree).unwrap();
+        let r = TreeRef {
+            did: "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap(),
+            cid: atmls_repo::cid::raw(&sealed.ciphertext),
+            key: sealed.key,
+            nonce: sealed.nonce,
+            digest: sealed.digest,
+            size: 1000,
+        };
+        assert_eq!(open_tree(&r, &sealed.ciphertext).unwrap(), tree);
+        let mut tampered = sealed.ciphertext.clone();
+        tampered[5] ^= 1;
+        assert!(matches!(
+            open_tree(&r, &tampered),
+            Err(Error::RatchetTree(BlobError::Digest))
+        ));
+        assert!(matches!(
+            open_tree(&r, &sealed.ciphertext[1..]),
+            Err(Error::RatchetTree(BlobError::Size))
+        ));
+        let wrong_size = TreeRef {
+            size: 5000,
+            ..r.clone()
+        };
+        assert!(matches!(
+            open_tree(&wrong_size, &sealed.ciphertext),
+            Err(Error::RatchetTree(BlobError::Size))
+        ));
+        let wrong_key = TreeRef { key: [0; 32], ..r };
+        assert!(matches!(
+            open_tree(&wrong_key, &sealed.ciphertext),
+            Err(Error::RatchetTree(BlobError::Decrypt))
+        ));
+    }
+}

@@ -276,11 +276,77 @@ mod tests {
         assert!(ds < from);
         assert!(WelcomeInfo::from_cbor(&bytes[..bytes.len() - 1]).is_err());
     }
+
+    #[test]
+    fn out_of_band_tree_round_trip_and_refusals() {
+        let mut info = WelcomeInfo {
+            welcome: vec![1, 2, 3],
+            ds: "did:web:ds.example.com".parse().unwrap(),
+            mailbox: MailboxId::from_bytes([1; 32]),
+            from_seq: 7,
+            ratchet_tree: None,
+        };
+        let inline = info.to_cbor();
+        info.ratchet_tree = Some(TreeRef {
+            did: "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap(),
+            cid: atmls_repo::cid::raw(b"tree"),
+            key: [2; 32],
+            nonce: [3; 12],
+            digest: [4; 32],
+            size: 70_000,
+        });
+        let bytes = info.to_cbor();
+        assert!(bytes.len() > inline.len());
+        assert_eq!(WelcomeInfo::from_cbor(&bytes).unwrap(), info);
+        // A short key is refused.
+        let Ipld::Map(mut map) = atmls_repo::cbor::decode_ipld(&bytes).unwrap() else {
+            unreachable!()
+        };
+        let Some(Ipld::Map(tree)) = map.get_mut("ratchetTree") else {
+            unreachable!()
+        };
+        tree.insert("key".into(), Ipld::Bytes(vec![2; 31]));
+        let bad = atmls_repo::cbor::encode(&Ipld::Map(map)).unwrap();
+        assert!(WelcomeInfo::from_cbor(&bad).is_err());
+    }
 }
 
 #[cfg(test)]
 mod vector {
     use super::*;
+
+    /// The out-of-band tree vector of docs/spec.md §11.4.
+    #[test]
+    fn welcome_info_tree_vector() {
+        let info = WelcomeInfo {
+            welcome: vec![0xde, 0xad],
+            ds: "did:web:ds.example.com".parse().unwrap(),
+            mailbox: MailboxId::from_bytes([1; 32]),
+            from_seq: 7,
+            ratchet_tree: Some(TreeRef {
+                did: "did:web:pds.example.com".parse().unwrap(),
+                cid: atmls_repo::cid::raw(b""),
+                key: [0x11; 32],
+                nonce: [0x22; 12],
+                digest: [0x33; 32],
+                size: 300,
+            }),
+        };
+        let hex: String = info.to_cbor().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "a6626473766469643a7765623a64732e6578616d706c652e636f6d6766726f6d53657107676d61696c\
+             626f787834616561716361696261656171636169626165617163616962616561716361696261656171\
+             636169626165617163616962616561716776657273696f6e016777656c636f6d6542dead6b72617463\
+             68657454726565a663636964783b6261666b7265696864776463656667683464716b6a763637757a63\
+             6d77376f6a6565367865647a6465746f6a757a6a657674656e78717576796b7563646964776469643a\
+             7765623a7064732e6578616d706c652e636f6d636b6579582011111111111111111111111111111111\
+             111111111111111111111111111111116473697a6519012c656e6f6e63654c22222222222222222222\
+             2222666469676573745820333333333333333333333333333333333333333333333333333333333333\
+             3333"
+        );
+        assert_eq!(WelcomeInfo::from_cbor(&info.to_cbor()).unwrap(), info);
+    }
 
     /// The test vector of docs/spec-client.md §4.
     #[test]
