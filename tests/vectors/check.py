@@ -524,15 +524,16 @@ def check_welcome(f):
     expect("recipientPublicKey", pk_r.hex(), f("recipientPublicKey", str))
     mailbox = f("mailbox", str)
     mailbox_id(mailbox)
-    plaintext = dag_cbor(
-        {
-            "ds": f("ds", str),
-            "fromSeq": f("fromSeq", int),
-            "mailbox": mailbox,
-            "version": 1,
-            "welcome": unhex(f("welcome", str)),
-        }
-    )
+    fields = {
+        "ds": f("ds", str),
+        "fromSeq": f("fromSeq", int),
+        "mailbox": mailbox,
+        "version": 1,
+        "welcome": unhex(f("welcome", str)),
+    }
+    if f.has("ratchetTree"):
+        fields["ratchetTree"] = out_of_band_tree(f)
+    plaintext = dag_cbor(fields)
     expect("plaintext", plaintext.hex(), f("plaintext", str))
     enc, ct = hpke_seal_base(pk_r, unhex(f("ephemeralIkm", str)), info.encode(), b"", plaintext)
     expect("enc", enc.hex(), f("enc", str))
@@ -549,6 +550,33 @@ def check_welcome(f):
         raise Mismatch("sealed layout or padding")
     opened = hpke_open_base(sk_r, given[3 : 3 + n], info.encode(), b"", given[7 + n : 7 + n + m])
     expect("opened plaintext", opened, plaintext)
+
+
+def out_of_band_tree(f):
+    """The out-of-band ratchet tree of a sealed welcome (spec §11.4): recomputes the blob
+    and returns the plaintext's ratchetTree map."""
+    ref = f("ratchetTree", dict)
+    names = {"cid", "did", "key", "size", "nonce", "digest"}
+    if set(ref) != names:
+        raise Mismatch(f"ratchetTree fields {sorted(ref)}")
+    tree = unhex(f("tree", str))
+    key, nonce = unhex(ref["key"]), unhex(ref["nonce"])
+    if len(key) != 32 or len(nonce) != 12 or type(ref["size"]) is not int:
+        raise Mismatch("ratchetTree key, nonce or size")
+    padded = tree + bytes(bucket(len(tree)) - len(tree))
+    ciphertext = AESGCM(key).encrypt(nonce, padded, None)
+    expect("treeCiphertext", ciphertext.hex(), f("treeCiphertext", str))
+    expect("ratchetTree.digest", hashlib.sha256(ciphertext).hexdigest(), ref["digest"])
+    expect("ratchetTree.size", len(tree), ref["size"])
+    expect("ratchetTree.cid", cid_text(0x55, ciphertext), ref["cid"])
+    return {
+        "cid": ref["cid"],
+        "did": ref["did"],
+        "key": key,
+        "size": ref["size"],
+        "nonce": nonce,
+        "digest": unhex(ref["digest"]),
+    }
 
 
 def check_content(f):

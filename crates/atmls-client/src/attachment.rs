@@ -83,37 +83,74 @@ pub(crate) fn body(
     )))
 }
 
-/// Checks the digest, then decrypts and strips the padding.
-pub fn open(attachment: &lex::AttachmentData, ciphertext: &[u8]) -> Result<Vec<u8>, Error> {
-    if attachment.cipher != CIPHER {
-        return Err(Error::Attachment(format!(
-            "unknown cipher {}",
-            attachment.cipher
-        )));
+/// Why an encrypted blob (an attachment or an out-of-band ratchet tree) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlobError {
+    /// The cipher is not [`CIPHER`].
+    #[error("unknown cipher {0}")]
+    Cipher(String),
+    /// The ciphertext's SHA-256 is not the announced digest.
+    #[error("digest does not match")]
+    Digest,
+    /// The key is not 32 bytes or the nonce not 12.
+    #[error("key or nonce of the wrong length")]
+    KeyLength,
+    /// AES-256-GCM refused the ciphertext.
+    #[error("decryption failed")]
+    Decrypt,
+    /// The announced size is larger than the plaintext.
+    #[error("size out of range")]
+    Size,
+    /// The padding after `size` bytes is not zeros.
+    #[error("non-zero padding")]
+    Padding,
+}
+
+/// Checks the digest of `ciphertext`, decrypts it with `key` and `nonce`, and strips the
+/// zero padding after `size` bytes (the one path of attachments and ratchet trees).
+pub(crate) fn open_blob(
+    key: &[u8],
+    nonce: &[u8],
+    digest: &[u8],
+    size: i64,
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, BlobError> {
+    if Sha256::digest(ciphertext).as_slice() != digest {
+        return Err(BlobError::Digest);
     }
-    if Sha256::digest(ciphertext).as_slice() != attachment.digest.as_slice() {
-        return Err(Error::Attachment("digest does not match".into()));
-    }
-    let key: [u8; 32] = attachment
-        .key
-        .as_slice()
-        .try_into()
-        .map_err(|_| Error::Attachment("key is not 32 bytes".into()))?;
-    if attachment.nonce.as_slice().len() != 12 {
-        return Err(Error::Attachment("nonce is not 12 bytes".into()));
+    let key: [u8; 32] = key.try_into().map_err(|_| BlobError::KeyLength)?;
+    if nonce.len() != 12 {
+        return Err(BlobError::KeyLength);
     }
     let mut plain = Aes256Gcm::new(&key.into())
-        .decrypt(Nonce::from_slice(attachment.nonce.as_slice()), ciphertext)
-        .map_err(|_| Error::Attachment("decryption failed".into()))?;
-    let size = usize::try_from(attachment.size)
+        .decrypt(Nonce::from_slice(nonce), ciphertext)
+        .map_err(|_| BlobError::Decrypt)?;
+    let size = usize::try_from(size)
         .ok()
         .filter(|s| *s <= plain.len())
-        .ok_or_else(|| Error::Attachment("size out of range".into()))?;
+        .ok_or(BlobError::Size)?;
     if plain[size..].iter().any(|b| *b != 0) {
-        return Err(Error::Attachment("non-zero padding".into()));
+        return Err(BlobError::Padding);
     }
     plain.truncate(size);
     Ok(plain)
+}
+
+/// Checks the digest, then decrypts and strips the padding.
+pub fn open(attachment: &lex::AttachmentData, ciphertext: &[u8]) -> Result<Vec<u8>, Error> {
+    if attachment.cipher != CIPHER {
+        return Err(Error::Attachment(
+            BlobError::Cipher(attachment.cipher.clone()).to_string(),
+        ));
+    }
+    open_blob(
+        attachment.key.as_slice(),
+        attachment.nonce.as_slice(),
+        attachment.digest.as_slice(),
+        attachment.size,
+        ciphertext,
+    )
+    .map_err(|e| Error::Attachment(e.to_string()))
 }
 
 #[cfg(test)]

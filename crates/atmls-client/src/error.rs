@@ -268,6 +268,10 @@ pub enum Error {
     /// An attachment could not be stored, fetched or decrypted.
     #[error("attachment: {0}")]
     Attachment(String),
+    /// An out-of-band ratchet tree (spec §11.4) was refused: wrong size or digest, or it
+    /// does not decrypt.
+    #[error("ratchet tree: {0}")]
+    RatchetTree(crate::attachment::BlobError),
     /// A peer or service sent something that breaks the protocol.
     #[error("protocol: {0}")]
     Protocol(String),

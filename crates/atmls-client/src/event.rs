@@ -94,4 +94,12 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A welcome of a commit of this device was not delivered: the device is in the group
+    /// but cannot read it (see [`crate::UndeliveredWelcome`]).
+    WelcomeUndelivered {
+        /// The group.
+        group: GroupId,
+        /// Who and why.
+        welcome: crate::UndeliveredWelcome,
+    },
 }

@@ -46,6 +46,7 @@ mod lexicons;
 pub mod transport;
 
 pub use device::groups::Committed;
+pub use device::welcome::{UndeliveredWelcome, WelcomeError, open_tree};
 pub use device::{Device, DeviceConfig, Storage};
 pub use error::{
     ContentError, Error, KeyPackageRefusal, PolicyViolation, StoreError, TransportError,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use atmls_client::transport::Pds as _;
 use atmls_client::transport::http::{HttpDs, HttpPds};
 use atmls_client::{Committed, Device, DeviceConfig, Did, Event, GroupId, Storage, content};
 use atmls_ds::MemoryStore;
@@ -27,6 +28,10 @@ struct Net {
 }
 
 async fn start() -> Net {
+    start_with(atmls_ds::DsConfig::default()).await
+}
+
+async fn start_with(core: atmls_ds::DsConfig) -> Net {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let url = format!("http://{addr}");
@@ -41,6 +46,7 @@ async fn start() -> Net {
         MemoryStore::new(),
         DsServiceConfig::new(ds_did.clone(), &url)
             .with_startup_guard(false)
+            .with_core(core)
             // The PDS here is plain http on loopback: let getKeyPackages read it.
             .with_key_packages(KeyPackageConfig::default().with_allow_http(true)),
         resolver.clone(),
@@ -91,6 +97,15 @@ impl Net {
     async fn device(&self, pds: HttpPds, path: Option<&std::path::Path>) -> Dev {
         let storage = path.map_or(Storage::Memory, Storage::File);
         Device::create(storage, pds, self.ds(), self.ds_did.clone(), config())
+            .await
+            .unwrap()
+    }
+
+    /// A device (in memory) of a new account `name` that knows the DS's envelope limit.
+    async fn limited_device(&self, name: &str, max: usize) -> Dev {
+        let pds = self.account(name).await;
+        let config = config().with_max_envelope_bytes(max);
+        Device::create(Storage::Memory, pds, self.ds(), self.ds_did.clone(), config)
             .await
             .unwrap()
     }
@@ -462,5 +477,84 @@ async fn commit_race_100_rounds_over_http() {
         }
     }
     eprintln!("epoch conflicts over 100 rounds: {conflicts}");
+    net.server.shutdown().await.unwrap();
+}
+
+/// A DS that takes envelopes of at most 4 KiB: the welcome of a 20-member group does not
+/// fit with its ratchet tree, which goes as an encrypted blob on the committer's PDS; the
+/// joiner fetches it over `com.atproto.sync.getBlob`, joins and reads.
+#[tokio::test]
+async fn large_group_welcome_with_out_of_band_tree() {
+    const MAX: usize = 4096;
+    let net = start_with(atmls_ds::DsConfig::default().with_max_envelope_bytes(MAX)).await;
+    let alice = net.limited_device("alice", MAX).await;
+    let g = alice.create_group("big").await.unwrap();
+    for i in 0..20 {
+        let m = net.limited_device(&format!("m{i}"), MAX).await;
+        let r = alice.add_members(&g, &[m.did().clone()]).await.unwrap();
+        assert!(matches!(r, Committed::Accepted { ref undelivered, .. } if undelivered.is_empty()));
+    }
+    let joiner = net.limited_device("joiner", MAX).await;
+    let r = alice
+        .add_members(&g, &[joiner.did().clone()])
+        .await
+        .unwrap();
+    assert!(matches!(r, Committed::Accepted { ref undelivered, .. } if undelivered.is_empty()));
+    // The tree is referenced from alice's repo (chat.mls.attachmentRef).
+    let refs = alice
+        .pds()
+        .list_records(
+            alice.did(),
+            atmls_client::attachment::ATTACHMENT_REF_COLLECTION,
+        )
+        .await
+        .unwrap();
+    assert!(!refs.is_empty());
+    alice.send(&g, content::text("hello joiner")).await.unwrap();
+    let events = tokio::time::timeout(WAIT, joiner.sync())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(joined(&events), vec![g.clone()], "{events:?}");
+    assert_eq!(texts(&events), vec!["hello joiner".to_owned()]);
+    net.server.shutdown().await.unwrap();
+}
+
+/// A client that believes the DS takes more than it does: the DS refuses the welcome, and
+/// `add_members` says so for that member (who is in the group, without a welcome).
+#[tokio::test]
+async fn refused_welcome_is_reported() {
+    const MAX: usize = 4096;
+    let net = start_with(atmls_ds::DsConfig::default().with_max_envelope_bytes(MAX)).await;
+    let alice = net.limited_device("alice", 1 << 20).await;
+    let g = alice.create_group("big").await.unwrap();
+    let mut refused = None;
+    for i in 0..30 {
+        let m = net.limited_device(&format!("m{i}"), MAX).await;
+        let r = alice.add_members(&g, &[m.did().clone()]).await.unwrap();
+        let Committed::Accepted { undelivered, .. } = r else {
+            panic!("{r:?}")
+        };
+        if let Some(u) = undelivered.into_iter().next() {
+            assert_eq!(u.did, m.did().to_string());
+            refused = Some((u, m));
+            break;
+        }
+    }
+    let (u, m) = refused.expect("a welcome larger than 4 KiB");
+    assert!(
+        matches!(
+            &u.reason,
+            atmls_client::WelcomeError::Refused(atmls_client::TransportError::Xrpc {
+                status: 413,
+                ..
+            })
+        ),
+        "{u:?}"
+    );
+    let group = alice.group(&g).await.unwrap();
+    assert!(group.members.iter().any(|x| &x.did == m.did()));
+    let events = tokio::time::timeout(WAIT, m.sync()).await.unwrap().unwrap();
+    assert!(joined(&events).is_empty());
     net.server.shutdown().await.unwrap();
 }

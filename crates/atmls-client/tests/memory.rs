@@ -664,3 +664,137 @@ async fn declaration_policy_is_proven_and_acted_on() {
     }
     assert_eq!(alice.group(&g).await.unwrap().members.len(), 1);
 }
+
+/// A network whose DS takes envelopes of at most `max` bytes, and devices that know it.
+async fn small_network(max: usize, names: &[&str]) -> (MemoryNetwork, Vec<Dev>) {
+    let net =
+        MemoryNetwork::with_ds_config(atmls_ds::DsConfig::default().with_max_envelope_bytes(max));
+    let mut devs = Vec::new();
+    for name in names {
+        devs.push(
+            Device::create(
+                Storage::Memory,
+                net.account(name),
+                net.ds(),
+                net.ds_did(),
+                config().with_max_envelope_bytes(max),
+            )
+            .await
+            .expect("device"),
+        );
+    }
+    (net, devs)
+}
+
+/// Adds `devs` to `g` two at a time (a commit carries their KeyPackages, so it must fit
+/// in an envelope too).
+async fn add_in_batches(alice: &Dev, g: &GroupId, devs: &[Dev]) {
+    for chunk in devs.chunks(2) {
+        let dids: Vec<_> = chunk.iter().map(|d| d.did().clone()).collect();
+        let r = alice.add_members(g, &dids).await.unwrap();
+        assert!(matches!(r, Committed::Accepted { ref undelivered, .. } if undelivered.is_empty()));
+    }
+}
+
+/// The names of `n` members after alice.
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("m{i}")).collect()
+}
+
+#[tokio::test]
+async fn welcome_too_large_sends_the_tree_out_of_band() {
+    let others = names(40);
+    let mut all = vec!["alice"];
+    all.extend(others.iter().map(String::as_str));
+    all.push("joiner");
+    let (net, devs) = small_network(8 * 1024, &all).await;
+    let alice = &devs[0];
+    let joiner = devs.last().unwrap();
+    let g = alice.create_group("big").await.unwrap();
+    add_in_batches(alice, &g, &devs[1..devs.len() - 1]).await;
+    alice.send(&g, content::text("before")).await.unwrap();
+    let r = alice
+        .add_members(&g, &[joiner.did().clone()])
+        .await
+        .unwrap();
+    assert!(matches!(r, Committed::Accepted { ref undelivered, .. } if undelivered.is_empty()));
+    alice.send(&g, content::text("hello")).await.unwrap();
+    let events = joiner.sync().await.unwrap();
+    assert_eq!(joined(&events), Some(g.clone()), "{events:?}");
+    assert_eq!(texts(&events), vec!["hello".to_owned()]);
+    // The tree went out of band: a blob on alice's PDS (the earlier, smaller welcomes
+    // carried theirs inline).
+    assert!(net.tamper_blobs(alice.did()) > 0);
+    // The member that joined with an out-of-band tree writes like the others.
+    joiner.send(&g, content::text("from joiner")).await.unwrap();
+    let events = alice.sync().await.unwrap();
+    assert_eq!(texts(&events), vec!["from joiner".to_owned()]);
+}
+
+#[tokio::test]
+async fn tampered_out_of_band_tree_is_refused() {
+    let others = names(40);
+    let mut all = vec!["alice"];
+    all.extend(others.iter().map(String::as_str));
+    let (net, devs) = small_network(8 * 1024, &all).await;
+    let alice = &devs[0];
+    let g = alice.create_group("big").await.unwrap();
+    add_in_batches(alice, &g, &devs[1..]).await;
+    assert!(net.tamper_blobs(alice.did()) > 0);
+    let last = devs.last().unwrap();
+    let events = last.sync().await.unwrap();
+    assert_eq!(joined(&events), None);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Rejected { reason, .. }
+            if reason.contains("ratchet tree: digest does not match"))),
+        "{events:?}"
+    );
+    assert!(last.groups().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn undeliverable_welcome_is_a_typed_outcome() {
+    // The client believes the DS takes 1 KiB, the DS takes 1 MiB: the sealed welcome
+    // (without its tree) still exceeds what the client may send.
+    let net = MemoryNetwork::new();
+    let alice = Device::create(
+        Storage::Memory,
+        net.account("alice"),
+        net.ds(),
+        net.ds_did(),
+        config().with_max_envelope_bytes(1024),
+    )
+    .await
+    .unwrap();
+    let mut dids = Vec::new();
+    for n in names(3) {
+        dids.push(device(&net, &n).await.did().clone());
+    }
+    let g = alice.create_group("g").await.unwrap();
+    let mut events = alice.events();
+    let r = alice.add_members(&g, &dids).await.unwrap();
+    let Committed::Accepted { undelivered, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(undelivered.len(), 3, "{undelivered:?}");
+    assert!(undelivered.iter().all(|u| matches!(
+        u.reason,
+        atmls_client::WelcomeError::TooLarge { max: 1024, .. }
+    )));
+    let mut got = 0;
+    while let Ok(Ok(e)) =
+        tokio::time::timeout(std::time::Duration::from_secs(5), events.recv()).await
+    {
+        if matches!(e, Event::WelcomeUndelivered { .. }) {
+            got += 1;
+            if got == 3 {
+                break;
+            }
+        }
+    }
+    assert_eq!(got, 3);
+    // The members are in the group, without a welcome.
+    assert_eq!(alice.group(&g).await.unwrap().members.len(), 4);
+}

@@ -10,9 +10,9 @@
 //! HPKE implementation.
 
 use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
-use aes_gcm::{Aes128Gcm, Nonce};
+use aes_gcm::{Aes128Gcm, Aes256Gcm, Nonce};
 use atmls_client::group::WELCOME_INFO;
-use atmls_client::group::seal::{WelcomeInfo, open_welcome, seal_welcome};
+use atmls_client::group::seal::{TreeRef, WelcomeInfo, open_welcome, seal_welcome};
 use atmls_ds::MailboxId;
 use hkdf::Hkdf;
 use openmls::prelude::Ciphersuite;
@@ -23,7 +23,7 @@ use openmls_traits::types::{
     KemOutput, SignatureScheme,
 };
 use serde_json::{Value, json};
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 
 use crate::hex::hex;
 use crate::{VectorError, VectorFile, fail, topic_file};
@@ -253,6 +253,7 @@ fn vector(
     welcome: Vec<u8>,
     mailbox: MailboxId,
     from_seq: u64,
+    tree: Option<Vec<u8>>,
 ) -> Result<Value, VectorError> {
     let suite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
     let err = |e: CryptoError| fail(TOPIC, format!("{e:?}"));
@@ -270,7 +271,26 @@ fn vector(
         ds: crate::records::DS.parse().map_err(|e| fail(TOPIC, e))?,
         mailbox,
         from_seq,
+        ratchet_tree: None,
     };
+    let mut tree_json = None;
+    let mut info = info;
+    if let Some(tree) = &tree {
+        let (tree_ref, ciphertext) = tree_blob(label, tree)?;
+        tree_json = Some(json!({
+            "tree": hex(tree),
+            "treeCiphertext": hex(&ciphertext),
+            "ratchetTree": {
+                "did": tree_ref.did.to_string(),
+                "cid": tree_ref.cid.to_string(),
+                "key": hex(&tree_ref.key),
+                "nonce": hex(&tree_ref.nonce),
+                "digest": hex(&tree_ref.digest),
+                "size": tree_ref.size,
+            },
+        }));
+        info.ratchet_tree = Some(tree_ref);
+    }
     let plaintext = info.to_cbor();
     let sealed = seal_welcome(&crypto, suite, &recipient.public, &info).map_err(err)?;
     let payload = atmls_client::content::pad(sealed.clone(), atmls_ds::LEXICON_MAX_PAYLOAD);
@@ -285,7 +305,7 @@ fn vector(
         return Err(fail(TOPIC, "the opened welcome differs"));
     }
     let enc_len = usize::from(u16::from_be_bytes([sealed[1], sealed[2]]));
-    Ok(json!({
+    let mut v = json!({
         "name": name,
         "cipherSuite": 1,
         "recipientIkm": hex(&recipient_ikm),
@@ -302,7 +322,35 @@ fn vector(
         "ciphertext": hex(&sealed[3 + enc_len + 4..]),
         "sealed": hex(&sealed),
         "payload": hex(&payload),
-    }))
+    });
+    if let (Some(Value::Object(extra)), Value::Object(map)) = (tree_json, &mut v) {
+        map.extend(extra);
+    }
+    Ok(v)
+}
+
+/// An out-of-band tree blob (§11.4) with fixed key and nonce, opened again by the client's
+/// `open_tree`.
+fn tree_blob(label: &str, tree: &[u8]) -> Result<(TreeRef, Vec<u8>), VectorError> {
+    let key: [u8; 32] = crate::rng::array(&format!("{label}/tree-key"));
+    let nonce: [u8; 12] = crate::rng::array(&format!("{label}/tree-nonce"));
+    let mut padded = tree.to_vec();
+    padded.resize(atmls_client::content::padded_len(tree.len(), usize::MAX), 0);
+    let ciphertext = Aes256Gcm::new(&key.into())
+        .encrypt(Nonce::from_slice(&nonce), padded.as_slice())
+        .map_err(|_| fail(TOPIC, "tree encryption"))?;
+    let tree_ref = TreeRef {
+        did: crate::records::DID.parse().map_err(|e| fail(TOPIC, e))?,
+        cid: atmls_repo::cid::raw(&ciphertext),
+        key,
+        nonce,
+        digest: Sha256::digest(&ciphertext).into(),
+        size: u64::try_from(tree.len()).map_err(|e| fail(TOPIC, e))?,
+    };
+    if atmls_client::open_tree(&tree_ref, &ciphertext).map_err(|e| fail(TOPIC, e))? != tree {
+        return Err(fail(TOPIC, "the tree blob does not open"));
+    }
+    Ok((tree_ref, ciphertext))
 }
 
 pub(crate) fn file() -> Result<VectorFile, VectorError> {
@@ -313,6 +361,7 @@ pub(crate) fn file() -> Result<VectorFile, VectorError> {
             crate::rng::bytes("sealed-welcome/1/welcome", 48),
             MailboxId::from_bytes([1; 32]),
             7,
+            None,
         )?,
         vector(
             "welcome over the first bucket (padded to 512 bytes)",
@@ -320,6 +369,15 @@ pub(crate) fn file() -> Result<VectorFile, VectorError> {
             crate::rng::bytes("sealed-welcome/2/welcome", 200),
             MailboxId::from_bytes(crate::rng::array("sealed-welcome/2/mailbox")),
             1_000_001,
+            None,
+        )?,
+        vector(
+            "welcome without its ratchet tree, which is out of band (an encrypted blob)",
+            "sealed-welcome/3",
+            crate::rng::bytes("sealed-welcome/3/welcome", 120),
+            MailboxId::from_bytes(crate::rng::array("sealed-welcome/3/mailbox")),
+            42,
+            Some(crate::rng::bytes("sealed-welcome/3/tree", 700)),
         )?,
     ];
     Ok(topic_file(
@@ -331,7 +389,11 @@ pub(crate) fn file() -> Result<VectorFile, VectorError> {
          ciphertext = HPKE SealBase(pkR = recipientPublicKey, info, aad = \"\", plaintext) \
          with HKDF-SHA256 and AES-128-GCM. sealed = 0x01 || u16 len(enc) || enc || u32 \
          len(ciphertext) || ciphertext. payload = sealed followed by zero bytes up to its size \
-         bucket (256, then powers of two).",
+         bucket (256, then powers of two). With `tree` (the out-of-band ratchet tree, §11.4): \
+         treeCiphertext = AES-256-GCM(ratchetTree.key, ratchetTree.nonce, tree padded with \
+         zeros to its bucket), ratchetTree.digest = SHA-256(treeCiphertext), .cid = its raw \
+         CID, .size = len(tree), and the plaintext map has ratchetTree = {cid, did, key, \
+         size, nonce, digest} (key, nonce, digest as bytes).",
         vectors,
     ))
 }

@@ -137,6 +137,9 @@ fn capabilities() -> Capabilities {
             ExtensionType::Unknown(atmls_client::group::GROUP_DATA_EXTENSION_TYPE),
             ExtensionType::LastResort,
         ])
+        .proposals(vec![ProposalType::Custom(
+            atmls_client::group::LEAF_PROOFS_PROPOSAL_TYPE,
+        )])
         .credentials(vec![CredentialType::Basic])
         .build()
 }

@@ -12,12 +12,12 @@ use crate::content::{self, Body, Content};
 use crate::error::{Error, TransportError};
 use crate::event::{Event, Message};
 use crate::group::commit::{self, BuiltCommit, DataChange, Intent, WelcomePlan};
-use crate::group::seal::{self, WelcomeInfo};
+use crate::group::seal;
 use crate::group::{self as grp, Group, GroupData, GroupId};
 use crate::transport::{Ds, Pds};
 
 /// How a commit ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Committed {
     /// The DS accepted it at this epoch; the group is now at `epoch + 1`.
@@ -26,6 +26,9 @@ pub enum Committed {
         epoch: u64,
         /// Attempts used (1 without a race).
         attempts: u32,
+        /// New members whose welcome was not delivered (empty when all were): they are in
+        /// the group but cannot read it until removed and added again.
+        undelivered: Vec<crate::UndeliveredWelcome>,
     },
     /// Nothing to do: the intent was already reached (possibly by a concurrent commit).
     Unchanged,
@@ -351,7 +354,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             let built = st.transaction(|st| {
                 let signer = st.signer(&row.signature_public)?;
                 let built = st.with_group(&group.0, |provider, g| {
-                    commit::build(provider, g, &signer, &me, &intent)
+                    commit::build(provider, g, &signer, &me, &intent, max_bytes)
                 })?;
                 let Some(built) = built else { return Ok(None) };
                 let payload = content::pad(built.message.clone(), max_bytes);
@@ -396,12 +399,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
             match sent {
                 Ok(receipt) => {
                     let events = self.merge_own(st, group, &welcome, new_signer.as_deref())?;
-                    self.send_welcomes(st, &ds, &mailbox, &welcome, receipt.last_seq + 1)
-                        .await;
                     self.emit(&events);
+                    let undelivered = self
+                        .send_welcomes(st, group, &ds, &mailbox, &welcome, receipt.last_seq + 1)
+                        .await;
                     return Ok(Committed::Accepted {
                         epoch,
                         attempts: attempt,
+                        undelivered,
                     });
                 }
                 Err(TransportError::EpochConflict { .. }) => {
@@ -461,41 +466,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
             }])
         })
     }
-
-    /// Seals and deposits the welcome of an accepted commit to each new device's inbox.
-    pub(crate) async fn send_welcomes(
-        &self,
-        st: &mut State,
-        ds: &Did,
-        mailbox: &atmls_ds::MailboxId,
-        plan: &WelcomePlan,
-        from_seq: u64,
-    ) {
-        let info = WelcomeInfo {
-            welcome: plan.welcome.clone(),
-            ds: ds.clone(),
-            mailbox: *mailbox,
-            from_seq,
-        };
-        for target in &plan.targets {
-            let Ok(suite) = openmls::prelude::Ciphersuite::try_from(target.ciphersuite) else {
-                continue;
-            };
-            let Ok(sealed) = seal::seal_welcome(&st.crypto, suite, &target.init_key, &info) else {
-                continue;
-            };
-            let (Ok(inbox_ds), Ok(inbox)) = (
-                Did::new(target.inbox_ds.clone()),
-                target.inbox.parse::<atmls_ds::MailboxId>(),
-            ) else {
-                continue;
-            };
-            let payload = content::pad(sealed, self.inner.config.max_envelope_bytes);
-            if let Err(e) = self.inner.ds.send_welcome(&inbox_ds, &inbox, payload).await {
-                tracing::warn!(error = %e, "welcome not delivered");
-            }
-        }
-    }
 }
 
 /// Deletes a signature key pair (a rotated-away leaf key).
@@ -521,28 +491,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         name: Option<String>,
     ) -> Result<Content, Error> {
         let sealed = crate::attachment::seal(data)?;
-        let blob = self
-            .inner
-            .pds
-            .upload_blob(sealed.ciphertext.clone(), "application/octet-stream")
-            .await?;
-        let rkey = atmls_repo::TidGenerator::default().next_now().to_string();
-        self.inner
-            .pds
-            .apply_writes(vec![crate::transport::RecordWrite::Create {
-                collection: crate::attachment::ATTACHMENT_REF_COLLECTION.into(),
-                rkey,
-                value: serde_json::json!({
-                    "$type": crate::attachment::ATTACHMENT_REF_COLLECTION,
-                    "blob": {
-                        "$type": "blob",
-                        "ref": { "$link": blob.cid.to_string() },
-                        "mimeType": blob.mime_type,
-                        "size": blob.size,
-                    },
-                }),
-            }])
-            .await?;
+        let blob = self.upload_referenced(sealed.ciphertext.clone()).await?;
         let body =
             crate::attachment::body(&sealed, data.len(), self.did(), blob.cid, mime_type, name)?;
         let fallback = Some("An attachment".to_owned());

@@ -7,6 +7,7 @@ mod keys;
 mod leaf_proof_tests;
 pub(crate) mod store;
 mod sync;
+pub(crate) mod welcome;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -72,6 +73,13 @@ impl Default for DeviceConfig {
 }
 
 impl DeviceConfig {
+    /// Sets the DS's `maxEnvelopeBytes` (welcomes whose sealed form exceeds it send the
+    /// ratchet tree out of band).
+    pub fn with_max_envelope_bytes(mut self, n: usize) -> Self {
+        self.max_envelope_bytes = n;
+        self
+    }
+
     /// Sets the number of one-time KeyPackages.
     pub fn with_one_time_key_packages(mut self, n: usize) -> Self {
         self.one_time_key_packages = n;

@@ -11,10 +11,10 @@ use openmls_traits::storage::StorageProvider as _;
 use sha2::{Digest as _, Sha256};
 
 use super::groups::{forget_signer, is_commit};
-use super::store::{self, GroupRow};
+use super::store::{self, GroupRow, KeyPackageRow};
 use super::{Device, State};
 use crate::content;
-use crate::error::Error;
+use crate::error::{Error, TransportError};
 use crate::event::{Event, Message};
 use crate::group::commit::{Intent, WelcomePlan};
 use crate::group::processing::{self, Outcome};
@@ -204,7 +204,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 events.extend(after.events);
                 leave_requested |= after.leave_requested;
                 if let Some((plan, from_seq)) = after.welcomes {
-                    self.send_welcomes(st, &ds, &mailbox, &plan, from_seq).await;
+                    self.send_welcomes(st, group, &ds, &mailbox, &plan, from_seq)
+                        .await;
                 }
                 if after.removed {
                     store::checkpoint(&st.conn)?;
@@ -261,8 +262,24 @@ impl<P: Pds, D: Ds> Device<P, D> {
             }
             let mut done = Vec::new();
             for item in page.envelopes {
+                // An out-of-band ratchet tree (§11.4) is fetched before the join; a network
+                // failure stops here (the item stays for the next sync), a refusal rejects it.
+                let opened = open_item(st, &item);
+                let tree = match &opened {
+                    Ok((info, _)) => match &info.ratchet_tree {
+                        Some(r) => match self.fetch_tree(r).await {
+                            Ok(t) => Ok(Some(t)),
+                            Err(Error::Transport(e @ TransportError::Network(_))) => {
+                                return Err(e.into());
+                            }
+                            Err(e) => Err(e.to_string()),
+                        },
+                        None => Ok(None),
+                    },
+                    Err(_) => Ok(None),
+                };
                 let joined = st.transaction(|st| {
-                    let joined = join(st, &item);
+                    let joined = opened.and_then(|(info, row)| join(st, info, row, tree?));
                     store::set_inbox_cursor(&st.conn, item.seq)?;
                     Ok(joined)
                 })?;
@@ -584,11 +601,10 @@ fn process_envelope(
     Ok(Ok(after))
 }
 
-/// Opens a sealed welcome with one of this device's KeyPackages and joins the group.
-fn join(st: &mut State, item: &Envelope) -> Result<Joined, String> {
+/// Opens a sealed welcome with one of this device's KeyPackages.
+fn open_item(st: &mut State, item: &Envelope) -> Result<(WelcomeInfo, KeyPackageRow), String> {
     let suite = st.ciphersuite().map_err(|e| e.to_string())?;
     let rows = store::key_packages(&st.conn).map_err(|e| e.to_string())?;
-    let mut opened = None;
     for row in rows {
         let Some(hash_ref) = crate::keypackage::key_package_ref(&row.key_package_ref) else {
             continue;
@@ -605,19 +621,33 @@ fn join(st: &mut State, item: &Envelope) -> Result<Joined, String> {
             bundle.init_private_key(),
             &item.payload,
         ) {
-            opened = Some((plain, row));
-            break;
+            return Ok((WelcomeInfo::from_cbor(&plain)?, row));
         }
     }
-    let (plain, row) = opened.ok_or("welcome is not sealed to any of this device's KeyPackages")?;
-    let info = WelcomeInfo::from_cbor(&plain)?;
+    Err("welcome is not sealed to any of this device's KeyPackages".into())
+}
+
+/// Joins the group of an opened welcome; `tree` is the out-of-band ratchet tree
+/// (TLS-encoded) when the Welcome leaves it out.
+fn join(
+    st: &mut State,
+    info: WelcomeInfo,
+    row: KeyPackageRow,
+    tree: Option<Vec<u8>>,
+) -> Result<Joined, String> {
     let message =
         MlsMessageIn::tls_deserialize_exact(info.welcome.as_slice()).map_err(|e| e.to_string())?;
     let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
         return Err("sealed message is not a Welcome".into());
     };
+    let tree = tree
+        .map(|t| {
+            RatchetTreeIn::tls_deserialize_exact(t.as_slice())
+                .map_err(|e| format!("ratchet tree: {e}"))
+        })
+        .transpose()?;
     let mut group =
-        StagedWelcome::new_from_welcome(&st.provider(), &grp::create::join_config(), welcome, None)
+        StagedWelcome::new_from_welcome(&st.provider(), &grp::create::join_config(), welcome, tree)
             .and_then(|w| w.into_group(&st.provider()))
             .map_err(|e| format!("join: {e}"))?;
     let data = grp::group_data(group.extensions()).map_err(|e| e.to_string())?;

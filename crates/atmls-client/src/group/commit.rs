@@ -9,7 +9,7 @@ use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 
-use super::seal::{mailbox_key, staged_mailbox_key};
+use super::seal::{WelcomeInfo, mailbox_key, staged_mailbox_key};
 use super::{GroupData, credential_did, group_data, with_data};
 use crate::Error;
 use crate::device::store::Provider;
@@ -86,6 +86,9 @@ impl DataChange {
 /// Where a welcome goes once the commit is accepted.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WelcomeTarget {
+    /// The invited account (for the per-member outcome).
+    #[serde(default)]
+    pub(crate) did: String,
     pub(crate) inbox_ds: String,
     pub(crate) inbox: String,
     pub(crate) ciphersuite: u16,
@@ -97,6 +100,10 @@ pub(crate) struct WelcomeTarget {
 pub(crate) struct WelcomePlan {
     pub(crate) welcome: Vec<u8>,
     pub(crate) targets: Vec<WelcomeTarget>,
+    /// The TLS-encoded ratchet tree of the new epoch when the Welcome leaves it out
+    /// (the sealed welcome would not fit in an envelope with it): sent out of band.
+    #[serde(default)]
+    pub(crate) ratchet_tree: Option<Vec<u8>>,
 }
 
 /// A staged own commit, ready to send.
@@ -119,6 +126,7 @@ pub(crate) fn build(
     signer: &SignatureKeyPair,
     me: &Did,
     intent: &Intent,
+    max_envelope: usize,
 ) -> Result<Option<BuiltCommit>, Error> {
     let data = group_data(group.extensions()).map_err(|e| Error::Protocol(e.to_string()))?;
     if intent.needs_admin(me) && !data.is_admin(me.as_str()) {
@@ -129,6 +137,7 @@ pub(crate) fn build(
         .map_err(|e| Error::mls("mailbox key", e))?;
     let mut targets = Vec::new();
     let mut new_signer = None;
+    let mut ratchet_tree = None;
     let (commit, welcome) = match intent {
         Intent::Add(kps) => {
             let present: Vec<Vec<u8>> = group.members().map(|m| m.signature_key).collect();
@@ -145,6 +154,7 @@ pub(crate) fn build(
             }
             for k in &fresh {
                 targets.push(WelcomeTarget {
+                    did: k.did.to_string(),
                     inbox_ds: k.inbox_ds.to_string(),
                     inbox: k.inbox.to_string(),
                     ciphersuite: u16::from(k.key_package.ciphersuite()),
@@ -154,19 +164,41 @@ pub(crate) fn build(
             let packages: Vec<KeyPackage> = fresh.iter().map(|k| k.key_package.clone()).collect();
             // The proofs travel inside the encrypted commit (§11.13).
             let proofs = super::proofs::proposal(provider.crypto(), &fresh)?;
-            let bundle = group
-                .commit_builder()
-                .propose_adds(packages)
-                .add_proposals(proofs)
-                .force_self_update(true)
-                .load_psks(provider.storage())
-                .map_err(|e| Error::mls("add members", e))?
-                .build(provider.rand(), provider.crypto(), signer, |_| true)
-                .map_err(|e| Error::mls("add members", e))?
-                .stage_commit(provider)
-                .map_err(|e| Error::mls("add members", e))?;
-            let (commit, welcome, _) = bundle.into_messages();
-            (commit, welcome)
+            let (commit, welcome) = add_commit(provider, group, signer, &packages, &proofs, true)?;
+            // Inline tree when the sealed welcome fits (§11.4); otherwise build the commit
+            // again with a Welcome without the tree, which then goes out of band.
+            let inline_len = welcome
+                .as_ref()
+                .map(|w| w.tls_serialized_len())
+                .unwrap_or_default();
+            if super::seal::sealed_len_bound(&WelcomeInfo {
+                welcome: vec![0; inline_len],
+                ds: data.ds.clone(),
+                mailbox: super::mailbox_of(&data),
+                from_seq: u64::MAX,
+                ratchet_tree: None,
+            }) > max_envelope
+            {
+                group
+                    .clear_pending_commit(provider.storage())
+                    .map_err(|e| Error::mls("clear pending commit", e))?;
+                let (commit, welcome) =
+                    add_commit(provider, group, signer, &packages, &proofs, false)?;
+                let staged = group
+                    .pending_commit()
+                    .ok_or_else(|| Error::Protocol("no pending commit".into()))?;
+                let tree = staged
+                    .export_ratchet_tree(provider.crypto(), group.export_ratchet_tree())
+                    .map_err(|e| Error::mls("export ratchet tree", e))?
+                    .ok_or_else(|| Error::Protocol("no ratchet tree after own commit".into()))?;
+                ratchet_tree = Some(
+                    tree.tls_serialize_detached()
+                        .map_err(|e| Error::mls("encode ratchet tree", e))?,
+                );
+                (commit, welcome)
+            } else {
+                (commit, welcome)
+            }
         }
         Intent::Remove(dids) => {
             let own = group.own_leaf_index();
@@ -254,6 +286,7 @@ pub(crate) fn build(
                 .tls_serialize_detached()
                 .map_err(|e| Error::mls("encode welcome", e))?,
             targets,
+            ratchet_tree,
         },
         _ => WelcomePlan::default(),
     };
@@ -269,4 +302,30 @@ pub(crate) fn build(
         welcome,
         new_signer,
     }))
+}
+
+/// Stages the commit adding `packages` (with their leaf proofs); the Welcome carries the
+/// ratchet tree when `inline_tree`.
+fn add_commit(
+    provider: &Provider<'_>,
+    group: &mut MlsGroup,
+    signer: &SignatureKeyPair,
+    packages: &[KeyPackage],
+    proofs: &Option<Proposal>,
+    inline_tree: bool,
+) -> Result<(MlsMessageOut, Option<MlsMessageOut>), Error> {
+    let bundle = group
+        .commit_builder()
+        .propose_adds(packages.to_vec())
+        .add_proposals(proofs.clone())
+        .force_self_update(true)
+        .load_psks(provider.storage())
+        .map_err(|e| Error::mls("add members", e))?
+        .use_ratchet_tree_extension(inline_tree)
+        .build(provider.rand(), provider.crypto(), signer, |_| true)
+        .map_err(|e| Error::mls("add members", e))?
+        .stage_commit(provider)
+        .map_err(|e| Error::mls("add members", e))?;
+    let (commit, welcome, _) = bundle.into_messages();
+    Ok((commit, welcome))
 }

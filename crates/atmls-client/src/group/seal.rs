@@ -58,12 +58,86 @@ pub struct WelcomeInfo {
     pub mailbox: MailboxId,
     /// The first sequence number the invitee reads (the one after the adding commit).
     pub from_seq: u64,
+    /// Where the ratchet tree is when the Welcome leaves it out (it did not fit).
+    pub ratchet_tree: Option<TreeRef>,
+}
+
+/// A ratchet tree stored out of band: encrypted like an attachment (AES-256-GCM, fresh
+/// key, zero padding to the size bucket) and uploaded as a blob to the committer's PDS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeRef {
+    /// The account whose PDS holds the blob.
+    pub did: Did,
+    /// The blob's CID (raw codec, SHA-256).
+    pub cid: cid::Cid,
+    /// The AES-256-GCM key.
+    pub key: [u8; 32],
+    /// The AES-256-GCM nonce.
+    pub nonce: [u8; 12],
+    /// SHA-256 of the blob (the ciphertext).
+    pub digest: [u8; 32],
+    /// The length of the TLS-encoded ratchet tree (the plaintext before padding).
+    pub size: u64,
+}
+
+impl TreeRef {
+    /// DAG-CBOR map `{"cid", "did", "key", "size", "nonce", "digest"}` (CID and DID as
+    /// strings).
+    fn to_ipld(&self) -> Ipld {
+        Ipld::Map(BTreeMap::from([
+            ("did".to_owned(), Ipld::String(self.did.to_string())),
+            ("cid".to_owned(), Ipld::String(self.cid.to_string())),
+            ("key".to_owned(), Ipld::Bytes(self.key.to_vec())),
+            ("nonce".to_owned(), Ipld::Bytes(self.nonce.to_vec())),
+            ("digest".to_owned(), Ipld::Bytes(self.digest.to_vec())),
+            ("size".to_owned(), Ipld::Integer(i128::from(self.size))),
+        ]))
+    }
+
+    fn from_ipld(value: &Ipld) -> Result<Self, String> {
+        let Ipld::Map(map) = value else {
+            return Err("ratchetTree is not a map".into());
+        };
+        let (
+            Some(Ipld::String(did)),
+            Some(Ipld::String(cid)),
+            Some(Ipld::Bytes(key)),
+            Some(Ipld::Bytes(nonce)),
+            Some(Ipld::Bytes(digest)),
+            Some(Ipld::Integer(size)),
+        ) = (
+            map.get("did"),
+            map.get("cid"),
+            map.get("key"),
+            map.get("nonce"),
+            map.get("digest"),
+            map.get("size"),
+        )
+        else {
+            return Err("ratchetTree: missing or mistyped field".into());
+        };
+        Ok(Self {
+            did: did.parse().map_err(|_| "ratchetTree: did".to_owned())?,
+            cid: cid.parse().map_err(|_| "ratchetTree: cid".to_owned())?,
+            key: key.as_slice().try_into().map_err(|_| "ratchetTree: key")?,
+            nonce: nonce
+                .as_slice()
+                .try_into()
+                .map_err(|_| "ratchetTree: nonce")?,
+            digest: digest
+                .as_slice()
+                .try_into()
+                .map_err(|_| "ratchetTree: digest")?,
+            size: u64::try_from(*size).map_err(|_| "ratchetTree: size".to_owned())?,
+        })
+    }
 }
 
 impl WelcomeInfo {
-    /// DAG-CBOR `{"ds", "fromSeq", "mailbox", "version": 1, "welcome"}`.
+    /// DAG-CBOR `{"ds", "fromSeq", "mailbox", "version": 1, "welcome"}`, plus
+    /// `"ratchetTree"` when the tree is out of band.
     pub fn to_cbor(&self) -> Vec<u8> {
-        let map = BTreeMap::from([
+        let mut map = BTreeMap::from([
             (
                 "version".to_owned(),
                 Ipld::Integer(WELCOME_PLAINTEXT_VERSION),
@@ -76,6 +150,9 @@ impl WelcomeInfo {
                 Ipld::Integer(i128::from(self.from_seq)),
             ),
         ]);
+        if let Some(tree) = &self.ratchet_tree {
+            map.insert("ratchetTree".to_owned(), tree.to_ipld());
+        }
         atmls_repo::cbor::encode(&Ipld::Map(map)).unwrap_or_default()
     }
 
@@ -108,8 +185,15 @@ impl WelcomeInfo {
             ds: ds.parse().map_err(|_| "ds is not a DID".to_owned())?,
             mailbox: mailbox.parse().map_err(|_| "bad mailbox id".to_owned())?,
             from_seq: u64::try_from(*from_seq).map_err(|_| "bad fromSeq".to_owned())?,
+            ratchet_tree: map.get("ratchetTree").map(TreeRef::from_ipld).transpose()?,
         })
     }
+}
+
+/// An upper bound of the length of `info` sealed (before padding), for every ciphersuite
+/// (the largest KEM output, P-521's, is 133 bytes; the AEAD tag 16).
+pub fn sealed_len_bound(info: &WelcomeInfo) -> usize {
+    info.to_cbor().len() + 7 + 133 + 16
 }
 
 /// Seals `info` to an invitee's init key (HPKE base mode of `suite`, `info` =
@@ -181,6 +265,7 @@ mod tests {
             ds: "did:web:ds.example.com".parse().unwrap(),
             mailbox: MailboxId::from_bytes([1; 32]),
             from_seq: 7,
+            ratchet_tree: None,
         };
         let bytes = info.to_cbor();
         assert_eq!(WelcomeInfo::from_cbor(&bytes).unwrap(), info);
@@ -191,11 +276,77 @@ mod tests {
         assert!(ds < from);
         assert!(WelcomeInfo::from_cbor(&bytes[..bytes.len() - 1]).is_err());
     }
+
+    #[test]
+    fn out_of_band_tree_round_trip_and_refusals() {
+        let mut info = WelcomeInfo {
+            welcome: vec![1, 2, 3],
+            ds: "did:web:ds.example.com".parse().unwrap(),
+            mailbox: MailboxId::from_bytes([1; 32]),
+            from_seq: 7,
+            ratchet_tree: None,
+        };
+        let inline = info.to_cbor();
+        info.ratchet_tree = Some(TreeRef {
+            did: "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap(),
+            cid: atmls_repo::cid::raw(b"tree"),
+            key: [2; 32],
+            nonce: [3; 12],
+            digest: [4; 32],
+            size: 70_000,
+        });
+        let bytes = info.to_cbor();
+        assert!(bytes.len() > inline.len());
+        assert_eq!(WelcomeInfo::from_cbor(&bytes).unwrap(), info);
+        // A short key is refused.
+        let Ipld::Map(mut map) = atmls_repo::cbor::decode_ipld(&bytes).unwrap() else {
+            unreachable!()
+        };
+        let Some(Ipld::Map(tree)) = map.get_mut("ratchetTree") else {
+            unreachable!()
+        };
+        tree.insert("key".into(), Ipld::Bytes(vec![2; 31]));
+        let bad = atmls_repo::cbor::encode(&Ipld::Map(map)).unwrap();
+        assert!(WelcomeInfo::from_cbor(&bad).is_err());
+    }
 }
 
 #[cfg(test)]
 mod vector {
     use super::*;
+
+    /// The out-of-band tree vector of docs/spec.md §11.4.
+    #[test]
+    fn welcome_info_tree_vector() {
+        let info = WelcomeInfo {
+            welcome: vec![0xde, 0xad],
+            ds: "did:web:ds.example.com".parse().unwrap(),
+            mailbox: MailboxId::from_bytes([1; 32]),
+            from_seq: 7,
+            ratchet_tree: Some(TreeRef {
+                did: "did:web:pds.example.com".parse().unwrap(),
+                cid: atmls_repo::cid::raw(b""),
+                key: [0x11; 32],
+                nonce: [0x22; 12],
+                digest: [0x33; 32],
+                size: 300,
+            }),
+        };
+        let hex: String = info.to_cbor().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "a6626473766469643a7765623a64732e6578616d706c652e636f6d6766726f6d53657107676d61696c\
+             626f787834616561716361696261656171636169626165617163616962616561716361696261656171\
+             636169626165617163616962616561716776657273696f6e016777656c636f6d6542dead6b72617463\
+             68657454726565a663636964783b6261666b7265696864776463656667683464716b6a763637757a63\
+             6d77376f6a6565367865647a6465746f6a757a6a657674656e78717576796b7563646964776469643a\
+             7765623a7064732e6578616d706c652e636f6d636b6579582011111111111111111111111111111111\
+             111111111111111111111111111111116473697a6519012c656e6f6e63654c22222222222222222222\
+             2222666469676573745820333333333333333333333333333333333333333333333333333333333333\
+             3333"
+        );
+        assert_eq!(WelcomeInfo::from_cbor(&info.to_cbor()).unwrap(), info);
+    }
 
     /// The test vector of docs/spec-client.md §4.
     #[test]
@@ -205,6 +356,7 @@ mod vector {
             ds: "did:web:ds.example.com".parse().unwrap(),
             mailbox: MailboxId::from_bytes([1; 32]),
             from_seq: 7,
+            ratchet_tree: None,
         };
         let hex: String = info.to_cbor().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(

@@ -98,10 +98,15 @@ impl Default for MemoryNetwork {
 impl MemoryNetwork {
     /// A network whose DS is `did:web:ds.test`.
     pub fn new() -> Self {
+        Self::with_ds_config(DsConfig::default())
+    }
+
+    /// A network whose DS (`did:web:ds.test`) runs with `config`.
+    pub fn with_ds_config(config: DsConfig) -> Self {
         let ds = DeliveryService::new(
             MemoryStore::new(),
             rand::rngs::StdRng::from_entropy(),
-            DsConfig::default(),
+            config,
         );
         Self {
             state: Arc::new(Mutex::new(State {
@@ -116,6 +121,21 @@ impl MemoryNetwork {
             })),
             ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
         }
+    }
+
+    /// Flips one bit of every blob `did`'s PDS holds (a PDS serving tampered blobs);
+    /// returns how many.
+    pub fn tamper_blobs(&self, did: &Did) -> usize {
+        let mut state = self.lock();
+        let Some(account) = state.accounts.get_mut(did) else {
+            return 0;
+        };
+        for bytes in account.blobs.values_mut() {
+            if let Some(b) = bytes.first_mut() {
+                *b ^= 1;
+            }
+        }
+        account.blobs.len()
     }
 
     /// The DS's DID.
