@@ -161,7 +161,16 @@ async fn accounts(s: &mut Session, who: &[String]) -> Result<Vec<Did>, CliError>
 
 fn accepted(s: &Session, c: Committed) -> Result<(), CliError> {
     match c {
-        Committed::Accepted { .. } => Ok(()),
+        Committed::Accepted { undelivered, .. } => {
+            for u in &undelivered {
+                eprintln!(
+                    "warning: a device of {} was added but did not receive its invitation: {} \
+                     (WelcomeUndelivered); remove and add the account again",
+                    u.did, u.reason
+                );
+            }
+            Ok(())
+        }
         other => Err(s.explain(CliError::new(
             "NotApplied",
             format!("the change was not applied: {other:?}"),
