@@ -103,3 +103,27 @@ pub enum Event {
         welcome: crate::UndeliveredWelcome,
     },
 }
+
+impl Event {
+    /// The texts of the text messages among `events`, in order.
+    pub fn texts(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message(m) => m.text().map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The groups joined among `events`, in order.
+    pub fn joined(events: &[Event]) -> Vec<GroupId> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Joined { group, .. } => Some(group.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}

@@ -117,26 +117,6 @@ fn config() -> DeviceConfig {
         .with_own_device_check_interval(Duration::ZERO)
 }
 
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => m.text().map(str::to_owned),
-            _ => None,
-        })
-        .collect()
-}
-
-fn joined(events: &[Event]) -> Vec<GroupId> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Joined { group, .. } => Some(group.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 async fn sync(d: &Dev) -> Vec<Event> {
     tokio::time::timeout(WAIT, d.sync())
         .await
@@ -165,17 +145,17 @@ async fn three_accounts_two_devices_restart() {
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
     alice.send(&g, content::text("hi bob")).await.unwrap();
     let ev = sync(&bob).await;
-    assert_eq!(joined(&ev), std::slice::from_ref(&g));
-    assert_eq!(texts(&ev), ["hi bob"]);
+    assert_eq!(Event::joined(&ev), std::slice::from_ref(&g));
+    assert_eq!(Event::texts(&ev), ["hi bob"]);
     bob.send(&g, content::text("hi alice")).await.unwrap();
-    assert_eq!(texts(&sync(&alice).await), ["hi alice"]);
+    assert_eq!(Event::texts(&sync(&alice).await), ["hi alice"]);
 
     // Alice's second device: added by her first device without being asked.
     let phone = net
         .device(net.login("alice").await, Some(&path("phone")))
         .await;
     sync(&alice).await;
-    assert_eq!(joined(&sync(&phone).await), std::slice::from_ref(&g));
+    assert_eq!(Event::joined(&sync(&phone).await), std::slice::from_ref(&g));
     sync(&bob).await;
 
     // Carol joins later and sees only what follows.
@@ -187,9 +167,9 @@ async fn three_accounts_two_devices_restart() {
         .await
         .unwrap();
     let ev = sync(&carol).await;
-    assert_eq!(joined(&ev), std::slice::from_ref(&g));
-    assert_eq!(texts(&ev), ["welcome carol"]);
-    assert_eq!(texts(&sync(&phone).await), ["welcome carol"]);
+    assert_eq!(Event::joined(&ev), std::slice::from_ref(&g));
+    assert_eq!(Event::texts(&ev), ["welcome carol"]);
+    assert_eq!(Event::texts(&sync(&phone).await), ["welcome carol"]);
 
     // Restart every client.
     drop((alice, bob, carol, phone));
@@ -211,9 +191,9 @@ async fn three_accounts_two_devices_restart() {
         .send(&g, content::text("after restart"))
         .await
         .unwrap();
-    assert_eq!(texts(&sync(&bob).await), ["after restart"]);
-    assert_eq!(texts(&sync(&alice).await), ["after restart"]);
-    assert_eq!(texts(&sync(&phone).await), ["after restart"]);
+    assert_eq!(Event::texts(&sync(&bob).await), ["after restart"]);
+    assert_eq!(Event::texts(&sync(&alice).await), ["after restart"]);
+    assert_eq!(Event::texts(&sync(&phone).await), ["after restart"]);
 
     // Rename and admin changes.
     alice.rename(&g, "coffee").await.unwrap();
@@ -250,9 +230,9 @@ async fn three_accounts_two_devices_restart() {
     sync(&alice).await;
     sync(&phone).await;
     alice.send(&g, content::text("just us")).await.unwrap();
-    assert!(texts(&sync(&carol).await).is_empty());
-    assert_eq!(texts(&sync(&bob).await), ["just us"]);
-    assert_eq!(texts(&sync(&phone).await), ["just us"]);
+    assert!(Event::texts(&sync(&carol).await).is_empty());
+    assert_eq!(Event::texts(&sync(&bob).await), ["just us"]);
+    assert_eq!(Event::texts(&sync(&phone).await), ["just us"]);
     let states = [
         alice.group(&g).await.unwrap(),
         phone.group(&g).await.unwrap(),
@@ -302,7 +282,7 @@ async fn get_key_packages_over_http() {
     assert_eq!(kps.len(), 1);
     let g = alice.create_group("bulk").await.unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
-    assert_eq!(joined(&sync(&bob).await), vec![g.clone()]);
+    assert_eq!(Event::joined(&sync(&bob).await), vec![g.clone()]);
     net.server.shutdown().await.unwrap();
 }
 
@@ -381,7 +361,7 @@ async fn wss_subscription_through_tls() {
     );
     let g = alice.create_group("tls").await.unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
-    assert_eq!(joined(&sync(&bob).await), vec![g.clone()]);
+    assert_eq!(Event::joined(&sync(&bob).await), vec![g.clone()]);
     // Live: Bob's run loop subscribes over wss:// (polling would take 30 s, longer than
     // WAIT).
     let mut events = bob.events();
@@ -515,8 +495,8 @@ async fn large_group_welcome_with_out_of_band_tree() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(joined(&events), vec![g.clone()], "{events:?}");
-    assert_eq!(texts(&events), vec!["hello joiner".to_owned()]);
+    assert_eq!(Event::joined(&events), vec![g.clone()], "{events:?}");
+    assert_eq!(Event::texts(&events), vec!["hello joiner".to_owned()]);
     net.server.shutdown().await.unwrap();
 }
 
@@ -555,6 +535,6 @@ async fn refused_welcome_is_reported() {
     let group = alice.group(&g).await.unwrap();
     assert!(group.members.iter().any(|x| &x.did == m.did()));
     let events = tokio::time::timeout(WAIT, m.sync()).await.unwrap().unwrap();
-    assert!(joined(&events).is_empty());
+    assert!(Event::joined(&events).is_empty());
     net.server.shutdown().await.unwrap();
 }

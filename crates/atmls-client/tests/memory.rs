@@ -34,21 +34,8 @@ async fn alice_and_bob() -> (MemoryNetwork, Dev, Dev, GroupId) {
     (net, alice, bob, g)
 }
 
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => m.text().map(str::to_owned),
-            _ => None,
-        })
-        .collect()
-}
-
 fn joined(events: &[Event]) -> Option<GroupId> {
-    events.iter().find_map(|e| match e {
-        Event::Joined { group, .. } => Some(group.clone()),
-        _ => None,
-    })
+    Event::joined(events).into_iter().next()
 }
 
 #[tokio::test]
@@ -63,9 +50,9 @@ async fn conversation_add_later_remove_rename() {
     alice.send(&g, content::text("hi bob")).await.unwrap();
     let ev = bob.sync().await.unwrap();
     assert_eq!(joined(&ev), Some(g.clone()));
-    assert_eq!(texts(&ev), ["hi bob"]);
+    assert_eq!(Event::texts(&ev), ["hi bob"]);
     bob.send(&g, content::text("hi alice")).await.unwrap();
-    assert_eq!(texts(&alice.sync().await.unwrap()), ["hi alice"]);
+    assert_eq!(Event::texts(&alice.sync().await.unwrap()), ["hi alice"]);
 
     // Bob is not an admin: he may not add, rename or remove.
     assert!(matches!(
@@ -82,8 +69,8 @@ async fn conversation_add_later_remove_rename() {
         .unwrap();
     let ev = carol.sync().await.unwrap();
     assert_eq!(joined(&ev), Some(g.clone()));
-    assert_eq!(texts(&ev), ["welcome carol"]);
-    assert_eq!(texts(&bob.sync().await.unwrap()), ["welcome carol"]);
+    assert_eq!(Event::texts(&ev), ["welcome carol"]);
+    assert_eq!(Event::texts(&bob.sync().await.unwrap()), ["welcome carol"]);
 
     // Rename and admin change reach everyone; the new admin can rename.
     alice.rename(&g, "coffee").await.unwrap();
@@ -126,8 +113,8 @@ async fn conversation_add_later_remove_rename() {
         .send(&g, content::text("carol is gone"))
         .await
         .unwrap();
-    assert!(texts(&carol.sync().await.unwrap()).is_empty());
-    assert_eq!(texts(&bob.sync().await.unwrap()), ["carol is gone"]);
+    assert!(Event::texts(&carol.sync().await.unwrap()).is_empty());
+    assert_eq!(Event::texts(&bob.sync().await.unwrap()), ["carol is gone"]);
     let a = alice.group(&g).await.unwrap();
     let b = bob.group(&g).await.unwrap();
     assert_eq!(
@@ -194,8 +181,14 @@ async fn second_device_is_added_to_every_group() {
     bob.send(&g2, content::text("to both alices"))
         .await
         .unwrap();
-    assert_eq!(texts(&alice.sync().await.unwrap()), ["to both alices"]);
-    assert_eq!(texts(&phone.sync().await.unwrap()), ["to both alices"]);
+    assert_eq!(
+        Event::texts(&alice.sync().await.unwrap()),
+        ["to both alices"]
+    );
+    assert_eq!(
+        Event::texts(&phone.sync().await.unwrap()),
+        ["to both alices"]
+    );
     // Adding Alice's account adds both devices.
     let carol = device(&net, "carol").await;
     let g3 = carol.create_group("three").await.unwrap();
@@ -235,7 +228,7 @@ async fn last_resort_join_rotates_the_signature_key() {
             .any(|e| matches!(e, Event::GroupChanged { by, .. } if by == bob.did()))
     );
     bob.send(&g, content::text("rotated")).await.unwrap();
-    assert_eq!(texts(&alice.sync().await.unwrap()), ["rotated"]);
+    assert_eq!(Event::texts(&alice.sync().await.unwrap()), ["rotated"]);
     // The last-resort package is still usable for another group.
     let g2 = alice.create_group("g2").await.unwrap();
     alice.add_members(&g2, &[bob.did().clone()]).await.unwrap();
@@ -279,10 +272,10 @@ async fn restart_mid_conversation() {
     let bob = Device::open(&b_path, net.account("bob"), net.ds(), config())
         .await
         .unwrap();
-    assert_eq!(texts(&bob.sync().await.unwrap()), ["before"]);
+    assert_eq!(Event::texts(&bob.sync().await.unwrap()), ["before"]);
     alice.self_update(&g, false).await.unwrap();
     bob.send(&g, content::text("after")).await.unwrap();
-    assert_eq!(texts(&alice.sync().await.unwrap()), ["after"]);
+    assert_eq!(Event::texts(&alice.sync().await.unwrap()), ["after"]);
     bob.sync().await.unwrap();
     let (a, b) = (alice.group(&g).await.unwrap(), bob.group(&g).await.unwrap());
     assert_eq!(a.epoch_authenticator, b.epoch_authenticator);
@@ -392,10 +385,10 @@ async fn member_two_commits_behind_catches_up() {
         .filter(|e| matches!(e, Event::GroupChanged { group, .. } if *group == g))
         .count();
     assert_eq!(changes, 2, "{ev:?}");
-    assert_eq!(texts(&ev), ["after two"]);
+    assert_eq!(Event::texts(&ev), ["after two"]);
     assert_eq!(bob.group(&g).await.unwrap().name(), "two");
     bob.send(&g, content::text("caught up")).await.unwrap();
-    assert_eq!(texts(&alice.sync().await.unwrap()), ["caught up"]);
+    assert_eq!(Event::texts(&alice.sync().await.unwrap()), ["caught up"]);
 }
 
 /// A member reads each mailbox once when the DS says the page reaches the head, and at
@@ -407,12 +400,12 @@ async fn sync_stops_reading_at_the_head() {
 
     alice.send(&g, content::text("one")).await.unwrap();
     let before = net.envelope_reads();
-    assert_eq!(texts(&bob.sync().await.unwrap()), ["one"]);
+    assert_eq!(Event::texts(&bob.sync().await.unwrap()), ["one"]);
     assert_eq!(net.envelope_reads() - before, 1);
 
     // Nothing new: one read, an empty page.
     let before = net.envelope_reads();
-    assert!(texts(&bob.sync().await.unwrap()).is_empty());
+    assert!(Event::texts(&bob.sync().await.unwrap()).is_empty());
     assert_eq!(net.envelope_reads() - before, 1);
 
     alice.rename(&g, "two").await.unwrap();
@@ -420,7 +413,7 @@ async fn sync_stops_reading_at_the_head() {
     alice.send(&g, content::text("after three")).await.unwrap();
     let before = net.envelope_reads();
     let ev = bob.sync().await.unwrap();
-    assert_eq!(texts(&ev), ["after three"]);
+    assert_eq!(Event::texts(&ev), ["after three"]);
     assert_eq!(bob.group(&g).await.unwrap().name(), "three");
     // At most one read per epoch key (three keys), none of them an empty page.
     let reads = net.envelope_reads() - before;
@@ -428,7 +421,7 @@ async fn sync_stops_reading_at_the_head() {
 
     // Bob's cached mailbox key follows the epoch: he can send and Alice reads it.
     bob.send(&g, content::text("from bob")).await.unwrap();
-    assert_eq!(texts(&alice.sync().await.unwrap()), ["from bob"]);
+    assert_eq!(Event::texts(&alice.sync().await.unwrap()), ["from bob"]);
 }
 
 #[tokio::test]
@@ -721,14 +714,14 @@ async fn welcome_too_large_sends_the_tree_out_of_band() {
     alice.send(&g, content::text("hello")).await.unwrap();
     let events = joiner.sync().await.unwrap();
     assert_eq!(joined(&events), Some(g.clone()), "{events:?}");
-    assert_eq!(texts(&events), vec!["hello".to_owned()]);
+    assert_eq!(Event::texts(&events), vec!["hello".to_owned()]);
     // The tree went out of band: a blob on alice's PDS (the earlier, smaller welcomes
     // carried theirs inline).
     assert!(net.tamper_blobs(alice.did()) > 0);
     // The member that joined with an out-of-band tree writes like the others.
     joiner.send(&g, content::text("from joiner")).await.unwrap();
     let events = alice.sync().await.unwrap();
-    assert_eq!(texts(&events), vec!["from joiner".to_owned()]);
+    assert_eq!(Event::texts(&events), vec!["from joiner".to_owned()]);
 }
 
 #[tokio::test]

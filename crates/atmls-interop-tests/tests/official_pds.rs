@@ -119,26 +119,6 @@ async fn sync(d: &Dev) -> Vec<Event> {
         .unwrap()
 }
 
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => m.text().map(str::to_owned),
-            _ => None,
-        })
-        .collect()
-}
-
-fn joined(events: &[Event]) -> Vec<GroupId> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Joined { group, .. } => Some(group.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn attachment(events: &[Event]) -> Attachment {
     events
         .iter()
@@ -201,15 +181,15 @@ async fn official_scenario(w: &World) {
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
     alice.send(&g, content::text("hi bob")).await.unwrap();
     let ev = sync(&bob).await;
-    assert_eq!(joined(&ev), std::slice::from_ref(&g));
-    assert_eq!(texts(&ev), ["hi bob"]);
+    assert_eq!(Event::joined(&ev), std::slice::from_ref(&g));
+    assert_eq!(Event::texts(&ev), ["hi bob"]);
     bob.send(&g, content::text("hi alice")).await.unwrap();
-    assert_eq!(texts(&sync(&alice).await), ["hi alice"]);
+    assert_eq!(Event::texts(&sync(&alice).await), ["hi alice"]);
 
     // Alice's second device joins: her first device adds it on its own.
     let phone = w.device(pds, "alice", false).await;
     sync(&alice).await;
-    assert_eq!(joined(&sync(&phone).await), std::slice::from_ref(&g));
+    assert_eq!(Event::joined(&sync(&phone).await), std::slice::from_ref(&g));
     sync(&bob).await;
 
     // Carol is added, reads, then is removed and reads nothing more.
@@ -222,10 +202,10 @@ async fn official_scenario(w: &World) {
         .await
         .unwrap();
     let ev = sync(&carol).await;
-    assert_eq!(joined(&ev), std::slice::from_ref(&g));
-    assert_eq!(texts(&ev), ["welcome carol"]);
+    assert_eq!(Event::joined(&ev), std::slice::from_ref(&g));
+    assert_eq!(Event::texts(&ev), ["welcome carol"]);
     for d in [&alice, &bob] {
-        assert_eq!(texts(&sync(d).await), ["welcome carol"]);
+        assert_eq!(Event::texts(&sync(d).await), ["welcome carol"]);
     }
     same_state(&g, &[&alice, &phone, &bob, &carol], 4).await;
     alice
@@ -242,9 +222,9 @@ async fn official_scenario(w: &World) {
         sync(d).await;
     }
     bob.send(&g, content::text("just us")).await.unwrap();
-    assert!(texts(&sync(&carol).await).is_empty());
-    assert_eq!(texts(&sync(&alice).await), ["just us"]);
-    assert_eq!(texts(&sync(&phone).await), ["just us"]);
+    assert!(Event::texts(&sync(&carol).await).is_empty());
+    assert_eq!(Event::texts(&sync(&alice).await), ["just us"]);
+    assert_eq!(Event::texts(&sync(&phone).await), ["just us"]);
     same_state(&g, &[&alice, &phone, &bob], 3).await;
 
     // An attachment: an encrypted blob on the official PDS, fetched by the others.
@@ -436,12 +416,12 @@ async fn reverse_scenario(w: &World) {
     dave.add_members(&g, &[erin.did().clone()]).await.unwrap();
     dave.send(&g, content::text("from our host")).await.unwrap();
     let ev = sync(&erin).await;
-    assert_eq!(joined(&ev), std::slice::from_ref(&g));
-    assert_eq!(texts(&ev), ["from our host"]);
+    assert_eq!(Event::joined(&ev), std::slice::from_ref(&g));
+    assert_eq!(Event::texts(&ev), ["from our host"]);
     erin.send(&g, content::text("from the official PDS"))
         .await
         .unwrap();
-    assert_eq!(texts(&sync(&dave).await), ["from the official PDS"]);
+    assert_eq!(Event::texts(&sync(&dave).await), ["from the official PDS"]);
 
     dave.add_members(&g, &[frank.did().clone()]).await.unwrap();
     sync(&erin).await;
@@ -450,7 +430,7 @@ async fn reverse_scenario(w: &World) {
         .await
         .unwrap();
     let ev = sync(&frank).await;
-    assert_eq!(joined(&ev), std::slice::from_ref(&g));
+    assert_eq!(Event::joined(&ev), std::slice::from_ref(&g));
     assert_eq!(
         frank.fetch_attachment(&attachment(&ev)).await.unwrap(),
         file

@@ -326,7 +326,7 @@ async fn conversation(
     for p in [&bob, &phone] {
         let ev = sync(p).await?;
         tr.equal(
-            joined(&ev),
+            Event::joined(&ev),
             vec![g.clone()],
             format!(
                 "{} joined from its welcome (sealed to its KeyPackage)",
@@ -356,12 +356,12 @@ async fn conversation(
     )?;
     let ev = sync(&carol).await?;
     tr.equal(
-        joined(&ev),
+        Event::joined(&ev),
         vec![g.clone()],
         "carol joined from her welcome",
     )?;
     tr.equal(
-        texts(&ev),
+        Event::texts(&ev),
         Vec::<String>::new(),
         "carol cannot read the messages from before she joined",
     )?;
@@ -403,7 +403,7 @@ async fn conversation(
     }
     let carol_later = sync(&carol).await?;
     tr.equal(
-        texts(&carol_later),
+        Event::texts(&carol_later),
         Vec::<String>::new(),
         "carol cannot read what is sent after her removal",
     )?;
@@ -437,28 +437,8 @@ async fn sync(p: &Person) -> Result<Vec<Event>, Failed> {
         .map_err(|e| Failed(format!("{}: {}", p.label, e.0)))
 }
 
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message(m) => m.text().map(str::to_owned),
-            _ => None,
-        })
-        .collect()
-}
-
-fn joined(events: &[Event]) -> Vec<GroupId> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Joined { group, .. } => Some(group.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 async fn expect_texts(tr: &mut Transcript, p: &Person, want: &[&str]) -> Result<(), Failed> {
-    let got = texts(&sync(p).await?);
+    let got = Event::texts(&sync(p).await?);
     tr.equal(
         got.iter().map(String::as_str).collect::<Vec<_>>(),
         want.to_vec(),
