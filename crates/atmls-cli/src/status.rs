@@ -50,12 +50,22 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
     (
         "atmls serve",
         "built",
-        "the embedded default (host + PLC directory + DS) on one listener, SQLite in a data directory",
+        "embedded default (host + PLC directory + DS, SQLite in a data directory) or, with --pds-url, the DS alone beside an existing PDS",
     ),
     (
         "atmls demo",
         "built",
         "an encrypted group conversation from nothing, every step checked, DS view from its database",
+    ),
+    (
+        "atmls-vectors",
+        "built",
+        "test vectors in tests/vectors/ from production code; checked again in Python",
+    ),
+    (
+        "atmls-interop-tests",
+        "built",
+        "the official TypeScript PDS and PLC directory with our client and attached DS",
     ),
     (
         "atmls account / keys / group / send / watch / inbox",
