@@ -3,7 +3,7 @@
 
 mod host_util;
 
-use host_util::{TestHost, key_package};
+use host_util::{TestHost, key_package, rkey_of};
 use hyper::Method;
 use serde_json::{Value, json};
 
@@ -25,7 +25,7 @@ async fn crud_with_swaps() {
         .ok();
     assert_eq!(created["validationStatus"], "valid");
     let uri = created["uri"].as_str().unwrap();
-    let rkey = uri.rsplit('/').next().unwrap().to_owned();
+    let rkey = rkey_of(uri);
     let cid1 = created["cid"].as_str().unwrap().to_owned();
     let commit1 = created["commit"]["cid"].as_str().unwrap().to_owned();
     assert_eq!(t.head(&a.did).await, commit1);
@@ -210,26 +210,7 @@ async fn crud_with_swaps() {
 async fn list_records_paging() {
     let t = TestHost::start().await;
     let a = t.account("paging.test").await;
-    let mut rkeys = Vec::new();
-    for n in 0..7 {
-        let r = t
-            .procedure(
-                "com.atproto.repo.createRecord",
-                &json!({ "repo": a.did, "collection": KP, "record": key_package(n) }),
-                Some(&a.access),
-            )
-            .await
-            .ok();
-        rkeys.push(
-            r["uri"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    let rkeys = t.create_key_packages(&a, 7).await;
     let mut sorted = rkeys.clone();
     sorted.sort();
     assert_eq!(rkeys, sorted, "TIDs increase");
@@ -248,15 +229,7 @@ async fn list_records_paging() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| {
-                r["uri"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit('/')
-                    .next()
-                    .unwrap()
-                    .to_owned()
-            })
+            .map(|r| rkey_of(r["uri"].as_str().unwrap()))
             .collect()
     };
 

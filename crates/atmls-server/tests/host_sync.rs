@@ -5,8 +5,7 @@ mod host_util;
 
 use atmls_lexicon::syntax::Did;
 use atmls_repo::{Mst, RepoPath, car, proof};
-use host_util::{TestHost, key_package};
-use serde_json::json;
+use host_util::TestHost;
 
 const KP: &str = "chat.mls.keyPackage";
 
@@ -15,26 +14,7 @@ async fn proofs_and_cars_verify() {
     let t = TestHost::start().await;
     let a = t.account("alice.test").await;
     let did: Did = a.did.parse().unwrap();
-    let mut rkeys = Vec::new();
-    for n in 0..5 {
-        let r = t
-            .procedure(
-                "com.atproto.repo.createRecord",
-                &json!({ "repo": a.did, "collection": KP, "record": key_package(n) }),
-                Some(&a.access),
-            )
-            .await
-            .ok();
-        rkeys.push(
-            r["uri"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    let rkeys = t.create_key_packages(&a, 5).await;
     let key = t.repo_key(&a.did).await;
 
     // Inclusion proof.

@@ -147,6 +147,25 @@ impl TestHost {
         Session::from(r.json())
     }
 
+    /// Creates `n` example `chat.mls.keyPackage` records (`key_package(0..n)`) in the
+    /// account's repo, one `createRecord` each; their record keys, in order.
+    pub async fn create_key_packages(&self, account: &Session, n: u32) -> Vec<String> {
+        let mut rkeys = Vec::new();
+        for i in 0..n {
+            let r = self
+                .procedure(
+                    "com.atproto.repo.createRecord",
+                    &json!({ "repo": account.did, "collection": "chat.mls.keyPackage",
+                             "record": key_package(i) }),
+                    Some(&account.access),
+                )
+                .await
+                .ok();
+            rkeys.push(rkey_of(r["uri"].as_str().expect("uri")));
+        }
+        rkeys
+    }
+
     /// The current head commit of `did`.
     pub async fn head(&self, did: &str) -> String {
         let r = self
@@ -234,6 +253,11 @@ pub fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The record key at the end of an `at://` URI.
+pub fn rkey_of(uri: &str) -> String {
+    uri.rsplit('/').next().unwrap_or_default().to_owned()
 }
 
 /// A valid `chat.mls.keyPackage` record.
