@@ -83,6 +83,9 @@ pub struct VerifiedToken {
     pub iat: u64,
     /// Expiry.
     pub exp: u64,
+    /// The issuer's PDS (`#atproto_pds` endpoint) in the DID document whose key verified
+    /// the token, if it names one.
+    pub issuer_pds: Option<String>,
 }
 
 /// Verifies service-auth tokens for one service.
@@ -147,18 +150,22 @@ impl ServiceAuthVerifier {
             .resolve(&checked.issuer)
             .await
             .map_err(ServiceAuthError::Resolve)?;
-        if let Err(first) = check_signature(&doc, &checked.key_fragment, &token) {
-            // The key may have been rotated since the document was cached: refetch once.
-            let fresh = self
-                .resolver
-                .resolve_fresh(&checked.issuer)
-                .await
-                .map_err(ServiceAuthError::Resolve)?;
-            if Arc::ptr_eq(&fresh, &doc) || *fresh == *doc {
-                return Err(first);
+        let doc = match check_signature(&doc, &checked.key_fragment, &token) {
+            Ok(()) => doc,
+            Err(first) => {
+                // The key may have been rotated since the document was cached: refetch once.
+                let fresh = self
+                    .resolver
+                    .resolve_fresh(&checked.issuer)
+                    .await
+                    .map_err(ServiceAuthError::Resolve)?;
+                if Arc::ptr_eq(&fresh, &doc) || *fresh == *doc {
+                    return Err(first);
+                }
+                check_signature(&fresh, &checked.key_fragment, &token)?;
+                fresh
             }
-            check_signature(&fresh, &checked.key_fragment, &token)?;
-        }
+        };
 
         self.replay
             .check_and_insert(checked.issuer.as_str(), &checked.jti, checked.exp, now)?;
@@ -169,6 +176,7 @@ impl ServiceAuthVerifier {
             jti: checked.jti,
             iat: checked.iat,
             exp: checked.exp,
+            issuer_pds: doc.pds_endpoint().ok().map(str::to_owned),
         })
     }
 

@@ -7,8 +7,7 @@ use atmls_ds::{
     EnvelopeKind, EnvelopeRule, LEXICON_MAX_PAYLOAD, MailboxId, MailboxKind, OutgoingEnvelope,
     SendEnvelopesError,
 };
-use atmls_identity::Did;
-use atmls_identity::service_auth::ServiceAuthError;
+use atmls_identity::service_auth::{ServiceAuthError, VerifiedToken};
 use atmls_lexicon::Bytes as LexBytes;
 use atmls_lexicon::chat::mls::ds::create_mailbox;
 use serde::Deserialize;
@@ -156,7 +155,7 @@ impl DsService {
             .verify(token, create_mailbox::NSID, now)
             .await
             .map_err(|e| service_auth_error(&e))?;
-        self.check_account_pds(&verified.issuer).await?;
+        self.check_account_pds(&verified)?;
         let input: Input = req.input_as()?;
         let kind = MailboxKind::from_str(&input.kind)
             .map_err(|e| XrpcError::bad_request("UnsupportedKind", e.to_string()))?;
@@ -174,29 +173,16 @@ impl DsService {
         Ok(XrpcResponse::json(mailbox_info_json(&info)))
     }
 
-    /// `403 AccountNotServed` unless the DS serves every account or `issuer`'s DID
-    /// document names one of its PDSes (`DsServiceConfig::account_pds`).
-    async fn check_account_pds(&self, issuer: &Did) -> Result<(), XrpcError> {
+    /// `403 AccountNotServed` unless the DS serves every account or the token's issuer
+    /// is on one of its PDSes (`DsServiceConfig::account_pds`), as named by the DID
+    /// document that verified the token.
+    fn check_account_pds(&self, token: &VerifiedToken) -> Result<(), XrpcError> {
         let allowed = self.inner.config.account_pds();
         if allowed.is_empty() {
             return Ok(());
         }
-        // The verifier has just resolved the issuer: a caching resolver answers at once.
-        let doc = self
-            .inner
-            .key_packages
-            .resolver()
-            .resolve(issuer)
-            .await
-            .map_err(|e| {
-                XrpcError::new(
-                    hyper::StatusCode::BAD_GATEWAY,
-                    "UpstreamFailure",
-                    format!("resolving {issuer}: {e}"),
-                )
-            })?;
-        let pds = doc.pds_endpoint().ok().map(|e| e.trim_end_matches('/'));
-        match pds {
+        let issuer = &token.issuer;
+        match token.issuer_pds.as_deref().map(|e| e.trim_end_matches('/')) {
             Some(pds) if allowed.iter().any(|a| a == pds) => Ok(()),
             Some(pds) => Err(XrpcError::forbidden(
                 "AccountNotServed",

@@ -151,11 +151,6 @@ impl std::fmt::Debug for KeyPackageFetcher {
 }
 
 impl KeyPackageFetcher {
-    /// The resolver it uses (shared with the account checks of `createMailbox`).
-    pub(crate) fn resolver(&self) -> &Arc<dyn DidResolver> {
-        &self.resolver
-    }
-
     /// A fetcher resolving DIDs with `resolver` (web PKI roots for `https://` PDSes).
     pub fn new(resolver: Arc<dyn DidResolver>, config: KeyPackageConfig) -> Self {
         let mut http = HttpConnector::new();
