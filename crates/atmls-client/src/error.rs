@@ -113,18 +113,6 @@ pub enum KeyPackageRefusal {
     /// The proven record holds another KeyPackage than the one the commit adds.
     #[error("the proven record is not the KeyPackage that was added")]
     NotAdded,
-    /// The proof's repo revision lies outside a window around the instant the DS
-    /// accepted the commit that adds the leaf. No longer produced: the revision is not
-    /// bounded (docs/spec.md §11.13); kept so that matching code still compiles.
-    #[error(
-        "proof revision {rev} is outside the window around the commit (accepted at {accepted_ms} ms)"
-    )]
-    OutsideWindow {
-        /// The proof's commit rev.
-        rev: String,
-        /// When the DS accepted the commit (Unix milliseconds).
-        accepted_ms: u64,
-    },
 }
 
 /// Why a commit, proposal or message from the group was not applied.

@@ -6,8 +6,7 @@ mod verify;
 
 pub use build::capabilities;
 pub(crate) use build::{build_key_package, datetime};
-#[allow(deprecated)]
-pub use verify::{LEAF_PROOF_MAX_AGE_SECS, LEAF_PROOF_MAX_SKEW_SECS, VerifiedKeyPackage};
+pub use verify::VerifiedKeyPackage;
 pub(crate) use verify::{prove_record, verify_added_key_package, verify_key_package};
 
 /// The collection of KeyPackage records.

@@ -179,16 +179,6 @@ pub(crate) fn verify_key_package(
     })
 }
 
-/// Formerly the oldest a leaf proof's revision could be when the DS accepted the commit.
-/// No longer used: a proof's revision is its repo's head, as old as the account's last
-/// write, so no bound on it is the same for every honest committer (§11.13).
-#[deprecated(note = "leaf proofs are bounded by the record's expiresAt (spec §11.13)")]
-pub const LEAF_PROOF_MAX_AGE_SECS: u64 = 24 * 3600;
-/// Formerly how far after the DS accepted a commit a leaf proof's revision could lie.
-/// No longer used (§11.13).
-#[deprecated(note = "leaf proofs are bounded by the record's expiresAt (spec §11.13)")]
-pub const LEAF_PROOF_MAX_SKEW_SECS: u64 = 600;
-
 /// A receiver's check of the proof that travels with an added leaf (§11.13): steps 1–7
 /// of §3.3 against `did` (the added credential's identity), and a record holding exactly
 /// the added KeyPackage, not expired at `accepted_ms` (when the DS accepted the commit:
