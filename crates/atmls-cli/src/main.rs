@@ -33,6 +33,14 @@ Every option can also be set by its environment variable (shown in each --help).
 struct Cli {
     #[command(flatten)]
     profile: client::profile::ProfileOpts,
+    /// Log lines on standard error: `human` or `json` (one object per line).
+    #[arg(long, global = true, env = "ATMLS_LOG_FORMAT", default_value = "human")]
+    log_format: atmls_server::logging::LogFormat,
+    /// Which log events to write, in the `RUST_LOG` syntax (e.g. `info`,
+    /// `atmls_server=debug`) [default: RUST_LOG, else `info` for serve and nothing for
+    /// the other commands].
+    #[arg(long, global = true, env = "ATMLS_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -80,6 +88,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "off",
+    };
+    if let Err(e) = atmls_server::logging::init(cli.log_format, cli.log.as_deref(), default_level) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let profile = cli.profile;
     let client = |c| {
         if client::run(c, &profile) {

@@ -180,10 +180,10 @@ pub(crate) enum ServeError {
     Retention,
     #[error("invalid --pds-url {0:?}: expected an http:// or https:// URL")]
     PdsUrl(String),
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
-        source: std::io::Error,
+        source: atmls_fs::PrivateError,
     },
 }
 
@@ -271,7 +271,7 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
         Some(d) => d,
         None => default_data_dir().ok_or(ServeError::NoDataDir)?,
     };
-    std::fs::create_dir_all(&data_dir).map_err(|source| ServeError::DataDir {
+    atmls_fs::private_dir(&data_dir).map_err(|source| ServeError::DataDir {
         path: data_dir.clone(),
         source,
     })?;

@@ -18,6 +18,10 @@ pub enum StoreError {
     /// The database belongs to another account or was never initialised.
     #[error("device database: {0}")]
     Device(String),
+    /// The database file could not be made owner-only (or its directory is writable by
+    /// other users).
+    #[error(transparent)]
+    Private(#[from] atmls_fs::PrivateError),
 }
 
 /// A PDS or delivery-service request failed.

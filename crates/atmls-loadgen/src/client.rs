@@ -1,7 +1,7 @@
 //! The HTTP/1.1 keep-alive client and the WebSocket subscriber every scenario and
 //! baseline uses, and the request and answer shapes of the DS methods it calls.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -29,15 +29,30 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Conn {
     addr: SocketAddr,
     host: String,
+    /// The local address connections are made from (a principal's source address in
+    /// the attack suite: any `127.x.y.z` on loopback); `None`: the system's choice.
+    source: Option<IpAddr>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Conn {
     /// Connects to `addr`; requests carry `Host: host`.
     pub async fn connect(addr: SocketAddr, host: &str) -> Result<Self, LoadgenError> {
+        Self::connect_from(addr, host, None).await
+    }
+
+    /// Like [`Conn::connect`], from the local address `source` (e.g. `127.0.0.2`: on
+    /// loopback every `127/8` address is the machine's own, so one process can be many
+    /// sources).
+    pub async fn connect_from(
+        addr: SocketAddr,
+        host: &str,
+        source: Option<IpAddr>,
+    ) -> Result<Self, LoadgenError> {
         let mut conn = Self {
             addr,
             host: host.to_owned(),
+            source,
             sender: None,
         };
         conn.ready().await?;
@@ -50,7 +65,7 @@ impl Conn {
             _ => false,
         };
         if !usable {
-            let stream = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(self.addr))
+            let stream = tokio::time::timeout(REQUEST_TIMEOUT, tcp(self.addr, self.source))
                 .await
                 .map_err(|_| LoadgenError::Timeout(format!("connect to {}", self.addr)))??;
             stream.set_nodelay(true)?;
@@ -226,11 +241,35 @@ pub type Ws = WebSocketStream<TcpStream>;
 /// 1.2 KB, and a larger frame grows the buffer as needed.
 pub const WS_READ_BUFFER: usize = 8 * 1024;
 
+/// A TCP connection to `addr`, from `source` if given.
+async fn tcp(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
+}
+
 /// Opens `subscribeEnvelopes?query` on `addr`.
 pub async fn subscribe(addr: SocketAddr, host: &str, query: &str) -> Result<Ws, LoadgenError> {
+    subscribe_from(addr, host, query, None).await
+}
+
+/// Like [`subscribe`], from the local address `source`.
+pub async fn subscribe_from(
+    addr: SocketAddr,
+    host: &str,
+    query: &str,
+    source: Option<IpAddr>,
+) -> Result<Ws, LoadgenError> {
     let url = format!("ws://{host}/xrpc/chat.mls.ds.subscribeEnvelopes?{query}");
     tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let stream = TcpStream::connect(addr).await?;
+        let stream = tcp(addr, source).await?;
         stream.set_nodelay(true)?;
         let config = WebSocketConfig::default().read_buffer_size(WS_READ_BUFFER);
         let (ws, _) = client_async_with_config(url, stream, Some(config))

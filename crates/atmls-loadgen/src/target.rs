@@ -34,6 +34,13 @@ pub struct Account {
     key: AccountKey,
 }
 
+impl Account {
+    /// The account's DID.
+    pub fn did(&self) -> &str {
+        &self.did
+    }
+}
+
 /// A group mailbox and its epoch-0 key.
 #[derive(Debug, Clone)]
 pub struct GroupMailbox {
@@ -253,16 +260,28 @@ impl Target {
         conn: &mut Conn,
         account: &Account,
     ) -> Result<GroupMailbox, LoadgenError> {
-        let key = SigningKey::from_bytes(&rand::random());
+        self.group_mailbox_at(conn, account, 0).await
+    }
+
+    /// A service-auth token of `account` for `lxm` at this DS, valid for 60 s.
+    pub fn service_auth(&self, account: &Account, lxm: &str) -> String {
         let now = SystemClock.now().as_millis() / 1000;
         let aud = format!("{}#chat_mls_ds", self.ds_did);
-        let jwt = issue(
-            &account.key,
-            &Claims::new(&account.did, &aud, "chat.mls.ds.createMailbox", now, 60),
-        );
+        issue(&account.key, &Claims::new(&account.did, &aud, lxm, now, 60))
+    }
+
+    /// [`Target::group_mailbox`] at `epoch` (the attack suite tries absurd ones).
+    pub async fn group_mailbox_at(
+        &self,
+        conn: &mut Conn,
+        account: &Account,
+        epoch: u64,
+    ) -> Result<GroupMailbox, LoadgenError> {
+        let key = SigningKey::from_bytes(&rand::random());
+        let jwt = self.service_auth(account, "chat.mls.ds.createMailbox");
         let public =
             base64::engine::general_purpose::STANDARD_NO_PAD.encode(key.verifying_key().as_bytes());
-        let body = format!(r#"{{"kind":"group","key":{{"$bytes":"{public}"}},"epoch":0}}"#);
+        let body = format!(r#"{{"kind":"group","key":{{"$bytes":"{public}"}},"epoch":{epoch}}}"#);
         let (status, answer) = conn
             .post(
                 "/xrpc/chat.mls.ds.createMailbox",

@@ -233,7 +233,7 @@ impl Pds {
             conn.execute("DELETE FROM accounts WHERE did = ?1", params![did.as_str()])?;
             return Err(e);
         }
-        tracing::info!(did = did.as_str(), handle, "account created");
+        tracing::info!("account created");
         let account = self.account(did.as_str())?;
         self.new_session(&account, now_ms)
     }

@@ -50,6 +50,7 @@ pub(crate) struct Db {
 
 impl Db {
     pub(crate) fn open(path: &Path) -> Result<Self, PdsError> {
+        atmls_fs::private_sqlite(path).map_err(PdsError::internal)?;
         Self::init(Connection::open(path)?, true)
     }
 

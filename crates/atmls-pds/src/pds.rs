@@ -55,7 +55,7 @@ impl Pds {
         catalog: Arc<Catalog>,
     ) -> Result<Self, PdsError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(PdsError::internal)?;
+        atmls_fs::private_dir(dir).map_err(PdsError::internal)?;
         let db = Db::open(&dir.join(ACCOUNTS_FILE))?;
         let blocks = SqliteBlockStore::open(dir.join(REPOS_FILE), &SqliteConfig::new())?;
         Self::with_stores(db, blocks, config, directory, catalog)

@@ -113,13 +113,14 @@ impl EmbeddedConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EmbeddedError {
-    /// The data directory cannot be created.
-    #[error("cannot create the data directory {path}: {source}")]
+    /// The data directory cannot be created or made owner-only, or other users can
+    /// write to it.
+    #[error("data directory {path}: {source}")]
     DataDir {
         /// The directory.
         path: PathBuf,
-        /// What the file system said.
-        source: std::io::Error,
+        /// What went wrong.
+        source: atmls_fs::PrivateError,
     },
     /// The address cannot be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -176,7 +177,7 @@ impl Embedded {
     /// requests could be replayed.
     pub async fn start(config: EmbeddedConfig) -> Result<Self, EmbeddedError> {
         let data_dir = config.data_dir;
-        std::fs::create_dir_all(&data_dir).map_err(|source| EmbeddedError::DataDir {
+        atmls_fs::private_dir(&data_dir).map_err(|source| EmbeddedError::DataDir {
             path: data_dir.clone(),
             source,
         })?;

@@ -21,6 +21,8 @@ pub struct XrpcError {
     message: String,
     /// Boxed: most errors have none, and results stay small.
     extra: Option<Box<Map<String, Value>>>,
+    /// The limit that refused the request, if one did (counted in `/metrics`, never sent).
+    limit: Option<&'static str>,
 }
 
 impl XrpcError {
@@ -36,6 +38,7 @@ impl XrpcError {
             name: name.into(),
             message: message.into(),
             extra: None,
+            limit: None,
         }
     }
 
@@ -155,6 +158,27 @@ impl XrpcError {
                 .insert(key, value.into());
         }
         self
+    }
+
+    /// Names the limit that refused the request (e.g. `replay_share`): counted per limit
+    /// in `/metrics` as `atmls_limit_refusals_total{limit}`; not part of the body.
+    pub fn with_limit(mut self, limit: &'static str) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// The limit that refused the request, if one did.
+    pub fn limit(&self) -> Option<&'static str> {
+        self.limit
+    }
+
+    /// The error name as a metrics label: the server's own names are static strings; a
+    /// name built at run time (none today) is counted as `_other`.
+    pub(crate) fn label(&self) -> &'static str {
+        match &self.name {
+            Cow::Borrowed(name) => name,
+            Cow::Owned(_) => "_other",
+        }
     }
 
     /// The HTTP status.

@@ -43,6 +43,7 @@ pub mod embedded;
 mod error;
 pub mod host;
 mod lifecycle;
+pub mod logging;
 mod metrics;
 mod request;
 mod router;

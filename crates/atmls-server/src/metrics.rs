@@ -1,10 +1,20 @@
-//! A small metrics registry rendered in the Prometheus text format at `GET /metrics`.
+//! The server's metrics, kept in a [`prometheus_client`] registry and rendered in the
+//! OpenMetrics text format at `GET /metrics` (which Prometheus reads natively).
+//!
+//! Every label value is a mounted NSID, a fixed name (`_health`, `_metrics`, `_fallback`,
+//! `_proxy`, `_unrouted`), a status code, an error name chosen by the server's own code,
+//! or a limit name: never a client's string, so the label sets stay bounded.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge as PromGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -14,45 +24,164 @@ const BUCKETS: [f64; 12] = [
 /// The label of requests to a path that is not a mounted route.
 pub(crate) const UNROUTED: &str = "_unrouted";
 
-#[derive(Debug, Default)]
-struct RouteStats {
-    by_status: BTreeMap<u16, u64>,
-    buckets: [u64; BUCKETS.len()],
-    sum_seconds: f64,
-    count: u64,
+/// The content type of [`Metrics::render`].
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteStatus {
+    nsid: String,
+    status: String,
 }
 
-/// Request counts by route and status, a latency histogram by route, and gauges of
-/// in-flight requests, open subscriptions and open connections.
-///
-/// Route labels are mounted NSIDs or fixed names (`_health`, `_metrics`, `_fallback`,
-/// `_proxy`, `_unrouted`), never a client's string, so the label set stays bounded.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    nsid: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteError {
+    nsid: String,
+    error: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Limit {
+    limit: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// Request counts by route and status, refusals by error name and by limit, a latency
+/// histogram by route, and gauges of in-flight requests, open subscriptions and open
+/// connections.
 pub struct Metrics {
-    routes: Mutex<BTreeMap<String, RouteStats>>,
-    in_flight: AtomicI64,
-    subscriptions: AtomicI64,
-    connections: AtomicI64,
-    subscriptions_cut_off: AtomicU64,
+    registry: Registry,
+    requests: Family<RouteStatus, Counter>,
+    errors: Family<RouteError, Counter>,
+    refusals: Family<Limit, Counter>,
+    durations: Family<Route, Histogram, fn() -> Histogram>,
+    in_flight: PromGauge<i64, AtomicI64>,
+    subscriptions: PromGauge<i64, AtomicI64>,
+    connections: PromGauge<i64, AtomicI64>,
+    subscriptions_cut_off: Counter<u64, AtomicU64>,
+    /// Serialises rendering (the registry encodes through `&self`, but one scrape at a
+    /// time keeps the output consistent).
+    render_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RouteStatus, Counter>::default();
+        registry.register(
+            "atmls_xrpc_requests",
+            "Requests answered, by route and status",
+            requests.clone(),
+        );
+        let errors = Family::<RouteError, Counter>::default();
+        registry.register(
+            "atmls_xrpc_errors",
+            "Error responses, by route and XRPC error name",
+            errors.clone(),
+        );
+        let refusals = Family::<Limit, Counter>::default();
+        registry.register(
+            "atmls_limit_refusals",
+            "Requests refused by a per-principal or global limit, by limit",
+            refusals.clone(),
+        );
+        let durations =
+            Family::<Route, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "atmls_xrpc_request_duration_seconds",
+            "Time from request head to response head",
+            durations.clone(),
+        );
+        let in_flight = PromGauge::<i64, AtomicI64>::default();
+        registry.register(
+            "atmls_xrpc_requests_in_flight",
+            "Requests being handled",
+            in_flight.clone(),
+        );
+        let subscriptions = PromGauge::<i64, AtomicI64>::default();
+        registry.register(
+            "atmls_xrpc_subscriptions_open",
+            "WebSocket subscriptions open",
+            subscriptions.clone(),
+        );
+        let connections = PromGauge::<i64, AtomicI64>::default();
+        registry.register(
+            "atmls_http_connections_open",
+            "TCP connections open",
+            connections.clone(),
+        );
+        let subscriptions_cut_off = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "atmls_xrpc_subscriptions_cut_off",
+            "Subscribers cut off for not keeping up",
+            subscriptions_cut_off.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            errors,
+            refusals,
+            durations,
+            in_flight,
+            subscriptions,
+            connections,
+            subscriptions_cut_off,
+            render_lock: Mutex::new(()),
+        }
+    }
 }
 
 impl Metrics {
     /// Records one finished request.
     pub(crate) fn record(&self, route: &str, status: u16, took: Duration) {
-        let seconds = took.as_secs_f64();
-        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let stats = match routes.get_mut(route) {
-            Some(s) => s,
-            None => routes.entry(route.to_owned()).or_default(),
-        };
-        *stats.by_status.entry(status).or_default() += 1;
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if seconds <= *bound {
-                stats.buckets[i] += 1;
-            }
+        self.requests
+            .get_or_create(&RouteStatus {
+                nsid: route.to_owned(),
+                status: status.to_string(),
+            })
+            .inc();
+        self.durations
+            .get_or_create(&Route {
+                nsid: route.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records one error response of `route` by its XRPC error name, and the limit that
+    /// refused it, if one did.
+    pub(crate) fn record_error(&self, route: &str, error: &str, limit: Option<&str>) {
+        self.errors
+            .get_or_create(&RouteError {
+                nsid: route.to_owned(),
+                error: error.to_owned(),
+            })
+            .inc();
+        if let Some(limit) = limit {
+            self.refusal(limit);
         }
-        stats.sum_seconds += seconds;
-        stats.count += 1;
+    }
+
+    /// Records one refusal by `limit` (also for refusals that are not whole responses,
+    /// e.g. a connection turned away).
+    pub fn refusal(&self, limit: &str) {
+        self.refusals
+            .get_or_create(&Limit {
+                limit: limit.to_owned(),
+            })
+            .inc();
     }
 
     pub(crate) fn in_flight(&self) -> Gauge<'_> {
@@ -68,133 +197,78 @@ impl Metrics {
     }
 
     pub(crate) fn cut_off(&self) {
-        self.subscriptions_cut_off.fetch_add(1, Ordering::Relaxed);
+        self.subscriptions_cut_off.inc();
     }
 
     /// How many requests of `route` ended with `status` so far.
     pub fn requests(&self, route: &str, status: u16) -> u64 {
-        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        routes
-            .get(route)
-            .and_then(|s| s.by_status.get(&status).copied())
-            .unwrap_or(0)
+        self.requests
+            .get(&RouteStatus {
+                nsid: route.to_owned(),
+                status: status.to_string(),
+            })
+            .map_or(0, |c| c.get())
+    }
+
+    /// How many error responses of `route` carried the XRPC error `error` so far.
+    pub fn errors(&self, route: &str, error: &str) -> u64 {
+        self.errors
+            .get(&RouteError {
+                nsid: route.to_owned(),
+                error: error.to_owned(),
+            })
+            .map_or(0, |c| c.get())
+    }
+
+    /// How many requests `limit` refused so far.
+    pub fn refusals(&self, limit: &str) -> u64 {
+        self.refusals
+            .get(&Limit {
+                limit: limit.to_owned(),
+            })
+            .map_or(0, |c| c.get())
     }
 
     /// Requests being handled now.
     pub fn requests_in_flight(&self) -> i64 {
-        self.in_flight.load(Ordering::Relaxed)
+        self.in_flight.get()
     }
 
     /// Subscriptions open now.
     pub fn open_subscriptions(&self) -> i64 {
-        self.subscriptions.load(Ordering::Relaxed)
+        self.subscriptions.get()
     }
 
     /// Connections open now.
     pub fn open_connections(&self) -> i64 {
-        self.connections.load(Ordering::Relaxed)
+        self.connections.get()
     }
 
-    /// Everything, in the Prometheus text exposition format (version 0.0.4).
+    /// Everything, in the OpenMetrics text format ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
+        let _one = self.render_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
-        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        out.push_str("# HELP atmls_xrpc_requests_total Requests answered, by route and status.\n");
-        out.push_str("# TYPE atmls_xrpc_requests_total counter\n");
-        for (route, stats) in routes.iter() {
-            for (status, n) in &stats.by_status {
-                let _ = writeln!(
-                    out,
-                    "atmls_xrpc_requests_total{{nsid=\"{}\",status=\"{status}\"}} {n}",
-                    escape(route)
-                );
-            }
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode the metrics");
         }
-        out.push_str(
-            "# HELP atmls_xrpc_request_duration_seconds Time from request head to response head.\n",
-        );
-        out.push_str("# TYPE atmls_xrpc_request_duration_seconds histogram\n");
-        for (route, stats) in routes.iter() {
-            let route = escape(route);
-            for (bound, n) in BUCKETS.iter().zip(stats.buckets) {
-                let _ = writeln!(
-                    out,
-                    "atmls_xrpc_request_duration_seconds_bucket{{nsid=\"{route}\",le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "atmls_xrpc_request_duration_seconds_bucket{{nsid=\"{route}\",le=\"+Inf\"}} {}",
-                stats.count
-            );
-            let _ = writeln!(
-                out,
-                "atmls_xrpc_request_duration_seconds_sum{{nsid=\"{route}\"}} {}",
-                stats.sum_seconds
-            );
-            let _ = writeln!(
-                out,
-                "atmls_xrpc_request_duration_seconds_count{{nsid=\"{route}\"}} {}",
-                stats.count
-            );
-        }
-        drop(routes);
-        let gauges = [
-            (
-                "atmls_xrpc_requests_in_flight",
-                "Requests being handled.",
-                &self.in_flight,
-            ),
-            (
-                "atmls_xrpc_subscriptions_open",
-                "WebSocket subscriptions open.",
-                &self.subscriptions,
-            ),
-            (
-                "atmls_http_connections_open",
-                "TCP connections open.",
-                &self.connections,
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
-        }
-        let name = "atmls_xrpc_subscriptions_cut_off_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Subscribers cut off for not keeping up.\n# TYPE {name} counter"
-        );
-        let _ = writeln!(
-            out,
-            "{name} {}",
-            self.subscriptions_cut_off.load(Ordering::Relaxed)
-        );
         out
     }
 }
 
 /// A gauge held up while this value lives.
-pub(crate) struct Gauge<'m>(&'m AtomicI64);
+pub(crate) struct Gauge<'m>(&'m PromGauge<i64, AtomicI64>);
 
 impl<'m> Gauge<'m> {
-    fn up(g: &'m AtomicI64) -> Self {
-        g.fetch_add(1, Ordering::Relaxed);
+    fn up(g: &'m PromGauge<i64, AtomicI64>) -> Self {
+        g.inc();
         Gauge(g)
     }
 }
 
 impl Drop for Gauge<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
-}
-
-fn escape(label: &str) -> String {
-    label
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -202,22 +276,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_counts_buckets_and_gauges() {
+    fn renders_counts_buckets_gauges_and_refusals() {
         let m = Metrics::default();
         m.record("com.example.q", 200, Duration::from_millis(3));
         m.record("com.example.q", 400, Duration::from_millis(300));
+        m.record_error("com.example.q", "RateLimitExceeded", Some("replay_share"));
         let _g = m.in_flight();
         let text = m.render();
         assert!(
-            text.contains("atmls_xrpc_requests_total{nsid=\"com.example.q\",status=\"200\"} 1")
+            text.contains("atmls_xrpc_requests_total{nsid=\"com.example.q\",status=\"200\"} 1"),
+            "{text}"
         );
-        assert!(text.contains(
-            "atmls_xrpc_request_duration_seconds_bucket{nsid=\"com.example.q\",le=\"0.005\"} 1"
-        ));
-        assert!(text.contains(
-            "atmls_xrpc_request_duration_seconds_bucket{nsid=\"com.example.q\",le=\"0.5\"} 2"
-        ));
-        assert!(text.contains("atmls_xrpc_requests_in_flight 1"));
+        assert!(
+            text.contains(
+                "atmls_xrpc_request_duration_seconds_bucket{le=\"0.005\",nsid=\"com.example.q\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("atmls_xrpc_requests_in_flight 1"), "{text}");
+        assert!(
+            text.contains(
+                "atmls_xrpc_errors_total{nsid=\"com.example.q\",error=\"RateLimitExceeded\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("atmls_limit_refusals_total{limit=\"replay_share\"} 1"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"), "{text}");
         assert_eq!(m.requests("com.example.q", 400), 1);
+        assert_eq!(m.refusals("replay_share"), 1);
+        drop(_g);
+        assert_eq!(m.requests_in_flight(), 0);
     }
 }

@@ -65,6 +65,7 @@ impl Server {
         let addr = listener.local_addr().map_err(ServeError::Listen)?;
         let state = Arc::new(State {
             subscription_slots: Arc::new(Semaphore::new(config.subscription.max_subscriptions)),
+            refusal_log: Default::default(),
             router,
             config,
             metrics: Arc::default(),

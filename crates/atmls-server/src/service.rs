@@ -21,6 +21,7 @@ use crate::body::{query_pairs, read_limited};
 use crate::config::ServerConfig;
 use crate::error::XrpcError;
 use crate::lifecycle::Lifecycle;
+use crate::logging::RefusalLog;
 use crate::metrics::{Metrics, UNROUTED};
 use crate::request::{HttpRequest, ResponseBody, XrpcRequest, XrpcResponse};
 use crate::router::{Endpoint, RouteKind, Router};
@@ -35,6 +36,7 @@ pub(crate) struct State {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) lifecycle: Lifecycle,
     pub(crate) subscription_slots: Arc<Semaphore>,
+    pub(crate) refusal_log: RefusalLog,
 }
 
 /// The hyper service function: never fails, never panics out.
@@ -61,12 +63,21 @@ pub(crate) async fn handle(
     let status = response.status().as_u16();
     let took = started.elapsed();
     state.metrics.record(label, status, took);
-    tracing::info!(
+    if let Some(class) = response.extensions().get::<ErrorClass>() {
+        state.metrics.record_error(label, class.name, class.limit);
+        if status >= 500 {
+            // Server faults, every one: the message of a 5xx is the server's own text
+            // (no request data), and the cause was logged where it happened.
+            tracing::error!(%method, nsid = label, status, error = class.name, message = %class.message, "request failed");
+        } else {
+            state.refusal_log.note(label, class.name, class.limit);
+        }
+    }
+    tracing::debug!(
         %method,
         nsid = label,
         status,
         duration_ms = took.as_secs_f64() * 1000.0,
-        %remote,
         "request"
     );
     Ok(response)
@@ -113,7 +124,7 @@ async fn dispatch(
             let mut response = Response::new(Full::new(Bytes::from(state.metrics.render())));
             response.headers_mut().insert(
                 CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
             );
             response
         }),
@@ -448,7 +459,27 @@ fn into_response(r: XrpcResponse) -> Response<Full<Bytes>> {
 
 /// The typed JSON error response.
 pub(crate) fn error_response(e: &XrpcError) -> Response<Full<Bytes>> {
-    json_response(e.status(), &e.to_json())
+    let mut response = json_response(e.status(), &e.to_json());
+    response.extensions_mut().insert(ErrorClass {
+        name: e.label(),
+        limit: e.limit(),
+        message: if e.status().is_server_error() {
+            e.message().to_owned()
+        } else {
+            String::new()
+        },
+    });
+    response
+}
+
+/// What [`handle`] counts and logs of an error response, carried as a response extension
+/// from wherever the error was turned into a response.
+#[derive(Debug, Clone)]
+struct ErrorClass {
+    name: &'static str,
+    limit: Option<&'static str>,
+    /// The message, for server errors only (a refusal's message may quote the request).
+    message: String,
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {

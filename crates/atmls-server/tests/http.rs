@@ -452,14 +452,16 @@ async fn metrics_count_requests_by_route_and_status() {
         r.headers["content-type"]
             .to_str()
             .unwrap()
-            .starts_with("text/plain; version=0.0.4")
+            .starts_with("application/openmetrics-text; version=1.0.0")
     );
     let text = String::from_utf8(r.body.to_vec()).unwrap();
     for line in [
         "atmls_xrpc_requests_total{nsid=\"com.example.search\",status=\"200\"} 3",
         "atmls_xrpc_requests_total{nsid=\"com.example.search\",status=\"400\"} 1",
         "atmls_xrpc_requests_total{nsid=\"_unrouted\",status=\"501\"} 1",
-        "atmls_xrpc_request_duration_seconds_bucket{nsid=\"com.example.search\",le=\"+Inf\"} 4",
+        "atmls_xrpc_errors_total{nsid=\"com.example.search\",error=\"InvalidRequest\"} 1",
+        "atmls_xrpc_errors_total{nsid=\"_unrouted\",error=\"MethodNotImplemented\"} 1",
+        "atmls_xrpc_request_duration_seconds_bucket{le=\"+Inf\",nsid=\"com.example.search\"} 4",
         "atmls_xrpc_request_duration_seconds_count{nsid=\"com.example.search\"} 4",
         // The scrape itself is in flight.
         "atmls_xrpc_requests_in_flight 1",

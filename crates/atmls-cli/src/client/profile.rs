@@ -107,13 +107,18 @@ impl Profile {
                 .join("profiles"),
         };
         let dir = base.join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            CliError::new(
+        atmls_fs::private_dir(&dir).map_err(|e| match e {
+            atmls_fs::PrivateError::WritableByOthers { .. } => {
+                CliError::new("UnsafeProfileDir", e.to_string())
+            }
+            e => CliError::new(
                 "IoError",
                 format!("cannot create the profile directory {}: {e}", dir.display()),
-            )
+            ),
         })?;
-        let lock = File::create(dir.join(LOCK_FILE))?;
+        let lock_path = dir.join(LOCK_FILE);
+        atmls_fs::private_file(&lock_path).map_err(|e| CliError::new("IoError", e.to_string()))?;
+        let lock = File::options().write(true).open(&lock_path)?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

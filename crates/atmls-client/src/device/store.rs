@@ -113,6 +113,7 @@ CREATE TABLE IF NOT EXISTS atmls_revs (
 
 /// Opens (creating if needed) the device database and runs both migrations.
 pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+    atmls_fs::private_sqlite(path)?;
     let mut conn = Connection::open(path)?;
     configure(&mut conn)?;
     Ok(conn)

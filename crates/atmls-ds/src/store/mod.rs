@@ -165,6 +165,10 @@ pub enum StoreError {
     /// Stored data that does not decode.
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The database file could not be made owner-only (or its directory is writable by
+    /// other users).
+    #[error(transparent)]
+    Private(#[from] atmls_fs::PrivateError),
 }
 
 /// The delivery service's storage contract.

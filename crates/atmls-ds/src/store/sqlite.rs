@@ -68,6 +68,8 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        atmls_fs::private_sqlite(path)?;
         Self::init(Connection::open(path)?)
     }
 

@@ -69,10 +69,13 @@ pub struct CatchupResult {
 
 /// Time spent in one read.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct ReadStats {
-    pub(crate) pages: u64,
-    pub(crate) wire: Duration,
-    pub(crate) bytes: u64,
+pub struct ReadStats {
+    /// Pages read.
+    pub pages: u64,
+    /// Time on the wire.
+    pub wire: Duration,
+    /// Payload bytes read.
+    pub bytes: u64,
 }
 
 /// Runs `catchup` against `target`.
@@ -175,7 +178,7 @@ async fn fill(
 
 /// Reads `mailbox` from cursor 0 with `getEnvelopes?limit=page` until an empty page,
 /// calling `each(seq, payload)` for every envelope.
-pub(crate) async fn read_pages(
+pub async fn read_pages(
     target: &Target,
     conn: &mut Conn,
     mailbox: &GroupMailbox,

@@ -54,6 +54,8 @@ fn backend(e: rusqlite::Error) -> StoreError {
 impl SqliteBlockStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: impl AsRef<Path>, config: &SqliteConfig) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        atmls_fs::private_sqlite(path).map_err(|e| StoreError::Backend(Box::new(e)))?;
         let conn = Connection::open(path).map_err(backend)?;
         Self::init(conn, config)
     }

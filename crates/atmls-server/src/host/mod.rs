@@ -151,8 +151,7 @@ impl Host {
         let catalog = Arc::new(catalog()?);
         let (directory, pds) = match &config.data_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| PdsError::Internal(format!("{}: {e}", dir.display())))?;
+                atmls_fs::private_dir(dir).map_err(|e| PdsError::Internal(e.to_string()))?;
                 let directory = Arc::new(Directory::open_sqlite(dir.join(PLC_FILE))?);
                 let pds = Pds::open(dir, config.pds, directory.clone(), catalog.clone())?;
                 (directory, pds)

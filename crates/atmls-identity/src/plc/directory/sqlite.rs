@@ -20,6 +20,7 @@ fn storage(e: impl std::fmt::Display) -> PlcError {
 
 impl Db {
     pub(super) fn open(path: &Path) -> Result<Self, PlcError> {
+        atmls_fs::private_sqlite(path).map_err(storage)?;
         let conn = Connection::open(path).map_err(storage)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
