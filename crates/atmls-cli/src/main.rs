@@ -5,6 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` for command output: a closed pipe (`atmls group info tea | head -2`) ends the
+/// process quietly with status 0, as Unix filters do, instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::write_line(format_args!($($arg)*))
+    };
+}
+
 mod client;
 mod demo;
 mod repo_cmd;
@@ -55,6 +63,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Create or log in to an account; this profile becomes one of its devices.
     Account(client::AccountArgs),
+    /// Show or change where the profile's account lives (PDS, PLC directory).
+    Profile(client::ProfileArgs),
     /// Publish, list (verified) and rotate KeyPackages.
     Keys(client::KeysArgs),
     /// Create groups, add and remove members, leave, list, inspect.
@@ -113,6 +123,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).map_err(|e| e.to_string()),
         Command::Demo(args) => return demo::run(args),
         Command::Account(a) => return client(client::ClientCommand::Account(a)),
+        Command::Profile(a) => return client(client::ClientCommand::Profile(a)),
         Command::Keys(a) => return client(client::ClientCommand::Keys(a)),
         Command::Group(a) => return client(client::ClientCommand::Group(a)),
         Command::Send(a) => return client(client::ClientCommand::Send(a)),
@@ -124,6 +135,24 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes one line to standard output (see [`say!`]).
+pub(crate) fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            std::process::exit(1);
         }
     }
 }

@@ -154,27 +154,27 @@ fn inspect(file: &Path, as_json: bool) -> Result<(), RepoCmdError> {
             "complete": missing == 0,
             "records": records,
         });
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&out).unwrap_or_else(|_| out.to_string())
         );
         return Ok(());
     }
-    println!("root:    {root}");
-    println!("did:     {did}");
-    println!("rev:     {}", commit.rev());
-    println!("data:    {} (MST root)", commit.data());
-    println!("blocks:  {}", car.blocks.len());
+    say!("root:    {root}");
+    say!("did:     {did}");
+    say!("rev:     {}", commit.rev());
+    say!("data:    {} (MST root)", commit.data());
+    say!("blocks:  {}", car.blocks.len());
     if missing > 0 {
-        println!("partial: {missing} subtree(s) not in this CAR (e.g. a record proof)");
+        say!("partial: {missing} subtree(s) not in this CAR (e.g. a record proof)");
     }
-    println!("records: {}", rows.len());
+    say!("records: {}", rows.len());
     for r in &rows {
         let value = match &r.value {
             Some(v) => v.to_string(),
             None => "(record block not in this CAR)".to_owned(),
         };
-        println!("  at://{did}/{}  {}  {value}", r.path, r.cid);
+        say!("  at://{did}/{}  {}  {value}", r.path, r.cid);
     }
     Ok(())
 }
@@ -213,12 +213,12 @@ fn verify_record(
     let proof = proof::verify_record_in_car(&car, &did, &key, &path).map_err(fail)?;
     let commit = proof.commit();
     match proof.record() {
-        Some((cid, _)) => println!(
+        Some((cid, _)) => say!(
             "OK: at://{did}/{path} is present (record {cid}) in commit {} rev {}, signed by the #atproto key of {did}",
             proof.commit_cid(),
             commit.rev()
         ),
-        None => println!(
+        None => say!(
             "OK: at://{did}/{path} is absent (proof of absence) in commit {} rev {}, signed by the #atproto key of {did}",
             proof.commit_cid(),
             commit.rev()

@@ -241,13 +241,13 @@ async fn serve(args: Settings) -> Result<(), ServeError> {
     }
     let services = Embedded::start(config).await?;
     let url = services.url();
-    println!("atmls serve {} (embedded mode)", env!("CARGO_PKG_VERSION"));
-    println!("  data directory:  {}", data_dir.display());
-    println!("  listening on     http://{}", services.local_addr());
-    println!("  PDS host (XRPC): {url}/xrpc/");
-    println!("  PLC directory:   {url}/  (GET /did:plc:…)");
-    println!("  service DID:     {}", services.service_did());
-    println!(
+    say!("atmls serve {} (embedded mode)", env!("CARGO_PKG_VERSION"));
+    say!("  data directory:  {}", data_dir.display());
+    say!("  listening on     http://{}", services.local_addr());
+    say!("  PDS host (XRPC): {url}/xrpc/");
+    say!("  PLC directory:   {url}/  (GET /did:plc:…)");
+    say!("  service DID:     {}", services.service_did());
+    say!(
         "  delivery service: {url}/xrpc/chat.mls.ds.*  (DID {}, {url}/.well-known/did.json)",
         services.ds_did()
     );
@@ -255,7 +255,7 @@ async fn serve(args: Settings) -> Result<(), ServeError> {
     let _ = std::io::stdout().flush();
     shutdown_signal().await;
     services.shutdown().await?;
-    println!("stopped");
+    say!("stopped");
     Ok(())
 }
 
@@ -308,28 +308,28 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
         DsService::start(store, config, resolver).map_err(|e| ServeError::Ds(e.to_string()))?;
     let router = ds.router().map_err(|e| ServeError::Ds(e.to_string()))?;
     let server = Server::from_listener(listener, ServerConfig::default(), router)?;
-    println!(
+    say!(
         "atmls serve {} (attached mode: delivery service only)",
         env!("CARGO_PKG_VERSION")
     );
-    println!("  data directory:   {}", db.display());
-    println!("  listening on      http://{addr}");
-    println!("  public URL:       {url}");
-    println!("  service DID:      {ds_did}  (document at {url}/.well-known/did.json)");
-    println!("  delivery service: {url}/xrpc/chat.mls.ds.*");
-    println!("  attached to PDS:  {pds_url}  (atproto-proxy: {ds_did}#chat_mls_ds)");
-    println!("  retention:        {}", retention(&args.core));
+    say!("  data directory:   {}", db.display());
+    say!("  listening on      http://{addr}");
+    say!("  public URL:       {url}");
+    say!("  service DID:      {ds_did}  (document at {url}/.well-known/did.json)");
+    say!("  delivery service: {url}/xrpc/chat.mls.ds.*");
+    say!("  attached to PDS:  {pds_url}  (atproto-proxy: {ds_did}#chat_mls_ds)");
+    say!("  retention:        {}", retention(&args.core));
     if args.only_pds_accounts {
-        println!("  accounts:         those whose PDS is {pds_url} (others: AccountNotServed)");
+        say!("  accounts:         those whose PDS is {pds_url} (others: AccountNotServed)");
     } else {
-        println!("  accounts:         any with a valid service-auth token");
+        say!("  accounts:         any with a valid service-auth token");
     }
-    println!("  PLC directory:    {}", args.plc_url);
+    say!("  PLC directory:    {}", args.plc_url);
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     server.serve(shutdown_signal()).await?;
     ds.shutdown().await;
-    println!("stopped");
+    say!("stopped");
     Ok(())
 }
 

@@ -75,13 +75,13 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
 ];
 
 pub(crate) fn print() {
-    println!("atmls {} — component status", env!("CARGO_PKG_VERSION"));
+    say!("atmls {} — component status", env!("CARGO_PKG_VERSION"));
     let width = COMPONENTS
         .iter()
         .map(|(n, _, _)| n.len())
         .max()
         .unwrap_or(0);
     for (name, state, what) in COMPONENTS {
-        println!("  {name:<width$}  {state:<13}  {what}");
+        say!("  {name:<width$}  {state:<13}  {what}");
     }
 }

@@ -1,7 +1,7 @@
 //! `atmls account create|login|show`.
 
 use atmls_client::transport::Pds as _;
-use atmls_client::transport::http::{HttpDs, HttpPds};
+use atmls_client::transport::http::{HttpDs, HttpPds, describe_server};
 use atmls_client::{Device, Did, Storage};
 use clap::Subcommand;
 use serde_json::json;
@@ -77,6 +77,31 @@ pub(crate) async fn run(
                 .plc
                 .clone()
                 .unwrap_or_else(|| profile::default_plc(&login.pds));
+            // A retry after a create that stopped half-way: the account exists and its
+            // session was saved; go on from there instead of creating it again.
+            if let Some(saved) = profile.saved_session()? {
+                let handle = login.handle.trim_start_matches('@');
+                if saved.handle != handle || saved.pds != login.pds.trim_end_matches('/') {
+                    return Err(exists(profile));
+                }
+                let ds = match &login.ds {
+                    Some(ds) => parse_ds(ds)?,
+                    None => described_ds(&saved.pds).await?,
+                };
+                let pds = HttpPds::resume(
+                    &saved.pds,
+                    saved.did.clone(),
+                    saved.access.clone(),
+                    saved.refresh.clone(),
+                    profile::resolver(&plc),
+                );
+                return start_device(profile, &login.handle, plc, ds, pds, out, "created").await;
+            }
+            // Everything that can be checked is checked before anything is created.
+            let ds = match &login.ds {
+                Some(ds) => parse_ds(ds)?,
+                None => described_ds(&login.pds).await?,
+            };
             let pds = HttpPds::create_account(
                 &login.pds,
                 &login.handle,
@@ -85,7 +110,7 @@ pub(crate) async fn run(
                 profile::resolver(&plc),
             )
             .await?;
-            start_device(profile, login, plc, pds, out, "created").await
+            start_device(profile, &login.handle, plc, ds, pds, out, "created").await
         }
         AccountCommand::Login { login } => {
             let plc = login
@@ -107,6 +132,8 @@ pub(crate) async fn run(
                 let (access, refresh) = pds.tokens().await;
                 let session = SessionFile {
                     pds: pds.base().to_owned(),
+                    // A --plc given now replaces the stored one; none keeps it.
+                    plc: login.plc.clone().unwrap_or(old.plc.clone()),
                     access,
                     refresh,
                     ..old
@@ -115,7 +142,11 @@ pub(crate) async fn run(
                 let (device, _) = profile.device().await?;
                 return show(&device, &session, out, "logged in").await;
             }
-            start_device(profile, login, plc, pds, out, "logged in").await
+            let ds = match &login.ds {
+                Some(ds) => parse_ds(ds)?,
+                None => described_ds(pds.base()).await?,
+            };
+            start_device(profile, &login.handle, plc, ds, pds, out, "logged in").await
         }
         AccountCommand::Show => {
             let (device, session) = profile.device().await?;
@@ -134,32 +165,34 @@ fn exists(profile: &Profile) -> CliError {
     )
 }
 
+/// `--ds` as a DID.
+fn parse_ds(ds: &str) -> Result<Did, CliError> {
+    Did::new(ds).map_err(|e| CliError::new("BadDs", format!("{ds:?} is not a DID: {e}")))
+}
+
 /// Creates the profile's device for the new session and saves both.
 async fn start_device(
     profile: &Profile,
-    login: LoginArgs,
+    handle: &str,
     plc: String,
+    ds: Did,
     pds: HttpPds,
     out: &Out,
     what: &str,
 ) -> Result<(), CliError> {
-    let ds = match login.ds {
-        Some(ds) => Did::new(&ds)
-            .map_err(|e| CliError::new("BadDs", format!("{ds:?} is not a DID: {e}")))?,
-        None => described_ds(&pds).await?,
-    };
     let did = pds.did();
     let (access, refresh) = pds.tokens().await;
     let mut session = SessionFile {
         pds: pds.base().to_owned(),
         did,
-        handle: login.handle.trim_start_matches('@').to_owned(),
+        handle: handle.trim_start_matches('@').to_owned(),
         plc: plc.clone(),
         ds: ds.clone(),
         access,
         refresh,
     };
-    // Saved first: if creating the device fails half-way, `login` can retry.
+    // Saved first: if creating the device fails half-way, `account create` (or `login`)
+    // again goes on from here.
     profile.save_session(&session)?;
     let device = Device::create(
         Storage::File(&profile.device_path()),
@@ -180,20 +213,18 @@ async fn start_device(
     show(&device, &session, out, what).await
 }
 
-/// The DS the PDS's host serves, from `chat.mls.ds.describeServer`.
-async fn described_ds(pds: &HttpPds) -> Result<Did, CliError> {
-    let answer = pds
-        .query("chat.mls.ds.describeServer", &[])
-        .await
-        .map_err(|e| {
-            CliError::new(
-                "NoDeliveryService",
-                format!(
-                    "no --ds given and {} does not describe a delivery service ({e})",
-                    pds.base()
-                ),
-            )
-        })?;
+/// The DS the PDS's host serves, from `chat.mls.ds.describeServer` at `pds` (asked
+/// before any account exists, so that a missing DS stops `account create` before it
+/// creates anything).
+async fn described_ds(pds: &str) -> Result<Did, CliError> {
+    let answer = describe_server(pds).await.map_err(|e| {
+        CliError::new(
+            "NoDeliveryService",
+            format!(
+                "no --ds given and {pds} does not describe a delivery service ({e}); pass --ds DID (e.g. --ds did:web:ds.example.com)"
+            ),
+        )
+    })?;
     answer["did"]
         .as_str()
         .and_then(|d| Did::new(d).ok())

@@ -26,10 +26,10 @@ pub(crate) async fn inbox(mut s: Session) -> Result<Session, CliError> {
             String::new,
         );
     } else if lines.is_empty() {
-        println!("nothing new");
+        say!("nothing new");
     } else {
         for (_, text) in &lines {
-            println!("{text}");
+            say!("{text}");
         }
     }
     Ok(s)

@@ -16,6 +16,7 @@ pub(crate) mod groups;
 pub(crate) mod keys;
 pub(crate) mod live;
 pub(crate) mod profile;
+pub(crate) mod settings;
 
 use error::CliError;
 use profile::{CliDevice, Profile, ProfileOpts, SessionFile};
@@ -35,6 +36,15 @@ pub(crate) struct AccountArgs {
     opts: JsonOpt,
     #[command(subcommand)]
     command: account::AccountCommand,
+}
+
+/// `atmls profile …`
+#[derive(Debug, Args)]
+pub(crate) struct ProfileArgs {
+    #[command(flatten)]
+    opts: JsonOpt,
+    #[command(subcommand)]
+    command: settings::ProfileCommand,
 }
 
 /// `atmls keys …`
@@ -90,6 +100,7 @@ pub(crate) struct InboxArgs {
 #[derive(Debug)]
 pub(crate) enum ClientCommand {
     Account(AccountArgs),
+    Profile(ProfileArgs),
     Keys(KeysArgs),
     Group(GroupArgs),
     Send(SendArgs),
@@ -101,6 +112,7 @@ impl ClientCommand {
     fn json(&self) -> bool {
         match self {
             Self::Account(a) => a.opts.json,
+            Self::Profile(a) => a.opts.json,
             Self::Keys(a) => a.opts.json,
             Self::Group(a) => a.opts.json,
             Self::Send(a) => a.opts.json,
@@ -139,6 +151,7 @@ pub(crate) fn run(command: ClientCommand, profile: &ProfileOpts) -> bool {
 async fn dispatch(command: ClientCommand, p: &ProfileOpts, out: &Out) -> Result<(), CliError> {
     match command {
         ClientCommand::Account(a) => account::run(a.command, &Profile::open(p)?, out).await,
+        ClientCommand::Profile(a) => settings::run(a.command, &Profile::open(p)?, out),
         ClientCommand::Keys(a) => with_session(p, out, |s| keys::run(a.command, s)).await,
         ClientCommand::Group(a) => with_session(p, out, |s| groups::run(a.command, s)).await,
         ClientCommand::Send(a) => {
@@ -181,11 +194,11 @@ impl Out {
     pub(crate) fn emit(&self, json: Value, human: impl FnOnce() -> String) {
         use std::io::Write as _;
         if self.json {
-            println!("{json}");
+            say!("{json}");
         } else {
             let text = human();
             if !text.is_empty() {
-                println!("{text}");
+                say!("{text}");
             }
         }
         let _ = std::io::stdout().flush();

@@ -125,7 +125,7 @@ impl Profile {
                 return Err(CliError::new(
                     "ProfileBusy",
                     format!(
-                        "profile {name} is in use by another atmls process (one process per device at a time; use `watch --send` to chat and watch together)"
+                        "profile {name} is in use by another atmls process (one process per device at a time; use `atmls watch GROUP --chat` to watch and send from one process)"
                     ),
                 ));
             }
@@ -177,6 +177,15 @@ impl Profile {
                     format!("{} is not a session file", self.session_path().display()),
                 )
             })
+    }
+
+    /// The saved session if there is one (`None` if the profile has none yet).
+    pub(crate) fn saved_session(&self) -> Result<Option<SessionFile>, CliError> {
+        if self.session_path().exists() {
+            self.session().map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Writes the session file (readable by its owner only).

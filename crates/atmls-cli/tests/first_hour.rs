@@ -1,0 +1,207 @@
+//! A chatter's first hour (issue 21): `account create` checks before it creates and goes
+//! on after a half-way failure; a profile's PLC directory can be seen and changed; a
+//! closed pipe ends a command quietly.
+#![cfg(unix)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(data: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_atmls"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("ATMLS_DATA_DIR", data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn atmls serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            let Ok(line) = rx.recv_timeout(WAIT) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("atmls serve did not print its address");
+            };
+            if line.contains("listening")
+                && let Some(at) = line.find("http://")
+            {
+                let url = line[at..].split_whitespace().next().unwrap();
+                let url = url.trim_end_matches('/').to_owned();
+                std::thread::spawn(move || while rx.recv().is_ok() {});
+                return Self { child, url };
+            }
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn atmls(profiles: &Path, profile: &str, pds: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_atmls"))
+        .args(["--profile", profile])
+        .args(args)
+        .arg("--json")
+        .env("ATMLS_PROFILE_DIR", profiles)
+        .env("ATMLS_PASSWORD", "correct horse")
+        .env("ATMLS_PDS", pds)
+        .env_remove("ATMLS_DATA_DIR")
+        .env_remove("ATMLS_DS")
+        .env_remove("ATMLS_PLC")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run atmls")
+}
+
+fn ok(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn err(out: &Output) -> Value {
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stderr)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+const CREATE: [&str; 6] = [
+    "account",
+    "create",
+    "--handle",
+    "alice.test",
+    "--email",
+    "alice@example.com",
+];
+
+#[test]
+fn account_create_checks_first_and_a_retry_goes_on_where_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("profiles");
+
+    // A PDS that describes no delivery service: refused before anything is created.
+    let nothing = atmls(&profiles, "alice", "http://127.0.0.1:9", &CREATE);
+    let e = err(&nothing);
+    assert_eq!(e["error"], "NoDeliveryService", "{e}");
+    assert!(e["message"].as_str().unwrap().contains("--ds"), "{e}");
+    assert!(!profiles.join("alice/session.json").exists());
+
+    // A DS that cannot be reached: the account is created, the device is not.
+    let serve = Serve::start(&dir.path().join("server"));
+    let mut args = CREATE.to_vec();
+    args.extend(["--ds", "did:web:ds.invalid"]);
+    let half = atmls(&profiles, "alice", &serve.url, &args);
+    err(&half);
+    assert!(profiles.join("alice/session.json").exists());
+    assert!(!profiles.join("alice/device.sqlite").exists());
+
+    // The same command again, without the bad DS: it goes on from the saved session
+    // (before, the PDS answered "handle already taken").
+    let done = ok(&atmls(&profiles, "alice", &serve.url, &CREATE));
+    assert!(
+        done["did"].as_str().unwrap().starts_with("did:plc:"),
+        "{done}"
+    );
+    assert_eq!(done["handle"], "alice.test");
+    let shown = ok(&atmls(&profiles, "alice", &serve.url, &["account", "show"]));
+    assert_eq!(shown["did"], done["did"]);
+}
+
+#[test]
+fn a_profiles_plc_directory_is_seen_and_changed_in_one_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("profiles");
+    let serve = Serve::start(&dir.path().join("server"));
+    ok(&atmls(&profiles, "alice", &serve.url, &CREATE));
+    let shown = ok(&atmls(&profiles, "alice", &serve.url, &["profile", "show"]));
+    assert_eq!(shown["plc"], serve.url.as_str());
+    assert_eq!(shown["pds"], serve.url.as_str());
+    assert_eq!(shown["device"], true);
+
+    // A wrong PLC directory: DIDs stop resolving, and the setting says why.
+    let set = ok(&atmls(
+        &profiles,
+        "alice",
+        &serve.url,
+        &["profile", "set", "--plc", "http://127.0.0.1:9/"],
+    ));
+    assert_eq!(set["plc"], "http://127.0.0.1:9");
+    let listed = atmls(
+        &profiles,
+        "alice",
+        &serve.url,
+        &["keys", "list", "alice.test"],
+    );
+    err(&listed);
+    // Put right again, and everything resolves.
+    ok(&atmls(
+        &profiles,
+        "alice",
+        &serve.url,
+        &["profile", "set", "--plc", &serve.url],
+    ));
+    let keys = ok(&atmls(
+        &profiles,
+        "alice",
+        &serve.url,
+        &["keys", "list", "alice.test"],
+    ));
+    assert!(!keys["records"].as_array().unwrap().is_empty(), "{keys}");
+
+    let bad = err(&atmls(
+        &profiles,
+        "alice",
+        &serve.url,
+        &["profile", "set", "--plc", "plc.example.com"],
+    ));
+    assert_eq!(bad["error"], "BadUrl");
+    let none = err(&atmls(&profiles, "alice", &serve.url, &["profile", "set"]));
+    assert_eq!(none["error"], "NothingToSet");
+}
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_atmls"))
+        .arg("status")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the command writes (as `| head -0` would).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+}
