@@ -11,7 +11,7 @@ use atmls_ds::{
     DeliveryService, DsConfig, Envelope, EnvelopeKind, MailboxId, MailboxKind, MemoryStore,
     OutgoingEnvelope, SendReceipt,
 };
-use atmls_identity::{Did, DidDocument, VerificationMethod};
+use atmls_identity::{Did, DidDocument, ResolveError, VerificationMethod};
 use atmls_repo::{MemoryBlockStore, Nsid, RecordKey, Repo, RepoPath, Write};
 use ed25519_dalek::SigningKey;
 use rand::SeedableRng as _;
@@ -45,6 +45,10 @@ struct State {
     key_package_index: bool,
     key_package_requests: usize,
     envelope_reads: u64,
+    /// DIDs whose resolution fails, and how (tests of vanished DIDs and directory
+    /// outages).
+    unresolvable: HashMap<Did, ResolveError>,
+    resolutions: u64,
 }
 
 impl State {
@@ -118,6 +122,8 @@ impl MemoryNetwork {
                 key_package_index: true,
                 key_package_requests: 0,
                 envelope_reads: 0,
+                unresolvable: HashMap::new(),
+                resolutions: 0,
             })),
             ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
         }
@@ -266,6 +272,38 @@ impl MemoryNetwork {
         }
     }
 
+    /// From now on, resolving `did` (and so reaching its PDS: its repo, its blobs) fails
+    /// as a resolver that answered `failure` would (`None`: resolves again). The failure
+    /// is classified exactly as the HTTP transport classifies its resolver's
+    /// ([`super::resolve_failure`]): e.g. [`ResolveError::Gone`] for a DID that vanished
+    /// (permanent), [`ResolveError::Timeout`] for a directory that is down (transient).
+    pub fn fail_resolution(&self, did: &Did, failure: Option<ResolveError>) {
+        let mut state = self.lock();
+        match failure {
+            Some(f) => state.unresolvable.insert(did.clone(), f),
+            None => state.unresolvable.remove(did),
+        };
+    }
+
+    /// How many DID resolutions (or PDS lookups of other accounts) were asked so far.
+    pub fn resolutions(&self) -> u64 {
+        self.lock().resolutions
+    }
+
+    /// Resolves `did` as a client would before reaching its PDS.
+    fn reach(&self, did: &Did) -> Result<DidDocument, TransportError> {
+        let mut state = self.lock();
+        state.resolutions += 1;
+        if let Some(f) = state.unresolvable.get(did) {
+            return Err(super::resolve_failure(f.clone()));
+        }
+        state
+            .accounts
+            .get(did)
+            .map(|a| a.doc.clone())
+            .ok_or_else(|| super::resolve_failure(ResolveError::NotFound))
+    }
+
     /// Replaces an account's DID document (tests of refusals).
     pub fn set_document(&self, doc: DidDocument) {
         if let Some(a) = self.lock().accounts.get_mut(&doc.id) {
@@ -341,6 +379,15 @@ impl MemoryPds {
     pub fn network(&self) -> &MemoryNetwork {
         &self.net
     }
+
+    /// Another account's PDS is found through its DID document (as over HTTP); the
+    /// session's own is known.
+    fn reach(&self, did: &Did) -> Result<(), TransportError> {
+        if did != &self.did {
+            self.net.reach(did)?;
+        }
+        Ok(())
+    }
 }
 
 impl Pds for MemoryPds {
@@ -378,6 +425,7 @@ impl Pds for MemoryPds {
         repo: &Did,
         collection: &str,
     ) -> Result<Vec<ListedRecord>, TransportError> {
+        self.reach(repo)?;
         self.net.with_repo(repo, |r| {
             let nsid = Nsid::new(collection).map_err(|e| e.to_string())?;
             let listed = r
@@ -402,6 +450,7 @@ impl Pds for MemoryPds {
         collection: &str,
         rkey: &str,
     ) -> Result<Vec<u8>, TransportError> {
+        self.reach(repo)?;
         self.net.with_repo(repo, |r| {
             r.record_proof(&path(collection, rkey)?)
                 .map_err(|e| e.to_string())
@@ -409,8 +458,7 @@ impl Pds for MemoryPds {
     }
 
     async fn resolve(&self, did: &Did) -> Result<DidDocument, TransportError> {
-        let state = self.net.lock();
-        Ok(state.accounts.get(did).ok_or_else(not_found)?.doc.clone())
+        self.net.reach(did)
     }
 
     async fn upload_blob(
@@ -431,6 +479,7 @@ impl Pds for MemoryPds {
     }
 
     async fn blob(&self, did: &Did, cid: &cid::Cid) -> Result<Vec<u8>, TransportError> {
+        self.reach(did)?;
         let state = self.net.lock();
         let account = state.accounts.get(did).ok_or_else(not_found)?;
         account
