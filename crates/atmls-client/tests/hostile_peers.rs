@@ -449,7 +449,7 @@ async fn welcome_whose_tree_host_keeps_failing_does_not_block_the_rest() {
     let host = failing_host().await;
     let web = Did::new(format!("did:web:{host}")).unwrap();
     let tree = tree_ref(web, atmls_repo::cid::raw(b"t"), 1000);
-    deposit(
+    let deferred = deposit(
         &net,
         &mallory,
         &victim,
@@ -466,5 +466,12 @@ async fn welcome_whose_tree_host_keeps_failing_does_not_block_the_rest() {
     let ev = sync(&victim).await;
     assert_eq!(Event::joined(&ev), std::slice::from_ref(&g2), "{ev:?}");
     assert_eq!(Event::texts(&ev), ["hello"]);
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::InboxItemDeferred { seq, attempts: 1, error }
+            if *seq == deferred && error.is_transient())
+        ),
+        "{ev:?}"
+    );
     net.server.shutdown().await.unwrap();
 }

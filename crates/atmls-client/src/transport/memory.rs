@@ -49,6 +49,8 @@ struct State {
     /// outages).
     unresolvable: HashMap<Did, ResolveError>,
     resolutions: u64,
+    /// Mailboxes whose DS requests fail, and how (tests of one failing mailbox).
+    failing: HashMap<MailboxId, TransportError>,
 }
 
 impl State {
@@ -124,6 +126,7 @@ impl MemoryNetwork {
                 envelope_reads: 0,
                 unresolvable: HashMap::new(),
                 resolutions: 0,
+                failing: HashMap::new(),
             })),
             ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
         }
@@ -285,6 +288,17 @@ impl MemoryNetwork {
         };
     }
 
+    /// From now on, every DS request on `mailbox` (read, send, list, delete) fails with
+    /// `error` (`None`: works again), as if that mailbox's DS were down or refused it;
+    /// other mailboxes are unaffected.
+    pub fn fail_mailbox(&self, mailbox: &MailboxId, error: Option<TransportError>) {
+        let mut state = self.lock();
+        match error {
+            Some(e) => state.failing.insert(*mailbox, e),
+            None => state.failing.remove(mailbox),
+        };
+    }
+
     /// How many DID resolutions (or PDS lookups of other accounts) were asked so far.
     pub fn resolutions(&self) -> u64 {
         self.lock().resolutions
@@ -332,6 +346,15 @@ impl MemoryNetwork {
             return Err(TransportError::Network("offline".into()));
         }
         Ok(())
+    }
+
+    /// [`Self::check_online`], then the failure set for `mailbox`, if any.
+    fn check_mailbox(&self, mailbox: &MailboxId) -> Result<(), TransportError> {
+        self.check_online()?;
+        match self.lock().failing.get(mailbox) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
     }
 
     fn publish(&self, mailbox: &MailboxId, envelopes: &[Envelope]) {
@@ -557,7 +580,7 @@ impl Ds for MemoryDs {
         key: &SigningKey,
         envelopes: Vec<OutgoingEnvelope>,
     ) -> Result<SendReceipt, TransportError> {
-        self.net.check_online()?;
+        self.net.check_mailbox(mailbox)?;
         if envelopes.iter().any(|e| e.kind == EnvelopeKind::Commit) {
             let barrier = {
                 let mut state = self.net.lock();
@@ -626,7 +649,7 @@ impl Ds for MemoryDs {
         key: &SigningKey,
         cursor: u64,
     ) -> Result<Page, TransportError> {
-        self.net.check_online()?;
+        self.net.check_mailbox(mailbox)?;
         let mut state = self.net.lock();
         state.envelope_reads += 1;
         state.read(mailbox, key, cursor)
@@ -667,7 +690,7 @@ impl Ds for MemoryDs {
         key: &SigningKey,
         cursor: u64,
     ) -> Result<Page, TransportError> {
-        self.net.check_online()?;
+        self.net.check_mailbox(inbox)?;
         let header = sign(key, DsMethod::ListInbox, inbox);
         let mut state = self.net.lock();
         let page = state
@@ -694,7 +717,7 @@ impl Ds for MemoryDs {
         key: &SigningKey,
         seqs: Vec<u64>,
     ) -> Result<(), TransportError> {
-        self.net.check_online()?;
+        self.net.check_mailbox(inbox)?;
         let header = sign(key, DsMethod::DeleteInboxItems, inbox);
         let mut state = self.net.lock();
         state
