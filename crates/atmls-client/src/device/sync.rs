@@ -508,7 +508,7 @@ fn process_envelope(
     let message = match content::unpad(&envelope.payload) {
         Ok(m) => m,
         Err(e) => {
-            after.events.push(reject(e));
+            after.events.push(reject(e.to_string()));
             return Ok(Ok(after));
         }
     };
