@@ -13,7 +13,7 @@ use super::backoff::{Target, delay};
 use super::store::{self, GroupRow, KeyPackageRow};
 use super::sync::own_step_failed;
 use super::{Device, State};
-use crate::error::Error;
+use crate::error::{Error, TransportError};
 use crate::event::Event;
 use crate::group::commit::Intent;
 use crate::group::seal::{self, WelcomeInfo};
@@ -23,10 +23,15 @@ use crate::transport::{Ds, Pds};
 /// Most inbox items set aside at once; an item that fails transiently when this many
 /// wait is refused at once.
 pub(crate) const MAX_DEFERRED: usize = 64;
-/// Attempts of an item set aside before it is refused.
-pub(crate) const MAX_ATTEMPTS: u32 = 8;
+/// Attempts of an item set aside before it is refused (with the default back-off, about
+/// 45 minutes of failures).
+pub(crate) const MAX_ATTEMPTS: u32 = 16;
 /// Items set aside retried in one sync, at most.
-const RETRIES_PER_SYNC: usize = 8;
+const RETRIES_PER_SYNC: usize = 4;
+/// Transient failures of inbox items tolerated in one sync (each may have cost a
+/// timeout); after that, items that need the network are set aside untried, so that a
+/// flood of items naming hosts that hang cannot hold the sync away from the groups.
+const TRANSIENT_PER_SYNC: u32 = 2;
 
 /// A joined group, and how it was joined.
 struct Joined {
@@ -49,8 +54,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if !st.backoffs.ready(&Target::Inbox, now) {
             return Ok(());
         }
+        let mut budget = TRANSIENT_PER_SYNC;
         for row in store::deferred_due(&st.conn, unix_ms(), RETRIES_PER_SYNC)? {
-            self.inbox_item(st, row.seq, &row.payload, row.attempts, events)
+            self.inbox_item(st, row.seq, &row.payload, row.attempts, &mut budget, events)
                 .await?;
         }
         let ds = Did::new(st.row.inbox_ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
@@ -85,7 +91,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             }
             let mut done = Vec::new();
             for item in page.envelopes {
-                self.inbox_item(st, item.seq, &item.payload, 0, events)
+                self.inbox_item(st, item.seq, &item.payload, 0, &mut budget, events)
                     .await?;
                 done.push(item.seq);
             }
@@ -107,41 +113,58 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// Decides one inbox item, new (`attempts` 0) or set aside after `attempts` failed
     /// attempts: joined, refused ([`Event::Rejected`]) or set aside again
     /// ([`Event::InboxItemDeferred`]). The inbox cursor moves past it in every case.
+    /// `budget` is what is left of this sync's transient failures: when none is left,
+    /// an item that needs the network is set aside untried.
     async fn inbox_item(
         &self,
         st: &mut State,
         seq: u64,
         payload: &[u8],
         attempts: u32,
+        budget: &mut u32,
         events: &mut Vec<Event>,
     ) -> Result<(), Error> {
         let opened = open_item(st, payload);
         // An out-of-band ratchet tree (§11.4) is fetched before the join.
-        let tree = match &opened {
-            Ok((info, _)) => match &info.ratchet_tree {
-                Some(r) => match self.fetch_tree(r).await {
-                    Ok(t) => Ok(Some(t)),
-                    Err(Error::Transport(error)) if error.is_transient() => {
-                        let attempts = attempts.saturating_add(1);
-                        if self.defer(st, seq, payload, attempts)? {
-                            let ev = Event::InboxItemDeferred {
-                                seq,
-                                error,
-                                attempts,
-                            };
-                            self.emit(std::slice::from_ref(&ev));
-                            events.push(ev);
-                            return Ok(());
-                        }
-                        Err(format!(
-                            "ratchet tree still unreachable after {attempts} attempts: {error}"
-                        ))
-                    }
-                    Err(e) => Err(e.to_string()),
-                },
-                None => Ok(None),
-            },
-            Err(_) => Ok(None),
+        let tree_ref = opened
+            .as_ref()
+            .ok()
+            .and_then(|(i, _)| i.ratchet_tree.as_ref());
+        let fetched = match tree_ref {
+            None => None,
+            Some(_) if *budget == 0 => Some(Err(Error::Transport(TransportError::Network(
+                "not tried: this sync's budget of transient failures is spent".into(),
+            )))),
+            Some(r) => Some(self.fetch_tree(r).await),
+        };
+        let tree = match fetched {
+            None => Ok(None),
+            Some(Ok(t)) => Ok(Some(t)),
+            Some(Err(Error::Transport(error))) if error.is_transient() => {
+                let config = &self.inner.config;
+                // An item set aside untried keeps its count and is due at once.
+                let (attempts, wait) = if *budget == 0 {
+                    (attempts, std::time::Duration::ZERO)
+                } else {
+                    *budget -= 1;
+                    let n = attempts.saturating_add(1);
+                    (n, delay(config.retry_backoff, config.max_retry_backoff, n))
+                };
+                if self.defer(st, seq, payload, attempts, wait)? {
+                    let ev = Event::InboxItemDeferred {
+                        seq,
+                        error,
+                        attempts,
+                    };
+                    self.emit(std::slice::from_ref(&ev));
+                    events.push(ev);
+                    return Ok(());
+                }
+                Err(format!(
+                    "ratchet tree still unreachable after {attempts} attempts: {error}"
+                ))
+            }
+            Some(Err(e)) => Err(e.to_string()),
         };
         let joined = st.transaction(|st| {
             let joined = opened.and_then(|(info, row)| join(st, info, row, tree?));
@@ -191,23 +214,24 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok(())
     }
 
-    /// Sets an item aside for attempt `attempts + 1` (moving the cursor past it); `false`
-    /// when it may not wait any more (too many attempts, or too many items waiting).
+    /// Sets an item aside (moving the cursor past it) until `wait` has passed, with
+    /// `attempts` failed attempts so far; `false` when it may not wait any more (too many
+    /// attempts, or too many items waiting).
     fn defer(
         &self,
         st: &mut State,
         seq: u64,
         payload: &[u8],
         attempts: u32,
+        wait: std::time::Duration,
     ) -> Result<bool, Error> {
         let waiting = store::deferred_count(&st.conn)?;
         let already = seq <= st.row.inbox_cursor;
         if attempts >= MAX_ATTEMPTS || (!already && waiting >= MAX_DEFERRED) {
             return Ok(false);
         }
-        let config = &self.inner.config;
-        let wait = delay(config.retry_backoff, config.max_retry_backoff, attempts);
-        let next_at = unix_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        let next_at = unix_ms().saturating_add(wait_ms);
         st.transaction(|st| {
             store::defer(&st.conn, seq, payload, attempts, next_at)?;
             advance_cursor(st, seq)
