@@ -76,7 +76,7 @@ impl State {
                 cursor: page.cursor,
                 envelopes: page.envelopes,
             })
-            .map_err(|e| xrpc(401, e.name(), e.to_string()))
+            .map_err(|e| ds_error(e.name(), e.to_string()))
     }
 }
 
@@ -382,6 +382,25 @@ fn not_found() -> TransportError {
     }
 }
 
+/// A DS core error as the HTTP DS answers it: the status of its name by the table of
+/// docs/spec.md §7, so that both transports give it the same [`TransportError::kind`].
+fn ds_error(name: &str, message: String) -> TransportError {
+    let status = match name {
+        "AuthRequired" | "InvalidToken" | "ExpiredToken" | "BadToken" | "BadSignature"
+        | "KeyExpired" | "RequestExpired" | "ReplayedRequest" => 401,
+        "NotOwner" => 403,
+        "MailboxNotFound" => 404,
+        "EpochConflict" => 409,
+        "EnvelopeTooLarge" | "BatchTooLarge" => 413,
+        "QuotaExceeded" | "RateLimitExceeded" => 429,
+        "InternalServerError" => 500,
+        "UpstreamFailure" => 502,
+        "ServiceUnavailable" => 503,
+        _ => 400,
+    };
+    xrpc(status, name, message)
+}
+
 fn xrpc(status: u16, name: &str, message: String) -> TransportError {
     TransportError::Xrpc {
         status,
@@ -569,7 +588,7 @@ impl Ds for MemoryDs {
         let info = state
             .ds
             .create_mailbox(token, kind, &key, epoch)
-            .map_err(|e| xrpc(400, e.name(), e.to_string()))?;
+            .map_err(|e| ds_error(e.name(), e.to_string()))?;
         Ok(info.mailbox)
     }
 
@@ -621,7 +640,7 @@ impl Ds for MemoryDs {
                     current_epoch,
                     current_seq,
                 },
-                e => xrpc(400, e.name(), e.to_string()),
+                e => ds_error(e.name(), e.to_string()),
             })?;
         let published: Vec<Envelope> = stored
             .into_iter()
@@ -668,7 +687,7 @@ impl Ds for MemoryDs {
             state
                 .ds
                 .send_welcome(inbox, payload.clone(), at)
-                .map_err(|e| xrpc(400, e.name(), e.to_string()))?
+                .map_err(|e| ds_error(e.name(), e.to_string()))?
         };
         self.net.publish(
             inbox,
@@ -702,7 +721,7 @@ impl Ds for MemoryDs {
                 1000,
                 now(),
             )
-            .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
+            .map_err(|e| ds_error(e.name(), e.to_string()))?;
         Ok(Page {
             envelopes: page.items,
             cursor: page.cursor,
@@ -728,7 +747,7 @@ impl Ds for MemoryDs {
                 &seqs,
                 now(),
             )
-            .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
+            .map_err(|e| ds_error(e.name(), e.to_string()))?;
         Ok(())
     }
 
@@ -753,7 +772,7 @@ impl Ds for MemoryDs {
                     Some(m.cursor),
                     now(),
                 )
-                .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
+                .map_err(|e| ds_error(e.name(), e.to_string()))?;
             ended |= sub.end_seq.is_some();
             let page = state.read(&m.mailbox, &m.key, m.cursor)?;
             for envelope in page.envelopes {
@@ -771,5 +790,27 @@ impl Ds for MemoryDs {
             }
         }
         Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FailureKind::{Permanent, Transient};
+
+    /// DS refusals get the statuses the HTTP DS answers (spec §7), hence the same kinds.
+    #[test]
+    fn ds_errors_have_the_http_kinds() {
+        for (name, kind) in [
+            ("KeyExpired", Permanent),
+            ("MailboxNotFound", Permanent),
+            ("InvalidEnvelope", Permanent),
+            ("EnvelopeTooLarge", Permanent),
+            ("RateLimitExceeded", Transient),
+            ("InternalServerError", Transient),
+            ("ServiceUnavailable", Transient),
+        ] {
+            assert_eq!(ds_error(name, String::new()).kind(), kind, "{name}");
+        }
     }
 }
