@@ -154,14 +154,27 @@ pub fn pad(mut message: Vec<u8>, max: usize) -> Vec<u8> {
     message
 }
 
-/// Splits a padded payload into the MLSMessage bytes; the padding must be zeros.
-pub(crate) fn unpad(payload: &[u8]) -> Result<openmls::prelude::MlsMessageIn, String> {
+/// Why a padded payload (§11.5) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnpadError {
+    /// The payload does not start with a TLS-encoded `MLSMessage`.
+    #[error("not an MLSMessage: {0}")]
+    NotMlsMessage(String),
+    /// A byte after the `MLSMessage` is not zero.
+    #[error("non-zero padding")]
+    NonZeroPadding,
+}
+
+/// Splits a padded payload (peer bytes from a mailbox) into its `MLSMessage`; the
+/// padding must be zeros.
+pub fn unpad(payload: &[u8]) -> Result<openmls::prelude::MlsMessageIn, UnpadError> {
     use openmls::prelude::tls_codec::Deserialize as _;
     let mut rest = payload;
     let message = openmls::prelude::MlsMessageIn::tls_deserialize(&mut rest)
-        .map_err(|e| format!("not an MLSMessage: {e}"))?;
+        .map_err(|e| UnpadError::NotMlsMessage(e.to_string()))?;
     if rest.iter().any(|b| *b != 0) {
-        return Err("non-zero padding".into());
+        return Err(UnpadError::NonZeroPadding);
     }
     Ok(message)
 }

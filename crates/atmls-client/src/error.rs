@@ -46,12 +46,31 @@ pub enum TransportError {
         /// The mailbox's head.
         current_seq: u64,
     },
-    /// The connection failed or timed out.
+    /// The connection failed or timed out, or a DID resolver could not give an answer
+    /// this time (timeout, connection failure, a 5xx or 429 from the directory).
     #[error("network: {0}")]
     Network(String),
     /// The answer did not have the expected shape.
     #[error("malformed answer: {0}")]
     Malformed(String),
+    /// A DID does not resolve to a usable document, by a definite answer: not found,
+    /// deactivated or tombstoned, an invalid document or one for another DID, an
+    /// unsupported method. The text never names the DID.
+    #[error("DID does not resolve: {0}")]
+    Unresolvable(String),
+}
+
+/// Whether a failed request can succeed later (docs/spec.md §11.14): what a client does
+/// with the item that needed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The answer is final (a 4xx refusal, a DID that does not resolve, malformed bytes):
+    /// the item that needed it is refused and the client moves on.
+    Permanent,
+    /// The answer may change (timeout, connection failure, 5xx, 408, 425, 429): the
+    /// mailbox or group backs off and is retried; nothing else waits for it.
+    Transient,
 }
 
 impl TransportError {
@@ -63,6 +82,30 @@ impl TransportError {
             _ => None,
         }
     }
+
+    /// Permanent or transient (docs/spec.md §11.14), decided from the HTTP status or
+    /// the kind of failure.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Xrpc { status, .. } if transient_status(*status) => FailureKind::Transient,
+            Self::Xrpc { .. } | Self::Malformed(_) | Self::Unresolvable(_) => {
+                FailureKind::Permanent
+            }
+            Self::EpochConflict { .. } | Self::Network(_) => FailureKind::Transient,
+        }
+    }
+
+    /// Whether [`Self::kind`] is [`FailureKind::Transient`].
+    pub fn is_transient(&self) -> bool {
+        self.kind() == FailureKind::Transient
+    }
+}
+
+/// Whether an HTTP status may change on retry: 408, 425, 429 and 5xx except 501 (the
+/// method is not implemented) and 505.
+pub(crate) fn transient_status(status: u16) -> bool {
+    matches!(status, 408 | 425 | 429)
+        || ((500..600).contains(&status) && !matches!(status, 501 | 505))
 }
 
 /// Why another account's KeyPackage record was refused (docs/spec.md §3.3, in check order).

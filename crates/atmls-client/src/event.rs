@@ -67,13 +67,34 @@ pub enum Event {
         /// The account leaving.
         did: Did,
     },
-    /// The group's mailbox could not be read this time (its DS is unreachable, or it
-    /// refused the mailbox key); other groups were synced.
+    /// The group could not be read (or a commit of this device to it not sent) this
+    /// time: its DS or a DID document it needs is unreachable, or the DS refused the
+    /// mailbox key. The group is left alone for a while (doubling per failure, see
+    /// [`TransportError::kind`](crate::TransportError::kind)); other groups and the inbox
+    /// were synced (docs/spec.md §11.14).
     Unreachable {
         /// The group.
         group: GroupId,
         /// What the DS or the network answered.
         error: crate::error::TransportError,
+    },
+    /// The inbox could not be listed this time; it is left alone for a while, the groups
+    /// were synced.
+    InboxUnreachable {
+        /// What the DS or the network answered.
+        error: crate::error::TransportError,
+    },
+    /// An inbox item needs something that failed transiently (the out-of-band ratchet
+    /// tree of a welcome, from the committer's PDS): it is set aside on this device and
+    /// retried later, a bounded number of times, then refused ([`Event::Rejected`]). The
+    /// items after it were processed.
+    InboxItemDeferred {
+        /// The inbox sequence number.
+        seq: u64,
+        /// What failed.
+        error: crate::error::TransportError,
+        /// How many attempts failed so far.
+        attempts: u32,
     },
     /// A commit was refused by the group policy, or because a leaf it adds is not proven
     /// to belong to its account (docs/spec.md §11.2, §11.13): it was not merged.

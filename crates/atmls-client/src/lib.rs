@@ -49,7 +49,8 @@ pub use device::groups::Committed;
 pub use device::welcome::{UndeliveredWelcome, WelcomeError, open_tree};
 pub use device::{Device, DeviceConfig, Storage};
 pub use error::{
-    ContentError, Error, KeyPackageRefusal, PolicyViolation, StoreError, TransportError,
+    ContentError, Error, FailureKind, KeyPackageRefusal, PolicyViolation, StoreError,
+    TransportError,
 };
 pub use event::{Event, Message};
 pub use group::{Group, GroupData, GroupId, Member};

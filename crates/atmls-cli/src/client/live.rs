@@ -221,6 +221,18 @@ async fn render(s: &mut Session, names: &mut GroupNames, e: &Event) -> Option<(V
             json!({ "type": "rejected", "group": gid, "groupName": gname, "seq": seq, "reason": reason }),
             format!("[{gname}] warning: refused item {seq}: {reason}"),
         ),
+        Event::InboxUnreachable { error } => (
+            json!({ "type": "inboxUnreachable", "error": error.to_string() }),
+            format!("warning: inbox unreachable this time: {error}"),
+        ),
+        Event::InboxItemDeferred {
+            seq,
+            error,
+            attempts,
+        } => (
+            json!({ "type": "inboxItemDeferred", "seq": seq, "attempts": attempts, "error": error.to_string() }),
+            format!("warning: inbox item {seq} set aside (attempt {attempts}): {error}"),
+        ),
         _ => return None,
     })
 }

@@ -534,3 +534,49 @@ async fn group_context_change_by_a_non_admin_is_refused() {
     )
     .await;
 }
+
+/// A member (Bob) commits an update path whose new leaf names another account (Carol's
+/// DID, with a key Carol never published): receivers refuse it as `IdentityChange`.
+#[tokio::test]
+async fn commit_changing_a_leafs_identity_is_refused() {
+    use openmls::prelude::tls_codec::Serialize as _;
+    use openmls::prelude::*;
+
+    let (_net, alice, bob, carol, _dave, g) = setup().await;
+    let before = epoch(&alice, &g).await;
+    let carol_did = carol.did().clone();
+    let ((commit, next), key) = in_group(&bob, &g, |provider, grp, signer, mailbox| {
+        let suite = grp.ciphersuite();
+        let keys =
+            openmls_basic_credential::SignatureKeyPair::new(suite.signature_algorithm()).unwrap();
+        let credential = BasicCredential::new(carol_did.as_str().as_bytes().to_vec());
+        let bundle = grp
+            .self_update_with_new_signer(
+                provider,
+                signer,
+                NewSignerBundle {
+                    signer: &keys,
+                    credential_with_key: CredentialWithKey {
+                        credential: credential.into(),
+                        signature_key: keys.public().into(),
+                    },
+                },
+                LeafNodeParameters::builder()
+                    .with_capabilities(crate::keypackage::build::capabilities(suite))
+                    .build(),
+            )
+            .expect("update");
+        let staged = grp.pending_commit().expect("pending commit");
+        let next =
+            crate::group::seal::staged_mailbox_key(staged, provider.crypto(), mailbox).unwrap();
+        (bundle.commit().tls_serialize_detached().unwrap(), next)
+    })
+    .await;
+    send_raw_commit(&bob, &g, before, commit, &key, &next).await;
+    bob_refuses(
+        &alice,
+        &g,
+        |v| matches!(v, PolicyViolation::IdentityChange { to, .. } if to == carol.did().as_str()),
+    )
+    .await;
+}

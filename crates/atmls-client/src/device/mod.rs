@@ -1,7 +1,9 @@
 //! A device: one MLS client of an account, its SQLite state, and every operation the
 //! application calls.
 
+mod backoff;
 pub(crate) mod groups;
+mod inbox;
 mod keys;
 #[cfg(test)]
 mod leaf_proof_tests;
@@ -53,6 +55,12 @@ pub struct DeviceConfig {
     /// Self-update in each group this often (during [`Device::sync`]); `None`: never
     /// on its own.
     pub self_update_interval: Option<Duration>,
+    /// After a transient failure (docs/spec.md §11.14) the inbox or group is left alone
+    /// this long, doubling per consecutive failure up to [`Self::max_retry_backoff`];
+    /// an inbox item set aside is retried on the same schedule.
+    pub retry_backoff: Duration,
+    /// The longest back-off (also the wait after a mailbox's DS refuses it for good).
+    pub max_retry_backoff: Duration,
 }
 
 impl Default for DeviceConfig {
@@ -68,6 +76,8 @@ impl Default for DeviceConfig {
             own_device_check_interval: Duration::from_secs(300),
             self_update_interval: Some(Duration::from_secs(7 * 86_400)),
             poll_interval: Duration::from_secs(30),
+            retry_backoff: Duration::from_secs(1),
+            max_retry_backoff: Duration::from_secs(300),
         }
     }
 }
@@ -105,6 +115,13 @@ impl DeviceConfig {
         self
     }
 
+    /// Sets the back-off after transient failures: the first wait and the longest.
+    pub fn with_retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.retry_backoff = initial;
+        self.max_retry_backoff = max.max(initial);
+        self
+    }
+
     /// Sets the commit retry bound.
     pub fn with_max_commit_attempts(mut self, n: u32) -> Self {
         self.max_commit_attempts = n;
@@ -121,6 +138,8 @@ pub(crate) struct State {
     pub(crate) last_device_check: Option<std::time::Instant>,
     /// DID documents resolved during this sync to check added leaves (§11.13).
     pub(crate) documents: crate::group::proofs::Documents,
+    /// The inbox and groups in back-off after a failure (§11.14).
+    pub(crate) backoffs: backoff::Backoffs,
     /// The inbox key, expanded once (deriving its public half costs a scalar
     /// multiplication).
     inbox: SigningKey,
@@ -382,6 +401,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     groups: HashMap::new(),
                     last_device_check: None,
                     documents: Default::default(),
+                    backoffs: Default::default(),
                     inbox,
                     mailbox_keys: HashMap::new(),
                 }),

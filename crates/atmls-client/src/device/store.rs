@@ -109,6 +109,12 @@ CREATE TABLE IF NOT EXISTS atmls_revs (
     did TEXT NOT NULL PRIMARY KEY,
     rev TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS atmls_deferred (
+    seq INTEGER NOT NULL PRIMARY KEY,
+    payload BLOB NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_at INTEGER NOT NULL
+);
 ";
 
 /// Opens (creating if needed) the device database and runs both migrations.
@@ -502,6 +508,80 @@ fn fixed(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
 
 fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Corrupt("integer out of range"))
+}
+
+/// An inbox item set aside after a transient failure (docs/spec.md §11.14): its payload
+/// and how many attempts failed.
+#[derive(Debug, Clone)]
+pub(crate) struct DeferredRow {
+    pub(crate) seq: u64,
+    pub(crate) payload: Vec<u8>,
+    pub(crate) attempts: u32,
+}
+
+/// Sets an inbox item aside (or records one more failed attempt of one set aside).
+pub(crate) fn defer(
+    conn: &Connection,
+    seq: u64,
+    payload: &[u8],
+    attempts: u32,
+    next_at_ms: i64,
+) -> Result<(), StoreError> {
+    exec(
+        conn,
+        "INSERT INTO atmls_deferred (seq, payload, attempts, next_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (seq) DO UPDATE SET attempts = excluded.attempts, next_at = excluded.next_at",
+        params![to_i64(seq)?, payload, attempts, next_at_ms],
+    )?;
+    Ok(())
+}
+
+/// At most `limit` items set aside whose next attempt is due at `now_ms`, oldest first.
+pub(crate) fn deferred_due(
+    conn: &Connection,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<DeferredRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, payload, attempts FROM atmls_deferred WHERE next_at <= ?1
+         ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(
+        params![now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, u32>(2)?,
+            ))
+        },
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, payload, attempts) = row?;
+        out.push(DeferredRow {
+            seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("deferred seq"))?,
+            payload,
+            attempts,
+        });
+    }
+    Ok(out)
+}
+
+/// How many inbox items are set aside.
+pub(crate) fn deferred_count(conn: &Connection) -> Result<usize, StoreError> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM atmls_deferred", [], |r| r.get(0))?;
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// Forgets an item set aside (joined or refused).
+pub(crate) fn release_deferred(conn: &Connection, seq: u64) -> Result<(), StoreError> {
+    exec(
+        conn,
+        "DELETE FROM atmls_deferred WHERE seq = ?1",
+        [to_i64(seq)?],
+    )?;
+    Ok(())
 }
 
 /// When this device last updated its leaf in the group (Unix seconds); set to `now` the

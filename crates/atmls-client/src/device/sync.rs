@@ -2,23 +2,22 @@
 //! devices of this account, and the live loop over DS subscriptions.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use atmls_ds::{Envelope, MailboxId};
 use atmls_identity::Did;
-use openmls::prelude::tls_codec::Deserialize as _;
 use openmls::prelude::*;
-use openmls_traits::storage::StorageProvider as _;
 use sha2::{Digest as _, Sha256};
 
+use super::backoff::Target;
 use super::groups::{forget_signer, is_commit};
-use super::store::{self, GroupRow, KeyPackageRow};
+use super::store;
 use super::{Device, State};
 use crate::content;
-use crate::error::{Error, TransportError};
+use crate::error::Error;
 use crate::event::{Event, Message};
 use crate::group::commit::{Intent, WelcomePlan};
 use crate::group::processing::{self, Outcome};
-use crate::group::seal::{self, WelcomeInfo};
 use crate::group::{self as grp, GroupId};
 use crate::transport::{Delivery, Ds, Pds, SubscribeTo};
 
@@ -31,72 +30,111 @@ struct After {
     removed: bool,
 }
 
-/// A joined group, and how it was joined.
-struct Joined {
-    group: GroupId,
-    name: String,
-    key_package_ref: Vec<u8>,
-    last_resort: bool,
-}
-
 impl<P: Pds, D: Ds> Device<P, D> {
     /// Fetches and processes everything new: welcomes in the inbox (joining groups),
     /// every group's mailbox from its cursor, and (at the configured interval) new devices
     /// of this account, which are then added to every group. Returns the events (also
     /// sent to [`Device::events`]).
+    ///
+    /// A failure of one mailbox, group or inbox item does not stop the others
+    /// (docs/spec.md §11.14): a permanent one refuses that item ([`Event::Rejected`],
+    /// [`Event::CommitRefused`]) and the cursor moves on; a transient one
+    /// ([`Event::Unreachable`], [`Event::InboxUnreachable`],
+    /// [`Event::InboxItemDeferred`]) backs off that group or inbox, or sets that item
+    /// aside. `Err` is left for local failures (the device database) and this account's
+    /// own requests.
     pub async fn sync(&self) -> Result<Vec<Event>, Error> {
         let mut st = self.inner.state.lock().await;
         // DID documents are resolved afresh each sync (keys rotate).
         st.documents.clear();
-        let mut events = self.sync_inbox(&mut st).await?;
+        let mut events = Vec::new();
+        self.sync_inbox(&mut st, &mut events).await?;
+        let now = Instant::now();
         for row in store::groups(&st.conn)? {
             if !row.active {
                 continue;
             }
             let id = GroupId(row.group_id.clone());
-            // One unreachable group (its DS down, or its key refused) does not stop the
-            // others.
-            let (evs, leave) = match self.sync_group_inner(&mut st, &id).await {
-                Ok(v) => v,
-                Err(Error::Transport(e)) => {
-                    let ev = Event::Unreachable {
-                        group: id.clone(),
-                        error: e,
-                    };
-                    self.emit(std::slice::from_ref(&ev));
-                    events.push(ev);
-                    continue;
-                }
-                Err(e) => return Err(e),
+            if !st.backoffs.ready(&Target::Group(id.0.clone()), now) {
+                continue;
+            }
+            let synced = self.sync_group_inner(&mut st, &id).await;
+            let Some((evs, leave)) = self.isolate(&mut st, &id, synced, &mut events)? else {
+                continue;
             };
+            st.backoffs.succeeded(&Target::Group(id.0.clone()));
             self.emit(&evs);
             events.extend(evs);
             if leave && self.commits_leaves(&mut st, &id)? {
-                match self
+                let committed = self
                     .commit_locked(&mut st, &id, Intent::CommitProposals)
-                    .await
-                {
-                    Ok(_) | Err(Error::NotMember) => {}
-                    Err(e) => return Err(e),
-                }
+                    .await;
+                self.isolate(&mut st, &id, committed, &mut events)?;
             }
         }
         if let Some(every) = self.inner.config.self_update_interval {
-            self.periodic_self_updates(&mut st, every).await?;
+            self.periodic_self_updates(&mut st, every, &mut events)
+                .await?;
         }
-        self.replenish_locked(&mut st).await?;
+        if let Err(e) = self.replenish_locked(&mut st).await {
+            own_step_failed(e, "KeyPackages not replenished")?;
+        }
         let interval = self.inner.config.own_device_check_interval;
         if st.last_device_check.is_none_or(|t| t.elapsed() >= interval) {
-            st.last_device_check = Some(std::time::Instant::now());
-            self.add_own_devices(&mut st).await?;
+            st.last_device_check = Some(Instant::now());
+            if let Err(e) = self.add_own_devices(&mut st, &mut events).await {
+                st.last_device_check = None;
+                own_step_failed(e, "own devices not checked")?;
+            }
         }
         Ok(events)
+    }
+
+    /// The outcome of a step on one group: a transport failure (or a commit that kept
+    /// losing races) is reported as [`Event::Unreachable`] and backs that group off
+    /// instead of failing the whole sync (`Ok(None)`); other errors are the caller's.
+    pub(super) fn isolate<T>(
+        &self,
+        st: &mut State,
+        group: &GroupId,
+        result: Result<T, Error>,
+        events: &mut Vec<Event>,
+    ) -> Result<Option<T>, Error> {
+        let error = match result {
+            Ok(v) => return Ok(Some(v)),
+            Err(Error::Transport(e)) => e,
+            Err(Error::NotMember) => return Ok(None),
+            Err(Error::RetriesExhausted(n)) => {
+                tracing::warn!(
+                    attempts = n,
+                    "commit gave up after conflicts; retried later"
+                );
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let config = &self.inner.config;
+        st.backoffs.failed(
+            Target::Group(group.0.clone()),
+            error.kind(),
+            Instant::now(),
+            config.retry_backoff,
+            config.max_retry_backoff,
+        );
+        let ev = Event::Unreachable {
+            group: group.clone(),
+            error,
+        };
+        self.emit(std::slice::from_ref(&ev));
+        events.push(ev);
+        Ok(None)
     }
 
     async fn periodic_self_updates(
         &self,
         st: &mut State,
         every: std::time::Duration,
+        events: &mut Vec<Event>,
     ) -> Result<(), Error> {
         let now = chrono::Utc::now().timestamp();
         let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
@@ -109,14 +147,18 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 continue;
             }
             let id = GroupId(row.group_id.clone());
-            match self
-                .commit_locked(st, &id, Intent::SelfUpdate { rotate: false })
-                .await
+            if !st
+                .backoffs
+                .ready(&Target::Group(id.0.clone()), Instant::now())
             {
-                Ok(_) | Err(Error::NotMember) => {}
-                Err(e) => return Err(e),
+                continue;
             }
-            store::set_last_update(&st.conn, &row.group_id, now)?;
+            let committed = self
+                .commit_locked(st, &id, Intent::SelfUpdate { rotate: false })
+                .await;
+            if self.isolate(st, &id, committed, events)?.is_some() {
+                store::set_last_update(&st.conn, &row.group_id, now)?;
+            }
         }
         Ok(())
     }
@@ -230,14 +272,15 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok((events, leave_requested))
     }
 
-    /// Resolves DID documents for checking added leaves. A network failure is passed on
-    /// (the group is retried later); a DID that does not resolve is remembered as such,
-    /// and the leaf it names is refused.
+    /// Resolves DID documents for checking added leaves. A transient failure is passed
+    /// on (the group backs off and the step is repeated later); a permanent one (the DID
+    /// does not resolve: not found, tombstoned, an invalid document) is remembered as
+    /// such, and the leaf it names is refused (§11.13, §11.14).
     async fn resolve_documents(&self, st: &mut State, dids: &[Did]) -> Result<(), Error> {
         for did in dids {
             let doc = match self.inner.pds.resolve(did).await {
                 Ok(doc) => Ok(doc),
-                Err(e @ crate::error::TransportError::Network(_)) => return Err(e.into()),
+                Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => Err(e.to_string()),
             };
             st.documents.insert(did.clone(), doc);
@@ -245,94 +288,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok(())
     }
 
-    /// Lists the inbox and joins the groups of the welcomes sealed to this device.
-    async fn sync_inbox(&self, st: &mut State) -> Result<Vec<Event>, Error> {
-        let ds = Did::new(st.row.inbox_ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
-        let inbox = MailboxId::from_bytes(st.row.inbox_mailbox);
-        let key = st.inbox_key();
-        let mut events = Vec::new();
-        loop {
-            let page = self
-                .inner
-                .ds
-                .list_inbox(&ds, &inbox, &key, st.row.inbox_cursor)
-                .await?;
-            if page.envelopes.is_empty() {
-                break;
-            }
-            let mut done = Vec::new();
-            for item in page.envelopes {
-                // An out-of-band ratchet tree (§11.4) is fetched before the join; a network
-                // failure stops here (the item stays for the next sync), a refusal rejects it.
-                let opened = open_item(st, &item);
-                let tree = match &opened {
-                    Ok((info, _)) => match &info.ratchet_tree {
-                        Some(r) => match self.fetch_tree(r).await {
-                            Ok(t) => Ok(Some(t)),
-                            Err(Error::Transport(e @ TransportError::Network(_))) => {
-                                return Err(e.into());
-                            }
-                            Err(e) => Err(e.to_string()),
-                        },
-                        None => Ok(None),
-                    },
-                    Err(_) => Ok(None),
-                };
-                let joined = st.transaction(|st| {
-                    let joined = opened.and_then(|(info, row)| join(st, info, row, tree?));
-                    store::set_inbox_cursor(&st.conn, item.seq)?;
-                    Ok(joined)
-                })?;
-                st.row.inbox_cursor = item.seq;
-                done.push(item.seq);
-                match joined {
-                    Ok(j) => {
-                        let ev = Event::Joined {
-                            group: j.group.clone(),
-                            name: j.name.clone(),
-                        };
-                        self.emit(std::slice::from_ref(&ev));
-                        events.push(ev);
-                        if j.last_resort {
-                            // Joined through the last-resort package: rotate the leaf
-                            // signature key at once.
-                            self.commit_locked(st, &j.group, Intent::SelfUpdate { rotate: true })
-                                .await?;
-                        } else {
-                            self.consumed_key_package(st, &j.key_package_ref).await?;
-                        }
-                        let evs = self.sync_group_locked(st, &j.group).await?;
-                        self.emit(&evs);
-                        events.extend(evs);
-                    }
-                    Err(reason) => {
-                        let ev = Event::Rejected {
-                            group: None,
-                            seq: item.seq,
-                            reason,
-                        };
-                        self.emit(std::slice::from_ref(&ev));
-                        events.push(ev);
-                    }
-                }
-            }
-            for chunk in done.chunks(100) {
-                if let Err(e) = self
-                    .inner
-                    .ds
-                    .delete_inbox_items(&ds, &inbox, &key, chunk.to_vec())
-                    .await
-                {
-                    tracing::warn!(error = %e, "inbox items not deleted");
-                }
-            }
-            store::checkpoint(&st.conn)?;
-        }
-        Ok(events)
-    }
-
     /// Adds this account's devices that are missing from a group to it.
-    async fn add_own_devices(&self, st: &mut State) -> Result<(), Error> {
+    async fn add_own_devices(&self, st: &mut State, events: &mut Vec<Event>) -> Result<(), Error> {
         let me = st.did.clone();
         let mut own = match self.key_packages_by_device(st, &me, false).await {
             Ok(v) => v,
@@ -368,9 +325,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 };
                 missing.push(k);
             }
-            if !missing.is_empty() {
-                self.commit_locked(st, &GroupId(row.group_id.clone()), Intent::Add(missing))
-                    .await?;
+            let id = GroupId(row.group_id.clone());
+            if !missing.is_empty()
+                && st
+                    .backoffs
+                    .ready(&Target::Group(id.0.clone()), Instant::now())
+            {
+                let committed = self.commit_locked(st, &id, Intent::Add(missing)).await;
+                self.isolate(st, &id, committed, events)?;
             }
         }
         Ok(())
@@ -466,6 +428,20 @@ impl<P: Pds, D: Ds> Device<P, D> {
     }
 }
 
+/// A failed step of this account's own upkeep (its PDS: KeyPackages, its devices): a
+/// transport failure is logged and the step is tried again at the next sync; anything
+/// else is the caller's.
+pub(super) fn own_step_failed(e: Error, what: &'static str) -> Result<(), Error> {
+    match e {
+        Error::Transport(e) => {
+            tracing::warn!(error = %e, "{what}; retried at the next sync");
+            Ok(())
+        }
+        Error::RetriesExhausted(_) | Error::NotMember => Ok(()),
+        e => Err(e),
+    }
+}
+
 fn fingerprint(targets: &BTreeMap<Did, Vec<SubscribeTo>>) -> Vec<(MailboxId, [u8; 32])> {
     targets
         .values()
@@ -532,7 +508,7 @@ fn process_envelope(
     let message = match content::unpad(&envelope.payload) {
         Ok(m) => m,
         Err(e) => {
-            after.events.push(reject(e));
+            after.events.push(reject(e.to_string()));
             return Ok(Ok(after));
         }
     };
@@ -599,80 +575,4 @@ fn process_envelope(
         Outcome::StorageFailed(e) => return Err(crate::error::StoreError::Sqlite(e).into()),
     }
     Ok(Ok(after))
-}
-
-/// Opens a sealed welcome with one of this device's KeyPackages.
-fn open_item(st: &mut State, item: &Envelope) -> Result<(WelcomeInfo, KeyPackageRow), String> {
-    let suite = st.ciphersuite().map_err(|e| e.to_string())?;
-    let rows = store::key_packages(&st.conn).map_err(|e| e.to_string())?;
-    for row in rows {
-        let Some(hash_ref) = crate::keypackage::key_package_ref(&row.key_package_ref) else {
-            continue;
-        };
-        let bundle: Option<KeyPackageBundle> = st
-            .provider()
-            .storage()
-            .key_package(&hash_ref)
-            .map_err(|e| e.to_string())?;
-        let Some(bundle) = bundle else { continue };
-        if let Some(plain) = seal::open_welcome(
-            &st.crypto,
-            suite.hpke_config(),
-            bundle.init_private_key(),
-            &item.payload,
-        ) {
-            return Ok((WelcomeInfo::from_cbor(&plain)?, row));
-        }
-    }
-    Err("welcome is not sealed to any of this device's KeyPackages".into())
-}
-
-/// Joins the group of an opened welcome; `tree` is the out-of-band ratchet tree
-/// (TLS-encoded) when the Welcome leaves it out.
-fn join(
-    st: &mut State,
-    info: WelcomeInfo,
-    row: KeyPackageRow,
-    tree: Option<Vec<u8>>,
-) -> Result<Joined, String> {
-    let message =
-        MlsMessageIn::tls_deserialize_exact(info.welcome.as_slice()).map_err(|e| e.to_string())?;
-    let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
-        return Err("sealed message is not a Welcome".into());
-    };
-    let tree = tree
-        .map(|t| {
-            RatchetTreeIn::tls_deserialize_exact(t.as_slice())
-                .map_err(|e| format!("ratchet tree: {e}"))
-        })
-        .transpose()?;
-    let mut group =
-        StagedWelcome::new_from_welcome(&st.provider(), &grp::create::join_config(), welcome, tree)
-            .and_then(|w| w.into_group(&st.provider()))
-            .map_err(|e| format!("join: {e}"))?;
-    let data = grp::group_data(group.extensions()).map_err(|e| e.to_string())?;
-    if data.mailbox != *info.mailbox.as_bytes() || data.ds != info.ds {
-        let _ = group.delete(st.provider().storage());
-        return Err("the welcome's mailbox is not the group's".into());
-    }
-    let id = group.group_id().as_slice().to_vec();
-    store::insert_group(
-        &st.conn,
-        &GroupRow {
-            group_id: id.clone(),
-            ds: data.ds.to_string(),
-            mailbox: data.mailbox,
-            cursor: info.from_seq.saturating_sub(1),
-            signature_public: st.row.signature_public.clone(),
-            active: true,
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    st.groups.insert(id.clone(), group);
-    Ok(Joined {
-        group: GroupId(id),
-        name: data.name,
-        key_package_ref: row.key_package_ref,
-        last_resort: row.last_resort,
-    })
 }

@@ -137,7 +137,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 Err(e) => Err(e.clone()),
             };
             if let Err(reason) = outcome {
-                tracing::warn!(error = %reason, did = %target.did, "welcome not delivered");
+                // No DID in logs (the event names the account to the application).
+                tracing::warn!(error = %reason, "welcome not delivered");
                 failed.push(UndeliveredWelcome {
                     did: target.did.clone(),
                     inbox_ds: target.inbox_ds.clone(),

@@ -11,7 +11,7 @@ use atmls_ds::{
     DeliveryService, DsConfig, Envelope, EnvelopeKind, MailboxId, MailboxKind, MemoryStore,
     OutgoingEnvelope, SendReceipt,
 };
-use atmls_identity::{Did, DidDocument, VerificationMethod};
+use atmls_identity::{Did, DidDocument, ResolveError, VerificationMethod};
 use atmls_repo::{MemoryBlockStore, Nsid, RecordKey, Repo, RepoPath, Write};
 use ed25519_dalek::SigningKey;
 use rand::SeedableRng as _;
@@ -45,6 +45,12 @@ struct State {
     key_package_index: bool,
     key_package_requests: usize,
     envelope_reads: u64,
+    /// DIDs whose resolution fails, and how (tests of vanished DIDs and directory
+    /// outages).
+    unresolvable: HashMap<Did, ResolveError>,
+    resolutions: u64,
+    /// Mailboxes whose DS requests fail, and how (tests of one failing mailbox).
+    failing: HashMap<MailboxId, TransportError>,
 }
 
 impl State {
@@ -70,7 +76,7 @@ impl State {
                 cursor: page.cursor,
                 envelopes: page.envelopes,
             })
-            .map_err(|e| xrpc(401, e.name(), e.to_string()))
+            .map_err(|e| ds_error(e.name(), e.to_string()))
     }
 }
 
@@ -118,6 +124,9 @@ impl MemoryNetwork {
                 key_package_index: true,
                 key_package_requests: 0,
                 envelope_reads: 0,
+                unresolvable: HashMap::new(),
+                resolutions: 0,
+                failing: HashMap::new(),
             })),
             ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
         }
@@ -266,6 +275,49 @@ impl MemoryNetwork {
         }
     }
 
+    /// From now on, resolving `did` (and so reaching its PDS: its repo, its blobs) fails
+    /// as a resolver that answered `failure` would (`None`: resolves again). The failure
+    /// is classified exactly as the HTTP transport classifies its resolver's
+    /// ([`super::resolve_failure`]): e.g. [`ResolveError::Gone`] for a DID that vanished
+    /// (permanent), [`ResolveError::Timeout`] for a directory that is down (transient).
+    pub fn fail_resolution(&self, did: &Did, failure: Option<ResolveError>) {
+        let mut state = self.lock();
+        match failure {
+            Some(f) => state.unresolvable.insert(did.clone(), f),
+            None => state.unresolvable.remove(did),
+        };
+    }
+
+    /// From now on, every DS request on `mailbox` (read, send, list, delete) fails with
+    /// `error` (`None`: works again), as if that mailbox's DS were down or refused it;
+    /// other mailboxes are unaffected.
+    pub fn fail_mailbox(&self, mailbox: &MailboxId, error: Option<TransportError>) {
+        let mut state = self.lock();
+        match error {
+            Some(e) => state.failing.insert(*mailbox, e),
+            None => state.failing.remove(mailbox),
+        };
+    }
+
+    /// How many DID resolutions (or PDS lookups of other accounts) were asked so far.
+    pub fn resolutions(&self) -> u64 {
+        self.lock().resolutions
+    }
+
+    /// Resolves `did` as a client would before reaching its PDS.
+    fn reach(&self, did: &Did) -> Result<DidDocument, TransportError> {
+        let mut state = self.lock();
+        state.resolutions += 1;
+        if let Some(f) = state.unresolvable.get(did) {
+            return Err(super::resolve_failure(f.clone()));
+        }
+        state
+            .accounts
+            .get(did)
+            .map(|a| a.doc.clone())
+            .ok_or_else(|| super::resolve_failure(ResolveError::NotFound))
+    }
+
     /// Replaces an account's DID document (tests of refusals).
     pub fn set_document(&self, doc: DidDocument) {
         if let Some(a) = self.lock().accounts.get_mut(&doc.id) {
@@ -296,6 +348,15 @@ impl MemoryNetwork {
         Ok(())
     }
 
+    /// [`Self::check_online`], then the failure set for `mailbox`, if any.
+    fn check_mailbox(&self, mailbox: &MailboxId) -> Result<(), TransportError> {
+        self.check_online()?;
+        match self.lock().failing.get(mailbox) {
+            Some(e) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
     fn publish(&self, mailbox: &MailboxId, envelopes: &[Envelope]) {
         let mut state = self.lock();
         state.subscribers.retain(|(m, tx)| {
@@ -321,6 +382,25 @@ fn not_found() -> TransportError {
     }
 }
 
+/// A DS core error as the HTTP DS answers it: the status of its name by the table of
+/// docs/spec.md §7, so that both transports give it the same [`TransportError::kind`].
+fn ds_error(name: &str, message: String) -> TransportError {
+    let status = match name {
+        "AuthRequired" | "InvalidToken" | "ExpiredToken" | "BadToken" | "BadSignature"
+        | "KeyExpired" | "RequestExpired" | "ReplayedRequest" => 401,
+        "NotOwner" => 403,
+        "MailboxNotFound" => 404,
+        "EpochConflict" => 409,
+        "EnvelopeTooLarge" | "BatchTooLarge" => 413,
+        "QuotaExceeded" | "RateLimitExceeded" => 429,
+        "InternalServerError" => 500,
+        "UpstreamFailure" => 502,
+        "ServiceUnavailable" => 503,
+        _ => 400,
+    };
+    xrpc(status, name, message)
+}
+
 fn xrpc(status: u16, name: &str, message: String) -> TransportError {
     TransportError::Xrpc {
         status,
@@ -340,6 +420,15 @@ impl MemoryPds {
     /// The network.
     pub fn network(&self) -> &MemoryNetwork {
         &self.net
+    }
+
+    /// Another account's PDS is found through its DID document (as over HTTP); the
+    /// session's own is known.
+    fn reach(&self, did: &Did) -> Result<(), TransportError> {
+        if did != &self.did {
+            self.net.reach(did)?;
+        }
+        Ok(())
     }
 }
 
@@ -378,6 +467,7 @@ impl Pds for MemoryPds {
         repo: &Did,
         collection: &str,
     ) -> Result<Vec<ListedRecord>, TransportError> {
+        self.reach(repo)?;
         self.net.with_repo(repo, |r| {
             let nsid = Nsid::new(collection).map_err(|e| e.to_string())?;
             let listed = r
@@ -402,6 +492,7 @@ impl Pds for MemoryPds {
         collection: &str,
         rkey: &str,
     ) -> Result<Vec<u8>, TransportError> {
+        self.reach(repo)?;
         self.net.with_repo(repo, |r| {
             r.record_proof(&path(collection, rkey)?)
                 .map_err(|e| e.to_string())
@@ -409,8 +500,7 @@ impl Pds for MemoryPds {
     }
 
     async fn resolve(&self, did: &Did) -> Result<DidDocument, TransportError> {
-        let state = self.net.lock();
-        Ok(state.accounts.get(did).ok_or_else(not_found)?.doc.clone())
+        self.net.reach(did)
     }
 
     async fn upload_blob(
@@ -431,6 +521,7 @@ impl Pds for MemoryPds {
     }
 
     async fn blob(&self, did: &Did, cid: &cid::Cid) -> Result<Vec<u8>, TransportError> {
+        self.reach(did)?;
         let state = self.net.lock();
         let account = state.accounts.get(did).ok_or_else(not_found)?;
         account
@@ -497,7 +588,7 @@ impl Ds for MemoryDs {
         let info = state
             .ds
             .create_mailbox(token, kind, &key, epoch)
-            .map_err(|e| xrpc(400, e.name(), e.to_string()))?;
+            .map_err(|e| ds_error(e.name(), e.to_string()))?;
         Ok(info.mailbox)
     }
 
@@ -508,7 +599,7 @@ impl Ds for MemoryDs {
         key: &SigningKey,
         envelopes: Vec<OutgoingEnvelope>,
     ) -> Result<SendReceipt, TransportError> {
-        self.net.check_online()?;
+        self.net.check_mailbox(mailbox)?;
         if envelopes.iter().any(|e| e.kind == EnvelopeKind::Commit) {
             let barrier = {
                 let mut state = self.net.lock();
@@ -549,7 +640,7 @@ impl Ds for MemoryDs {
                     current_epoch,
                     current_seq,
                 },
-                e => xrpc(400, e.name(), e.to_string()),
+                e => ds_error(e.name(), e.to_string()),
             })?;
         let published: Vec<Envelope> = stored
             .into_iter()
@@ -577,7 +668,7 @@ impl Ds for MemoryDs {
         key: &SigningKey,
         cursor: u64,
     ) -> Result<Page, TransportError> {
-        self.net.check_online()?;
+        self.net.check_mailbox(mailbox)?;
         let mut state = self.net.lock();
         state.envelope_reads += 1;
         state.read(mailbox, key, cursor)
@@ -596,7 +687,7 @@ impl Ds for MemoryDs {
             state
                 .ds
                 .send_welcome(inbox, payload.clone(), at)
-                .map_err(|e| xrpc(400, e.name(), e.to_string()))?
+                .map_err(|e| ds_error(e.name(), e.to_string()))?
         };
         self.net.publish(
             inbox,
@@ -618,7 +709,7 @@ impl Ds for MemoryDs {
         key: &SigningKey,
         cursor: u64,
     ) -> Result<Page, TransportError> {
-        self.net.check_online()?;
+        self.net.check_mailbox(inbox)?;
         let header = sign(key, DsMethod::ListInbox, inbox);
         let mut state = self.net.lock();
         let page = state
@@ -630,7 +721,7 @@ impl Ds for MemoryDs {
                 1000,
                 now(),
             )
-            .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
+            .map_err(|e| ds_error(e.name(), e.to_string()))?;
         Ok(Page {
             envelopes: page.items,
             cursor: page.cursor,
@@ -645,7 +736,7 @@ impl Ds for MemoryDs {
         key: &SigningKey,
         seqs: Vec<u64>,
     ) -> Result<(), TransportError> {
-        self.net.check_online()?;
+        self.net.check_mailbox(inbox)?;
         let header = sign(key, DsMethod::DeleteInboxItems, inbox);
         let mut state = self.net.lock();
         state
@@ -656,7 +747,7 @@ impl Ds for MemoryDs {
                 &seqs,
                 now(),
             )
-            .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
+            .map_err(|e| ds_error(e.name(), e.to_string()))?;
         Ok(())
     }
 
@@ -681,7 +772,7 @@ impl Ds for MemoryDs {
                     Some(m.cursor),
                     now(),
                 )
-                .map_err(|e| xrpc(401, e.name(), e.to_string()))?;
+                .map_err(|e| ds_error(e.name(), e.to_string()))?;
             ended |= sub.end_seq.is_some();
             let page = state.read(&m.mailbox, &m.key, m.cursor)?;
             for envelope in page.envelopes {
@@ -699,5 +790,27 @@ impl Ds for MemoryDs {
             }
         }
         Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FailureKind::{Permanent, Transient};
+
+    /// DS refusals get the statuses the HTTP DS answers (spec §7), hence the same kinds.
+    #[test]
+    fn ds_errors_have_the_http_kinds() {
+        for (name, kind) in [
+            ("KeyExpired", Permanent),
+            ("MailboxNotFound", Permanent),
+            ("InvalidEnvelope", Permanent),
+            ("EnvelopeTooLarge", Permanent),
+            ("RateLimitExceeded", Transient),
+            ("InternalServerError", Transient),
+            ("ServiceUnavailable", Transient),
+        ] {
+            assert_eq!(ds_error(name, String::new()).kind(), kind, "{name}");
+        }
     }
 }

@@ -6,11 +6,11 @@
 use std::future::Future;
 
 use atmls_ds::{Envelope, MailboxId, MailboxKind, OutgoingEnvelope, SendReceipt};
-use atmls_identity::{Did, DidDocument};
+use atmls_identity::{Did, DidDocument, ResolveError};
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 
-use crate::error::TransportError;
+use crate::error::{TransportError, transient_status};
 
 pub mod http;
 pub mod memory;
@@ -267,4 +267,73 @@ pub(crate) fn now() -> atmls_ds::Timestamp {
         .map(|d| d.as_millis())
         .unwrap_or_default();
     atmls_ds::Timestamp::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// A resolver failure as a [`TransportError`] of the right kind (docs/spec.md §11.14): a
+/// definite answer (not found, deactivated or tombstoned, an invalid or foreign document,
+/// an unsupported method, a refused status) is [`TransportError::Unresolvable`], a
+/// failure that may pass (timeout, connection, 5xx, 429) is [`TransportError::Network`].
+/// Texts never name the DID.
+pub fn resolve_failure(e: ResolveError) -> TransportError {
+    match e {
+        ResolveError::NotFound
+        | ResolveError::Gone
+        | ResolveError::UnsupportedDid(_)
+        | ResolveError::InvalidDocument(_)
+        | ResolveError::InvalidHandleResponse
+        | ResolveError::TooLarge { .. } => TransportError::Unresolvable(e.to_string()),
+        ResolveError::InvalidUrl(_) => {
+            TransportError::Unresolvable("the DID names no valid URL".into())
+        }
+        ResolveError::IdMismatch { .. } => {
+            TransportError::Unresolvable("the document is for another DID".into())
+        }
+        ResolveError::Status(status) if !transient_status(status) => {
+            TransportError::Unresolvable(e.to_string())
+        }
+        ResolveError::Status(status) => {
+            TransportError::Network(format!("DID resolution: HTTP status {status}"))
+        }
+        ResolveError::Timeout => TransportError::Network("DID resolution timed out".into()),
+        ResolveError::Transport(_) => {
+            TransportError::Network("DID resolution: connection failed".into())
+        }
+        // A failure this version does not know: retried with back-off rather than
+        // refusing on a guess.
+        _ => TransportError::Network("DID resolution failed".into()),
+    }
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+    use crate::FailureKind::{Permanent, Transient};
+
+    #[test]
+    fn resolver_failures_have_a_kind() {
+        let doc = atmls_identity::DocumentError::MissingService("atproto_pds".into());
+        for (e, want) in [
+            (ResolveError::NotFound, Permanent),
+            (ResolveError::Gone, Permanent),
+            (ResolveError::InvalidDocument(doc), Permanent),
+            (ResolveError::TooLarge { limit: 10 }, Permanent),
+            (ResolveError::Status(400), Permanent),
+            (ResolveError::Status(403), Permanent),
+            (ResolveError::Timeout, Transient),
+            (ResolveError::Transport("reset".into()), Transient),
+            (ResolveError::Status(500), Transient),
+            (ResolveError::Status(503), Transient),
+            (ResolveError::Status(429), Transient),
+        ] {
+            let text = e.to_string();
+            assert_eq!(resolve_failure(e).kind(), want, "{text}");
+        }
+        let mismatch = ResolveError::IdMismatch {
+            expected: "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap(),
+            found: "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb".parse().unwrap(),
+        };
+        let e = resolve_failure(mismatch);
+        assert_eq!(e.kind(), Permanent);
+        assert!(!e.to_string().contains("did:plc"), "{e}");
+    }
 }

@@ -92,7 +92,14 @@ impl XrpcClient {
             let body = Limited::new(response.into_body(), MAX_BODY)
                 .collect()
                 .await
-                .map_err(|e| TransportError::Network(e.to_string()))?
+                .map_err(|e| {
+                    // An answer over the limit is refused for good, not retried.
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        TransportError::Malformed(format!("answer larger than {MAX_BODY} bytes"))
+                    } else {
+                        TransportError::Network(e.to_string())
+                    }
+                })?
                 .to_bytes();
             Ok::<_, TransportError>(Response { status, body })
         };

@@ -9,7 +9,7 @@ use tokio::sync::RwLock;
 
 use super::client::{XrpcClient, encode};
 use crate::error::TransportError;
-use crate::transport::{BlobRef, ListedRecord, Pds, RecordWrite};
+use crate::transport::{BlobRef, ListedRecord, Pds, RecordWrite, resolve_failure};
 
 #[derive(Debug, Clone)]
 struct Session {
@@ -352,7 +352,7 @@ impl Pds for HttpPds {
             .resolve(did)
             .await
             .map(|d| (*d).clone())
-            .map_err(|e| TransportError::Network(e.to_string()))
+            .map_err(resolve_failure)
     }
 
     async fn upload_blob(

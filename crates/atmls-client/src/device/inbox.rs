@@ -1,0 +1,331 @@
+//! The inbox: sealed welcomes (docs/spec.md §11.4) become joins. Every item is decided on
+//! its own (§11.14): refused, joined, or — when something it needs failed transiently —
+//! set aside on this device and retried later a bounded number of times, so that no item
+//! a stranger can deposit stops the items after it, or the groups.
+
+use atmls_ds::MailboxId;
+use atmls_identity::Did;
+use openmls::prelude::tls_codec::Deserialize as _;
+use openmls::prelude::*;
+use openmls_traits::storage::StorageProvider as _;
+
+use super::backoff::{Target, delay};
+use super::store::{self, GroupRow, KeyPackageRow};
+use super::sync::own_step_failed;
+use super::{Device, State};
+use crate::error::{Error, TransportError};
+use crate::event::Event;
+use crate::group::commit::Intent;
+use crate::group::seal::{self, WelcomeInfo};
+use crate::group::{self as grp, GroupId};
+use crate::transport::{Ds, Pds};
+
+/// Most inbox items set aside at once; an item that fails transiently when this many
+/// wait is refused at once.
+pub(crate) const MAX_DEFERRED: usize = 64;
+/// Attempts of an item set aside before it is refused (with the default back-off, about
+/// 45 minutes of failures).
+pub(crate) const MAX_ATTEMPTS: u32 = 16;
+/// Items set aside retried in one sync, at most.
+const RETRIES_PER_SYNC: usize = 4;
+/// Transient failures of inbox items tolerated in one sync (each may have cost a
+/// timeout); after that, items that need the network are set aside untried, so that a
+/// flood of items naming hosts that hang cannot hold the sync away from the groups.
+const TRANSIENT_PER_SYNC: u32 = 2;
+
+/// A joined group, and how it was joined.
+struct Joined {
+    group: GroupId,
+    name: String,
+    key_package_ref: Vec<u8>,
+    last_resort: bool,
+}
+
+impl<P: Pds, D: Ds> Device<P, D> {
+    /// Retries the items set aside whose time has come, then lists the inbox and decides
+    /// each new item. A failure to list backs the inbox off ([`Event::InboxUnreachable`]);
+    /// the caller goes on with the groups.
+    pub(super) async fn sync_inbox(
+        &self,
+        st: &mut State,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Error> {
+        let now = std::time::Instant::now();
+        if !st.backoffs.ready(&Target::Inbox, now) {
+            return Ok(());
+        }
+        let mut budget = TRANSIENT_PER_SYNC;
+        for row in store::deferred_due(&st.conn, unix_ms(), RETRIES_PER_SYNC)? {
+            self.inbox_item(st, row.seq, &row.payload, row.attempts, &mut budget, events)
+                .await?;
+        }
+        let ds = Did::new(st.row.inbox_ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
+        let inbox = MailboxId::from_bytes(st.row.inbox_mailbox);
+        let key = st.inbox_key();
+        loop {
+            let listed = self
+                .inner
+                .ds
+                .list_inbox(&ds, &inbox, &key, st.row.inbox_cursor)
+                .await;
+            let page = match listed {
+                Ok(page) => page,
+                Err(error) => {
+                    let config = &self.inner.config;
+                    st.backoffs.failed(
+                        Target::Inbox,
+                        error.kind(),
+                        now,
+                        config.retry_backoff,
+                        config.max_retry_backoff,
+                    );
+                    let ev = Event::InboxUnreachable { error };
+                    self.emit(std::slice::from_ref(&ev));
+                    events.push(ev);
+                    return Ok(());
+                }
+            };
+            st.backoffs.succeeded(&Target::Inbox);
+            if page.envelopes.is_empty() {
+                break;
+            }
+            let mut done = Vec::new();
+            for item in page.envelopes {
+                self.inbox_item(st, item.seq, &item.payload, 0, &mut budget, events)
+                    .await?;
+                done.push(item.seq);
+            }
+            for chunk in done.chunks(100) {
+                if let Err(e) = self
+                    .inner
+                    .ds
+                    .delete_inbox_items(&ds, &inbox, &key, chunk.to_vec())
+                    .await
+                {
+                    tracing::warn!(error = %e, "inbox items not deleted");
+                }
+            }
+            store::checkpoint(&st.conn)?;
+        }
+        Ok(())
+    }
+
+    /// Decides one inbox item, new (`attempts` 0) or set aside after `attempts` failed
+    /// attempts: joined, refused ([`Event::Rejected`]) or set aside again
+    /// ([`Event::InboxItemDeferred`]). The inbox cursor moves past it in every case.
+    /// `budget` is what is left of this sync's transient failures: when none is left,
+    /// an item that needs the network is set aside untried.
+    async fn inbox_item(
+        &self,
+        st: &mut State,
+        seq: u64,
+        payload: &[u8],
+        attempts: u32,
+        budget: &mut u32,
+        events: &mut Vec<Event>,
+    ) -> Result<(), Error> {
+        let opened = open_item(st, payload);
+        // An out-of-band ratchet tree (§11.4) is fetched before the join.
+        let tree_ref = opened
+            .as_ref()
+            .ok()
+            .and_then(|(i, _)| i.ratchet_tree.as_ref());
+        let fetched = match tree_ref {
+            None => None,
+            Some(_) if *budget == 0 => Some(Err(Error::Transport(TransportError::Network(
+                "not tried: this sync's budget of transient failures is spent".into(),
+            )))),
+            Some(r) => Some(self.fetch_tree(r).await),
+        };
+        let tree = match fetched {
+            None => Ok(None),
+            Some(Ok(t)) => Ok(Some(t)),
+            Some(Err(Error::Transport(error))) if error.is_transient() => {
+                let config = &self.inner.config;
+                // An item set aside untried keeps its count and is due at once.
+                let (attempts, wait) = if *budget == 0 {
+                    (attempts, std::time::Duration::ZERO)
+                } else {
+                    *budget -= 1;
+                    let n = attempts.saturating_add(1);
+                    (n, delay(config.retry_backoff, config.max_retry_backoff, n))
+                };
+                if self.defer(st, seq, payload, attempts, wait)? {
+                    let ev = Event::InboxItemDeferred {
+                        seq,
+                        error,
+                        attempts,
+                    };
+                    self.emit(std::slice::from_ref(&ev));
+                    events.push(ev);
+                    return Ok(());
+                }
+                Err(format!(
+                    "ratchet tree still unreachable after {attempts} attempts: {error}"
+                ))
+            }
+            Some(Err(e)) => Err(e.to_string()),
+        };
+        let joined = st.transaction(|st| {
+            let joined = opened.and_then(|(info, row)| join(st, info, row, tree?));
+            advance_cursor(st, seq)?;
+            store::release_deferred(&st.conn, seq)?;
+            Ok(joined)
+        })?;
+        let j = match joined {
+            Ok(j) => j,
+            Err(reason) => {
+                let ev = Event::Rejected {
+                    group: None,
+                    seq,
+                    reason,
+                };
+                self.emit(std::slice::from_ref(&ev));
+                events.push(ev);
+                return Ok(());
+            }
+        };
+        let ev = Event::Joined {
+            group: j.group.clone(),
+            name: j.name.clone(),
+        };
+        self.emit(std::slice::from_ref(&ev));
+        events.push(ev);
+        // What follows talks to the group's DS (named by whoever invited us) and to our
+        // PDS: a failure is that group's (or retried at the next sync), not the inbox's.
+        if j.last_resort {
+            // Joined through the last-resort package: rotate the leaf signature key at
+            // once (if that fails, the periodic self-update does it at the next sync).
+            let rotated = self
+                .commit_locked(st, &j.group, Intent::SelfUpdate { rotate: true })
+                .await;
+            if self.isolate(st, &j.group, rotated, events)?.is_none() {
+                store::set_last_update(&st.conn, &j.group.0, 0)?;
+                return Ok(());
+            }
+        } else if let Err(e) = self.consumed_key_package(st, &j.key_package_ref).await {
+            own_step_failed(e, "consumed KeyPackage not deleted")?;
+        }
+        let synced = self.sync_group_locked(st, &j.group).await;
+        if let Some(evs) = self.isolate(st, &j.group, synced, events)? {
+            self.emit(&evs);
+            events.extend(evs);
+        }
+        Ok(())
+    }
+
+    /// Sets an item aside (moving the cursor past it) until `wait` has passed, with
+    /// `attempts` failed attempts so far; `false` when it may not wait any more (too many
+    /// attempts, or too many items waiting).
+    fn defer(
+        &self,
+        st: &mut State,
+        seq: u64,
+        payload: &[u8],
+        attempts: u32,
+        wait: std::time::Duration,
+    ) -> Result<bool, Error> {
+        let waiting = store::deferred_count(&st.conn)?;
+        let already = seq <= st.row.inbox_cursor;
+        if attempts >= MAX_ATTEMPTS || (!already && waiting >= MAX_DEFERRED) {
+            return Ok(false);
+        }
+        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        let next_at = unix_ms().saturating_add(wait_ms);
+        st.transaction(|st| {
+            store::defer(&st.conn, seq, payload, attempts, next_at)?;
+            advance_cursor(st, seq)
+        })?;
+        Ok(true)
+    }
+}
+
+/// Moves the inbox cursor to `seq` unless it is already past it (an item set aside
+/// earlier).
+fn advance_cursor(st: &mut State, seq: u64) -> Result<(), Error> {
+    if seq > st.row.inbox_cursor {
+        store::set_inbox_cursor(&st.conn, seq)?;
+        st.row.inbox_cursor = seq;
+    }
+    Ok(())
+}
+
+fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Opens a sealed welcome with one of this device's KeyPackages.
+fn open_item(st: &mut State, payload: &[u8]) -> Result<(WelcomeInfo, KeyPackageRow), String> {
+    let suite = st.ciphersuite().map_err(|e| e.to_string())?;
+    let rows = store::key_packages(&st.conn).map_err(|e| e.to_string())?;
+    for row in rows {
+        let Some(hash_ref) = crate::keypackage::key_package_ref(&row.key_package_ref) else {
+            continue;
+        };
+        let bundle: Option<KeyPackageBundle> = st
+            .provider()
+            .storage()
+            .key_package(&hash_ref)
+            .map_err(|e| e.to_string())?;
+        let Some(bundle) = bundle else { continue };
+        if let Some(plain) = seal::open_welcome(
+            &st.crypto,
+            suite.hpke_config(),
+            bundle.init_private_key(),
+            payload,
+        ) {
+            return Ok((WelcomeInfo::from_cbor(&plain)?, row));
+        }
+    }
+    Err("welcome is not sealed to any of this device's KeyPackages".into())
+}
+
+/// Joins the group of an opened welcome; `tree` is the out-of-band ratchet tree
+/// (TLS-encoded) when the Welcome leaves it out.
+fn join(
+    st: &mut State,
+    info: WelcomeInfo,
+    row: KeyPackageRow,
+    tree: Option<Vec<u8>>,
+) -> Result<Joined, String> {
+    let message =
+        MlsMessageIn::tls_deserialize_exact(info.welcome.as_slice()).map_err(|e| e.to_string())?;
+    let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
+        return Err("sealed message is not a Welcome".into());
+    };
+    let tree = tree
+        .map(|t| {
+            RatchetTreeIn::tls_deserialize_exact(t.as_slice())
+                .map_err(|e| format!("ratchet tree: {e}"))
+        })
+        .transpose()?;
+    let mut group =
+        StagedWelcome::new_from_welcome(&st.provider(), &grp::create::join_config(), welcome, tree)
+            .and_then(|w| w.into_group(&st.provider()))
+            .map_err(|e| format!("join: {e}"))?;
+    let data = grp::group_data(group.extensions()).map_err(|e| e.to_string())?;
+    if data.mailbox != *info.mailbox.as_bytes() || data.ds != info.ds {
+        let _ = group.delete(st.provider().storage());
+        return Err("the welcome's mailbox is not the group's".into());
+    }
+    let id = group.group_id().as_slice().to_vec();
+    store::insert_group(
+        &st.conn,
+        &GroupRow {
+            group_id: id.clone(),
+            ds: data.ds.to_string(),
+            mailbox: data.mailbox,
+            cursor: info.from_seq.saturating_sub(1),
+            signature_public: st.row.signature_public.clone(),
+            active: true,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    st.groups.insert(id.clone(), group);
+    Ok(Joined {
+        group: GroupId(id),
+        name: data.name,
+        key_package_ref: row.key_package_ref,
+        last_resort: row.last_resort,
+    })
+}
