@@ -40,6 +40,11 @@ impl TestHost {
         Self::start_with(None, Arc::new(ManualClock::starting_now()), |c| c).await
     }
 
+    /// A host kept in memory with the default outbound policy.
+    pub async fn start_public_only() -> Self {
+        Self::start_with(None, Arc::new(ManualClock::starting_now()), |c| c).await
+    }
+
     /// A host over the files in `dir`.
     pub async fn start_in(dir: &Path, clock: Arc<ManualClock>) -> Self {
         Self::start_with(Some(dir), clock, |c| c).await
