@@ -58,7 +58,10 @@ fn self_made_did(t: &TestHost, endpoint: &str) -> (String, String) {
         .directory()
         .submit(&did, genesis, t.clock.now_ms())
         .unwrap();
-    (did.as_str().to_owned(), format!("{}#evil_svc", did.as_str()))
+    (
+        did.as_str().to_owned(),
+        format!("{}#evil_svc", did.as_str()),
+    )
 }
 
 async fn proxied(t: &TestHost, access: &str, target: &str) -> Resp {
@@ -103,7 +106,11 @@ async fn proxy_to_a_loopback_endpoint_is_refused() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 0, "no connection was made");
     answers.dedup();
-    assert_eq!(answers.len(), 1, "one answer for every address: {answers:?}");
+    assert_eq!(
+        answers.len(),
+        1,
+        "one answer for every address: {answers:?}"
+    );
     t.stop().await;
 }
 
@@ -134,6 +141,10 @@ async fn private_and_metadata_endpoints_get_the_answer_of_a_closed_port() {
         answers.push(refusal(&r, &did));
     }
     answers.dedup();
-    assert_eq!(answers.len(), 1, "one answer for every address: {answers:?}");
+    assert_eq!(
+        answers.len(),
+        1,
+        "one answer for every address: {answers:?}"
+    );
     t.stop().await;
 }

@@ -76,6 +76,11 @@ pub enum ResolveError {
     /// Connection or protocol failure.
     #[error("transport error: {0}")]
     Transport(String),
+    /// Every address of the host is refused by the outbound address policy (loopback,
+    /// private, link-local, metadata, …; see `atmls_net::AddressPolicy`). The text names
+    /// no address or port.
+    #[error("destination refused")]
+    Refused,
     /// An HTTP status other than 200, 404 and 410.
     #[error("unexpected HTTP status {0}")]
     Status(u16),

@@ -32,6 +32,7 @@ use atmls_identity::DidResolver;
 use atmls_identity::plc::PlcError;
 use atmls_identity::plc::directory::Directory;
 use atmls_lexicon::validate::{Catalog, CatalogError};
+use atmls_net::AddressPolicy;
 use atmls_pds::{Caller, Clock, LocalResolver, Pds, PdsConfig, PdsError, SystemClock};
 use hyper::StatusCode;
 
@@ -57,6 +58,9 @@ pub struct HostConfig {
     /// Resolves DIDs that are not in the local directory (proxy targets). Default: none,
     /// so only local did:plc DIDs can be proxied to.
     pub resolver: Option<Arc<dyn DidResolver>>,
+    /// Which addresses `atproto-proxy` calls may be forwarded to. Default: public
+    /// addresses only; [`AddressPolicy::development`] also admits loopback.
+    pub outbound: AddressPolicy,
 }
 
 impl std::fmt::Debug for HostConfig {
@@ -66,6 +70,7 @@ impl std::fmt::Debug for HostConfig {
             .field("data_dir", &self.data_dir)
             .field("clock", &self.clock)
             .field("resolver", &self.resolver.is_some())
+            .field("outbound", &self.outbound)
             .finish()
     }
 }
@@ -78,6 +83,7 @@ impl HostConfig {
             data_dir: None,
             clock: Arc::new(SystemClock),
             resolver: None,
+            outbound: AddressPolicy::public_only(),
         }
     }
 
@@ -102,6 +108,12 @@ impl HostConfig {
     /// Sets [`HostConfig::resolver`].
     pub fn with_resolver(mut self, resolver: Arc<dyn DidResolver>) -> Self {
         self.resolver = Some(resolver);
+        self
+    }
+
+    /// Sets [`HostConfig::outbound`].
+    pub fn with_outbound(mut self, policy: AddressPolicy) -> Self {
+        self.outbound = policy;
         self
     }
 }
@@ -169,7 +181,7 @@ impl Host {
                 catalog,
                 clock: config.clock,
                 resolver: LocalResolver::new(directory, config.resolver),
-                client: proxy::client(),
+                client: proxy::client(config.outbound),
             }),
         })
     }

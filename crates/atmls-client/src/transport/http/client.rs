@@ -2,23 +2,24 @@
 
 use std::time::Duration;
 
+use atmls_net::{AddressPolicy, HttpClient, OutboundConfig};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use crate::error::TransportError;
-
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Largest response body read (blobs included).
 const MAX_BODY: usize = 64 << 20;
 
+/// Where a client may connect: public addresses and this machine's loopback (the user's
+/// own development host), never private, link-local or metadata addresses a DID document
+/// could point it at (`atmls_net`).
+const CLIENT_POLICY: AddressPolicy = AddressPolicy::development();
+
 #[derive(Clone, Debug)]
 pub(crate) struct XrpcClient {
-    client: Client<Connector, Full<Bytes>>,
+    client: HttpClient<Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -30,32 +31,20 @@ pub(crate) struct Response {
 
 impl XrpcClient {
     pub(crate) fn new(timeout: Duration) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
-            timeout,
-        }
+        Self::with_config(timeout, OutboundConfig::new())
     }
 
     /// A client whose HTTPS connections trust what `tls` trusts.
     pub(crate) fn with_tls(timeout: Duration, tls: rustls::ClientConfig) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        Self::with_config(timeout, OutboundConfig::new().with_tls(tls))
+    }
+
+    fn with_config(timeout: Duration, config: OutboundConfig) -> Self {
         Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: config
+                .with_policy(CLIENT_POLICY)
+                .with_connect_timeout(timeout)
+                .client(),
             timeout,
         }
     }
