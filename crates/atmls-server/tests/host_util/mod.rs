@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 
 #[path = "../http_support/mod.rs"]
 mod http_support;
-pub use http_support::{Resp, send};
+pub use http_support::{Resp, send, send_from};
 
 /// Upper bound of any single wait.
 pub const WAIT: Duration = Duration::from_secs(20);
