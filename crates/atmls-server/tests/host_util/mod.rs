@@ -20,8 +20,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 #[path = "../http_support/mod.rs"]
-mod http_support;
-pub use http_support::{Resp, send, send_from};
+pub mod http_support;
+pub use http_support::{Resp, send};
 
 /// Upper bound of any single wait.
 pub const WAIT: Duration = Duration::from_secs(20);
