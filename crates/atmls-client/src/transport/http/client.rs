@@ -72,11 +72,14 @@ impl XrpcClient {
             .body(body)
             .map_err(|e| TransportError::Network(e.to_string()))?;
         let fut = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| TransportError::Network(e.to_string()))?;
+            let response = self.client.request(request).await.map_err(|e| {
+                if atmls_net::is_refused(&e) {
+                    // A non-public address: the same answer every time, whatever the port.
+                    TransportError::Network("destination refused".into())
+                } else {
+                    TransportError::Network(e.to_string())
+                }
+            })?;
             let status = response.status();
             let body = Limited::new(response.into_body(), MAX_BODY)
                 .collect()
@@ -158,4 +161,30 @@ pub(crate) fn bytes_of(value: &serde_json::Value) -> Result<Vec<u8>, TransportEr
     base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(text.trim_end_matches('='))
         .map_err(|e| TransportError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DID document can point a client anywhere: private, link-local and metadata
+    /// addresses are refused before connecting, with one message whatever the address.
+    #[tokio::test]
+    async fn non_public_destinations_are_refused() {
+        let client = XrpcClient::new(Duration::from_secs(5));
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.1:2583/xrpc/com.atproto.sync.getRecord",
+            "http://[fd00:ec2::254]/",
+            "https://192.168.1.1/",
+        ] {
+            let Err(err) = client.send(Method::GET, url, &[], None).await else {
+                panic!("{url} was reached");
+            };
+            assert!(
+                matches!(&err, TransportError::Network(m) if m == "destination refused"),
+                "{url}: {err}"
+            );
+        }
+    }
 }
