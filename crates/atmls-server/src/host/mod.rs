@@ -33,10 +33,10 @@ use atmls_identity::DidResolver;
 use atmls_identity::plc::PlcError;
 use atmls_identity::plc::directory::Directory;
 use atmls_lexicon::validate::{Catalog, CatalogError};
-use atmls_net::AddressPolicy;
 use atmls_pds::{Caller, Clock, LocalResolver, Pds, PdsConfig, PdsError, SystemClock};
 use hyper::StatusCode;
 
+pub use atmls_net::AddressPolicy;
 pub use lexicons::catalog;
 
 use crate::error::XrpcError;
