@@ -33,6 +33,9 @@ pub enum ConnectError {
     /// The URI has no host.
     #[error("destination unreachable")]
     NoHost,
+    /// No allowed address accepted the connection.
+    #[error("destination unreachable")]
+    Connect(#[source] std::io::Error),
 }
 
 impl ConnectError {
@@ -197,6 +200,42 @@ impl Service<Uri> for PolicyConnector {
     }
 }
 
+/// Opens a TCP connection to `host:port` where `policy` allows, for protocols that do not
+/// go through hyper's connector (WebSocket subscriptions): an IP literal is checked, a
+/// name resolved once and its allowed addresses tried in order.
+pub async fn connect_tcp(
+    policy: AddressPolicy,
+    host: &str,
+    port: u16,
+) -> Result<TcpStream, ConnectError> {
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let addrs = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(ConnectError::Resolve)?
+            .collect(),
+    };
+    let addrs = allowed(policy, addrs).inspect_err(|e| {
+        if let Some(class) = e.refused_class() {
+            tracing::info!(class = class.as_str(), "outbound destination refused");
+        }
+    })?;
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(ConnectError::Connect(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no address")
+    })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +273,26 @@ mod tests {
             Some("::ffff:10.0.0.1".parse().unwrap())
         );
         assert_eq!(literal_ip(&uri("https://example.com/")), None);
+    }
+
+    #[tokio::test]
+    async fn raw_tcp_connections_obey_the_policy() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        for host in ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"] {
+            let refused = connect_tcp(AddressPolicy::public_only(), host, port).await;
+            assert!(
+                matches!(refused, Err(ConnectError::Refused(AddressClass::Loopback))),
+                "{host}: {refused:?}"
+            );
+        }
+        let metadata = connect_tcp(AddressPolicy::development(), "169.254.169.254", 80).await;
+        assert!(matches!(
+            metadata,
+            Err(ConnectError::Refused(AddressClass::Metadata))
+        ));
+        let dev = connect_tcp(AddressPolicy::development(), "127.0.0.1", port).await;
+        assert!(dev.is_ok(), "{dev:?}");
     }
 
     #[test]

@@ -42,5 +42,5 @@ mod connect;
 mod policy;
 
 pub use client::{Connector, HttpClient, OutboundConfig};
-pub use connect::{ConnectError, PolicyConnector, PolicyResolver, is_refused};
+pub use connect::{ConnectError, PolicyConnector, PolicyResolver, connect_tcp, is_refused};
 pub use policy::{AddressClass, AddressPolicy};

@@ -110,6 +110,18 @@ impl XrpcClient {
     }
 }
 
+/// A TCP connection to `authority` (`host:port`, `[v6]:port`) under the client's address
+/// policy, for the WebSocket subscriptions.
+pub(crate) async fn connect_tcp(authority: &str) -> Result<tokio::net::TcpStream, TransportError> {
+    let (host, port) = authority
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .ok_or_else(|| TransportError::Network(format!("{authority}: no port")))?;
+    atmls_net::connect_tcp(CLIENT_POLICY, host, port)
+        .await
+        .map_err(|e| TransportError::Network(e.to_string()))
+}
+
 /// The typed error of an XRPC failure body.
 fn error_of(status: StatusCode, body: &[u8]) -> TransportError {
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
