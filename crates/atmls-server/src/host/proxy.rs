@@ -65,7 +65,7 @@ async fn forward(host: Host, req: XrpcRequest) -> HandlerResult {
         .resolve(&target.did)
         .await
         .map_err(|e| {
-            tracing::info!(error = %e, "proxy DID not resolved");
+            tracing::info!(kind = e.kind(), "proxy DID not resolved");
             xrpc_error(PdsError::ProxyTargetNotFound(format!(
                 "could not resolve proxy DID {}",
                 target.did
