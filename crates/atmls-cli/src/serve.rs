@@ -90,6 +90,12 @@ pub(crate) struct ServeArgs {
     /// with a valid service-auth token].
     #[arg(long, env = "ATMLS_ONLY_PDS_ACCOUNTS", num_args = 0..=1, default_missing_value = "true")]
     only_pds_accounts: Option<bool>,
+    /// Development: let outbound fetches (DID and did:web resolution, atproto-proxy,
+    /// PDS fetches) reach loopback addresses, and fetch did:web documents on localhost
+    /// over plain http. Private, link-local and metadata addresses are refused either way
+    /// [default: on in embedded mode when the public URL is on loopback, else off].
+    #[arg(long, env = "ATMLS_ALLOW_LOOPBACK", num_args = 0..=1, default_missing_value = "true")]
+    allow_loopback: Option<bool>,
 }
 
 /// The settings after flags, environment and config file are merged.
@@ -105,6 +111,8 @@ struct Settings {
     /// The DS's rules: the defaults plus the retention settings.
     core: DsConfig,
     only_pds_accounts: bool,
+    /// The development loopback allowance, if set by flag, variable or file.
+    allow_loopback: Option<bool>,
 }
 
 /// `days` as a retention period.
@@ -143,6 +151,7 @@ impl ServeArgs {
                 .only_pds_accounts
                 .or(file.only_pds_accounts)
                 .unwrap_or(false),
+            allow_loopback: self.allow_loopback.or(file.allow_loopback),
             core: DsConfig::default()
                 .with_group_retention(days(
                     self.group_retention_days.or(file.group_retention_days),
@@ -228,11 +237,19 @@ async fn serve(args: Settings) -> Result<(), ServeError> {
         Some(d) => d,
         None => default_data_dir().ok_or(ServeError::NoDataDir)?,
     };
+    // A stack reached on loopback must reach itself there (its own did:web, its PDS
+    // endpoint): the development allowance is on unless the operator said otherwise.
+    let on_loopback = match &args.public_url {
+        Some(url) => url_on_loopback(url),
+        None => args.listen.ip().is_loopback(),
+    };
+    let allow_loopback = args.allow_loopback.unwrap_or(on_loopback);
     let mut config = EmbeddedConfig::new(&data_dir)
         .with_listen(args.listen)
         .with_handle_domains(args.handle_domains)
         .with_plc_url(&args.plc_url)
-        .with_core(args.core);
+        .with_core(args.core)
+        .with_development_loopback(allow_loopback);
     if let Some(url) = args.public_url {
         config = config.with_public_url(url);
     }
@@ -247,6 +264,7 @@ async fn serve(args: Settings) -> Result<(), ServeError> {
     say!("  PDS host (XRPC): {url}/xrpc/");
     say!("  PLC directory:   {url}/  (GET /did:plc:…)");
     say!("  service DID:     {}", services.service_did());
+    say!("  outbound:        {}", outbound_words(allow_loopback));
     say!(
         "  delivery service: {url}/xrpc/chat.mls.ds.*  (DID {}, {url}/.well-known/did.json)",
         services.ds_did()
@@ -286,12 +304,14 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
         None => web_did(&url).ok_or_else(|| ServeError::DsDid(url.clone(), "no host".into()))?,
     };
     let ds_did = parse_did(ds_did)?;
-    // Account DIDs: did:plc in the configured directory, did:web over https (plain http
-    // for loopback hosts only); cached, as every createMailbox resolves its issuer.
+    // Account DIDs: did:plc in the configured directory, did:web over https; cached, as
+    // every createMailbox resolves its issuer. Loopback (and plain http to localhost)
+    // only with the explicit development allowance.
+    let allow_loopback = args.allow_loopback.unwrap_or(false);
     let resolver: Arc<dyn DidResolver> = Arc::new(CachingResolver::new(
         HttpResolver::new(
             ResolverConfig::default()
-                .allow_loopback_http(true)
+                .allow_loopback_http(allow_loopback)
                 .with_plc_url(&args.plc_url),
         ),
         CacheConfig::default(),
@@ -324,6 +344,7 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
     } else {
         say!("  accounts:         any with a valid service-auth token");
     }
+    say!("  outbound:         {}", outbound_words(allow_loopback));
     say!("  PLC directory:    {}", args.plc_url);
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
@@ -345,6 +366,29 @@ fn retention(core: &DsConfig) -> String {
         one(core.group_retention()),
         one(core.inbox_retention())
     )
+}
+
+/// The outbound address policy in words, for the start-up lines.
+fn outbound_words(allow_loopback: bool) -> &'static str {
+    if allow_loopback {
+        "public addresses and loopback (development)"
+    } else {
+        "public addresses only"
+    }
+}
+
+/// Whether `url`'s host is `localhost` or a loopback IP address.
+fn url_on_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether the DS database is about to be created: then no mailbox token can have been
@@ -389,6 +433,26 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn loopback_urls_are_recognised() {
+        for url in [
+            "http://127.0.0.1:2583",
+            "http://localhost:2583/",
+            "http://[::1]:2583",
+            "http://LOCALHOST",
+        ] {
+            assert!(super::url_on_loopback(url), "{url}");
+        }
+        for url in [
+            "https://pds.example.com",
+            "http://10.0.0.5:2583",
+            "https://localhost.example.com",
+            "http://0.0.0.0:2583",
+        ] {
+            assert!(!super::url_on_loopback(url), "{url}");
+        }
+    }
+
     #[test]
     fn attached_default_url_prefers_localhost_on_loopback() {
         assert_eq!(

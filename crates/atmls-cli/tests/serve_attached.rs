@@ -5,7 +5,8 @@
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -32,6 +33,7 @@ fn start(env: &[(&str, &str)]) -> Running {
         "ATMLS_DS_DID",
         "ATMLS_PLC_URL",
         "ATMLS_DATA_DIR",
+        "ATMLS_ALLOW_LOOPBACK",
     ] {
         cmd.env_remove(key);
     }
@@ -214,4 +216,121 @@ fn bad_attached_settings_fail_with_one_sentence() {
     std::fs::write(&config, "inbox-retention-days = 0\n").unwrap();
     let err = serve_fails(&["--config", path]);
     assert!(err.contains("at least 1 day"), "{err}");
+}
+
+/// Unpadded base64url (RFC 4648 §5).
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// A service-auth token for `createMailbox` at `aud` that passes every check before the
+/// issuer's DID is resolved (its signature is never reached).
+fn token_needing_resolution(aud: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = base64url(br#"{"typ":"JWT","alg":"ES256K"}"#);
+    let claims = serde_json::json!({
+        "iss": "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "aud": aud, "iat": now, "exp": now + 60,
+        "lxm": "chat.mls.ds.createMailbox", "jti": format!("probe-{now}"),
+    });
+    let payload = base64url(claims.to_string().as_bytes());
+    format!("{header}.{payload}.{}", base64url(&[1; 64]))
+}
+
+/// `POST path` with a JSON body and a bearer token: (status line, body).
+fn post(authority: &str, path: &str, token: &str, body: &str) -> (String, String) {
+    let mut s = TcpStream::connect(authority.replace("localhost", "127.0.0.1")).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+/// Issue 14, hole 4: attached mode used to resolve DIDs on loopback (and over plain http)
+/// unconditionally. Now a DID directory on loopback is never contacted unless the
+/// development setting `--allow-loopback` is given, and the caller learns only that the
+/// destination was refused.
+#[test]
+fn attached_mode_reaches_loopback_only_when_allowed() {
+    // A "PLC directory" on loopback that counts the requests it gets (answering 404).
+    let plc = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let plc_url = format!("http://{}", plc.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for stream in plc.incoming() {
+            let Ok(mut stream) = stream else { return };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            );
+        }
+    });
+    let mailbox =
+        r#"{"kind":"inbox","key":{"$bytes":"WGZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY"}}"#;
+    for allow in [None, Some("true")] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap().to_owned();
+        let mut env = vec![
+            ("ATMLS_PDS_URL", "http://localhost:9"),
+            ("ATMLS_LISTEN", "127.0.0.1:0"),
+            ("ATMLS_DATA_DIR", data.as_str()),
+            ("ATMLS_PLC_URL", plc_url.as_str()),
+        ];
+        if let Some(allow) = allow {
+            env.push(("ATMLS_ALLOW_LOOPBACK", allow));
+        }
+        let before = hits.load(Ordering::SeqCst);
+        let run = start(&env);
+        let text = run.banner.join("\n");
+        let url = run.field("public URL:");
+        let authority = url.trim_start_matches("http://").to_owned();
+        let token = token_needing_resolution(&run.field("service DID:"));
+        let (status, body) = post(
+            &authority,
+            "/xrpc/chat.mls.ds.createMailbox",
+            &token,
+            mailbox,
+        );
+        assert!(status.contains(" 401 "), "{status} {body}");
+        let fetched = hits.load(Ordering::SeqCst) - before;
+        if allow.is_none() {
+            assert!(
+                text.contains("outbound:         public addresses only"),
+                "{text}"
+            );
+            assert_eq!(fetched, 0, "the directory on loopback was contacted");
+            assert!(body.contains("destination refused"), "{body}");
+            assert!(!body.contains(&plc_url[7..]), "no address in {body}");
+        } else {
+            assert!(text.contains("loopback (development)"), "{text}");
+            assert!(fetched >= 1, "the allowed directory was asked");
+            assert!(body.contains("not found"), "{body}");
+        }
+        run.stop("-TERM");
+    }
 }

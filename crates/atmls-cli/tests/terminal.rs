@@ -145,7 +145,9 @@ impl Terminal {
             .build()
             .unwrap();
         let services = runtime
-            .block_on(Embedded::start(EmbeddedConfig::new(dir.join("server"))))
+            .block_on(Embedded::start(
+                EmbeddedConfig::new(dir.join("server")).with_development_loopback(true),
+            ))
             .unwrap();
         Self {
             url: services.url().to_owned(),

@@ -169,7 +169,8 @@ async fn slow_and_oversized_responses_are_cut_off() {
             ResolverConfig::default()
                 .with_plc_url(format!("{base2}/{suffix}"))
                 .with_timeout(Duration::from_millis(300))
-                .with_max_body(64 * 1024),
+                .with_max_body(64 * 1024)
+                .allow_loopback_http(true),
         )
     };
     let did = Did::new("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
@@ -196,7 +197,8 @@ async fn slow_and_oversized_responses_are_cut_off() {
     let handles = HttpResolver::new(
         ResolverConfig::default()
             .with_host_override("bob.test", format!("{base}/handle"))
-            .with_timeout(Duration::from_millis(300)),
+            .with_timeout(Duration::from_millis(300))
+            .allow_loopback_http(true),
     );
     // `bob.test` is served by a server that answers 500 to everything.
     let err = handles
@@ -209,12 +211,64 @@ async fn slow_and_oversized_responses_are_cut_off() {
     let closed = HttpResolver::new(
         ResolverConfig::default()
             .with_plc_url("http://127.0.0.1:9")
-            .with_timeout(Duration::from_millis(500)),
+            .with_timeout(Duration::from_millis(500))
+            .allow_loopback_http(true),
     );
     assert!(matches!(
         closed.resolve(&did).await,
         Err(ResolveError::Transport(_) | ResolveError::Timeout)
     ));
+}
+
+/// Without the development allowance nothing on loopback is fetched (a did:web or PLC
+/// URL pointing there is refused before connecting), and with it private, link-local and
+/// metadata addresses stay refused.
+#[tokio::test]
+async fn non_public_destinations_are_refused() {
+    let (addr, hits) = tiny_server(|_| Reply::Body(200, b"{}".to_vec())).await;
+    let did = Did::new("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
+    let strict = |plc: String| {
+        HttpResolver::new(
+            ResolverConfig::default()
+                .with_plc_url(plc)
+                .with_timeout(Duration::from_secs(5)),
+        )
+    };
+    for plc in [
+        format!("http://{addr}"),
+        format!("http://localhost:{}", addr.port()),
+        format!("http://[::ffff:127.0.0.1]:{}", addr.port()),
+    ] {
+        assert_eq!(strict(plc).resolve(&did).await, Err(ResolveError::Refused));
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "no request reached the server"
+    );
+    assert_eq!(
+        ResolveError::Refused.to_string(),
+        "destination refused",
+        "the text names no address or port"
+    );
+    for plc in [
+        "http://169.254.169.254",
+        "http://10.0.0.1:2582",
+        "http://[fd00:ec2::254]",
+    ] {
+        let dev = HttpResolver::new(
+            ResolverConfig::default()
+                .with_plc_url(plc)
+                .allow_loopback_http(true),
+        );
+        assert_eq!(dev.resolve(&did).await, Err(ResolveError::Refused), "{plc}");
+    }
+    // did:web on a loopback host name, without the allowance: https, and refused.
+    let web = Did::new(format!("did:web:localhost%3A{}", addr.port())).unwrap();
+    assert_eq!(
+        strict(format!("http://{addr}")).resolve(&web).await,
+        Err(ResolveError::Refused)
+    );
 }
 
 #[tokio::test]

@@ -412,7 +412,9 @@ impl AttachedDs {
     /// with its data in `data_dir`.
     pub fn start(pds_url: &str, plc_url: &str, data_dir: &Path) -> Result<Self, HarnessError> {
         let mut cmd = Command::new(atmls_binary()?);
+        // The official PDS and PLC directory run on loopback: the development allowance.
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--pds-url", pds_url])
+            .arg("--allow-loopback")
             .args(["--plc-url", plc_url])
             .arg("--data-dir")
             .arg(data_dir)

@@ -24,7 +24,7 @@ use atmls_identity::DidResolver;
 use atmls_identity::resolve::{HttpResolver, ResolverConfig};
 use atmls_interop_tests::{AttachedDs, OfficialPds};
 use atmls_lexicon::chat::mls::content::Attachment;
-use atmls_server::host::{Host, HostConfig};
+use atmls_server::host::{AddressPolicy, Host, HostConfig};
 use atmls_server::{Server, ServerConfig, ServerHandle};
 
 type Dev = Device<HttpPds, HttpDs>;
@@ -331,7 +331,13 @@ struct EmbeddedHost {
 async fn embedded_host(resolver: Arc<dyn DidResolver>) -> EmbeddedHost {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let host = Host::open(HostConfig::new(&url).with_resolver(resolver)).unwrap();
+    // The attached DS its proxy reaches is on loopback: the development allowance.
+    let host = Host::open(
+        HostConfig::new(&url)
+            .with_resolver(resolver)
+            .with_outbound(AddressPolicy::development()),
+    )
+    .unwrap();
     let server = Server::from_listener(listener, ServerConfig::default(), host.router())
         .unwrap()
         .spawn();

@@ -1,5 +1,7 @@
 //! Host settings.
 
+use crate::throttle::ThrottleConfig;
+
 /// Settings of a [`Pds`](crate::Pds). Build with [`PdsConfig::new`] and the `with_*`
 /// setters.
 #[derive(Debug, Clone)]
@@ -24,6 +26,9 @@ pub struct PdsConfig {
     pub max_service_auth_secs: u64,
     /// Lifetime of the service-auth tokens minted for `atproto-proxy`. Default 60 s.
     pub proxy_auth_secs: u64,
+    /// Rate limits of `createSession` and `createAccount` (default
+    /// [`ThrottleConfig::default`]).
+    pub throttle: ThrottleConfig,
 }
 
 impl PdsConfig {
@@ -40,6 +45,7 @@ impl PdsConfig {
             max_blob_bytes: 5 * 1024 * 1024,
             max_service_auth_secs: 60 * 60,
             proxy_auth_secs: 60,
+            throttle: ThrottleConfig::default(),
         }
     }
 
@@ -64,6 +70,12 @@ impl PdsConfig {
     /// Sets [`PdsConfig::refresh_ttl_secs`].
     pub fn with_refresh_ttl_secs(mut self, secs: u64) -> Self {
         self.refresh_ttl_secs = secs;
+        self
+    }
+
+    /// Sets [`PdsConfig::throttle`].
+    pub fn with_throttle(mut self, throttle: ThrottleConfig) -> Self {
+        self.throttle = throttle;
         self
     }
 

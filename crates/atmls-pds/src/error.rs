@@ -74,6 +74,15 @@ pub enum PdsError {
     /// The `atproto-proxy` target DID cannot be resolved or has no such service.
     #[error("{0}")]
     ProxyTargetNotFound(String),
+    /// Too many attempts of an expensive operation (password checks, account creation)
+    /// from one source or against one account.
+    #[error("too many {what}; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// What was counted.
+        what: String,
+        /// When the next attempt will be allowed, in seconds.
+        retry_after_secs: u64,
+    },
     /// Storage or another internal failure (the message is for logs, not clients).
     #[error("internal error: {0}")]
     Internal(String),
@@ -104,6 +113,7 @@ impl PdsError {
             PdsError::PayloadTooLarge(_) => "PayloadTooLarge",
             PdsError::BadExpiration(_) => "BadExpiration",
             PdsError::ProxyTargetNotFound(_) => "InvalidRequest",
+            PdsError::RateLimited { .. } => "RateLimitExceeded",
             PdsError::Internal(_) => "InternalServerError",
         }
     }
@@ -121,6 +131,7 @@ impl PdsError {
             | PdsError::RecordNotFound(_)
             | PdsError::BlobNotFound(_) => 404,
             PdsError::PayloadTooLarge(_) => 413,
+            PdsError::RateLimited { .. } => 429,
             PdsError::Internal(_) => 500,
             _ => 400,
         }

@@ -57,6 +57,7 @@ mod pds;
 mod records;
 mod service;
 mod sync;
+pub mod throttle;
 
 pub use accounts::{Account, Caller, CreateAccountInput, Session, SessionInfo};
 pub use blobs::Blob;
@@ -69,6 +70,7 @@ pub use records::{
     PutRecordInput, RecordPage, RecordView, RecordWritten, WriteOp,
 };
 pub use service::{LocalResolver, ProxyTarget};
+pub use throttle::{Rate, Throttle, ThrottleConfig};
 
 /// The file names a data directory holds: the accounts database and the repo block store.
 pub const DATA_FILES: [&str; 2] = [pds::ACCOUNTS_FILE, pds::REPOS_FILE];

@@ -13,6 +13,7 @@ use atmls_repo::{SqliteBlockStore, SqliteConfig, TidGenerator};
 use crate::config::PdsConfig;
 use crate::db::Db;
 use crate::error::PdsError;
+use crate::throttle::Throttle;
 
 /// File names inside a data directory.
 pub(crate) const ACCOUNTS_FILE: &str = "accounts.sqlite";
@@ -34,6 +35,7 @@ pub struct Pds {
     pub(crate) rotation_key: SigningKey,
     repo_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     pub(crate) tids: Mutex<TidGenerator>,
+    pub(crate) throttle: Throttle,
 }
 
 impl std::fmt::Debug for Pds {
@@ -85,6 +87,7 @@ impl Pds {
         })?;
         let rotation_key =
             SigningKey::from_bytes(Algorithm::Es256k, &rotation).map_err(PdsError::internal)?;
+        let throttle = Throttle::new(&config.throttle);
         Ok(Pds {
             config,
             db,
@@ -94,8 +97,15 @@ impl Pds {
             secret,
             rotation_key,
             repo_locks: Mutex::new(HashMap::new()),
+            throttle,
             tids: Mutex::new(TidGenerator::default()),
         })
+    }
+
+    /// The rate limits of the password paths; the shell, which knows a caller's address,
+    /// applies the per-source ones before any work.
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
     }
 
     /// The settings.

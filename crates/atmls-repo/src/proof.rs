@@ -147,9 +147,24 @@ fn invalid(msg: impl Into<String>) -> ProofError {
     ProofError::Mst(MstError::InvalidNode(msg.into()))
 }
 
+/// Most bytes of keys one proof walk may rebuild, over all its nodes (each node is also
+/// held to [`MAX_NODE_KEY_BYTES`](crate::mst::MAX_NODE_KEY_BYTES)). A real walk visits
+/// a few nodes of a few keys each.
+pub const MAX_WALK_KEY_BYTES: usize = 1 << 20;
+
 /// Walks the MST at `root` to `key` strictly, using only `blocks`: the value if present,
 /// `None` if the walk proves absence.
 pub fn find(blocks: &BlockMap, root: Cid, key: &[u8]) -> Result<Option<Cid>, ProofError> {
+    find_within(blocks, root, key, MAX_WALK_KEY_BYTES)
+}
+
+fn find_within(
+    blocks: &BlockMap,
+    root: Cid,
+    key: &[u8],
+    max_key_bytes: usize,
+) -> Result<Option<Cid>, ProofError> {
+    let mut walked = 0usize;
     let mut cid = root;
     let mut layer: Option<u32> = None;
     let mut lo: Option<Vec<u8>> = None;
@@ -160,6 +175,12 @@ pub fn find(blocks: &BlockMap, root: Cid, key: &[u8]) -> Result<Option<Cid>, Pro
         let bytes = bytes.ok_or(ProofError::MissingBlock(cid))?;
         let node = crate::mst::decode_node(&bytes, cid)?;
         let keys = node.keys();
+        walked += keys.iter().map(|k| k.len()).sum::<usize>();
+        if walked > max_key_bytes {
+            return Err(ProofError::Mst(MstError::TooManyKeyBytes {
+                max: max_key_bytes,
+            }));
+        }
         // Heights: every entry of a node sits at the node's layer.
         let own = match keys.first() {
             Some(first) => {
@@ -240,4 +261,30 @@ pub fn build_record_proof(
     }
     car::write(&[commit_cid], blocks.iter().map(|(c, b)| (c, b.as_slice())))
         .map_err(|e| ProofError::Commit(CommitError::Cbor(e)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mst::Mst;
+    use crate::store::MemoryBlockStore;
+
+    #[test]
+    fn key_bytes_of_a_walk_are_capped() {
+        let store = MemoryBlockStore::default();
+        let leaf = crate::cid::dag_cbor(b"leaf");
+        let mut mst = Mst::new();
+        let keys: Vec<String> = (0..200).map(|i| format!("com.example.k/{i:04}")).collect();
+        for k in &keys {
+            mst.insert(&store, k.as_bytes(), leaf).unwrap();
+        }
+        let (root, blocks) = mst.unstored_blocks().unwrap();
+        let key = keys[123].as_bytes();
+        assert_eq!(find(&blocks, root, key).unwrap(), Some(leaf));
+        // The same walk under a small budget: refused, typed.
+        assert!(matches!(
+            find_within(&blocks, root, key, 64),
+            Err(ProofError::Mst(MstError::TooManyKeyBytes { max: 64 }))
+        ));
+    }
 }

@@ -30,6 +30,10 @@ pub struct ServerConfig {
     /// upgraded to a WebSocket counts against
     /// [`SubscriptionConfig::max_subscriptions`] instead. Default 4096.
     pub max_connections: usize,
+    /// Most HTTP connections open at once from one source (an IPv4 address or an IPv6
+    /// /64); more are closed as soon as they are accepted. Default 1024, a quarter of
+    /// [`ServerConfig::max_connections`]'s default.
+    pub max_connections_per_source: usize,
     /// How long graceful shutdown waits for in-flight requests before it drops them.
     /// Default 10 s.
     pub shutdown_grace: Duration,
@@ -50,6 +54,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            max_connections_per_source: 1024,
             shutdown_grace: Duration::from_secs(10),
             validate_output: cfg!(debug_assertions),
             subscription: SubscriptionConfig::default(),
@@ -97,6 +102,12 @@ impl ServerConfig {
     /// Sets [`ServerConfig::max_connections`] (at least 1).
     pub fn with_max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
+        self
+    }
+
+    /// Sets [`ServerConfig::max_connections_per_source`] (at least 1).
+    pub fn with_max_connections_per_source(mut self, n: usize) -> Self {
+        self.max_connections_per_source = n.max(1);
         self
     }
 

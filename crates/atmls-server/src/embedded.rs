@@ -19,6 +19,7 @@ use std::sync::Arc;
 use atmls_ds::{DsConfig, SqliteStore};
 use atmls_identity::resolve::{DidResolver, HttpResolver, ResolverConfig};
 use atmls_lexicon::syntax::Did;
+use atmls_net::AddressPolicy;
 use atmls_pds::{LocalResolver, PdsConfig};
 
 use crate::ds::{DsError, DsService, DsServiceConfig};
@@ -39,6 +40,7 @@ pub struct EmbeddedConfig {
     plc_url: Option<String>,
     core: DsConfig,
     server: ServerConfig,
+    development_loopback: bool,
 }
 
 impl EmbeddedConfig {
@@ -54,7 +56,19 @@ impl EmbeddedConfig {
             plc_url: None,
             core: DsConfig::default(),
             server: ServerConfig::default(),
+            development_loopback: false,
         }
+    }
+
+    /// The development allowance (default off): outbound fetches (DID and did:web
+    /// resolution, `atproto-proxy` forwarding) may reach loopback addresses, and did:web
+    /// documents on `localhost` / `127.0.0.1` are fetched over plain http. A stack whose
+    /// services all run on this machine needs it; private, link-local and metadata
+    /// addresses stay refused either way.
+    #[must_use]
+    pub fn with_development_loopback(mut self, allow: bool) -> Self {
+        self.development_loopback = allow;
+        self
     }
 
     /// The address to listen on (port 0 picks a free port).
@@ -199,8 +213,10 @@ impl Embedded {
             .trim_end_matches('/')
             .to_owned();
         // DID documents on this machine (the DS's own did:web included) are fetched over
-        // plain http only for loopback hosts.
-        let mut resolver_config = ResolverConfig::default().allow_loopback_http(true);
+        // plain http, and loopback reached at all, only under the development allowance.
+        let outbound = AddressPolicy::public_only().with_loopback(config.development_loopback);
+        let mut resolver_config =
+            ResolverConfig::default().allow_loopback_http(config.development_loopback);
         if let Some(plc) = &config.plc_url {
             resolver_config = resolver_config.with_plc_url(plc);
         }
@@ -209,7 +225,8 @@ impl Embedded {
             HostConfig::new(&url)
                 .with_pds(PdsConfig::new(&url).with_handle_domains(config.handle_domains))
                 .with_data_dir(&data_dir)
-                .with_resolver(http.clone()),
+                .with_resolver(http.clone())
+                .with_outbound(outbound),
         )?;
         let ds_did = match config.ds_did {
             Some(did) => did,
@@ -333,9 +350,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn starts_serves_and_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Embedded::start(EmbeddedConfig::new(dir.path()))
-            .await
-            .unwrap();
+        let first =
+            Embedded::start(EmbeddedConfig::new(dir.path()).with_development_loopback(true))
+                .await
+                .unwrap();
         assert!(first.url().starts_with("http://127.0.0.1:"));
         assert_eq!(
             first.ds_did().as_str(),
@@ -348,9 +366,10 @@ mod tests {
         assert!(answer.contains(first.ds_did().as_str()), "{answer}");
         first.shutdown().await.unwrap();
 
-        let second = Embedded::start(EmbeddedConfig::new(dir.path()))
-            .await
-            .unwrap();
+        let second =
+            Embedded::start(EmbeddedConfig::new(dir.path()).with_development_loopback(true))
+                .await
+                .unwrap();
         assert!(second.ds().startup_guard_until().is_some());
         second.shutdown().await.unwrap();
     }

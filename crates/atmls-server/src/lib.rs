@@ -49,6 +49,7 @@ mod request;
 mod router;
 mod serve;
 mod service;
+mod sources;
 pub mod subscription;
 
 pub use atmls_lexicon::syntax::Nsid;

@@ -18,6 +18,7 @@ use crate::lifecycle::{Lifecycle, TaskGuard};
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::service::{State, handle};
+use crate::sources::{SourceCounts, SourceGuard};
 
 /// A bound server, not yet serving: its address is known (bind to port 0 and read it).
 ///
@@ -97,6 +98,7 @@ impl Server {
             listener, state, ..
         } = self;
         let slots = Arc::new(Semaphore::new(state.config.max_connections));
+        let sources = SourceCounts::new(state.config.max_connections_per_source);
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -118,8 +120,15 @@ impl Server {
                     }
                 },
             };
+            // One source holds at most its share of the connection slots: past it, the
+            // connection is closed at once.
+            let Some(source) = sources.admit(remote.ip()) else {
+                tracing::debug!("connection refused: too many open from one source");
+                continue;
+            };
             let guard = state.lifecycle.track();
-            tokio::spawn(connection(stream, remote, state.clone(), permit, guard));
+            let held = (permit, source);
+            tokio::spawn(connection(stream, remote, state.clone(), held, guard));
         }
         drop(listener);
         tracing::info!("shutting down");
@@ -213,7 +222,7 @@ async fn connection(
     stream: TcpStream,
     remote: SocketAddr,
     state: Arc<State>,
-    _permit: OwnedSemaphorePermit,
+    _held: (OwnedSemaphorePermit, SourceGuard),
     _guard: TaskGuard,
 ) {
     let _ = stream.set_nodelay(true);

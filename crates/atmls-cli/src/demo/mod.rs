@@ -165,7 +165,10 @@ async fn demo(args: DemoArgs, tr: &mut Transcript) -> Result<(), Failed> {
     tr.section("services");
     let (embedded, net, ds_db) = match &args.server {
         None => {
-            let e = Embedded::start(EmbeddedConfig::new(dir.join("server"))).await?;
+            let e = Embedded::start(
+                EmbeddedConfig::new(dir.join("server")).with_development_loopback(true),
+            )
+            .await?;
             tr.info(format!(
                 "started in-process on {}: PDS host (XRPC), PLC directory, delivery service",
                 e.url()

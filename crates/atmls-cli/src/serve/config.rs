@@ -12,6 +12,7 @@
 //! group-retention-days = 30
 //! inbox-retention-days = 30
 //! only-pds-accounts = true
+//! allow-loopback = false
 //! ```
 
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ pub(crate) struct FileConfig {
     pub(crate) group_retention_days: Option<u32>,
     pub(crate) inbox_retention_days: Option<u32>,
     pub(crate) only_pds_accounts: Option<bool>,
+    pub(crate) allow_loopback: Option<bool>,
 }
 
 /// Why the config file could not be used.
@@ -82,6 +84,7 @@ mod tests {
             plc-url = "https://plc.directory"
             group-retention-days = 30
             inbox-retention-days = 7
+            allow-loopback = true
             "#,
         )
         .unwrap();
@@ -92,6 +95,7 @@ mod tests {
             (c.group_retention_days, c.inbox_retention_days),
             (Some(30), Some(7))
         );
+        assert_eq!(c.allow_loopback, Some(true));
         assert_eq!(FileConfig::parse("").unwrap(), FileConfig::default());
     }
 

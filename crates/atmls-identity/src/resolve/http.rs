@@ -4,13 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use atmls_net::{AddressPolicy, HttpClient, OutboundConfig};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Request, StatusCode, Uri};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::{DidResolver, HandleFuture, HandleResolver, ResolveError, ResolveFuture};
 use crate::plc::{AuditEntry, PlcState, SignedOperation};
@@ -57,8 +54,10 @@ impl ResolverConfig {
         self
     }
 
-    /// Use plain `http://` for did:web and handles on `localhost` / `127.0.0.1`
-    /// (default off: development and tests only).
+    /// The development allowance (default off: development and tests only): connect to
+    /// loopback addresses at all, and use plain `http://` for did:web and handles on
+    /// `localhost` / `127.0.0.1`. Private, link-local and metadata addresses stay refused
+    /// either way ([`atmls_net::AddressPolicy`]).
     pub fn allow_loopback_http(mut self, allow: bool) -> Self {
         self.allow_loopback_http = allow;
         self
@@ -76,13 +75,21 @@ impl ResolverConfig {
     pub fn plc_url(&self) -> &str {
         &self.plc_url
     }
+
+    /// The address policy outbound fetches obey: public addresses, plus loopback under
+    /// [`Self::allow_loopback_http`].
+    pub fn address_policy(&self) -> AddressPolicy {
+        AddressPolicy::public_only().with_loopback(self.allow_loopback_http)
+    }
 }
 
 /// Resolves DIDs and handles over HTTP(S) with a timeout and a body size limit.
-/// Redirects are not followed. Pair it with [`super::CachingResolver`].
+/// Redirects are not followed; destinations are checked by the configuration's
+/// [`ResolverConfig::address_policy`] after DNS resolution. Pair it with
+/// [`super::CachingResolver`].
 #[derive(Clone)]
 pub struct HttpResolver {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: HttpClient<Full<Bytes>>,
     config: Arc<ResolverConfig>,
 }
 
@@ -97,15 +104,10 @@ impl std::fmt::Debug for HttpResolver {
 impl HttpResolver {
     /// A resolver with these settings (web PKI roots, rustls with the ring provider).
     pub fn new(config: ResolverConfig) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(config.timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new()).build(https);
+        let client = OutboundConfig::new()
+            .with_policy(config.address_policy())
+            .with_connect_timeout(config.timeout)
+            .client();
         HttpResolver {
             client,
             config: Arc::new(config),
@@ -164,11 +166,13 @@ impl HttpResolver {
             .map_err(|_| ResolveError::InvalidUrl(url.to_owned()))?;
         let limit = self.config.max_body;
         let work = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| ResolveError::Transport(e.to_string()))?;
+            let response = self.client.request(request).await.map_err(|e| {
+                if atmls_net::is_refused(&e) {
+                    ResolveError::Refused
+                } else {
+                    ResolveError::Transport(e.to_string())
+                }
+            })?;
             let status = response.status();
             let declared = response
                 .headers()

@@ -76,6 +76,11 @@ pub enum ResolveError {
     /// Connection or protocol failure.
     #[error("transport error: {0}")]
     Transport(String),
+    /// Every address of the host is refused by the outbound address policy (loopback,
+    /// private, link-local, metadata, …; see `atmls_net::AddressPolicy`). The text names
+    /// no address or port.
+    #[error("destination refused")]
+    Refused,
     /// An HTTP status other than 200, 404 and 410.
     #[error("unexpected HTTP status {0}")]
     Status(u16),
@@ -99,6 +104,24 @@ pub enum ResolveError {
 }
 
 impl ResolveError {
+    /// The variant's name, for logs: no DID, URL or address in it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ResolveError::UnsupportedDid(_) => "UnsupportedDid",
+            ResolveError::NotFound => "NotFound",
+            ResolveError::Gone => "Gone",
+            ResolveError::Timeout => "Timeout",
+            ResolveError::TooLarge { .. } => "TooLarge",
+            ResolveError::Transport(_) => "Transport",
+            ResolveError::Refused => "Refused",
+            ResolveError::Status(_) => "Status",
+            ResolveError::InvalidUrl(_) => "InvalidUrl",
+            ResolveError::InvalidDocument(_) => "InvalidDocument",
+            ResolveError::IdMismatch { .. } => "IdMismatch",
+            ResolveError::InvalidHandleResponse => "InvalidHandleResponse",
+        }
+    }
+
     /// Whether this answer is authoritative enough to cache (negative caching).
     pub fn is_cacheable(&self) -> bool {
         matches!(

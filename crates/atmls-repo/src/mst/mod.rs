@@ -17,7 +17,7 @@ mod node;
 mod ops;
 mod walk;
 
-pub use node::{common_prefix_len, decode_node_block, key_height};
+pub use node::{MAX_KEY_LEN, MAX_NODE_KEY_BYTES, common_prefix_len, decode_node_block, key_height};
 pub use walk::DiffOp;
 
 use node::{Node, Sub};
@@ -44,6 +44,20 @@ pub enum MstError {
     /// The empty key.
     #[error("empty key")]
     EmptyKey,
+    /// A key longer than [`MAX_KEY_LEN`] bytes (in a node, or given to insert).
+    #[error("key of {len} bytes, longer than {max}")]
+    KeyTooLong {
+        /// The key's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A node, or a proof walk, whose keys add up to more than `max` bytes.
+    #[error("more than {max} bytes of keys")]
+    TooManyKeyBytes {
+        /// The limit.
+        max: usize,
+    },
     /// The block source failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -128,6 +142,12 @@ impl Mst {
     ) -> Result<(), MstError> {
         if key.is_empty() {
             return Err(MstError::EmptyKey);
+        }
+        if key.len() > MAX_KEY_LEN {
+            return Err(MstError::KeyTooLong {
+                len: key.len(),
+                max: MAX_KEY_LEN,
+            });
         }
         ops::insert_root(src, &mut self.root, key, value)
     }

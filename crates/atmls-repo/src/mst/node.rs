@@ -8,6 +8,16 @@ use super::MstError;
 use crate::cbor;
 use crate::store::BlockSource;
 
+/// Longest MST key accepted, in bytes. A key is a repo path: an NSID (at most 317
+/// bytes), `/`, and a record key (at most 512 bytes); 1024 leaves room and bounds what a
+/// peer's node can make a decoder build.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// Most bytes of full keys one node may hold. Keys are prefix-compressed on the wire, so
+/// without this a node of `n` entries could make a decoder build `n²/2` bytes; a real
+/// node holds a handful of keys (fanout 4), and 256 entries of the longest key fit.
+pub const MAX_NODE_KEY_BYTES: usize = 256 * MAX_KEY_LEN;
+
 /// The height (layer) of a key: leading zero bits of SHA-256(key), counted in 2-bit
 /// chunks, so that each layer holds about a quarter of the keys of the one below.
 pub fn key_height(key: &[u8]) -> u32 {
@@ -158,6 +168,7 @@ pub(crate) fn encode(node: &Node) -> Result<Vec<u8>, MstError> {
 pub(crate) fn decode(bytes: &[u8], cid: Cid) -> Result<Node, MstError> {
     let data: NodeData = cbor::decode(bytes)?;
     let mut entries: Vec<Entry> = Vec::with_capacity(data.e.len());
+    let mut key_bytes = 0usize;
     for e in data.e {
         let prev: &[u8] = entries.last().map(|x| x.key.as_slice()).unwrap_or(&[]);
         let p = usize::try_from(e.p).unwrap_or(usize::MAX);
@@ -165,6 +176,20 @@ pub(crate) fn decode(bytes: &[u8], cid: Cid) -> Result<Node, MstError> {
             return Err(MstError::InvalidNode(
                 "prefix longer than previous key".into(),
             ));
+        }
+        // Sizes are checked before the key is built.
+        let len = p.saturating_add(e.k.len());
+        if len > MAX_KEY_LEN {
+            return Err(MstError::KeyTooLong {
+                len,
+                max: MAX_KEY_LEN,
+            });
+        }
+        key_bytes += len;
+        if key_bytes > MAX_NODE_KEY_BYTES {
+            return Err(MstError::TooManyKeyBytes {
+                max: MAX_NODE_KEY_BYTES,
+            });
         }
         let mut key = prev[..p].to_vec();
         key.extend_from_slice(&e.k);
@@ -207,6 +232,81 @@ pub fn decode_node_block(bytes: &[u8]) -> Result<usize, MstError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn node_bytes(entries: &[(u64, &[u8])]) -> Vec<u8> {
+        let leaf = crate::cid::dag_cbor(b"leaf");
+        let e = entries
+            .iter()
+            .map(|(p, k)| EntryData {
+                p: *p,
+                k: k.to_vec(),
+                v: leaf,
+                t: None,
+            })
+            .collect();
+        cbor::encode(&NodeData { l: None, e }).unwrap()
+    }
+
+    #[test]
+    fn key_length_is_capped() {
+        let longest = vec![b'a'; MAX_KEY_LEN];
+        let bytes = node_bytes(&[(0, &longest)]);
+        assert_eq!(decode_node_block(&bytes).unwrap(), 1);
+        let too_long = vec![b'a'; MAX_KEY_LEN + 1];
+        let bytes = node_bytes(&[(0, &too_long)]);
+        assert!(matches!(
+            decode_node_block(&bytes),
+            Err(MstError::KeyTooLong { len, max: MAX_KEY_LEN }) if len == MAX_KEY_LEN + 1
+        ));
+        // Built from a prefix: the full length counts.
+        let half = vec![b'a'; MAX_KEY_LEN / 2 + 1];
+        let bytes = node_bytes(&[(0, &half), (half.len() as u64, &half)]);
+        assert!(matches!(
+            decode_node_block(&bytes),
+            Err(MstError::KeyTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn key_bytes_per_node_are_capped() {
+        // Keys of MAX_KEY_LEN bytes that differ in their last two bytes only: a few wire
+        // bytes each, MAX_KEY_LEN bytes built.
+        let fits = MAX_NODE_KEY_BYTES / MAX_KEY_LEN;
+        let keys: Vec<Vec<u8>> = (0..=fits as u16)
+            .map(|i| {
+                let mut key = vec![b'k'; MAX_KEY_LEN - 2];
+                key.extend_from_slice(&i.to_be_bytes());
+                key
+            })
+            .collect();
+        let canonical = |n: usize| -> Vec<u8> {
+            let mut prev: &[u8] = &[];
+            let mut entries = Vec::new();
+            for key in &keys[..n] {
+                let p = common_prefix_len(prev, key);
+                entries.push((p as u64, &key[p..]));
+                prev = key;
+            }
+            node_bytes(&entries)
+        };
+        let within = canonical(fits);
+        assert!(
+            within.len() < 64 * fits + 2 * MAX_KEY_LEN,
+            "{}",
+            within.len()
+        );
+        // Within the cap: refused only for mixed heights, if at all.
+        assert!(!matches!(
+            decode_node_block(&within),
+            Err(MstError::TooManyKeyBytes { .. } | MstError::KeyTooLong { .. })
+        ));
+        assert!(matches!(
+            decode_node_block(&canonical(fits + 1)),
+            Err(MstError::TooManyKeyBytes {
+                max: MAX_NODE_KEY_BYTES
+            })
+        ));
+    }
 
     #[test]
     fn heights_from_spec() {

@@ -10,10 +10,6 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Request, StatusCode, Uri};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -137,7 +133,7 @@ struct Cache {
 /// bounded TTL cache of answers per DID.
 pub struct KeyPackageFetcher {
     resolver: Arc<dyn DidResolver>,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: atmls_net::HttpClient<Full<Bytes>>,
     config: KeyPackageConfig,
     cache: Mutex<Cache>,
 }
@@ -153,17 +149,15 @@ impl std::fmt::Debug for KeyPackageFetcher {
 impl KeyPackageFetcher {
     /// A fetcher resolving DIDs with `resolver` (web PKI roots for `https://` PDSes).
     pub fn new(resolver: Arc<dyn DidResolver>, config: KeyPackageConfig) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(config.request_timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        // Address policy after DNS resolution (atmls-net): plain-http development
+        // setups may reach loopback, nothing else private.
+        let client = atmls_net::OutboundConfig::new()
+            .with_policy(atmls_net::AddressPolicy::public_only().with_loopback(config.allow_http))
+            .with_connect_timeout(config.request_timeout)
+            .client();
         Self {
             resolver,
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client,
             config,
             cache: Mutex::default(),
         }

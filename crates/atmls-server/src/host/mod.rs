@@ -20,6 +20,7 @@
 
 mod fallback;
 mod lexicons;
+mod password_work;
 mod proxy;
 mod repo;
 mod server;
@@ -35,11 +36,13 @@ use atmls_lexicon::validate::{Catalog, CatalogError};
 use atmls_pds::{Caller, Clock, LocalResolver, Pds, PdsConfig, PdsError, SystemClock};
 use hyper::StatusCode;
 
+pub use atmls_net::AddressPolicy;
 pub use lexicons::catalog;
 
 use crate::error::XrpcError;
 use crate::request::XrpcRequest;
 use crate::router::Router;
+use password_work::PasswordWork;
 
 /// File name of the development PLC directory inside the data directory.
 pub const PLC_FILE: &str = "plc.sqlite";
@@ -57,6 +60,15 @@ pub struct HostConfig {
     /// Resolves DIDs that are not in the local directory (proxy targets). Default: none,
     /// so only local did:plc DIDs can be proxied to.
     pub resolver: Option<Arc<dyn DidResolver>>,
+    /// Which addresses `atproto-proxy` calls may be forwarded to. Default: public
+    /// addresses only; [`AddressPolicy::development`] also admits loopback.
+    pub outbound: AddressPolicy,
+    /// Most password hashes (Argon2, in `createSession` and `createAccount`) computed at
+    /// once. Default: the number of CPUs.
+    pub max_password_hashes: usize,
+    /// Most password checks waiting for a turn; past that, 429 `RateLimitExceeded`.
+    /// Default: 4 per hash allowed at once.
+    pub max_password_waiters: usize,
 }
 
 impl std::fmt::Debug for HostConfig {
@@ -66,6 +78,9 @@ impl std::fmt::Debug for HostConfig {
             .field("data_dir", &self.data_dir)
             .field("clock", &self.clock)
             .field("resolver", &self.resolver.is_some())
+            .field("outbound", &self.outbound)
+            .field("max_password_hashes", &self.max_password_hashes)
+            .field("max_password_waiters", &self.max_password_waiters)
             .finish()
     }
 }
@@ -73,11 +88,15 @@ impl std::fmt::Debug for HostConfig {
 impl HostConfig {
     /// Defaults for a host reached at `public_url`, kept in memory.
     pub fn new(public_url: &str) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         HostConfig {
             pds: PdsConfig::new(public_url),
             data_dir: None,
             clock: Arc::new(SystemClock),
             resolver: None,
+            outbound: AddressPolicy::public_only(),
+            max_password_hashes: cpus,
+            max_password_waiters: 4 * cpus,
         }
     }
 
@@ -102,6 +121,20 @@ impl HostConfig {
     /// Sets [`HostConfig::resolver`].
     pub fn with_resolver(mut self, resolver: Arc<dyn DidResolver>) -> Self {
         self.resolver = Some(resolver);
+        self
+    }
+
+    /// Sets [`HostConfig::max_password_hashes`] (at least 1) and
+    /// [`HostConfig::max_password_waiters`].
+    pub fn with_password_work(mut self, hashes: usize, waiters: usize) -> Self {
+        self.max_password_hashes = hashes.max(1);
+        self.max_password_waiters = waiters;
+        self
+    }
+
+    /// Sets [`HostConfig::outbound`].
+    pub fn with_outbound(mut self, policy: AddressPolicy) -> Self {
+        self.outbound = policy;
         self
     }
 }
@@ -133,6 +166,7 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) resolver: LocalResolver,
     pub(crate) client: proxy::Client,
+    pub(crate) password_work: PasswordWork,
 }
 
 impl std::fmt::Debug for Inner {
@@ -168,7 +202,11 @@ impl Host {
                 catalog,
                 clock: config.clock,
                 resolver: LocalResolver::new(directory, config.resolver),
-                client: proxy::client(),
+                client: proxy::client(config.outbound),
+                password_work: PasswordWork::new(
+                    config.max_password_hashes,
+                    config.max_password_waiters,
+                ),
             }),
         })
     }

@@ -2,18 +2,17 @@
 //! service's endpoint (from the DID document) with a fresh service-auth token minted for
 //! the caller (audience the service's DID, `lxm` the method, short expiry), as the
 //! official PDS does. The caller must be logged in; unknown DIDs and services answer a
-//! typed error.
+//! typed error. Endpoints are reached through [`atmls_net`]: loopback (unless the host's
+//! development allowance is on), private, link-local and metadata addresses are refused
+//! after DNS resolution, with the same `UpstreamFailure` a closed port gets.
 
 use atmls_identity::DidResolver as _;
+use atmls_net::{AddressPolicy, HttpClient, OutboundConfig};
 use atmls_pds::{PdsError, ProxyTarget};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, StatusCode};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::{Host, bearer, xrpc_error};
 use crate::error::XrpcError;
@@ -24,18 +23,24 @@ use crate::router::{HandlerResult, Router};
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The HTTP(S) client proxied calls go through.
-pub(crate) type Client = HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type Client = HttpClient<Full<Bytes>>;
 
-pub(crate) fn client() -> Client {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(std::time::Duration::from_secs(5)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    HyperClient::builder(TokioExecutor::new()).build(https)
+pub(crate) fn client(policy: AddressPolicy) -> Client {
+    OutboundConfig::new()
+        .with_policy(policy)
+        .with_connect_timeout(std::time::Duration::from_secs(5))
+        .client()
+}
+
+/// The one answer for a proxy target that cannot be used, whatever the reason (refused
+/// address, closed port, timeout, unreadable answer): nothing about the operator's
+/// network is told apart.
+fn unreachable(target: &ProxyTarget) -> XrpcError {
+    XrpcError::new(
+        StatusCode::BAD_GATEWAY,
+        "UpstreamFailure",
+        format!("proxied service {} is unreachable", target.did),
+    )
 }
 
 pub(super) fn mount(host: &Host, router: Router) -> Router {
@@ -60,8 +65,9 @@ async fn forward(host: Host, req: XrpcRequest) -> HandlerResult {
         .resolve(&target.did)
         .await
         .map_err(|e| {
+            tracing::info!(kind = e.kind(), "proxy DID not resolved");
             xrpc_error(PdsError::ProxyTargetNotFound(format!(
-                "could not resolve proxy DID {}: {e}",
+                "could not resolve proxy DID {}",
                 target.did
             )))
         })?;
@@ -102,12 +108,9 @@ async fn forward(host: Host, req: XrpcRequest) -> HandlerResult {
         .body(Full::new(body))
         .map_err(|_| XrpcError::invalid_request(format!("cannot build a request to {url}")))?;
     let response = host.inner.client.request(outgoing).await.map_err(|e| {
-        tracing::warn!(%url, error = %e, "proxied service unreachable");
-        XrpcError::new(
-            StatusCode::BAD_GATEWAY,
-            "UpstreamFailure",
-            format!("proxied service {} is unreachable", target.did),
-        )
+        let refused = atmls_net::is_refused(&e);
+        tracing::warn!(refused, error = %e, "proxied service unreachable");
+        unreachable(&target)
     })?;
     let status = response.status();
     let content_type = response
@@ -118,13 +121,7 @@ async fn forward(host: Host, req: XrpcRequest) -> HandlerResult {
     let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
         .collect()
         .await
-        .map_err(|_| {
-            XrpcError::new(
-                StatusCode::BAD_GATEWAY,
-                "UpstreamFailure",
-                "the proxied service's response could not be read",
-            )
-        })?
+        .map_err(|_| unreachable(&target))?
         .to_bytes();
     let content_type = content_type
         .to_str()

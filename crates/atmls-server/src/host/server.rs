@@ -6,7 +6,7 @@ use atmls_pds::CreateAccountInput;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Host, bearer};
+use super::{Host, bearer, xrpc_error};
 use crate::request::{XrpcRequest, XrpcResponse};
 use crate::router::{HandlerResult, Router};
 
@@ -62,8 +62,17 @@ async fn describe_server(host: Host, _req: XrpcRequest) -> HandlerResult {
     })))
 }
 
+/// Password hashing is bounded three ways, each checked before any hashing: per source
+/// address (the core's throttle, here), per account (inside `create_session`), and in
+/// concurrency (the host's password-work admission).
 async fn create_account(host: Host, req: XrpcRequest) -> HandlerResult {
     let input: CreateAccountInput = req.input_as()?;
+    let source = Some(req.remote_addr().ip());
+    host.pds()
+        .throttle()
+        .account_attempt(source, host.now_ms())
+        .map_err(xrpc_error)?;
+    let _turn = host.inner.password_work.admit().await?;
     let session = host
         .run(move |pds, now| pds.create_account(&input, now))
         .await?;
@@ -78,6 +87,12 @@ struct Login {
 
 async fn create_session(host: Host, req: XrpcRequest) -> HandlerResult {
     let login: Login = req.input_as()?;
+    let source = Some(req.remote_addr().ip());
+    host.pds()
+        .throttle()
+        .login_attempt(source, host.now_ms())
+        .map_err(xrpc_error)?;
+    let _turn = host.inner.password_work.admit().await?;
     let session = host
         .run(move |pds, now| pds.create_session(&login.identifier, &login.password, now))
         .await?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use atmls_crypto::PublicKey;
 use atmls_identity::DidDocument;
+use atmls_net::AddressPolicy;
 use atmls_pds::ManualClock;
 use atmls_server::host::{Host, HostConfig};
 use atmls_server::{Server, ServerConfig, ServerHandle};
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 #[path = "../http_support/mod.rs"]
-mod http_support;
+pub mod http_support;
 pub use http_support::{Resp, send};
 
 /// Upper bound of any single wait.
@@ -35,9 +36,20 @@ pub struct TestHost {
 }
 
 impl TestHost {
-    /// A host kept in memory.
+    /// A host kept in memory, with the development allowance (proxy targets on loopback).
     pub async fn start() -> Self {
         Self::start_with(None, Arc::new(ManualClock::starting_now()), |c| c).await
+    }
+
+    /// A host kept in memory with the default outbound policy: public addresses only.
+    pub async fn start_public_only() -> Self {
+        Self::start_configured(
+            None,
+            Arc::new(ManualClock::starting_now()),
+            |c| c,
+            |h| h.with_outbound(AddressPolicy::public_only()),
+        )
+        .await
     }
 
     /// A host over the files in `dir`.
@@ -51,6 +63,19 @@ impl TestHost {
         clock: Arc<ManualClock>,
         server: impl FnOnce(ServerConfig) -> ServerConfig,
     ) -> Self {
+        Self::start_configured(dir, clock, server, |h| {
+            h.with_outbound(AddressPolicy::development())
+        })
+        .await
+    }
+
+    /// A host with server and host configs adjusted by `server` and `host`.
+    pub async fn start_configured(
+        dir: Option<&Path>,
+        clock: Arc<ManualClock>,
+        server: impl FnOnce(ServerConfig) -> ServerConfig,
+        host: impl FnOnce(HostConfig) -> HostConfig,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let url = format!("http://{addr}");
@@ -58,7 +83,7 @@ impl TestHost {
         if let Some(dir) = dir {
             config = config.with_data_dir(dir);
         }
-        let host = Host::open(config).expect("host opens");
+        let host = Host::open(host(config)).expect("host opens");
         let server_config = server(ServerConfig::default().with_validate_output(true));
         let server = Server::from_listener(listener, server_config, host.router())
             .expect("routes check")

@@ -61,8 +61,25 @@ impl Resp {
 
 /// One request on a fresh connection.
 pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>) -> Resp {
+    send_from(None, addr, req).await
+}
+
+/// One request on a fresh connection from the local address `from` (e.g. `127.0.0.2`:
+/// another source on the same loopback interface), or any when `None`.
+pub async fn send_from(
+    from: Option<std::net::IpAddr>,
+    addr: SocketAddr,
+    req: Request<Full<Bytes>>,
+) -> Resp {
     tokio::time::timeout(REQUEST_WAIT, async {
-        let stream = TcpStream::connect(addr).await.expect("connect");
+        let stream = match from {
+            None => TcpStream::connect(addr).await.expect("connect"),
+            Some(ip) => {
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                socket.bind(SocketAddr::new(ip, 0)).expect("bind source");
+                socket.connect(addr).await.expect("connect")
+            }
+        };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .expect("handshake");

@@ -2,23 +2,24 @@
 
 use std::time::Duration;
 
+use atmls_net::{AddressPolicy, HttpClient, OutboundConfig};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use crate::error::TransportError;
-
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Largest response body read (blobs included).
 const MAX_BODY: usize = 64 << 20;
 
+/// Where a client may connect: public addresses and this machine's loopback (the user's
+/// own development host), never private, link-local or metadata addresses a DID document
+/// could point it at (`atmls_net`).
+const CLIENT_POLICY: AddressPolicy = AddressPolicy::development();
+
 #[derive(Clone, Debug)]
 pub(crate) struct XrpcClient {
-    client: Client<Connector, Full<Bytes>>,
+    client: HttpClient<Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -30,32 +31,20 @@ pub(crate) struct Response {
 
 impl XrpcClient {
     pub(crate) fn new(timeout: Duration) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
-            timeout,
-        }
+        Self::with_config(timeout, OutboundConfig::new())
     }
 
     /// A client whose HTTPS connections trust what `tls` trusts.
     pub(crate) fn with_tls(timeout: Duration, tls: rustls::ClientConfig) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        Self::with_config(timeout, OutboundConfig::new().with_tls(tls))
+    }
+
+    fn with_config(timeout: Duration, config: OutboundConfig) -> Self {
         Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: config
+                .with_policy(CLIENT_POLICY)
+                .with_connect_timeout(timeout)
+                .client(),
             timeout,
         }
     }
@@ -83,11 +72,14 @@ impl XrpcClient {
             .body(body)
             .map_err(|e| TransportError::Network(e.to_string()))?;
         let fut = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| TransportError::Network(e.to_string()))?;
+            let response = self.client.request(request).await.map_err(|e| {
+                if atmls_net::is_refused(&e) {
+                    // A non-public address: the same answer every time, whatever the port.
+                    TransportError::Network("destination refused".into())
+                } else {
+                    TransportError::Network(e.to_string())
+                }
+            })?;
             let status = response.status();
             let body = Limited::new(response.into_body(), MAX_BODY)
                 .collect()
@@ -123,6 +115,18 @@ impl XrpcClient {
         let r = self.send(method, url, headers, body).await?;
         serde_json::from_slice(&r.body).map_err(|e| TransportError::Malformed(e.to_string()))
     }
+}
+
+/// A TCP connection to `authority` (`host:port`, `[v6]:port`) under the client's address
+/// policy, for the WebSocket subscriptions.
+pub(crate) async fn connect_tcp(authority: &str) -> Result<tokio::net::TcpStream, TransportError> {
+    let (host, port) = authority
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .ok_or_else(|| TransportError::Network(format!("{authority}: no port")))?;
+    atmls_net::connect_tcp(CLIENT_POLICY, host, port)
+        .await
+        .map_err(|e| TransportError::Network(e.to_string()))
 }
 
 /// The typed error of an XRPC failure body.
@@ -176,4 +180,30 @@ pub(crate) fn bytes_of(value: &serde_json::Value) -> Result<Vec<u8>, TransportEr
     base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(text.trim_end_matches('='))
         .map_err(|e| TransportError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DID document can point a client anywhere: private, link-local and metadata
+    /// addresses are refused before connecting, with one message whatever the address.
+    #[tokio::test]
+    async fn non_public_destinations_are_refused() {
+        let client = XrpcClient::new(Duration::from_secs(5));
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.1:2583/xrpc/com.atproto.sync.getRecord",
+            "http://[fd00:ec2::254]/",
+            "https://192.168.1.1/",
+        ] {
+            let Err(err) = client.send(Method::GET, url, &[], None).await else {
+                panic!("{url} was reached");
+            };
+            assert!(
+                matches!(&err, TransportError::Network(m) if m == "destination refused"),
+                "{url}: {err}"
+            );
+        }
+    }
 }

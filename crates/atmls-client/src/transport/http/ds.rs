@@ -455,9 +455,7 @@ impl Ds for HttpDs {
             } else {
                 format!("{host}:80")
             };
-            let tcp = tokio::net::TcpStream::connect(&port)
-                .await
-                .map_err(|e| TransportError::Network(e.to_string()))?;
+            let tcp = super::client::connect_tcp(&port).await?;
             let ws_error =
                 |e: tokio_tungstenite::tungstenite::Error| TransportError::Network(e.to_string());
             let (tx, rx) = mpsc::unbounded_channel();
