@@ -324,17 +324,20 @@ impl Pds {
         serde_json::to_value(doc).ok()
     }
 
-    /// `createSession`: logs in with a handle, DID or email and the password. An account
-    /// with too many recent failures refuses more tries before the password is hashed
+    /// `createSession`: logs in with a handle, DID or email and the password, from
+    /// `source` (the caller's address, if known). An account with too many recent
+    /// failures from this source, or from everywhere while this source has failed too,
+    /// refuses more tries before the password is hashed
     /// ([`ThrottleConfig::login_failures_per_account`]); a wrong password counts as a
-    /// failure of its account. Per-source limits are the shell's, with
-    /// [`Pds::throttle`].
+    /// failure of its account and source. Per-source attempt limits are the shell's,
+    /// with [`Pds::throttle`].
     ///
     /// [`ThrottleConfig::login_failures_per_account`]: crate::ThrottleConfig::login_failures_per_account
     pub fn create_session(
         &self,
         identifier: &str,
         password: &str,
+        source: Option<std::net::IpAddr>,
         now_ms: u64,
     ) -> Result<Session, PdsError> {
         let account = match self.account_by_identifier(identifier) {
@@ -351,9 +354,9 @@ impl Pds {
             params![account.did],
             |r| r.get(0),
         )?;
-        self.throttle.login_allowed(&account.did, now_ms)?;
+        self.throttle.login_allowed(&account.did, source, now_ms)?;
         if password.len() > password::MAX_PASSWORD_BYTES || !password::verify(password, &stored) {
-            self.throttle.login_failed(&account.did, now_ms);
+            self.throttle.login_failed(&account.did, source, now_ms);
             return Err(PdsError::AuthenticationFailed);
         }
         self.new_session(&account, now_ms)

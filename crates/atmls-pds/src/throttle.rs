@@ -33,9 +33,16 @@ impl Rate {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ThrottleConfig {
-    /// Failed logins per account (whatever identifier named it). Default 10 at once,
-    /// then one a minute. Checked before the password is hashed; only failures count.
+    /// Failed logins per account **and source address** (whatever identifier named the
+    /// account). Default 10 at once, then one a minute. Checked before the password is
+    /// hashed; only failures count. Keyed by source too, so that a guesser cannot lock
+    /// the account's owner out: the owner's own address has its own allowance.
     pub login_failures_per_account: Rate,
+    /// Failed logins per account from all sources together, against guessing spread over
+    /// many addresses. Default 100 at once, then one every 6 s. Once spent, only
+    /// addresses with no recent failure for the account may still try (a guesser's
+    /// address is refused; the owner's, which has not failed, is not).
+    pub login_failures_per_account_total: Rate,
     /// Login attempts per source address. Default 30 at once, then one every 2 s.
     pub logins_per_source: Rate,
     /// Account creations per source address. Default 10 at once, then one a minute.
@@ -53,6 +60,7 @@ impl Default for ThrottleConfig {
     fn default() -> Self {
         ThrottleConfig {
             login_failures_per_account: Rate::new(10, 60_000),
+            login_failures_per_account_total: Rate::new(100, 6_000),
             logins_per_source: Rate::new(30, 2_000),
             accounts_per_source: Rate::new(10, 60_000),
             max_tracked: 100_000,
@@ -66,6 +74,13 @@ impl ThrottleConfig {
     #[must_use]
     pub fn with_login_failures_per_account(mut self, rate: Rate) -> Self {
         self.login_failures_per_account = rate;
+        self
+    }
+
+    /// Sets [`ThrottleConfig::login_failures_per_account_total`].
+    #[must_use]
+    pub fn with_login_failures_per_account_total(mut self, rate: Rate) -> Self {
+        self.login_failures_per_account_total = rate;
         self
     }
 
@@ -159,6 +174,11 @@ impl<K: Hash + Eq + Clone> Table<K> {
         self.order.push_back(key.clone());
     }
 
+    /// Whether `key` has its whole burst (nothing used recently).
+    fn is_fresh(&self, key: &K, now: u64) -> bool {
+        self.tat.get(key).is_none_or(|&tat| tat <= now)
+    }
+
     /// [`Self::check`], then [`Self::consume`] if allowed.
     fn take(&mut self, key: &K, now: u64) -> Result<(), u64> {
         self.check(key, now)?;
@@ -177,7 +197,10 @@ pub struct Throttle {
 
 #[derive(Debug)]
 struct Tables {
-    failures: Table<String>,
+    /// Failures per (account, source key); `None`: source unknown.
+    failures: Table<(String, Option<IpAddr>)>,
+    /// Failures per account from every source.
+    account_failures: Table<String>,
     logins: Table<IpAddr>,
     accounts: Table<IpAddr>,
 }
@@ -196,6 +219,7 @@ impl Throttle {
         Throttle {
             tables: Mutex::new(Tables {
                 failures: Table::new(config.login_failures_per_account, max),
+                account_failures: Table::new(config.login_failures_per_account_total, max),
                 logins: Table::new(config.logins_per_source, max),
                 accounts: Table::new(config.accounts_per_source, max),
             }),
@@ -226,17 +250,36 @@ impl Throttle {
             .map_err(|wait| limited("login attempts from this address", wait))
     }
 
-    /// Whether `account` (a DID) may try a password now.
-    pub fn login_allowed(&self, account: &str, now_ms: u64) -> Result<(), PdsError> {
-        self.lock()
+    /// Whether `account` (a DID) may try a password now from `source`: refused when
+    /// this source spent its failures for the account, or when the account's failures
+    /// from all sources are spent and this source has failed for it recently.
+    pub fn login_allowed(
+        &self,
+        account: &str,
+        source: Option<IpAddr>,
+        now_ms: u64,
+    ) -> Result<(), PdsError> {
+        let key = (account.to_owned(), source.map(source_key));
+        let tables = self.lock();
+        tables
             .failures
-            .check(&account.to_owned(), now_ms)
-            .map_err(|wait| limited("failed logins for this account", wait))
+            .check(&key, now_ms)
+            .map_err(|wait| limited("failed logins for this account from this address", wait))?;
+        if let Err(wait) = tables.account_failures.check(&key.0, now_ms)
+            && !tables.failures.is_fresh(&key, now_ms)
+        {
+            return Err(limited("failed logins for this account", wait));
+        }
+        Ok(())
     }
 
-    /// A wrong password for `account`.
-    pub fn login_failed(&self, account: &str, now_ms: u64) {
-        self.lock().failures.consume(&account.to_owned(), now_ms);
+    /// A wrong password for `account` from `source`.
+    pub fn login_failed(&self, account: &str, source: Option<IpAddr>, now_ms: u64) {
+        let mut tables = self.lock();
+        tables
+            .failures
+            .consume(&(account.to_owned(), source.map(source_key)), now_ms);
+        tables.account_failures.consume(&account.to_owned(), now_ms);
     }
 
     /// An account creation from `source` (if known): uses one of the source's attempts.
@@ -302,20 +345,30 @@ mod tests {
     }
 
     #[test]
-    fn failures_limit_the_account_not_the_source() {
+    fn failures_limit_the_guesser_not_the_owner() {
         let config = ThrottleConfig::default()
             .with_login_failures_per_account(Rate::new(2, 60_000))
+            .with_login_failures_per_account_total(Rate::new(3, 60_000))
             .with_logins_per_source(Rate::new(100, 1));
         let t = Throttle::new(&config);
+        let guesser = Some(ip("203.0.113.7"));
+        let second = Some(ip("198.51.100.9"));
+        let owner = Some(ip("192.0.2.1"));
         for _ in 0..2 {
-            t.login_allowed("did:plc:victim", 0).unwrap();
-            t.login_failed("did:plc:victim", 0);
+            t.login_allowed("did:plc:victim", guesser, 0).unwrap();
+            t.login_failed("did:plc:victim", guesser, 0);
         }
-        let err = t.login_allowed("did:plc:victim", 0).unwrap_err();
+        let err = t.login_allowed("did:plc:victim", guesser, 0).unwrap_err();
         assert_eq!((err.status(), err.name()), (429, "RateLimitExceeded"));
-        t.login_allowed("did:plc:other", 0).unwrap();
-        t.login_allowed("did:plc:victim", 60_000).unwrap();
-        // No source known: only the per-account limit applies.
+        // A second guessing address spends the account's total...
+        t.login_allowed("did:plc:victim", second, 0).unwrap();
+        t.login_failed("did:plc:victim", second, 0);
+        assert!(t.login_allowed("did:plc:victim", second, 0).is_err());
+        // ...but the owner's address, which has not failed, may still try.
+        t.login_allowed("did:plc:victim", owner, 0).unwrap();
+        t.login_allowed("did:plc:other", guesser, 0).unwrap();
+        t.login_allowed("did:plc:victim", guesser, 60_000).unwrap();
+        // No source known: only the per-account limits apply.
         t.login_attempt(None, 0).unwrap();
     }
 

@@ -68,7 +68,7 @@ fn deleted_sessions_revoke_their_access_tokens() {
     let s = pds
         .create_account(&CreateAccountInput::new("carol.test", "pw"), T0)
         .unwrap();
-    let other = pds.create_session("carol.test", "pw", T0).unwrap();
+    let other = pds.create_session("carol.test", "pw", None, T0).unwrap();
     pds.delete_session(&s.refresh_jwt, T0).unwrap();
     assert!(matches!(
         pds.authenticate(&s.access_jwt, T0),

@@ -94,7 +94,7 @@ async fn create_session(host: Host, req: XrpcRequest) -> HandlerResult {
         .map_err(xrpc_error)?;
     let _turn = host.inner.password_work.admit().await?;
     let session = host
-        .run(move |pds, now| pds.create_session(&login.identifier, &login.password, now))
+        .run(move |pds, now| pds.create_session(&login.identifier, &login.password, source, now))
         .await?;
     XrpcResponse::json_from(&session)
 }
