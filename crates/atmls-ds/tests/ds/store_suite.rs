@@ -18,6 +18,7 @@ fn group(id: u8) -> Mailbox {
     Mailbox {
         id: MailboxId::from_bytes([id; 32]),
         head: 0,
+        stored_bytes: 0,
         keys: MailboxKeys::Group {
             epoch: 0,
             current: mkey(1),
@@ -30,6 +31,7 @@ fn inbox(id: u8) -> Mailbox {
     Mailbox {
         id: MailboxId::from_bytes([id; 32]),
         head: 0,
+        stored_bytes: 0,
         keys: MailboxKeys::Inbox { owner: mkey(2) },
     }
 }
