@@ -65,6 +65,11 @@ pub(crate) enum Command {
         epoch: u64,
         reply: Reply<Result<MailboxInfo, CreateMailboxError>>,
     },
+    /// Whether the account has its quota of mailboxes (before its token is recorded).
+    QuotaReached {
+        account: String,
+        reply: Reply<Result<bool, StoreError>>,
+    },
     Mailbox {
         id: MailboxId,
         auth: PreChecked,
@@ -559,6 +564,9 @@ impl<S: Store> Writer<S> {
                 reply,
             } => {
                 let _ = reply.send(self.core.create_mailbox(&account, kind, &key, epoch));
+            }
+            Command::QuotaReached { account, reply } => {
+                let _ = reply.send(self.core.quota_reached(&account));
             }
             Command::Mailbox { id, auth, reply } => {
                 let _ = reply.send(self.core.mailbox(&id, &auth, now));
