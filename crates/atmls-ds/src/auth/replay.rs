@@ -134,10 +134,10 @@ impl ReplayCache {
         if count(&self.by_mailbox, &owner.mailbox) >= self.limits.per_mailbox {
             return ReplayVerdict::OverShare(ReplayShare::Mailbox);
         }
-        if let Some(source) = &owner.source {
-            if count(&self.by_source, source) >= self.limits.per_source {
-                return ReplayVerdict::OverShare(ReplayShare::Source);
-            }
+        if let Some(source) = &owner.source
+            && count(&self.by_source, source) >= self.limits.per_source
+        {
+            return ReplayVerdict::OverShare(ReplayShare::Source);
         }
         if self.seen.len() >= self.limits.capacity {
             return ReplayVerdict::Full;
