@@ -6,8 +6,8 @@
 use std::str::FromStr as _;
 use std::sync::OnceLock;
 
-use atmls_ds::auth::{RequestToken, subscription_content};
 use atmls_ds::MailboxId;
+use atmls_ds::auth::{RequestToken, subscription_content};
 use atmls_server::{Catalog, Frame, Nsid};
 use libfuzzer_sys::fuzz_target;
 
