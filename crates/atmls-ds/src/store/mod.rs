@@ -189,6 +189,22 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// What kind of failure this is, without any identifier (mailbox ids, values): for
+    /// logs, which must not name mailboxes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::UnknownMailbox(_) => "unknown mailbox",
+            Self::DuplicateMailbox(_) => "duplicate mailbox",
+            Self::HeadMoved { .. } => "head moved",
+            Self::InvalidAppend(_) => "invalid append",
+            Self::OutOfRange(_) => "value out of range",
+            Self::Corrupt(_) => "corrupt store",
+        }
+    }
+}
+
 /// The delivery service's storage contract.
 ///
 /// Every write is atomic: it happens completely or not at all, and when it returns `Ok`

@@ -195,7 +195,7 @@ impl DsService {
             })
             .await?
             .map_err(|e| {
-                tracing::error!(error = %e, "quota read failed");
+                tracing::error!(error = e.kind(), "quota read failed");
                 XrpcError::internal("internal server error")
             })?;
         if reached {

@@ -301,7 +301,7 @@ impl<S: Store> GroupStore<S> {
             Err(e) => e,
         };
         tracing::warn!(
-            error = %group,
+            error = group.kind(),
             appends = pending.len(),
             "group commit failed; writing each request alone"
         );
@@ -478,9 +478,10 @@ pub(crate) fn spawn<S: Store + Send + 'static>(
     Ok(tx)
 }
 
-/// A write failure as the store error of the one request it belongs to.
+/// A write failure as the store error of the one request it belongs to (its kind only:
+/// the error is logged, and logs name no mailbox).
 fn failed(e: &StoreError) -> StoreError {
-    StoreError::Corrupt(format!("write failed: {e}"))
+    StoreError::Corrupt(format!("write failed: {}", e.kind()))
 }
 
 impl<S: Store> Writer<S> {
@@ -715,7 +716,7 @@ impl<S: Store> Writer<S> {
     /// its effects on the core first.
     fn answer(&mut self, answer: Answer, fate: Fate<'_>) {
         if let Fate::Failed(e) = fate {
-            tracing::error!(error = %e, "a request's write failed");
+            tracing::error!(error = e.kind(), "a request's write failed");
         }
         match answer {
             Answer::Send {
