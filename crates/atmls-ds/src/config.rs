@@ -11,6 +11,16 @@ pub const LEXICON_MAX_PAGE: u32 = 1000;
 /// The most sequence numbers one `deleteInboxItems` call may name.
 pub const LEXICON_MAX_DELETE: usize = 100;
 
+/// The largest epoch a group mailbox may reach: 2^53 − 1, the largest integer every
+/// backend stores (SQLite and PostgreSQL hold `i64`) and every JSON reader parses exactly
+/// (a JavaScript `number`). `createMailbox` refuses a larger `epoch`, and a commit built
+/// on this epoch is refused (`InvalidEnvelope`: it would move the epoch past it).
+pub const MAX_EPOCH: u64 = (1 << 53) - 1;
+
+/// The largest sequence number a mailbox may give out (2^53 − 1, as [`MAX_EPOCH`]). A
+/// batch that would go past it is refused with `MailboxFull`.
+pub const MAX_SEQ: u64 = (1 << 53) - 1;
+
 /// Limits and windows of a delivery service.
 ///
 /// Start from [`DsConfig::default`] and change what you need with the `with_*` builders:
@@ -35,14 +45,21 @@ pub struct DsConfig {
     group_retention: Option<Duration>,
     inbox_retention: Option<Duration>,
     replay_cache_capacity: usize,
+    replay_share_per_key: usize,
+    replay_share_per_mailbox: usize,
+    replay_share_per_source: usize,
     max_page_bytes: usize,
+    max_mailbox_bytes: u64,
+    inbox_deposit_bytes_per_minute: u64,
 }
 
 impl Default for DsConfig {
     /// The values `docs/spec.md` shows for `describeServer`: 1 MiB envelopes, batches of
     /// 100, 1000 mailboxes per account, 60 deposits per inbox per minute, 60 s key grace,
-    /// 120 s request age, envelopes kept forever, a replay cache of 262,144 nonces and
-    /// read pages of at most 8 MiB of payload.
+    /// 120 s request age, envelopes kept forever, a replay cache of 262,144 nonces of
+    /// which one key, one mailbox or one source may hold 16,384 each, read pages of at
+    /// most 8 MiB of payload, 256 MiB stored per mailbox and 16 MiB of welcomes per inbox
+    /// per minute.
     fn default() -> Self {
         Self {
             max_envelope_bytes: 1_048_576,
@@ -54,7 +71,12 @@ impl Default for DsConfig {
             group_retention: None,
             inbox_retention: None,
             replay_cache_capacity: 262_144,
+            replay_share_per_key: 16_384,
+            replay_share_per_mailbox: 16_384,
+            replay_share_per_source: 16_384,
             max_page_bytes: 8 * 1024 * 1024,
+            max_mailbox_bytes: 256 * 1024 * 1024,
+            inbox_deposit_bytes_per_minute: 16 * 1024 * 1024,
         }
     }
 }
@@ -115,6 +137,33 @@ impl DsConfig {
         /// How many (key, nonce) pairs the replay cache holds at most. When it is full of
         /// unexpired entries, signed requests are refused with `RateLimitExceeded`.
         replay_cache_capacity, with_replay_cache_capacity, usize
+    );
+    setting!(
+        /// How many unexpired replay-cache entries one mailbox key may hold. A key over
+        /// its share is refused (`RateLimitExceeded`) for itself only, so that no key can
+        /// fill the cache that every other key needs.
+        replay_share_per_key, with_replay_share_per_key, usize
+    );
+    setting!(
+        /// How many unexpired replay-cache entries the requests to one mailbox may hold,
+        /// whatever key signed them (a group's keys change with every commit).
+        replay_share_per_mailbox, with_replay_share_per_mailbox, usize
+    );
+    setting!(
+        /// How many unexpired replay-cache entries the requests from one source (as the
+        /// server names it, e.g. a client IP address or IPv6 /64) may hold.
+        replay_share_per_source, with_replay_share_per_source, usize
+    );
+    setting!(
+        /// Most payload bytes one mailbox may hold stored (`maxMailboxBytes`); a batch or
+        /// welcome that would pass it is refused with `MailboxFull` until envelopes are
+        /// deleted or expire.
+        max_mailbox_bytes, with_max_mailbox_bytes, u64
+    );
+    setting!(
+        /// Most welcome payload bytes deposited into one inbox per 60 s window
+        /// (`inboxDepositBytesPerMinute`), besides the count limit.
+        inbox_deposit_bytes_per_minute, with_inbox_deposit_bytes_per_minute, u64
     );
     setting!(
         /// Most payload bytes one read page returns (at least one envelope is always

@@ -1,11 +1,15 @@
 //! Typed errors of the core, one per operation. Each maps to the lexicon's error name
 //! through `name()`, so the server can answer `{"error": name, "message": to_string()}`.
 
+use crate::auth::ReplayShare;
 use crate::id::EnvelopeKind;
 use crate::store::StoreError;
 
 /// The XRPC name of errors that are the service's fault.
 const INTERNAL: &str = "InternalServerError";
+
+/// The XRPC name of a transient refusal: nothing was done, try again.
+const UNAVAILABLE: &str = "ServiceUnavailable";
 
 /// A mailbox-key authorisation was refused. Checked in this order: token present and
 /// well-formed, timestamp, signature, (mailbox exists), key registered and usable, nonce.
@@ -39,6 +43,10 @@ pub enum AuthError {
     /// The replay cache is full of unexpired nonces; try again later.
     #[error("too many signed requests; try again later")]
     ReplayCacheFull,
+    /// This key, mailbox or source already holds its share of the replay cache; it may
+    /// sign again once its older requests leave the replay window.
+    #[error("too many signed requests from this {0}; try again later")]
+    ReplayShareExceeded(ReplayShare),
 }
 
 impl AuthError {
@@ -54,7 +62,7 @@ impl AuthError {
             Self::KeyExpired => "KeyExpired",
             Self::NotOwner => "NotOwner",
             Self::ReplayedRequest => "ReplayedRequest",
-            Self::ReplayCacheFull => "RateLimitExceeded",
+            Self::ReplayCacheFull | Self::ReplayShareExceeded(_) => "RateLimitExceeded",
         }
     }
 }
@@ -66,6 +74,14 @@ pub enum CreateMailboxError {
     /// `key` is not a valid Ed25519 public key.
     #[error("key is not a valid Ed25519 public key")]
     InvalidKey,
+    /// `epoch` is larger than [`crate::MAX_EPOCH`].
+    #[error("epoch {epoch} is out of range (at most {max})")]
+    EpochOutOfRange {
+        /// The epoch asked for.
+        epoch: u64,
+        /// The largest epoch allowed.
+        max: u64,
+    },
     /// The account already has `max` mailboxes.
     #[error("the account already has {max} mailboxes")]
     QuotaExceeded {
@@ -82,6 +98,7 @@ impl CreateMailboxError {
     pub fn name(&self) -> &'static str {
         match self {
             Self::InvalidKey => "InvalidKey",
+            Self::EpochOutOfRange { .. } => "InvalidRequest",
             Self::QuotaExceeded { .. } => "QuotaExceeded",
             Self::Store(_) => INTERNAL,
         }
@@ -116,9 +133,32 @@ pub enum EnvelopeRule {
     /// An empty payload.
     #[error("empty payload")]
     EmptyPayload,
-    /// The commit's epoch is the largest representable one.
-    #[error("epoch out of range")]
+    /// The commit is built on the largest epoch allowed ([`crate::MAX_EPOCH`]), or on a
+    /// larger one.
+    #[error("epoch out of range (a commit may be built on epochs below {max})", max = crate::MAX_EPOCH)]
     EpochOverflow,
+}
+
+/// Why a mailbox cannot take more (`MailboxFull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MailboxFull {
+    /// The batch would pass the largest sequence number ([`crate::MAX_SEQ`]).
+    #[error("the mailbox has used its sequence numbers (at most {max})")]
+    Sequence {
+        /// The largest sequence number.
+        max: u64,
+    },
+    /// The batch would pass the mailbox's stored-bytes cap.
+    #[error("the mailbox holds {stored} payload bytes; {adding} more would pass its cap of {max}")]
+    Bytes {
+        /// Payload bytes stored now.
+        stored: u64,
+        /// Payload bytes of the refused batch.
+        adding: u64,
+        /// The cap ([`crate::DsConfig::max_mailbox_bytes`]).
+        max: u64,
+    },
 }
 
 /// `chat.mls.ds.sendEnvelopes` failed; nothing of the batch was stored.
@@ -168,6 +208,14 @@ pub enum SendEnvelopesError {
         /// The mailbox's last sequence number.
         current_seq: u64,
     },
+    /// The mailbox cannot take the batch.
+    #[error(transparent)]
+    MailboxFull(MailboxFull),
+    /// The request was decided after an earlier request to the same mailbox whose write
+    /// then failed: its answer may no longer hold. Nothing of it was stored; send it again
+    /// (with a new token).
+    #[error("an earlier write to this mailbox failed; nothing was stored, try again")]
+    Interrupted,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -184,6 +232,8 @@ impl SendEnvelopesError {
             Self::EnvelopeTooLarge { .. } => "EnvelopeTooLarge",
             Self::InvalidEnvelope { .. } => "InvalidEnvelope",
             Self::EpochConflict { .. } => "EpochConflict",
+            Self::MailboxFull(_) => "MailboxFull",
+            Self::Interrupted => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -245,12 +295,19 @@ pub enum SendWelcomeError {
         /// The limit.
         max: usize,
     },
-    /// Too many deposits into this inbox in the current minute.
+    /// Too many deposits (or deposited bytes) into this inbox in the current minute.
     #[error("too many deposits into this inbox; retry after {retry_after_ms} ms")]
     RateLimitExceeded {
         /// Milliseconds until the window resets.
         retry_after_ms: u64,
     },
+    /// The inbox cannot take the welcome until its owner deletes items.
+    #[error(transparent)]
+    MailboxFull(MailboxFull),
+    /// Decided after an earlier deposit into the same inbox whose write then failed;
+    /// nothing was stored, send it again.
+    #[error("an earlier write to this inbox failed; nothing was stored, try again")]
+    Interrupted,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -265,6 +322,8 @@ impl SendWelcomeError {
             Self::EmptyPayload => "InvalidRequest",
             Self::EnvelopeTooLarge { .. } => "EnvelopeTooLarge",
             Self::RateLimitExceeded { .. } => "RateLimitExceeded",
+            Self::MailboxFull(_) => "MailboxFull",
+            Self::Interrupted => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }

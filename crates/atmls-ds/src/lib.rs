@@ -42,10 +42,12 @@ mod service;
 pub mod store;
 mod time;
 
-pub use config::{DsConfig, LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD};
+pub use config::{
+    DsConfig, LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD, MAX_EPOCH, MAX_SEQ,
+};
 pub use error::{
-    AuthError, CreateMailboxError, EnvelopeRule, InboxError, ReadError, SendEnvelopesError,
-    SendWelcomeError,
+    AuthError, CreateMailboxError, EnvelopeRule, InboxError, MailboxFull, ReadError,
+    SendEnvelopesError, SendWelcomeError,
 };
 pub use id::{
     EnvelopeKind, MAILBOX_ID_LEN, MAILBOX_ID_TEXT_LEN, MailboxId, MailboxKind, ParseMailboxIdError,

@@ -119,10 +119,22 @@ impl Target {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let ds_did = "did:web:127.0.0.1".to_owned();
+        // Every simulated client connects from 127.0.0.1, with a handful of accounts and
+        // mailboxes: the per-principal shares (issue 14), which bound what one address,
+        // key, mailbox or account may take, would measure the shares, not the service.
+        let core = atmls_ds::DsConfig::default()
+            .with_replay_share_per_key(usize::MAX)
+            .with_replay_share_per_mailbox(usize::MAX)
+            .with_replay_share_per_source(usize::MAX);
         let config = DsServiceConfig::new(
             Did::new(&ds_did).map_err(|e| start(&e))?,
             format!("http://{addr}"),
         )
+        .with_core(core)
+        .with_subscriptions_per_source(usize::MAX)
+        .with_subscribers_per_mailbox(usize::MAX)
+        .with_welcomes_per_source_per_minute(u64::MAX, u64::MAX)
+        .with_tokens_per_account(usize::MAX)
         .with_startup_guard(false);
         let request_max_age_ms = millis(config.core().request_max_age());
         let store = SqliteStore::open(dir.path().join("ds.sqlite")).map_err(|e| start(&e))?;

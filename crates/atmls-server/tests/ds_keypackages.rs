@@ -272,3 +272,87 @@ async fn key_packages_per_did_with_verifiable_proofs() {
     assert_eq!(again["results"][0], *alice_result);
     assert_eq!(data.requests.load(Ordering::SeqCst), before);
 }
+
+/// Issue 14, hole 3: before, each repetition of a DID was answered in full (re-encoded
+/// from the cache each time): ~4 KB of request made ~1 GB of answer. Now a DID is
+/// answered once, and what one source can make the DS look up is budgeted.
+#[tokio::test]
+async fn repeated_dids_do_not_amplify() {
+    let h = start(
+        small_limits(),
+        |c| {
+            c.with_key_packages(
+                KeyPackageConfig::default()
+                    .with_allow_http(true)
+                    .with_request_timeout(Duration::from_secs(2))
+                    .with_lookups_per_source_per_minute(3),
+            )
+        },
+        server_config(),
+    )
+    .await;
+    let mut data = PdsData::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pds_addr = listener.local_addr().unwrap();
+    drop(listener);
+    let pds = format!("http://{pds_addr}");
+    let (alice, alice_key) = register(&h.plc, &pds);
+    publish(
+        &mut data,
+        &alice,
+        &alice_key,
+        &[
+            ("chat.mls.declaration", "self"),
+            ("chat.mls.keyPackage", "3jzfcijpj2z2a"),
+            ("chat.mls.keyPackage", "3jzfcijpj2z2b"),
+        ],
+    );
+    let data = Arc::new(data);
+    serve_pds(TcpListener::bind(pds_addr).await.unwrap(), data.clone());
+
+    let once = get(
+        h.addr,
+        &format!("/xrpc/chat.mls.ds.getKeyPackages?dids={alice}"),
+        &[],
+    )
+    .await;
+    let single = once.body.len();
+    assert_eq!(once.ok()["results"][0]["status"], "ok");
+    let repeated: Vec<String> = (0..100).map(|_| format!("dids={alice}")).collect();
+    let path = format!("/xrpc/chat.mls.ds.getKeyPackages?{}", repeated.join("&"));
+    let r = get(h.addr, &path, &[]).await;
+    let body = r.ok();
+    assert_eq!(
+        body["results"].as_array().unwrap().len(),
+        1,
+        "one result per DID"
+    );
+    assert!(
+        r.body.len() <= single,
+        "{} bytes for 100 repetitions, {single} for one",
+        r.body.len()
+    );
+
+    // The lookup budget of this source: 3 DIDs a minute, alice took one; refused requests
+    // and cached DIDs cost nothing.
+    let fresh: Vec<String> = (0..4)
+        .map(|i| format!("dids=did:plc:{}", format!("{i}").repeat(24)))
+        .collect();
+    get(
+        h.addr,
+        &format!("/xrpc/chat.mls.ds.getKeyPackages?{}", fresh.join("&")),
+        &[],
+    )
+    .await
+    .error(429, "RateLimitExceeded");
+    get(
+        h.addr,
+        &format!(
+            "/xrpc/chat.mls.ds.getKeyPackages?{}&dids={alice}",
+            fresh[..2].join("&")
+        ),
+        &[],
+    )
+    .await
+    .ok();
+}

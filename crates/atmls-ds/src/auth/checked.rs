@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use super::{DsMethod, RequestAuth, RequestToken};
+use super::{DsMethod, RequestAuth, RequestSource, RequestToken};
 use crate::error::AuthError;
 use crate::id::MailboxId;
 
@@ -26,6 +26,7 @@ pub struct PreChecked {
     method: DsMethod,
     mailbox: MailboxId,
     outcome: Outcome,
+    source: Option<RequestSource>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +49,27 @@ impl PreChecked {
     /// The mailbox the signature was checked for.
     pub fn mailbox(&self) -> &MailboxId {
         &self.mailbox
+    }
+
+    /// Names where the request came from, so that the core counts it against that
+    /// source's share of the replay cache ([`crate::DsConfig::replay_share_per_source`]).
+    #[must_use]
+    pub fn with_source(mut self, source: RequestSource) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Where the request came from, if the server said.
+    pub fn source(&self) -> Option<RequestSource> {
+        self.source
+    }
+
+    /// The key and nonce of a well-formed token (for undoing its replay-cache entry).
+    pub(crate) fn key_nonce(&self) -> Option<([u8; 32], [u8; 16])> {
+        match &self.outcome {
+            Outcome::Refused(_) => None,
+            Outcome::Decoded { token, .. } => Some((*token.key(), *token.nonce())),
+        }
     }
 
     /// The outcome of step 1 (token present and well-formed): the decoded token, or
@@ -99,6 +121,7 @@ impl RequestAuth<'_> {
             method,
             mailbox: *mailbox,
             outcome,
+            source: None,
         }
     }
 }

@@ -8,11 +8,14 @@
 mod checked;
 mod key;
 mod replay;
+mod source;
 mod token;
 
 pub use checked::{Authorization, PreChecked};
 pub use key::{InvalidKey, MailboxKey};
-pub(crate) use replay::{ReplayCache, ReplayVerdict};
+pub use replay::ReplayShare;
+pub(crate) use replay::{Principals, ReplayCache, ReplayLimits, ReplayVerdict};
+pub use source::RequestSource;
 pub use token::{RequestToken, TOKEN_LEN, TOKEN_TEXT_LEN};
 
 use sha2::{Digest as _, Sha256};

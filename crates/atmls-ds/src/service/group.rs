@@ -5,9 +5,10 @@ use rand::RngCore;
 
 use super::{Access, Authorized, DeliveryService, Grant, key_grant};
 use crate::auth::{Authorization, DsMethod, MailboxKey};
-use crate::error::{AuthError, EnvelopeRule, ReadError, SendEnvelopesError};
+use crate::config::{MAX_EPOCH, MAX_SEQ};
+use crate::error::{AuthError, EnvelopeRule, MailboxFull, ReadError, SendEnvelopesError};
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
-use crate::store::{Append, Envelope, MailboxKeys, PreviousKey, Store, StoreError};
+use crate::store::{Append, Envelope, MailboxKeys, PreviousKey, Store};
 use crate::time::Timestamp;
 
 /// An envelope as its sender submits it (`sendEnvelopes#outgoingEnvelope`).
@@ -185,6 +186,7 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
             }
             epoch_after = epoch
                 .checked_add(1)
+                .filter(|&e| e <= MAX_EPOCH)
                 .ok_or(invalid(i, EnvelopeRule::EpochOverflow))?;
             keys = MailboxKeys::Group {
                 epoch: epoch_after,
@@ -196,10 +198,25 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
             };
         }
 
-        let first_seq = mailbox
-            .head
-            .checked_add(1)
-            .ok_or(StoreError::OutOfRange(mailbox.head))?;
+        // Capacity: sequence numbers up to MAX_SEQ, stored bytes up to the mailbox's cap.
+        let full = SendEnvelopesError::MailboxFull;
+        let first_seq = mailbox.head.saturating_add(1);
+        let last_seq = first_seq.saturating_add(envelopes.len() as u64 - 1);
+        if last_seq > MAX_SEQ {
+            return Err(full(MailboxFull::Sequence { max: MAX_SEQ }));
+        }
+        let adding = envelopes
+            .iter()
+            .map(|e| e.payload.len() as u64)
+            .fold(0, u64::saturating_add);
+        let max_bytes = self.config.max_mailbox_bytes();
+        if mailbox.stored_bytes.saturating_add(adding) > max_bytes {
+            return Err(full(MailboxFull::Bytes {
+                stored: mailbox.stored_bytes,
+                adding,
+                max: max_bytes,
+            }));
+        }
         let stored: Vec<Envelope> = envelopes
             .into_iter()
             .zip(first_seq..)
@@ -215,12 +232,10 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
                 received_at: now,
             })
             .collect();
-        let last_seq = first_seq
-            .checked_add(stored.len() as u64 - 1)
-            .ok_or(StoreError::OutOfRange(first_seq))?;
         let mut after = mailbox;
         after.head = last_seq;
         after.keys = keys;
+        after.stored_bytes = mailbox.stored_bytes.saturating_add(adding);
         self.store.append(&[Append {
             expected_head: mailbox.head,
             mailbox: after,

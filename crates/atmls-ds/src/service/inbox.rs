@@ -6,9 +6,10 @@ use rand::RngCore;
 use super::{Access, DeliveryService};
 use crate::auth::{Authorization, DsMethod};
 use crate::config::LEXICON_MAX_DELETE;
-use crate::error::{InboxError, SendWelcomeError};
+use crate::config::MAX_SEQ;
+use crate::error::{InboxError, MailboxFull, SendWelcomeError};
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
-use crate::store::{Append, Envelope, Store, StoreError};
+use crate::store::{Append, Envelope, Store};
 use crate::time::Timestamp;
 
 /// One page of `listInbox`.
@@ -34,9 +35,9 @@ impl From<Access> for InboxError {
 impl<S: Store, R: RngCore> DeliveryService<S, R> {
     /// `chat.mls.ds.sendWelcome`: deposits a sealed welcome. Records no identity.
     ///
-    /// Checks, in order: the inbox exists, it is an inbox, payload size, then the
-    /// deposit rate of this inbox in its current 60-second window. Only accepted deposits
-    /// count.
+    /// Checks, in order: the inbox exists, it is an inbox, payload size, the deposit
+    /// rate of this inbox in its current 60-second window (deposits and bytes), then its
+    /// capacity (sequence numbers, stored bytes). Only accepted deposits count.
     pub fn send_welcome(
         &mut self,
         inbox: &MailboxId,
@@ -60,15 +61,27 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
                 max,
             });
         }
+        let len = payload.len();
         self.deposits
-            .check(inbox, now)
+            .check(inbox, len, now)
             .map_err(|retry_after_ms| SendWelcomeError::RateLimitExceeded { retry_after_ms })?;
-        let seq = mailbox
-            .head
-            .checked_add(1)
-            .ok_or(StoreError::OutOfRange(mailbox.head))?;
+        let seq = mailbox.head.saturating_add(1);
+        if seq > MAX_SEQ {
+            return Err(SendWelcomeError::MailboxFull(MailboxFull::Sequence {
+                max: MAX_SEQ,
+            }));
+        }
+        let max_bytes = self.config.max_mailbox_bytes();
+        if mailbox.stored_bytes.saturating_add(len as u64) > max_bytes {
+            return Err(SendWelcomeError::MailboxFull(MailboxFull::Bytes {
+                stored: mailbox.stored_bytes,
+                adding: len as u64,
+                max: max_bytes,
+            }));
+        }
         let mut after = mailbox;
         after.head = seq;
+        after.stored_bytes = mailbox.stored_bytes.saturating_add(len as u64);
         self.store.append(&[Append {
             expected_head: mailbox.head,
             mailbox: after,
@@ -80,7 +93,7 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
                 received_at: now,
             }],
         }])?;
-        self.deposits.record(inbox, now);
+        self.deposits.record(inbox, len, now);
         Ok(seq)
     }
 

@@ -9,8 +9,11 @@ pub use inbox::InboxPage;
 
 use rand::RngCore;
 
-use crate::auth::{Authorization, DsMethod, MailboxKey, ReplayCache, ReplayVerdict};
-use crate::config::{DsConfig, LEXICON_MAX_PAGE};
+use crate::auth::{
+    Authorization, DsMethod, MailboxKey, PreChecked, Principals, ReplayCache, ReplayLimits,
+    ReplayVerdict,
+};
+use crate::config::{DsConfig, LEXICON_MAX_PAGE, MAX_EPOCH};
 use crate::error::{AuthError, CreateMailboxError, ReadError};
 use crate::id::{MailboxId, MailboxKind};
 use crate::store::{CreateOutcome, Mailbox, MailboxKeys, PageLimit, Store, StoreError};
@@ -123,9 +126,18 @@ pub struct DeliveryService<S, R> {
 impl<S: Store, R: RngCore> DeliveryService<S, R> {
     /// A core over `store`, drawing mailbox ids from `rng` (a CSPRNG in production).
     pub fn new(store: S, rng: R, config: DsConfig) -> Self {
+        let limits = ReplayLimits {
+            capacity: config.replay_cache_capacity(),
+            per_key: config.replay_share_per_key(),
+            per_mailbox: config.replay_share_per_mailbox(),
+            per_source: config.replay_share_per_source(),
+        };
         Self {
-            replay: ReplayCache::new(config.replay_cache_capacity(), config.replay_window()),
-            deposits: DepositLimiter::new(config.inbox_deposits_per_minute()),
+            replay: ReplayCache::new(limits, config.replay_window()),
+            deposits: DepositLimiter::new(
+                config.inbox_deposits_per_minute(),
+                config.inbox_deposit_bytes_per_minute(),
+            ),
             store,
             rng,
             config,
@@ -149,7 +161,7 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
 
     /// `chat.mls.ds.createMailbox`, for `account` (the DID of a service-auth JWT the
     /// caller already verified). `key` is the group key of `epoch`, or the inbox owner
-    /// key; `epoch` is ignored for inboxes.
+    /// key; `epoch` is ignored for inboxes, and at most [`MAX_EPOCH`] for groups.
     pub fn create_mailbox(
         &mut self,
         account: &str,
@@ -158,6 +170,12 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
         epoch: u64,
     ) -> Result<MailboxInfo, CreateMailboxError> {
         let key = MailboxKey::from_bytes(key).map_err(|_| CreateMailboxError::InvalidKey)?;
+        if kind == MailboxKind::Group && epoch > MAX_EPOCH {
+            return Err(CreateMailboxError::EpochOutOfRange {
+                epoch,
+                max: MAX_EPOCH,
+            });
+        }
         let keys = match kind {
             MailboxKind::Group => MailboxKeys::Group {
                 epoch,
@@ -170,11 +188,7 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
         // A collision of 256-bit random ids means a broken RNG; retry a few times anyway.
         let mut attempts = 0;
         loop {
-            let mailbox = Mailbox {
-                id: MailboxId::random(&mut self.rng),
-                head: 0,
-                keys,
-            };
+            let mailbox = Mailbox::new(MailboxId::random(&mut self.rng), keys);
             match self.store.create_mailbox(account, max, &mailbox) {
                 Ok(CreateOutcome::Created) => return Ok(MailboxInfo::from(&mailbox)),
                 Ok(CreateOutcome::QuotaExceeded) => {
@@ -195,6 +209,37 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     ) -> Result<MailboxInfo, ReadError> {
         let ok = self.authorize(DsMethod::GetMailbox, id, auth, None, now)?;
         Ok(MailboxInfo::from(&ok.mailbox))
+    }
+
+    /// Would `account` be refused by `createMailbox` for its quota now? For a caller that
+    /// wants to refuse before it spends anything on the request (e.g. before recording
+    /// the request's service-auth token id).
+    pub fn quota_reached(&self, account: &str) -> Result<bool, StoreError> {
+        Ok(self.store.account_mailboxes(account)? >= self.config.max_mailboxes_per_account())
+    }
+
+    /// Undoes the replay-cache entry of an accepted request whose write then failed, so
+    /// that the core's memory matches the store: nothing of the request happened. Only
+    /// for a request this core accepted (its nonce was recorded by that acceptance).
+    pub fn forget_request(&mut self, auth: &PreChecked) {
+        if let Some((key, nonce)) = auth.key_nonce() {
+            let owner = Principals {
+                mailbox: *auth.mailbox(),
+                source: auth.source(),
+            };
+            self.replay.forget(&key, &nonce, owner);
+        }
+    }
+
+    /// Undoes the deposit count of an accepted welcome of `len` payload bytes whose write
+    /// then failed.
+    pub fn forget_deposit(&mut self, inbox: &MailboxId, len: usize) {
+        self.deposits.forget(inbox, len);
+    }
+
+    /// Unexpired entries of the replay cache (for metrics and tests).
+    pub fn replay_entries(&self) -> usize {
+        self.replay.len()
     }
 
     /// Retention: deletes envelopes older than the per-kind TTL, and forgets expired
@@ -264,7 +309,11 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
             }
             Err(e) => return Err(e.into()),
         };
-        match self.replay.check(token.key(), token.nonce(), now) {
+        let owner = Principals {
+            mailbox: *id,
+            source: checked.source(),
+        };
+        match self.replay.check(token.key(), token.nonce(), owner, now) {
             ReplayVerdict::Fresh => Ok(Authorized {
                 mailbox,
                 grant,
@@ -272,6 +321,7 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
             }),
             ReplayVerdict::Replayed => Err(AuthError::ReplayedRequest.into()),
             ReplayVerdict::Full => Err(AuthError::ReplayCacheFull.into()),
+            ReplayVerdict::OverShare(share) => Err(AuthError::ReplayShareExceeded(share).into()),
         }
     }
 

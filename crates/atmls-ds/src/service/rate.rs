@@ -1,4 +1,5 @@
-//! Deposits per inbox per minute: a fixed 60-second window per inbox, in memory.
+//! Deposits per inbox per minute: a fixed 60-second window per inbox, in memory, counting
+//! deposits and their payload bytes.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,51 +12,82 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// Purge ended windows once the map holds this many inboxes.
 const PURGE_AT: usize = 1 << 16;
 
-/// Counts accepted deposits per inbox in fixed windows that start at the first deposit
-/// after the previous window ended.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Timestamp,
+    count: u32,
+    bytes: u64,
+}
+
+/// Counts accepted deposits and their bytes per inbox in fixed windows that start at the
+/// first deposit after the previous window ended.
 #[derive(Debug)]
 pub(crate) struct DepositLimiter {
-    windows: HashMap<MailboxId, (Timestamp, u32)>,
+    windows: HashMap<MailboxId, Window>,
     per_window: u32,
+    bytes_per_window: u64,
 }
 
 impl DepositLimiter {
-    pub(crate) fn new(per_window: u32) -> Self {
+    pub(crate) fn new(per_window: u32, bytes_per_window: u64) -> Self {
         Self {
             windows: HashMap::new(),
             per_window,
+            bytes_per_window,
         }
     }
 
-    /// `Err(retry_after_ms)` if `inbox` already had its deposits in the current window.
-    pub(crate) fn check(&self, inbox: &MailboxId, now: Timestamp) -> Result<(), u64> {
-        match self.windows.get(inbox) {
-            Some(&(start, count)) if now < start.saturating_add(WINDOW) => {
-                if count >= self.per_window {
-                    Err(start.saturating_add(WINDOW).as_millis() - now.as_millis())
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Ok(()),
+    /// `Err(retry_after_ms)` if `inbox` already had its deposits, or would pass its bytes,
+    /// in the current window with a deposit of `len` bytes.
+    pub(crate) fn check(&self, inbox: &MailboxId, len: usize, now: Timestamp) -> Result<(), u64> {
+        let len = len as u64;
+        let (count, bytes, retry) = match self.windows.get(inbox) {
+            Some(w) if now < w.start.saturating_add(WINDOW) && now >= w.start => (
+                w.count,
+                w.bytes,
+                w.start.saturating_add(WINDOW).as_millis() - now.as_millis(),
+            ),
+            _ => (0, 0, WINDOW.as_millis() as u64),
+        };
+        if count >= self.per_window || bytes.saturating_add(len) > self.bytes_per_window {
+            Err(retry)
+        } else {
+            Ok(())
         }
     }
 
-    /// Counts one accepted deposit.
-    pub(crate) fn record(&mut self, inbox: &MailboxId, now: Timestamp) {
+    /// Counts one accepted deposit of `len` bytes.
+    pub(crate) fn record(&mut self, inbox: &MailboxId, len: usize, now: Timestamp) {
         if self.windows.len() >= PURGE_AT {
             self.purge(now);
         }
-        let entry = self.windows.entry(*inbox).or_insert((now, 0));
-        if now >= entry.0.saturating_add(WINDOW) || now < entry.0 {
-            *entry = (now, 0);
+        let w = self.windows.entry(*inbox).or_insert(Window {
+            start: now,
+            count: 0,
+            bytes: 0,
+        });
+        if now >= w.start.saturating_add(WINDOW) || now < w.start {
+            *w = Window {
+                start: now,
+                count: 0,
+                bytes: 0,
+            };
         }
-        entry.1 = entry.1.saturating_add(1);
+        w.count = w.count.saturating_add(1);
+        w.bytes = w.bytes.saturating_add(len as u64);
+    }
+
+    /// Takes back one deposit of `len` bytes (its write failed).
+    pub(crate) fn forget(&mut self, inbox: &MailboxId, len: usize) {
+        if let Some(w) = self.windows.get_mut(inbox) {
+            w.count = w.count.saturating_sub(1);
+            w.bytes = w.bytes.saturating_sub(len as u64);
+        }
     }
 
     /// Forgets windows that have ended.
     pub(crate) fn purge(&mut self, now: Timestamp) {
         self.windows
-            .retain(|_, (start, _)| now < start.saturating_add(WINDOW));
+            .retain(|_, w| now < w.start.saturating_add(WINDOW));
     }
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{
     Append, CreateOutcome, EndedEpoch, Envelope, Mailbox, PageLimit, Store, StoreError,
-    check_append, ended_by,
+    check_append, ended_by, payload_bytes,
 };
 use crate::id::{MailboxId, MailboxKind};
 use crate::time::Timestamp;
@@ -56,7 +56,10 @@ impl Store for MemoryStore {
         self.mailboxes.insert(
             mailbox.id,
             Entry {
-                mailbox: *mailbox,
+                mailbox: Mailbox {
+                    stored_bytes: 0,
+                    ..*mailbox
+                },
                 envelopes: BTreeMap::new(),
                 ended: HashMap::new(),
             },
@@ -79,7 +82,13 @@ impl Store for MemoryStore {
                     .ok_or(StoreError::UnknownMailbox(id))?,
             };
             check_append(&current, b)?;
-            heads.insert(id, b.mailbox);
+            heads.insert(
+                id,
+                Mailbox {
+                    stored_bytes: current.stored_bytes.saturating_add(payload_bytes(b)),
+                    ..b.mailbox
+                },
+            );
         }
         for b in batches {
             let entry = self
@@ -89,7 +98,10 @@ impl Store for MemoryStore {
             if let Some((key, ended)) = ended_by(&entry.mailbox, b) {
                 entry.ended.insert(*key.as_bytes(), ended);
             }
-            entry.mailbox = b.mailbox;
+            entry.mailbox = Mailbox {
+                stored_bytes: entry.mailbox.stored_bytes.saturating_add(payload_bytes(b)),
+                ..b.mailbox
+            };
             for e in &b.envelopes {
                 entry.envelopes.insert(e.seq, e.clone());
             }
@@ -127,10 +139,17 @@ impl Store for MemoryStore {
         let Some(entry) = self.mailboxes.get_mut(id) else {
             return Ok(0);
         };
-        Ok(seqs
-            .iter()
-            .filter(|s| entry.envelopes.remove(s).is_some())
-            .count() as u64)
+        let mut n = 0;
+        for seq in seqs {
+            if let Some(e) = entry.envelopes.remove(seq) {
+                n += 1;
+                entry.mailbox.stored_bytes = entry
+                    .mailbox
+                    .stored_bytes
+                    .saturating_sub(e.payload.len() as u64);
+            }
+        }
+        Ok(n)
     }
 
     fn expire(&mut self, kind: MailboxKind, before: Timestamp) -> Result<u64, StoreError> {
@@ -139,9 +158,16 @@ impl Store for MemoryStore {
             if entry.mailbox.kind() != kind {
                 continue;
             }
-            let len = entry.envelopes.len();
-            entry.envelopes.retain(|_, e| e.received_at >= before);
-            n += (len - entry.envelopes.len()) as u64;
+            let mut freed = 0u64;
+            entry.envelopes.retain(|_, e| {
+                let keep = e.received_at >= before;
+                if !keep {
+                    n += 1;
+                    freed = freed.saturating_add(e.payload.len() as u64);
+                }
+                keep
+            });
+            entry.mailbox.stored_bytes = entry.mailbox.stored_bytes.saturating_sub(freed);
         }
         Ok(n)
     }

@@ -71,6 +71,14 @@ pub enum MailboxKeys {
 }
 
 /// The state of a mailbox. It holds no account identity and no creation time.
+///
+/// ```
+/// use atmls_ds::store::{Mailbox, MailboxKeys};
+/// use atmls_ds::{MailboxId, MailboxKind};
+/// # let owner = atmls_ds::auth::MailboxKey::from(&ed25519_dalek::SigningKey::from_bytes(&[1; 32]));
+/// let m = Mailbox::new(MailboxId::from_bytes([1; 32]), MailboxKeys::Inbox { owner });
+/// assert_eq!((m.head, m.stored_bytes, m.kind()), (0, 0, MailboxKind::Inbox));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mailbox {
     /// The mailbox id.
@@ -80,9 +88,23 @@ pub struct Mailbox {
     pub head: u64,
     /// Its keys.
     pub keys: MailboxKeys,
+    /// Payload bytes of the envelopes it holds now (deleted and expired ones no longer
+    /// count). The stores keep it: in an [`Append`] it is the core's expectation, and the
+    /// store counts the payloads itself.
+    pub stored_bytes: u64,
 }
 
 impl Mailbox {
+    /// A new, empty mailbox (head 0, nothing stored).
+    pub fn new(id: MailboxId, keys: MailboxKeys) -> Self {
+        Self {
+            id,
+            head: 0,
+            keys,
+            stored_bytes: 0,
+        }
+    }
+
     /// Group or inbox.
     pub fn kind(&self) -> MailboxKind {
         match self.keys {
@@ -171,6 +193,22 @@ pub enum StoreError {
     Private(#[from] atmls_fs::PrivateError),
 }
 
+impl StoreError {
+    /// What kind of failure this is, without any identifier (mailbox ids, values): for
+    /// logs, which must not name mailboxes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::UnknownMailbox(_) => "unknown mailbox",
+            Self::DuplicateMailbox(_) => "duplicate mailbox",
+            Self::HeadMoved { .. } => "head moved",
+            Self::InvalidAppend(_) => "invalid append",
+            Self::OutOfRange(_) => "value out of range",
+            Self::Corrupt(_) => "corrupt store",
+        }
+    }
+}
+
 /// The delivery service's storage contract.
 ///
 /// Every write is atomic: it happens completely or not at all, and when it returns `Ok`
@@ -250,6 +288,15 @@ pub fn ended_by(current: &Mailbox, append: &Append) -> Option<(MailboxKey, Ended
             end_seq,
         },
     ))
+}
+
+/// Payload bytes of an append's envelopes.
+pub(crate) fn payload_bytes(append: &Append) -> u64 {
+    append
+        .envelopes
+        .iter()
+        .map(|e| e.payload.len() as u64)
+        .fold(0, u64::saturating_add)
 }
 
 /// Checks an append against the mailbox's stored state (shared by the backends).

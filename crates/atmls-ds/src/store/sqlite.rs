@@ -17,14 +17,15 @@ use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{
     Append, CreateOutcome, EndedEpoch, Envelope, Mailbox, MailboxKeys, PageLimit, PreviousKey,
-    Store, StoreError, check_append, ended_by,
+    Store, StoreError, check_append, ended_by, payload_bytes,
 };
 use crate::auth::MailboxKey;
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
 use crate::time::Timestamp;
 
 /// 1: mailboxes, envelopes, account_quota. 2: adds `epoch_keys` (created on open).
-const SCHEMA_VERSION: i64 = 2;
+/// 3: adds `mailboxes.bytes` (payload bytes held; filled from `envelopes` on upgrade).
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -34,7 +35,8 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     epoch            INTEGER,           -- group only
     key              BLOB    NOT NULL,  -- current epoch key / owner key
     prev_key         BLOB,              -- group: previous epoch key
-    prev_valid_until INTEGER            -- ms since the Unix epoch
+    prev_valid_until INTEGER,           -- ms since the Unix epoch
+    bytes            INTEGER NOT NULL DEFAULT 0  -- payload bytes of its envelopes
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS envelopes (
     mailbox     BLOB    NOT NULL,
@@ -91,6 +93,17 @@ impl SqliteStore {
                 "schema version {version} is newer than {SCHEMA_VERSION}"
             )));
         }
+        if (1..3).contains(&version) {
+            // The mailboxes table predates the `bytes` column: add it and count what each
+            // mailbox holds.
+            conn.execute_batch(
+                "BEGIN IMMEDIATE;
+                 ALTER TABLE mailboxes ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+                 UPDATE mailboxes SET bytes = (SELECT CAST(total(length(payload)) AS INTEGER)
+                     FROM envelopes WHERE envelopes.mailbox = mailboxes.id);
+                 COMMIT;",
+            )?;
+        }
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         Ok(Self { conn })
@@ -146,6 +159,7 @@ struct Row {
     key: Vec<u8>,
     prev_key: Option<Vec<u8>>,
     prev_valid_until: Option<i64>,
+    bytes: i64,
 }
 
 fn decode_mailbox(id: MailboxId, r: Row) -> Result<Mailbox, StoreError> {
@@ -174,6 +188,7 @@ fn decode_mailbox(id: MailboxId, r: Row) -> Result<Mailbox, StoreError> {
         id,
         head: to_u64(r.head)?,
         keys,
+        stored_bytes: to_u64(r.bytes)?,
     })
 }
 
@@ -215,7 +230,8 @@ fn encode_mailbox(m: &Mailbox) -> Result<MailboxColumns<'_>, StoreError> {
 
 fn read_mailbox(conn: &Connection, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT kind, head, epoch, key, prev_key, prev_valid_until FROM mailboxes WHERE id = ?1",
+        "SELECT kind, head, epoch, key, prev_key, prev_valid_until, bytes FROM mailboxes
+         WHERE id = ?1",
     )?;
     let row = stmt
         .query_row([id.as_bytes().as_slice()], |r| {
@@ -226,6 +242,7 @@ fn read_mailbox(conn: &Connection, id: &MailboxId) -> Result<Option<Mailbox>, St
                 key: r.get(3)?,
                 prev_key: r.get(4)?,
                 prev_valid_until: r.get(5)?,
+                bytes: r.get(6)?,
             })
         })
         .optional()?;
@@ -305,10 +322,11 @@ impl Store for SqliteStore {
                 ])?;
             }
             let (_, head, epoch, key, prev_key, prev_until) = encode_mailbox(&b.mailbox)?;
+            let bytes = to_i64(current.stored_bytes.saturating_add(payload_bytes(b)))?;
             let changed = tx
                 .prepare_cached(
                     "UPDATE mailboxes SET head = ?2, epoch = ?3, key = ?4, prev_key = ?5,
-                     prev_valid_until = ?6 WHERE id = ?1 AND head = ?7",
+                     prev_valid_until = ?6, bytes = ?8 WHERE id = ?1 AND head = ?7",
                 )?
                 .execute(params![
                     id.as_bytes().as_slice(),
@@ -317,7 +335,8 @@ impl Store for SqliteStore {
                     key,
                     prev_key,
                     prev_until,
-                    to_i64(b.expected_head)?
+                    to_i64(b.expected_head)?,
+                    bytes
                 ])?;
             if changed != 1 {
                 return Err(StoreError::HeadMoved {
@@ -382,15 +401,27 @@ impl Store for SqliteStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut n = 0u64;
+        let mut freed = 0i64;
         {
-            let mut del =
-                tx.prepare_cached("DELETE FROM envelopes WHERE mailbox = ?1 AND seq = ?2")?;
+            let mut del = tx.prepare_cached(
+                "DELETE FROM envelopes WHERE mailbox = ?1 AND seq = ?2 RETURNING length(payload)",
+            )?;
             for &seq in seqs {
                 let Ok(seq) = i64::try_from(seq) else {
                     continue;
                 };
-                n += del.execute(params![id.as_bytes().as_slice(), seq])? as u64;
+                let len: Option<i64> = del
+                    .query_row(params![id.as_bytes().as_slice(), seq], |r| r.get(0))
+                    .optional()?;
+                if let Some(len) = len {
+                    n += 1;
+                    freed = freed.saturating_add(len);
+                }
             }
+        }
+        if n > 0 {
+            tx.prepare_cached("UPDATE mailboxes SET bytes = max(bytes - ?2, 0) WHERE id = ?1")?
+                .execute(params![id.as_bytes().as_slice(), freed])?;
         }
         tx.commit()?;
         if n > 0 {
@@ -401,16 +432,38 @@ impl Store for SqliteStore {
 
     fn expire(&mut self, kind: MailboxKind, before: Timestamp) -> Result<u64, StoreError> {
         let before = i64::try_from(before.as_millis()).unwrap_or(i64::MAX);
-        let n = match kind {
-            MailboxKind::Group => self.conn.execute(
-                "DELETE FROM envelopes WHERE kind IN (0, 1) AND received_at < ?1",
-                [before],
-            )?,
-            MailboxKind::Inbox => self.conn.execute(
-                "DELETE FROM envelopes WHERE kind = 2 AND received_at < ?1",
-                [before],
-            )?,
-        } as u64;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut freed: std::collections::HashMap<Vec<u8>, i64> = std::collections::HashMap::new();
+        let mut n = 0u64;
+        {
+            let mut del = tx.prepare_cached(match kind {
+                MailboxKind::Group => {
+                    "DELETE FROM envelopes WHERE kind IN (0, 1) AND received_at < ?1
+                     RETURNING mailbox, length(payload)"
+                }
+                MailboxKind::Inbox => {
+                    "DELETE FROM envelopes WHERE kind = 2 AND received_at < ?1
+                     RETURNING mailbox, length(payload)"
+                }
+            })?;
+            let mut rows = del.query([before])?;
+            while let Some(r) = rows.next()? {
+                n += 1;
+                let len: i64 = r.get(1)?;
+                let e = freed.entry(r.get(0)?).or_default();
+                *e = e.saturating_add(len);
+            }
+        }
+        {
+            let mut update =
+                tx.prepare_cached("UPDATE mailboxes SET bytes = max(bytes - ?2, 0) WHERE id = ?1")?;
+            for (id, len) in &freed {
+                update.execute(params![id, len])?;
+            }
+        }
+        tx.commit()?;
         if n > 0 {
             self.checkpoint()?;
         }

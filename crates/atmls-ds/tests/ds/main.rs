@@ -6,6 +6,7 @@ mod harness;
 mod auth;
 mod group;
 mod inbox;
+mod limits;
 mod prechecked;
 mod privacy;
 mod race;

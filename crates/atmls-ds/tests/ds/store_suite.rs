@@ -18,6 +18,7 @@ fn group(id: u8) -> Mailbox {
     Mailbox {
         id: MailboxId::from_bytes([id; 32]),
         head: 0,
+        stored_bytes: 0,
         keys: MailboxKeys::Group {
             epoch: 0,
             current: mkey(1),
@@ -30,6 +31,7 @@ fn inbox(id: u8) -> Mailbox {
     Mailbox {
         id: MailboxId::from_bytes([id; 32]),
         head: 0,
+        stored_bytes: 0,
         keys: MailboxKeys::Inbox { owner: mkey(2) },
     }
 }
@@ -47,10 +49,15 @@ fn env(seq: u64, kind: EnvelopeKind, at: u64) -> Envelope {
 fn batch(before: &Mailbox, kind: EnvelopeKind, n: u64, at: u64) -> Append {
     let mut after = *before;
     after.head = before.head + n;
+    let envelopes: Vec<Envelope> = (1..=n).map(|i| env(before.head + i, kind, at)).collect();
+    after.stored_bytes += envelopes
+        .iter()
+        .map(|e| e.payload.len() as u64)
+        .sum::<u64>();
     Append {
         expected_head: before.head,
         mailbox: after,
-        envelopes: (1..=n).map(|i| env(before.head + i, kind, at)).collect(),
+        envelopes,
     }
 }
 
@@ -343,6 +350,17 @@ fn sqlite_migrates_version_1() {
              PRAGMA user_version = 1;",
         )
         .unwrap();
+        // A mailbox holding 12 payload bytes before the upgrade.
+        conn.execute(
+            "INSERT INTO mailboxes (id, kind, head, key) VALUES (?1, 1, 2, ?2)",
+            rusqlite::params![[9u8; 32].as_slice(), mkey(2).as_bytes().as_slice()],
+        )
+        .unwrap();
+        conn.execute_batch(
+            "INSERT INTO envelopes SELECT id, 1, 2, NULL, X'0102030405', 0 FROM mailboxes;
+             INSERT INTO envelopes SELECT id, 2, 2, NULL, X'01020304050607', 0 FROM mailboxes;",
+        )
+        .unwrap();
     }
     let g = group(1);
     let mut s = atmls_ds::SqliteStore::open(&path).unwrap();
@@ -361,10 +379,13 @@ fn sqlite_migrates_version_1() {
             end_seq: 1
         })
     );
+    // Stored bytes were counted on upgrade.
+    let old = s.mailbox(&MailboxId::from_bytes([9; 32])).unwrap().unwrap();
+    assert_eq!((old.head, old.stored_bytes), (2, 12));
     drop(s);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }

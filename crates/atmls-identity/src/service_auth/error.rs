@@ -131,16 +131,22 @@ pub enum ServiceAuthError {
     /// The replay store is full of unexpired tokens; refused rather than forget one.
     #[error("replay store full")]
     ReplayStoreFull,
+    /// This issuer already holds its share of unexpired tokens in the replay store; its
+    /// new tokens are refused until older ones expire (everyone else's still pass).
+    #[error("too many live tokens from this issuer")]
+    IssuerShareFull,
 }
 
 impl ServiceAuthError {
     /// The HTTP status an XRPC server answers with: 502 when the issuer's DID could not
     /// be fetched for reasons outside the caller's control (timeout, transport), 503 when
-    /// the replay store is full, 401 for everything else.
+    /// the replay store is full, 429 when the issuer holds its share of it, 401 for
+    /// everything else.
     pub fn http_status(&self) -> u16 {
         match self {
             ServiceAuthError::Resolve(ResolveError::Timeout | ResolveError::Transport(_)) => 502,
             ServiceAuthError::ReplayStoreFull => 503,
+            ServiceAuthError::IssuerShareFull => 429,
             _ => 401,
         }
     }
@@ -153,6 +159,7 @@ impl ServiceAuthError {
         match (self.http_status(), self) {
             (502, _) => "UpstreamFailure",
             (503, _) => "ServiceUnavailable",
+            (429, _) => "RateLimitExceeded",
             (_, ServiceAuthError::Expired { .. }) => "ExpiredToken",
             _ => "InvalidToken",
         }
@@ -190,6 +197,7 @@ impl ServiceAuthError {
             E::BadSignature => "BadSignature",
             E::Replayed => "Replayed",
             E::ReplayStoreFull => "ReplayStoreFull",
+            E::IssuerShareFull => "IssuerShareFull",
         }
     }
 }

@@ -17,4 +17,4 @@ pub use error::{ServiceAuthError, TokenPart};
 pub use issue::issue;
 pub use parse::{Claims, Header, UnverifiedToken};
 pub use replay::{MemoryReplayStore, ReplayStore};
-pub use verify::{ServiceAuthVerifier, VerifiedToken, VerifierConfig};
+pub use verify::{ServiceAuthVerifier, UnrecordedToken, VerifiedToken, VerifierConfig};

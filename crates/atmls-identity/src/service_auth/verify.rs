@@ -88,6 +88,19 @@ pub struct VerifiedToken {
     pub issuer_pds: Option<String>,
 }
 
+/// A token whose signature and claims verified but whose `jti` is not recorded yet
+/// ([`ServiceAuthVerifier::verify_unrecorded`]); [`ServiceAuthVerifier::record`] turns it
+/// into a [`VerifiedToken`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnrecordedToken(VerifiedToken);
+
+impl UnrecordedToken {
+    /// The verified claims (not yet protected against replay).
+    pub fn claims(&self) -> &VerifiedToken {
+        &self.0
+    }
+}
+
 /// Verifies service-auth tokens for one service.
 pub struct ServiceAuthVerifier {
     resolver: Arc<dyn DidResolver>,
@@ -142,6 +155,32 @@ impl ServiceAuthVerifier {
         lxm: &str,
         now: u64,
     ) -> Result<VerifiedToken, ServiceAuthError> {
+        let pending = self.verify_unrecorded(token, lxm, now).await?;
+        self.record(pending, now)
+    }
+
+    /// Records the `jti` of a token [`Self::verify_unrecorded`] passed (the replay check):
+    /// call it once the request's own cheap checks (body, quota) passed, so that a request
+    /// refused for them spends nothing of the replay store.
+    pub fn record(
+        &self,
+        pending: UnrecordedToken,
+        now: u64,
+    ) -> Result<VerifiedToken, ServiceAuthError> {
+        let token = pending.0;
+        self.replay
+            .check_and_insert(token.issuer.as_str(), &token.jti, token.exp, now)?;
+        Ok(token)
+    }
+
+    /// Every check of [`Self::verify`] but the replay check: the token is not recorded
+    /// yet, and is not usable as a [`VerifiedToken`] before [`Self::record`].
+    pub async fn verify_unrecorded(
+        &self,
+        token: &str,
+        lxm: &str,
+        now: u64,
+    ) -> Result<UnrecordedToken, ServiceAuthError> {
         let token = UnverifiedToken::parse(token, self.config.max_token_bytes)?;
         let checked = self.check_claims(&token, lxm, now)?;
 
@@ -167,9 +206,7 @@ impl ServiceAuthVerifier {
             }
         };
 
-        self.replay
-            .check_and_insert(checked.issuer.as_str(), &checked.jti, checked.exp, now)?;
-        Ok(VerifiedToken {
+        Ok(UnrecordedToken(VerifiedToken {
             issuer: checked.issuer,
             issuer_service: checked.issuer_service,
             lxm: lxm.to_owned(),
@@ -177,7 +214,7 @@ impl ServiceAuthVerifier {
             iat: checked.iat,
             exp: checked.exp,
             issuer_pds: doc.pds_endpoint().ok().map(str::to_owned),
-        })
+        }))
     }
 
     fn check_claims(

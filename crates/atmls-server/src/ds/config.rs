@@ -84,6 +84,17 @@ pub struct KeyPackageConfig {
     /// Allow plain `http://` PDS endpoints (development and tests). Default off: only
     /// `https://` endpoints are fetched.
     pub allow_http: bool,
+    /// Most bytes of one answer. Results past it are answered `unreachable` ("ask for
+    /// this DID alone"); the first DID's result is always whole (one DID's result is
+    /// bounded by 101 records of at most `max_proof_bytes`). Default 16 MiB.
+    pub max_response_bytes: usize,
+    /// Most bytes of encoded answers the cache holds (besides `cache_capacity` DIDs);
+    /// the oldest are evicted first. Default 64 MiB.
+    pub cache_max_bytes: usize,
+    /// Most DIDs one source (client address, IPv6 /64) may have looked up at PDSes per
+    /// minute; cached answers are free. A request needing more is refused whole with
+    /// `RateLimitExceeded`. Default 600.
+    pub lookups_per_source_per_minute: u64,
 }
 
 impl Default for KeyPackageConfig {
@@ -97,6 +108,9 @@ impl Default for KeyPackageConfig {
             max_list_bytes: 1024 * 1024,
             max_proof_bytes: 65_536,
             allow_http: false,
+            max_response_bytes: 16 * 1024 * 1024,
+            cache_max_bytes: 64 * 1024 * 1024,
+            lookups_per_source_per_minute: 600,
         }
     }
 }
@@ -143,6 +157,27 @@ impl KeyPackageConfig {
         self.allow_http = allow;
         self
     }
+
+    /// Sets [`KeyPackageConfig::max_response_bytes`].
+    #[must_use]
+    pub fn with_max_response_bytes(mut self, n: usize) -> Self {
+        self.max_response_bytes = n;
+        self
+    }
+
+    /// Sets [`KeyPackageConfig::cache_max_bytes`].
+    #[must_use]
+    pub fn with_cache_max_bytes(mut self, n: usize) -> Self {
+        self.cache_max_bytes = n;
+        self
+    }
+
+    /// Sets [`KeyPackageConfig::lookups_per_source_per_minute`].
+    #[must_use]
+    pub fn with_lookups_per_source_per_minute(mut self, n: u64) -> Self {
+        self.lookups_per_source_per_minute = n;
+        self
+    }
 }
 
 /// Settings of a [`DsService`](super::DsService): who it is, the core's limits, and how
@@ -172,14 +207,27 @@ pub struct DsServiceConfig {
     max_group: usize,
     key_packages: KeyPackageConfig,
     account_pds: Vec<String>,
+    shares: Shares,
+}
+
+/// Per-principal shares of the shell's shared resources ([`DsServiceConfig`]).
+#[derive(Debug, Clone, Copy)]
+struct Shares {
+    subscriptions_per_source: usize,
+    subscribers_per_mailbox: usize,
+    welcomes_per_source: u64,
+    welcome_bytes_per_source: u64,
+    tokens_per_account: usize,
 }
 
 impl DsServiceConfig {
     /// A DS with DID `did` (usually `did:web:<host>`) reachable at `base_url` (e.g.
     /// `https://ds.example.com`, no trailing slash). Defaults: [`DsConfig::default`], the
     /// system clock, heartbeats every 30 s, retention every 60 s, the startup replay guard
-    /// on, 1024 live batches buffered per subscription, a write queue of 4096 requests
-    /// and at most 256 requests per group commit.
+    /// on, 1024 live batches buffered per subscription, a write queue of 4096 requests,
+    /// at most 256 requests per group commit, and the per-principal shares: 100 open
+    /// subscriptions per source, 1000 subscribers per mailbox, 120 welcomes and 32 MiB
+    /// of welcomes per source per minute, 1000 live service-auth tokens per account.
     pub fn new(did: Did, base_url: impl Into<String>) -> Self {
         Self {
             did,
@@ -194,7 +242,73 @@ impl DsServiceConfig {
             max_group: 256,
             key_packages: KeyPackageConfig::default(),
             account_pds: Vec::new(),
+            shares: Shares {
+                subscriptions_per_source: 100,
+                subscribers_per_mailbox: 1000,
+                welcomes_per_source: 120,
+                welcome_bytes_per_source: 32 * 1024 * 1024,
+                tokens_per_account: 1000,
+            },
         }
+    }
+
+    /// Most subscriptions open at once from one source (client address, IPv6 /64); more
+    /// are refused with `RateLimitExceeded`.
+    pub fn subscriptions_per_source(&self) -> usize {
+        self.shares.subscriptions_per_source
+    }
+
+    /// Sets [`Self::subscriptions_per_source`].
+    #[must_use]
+    pub fn with_subscriptions_per_source(mut self, n: usize) -> Self {
+        self.shares.subscriptions_per_source = n;
+        self
+    }
+
+    /// Most subscriptions open at once to one mailbox (counted once authorised); more are
+    /// refused with `RateLimitExceeded`.
+    pub fn subscribers_per_mailbox(&self) -> usize {
+        self.shares.subscribers_per_mailbox
+    }
+
+    /// Sets [`Self::subscribers_per_mailbox`].
+    #[must_use]
+    pub fn with_subscribers_per_mailbox(mut self, n: usize) -> Self {
+        self.shares.subscribers_per_mailbox = n;
+        self
+    }
+
+    /// Most `sendWelcome` calls one source may make per minute (whatever the inbox;
+    /// sending a welcome needs no identity); more get `RateLimitExceeded`.
+    pub fn welcomes_per_source_per_minute(&self) -> u64 {
+        self.shares.welcomes_per_source
+    }
+
+    /// Most welcome payload bytes one source may send per minute.
+    pub fn welcome_bytes_per_source_per_minute(&self) -> u64 {
+        self.shares.welcome_bytes_per_source
+    }
+
+    /// Sets [`Self::welcomes_per_source_per_minute`] and
+    /// [`Self::welcome_bytes_per_source_per_minute`].
+    #[must_use]
+    pub fn with_welcomes_per_source_per_minute(mut self, count: u64, bytes: u64) -> Self {
+        self.shares.welcomes_per_source = count;
+        self.shares.welcome_bytes_per_source = bytes;
+        self
+    }
+
+    /// Most unexpired service-auth tokens of one account the replay store holds (of
+    /// 100,000); an account over it gets `RateLimitExceeded` from `createMailbox`.
+    pub fn tokens_per_account(&self) -> usize {
+        self.shares.tokens_per_account
+    }
+
+    /// Sets [`Self::tokens_per_account`] (at least 1).
+    #[must_use]
+    pub fn with_tokens_per_account(mut self, n: usize) -> Self {
+        self.shares.tokens_per_account = n.max(1);
+        self
     }
 
     /// The PDS endpoints whose accounts may create mailboxes; empty (the default) means

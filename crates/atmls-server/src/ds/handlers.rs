@@ -2,10 +2,10 @@
 
 use std::str::FromStr;
 
-use atmls_ds::auth::{DsMethod, PreChecked, RequestAuth, RequestToken};
+use atmls_ds::auth::{DsMethod, PreChecked, RequestAuth, RequestSource, RequestToken};
 use atmls_ds::{
-    EnvelopeKind, EnvelopeRule, LEXICON_MAX_PAYLOAD, MailboxId, MailboxKind, OutgoingEnvelope,
-    SendEnvelopesError,
+    EnvelopeKind, EnvelopeRule, LEXICON_MAX_PAYLOAD, MAX_EPOCH, MailboxId, MailboxKind,
+    OutgoingEnvelope, SendEnvelopesError,
 };
 use atmls_identity::service_auth::{ServiceAuthError, VerifiedToken};
 use atmls_lexicon::Bytes as LexBytes;
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::DsService;
+use super::keypackages::LookupBudgetSpent;
 use super::wire::{
     bytes_json, core_error, envelope_json, mailbox_info_json, send_error, status_of,
 };
@@ -40,6 +41,20 @@ fn non_negative(field: &str, v: Option<i64>, default: u64) -> Result<u64, XrpcEr
     v.map_or(Ok(default), |n| {
         u64::try_from(n).map_err(|_| XrpcError::invalid_request(format!("{field}: must be >= 0")))
     })
+}
+
+/// The source a request is counted against: its peer address (IPv6 by /64).
+pub(crate) fn source_of(req: &XrpcRequest) -> RequestSource {
+    RequestSource::from_ip(req.remote_addr().ip())
+}
+
+/// `429 RateLimitExceeded` with a retry hint.
+pub(crate) fn rate_limited(what: &str, retry_after: std::time::Duration) -> XrpcError {
+    XrpcError::new(
+        hyper::StatusCode::TOO_MANY_REQUESTS,
+        "RateLimitExceeded",
+        format!("{what}; retry after {} ms", retry_after.as_millis().max(1)),
+    )
 }
 
 /// The service-auth failure as its XRPC error (`docs/spec.md` §8).
@@ -98,7 +113,9 @@ impl DsService {
     ) -> Result<PreChecked, XrpcError> {
         let header = req.header("authorization");
         self.check_startup_guard(header.and_then(mailbox_token))?;
-        Ok(RequestAuth::from_header(header, content).check_signature(method, mailbox))
+        Ok(RequestAuth::from_header(header, content)
+            .check_signature(method, mailbox)
+            .with_source(source_of(req)))
     }
 
     fn query_signed(
@@ -121,6 +138,8 @@ impl DsService {
             "keyGraceSeconds": secs(core.key_grace()),
             "requestMaxAgeSeconds": secs(core.request_max_age()).max(1),
             "maxSubscriptionMailboxes": MAX_SUBSCRIPTION_MAILBOXES,
+            "maxMailboxBytes": core.max_mailbox_bytes(),
+            "inboxDepositBytesPerMinute": core.inbox_deposit_bytes_per_minute(),
         });
         if let Some(d) = core.group_retention() {
             limits["groupRetentionSeconds"] = json!(secs(d).max(1));
@@ -149,17 +168,48 @@ impl DsService {
             )
         })?;
         let now = self.inner.config.clock().now().as_millis() / 1000;
-        let verified = self
+        let unrecorded = self
             .inner
             .verifier
-            .verify(token, create_mailbox::NSID, now)
+            .verify_unrecorded(token, create_mailbox::NSID, now)
             .await
             .map_err(|e| service_auth_error(&e))?;
-        self.check_account_pds(&verified)?;
+        self.check_account_pds(unrecorded.claims())?;
+        // The cheap checks (body, quota) before the token's id is recorded: a request
+        // refused for them spends nothing of the replay store.
         let input: Input = req.input_as()?;
         let kind = MailboxKind::from_str(&input.kind)
             .map_err(|e| XrpcError::bad_request("UnsupportedKind", e.to_string()))?;
         let epoch = non_negative("input/epoch", input.epoch, 0)?;
+        if kind == MailboxKind::Group && epoch > MAX_EPOCH {
+            return Err(XrpcError::invalid_request(format!(
+                "input/epoch: at most {MAX_EPOCH}"
+            )));
+        }
+        let account = unrecorded.claims().issuer.as_str().to_owned();
+        let max = self.inner.config.core().max_mailboxes_per_account();
+        let reached = self
+            .call(|reply| Command::QuotaReached {
+                account: account.clone(),
+                reply,
+            })
+            .await?
+            .map_err(|e| {
+                tracing::error!(error = e.kind(), "quota read failed");
+                XrpcError::internal("internal server error")
+            })?;
+        if reached {
+            return Err(XrpcError::new(
+                status_of("QuotaExceeded"),
+                "QuotaExceeded",
+                format!("the account already has {max} mailboxes"),
+            ));
+        }
+        let verified = self
+            .inner
+            .verifier
+            .record(unrecorded, now)
+            .map_err(|e| service_auth_error(&e))?;
         let info = self
             .call(|reply| Command::Create {
                 account: verified.issuer.as_str().to_owned(),
@@ -306,6 +356,14 @@ impl DsService {
         }
         let input: Input = req.input_as()?;
         let inbox = mailbox_id("input/inbox", Some(&input.inbox))?;
+        // Sending a welcome needs no identity: the source's share bounds what one sender
+        // can deposit across every inbox (each inbox has its own share in the core).
+        let now = self.inner.config.clock().now();
+        let len = input.payload.as_slice().len() as u64;
+        self.inner
+            .welcomes
+            .charge(source_of(&req), 1, len, now)
+            .map_err(|r| rate_limited("too many welcomes from this source", r.0))?;
         let seq = self
             .call(|reply| Command::Welcome {
                 inbox,
@@ -373,9 +431,16 @@ impl DsService {
             Some(Value::String(s)) => vec![s.clone()],
             _ => return Err(XrpcError::invalid_request("params/dids: required")),
         };
-        let results = self.inner.key_packages.fetch(&dids).await;
-        let results: Vec<Value> = results.iter().map(|r| r.to_json()).collect();
-        Ok(XrpcResponse::json(json!({ "results": results })))
+        let now = self.inner.config.clock().now();
+        let body = self
+            .inner
+            .key_packages
+            .answer(&dids, source_of(&req), now)
+            .await
+            .map_err(|LookupBudgetSpent { retry_after }| {
+                rate_limited("too many DIDs looked up from this source", retry_after)
+            })?;
+        Ok(XrpcResponse::bytes("application/json", body))
     }
 }
 

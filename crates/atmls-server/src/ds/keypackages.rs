@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout};
 
+use atmls_ds::Timestamp;
+use atmls_ds::auth::RequestSource;
+
+use super::budget::{RateWindows, RetryAfter};
 use super::config::KeyPackageConfig;
 use super::handlers::proven_record_json;
 
@@ -123,19 +127,41 @@ enum Fetch {
     Failed(String),
 }
 
+/// Encoded answers per DID (`didResult` JSON), each encoded once, bounded in entries and
+/// bytes.
 #[derive(Debug, Default)]
 struct Cache {
-    entries: HashMap<String, (Instant, Arc<DidResult>)>,
+    entries: HashMap<String, (Instant, Bytes)>,
     order: VecDeque<(Instant, String)>,
+    bytes: usize,
 }
 
-/// Gathers KeyPackages from PDSes, with bounded concurrency, per-request timeouts and a
-/// bounded TTL cache of answers per DID.
+impl Cache {
+    fn evict_oldest(&mut self) -> bool {
+        let Some((at, key)) = self.order.pop_front() else {
+            return false;
+        };
+        if self.entries.get(&key).is_some_and(|(e, _)| *e == at)
+            && let Some((_, json)) = self.entries.remove(&key)
+        {
+            self.bytes -= json.len();
+        }
+        true
+    }
+}
+
+/// Most sources with a running lookup window at once.
+const MAX_LOOKUP_SOURCES: usize = 100_000;
+
+/// Gathers KeyPackages from PDSes, with bounded concurrency, per-request timeouts, a
+/// bounded TTL cache of encoded answers per DID, a bound on answer bytes, and a budget of
+/// PDS lookups per source.
 pub struct KeyPackageFetcher {
     resolver: Arc<dyn DidResolver>,
     client: atmls_net::HttpClient<Full<Bytes>>,
     config: KeyPackageConfig,
     cache: Mutex<Cache>,
+    lookups: RateWindows<RequestSource>,
 }
 
 impl std::fmt::Debug for KeyPackageFetcher {
@@ -144,6 +170,13 @@ impl std::fmt::Debug for KeyPackageFetcher {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// A `getKeyPackages` call refused before anything was fetched: the source used its
+/// lookup budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LookupBudgetSpent {
+    pub(crate) retry_after: std::time::Duration,
 }
 
 impl KeyPackageFetcher {
@@ -158,58 +191,120 @@ impl KeyPackageFetcher {
         Self {
             resolver,
             client,
+            lookups: RateWindows::new(
+                config.lookups_per_source_per_minute,
+                u64::MAX,
+                MAX_LOOKUP_SOURCES,
+            ),
             config,
             cache: Mutex::default(),
         }
     }
 
-    /// The answers for `dids`, in the same order. Never fails as a whole.
+    /// The answers for `dids`, in the same order, repeated DIDs once (at their first
+    /// place). Never fails as a whole: a DID that could not be gathered has its status.
     pub async fn fetch(&self, dids: &[String]) -> Vec<DidResult> {
         let permits = Semaphore::new(self.config.concurrency.max(1));
-        join_all(dids.iter().map(|did| self.one(did, &permits))).await
+        let distinct = distinct(dids);
+        join_all(distinct.iter().map(|did| self.lookup_timed(did, &permits))).await
     }
 
-    async fn one(&self, did: &str, permits: &Semaphore) -> DidResult {
-        if let Some(hit) = self.cached(did) {
-            return (*hit).clone();
+    /// The JSON body of `getKeyPackages` for `dids` asked by `source` at `now`: one
+    /// `didResult` per distinct DID, in the order of first appearance, taken from the
+    /// cache (encoded once) or gathered from PDSes. The DIDs not cached are charged to
+    /// the source's lookup budget first, all or none. Results that would take the body
+    /// past [`KeyPackageConfig::max_response_bytes`] are answered `unreachable` instead
+    /// (the first one is always whole).
+    pub(crate) async fn answer(
+        &self,
+        dids: &[String],
+        source: RequestSource,
+        now: Timestamp,
+    ) -> Result<Bytes, LookupBudgetSpent> {
+        let distinct = distinct(dids);
+        let mut encoded: Vec<Option<Bytes>> = distinct.iter().map(|d| self.cached(d)).collect();
+        let missing: Vec<usize> = (0..distinct.len())
+            .filter(|&i| encoded[i].is_none())
+            .collect();
+        if !missing.is_empty() {
+            self.lookups
+                .charge(source, missing.len() as u64, 0, now)
+                .map_err(|RetryAfter(retry_after)| LookupBudgetSpent { retry_after })?;
+            let permits = Semaphore::new(self.config.concurrency.max(1));
+            let fetched = join_all(
+                missing
+                    .iter()
+                    .map(|&i| self.lookup_timed(distinct[i], &permits)),
+            )
+            .await;
+            for (i, result) in missing.into_iter().zip(fetched) {
+                let json = encode_result(&result);
+                if result.status != DidStatus::Unreachable {
+                    self.remember(distinct[i], json.clone());
+                }
+                encoded[i] = Some(json);
+            }
         }
-        let result = match timeout(self.config.did_timeout, self.lookup(did, permits)).await {
+        let mut body = Vec::from(&b"{\"results\":["[..]);
+        for (i, (did, json)) in distinct.iter().zip(encoded).enumerate() {
+            let mut json = json.unwrap_or_default();
+            if i > 0 && body.len() + json.len() + 3 > self.config.max_response_bytes {
+                json = encode_result(&DidResult::failed(
+                    did,
+                    DidStatus::Unreachable,
+                    "left out: the answer reached its size limit; ask for this DID alone",
+                ));
+            }
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&json);
+        }
+        body.extend_from_slice(b"]}");
+        Ok(Bytes::from(body))
+    }
+
+    async fn lookup_timed(&self, did: &str, permits: &Semaphore) -> DidResult {
+        match timeout(self.config.did_timeout, self.lookup(did, permits)).await {
             Ok(r) => r,
             Err(_) => DidResult::failed(did, DidStatus::Unreachable, "timed out"),
-        };
-        if result.status != DidStatus::Unreachable {
-            self.remember(did, result.clone());
         }
-        result
     }
 
-    fn cached(&self, did: &str) -> Option<Arc<DidResult>> {
+    fn cached(&self, did: &str) -> Option<Bytes> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .entries
             .get(did)
             .filter(|(expires, _)| *expires > Instant::now())
-            .map(|(_, r)| r.clone())
+            .map(|(_, json)| json.clone())
     }
 
-    fn remember(&self, did: &str, result: DidResult) {
-        if self.config.cache_capacity == 0 {
+    fn remember(&self, did: &str, json: Bytes) {
+        if self.config.cache_capacity == 0 || json.len() > self.config.cache_max_bytes {
             return;
         }
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let expires = Instant::now() + self.config.cache_ttl;
-        while cache.entries.len() >= self.config.cache_capacity {
-            let Some((at, key)) = cache.order.pop_front() else {
+        if let Some((_, old)) = cache.entries.remove(did) {
+            cache.bytes -= old.len();
+        }
+        while cache.entries.len() >= self.config.cache_capacity
+            || cache.bytes + json.len() > self.config.cache_max_bytes
+        {
+            if !cache.evict_oldest() {
                 break;
-            };
-            if cache.entries.get(&key).is_some_and(|(e, _)| *e == at) {
-                cache.entries.remove(&key);
             }
         }
-        cache
-            .entries
-            .insert(did.to_owned(), (expires, Arc::new(result)));
+        let expires = Instant::now() + self.config.cache_ttl;
+        cache.bytes += json.len();
+        cache.entries.insert(did.to_owned(), (expires, json));
         cache.order.push_back((expires, did.to_owned()));
+    }
+
+    /// Bytes of encoded answers cached.
+    #[cfg(test)]
+    fn cached_bytes(&self) -> usize {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).bytes
     }
 
     async fn lookup(&self, did_text: &str, permits: &Semaphore) -> DidResult {
@@ -399,6 +494,21 @@ impl Pds<'_> {
     }
 }
 
+/// `dids` without repetitions, in the order of first appearance.
+fn distinct(dids: &[String]) -> Vec<&str> {
+    let mut seen = std::collections::HashSet::new();
+    dids.iter()
+        .map(String::as_str)
+        .filter(|d| seen.insert(*d))
+        .collect()
+}
+
+/// A result as its `didResult` JSON.
+fn encode_result(r: &DidResult) -> Bytes {
+    // Serialising a `Value` cannot fail.
+    Bytes::from(serde_json::to_vec(&r.to_json()).unwrap_or_default())
+}
+
 /// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
 fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -420,6 +530,62 @@ mod tests {
     fn query_values_are_encoded() {
         assert_eq!(encode("did:web:a%3A1"), "did%3Aweb%3Aa%253A1");
         assert_eq!(encode("3jzfcijpj2z2a"), "3jzfcijpj2z2a");
+    }
+
+    fn fetcher(config: KeyPackageConfig) -> KeyPackageFetcher {
+        let resolver = Arc::new(atmls_identity::resolve::HttpResolver::new(
+            atmls_identity::resolve::ResolverConfig::default(),
+        ));
+        KeyPackageFetcher::new(resolver, config)
+    }
+
+    /// Issue 14, hole 3: a repeated DID was answered once per repetition, from a cache
+    /// entry re-encoded each time (~4 KB of request: ~1 GB of response).
+    #[tokio::test]
+    async fn repeated_dids_are_answered_once_and_budgeted() {
+        let f = fetcher(KeyPackageConfig::default().with_lookups_per_source_per_minute(3));
+        let src = RequestSource::from_bytes([1; 16]);
+        let t = Timestamp::from_millis(1_000);
+        // Not DIDs: answered `notFound` without any network, and cached.
+        let dids: Vec<String> = std::iter::repeat_n("nope".to_owned(), 100).collect();
+        let body = f.answer(&dids, src, t).await.unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["results"].as_array().unwrap().len(), 1);
+        assert_eq!(v["results"][0]["status"], "notFound");
+        // Cached: free, and the same bytes.
+        let again = f.answer(&dids, src, t).await.unwrap();
+        assert_eq!(again, body);
+        // Three distinct uncached DIDs fit the budget only once.
+        let three: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        assert!(f.answer(&three[..2], src, t).await.is_ok());
+        let spent = f.answer(&["d".to_owned(), "e".to_owned()], src, t).await;
+        assert!(spent.is_err(), "over the source's lookup budget");
+        // Another source has its own budget; cached answers stay free.
+        let other = RequestSource::from_bytes([2; 16]);
+        assert!(f.answer(&["d".to_owned()], other, t).await.is_ok());
+        assert!(f.answer(&three[..2], src, t).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn answer_and_cache_bytes_are_bounded() {
+        let f = fetcher(
+            KeyPackageConfig::default()
+                .with_max_response_bytes(300)
+                .with_cache_max_bytes(400),
+        );
+        let src = RequestSource::from_bytes([1; 16]);
+        let t = Timestamp::from_millis(1_000);
+        let dids: Vec<String> = (0..20).map(|i| format!("not-a-did-{i}")).collect();
+        let body = f.answer(&dids, src, t).await.unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        let results = v["results"].as_array().unwrap();
+        assert_eq!(results.len(), 20);
+        assert_eq!(results[0]["status"], "notFound");
+        assert_eq!(results[19]["status"], "unreachable");
+        assert!(results[19]["message"].as_str().unwrap().contains("alone"));
+        // Left-out results are small: the body stays near its bound.
+        assert!(body.len() < 300 + 20 * 200, "{}", body.len());
+        assert!(f.cached_bytes() <= 400, "{}", f.cached_bytes());
     }
 
     #[test]

@@ -36,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+mod budget;
 mod config;
 mod handlers;
 mod keypackages;
@@ -55,9 +56,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use atmls_ds::{Expired, Store, Timestamp};
+use atmls_ds::auth::RequestSource;
+use atmls_ds::{Expired, MailboxId, Store, Timestamp};
 use atmls_identity::DidResolver;
-use atmls_identity::service_auth::{ServiceAuthVerifier, VerifierConfig};
+use atmls_identity::service_auth::{MemoryReplayStore, ServiceAuthVerifier, VerifierConfig};
 use atmls_lexicon::chat::mls::ds as lex;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
@@ -65,7 +67,14 @@ use tokio::sync::{mpsc, watch};
 use crate::error::XrpcError;
 use crate::request::{HttpRequest, XrpcResponse};
 use crate::router::Router;
+use budget::{Holdings, RateWindows};
 use writer::Command;
+
+/// Most sources with a running welcome window at once.
+const MAX_WELCOME_SOURCES: usize = 100_000;
+
+/// Live service-auth tokens the replay store holds at most.
+const SERVICE_AUTH_TOKENS: usize = 100_000;
 
 /// The path of the DS's DID document.
 pub const WELL_KNOWN_DID_PATH: &str = "/.well-known/did.json";
@@ -101,6 +110,12 @@ struct Inner {
     guard_until: Option<Timestamp>,
     next_subscription: AtomicU64,
     stop: watch::Sender<bool>,
+    /// `sendWelcome` calls and bytes per source per minute.
+    welcomes: RateWindows<RequestSource>,
+    /// Open subscriptions per source.
+    subscriptions_by_source: Holdings<RequestSource>,
+    /// Open (authorised) subscriptions per mailbox.
+    subscriptions_by_mailbox: Holdings<MailboxId>,
 }
 
 impl DsService {
@@ -114,8 +129,12 @@ impl DsService {
     ) -> Result<Self, DsError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| DsError::NoRuntime)?;
         let tx = writer::spawn(store, &config).map_err(DsError::Thread)?;
-        let verifier = ServiceAuthVerifier::new(
+        let verifier = ServiceAuthVerifier::with_replay_store(
             resolver.clone(),
+            Arc::new(
+                MemoryReplayStore::new(SERVICE_AUTH_TOKENS)
+                    .with_per_issuer(config.tokens_per_account()),
+            ),
             VerifierConfig::new(config.did().clone()).with_service_fragment(SERVICE_FRAGMENT),
         );
         let guard_until = config.startup_guard().then(|| {
@@ -133,6 +152,13 @@ impl DsService {
         Ok(Self {
             inner: Arc::new(Inner {
                 key_packages: KeyPackageFetcher::new(resolver, config.key_packages().clone()),
+                welcomes: RateWindows::new(
+                    config.welcomes_per_source_per_minute(),
+                    config.welcome_bytes_per_source_per_minute(),
+                    MAX_WELCOME_SOURCES,
+                ),
+                subscriptions_by_source: Holdings::new(config.subscriptions_per_source()),
+                subscriptions_by_mailbox: Holdings::new(config.subscribers_per_mailbox()),
                 config,
                 tx,
                 verifier,

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, interval_at};
 
 use super::DsService;
-use super::handlers::MAX_SUBSCRIPTION_MAILBOXES;
+use super::handlers::{MAX_SUBSCRIPTION_MAILBOXES, source_of};
 use super::wire::{Heartbeat, core_error, datetime, envelope_frame};
 use super::writer::{Command, ItemError, LiveTx, SubscribeItem};
 use crate::error::XrpcError;
@@ -101,6 +101,18 @@ impl DsService {
         req: XrpcRequest,
         sink: EventSink,
     ) -> Result<(), XrpcError> {
+        // One source holds at most its share of the server's subscription slots.
+        let _source_share = self
+            .inner
+            .subscriptions_by_source
+            .take(source_of(&req))
+            .ok_or_else(|| {
+                XrpcError::new(
+                    hyper::StatusCode::TOO_MANY_REQUESTS,
+                    "RateLimitExceeded",
+                    "too many subscriptions open from this source",
+                )
+            })?;
         let items = self.subscribe_items(&req)?;
         let id = self.inner.next_subscription.fetch_add(1, Ordering::Relaxed);
         let (tx, mut rx) = mpsc::channel(self.inner.config.live_buffer());
@@ -118,6 +130,20 @@ impl DsService {
             .call(|reply| Command::Subscribe { items, live, reply })
             .await?
             .map_err(item_error)?;
+        // Counted per mailbox once authorised, so that nobody without its key can take a
+        // mailbox's share.
+        let mailboxes: Vec<MailboxId> = subs.iter().map(|s| s.mailbox).collect();
+        let _mailbox_shares = self
+            .inner
+            .subscriptions_by_mailbox
+            .take_all(&mailboxes)
+            .ok_or_else(|| {
+                XrpcError::new(
+                    hyper::StatusCode::TOO_MANY_REQUESTS,
+                    "RateLimitExceeded",
+                    "too many subscriptions open to one of these mailboxes",
+                )
+            })?;
 
         // Per mailbox: the last seq sent.
         let mut sent: HashMap<MailboxId, u64> =
@@ -205,7 +231,8 @@ impl DsService {
             let token = tokens.get(i).map(String::as_str);
             self.check_startup_guard(token)?;
             let auth = RequestAuth::from_token(token, content.as_bytes())
-                .check_signature(DsMethod::SubscribeEnvelopes, &mailbox);
+                .check_signature(DsMethod::SubscribeEnvelopes, &mailbox)
+                .with_source(source_of(req));
             items.push(SubscribeItem {
                 mailbox,
                 auth,

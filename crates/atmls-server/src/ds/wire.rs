@@ -107,7 +107,7 @@ pub(crate) fn status_of(name: &str) -> StatusCode {
         "MailboxNotFound" => StatusCode::NOT_FOUND,
         "EpochConflict" => StatusCode::CONFLICT,
         "EnvelopeTooLarge" | "BatchTooLarge" => StatusCode::PAYLOAD_TOO_LARGE,
-        "QuotaExceeded" | "RateLimitExceeded" => StatusCode::TOO_MANY_REQUESTS,
+        "QuotaExceeded" | "RateLimitExceeded" | "MailboxFull" => StatusCode::TOO_MANY_REQUESTS,
         "InternalServerError" => StatusCode::INTERNAL_SERVER_ERROR,
         "UpstreamFailure" => StatusCode::BAD_GATEWAY,
         "ServiceUnavailable" => StatusCode::SERVICE_UNAVAILABLE,

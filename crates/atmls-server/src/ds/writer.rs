@@ -9,6 +9,14 @@
 //! only ever sees committed state. The write runs here, not in the request's future: a
 //! request whose client went away is still decided and committed (or not) as a whole.
 //!
+//! **Isolation.** If the group's transaction fails, nothing of it was written; each
+//! request's append is then written again in a transaction of its own, in order, so a
+//! request that fails (whoever sent it) fails alone. A request decided against the
+//! pending state of a mailbox whose earlier append failed gets `ServiceUnavailable`
+//! (`Interrupted`: nothing stored, send again), never another request's error. The core's
+//! memory follows the store: the replay-cache entry and deposit count of a request whose
+//! append was not written are taken back.
+//!
 //! Mailbox-key requests arrive with their token decoded and signature verified
 //! ([`PreChecked`], done in the request's task): the writer only applies the cheap steps
 //! of the verification order (timestamp, mailbox, kind, key, nonce), reporting a failed
@@ -56,6 +64,11 @@ pub(crate) enum Command {
         key: Vec<u8>,
         epoch: u64,
         reply: Reply<Result<MailboxInfo, CreateMailboxError>>,
+    },
+    /// Whether the account has its quota of mailboxes (before its token is recorded).
+    QuotaReached {
+        account: String,
+        reply: Reply<Result<bool, StoreError>>,
     },
     Mailbox {
         id: MailboxId,
@@ -256,15 +269,73 @@ impl<S: Store> GroupStore<S> {
         !self.pending.borrow().is_empty()
     }
 
-    /// Writes every pending append in one transaction; on success returns them (for the
-    /// live feed). Either way nothing is pending afterwards.
-    fn flush(&self) -> Result<Vec<Append>, StoreError> {
+    fn pending_len(&self) -> usize {
+        self.pending.borrow().len()
+    }
+
+    /// The index of the last pending append to `id`: what a request on `id` decided now
+    /// depends on.
+    fn last_pending(&self, id: &MailboxId) -> Option<usize> {
+        self.pending
+            .borrow()
+            .iter()
+            .rposition(|a| a.mailbox.id == *id)
+    }
+
+    /// Writes every pending append: in one transaction, or, if that fails, each in its
+    /// own transaction in order (an append after a failed one to the same mailbox is not
+    /// tried: it was sequenced after it). Returns the pending appends and the outcome of
+    /// each. Nothing is pending afterwards.
+    fn flush(&self) -> (Vec<Append>, Vec<Written>) {
         let pending = std::mem::take(&mut *self.pending.borrow_mut());
         self.overlay.borrow_mut().clear();
-        if !pending.is_empty() {
-            self.inner.borrow_mut().append(&pending)?;
+        if pending.is_empty() {
+            return (pending, Vec::new());
         }
-        Ok(pending)
+        let mut inner = self.inner.borrow_mut();
+        let group = match inner.append(&pending) {
+            Ok(()) => {
+                let outcomes = pending.iter().map(|_| Written::Committed).collect();
+                return (pending, outcomes);
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(
+            error = group.kind(),
+            appends = pending.len(),
+            "group commit failed; writing each request alone"
+        );
+        let mut outcomes: Vec<Written> = Vec::with_capacity(pending.len());
+        let mut last: HashMap<MailboxId, usize> = HashMap::new();
+        for (i, append) in pending.iter().enumerate() {
+            let before = last.insert(append.mailbox.id, i);
+            let outcome = match before.map(|b| &outcomes[b]) {
+                Some(Written::Failed(_) | Written::Interrupted) => Written::Interrupted,
+                _ => match inner.append(std::slice::from_ref(append)) {
+                    Ok(()) => Written::Committed,
+                    Err(e) => Written::Failed(e),
+                },
+            };
+            outcomes.push(outcome);
+        }
+        (pending, outcomes)
+    }
+}
+
+/// What became of one pending append at a flush.
+#[derive(Debug)]
+enum Written {
+    /// Durable.
+    Committed,
+    /// Its own transaction failed.
+    Failed(StoreError),
+    /// Not tried: an earlier append to the same mailbox failed.
+    Interrupted,
+}
+
+impl Written {
+    fn committed(&self) -> bool {
+        matches!(self, Self::Committed)
     }
 }
 
@@ -346,15 +417,45 @@ impl<S: Store> Store for GroupStore<S> {
     }
 }
 
-/// An answer held back until the group it belongs to is committed; called with the
-/// commit's failure, if any.
-type Deferred = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+/// An answer held back until the appends it depends on are written.
+struct Held {
+    /// The index of the request's own pending append (it was accepted).
+    append: Option<usize>,
+    /// The index of the pending append to the same mailbox it was decided after.
+    depends: Option<usize>,
+    answer: Answer,
+}
+
+/// A held-back answer, with what is needed to take back its effects on the core.
+enum Answer {
+    Send {
+        auth: PreChecked,
+        result: Result<SendReceipt, SendEnvelopesError>,
+        reply: Reply<Result<SendReceipt, SendEnvelopesError>>,
+    },
+    Welcome {
+        inbox: MailboxId,
+        len: usize,
+        result: Result<u64, SendWelcomeError>,
+        reply: Reply<Result<u64, SendWelcomeError>>,
+    },
+}
+
+/// What a held-back request learns at the flush.
+enum Fate<'a> {
+    /// Its answer stands.
+    Stands,
+    /// Its own append failed.
+    Failed(&'a StoreError),
+    /// It was decided after an append that was not written.
+    Interrupted,
+}
 
 struct Writer<S: Store> {
     core: DeliveryService<GroupStore<S>, OsRng>,
     clock: Arc<dyn Clock>,
     hub: Hub,
-    deferred: Vec<Deferred>,
+    held: Vec<Held>,
 }
 
 /// Starts the writer thread over `store`; it runs until [`Command::Stop`] or until every
@@ -368,7 +469,7 @@ pub(crate) fn spawn<S: Store + Send + 'static>(
         core: DeliveryService::new(GroupStore::new(store), OsRng, config.core().clone()),
         clock: config.clock().clone(),
         hub: Hub::default(),
-        deferred: Vec::new(),
+        held: Vec::new(),
     };
     let max_group = config.max_group();
     std::thread::Builder::new()
@@ -377,9 +478,10 @@ pub(crate) fn spawn<S: Store + Send + 'static>(
     Ok(tx)
 }
 
-/// A commit failure as the store error of one request.
+/// A write failure as the store error of the one request it belongs to (its kind only:
+/// the error is logged, and logs name no mailbox).
 fn failed(e: &StoreError) -> StoreError {
-    StoreError::Corrupt(format!("group commit failed: {e}"))
+    StoreError::Corrupt(format!("write failed: {}", e.kind()))
 }
 
 impl<S: Store> Writer<S> {
@@ -414,26 +516,36 @@ impl<S: Store> Writer<S> {
                 envelopes,
                 reply,
             } => {
+                let (depends, before) = self.pending_state(&id);
                 let result = self.core.send_envelopes(&id, &auth, envelopes, now);
-                self.defer(move |fail| {
-                    let _ = reply.send(match (result, fail) {
-                        (Ok(_), Some(e)) => Err(SendEnvelopesError::Store(failed(e))),
-                        (result, _) => result,
-                    });
-                });
+                self.hold(
+                    depends,
+                    before,
+                    Answer::Send {
+                        auth,
+                        result,
+                        reply,
+                    },
+                );
             }
             Command::Welcome {
                 inbox,
                 payload,
                 reply,
             } => {
+                let (depends, before) = self.pending_state(&inbox);
+                let len = payload.len();
                 let result = self.core.send_welcome(&inbox, payload, now);
-                self.defer(move |fail| {
-                    let _ = reply.send(match (result, fail) {
-                        (Ok(_), Some(e)) => Err(SendWelcomeError::Store(failed(e))),
-                        (result, _) => result,
-                    });
-                });
+                self.hold(
+                    depends,
+                    before,
+                    Answer::Welcome {
+                        inbox,
+                        len,
+                        result,
+                        reply,
+                    },
+                );
             }
             other => {
                 // Everything else sees committed state only.
@@ -453,6 +565,9 @@ impl<S: Store> Writer<S> {
                 reply,
             } => {
                 let _ = reply.send(self.core.create_mailbox(&account, kind, &key, epoch));
+            }
+            Command::QuotaReached { account, reply } => {
+                let _ = reply.send(self.core.quota_reached(&account));
             }
             Command::Mailbox { id, auth, reply } => {
                 let _ = reply.send(self.core.mailbox(&id, &auth, now));
@@ -548,31 +663,102 @@ impl<S: Store> Writer<S> {
         }
     }
 
-    fn defer(&mut self, f: impl FnOnce(Option<&StoreError>) + Send + 'static) {
-        self.deferred.push(Box::new(f));
+    /// What a request on `id` decided now depends on, and the pending count before it.
+    fn pending_state(&self, id: &MailboxId) -> (Option<usize>, usize) {
+        let store = self.core.store();
+        (store.last_pending(id), store.pending_len())
     }
 
-    /// Commits what is pending, feeds the live subscribers, then answers the held-back
-    /// requests.
+    /// Holds an answer back until the flush; `before` is the pending count before the
+    /// request was decided (if it grew, the request's append is the one added).
+    fn hold(&mut self, depends: Option<usize>, before: usize, answer: Answer) {
+        let append = (self.core.store().pending_len() > before).then_some(before);
+        self.held.push(Held {
+            append,
+            depends,
+            answer,
+        });
+    }
+
+    /// Commits what is pending, feeds the live subscribers with what was written, then
+    /// answers the held-back requests, each by the fate of its own append (or of the one
+    /// it depends on).
     fn flush(&mut self) {
-        if self.deferred.is_empty() && !self.core.store().has_pending() {
+        if self.held.is_empty() && !self.core.store().has_pending() {
             return;
         }
-        let result = self.core.store().flush();
-        let deferred = std::mem::take(&mut self.deferred);
-        match result {
-            Ok(appends) => {
-                self.hub.publish(appends);
-                for d in deferred {
-                    d(None);
+        let (appends, written) = self.core.store().flush();
+        let committed = appends
+            .into_iter()
+            .zip(&written)
+            .filter(|(_, w)| w.committed())
+            .map(|(a, _)| a)
+            .collect();
+        self.hub.publish(committed);
+        let held = std::mem::take(&mut self.held);
+        for h in held {
+            let fate = match (h.append, h.depends) {
+                (Some(a), _) => match written.get(a) {
+                    Some(Written::Committed) => Fate::Stands,
+                    Some(Written::Failed(e)) => Fate::Failed(e),
+                    Some(Written::Interrupted) | None => Fate::Interrupted,
+                },
+                (None, Some(d)) if !written.get(d).is_some_and(Written::committed) => {
+                    Fate::Interrupted
                 }
+                (None, _) => Fate::Stands,
+            };
+            self.answer(h.answer, fate);
+        }
+    }
+
+    /// Sends one held-back answer; for a request whose append was not written, takes back
+    /// its effects on the core first.
+    fn answer(&mut self, answer: Answer, fate: Fate<'_>) {
+        if let Fate::Failed(e) = fate {
+            tracing::error!(error = e.kind(), "a request's write failed");
+        }
+        match answer {
+            Answer::Send {
+                auth,
+                result,
+                reply,
+            } => {
+                let result = match (result, fate) {
+                    (result, Fate::Stands) => result,
+                    (Ok(_), fate) => {
+                        self.core.forget_request(&auth);
+                        match fate {
+                            Fate::Failed(e) => Err(SendEnvelopesError::Store(failed(e))),
+                            _ => Err(SendEnvelopesError::Interrupted),
+                        }
+                    }
+                    (Err(_), _) => Err(SendEnvelopesError::Interrupted),
+                };
+                let _ = reply.send(result);
             }
-            Err(e) => {
-                tracing::error!(error = %e, requests = deferred.len(), "group commit failed");
-                for d in deferred {
-                    d(Some(&e));
-                }
+            Answer::Welcome {
+                inbox,
+                len,
+                result,
+                reply,
+            } => {
+                let result = match (result, fate) {
+                    (result, Fate::Stands) => result,
+                    (Ok(_), fate) => {
+                        self.core.forget_deposit(&inbox, len);
+                        match fate {
+                            Fate::Failed(e) => Err(SendWelcomeError::Store(failed(e))),
+                            _ => Err(SendWelcomeError::Interrupted),
+                        }
+                    }
+                    (Err(_), _) => Err(SendWelcomeError::Interrupted),
+                };
+                let _ = reply.send(result);
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

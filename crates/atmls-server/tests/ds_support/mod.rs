@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use atmls_crypto::{Algorithm, SigningKey as AccountKey};
 use atmls_ds::auth::{DsMethod, RequestToken};
-use atmls_ds::{DsConfig, MailboxId, MemoryStore};
+use atmls_ds::{DsConfig, MailboxId, MemoryStore, Store};
 use atmls_identity::plc::GenesisBuilder;
 use atmls_identity::plc::directory::{Directory, DirectoryService};
 use atmls_identity::resolve::{CacheConfig, CachingResolver, HttpResolver, ResolverConfig};
@@ -130,6 +130,16 @@ pub async fn start(
     tune: impl FnOnce(DsServiceConfig) -> DsServiceConfig,
     server: ServerConfig,
 ) -> Harness {
+    start_with_store(MemoryStore::new(), core, tune, server).await
+}
+
+/// As [`start`], over `store`.
+pub async fn start_with_store<S: Store + Send + 'static>(
+    store: S,
+    core: DsConfig,
+    tune: impl FnOnce(DsServiceConfig) -> DsServiceConfig,
+    server: ServerConfig,
+) -> Harness {
     let plc = plc().await;
     let alice = plc.account("https://pds.example.com");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind ds");
@@ -140,7 +150,7 @@ pub async fn start(
         .with_core(core)
         .with_clock(Arc::new(clock.clone()))
         .with_startup_guard(false);
-    let ds = DsService::start(MemoryStore::new(), tune(config), plc.resolver()).expect("start ds");
+    let ds = DsService::start(store, tune(config), plc.resolver()).expect("start ds");
     let router = ds.router().expect("router");
     let server = Server::from_listener(listener, server, router)
         .expect("server")

@@ -42,13 +42,13 @@ pub const LEXICON: &str = r##"{
       "properties": {
         "seq": {
           "type": "integer",
-          "minimum": 1,
+          "minimum": 1, "maximum": 9007199254740991,
           "description": "Position in the mailbox: gap-free, starting at 1, never reused."
         },
         "kind": { "type": "ref", "ref": "#envelopeKind" },
         "epoch": {
           "type": "integer",
-          "minimum": 0,
+          "minimum": 0, "maximum": 9007199254740991,
           "description": "For commits: the epoch the commit was built on."
         },
         "payload": {
@@ -101,6 +101,16 @@ pub const LEXICON: &str = r##"{
           "type": "integer",
           "minimum": 1,
           "description": "How long inbox items are kept; absent means forever."
+        },
+        "maxMailboxBytes": {
+          "type": "integer",
+          "minimum": 1,
+          "description": "Most payload bytes one mailbox holds; past it, sendEnvelopes and sendWelcome answer MailboxFull until envelopes are deleted or expire."
+        },
+        "inboxDepositBytesPerMinute": {
+          "type": "integer",
+          "minimum": 1,
+          "description": "Most welcome payload bytes deposited into one inbox per minute."
         }
       }
     }
@@ -133,6 +143,9 @@ pub struct LimitsData {
     /// How long group envelopes are kept; absent means forever.
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub group_retention_seconds: core::option::Option<i64>,
+    /// Most welcome payload bytes deposited into one inbox per minute.
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub inbox_deposit_bytes_per_minute: core::option::Option<i64>,
     pub inbox_deposits_per_minute: i64,
     /// How long inbox items are kept; absent means forever.
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
@@ -141,6 +154,9 @@ pub struct LimitsData {
     pub key_grace_seconds: i64,
     pub max_batch_envelopes: i64,
     pub max_envelope_bytes: i64,
+    /// Most payload bytes one mailbox holds; past it, sendEnvelopes and sendWelcome answer MailboxFull until envelopes are deleted or expire.
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub max_mailbox_bytes: core::option::Option<i64>,
     pub max_mailboxes_per_account: i64,
     pub max_subscription_mailboxes: i64,
     /// How far a signed request's timestamp may be from the server's clock.

@@ -31,7 +31,7 @@ pub const LEXICON: &str = r#"{
             },
             "epoch": {
               "type": "integer",
-              "minimum": 0,
+              "minimum": 0, "maximum": 9007199254740991,
               "description": "For a group: the MLS epoch that key belongs to (the group's current epoch). Ignored for an inbox."
             }
           }
@@ -45,8 +45,8 @@ pub const LEXICON: &str = r#"{
           "properties": {
             "mailbox": { "type": "ref", "ref": "chat.mls.defs#mailboxId" },
             "kind": { "type": "string", "knownValues": ["group", "inbox"], "maxLength": 32 },
-            "epoch": { "type": "integer", "minimum": 0 },
-            "seq": { "type": "integer", "minimum": 0, "description": "The mailbox's last sequence number (0: empty)." }
+            "epoch": { "type": "integer", "minimum": 0, "maximum": 9007199254740991 },
+            "seq": { "type": "integer", "minimum": 0, "maximum": 9007199254740991, "description": "The mailbox's last sequence number (0: empty)." }
           }
         }
       },
@@ -58,7 +58,9 @@ pub const LEXICON: &str = r#"{
         { "name": "AccountNotServed", "description": "This service creates mailboxes only for accounts of the PDSes its operator attached it to; the caller's DID document names another PDS (or none)." },
         { "name": "QuotaExceeded", "description": "The account already has as many mailboxes as the service allows." },
         { "name": "UnsupportedKind", "description": "kind is not one this service knows." },
-        { "name": "InvalidKey", "description": "key is not a valid Ed25519 public key." }
+        { "name": "InvalidKey", "description": "key is not a valid Ed25519 public key." },
+        { "name": "InvalidRequest", "description": "The body does not match the lexicon (e.g. epoch above 2^53 - 1)." },
+        { "name": "RateLimitExceeded", "description": "The account holds its share of unexpired service-auth token ids; try again once older tokens expire." }
       ]
     }
   }
@@ -106,6 +108,10 @@ pub enum Error {
     UnsupportedKind(Option<String>),
     /// key is not a valid Ed25519 public key.
     InvalidKey(Option<String>),
+    /// The body does not match the lexicon (e.g. epoch above 2^53 - 1).
+    InvalidRequest(Option<String>),
+    /// The account holds its share of unexpired service-auth token ids; try again once older tokens expire.
+    RateLimitExceeded(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
@@ -119,6 +125,8 @@ impl Error {
             Error::QuotaExceeded(_) => "QuotaExceeded",
             Error::UnsupportedKind(_) => "UnsupportedKind",
             Error::InvalidKey(_) => "InvalidKey",
+            Error::InvalidRequest(_) => "InvalidRequest",
+            Error::RateLimitExceeded(_) => "RateLimitExceeded",
         }
     }
     /// The error's message, if any.
@@ -131,7 +139,9 @@ impl Error {
             | Error::AccountNotServed(m)
             | Error::QuotaExceeded(m)
             | Error::UnsupportedKind(m)
-            | Error::InvalidKey(m) => m.as_deref(),
+            | Error::InvalidKey(m)
+            | Error::InvalidRequest(m)
+            | Error::RateLimitExceeded(m) => m.as_deref(),
         }
     }
 }

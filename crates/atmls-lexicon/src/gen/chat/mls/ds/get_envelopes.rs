@@ -61,12 +61,12 @@ pub const LEXICON: &str = r#"{
             },
             "headSeq": {
               "type": "integer",
-              "minimum": 0,
+              "minimum": 0, "maximum": 9007199254740991,
               "description": "The mailbox's last sequence number."
             },
             "epoch": {
               "type": "integer",
-              "minimum": 0
+              "minimum": 0, "maximum": 9007199254740991
             }
           }
         }

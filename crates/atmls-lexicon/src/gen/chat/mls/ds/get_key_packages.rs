@@ -47,7 +47,9 @@ pub const LEXICON: &str = r##"{
           }
         }
       },
-      "errors": []
+      "errors": [
+        { "name": "RateLimitExceeded", "description": "This source asked for more uncached DIDs than its lookup budget per minute allows; nothing was fetched." }
+      ]
     },
     "didResult": {
       "type": "object",
@@ -132,6 +134,37 @@ pub struct OutputData {
     pub results: Vec<DidResult>,
 }
 pub type Output = atrium_api::types::Object<OutputData>;
+/// The errors this method names, as `{"error", "message"}` bodies.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "error", content = "message")]
+pub enum Error {
+    /// This source asked for more uncached DIDs than its lookup budget per minute allows; nothing was fetched.
+    RateLimitExceeded(Option<String>),
+}
+impl Error {
+    /// The error's name, as sent in the `error` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Error::RateLimitExceeded(_) => "RateLimitExceeded",
+        }
+    }
+    /// The error's message, if any.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            Error::RateLimitExceeded(m) => m.as_deref(),
+        }
+    }
+}
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())?;
+        if let Some(m) = self.message() {
+            write!(f, ": {m}")?;
+        }
+        Ok(())
+    }
+}
+impl std::error::Error for Error {}
 /// What was found for one DID.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -49,11 +49,11 @@ pub const LEXICON: &str = r#"{
             },
             "epoch": {
               "type": "integer",
-              "minimum": 0
+              "minimum": 0, "maximum": 9007199254740991
             },
             "seq": {
               "type": "integer",
-              "minimum": 0
+              "minimum": 0, "maximum": 9007199254740991
             }
           }
         }

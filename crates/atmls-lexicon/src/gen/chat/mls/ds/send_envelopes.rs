@@ -49,15 +49,15 @@ pub const LEXICON: &str = r##"{
           "properties": {
             "firstSeq": {
               "type": "integer",
-              "minimum": 1
+              "minimum": 1, "maximum": 9007199254740991
             },
             "lastSeq": {
               "type": "integer",
-              "minimum": 1
+              "minimum": 1, "maximum": 9007199254740991
             },
             "epoch": {
               "type": "integer",
-              "minimum": 0,
+              "minimum": 0, "maximum": 9007199254740991,
               "description": "The mailbox's epoch after the batch."
             }
           }
@@ -111,7 +111,9 @@ pub const LEXICON: &str = r##"{
         {
           "name": "RateLimitExceeded",
           "description": "The service's replay cache is full; retry later."
-        }
+        },
+        { "name": "MailboxFull", "description": "The mailbox holds its most payload bytes (maxMailboxBytes) or has given out its last sequence number (2^53 - 1); nothing was stored." },
+        { "name": "ServiceUnavailable", "description": "The request was decided after an earlier request to the same mailbox whose write failed; nothing was stored, send it again with a new token." }
       ]
     },
     "outgoingEnvelope": {
@@ -132,7 +134,7 @@ pub const LEXICON: &str = r##"{
         },
         "epoch": {
           "type": "integer",
-          "minimum": 0,
+          "minimum": 0, "maximum": 9007199254740991,
           "description": "Required for a commit: the epoch the commit was built on."
         },
         "payload": {
@@ -195,6 +197,10 @@ pub enum Error {
     BatchTooLarge(Option<String>),
     /// The service's replay cache is full; retry later.
     RateLimitExceeded(Option<String>),
+    /// The mailbox holds its most payload bytes (maxMailboxBytes) or has given out its last sequence number (2^53 - 1); nothing was stored.
+    MailboxFull(Option<String>),
+    /// The request was decided after an earlier request to the same mailbox whose write failed; nothing was stored, send it again with a new token.
+    ServiceUnavailable(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
@@ -212,6 +218,8 @@ impl Error {
             Error::EnvelopeTooLarge(_) => "EnvelopeTooLarge",
             Error::BatchTooLarge(_) => "BatchTooLarge",
             Error::RateLimitExceeded(_) => "RateLimitExceeded",
+            Error::MailboxFull(_) => "MailboxFull",
+            Error::ServiceUnavailable(_) => "ServiceUnavailable",
         }
     }
     /// The error's message, if any.
@@ -228,7 +236,9 @@ impl Error {
             | Error::InvalidEnvelope(m)
             | Error::EnvelopeTooLarge(m)
             | Error::BatchTooLarge(m)
-            | Error::RateLimitExceeded(m) => m.as_deref(),
+            | Error::RateLimitExceeded(m)
+            | Error::MailboxFull(m)
+            | Error::ServiceUnavailable(m) => m.as_deref(),
         }
     }
 }

@@ -34,7 +34,7 @@ pub const LEXICON: &str = r#"{
           "type": "object",
           "required": ["seq"],
           "properties": {
-            "seq": { "type": "integer", "minimum": 1 }
+            "seq": { "type": "integer", "minimum": 1, "maximum": 9007199254740991 }
           }
         }
       },
@@ -42,7 +42,9 @@ pub const LEXICON: &str = r#"{
         { "name": "MailboxNotFound", "description": "No such inbox." },
         { "name": "NotAnInbox", "description": "The mailbox is a group mailbox." },
         { "name": "EnvelopeTooLarge", "description": "The payload is larger than the service allows." },
-        { "name": "RateLimitExceeded", "description": "Too many deposits into this inbox in the last minute." }
+        { "name": "RateLimitExceeded", "description": "Too many deposits (or deposited bytes) into this inbox in the current minute, or too many welcomes from this source." },
+        { "name": "MailboxFull", "description": "The inbox holds its most payload bytes (maxMailboxBytes) until its owner deletes items; nothing was stored." },
+        { "name": "ServiceUnavailable", "description": "An earlier deposit into the same inbox failed to be written; nothing was stored, send it again." }
       ]
     }
   }
@@ -72,8 +74,12 @@ pub enum Error {
     NotAnInbox(Option<String>),
     /// The payload is larger than the service allows.
     EnvelopeTooLarge(Option<String>),
-    /// Too many deposits into this inbox in the last minute.
+    /// Too many deposits (or deposited bytes) into this inbox in the current minute, or too many welcomes from this source.
     RateLimitExceeded(Option<String>),
+    /// The inbox holds its most payload bytes (maxMailboxBytes) until its owner deletes items; nothing was stored.
+    MailboxFull(Option<String>),
+    /// An earlier deposit into the same inbox failed to be written; nothing was stored, send it again.
+    ServiceUnavailable(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
@@ -83,6 +89,8 @@ impl Error {
             Error::NotAnInbox(_) => "NotAnInbox",
             Error::EnvelopeTooLarge(_) => "EnvelopeTooLarge",
             Error::RateLimitExceeded(_) => "RateLimitExceeded",
+            Error::MailboxFull(_) => "MailboxFull",
+            Error::ServiceUnavailable(_) => "ServiceUnavailable",
         }
     }
     /// The error's message, if any.
@@ -91,7 +99,9 @@ impl Error {
             Error::MailboxNotFound(m)
             | Error::NotAnInbox(m)
             | Error::EnvelopeTooLarge(m)
-            | Error::RateLimitExceeded(m) => m.as_deref(),
+            | Error::RateLimitExceeded(m)
+            | Error::MailboxFull(m)
+            | Error::ServiceUnavailable(m) => m.as_deref(),
         }
     }
 }
