@@ -205,6 +205,7 @@ impl StoreError {
             Self::InvalidAppend(_) => "invalid append",
             Self::OutOfRange(_) => "value out of range",
             Self::Corrupt(_) => "corrupt store",
+            Self::Private(_) => "database file not private",
         }
     }
 }
