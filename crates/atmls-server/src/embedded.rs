@@ -22,7 +22,7 @@ use atmls_lexicon::syntax::Did;
 use atmls_net::AddressPolicy;
 use atmls_pds::{LocalResolver, PdsConfig};
 
-use crate::ds::{DsError, DsService, DsServiceConfig};
+use crate::ds::{DsError, DsService, DsServiceConfig, KeyPackageConfig};
 use crate::host::{Host, HostConfig, HostError};
 use crate::{ServeError, Server, ServerConfig, ServerHandle};
 
@@ -251,7 +251,13 @@ impl Embedded {
             store,
             DsServiceConfig::new(ds_did.clone(), &url)
                 .with_core(config.core)
-                .with_startup_guard(restarted),
+                .with_startup_guard(restarted)
+                // The embedded host's accounts live on this (development, loopback) host:
+                // getKeyPackages fetches their repos over plain http on loopback only
+                // under the same development allowance as every other outbound fetch.
+                .with_key_packages(
+                    KeyPackageConfig::default().with_allow_http(config.development_loopback),
+                ),
             resolver,
         )?;
         let router = ds.mount(host.router());

@@ -217,6 +217,7 @@ struct Shares {
     subscribers_per_mailbox: usize,
     welcomes_per_source: u64,
     welcome_bytes_per_source: u64,
+    inbox_share_divisor: u64,
     tokens_per_account: usize,
 }
 
@@ -247,6 +248,7 @@ impl DsServiceConfig {
                 subscribers_per_mailbox: 1000,
                 welcomes_per_source: 120,
                 welcome_bytes_per_source: 32 * 1024 * 1024,
+                inbox_share_divisor: 4,
                 tokens_per_account: 1000,
             },
         }
@@ -295,6 +297,21 @@ impl DsServiceConfig {
     pub fn with_welcomes_per_source_per_minute(mut self, count: u64, bytes: u64) -> Self {
         self.shares.welcomes_per_source = count;
         self.shares.welcome_bytes_per_source = bytes;
+        self
+    }
+
+    /// One source may take at most `1/n` of one inbox's deposit allowance (count and
+    /// bytes per minute, `DsConfig::inbox_deposits_per_minute` and
+    /// `inbox_deposit_bytes_per_minute`), so that a stranger flooding an inbox cannot
+    /// keep real invitations out; default 4.
+    pub fn inbox_share_divisor(&self) -> u64 {
+        self.shares.inbox_share_divisor
+    }
+
+    /// Sets [`Self::inbox_share_divisor`] (at least 1: 1 lets one source take it all).
+    #[must_use]
+    pub fn with_inbox_share_divisor(mut self, n: u64) -> Self {
+        self.shares.inbox_share_divisor = n.max(1);
         self
     }
 

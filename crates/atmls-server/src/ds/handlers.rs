@@ -364,6 +364,12 @@ impl DsService {
             .welcomes
             .charge(source_of(&req), 1, len, now)
             .map_err(|r| rate_limited("too many welcomes from this source", r.0))?;
+        // Nor may one source take more than its share of one inbox's allowance, so a
+        // flood into a victim's public inbox leaves room for real invitations.
+        self.inner
+            .welcomes_into_inbox
+            .charge((source_of(&req), inbox), 1, len, now)
+            .map_err(|r| rate_limited("too many welcomes from this source into this inbox", r.0))?;
         let seq = self
             .call(|reply| Command::Welcome {
                 inbox,

@@ -112,6 +112,9 @@ struct Inner {
     stop: watch::Sender<bool>,
     /// `sendWelcome` calls and bytes per source per minute.
     welcomes: RateWindows<RequestSource>,
+    /// `sendWelcome` calls and bytes per source per inbox per minute: a share of the
+    /// inbox's own allowance.
+    welcomes_into_inbox: RateWindows<(RequestSource, MailboxId)>,
     /// Open subscriptions per source.
     subscriptions_by_source: Holdings<RequestSource>,
     /// Open (authorised) subscriptions per mailbox.
@@ -155,6 +158,14 @@ impl DsService {
                 welcomes: RateWindows::new(
                     config.welcomes_per_source_per_minute(),
                     config.welcome_bytes_per_source_per_minute(),
+                    MAX_WELCOME_SOURCES,
+                ),
+                welcomes_into_inbox: RateWindows::new(
+                    (u64::from(config.core().inbox_deposits_per_minute())
+                        / config.inbox_share_divisor())
+                    .max(1),
+                    (config.core().inbox_deposit_bytes_per_minute() / config.inbox_share_divisor())
+                        .max(1),
                     MAX_WELCOME_SOURCES,
                 ),
                 subscriptions_by_source: Holdings::new(config.subscriptions_per_source()),
