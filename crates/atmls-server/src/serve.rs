@@ -124,6 +124,7 @@ impl Server {
             // connection is closed at once.
             let Some(source) = sources.admit(remote.ip()) else {
                 tracing::debug!("connection refused: too many open from one source");
+                state.metrics.refusal("connections_per_source");
                 continue;
             };
             let guard = state.lifecycle.track();

@@ -281,6 +281,11 @@ async fn a_subscription_flood_leaves_slots_for_others() {
     }
     assert_eq!(got, Some(seq));
     drop(held);
+    let metrics = serve.metrics(&target).await;
+    assert!(
+        metrics.contains("atmls_limit_refusals_total{limit=\"subscriptions_per_source\"}"),
+        "{metrics}"
+    );
     let report = honest.finish(&target).await;
     assert_unharmed(&report, "subscription flood");
     assert!(serve.rss_kib() < rss_before + MAX_RSS_GROWTH_KIB);
@@ -365,6 +370,12 @@ async fn a_welcome_flood_does_not_block_real_invitations() {
         200,
         "a real invitation was refused during the flood: {}",
         String::from_utf8_lossy(&b)
+    );
+    // The operator sees which limit pushed back.
+    let metrics = serve.metrics(&target).await;
+    assert!(
+        metrics.contains("atmls_limit_refusals_total{limit=\"welcomes_per_source_per_inbox\"}"),
+        "{metrics}"
     );
     let report = honest.finish(&target).await;
     assert_unharmed(&report, "welcome flood");

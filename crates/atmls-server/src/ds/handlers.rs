@@ -48,20 +48,30 @@ pub(crate) fn source_of(req: &XrpcRequest) -> RequestSource {
     RequestSource::from_ip(req.remote_addr().ip())
 }
 
-/// `429 RateLimitExceeded` with a retry hint.
-pub(crate) fn rate_limited(what: &str, retry_after: std::time::Duration) -> XrpcError {
+/// `429 RateLimitExceeded` with a retry hint, counted under `limit` in `/metrics`.
+pub(crate) fn rate_limited(
+    limit: &'static str,
+    what: &str,
+    retry_after: std::time::Duration,
+) -> XrpcError {
     XrpcError::new(
         hyper::StatusCode::TOO_MANY_REQUESTS,
         "RateLimitExceeded",
         format!("{what}; retry after {} ms", retry_after.as_millis().max(1)),
     )
+    .with_limit(limit)
 }
 
 /// The service-auth failure as its XRPC error (`docs/spec.md` §8).
 fn service_auth_error(e: &ServiceAuthError) -> XrpcError {
     let name = e.xrpc_error();
     let status = hyper::StatusCode::from_u16(e.http_status()).unwrap_or(status_of(name));
-    XrpcError::new(status, name, format!("{}: {e}", e.check()))
+    let error = XrpcError::new(status, name, format!("{}: {e}", e.check()));
+    if matches!(e, ServiceAuthError::IssuerShareFull) {
+        error.with_limit("service_auth_tokens_per_account")
+    } else {
+        error
+    }
 }
 
 impl DsService {
@@ -363,13 +373,25 @@ impl DsService {
         self.inner
             .welcomes
             .charge(source_of(&req), 1, len, now)
-            .map_err(|r| rate_limited("too many welcomes from this source", r.0))?;
+            .map_err(|r| {
+                rate_limited(
+                    "welcomes_per_source",
+                    "too many welcomes from this source",
+                    r.0,
+                )
+            })?;
         // Nor may one source take more than its share of one inbox's allowance, so a
         // flood into a victim's public inbox leaves room for real invitations.
         self.inner
             .welcomes_into_inbox
             .charge((source_of(&req), inbox), 1, len, now)
-            .map_err(|r| rate_limited("too many welcomes from this source into this inbox", r.0))?;
+            .map_err(|r| {
+                rate_limited(
+                    "welcomes_per_source_per_inbox",
+                    "too many welcomes from this source into this inbox",
+                    r.0,
+                )
+            })?;
         let seq = self
             .call(|reply| Command::Welcome {
                 inbox,
@@ -444,7 +466,11 @@ impl DsService {
             .answer(&dids, source_of(&req), now)
             .await
             .map_err(|LookupBudgetSpent { retry_after }| {
-                rate_limited("too many DIDs looked up from this source", retry_after)
+                rate_limited(
+                    "key_package_lookups_per_source",
+                    "too many DIDs looked up from this source",
+                    retry_after,
+                )
             })?;
         Ok(XrpcResponse::bytes("application/json", body))
     }

@@ -112,6 +112,7 @@ impl DsService {
                     "RateLimitExceeded",
                     "too many subscriptions open from this source",
                 )
+                .with_limit("subscriptions_per_source")
             })?;
         let items = self.subscribe_items(&req)?;
         let id = self.inner.next_subscription.fetch_add(1, Ordering::Relaxed);
@@ -143,6 +144,7 @@ impl DsService {
                     "RateLimitExceeded",
                     "too many subscriptions open to one of these mailboxes",
                 )
+                .with_limit("subscribers_per_mailbox")
             })?;
 
         // Per mailbox: the last seq sent.

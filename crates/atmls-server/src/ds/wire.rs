@@ -3,9 +3,10 @@
 
 use std::fmt::Display;
 
+use atmls_ds::auth::ReplayShare;
 use atmls_ds::{
-    CreateMailboxError, Envelope, InboxError, MailboxInfo, ReadError, SendEnvelopesError,
-    SendWelcomeError, Timestamp,
+    AuthError, CreateMailboxError, Envelope, InboxError, MailboxFull, MailboxInfo, ReadError,
+    SendEnvelopesError, SendWelcomeError, Timestamp,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -119,25 +120,94 @@ pub(crate) fn status_of(name: &str) -> StatusCode {
 pub(crate) trait Named: Display {
     /// The lexicon error name.
     fn error_name(&self) -> &'static str;
+
+    /// The limit that refused the request, if one did (a `/metrics` label).
+    fn limit(&self) -> Option<&'static str> {
+        None
+    }
 }
 
-macro_rules! named {
-    ($($ty:ty),*) => {$(
-        impl Named for $ty {
-            fn error_name(&self) -> &'static str {
-                self.name()
-            }
+fn auth_limit(e: &AuthError) -> Option<&'static str> {
+    match e {
+        AuthError::ReplayCacheFull => Some("replay_cache"),
+        AuthError::ReplayShareExceeded(ReplayShare::Key) => Some("replay_share_key"),
+        AuthError::ReplayShareExceeded(ReplayShare::Mailbox) => Some("replay_share_mailbox"),
+        AuthError::ReplayShareExceeded(ReplayShare::Source) => Some("replay_share_source"),
+        AuthError::ReplayShareExceeded(_) => Some("replay_share"),
+        _ => None,
+    }
+}
+
+fn full_limit(e: &MailboxFull) -> &'static str {
+    match e {
+        MailboxFull::Sequence { .. } => "mailbox_seqs",
+        _ => "mailbox_bytes",
+    }
+}
+
+impl Named for CreateMailboxError {
+    fn error_name(&self) -> &'static str {
+        self.name()
+    }
+
+    fn limit(&self) -> Option<&'static str> {
+        matches!(self, Self::QuotaExceeded { .. }).then_some("mailboxes_per_account")
+    }
+}
+
+impl Named for SendEnvelopesError {
+    fn error_name(&self) -> &'static str {
+        self.name()
+    }
+
+    fn limit(&self) -> Option<&'static str> {
+        match self {
+            Self::Auth(e) => auth_limit(e),
+            Self::MailboxFull(f) => Some(full_limit(f)),
+            _ => None,
         }
-    )*};
+    }
 }
 
-named!(
-    CreateMailboxError,
-    SendEnvelopesError,
-    ReadError,
-    SendWelcomeError,
-    InboxError
-);
+impl Named for ReadError {
+    fn error_name(&self) -> &'static str {
+        self.name()
+    }
+
+    fn limit(&self) -> Option<&'static str> {
+        match self {
+            Self::Auth(e) => auth_limit(e),
+            _ => None,
+        }
+    }
+}
+
+impl Named for SendWelcomeError {
+    fn error_name(&self) -> &'static str {
+        self.name()
+    }
+
+    fn limit(&self) -> Option<&'static str> {
+        match self {
+            Self::RateLimitExceeded { .. } => Some("inbox_deposits"),
+            Self::MailboxFull(f) => Some(full_limit(f)),
+            _ => None,
+        }
+    }
+}
+
+impl Named for InboxError {
+    fn error_name(&self) -> &'static str {
+        self.name()
+    }
+
+    fn limit(&self) -> Option<&'static str> {
+        match self {
+            Self::Auth(e) => auth_limit(e),
+            _ => None,
+        }
+    }
+}
 
 /// The XRPC error of a core error. Store failures are logged and answered without
 /// internals.
@@ -147,7 +217,11 @@ pub(crate) fn core_error<E: Named>(e: &E) -> XrpcError {
         tracing::error!(error = %e, "delivery-service store failure");
         return XrpcError::internal("internal server error");
     }
-    XrpcError::new(status_of(name), name, e.to_string())
+    let error = XrpcError::new(status_of(name), name, e.to_string());
+    match e.limit() {
+        Some(limit) => error.with_limit(limit),
+        None => error,
+    }
 }
 
 /// The XRPC error of a `sendEnvelopes` failure: `EpochConflict` carries `currentEpoch`

@@ -287,5 +287,11 @@ pub(crate) fn xrpc_error(e: PdsError) -> XrpcError {
         tracing::error!(error = %detail, "host error");
     }
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    XrpcError::new(status, e.name(), e.client_message())
+    let limited = matches!(e, PdsError::RateLimited { .. });
+    let error = XrpcError::new(status, e.name(), e.client_message());
+    if limited {
+        error.with_limit("host_password_throttle")
+    } else {
+        error
+    }
 }

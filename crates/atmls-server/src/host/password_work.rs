@@ -44,7 +44,8 @@ impl PasswordWork {
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(XrpcError::rate_limit_exceeded(
                 "too many password checks in progress; retry shortly",
-            ));
+            )
+            .with_limit("password_work"));
         }
         let _waiting = Waiting(&self.waiting);
         self.running

@@ -112,6 +112,7 @@ pub(crate) async fn run(
     let sink = EventSink::new(tx, shared.clone(), cfg.send_timeout);
     let (done_tx, done_rx) = oneshot::channel();
     let handler_nsid = nsid.clone();
+    let metrics = state.metrics.clone();
     let handler_task = tokio::spawn(async move {
         let result = AssertUnwindSafe(handler.call(req, sink))
             .catch_unwind()
@@ -120,16 +121,20 @@ pub(crate) async fn run(
                 tracing::error!(nsid = handler_nsid, "subscription handler panicked");
                 Err(XrpcError::internal("internal server error"))
             });
+        // A subscription's error ends it as an error frame, not a response: count it
+        // here as the request path counts error responses.
+        if let Err(e) = &result {
+            metrics.record_error(&handler_nsid, e.label(), e.limit());
+        }
         let _ = done_tx.send(result);
     });
 
     let end = pump(ws, rx, done_rx, &shared, &state).await;
     shared.closed.send_replace(true);
     handler_task.abort();
-    tracing::info!(
+    tracing::debug!(
         method = "WS",
         nsid,
-        %remote,
         end = ?end,
         duration_ms = started.elapsed().as_millis() as u64,
         "subscription closed"
