@@ -285,6 +285,11 @@ pub fn resolve_failure(e: ResolveError) -> TransportError {
         ResolveError::InvalidUrl(_) => {
             TransportError::Unresolvable("the DID names no valid URL".into())
         }
+        // The document names a loopback, private or metadata address: the address
+        // policy answers the same every time.
+        ResolveError::Refused => {
+            TransportError::Unresolvable("the DID document's host is not a public address".into())
+        }
         ResolveError::IdMismatch { .. } => {
             TransportError::Unresolvable("the document is for another DID".into())
         }

@@ -243,7 +243,7 @@ impl DsService {
         self.call(|reply| Command::Expire { reply: Some(reply) })
             .await?
             .map_err(|e| {
-                tracing::error!(error = %e, "retention failed");
+                tracing::error!(error = e.kind(), "retention failed");
                 XrpcError::internal("retention failed")
             })
     }

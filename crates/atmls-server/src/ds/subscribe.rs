@@ -269,7 +269,7 @@ impl DsService {
                 })
                 .await?
                 .map_err(|e| {
-                    tracing::error!(error = %e, "backlog read failed");
+                    tracing::error!(error = e.kind(), "backlog read failed");
                     XrpcError::internal("internal server error")
                 })?;
             let end = s.end_seq.unwrap_or(u64::MAX);

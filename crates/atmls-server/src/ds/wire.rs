@@ -125,6 +125,9 @@ pub(crate) trait Named: Display {
     fn limit(&self) -> Option<&'static str> {
         None
     }
+
+    /// The kind of a store failure, without identifiers (for logs).
+    fn store_kind(&self) -> Option<&'static str>;
 }
 
 fn auth_limit(e: &AuthError) -> Option<&'static str> {
@@ -150,6 +153,13 @@ impl Named for CreateMailboxError {
         self.name()
     }
 
+    fn store_kind(&self) -> Option<&'static str> {
+        match self {
+            Self::Store(e) => Some(e.kind()),
+            _ => None,
+        }
+    }
+
     fn limit(&self) -> Option<&'static str> {
         matches!(self, Self::QuotaExceeded { .. }).then_some("mailboxes_per_account")
     }
@@ -158,6 +168,13 @@ impl Named for CreateMailboxError {
 impl Named for SendEnvelopesError {
     fn error_name(&self) -> &'static str {
         self.name()
+    }
+
+    fn store_kind(&self) -> Option<&'static str> {
+        match self {
+            Self::Store(e) => Some(e.kind()),
+            _ => None,
+        }
     }
 
     fn limit(&self) -> Option<&'static str> {
@@ -174,6 +191,13 @@ impl Named for ReadError {
         self.name()
     }
 
+    fn store_kind(&self) -> Option<&'static str> {
+        match self {
+            Self::Store(e) => Some(e.kind()),
+            _ => None,
+        }
+    }
+
     fn limit(&self) -> Option<&'static str> {
         match self {
             Self::Auth(e) => auth_limit(e),
@@ -185,6 +209,13 @@ impl Named for ReadError {
 impl Named for SendWelcomeError {
     fn error_name(&self) -> &'static str {
         self.name()
+    }
+
+    fn store_kind(&self) -> Option<&'static str> {
+        match self {
+            Self::Store(e) => Some(e.kind()),
+            _ => None,
+        }
     }
 
     fn limit(&self) -> Option<&'static str> {
@@ -201,6 +232,13 @@ impl Named for InboxError {
         self.name()
     }
 
+    fn store_kind(&self) -> Option<&'static str> {
+        match self {
+            Self::Store(e) => Some(e.kind()),
+            _ => None,
+        }
+    }
+
     fn limit(&self) -> Option<&'static str> {
         match self {
             Self::Auth(e) => auth_limit(e),
@@ -214,7 +252,10 @@ impl Named for InboxError {
 pub(crate) fn core_error<E: Named>(e: &E) -> XrpcError {
     let name = e.error_name();
     if name == "InternalServerError" {
-        tracing::error!(error = %e, "delivery-service store failure");
+        tracing::error!(
+            error = e.store_kind().unwrap_or(name),
+            "delivery-service store failure"
+        );
         return XrpcError::internal("internal server error");
     }
     let error = XrpcError::new(status_of(name), name, e.to_string());

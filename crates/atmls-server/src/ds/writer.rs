@@ -624,7 +624,7 @@ impl<S: Store> Writer<S> {
                 self.hub.sweep();
                 let result = self.core.expire(now);
                 if let Err(e) = &result {
-                    tracing::error!(error = %e, "retention failed");
+                    tracing::error!(error = e.kind(), "retention failed");
                 }
                 if let Some(reply) = reply {
                     let _ = reply.send(result);

@@ -74,8 +74,9 @@ impl XrpcClient {
         let fut = async {
             let response = self.client.request(request).await.map_err(|e| {
                 if atmls_net::is_refused(&e) {
-                    // A non-public address: the same answer every time, whatever the port.
-                    TransportError::Network("destination refused".into())
+                    // A non-public address: the same answer every time, whatever the port,
+                    // so the failure is permanent (spec §11.14).
+                    TransportError::Unresolvable("destination refused".into())
                 } else {
                     TransportError::Network(e.to_string())
                 }
@@ -201,7 +202,8 @@ mod tests {
                 panic!("{url} was reached");
             };
             assert!(
-                matches!(&err, TransportError::Network(m) if m == "destination refused"),
+                matches!(&err, TransportError::Unresolvable(m) if m == "destination refused")
+                    && !err.is_transient(),
                 "{url}: {err}"
             );
         }
