@@ -108,8 +108,11 @@ struct Settings {
     service_did: Option<String>,
     pds_url: Option<String>,
     plc_url: String,
-    /// The DS's rules: the defaults plus the retention settings.
+    /// The DS's rules: the defaults, the `[limits]` of the config file and the retention
+    /// settings.
     core: DsConfig,
+    /// The DS service's per-principal shares from the config file's `[limits]`.
+    shares: atmls_server::embedded::DsShares,
     only_pds_accounts: bool,
     /// The development loopback allowance, if set by flag, variable or file.
     allow_loopback: Option<bool>,
@@ -152,7 +155,10 @@ impl ServeArgs {
                 .or(file.only_pds_accounts)
                 .unwrap_or(false),
             allow_loopback: self.allow_loopback.or(file.allow_loopback),
-            core: DsConfig::default()
+            shares: file.limits.shares(),
+            core: file
+                .limits
+                .apply_core(DsConfig::default())
                 .with_group_retention(days(
                     self.group_retention_days.or(file.group_retention_days),
                 ))
@@ -249,6 +255,7 @@ async fn serve(args: Settings) -> Result<(), ServeError> {
         .with_handle_domains(args.handle_domains)
         .with_plc_url(&args.plc_url)
         .with_core(args.core)
+        .with_ds_shares(args.shares)
         .with_development_loopback(allow_loopback);
     if let Some(url) = args.public_url {
         config = config.with_public_url(url);
@@ -317,7 +324,9 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
         CacheConfig::default(),
     ));
     let db = data_dir.join(DS_DATABASE);
-    let mut config = DsServiceConfig::new(ds_did.clone(), &url)
+    let mut config = args
+        .shares
+        .apply(DsServiceConfig::new(ds_did.clone(), &url))
         .with_core(args.core.clone())
         .with_startup_guard(!is_new(&db));
     if args.only_pds_accounts {

@@ -41,6 +41,56 @@ pub struct EmbeddedConfig {
     core: DsConfig,
     server: ServerConfig,
     development_loopback: bool,
+    ds_shares: Option<DsShares>,
+}
+
+/// The DS service's per-principal shares an operator may set (`None`: the default);
+/// see [`DsServiceConfig`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DsShares {
+    /// [`DsServiceConfig::with_subscriptions_per_source`].
+    pub subscriptions_per_source: Option<usize>,
+    /// [`DsServiceConfig::with_subscribers_per_mailbox`].
+    pub subscribers_per_mailbox: Option<usize>,
+    /// [`DsServiceConfig::with_welcomes_per_source_per_minute`]: calls.
+    pub welcomes_per_source_per_minute: Option<u64>,
+    /// [`DsServiceConfig::with_welcomes_per_source_per_minute`]: bytes.
+    pub welcome_bytes_per_source_per_minute: Option<u64>,
+    /// [`DsServiceConfig::with_inbox_share_divisor`].
+    pub inbox_share_divisor: Option<u64>,
+    /// [`DsServiceConfig::with_tokens_per_account`].
+    pub tokens_per_account: Option<usize>,
+}
+
+impl DsShares {
+    /// `config` with every share that is set.
+    pub fn apply(&self, mut config: DsServiceConfig) -> DsServiceConfig {
+        if let Some(n) = self.subscriptions_per_source {
+            config = config.with_subscriptions_per_source(n);
+        }
+        if let Some(n) = self.subscribers_per_mailbox {
+            config = config.with_subscribers_per_mailbox(n);
+        }
+        if self.welcomes_per_source_per_minute.is_some()
+            || self.welcome_bytes_per_source_per_minute.is_some()
+        {
+            let count = self
+                .welcomes_per_source_per_minute
+                .unwrap_or(config.welcomes_per_source_per_minute());
+            let bytes = self
+                .welcome_bytes_per_source_per_minute
+                .unwrap_or(config.welcome_bytes_per_source_per_minute());
+            config = config.with_welcomes_per_source_per_minute(count, bytes);
+        }
+        if let Some(n) = self.inbox_share_divisor {
+            config = config.with_inbox_share_divisor(n);
+        }
+        if let Some(n) = self.tokens_per_account {
+            config = config.with_tokens_per_account(n);
+        }
+        config
+    }
 }
 
 impl EmbeddedConfig {
@@ -57,7 +107,15 @@ impl EmbeddedConfig {
             core: DsConfig::default(),
             server: ServerConfig::default(),
             development_loopback: false,
+            ds_shares: None,
         }
+    }
+
+    /// The DS service's per-principal shares (default: [`DsServiceConfig::new`]'s).
+    #[must_use]
+    pub fn with_ds_shares(mut self, shares: DsShares) -> Self {
+        self.ds_shares = Some(shares);
+        self
     }
 
     /// The development allowance (default off): outbound fetches (DID and did:web
@@ -247,9 +305,11 @@ impl Embedded {
         })?;
         // The DS resolves account DIDs in the local PLC directory first.
         let resolver = Arc::new(LocalResolver::new(host.directory().clone(), Some(http)));
+        let shares = config.ds_shares.unwrap_or_default();
         let ds = DsService::start(
             store,
-            DsServiceConfig::new(ds_did.clone(), &url)
+            shares
+                .apply(DsServiceConfig::new(ds_did.clone(), &url))
                 .with_core(config.core)
                 .with_startup_guard(restarted)
                 // The embedded host's accounts live on this (development, loopback) host:

@@ -399,7 +399,14 @@ async fn group_mailbox_methods_and_rejections() {
 
 #[tokio::test]
 async fn inbox_methods_and_rejections() {
-    let h = start(small_limits(), |c| c, server_config()).await;
+    // One source takes the inbox's whole allowance here: this test is about the inbox's
+    // own limit (the per-source share of it is `ds_shares.rs`'s).
+    let h = start(
+        small_limits(),
+        |c| c.with_inbox_share_divisor(1),
+        server_config(),
+    )
+    .await;
     let owner = mailbox_key();
     let inbox = h.mailbox("inbox", &owner).await;
     let group_key = mailbox_key();

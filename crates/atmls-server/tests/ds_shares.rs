@@ -137,7 +137,12 @@ async fn one_account_holds_a_bounded_share_of_token_ids() {
 async fn one_source_sends_a_bounded_number_of_welcomes() {
     let h = start(
         small_limits(),
-        |c| c.with_welcomes_per_source_per_minute(5, 1 << 20),
+        // The source's share of each inbox is the whole of it here (that share is the
+        // attack suite's `a_welcome_flood_does_not_block_real_invitations`).
+        |c| {
+            c.with_welcomes_per_source_per_minute(5, 1 << 20)
+                .with_inbox_share_divisor(1)
+        },
         server_config(),
     )
     .await;

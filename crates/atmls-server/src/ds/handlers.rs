@@ -5,7 +5,7 @@ use std::str::FromStr;
 use atmls_ds::auth::{DsMethod, PreChecked, RequestAuth, RequestSource, RequestToken};
 use atmls_ds::{
     EnvelopeKind, EnvelopeRule, LEXICON_MAX_PAYLOAD, MAX_EPOCH, MailboxId, MailboxKind,
-    OutgoingEnvelope, SendEnvelopesError,
+    OutgoingEnvelope, SendEnvelopesError, SendWelcomeError,
 };
 use atmls_identity::service_auth::{ServiceAuthError, VerifiedToken};
 use atmls_lexicon::Bytes as LexBytes;
@@ -370,6 +370,19 @@ impl DsService {
         // can deposit across every inbox (each inbox has its own share in the core).
         let now = self.inner.config.clock().now();
         let len = input.payload.as_slice().len() as u64;
+        // The cheap refusal first: an oversized welcome costs no share.
+        let max = self
+            .inner
+            .config
+            .core()
+            .max_envelope_bytes()
+            .min(LEXICON_MAX_PAYLOAD);
+        if input.payload.as_slice().len() > max {
+            return Err(core_error(&SendWelcomeError::EnvelopeTooLarge {
+                len: input.payload.as_slice().len(),
+                max,
+            }));
+        }
         self.inner
             .welcomes
             .charge(source_of(&req), 1, len, now)
