@@ -224,7 +224,9 @@ async fn subscriptions_per_source_and_per_mailbox_are_bounded() {
     // Another mailbox: the source's third slot.
     let key2 = mailbox_key();
     let mb2 = h.mailbox("group", &key2).await;
-    open.push(subscribe(h.addr, &h.subscription_query(&mb2, &key2, None)).await);
+    // From cursor 0: the envelope sent next is in its backlog even if the send is decided
+    // before the subscription is registered.
+    open.push(subscribe(h.addr, &h.subscription_query(&mb2, &key2, Some(0))).await);
     // Give the server a moment to count it: a heartbeat-free wait on a sent envelope.
     h.send(&mb2, &key2, json!([message(b"hi")])).await.ok();
     let (header, _) = frame(open.last_mut().unwrap()).await;
@@ -240,7 +242,7 @@ async fn subscriptions_per_source_and_per_mailbox_are_bounded() {
     drop(open.pop());
     let mut again = None;
     for _ in 0..50 {
-        let mut ws = subscribe(h.addr, &h.subscription_query(&mb3, &key3, None)).await;
+        let mut ws = subscribe(h.addr, &h.subscription_query(&mb3, &key3, Some(0))).await;
         h.send(&mb3, &key3, json!([message(b"hi")])).await.ok();
         let (header, _) = frame(&mut ws).await;
         if header.op != -1 {
