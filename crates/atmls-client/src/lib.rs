@@ -46,10 +46,11 @@ mod lexicons;
 pub mod transport;
 
 pub use device::groups::Committed;
+pub use device::outbox::{Outgoing, OutgoingState};
 pub use device::welcome::{UndeliveredWelcome, WelcomeError, open_tree};
 pub use device::{Device, DeviceConfig, Storage};
 pub use error::{
-    ContentError, Error, FailureKind, KeyPackageRefusal, PolicyViolation, StoreError,
+    ContentError, Error, FailureKind, KeyPackageRefusal, PolicyViolation, SendRefusal, StoreError,
     TransportError,
 };
 pub use event::{Event, Message};

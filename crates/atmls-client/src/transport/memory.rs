@@ -60,6 +60,8 @@ struct State {
     late_sends: usize,
     /// Sends held back by `late_sends`, stored before the next send to their mailbox.
     in_flight: Vec<(MailboxId, String, Vec<OutgoingEnvelope>)>,
+    /// Application-message envelopes stored, in every mailbox.
+    messages_stored: u64,
 }
 
 impl State {
@@ -139,6 +141,7 @@ impl MemoryNetwork {
                 lost_answers: 0,
                 late_sends: 0,
                 in_flight: Vec::new(),
+                messages_stored: 0,
             })),
             ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
         }
@@ -238,6 +241,11 @@ impl MemoryNetwork {
     /// request the DS decides after its client gave up and read the mailbox.
     pub fn land_late(&self, n: usize) {
         self.lock().late_sends = n;
+    }
+
+    /// How many application-message envelopes the DS stored (duplicates included).
+    pub fn messages_stored(&self) -> u64 {
+        self.lock().messages_stored
     }
 
     /// Drops every subscription (as a server restart would).
@@ -627,6 +635,10 @@ impl MemoryDs {
                 received_at: at,
             })
             .collect();
+        self.net.lock().messages_stored += published
+            .iter()
+            .filter(|e| e.kind == EnvelopeKind::Message)
+            .count() as u64;
         self.net.publish(mailbox, &published);
         Ok(receipt)
     }
