@@ -400,34 +400,63 @@ impl<P: Pds, D: Ds> Device<P, D> {
             loop {
                 let wait = self.wait_before_sync(poll).await?;
                 let woke = tokio::time::timeout(wait, rx.recv()).await;
-                match woke {
-                    Ok(Some(Delivery::Envelope { .. })) | Err(_) => {
-                        while let Ok(Delivery::Envelope { .. }) = rx.try_recv() {}
-                        if let Err(e) = self.sync().await {
-                            match e {
-                                Error::Transport(_) => break,
-                                e => return Err(e),
-                            }
-                        }
-                        if fingerprint != self::fingerprint(&self.subscription_targets().await?) {
-                            break;
-                        }
-                        // Polling: try to subscribe again at each poll.
-                        if !subscribed && woke.is_err() && started.elapsed() >= poll {
-                            break;
-                        }
+                let mut arrived = Vec::new();
+                let mut ended = match woke {
+                    Ok(Some(Delivery::Envelope { mailbox, .. })) => {
+                        arrived.push(mailbox);
+                        false
                     }
+                    Ok(_) => true,
+                    Err(_) => false,
+                };
+                if ended {
                     // A stream ended: resubscribe (not faster than once a second).
-                    Ok(Some(_)) | Ok(None) => {
-                        if started.elapsed() < std::time::Duration::from_secs(1) {
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        }
-                        break;
+                    if started.elapsed() < std::time::Duration::from_secs(1) {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
+                    break;
+                }
+                while let Ok(d) = rx.try_recv() {
+                    match d {
+                        Delivery::Envelope { mailbox, .. } => arrived.push(mailbox),
+                        _ => ended = true,
+                    }
+                }
+                // These mailboxes' DS just delivered: it is back, their back-off ends.
+                self.reachable(&arrived).await?;
+                if let Err(e) = self.sync().await {
+                    match e {
+                        Error::Transport(_) => break,
+                        e => return Err(e),
+                    }
+                }
+                if ended || fingerprint != self::fingerprint(&self.subscription_targets().await?) {
+                    break;
+                }
+                // Polling: try to subscribe again at each poll.
+                if !subscribed && woke.is_err() && started.elapsed() >= poll {
+                    break;
                 }
             }
             drop(tx);
         }
+    }
+
+    /// Ends the back-off of the inbox or groups whose mailbox just delivered.
+    async fn reachable(&self, mailboxes: &[MailboxId]) -> Result<(), Error> {
+        if mailboxes.is_empty() {
+            return Ok(());
+        }
+        let mut st = self.inner.state.lock().await;
+        if mailboxes.contains(&MailboxId::from_bytes(st.row.inbox_mailbox)) {
+            st.backoffs.succeeded(&Target::Inbox);
+        }
+        for row in store::groups(&st.conn)? {
+            if mailboxes.contains(&MailboxId::from_bytes(row.mailbox)) {
+                st.backoffs.succeeded(&Target::Group(row.group_id));
+            }
+        }
+        Ok(())
     }
 
     /// How long the live loop waits for a delivery before syncing anyway: the poll

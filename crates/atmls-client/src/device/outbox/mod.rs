@@ -112,6 +112,19 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok(content)
     }
 
+    /// Sends every group's waiting messages now, whatever their back-off (a person asked
+    /// for it); returns the events (also sent to [`Device::events`]). [`Device::sync`]
+    /// does the same for the groups it reads, after their back-off.
+    pub async fn flush_outbox(&self) -> Result<Vec<Event>, Error> {
+        let mut st = self.inner.state.lock().await;
+        let mut events = Vec::new();
+        for gid in rows::pending_groups(&st.conn)? {
+            self.flush_group(&mut st, &GroupId(gid), false, &mut events)
+                .await?;
+        }
+        Ok(events)
+    }
+
     /// The messages of the outbox, pending and failed, in the order they were queued.
     pub async fn outbox(&self) -> Result<Vec<Outgoing>, Error> {
         let st = self.inner.state.lock().await;
