@@ -359,3 +359,33 @@ async fn the_live_loop_sends_when_the_ds_is_back() {
     assert_eq!(sent.as_deref(), Some("typed while down"));
     assert_eq!(texts(&bob).await, ["typed while down"]);
 }
+
+/// A CLI command syncs before sending: with the DID directory unreachable too (one
+/// process plays PDS, directory and DS), the sync must not fail on this account's own
+/// upkeep (looking for its new devices), or nothing could even be queued.
+#[tokio::test]
+async fn an_unreachable_directory_does_not_fail_the_sync() {
+    let net = MemoryNetwork::new();
+    let alice = Device::create(
+        Storage::Memory,
+        net.account("alice"),
+        net.ds(),
+        net.ds_did(),
+        config().with_own_device_check_interval(Duration::ZERO),
+    )
+    .await
+    .unwrap();
+    let bob = device(&net, "bob", Storage::Memory).await;
+    let g = group(&alice, &bob).await;
+    net.set_offline(true);
+    net.fail_resolution(alice.did(), Some(atmls_identity::ResolveError::Timeout));
+    alice.sync().await.expect("a passing failure is not the sync's");
+    assert!(matches!(
+        alice.send(&g, content::text("queued")).await,
+        Err(Error::Queued { .. })
+    ));
+    net.set_offline(false);
+    net.fail_resolution(alice.did(), None);
+    alice.sync().await.unwrap();
+    assert_eq!(texts(&bob).await, ["queued"]);
+}
