@@ -379,7 +379,10 @@ async fn an_unreachable_directory_does_not_fail_the_sync() {
     let g = group(&alice, &bob).await;
     net.set_offline(true);
     net.fail_resolution(alice.did(), Some(atmls_identity::ResolveError::Timeout));
-    alice.sync().await.expect("a passing failure is not the sync's");
+    alice
+        .sync()
+        .await
+        .expect("a passing failure is not the sync's");
     assert!(matches!(
         alice.send(&g, content::text("queued")).await,
         Err(Error::Queued { .. })
