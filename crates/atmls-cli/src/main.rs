@@ -70,7 +70,13 @@ enum Command {
     /// Create groups, add and remove members, leave, list, inspect.
     Group(client::GroupArgs),
     /// Send a message to a group.
-    #[command(after_help = "Example:\n  atmls --profile alice send tea 'hello everyone'")]
+    #[command(after_help = "Examples:
+  atmls --profile alice send tea 'hello everyone'
+  atmls --profile alice send tea --wait 'sent before the command ends'
+
+When the DS cannot take the message now (down, restarting), it is kept in the profile's
+outbox (\"queued, will send\", exit 0) and sent, in order, by the next send, inbox or
+watch of the profile; with --wait the command waits for it instead.")]
     Send(client::SendArgs),
     /// Print messages and group changes live as they arrive (Ctrl-C stops).
     #[command(after_help = "Examples:

@@ -108,6 +108,18 @@ pub(crate) fn transient_status(status: u16) -> bool {
         || ((500..600).contains(&status) && !matches!(status, 501 | 505))
 }
 
+/// Why a message of the outbox was given up (docs/spec.md §11.15).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendRefusal {
+    /// The DS refused it for good (a permanent failure: too large, not allowed, …).
+    #[error("refused: {0}")]
+    Refused(TransportError),
+    /// This device is no longer a member of the group.
+    #[error("no longer a member of the group")]
+    NotMember,
+}
+
 /// Why another account's KeyPackage record was refused (docs/spec.md §3.3, in check order).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -310,6 +322,16 @@ pub enum Error {
     /// A peer or service sent something that breaks the protocol.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The message is in the outbox but could not be sent now (a transient failure, or
+    /// earlier messages of the group still wait): it is sent, in order, when the service
+    /// is back (docs/spec.md §11.15). Not a reason to send it again.
+    #[error("not sent yet ({error}); queued, will send")]
+    Queued {
+        /// The message's content id.
+        id: String,
+        /// What the last attempt met.
+        error: TransportError,
+    },
 }
 
 impl Error {

@@ -115,6 +115,38 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A message was accepted into this device's outbox (stored before `send` or
+    /// `queue` returns); [`Event::Message`] follows when the DS accepted it
+    /// (docs/spec.md §11.15).
+    Queued {
+        /// The group.
+        group: GroupId,
+        /// The message's content id.
+        id: String,
+    },
+    /// An attempt to send the first waiting message of a group failed transiently (or
+    /// the mailbox could not be read to settle an earlier attempt): it and the messages
+    /// after it stay queued and are tried again after the group's back-off.
+    Unsent {
+        /// The group.
+        group: GroupId,
+        /// The waiting message's content id.
+        id: String,
+        /// Attempts made so far.
+        attempts: u32,
+        /// What the DS or the network answered.
+        error: crate::error::TransportError,
+    },
+    /// A queued message was given up (it stays listed as failed in
+    /// [`Device::outbox`](crate::Device::outbox)); the messages after it go on.
+    SendFailed {
+        /// The group.
+        group: GroupId,
+        /// The message's content id.
+        id: String,
+        /// Why.
+        reason: crate::error::SendRefusal,
+    },
     /// A welcome of a commit of this device was not delivered: the device is in the group
     /// but cannot read it (see [`crate::UndeliveredWelcome`]).
     WelcomeUndelivered {

@@ -7,7 +7,9 @@
 //! declarations and KeyPackages against their repos before adding them (and, as every
 //! member, the proofs that travel inside each commit that adds leaves), creates groups
 //! whose mailbox lives on a delivery service, commits changes (retrying on lost races),
-//! sends and receives `chat.mls.content` messages, joins groups from sealed welcomes, and
+//! sends and receives `chat.mls.content` messages (through an outbox that keeps what the
+//! DS cannot take now and sends it later, in order and once: [`Device::send`],
+//! [`Device::outbox`]), joins groups from sealed welcomes, and
 //! adds the account's new devices to its groups. The network is two traits,
 //! [`transport::Pds`] and [`transport::Ds`]: [`transport::memory`] implements them in
 //! memory over the real DS core, [`transport::http`] over HTTP(S) and WebSocket (`ws://`,
@@ -46,10 +48,11 @@ mod lexicons;
 pub mod transport;
 
 pub use device::groups::Committed;
+pub use device::outbox::{Outgoing, OutgoingState};
 pub use device::welcome::{UndeliveredWelcome, WelcomeError, open_tree};
 pub use device::{Device, DeviceConfig, Storage};
 pub use error::{
-    ContentError, Error, FailureKind, KeyPackageRefusal, PolicyViolation, StoreError,
+    ContentError, Error, FailureKind, KeyPackageRefusal, PolicyViolation, SendRefusal, StoreError,
     TransportError,
 };
 pub use event::{Event, Message};

@@ -540,3 +540,58 @@ async fn refused_welcome_is_reported() {
     assert!(Event::joined(&events).is_empty());
     net.server.shutdown().await.unwrap();
 }
+
+/// The outbox over HTTP (docs/spec.md §11.15): the server stops, Alice's messages wait on
+/// her device, the server comes back on the same address (same host and DS state), and
+/// her next sync sends them; Bob reads each once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_over_http_rides_out_a_stopped_server() {
+    let net = start().await;
+    let config = config().with_retry_backoff(Duration::ZERO, Duration::ZERO);
+    let alice = Device::create(
+        Storage::Memory,
+        net.account("alice").await,
+        net.ds(),
+        net.ds_did.clone(),
+        config.clone(),
+    )
+    .await
+    .unwrap();
+    let bob = net.device(net.account("bob").await, None).await;
+    let g = alice.create_group("g").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    sync(&bob).await;
+    let Net {
+        server,
+        _host: host,
+        _ds: ds,
+        ..
+    } = net;
+    let addr = server.local_addr();
+    server.shutdown().await.unwrap();
+    for text in ["one", "two"] {
+        let e = alice.send(&g, content::text(text)).await.unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                atmls_client::Error::Queued {
+                    error: atmls_client::TransportError::Network(_),
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    sync(&alice).await;
+    assert_eq!(alice.outbox().await.unwrap().len(), 2);
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let server = Server::from_listener(listener, ServerConfig::default(), ds.mount(host.router()))
+        .unwrap()
+        .spawn();
+    assert_eq!(Event::texts(&sync(&alice).await), ["one", "two"]);
+    assert!(alice.outbox().await.unwrap().is_empty());
+    alice.send(&g, content::text("three")).await.unwrap();
+    assert_eq!(Event::texts(&sync(&bob).await), ["one", "two", "three"]);
+    assert!(Event::texts(&sync(&bob).await).is_empty());
+    server.shutdown().await.unwrap();
+}

@@ -128,6 +128,7 @@ impl From<Error> for CliError {
             Error::Content(_) => "ContentError",
             Error::Attachment(_) => "AttachmentError",
             Error::Protocol(_) => "ProtocolError",
+            Error::Queued { .. } => "Queued",
             _ => "ClientError",
         };
         Self { name, message }

@@ -1,6 +1,8 @@
 //! `atmls group create|add|remove|leave|list|info` and `atmls send`.
 
-use atmls_client::{Committed, Did, Group, content};
+use std::time::{Duration, Instant};
+
+use atmls_client::{Committed, Did, Error, Group, OutgoingState, content};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -135,20 +137,83 @@ pub(crate) async fn run(command: GroupCommand, mut s: Session) -> Result<Session
     Ok(s)
 }
 
-/// `atmls send GROUP TEXT`.
-pub(crate) async fn send(group: String, text: String, s: Session) -> Result<Session, CliError> {
+/// `atmls send GROUP TEXT [--wait]`: the message goes to the device's outbox, then to
+/// the DS at once when it can take it (after what earlier commands queued). When it
+/// cannot (down, restarting), the command says "queued, will send" and succeeds: the next
+/// `send`, `inbox` or `watch` of the profile sends it. With `wait`, it waits that long
+/// for the DS instead, and fails with `NotSent` (the message stays queued).
+pub(crate) async fn send(
+    group: String,
+    text: String,
+    wait: Option<Duration>,
+    s: Session,
+) -> Result<Session, CliError> {
     s.sync().await?;
     let g = s.group(&group).await?;
-    let sent = s
-        .device
-        .send(&g.id, content::text(text.clone()))
-        .await
-        .map_err(|e| s.explain(e))?;
+    let (id, error) = match s.device.send(&g.id, content::text(text.clone())).await {
+        Ok(sent) => {
+            sent_line(&s, &g, &sent.id, &text);
+            return Ok(s);
+        }
+        Err(Error::Queued { id, error }) => (id, error),
+        Err(e) => return Err(s.explain(e)),
+    };
+    let Some(limit) = wait else {
+        s.out.emit(
+            json!({ "group": hex(g.id.as_bytes()), "id": id, "text": text, "queued": true,
+                    "error": CliError::from(error.clone()).to_json() }),
+            || {
+                format!(
+                    "queued, will send to {:?}: the service cannot take it now ({}); \
+                     the next `atmls send`, `inbox` or `watch` of this profile sends it",
+                    g.name(),
+                    CliError::from(error.clone())
+                )
+            },
+        );
+        return Ok(s);
+    };
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match s.device.outbox().await?.iter().find(|o| o.content.id == id) {
+            None => {
+                sent_line(&s, &g, &id, &text);
+                return Ok(s);
+            }
+            Some(o) => {
+                if let OutgoingState::Failed { reason } = &o.state {
+                    return Err(CliError::new(
+                        "SendFailed",
+                        format!("the message was refused: {reason}"),
+                    ));
+                }
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(CliError::new(
+                "NotSent",
+                format!(
+                    "not sent within {} s ({}); it stays queued and the next `atmls send`, \
+                     `inbox` or `watch` of this profile sends it",
+                    limit.as_secs(),
+                    CliError::from(error)
+                ),
+            ));
+        }
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+        s.device.flush_outbox().await.map_err(|e| s.explain(e))?;
+    }
+}
+
+fn sent_line(s: &Session, g: &Group, id: &str, text: &str) {
     s.out.emit(
-        json!({ "group": hex(g.id.as_bytes()), "id": sent.id, "text": text, "epoch": g.epoch }),
+        json!({ "group": hex(g.id.as_bytes()), "id": id, "text": text, "epoch": g.epoch,
+                "queued": false }),
         || format!("sent to {:?} (epoch {})", g.name(), g.epoch),
     );
-    Ok(s)
 }
 
 async fn accounts(s: &mut Session, who: &[String]) -> Result<Vec<Did>, CliError> {

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use atmls_client::{Event, GroupId, content};
+use atmls_client::{Error, Event, GroupId, content};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -84,11 +84,26 @@ pub(crate) async fn watch(
             },
             line = next_line(&mut stdin) => match line {
                 Some(text) if !text.trim().is_empty() => {
-                    if let Some(g) = &only
-                        && let Err(e) = s.device.send(g, content::text(text.trim())).await
-                    {
-                        let e = s.explain(e);
-                        eprintln!("error: {e}");
+                    if let Some(g) = &only {
+                        match s.device.send(g, content::text(text.trim())).await {
+                            Ok(_) => {}
+                            // Kept in the outbox: the live loop sends it when the DS is
+                            // back, and it is shown then.
+                            Err(Error::Queued { id, error }) => {
+                                let name = names.of(&s, g).await;
+                                let why = CliError::from(error);
+                                s.out.emit(
+                                    json!({ "type": "queued", "group": hex(g.as_bytes()),
+                                            "groupName": name, "id": id, "text": text.trim(),
+                                            "error": why.to_json() }),
+                                    || format!("[{name}] queued, will send: {why}"),
+                                );
+                            }
+                            Err(e) => {
+                                let e = s.explain(e);
+                                eprintln!("error: {e}");
+                            }
+                        }
                     }
                 }
                 Some(_) => {}
@@ -133,7 +148,9 @@ fn event_group(e: &Event) -> Option<&GroupId> {
         | Event::GroupChanged { group, .. }
         | Event::Removed { group }
         | Event::LeaveRequested { group, .. }
-        | Event::Unreachable { group, .. } => Some(group),
+        | Event::Unreachable { group, .. }
+        | Event::Unsent { group, .. }
+        | Event::SendFailed { group, .. } => Some(group),
         Event::Message(m) => Some(&m.group),
         Event::Rejected { group, .. } => group.as_ref(),
         _ => None,
@@ -220,6 +237,21 @@ async fn render(s: &mut Session, names: &mut GroupNames, e: &Event) -> Option<(V
         Event::Rejected { seq, reason, .. } => (
             json!({ "type": "rejected", "group": gid, "groupName": gname, "seq": seq, "reason": reason }),
             format!("[{gname}] warning: refused item {seq}: {reason}"),
+        ),
+        Event::Unsent {
+            id,
+            attempts,
+            error,
+            ..
+        } => (
+            json!({ "type": "unsent", "group": gid, "groupName": gname, "id": id,
+                    "attempts": attempts, "error": error.to_string() }),
+            format!("[{gname}] not sent yet (attempt {attempts}), will retry: {error}"),
+        ),
+        Event::SendFailed { id, reason, .. } => (
+            json!({ "type": "sendFailed", "group": gid, "groupName": gname, "id": id,
+                    "reason": reason.to_string() }),
+            format!("[{gname}] warning: a message was not sent: {reason}"),
         ),
         Event::InboxUnreachable { error } => (
             json!({ "type": "inboxUnreachable", "error": error.to_string() }),

@@ -75,6 +75,18 @@ pub(crate) struct SendArgs {
     /// The message (several words are joined with spaces).
     #[arg(required = true, num_args = 1..)]
     text: Vec<String>,
+    /// When the DS cannot take the message now, wait (up to `--wait-timeout`) until it
+    /// is sent instead of leaving it queued; fails with `NotSent` if it is not.
+    #[arg(long, env = "ATMLS_WAIT")]
+    wait: bool,
+    /// How long `--wait` waits, in seconds.
+    #[arg(
+        long,
+        env = "ATMLS_WAIT_TIMEOUT",
+        default_value_t = 60,
+        value_name = "SECONDS"
+    )]
+    wait_timeout: u64,
 }
 
 /// `atmls watch [GROUP]`
@@ -156,7 +168,10 @@ async fn dispatch(command: ClientCommand, p: &ProfileOpts, out: &Out) -> Result<
         ClientCommand::Group(a) => with_session(p, out, |s| groups::run(a.command, s)).await,
         ClientCommand::Send(a) => {
             let text = a.text.join(" ");
-            with_session(p, out, |s| groups::send(a.group, text, s)).await
+            let wait = a
+                .wait
+                .then(|| std::time::Duration::from_secs(a.wait_timeout));
+            with_session(p, out, |s| groups::send(a.group, text, wait, s)).await
         }
         ClientCommand::Watch(a) => with_session(p, out, |s| live::watch(a.group, a.chat, s)).await,
         ClientCommand::Inbox(_) => with_session(p, out, live::inbox).await,

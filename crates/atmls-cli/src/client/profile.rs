@@ -239,9 +239,13 @@ impl Profile {
     }
 }
 
-/// The device settings of the CLI.
+/// The device settings of the CLI: a person at a terminal waits at most 30 s after the
+/// service is back before a mailbox is read or a queued message sent again.
 pub(crate) fn config() -> DeviceConfig {
-    DeviceConfig::default()
+    DeviceConfig::default().with_retry_backoff(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(30),
+    )
 }
 
 /// A resolver for DIDs: `did:plc` at `plc`, `did:web` over https (plain http on loopback).

@@ -53,6 +53,11 @@ impl Backoffs {
         wait
     }
 
+    /// When `target` may be tried again (`None`: now).
+    pub(crate) fn until(&self, target: &Target) -> Option<Instant> {
+        self.0.get(target).map(|e| e.until)
+    }
+
     /// Clears `target`'s back-off after a success.
     pub(crate) fn succeeded(&mut self, target: &Target) {
         self.0.remove(target);

@@ -8,9 +8,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::store::{self, GroupRow, PendingRow};
 use super::{Device, State};
-use crate::content::{self, Body, Content};
+use crate::content::{self, Content};
 use crate::error::{Error, TransportError};
-use crate::event::{Event, Message};
+use crate::event::Event;
 use crate::group::commit::{self, BuiltCommit, DataChange, Intent, WelcomePlan};
 use crate::group::seal;
 use crate::group::{self as grp, Group, GroupData, GroupId};
@@ -255,59 +255,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
             )
             .await?;
         Ok(())
-    }
-
-    /// Sends a message with `body` (a fresh id, sent now) and returns its content.
-    pub async fn send(&self, group: &GroupId, body: Body) -> Result<Content, Error> {
-        let content = content::content(body, None);
-        self.send_content(group, content.clone()).await?;
-        Ok(content)
-    }
-
-    /// Sends a content object as an application message.
-    pub async fn send_content(&self, group: &GroupId, content: Content) -> Result<u64, Error> {
-        let plaintext = content::encode(&content)?;
-        let mut st = self.inner.state.lock().await;
-        let max = self.inner.config.max_envelope_bytes;
-        let (payload, key, ds, mailbox) = st.transaction(|st| {
-            let row = store::group(&st.conn, &group.0)?.ok_or(Error::UnknownGroup)?;
-            if !row.active {
-                return Err(Error::NotMember);
-            }
-            let signer = st.signer(&row.signature_public)?;
-            let key = st.mailbox_key(&group.0, &row.mailbox)?;
-            let bytes = st.with_group(&group.0, |provider, g| {
-                let message = g
-                    .create_message(provider, &signer, &plaintext)
-                    .map_err(|e| Error::mls("encrypt", e))?;
-                message
-                    .tls_serialize_detached()
-                    .map_err(|e| Error::mls("encode", e))
-            })?;
-            let payload = content::pad(bytes, max);
-            store::record_sent(&st.conn, &group.0, &Sha256::digest(&payload))?;
-            Ok((payload, key, row.ds, row.mailbox))
-        })?;
-        let ds = Did::new(ds).map_err(|e| Error::Protocol(e.to_string()))?;
-        let receipt = self
-            .inner
-            .ds
-            .send_envelopes(
-                &ds,
-                &atmls_ds::MailboxId::from_bytes(mailbox),
-                &key,
-                vec![OutgoingEnvelope::message(payload)],
-            )
-            .await?;
-        let event = Event::Message(Message {
-            group: group.clone(),
-            sender: self.did().clone(),
-            sender_device: Some(self.device_id().to_owned()),
-            seq: receipt.first_seq,
-            content,
-        });
-        self.emit(std::slice::from_ref(&event));
-        Ok(receipt.first_seq)
     }
 
     /// The group as this device sees it.

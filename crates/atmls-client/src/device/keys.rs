@@ -229,13 +229,15 @@ impl<P: Pds, D: Ds> Device<P, D> {
         gathered: Option<GatheredRecords>,
     ) -> Result<BTreeMap<String, Vec<VerifiedKeyPackage>>, Error> {
         let pds = &self.inner.pds;
-        let doc = pds
-            .resolve(did)
-            .await
-            .map_err(|e| Error::KeyPackageRefused {
+        // A directory that cannot answer now is a passing failure (§11.14), not a
+        // verdict on the account's KeyPackages.
+        let doc = pds.resolve(did).await.map_err(|e| match e.kind() {
+            crate::error::FailureKind::Transient => Error::Transport(e),
+            _ => Error::KeyPackageRefused {
                 did: did.clone(),
                 reason: KeyPackageRefusal::DidDocument(e.to_string()),
-            })?;
+            },
+        })?;
         let mut seen = store::rev(&st.conn, did.as_str())?;
         if check_declaration {
             let car = match &gathered {

@@ -7,6 +7,7 @@ mod inbox;
 mod keys;
 #[cfg(test)]
 mod leaf_proof_tests;
+pub(crate) mod outbox;
 pub(crate) mod store;
 mod sync;
 pub(crate) mod welcome;

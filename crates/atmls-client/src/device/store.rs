@@ -109,6 +109,30 @@ CREATE TABLE IF NOT EXISTS atmls_revs (
     did TEXT NOT NULL PRIMARY KEY,
     rev TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS atmls_outbox (
+    item INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id BLOB NOT NULL,
+    id TEXT NOT NULL,
+    plaintext BLOB NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    failed TEXT
+);
+CREATE INDEX IF NOT EXISTS atmls_outbox_group ON atmls_outbox (group_id, item);
+CREATE TABLE IF NOT EXISTS atmls_outbox_digests (
+    group_id BLOB NOT NULL,
+    digest BLOB NOT NULL,
+    item INTEGER NOT NULL,
+    PRIMARY KEY (group_id, digest)
+);
+CREATE TABLE IF NOT EXISTS atmls_seen (
+    group_id BLOB NOT NULL,
+    sender TEXT NOT NULL,
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (group_id, sender, id)
+);
+CREATE INDEX IF NOT EXISTS atmls_seen_seq ON atmls_seen (group_id, seq);
 CREATE TABLE IF NOT EXISTS atmls_deferred (
     seq INTEGER NOT NULL PRIMARY KEY,
     payload BLOB NOT NULL,
@@ -341,6 +365,11 @@ pub(crate) fn deactivate_group(conn: &Connection, group_id: &[u8]) -> Result<(),
         "DELETE FROM atmls_sent WHERE group_id = ?1",
         params![group_id],
     )?;
+    exec(
+        conn,
+        "DELETE FROM atmls_seen WHERE group_id = ?1",
+        params![group_id],
+    )?;
     Ok(())
 }
 
@@ -496,7 +525,11 @@ pub(crate) fn set_rev(conn: &Connection, did: &str, rev: &str) -> Result<(), Sto
 
 /// Runs one statement, prepared once per connection (the statement cache): the message
 /// path runs the same few statements on every envelope.
-fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+pub(crate) fn exec(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<usize, StoreError> {
     Ok(conn.prepare_cached(sql)?.execute(params)?)
 }
 
@@ -506,7 +539,7 @@ fn fixed(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
         .map_err(|_| StoreError::Corrupt("32-byte column"))
 }
 
-fn to_i64(v: u64) -> Result<i64, StoreError> {
+pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Corrupt("integer out of range"))
 }
 

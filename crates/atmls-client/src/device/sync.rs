@@ -11,6 +11,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::backoff::Target;
 use super::groups::{forget_signer, is_commit};
+use super::outbox;
 use super::store;
 use super::{Device, State};
 use crate::content;
@@ -70,6 +71,21 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     .commit_locked(&mut st, &id, Intent::CommitProposals)
                     .await;
                 self.isolate(&mut st, &id, committed, &mut events)?;
+            }
+            // The mailbox was just read to its head: the outbox goes on from there.
+            if outbox::rows::has_pending(&st.conn, &id.0)?
+                && st
+                    .backoffs
+                    .ready(&Target::Group(id.0.clone()), Instant::now())
+            {
+                self.flush_group(&mut st, &id, true, &mut events).await?;
+            }
+        }
+        // Messages queued for groups this device has left are given up.
+        for gid in outbox::rows::pending_groups(&st.conn)? {
+            if !store::group(&st.conn, &gid)?.is_some_and(|r| r.active) {
+                self.flush_group(&mut st, &GroupId(gid), true, &mut events)
+                    .await?;
             }
         }
         if let Some(every) = self.inner.config.self_update_interval {
@@ -342,7 +358,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// and syncs whenever something arrives; resubscribes from the cursors when a stream
     /// ends or the keys change (new epoch, new group). A DS that cannot be subscribed to,
     /// or a network failure, falls back to syncing every
-    /// [`DeviceConfig::poll_interval`](crate::DeviceConfig::poll_interval).
+    /// [`DeviceConfig::poll_interval`](crate::DeviceConfig::poll_interval), trying to
+    /// subscribe again each time. While messages wait in the outbox, it also syncs when
+    /// their group's back-off ends, so that they are sent as soon as the DS is back.
     pub async fn run(&self) -> Result<(), Error> {
         let poll = self.inner.config.poll_interval;
         loop {
@@ -357,6 +375,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             }
             let targets = self.subscription_targets().await?;
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut subscribed = true;
             for (ds, subs) in &targets {
                 match self.inner.ds.subscribe(ds, subs.clone()).await {
                     Ok(mut stream) => {
@@ -370,36 +389,90 @@ impl<P: Pds, D: Ds> Device<P, D> {
                             let _ = tx.send(Delivery::Closed(None));
                         });
                     }
-                    Err(e) => tracing::warn!(error = %e, ds = %ds, "cannot subscribe; polling"),
+                    Err(e) => {
+                        subscribed = false;
+                        tracing::warn!(error = %e, ds = %ds, "cannot subscribe; polling");
+                    }
                 }
             }
             let fingerprint = fingerprint(&targets);
             let started = std::time::Instant::now();
             loop {
-                match tokio::time::timeout(poll, rx.recv()).await {
-                    Ok(Some(Delivery::Envelope { .. })) | Err(_) => {
-                        while let Ok(Delivery::Envelope { .. }) = rx.try_recv() {}
-                        if let Err(e) = self.sync().await {
-                            match e {
-                                Error::Transport(_) => break,
-                                e => return Err(e),
-                            }
-                        }
-                        if fingerprint != self::fingerprint(&self.subscription_targets().await?) {
-                            break;
-                        }
+                let wait = self.wait_before_sync(poll).await?;
+                let woke = tokio::time::timeout(wait, rx.recv()).await;
+                let mut arrived = Vec::new();
+                let mut ended = match woke {
+                    Ok(Some(Delivery::Envelope { mailbox, .. })) => {
+                        arrived.push(mailbox);
+                        false
                     }
+                    Ok(_) => true,
+                    Err(_) => false,
+                };
+                if ended {
                     // A stream ended: resubscribe (not faster than once a second).
-                    Ok(Some(_)) | Ok(None) => {
-                        if started.elapsed() < std::time::Duration::from_secs(1) {
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                        }
-                        break;
+                    if started.elapsed() < std::time::Duration::from_secs(1) {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                     }
+                    break;
+                }
+                while let Ok(d) = rx.try_recv() {
+                    match d {
+                        Delivery::Envelope { mailbox, .. } => arrived.push(mailbox),
+                        _ => ended = true,
+                    }
+                }
+                // These mailboxes' DS just delivered: it is back, their back-off ends.
+                self.reachable(&arrived).await?;
+                if let Err(e) = self.sync().await {
+                    match e {
+                        Error::Transport(_) => break,
+                        e => return Err(e),
+                    }
+                }
+                if ended || fingerprint != self::fingerprint(&self.subscription_targets().await?) {
+                    break;
+                }
+                // Polling: try to subscribe again at each poll.
+                if !subscribed && woke.is_err() && started.elapsed() >= poll {
+                    break;
                 }
             }
             drop(tx);
         }
+    }
+
+    /// Ends the back-off of the inbox or groups whose mailbox just delivered.
+    async fn reachable(&self, mailboxes: &[MailboxId]) -> Result<(), Error> {
+        if mailboxes.is_empty() {
+            return Ok(());
+        }
+        let mut st = self.inner.state.lock().await;
+        if mailboxes.contains(&MailboxId::from_bytes(st.row.inbox_mailbox)) {
+            st.backoffs.succeeded(&Target::Inbox);
+        }
+        for row in store::groups(&st.conn)? {
+            if mailboxes.contains(&MailboxId::from_bytes(row.mailbox)) {
+                st.backoffs.succeeded(&Target::Group(row.group_id));
+            }
+        }
+        Ok(())
+    }
+
+    /// How long the live loop waits for a delivery before syncing anyway: the poll
+    /// interval, or less when messages wait in the outbox and their group's back-off
+    /// ends sooner (at least 100 ms).
+    async fn wait_before_sync(
+        &self,
+        poll: std::time::Duration,
+    ) -> Result<std::time::Duration, Error> {
+        let floor = std::time::Duration::from_millis(100);
+        Ok(match self.outbox_due().await? {
+            Some(due) => due
+                .saturating_duration_since(Instant::now())
+                .clamp(floor, poll.max(floor)),
+            None => poll,
+        })
     }
 
     async fn subscription_targets(&self) -> Result<BTreeMap<Did, Vec<SubscribeTo>>, Error> {
@@ -497,7 +570,16 @@ fn process_envelope(
         store::take_sent(&st.conn, &group.0, &pending.digest)?;
         store::delete_pending(&st.conn, &group.0)?;
     }
+    if let Some(row) = outbox::rows::by_digest(&st.conn, &group.0, &digest)? {
+        // An attempt of a queued message whose answer was lost or never awaited: the DS
+        // accepted it, so the message is sent (§11.15).
+        outbox::rows::delivered(&st.conn, row.item)?;
+        after
+            .events
+            .push(outbox::own_message(st, group, &row, envelope.seq)?);
+    }
     if store::take_sent(&st.conn, &group.0, &digest)? {
+        outbox::rows::forget_digest(&st.conn, &group.0, &digest)?;
         return Ok(Ok(after));
     }
     let reject = |reason: String| Event::Rejected {
@@ -524,13 +606,27 @@ fn process_envelope(
             sender,
             sender_device,
             content,
-        } => after.events.push(Event::Message(Message {
-            group: group.clone(),
-            sender,
-            sender_device,
-            seq: envelope.seq,
-            content: *content,
-        })),
+        } => {
+            // A message its sender sent again (an attempt whose outcome it did not
+            // know) is shown once (§11.15).
+            if outbox::rows::seen(
+                &st.conn,
+                &group.0,
+                sender.as_str(),
+                &content.id,
+                envelope.seq,
+            )? {
+                tracing::debug!(seq = envelope.seq, "a resent message dropped");
+            } else {
+                after.events.push(Event::Message(Message {
+                    group: group.clone(),
+                    sender,
+                    sender_device,
+                    seq: envelope.seq,
+                    content: *content,
+                }));
+            }
+        }
         Outcome::Commit {
             committer,
             removed_self,

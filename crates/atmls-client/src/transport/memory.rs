@@ -51,6 +51,17 @@ struct State {
     resolutions: u64,
     /// Mailboxes whose DS requests fail, and how (tests of one failing mailbox).
     failing: HashMap<MailboxId, TransportError>,
+    /// How many of the next `sendEnvelopes` are stored but answered with a network
+    /// error (the answer lost after the DS accepted).
+    lost_answers: usize,
+    /// How many of the next `sendEnvelopes` are answered with a network error at once
+    /// and stored only when the next send to the same mailbox arrives (a request still
+    /// in flight when its client gave up).
+    late_sends: usize,
+    /// Sends held back by `late_sends`, stored before the next send to their mailbox.
+    in_flight: Vec<(MailboxId, String, Vec<OutgoingEnvelope>)>,
+    /// Application-message envelopes stored, in every mailbox.
+    messages_stored: u64,
 }
 
 impl State {
@@ -127,6 +138,10 @@ impl MemoryNetwork {
                 unresolvable: HashMap::new(),
                 resolutions: 0,
                 failing: HashMap::new(),
+                lost_answers: 0,
+                late_sends: 0,
+                in_flight: Vec::new(),
+                messages_stored: 0,
             })),
             ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
         }
@@ -213,6 +228,24 @@ impl MemoryNetwork {
     /// While offline, every DS call fails with a network error.
     pub fn set_offline(&self, offline: bool) {
         self.lock().offline = offline;
+    }
+
+    /// The next `n` envelope sends are stored (and pushed to subscribers) but answered
+    /// with a network error, as when the connection breaks after the DS accepted.
+    pub fn lose_answers(&self, n: usize) {
+        self.lock().lost_answers = n;
+    }
+
+    /// The next `n` envelope sends are answered with a network error at once, and are
+    /// stored only when the next send to the same mailbox arrives (just before it): a
+    /// request the DS decides after its client gave up and read the mailbox.
+    pub fn land_late(&self, n: usize) {
+        self.lock().late_sends = n;
+    }
+
+    /// How many application-message envelopes the DS stored (duplicates included).
+    pub fn messages_stored(&self) -> u64 {
+        self.lock().messages_stored
     }
 
     /// Drops every subscription (as a server restart would).
@@ -554,6 +587,63 @@ fn sign(key: &SigningKey, method: DsMethod, mailbox: &MailboxId) -> String {
     RequestToken::sign(key, method, mailbox, now(), nonce(), b"").authorization_header()
 }
 
+impl MemoryDs {
+    /// `sendEnvelopes` as the DS core decides it, then pushed to subscribers.
+    fn store_envelopes(
+        &self,
+        mailbox: &MailboxId,
+        header: &str,
+        envelopes: Vec<OutgoingEnvelope>,
+    ) -> Result<SendReceipt, TransportError> {
+        let at = now();
+        let stored: Vec<(EnvelopeKind, Option<u64>, Vec<u8>)> = envelopes
+            .iter()
+            .map(|e| (e.kind, e.epoch, e.payload.clone()))
+            .collect();
+        let receipt = self
+            .net
+            .lock()
+            .ds
+            .send_envelopes(
+                mailbox,
+                &RequestAuth::from_header(Some(header), b""),
+                envelopes,
+                at,
+            )
+            .map_err(|e| match e {
+                atmls_ds::SendEnvelopesError::EpochConflict {
+                    current_epoch,
+                    current_seq,
+                } => TransportError::EpochConflict {
+                    current_epoch,
+                    current_seq,
+                },
+                e => ds_error(e.name(), e.to_string()),
+            })?;
+        let published: Vec<Envelope> = stored
+            .into_iter()
+            .zip(receipt.first_seq..)
+            .map(|((kind, epoch, payload), seq)| Envelope {
+                seq,
+                kind,
+                epoch: if kind == EnvelopeKind::Commit {
+                    epoch
+                } else {
+                    None
+                },
+                payload,
+                received_at: at,
+            })
+            .collect();
+        self.net.lock().messages_stored += published
+            .iter()
+            .filter(|e| e.kind == EnvelopeKind::Message)
+            .count() as u64;
+        self.net.publish(mailbox, &published);
+        Ok(receipt)
+    }
+}
+
 impl Ds for MemoryDs {
     async fn key_packages(
         &self,
@@ -617,47 +707,29 @@ impl Ds for MemoryDs {
             }
         }
         let header = sign(key, DsMethod::SendEnvelopes, mailbox);
-        let at = now();
-        let stored: Vec<(EnvelopeKind, Option<u64>, Vec<u8>)> = envelopes
-            .iter()
-            .map(|e| (e.kind, e.epoch, e.payload.clone()))
-            .collect();
-        let receipt = self
-            .net
-            .lock()
-            .ds
-            .send_envelopes(
-                mailbox,
-                &RequestAuth::from_header(Some(&header), b""),
-                envelopes,
-                at,
-            )
-            .map_err(|e| match e {
-                atmls_ds::SendEnvelopesError::EpochConflict {
-                    current_epoch,
-                    current_seq,
-                } => TransportError::EpochConflict {
-                    current_epoch,
-                    current_seq,
-                },
-                e => ds_error(e.name(), e.to_string()),
-            })?;
-        let published: Vec<Envelope> = stored
-            .into_iter()
-            .zip(receipt.first_seq..)
-            .map(|((kind, epoch, payload), seq)| Envelope {
-                seq,
-                kind,
-                epoch: if kind == EnvelopeKind::Commit {
-                    epoch
-                } else {
-                    None
-                },
-                payload,
-                received_at: at,
-            })
-            .collect();
-        self.net.publish(mailbox, &published);
+        let late: Vec<(String, Vec<OutgoingEnvelope>)> = {
+            let mut state = self.net.lock();
+            if state.late_sends > 0 {
+                state.late_sends -= 1;
+                state.in_flight.push((*mailbox, header, envelopes));
+                return Err(TransportError::Network("the request timed out".into()));
+            }
+            let (late, rest) = std::mem::take(&mut state.in_flight)
+                .into_iter()
+                .partition(|(m, _, _)| m == mailbox);
+            state.in_flight = rest;
+            late.into_iter().map(|(_, h, e)| (h, e)).collect()
+        };
+        for (header, envelopes) in late {
+            // The late request is decided now, as the DS would; its answer reaches nobody.
+            let _ = self.store_envelopes(mailbox, &header, envelopes);
+        }
+        let receipt = self.store_envelopes(mailbox, &header, envelopes)?;
+        let mut state = self.net.lock();
+        if state.lost_answers > 0 {
+            state.lost_answers -= 1;
+            return Err(TransportError::Network("the connection broke".into()));
+        }
         Ok(receipt)
     }
 
