@@ -40,6 +40,7 @@
 
 mod budget;
 mod config;
+mod endpoint;
 mod handlers;
 mod keypackages;
 mod lexicons;
