@@ -414,8 +414,9 @@ impl DsServiceConfig {
     }
 
     /// Whether mailbox-key tokens dated earlier than `start + request_max_age` are
-    /// refused (503 `ServiceUnavailable`), because the replay cache did not survive the
-    /// restart (`docs/spec-ds-http.md`, "Replay cache and restarts").
+    /// refused (503 `ServiceUnavailable`) after a start without a recorded clean stop,
+    /// because the replay cache of the last run did not survive it (spec §10.2.1). After
+    /// a clean stop the saved cache is restored and the guard never applies.
     pub fn startup_guard(&self) -> bool {
         self.startup_guard
     }

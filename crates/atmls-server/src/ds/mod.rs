@@ -184,7 +184,8 @@ impl DsService {
     }
 
     /// Until when (exclusive) mailbox tokens are refused after this start, if the startup
-    /// guard is on: tokens whose signed timestamp is earlier get 503.
+    /// guard applies (it is on and no clean stop was recorded): tokens whose signed
+    /// timestamp is earlier get 503.
     pub fn startup_guard_until(&self) -> Option<Timestamp> {
         self.inner.guard_until
     }
