@@ -41,12 +41,18 @@ const DEFAULT_PLC_URL: &str = "https://plc.directory";
 /// Options of `atmls serve`; each can also be set by its environment variable or in the
 /// `--config` file.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(
+    after_help = "Options marked (embedded mode) or (attached mode) apply to that mode only;
+the others to both. Attached mode is chosen by --pds-url. Boolean flags and their variables
+take 1/0, true/false, yes/no or on/off, in any case.
+
+Examples:
   atmls serve                                   embedded host + DS on 127.0.0.1:2583
   atmls serve --pds-url https://pds.example.com --service-did did:web:ds.example.com \\
       --public-url https://ds.example.com --listen 127.0.0.1:2584 --data-dir /var/lib/atmls
                                                 DS attached to an existing PDS
-  atmls serve --config /etc/atmls/serve.toml    the same settings from a TOML file")]
+  atmls serve --config /etc/atmls/serve.toml    the same settings from a TOML file"
+)]
 pub(crate) struct ServeArgs {
     /// A TOML file with any of these settings (keys as the flag names: `pds-url = "…"`).
     #[arg(long, env = "ATMLS_CONFIG")]
@@ -61,7 +67,7 @@ pub(crate) struct ServeArgs {
     /// http://<listen address>; attached mode on loopback: http://localhost:<port>].
     #[arg(long, env = "ATMLS_PUBLIC_URL")]
     public_url: Option<String>,
-    /// Handle suffixes accounts may be created under, comma-separated (embedded mode)
+    /// (embedded mode) Handle suffixes accounts may be created under, comma-separated
     /// [default: .test].
     #[arg(long, env = "ATMLS_HANDLE_DOMAINS", value_delimiter = ',')]
     handle_domains: Option<Vec<String>>,
@@ -71,8 +77,8 @@ pub(crate) struct ServeArgs {
     /// Older name of --service-did.
     #[arg(long, env = "ATMLS_DS_DID", hide = true)]
     ds_did: Option<String>,
-    /// Attached mode: the URL of the PDS this delivery service is attached to; only the
-    /// DS is served (no host, no DID directory).
+    /// (attached mode) The URL of the PDS this delivery service is attached to; setting
+    /// it chooses attached mode: only the DS is served (no host, no DID directory).
     #[arg(long, env = "ATMLS_PDS_URL")]
     pds_url: Option<String>,
     /// The PLC directory account DIDs (did:plc) are resolved in [default:
@@ -85,17 +91,32 @@ pub(crate) struct ServeArgs {
     /// Delete inbox items (welcomes) older than this many days [default: keep forever].
     #[arg(long, env = "ATMLS_INBOX_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
     inbox_retention_days: Option<u32>,
-    /// Attached mode: create mailboxes only for accounts whose DID document names
-    /// --pds-url as their PDS (others get 403 AccountNotServed) [default: any account
-    /// with a valid service-auth token].
-    #[arg(long, env = "ATMLS_ONLY_PDS_ACCOUNTS", num_args = 0..=1, default_missing_value = "true")]
+    /// (attached mode) Create mailboxes only for accounts whose DID document names
+    /// --pds-url as their PDS (others get 403 AccountNotServed). Compared in a normal
+    /// form: scheme and host case, default ports and trailing slashes do not matter, and
+    /// localhost, 127.0.0.1 and [::1] are the same host [default: any account with a
+    /// valid service-auth token].
+    #[arg(long, env = "ATMLS_ONLY_PDS_ACCOUNTS", num_args = 0..=1, default_missing_value = "true",
+          value_parser = boolish)]
     only_pds_accounts: Option<bool>,
     /// Development: let outbound fetches (DID and did:web resolution, atproto-proxy,
     /// PDS fetches) reach loopback addresses, and fetch did:web documents on localhost
     /// over plain http. Private, link-local and metadata addresses are refused either way
     /// [default: on in embedded mode when the public URL is on loopback, else off].
-    #[arg(long, env = "ATMLS_ALLOW_LOOPBACK", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, env = "ATMLS_ALLOW_LOOPBACK", num_args = 0..=1, default_missing_value = "true",
+          value_parser = boolish)]
     allow_loopback: Option<bool>,
+}
+
+/// A boolean flag's value (or its variable's): 1/0, true/false, yes/no, on/off, any case.
+fn boolish(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "{text:?} is not a boolean: use 1/0, true/false, yes/no or on/off"
+        )),
+    }
 }
 
 /// The settings after flags, environment and config file are merged.
@@ -131,6 +152,13 @@ impl ServeArgs {
         };
         if file.group_retention_days == Some(0) || file.inbox_retention_days == Some(0) {
             return Err(ServeError::Retention);
+        }
+        let attached = self.pds_url.is_some() || file.pds_url.is_some();
+        if attached && (self.handle_domains.is_some() || file.handle_domains.is_some()) {
+            eprintln!("warning: handle-domains applies to embedded mode only; ignored");
+        }
+        if !attached && self.only_pds_accounts.or(file.only_pds_accounts) == Some(true) {
+            eprintln!("warning: only-pds-accounts applies to attached mode only; ignored");
         }
         let default_listen: SocketAddr = DEFAULT_LISTEN.parse().expect("valid default address");
         Ok(Settings {
@@ -442,6 +470,20 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn booleans_in_the_usual_spellings() {
+        for yes in ["1", "true", "TRUE", "yes", "Yes", "on", "ON"] {
+            assert_eq!(super::boolish(yes), Ok(true), "{yes}");
+        }
+        for no in ["0", "false", "False", "no", "NO", "off", "Off"] {
+            assert_eq!(super::boolish(no), Ok(false), "{no}");
+        }
+        for bad in ["", "2", "y", "enable", "truee"] {
+            let err = super::boolish(bad).unwrap_err();
+            assert!(err.contains("1/0, true/false, yes/no or on/off"), "{err}");
+        }
+    }
+
     #[test]
     fn loopback_urls_are_recognised() {
         for url in [

@@ -334,3 +334,138 @@ fn attached_mode_reaches_loopback_only_when_allowed() {
         run.stop("-TERM");
     }
 }
+
+/// The labels of start-up lines (`  name:   value` → `name:`), in order; the first line
+/// (`atmls serve <version> (…)`) as `atmls serve`.
+fn labels(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            let l = l.trim();
+            if l.starts_with("atmls serve ") {
+                return "atmls serve".to_owned();
+            }
+            // "listening on" has no colon.
+            if let Some(rest) = l.strip_prefix("listening on") {
+                assert!(rest.starts_with(' '), "{l}");
+                return "listening on".to_owned();
+            }
+            l.split_once(':')
+                .map(|(k, _)| format!("{k}:"))
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The repository's file `path` (from the crate directory).
+fn repo_file(path: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::read_to_string(root.join(path)).unwrap()
+}
+
+/// Boolean variables in the usual spellings; the start-up lines have the labels of the
+/// sample in `docs/operators.md` §3, in its order; `describeServer` answers the fields of
+/// the sample in `docs/spec.md` §6.
+#[test]
+fn booleans_banner_and_describe_server_match_the_docs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let env = [
+        ("ATMLS_PDS_URL", "http://127.0.0.1:9"),
+        ("ATMLS_DATA_DIR", data),
+        ("ATMLS_LISTEN", "127.0.0.1:0"),
+        ("ATMLS_PLC_URL", "http://localhost:10"),
+        ("ATMLS_GROUP_RETENTION_DAYS", "30"),
+        ("ATMLS_INBOX_RETENTION_DAYS", "30"),
+        ("ATMLS_ONLY_PDS_ACCOUNTS", "1"),
+        ("ATMLS_ALLOW_LOOPBACK", "ON"),
+    ];
+    let run = start(&env);
+    let text = run.banner.join("\n");
+    assert!(
+        text.contains("accounts:         those whose PDS is http://127.0.0.1:9"),
+        "{text}"
+    );
+    assert!(text.contains("loopback (development)"), "{text}");
+
+    let docs = repo_file("docs/operators.md");
+    let sample: Vec<String> = docs
+        .lines()
+        .skip_while(|l| !l.starts_with("atmls serve 0.1.0 (attached mode"))
+        .take_while(|l| !l.starts_with("```"))
+        .map(str::to_owned)
+        .collect();
+    assert!(!sample.is_empty(), "no start-up sample in operators.md");
+    assert_eq!(labels(&run.banner), labels(&sample), "{text}");
+
+    let url = run.field("public URL:");
+    let authority = url.trim_start_matches("http://").to_owned();
+    let (status, body) = get(&authority, "/xrpc/chat.mls.ds.describeServer");
+    assert!(status.contains(" 200 "), "{status}");
+    let live: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let spec = repo_file("docs/spec.md");
+    let at = spec
+        .find("### `chat.mls.ds.describeServer`")
+        .expect("describeServer in spec.md");
+    let block = &spec[at..];
+    let start_json = block.find("```json\n").unwrap() + "```json\n".len();
+    let end_json = block[start_json..].find("```").unwrap() + start_json;
+    let sample: serde_json::Value = serde_json::from_str(&block[start_json..end_json]).unwrap();
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&live), keys(&sample), "{body}");
+    // The sample shows the defaults, without retention; this server keeps 30 days.
+    let mut limits = live["limits"].as_object().unwrap().clone();
+    assert_eq!(
+        limits.remove("groupRetentionSeconds"),
+        Some((30 * 86400).into())
+    );
+    assert_eq!(
+        limits.remove("inboxRetentionSeconds"),
+        Some((30 * 86400).into())
+    );
+    assert_eq!(
+        serde_json::Value::Object(limits),
+        sample["limits"],
+        "{body}"
+    );
+    run.stop("-TERM");
+
+    let err = serve_fails(&[
+        "--pds-url",
+        "http://127.0.0.1:9",
+        "--only-pds-accounts",
+        "maybe",
+    ]);
+    assert!(err.contains("1/0, true/false, yes/no or on/off"), "{err}");
+}
+
+/// `serve --help` says which options belong to which mode.
+#[test]
+fn help_marks_each_mode_only_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_atmls"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let text: String = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (flag, mode) in [
+        ("--handle-domains", "(embedded mode)"),
+        ("--pds-url", "(attached mode)"),
+        ("--only-pds-accounts", "(attached mode)"),
+    ] {
+        let at = text
+            .find(flag)
+            .unwrap_or_else(|| panic!("{flag} in {help}"));
+        let after = &text[at..];
+        assert!(
+            after[..after.len().min(80)].contains(mode),
+            "{flag}: {after}"
+        );
+    }
+    assert!(text.contains("apply to that mode only"), "{help}");
+}

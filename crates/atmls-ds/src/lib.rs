@@ -54,8 +54,8 @@ pub use id::{
     UnknownKind,
 };
 pub use service::{
-    DeliveryService, EnvelopePage, Expired, InboxPage, MailboxInfo, OutgoingEnvelope, SendReceipt,
-    Subscription,
+    DeliveryService, EnvelopePage, Expired, InboxPage, MailboxInfo, OutgoingEnvelope, Restart,
+    SendReceipt, Subscription,
 };
 pub use store::{Envelope, MemoryStore, SqliteStore, Store, StoreError};
 pub use time::Timestamp;

@@ -194,6 +194,14 @@ async fn an_attached_ds_serves_only_its_pds_accounts() {
     .await;
     let created = own.create("inbox", &key, 0).await.ok();
     assert_eq!(created["kind"], "inbox");
+    // The same PDS spelt otherwise (case, default port, trailing slash) is the same.
+    let spelt = start(
+        small_limits(),
+        |c| c.with_account_pds(vec!["HTTPS://PDS.Example.com:443//".into()]),
+        server_config(),
+    )
+    .await;
+    spelt.create("inbox", &key, 0).await.ok();
 
     let other = start(
         small_limits(),

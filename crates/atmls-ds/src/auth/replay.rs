@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::RequestSource;
 use crate::id::MailboxId;
+use crate::store::SavedNonce;
 use crate::time::Timestamp;
 
 type Entry = ([u8; 32], [u8; 16]);
@@ -194,6 +195,61 @@ impl ReplayCache {
         }
     }
 
+    /// The entries unexpired at `now`, in the order they were recorded, each with the
+    /// mailbox it counts against and never its source (for a clean stop).
+    pub(crate) fn snapshot(&self, now: Timestamp) -> Vec<SavedNonce> {
+        self.order
+            .iter()
+            .filter(|q| q.expires >= now && self.seen.get(&q.entry) == Some(&q.expires))
+            .map(|q| SavedNonce {
+                key: q.entry.0,
+                nonce: q.entry.1,
+                mailbox: q.owner.mailbox,
+                expires: q.expires,
+            })
+            .collect()
+    }
+
+    /// Records entries saved at a clean stop (unexpired at `now`), counted against their
+    /// key and mailbox (the source is not saved). They were accepted already, so they
+    /// are taken whole, beyond the capacity and the shares if the limits shrank: the
+    /// cache then refuses new entries until enough expire, never forgets one early.
+    /// Meant for a cache that records nothing yet; an entry it holds already is kept as
+    /// it is. Returns how many were recorded.
+    pub(crate) fn restore(&mut self, saved: &[SavedNonce], now: Timestamp) -> usize {
+        // One entry per (key, nonce), the latest expiry kept; then in expiry order.
+        let mut latest: HashMap<Entry, &SavedNonce> = HashMap::new();
+        for e in saved.iter().filter(|e| e.expires >= now) {
+            let slot = latest.entry((e.key, e.nonce)).or_insert(e);
+            if e.expires > slot.expires {
+                *slot = e;
+            }
+        }
+        let mut saved: Vec<&SavedNonce> = latest.into_values().collect();
+        saved.sort_by_key(|e| e.expires);
+        let mut n = 0;
+        for e in saved {
+            let entry = (e.key, e.nonce);
+            if self.seen.contains_key(&entry) {
+                continue;
+            }
+            let owner = Principals {
+                mailbox: e.mailbox,
+                source: None,
+            };
+            self.seen.insert(entry, e.expires);
+            *self.by_key.entry(e.key).or_default() += 1;
+            *self.by_mailbox.entry(e.mailbox).or_default() += 1;
+            self.order.push_back(Queued {
+                expires: e.expires,
+                entry,
+                owner,
+            });
+            n += 1;
+        }
+        n
+    }
+
     /// Unexpired entries held (expired ones until the next purge).
     pub(crate) fn len(&self) -> usize {
         self.seen.len()
@@ -303,5 +359,53 @@ mod tests {
             ReplayVerdict::Fresh
         );
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_restores_entries_and_shares_without_sources() {
+        let mut c = ReplayCache::new(limits(100, 2), Duration::from_millis(100));
+        let t = Timestamp::from_millis(1000);
+        let src = Some(RequestSource::from_bytes([7; 16]));
+        let o = Principals {
+            mailbox: MailboxId::from_bytes([1; 32]),
+            source: src,
+        };
+        assert_eq!(c.check(&[1; 32], &[1; 16], o, t), ReplayVerdict::Fresh);
+        let later = Timestamp::from_millis(1050);
+        assert_eq!(c.check(&[2; 32], &[1; 16], o, later), ReplayVerdict::Fresh);
+        // Forgotten entries are not saved; expired ones neither.
+        c.check(&[3; 32], &[1; 16], owner(3), t);
+        c.forget(&[3; 32], &[1; 16], owner(3));
+        let saved = c.snapshot(Timestamp::from_millis(1120));
+        assert_eq!(saved.len(), 1);
+        assert_eq!(
+            (saved[0].key, saved[0].mailbox, saved[0].expires),
+            ([2; 32], o.mailbox, Timestamp::from_millis(1150))
+        );
+        let saved = c.snapshot(t);
+        assert_eq!(saved.len(), 2);
+
+        let mut d = ReplayCache::new(limits(100, 2), Duration::from_millis(100));
+        assert_eq!(d.restore(&saved, later), 2);
+        assert_eq!(
+            d.check(&[1; 32], &[1; 16], o, later),
+            ReplayVerdict::Replayed
+        );
+        assert_eq!(
+            d.check(&[2; 32], &[1; 16], o, later),
+            ReplayVerdict::Replayed
+        );
+        // The mailbox's share holds both entries; the source's share was not saved.
+        assert_eq!(
+            d.check(&[4; 32], &[1; 16], o, later),
+            ReplayVerdict::OverShare(ReplayShare::Mailbox)
+        );
+        assert!(d.by_source.is_empty());
+        // Restored entries expire as they would have.
+        let t2 = Timestamp::from_millis(1101);
+        assert_eq!(d.check(&[1; 32], &[1; 16], o, t2), ReplayVerdict::Fresh);
+        // Entries expired by the time of the restore are dropped.
+        let mut e = ReplayCache::new(limits(100, 2), Duration::from_millis(100));
+        assert_eq!(e.restore(&saved, Timestamp::from_millis(1120)), 1);
     }
 }

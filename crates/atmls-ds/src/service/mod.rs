@@ -3,9 +3,11 @@
 mod group;
 mod inbox;
 mod rate;
+mod restart;
 
 pub use group::{EnvelopePage, OutgoingEnvelope, SendReceipt, Subscription};
 pub use inbox::InboxPage;
+pub use restart::Restart;
 
 use rand::RngCore;
 

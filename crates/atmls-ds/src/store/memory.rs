@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{
-    Append, CreateOutcome, EndedEpoch, Envelope, Mailbox, PageLimit, Store, StoreError,
+    Append, CreateOutcome, EndedEpoch, Envelope, Mailbox, PageLimit, SavedNonce, Store, StoreError,
     check_append, ended_by, payload_bytes,
 };
 use crate::id::{MailboxId, MailboxKind};
@@ -22,6 +22,8 @@ struct Entry {
 pub struct MemoryStore {
     mailboxes: HashMap<MailboxId, Entry>,
     quota: HashMap<String, u64>,
+    /// The replay-cache entries of the last clean stop, if one is recorded.
+    clean_stop: Option<Vec<SavedNonce>>,
 }
 
 impl MemoryStore {
@@ -185,5 +187,14 @@ impl Store for MemoryStore {
             .mailboxes
             .get(id)
             .and_then(|e| e.ended.get(key).copied()))
+    }
+
+    fn save_replay(&mut self, entries: &[SavedNonce]) -> Result<(), StoreError> {
+        self.clean_stop = Some(entries.to_vec());
+        Ok(())
+    }
+
+    fn take_replay(&mut self) -> Result<Option<Vec<SavedNonce>>, StoreError> {
+        Ok(self.clean_stop.take())
     }
 }

@@ -146,6 +146,22 @@ pub enum CreateOutcome {
     QuotaExceeded,
 }
 
+/// One replay-cache entry, as it is saved across a clean stop ([`Store::save_replay`]).
+///
+/// It holds the mailbox the entry counts against but never the request's source: the
+/// store keeps no link between a client address and a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedNonce {
+    /// The mailbox key that signed the request.
+    pub key: [u8; 32],
+    /// The request's nonce.
+    pub nonce: [u8; 16],
+    /// The mailbox the request was for (the entry counts against its share).
+    pub mailbox: MailboxId,
+    /// Until when (inclusive) the entry must be kept.
+    pub expires: Timestamp,
+}
+
 /// How much one read may return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageLimit {
@@ -257,6 +273,17 @@ pub trait Store {
     /// ([`ended_by`]). Should a key end two epochs, the later one is kept.
     fn ended_epoch(&self, id: &MailboxId, key: &[u8; 32])
     -> Result<Option<EndedEpoch>, StoreError>;
+
+    /// At a clean stop: saves `entries` (the unexpired replay-cache entries) and records
+    /// that the service stopped cleanly, in one transaction, replacing anything saved
+    /// before.
+    fn save_replay(&mut self, entries: &[SavedNonce]) -> Result<(), StoreError>;
+
+    /// At start: if a clean stop is recorded, the entries saved with it; `None` if not
+    /// (first start, or the last run ended without a clean stop). Either way removes the
+    /// record and the entries in one transaction, so that a run that then ends without a
+    /// clean stop leaves none behind.
+    fn take_replay(&mut self) -> Result<Option<Vec<SavedNonce>>, StoreError>;
 }
 
 /// The epoch an append ends, with its key: `Some` when `append` moves the epoch of the

@@ -10,6 +10,9 @@
 //! only in `account_quota` (account, count), which holds no mailbox id and no time.
 //! Deletions are overwritten with zeros (`secure_delete=ON`) and the WAL is checkpointed
 //! and truncated after each deleting call, so deleted payloads leave the files.
+//!
+//! Restarts: `replay_saved` and `clean_stop` hold the replay cache only from a clean stop
+//! to the next start, which takes and deletes them in one transaction.
 
 use std::path::Path;
 
@@ -17,7 +20,7 @@ use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{
     Append, CreateOutcome, EndedEpoch, Envelope, Mailbox, MailboxKeys, PageLimit, PreviousKey,
-    Store, StoreError, check_append, ended_by, payload_bytes,
+    SavedNonce, Store, StoreError, check_append, ended_by, payload_bytes,
 };
 use crate::auth::MailboxKey;
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
@@ -25,7 +28,9 @@ use crate::time::Timestamp;
 
 /// 1: mailboxes, envelopes, account_quota. 2: adds `epoch_keys` (created on open).
 /// 3: adds `mailboxes.bytes` (payload bytes held; filled from `envelopes` on upgrade).
-const SCHEMA_VERSION: i64 = 3;
+/// 4: adds `replay_saved` and `clean_stop` (created on open, empty: an upgraded database
+/// has no clean stop recorded, so the first start after the upgrade keeps the guard).
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -55,6 +60,16 @@ CREATE TABLE IF NOT EXISTS epoch_keys (
     end_seq INTEGER NOT NULL,           -- seq of the commit that ended it
     PRIMARY KEY (mailbox, key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replay_saved (  -- only between a clean stop and the next start
+    key     BLOB    NOT NULL CHECK (length(key) = 32),
+    nonce   BLOB    NOT NULL CHECK (length(nonce) = 16),
+    mailbox BLOB    NOT NULL CHECK (length(mailbox) = 32),
+    expires INTEGER NOT NULL,           -- ms since the Unix epoch
+    PRIMARY KEY (key, nonce)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS clean_stop (
+    id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1)
+);
 CREATE TABLE IF NOT EXISTS account_quota (
     account   TEXT    NOT NULL PRIMARY KEY,
     mailboxes INTEGER NOT NULL
@@ -500,5 +515,57 @@ impl Store for SqliteStore {
             })
         })
         .transpose()
+    }
+
+    fn save_replay(&mut self, entries: &[SavedNonce]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute("DELETE FROM replay_saved", [])?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO replay_saved (key, nonce, mailbox, expires)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for e in entries {
+                insert.execute(params![
+                    e.key.as_slice(),
+                    e.nonce.as_slice(),
+                    e.mailbox.as_bytes().as_slice(),
+                    to_i64(e.expires.as_millis())?
+                ])?;
+            }
+        }
+        tx.execute("INSERT OR REPLACE INTO clean_stop (id) VALUES (1)", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn take_replay(&mut self) -> Result<Option<Vec<SavedNonce>>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let clean = tx.execute("DELETE FROM clean_stop", [])? > 0;
+        let mut entries = Vec::new();
+        {
+            let mut rows = tx.prepare_cached(
+                "DELETE FROM replay_saved RETURNING key, nonce, mailbox, expires",
+            )?;
+            let mut rows = rows.query([])?;
+            while let Some(r) = rows.next()? {
+                let key: Vec<u8> = r.get(0)?;
+                let nonce: Vec<u8> = r.get(1)?;
+                let mailbox: Vec<u8> = r.get(2)?;
+                let corrupt = || StoreError::Corrupt("invalid saved replay entry".into());
+                entries.push(SavedNonce {
+                    key: key.try_into().map_err(|_| corrupt())?,
+                    nonce: nonce.try_into().map_err(|_| corrupt())?,
+                    mailbox: MailboxId::from_bytes(mailbox.try_into().map_err(|_| corrupt())?),
+                    expires: Timestamp::from_millis(to_u64(r.get(3)?)?),
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(clean.then_some(entries))
     }
 }

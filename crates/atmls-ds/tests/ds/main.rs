@@ -10,6 +10,7 @@ mod limits;
 mod prechecked;
 mod privacy;
 mod race;
+mod restart;
 mod retention;
 mod store_suite;
 

@@ -2,8 +2,8 @@
 
 use atmls_ds::auth::MailboxKey;
 use atmls_ds::store::{
-    Append, CreateOutcome, EndedEpoch, Mailbox, MailboxKeys, PageLimit, PreviousKey, Store,
-    StoreError,
+    Append, CreateOutcome, EndedEpoch, Mailbox, MailboxKeys, PageLimit, PreviousKey, SavedNonce,
+    Store, StoreError,
 };
 use atmls_ds::{Envelope, EnvelopeKind, MailboxId, MailboxKind, Timestamp};
 
@@ -299,7 +299,38 @@ fn ended_epochs_are_kept<S: Store>(mut s: S) {
     );
 }
 
+fn saved(n: u8, expires: u64) -> SavedNonce {
+    SavedNonce {
+        key: [n; 32],
+        nonce: [n; 16],
+        mailbox: MailboxId::from_bytes([n; 32]),
+        expires: Timestamp::from_millis(expires),
+    }
+}
+
+fn replay_saved_only_with_a_clean_stop<S: Store>(mut s: S) {
+    // A new store: no clean stop recorded.
+    assert_eq!(s.take_replay().unwrap(), None);
+    let entries = vec![saved(1, 10), saved(2, 20), saved(3, 5)];
+    s.save_replay(&entries).unwrap();
+    let mut back = s.take_replay().unwrap().expect("clean stop recorded");
+    back.sort_by_key(|e| e.key);
+    let mut want = entries.clone();
+    want.sort_by_key(|e| e.key);
+    assert_eq!(back, want);
+    // Taken: the record and the entries are gone.
+    assert_eq!(s.take_replay().unwrap(), None);
+    // A later save replaces an earlier one; an empty cache is still a clean stop.
+    s.save_replay(&entries).unwrap();
+    s.save_replay(&[saved(4, 1)]).unwrap();
+    assert_eq!(s.take_replay().unwrap(), Some(vec![saved(4, 1)]));
+    s.save_replay(&[]).unwrap();
+    assert_eq!(s.take_replay().unwrap(), Some(vec![]));
+    assert_eq!(s.take_replay().unwrap(), None);
+}
+
 on_both_stores!(
+    replay_saved_only_with_a_clean_stop,
     ended_epochs_are_kept,
     create_read_and_quota,
     append_updates_state_atomically,
@@ -387,5 +418,51 @@ fn sqlite_migrates_version_1() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
+}
+
+/// The saved replay cache survives closing the file; taking it removes it on disk.
+#[test]
+fn sqlite_keeps_the_clean_stop_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ds.sqlite");
+    {
+        let mut s = atmls_ds::SqliteStore::open(&path).unwrap();
+        s.save_replay(&[saved(1, 10)]).unwrap();
+    }
+    {
+        let mut s = atmls_ds::SqliteStore::open(&path).unwrap();
+        assert_eq!(s.take_replay().unwrap(), Some(vec![saved(1, 10)]));
+    }
+    let mut s = atmls_ds::SqliteStore::open(&path).unwrap();
+    assert_eq!(s.take_replay().unwrap(), None);
+}
+
+/// A version-3 database (before the saved replay cache) opens with no clean stop
+/// recorded, and becomes version 4.
+#[test]
+fn sqlite_migrates_version_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ds.sqlite");
+    {
+        let mut s = atmls_ds::SqliteStore::open(&path).unwrap();
+        s.create_mailbox("a", 10, &group(1)).unwrap();
+    }
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE replay_saved; DROP TABLE clean_stop; PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    }
+    let mut s = atmls_ds::SqliteStore::open(&path).unwrap();
+    assert!(s.mailbox(&group(1).id).unwrap().is_some());
+    assert_eq!(s.take_replay().unwrap(), None);
+    s.save_replay(&[saved(1, 10)]).unwrap();
+    drop(s);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 4);
 }

@@ -335,15 +335,17 @@ impl DsServiceConfig {
     }
 
     /// Serves only accounts whose DID document names one of `endpoints` as its PDS
-    /// (`#atproto_pds`; compared without a trailing slash): an operator's DS attached to
-    /// its own PDS. Other accounts get `403 AccountNotServed` from `createMailbox`; every
-    /// other method is keyed by mailbox, not by account, and is unaffected.
+    /// (`#atproto_pds`): an operator's DS attached to its own PDS. Other accounts get
+    /// `403 AccountNotServed` from `createMailbox`; every other method is keyed by
+    /// mailbox, not by account, and is unaffected.
+    ///
+    /// URLs are compared in a normal form: scheme and host lowercased, default ports
+    /// (`:80`, `:443`) and trailing slashes dropped, and `localhost`, `127.0.0.1` and
+    /// `[::1]` taken as the same host. An endpoint that is not an `http(s)://` URL with
+    /// a host is kept as given (without trailing slashes) and matches only itself.
     #[must_use]
     pub fn with_account_pds(mut self, endpoints: Vec<String>) -> Self {
-        self.account_pds = endpoints
-            .into_iter()
-            .map(|e| e.trim_end_matches('/').to_owned())
-            .collect();
+        self.account_pds = endpoints.iter().map(|e| normal_endpoint(e)).collect();
         self
     }
 
@@ -412,8 +414,9 @@ impl DsServiceConfig {
     }
 
     /// Whether mailbox-key tokens dated earlier than `start + request_max_age` are
-    /// refused (503 `ServiceUnavailable`), because the replay cache did not survive the
-    /// restart (`docs/spec-ds-http.md`, "Replay cache and restarts").
+    /// refused (503 `ServiceUnavailable`) after a start without a recorded clean stop,
+    /// because the replay cache of the last run did not survive it (spec §10.2.1). After
+    /// a clean stop the saved cache is restored and the guard never applies.
     pub fn startup_guard(&self) -> bool {
         self.startup_guard
     }
@@ -467,4 +470,14 @@ impl DsServiceConfig {
         self.key_packages = config;
         self
     }
+}
+
+/// `url` in the normal form `--only-pds-accounts` compares (see
+/// [`DsServiceConfig::with_account_pds`]); as given, without trailing slashes, if it is
+/// not an `http(s)://` URL with a host.
+pub(crate) fn normal_endpoint(url: &str) -> String {
+    super::endpoint::PdsEndpoint::parse(url).map_or_else(
+        || url.trim_end_matches('/').to_owned(),
+        |e| e.as_str().to_owned(),
+    )
 }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::DsService;
+use super::config::normal_endpoint;
 use super::keypackages::LookupBudgetSpent;
 use super::wire::{
     bytes_json, core_error, envelope_json, mailbox_info_json, send_error, status_of,
@@ -242,12 +243,14 @@ impl DsService {
             return Ok(());
         }
         let issuer = &token.issuer;
-        match token.issuer_pds.as_deref().map(|e| e.trim_end_matches('/')) {
-            Some(pds) if allowed.iter().any(|a| a == pds) => Ok(()),
+        match token.issuer_pds.as_deref() {
+            Some(pds) if allowed.iter().any(|a| *a == normal_endpoint(pds)) => Ok(()),
             Some(pds) => Err(XrpcError::forbidden(
                 "AccountNotServed",
                 format!(
-                    "this delivery service serves accounts of {} only; {issuer} is on {pds}",
+                    "this delivery service serves accounts of {} only; {issuer} is on {pds} \
+                     (compared by scheme, host and port: default ports and trailing slashes \
+                     dropped, localhost = 127.0.0.1 = [::1])",
                     allowed.join(", ")
                 ),
             )),

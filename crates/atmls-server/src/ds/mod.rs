@@ -12,8 +12,10 @@
 //!   through a PDS's `atproto-proxy`; mailbox methods take `Authorization:
 //!   ChatMls-Mailbox <token>`; `subscribeEnvelopes` takes one `auth` parameter per
 //!   mailbox.
-//! - After a restart, mailbox tokens signed before `start + request_max_age` are refused
-//!   with 503 (the replay cache lives in memory), unless the startup guard is off.
+//! - The replay cache lives in memory; a clean stop ([`DsService::shutdown`]) saves it
+//!   into the store and the next start takes it back. After a start without a recorded
+//!   clean stop (a crash), mailbox tokens signed before `start + request_max_age` are
+//!   refused with 503, unless the startup guard is off (spec §10.2.1).
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -38,6 +40,7 @@
 
 mod budget;
 mod config;
+mod endpoint;
 mod handlers;
 mod keypackages;
 mod lexicons;
@@ -57,7 +60,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use atmls_ds::auth::RequestSource;
-use atmls_ds::{Expired, MailboxId, Store, Timestamp};
+use atmls_ds::{Expired, MailboxId, Restart, Store, Timestamp};
 use atmls_identity::DidResolver;
 use atmls_identity::service_auth::{MemoryReplayStore, ServiceAuthVerifier, VerifierConfig};
 use atmls_lexicon::chat::mls::ds as lex;
@@ -131,7 +134,7 @@ impl DsService {
         resolver: Arc<dyn DidResolver>,
     ) -> Result<Self, DsError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| DsError::NoRuntime)?;
-        let tx = writer::spawn(store, &config).map_err(DsError::Thread)?;
+        let (tx, restart) = writer::spawn(store, &config).map_err(DsError::Thread)?;
         let verifier = ServiceAuthVerifier::with_replay_store(
             resolver.clone(),
             Arc::new(
@@ -140,12 +143,7 @@ impl DsService {
             ),
             VerifierConfig::new(config.did().clone()).with_service_fragment(SERVICE_FRAGMENT),
         );
-        let guard_until = config.startup_guard().then(|| {
-            config
-                .clock()
-                .now()
-                .saturating_add(config.core().request_max_age())
-        });
+        let guard_until = startup_guard(&config, restart);
         let (stop, stopped) = watch::channel(false);
         runtime.spawn(retention(
             tx.downgrade(),
@@ -186,7 +184,8 @@ impl DsService {
     }
 
     /// Until when (exclusive) mailbox tokens are refused after this start, if the startup
-    /// guard is on: tokens whose signed timestamp is earlier get 503.
+    /// guard applies (it is on and no clean stop was recorded): tokens whose signed
+    /// timestamp is earlier get 503.
     pub fn startup_guard_until(&self) -> Option<Timestamp> {
         self.inner.guard_until
     }
@@ -248,12 +247,46 @@ impl DsService {
             })
     }
 
-    /// Stops the retention task and the writer (after it committed what it holds). Later
-    /// requests get 503. Waits at most 10 s.
+    /// Stops the retention task and the writer (after it committed what it holds and saved
+    /// its replay cache with a clean-stop record into the store, so that the next start
+    /// needs no startup guard). Later requests get 503. Waits at most 10 s.
     pub async fn shutdown(&self) {
         self.inner.stop.send_replace(true);
         let stop = self.call(|reply| Command::Stop { reply });
         let _ = tokio::time::timeout(Duration::from_secs(10), stop).await;
+    }
+}
+
+/// Until when mailbox tokens are refused after this start, logged with the reason: not
+/// at all after a clean stop (the replay cache is back) or with the guard off; else
+/// tokens signed before `now + request_max_age`. Logs name no mailbox and no key.
+fn startup_guard(config: &DsServiceConfig, restart: Restart) -> Option<Timestamp> {
+    match restart {
+        Restart::Restored { entries } => {
+            tracing::info!(
+                entries,
+                "startup guard off: clean stop recorded, replay cache restored ({entries} entries)"
+            );
+            None
+        }
+        _ if config.startup_guard() => {
+            let until = config
+                .clock()
+                .now()
+                .saturating_add(config.core().request_max_age());
+            tracing::info!(
+                until_ms = until.as_millis(),
+                "startup guard on: no clean stop recorded; refusing mailbox requests signed \
+                 before {} ms (for {} s)",
+                until.as_millis(),
+                config.core().request_max_age().as_secs()
+            );
+            Some(until)
+        }
+        _ => {
+            tracing::info!("startup guard off: a new database or a store that does not persist");
+            None
+        }
     }
 }
 

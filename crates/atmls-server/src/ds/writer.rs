@@ -29,10 +29,10 @@ use std::sync::{Arc, OnceLock};
 
 use atmls_ds::Envelope;
 use atmls_ds::auth::PreChecked;
-use atmls_ds::store::{Append, CreateOutcome, EndedEpoch, Mailbox, PageLimit};
+use atmls_ds::store::{Append, CreateOutcome, EndedEpoch, Mailbox, PageLimit, SavedNonce};
 use atmls_ds::{
     CreateMailboxError, DeliveryService, EnvelopeKind, EnvelopePage, Expired, InboxError,
-    InboxPage, MailboxId, MailboxInfo, MailboxKind, OutgoingEnvelope, ReadError,
+    InboxPage, MailboxId, MailboxInfo, MailboxKind, OutgoingEnvelope, ReadError, Restart,
     SendEnvelopesError, SendReceipt, SendWelcomeError, Store, StoreError, Subscription,
 };
 use rand::rngs::OsRng;
@@ -415,6 +415,15 @@ impl<S: Store> Store for GroupStore<S> {
     ) -> Result<Option<EndedEpoch>, StoreError> {
         self.inner.borrow().ended_epoch(id, key)
     }
+
+    /// Called at a clean stop, after the last flush.
+    fn save_replay(&mut self, entries: &[SavedNonce]) -> Result<(), StoreError> {
+        self.inner.get_mut().save_replay(entries)
+    }
+
+    fn take_replay(&mut self) -> Result<Option<Vec<SavedNonce>>, StoreError> {
+        self.inner.get_mut().take_replay()
+    }
 }
 
 /// An answer held back until the appends it depends on are written.
@@ -458,15 +467,27 @@ struct Writer<S: Store> {
     held: Vec<Held>,
 }
 
-/// Starts the writer thread over `store`; it runs until [`Command::Stop`] or until every
-/// sender is dropped.
+/// Starts the writer thread over `store`; it runs until [`Command::Stop`] (a clean stop:
+/// the replay cache is saved into the store) or until every sender is dropped (treated
+/// as a crash: nothing is saved). Before it serves anything, the replay cache saved by
+/// the last clean stop, if any, is taken back; the answer says whether it was.
 pub(crate) fn spawn<S: Store + Send + 'static>(
     store: S,
     config: &DsServiceConfig,
-) -> std::io::Result<mpsc::Sender<Command>> {
+) -> std::io::Result<(mpsc::Sender<Command>, Restart)> {
     let (tx, rx) = mpsc::channel(config.queue());
+    let mut core = DeliveryService::new(GroupStore::new(store), OsRng, config.core().clone());
+    let restart = core
+        .restore_replay(config.clock().now())
+        .unwrap_or_else(|e| {
+            tracing::error!(
+                error = e.kind(),
+                "cannot read the saved replay cache; treating the last stop as a crash"
+            );
+            Restart::NoCleanStop
+        });
     let writer = Writer {
-        core: DeliveryService::new(GroupStore::new(store), OsRng, config.core().clone()),
+        core,
         clock: config.clock().clone(),
         hub: Hub::default(),
         held: Vec::new(),
@@ -475,7 +496,7 @@ pub(crate) fn spawn<S: Store + Send + 'static>(
     std::thread::Builder::new()
         .name("atmls-ds-writer".into())
         .spawn(move || writer.run(rx, max_group))?;
-    Ok(tx)
+    Ok((tx, restart))
 }
 
 /// A write failure as the store error of the one request it belongs to (its kind only:
@@ -497,6 +518,7 @@ impl<S: Store> Writer<S> {
             for cmd in group {
                 if let Command::Stop { reply } = cmd {
                     self.flush();
+                    self.save_replay();
                     let _ = reply.send(());
                     return;
                 }
@@ -505,6 +527,18 @@ impl<S: Store> Writer<S> {
             self.flush();
         }
         self.flush();
+    }
+
+    /// At a clean stop, after the last flush: saves the replay cache with the clean-stop
+    /// record (nothing is decided after it).
+    fn save_replay(&mut self) {
+        match self.core.save_replay(self.clock.now()) {
+            Ok(entries) => tracing::info!(entries, "clean stop: replay cache saved"),
+            Err(e) => tracing::error!(
+                error = e.kind(),
+                "cannot save the replay cache; the next start refuses older tokens for a while"
+            ),
+        }
     }
 
     fn handle(&mut self, cmd: Command) {

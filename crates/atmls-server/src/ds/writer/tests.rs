@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use atmls_ds::auth::{DsMethod, RequestAuth, RequestToken};
-use atmls_ds::store::{Append, CreateOutcome, EndedEpoch, Mailbox, PageLimit};
+use atmls_ds::store::{Append, CreateOutcome, EndedEpoch, Mailbox, PageLimit, SavedNonce};
 use atmls_ds::{
     DsConfig, Envelope, MailboxId, MailboxKind, MemoryStore, OutgoingEnvelope, Store, StoreError,
     Timestamp,
@@ -69,6 +69,12 @@ impl Store for Poisoned {
         key: &[u8; 32],
     ) -> Result<Option<EndedEpoch>, StoreError> {
         self.inner.ended_epoch(id, key)
+    }
+    fn save_replay(&mut self, entries: &[SavedNonce]) -> Result<(), StoreError> {
+        self.inner.save_replay(entries)
+    }
+    fn take_replay(&mut self) -> Result<Option<Vec<SavedNonce>>, StoreError> {
+        self.inner.take_replay()
     }
 }
 
