@@ -148,104 +148,52 @@ fn full_limit(e: &MailboxFull) -> &'static str {
     }
 }
 
-impl Named for CreateMailboxError {
-    fn error_name(&self) -> &'static str {
-        self.name()
-    }
+/// `Named` for the core's error types: the name, the limit (`limit_of`), the store kind.
+macro_rules! named {
+    ($($ty:ident => $limit_of:expr),* $(,)?) => {$(
+        impl Named for $ty {
+            fn error_name(&self) -> &'static str {
+                self.name()
+            }
 
-    fn store_kind(&self) -> Option<&'static str> {
-        match self {
-            Self::Store(e) => Some(e.kind()),
-            _ => None,
+            fn limit(&self) -> Option<&'static str> {
+                let limit_of: fn(&$ty) -> Option<&'static str> = $limit_of;
+                limit_of(self)
+            }
+
+            fn store_kind(&self) -> Option<&'static str> {
+                match self {
+                    Self::Store(e) => Some(e.kind()),
+                    _ => None,
+                }
+            }
         }
-    }
-
-    fn limit(&self) -> Option<&'static str> {
-        matches!(self, Self::QuotaExceeded { .. }).then_some("mailboxes_per_account")
-    }
+    )*};
 }
 
-impl Named for SendEnvelopesError {
-    fn error_name(&self) -> &'static str {
-        self.name()
-    }
-
-    fn store_kind(&self) -> Option<&'static str> {
-        match self {
-            Self::Store(e) => Some(e.kind()),
-            _ => None,
-        }
-    }
-
-    fn limit(&self) -> Option<&'static str> {
-        match self {
-            Self::Auth(e) => auth_limit(e),
-            Self::MailboxFull(f) => Some(full_limit(f)),
-            _ => None,
-        }
-    }
-}
-
-impl Named for ReadError {
-    fn error_name(&self) -> &'static str {
-        self.name()
-    }
-
-    fn store_kind(&self) -> Option<&'static str> {
-        match self {
-            Self::Store(e) => Some(e.kind()),
-            _ => None,
-        }
-    }
-
-    fn limit(&self) -> Option<&'static str> {
-        match self {
-            Self::Auth(e) => auth_limit(e),
-            _ => None,
-        }
-    }
-}
-
-impl Named for SendWelcomeError {
-    fn error_name(&self) -> &'static str {
-        self.name()
-    }
-
-    fn store_kind(&self) -> Option<&'static str> {
-        match self {
-            Self::Store(e) => Some(e.kind()),
-            _ => None,
-        }
-    }
-
-    fn limit(&self) -> Option<&'static str> {
-        match self {
-            Self::RateLimitExceeded { .. } => Some("inbox_deposits"),
-            Self::MailboxFull(f) => Some(full_limit(f)),
-            _ => None,
-        }
-    }
-}
-
-impl Named for InboxError {
-    fn error_name(&self) -> &'static str {
-        self.name()
-    }
-
-    fn store_kind(&self) -> Option<&'static str> {
-        match self {
-            Self::Store(e) => Some(e.kind()),
-            _ => None,
-        }
-    }
-
-    fn limit(&self) -> Option<&'static str> {
-        match self {
-            Self::Auth(e) => auth_limit(e),
-            _ => None,
-        }
-    }
-}
+named!(
+    CreateMailboxError => |e| {
+        matches!(e, CreateMailboxError::QuotaExceeded { .. }).then_some("mailboxes_per_account")
+    },
+    SendEnvelopesError => |e| match e {
+        SendEnvelopesError::Auth(a) => auth_limit(a),
+        SendEnvelopesError::MailboxFull(f) => Some(full_limit(f)),
+        _ => None,
+    },
+    ReadError => |e| match e {
+        ReadError::Auth(a) => auth_limit(a),
+        _ => None,
+    },
+    SendWelcomeError => |e| match e {
+        SendWelcomeError::RateLimitExceeded { .. } => Some("inbox_deposits"),
+        SendWelcomeError::MailboxFull(f) => Some(full_limit(f)),
+        _ => None,
+    },
+    InboxError => |e| match e {
+        InboxError::Auth(a) => auth_limit(a),
+        _ => None,
+    },
+);
 
 /// The XRPC error of a core error. Store failures are logged and answered without
 /// internals.
