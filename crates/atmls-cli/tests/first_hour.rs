@@ -191,6 +191,76 @@ fn a_profiles_plc_directory_is_seen_and_changed_in_one_place() {
 }
 
 #[test]
+fn mailboxes_can_be_created_through_the_pds_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = dir.path().join("profiles");
+    let serve = Serve::start(&dir.path().join("server"));
+    let mut args = CREATE.to_vec();
+    args.push("--ds-via-pds");
+    ok(&atmls(&profiles, "alice", &serve.url, &args));
+    let shown = ok(&atmls(&profiles, "alice", &serve.url, &["profile", "show"]));
+    assert_eq!(shown["dsViaPds"], true);
+    ok(&atmls(
+        &profiles,
+        "bob",
+        &serve.url,
+        &[
+            "account",
+            "create",
+            "--handle",
+            "bob.test",
+            "--email",
+            "bob@example.com",
+        ],
+    ));
+    // A group's mailbox, created through the PDS this time (the inbox was at create).
+    ok(&atmls(
+        &profiles,
+        "alice",
+        &serve.url,
+        &["group", "create", "tea", "--with", "bob.test"],
+    ));
+    ok(&atmls(
+        &profiles,
+        "alice",
+        &serve.url,
+        &["send", "tea", "hi"],
+    ));
+    let inbox = ok(&atmls(&profiles, "bob", &serve.url, &["inbox"]));
+    assert!(inbox.to_string().contains("hi"), "{inbox}");
+    // The host forwarded alice's createMailbox calls (bob's went to the DS directly).
+    let metrics = get(&serve.url, "/metrics");
+    let proxied = metrics
+        .lines()
+        .find(|l| l.starts_with("atmls_xrpc_requests_total{nsid=\"_proxy\",status=\"200\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(
+        proxied >= 2,
+        "proxied createMailbox calls: {proxied}\n{metrics}"
+    );
+}
+
+/// `GET path` on `url` (HTTP/1.1, `Connection: close`): the body as text.
+fn get(url: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    raw.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
 fn a_closed_pipe_ends_a_command_quietly() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_atmls"))
         .arg("status")

@@ -1,7 +1,9 @@
 //! `atmls account create|login|show`.
 
+use std::sync::Arc;
+
 use atmls_client::transport::Pds as _;
-use atmls_client::transport::http::{HttpDs, HttpPds, describe_server};
+use atmls_client::transport::http::{HttpPds, describe_server};
 use atmls_client::{Device, Did, Storage};
 use clap::Subcommand;
 use serde_json::json;
@@ -61,6 +63,11 @@ pub(crate) struct LoginArgs {
     /// else https://plc.directory].
     #[arg(long, env = "ATMLS_PLC")]
     plc: Option<String>,
+    /// Create mailboxes through the PDS's `atproto-proxy` (the PDS mints the DS's token
+    /// and sees each new mailbox's id) instead of calling the DS directly with a
+    /// `getServiceAuth` token; the profile remembers it.
+    #[arg(long, env = "ATMLS_DS_VIA_PDS")]
+    ds_via_pds: bool,
 }
 
 pub(crate) async fn run(
@@ -95,7 +102,7 @@ pub(crate) async fn run(
                     saved.refresh.clone(),
                     profile::resolver(&plc),
                 );
-                return start_device(profile, &login.handle, plc, ds, pds, out, "created").await;
+                return start_device(profile, &login, plc, ds, pds, out, "created").await;
             }
             // Everything that can be checked is checked before anything is created.
             let ds = match &login.ds {
@@ -110,7 +117,7 @@ pub(crate) async fn run(
                 profile::resolver(&plc),
             )
             .await?;
-            start_device(profile, &login.handle, plc, ds, pds, out, "created").await
+            start_device(profile, &login, plc, ds, pds, out, "created").await
         }
         AccountCommand::Login { login } => {
             let plc = login
@@ -134,6 +141,7 @@ pub(crate) async fn run(
                     pds: pds.base().to_owned(),
                     // A --plc given now replaces the stored one; none keeps it.
                     plc: login.plc.clone().unwrap_or(old.plc.clone()),
+                    ds_via_pds: login.ds_via_pds || old.ds_via_pds,
                     access,
                     refresh,
                     ..old
@@ -146,7 +154,7 @@ pub(crate) async fn run(
                 Some(ds) => parse_ds(ds)?,
                 None => described_ds(pds.base()).await?,
             };
-            start_device(profile, &login.handle, plc, ds, pds, out, "logged in").await
+            start_device(profile, &login, plc, ds, pds, out, "logged in").await
         }
         AccountCommand::Show => {
             let (device, session) = profile.device().await?;
@@ -173,7 +181,7 @@ fn parse_ds(ds: &str) -> Result<Did, CliError> {
 /// Creates the profile's device for the new session and saves both.
 async fn start_device(
     profile: &Profile,
-    handle: &str,
+    login: &LoginArgs,
     plc: String,
     ds: Did,
     pds: HttpPds,
@@ -185,19 +193,22 @@ async fn start_device(
     let mut session = SessionFile {
         pds: pds.base().to_owned(),
         did,
-        handle: handle.trim_start_matches('@').to_owned(),
+        handle: login.handle.trim_start_matches('@').to_owned(),
         plc: plc.clone(),
         ds: ds.clone(),
         access,
         refresh,
+        ds_via_pds: login.ds_via_pds,
     };
     // Saved first: if creating the device fails half-way, `account create` (or `login`)
     // again goes on from here.
     profile.save_session(&session)?;
+    let pds = Arc::new(pds);
+    let transport = profile::ds_transport(&pds, profile::resolver(&plc), login.ds_via_pds);
     let device = Device::create(
         Storage::File(&profile.device_path()),
         pds,
-        HttpDs::new(profile::resolver(&plc)),
+        transport,
         ds,
         profile::config(),
     )

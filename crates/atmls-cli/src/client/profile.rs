@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::error::CliError;
 
 /// A device of this CLI.
-pub(crate) type CliDevice = Device<HttpPds, HttpDs>;
+pub(crate) type CliDevice = Device<Arc<HttpPds>, HttpDs>;
 
 const SESSION_FILE: &str = "session.json";
 const DEVICE_FILE: &str = "device.sqlite";
@@ -48,6 +48,9 @@ pub(crate) struct SessionFile {
     pub(crate) ds: Did,
     pub(crate) access: String,
     pub(crate) refresh: String,
+    /// Whether `createMailbox` goes through the PDS's `atproto-proxy` (docs/operators.md
+    /// §4) instead of to the DS with a `getServiceAuth` token.
+    pub(crate) ds_via_pds: bool,
 }
 
 impl SessionFile {
@@ -55,6 +58,7 @@ impl SessionFile {
         json!({
             "pds": self.pds, "did": self.did, "handle": self.handle, "plc": self.plc,
             "ds": self.ds, "accessJwt": self.access, "refreshJwt": self.refresh,
+            "dsViaPds": self.ds_via_pds,
         })
     }
 
@@ -68,6 +72,8 @@ impl SessionFile {
             ds: Did::new(s("ds")?).ok()?,
             access: s("accessJwt")?,
             refresh: s("refreshJwt")?,
+            // Absent in profiles written before the setting existed: direct.
+            ds_via_pds: v["dsViaPds"].as_bool().unwrap_or(false),
         })
     }
 }
@@ -211,15 +217,15 @@ impl Profile {
             ));
         }
         let resolver = resolver(&session.plc);
-        let pds = HttpPds::resume(
+        let pds = Arc::new(HttpPds::resume(
             &session.pds,
             session.did.clone(),
             session.access.clone(),
             session.refresh.clone(),
             resolver.clone(),
-        );
-        let device =
-            Device::open(&self.device_path(), pds, HttpDs::new(resolver), config()).await?;
+        ));
+        let ds = ds_transport(&pds, resolver, session.ds_via_pds);
+        let device = Device::open(&self.device_path(), pds, ds, config()).await?;
         Ok((device, session))
     }
 
@@ -236,6 +242,21 @@ impl Profile {
             self.save_session(session)?;
         }
         Ok(())
+    }
+}
+
+/// The DS transport of a device: direct, or `createMailbox` through the account's PDS
+/// (sharing the device's session, so a token refresh by either is seen by both).
+pub(crate) fn ds_transport(
+    pds: &Arc<HttpPds>,
+    resolver: Arc<dyn DidResolver>,
+    via_pds: bool,
+) -> HttpDs {
+    let ds = HttpDs::new(resolver);
+    if via_pds {
+        ds.with_pds_proxy(pds.clone())
+    } else {
+        ds
     }
 }
 

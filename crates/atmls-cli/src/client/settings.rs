@@ -70,6 +70,7 @@ pub(crate) fn run(command: ProfileCommand, profile: &Profile, out: &Out) -> Resu
         json!({
             "profile": profile.name, "handle": session.handle, "did": session.did,
             "pds": session.pds, "plc": session.plc, "ds": session.ds,
+            "dsViaPds": session.ds_via_pds,
             "device": profile.has_device(),
         }),
         || {

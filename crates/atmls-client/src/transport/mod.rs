@@ -111,6 +111,70 @@ pub trait Pds: Send + Sync + 'static {
     ) -> impl Future<Output = Result<String, TransportError>> + Send;
 }
 
+/// A shared session is a session: lets a device and an [`http::HttpDs`] that sends
+/// `createMailbox` through the PDS (`with_pds_proxy`) use one session, so that a token
+/// refresh by either is seen by both.
+impl<T: Pds> Pds for std::sync::Arc<T> {
+    fn did(&self) -> Did {
+        (**self).did()
+    }
+
+    fn apply_writes(
+        &self,
+        writes: Vec<RecordWrite>,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
+        (**self).apply_writes(writes)
+    }
+
+    fn list_records(
+        &self,
+        repo: &Did,
+        collection: &str,
+    ) -> impl Future<Output = Result<Vec<ListedRecord>, TransportError>> + Send {
+        (**self).list_records(repo, collection)
+    }
+
+    fn record_proof(
+        &self,
+        repo: &Did,
+        collection: &str,
+        rkey: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, TransportError>> + Send {
+        (**self).record_proof(repo, collection, rkey)
+    }
+
+    fn resolve(
+        &self,
+        did: &Did,
+    ) -> impl Future<Output = Result<DidDocument, TransportError>> + Send {
+        (**self).resolve(did)
+    }
+
+    fn upload_blob(
+        &self,
+        bytes: Vec<u8>,
+        mime_type: &str,
+    ) -> impl Future<Output = Result<BlobRef, TransportError>> + Send {
+        (**self).upload_blob(bytes, mime_type)
+    }
+
+    fn blob(
+        &self,
+        did: &Did,
+        cid: &cid::Cid,
+    ) -> impl Future<Output = Result<Vec<u8>, TransportError>> + Send {
+        (**self).blob(did, cid)
+    }
+
+    fn service_auth(
+        &self,
+        aud: &Did,
+        lxm: &str,
+    ) -> impl Future<Output = Result<String, TransportError>> + Send {
+        (**self).service_auth(aud, lxm)
+    }
+}
+
 /// A page of envelopes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
