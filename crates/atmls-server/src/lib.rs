@@ -7,7 +7,7 @@
 //!   upgrade on `GET /xrpc/<nsid>` subscriptions. Parameters and JSON bodies are checked
 //!   against the route's lexicon before the handler runs.
 //! - Every failure is `{"error": Name, "message": …}` with its status ([`XrpcError`]).
-//! - `GET /_health` answers `{"version": …}`; `GET /metrics` the Prometheus text format.
+//! - `GET /_health` answers `{"version": …}`; `GET /metrics` the OpenMetrics text format.
 //! - Other paths go to the [`Router::fallback`] handler, if any.
 //!
 //! ```no_run
