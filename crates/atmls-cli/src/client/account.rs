@@ -236,15 +236,12 @@ async fn described_ds(pds: &str) -> Result<Did, CliError> {
             ),
         )
     })?;
-    answer["did"]
-        .as_str()
-        .and_then(|d| Did::new(d).ok())
-        .ok_or_else(|| {
-            CliError::new(
-                "NoDeliveryService",
-                "describeServer answered without a DID: pass --ds",
-            )
-        })
+    Did::new(answer.did.as_str()).map_err(|e| {
+        CliError::new(
+            "NoDeliveryService",
+            format!("describeServer answered an unusable DID ({e}): pass --ds"),
+        )
+    })
 }
 
 async fn show(

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use atmls_lexicon::chat::mls::ds::describe_server;
 use hyper::Method;
 
 use super::client::XrpcClient;
@@ -11,13 +12,16 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `chat.mls.ds.describeServer` at `base` (a DS, or a PDS whose host also serves one),
 /// without a session: lets a client check which delivery service a PDS offers before it
-/// creates anything there.
-pub async fn describe_server(base: &str) -> Result<serde_json::Value, TransportError> {
+/// creates anything there. A body that is not the lexicon's output is
+/// [`TransportError::Malformed`].
+pub async fn describe_server(base: &str) -> Result<describe_server::Output, TransportError> {
     let url = format!(
         "{}/xrpc/chat.mls.ds.describeServer",
         base.trim_end_matches('/')
     );
-    XrpcClient::new(TIMEOUT)
+    let value = XrpcClient::new(TIMEOUT)
         .json(Method::GET, &url, &[], None)
-        .await
+        .await?;
+    serde_json::from_value(value)
+        .map_err(|e| TransportError::Malformed(format!("describeServer: {e}")))
 }
