@@ -172,7 +172,7 @@ impl DsConfig {
     );
 
     /// The effective payload limit: the configured one, capped by the lexicon's.
-    pub(crate) fn payload_limit(&self) -> usize {
+    pub fn payload_limit(&self) -> usize {
         self.max_envelope_bytes.min(LEXICON_MAX_PAYLOAD)
     }
 

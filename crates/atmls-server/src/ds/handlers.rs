@@ -374,12 +374,7 @@ impl DsService {
         let now = self.inner.config.clock().now();
         let len = input.payload.as_slice().len() as u64;
         // The cheap refusal first: an oversized welcome costs no share.
-        let max = self
-            .inner
-            .config
-            .core()
-            .max_envelope_bytes()
-            .min(LEXICON_MAX_PAYLOAD);
+        let max = self.inner.config.core().payload_limit();
         if input.payload.as_slice().len() > max {
             return Err(core_error(&SendWelcomeError::EnvelopeTooLarge {
                 len: input.payload.as_slice().len(),
