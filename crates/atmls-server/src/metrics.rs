@@ -30,7 +30,7 @@ pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteStatus {
     nsid: String,
-    status: String,
+    status: u16,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -150,7 +150,7 @@ impl Metrics {
         self.requests
             .get_or_create(&RouteStatus {
                 nsid: route.to_owned(),
-                status: status.to_string(),
+                status,
             })
             .inc();
         self.durations
@@ -205,7 +205,7 @@ impl Metrics {
         self.requests
             .get(&RouteStatus {
                 nsid: route.to_owned(),
-                status: status.to_string(),
+                status,
             })
             .map_or(0, |c| c.get())
     }
