@@ -33,7 +33,7 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
         "delivery service core: mailboxes, ordering, mailbox-key auth, stores",
     ),
     (
-        "atmls-pds",
+        "atmls-host",
         "built",
         "embedded PDS-compatible host: accounts, sessions, repos, blobs, service auth",
     ),

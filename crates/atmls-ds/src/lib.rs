@@ -40,8 +40,8 @@ mod error;
 mod id;
 mod service;
 pub mod store;
-mod time;
 
+pub use atmls_syntax::Timestamp;
 pub use config::{
     DsConfig, LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD, MAX_EPOCH, MAX_SEQ,
 };
@@ -58,4 +58,3 @@ pub use service::{
     SendReceipt, Subscription,
 };
 pub use store::{Envelope, MemoryStore, SqliteStore, Store, StoreError};
-pub use time::Timestamp;

@@ -18,5 +18,5 @@ mod bytes;
 pub use bytes::Bytes;
 
 pub mod schema;
-pub mod syntax;
+pub use atmls_syntax as syntax;
 pub mod validate;

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use atmls_ds::{DsConfig, SqliteStore};
+use atmls_host::{HostConfig as CoreConfig, LocalResolver};
 use atmls_identity::resolve::{DidResolver, HttpResolver, ResolverConfig};
 use atmls_lexicon::syntax::Did;
 use atmls_net::AddressPolicy;
-use atmls_pds::{LocalResolver, PdsConfig};
 
 use crate::ds::{DsError, DsService, DsServiceConfig, KeyPackageConfig};
 use crate::host::{Host, HostConfig, HostError};
@@ -281,7 +281,7 @@ impl Embedded {
         let http: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(resolver_config));
         let host = Host::open(
             HostConfig::new(&url)
-                .with_pds(PdsConfig::new(&url).with_handle_domains(config.handle_domains))
+                .with_core(CoreConfig::new(&url).with_handle_domains(config.handle_domains))
                 .with_data_dir(&data_dir)
                 .with_resolver(http.clone())
                 .with_outbound(outbound),
@@ -356,7 +356,7 @@ impl Embedded {
 
     /// The host's own service DID.
     pub fn service_did(&self) -> String {
-        self.host.pds().config().service_did.to_string()
+        self.host.core().config().service_did.to_string()
     }
 
     /// The data directory.

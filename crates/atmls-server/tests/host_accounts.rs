@@ -152,7 +152,8 @@ async fn expired_and_bad_tokens() {
     .assert_error(401, "InvalidToken");
 
     // Two hours and a bit later the access token has expired; the refresh token still works.
-    t.clock.advance_ms((2 * 60 * 60 + 1) * 1000);
+    t.clock
+        .advance(std::time::Duration::from_millis((2 * 60 * 60 + 1) * 1000));
     t.query("com.atproto.server.getSession", &[], Some(&bob.access))
         .await
         .assert_error(401, "ExpiredToken");
@@ -172,7 +173,8 @@ async fn expired_and_bad_tokens() {
     .await
     .ok();
     // 91 days later the refresh token has expired too.
-    t.clock.advance_ms(91 * 24 * 60 * 60 * 1000);
+    t.clock
+        .advance(std::time::Duration::from_millis(91 * 24 * 60 * 60 * 1000));
     t.procedure(
         "com.atproto.server.refreshSession",
         &serde_json::Value::Null,

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use atmls_crypto::{Algorithm, SigningKey};
+use atmls_host::{Clock as _, LocalResolver};
 use atmls_identity::plc::GenesisBuilder;
 use atmls_identity::service_auth::{ServiceAuthVerifier, VerifierConfig};
-use atmls_pds::{Clock as _, LocalResolver};
 use bytes::Bytes;
 use host_util::TestHost;
 use http_body_util::{BodyExt as _, Full};
@@ -98,7 +98,9 @@ async fn proxied_calls_carry_verified_service_auth() {
     .service("test_svc", "TestService", &url)
     .sign(&rotation);
     let did = genesis.did().unwrap();
-    directory.submit(&did, genesis, t.clock.now_ms()).unwrap();
+    directory
+        .submit(&did, genesis, t.clock.now().as_millis())
+        .unwrap();
     let verifier = Arc::new(ServiceAuthVerifier::new(
         resolver,
         VerifierConfig::new(did.as_did().clone()).with_service_fragment("test_svc"),

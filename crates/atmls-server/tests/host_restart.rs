@@ -5,7 +5,7 @@ mod host_util;
 
 use std::sync::Arc;
 
-use atmls_pds::ManualClock;
+use atmls_host::ManualClock;
 use host_util::{TestHost, key_package};
 use serde_json::json;
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use atmls_crypto::{Algorithm, SigningKey};
+use atmls_host::Clock as _;
 use atmls_identity::plc::GenesisBuilder;
-use atmls_pds::Clock as _;
 use bytes::Bytes;
 use host_util::{Resp, TestHost};
 use hyper::Method;
@@ -56,7 +56,7 @@ fn self_made_did(t: &TestHost, endpoint: &str) -> (String, String) {
     let did = genesis.did().unwrap();
     t.host
         .directory()
-        .submit(&did, genesis, t.clock.now_ms())
+        .submit(&did, genesis, t.clock.now().as_millis())
         .unwrap();
     (
         did.as_str().to_owned(),

@@ -8,8 +8,8 @@ mod host_util;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use atmls_host::{ManualClock, ThrottleConfig};
 use atmls_net::AddressPolicy;
-use atmls_pds::{ManualClock, ThrottleConfig};
 
 use bytes::Bytes;
 use host_util::http_support::send_from;
@@ -31,7 +31,7 @@ async fn host() -> TestHost {
         Arc::new(ManualClock::starting_now()),
         |s| s,
         |mut h| {
-            h.pds.throttle = ThrottleConfig::default().with_exempt_loopback(false);
+            h.core.throttle = ThrottleConfig::default().with_exempt_loopback(false);
             h.with_outbound(AddressPolicy::development())
         },
     )

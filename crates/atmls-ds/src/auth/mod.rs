@@ -21,7 +21,7 @@ pub use token::{RequestToken, TOKEN_LEN, TOKEN_TEXT_LEN};
 use sha2::{Digest as _, Sha256};
 
 use crate::id::MailboxId;
-use crate::time::Timestamp;
+use atmls_syntax::Timestamp;
 
 /// The HTTP authorization scheme of mailbox-key requests.
 pub const AUTH_SCHEME: &str = "ChatMls-Mailbox";

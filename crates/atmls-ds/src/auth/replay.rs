@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::RequestSource;
 use crate::id::MailboxId;
 use crate::store::SavedNonce;
-use crate::time::Timestamp;
+use atmls_syntax::Timestamp;
 
 type Entry = ([u8; 32], [u8; 16]);
 

@@ -7,7 +7,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use super::{DsMethod, signing_bytes};
 use crate::error::AuthError;
 use crate::id::MailboxId;
-use crate::time::Timestamp;
+use atmls_syntax::Timestamp;
 
 /// Length of a token in bytes.
 pub const TOKEN_LEN: usize = 120;

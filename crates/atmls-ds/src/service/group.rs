@@ -9,7 +9,7 @@ use crate::config::{MAX_EPOCH, MAX_SEQ};
 use crate::error::{AuthError, EnvelopeRule, MailboxFull, ReadError, SendEnvelopesError};
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
 use crate::store::{Append, Envelope, MailboxKeys, PreviousKey, Store};
-use crate::time::Timestamp;
+use atmls_syntax::Timestamp;
 
 /// An envelope as its sender submits it (`sendEnvelopes#outgoingEnvelope`).
 #[derive(Debug, Clone, PartialEq, Eq)]

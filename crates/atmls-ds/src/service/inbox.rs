@@ -10,7 +10,7 @@ use crate::config::MAX_SEQ;
 use crate::error::{InboxError, MailboxFull, SendWelcomeError};
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
 use crate::store::{Append, Envelope, Store};
-use crate::time::Timestamp;
+use atmls_syntax::Timestamp;
 
 /// One page of `listInbox`.
 #[derive(Debug, Clone, PartialEq, Eq)]

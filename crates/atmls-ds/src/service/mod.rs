@@ -19,7 +19,7 @@ use crate::config::{DsConfig, LEXICON_MAX_PAGE, MAX_EPOCH};
 use crate::error::{AuthError, CreateMailboxError, ReadError};
 use crate::id::{MailboxId, MailboxKind};
 use crate::store::{CreateOutcome, Mailbox, MailboxKeys, PageLimit, Store, StoreError};
-use crate::time::Timestamp;
+use atmls_syntax::Timestamp;
 
 use rate::DepositLimiter;
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::id::MailboxId;
-use crate::time::Timestamp;
+use atmls_syntax::Timestamp;
 
 const WINDOW: Duration = Duration::from_secs(60);
 

@@ -5,7 +5,7 @@ use rand::RngCore;
 
 use super::DeliveryService;
 use crate::store::{Store, StoreError};
-use crate::time::Timestamp;
+use atmls_syntax::Timestamp;
 
 /// What [`DeliveryService::restore_replay`] found at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

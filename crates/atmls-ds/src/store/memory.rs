@@ -7,7 +7,7 @@ use super::{
     check_append, ended_by, payload_bytes,
 };
 use crate::id::{MailboxId, MailboxKind};
-use crate::time::Timestamp;
+use atmls_syntax::Timestamp;
 
 #[derive(Debug, Clone)]
 struct Entry {

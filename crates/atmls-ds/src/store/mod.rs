@@ -13,7 +13,7 @@ pub use sqlite::SqliteStore;
 
 use crate::auth::MailboxKey;
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
-use crate::time::Timestamp;
+use atmls_syntax::Timestamp;
 
 /// One accepted, sequenced item of a mailbox.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::auth::MailboxKey;
 use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
-use crate::time::Timestamp;
+use atmls_syntax::Timestamp;
 
 /// 1: mailboxes, envelopes, account_quota. 2: adds `epoch_keys` (created on open).
 /// 3: adds `mailboxes.bytes` (payload bytes held; filled from `envelopes` on upgrade).

@@ -1,11 +1,9 @@
 //! Settings of the delivery service's HTTP shell, and the clock it reads.
 
-use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use atmls_ds::{DsConfig, Timestamp};
+use atmls_ds::DsConfig;
 use atmls_identity::Did;
 
 /// The fragment of the DS's service entry, and of the audience it accepts.
@@ -14,53 +12,7 @@ pub const SERVICE_FRAGMENT: &str = "chat_mls_ds";
 /// The service type of the `#chat_mls_ds` entry in the DS's DID document.
 pub const SERVICE_TYPE: &str = "ChatMlsDeliveryService";
 
-/// Where the DS reads the time. The core takes `now` as an input; the shell reads it
-/// here once per request, so tests can move time with a [`ManualClock`].
-pub trait Clock: Send + Sync + fmt::Debug + 'static {
-    /// Milliseconds since the Unix epoch.
-    fn now(&self) -> Timestamp;
-}
-
-/// The system's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Timestamp {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        Timestamp::from_millis(ms)
-    }
-}
-
-/// A clock that only moves when told to (tests). Clones share the same time.
-#[derive(Debug, Clone, Default)]
-pub struct ManualClock(Arc<AtomicU64>);
-
-impl ManualClock {
-    /// A clock standing at `now`.
-    pub fn new(now: Timestamp) -> Self {
-        Self(Arc::new(AtomicU64::new(now.as_millis())))
-    }
-
-    /// Sets the time.
-    pub fn set(&self, now: Timestamp) {
-        self.0.store(now.as_millis(), Ordering::SeqCst);
-    }
-
-    /// Moves the time forward by `d`.
-    pub fn advance(&self, d: Duration) {
-        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
-    }
-}
+pub use atmls_syntax::{Clock, ManualClock, SystemClock};
 
 /// Settings of [`KeyPackageFetcher`](super::KeyPackageFetcher) (`getKeyPackages`).
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! The embedded PDS-compatible host over XRPC: maps `com.atproto.server.*`,
 //! `com.atproto.repo.*`, `com.atproto.sync.*` and `com.atproto.identity.resolveHandle`
-//! onto the [`atmls_pds::Pds`] core, forwards `atproto-proxy` calls with a fresh
+//! onto the [`atmls_host::Host`] core, forwards `atproto-proxy` calls with a fresh
 //! service-auth token, and serves the development PLC directory (`GET /:did`, …) and
 //! `/.well-known/atproto-did` on the same listener through the router's fallback.
 //!
@@ -29,11 +29,14 @@ mod sync;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use atmls_host::{
+    Caller, Clock, Host as HostCore, HostConfig as CoreConfig, HostError as CoreError,
+    LocalResolver, SystemClock,
+};
 use atmls_identity::DidResolver;
 use atmls_identity::plc::PlcError;
 use atmls_identity::plc::directory::Directory;
 use atmls_lexicon::validate::{Catalog, CatalogError};
-use atmls_pds::{Caller, Clock, LocalResolver, Pds, PdsConfig, PdsError, SystemClock};
 use hyper::StatusCode;
 
 pub use atmls_net::AddressPolicy;
@@ -52,7 +55,7 @@ pub const PLC_FILE: &str = "plc.sqlite";
 #[non_exhaustive]
 pub struct HostConfig {
     /// The core's settings (public URL, token lifetimes, handle domains, blob limit).
-    pub pds: PdsConfig,
+    pub core: CoreConfig,
     /// Where the SQLite files live; `None` keeps everything in memory.
     pub data_dir: Option<PathBuf>,
     /// The clock the core is given. Default: the system clock.
@@ -74,7 +77,7 @@ pub struct HostConfig {
 impl std::fmt::Debug for HostConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostConfig")
-            .field("pds", &self.pds)
+            .field("core", &self.core)
             .field("data_dir", &self.data_dir)
             .field("clock", &self.clock)
             .field("resolver", &self.resolver.is_some())
@@ -90,7 +93,7 @@ impl HostConfig {
     pub fn new(public_url: &str) -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         HostConfig {
-            pds: PdsConfig::new(public_url),
+            core: CoreConfig::new(public_url),
             data_dir: None,
             clock: Arc::new(SystemClock),
             resolver: None,
@@ -100,9 +103,9 @@ impl HostConfig {
         }
     }
 
-    /// Sets [`HostConfig::pds`].
-    pub fn with_pds(mut self, pds: PdsConfig) -> Self {
-        self.pds = pds;
+    /// Sets [`HostConfig::core`].
+    pub fn with_core(mut self, core: CoreConfig) -> Self {
+        self.core = core;
         self
     }
 
@@ -151,7 +154,7 @@ pub enum HostError {
     Directory(#[from] PlcError),
     /// The host's databases cannot be opened.
     #[error("host: {0}")]
-    Pds(#[from] PdsError),
+    Core(#[from] CoreError),
 }
 
 /// The embedded host, ready to mount on a [`Router`]. Cheap to clone.
@@ -161,7 +164,7 @@ pub struct Host {
 }
 
 pub(crate) struct Inner {
-    pub(crate) pds: Arc<Pds>,
+    pub(crate) core: Arc<HostCore>,
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) resolver: LocalResolver,
@@ -172,7 +175,7 @@ pub(crate) struct Inner {
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Host")
-            .field("pds", &self.pds)
+            .field("core", &self.core)
             .field("resolver", &self.resolver)
             .finish_non_exhaustive()
     }
@@ -183,22 +186,22 @@ impl Host {
     /// directory, or everything in memory.
     pub fn open(config: HostConfig) -> Result<Host, HostError> {
         let catalog = Arc::new(catalog()?);
-        let (directory, pds) = match &config.data_dir {
+        let (directory, core) = match &config.data_dir {
             Some(dir) => {
-                atmls_fs::private_dir(dir).map_err(|e| PdsError::Internal(e.to_string()))?;
+                atmls_fs::private_dir(dir).map_err(|e| CoreError::Internal(e.to_string()))?;
                 let directory = Arc::new(Directory::open_sqlite(dir.join(PLC_FILE))?);
-                let pds = Pds::open(dir, config.pds, directory.clone(), catalog.clone())?;
-                (directory, pds)
+                let core = HostCore::open(dir, config.core, directory.clone(), catalog.clone())?;
+                (directory, core)
             }
             None => {
                 let directory = Arc::new(Directory::in_memory());
-                let pds = Pds::in_memory(config.pds, directory.clone(), catalog.clone())?;
-                (directory, pds)
+                let core = HostCore::in_memory(config.core, directory.clone(), catalog.clone())?;
+                (directory, core)
             }
         };
         Ok(Host {
             inner: Arc::new(Inner {
-                pds: Arc::new(pds),
+                core: Arc::new(core),
                 catalog,
                 clock: config.clock,
                 resolver: LocalResolver::new(directory, config.resolver),
@@ -212,8 +215,8 @@ impl Host {
     }
 
     /// The core.
-    pub fn pds(&self) -> &Arc<Pds> {
-        &self.inner.pds
+    pub fn core(&self) -> &Arc<HostCore> {
+        &self.inner.core
     }
 
     /// The catalog requests and records are validated against.
@@ -223,7 +226,7 @@ impl Host {
 
     /// The development PLC directory.
     pub fn directory(&self) -> &Arc<Directory> {
-        self.inner.pds.directory()
+        self.inner.core.directory()
     }
 
     /// A router serving the host's methods, the `atproto-proxy` forwarding, and (as its
@@ -239,18 +242,18 @@ impl Host {
     }
 
     pub(crate) fn now_ms(&self) -> u64 {
-        self.inner.clock.now_ms()
+        self.inner.clock.now().as_millis()
     }
 
     /// Runs blocking core work off the async threads.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, XrpcError>
     where
         T: Send + 'static,
-        F: FnOnce(&Pds, u64) -> Result<T, PdsError> + Send + 'static,
+        F: FnOnce(&HostCore, u64) -> Result<T, CoreError> + Send + 'static,
     {
-        let pds = self.inner.pds.clone();
+        let core = self.inner.core.clone();
         let now = self.now_ms();
-        tokio::task::spawn_blocking(move || work(&pds, now))
+        tokio::task::spawn_blocking(move || work(&core, now))
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "host task failed");
@@ -263,12 +266,12 @@ impl Host {
     pub(crate) async fn run_as<T, F>(&self, req: &XrpcRequest, work: F) -> Result<T, XrpcError>
     where
         T: Send + 'static,
-        F: FnOnce(&Pds, &Caller, u64) -> Result<T, PdsError> + Send + 'static,
+        F: FnOnce(&HostCore, &Caller, u64) -> Result<T, CoreError> + Send + 'static,
     {
         let token = bearer(req)?;
-        self.run(move |pds, now| {
-            let caller = pds.authenticate(&token, now)?;
-            work(pds, &caller, now)
+        self.run(move |core, now| {
+            let caller = core.authenticate(&token, now)?;
+            work(core, &caller, now)
         })
         .await
     }
@@ -282,12 +285,12 @@ pub(crate) fn bearer(req: &XrpcRequest) -> Result<String, XrpcError> {
 }
 
 /// The XRPC form of a core error; internal details are logged, not sent.
-pub(crate) fn xrpc_error(e: PdsError) -> XrpcError {
-    if let PdsError::Internal(detail) = &e {
+pub(crate) fn xrpc_error(e: CoreError) -> XrpcError {
+    if let CoreError::Internal(detail) = &e {
         tracing::error!(error = %detail, "host error");
     }
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let limited = matches!(e, PdsError::RateLimited { .. });
+    let limited = matches!(e, CoreError::RateLimited { .. });
     let error = XrpcError::new(status, e.name(), e.client_message());
     if limited {
         error.with_limit("host_password_throttle")

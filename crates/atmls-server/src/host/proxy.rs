@@ -6,9 +6,9 @@
 //! development allowance is on), private, link-local and metadata addresses are refused
 //! after DNS resolution, with the same `UpstreamFailure` a closed port gets.
 
+use atmls_host::{HostError as CoreError, ProxyTarget};
 use atmls_identity::DidResolver as _;
 use atmls_net::{AddressPolicy, HttpClient, OutboundConfig};
-use atmls_pds::{PdsError, ProxyTarget};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -66,7 +66,7 @@ async fn forward(host: Host, req: XrpcRequest) -> HandlerResult {
         .await
         .map_err(|e| {
             tracing::info!(kind = e.kind(), "proxy DID not resolved");
-            xrpc_error(PdsError::ProxyTargetNotFound(format!(
+            xrpc_error(CoreError::ProxyTargetNotFound(format!(
                 "could not resolve proxy DID {}",
                 target.did
             )))

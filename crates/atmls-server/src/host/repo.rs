@@ -1,6 +1,6 @@
 //! `com.atproto.repo.*`: record writes (own repo only), reads, describeRepo, uploadBlob.
 
-use atmls_pds::{
+use atmls_host::{
     ApplyWritesInput, CreateRecordInput, DeleteRecordInput, ListParams, PutRecordInput,
 };
 use serde_json::json;
@@ -12,7 +12,7 @@ use crate::request::{XrpcRequest, XrpcResponse};
 use crate::router::{HandlerResult, Router};
 
 pub(super) fn mount(host: &Host, router: Router) -> Router {
-    let blob_limit = host.pds().config().max_blob_bytes;
+    let blob_limit = host.core().config().max_blob_bytes;
     router
         .procedure(
             "com.atproto.repo.createRecord",

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use atmls_pds::CreateAccountInput;
+use atmls_host::CreateAccountInput;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -53,7 +53,7 @@ pub(super) fn mount(host: &Host, router: Router) -> Router {
 }
 
 async fn describe_server(host: Host, _req: XrpcRequest) -> HandlerResult {
-    let config = host.pds().config();
+    let config = host.core().config();
     Ok(XrpcResponse::json(json!({
         "did": config.service_did,
         "availableUserDomains": config.handle_domains,
@@ -68,7 +68,7 @@ async fn describe_server(host: Host, _req: XrpcRequest) -> HandlerResult {
 async fn create_account(host: Host, req: XrpcRequest) -> HandlerResult {
     let input: CreateAccountInput = req.input_as()?;
     let source = Some(req.remote_addr().ip());
-    host.pds()
+    host.core()
         .throttle()
         .account_attempt(source, host.now_ms())
         .map_err(xrpc_error)?;
@@ -88,7 +88,7 @@ struct Login {
 async fn create_session(host: Host, req: XrpcRequest) -> HandlerResult {
     let login: Login = req.input_as()?;
     let source = Some(req.remote_addr().ip());
-    host.pds()
+    host.core()
         .throttle()
         .login_attempt(source, host.now_ms())
         .map_err(xrpc_error)?;

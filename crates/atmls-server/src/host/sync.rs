@@ -1,7 +1,7 @@
 //! `com.atproto.sync.*` (proofs, CARs, latest commit, blobs) and
 //! `com.atproto.identity.resolveHandle`.
 
-use atmls_pds::PdsError;
+use atmls_host::HostError as CoreError;
 use hyper::header::{HeaderName, HeaderValue};
 use serde_json::json;
 
@@ -78,7 +78,7 @@ async fn resolve_handle(host: Host, req: XrpcRequest) -> HandlerResult {
     let did = host
         .run(move |pds, _| match pds.account_by_identifier(&handle) {
             Ok(a) if !handle.starts_with("did:") => Ok(a.did),
-            _ => Err(PdsError::HandleNotFound(handle)),
+            _ => Err(CoreError::HandleNotFound(handle)),
         })
         .await?;
     Ok(XrpcResponse::json(json!({ "did": did })))

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atmls_crypto::PublicKey;
+use atmls_host::ManualClock;
 use atmls_identity::DidDocument;
 use atmls_net::AddressPolicy;
-use atmls_pds::ManualClock;
 use atmls_server::host::{Host, HostConfig};
 use atmls_server::{Server, ServerConfig, ServerHandle};
 use bytes::Bytes;

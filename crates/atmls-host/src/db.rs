@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use crate::error::PdsError;
+use crate::error::HostError;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -49,16 +49,16 @@ pub(crate) struct Db {
 }
 
 impl Db {
-    pub(crate) fn open(path: &Path) -> Result<Self, PdsError> {
-        atmls_fs::private_sqlite(path).map_err(PdsError::internal)?;
+    pub(crate) fn open(path: &Path) -> Result<Self, HostError> {
+        atmls_fs::private_sqlite(path).map_err(HostError::internal)?;
         Self::init(Connection::open(path)?, true)
     }
 
-    pub(crate) fn in_memory() -> Result<Self, PdsError> {
+    pub(crate) fn in_memory() -> Result<Self, HostError> {
         Self::init(Connection::open_in_memory()?, false)
     }
 
-    fn init(conn: Connection, wal: bool) -> Result<Self, PdsError> {
+    fn init(conn: Connection, wal: bool) -> Result<Self, HostError> {
         if wal {
             let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         }
@@ -80,7 +80,7 @@ impl Db {
         &self,
         key: &str,
         make: impl FnOnce() -> Vec<u8>,
-    ) -> Result<Vec<u8>, PdsError> {
+    ) -> Result<Vec<u8>, HostError> {
         let conn = self.lock();
         let found: Option<Vec<u8>> = conn
             .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {

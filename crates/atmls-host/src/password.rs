@@ -3,7 +3,7 @@
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 
-use crate::error::PdsError;
+use crate::error::HostError;
 
 /// Longest password accepted, in bytes (hashing cost grows with length only slightly, but
 /// there is no reason to take megabytes).
@@ -11,13 +11,13 @@ pub(crate) const MAX_PASSWORD_BYTES: usize = 256;
 
 /// Hashes `password` with a fresh random salt and argon2id's default parameters
 /// (19 MiB, 2 passes).
-pub(crate) fn hash(password: &str) -> Result<String, PdsError> {
+pub(crate) fn hash(password: &str) -> Result<String, HostError> {
     let salt: [u8; 16] = rand::random();
-    let salt = SaltString::encode_b64(&salt).map_err(PdsError::internal)?;
+    let salt = SaltString::encode_b64(&salt).map_err(HostError::internal)?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(PdsError::internal)
+        .map_err(HostError::internal)
 }
 
 /// Whether `password` matches the stored PHC string.

@@ -4,8 +4,8 @@ use rusqlite::{OptionalExtension as _, params};
 use serde_json::{Value, json};
 
 use crate::accounts::Caller;
-use crate::error::PdsError;
-use crate::pds::Pds;
+use crate::error::HostError;
+use crate::host::Host;
 use crate::records::parse_cid;
 
 /// A stored blob.
@@ -41,7 +41,7 @@ fn clean_mime(mime: Option<&str>) -> String {
     }
 }
 
-impl Pds {
+impl Host {
     /// `uploadBlob`: stores `bytes` for the caller under their raw CID and returns the
     /// blob reference to put in a record.
     pub fn upload_blob(
@@ -50,16 +50,16 @@ impl Pds {
         bytes: &[u8],
         mime_type: Option<&str>,
         now_ms: u64,
-    ) -> Result<Value, PdsError> {
+    ) -> Result<Value, HostError> {
         if bytes.len() as u64 > self.config.max_blob_bytes {
-            return Err(PdsError::PayloadTooLarge(format!(
+            return Err(HostError::PayloadTooLarge(format!(
                 "blob is larger than {} bytes",
                 self.config.max_blob_bytes
             )));
         }
         let account = self.account(&caller.did)?;
         if !account.is_active() {
-            return Err(PdsError::AccountDeactivated(account.did));
+            return Err(HostError::AccountDeactivated(account.did));
         }
         let cid = atmls_repo::cid::raw(bytes);
         let mime = clean_mime(mime_type);
@@ -86,11 +86,11 @@ impl Pds {
     }
 
     /// `sync.getBlob`.
-    pub fn blob(&self, did: &str, cid: &str) -> Result<Blob, PdsError> {
+    pub fn blob(&self, did: &str, cid: &str) -> Result<Blob, HostError> {
         let cid = parse_cid(cid, "cid")?;
         let account = self.resolve_repo(did)?;
         if !account.is_active() {
-            return Err(PdsError::RepoDeactivated(account.did));
+            return Err(HostError::RepoDeactivated(account.did));
         }
         self.db
             .lock()
@@ -105,7 +105,7 @@ impl Pds {
                 },
             )
             .optional()?
-            .ok_or_else(|| PdsError::BlobNotFound(cid.to_string()))
+            .ok_or_else(|| HostError::BlobNotFound(cid.to_string()))
     }
 }
 

@@ -1,10 +1,27 @@
-//! atproto string formats as parsed newtypes.
+//! The bottom of the atmls crate graph: atproto string formats as parsed newtypes, and
+//! time. No I/O, no async, no storage; every other crate may depend on this one.
 //!
-//! Every type here is built only through a constructor that checks the format
+//! Every string type here is built only through a constructor that checks the format
 //! (`FromStr`, `TryFrom<String>`, `new`), so holding a [`Did`] means holding a string that
 //! passed the DID syntax rules. Each type has its own error enum naming what went wrong.
+//! [`Timestamp`] is the one point-in-time type of the workspace (milliseconds since the
+//! Unix epoch); cores take it as an argument and shells read it from a [`Clock`].
 //!
-//! The rules follow the atproto specifications (<https://atproto.com/specs/lexicon>, string
+//! ```
+//! use atmls_syntax::{Clock as _, Did, ManualClock, Tid, Timestamp};
+//!
+//! let did: Did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz".parse()?;
+//! assert_eq!(did.method(), "plc");
+//! assert!("did:PLC:x".parse::<Did>().is_err());
+//! assert!(Tid::new("3jzfcijpj2z2a").is_ok());
+//!
+//! let clock = ManualClock::new(Timestamp::from_millis(1_800_000_000_000));
+//! clock.advance(std::time::Duration::from_secs(1));
+//! assert_eq!(clock.now().as_millis(), 1_800_000_001_000);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The string rules follow the atproto specifications (<https://atproto.com/specs/lexicon>, string
 //! formats) and are checked against the atproto interop test vectors. Two groups of
 //! fixture strings are syntactically well-formed but semantically wrong; they are handled
 //! as follows:
@@ -17,6 +34,15 @@
 //!   accepted by [`Language`]: the spec asks only for a "well-formed" BCP 47 tag in
 //!   Lexicon validation and says clients should ignore well-formed but not valid tags.
 //!   [`Language::check_valid`] reports those cases for callers that care.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod clock;
+mod time;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use time::{Timestamp, duration_millis};
 
 mod at_uri;
 mod cid;
@@ -54,10 +80,10 @@ macro_rules! string_format {
                 &self.raw
             }
         }
-        $crate::syntax::string_format!(@common $ty, $err);
+        $crate::string_format!(@common $ty, $err);
     };
     (custom_as_str $ty:ident, $err:ty) => {
-        $crate::syntax::string_format!(@common $ty, $err);
+        $crate::string_format!(@common $ty, $err);
     };
     (@common $ty:ident, $err:ty) => {
         impl ::std::fmt::Display for $ty {

@@ -47,6 +47,6 @@ impl fmt::Debug for Timestamp {
 }
 
 /// A duration in whole milliseconds, saturating at `u64::MAX`.
-pub(crate) fn duration_millis(d: Duration) -> u64 {
+pub fn duration_millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

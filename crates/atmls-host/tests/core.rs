@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
+use atmls_host::{CreateAccountInput, Host, HostConfig, HostError, ListParams, PutRecordInput};
 use atmls_identity::plc::directory::Directory;
 use atmls_lexicon::validate::Catalog;
-use atmls_pds::{CreateAccountInput, ListParams, Pds, PdsConfig, PdsError, PutRecordInput};
 use serde_json::json;
 
 const T0: u64 = 1_800_000_000_000;
 const HOUR: u64 = 3_600_000;
 
-fn pds() -> Pds {
-    Pds::in_memory(
-        PdsConfig::new("http://127.0.0.1:2583"),
+fn pds() -> Host {
+    Host::in_memory(
+        HostConfig::new("http://127.0.0.1:2583"),
         Arc::new(Directory::in_memory()),
         Arc::new(Catalog::new()),
     )
@@ -32,7 +32,7 @@ fn token_lifetimes_follow_the_given_clock() {
     );
     assert!(matches!(
         pds.authenticate(&s.access_jwt, T0 + 2 * HOUR),
-        Err(PdsError::ExpiredToken)
+        Err(HostError::ExpiredToken)
     ));
     let r = pds.refresh_session(&s.refresh_jwt, T0 + 3 * HOUR).unwrap();
     assert!(pds.authenticate(&r.access_jwt, T0 + 3 * HOUR).is_ok());
@@ -72,13 +72,13 @@ fn deleted_sessions_revoke_their_access_tokens() {
     pds.delete_session(&s.refresh_jwt, T0).unwrap();
     assert!(matches!(
         pds.authenticate(&s.access_jwt, T0),
-        Err(PdsError::InvalidToken(_))
+        Err(HostError::InvalidToken(_))
     ));
     // Other sessions of the same account are untouched.
     assert!(pds.authenticate(&other.access_jwt, T0).is_ok());
     assert!(matches!(
         pds.delete_session(&s.refresh_jwt, T0),
-        Err(PdsError::InvalidToken(_))
+        Err(HostError::InvalidToken(_))
     ));
 }
 
@@ -100,7 +100,7 @@ fn writes_are_own_repo_only_and_swaps_hold() {
     };
     assert!(matches!(
         pds.create_record(&caller_a, input(&b.did, "x")),
-        Err(PdsError::Forbidden(_))
+        Err(HostError::Forbidden(_))
     ));
     let w = pds.create_record(&caller_a, input(&a.did, "x")).unwrap();
     let stale: PutRecordInput = serde_json::from_value(json!({
@@ -110,7 +110,7 @@ fn writes_are_own_repo_only_and_swaps_hold() {
     .unwrap();
     assert!(matches!(
         pds.put_record(&caller_a, stale),
-        Err(PdsError::InvalidSwap(_))
+        Err(HostError::InvalidSwap(_))
     ));
     assert_eq!(
         pds.latest_commit(&a.did).unwrap().cid,

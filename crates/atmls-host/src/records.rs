@@ -7,8 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 
 use crate::accounts::{Account, Caller};
-use crate::error::PdsError;
-use crate::pds::Pds;
+use crate::error::HostError;
+use crate::host::Host;
 
 /// Largest `limit` of `listRecords`.
 pub const MAX_LIST_LIMIT: usize = 100;
@@ -224,23 +224,23 @@ impl ListParams {
     }
 }
 
-pub(crate) fn parse_cid(s: &str, what: &str) -> Result<Cid, PdsError> {
-    atmls_repo::cid::parse(s).map_err(|e| PdsError::InvalidRequest(format!("invalid {what}: {e}")))
+pub(crate) fn parse_cid(s: &str, what: &str) -> Result<Cid, HostError> {
+    atmls_repo::cid::parse(s).map_err(|e| HostError::InvalidRequest(format!("invalid {what}: {e}")))
 }
 
-fn parse_collection(s: &str) -> Result<Nsid, PdsError> {
-    Nsid::new(s).map_err(|e| PdsError::InvalidRequest(format!("invalid collection: {e}")))
+fn parse_collection(s: &str) -> Result<Nsid, HostError> {
+    Nsid::new(s).map_err(|e| HostError::InvalidRequest(format!("invalid collection: {e}")))
 }
 
-fn repo_path(collection: &Nsid, rkey: &str) -> Result<RepoPath, PdsError> {
+fn repo_path(collection: &Nsid, rkey: &str) -> Result<RepoPath, HostError> {
     RecordKey::new(rkey)
-        .map_err(|e| PdsError::InvalidRequest(format!("invalid record key: {e}")))?;
+        .map_err(|e| HostError::InvalidRequest(format!("invalid record key: {e}")))?;
     RepoPath::parse(&format!("{collection}/{rkey}"))
-        .map_err(|e| PdsError::InvalidRequest(format!("invalid record path: {e}")))
+        .map_err(|e| HostError::InvalidRequest(format!("invalid record path: {e}")))
 }
 
 /// The repo path of a collection and record key given as strings.
-pub(crate) fn repo_path_of(collection: &str, rkey: &str) -> Result<RepoPath, PdsError> {
+pub(crate) fn repo_path_of(collection: &str, rkey: &str) -> Result<RepoPath, HostError> {
     repo_path(&parse_collection(collection)?, rkey)
 }
 
@@ -255,7 +255,7 @@ struct Prepared {
     status: Option<&'static str>,
 }
 
-impl Pds {
+impl Host {
     /// Checks a record against its collection: `$type` (set if missing), the lexicon of a
     /// known collection and its record-key type, the data model. Returns the encoded
     /// record and its validation status.
@@ -265,10 +265,12 @@ impl Pds {
         rkey: &str,
         mut record: Value,
         validate: Option<bool>,
-    ) -> Result<Prepared, PdsError> {
+    ) -> Result<Prepared, HostError> {
         let path = repo_path(collection, rkey)?;
         let Some(obj) = record.as_object_mut() else {
-            return Err(PdsError::InvalidRecord("a record must be an object".into()));
+            return Err(HostError::InvalidRecord(
+                "a record must be an object".into(),
+            ));
         };
         match obj.get("$type") {
             None => {
@@ -276,7 +278,7 @@ impl Pds {
             }
             Some(Value::String(t)) if t == collection.as_str() => {}
             Some(other) => {
-                return Err(PdsError::InvalidRecord(format!(
+                return Err(HostError::InvalidRecord(format!(
                     "$type {other} does not match the collection {collection}"
                 )));
             }
@@ -288,7 +290,7 @@ impl Pds {
         let status = match (validate, known) {
             (Some(false), _) => None,
             (Some(true), false) => {
-                return Err(PdsError::InvalidRecord(format!(
+                return Err(HostError::InvalidRecord(format!(
                     "lexicon not found: {collection}"
                 )));
             }
@@ -296,17 +298,17 @@ impl Pds {
             (_, true) => {
                 self.catalog
                     .validate_record(collection, &record)
-                    .map_err(|e| PdsError::InvalidRecord(e.to_string()))?;
+                    .map_err(|e| HostError::InvalidRecord(e.to_string()))?;
                 let key =
-                    RecordKey::new(rkey).map_err(|e| PdsError::InvalidRequest(e.to_string()))?;
+                    RecordKey::new(rkey).map_err(|e| HostError::InvalidRequest(e.to_string()))?;
                 self.catalog
                     .validate_record_key(collection, &key)
-                    .map_err(|e| PdsError::InvalidRecord(e.to_string()))?;
+                    .map_err(|e| HostError::InvalidRecord(e.to_string()))?;
                 Some("valid")
             }
         };
         let ipld = atmls_repo::json::record_to_ipld(&record)
-            .map_err(|e| PdsError::InvalidRecord(e.to_string()))?;
+            .map_err(|e| HostError::InvalidRecord(e.to_string()))?;
         Ok(Prepared {
             path,
             record: Some(ipld),
@@ -315,12 +317,12 @@ impl Pds {
     }
 
     /// Resolves a repo identifier (DID or handle) to a local account.
-    pub fn resolve_repo(&self, repo: &str) -> Result<Account, PdsError> {
+    pub fn resolve_repo(&self, repo: &str) -> Result<Account, HostError> {
         if repo.contains('@') {
-            return Err(PdsError::InvalidRequest(format!("invalid repo: {repo}")));
+            return Err(HostError::InvalidRequest(format!("invalid repo: {repo}")));
         }
         match self.account_by_identifier(repo) {
-            Err(PdsError::AccountNotFound(r)) => Err(PdsError::RepoNotFound(r)),
+            Err(HostError::AccountNotFound(r)) => Err(HostError::RepoNotFound(r)),
             other => other,
         }
     }
@@ -332,16 +334,16 @@ impl Pds {
         caller: &Caller,
         repo: &str,
         swap_commit: Option<&str>,
-        build: impl FnOnce(&Repo<'_, SqliteBlockStore>) -> Result<(Vec<Write>, T), PdsError>,
-    ) -> Result<(Option<CommitOutcome>, T), PdsError> {
+        build: impl FnOnce(&Repo<'_, SqliteBlockStore>) -> Result<(Vec<Write>, T), HostError>,
+    ) -> Result<(Option<CommitOutcome>, T), HostError> {
         let account = self.resolve_repo(repo)?;
         if account.did != caller.did {
-            return Err(PdsError::Forbidden(
+            return Err(HostError::Forbidden(
                 "a session may only write its own repo".into(),
             ));
         }
         if !account.is_active() {
-            return Err(PdsError::AccountDeactivated(account.did));
+            return Err(HostError::AccountDeactivated(account.did));
         }
         let swap_commit = swap_commit
             .map(|s| parse_cid(s, "swapCommit"))
@@ -349,14 +351,14 @@ impl Pds {
         let lock = self.repo_lock(&account.did);
         let _guard = lock.lock().unwrap_or_else(|e| e.into_inner());
         let key = self.signing_key(&account.did)?;
-        let did = account.did.parse().map_err(PdsError::internal)?;
+        let did = account.did.parse().map_err(HostError::internal)?;
         let mut repo = Repo::open(&self.blocks, did, key)?;
         let (writes, extra) = build(&repo)?;
         if writes.is_empty() {
             if let Some(expected) = swap_commit
                 && expected != repo.head().commit
             {
-                return Err(PdsError::InvalidSwap(format!(
+                return Err(HostError::InvalidSwap(format!(
                     "swapCommit {expected} is not the current commit {}",
                     repo.head().commit
                 )));
@@ -372,7 +374,7 @@ impl Pds {
         &self,
         caller: &Caller,
         input: CreateRecordInput,
-    ) -> Result<RecordWritten, PdsError> {
+    ) -> Result<RecordWritten, HostError> {
         let collection = parse_collection(&input.collection)?;
         let rkey = input.rkey.clone().unwrap_or_else(|| self.next_tid());
         let prepared = self.prepare_record(&collection, &rkey, input.record, input.validate)?;
@@ -390,7 +392,7 @@ impl Pds {
         &self,
         caller: &Caller,
         input: PutRecordInput,
-    ) -> Result<RecordWritten, PdsError> {
+    ) -> Result<RecordWritten, HostError> {
         let collection = parse_collection(&input.collection)?;
         let prepared =
             self.prepare_record(&collection, &input.rkey, input.record, input.validate)?;
@@ -424,7 +426,7 @@ impl Pds {
         &self,
         caller: &Caller,
         input: DeleteRecordInput,
-    ) -> Result<Option<CommitMeta>, PdsError> {
+    ) -> Result<Option<CommitMeta>, HostError> {
         let collection = parse_collection(&input.collection)?;
         let path = repo_path(&collection, &input.rkey)?;
         let swap = input
@@ -456,9 +458,9 @@ impl Pds {
         &self,
         caller: &Caller,
         input: ApplyWritesInput,
-    ) -> Result<Value, PdsError> {
+    ) -> Result<Value, HostError> {
         if input.writes.len() > 200 {
-            return Err(PdsError::InvalidRequest(
+            return Err(HostError::InvalidRequest(
                 "too many writes: at most 200".into(),
             ));
         }
@@ -536,14 +538,14 @@ impl Pds {
     pub(crate) fn read_repo<T>(
         &self,
         repo: &str,
-        read: impl FnOnce(&Account, &mut Repo<'_, SqliteBlockStore>) -> Result<T, PdsError>,
-    ) -> Result<T, PdsError> {
+        read: impl FnOnce(&Account, &mut Repo<'_, SqliteBlockStore>) -> Result<T, HostError>,
+    ) -> Result<T, HostError> {
         let account = self.resolve_repo(repo)?;
         if !account.is_active() {
-            return Err(PdsError::RepoDeactivated(account.did));
+            return Err(HostError::RepoDeactivated(account.did));
         }
         let key = self.signing_key(&account.did)?;
-        let did = account.did.parse().map_err(PdsError::internal)?;
+        let did = account.did.parse().map_err(HostError::internal)?;
         let mut r = Repo::open(&self.blocks, did, key)?;
         read(&account, &mut r)
     }
@@ -555,7 +557,7 @@ impl Pds {
         collection: &str,
         rkey: &str,
         cid: Option<&str>,
-    ) -> Result<RecordView, PdsError> {
+    ) -> Result<RecordView, HostError> {
         let collection = parse_collection(collection)?;
         let path = repo_path(&collection, rkey)?;
         let want = cid.map(|c| parse_cid(c, "cid")).transpose()?;
@@ -564,11 +566,11 @@ impl Pds {
                 .record(&path)?
                 .filter(|(c, _)| want.is_none_or(|w| w == *c));
             let (cid, value) =
-                found.ok_or_else(|| PdsError::RecordNotFound(at_uri(&account.did, &path)))?;
+                found.ok_or_else(|| HostError::RecordNotFound(at_uri(&account.did, &path)))?;
             Ok(RecordView {
                 uri: at_uri(&account.did, &path),
                 cid: cid.to_string(),
-                value: atmls_repo::json::from_ipld(&value).map_err(PdsError::internal)?,
+                value: atmls_repo::json::from_ipld(&value).map_err(HostError::internal)?,
             })
         })
     }
@@ -579,11 +581,11 @@ impl Pds {
         repo: &str,
         collection: &str,
         params: &ListParams,
-    ) -> Result<RecordPage, PdsError> {
+    ) -> Result<RecordPage, HostError> {
         let collection = parse_collection(collection)?;
         let limit = params.limit.unwrap_or(50);
         if !(1..=MAX_LIST_LIMIT as i64).contains(&limit) {
-            return Err(PdsError::InvalidRequest(format!(
+            return Err(HostError::InvalidRequest(format!(
                 "limit must be 1 to {MAX_LIST_LIMIT}"
             )));
         }
@@ -591,7 +593,7 @@ impl Pds {
         let cursor = match &params.cursor {
             Some(c) => Some(
                 RecordKey::new(c.as_str())
-                    .map_err(|e| PdsError::InvalidRequest(format!("invalid cursor: {e}")))?,
+                    .map_err(|e| HostError::InvalidRequest(format!("invalid cursor: {e}")))?,
             ),
             None => None,
         };
@@ -615,7 +617,7 @@ impl Pds {
                     records.push(RecordView {
                         uri: at_uri(&account.did, path),
                         cid: cid.to_string(),
-                        value: atmls_repo::json::from_ipld(&value).map_err(PdsError::internal)?,
+                        value: atmls_repo::json::from_ipld(&value).map_err(HostError::internal)?,
                     });
                 }
             }
@@ -628,13 +630,13 @@ impl Pds {
     }
 
     /// `describeRepo`.
-    pub fn describe_repo(&self, repo: &str) -> Result<Value, PdsError> {
+    pub fn describe_repo(&self, repo: &str) -> Result<Value, HostError> {
         self.read_repo(repo, |account, r| {
             let mut collections: Vec<String> = Vec::new();
             // Walk the keys once: collections are contiguous in key order.
             let entries = atmls_repo::Mst::load(r.data())
                 .entries(&self.blocks)
-                .map_err(PdsError::internal)?;
+                .map_err(HostError::internal)?;
             for (key, _) in entries {
                 let key = String::from_utf8_lossy(&key);
                 let c = key.split('/').next().unwrap_or_default().to_owned();
@@ -653,9 +655,9 @@ impl Pds {
     }
 }
 
-fn swap_error(path: &RepoPath, expected: Option<Cid>, found: Option<Cid>) -> PdsError {
+fn swap_error(path: &RepoPath, expected: Option<Cid>, found: Option<Cid>) -> HostError {
     let show = |c: Option<Cid>| c.map_or("none".to_owned(), |c| c.to_string());
-    PdsError::InvalidSwap(format!(
+    HostError::InvalidSwap(format!(
         "record {path} is {}, not {}",
         show(found),
         show(expected)
@@ -666,15 +668,15 @@ fn written(
     did: &str,
     outcome: Option<CommitOutcome>,
     status: Option<&'static str>,
-) -> Result<RecordWritten, PdsError> {
-    let outcome = outcome.ok_or_else(|| PdsError::internal("write produced no commit"))?;
+) -> Result<RecordWritten, HostError> {
+    let outcome = outcome.ok_or_else(|| HostError::internal("write produced no commit"))?;
     let result = outcome
         .results
         .first()
-        .ok_or_else(|| PdsError::internal("commit has no result"))?;
+        .ok_or_else(|| HostError::internal("commit has no result"))?;
     let cid = result
         .cid
-        .ok_or_else(|| PdsError::internal("write has no CID"))?;
+        .ok_or_else(|| HostError::internal("write has no CID"))?;
     Ok(RecordWritten {
         uri: at_uri(did, &result.path),
         cid: cid.to_string(),

@@ -1,5 +1,5 @@
 //! The host: its stores, keys and settings. The operations are in `accounts`, `records`,
-//! `sync`, `blobs` and `service` (one `impl Pds` block each).
+//! `sync`, `blobs` and `service` (one `impl Host` block each).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,9 +10,9 @@ use atmls_identity::plc::directory::Directory;
 use atmls_lexicon::validate::Catalog;
 use atmls_repo::{SqliteBlockStore, SqliteConfig, TidGenerator};
 
-use crate::config::PdsConfig;
+use crate::config::HostConfig;
 use crate::db::Db;
-use crate::error::PdsError;
+use crate::error::HostError;
 use crate::throttle::Throttle;
 
 /// File names inside a data directory.
@@ -23,10 +23,10 @@ pub(crate) const REPOS_FILE: &str = "repos.sqlite";
 ///
 /// It does no network I/O and reads no clock: every method that depends on time takes
 /// `now_ms` (milliseconds since the Unix epoch). Methods block on SQLite; call them from
-/// a blocking-friendly context (e.g. `tokio::task::spawn_blocking`). A `Pds` is `Sync`:
+/// a blocking-friendly context (e.g. `tokio::task::spawn_blocking`). A `Host` is `Sync`:
 /// share it in an `Arc`; writes to one repo are serialized, other work runs concurrently.
-pub struct Pds {
-    pub(crate) config: PdsConfig,
+pub struct Host {
+    pub(crate) config: HostConfig,
     pub(crate) db: Db,
     pub(crate) blocks: SqliteBlockStore,
     pub(crate) directory: Arc<Directory>,
@@ -38,26 +38,26 @@ pub struct Pds {
     pub(crate) throttle: Throttle,
 }
 
-impl std::fmt::Debug for Pds {
+impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pds")
+        f.debug_struct("Host")
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
 
-impl Pds {
+impl Host {
     /// Opens (or creates) the host's files in `dir` (`accounts.sqlite`,
     /// `repos.sqlite`). `directory` is the PLC directory new DIDs are registered in and
     /// `catalog` holds the lexicons records of known collections are validated against.
     pub fn open(
         dir: impl AsRef<Path>,
-        config: PdsConfig,
+        config: HostConfig,
         directory: Arc<Directory>,
         catalog: Arc<Catalog>,
-    ) -> Result<Self, PdsError> {
+    ) -> Result<Self, HostError> {
         let dir = dir.as_ref();
-        atmls_fs::private_dir(dir).map_err(PdsError::internal)?;
+        atmls_fs::private_dir(dir).map_err(HostError::internal)?;
         let db = Db::open(&dir.join(ACCOUNTS_FILE))?;
         let blocks = SqliteBlockStore::open(dir.join(REPOS_FILE), &SqliteConfig::new())?;
         Self::with_stores(db, blocks, config, directory, catalog)
@@ -65,10 +65,10 @@ impl Pds {
 
     /// A host kept entirely in memory (tests, examples).
     pub fn in_memory(
-        config: PdsConfig,
+        config: HostConfig,
         directory: Arc<Directory>,
         catalog: Arc<Catalog>,
-    ) -> Result<Self, PdsError> {
+    ) -> Result<Self, HostError> {
         let db = Db::in_memory()?;
         let blocks = SqliteBlockStore::open_in_memory()?;
         Self::with_stores(db, blocks, config, directory, catalog)
@@ -77,18 +77,18 @@ impl Pds {
     fn with_stores(
         db: Db,
         blocks: SqliteBlockStore,
-        config: PdsConfig,
+        config: HostConfig,
         directory: Arc<Directory>,
         catalog: Arc<Catalog>,
-    ) -> Result<Self, PdsError> {
+    ) -> Result<Self, HostError> {
         let secret = db.meta_or_init("jwt_secret", || rand::random::<[u8; 32]>().to_vec())?;
         let rotation = db.meta_or_init("plc_rotation_key", || {
             SigningKey::generate(Algorithm::Es256k).to_bytes().to_vec()
         })?;
         let rotation_key =
-            SigningKey::from_bytes(Algorithm::Es256k, &rotation).map_err(PdsError::internal)?;
+            SigningKey::from_bytes(Algorithm::Es256k, &rotation).map_err(HostError::internal)?;
         let throttle = Throttle::new(&config.throttle);
-        Ok(Pds {
+        Ok(Host {
             config,
             db,
             blocks,
@@ -109,7 +109,7 @@ impl Pds {
     }
 
     /// The settings.
-    pub fn config(&self) -> &PdsConfig {
+    pub fn config(&self) -> &HostConfig {
         &self.config
     }
 

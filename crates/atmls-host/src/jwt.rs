@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::error::PdsError;
+use crate::error::HostError;
 
 /// Longest session token accepted, checked before decoding.
 const MAX_TOKEN_BYTES: usize = 4096;
@@ -100,8 +100,8 @@ pub fn decode(
     kind: TokenKind,
     token: &str,
     now: u64,
-) -> Result<SessionClaims, PdsError> {
-    let bad = |why: &str| PdsError::InvalidToken(format!("bad token: {why}"));
+) -> Result<SessionClaims, HostError> {
+    let bad = |why: &str| HostError::InvalidToken(format!("bad token: {why}"));
     if token.len() > MAX_TOKEN_BYTES {
         return Err(bad("too long"));
     }
@@ -135,7 +135,7 @@ pub fn decode(
         return Err(bad("wrong scope"));
     }
     if now >= claims.exp {
-        return Err(PdsError::ExpiredToken);
+        return Err(HostError::ExpiredToken);
     }
     Ok(claims)
 }
@@ -170,15 +170,15 @@ mod tests {
         );
         assert!(matches!(
             decode(secret, TokenKind::Access, &t, 200),
-            Err(PdsError::ExpiredToken)
+            Err(HostError::ExpiredToken)
         ));
         assert!(matches!(
             decode(secret, TokenKind::Refresh, &t, 150),
-            Err(PdsError::InvalidToken(_))
+            Err(HostError::InvalidToken(_))
         ));
         assert!(matches!(
             decode(b"other", TokenKind::Access, &t, 150),
-            Err(PdsError::InvalidToken(_))
+            Err(HostError::InvalidToken(_))
         ));
         // A refresh-typed token carrying the access scope is refused.
         let mixed = encode(

@@ -11,7 +11,7 @@ use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use crate::error::PdsError;
+use crate::error::HostError;
 
 /// A rate: `burst` attempts at once, then one more every `interval_ms`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,8 +205,8 @@ struct Tables {
     accounts: Table<IpAddr>,
 }
 
-fn limited(what: &str, wait_ms: u64) -> PdsError {
-    PdsError::RateLimited {
+fn limited(what: &str, wait_ms: u64) -> HostError {
+    HostError::RateLimited {
         what: what.to_owned(),
         retry_after_secs: wait_ms.div_ceil(1000).max(1),
     }
@@ -240,7 +240,7 @@ impl Throttle {
     }
 
     /// A login attempt from `source` (if known): uses one of the source's attempts.
-    pub fn login_attempt(&self, source: Option<IpAddr>, now_ms: u64) -> Result<(), PdsError> {
+    pub fn login_attempt(&self, source: Option<IpAddr>, now_ms: u64) -> Result<(), HostError> {
         let Some(source) = self.source(source) else {
             return Ok(());
         };
@@ -258,7 +258,7 @@ impl Throttle {
         account: &str,
         source: Option<IpAddr>,
         now_ms: u64,
-    ) -> Result<(), PdsError> {
+    ) -> Result<(), HostError> {
         let key = (account.to_owned(), source.map(source_key));
         let tables = self.lock();
         tables
@@ -283,7 +283,7 @@ impl Throttle {
     }
 
     /// An account creation from `source` (if known): uses one of the source's attempts.
-    pub fn account_attempt(&self, source: Option<IpAddr>, now_ms: u64) -> Result<(), PdsError> {
+    pub fn account_attempt(&self, source: Option<IpAddr>, now_ms: u64) -> Result<(), HostError> {
         let Some(source) = self.source(source) else {
             return Ok(());
         };

@@ -10,8 +10,8 @@ use atmls_identity::{Did, DidDocument, DidResolver, PlcDid};
 use atmls_lexicon::syntax::Nsid;
 
 use crate::accounts::Caller;
-use crate::error::PdsError;
-use crate::pds::Pds;
+use crate::error::HostError;
+use crate::host::Host;
 
 /// Longest lifetime of a `getServiceAuth` token without `lxm` (as the official PDS).
 const UNBOUND_TOKEN_SECS: u64 = 60;
@@ -28,8 +28,8 @@ pub struct ProxyTarget {
 
 impl ProxyTarget {
     /// Parses an `atproto-proxy` header value.
-    pub fn parse(header: &str) -> Result<Self, PdsError> {
-        let bad = || PdsError::InvalidRequest(format!("invalid atproto-proxy header: {header:?}"));
+    pub fn parse(header: &str) -> Result<Self, HostError> {
+        let bad = || HostError::InvalidRequest(format!("invalid atproto-proxy header: {header:?}"));
         let (did, id) = header.trim().split_once('#').ok_or_else(bad)?;
         if id.is_empty()
             || id.len() > 64
@@ -48,15 +48,15 @@ impl ProxyTarget {
 
     /// The service's endpoint in the target's DID document: an `http(s)` URL without a
     /// trailing `/`.
-    pub fn endpoint(&self, doc: &DidDocument) -> Result<String, PdsError> {
+    pub fn endpoint(&self, doc: &DidDocument) -> Result<String, HostError> {
         let endpoint = doc.service_endpoint(&self.service_id).map_err(|_| {
-            PdsError::ProxyTargetNotFound(format!(
+            HostError::ProxyTargetNotFound(format!(
                 "could not resolve proxy service {}#{}",
                 self.did, self.service_id
             ))
         })?;
         if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
-            return Err(PdsError::ProxyTargetNotFound(format!(
+            return Err(HostError::ProxyTargetNotFound(format!(
                 "proxy service {}#{} has no http(s) endpoint",
                 self.did, self.service_id
             )));
@@ -65,13 +65,13 @@ impl ProxyTarget {
     }
 }
 
-impl Pds {
+impl Host {
     /// `getServiceAuth`: a service-auth JWT signed with the caller's repo key, for
     /// audience `aud` (a DID, optionally `#service`), method `lxm`, expiring at `exp`
-    /// (seconds; default 60 s from now, at most [`PdsConfig::max_service_auth_secs`]
+    /// (seconds; default 60 s from now, at most [`HostConfig::max_service_auth_secs`]
     /// ahead, and at most 60 s without `lxm`).
     ///
-    /// [`PdsConfig::max_service_auth_secs`]: crate::PdsConfig::max_service_auth_secs
+    /// [`HostConfig::max_service_auth_secs`]: crate::HostConfig::max_service_auth_secs
     pub fn service_auth(
         &self,
         caller: &Caller,
@@ -79,17 +79,17 @@ impl Pds {
         lxm: Option<&str>,
         exp: Option<i64>,
         now_ms: u64,
-    ) -> Result<String, PdsError> {
+    ) -> Result<String, HostError> {
         let now = now_ms / 1000;
         let aud_did = aud.split_once('#').map_or(aud, |(d, _)| d);
-        Did::new(aud_did).map_err(|e| PdsError::InvalidRequest(format!("invalid aud: {e}")))?;
+        Did::new(aud_did).map_err(|e| HostError::InvalidRequest(format!("invalid aud: {e}")))?;
         if let Some(lxm) = lxm {
-            Nsid::new(lxm).map_err(|e| PdsError::InvalidRequest(format!("invalid lxm: {e}")))?;
+            Nsid::new(lxm).map_err(|e| HostError::InvalidRequest(format!("invalid lxm: {e}")))?;
         }
         let exp = match exp {
             None => now + UNBOUND_TOKEN_SECS,
             Some(e) if e <= now as i64 => {
-                return Err(PdsError::BadExpiration("expiration is in the past".into()));
+                return Err(HostError::BadExpiration("expiration is in the past".into()));
             }
             Some(e) => e as u64,
         };
@@ -99,7 +99,7 @@ impl Pds {
             UNBOUND_TOKEN_SECS
         };
         if exp - now > max {
-            return Err(PdsError::BadExpiration(format!(
+            return Err(HostError::BadExpiration(format!(
                 "expiration may be at most {max} seconds ahead{}",
                 if lxm.is_none() {
                     " for a token without lxm"
@@ -112,16 +112,16 @@ impl Pds {
     }
 
     /// The token a call proxied for `caller` to `target` carries: audience the target's
-    /// bare DID, `lxm` the method, lifetime [`PdsConfig::proxy_auth_secs`].
+    /// bare DID, `lxm` the method, lifetime [`HostConfig::proxy_auth_secs`].
     ///
-    /// [`PdsConfig::proxy_auth_secs`]: crate::PdsConfig::proxy_auth_secs
+    /// [`HostConfig::proxy_auth_secs`]: crate::HostConfig::proxy_auth_secs
     pub fn proxy_token(
         &self,
         caller: &Caller,
         target: &ProxyTarget,
         lxm: &Nsid,
         now_ms: u64,
-    ) -> Result<String, PdsError> {
+    ) -> Result<String, HostError> {
         self.mint(
             caller,
             target.did.as_str(),
@@ -138,10 +138,10 @@ impl Pds {
         lxm: Option<&str>,
         now: u64,
         lifetime: u64,
-    ) -> Result<String, PdsError> {
+    ) -> Result<String, HostError> {
         let account = self.account(&caller.did)?;
         if !account.is_active() {
-            return Err(PdsError::AccountDeactivated(account.did));
+            return Err(HostError::AccountDeactivated(account.did));
         }
         let key = self.signing_key(&caller.did)?;
         let mut claims = Claims::new(&caller.did, aud, lxm.unwrap_or_default(), now, lifetime);

@@ -2,11 +2,11 @@
 
 use crate::throttle::ThrottleConfig;
 
-/// Settings of a [`Pds`](crate::Pds). Build with [`PdsConfig::new`] and the `with_*`
+/// Settings of a [`Host`](crate::Host). Build with [`HostConfig::new`] and the `with_*`
 /// setters.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct PdsConfig {
+pub struct HostConfig {
     /// The URL clients reach the host at (the `#atproto_pds` endpoint written into new
     /// DID documents), e.g. `http://127.0.0.1:2583`.
     pub public_url: String,
@@ -31,12 +31,12 @@ pub struct PdsConfig {
     pub throttle: ThrottleConfig,
 }
 
-impl PdsConfig {
+impl HostConfig {
     /// Defaults for a host reached at `public_url`.
     pub fn new(public_url: impl Into<String>) -> Self {
         let public_url = public_url.into().trim_end_matches('/').to_owned();
         let service_did = format!("did:web:{}", did_web_authority(&public_url));
-        PdsConfig {
+        HostConfig {
             public_url,
             service_did,
             handle_domains: vec![".test".to_owned()],
@@ -49,37 +49,37 @@ impl PdsConfig {
         }
     }
 
-    /// Sets [`PdsConfig::service_did`].
+    /// Sets [`HostConfig::service_did`].
     pub fn with_service_did(mut self, did: impl Into<String>) -> Self {
         self.service_did = did.into();
         self
     }
 
-    /// Sets [`PdsConfig::handle_domains`] (each starting with `.`).
+    /// Sets [`HostConfig::handle_domains`] (each starting with `.`).
     pub fn with_handle_domains(mut self, domains: Vec<String>) -> Self {
         self.handle_domains = domains;
         self
     }
 
-    /// Sets [`PdsConfig::access_ttl_secs`].
+    /// Sets [`HostConfig::access_ttl_secs`].
     pub fn with_access_ttl_secs(mut self, secs: u64) -> Self {
         self.access_ttl_secs = secs;
         self
     }
 
-    /// Sets [`PdsConfig::refresh_ttl_secs`].
+    /// Sets [`HostConfig::refresh_ttl_secs`].
     pub fn with_refresh_ttl_secs(mut self, secs: u64) -> Self {
         self.refresh_ttl_secs = secs;
         self
     }
 
-    /// Sets [`PdsConfig::throttle`].
+    /// Sets [`HostConfig::throttle`].
     pub fn with_throttle(mut self, throttle: ThrottleConfig) -> Self {
         self.throttle = throttle;
         self
     }
 
-    /// Sets [`PdsConfig::max_blob_bytes`].
+    /// Sets [`HostConfig::max_blob_bytes`].
     pub fn with_max_blob_bytes(mut self, bytes: u64) -> Self {
         self.max_blob_bytes = bytes;
         self
@@ -100,11 +100,11 @@ mod tests {
     #[test]
     fn service_did_from_url() {
         assert_eq!(
-            PdsConfig::new("http://127.0.0.1:2583/").service_did,
+            HostConfig::new("http://127.0.0.1:2583/").service_did,
             "did:web:127.0.0.1%3A2583"
         );
         assert_eq!(
-            PdsConfig::new("https://pds.example.com").service_did,
+            HostConfig::new("https://pds.example.com").service_did,
             "did:web:pds.example.com"
         );
     }

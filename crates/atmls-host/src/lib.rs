@@ -1,7 +1,7 @@
 //! The core of the embedded PDS-compatible host: accounts and sessions, repos on
 //! [`atmls_repo`] in one SQLite block store, blobs, lexicon validation of records,
 //! service-auth minting and `atproto-proxy` decisions. No HTTP here: `atmls-server`'s
-//! `host` module maps XRPC methods onto [`Pds`]; the core takes the time as an argument.
+//! `host` module maps XRPC methods onto [`Host`]; the core takes the time as an argument.
 //!
 //! - Accounts get a did:plc registered in the (development) PLC
 //!   [`Directory`](atmls_identity::plc::directory::Directory), with a fresh ES256K repo
@@ -18,12 +18,12 @@
 //! use std::sync::Arc;
 //! use atmls_identity::plc::directory::Directory;
 //! use atmls_lexicon::validate::Catalog;
-//! use atmls_pds::{CreateAccountInput, ListParams, Pds, PdsConfig};
+//! use atmls_host::{CreateAccountInput, ListParams, Host, HostConfig};
 //! use serde_json::json;
 //!
 //! let directory = Arc::new(Directory::in_memory());
-//! let pds = Pds::in_memory(
-//!     PdsConfig::new("http://127.0.0.1:2583"),
+//! let pds = Host::in_memory(
+//!     HostConfig::new("http://127.0.0.1:2583"),
 //!     directory,
 //!     Arc::new(Catalog::new()),
 //! )?;
@@ -47,24 +47,24 @@
 
 mod accounts;
 mod blobs;
-mod clock;
+
 mod config;
 mod db;
 mod error;
+mod host;
 pub mod jwt;
 mod password;
-mod pds;
 mod records;
 mod service;
 mod sync;
 pub mod throttle;
 
 pub use accounts::{Account, Caller, CreateAccountInput, Session, SessionInfo};
+pub use atmls_syntax::{Clock, ManualClock, SystemClock};
 pub use blobs::Blob;
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::PdsConfig;
-pub use error::PdsError;
-pub use pds::Pds;
+pub use config::HostConfig;
+pub use error::HostError;
+pub use host::Host;
 pub use records::{
     ApplyWritesInput, CommitMeta, CreateRecordInput, DeleteRecordInput, ListParams, MAX_LIST_LIMIT,
     PutRecordInput, RecordPage, RecordView, RecordWritten, WriteOp,
@@ -73,4 +73,4 @@ pub use service::{LocalResolver, ProxyTarget};
 pub use throttle::{Rate, Throttle, ThrottleConfig};
 
 /// The file names a data directory holds: the accounts database and the repo block store.
-pub const DATA_FILES: [&str; 2] = [pds::ACCOUNTS_FILE, pds::REPOS_FILE];
+pub const DATA_FILES: [&str; 2] = [host::ACCOUNTS_FILE, host::REPOS_FILE];

@@ -9,10 +9,10 @@ use rusqlite::{OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::PdsError;
+use crate::error::HostError;
+use crate::host::Host;
 use crate::jwt::{self, SessionClaims, TokenKind};
 use crate::password;
-use crate::pds::Pds;
 
 /// The input of `com.atproto.server.createAccount` (the fields this host reads).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -147,7 +147,7 @@ fn timestamp(now_ms: u64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-impl Pds {
+impl Host {
     /// `createAccount`: checks the handle and password, creates a did:plc in the
     /// directory with a fresh ES256K repo signing key, an empty signed repo, and a first
     /// session.
@@ -155,9 +155,9 @@ impl Pds {
         &self,
         input: &CreateAccountInput,
         now_ms: u64,
-    ) -> Result<Session, PdsError> {
+    ) -> Result<Session, HostError> {
         if input.did.is_some() || input.plc_op.is_some() {
-            return Err(PdsError::InvalidRequest(
+            return Err(HostError::InvalidRequest(
                 "bringing an existing DID is not supported by this host".into(),
             ));
         }
@@ -165,9 +165,9 @@ impl Pds {
         let password = input
             .password
             .as_deref()
-            .ok_or_else(|| PdsError::InvalidPassword("a password is required".into()))?;
+            .ok_or_else(|| HostError::InvalidPassword("a password is required".into()))?;
         if password.is_empty() || password.len() > password::MAX_PASSWORD_BYTES {
-            return Err(PdsError::InvalidPassword(format!(
+            return Err(HostError::InvalidPassword(format!(
                 "a password must have 1 to {} bytes",
                 password::MAX_PASSWORD_BYTES
             )));
@@ -176,7 +176,7 @@ impl Pds {
         if let Some(email) = &email
             && (email.is_empty() || email.len() > 254 || !email.contains('@'))
         {
-            return Err(PdsError::InvalidRequest("invalid email address".into()));
+            return Err(HostError::InvalidRequest("invalid email address".into()));
         }
         let password_hash = password::hash(password)?;
 
@@ -185,7 +185,7 @@ impl Pds {
             .handle(&handle)
             .pds(&self.config.public_url)
             .sign(&self.rotation_key);
-        let did = genesis.did().map_err(PdsError::internal)?;
+        let did = genesis.did().map_err(HostError::internal)?;
 
         // The account row first: the UNIQUE constraints decide races on the handle.
         {
@@ -211,9 +211,9 @@ impl Pds {
                 {
                     let what = msg.unwrap_or_default();
                     return Err(if what.contains("email") {
-                        PdsError::InvalidRequest("email already taken".into())
+                        HostError::InvalidRequest("email already taken".into())
                     } else {
-                        PdsError::HandleNotAvailable(format!("handle already taken: {handle}"))
+                        HostError::HandleNotAvailable(format!("handle already taken: {handle}"))
                     });
                 }
                 Err(e) => return Err(e.into()),
@@ -222,10 +222,10 @@ impl Pds {
         let created = self
             .directory
             .submit(&did, genesis, now_ms)
-            .map_err(PdsError::internal)
+            .map_err(HostError::internal)
             .and_then(|()| {
-                let repo_did = did.as_str().parse().map_err(PdsError::internal)?;
-                Repo::create(&self.blocks, repo_did, key).map_err(PdsError::from)?;
+                let repo_did = did.as_str().parse().map_err(HostError::internal)?;
+                Repo::create(&self.blocks, repo_did, key).map_err(HostError::from)?;
                 Ok(())
             });
         if let Err(e) = created {
@@ -238,9 +238,9 @@ impl Pds {
         self.new_session(&account, now_ms)
     }
 
-    fn check_new_handle(&self, handle: &str) -> Result<String, PdsError> {
+    fn check_new_handle(&self, handle: &str) -> Result<String, HostError> {
         let parsed = Handle::new(handle)
-            .map_err(|e| PdsError::InvalidHandle(format!("invalid handle: {e}")))?;
+            .map_err(|e| HostError::InvalidHandle(format!("invalid handle: {e}")))?;
         let handle = parsed.to_normalized().as_str().to_owned();
         let served = self.config.handle_domains.iter().any(|d| {
             let d = d.to_ascii_lowercase();
@@ -249,7 +249,7 @@ impl Pds {
                 && !handle[..handle.len() - d.len()].contains('.')
         });
         if !served {
-            return Err(PdsError::UnsupportedDomain(format!(
+            return Err(HostError::UnsupportedDomain(format!(
                 "handles must be one label under one of: {}",
                 self.config.handle_domains.join(", ")
             )));
@@ -258,13 +258,13 @@ impl Pds {
     }
 
     /// The account with this DID.
-    pub fn account(&self, did: &str) -> Result<Account, PdsError> {
+    pub fn account(&self, did: &str) -> Result<Account, HostError> {
         self.find_account("did = ?1", did)?
-            .ok_or_else(|| PdsError::AccountNotFound(did.to_owned()))
+            .ok_or_else(|| HostError::AccountNotFound(did.to_owned()))
     }
 
     /// The account with this DID, handle (or, for login, email).
-    pub fn account_by_identifier(&self, identifier: &str) -> Result<Account, PdsError> {
+    pub fn account_by_identifier(&self, identifier: &str) -> Result<Account, HostError> {
         let id = identifier.trim();
         let found = if id.starts_with("did:") {
             self.find_account("did = ?1", id)?
@@ -273,10 +273,10 @@ impl Pds {
         } else {
             self.find_account("handle = ?1", &id.to_lowercase())?
         };
-        found.ok_or_else(|| PdsError::AccountNotFound(id.to_owned()))
+        found.ok_or_else(|| HostError::AccountNotFound(id.to_owned()))
     }
 
-    fn find_account(&self, condition: &str, value: &str) -> Result<Option<Account>, PdsError> {
+    fn find_account(&self, condition: &str, value: &str) -> Result<Option<Account>, HostError> {
         let conn = self.db.lock();
         let sql = format!(
             "SELECT did, handle, email, created_at, deactivated_at FROM accounts WHERE {condition}"
@@ -295,7 +295,7 @@ impl Pds {
     }
 
     /// Every account's DID, sorted.
-    pub fn account_dids(&self) -> Result<Vec<String>, PdsError> {
+    pub fn account_dids(&self) -> Result<Vec<String>, HostError> {
         let conn = self.db.lock();
         let mut stmt = conn.prepare("SELECT did FROM accounts ORDER BY did")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
@@ -303,7 +303,7 @@ impl Pds {
     }
 
     /// The repo signing key of `did`.
-    pub(crate) fn signing_key(&self, did: &str) -> Result<SigningKey, PdsError> {
+    pub(crate) fn signing_key(&self, did: &str) -> Result<SigningKey, HostError> {
         let conn = self.db.lock();
         let (alg, bytes): (String, Vec<u8>) = conn
             .query_row(
@@ -312,9 +312,9 @@ impl Pds {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?
-            .ok_or_else(|| PdsError::AccountNotFound(did.to_owned()))?;
-        let alg = Algorithm::from_jwt_name(&alg).map_err(PdsError::internal)?;
-        SigningKey::from_bytes(alg, &bytes).map_err(PdsError::internal)
+            .ok_or_else(|| HostError::AccountNotFound(did.to_owned()))?;
+        let alg = Algorithm::from_jwt_name(&alg).map_err(HostError::internal)?;
+        SigningKey::from_bytes(alg, &bytes).map_err(HostError::internal)
     }
 
     /// The DID document of a local account, as JSON.
@@ -330,7 +330,7 @@ impl Pds {
     /// refuses more tries before the password is hashed
     /// ([`ThrottleConfig::login_failures_per_account`]); a wrong password counts as a
     /// failure of its account and source. Per-source attempt limits are the shell's,
-    /// with [`Pds::throttle`].
+    /// with [`Host::throttle`].
     ///
     /// [`ThrottleConfig::login_failures_per_account`]: crate::ThrottleConfig::login_failures_per_account
     pub fn create_session(
@@ -339,13 +339,13 @@ impl Pds {
         password: &str,
         source: Option<std::net::IpAddr>,
         now_ms: u64,
-    ) -> Result<Session, PdsError> {
+    ) -> Result<Session, HostError> {
         let account = match self.account_by_identifier(identifier) {
             Ok(a) => a,
-            Err(PdsError::AccountNotFound(_)) => {
+            Err(HostError::AccountNotFound(_)) => {
                 // Same cost and answer as a wrong password: no account enumeration by timing.
                 let _ = password::verify(password, DUMMY_HASH);
-                return Err(PdsError::AuthenticationFailed);
+                return Err(HostError::AuthenticationFailed);
             }
             Err(e) => return Err(e),
         };
@@ -357,12 +357,12 @@ impl Pds {
         self.throttle.login_allowed(&account.did, source, now_ms)?;
         if password.len() > password::MAX_PASSWORD_BYTES || !password::verify(password, &stored) {
             self.throttle.login_failed(&account.did, source, now_ms);
-            return Err(PdsError::AuthenticationFailed);
+            return Err(HostError::AuthenticationFailed);
         }
         self.new_session(&account, now_ms)
     }
 
-    fn new_session(&self, account: &Account, now_ms: u64) -> Result<Session, PdsError> {
+    fn new_session(&self, account: &Account, now_ms: u64) -> Result<Session, HostError> {
         let sid = random_id();
         let refresh_jti = random_id();
         let expires_ms = now_ms.saturating_add(self.config.refresh_ttl_secs.saturating_mul(1000));
@@ -417,7 +417,7 @@ impl Pds {
 
     /// `refreshSession`: exchanges a refresh token for a new access token and a new
     /// refresh token. The old refresh token is dead from then on.
-    pub fn refresh_session(&self, refresh_token: &str, now_ms: u64) -> Result<Session, PdsError> {
+    pub fn refresh_session(&self, refresh_token: &str, now_ms: u64) -> Result<Session, HostError> {
         let claims = jwt::decode(
             &self.secret,
             TokenKind::Refresh,
@@ -439,7 +439,7 @@ impl Pds {
             ],
         )?;
         if changed != 1 {
-            return Err(PdsError::InvalidToken(
+            return Err(HostError::InvalidToken(
                 "token has been revoked or already used".into(),
             ));
         }
@@ -449,7 +449,7 @@ impl Pds {
 
     /// `deleteSession`: ends the session of a refresh token; its access tokens stop
     /// working at once.
-    pub fn delete_session(&self, refresh_token: &str, now_ms: u64) -> Result<(), PdsError> {
+    pub fn delete_session(&self, refresh_token: &str, now_ms: u64) -> Result<(), HostError> {
         let claims = jwt::decode(
             &self.secret,
             TokenKind::Refresh,
@@ -461,7 +461,7 @@ impl Pds {
             params![claims.sid, claims.sub, claims.jti],
         )?;
         if deleted != 1 {
-            return Err(PdsError::InvalidToken(
+            return Err(HostError::InvalidToken(
                 "token has been revoked or already used".into(),
             ));
         }
@@ -469,7 +469,7 @@ impl Pds {
     }
 
     /// Checks an access token: signature, kind, expiry, and that its session is live.
-    pub fn authenticate(&self, access_token: &str, now_ms: u64) -> Result<Caller, PdsError> {
+    pub fn authenticate(&self, access_token: &str, now_ms: u64) -> Result<Caller, HostError> {
         let claims = jwt::decode(&self.secret, TokenKind::Access, access_token, now_ms / 1000)?;
         let live: Option<i64> = self
             .db
@@ -485,13 +485,13 @@ impl Pds {
                 did: claims.sub,
                 session_id: claims.sid,
             }),
-            Some(_) => Err(PdsError::ExpiredToken),
-            None => Err(PdsError::InvalidToken("token has been revoked".into())),
+            Some(_) => Err(HostError::ExpiredToken),
+            None => Err(HostError::InvalidToken("token has been revoked".into())),
         }
     }
 
     /// `getSession`: the caller's account.
-    pub fn session_info(&self, caller: &Caller) -> Result<SessionInfo, PdsError> {
+    pub fn session_info(&self, caller: &Caller) -> Result<SessionInfo, HostError> {
         let account = self.account(&caller.did)?;
         Ok(SessionInfo {
             did_doc: self.did_document(&account.did),
@@ -505,13 +505,13 @@ impl Pds {
     }
 
     /// Deactivates an account: its repo is no longer served and cannot be written.
-    pub fn deactivate_account(&self, did: &str, now_ms: u64) -> Result<(), PdsError> {
+    pub fn deactivate_account(&self, did: &str, now_ms: u64) -> Result<(), HostError> {
         let changed = self.db.lock().execute(
             "UPDATE accounts SET deactivated_at = ?1 WHERE did = ?2",
             params![timestamp(now_ms), did],
         )?;
         if changed == 0 {
-            return Err(PdsError::AccountNotFound(did.to_owned()));
+            return Err(HostError::AccountNotFound(did.to_owned()));
         }
         Ok(())
     }

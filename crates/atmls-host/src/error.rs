@@ -2,12 +2,12 @@
 
 use thiserror::Error;
 
-/// Why a host operation failed. [`PdsError::name`] is the XRPC error name (from the
-/// method's lexicon where it defines one) and [`PdsError::status`] the HTTP status the
+/// Why a host operation failed. [`HostError::name`] is the XRPC error name (from the
+/// method's lexicon where it defines one) and [`HostError::status`] the HTTP status the
 /// official PDS answers with.
 #[derive(Debug, Error)]
 #[non_exhaustive]
-pub enum PdsError {
+pub enum HostError {
     /// The request is malformed (bad identifier, bad record shape, bad cursor…).
     #[error("{0}")]
     InvalidRequest(String),
@@ -88,51 +88,51 @@ pub enum PdsError {
     Internal(String),
 }
 
-impl PdsError {
+impl HostError {
     /// The XRPC error name.
     pub fn name(&self) -> &'static str {
         match self {
-            PdsError::InvalidRequest(_) | PdsError::InvalidRecord(_) => "InvalidRequest",
-            PdsError::AuthRequired(_) => "AuthenticationRequired",
-            PdsError::InvalidToken(_) => "InvalidToken",
-            PdsError::ExpiredToken => "ExpiredToken",
-            PdsError::AuthenticationFailed => "AuthenticationRequired",
-            PdsError::Forbidden(_) => "Forbidden",
-            PdsError::InvalidPassword(_) => "InvalidPassword",
-            PdsError::InvalidHandle(_) => "InvalidHandle",
-            PdsError::UnsupportedDomain(_) => "UnsupportedDomain",
-            PdsError::HandleNotAvailable(_) => "HandleNotAvailable",
-            PdsError::AccountNotFound(_) => "AccountNotFound",
-            PdsError::HandleNotFound(_) => "HandleNotFound",
-            PdsError::AccountDeactivated(_) => "AccountDeactivated",
-            PdsError::RepoNotFound(_) => "RepoNotFound",
-            PdsError::RepoDeactivated(_) => "RepoDeactivated",
-            PdsError::RecordNotFound(_) => "RecordNotFound",
-            PdsError::BlobNotFound(_) => "BlobNotFound",
-            PdsError::InvalidSwap(_) => "InvalidSwap",
-            PdsError::PayloadTooLarge(_) => "PayloadTooLarge",
-            PdsError::BadExpiration(_) => "BadExpiration",
-            PdsError::ProxyTargetNotFound(_) => "InvalidRequest",
-            PdsError::RateLimited { .. } => "RateLimitExceeded",
-            PdsError::Internal(_) => "InternalServerError",
+            HostError::InvalidRequest(_) | HostError::InvalidRecord(_) => "InvalidRequest",
+            HostError::AuthRequired(_) => "AuthenticationRequired",
+            HostError::InvalidToken(_) => "InvalidToken",
+            HostError::ExpiredToken => "ExpiredToken",
+            HostError::AuthenticationFailed => "AuthenticationRequired",
+            HostError::Forbidden(_) => "Forbidden",
+            HostError::InvalidPassword(_) => "InvalidPassword",
+            HostError::InvalidHandle(_) => "InvalidHandle",
+            HostError::UnsupportedDomain(_) => "UnsupportedDomain",
+            HostError::HandleNotAvailable(_) => "HandleNotAvailable",
+            HostError::AccountNotFound(_) => "AccountNotFound",
+            HostError::HandleNotFound(_) => "HandleNotFound",
+            HostError::AccountDeactivated(_) => "AccountDeactivated",
+            HostError::RepoNotFound(_) => "RepoNotFound",
+            HostError::RepoDeactivated(_) => "RepoDeactivated",
+            HostError::RecordNotFound(_) => "RecordNotFound",
+            HostError::BlobNotFound(_) => "BlobNotFound",
+            HostError::InvalidSwap(_) => "InvalidSwap",
+            HostError::PayloadTooLarge(_) => "PayloadTooLarge",
+            HostError::BadExpiration(_) => "BadExpiration",
+            HostError::ProxyTargetNotFound(_) => "InvalidRequest",
+            HostError::RateLimited { .. } => "RateLimitExceeded",
+            HostError::Internal(_) => "InternalServerError",
         }
     }
 
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            PdsError::AuthRequired(_)
-            | PdsError::InvalidToken(_)
-            | PdsError::ExpiredToken
-            | PdsError::AuthenticationFailed => 401,
-            PdsError::Forbidden(_) => 403,
-            PdsError::AccountNotFound(_)
-            | PdsError::RepoNotFound(_)
-            | PdsError::RecordNotFound(_)
-            | PdsError::BlobNotFound(_) => 404,
-            PdsError::PayloadTooLarge(_) => 413,
-            PdsError::RateLimited { .. } => 429,
-            PdsError::Internal(_) => 500,
+            HostError::AuthRequired(_)
+            | HostError::InvalidToken(_)
+            | HostError::ExpiredToken
+            | HostError::AuthenticationFailed => 401,
+            HostError::Forbidden(_) => 403,
+            HostError::AccountNotFound(_)
+            | HostError::RepoNotFound(_)
+            | HostError::RecordNotFound(_)
+            | HostError::BlobNotFound(_) => 404,
+            HostError::PayloadTooLarge(_) => 413,
+            HostError::RateLimited { .. } => 429,
+            HostError::Internal(_) => 500,
             _ => 400,
         }
     }
@@ -140,41 +140,41 @@ impl PdsError {
     /// The message to send to a client: internal details are replaced by a generic text.
     pub fn client_message(&self) -> String {
         match self {
-            PdsError::Internal(_) => "internal server error".to_owned(),
+            HostError::Internal(_) => "internal server error".to_owned(),
             other => other.to_string(),
         }
     }
 
     pub(crate) fn internal(e: impl std::fmt::Display) -> Self {
-        PdsError::Internal(e.to_string())
+        HostError::Internal(e.to_string())
     }
 }
 
-impl From<rusqlite::Error> for PdsError {
+impl From<rusqlite::Error> for HostError {
     fn from(e: rusqlite::Error) -> Self {
-        PdsError::Internal(format!("sqlite: {e}"))
+        HostError::Internal(format!("sqlite: {e}"))
     }
 }
 
-impl From<atmls_repo::StoreError> for PdsError {
+impl From<atmls_repo::StoreError> for HostError {
     fn from(e: atmls_repo::StoreError) -> Self {
-        PdsError::Internal(format!("block store: {e}"))
+        HostError::Internal(format!("block store: {e}"))
     }
 }
 
-impl From<atmls_repo::RepoError> for PdsError {
+impl From<atmls_repo::RepoError> for HostError {
     fn from(e: atmls_repo::RepoError) -> Self {
         use atmls_repo::RepoError as R;
         match e {
-            R::InvalidSwap(s) => PdsError::InvalidSwap(s.to_string()),
-            R::RecordExists(p) => PdsError::InvalidRequest(format!("record already exists: {p}")),
-            R::RecordNotFound(p) => PdsError::RecordNotFound(p.to_string()),
+            R::InvalidSwap(s) => HostError::InvalidSwap(s.to_string()),
+            R::RecordExists(p) => HostError::InvalidRequest(format!("record already exists: {p}")),
+            R::RecordNotFound(p) => HostError::RecordNotFound(p.to_string()),
             R::DuplicateWrite(p) => {
-                PdsError::InvalidRequest(format!("two writes to {p} in one request"))
+                HostError::InvalidRequest(format!("two writes to {p} in one request"))
             }
-            R::RecordNotObject => PdsError::InvalidRecord("a record must be an object".into()),
-            R::RepoNotFound(did) => PdsError::RepoNotFound(did.to_string()),
-            other => PdsError::Internal(other.to_string()),
+            R::RecordNotObject => HostError::InvalidRecord("a record must be an object".into()),
+            R::RepoNotFound(did) => HostError::RepoNotFound(did.to_string()),
+            other => HostError::Internal(other.to_string()),
         }
     }
 }
