@@ -341,6 +341,33 @@ pub(crate) fn build(
     }))
 }
 
+/// Whether the member `me` commits the leave proposals pending in `group`: admins do;
+/// when no admin stays in the group (the last ones are leaving or left), every remaining
+/// member does (the first commit wins, §11.8). A member that is leaving itself does not.
+pub(crate) fn commits_leaves(group: &MlsGroup, me: &Did) -> bool {
+    let Ok(data) = group_data(group.extensions()) else {
+        return false;
+    };
+    let leaving: Vec<LeafNodeIndex> = group
+        .pending_proposals()
+        .filter_map(|p| match p.proposal() {
+            Proposal::Remove(r) => Some(r.removed()),
+            _ => None,
+        })
+        .collect();
+    if leaving.contains(&group.own_leaf_index()) {
+        return false;
+    }
+    if data.is_admin(me.as_str()) {
+        return true;
+    }
+    let admin_stays = group.members().any(|m| {
+        !leaving.contains(&m.index)
+            && credential_did(&m.credential).is_ok_and(|d| data.is_admin(d.as_str()))
+    });
+    !admin_stays
+}
+
 /// Takes the pending commit out of `group` (the MLS half of the device's
 /// `drop_pending`; also used when a commit is built again without its tree).
 pub(crate) fn unstage(provider: &Provider<'_>, group: &mut MlsGroup) -> Result<(), Error> {

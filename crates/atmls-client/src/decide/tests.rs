@@ -167,8 +167,8 @@ impl Member {
     /// Opens and joins a sealed welcome.
     fn open_and_join(&mut self, sealed: &[u8]) -> Result<welcome::Joined, WelcomeRefusal> {
         let provider = self.provider();
-        let opened = welcome::open(&provider, SUITE, self.packages.clone(), sealed)
-            .expect("storage")?;
+        let opened =
+            welcome::open(&provider, SUITE, self.packages.clone(), sealed).expect("storage")?;
         welcome::join(&provider, opened, None)
     }
 }
@@ -190,11 +190,21 @@ fn sealed_welcome(alice: &Member, built: &BuiltCommit, i: usize, mailbox: [u8; 3
 /// joins from its welcome. Returns the adding commit.
 fn group_of(alice: &mut Member, others: &mut [&mut Member]) -> BuiltCommit {
     let provider = alice.provider();
-    let group = grp::create::create(&provider, &alice.signer, &alice.did, alice.name, SUITE, &ds(), "tea")
-        .expect("create");
-    drop(provider);
+    let group = grp::create::create(
+        &provider,
+        &alice.signer,
+        &alice.did,
+        alice.name,
+        SUITE,
+        &ds(),
+        "tea",
+    )
+    .expect("create");
     alice.group = Some(group);
-    let packages = others.iter_mut().map(|m| m.key_package(Vec::new())).collect();
+    let packages = others
+        .iter_mut()
+        .map(|m| m.key_package(Vec::new()))
+        .collect();
     let built = alice.build(&Intent::Add(packages)).expect("a commit");
     alice.merge_pending();
     for (i, m) in others.iter_mut().enumerate() {
@@ -290,7 +300,11 @@ fn a_commit_is_merged_and_a_past_epoch_one_ignored() {
 
 #[test]
 fn a_commit_that_adds_plans_the_welcome_and_the_welcome_joins() {
-    let (mut alice, mut bob, mut carol) = (Member::new("alice"), Member::new("bob"), Member::new("carol"));
+    let (mut alice, mut bob, mut carol) = (
+        Member::new("alice"),
+        Member::new("bob"),
+        Member::new("carol"),
+    );
     group_of(&mut alice, &mut [&mut bob]);
     let kp = carol.key_package(Vec::new());
     let init_key = kp.key_package.hpke_init_key().as_slice().to_vec();
@@ -300,19 +314,31 @@ fn a_commit_that_adds_plans_the_welcome_and_the_welcome_joins() {
     assert_eq!(plan.targets.len(), 1);
     assert_eq!(plan.targets[0].did, carol.did.as_str());
     assert_eq!(plan.targets[0].init_key, init_key);
-    assert_eq!(plan.targets[0].inbox, MailboxId::from_bytes([7; 32]).to_string());
+    assert_eq!(
+        plan.targets[0].inbox,
+        MailboxId::from_bytes([7; 32]).to_string()
+    );
     assert!(plan.ratchet_tree.is_none(), "the tree fits inline");
     assert_eq!(built.pending.epoch, epoch);
     assert_eq!(built.pending.intent, "add");
-    assert_eq!(built.pending.digest, Sha256::digest(&built.payload).to_vec());
-    assert_eq!(built.payload.len(), content::padded_len(built.payload.len(), MAX));
+    assert_eq!(
+        built.pending.digest,
+        Sha256::digest(&built.payload).to_vec()
+    );
+    assert_eq!(
+        built.payload.len(),
+        content::padded_len(built.payload.len(), MAX)
+    );
     alice.merge_pending();
     let sealed = sealed_welcome(&alice, &built, 0, [0; 32]);
     let joined = carol.open_and_join(&sealed).expect("joined");
     assert_eq!(joined.group.epoch().as_u64(), alice.epoch());
     assert_eq!(joined.data.name, "tea");
     assert_eq!(joined.cursor, 1);
-    assert_eq!(joined.package.key_package_ref, carol.packages[0].key_package_ref);
+    assert_eq!(
+        joined.package.key_package_ref,
+        carol.packages[0].key_package_ref
+    );
     // Intent reached already (a package with a signature key the group has): nothing.
     let again = carol.key_package(Vec::new());
     assert!(alice.build(&Intent::Add(vec![again])).is_none());
@@ -320,7 +346,11 @@ fn a_commit_that_adds_plans_the_welcome_and_the_welcome_joins() {
 
 #[test]
 fn an_add_without_a_leaf_proof_is_refused_for_good() {
-    let (mut alice, mut bob, mut carol) = (Member::new("alice"), Member::new("bob"), Member::new("carol"));
+    let (mut alice, mut bob, mut carol) = (
+        Member::new("alice"),
+        Member::new("bob"),
+        Member::new("carol"),
+    );
     group_of(&mut alice, &mut [&mut bob]);
     let before = bob.epoch();
     let kp = carol.key_package(Vec::new());
@@ -340,7 +370,11 @@ fn an_add_without_a_leaf_proof_is_refused_for_good() {
 
 #[test]
 fn a_bad_leaf_proof_needs_the_document_then_is_refused_for_good() {
-    let (mut alice, mut bob, mut carol) = (Member::new("alice"), Member::new("bob"), Member::new("carol"));
+    let (mut alice, mut bob, mut carol) = (
+        Member::new("alice"),
+        Member::new("bob"),
+        Member::new("carol"),
+    );
     group_of(&mut alice, &mut [&mut bob]);
     let before = bob.epoch();
     let kp = carol.key_package(vec![0xde, 0xad]);
@@ -373,7 +407,11 @@ fn a_bad_leaf_proof_needs_the_document_then_is_refused_for_good() {
 
 #[test]
 fn a_removed_member_learns_it_and_a_leave_proposal_is_stored() {
-    let (mut alice, mut bob, mut carol) = (Member::new("alice"), Member::new("bob"), Member::new("carol"));
+    let (mut alice, mut bob, mut carol) = (
+        Member::new("alice"),
+        Member::new("bob"),
+        Member::new("carol"),
+    );
     group_of(&mut alice, &mut [&mut bob, &mut carol]);
     // Carol asks to leave: Alice stores the proposal.
     let (provider, group, signer) = carol.parts();
@@ -383,10 +421,27 @@ fn a_removed_member_learns_it_and_a_leave_proposal_is_stored() {
         EnvelopeOutcome::LeaveProposed { did } => assert_eq!(did, carol.did),
         other => panic!("expected a leave proposal, got {other:?}"),
     }
-    assert_eq!(alice.group.as_ref().expect("group").pending_proposals().count(), 1);
+    assert_eq!(
+        alice
+            .group
+            .as_ref()
+            .expect("group")
+            .pending_proposals()
+            .count(),
+        1
+    );
     assert!(matches!(
         bob.decide(&payload, &no_documents()),
         EnvelopeOutcome::LeaveProposed { .. }
+    ));
+    // The admin commits it; Bob does not while an admin stays.
+    assert!(commit::commits_leaves(
+        alice.group.as_ref().expect("group"),
+        &alice.did
+    ));
+    assert!(!commit::commits_leaves(
+        bob.group.as_ref().expect("group"),
+        &bob.did
     ));
     // Alice removes Bob: Bob learns he is out.
     let built = alice
@@ -404,7 +459,11 @@ fn a_removed_member_learns_it_and_a_leave_proposal_is_stored() {
 
 #[test]
 fn a_commit_by_a_non_admin_is_refused() {
-    let (mut alice, mut bob, mut carol) = (Member::new("alice"), Member::new("bob"), Member::new("carol"));
+    let (mut alice, mut bob, mut carol) = (
+        Member::new("alice"),
+        Member::new("bob"),
+        Member::new("carol"),
+    );
     group_of(&mut alice, &mut [&mut bob, &mut carol]);
     // Bob is no admin: building it is refused locally ...
     let me = bob.did.clone();
@@ -455,7 +514,11 @@ fn a_rotating_self_update_records_the_new_signer() {
 
 #[test]
 fn a_welcome_for_another_device_is_refused() {
-    let (mut alice, mut bob, mut carol) = (Member::new("alice"), Member::new("bob"), Member::new("carol"));
+    let (mut alice, mut bob, mut carol) = (
+        Member::new("alice"),
+        Member::new("bob"),
+        Member::new("carol"),
+    );
     group_of(&mut alice, &mut [&mut bob]);
     let kp = carol.key_package(Vec::new());
     let built = alice.build(&Intent::Add(vec![kp])).expect("a commit");
@@ -471,7 +534,11 @@ fn a_welcome_for_another_device_is_refused() {
 
 #[test]
 fn a_welcome_naming_another_mailbox_is_refused_and_not_kept() {
-    let (mut alice, mut bob, mut carol) = (Member::new("alice"), Member::new("bob"), Member::new("carol"));
+    let (mut alice, mut bob, mut carol) = (
+        Member::new("alice"),
+        Member::new("bob"),
+        Member::new("carol"),
+    );
     group_of(&mut alice, &mut [&mut bob]);
     let kp = carol.key_package(Vec::new());
     let built = alice.build(&Intent::Add(vec![kp])).expect("a commit");
@@ -490,8 +557,20 @@ fn the_pending_commit_is_accepted_lost_or_untouched() {
     let ours = [1u8; 32];
     let theirs = [2u8; 32];
     let fate = envelope::pending_fate;
-    assert_eq!(fate(EnvelopeKind::Commit, &ours, Some(&ours)), PendingFate::Accepted);
-    assert_eq!(fate(EnvelopeKind::Commit, &theirs, Some(&ours)), PendingFate::Lost);
-    assert_eq!(fate(EnvelopeKind::Message, &theirs, Some(&ours)), PendingFate::Untouched);
-    assert_eq!(fate(EnvelopeKind::Commit, &theirs, None), PendingFate::Untouched);
+    assert_eq!(
+        fate(EnvelopeKind::Commit, &ours, Some(&ours)),
+        PendingFate::Accepted
+    );
+    assert_eq!(
+        fate(EnvelopeKind::Commit, &theirs, Some(&ours)),
+        PendingFate::Lost
+    );
+    assert_eq!(
+        fate(EnvelopeKind::Message, &theirs, Some(&ours)),
+        PendingFate::Untouched
+    );
+    assert_eq!(
+        fate(EnvelopeKind::Commit, &theirs, None),
+        PendingFate::Untouched
+    );
 }

@@ -6,14 +6,13 @@ use std::time::Instant;
 
 use atmls_ds::MailboxId;
 use atmls_identity::Did;
-use openmls::prelude::*;
 
 use super::backoff::Target;
 use super::envelope;
 use super::outbox;
 use super::store;
 use super::{Device, State};
-use crate::decide::commit::Intent;
+use crate::decide::commit::{self, Intent};
 use crate::error::Error;
 use crate::event::Event;
 use crate::group::{self as grp, GroupId};
@@ -167,34 +166,11 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok(())
     }
 
-    /// Whether this device commits the pending leave proposals: admins do; when no admin
-    /// stays in the group (the last ones are leaving or left), every remaining member
-    /// does (the first commit wins, §11.8). A device that is leaving itself does not.
+    /// Whether this device commits the pending leave proposals
+    /// ([`commit::commits_leaves`]).
     fn commits_leaves(&self, st: &mut State, id: &GroupId) -> Result<bool, Error> {
         let me = st.did.clone();
-        st.with_group(&id.0, |_, g| {
-            let Ok(data) = grp::group_data(g.extensions()) else {
-                return Ok(false);
-            };
-            let leaving: Vec<LeafNodeIndex> = g
-                .pending_proposals()
-                .filter_map(|p| match p.proposal() {
-                    Proposal::Remove(r) => Some(r.removed()),
-                    _ => None,
-                })
-                .collect();
-            if leaving.contains(&g.own_leaf_index()) {
-                return Ok(false);
-            }
-            if data.is_admin(me.as_str()) {
-                return Ok(true);
-            }
-            let admin_stays = g.members().any(|m| {
-                !leaving.contains(&m.index)
-                    && grp::credential_did(&m.credential).is_ok_and(|d| data.is_admin(d.as_str()))
-            });
-            Ok(!admin_stays)
-        })
+        st.with_group(&id.0, |_, g| Ok(commit::commits_leaves(g, &me)))
     }
 
     /// Catches up with one group (used after a lost commit race).
