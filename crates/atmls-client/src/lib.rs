@@ -39,6 +39,7 @@
 
 pub mod attachment;
 pub mod content;
+mod decide;
 mod device;
 mod error;
 mod event;

@@ -1,17 +1,17 @@
 //! Group operations: create, commit an intent (with the race loop), send, read state.
 
-use atmls_ds::{EnvelopeKind, MailboxKind, OutgoingEnvelope};
+use atmls_ds::{MailboxKind, OutgoingEnvelope};
 use atmls_identity::Did;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls_traits::OpenMlsProvider as _;
 use sha2::{Digest as _, Sha256};
 
-use super::store::{self, GroupRow, PendingRow};
+use super::store::{self, GroupRow};
 use super::{Device, State};
 use crate::content::{self, Content};
+use crate::decide::commit::{self, BuiltCommit, DataChange, Intent};
 use crate::error::{Error, TransportError};
 use crate::event::Event;
-use crate::group::commit::{self, BuiltCommit, DataChange, Intent, WelcomePlan};
 use crate::group::seal;
 use crate::group::{self as grp, Group, GroupData, GroupId};
 use crate::transport::{Ds, Pds};
@@ -303,35 +303,22 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 let built = st.with_group(&group.0, |provider, g| {
                     commit::build(provider, g, &signer, &me, &intent, max_bytes)
                 })?;
-                let Some(built) = built else { return Ok(None) };
-                let payload = content::pad(built.message.clone(), max_bytes);
-                let digest = Sha256::digest(&payload).to_vec();
-                store::write_pending(
-                    &st.conn,
-                    &group.0,
-                    &PendingRow {
-                        intent: intent.name().into(),
-                        epoch: built.epoch,
-                        digest: digest.clone(),
-                        welcomes: serde_json::to_string(&(&built.welcome, &built.new_signer))
-                            .map_err(|e| Error::Protocol(e.to_string()))?,
-                    },
-                )?;
-                store::record_sent(&st.conn, &group.0, &digest)?;
-                Ok(Some((built, payload)))
+                if let Some(built) = &built {
+                    st.record_pending(group, &built.pending)?;
+                }
+                Ok(built)
             })?;
-            let Some((built, payload)) = built else {
+            let Some(built) = built else {
                 return Ok(Committed::Unchanged);
             };
             let BuiltCommit {
                 epoch,
+                payload,
                 key,
                 next_key,
                 mailbox,
                 ds,
-                welcome,
-                new_signer,
-                ..
+                pending,
             } = built;
             let sent = self
                 .inner
@@ -340,15 +327,26 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     &ds,
                     &mailbox,
                     &key,
-                    vec![OutgoingEnvelope::commit(epoch, payload.clone(), next_key)],
+                    vec![OutgoingEnvelope::commit(epoch, payload, next_key)],
                 )
                 .await;
             match sent {
                 Ok(receipt) => {
-                    let events = self.merge_own(st, group, &welcome, new_signer.as_deref())?;
-                    self.emit(&events);
+                    let merged = st.transaction(|st| st.merge_own(group, &pending))?;
+                    self.emit(&[Event::GroupChanged {
+                        group: group.clone(),
+                        epoch: merged,
+                        by: me,
+                    }]);
                     let undelivered = self
-                        .send_welcomes(st, group, &ds, &mailbox, &welcome, receipt.last_seq + 1)
+                        .send_welcomes(
+                            st,
+                            group,
+                            &ds,
+                            &mailbox,
+                            &pending.plan,
+                            receipt.last_seq + 1,
+                        )
                         .await;
                     return Ok(Committed::Accepted {
                         epoch,
@@ -357,19 +355,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     });
                 }
                 Err(TransportError::EpochConflict { .. }) => {
-                    let digest = Sha256::digest(&payload).to_vec();
-                    st.transaction(|st| {
-                        st.with_group(&group.0, |provider, g| {
-                            g.clear_pending_commit(provider.storage())
-                                .map_err(|e| Error::mls("clear pending commit", e))
-                        })?;
-                        if let Some(public) = &new_signer {
-                            forget_signer(st, public)?;
-                        }
-                        store::delete_pending(&st.conn, &group.0)?;
-                        store::take_sent(&st.conn, &group.0, &digest)?;
-                        Ok(())
-                    })?;
+                    st.transaction(|st| st.drop_pending(group))?;
                     let events = self.sync_group_locked(st, group).await?;
                     self.emit(&events);
                 }
@@ -380,51 +366,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
         }
         Err(Error::RetriesExhausted(max))
     }
-
-    /// Merges this device's accepted pending commit.
-    pub(crate) fn merge_own(
-        &self,
-        st: &mut State,
-        group: &GroupId,
-        _welcome: &WelcomePlan,
-        new_signer: Option<&[u8]>,
-    ) -> Result<Vec<Event>, Error> {
-        let me = st.did.clone();
-        st.transaction(|st| {
-            let old_signer = store::group(&st.conn, &group.0)?.map(|r| r.signature_public);
-            let epoch = st.with_group(&group.0, |provider, g| {
-                g.merge_pending_commit(provider)
-                    .map_err(|e| Error::mls("merge commit", e))?;
-                Ok(g.epoch().as_u64())
-            })?;
-            if let Some(public) = new_signer {
-                store::set_group_signer(&st.conn, &group.0, public)?;
-                if let Some(old) = old_signer
-                    && old != st.row.signature_public
-                {
-                    forget_signer(st, &old)?;
-                }
-            }
-            store::delete_pending(&st.conn, &group.0)?;
-            Ok(vec![Event::GroupChanged {
-                group: group.clone(),
-                epoch,
-                by: me,
-            }])
-        })
-    }
-}
-
-/// Deletes a signature key pair (a rotated-away leaf key).
-pub(crate) fn forget_signer(st: &State, public: &[u8]) -> Result<(), Error> {
-    let scheme = st.ciphersuite()?.signature_algorithm();
-    openmls_basic_credential::SignatureKeyPair::delete(st.provider().storage(), public, scheme)
-        .map_err(|e| Error::Store(crate::error::StoreError::Sqlite(e)))
-}
-
-/// Whether an envelope kind is a commit.
-pub(crate) fn is_commit(kind: EnvelopeKind) -> bool {
-    kind == EnvelopeKind::Commit
 }
 
 impl<P: Pds, D: Ds> Device<P, D> {

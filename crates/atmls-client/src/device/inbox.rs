@@ -5,19 +5,16 @@
 
 use atmls_ds::MailboxId;
 use atmls_identity::Did;
-use openmls::prelude::tls_codec::Deserialize as _;
-use openmls::prelude::*;
-use openmls_traits::storage::StorageProvider as _;
 
 use super::backoff::{Target, delay};
-use super::store::{self, GroupRow, KeyPackageRow};
+use super::store::{self, GroupRow};
 use super::sync::own_step_failed;
 use super::{Device, State};
+use crate::decide::commit::Intent;
+use crate::decide::welcome;
 use crate::error::{Error, TransportError};
 use crate::event::Event;
-use crate::group::commit::Intent;
-use crate::group::seal::{self, WelcomeInfo};
-use crate::group::{self as grp, GroupId};
+use crate::group::GroupId;
 use crate::transport::{Ds, Pds};
 
 /// Most inbox items set aside at once; an item that fails transiently when this many
@@ -124,12 +121,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
         budget: &mut u32,
         events: &mut Vec<Event>,
     ) -> Result<(), Error> {
-        let opened = open_item(st, payload);
+        let packages = store::key_packages(&st.conn)?;
+        let suite = st.ciphersuite()?;
+        let opened = welcome::open(&st.provider(), suite, packages, payload)?;
         // An out-of-band ratchet tree (§11.4) is fetched before the join.
         let tree_ref = opened
             .as_ref()
             .ok()
-            .and_then(|(i, _)| i.ratchet_tree.as_ref());
+            .and_then(|o| o.info.ratchet_tree.as_ref());
         let fetched = match tree_ref {
             None => None,
             Some(_) if *budget == 0 => Some(Err(Error::Transport(TransportError::Network(
@@ -167,7 +166,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
             Some(Err(e)) => Err(e.to_string()),
         };
         let joined = st.transaction(|st| {
-            let joined = opened.and_then(|(info, row)| join(st, info, row, tree?));
+            let joined = match (opened, tree) {
+                (Ok(opened), Ok(tree)) => match welcome::join(&st.provider(), opened, tree) {
+                    Ok(j) => Ok(record_join(st, j)?),
+                    Err(refusal) => Err(refusal.to_string()),
+                },
+                (Err(refusal), _) => Err(refusal.to_string()),
+                (_, Err(reason)) => Err(reason),
+            };
             advance_cursor(st, seq)?;
             store::release_deferred(&st.conn, seq)?;
             Ok(joined)
@@ -254,78 +260,25 @@ fn unix_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Opens a sealed welcome with one of this device's KeyPackages.
-fn open_item(st: &mut State, payload: &[u8]) -> Result<(WelcomeInfo, KeyPackageRow), String> {
-    let suite = st.ciphersuite().map_err(|e| e.to_string())?;
-    let rows = store::key_packages(&st.conn).map_err(|e| e.to_string())?;
-    for row in rows {
-        let Some(hash_ref) = crate::keypackage::key_package_ref(&row.key_package_ref) else {
-            continue;
-        };
-        let bundle: Option<KeyPackageBundle> = st
-            .provider()
-            .storage()
-            .key_package(&hash_ref)
-            .map_err(|e| e.to_string())?;
-        let Some(bundle) = bundle else { continue };
-        if let Some(plain) = seal::open_welcome(
-            &st.crypto,
-            suite.hpke_config(),
-            bundle.init_private_key(),
-            payload,
-        ) {
-            return Ok((WelcomeInfo::from_cbor(&plain)?, row));
-        }
-    }
-    Err("welcome is not sealed to any of this device's KeyPackages".into())
-}
-
-/// Joins the group of an opened welcome; `tree` is the out-of-band ratchet tree
-/// (TLS-encoded) when the Welcome leaves it out.
-fn join(
-    st: &mut State,
-    info: WelcomeInfo,
-    row: KeyPackageRow,
-    tree: Option<Vec<u8>>,
-) -> Result<Joined, String> {
-    let message =
-        MlsMessageIn::tls_deserialize_exact(info.welcome.as_slice()).map_err(|e| e.to_string())?;
-    let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
-        return Err("sealed message is not a Welcome".into());
-    };
-    let tree = tree
-        .map(|t| {
-            RatchetTreeIn::tls_deserialize_exact(t.as_slice())
-                .map_err(|e| format!("ratchet tree: {e}"))
-        })
-        .transpose()?;
-    let mut group =
-        StagedWelcome::new_from_welcome(&st.provider(), &grp::create::join_config(), welcome, tree)
-            .and_then(|w| w.into_group(&st.provider()))
-            .map_err(|e| format!("join: {e}"))?;
-    let data = grp::group_data(group.extensions()).map_err(|e| e.to_string())?;
-    if data.mailbox != *info.mailbox.as_bytes() || data.ds != info.ds {
-        let _ = group.delete(st.provider().storage());
-        return Err("the welcome's mailbox is not the group's".into());
-    }
-    let id = group.group_id().as_slice().to_vec();
+/// Records a group joined from a welcome.
+fn record_join(st: &mut State, j: welcome::Joined) -> Result<Joined, Error> {
+    let id = j.group.group_id().as_slice().to_vec();
     store::insert_group(
         &st.conn,
         &GroupRow {
             group_id: id.clone(),
-            ds: data.ds.to_string(),
-            mailbox: data.mailbox,
-            cursor: info.from_seq.saturating_sub(1),
+            ds: j.data.ds.to_string(),
+            mailbox: j.data.mailbox,
+            cursor: j.cursor,
             signature_public: st.row.signature_public.clone(),
             active: true,
         },
-    )
-    .map_err(|e| e.to_string())?;
-    st.groups.insert(id.clone(), group);
+    )?;
+    st.groups.insert(id.clone(), j.group);
     Ok(Joined {
         group: GroupId(id),
-        name: data.name,
-        key_package_ref: row.key_package_ref,
-        last_resort: row.last_resort,
+        name: j.data.name,
+        key_package_ref: j.package.key_package_ref,
+        last_resort: j.package.last_resort,
     })
 }

@@ -5,10 +5,10 @@
 use atmls_identity::Did;
 
 use super::Device;
+use crate::decide::commit::Intent;
 use crate::error::{KeyPackageRefusal, PolicyViolation};
 use crate::event::Event;
 use crate::group::GroupId;
-use crate::group::commit::Intent;
 use crate::keypackage::VerifiedKeyPackage;
 use crate::transport::Pds as _;
 use crate::transport::memory::{MemoryDs, MemoryNetwork};

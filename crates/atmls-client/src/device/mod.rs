@@ -2,12 +2,15 @@
 //! application calls.
 
 mod backoff;
+mod envelope;
 pub(crate) mod groups;
 mod inbox;
 mod keys;
 #[cfg(test)]
 mod leaf_proof_tests;
+mod live;
 pub(crate) mod outbox;
+mod pending;
 pub(crate) mod store;
 mod sync;
 pub(crate) mod welcome;

@@ -1,35 +1,22 @@
 //! Catching up: the inbox (welcomes → joins), each group mailbox in sequence order, new
-//! devices of this account, and the live loop over DS subscriptions.
+//! devices of this account. The async orchestration only: what each envelope comes to
+//! is decided in [`crate::decide::envelope`] and performed by [`super::envelope`].
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use atmls_ds::{Envelope, MailboxId};
+use atmls_ds::MailboxId;
 use atmls_identity::Did;
-use openmls::prelude::*;
-use sha2::{Digest as _, Sha256};
 
 use super::backoff::Target;
-use super::groups::{forget_signer, is_commit};
+use super::envelope;
 use super::outbox;
 use super::store;
 use super::{Device, State};
-use crate::content;
+use crate::decide::commit::{self, Intent};
 use crate::error::Error;
-use crate::event::{Event, Message};
-use crate::group::commit::{Intent, WelcomePlan};
-use crate::group::processing::{self, Outcome};
+use crate::event::Event;
 use crate::group::{self as grp, GroupId};
-use crate::transport::{Delivery, Ds, Pds, SubscribeTo};
-
-/// What processing one envelope asks the caller to do afterwards.
-#[derive(Default)]
-struct After {
-    events: Vec<Event>,
-    welcomes: Option<(WelcomePlan, u64)>,
-    leave_requested: bool,
-    removed: bool,
-}
+use crate::transport::{Ds, Pds};
 
 impl<P: Pds, D: Ds> Device<P, D> {
     /// Fetches and processes everything new: welcomes in the inbox (joining groups),
@@ -179,34 +166,11 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok(())
     }
 
-    /// Whether this device commits the pending leave proposals: admins do; when no admin
-    /// stays in the group (the last ones are leaving or left), every remaining member
-    /// does (the first commit wins, §11.8). A device that is leaving itself does not.
+    /// Whether this device commits the pending leave proposals
+    /// ([`commit::commits_leaves`]).
     fn commits_leaves(&self, st: &mut State, id: &GroupId) -> Result<bool, Error> {
         let me = st.did.clone();
-        st.with_group(&id.0, |_, g| {
-            let Ok(data) = grp::group_data(g.extensions()) else {
-                return Ok(false);
-            };
-            let leaving: Vec<LeafNodeIndex> = g
-                .pending_proposals()
-                .filter_map(|p| match p.proposal() {
-                    Proposal::Remove(r) => Some(r.removed()),
-                    _ => None,
-                })
-                .collect();
-            if leaving.contains(&g.own_leaf_index()) {
-                return Ok(false);
-            }
-            if data.is_admin(me.as_str()) {
-                return Ok(true);
-            }
-            let admin_stays = g.members().any(|m| {
-                !leaving.contains(&m.index)
-                    && grp::credential_did(&m.credential).is_ok_and(|d| data.is_admin(d.as_str()))
-            });
-            Ok(!admin_stays)
-        })
+        st.with_group(&id.0, |_, g| Ok(commit::commits_leaves(g, &me)))
     }
 
     /// Catches up with one group (used after a lost commit race).
@@ -251,7 +215,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     // step is undone, they are resolved, and it runs again.
                     let documents = std::mem::take(&mut st.documents);
                     let step = st.transaction_or_undo(|st| {
-                        process_envelope(st, group, &envelope, &documents)
+                        envelope::process_envelope(st, group, &envelope, &documents)
                     });
                     st.documents = documents;
                     match step? {
@@ -275,15 +239,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
             }
         }
         // A pending commit whose envelope never showed up was not accepted: drop it.
-        if let Some(pending) = store::pending(&st.conn, &group.0)? {
-            st.transaction(|st| {
-                st.with_group(&group.0, |provider, g| {
-                    g.clear_pending_commit(provider.storage())
-                        .map_err(|e| Error::mls("clear pending commit", e))
-                })?;
-                store::take_sent(&st.conn, &group.0, &pending.digest)?;
-                Ok(store::delete_pending(&st.conn, &group.0)?)
-            })?;
+        if store::pending(&st.conn, &group.0)?.is_some() {
+            st.transaction(|st| st.drop_pending(group))?;
         }
         Ok((events, leave_requested))
     }
@@ -353,152 +310,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
         }
         Ok(())
     }
-
-    /// Runs until a non-network error: subscribes to the inbox and every group mailbox
-    /// and syncs whenever something arrives; resubscribes from the cursors when a stream
-    /// ends or the keys change (new epoch, new group). A DS that cannot be subscribed to,
-    /// or a network failure, falls back to syncing every
-    /// [`DeviceConfig::poll_interval`](crate::DeviceConfig::poll_interval), trying to
-    /// subscribe again each time. While messages wait in the outbox, it also syncs when
-    /// their group's back-off ends, so that they are sent as soon as the DS is back.
-    pub async fn run(&self) -> Result<(), Error> {
-        let poll = self.inner.config.poll_interval;
-        loop {
-            match self.sync().await {
-                Ok(_) => {}
-                Err(Error::Transport(e)) => {
-                    tracing::warn!(error = %e, "sync failed; retrying");
-                    tokio::time::sleep(poll).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            let targets = self.subscription_targets().await?;
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let mut subscribed = true;
-            for (ds, subs) in &targets {
-                match self.inner.ds.subscribe(ds, subs.clone()).await {
-                    Ok(mut stream) => {
-                        let tx = tx.clone();
-                        tokio::spawn(async move {
-                            while let Some(d) = stream.recv().await {
-                                if tx.send(d).is_err() {
-                                    return;
-                                }
-                            }
-                            let _ = tx.send(Delivery::Closed(None));
-                        });
-                    }
-                    Err(e) => {
-                        subscribed = false;
-                        tracing::warn!(error = %e, ds = %ds, "cannot subscribe; polling");
-                    }
-                }
-            }
-            let fingerprint = fingerprint(&targets);
-            let started = std::time::Instant::now();
-            loop {
-                let wait = self.wait_before_sync(poll).await?;
-                let woke = tokio::time::timeout(wait, rx.recv()).await;
-                let mut arrived = Vec::new();
-                let mut ended = match woke {
-                    Ok(Some(Delivery::Envelope { mailbox, .. })) => {
-                        arrived.push(mailbox);
-                        false
-                    }
-                    Ok(_) => true,
-                    Err(_) => false,
-                };
-                if ended {
-                    // A stream ended: resubscribe (not faster than once a second).
-                    if started.elapsed() < std::time::Duration::from_secs(1) {
-                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    }
-                    break;
-                }
-                while let Ok(d) = rx.try_recv() {
-                    match d {
-                        Delivery::Envelope { mailbox, .. } => arrived.push(mailbox),
-                        _ => ended = true,
-                    }
-                }
-                // These mailboxes' DS just delivered: it is back, their back-off ends.
-                self.reachable(&arrived).await?;
-                if let Err(e) = self.sync().await {
-                    match e {
-                        Error::Transport(_) => break,
-                        e => return Err(e),
-                    }
-                }
-                if ended || fingerprint != self::fingerprint(&self.subscription_targets().await?) {
-                    break;
-                }
-                // Polling: try to subscribe again at each poll.
-                if !subscribed && woke.is_err() && started.elapsed() >= poll {
-                    break;
-                }
-            }
-            drop(tx);
-        }
-    }
-
-    /// Ends the back-off of the inbox or groups whose mailbox just delivered.
-    async fn reachable(&self, mailboxes: &[MailboxId]) -> Result<(), Error> {
-        if mailboxes.is_empty() {
-            return Ok(());
-        }
-        let mut st = self.inner.state.lock().await;
-        if mailboxes.contains(&MailboxId::from_bytes(st.row.inbox_mailbox)) {
-            st.backoffs.succeeded(&Target::Inbox);
-        }
-        for row in store::groups(&st.conn)? {
-            if mailboxes.contains(&MailboxId::from_bytes(row.mailbox)) {
-                st.backoffs.succeeded(&Target::Group(row.group_id));
-            }
-        }
-        Ok(())
-    }
-
-    /// How long the live loop waits for a delivery before syncing anyway: the poll
-    /// interval, or less when messages wait in the outbox and their group's back-off
-    /// ends sooner (at least 100 ms).
-    async fn wait_before_sync(
-        &self,
-        poll: std::time::Duration,
-    ) -> Result<std::time::Duration, Error> {
-        let floor = std::time::Duration::from_millis(100);
-        Ok(match self.outbox_due().await? {
-            Some(due) => due
-                .saturating_duration_since(Instant::now())
-                .clamp(floor, poll.max(floor)),
-            None => poll,
-        })
-    }
-
-    async fn subscription_targets(&self) -> Result<BTreeMap<Did, Vec<SubscribeTo>>, Error> {
-        let mut st = self.inner.state.lock().await;
-        let mut out: BTreeMap<Did, Vec<SubscribeTo>> = BTreeMap::new();
-        let inbox_ds =
-            Did::new(st.row.inbox_ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
-        out.entry(inbox_ds).or_default().push(SubscribeTo {
-            mailbox: MailboxId::from_bytes(st.row.inbox_mailbox),
-            key: st.inbox_key(),
-            cursor: st.row.inbox_cursor,
-        });
-        for row in store::groups(&st.conn)? {
-            if !row.active {
-                continue;
-            }
-            let key = st.mailbox_key(&row.group_id, &row.mailbox)?;
-            let ds = Did::new(row.ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
-            out.entry(ds).or_default().push(SubscribeTo {
-                mailbox: MailboxId::from_bytes(row.mailbox),
-                key,
-                cursor: row.cursor,
-            });
-        }
-        Ok(out)
-    }
 }
 
 /// A failed step of this account's own upkeep (its PDS: KeyPackages, its devices): a
@@ -513,162 +324,4 @@ pub(super) fn own_step_failed(e: Error, what: &'static str) -> Result<(), Error>
         Error::RetriesExhausted(_) | Error::NotMember => Ok(()),
         e => Err(e),
     }
-}
-
-fn fingerprint(targets: &BTreeMap<Did, Vec<SubscribeTo>>) -> Vec<(MailboxId, [u8; 32])> {
-    targets
-        .values()
-        .flatten()
-        .map(|s| (s.mailbox, s.key.verifying_key().to_bytes()))
-        .collect()
-}
-
-/// Processes one group envelope inside the caller's transaction and advances the cursor.
-/// `Ok(Err(dids))`: these DID documents are needed first (the caller rolls back).
-fn process_envelope(
-    st: &mut State,
-    group: &GroupId,
-    envelope: &Envelope,
-    documents: &crate::group::proofs::Documents,
-) -> Result<Result<After, Vec<Did>>, Error> {
-    let mut after = After::default();
-    let digest = Sha256::digest(&envelope.payload).to_vec();
-    store::set_group_cursor(&st.conn, &group.0, envelope.seq)?;
-    if is_commit(envelope.kind)
-        && let Some(pending) = store::pending(&st.conn, &group.0)?
-    {
-        if pending.digest == digest {
-            // Our own commit, accepted (its answer was lost): merge it now.
-            let (plan, new_signer): (WelcomePlan, Option<Vec<u8>>) =
-                serde_json::from_str(&pending.welcomes).unwrap_or_default();
-            st.with_group(&group.0, |provider, g| {
-                g.merge_pending_commit(provider)
-                    .map_err(|e| Error::mls("merge commit", e))
-            })?;
-            if let Some(public) = &new_signer {
-                store::set_group_signer(&st.conn, &group.0, public)?;
-            }
-            store::delete_pending(&st.conn, &group.0)?;
-            store::take_sent(&st.conn, &group.0, &digest)?;
-            if !plan.targets.is_empty() {
-                after.welcomes = Some((plan, envelope.seq + 1));
-            }
-            return Ok(Ok(after));
-        }
-        // Someone else's commit won this epoch: drop ours.
-        st.with_group(&group.0, |provider, g| {
-            g.clear_pending_commit(provider.storage())
-                .map_err(|e| Error::mls("clear pending commit", e))
-        })?;
-        if let Some(public) =
-            serde_json::from_str::<(WelcomePlan, Option<Vec<u8>>)>(&pending.welcomes)
-                .ok()
-                .and_then(|(_, s)| s)
-        {
-            forget_signer(st, &public)?;
-        }
-        store::take_sent(&st.conn, &group.0, &pending.digest)?;
-        store::delete_pending(&st.conn, &group.0)?;
-    }
-    if let Some(row) = outbox::rows::by_digest(&st.conn, &group.0, &digest)? {
-        // An attempt of a queued message whose answer was lost or never awaited: the DS
-        // accepted it, so the message is sent (§11.15).
-        outbox::rows::delivered(&st.conn, row.item)?;
-        after
-            .events
-            .push(outbox::own_message(st, group, &row, envelope.seq)?);
-    }
-    if store::take_sent(&st.conn, &group.0, &digest)? {
-        outbox::rows::forget_digest(&st.conn, &group.0, &digest)?;
-        return Ok(Ok(after));
-    }
-    let reject = |reason: String| Event::Rejected {
-        group: Some(group.clone()),
-        seq: envelope.seq,
-        reason,
-    };
-    let message = match content::unpad(&envelope.payload) {
-        Ok(m) => m,
-        Err(e) => {
-            after.events.push(reject(e.to_string()));
-            return Ok(Ok(after));
-        }
-    };
-    let outcome = st.with_group(&group.0, |provider, g| {
-        let ctx = processing::CommitContext {
-            documents,
-            accepted_ms: envelope.received_at.as_millis(),
-        };
-        Ok(processing::process(provider, g, message, &ctx))
-    })?;
-    match outcome {
-        Outcome::Message {
-            sender,
-            sender_device,
-            content,
-        } => {
-            // A message its sender sent again (an attempt whose outcome it did not
-            // know) is shown once (§11.15).
-            if outbox::rows::seen(
-                &st.conn,
-                &group.0,
-                sender.as_str(),
-                &content.id,
-                envelope.seq,
-            )? {
-                tracing::debug!(seq = envelope.seq, "a resent message dropped");
-            } else {
-                after.events.push(Event::Message(Message {
-                    group: group.clone(),
-                    sender,
-                    sender_device,
-                    seq: envelope.seq,
-                    content: *content,
-                }));
-            }
-        }
-        Outcome::Commit {
-            committer,
-            removed_self,
-        } => {
-            if removed_self {
-                st.with_group(&group.0, |provider, g| {
-                    g.delete(provider.storage())
-                        .map_err(|e| Error::mls("delete group", e))
-                })?;
-                st.groups.remove(&group.0);
-                store::deactivate_group(&st.conn, &group.0)?;
-                after.removed = true;
-                after.events.push(Event::Removed {
-                    group: group.clone(),
-                });
-            } else {
-                let epoch = st.with_group(&group.0, |_, g| Ok(g.epoch().as_u64()))?;
-                after.events.push(Event::GroupChanged {
-                    group: group.clone(),
-                    epoch,
-                    by: committer,
-                });
-            }
-        }
-        Outcome::Proposal { leaving } => {
-            if let Some(did) = leaving {
-                after.leave_requested = true;
-                after.events.push(Event::LeaveRequested {
-                    group: group.clone(),
-                    did,
-                });
-            }
-        }
-        Outcome::Ignored(reason) => tracing::debug!(seq = envelope.seq, %reason, "ignored"),
-        Outcome::Rejected(reason) => after.events.push(reject(reason)),
-        Outcome::Refused(violation) => after.events.push(Event::CommitRefused {
-            group: group.clone(),
-            seq: envelope.seq,
-            violation,
-        }),
-        Outcome::NeedDocuments(dids) => return Ok(Err(dids)),
-        Outcome::StorageFailed(e) => return Err(crate::error::StoreError::Sqlite(e).into()),
-    }
-    Ok(Ok(after))
 }

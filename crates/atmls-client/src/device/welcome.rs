@@ -6,10 +6,10 @@ use atmls_identity::Did;
 
 use super::{Device, State};
 use crate::content;
+use crate::decide::commit::WelcomePlan;
 use crate::error::{Error, TransportError};
 use crate::event::Event;
 use crate::group::GroupId;
-use crate::group::commit::WelcomePlan;
 use crate::group::seal::{self, TreeRef, WelcomeInfo};
 use crate::transport::{BlobRef, Ds, Pds, RecordWrite};
 
@@ -201,7 +201,7 @@ pub fn open_tree(tree: &TreeRef, ciphertext: &[u8]) -> Result<Vec<u8>, Error> {
 /// Seals `info` for one target: its inbox DS, inbox and the sealed bytes.
 fn seal_for(
     st: &State,
-    target: &crate::group::commit::WelcomeTarget,
+    target: &crate::decide::commit::WelcomeTarget,
     info: &WelcomeInfo,
 ) -> Result<(Did, MailboxId, Vec<u8>), WelcomeError> {
     let suite = openmls::prelude::Ciphersuite::try_from(target.ciphersuite)

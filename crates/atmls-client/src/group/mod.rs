@@ -1,10 +1,9 @@
-//! Groups: the group data extension, mailbox keys, sealed welcomes, building commits for
-//! intents, and processing what arrives from the group mailbox.
+//! Groups: the group data extension, mailbox keys, sealed welcomes, the proofs of added
+//! leaves. What a commit, an envelope or a welcome comes to is decided in
+//! [`crate::decide`].
 
-pub(crate) mod commit;
 pub(crate) mod create;
 mod extension;
-pub(crate) mod processing;
 pub(crate) mod proofs;
 pub mod seal;
 

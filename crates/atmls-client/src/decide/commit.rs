@@ -1,6 +1,8 @@
 //! Building the commit for an intent on the group's current epoch. The same intent is
 //! rebuilt after a lost race, so each intent says *what* to reach (these devices in,
-//! these accounts out, this name), not which proposals to send.
+//! these accounts out, this name), not which proposals to send. The commit is left
+//! pending in the MLS group; the outcome says what to send, to whom the welcome goes
+//! once the DS accepts it, and what the device records until then.
 
 use atmls_ds::MailboxId;
 use atmls_identity::Did;
@@ -9,10 +11,13 @@ use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 
-use super::seal::{WelcomeInfo, mailbox_key, staged_mailbox_key};
-use super::{GroupData, credential_did, group_data, with_data};
+use sha2::{Digest as _, Sha256};
+
 use crate::Error;
+use crate::content;
 use crate::device::store::Provider;
+use crate::group::seal::{self, WelcomeInfo, mailbox_key, staged_mailbox_key};
+use crate::group::{self as grp, GroupData, credential_did, group_data, with_data};
 use crate::keypackage::VerifiedKeyPackage;
 
 /// What a commit should achieve.
@@ -84,7 +89,7 @@ impl DataChange {
 }
 
 /// Where a welcome goes once the commit is accepted.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WelcomeTarget {
     /// The invited account (for the per-member outcome).
     #[serde(default)]
@@ -96,7 +101,7 @@ pub(crate) struct WelcomeTarget {
 }
 
 /// The welcome of a commit and its recipients.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct WelcomePlan {
     pub(crate) welcome: Vec<u8>,
     pub(crate) targets: Vec<WelcomeTarget>,
@@ -106,20 +111,43 @@ pub(crate) struct WelcomePlan {
     pub(crate) ratchet_tree: Option<Vec<u8>>,
 }
 
-/// A staged own commit, ready to send.
-pub(crate) struct BuiltCommit {
+/// An own commit sent (or about to be) and not yet known to be accepted or refused:
+/// what the device records until its envelope shows up or the DS refuses it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PendingCommit {
+    /// The intent's name.
+    pub(crate) intent: String,
+    /// The epoch it was built on.
     pub(crate) epoch: u64,
-    pub(crate) message: Vec<u8>,
-    pub(crate) key: SigningKey,
-    pub(crate) next_key: [u8; 32],
-    pub(crate) mailbox: MailboxId,
-    pub(crate) ds: Did,
-    pub(crate) welcome: WelcomePlan,
+    /// SHA-256 of the padded payload (how its envelope is recognised).
+    pub(crate) digest: Vec<u8>,
+    /// Where the welcome goes once it is accepted.
+    pub(crate) plan: WelcomePlan,
+    /// The public key of the leaf signature key it rotates to, if it does.
     pub(crate) new_signer: Option<Vec<u8>>,
 }
 
+/// A staged own commit, ready to send.
+pub(crate) struct BuiltCommit {
+    /// The epoch it was built on (the DS's compare-and-swap value).
+    pub(crate) epoch: u64,
+    /// The padded envelope payload.
+    pub(crate) payload: Vec<u8>,
+    /// The mailbox key of the current epoch (signs the send).
+    pub(crate) key: SigningKey,
+    /// The public mailbox key of the next epoch (the DS switches to it).
+    pub(crate) next_key: [u8; 32],
+    /// The group's mailbox.
+    pub(crate) mailbox: MailboxId,
+    /// The group's DS.
+    pub(crate) ds: Did,
+    /// What the device records until the commit is accepted or dropped.
+    pub(crate) pending: PendingCommit,
+}
+
 /// Builds the commit for `intent` and leaves it pending in `group`; `Ok(None)` when the
-/// intent is already reached.
+/// intent is already reached. Its randomness is the provider's (openmls draws from
+/// it; so does a rotated signature key); it reads no clock.
 pub(crate) fn build(
     provider: &Provider<'_>,
     group: &mut MlsGroup,
@@ -163,7 +191,7 @@ pub(crate) fn build(
             }
             let packages: Vec<KeyPackage> = fresh.iter().map(|k| k.key_package.clone()).collect();
             // The proofs travel inside the encrypted commit (§11.13).
-            let proofs = super::proofs::proposal(provider.crypto(), &fresh)?;
+            let proofs = grp::proofs::proposal(provider.crypto(), &fresh)?;
             let (commit, welcome) = add_commit(provider, group, signer, &packages, &proofs, true)?;
             // Inline tree when the sealed welcome fits (§11.4); otherwise build the commit
             // again with a Welcome without the tree, which then goes out of band.
@@ -171,17 +199,15 @@ pub(crate) fn build(
                 .as_ref()
                 .map(|w| w.tls_serialized_len())
                 .unwrap_or_default();
-            if super::seal::sealed_len_bound(&WelcomeInfo {
+            if seal::sealed_len_bound(&WelcomeInfo {
                 welcome: vec![0; inline_len],
                 ds: data.ds.clone(),
-                mailbox: super::mailbox_of(&data),
+                mailbox: grp::mailbox_of(&data),
                 from_seq: u64::MAX,
                 ratchet_tree: None,
             }) > max_envelope
             {
-                group
-                    .clear_pending_commit(provider.storage())
-                    .map_err(|e| Error::mls("clear pending commit", e))?;
+                unstage(provider, group)?;
                 let (commit, welcome) =
                     add_commit(provider, group, signer, &packages, &proofs, false)?;
                 let staged = group
@@ -235,8 +261,12 @@ pub(crate) fn build(
             (commit, welcome)
         }
         Intent::SelfUpdate { rotate: true } => {
-            let fresh = SignatureKeyPair::new(signer.signature_scheme())
+            let scheme = signer.signature_scheme();
+            let (private, public) = provider
+                .crypto()
+                .signature_key_gen(scheme)
                 .map_err(|e| Error::mls("new signature key", e))?;
+            let fresh = SignatureKeyPair::from_raw(scheme, private, public);
             fresh
                 .store(provider.storage())
                 .map_err(|e| Error::mls("store signature key", e))?;
@@ -290,18 +320,60 @@ pub(crate) fn build(
         },
         _ => WelcomePlan::default(),
     };
+    let message = commit
+        .tls_serialize_detached()
+        .map_err(|e| Error::mls("encode commit", e))?;
+    let payload = content::pad(message, max_envelope);
     Ok(Some(BuiltCommit {
         epoch,
-        message: commit
-            .tls_serialize_detached()
-            .map_err(|e| Error::mls("encode commit", e))?,
         key,
         next_key: next_key.verifying_key().to_bytes(),
-        mailbox: super::mailbox_of(&data),
+        mailbox: grp::mailbox_of(&data),
         ds: data.ds.clone(),
-        welcome,
-        new_signer,
+        pending: PendingCommit {
+            intent: intent.name().into(),
+            epoch,
+            digest: Sha256::digest(&payload).to_vec(),
+            plan: welcome,
+            new_signer,
+        },
+        payload,
     }))
+}
+
+/// Whether the member `me` commits the leave proposals pending in `group`: admins do;
+/// when no admin stays in the group (the last ones are leaving or left), every remaining
+/// member does (the first commit wins, §11.8). A member that is leaving itself does not.
+pub(crate) fn commits_leaves(group: &MlsGroup, me: &Did) -> bool {
+    let Ok(data) = group_data(group.extensions()) else {
+        return false;
+    };
+    let leaving: Vec<LeafNodeIndex> = group
+        .pending_proposals()
+        .filter_map(|p| match p.proposal() {
+            Proposal::Remove(r) => Some(r.removed()),
+            _ => None,
+        })
+        .collect();
+    if leaving.contains(&group.own_leaf_index()) {
+        return false;
+    }
+    if data.is_admin(me.as_str()) {
+        return true;
+    }
+    let admin_stays = group.members().any(|m| {
+        !leaving.contains(&m.index)
+            && credential_did(&m.credential).is_ok_and(|d| data.is_admin(d.as_str()))
+    });
+    !admin_stays
+}
+
+/// Takes the pending commit out of `group` (the MLS half of the device's
+/// `drop_pending`; also used when a commit is built again without its tree).
+pub(crate) fn unstage(provider: &Provider<'_>, group: &mut MlsGroup) -> Result<(), Error> {
+    group
+        .clear_pending_commit(provider.storage())
+        .map_err(|e| Error::mls("clear pending commit", e))
 }
 
 /// Stages the commit adding `packages` (with their leaf proofs); the Welcome carries the
