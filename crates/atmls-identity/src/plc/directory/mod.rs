@@ -1,16 +1,19 @@
-//! A PLC-compatible development DID directory: the core (this module, no HTTP), an
-//! optional SQLite persistence, and a hyper service ([`DirectoryService`]).
+//! A PLC-compatible development DID directory (feature `plc-directory`): the core (this
+//! module, no HTTP), a SQLite persistence (feature `plc-directory-sqlite`), and a hyper
+//! service, `DirectoryService` (feature `plc-directory-http`).
 //!
 //! The core takes the clock as an argument (`now_ms`), so recovery windows are tested
 //! without sleeping.
 
+#[cfg(feature = "plc-directory-http")]
 mod http;
+#[cfg(feature = "plc-directory-sqlite")]
 mod sqlite;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
+#[cfg(feature = "plc-directory-http")]
 pub use http::DirectoryService;
 
 use super::validate::{check_genesis, check_successor};
@@ -26,6 +29,7 @@ pub struct Directory {
 #[derive(Debug)]
 struct Inner {
     logs: HashMap<PlcDid, Vec<AuditEntry>>,
+    #[cfg(feature = "plc-directory-sqlite")]
     db: Option<sqlite::Db>,
 }
 
@@ -41,6 +45,7 @@ impl Directory {
         Directory {
             inner: Mutex::new(Inner {
                 logs: HashMap::new(),
+                #[cfg(feature = "plc-directory-sqlite")]
                 db: None,
             }),
         }
@@ -48,7 +53,8 @@ impl Directory {
 
     /// A directory persisted in the SQLite file at `path` (created if missing); its
     /// operations are loaded into memory.
-    pub fn open_sqlite(path: impl AsRef<Path>) -> Result<Self, PlcError> {
+    #[cfg(feature = "plc-directory-sqlite")]
+    pub fn open_sqlite(path: impl AsRef<std::path::Path>) -> Result<Self, PlcError> {
         let db = sqlite::Db::open(path.as_ref())?;
         let logs = db.load()?;
         Ok(Directory {
@@ -70,7 +76,11 @@ impl Directory {
     pub fn submit(&self, did: &PlcDid, op: SignedOperation, now_ms: u64) -> Result<(), PlcError> {
         let cid = op.cid()?.to_string();
         let mut inner = self.lock();
-        let Inner { logs, db } = &mut *inner;
+        let Inner {
+            logs,
+            #[cfg(feature = "plc-directory-sqlite")]
+            db,
+        } = &mut *inner;
         let log = logs.get(did).map(Vec::as_slice).unwrap_or_default();
         if log.iter().any(|e| !e.nullified && e.cid == cid) {
             return Ok(());
@@ -105,10 +115,9 @@ impl Directory {
             created_at_ms: now_ms,
             signer_index,
         };
-        let seq = log.len();
+        #[cfg(feature = "plc-directory-sqlite")]
         if let Some(db) = db {
-            let nullified: Vec<usize> = nullify.clone();
-            db.append(&entry, seq, &nullified)?;
+            db.append(&entry, log.len(), &nullify)?;
         }
         let log = logs.entry(did.clone()).or_default();
         for i in nullify {
