@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cbor::{self, CborError};
 use crate::syntax::Did;
-use crate::tid::Tid;
+use atmls_syntax::{Tid, TidError};
 
 /// The repo format version this crate reads and writes.
 pub const VERSION: u64 = 3;
@@ -109,13 +109,10 @@ impl Commit {
             field: "did",
             reason: e.to_string(),
         })?;
-        let rev: Tid = data
-            .rev
-            .parse()
-            .map_err(|e: crate::tid::TidError| CommitError::Field {
-                field: "rev",
-                reason: e.to_string(),
-            })?;
+        let rev: Tid = data.rev.parse().map_err(|e: TidError| CommitError::Field {
+            field: "rev",
+            reason: e.to_string(),
+        })?;
         let commit = Commit {
             unsigned: UnsignedCommit {
                 did,
