@@ -19,4 +19,4 @@ pub use operation::{
     Tombstone, UnsignedOperation,
 };
 pub use state::PlcState;
-pub use validate::{AuditEntry, RECOVERY_WINDOW_MS, validate_log};
+pub use validate::{AuditEntry, RECOVERY_WINDOW, validate_log};

@@ -2,7 +2,7 @@
 //! module, no HTTP), a SQLite persistence (feature `plc-directory-sqlite`), and a hyper
 //! service, `DirectoryService` (feature `plc-directory-http`).
 //!
-//! The core takes the clock as an argument (`now_ms`), so recovery windows are tested
+//! The core takes the time as an argument (`now`), so recovery windows are tested
 //! without sleeping.
 
 #[cfg(feature = "plc-directory-http")]
@@ -13,11 +13,13 @@ mod sqlite;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
+use atmls_syntax::Timestamp;
+
 #[cfg(feature = "plc-directory-http")]
 pub use http::DirectoryService;
 
 use super::validate::{check_genesis, check_successor};
-use super::{AuditEntry, PlcError, PlcState, RECOVERY_WINDOW_MS, SignedOperation};
+use super::{AuditEntry, PlcError, PlcState, RECOVERY_WINDOW, SignedOperation};
 use crate::{DidDocument, PlcDid};
 
 /// The directory state: every DID's audit log, optionally persisted in SQLite.
@@ -68,12 +70,16 @@ impl Directory {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Validates and applies an operation submitted for `did` at time `now_ms`
-    /// (milliseconds since the Unix epoch): a genesis for a new DID, an update or
+    /// Validates and applies an operation submitted for `did` at time `now`: a genesis for a new DID, an update or
     /// tombstone chained to its latest operation, or a recovery fork within 72 hours
     /// signed by a higher-priority rotation key. Re-submitting an accepted operation is
     /// a no-op.
-    pub fn submit(&self, did: &PlcDid, op: SignedOperation, now_ms: u64) -> Result<(), PlcError> {
+    pub fn submit(
+        &self,
+        did: &PlcDid,
+        op: SignedOperation,
+        now: Timestamp,
+    ) -> Result<(), PlcError> {
         let cid = op.cid()?.to_string();
         let mut inner = self.lock();
         let Inner {
@@ -100,7 +106,7 @@ impl Directory {
                 if signer >= log[first].signer_index {
                     return Err(PlcError::RecoveryKeyNotHigher);
                 }
-                if now_ms.saturating_sub(log[first].created_at_ms) > RECOVERY_WINDOW_MS {
+                if now.saturating_sub(RECOVERY_WINDOW) > log[first].accepted_at {
                     return Err(PlcError::RecoveryWindowExpired);
                 }
             }
@@ -111,8 +117,8 @@ impl Directory {
             operation: op,
             cid,
             nullified: false,
-            created_at: format_timestamp(now_ms),
-            created_at_ms: now_ms,
+            created_at: format_timestamp(now),
+            accepted_at: now,
             signer_index,
         };
         #[cfg(feature = "plc-directory-sqlite")]
@@ -176,8 +182,8 @@ impl Directory {
 }
 
 /// `YYYY-MM-DDTHH:mm:ss.sssZ`, as the PLC directory writes `createdAt`.
-pub(crate) fn format_timestamp(ms: u64) -> String {
-    let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+pub(crate) fn format_timestamp(at: Timestamp) -> String {
+    let ms = i64::try_from(at.as_millis()).unwrap_or(i64::MAX);
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
