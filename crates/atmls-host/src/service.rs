@@ -8,7 +8,7 @@ use atmls_identity::plc::directory::Directory;
 use atmls_identity::resolve::{ResolveError, ResolveFuture};
 use atmls_identity::service_auth::{self, Claims, unix_secs};
 use atmls_identity::{Did, DidDocument, DidResolver, PlcDid};
-use atmls_lexicon::syntax::Nsid;
+use atmls_syntax::Nsid;
 use atmls_syntax::Timestamp;
 
 use crate::accounts::Caller;
