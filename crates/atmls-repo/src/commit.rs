@@ -202,4 +202,23 @@ mod tests {
             Err(CommitError::BadSignature(_))
         ));
     }
+
+    /// The rev is the one TID type of the workspace (`atmls_syntax::Tid`), not a
+    /// repo-local copy: a lexicon `tid` string and a commit rev compare directly.
+    #[test]
+    fn rev_is_the_syntax_tid() {
+        let rev: atmls_syntax::Tid = "3kpaaaaaaaaa2".parse().unwrap();
+        let key = SigningKey::generate(Algorithm::Es256k);
+        let commit = UnsignedCommit {
+            did: Did::new("did:plc:abc").unwrap(),
+            data: crate::cid::dag_cbor(b"\xa0"),
+            rev,
+            prev: None,
+        }
+        .sign(&key)
+        .unwrap();
+        let back: atmls_syntax::Tid = Commit::decode(&commit.to_bytes().unwrap()).unwrap().rev();
+        assert_eq!(back, rev);
+        assert_eq!(back.as_str(), "3kpaaaaaaaaa2");
+    }
 }
