@@ -46,6 +46,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = UnverifiedToken::parse(token, 16 * 1024);
-    let mut verify = pin!(verifier().verify(token, "chat.mls.ds.createMailbox", NOW));
+    let mut verify = pin!(verifier().verify(
+        token,
+        "chat.mls.ds.createMailbox",
+        atmls_syntax::Timestamp::from_millis(NOW * 1000),
+    ));
     let _ = verify.as_mut().poll(&mut Context::from_waker(Waker::noop()));
 });

@@ -1,10 +1,14 @@
 //! Accounts and sessions: `createAccount`, `createSession`, `refreshSession`,
 //! `getSession`, `deleteSession`, and checking access tokens.
 
+use std::time::Duration;
+
 use atmls_crypto::{Algorithm, SigningKey};
 use atmls_identity::plc::GenesisBuilder;
-use atmls_lexicon::syntax::Handle;
+use atmls_identity::service_auth::unix_secs;
 use atmls_repo::Repo;
+use atmls_syntax::Handle;
+use atmls_syntax::Timestamp;
 use rusqlite::{OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -140,8 +144,8 @@ fn random_id() -> String {
         .collect()
 }
 
-fn timestamp(now_ms: u64) -> String {
-    let ms = i64::try_from(now_ms).unwrap_or(i64::MAX);
+fn timestamp(now: Timestamp) -> String {
+    let ms = i64::try_from(now.as_millis()).unwrap_or(i64::MAX);
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -154,7 +158,7 @@ impl Host {
     pub fn create_account(
         &self,
         input: &CreateAccountInput,
-        now_ms: u64,
+        now: Timestamp,
     ) -> Result<Session, HostError> {
         if input.did.is_some() || input.plc_op.is_some() {
             return Err(HostError::InvalidRequest(
@@ -201,7 +205,7 @@ impl Host {
                     password_hash,
                     key.algorithm().jwt_name(),
                     key.to_bytes().to_vec(),
-                    timestamp(now_ms)
+                    timestamp(now)
                 ],
             );
             match inserted {
@@ -221,7 +225,7 @@ impl Host {
         }
         let created = self
             .directory
-            .submit(&did, genesis, now_ms)
+            .submit(&did, genesis, now)
             .map_err(HostError::internal)
             .and_then(|()| {
                 let repo_did = did.as_str().parse().map_err(HostError::internal)?;
@@ -235,7 +239,7 @@ impl Host {
         }
         tracing::info!("account created");
         let account = self.account(did.as_str())?;
-        self.new_session(&account, now_ms)
+        self.new_session(&account, now)
     }
 
     fn check_new_handle(&self, handle: &str) -> Result<String, HostError> {
@@ -338,7 +342,7 @@ impl Host {
         identifier: &str,
         password: &str,
         source: Option<std::net::IpAddr>,
-        now_ms: u64,
+        now: Timestamp,
     ) -> Result<Session, HostError> {
         let account = match self.account_by_identifier(identifier) {
             Ok(a) => a,
@@ -354,18 +358,18 @@ impl Host {
             params![account.did],
             |r| r.get(0),
         )?;
-        self.throttle.login_allowed(&account.did, source, now_ms)?;
+        self.throttle.login_allowed(&account.did, source, now)?;
         if password.len() > password::MAX_PASSWORD_BYTES || !password::verify(password, &stored) {
-            self.throttle.login_failed(&account.did, source, now_ms);
+            self.throttle.login_failed(&account.did, source, now);
             return Err(HostError::AuthenticationFailed);
         }
-        self.new_session(&account, now_ms)
+        self.new_session(&account, now)
     }
 
-    fn new_session(&self, account: &Account, now_ms: u64) -> Result<Session, HostError> {
+    fn new_session(&self, account: &Account, now: Timestamp) -> Result<Session, HostError> {
         let sid = random_id();
         let refresh_jti = random_id();
-        let expires_ms = now_ms.saturating_add(self.config.refresh_ttl_secs.saturating_mul(1000));
+        let expires = now.saturating_add(self.config.refresh_ttl);
         self.db.lock().execute(
             "INSERT INTO sessions (id, did, refresh_jti, created_ms, expires_ms)
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -373,11 +377,11 @@ impl Host {
                 sid,
                 account.did,
                 refresh_jti,
-                to_i64(now_ms),
-                to_i64(expires_ms)
+                to_i64(now.as_millis()),
+                to_i64(expires.as_millis())
             ],
         )?;
-        Ok(self.session_tokens(account, &sid, &refresh_jti, now_ms))
+        Ok(self.session_tokens(account, &sid, &refresh_jti, now))
     }
 
     fn session_tokens(
@@ -385,24 +389,20 @@ impl Host {
         account: &Account,
         sid: &str,
         refresh_jti: &str,
-        now_ms: u64,
+        now: Timestamp,
     ) -> Session {
-        let now = now_ms / 1000;
-        let claims = |kind: TokenKind, ttl: u64, jti: &str| SessionClaims {
+        let now = unix_secs(now);
+        let claims = |kind: TokenKind, ttl: Duration, jti: &str| SessionClaims {
             scope: kind.scope().to_owned(),
             sub: account.did.clone(),
             aud: self.config.service_did.clone(),
             iat: now,
-            exp: now.saturating_add(ttl),
+            exp: now.saturating_add(ttl.as_secs()),
             jti: jti.to_owned(),
             sid: sid.to_owned(),
         };
-        let access = claims(TokenKind::Access, self.config.access_ttl_secs, &random_id());
-        let refresh = claims(
-            TokenKind::Refresh,
-            self.config.refresh_ttl_secs,
-            refresh_jti,
-        );
+        let access = claims(TokenKind::Access, self.config.access_ttl, &random_id());
+        let refresh = claims(TokenKind::Refresh, self.config.refresh_ttl, refresh_jti);
         Session {
             access_jwt: jwt::encode(&self.secret, TokenKind::Access, &access),
             refresh_jwt: jwt::encode(&self.secret, TokenKind::Refresh, &refresh),
@@ -417,22 +417,21 @@ impl Host {
 
     /// `refreshSession`: exchanges a refresh token for a new access token and a new
     /// refresh token. The old refresh token is dead from then on.
-    pub fn refresh_session(&self, refresh_token: &str, now_ms: u64) -> Result<Session, HostError> {
-        let claims = jwt::decode(
-            &self.secret,
-            TokenKind::Refresh,
-            refresh_token,
-            now_ms / 1000,
-        )?;
+    pub fn refresh_session(
+        &self,
+        refresh_token: &str,
+        now: Timestamp,
+    ) -> Result<Session, HostError> {
+        let claims = jwt::decode(&self.secret, TokenKind::Refresh, refresh_token, now)?;
         let new_jti = random_id();
-        let expires_ms = now_ms.saturating_add(self.config.refresh_ttl_secs.saturating_mul(1000));
+        let expires = now.saturating_add(self.config.refresh_ttl);
         // Compare-and-set on the current refresh id: of two racing refreshes, one wins.
         let changed = self.db.lock().execute(
             "UPDATE sessions SET refresh_jti = ?1, expires_ms = ?2
              WHERE id = ?3 AND did = ?4 AND refresh_jti = ?5",
             params![
                 new_jti,
-                to_i64(expires_ms),
+                to_i64(expires.as_millis()),
                 claims.sid,
                 claims.sub,
                 claims.jti
@@ -444,18 +443,13 @@ impl Host {
             ));
         }
         let account = self.account(&claims.sub)?;
-        Ok(self.session_tokens(&account, &claims.sid, &new_jti, now_ms))
+        Ok(self.session_tokens(&account, &claims.sid, &new_jti, now))
     }
 
     /// `deleteSession`: ends the session of a refresh token; its access tokens stop
     /// working at once.
-    pub fn delete_session(&self, refresh_token: &str, now_ms: u64) -> Result<(), HostError> {
-        let claims = jwt::decode(
-            &self.secret,
-            TokenKind::Refresh,
-            refresh_token,
-            now_ms / 1000,
-        )?;
+    pub fn delete_session(&self, refresh_token: &str, now: Timestamp) -> Result<(), HostError> {
+        let claims = jwt::decode(&self.secret, TokenKind::Refresh, refresh_token, now)?;
         let deleted = self.db.lock().execute(
             "DELETE FROM sessions WHERE id = ?1 AND did = ?2 AND refresh_jti = ?3",
             params![claims.sid, claims.sub, claims.jti],
@@ -469,8 +463,8 @@ impl Host {
     }
 
     /// Checks an access token: signature, kind, expiry, and that its session is live.
-    pub fn authenticate(&self, access_token: &str, now_ms: u64) -> Result<Caller, HostError> {
-        let claims = jwt::decode(&self.secret, TokenKind::Access, access_token, now_ms / 1000)?;
+    pub fn authenticate(&self, access_token: &str, now: Timestamp) -> Result<Caller, HostError> {
+        let claims = jwt::decode(&self.secret, TokenKind::Access, access_token, now)?;
         let live: Option<i64> = self
             .db
             .lock()
@@ -481,7 +475,7 @@ impl Host {
             )
             .optional()?;
         match live {
-            Some(expires) if expires > to_i64(now_ms) => Ok(Caller {
+            Some(expires) if expires > to_i64(now.as_millis()) => Ok(Caller {
                 did: claims.sub,
                 session_id: claims.sid,
             }),
@@ -505,10 +499,10 @@ impl Host {
     }
 
     /// Deactivates an account: its repo is no longer served and cannot be written.
-    pub fn deactivate_account(&self, did: &str, now_ms: u64) -> Result<(), HostError> {
+    pub fn deactivate_account(&self, did: &str, now: Timestamp) -> Result<(), HostError> {
         let changed = self.db.lock().execute(
             "UPDATE accounts SET deactivated_at = ?1 WHERE did = ?2",
-            params![timestamp(now_ms), did],
+            params![timestamp(now), did],
         )?;
         if changed == 0 {
             return Err(HostError::AccountNotFound(did.to_owned()));

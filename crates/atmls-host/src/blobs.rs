@@ -1,5 +1,6 @@
 //! Blobs: `uploadBlob` and `sync.getBlob`, stored in the host database.
 
+use atmls_syntax::Timestamp;
 use rusqlite::{OptionalExtension as _, params};
 use serde_json::{Value, json};
 
@@ -49,7 +50,7 @@ impl Host {
         caller: &Caller,
         bytes: &[u8],
         mime_type: Option<&str>,
-        now_ms: u64,
+        now: Timestamp,
     ) -> Result<Value, HostError> {
         if bytes.len() as u64 > self.config.max_blob_bytes {
             return Err(HostError::PayloadTooLarge(format!(
@@ -72,7 +73,7 @@ impl Host {
                 mime,
                 bytes.len() as i64,
                 bytes,
-                i64::try_from(now_ms).unwrap_or(i64::MAX)
+                i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
             ],
         )?;
         Ok(json!({

@@ -1,5 +1,7 @@
 //! Host settings.
 
+use std::time::Duration;
+
 use crate::throttle::ThrottleConfig;
 
 /// Settings of a [`Host`](crate::Host). Build with [`HostConfig::new`] and the `with_*`
@@ -16,16 +18,20 @@ pub struct HostConfig {
     /// Handle suffixes accounts may be created under (`describeServer`'s
     /// `availableUserDomains`). Default `[".test"]`.
     pub handle_domains: Vec<String>,
-    /// Lifetime of access tokens in seconds. Default 2 hours (as the official PDS).
-    pub access_ttl_secs: u64,
-    /// Lifetime of refresh tokens in seconds. Default 90 days (as the official PDS).
-    pub refresh_ttl_secs: u64,
+    /// Lifetime of access tokens (whole seconds count). Default 2 hours (as the official
+    /// PDS).
+    pub access_ttl: Duration,
+    /// Lifetime of refresh tokens (whole seconds count). Default 90 days (as the official
+    /// PDS).
+    pub refresh_ttl: Duration,
     /// Largest blob accepted by `uploadBlob`. Default 5 MiB.
     pub max_blob_bytes: u64,
-    /// Longest lifetime of a token minted by `getServiceAuth`. Default 1 hour.
-    pub max_service_auth_secs: u64,
-    /// Lifetime of the service-auth tokens minted for `atproto-proxy`. Default 60 s.
-    pub proxy_auth_secs: u64,
+    /// Longest lifetime of a token minted by `getServiceAuth` (whole seconds count).
+    /// Default 1 hour.
+    pub max_service_auth: Duration,
+    /// Lifetime of the service-auth tokens minted for `atproto-proxy` (whole seconds
+    /// count). Default 60 s.
+    pub proxy_auth: Duration,
     /// Rate limits of `createSession` and `createAccount` (default
     /// [`ThrottleConfig::default`]).
     pub throttle: ThrottleConfig,
@@ -40,11 +46,11 @@ impl HostConfig {
             public_url,
             service_did,
             handle_domains: vec![".test".to_owned()],
-            access_ttl_secs: 2 * 60 * 60,
-            refresh_ttl_secs: 90 * 24 * 60 * 60,
+            access_ttl: Duration::from_secs(2 * 60 * 60),
+            refresh_ttl: Duration::from_secs(90 * 24 * 60 * 60),
             max_blob_bytes: 5 * 1024 * 1024,
-            max_service_auth_secs: 60 * 60,
-            proxy_auth_secs: 60,
+            max_service_auth: Duration::from_secs(60 * 60),
+            proxy_auth: Duration::from_secs(60),
             throttle: ThrottleConfig::default(),
         }
     }
@@ -61,15 +67,15 @@ impl HostConfig {
         self
     }
 
-    /// Sets [`HostConfig::access_ttl_secs`].
-    pub fn with_access_ttl_secs(mut self, secs: u64) -> Self {
-        self.access_ttl_secs = secs;
+    /// Sets [`HostConfig::access_ttl`].
+    pub fn with_access_ttl(mut self, ttl: Duration) -> Self {
+        self.access_ttl = ttl;
         self
     }
 
-    /// Sets [`HostConfig::refresh_ttl_secs`].
-    pub fn with_refresh_ttl_secs(mut self, secs: u64) -> Self {
-        self.refresh_ttl_secs = secs;
+    /// Sets [`HostConfig::refresh_ttl`].
+    pub fn with_refresh_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_ttl = ttl;
         self
     }
 

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use atmls_crypto::{Algorithm, SigningKey};
 use atmls_identity::plc::directory::Directory;
 use atmls_lexicon::validate::Catalog;
-use atmls_repo::{SqliteBlockStore, SqliteConfig, TidGenerator};
+use atmls_repo::{SqliteBlockStore, SqliteConfig};
+use atmls_syntax::TidGenerator;
 
 use crate::config::HostConfig;
 use crate::db::Db;

@@ -5,6 +5,8 @@
 //! account's repo key) by three things: `alg` is `HS256`, `typ` is `at+jwt` (access) or
 //! `refresh+jwt` (refresh), and `scope` is `com.atproto.access` or `com.atproto.refresh`.
 
+use atmls_identity::service_auth::unix_secs;
+use atmls_syntax::Timestamp;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -93,14 +95,16 @@ pub fn encode(secret: &[u8], kind: TokenKind, claims: &SessionClaims) -> String 
     format!("{input}.{sig}")
 }
 
-/// Checks a token's shape, signature, kind and expiry at `now` (seconds), and returns its
-/// claims. Revocation is checked by the caller against the session table.
+/// Checks a token's shape, signature, kind and expiry at `now` (compared with `exp` in
+/// whole seconds, rounded down), and returns its claims. Revocation is checked by the
+/// caller against the session table.
 pub fn decode(
     secret: &[u8],
     kind: TokenKind,
     token: &str,
-    now: u64,
+    now: Timestamp,
 ) -> Result<SessionClaims, HostError> {
+    let now = unix_secs(now);
     let bad = |why: &str| HostError::InvalidToken(format!("bad token: {why}"));
     if token.len() > MAX_TOKEN_BYTES {
         return Err(bad("too long"));
@@ -144,6 +148,10 @@ pub fn decode(
 mod tests {
     use super::*;
 
+    fn secs(s: u64) -> Timestamp {
+        Timestamp::from_millis(s * 1000)
+    }
+
     fn claims(scope: &str, exp: u64) -> SessionClaims {
         SessionClaims {
             scope: scope.into(),
@@ -165,19 +173,21 @@ mod tests {
             &claims("com.atproto.access", 200),
         );
         assert_eq!(
-            decode(secret, TokenKind::Access, &t, 150).unwrap().sub,
+            decode(secret, TokenKind::Access, &t, secs(150))
+                .unwrap()
+                .sub,
             "did:plc:abc"
         );
         assert!(matches!(
-            decode(secret, TokenKind::Access, &t, 200),
+            decode(secret, TokenKind::Access, &t, secs(200)),
             Err(HostError::ExpiredToken)
         ));
         assert!(matches!(
-            decode(secret, TokenKind::Refresh, &t, 150),
+            decode(secret, TokenKind::Refresh, &t, secs(150)),
             Err(HostError::InvalidToken(_))
         ));
         assert!(matches!(
-            decode(b"other", TokenKind::Access, &t, 150),
+            decode(b"other", TokenKind::Access, &t, secs(150)),
             Err(HostError::InvalidToken(_))
         ));
         // A refresh-typed token carrying the access scope is refused.
@@ -186,9 +196,9 @@ mod tests {
             TokenKind::Refresh,
             &claims("com.atproto.access", 200),
         );
-        assert!(decode(secret, TokenKind::Refresh, &mixed, 150).is_err());
+        assert!(decode(secret, TokenKind::Refresh, &mixed, secs(150)).is_err());
         for junk in ["", "a.b", "a.b.c.d", "!!.!!.!!", &"x".repeat(5000)] {
-            assert!(decode(secret, TokenKind::Access, junk, 150).is_err());
+            assert!(decode(secret, TokenKind::Access, junk, secs(150)).is_err());
         }
     }
 }

@@ -18,7 +18,7 @@
 //! use std::sync::Arc;
 //! use atmls_identity::plc::directory::Directory;
 //! use atmls_lexicon::validate::Catalog;
-//! use atmls_host::{CreateAccountInput, ListParams, Host, HostConfig};
+//! use atmls_host::{CreateAccountInput, ListParams, Host, HostConfig, Timestamp};
 //! use serde_json::json;
 //!
 //! let directory = Arc::new(Directory::in_memory());
@@ -27,7 +27,7 @@
 //!     directory,
 //!     Arc::new(Catalog::new()),
 //! )?;
-//! let now = 1_700_000_000_000;
+//! let now = Timestamp::from_millis(1_700_000_000_000);
 //! let session = pds.create_account(&CreateAccountInput::new("alice.test", "hunter2"), now)?;
 //! let caller = pds.authenticate(&session.access_jwt, now)?;
 //!
@@ -60,7 +60,7 @@ mod sync;
 pub mod throttle;
 
 pub use accounts::{Account, Caller, CreateAccountInput, Session, SessionInfo};
-pub use atmls_syntax::{Clock, ManualClock, SystemClock};
+pub use atmls_syntax::{Clock, ManualClock, SystemClock, Timestamp};
 pub use blobs::Blob;
 pub use config::HostConfig;
 pub use error::HostError;

@@ -1,8 +1,8 @@
 //! `com.atproto.repo.*`: writing and reading records, with lexicon validation of known
 //! collections.
 
-use atmls_lexicon::syntax::{Nsid, RecordKey};
 use atmls_repo::{Cid, CommitOutcome, Repo, RepoPath, SqliteBlockStore, Write};
+use atmls_syntax::{Nsid, RecordKey};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
 

@@ -2,12 +2,14 @@
 //! proxied call goes to, and the token it carries.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use atmls_identity::plc::directory::Directory;
 use atmls_identity::resolve::{ResolveError, ResolveFuture};
-use atmls_identity::service_auth::{self, Claims};
+use atmls_identity::service_auth::{self, Claims, unix_secs};
 use atmls_identity::{Did, DidDocument, DidResolver, PlcDid};
-use atmls_lexicon::syntax::Nsid;
+use atmls_syntax::Nsid;
+use atmls_syntax::Timestamp;
 
 use crate::accounts::Caller;
 use crate::error::HostError;
@@ -68,19 +70,20 @@ impl ProxyTarget {
 impl Host {
     /// `getServiceAuth`: a service-auth JWT signed with the caller's repo key, for
     /// audience `aud` (a DID, optionally `#service`), method `lxm`, expiring at `exp`
-    /// (seconds; default 60 s from now, at most [`HostConfig::max_service_auth_secs`]
-    /// ahead, and at most 60 s without `lxm`).
+    /// (seconds since the Unix epoch, the JWT unit; default 60 s from now, at most
+    /// [`HostConfig::max_service_auth`] ahead, and at most 60 s without `lxm`).
     ///
-    /// [`HostConfig::max_service_auth_secs`]: crate::HostConfig::max_service_auth_secs
+    /// [`HostConfig::max_service_auth`]: crate::HostConfig::max_service_auth
     pub fn service_auth(
         &self,
         caller: &Caller,
         aud: &str,
         lxm: Option<&str>,
         exp: Option<i64>,
-        now_ms: u64,
+        now: Timestamp,
     ) -> Result<String, HostError> {
-        let now = now_ms / 1000;
+        let issued_at = now;
+        let now = unix_secs(now);
         let aud_did = aud.split_once('#').map_or(aud, |(d, _)| d);
         Did::new(aud_did).map_err(|e| HostError::InvalidRequest(format!("invalid aud: {e}")))?;
         if let Some(lxm) = lxm {
@@ -94,7 +97,7 @@ impl Host {
             Some(e) => e as u64,
         };
         let max = if lxm.is_some() {
-            self.config.max_service_auth_secs
+            self.config.max_service_auth.as_secs()
         } else {
             UNBOUND_TOKEN_SECS
         };
@@ -108,26 +111,26 @@ impl Host {
                 }
             )));
         }
-        self.mint(caller, aud, lxm, now, exp - now)
+        self.mint(caller, aud, lxm, issued_at, Duration::from_secs(exp - now))
     }
 
     /// The token a call proxied for `caller` to `target` carries: audience the target's
-    /// bare DID, `lxm` the method, lifetime [`HostConfig::proxy_auth_secs`].
+    /// bare DID, `lxm` the method, lifetime [`HostConfig::proxy_auth`].
     ///
-    /// [`HostConfig::proxy_auth_secs`]: crate::HostConfig::proxy_auth_secs
+    /// [`HostConfig::proxy_auth`]: crate::HostConfig::proxy_auth
     pub fn proxy_token(
         &self,
         caller: &Caller,
         target: &ProxyTarget,
         lxm: &Nsid,
-        now_ms: u64,
+        now: Timestamp,
     ) -> Result<String, HostError> {
         self.mint(
             caller,
             target.did.as_str(),
             Some(lxm.as_str()),
-            now_ms / 1000,
-            self.config.proxy_auth_secs,
+            now,
+            self.config.proxy_auth,
         )
     }
 
@@ -136,8 +139,8 @@ impl Host {
         caller: &Caller,
         aud: &str,
         lxm: Option<&str>,
-        now: u64,
-        lifetime: u64,
+        now: Timestamp,
+        lifetime: Duration,
     ) -> Result<String, HostError> {
         let account = self.account(&caller.did)?;
         if !account.is_active() {

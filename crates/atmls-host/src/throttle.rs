@@ -10,22 +10,29 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use atmls_syntax::{Timestamp, duration_millis};
 
 use crate::error::HostError;
 
-/// A rate: `burst` attempts at once, then one more every `interval_ms`.
+/// A rate: `burst` attempts at once, then one more every `interval`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
     /// Attempts allowed at once (at least 1).
     pub burst: u32,
-    /// Milliseconds for one attempt to come back.
-    pub interval_ms: u64,
+    /// Time for one attempt to come back (counted in whole milliseconds).
+    pub interval: Duration,
 }
 
 impl Rate {
-    /// `burst` at once, then one per `interval_ms`.
-    pub const fn new(burst: u32, interval_ms: u64) -> Self {
-        Rate { burst, interval_ms }
+    /// `burst` at once, then one per `interval`.
+    pub const fn new(burst: u32, interval: Duration) -> Self {
+        Rate { burst, interval }
+    }
+
+    fn interval_ms(&self) -> u64 {
+        duration_millis(self.interval)
     }
 }
 
@@ -59,10 +66,10 @@ pub struct ThrottleConfig {
 impl Default for ThrottleConfig {
     fn default() -> Self {
         ThrottleConfig {
-            login_failures_per_account: Rate::new(10, 60_000),
-            login_failures_per_account_total: Rate::new(100, 6_000),
-            logins_per_source: Rate::new(30, 2_000),
-            accounts_per_source: Rate::new(10, 60_000),
+            login_failures_per_account: Rate::new(10, Duration::from_secs(60)),
+            login_failures_per_account_total: Rate::new(100, Duration::from_secs(6)),
+            logins_per_source: Rate::new(30, Duration::from_secs(2)),
+            accounts_per_source: Rate::new(10, Duration::from_millis(60_000)),
             max_tracked: 100_000,
             exempt_loopback: true,
         }
@@ -144,7 +151,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
 
     /// `Err(ms to wait)` if `key` has no attempt left at `now`.
     fn check(&self, key: &K, now: u64) -> Result<(), u64> {
-        let tolerance = self.rate.interval_ms * u64::from(self.rate.burst.max(1) - 1);
+        let tolerance = self.rate.interval_ms() * u64::from(self.rate.burst.max(1) - 1);
         match self.tat.get(key) {
             Some(&tat) if tat > now + tolerance => Err(tat - tolerance - now),
             _ => Ok(()),
@@ -154,7 +161,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
     /// Uses one attempt of `key` at `now` (whether or not one was left).
     fn consume(&mut self, key: &K, now: u64) {
         if let Some(tat) = self.tat.get_mut(key) {
-            *tat = (*tat).max(now) + self.rate.interval_ms;
+            *tat = (*tat).max(now) + self.rate.interval_ms();
             return;
         }
         while self.tat.len() >= self.max {
@@ -170,7 +177,7 @@ impl<K: Hash + Eq + Clone> Table<K> {
             let live = &self.tat;
             self.order.retain(|k| live.contains_key(k));
         }
-        self.tat.insert(key.clone(), now + self.rate.interval_ms);
+        self.tat.insert(key.clone(), now + self.rate.interval_ms());
         self.order.push_back(key.clone());
     }
 
@@ -240,13 +247,13 @@ impl Throttle {
     }
 
     /// A login attempt from `source` (if known): uses one of the source's attempts.
-    pub fn login_attempt(&self, source: Option<IpAddr>, now_ms: u64) -> Result<(), HostError> {
+    pub fn login_attempt(&self, source: Option<IpAddr>, now: Timestamp) -> Result<(), HostError> {
         let Some(source) = self.source(source) else {
             return Ok(());
         };
         self.lock()
             .logins
-            .take(&source, now_ms)
+            .take(&source, now.as_millis())
             .map_err(|wait| limited("login attempts from this address", wait))
     }
 
@@ -257,8 +264,9 @@ impl Throttle {
         &self,
         account: &str,
         source: Option<IpAddr>,
-        now_ms: u64,
+        now: Timestamp,
     ) -> Result<(), HostError> {
+        let now_ms = now.as_millis();
         let key = (account.to_owned(), source.map(source_key));
         let tables = self.lock();
         tables
@@ -274,7 +282,8 @@ impl Throttle {
     }
 
     /// A wrong password for `account` from `source`.
-    pub fn login_failed(&self, account: &str, source: Option<IpAddr>, now_ms: u64) {
+    pub fn login_failed(&self, account: &str, source: Option<IpAddr>, now: Timestamp) {
+        let now_ms = now.as_millis();
         let mut tables = self.lock();
         tables
             .failures
@@ -283,13 +292,13 @@ impl Throttle {
     }
 
     /// An account creation from `source` (if known): uses one of the source's attempts.
-    pub fn account_attempt(&self, source: Option<IpAddr>, now_ms: u64) -> Result<(), HostError> {
+    pub fn account_attempt(&self, source: Option<IpAddr>, now: Timestamp) -> Result<(), HostError> {
         let Some(source) = self.source(source) else {
             return Ok(());
         };
         self.lock()
             .accounts
-            .take(&source, now_ms)
+            .take(&source, now.as_millis())
             .map_err(|wait| limited("account creations from this address", wait))
     }
 }
@@ -298,13 +307,17 @@ impl Throttle {
 mod tests {
     use super::*;
 
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
 
     #[test]
     fn burst_then_one_per_interval() {
-        let mut t = Table::new(Rate::new(3, 1000), 10);
+        let mut t = Table::new(Rate::new(3, Duration::from_millis(1000)), 10);
         for _ in 0..3 {
             t.take(&"k", 0).unwrap();
         }
@@ -323,7 +336,7 @@ mod tests {
 
     #[test]
     fn tables_are_bounded() {
-        let mut t = Table::new(Rate::new(1, 60_000), 4);
+        let mut t = Table::new(Rate::new(1, Duration::from_millis(60_000)), 4);
         for i in 0..1000u32 {
             t.take(&i, 0).unwrap();
             assert!(t.tat.len() <= 4);
@@ -347,45 +360,58 @@ mod tests {
     #[test]
     fn failures_limit_the_guesser_not_the_owner() {
         let config = ThrottleConfig::default()
-            .with_login_failures_per_account(Rate::new(2, 60_000))
-            .with_login_failures_per_account_total(Rate::new(3, 60_000))
-            .with_logins_per_source(Rate::new(100, 1));
+            .with_login_failures_per_account(Rate::new(2, Duration::from_millis(60_000)))
+            .with_login_failures_per_account_total(Rate::new(3, Duration::from_millis(60_000)))
+            .with_logins_per_source(Rate::new(100, Duration::from_millis(1)));
         let t = Throttle::new(&config);
         let guesser = Some(ip("203.0.113.7"));
         let second = Some(ip("198.51.100.9"));
         let owner = Some(ip("192.0.2.1"));
         for _ in 0..2 {
-            t.login_allowed("did:plc:victim", guesser, 0).unwrap();
-            t.login_failed("did:plc:victim", guesser, 0);
+            t.login_allowed("did:plc:victim", guesser, at(0)).unwrap();
+            t.login_failed("did:plc:victim", guesser, at(0));
         }
-        let err = t.login_allowed("did:plc:victim", guesser, 0).unwrap_err();
+        let err = t
+            .login_allowed("did:plc:victim", guesser, at(0))
+            .unwrap_err();
         assert_eq!((err.status(), err.name()), (429, "RateLimitExceeded"));
         // A second guessing address spends the account's total...
-        t.login_allowed("did:plc:victim", second, 0).unwrap();
-        t.login_failed("did:plc:victim", second, 0);
-        assert!(t.login_allowed("did:plc:victim", second, 0).is_err());
+        t.login_allowed("did:plc:victim", second, at(0)).unwrap();
+        t.login_failed("did:plc:victim", second, at(0));
+        assert!(t.login_allowed("did:plc:victim", second, at(0)).is_err());
         // ...but the owner's address, which has not failed, may still try.
-        t.login_allowed("did:plc:victim", owner, 0).unwrap();
-        t.login_allowed("did:plc:other", guesser, 0).unwrap();
-        t.login_allowed("did:plc:victim", guesser, 60_000).unwrap();
+        t.login_allowed("did:plc:victim", owner, at(0)).unwrap();
+        t.login_allowed("did:plc:other", guesser, at(0)).unwrap();
+        t.login_allowed("did:plc:victim", guesser, at(60_000))
+            .unwrap();
         // No source known: only the per-account limits apply.
-        t.login_attempt(None, 0).unwrap();
+        t.login_attempt(None, at(0)).unwrap();
     }
 
     #[test]
     fn loopback_is_exempt_unless_configured() {
-        let tight = ThrottleConfig::default().with_accounts_per_source(Rate::new(1, 60_000));
+        let tight = ThrottleConfig::default()
+            .with_accounts_per_source(Rate::new(1, Duration::from_millis(60_000)));
         let t = Throttle::new(&tight);
         for _ in 0..5 {
-            t.account_attempt(Some(ip("127.0.0.1")), 0).unwrap();
-            t.account_attempt(Some(ip("::1")), 0).unwrap();
-            t.account_attempt(Some(ip("::ffff:127.0.0.1")), 0).unwrap();
+            t.account_attempt(Some(ip("127.0.0.1")), at(0)).unwrap();
+            t.account_attempt(Some(ip("::1")), at(0)).unwrap();
+            t.account_attempt(Some(ip("::ffff:127.0.0.1")), at(0))
+                .unwrap();
         }
-        t.account_attempt(Some(ip("192.0.2.1")), 0).unwrap();
-        assert!(t.account_attempt(Some(ip("192.0.2.1")), 0).is_err());
+        t.account_attempt(Some(ip("192.0.2.1")), at(0)).unwrap();
+        assert!(t.account_attempt(Some(ip("192.0.2.1")), at(0)).is_err());
         let strict = Throttle::new(&tight.with_exempt_loopback(false));
-        strict.account_attempt(Some(ip("127.0.0.1")), 0).unwrap();
-        assert!(strict.account_attempt(Some(ip("127.0.0.1")), 0).is_err());
-        strict.account_attempt(Some(ip("127.0.0.2")), 0).unwrap();
+        strict
+            .account_attempt(Some(ip("127.0.0.1")), at(0))
+            .unwrap();
+        assert!(
+            strict
+                .account_attempt(Some(ip("127.0.0.1")), at(0))
+                .is_err()
+        );
+        strict
+            .account_attempt(Some(ip("127.0.0.2")), at(0))
+            .unwrap();
     }
 }

@@ -1,6 +1,6 @@
 //! DIDs in the atproto profile: the two methods atproto supports and their structure.
 //!
-//! The general DID syntax is checked in one place, [`atmls_lexicon::syntax::Did`] (re-exported
+//! The general DID syntax is checked in one place, [`atmls_syntax::Did`] (re-exported
 //! here as [`Did`]); the types in this module start from such a [`Did`] and add the rules of
 //! their method.
 
@@ -9,7 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
-pub use atmls_lexicon::syntax::{Did, DidError};
+pub use atmls_syntax::{Did, DidError};
 
 /// Longest DID accepted (the atproto DID spec allows 2 KB).
 pub const MAX_DID_LEN: usize = Did::MAX_LEN;
@@ -301,7 +301,7 @@ mod tests {
             WebDid::new("did:web:-bad.com"),
             Err(AtprotoDidError::WebHost)
         );
-        // The general syntax comes from atmls_lexicon, percent-encoding check included.
+        // The general syntax comes from atmls_syntax, percent-encoding check included.
         assert_eq!(
             WebDid::new("did:web:example.com%3"),
             Err(AtprotoDidError::Syntax(DidError::BadPercentEncoding))

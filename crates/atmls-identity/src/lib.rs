@@ -1,14 +1,20 @@
 //! Identity for atmls: who a DID is, which key speaks for it, and whether a request
 //! really comes from it.
 //!
-//! - [`Did`] and [`Handle`]: the checked string types of [`atmls_lexicon::syntax`],
+//! The default build does no I/O and links no HTTP stack, runtime or database: HTTP
+//! resolution and the development PLC directory are features (see the crate's
+//! `Cargo.toml`); each adds API and changes nothing of the default.
+//!
+//! - [`Did`] and [`Handle`]: the checked string types of [`atmls_syntax`],
 //!   re-exported; [`AtprotoDid`], [`PlcDid`], [`WebDid`]: DIDs of the methods atproto
 //!   supports, built on [`Did`].
 //! - [`DidDocument`]: the document model, with [`DidDocument::atproto_key`],
 //!   [`DidDocument::pds_endpoint`] and [`DidDocument::service`].
-//! - [`resolve`]: the [`DidResolver`] trait, an HTTP(S) resolver and a bounded TTL cache.
-//! - [`plc`]: did:plc operations (build, sign, validate, derive the DID) and
-//!   [`plc::directory`], a PLC-compatible development directory.
+//! - [`resolve`]: the [`DidResolver`] trait and a bounded TTL cache; with the feature
+//!   `resolve-http`, an HTTP(S) resolver.
+//! - [`plc`]: did:plc operations (build, sign, validate, derive the DID); with the
+//!   feature `plc-directory`, `plc::directory`, a PLC-compatible development directory
+//!   (`plc-directory-sqlite` persists it, `plc-directory-http` serves it).
 //! - [`service_auth`]: service-auth JWTs, issue and verify.
 //!
 //! ```
@@ -40,7 +46,7 @@ pub mod plc;
 pub mod resolve;
 pub mod service_auth;
 
-pub use atmls_lexicon::syntax::{Handle, HandleError};
+pub use atmls_syntax::{Handle, HandleError};
 pub use did::{AtprotoDid, AtprotoDidError, Did, DidError, MAX_DID_LEN, PlcDid, WebDid};
 pub use document::{
     ATPROTO_KEY_FRAGMENT, ATPROTO_PDS_FRAGMENT, ATPROTO_PDS_TYPE, DidDocument, DocumentError,

@@ -5,11 +5,16 @@ use atmls_crypto::{Algorithm, SigningKey};
 use atmls_identity::PlcDid;
 use atmls_identity::plc::directory::Directory;
 use atmls_identity::plc::{
-    GenesisBuilder, PlcError, RECOVERY_WINDOW_MS, SignedOperation, Tombstone, validate_log,
+    GenesisBuilder, PlcError, RECOVERY_WINDOW, SignedOperation, Tombstone, validate_log,
 };
+use atmls_syntax::Timestamp;
 
 const T0: u64 = 1_700_000_000_000;
 const HOUR: u64 = 3_600_000;
+
+fn at(ms: u64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
 
 struct Keys {
     high: SigningKey,
@@ -46,11 +51,11 @@ fn genesis_update_and_log_validation() {
     let k = keys();
     let dir = Directory::in_memory();
     let (did, op) = genesis(&k);
-    dir.submit(&did, op.clone(), T0).unwrap();
+    dir.submit(&did, op.clone(), at(T0)).unwrap();
     // Idempotent re-submission.
-    dir.submit(&did, op, T0).unwrap();
+    dir.submit(&did, op, at(T0)).unwrap();
     let up = update(&dir, &did, "alice2.test", &k.high);
-    dir.submit(&did, up, T0 + 1).unwrap();
+    dir.submit(&did, up, at(T0 + 1)).unwrap();
     let log = dir.log(&did).unwrap();
     assert_eq!(log.len(), 2);
     let state = validate_log(&did, &log).unwrap();
@@ -75,13 +80,13 @@ fn refusals() {
     // Genesis under the wrong DID.
     let other = PlcDid::new("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
     assert!(matches!(
-        dir.submit(&other, op.clone(), T0),
+        dir.submit(&other, op.clone(), at(T0)),
         Err(PlcError::DidMismatch { .. })
     ));
     // Genesis signed by a key that is not one of its rotation keys.
     let bad = GenesisBuilder::new(&k.high.public_key(), &k.signing.public_key()).sign(&k.signing);
     assert_eq!(
-        dir.submit(&bad.did().unwrap(), bad, T0),
+        dir.submit(&bad.did().unwrap(), bad, at(T0)),
         Err(PlcError::InvalidSignature)
     );
     // Six rotation keys.
@@ -91,7 +96,7 @@ fn refusals() {
     }
     let six = b.sign(&k.high);
     assert_eq!(
-        dir.submit(&six.did().unwrap(), six, T0),
+        dir.submit(&six.did().unwrap(), six, at(T0)),
         Err(PlcError::RotationKeyCount(6))
     );
     // Duplicate rotation key.
@@ -99,39 +104,42 @@ fn refusals() {
         .rotation_key(&k.high.public_key())
         .sign(&k.high);
     assert!(matches!(
-        dir.submit(&dup.did().unwrap(), dup, T0),
+        dir.submit(&dup.did().unwrap(), dup, at(T0)),
         Err(PlcError::DuplicateRotationKey(_))
     ));
     // A non-canonical signature encoding (padding) is refused.
     let mut padded = op.clone();
     padded.sig.push('=');
-    assert!(dir.submit(&did, padded, T0).is_err());
+    assert!(dir.submit(&did, padded, at(T0)).is_err());
     // Oversized.
     let big = GenesisBuilder::new(&k.high.public_key(), &k.signing.public_key())
         .pds(&format!("https://{}.example.com", "a".repeat(8000)))
         .sign(&k.high);
     assert!(matches!(
-        dir.submit(&big.did().unwrap(), big, T0),
+        dir.submit(&big.did().unwrap(), big, at(T0)),
         Err(PlcError::TooLarge(_))
     ));
 
-    dir.submit(&did, op, T0).unwrap();
+    dir.submit(&did, op, at(T0)).unwrap();
     // Update signed by the atproto signing key, not a rotation key.
     let forged = update(&dir, &did, "mallory.test", &k.signing);
     assert_eq!(
-        dir.submit(&did, forged, T0),
+        dir.submit(&did, forged, at(T0)),
         Err(PlcError::InvalidSignature)
     );
     // Update naming an unknown prev.
     let mut op = dir.state(&did).unwrap().to_update("bafyreiunknown");
     op.also_known_as.clear();
     assert!(matches!(
-        dir.submit(&did, op.sign(&k.high), T0),
+        dir.submit(&did, op.sign(&k.high), at(T0)),
         Err(PlcError::PrevNotFound(_))
     ));
     // A second genesis for an existing DID.
     let (_, again) = genesis(&k);
-    assert!(dir.submit(&did, again, T0).is_ok(), "same op: idempotent");
+    assert!(
+        dir.submit(&did, again, at(T0)).is_ok(),
+        "same op: idempotent"
+    );
     assert_eq!(dir.log(&did).unwrap().len(), 1);
     assert_eq!(dir.state(&other), Err(PlcError::NotFound));
 }
@@ -142,16 +150,16 @@ fn recovery_by_higher_key_within_72_hours() {
     let dir = Directory::in_memory();
     let (did, op) = genesis(&k);
     let genesis_cid = op.cid().unwrap().to_string();
-    dir.submit(&did, op, T0).unwrap();
+    dir.submit(&did, op, at(T0)).unwrap();
     // The low-priority key (index 1) hijacks the handle.
     let hijack = update(&dir, &did, "mallory.test", &k.low);
-    dir.submit(&did, hijack, T0 + HOUR).unwrap();
+    dir.submit(&did, hijack, at(T0 + HOUR)).unwrap();
 
     let mut fork = dir.state(&did).unwrap().to_update(&genesis_cid);
     fork.also_known_as = vec!["at://alice.test".into()];
     // The same low key cannot fork over its own operation.
     assert_eq!(
-        dir.submit(&did, fork.clone().sign(&k.low), T0 + 2 * HOUR),
+        dir.submit(&did, fork.clone().sign(&k.low), at(T0 + 2 * HOUR)),
         Err(PlcError::RecoveryKeyNotHigher)
     );
     // Too late.
@@ -159,12 +167,13 @@ fn recovery_by_higher_key_within_72_hours() {
         dir.submit(
             &did,
             fork.clone().sign(&k.high),
-            T0 + HOUR + RECOVERY_WINDOW_MS + 1
+            at(T0 + HOUR + 1).saturating_add(RECOVERY_WINDOW)
         ),
         Err(PlcError::RecoveryWindowExpired)
     );
     // The high key recovers in time: the hijack is nullified.
-    dir.submit(&did, fork.sign(&k.high), T0 + 2 * HOUR).unwrap();
+    dir.submit(&did, fork.sign(&k.high), at(T0 + 2 * HOUR))
+        .unwrap();
     let audit = dir.audit_log(&did).unwrap();
     assert_eq!(
         audit.iter().map(|e| e.nullified).collect::<Vec<_>>(),
@@ -180,10 +189,14 @@ fn tombstone_ends_the_did() {
     let k = keys();
     let dir = Directory::in_memory();
     let (did, op) = genesis(&k);
-    dir.submit(&did, op, T0).unwrap();
+    dir.submit(&did, op, at(T0)).unwrap();
     let (_, prev) = dir.last_operation(&did).unwrap();
-    dir.submit(&did, Tombstone { prev: prev.clone() }.sign(&k.high), T0 + 1)
-        .unwrap();
+    dir.submit(
+        &did,
+        Tombstone { prev: prev.clone() }.sign(&k.high),
+        at(T0 + 1),
+    )
+    .unwrap();
     assert_eq!(dir.state(&did), Err(PlcError::Tombstoned));
     assert_eq!(
         validate_log(&did, &dir.log(&did).unwrap()),
@@ -198,7 +211,7 @@ fn tombstone_ends_the_did() {
     let mut op = GenesisBuilder::new(&k.high.public_key(), &k.signing.public_key()).build();
     op.prev = Some(tomb_cid);
     assert_eq!(
-        dir.submit(&did, op.sign(&k.high), T0 + 2),
+        dir.submit(&did, op.sign(&k.high), at(T0 + 2)),
         Err(PlcError::Tombstoned)
     );
 }
@@ -212,27 +225,27 @@ fn sqlite_persists_logs_and_nullification() {
     let genesis_cid = op.cid().unwrap().to_string();
     {
         let dir = Directory::open_sqlite(&path).unwrap();
-        dir.submit(&did, op, T0).unwrap();
+        dir.submit(&did, op, at(T0)).unwrap();
         let hijack = update(&dir, &did, "mallory.test", &k.low);
-        dir.submit(&did, hijack, T0 + 1).unwrap();
+        dir.submit(&did, hijack, at(T0 + 1)).unwrap();
         let fork = dir
             .state(&did)
             .unwrap()
             .to_update(&genesis_cid)
             .sign(&k.high);
-        dir.submit(&did, fork, T0 + 2).unwrap();
+        dir.submit(&did, fork, at(T0 + 2)).unwrap();
     }
     let dir = Directory::open_sqlite(&path).unwrap();
     let audit = dir.audit_log(&did).unwrap();
     assert_eq!(audit.len(), 3);
     assert!(audit[1].nullified);
     assert_eq!(audit[1].signer_index, 1);
-    assert_eq!(audit[2].created_at_ms, T0 + 2);
+    assert_eq!(audit[2].accepted_at, at(T0 + 2));
     validate_log(&did, &dir.log(&did).unwrap()).unwrap();
     // The reloaded directory keeps enforcing the rules.
     let forged = update(&dir, &did, "x.test", &k.signing);
     assert_eq!(
-        dir.submit(&did, forged, T0 + 3),
+        dir.submit(&did, forged, at(T0 + 3)),
         Err(PlcError::InvalidSignature)
     );
 }

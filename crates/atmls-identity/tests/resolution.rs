@@ -12,6 +12,7 @@ use atmls_identity::plc::directory::{Directory, DirectoryService};
 use atmls_identity::plc::{GenesisBuilder, Tombstone};
 use atmls_identity::resolve::{CacheConfig, CachingResolver, HttpResolver, ResolverConfig};
 use atmls_identity::{Did, DidResolver, Handle, HandleResolver, ResolveError};
+use atmls_syntax::Timestamp;
 
 use common::{Reply, doc_with_key, tiny_server};
 
@@ -281,7 +282,7 @@ async fn cache_serves_hits_caches_misses_and_is_bounded() {
             .handle(&format!("u{i}.test"))
             .sign(&rotation);
         let did = op.did().unwrap();
-        dir.submit(&did, op, 0).unwrap();
+        dir.submit(&did, op, Timestamp::EPOCH).unwrap();
         dids.push(did.as_did().clone());
     }
     let http = resolver(ResolverConfig::default().with_plc_url(&url));
@@ -312,7 +313,7 @@ async fn cache_serves_hits_caches_misses_and_is_bounded() {
         counting.resolve(late_did.as_did()).await,
         Err(ResolveError::NotFound)
     );
-    dir.submit(&late_did, late, 0).unwrap();
+    dir.submit(&late_did, late, Timestamp::EPOCH).unwrap();
     assert_eq!(
         counting.resolve(late_did.as_did()).await,
         Err(ResolveError::NotFound)

@@ -12,6 +12,7 @@ use atmls_identity::service_auth::{
     issue,
 };
 use atmls_identity::{Did, DidDocument, DidResolver};
+use atmls_syntax::Timestamp;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
@@ -24,6 +25,11 @@ const SERVICE: &str = "did:web:ds.example.com";
 const AUD: &str = "did:web:ds.example.com#chat_mls_ds";
 const LXM: &str = "chat.mls.ds.createMailbox";
 const NOW: u64 = 1_800_000_000;
+
+/// A time given in whole seconds since the Unix epoch (the unit of the claims).
+fn secs(s: u64) -> Timestamp {
+    Timestamp::from_millis(s * 1000)
+}
 
 struct World {
     alice: SigningKey,
@@ -102,26 +108,26 @@ async fn official_pds_token_verifies_at_iat_and_expires() {
     let service = Did::new("did:web:localhost%3A2585").unwrap();
     let config = VerifierConfig::new(service).with_service_fragment("chat_mls_ds");
     let verifier = ServiceAuthVerifier::new(resolver.clone(), config.clone());
-    let ok = verifier.verify(token, lxm, iat).await.unwrap();
+    let ok = verifier.verify(token, lxm, secs(iat)).await.unwrap();
     assert_eq!(ok.issuer.as_str(), "did:plc:fh5jrlbsm47qlufaem7aasei");
     assert_eq!(ok.jti, "b3a9008a3f819af653a1a106e99b94f4");
 
     let fresh = ServiceAuthVerifier::new(resolver.clone(), config.clone());
     assert_eq!(
-        fresh.verify(token, lxm, exp).await,
+        fresh.verify(token, lxm, secs(exp)).await,
         Err(ServiceAuthError::Expired { exp, now: exp })
     );
     assert!(matches!(
-        fresh.verify(token, lxm, exp + 3600).await,
+        fresh.verify(token, lxm, secs(exp + 3600)).await,
         Err(ServiceAuthError::Expired { .. })
     ));
     assert!(matches!(
-        fresh.verify(token, "chat.mls.ds.other", iat).await,
+        fresh.verify(token, "chat.mls.ds.other", secs(iat)).await,
         Err(ServiceAuthError::WrongLxm { .. })
     ));
     // Replaying the same token to the first verifier is refused.
     assert_eq!(
-        verifier.verify(token, lxm, iat + 1).await,
+        verifier.verify(token, lxm, secs(iat + 1)).await,
         Err(ServiceAuthError::Replayed)
     );
 }
@@ -130,9 +136,9 @@ async fn official_pds_token_verifies_at_iat_and_expires() {
 async fn issued_tokens_verify_with_both_audience_forms_and_curves() {
     let w = world();
     for aud in [AUD, SERVICE] {
-        let claims = Claims::new(ALICE, aud, LXM, NOW, 60);
+        let claims = Claims::new(ALICE, aud, LXM, secs(NOW), Duration::from_secs(60));
         let token = issue(&w.alice, &claims);
-        let ok = w.verifier.verify(&token, LXM, NOW).await.unwrap();
+        let ok = w.verifier.verify(&token, LXM, secs(NOW)).await.unwrap();
         assert_eq!(ok.issuer.as_str(), ALICE);
         assert_eq!(ok.lxm, LXM);
     }
@@ -146,7 +152,7 @@ async fn issued_tokens_verify_with_both_audience_forms_and_curves() {
         &json!({"typ": "JWT", "alg": "ES256", "kid": format!("{carol}#atproto")}),
         &payload,
     );
-    let ok = w.verifier.verify(&token, LXM, NOW).await.unwrap();
+    let ok = w.verifier.verify(&token, LXM, secs(NOW)).await.unwrap();
     assert_eq!(ok.issuer_service.as_deref(), Some("atproto_labeler"));
 }
 
@@ -403,7 +409,7 @@ async fn every_rejection() {
     ];
     let count = cases.len();
     for (name, token, expected) in cases {
-        let result = w.verifier.verify(&token, LXM, NOW).await;
+        let result = w.verifier.verify(&token, LXM, secs(NOW)).await;
         match result {
             Err(e) if expected(&e) => {}
             other => panic!("{name}: unexpected {other:?}"),
@@ -411,8 +417,11 @@ async fn every_rejection() {
     }
     assert!(count >= 40);
     // None of the refused tokens was remembered: the good one still passes once.
-    w.verifier.verify(&good, LXM, NOW).await.unwrap();
-    assert_eq!(w.verifier.verify(&good, LXM, NOW).await, Err(E::Replayed));
+    w.verifier.verify(&good, LXM, secs(NOW)).await.unwrap();
+    assert_eq!(
+        w.verifier.verify(&good, LXM, secs(NOW)).await,
+        Err(E::Replayed)
+    );
 }
 
 #[tokio::test]
@@ -422,16 +431,25 @@ async fn replay_store_is_bounded_and_forgets_expired_tokens() {
     let config = VerifierConfig::new(Did::new(SERVICE).unwrap());
     let verifier =
         ServiceAuthVerifier::with_replay_store(w.resolver.clone(), store.clone(), config);
-    let t1 = issue(&w.alice, &Claims::new(ALICE, SERVICE, LXM, NOW, 60));
-    let t2 = issue(&w.alice, &Claims::new(ALICE, SERVICE, LXM, NOW, 60));
-    verifier.verify(&t1, LXM, NOW).await.unwrap();
+    let t1 = issue(
+        &w.alice,
+        &Claims::new(ALICE, SERVICE, LXM, secs(NOW), Duration::from_secs(60)),
+    );
+    let t2 = issue(
+        &w.alice,
+        &Claims::new(ALICE, SERVICE, LXM, secs(NOW), Duration::from_secs(60)),
+    );
+    verifier.verify(&t1, LXM, secs(NOW)).await.unwrap();
     assert_eq!(
-        verifier.verify(&t2, LXM, NOW).await,
+        verifier.verify(&t2, LXM, secs(NOW)).await,
         Err(ServiceAuthError::ReplayStoreFull)
     );
     // Once t1 has expired its slot is reused.
-    let t3 = issue(&w.alice, &Claims::new(ALICE, SERVICE, LXM, NOW + 61, 60));
-    verifier.verify(&t3, LXM, NOW + 61).await.unwrap();
+    let t3 = issue(
+        &w.alice,
+        &Claims::new(ALICE, SERVICE, LXM, secs(NOW + 61), Duration::from_secs(60)),
+    );
+    verifier.verify(&t3, LXM, secs(NOW + 61)).await.unwrap();
     assert_eq!(store.len(), 1);
 }
 
@@ -446,25 +464,37 @@ async fn rotated_key_is_picked_up_by_one_refetch() {
     let config = VerifierConfig::new(Did::new(SERVICE).unwrap());
     let verifier = ServiceAuthVerifier::new(cached.clone(), config);
 
-    let t = issue(&old, &Claims::new(ALICE, SERVICE, LXM, NOW, 60));
-    verifier.verify(&t, LXM, NOW).await.unwrap();
+    let t = issue(
+        &old,
+        &Claims::new(ALICE, SERVICE, LXM, secs(NOW), Duration::from_secs(60)),
+    );
+    verifier.verify(&t, LXM, secs(NOW)).await.unwrap();
     assert_eq!(backing.fetches(), 1);
 
     // Alice rotates her key; the cache still holds the old document.
     backing.insert(doc_with_key(ALICE, &new.public_key()));
-    let t = issue(&new, &Claims::new(ALICE, SERVICE, LXM, NOW, 60));
-    verifier.verify(&t, LXM, NOW).await.unwrap();
+    let t = issue(
+        &new,
+        &Claims::new(ALICE, SERVICE, LXM, secs(NOW), Duration::from_secs(60)),
+    );
+    verifier.verify(&t, LXM, secs(NOW)).await.unwrap();
     assert_eq!(backing.fetches(), 2, "exactly one refetch");
     // The refreshed document is now cached: the next token needs no fetch.
-    let t = issue(&new, &Claims::new(ALICE, SERVICE, LXM, NOW, 60));
-    verifier.verify(&t, LXM, NOW).await.unwrap();
+    let t = issue(
+        &new,
+        &Claims::new(ALICE, SERVICE, LXM, secs(NOW), Duration::from_secs(60)),
+    );
+    verifier.verify(&t, LXM, secs(NOW)).await.unwrap();
     assert_eq!(backing.fetches(), 2);
 
     // A token under a key she never had: one refetch, then refused.
     let stranger = SigningKey::generate(Algorithm::Es256k);
-    let t = issue(&stranger, &Claims::new(ALICE, SERVICE, LXM, NOW, 60));
+    let t = issue(
+        &stranger,
+        &Claims::new(ALICE, SERVICE, LXM, secs(NOW), Duration::from_secs(60)),
+    );
     assert_eq!(
-        verifier.verify(&t, LXM, NOW).await,
+        verifier.verify(&t, LXM, secs(NOW)).await,
         Err(ServiceAuthError::BadSignature)
     );
     assert_eq!(backing.fetches(), 3);
@@ -486,9 +516,12 @@ async fn refetch_is_rate_limited_per_did() {
         ServiceAuthVerifier::new(cached, VerifierConfig::new(Did::new(SERVICE).unwrap()));
     let stranger = SigningKey::generate(Algorithm::Es256k);
     for _ in 0..5 {
-        let t = issue(&stranger, &Claims::new(ALICE, SERVICE, LXM, NOW, 60));
+        let t = issue(
+            &stranger,
+            &Claims::new(ALICE, SERVICE, LXM, secs(NOW), Duration::from_secs(60)),
+        );
         assert_eq!(
-            verifier.verify(&t, LXM, NOW).await,
+            verifier.verify(&t, LXM, secs(NOW)).await,
             Err(ServiceAuthError::BadSignature)
         );
     }

@@ -277,9 +277,12 @@ impl Target {
 
     /// A service-auth token of `account` for `lxm` at this DS, valid for 60 s.
     pub fn service_auth(&self, account: &Account, lxm: &str) -> String {
-        let now = SystemClock.now().as_millis() / 1000;
+        let now = SystemClock.now();
         let aud = format!("{}#chat_mls_ds", self.ds_did);
-        issue(&account.key, &Claims::new(&account.did, &aud, lxm, now, 60))
+        issue(
+            &account.key,
+            &Claims::new(&account.did, &aud, lxm, now, Duration::from_secs(60)),
+        )
     }
 
     /// [`Target::group_mailbox`] at `epoch` (the attack suite tries absurd ones).

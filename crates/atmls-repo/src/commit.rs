@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cbor::{self, CborError};
 use crate::syntax::Did;
-use crate::tid::Tid;
+use atmls_syntax::{Tid, TidError};
 
 /// The repo format version this crate reads and writes.
 pub const VERSION: u64 = 3;
@@ -109,13 +109,10 @@ impl Commit {
             field: "did",
             reason: e.to_string(),
         })?;
-        let rev: Tid = data
-            .rev
-            .parse()
-            .map_err(|e: crate::tid::TidError| CommitError::Field {
-                field: "rev",
-                reason: e.to_string(),
-            })?;
+        let rev: Tid = data.rev.parse().map_err(|e: TidError| CommitError::Field {
+            field: "rev",
+            reason: e.to_string(),
+        })?;
         let commit = Commit {
             unsigned: UnsignedCommit {
                 did,
@@ -204,5 +201,24 @@ mod tests {
             back.verify(&other.public_key()),
             Err(CommitError::BadSignature(_))
         ));
+    }
+
+    /// The rev is the one TID type of the workspace (`atmls_syntax::Tid`), not a
+    /// repo-local copy: a lexicon `tid` string and a commit rev compare directly.
+    #[test]
+    fn rev_is_the_syntax_tid() {
+        let rev: atmls_syntax::Tid = "3kpaaaaaaaaa2".parse().unwrap();
+        let key = SigningKey::generate(Algorithm::Es256k);
+        let commit = UnsignedCommit {
+            did: Did::new("did:plc:abc").unwrap(),
+            data: crate::cid::dag_cbor(b"\xa0"),
+            rev,
+            prev: None,
+        }
+        .sign(&key)
+        .unwrap();
+        let back: atmls_syntax::Tid = Commit::decode(&commit.to_bytes().unwrap()).unwrap().rev();
+        assert_eq!(back, rev);
+        assert_eq!(back.as_str(), "3kpaaaaaaaaa2");
     }
 }

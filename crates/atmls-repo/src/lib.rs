@@ -39,9 +39,9 @@ pub mod proof;
 mod repo;
 pub mod store;
 pub mod syntax;
-pub mod tid;
 
 pub use ::cid::Cid;
+pub use atmls_syntax::{Tid, TidError, TidGenerator};
 pub use ipld_core::ipld::Ipld;
 pub use mst::Mst;
 pub use repo::{CommitOutcome, InvalidSwap, Repo, RepoError, Write, WriteResult};
@@ -49,4 +49,3 @@ pub use store::{BlockMap, BlockSource, BlockStore, MemoryBlockStore, RepoHead, S
 #[cfg(feature = "sqlite")]
 pub use store::{SqliteBlockStore, SqliteConfig};
 pub use syntax::{Did, Nsid, RecordKey, RepoPath, RepoPathError};
-pub use tid::{Tid, TidGenerator};

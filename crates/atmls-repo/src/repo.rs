@@ -14,7 +14,7 @@ use crate::mst::{DiffOp, Mst, MstError};
 use crate::proof::{self, ProofError};
 use crate::store::{BlockMap, BlockStore, CommitUpdate, RepoHead, StoreError};
 use crate::syntax::{Did, Nsid, RecordKey, RepoPath};
-use crate::tid::{Tid, TidGenerator};
+use atmls_syntax::{Tid, TidGenerator};
 
 /// Why a repo operation failed.
 #[derive(Debug, thiserror::Error)]

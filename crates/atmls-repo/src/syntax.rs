@@ -1,11 +1,11 @@
 //! Names used by the repo: collection NSIDs, record keys and DIDs (the checked types of
-//! [`atmls_lexicon::syntax`], re-exported) and the repo-specific [`RepoPath`].
+//! [`atmls_syntax`], re-exported) and the repo-specific [`RepoPath`].
 
 use std::fmt;
 
 use thiserror::Error;
 
-pub use atmls_lexicon::syntax::{Did, DidError, Nsid, NsidError, RecordKey, RecordKeyError};
+pub use atmls_syntax::{Did, DidError, Nsid, NsidError, RecordKey, RecordKeyError};
 
 /// Why a string is not a [`RepoPath`].
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

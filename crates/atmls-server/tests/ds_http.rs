@@ -122,10 +122,16 @@ async fn create_mailbox_requires_service_auth() {
         e["message"].as_str().unwrap().starts_with("WrongAudience"),
         "{e}"
     );
-    let now = h.clock.now().as_millis() / 1000;
+    let now = h.clock.now();
     let expired = atmls_identity::service_auth::issue(
         &h.alice.key,
-        &atmls_identity::service_auth::Claims::new(&h.alice.did, &h.audience(), lxm, now - 100, 60),
+        &atmls_identity::service_auth::Claims::new(
+            &h.alice.did,
+            &h.audience(),
+            lxm,
+            now.saturating_sub(Duration::from_secs(100)),
+            Duration::from_secs(60),
+        ),
     );
     post(
         h.addr,
@@ -143,7 +149,7 @@ async fn create_mailbox_requires_service_auth() {
             &h.audience(),
             lxm,
             now,
-            60,
+            Duration::from_secs(60),
         ),
     );
     post(

@@ -123,9 +123,7 @@ fn register(plc: &Plc, pds: &str) -> (String, AccountKey) {
         .pds(pds)
         .sign(&rotation);
     let did = op.did().unwrap();
-    plc.directory
-        .submit(&did, op, SystemClock.now().as_millis())
-        .unwrap();
+    plc.directory.submit(&did, op, SystemClock.now()).unwrap();
     (did.as_str().to_owned(), key)
 }
 

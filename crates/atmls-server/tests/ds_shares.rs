@@ -5,6 +5,8 @@
 
 mod ds_support;
 
+use std::time::Duration;
+
 use atmls_ds::auth::DsMethod;
 use atmls_identity::service_auth::{Claims, issue};
 use atmls_server::ds::Clock as _;
@@ -109,7 +111,7 @@ async fn one_account_holds_a_bounded_share_of_token_ids() {
         .await
         .error(429, "RateLimitExceeded");
     let bob = h.plc.account("https://pds.example.com");
-    let now = h.clock.now().as_millis() / 1000;
+    let now = h.clock.now();
     let token = issue(
         &bob.key,
         &Claims::new(
@@ -117,7 +119,7 @@ async fn one_account_holds_a_bounded_share_of_token_ids() {
             &h.audience(),
             "chat.mls.ds.createMailbox",
             now,
-            60,
+            Duration::from_secs(60),
         ),
     );
     let body = json!({ "kind": "inbox", "key": { "$bytes": b64(&public(&mailbox_key())) } });

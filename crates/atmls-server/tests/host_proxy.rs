@@ -6,12 +6,11 @@ mod host_util;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use atmls_crypto::{Algorithm, SigningKey};
-use atmls_host::{Clock as _, LocalResolver};
+use atmls_host::{Clock as _, LocalResolver, SystemClock};
 use atmls_identity::plc::GenesisBuilder;
-use atmls_identity::service_auth::{ServiceAuthVerifier, VerifierConfig};
+use atmls_identity::service_auth::{ServiceAuthVerifier, VerifierConfig, unix_secs};
 use bytes::Bytes;
 use host_util::TestHost;
 use http_body_util::{BodyExt as _, Full};
@@ -57,17 +56,14 @@ async fn answer(
         .to_owned();
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let lxm = path.trim_start_matches("/xrpc/").to_owned();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = SystemClock.now();
     let (status, out) = match verifier.verify(&token, &lxm, now).await {
         Ok(v) => (
             200,
             json!({
                 "iss": v.issuer.as_str(), "lxm": v.lxm, "method": method,
                 "query": query, "body": String::from_utf8_lossy(&body),
-                "expIn": v.exp.saturating_sub(now),
+                "expIn": unix_secs(v.exp).saturating_sub(unix_secs(now)),
             }),
         ),
         Err(e) => (401, json!({ "error": "BadJwt", "message": e.to_string() })),
@@ -98,9 +94,7 @@ async fn proxied_calls_carry_verified_service_auth() {
     .service("test_svc", "TestService", &url)
     .sign(&rotation);
     let did = genesis.did().unwrap();
-    directory
-        .submit(&did, genesis, t.clock.now().as_millis())
-        .unwrap();
+    directory.submit(&did, genesis, t.clock.now()).unwrap();
     let verifier = Arc::new(ServiceAuthVerifier::new(
         resolver,
         VerifierConfig::new(did.as_did().clone()).with_service_fragment("test_svc"),

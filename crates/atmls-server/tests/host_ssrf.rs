@@ -56,7 +56,7 @@ fn self_made_did(t: &TestHost, endpoint: &str) -> (String, String) {
     let did = genesis.did().unwrap();
     t.host
         .directory()
-        .submit(&did, genesis, t.clock.now().as_millis())
+        .submit(&did, genesis, t.clock.now())
         .unwrap();
     (
         did.as_str().to_owned(),

@@ -63,7 +63,7 @@ pub use handle::{AtIdentifier, AtIdentifierError, Handle, HandleError};
 pub use language::{Language, LanguageError};
 pub use nsid::{Nsid, NsidError};
 pub use record_key::{RecordKey, RecordKeyError};
-pub use tid::{Tid, TidError};
+pub use tid::{Tid, TidError, TidGenerator};
 pub use uri::{Uri, UriError};
 
 /// Implements the string plumbing shared by every format type: `as_str`, `Display`,

@@ -85,7 +85,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if stale.is_empty() && !need_last_resort && need_one_time == 0 {
             return Ok(());
         }
-        let mut tids = atmls_repo::TidGenerator::default();
+        let mut tids = atmls_syntax::TidGenerator::default();
         let built = st.transaction(|st| {
             let signer = st.signer(&st.row.signature_public.clone())?;
             let suite = st.ciphersuite()?;

@@ -62,7 +62,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             .pds
             .upload_blob(ciphertext, "application/octet-stream")
             .await?;
-        let rkey = atmls_repo::TidGenerator::default().next_now().to_string();
+        let rkey = atmls_syntax::TidGenerator::default().next_now().to_string();
         self.inner
             .pds
             .apply_writes(vec![RecordWrite::Create {

@@ -44,7 +44,7 @@ pub(crate) fn prove_record(
     collection: &str,
     rkey: &str,
     car: &[u8],
-) -> Result<(atmls_repo::Tid, Option<serde_json::Value>), KeyPackageRefusal> {
+) -> Result<(atmls_syntax::Tid, Option<serde_json::Value>), KeyPackageRefusal> {
     use KeyPackageRefusal as R;
     // 1. DID document.
     if &doc.id != did {

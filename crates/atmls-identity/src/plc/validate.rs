@@ -1,8 +1,10 @@
 //! Validation of single operations and of whole operation logs.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use atmls_crypto::PublicKey;
+use atmls_syntax::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -11,7 +13,7 @@ use super::{
 use crate::PlcDid;
 
 /// How long after an operation a higher-priority rotation key may still nullify it.
-pub const RECOVERY_WINDOW_MS: u64 = 72 * 3600 * 1000;
+pub const RECOVERY_WINDOW: Duration = Duration::from_secs(72 * 3600);
 
 /// One entry of a DID's audit log (`GET /:did/log/audit`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,9 +29,10 @@ pub struct AuditEntry {
     pub nullified: bool,
     /// When the directory accepted it (RFC 3339, UTC, milliseconds).
     pub created_at: String,
-    /// Milliseconds since the Unix epoch of `created_at` (not part of the PLC format).
+    /// `created_at` as a point in time (not part of the PLC format: the epoch when read
+    /// from a directory's JSON).
     #[serde(skip)]
-    pub created_at_ms: u64,
+    pub accepted_at: Timestamp,
     /// Index of the signing key in the prior rotation keys (not part of the PLC format).
     #[serde(skip)]
     pub signer_index: usize,

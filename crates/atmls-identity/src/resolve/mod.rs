@@ -1,6 +1,8 @@
-//! DID and handle resolution: the resolver traits, an HTTP resolver and a TTL cache.
+//! DID and handle resolution: the resolver traits, a TTL cache, and (feature
+//! `resolve-http`) an HTTP resolver.
 
 mod cache;
+#[cfg(feature = "resolve-http")]
 mod http;
 
 use std::future::Future;
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 pub use cache::{CacheConfig, CachingResolver};
+#[cfg(feature = "resolve-http")]
 pub use http::{HttpResolver, ResolverConfig};
 
 use crate::{AtprotoDidError, Did, DidDocument, DocumentError, Handle};

@@ -77,9 +77,9 @@ pub enum ServiceAuthError {
     /// `iat` is later than now plus the allowed clock skew.
     #[error("token issued in the future (iat {iat}, now {now})")]
     IssuedInFuture {
-        /// The token's `iat`.
+        /// The token's `iat` (seconds since the Unix epoch, as in the token).
         iat: u64,
-        /// The verifier's clock.
+        /// The verifier's clock in the same unit.
         now: u64,
     },
     /// `exp` is not after `iat`.
@@ -88,9 +88,9 @@ pub enum ServiceAuthError {
     /// `exp` is not in the future.
     #[error("token expired (exp {exp}, now {now})")]
     Expired {
-        /// The token's `exp`.
+        /// The token's `exp` (seconds since the Unix epoch, as in the token).
         exp: u64,
-        /// The verifier's clock.
+        /// The verifier's clock in the same unit.
         now: u64,
     },
     /// `exp` is further away (from now or from `iat`) than the allowed lifetime.

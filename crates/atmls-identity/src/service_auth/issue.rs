@@ -1,6 +1,9 @@
 //! Minting service-auth tokens.
 
+use std::time::Duration;
+
 use atmls_crypto::SigningKey;
+use atmls_syntax::Timestamp;
 
 use super::parse::encode;
 use super::{Claims, Header};
@@ -27,18 +30,27 @@ pub(crate) fn issue_with_header(key: &SigningKey, header: &Header, claims: &Clai
 }
 
 impl Claims {
-    /// Claims for a token from `iss` to `aud` for method `lxm`, issued at `iat`, valid
-    /// for `lifetime_secs`, with a random 128-bit `jti`.
-    pub fn new(iss: &str, aud: &str, lxm: &str, iat: u64, lifetime_secs: u64) -> Self {
+    /// Claims for a token from `iss` to `aud` for method `lxm`, issued at `issued_at`,
+    /// valid for `lifetime`, with a random 128-bit `jti`. `iat` and `exp` are written in
+    /// whole seconds (the JWT format): `iat` is `issued_at` rounded down, `exp` is `iat`
+    /// plus the whole seconds of `lifetime`.
+    pub fn new(iss: &str, aud: &str, lxm: &str, issued_at: Timestamp, lifetime: Duration) -> Self {
         let nonce: [u8; 16] = rand::random();
         let jti = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let iat = unix_secs(issued_at);
         Claims {
             iss: iss.to_owned(),
             aud: aud.to_owned(),
-            exp: iat.saturating_add(lifetime_secs),
+            exp: iat.saturating_add(lifetime.as_secs()),
             iat: Some(iat),
             lxm: Some(lxm.to_owned()),
             jti: Some(jti),
         }
     }
+}
+
+/// `at` in whole seconds since the Unix epoch, rounded down: the unit of the JWT `iat` and
+/// `exp` claims.
+pub fn unix_secs(at: Timestamp) -> u64 {
+    at.as_millis() / 1000
 }

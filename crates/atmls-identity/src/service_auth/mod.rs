@@ -14,7 +14,7 @@ mod replay;
 mod verify;
 
 pub use error::{ServiceAuthError, TokenPart};
-pub use issue::issue;
+pub use issue::{issue, unix_secs};
 pub use parse::{Claims, Header, UnverifiedToken};
 pub use replay::{MemoryReplayStore, ReplayStore};
 pub use verify::{ServiceAuthVerifier, UnrecordedToken, VerifiedToken, VerifierConfig};

@@ -3,19 +3,21 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use atmls_syntax::Timestamp;
+
 use super::ServiceAuthError;
 
 /// Where used token ids are remembered. Implementations must be atomic: two concurrent
 /// calls with the same `(iss, jti)` must not both succeed.
 pub trait ReplayStore: Send + Sync {
     /// Records `(iss, jti)` until `exp`; [`ServiceAuthError::Replayed`] if it is already
-    /// recorded and unexpired at `now`.
+    /// recorded and unexpired at `now` (an entry expiring exactly at `now` still counts).
     fn check_and_insert(
         &self,
         iss: &str,
         jti: &str,
-        exp: u64,
-        now: u64,
+        exp: Timestamp,
+        now: Timestamp,
     ) -> Result<(), ServiceAuthError>;
 }
 
@@ -27,12 +29,14 @@ pub trait ReplayStore: Send + Sync {
 ///
 /// ```
 /// use atmls_identity::service_auth::{MemoryReplayStore, ReplayStore};
+/// use atmls_syntax::Timestamp;
 ///
+/// let (exp, now) = (Timestamp::from_millis(60_000), Timestamp::EPOCH);
 /// let store = MemoryReplayStore::new(100).with_per_issuer(2);
-/// store.check_and_insert("did:plc:a", "1", 60, 0).unwrap();
-/// store.check_and_insert("did:plc:a", "2", 60, 0).unwrap();
-/// assert!(store.check_and_insert("did:plc:a", "3", 60, 0).is_err());
-/// store.check_and_insert("did:plc:b", "1", 60, 0).unwrap();
+/// store.check_and_insert("did:plc:a", "1", exp, now).unwrap();
+/// store.check_and_insert("did:plc:a", "2", exp, now).unwrap();
+/// assert!(store.check_and_insert("did:plc:a", "3", exp, now).is_err());
+/// store.check_and_insert("did:plc:b", "1", exp, now).unwrap();
 /// ```
 #[derive(Debug)]
 pub struct MemoryReplayStore {
@@ -43,13 +47,13 @@ pub struct MemoryReplayStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    seen: HashMap<(String, String), u64>,
+    seen: HashMap<(String, String), Timestamp>,
     by_issuer: HashMap<String, usize>,
 }
 
 impl Inner {
     /// Forgets expired entries.
-    fn purge(&mut self, now: u64) {
+    fn purge(&mut self, now: Timestamp) {
         let by_issuer = &mut self.by_issuer;
         self.seen.retain(|(iss, _), &mut exp| {
             let keep = exp >= now;
@@ -101,8 +105,8 @@ impl ReplayStore for MemoryReplayStore {
         &self,
         iss: &str,
         jti: &str,
-        exp: u64,
-        now: u64,
+        exp: Timestamp,
+        now: Timestamp,
     ) -> Result<(), ServiceAuthError> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let key = (iss.to_owned(), jti.to_owned());

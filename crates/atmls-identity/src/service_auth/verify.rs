@@ -1,10 +1,12 @@
 //! Verifying service-auth tokens against the issuer's DID document.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use atmls_crypto::{CryptoError, PublicKey};
+use atmls_syntax::Timestamp;
 
-use super::{MemoryReplayStore, ReplayStore, ServiceAuthError, UnverifiedToken};
+use super::{MemoryReplayStore, ReplayStore, ServiceAuthError, UnverifiedToken, unix_secs};
 use crate::{ATPROTO_KEY_FRAGMENT, Did, DidDocument, DidResolver};
 
 /// Settings of a [`ServiceAuthVerifier`].
@@ -13,8 +15,8 @@ pub struct VerifierConfig {
     service_did: Did,
     service_fragment: Option<String>,
     max_token_bytes: usize,
-    max_lifetime_secs: u64,
-    clock_skew_secs: u64,
+    max_lifetime: Duration,
+    clock_skew: Duration,
 }
 
 impl VerifierConfig {
@@ -25,8 +27,8 @@ impl VerifierConfig {
             service_did,
             service_fragment: None,
             max_token_bytes: 4096,
-            max_lifetime_secs: 300,
-            clock_skew_secs: 30,
+            max_lifetime: Duration::from_secs(300),
+            clock_skew: Duration::from_secs(30),
         }
     }
 
@@ -43,15 +45,16 @@ impl VerifierConfig {
         self
     }
 
-    /// Longest accepted lifetime: `exp - now` and `exp - iat` may not exceed it.
-    pub fn with_max_lifetime_secs(mut self, secs: u64) -> Self {
-        self.max_lifetime_secs = secs;
+    /// Longest accepted lifetime: `exp - now` and `exp - iat` may not exceed it (counted
+    /// in whole seconds, the unit of the claims).
+    pub fn with_max_lifetime(mut self, lifetime: Duration) -> Self {
+        self.max_lifetime = lifetime;
         self
     }
 
-    /// How far `iat` may be ahead of the verifier's clock.
-    pub fn with_clock_skew_secs(mut self, secs: u64) -> Self {
-        self.clock_skew_secs = secs;
+    /// How far `iat` may be ahead of the verifier's clock (whole seconds).
+    pub fn with_clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew;
         self
     }
 
@@ -79,10 +82,10 @@ pub struct VerifiedToken {
     pub lxm: String,
     /// The token id.
     pub jti: String,
-    /// Issue time.
-    pub iat: u64,
-    /// Expiry.
-    pub exp: u64,
+    /// Issue time (the `iat` claim, a whole second).
+    pub iat: Timestamp,
+    /// Expiry (the `exp` claim, a whole second).
+    pub exp: Timestamp,
     /// The issuer's PDS (`#atproto_pds` endpoint) in the DID document whose key verified
     /// the token, if it names one.
     pub issuer_pds: Option<String>,
@@ -145,15 +148,15 @@ impl ServiceAuthVerifier {
         &self.config
     }
 
-    /// Verifies `token` for a call of method `lxm` at time `now` (seconds since the Unix
-    /// epoch). Checks, in order: size, segments, base64, header (`alg`, `typ`), claims
+    /// Verifies `token` for a call of method `lxm` at time `now` (compared with the
+    /// claims in whole seconds, rounded down). Checks, in order: size, segments, base64, header (`alg`, `typ`), claims
     /// (`iss`, `kid`, `aud`, `lxm`, `iat`, `exp`, `jti`), then the signature against the
     /// issuer's key (refetching the DID document once if it fails), then replay.
     pub async fn verify(
         &self,
         token: &str,
         lxm: &str,
-        now: u64,
+        now: Timestamp,
     ) -> Result<VerifiedToken, ServiceAuthError> {
         let pending = self.verify_unrecorded(token, lxm, now).await?;
         self.record(pending, now)
@@ -165,9 +168,11 @@ impl ServiceAuthVerifier {
     pub fn record(
         &self,
         pending: UnrecordedToken,
-        now: u64,
+        now: Timestamp,
     ) -> Result<VerifiedToken, ServiceAuthError> {
         let token = pending.0;
+        // The store compares with the claims' whole seconds.
+        let now = from_unix_secs(unix_secs(now));
         self.replay
             .check_and_insert(token.issuer.as_str(), &token.jti, token.exp, now)?;
         Ok(token)
@@ -179,7 +184,7 @@ impl ServiceAuthVerifier {
         &self,
         token: &str,
         lxm: &str,
-        now: u64,
+        now: Timestamp,
     ) -> Result<UnrecordedToken, ServiceAuthError> {
         let token = UnverifiedToken::parse(token, self.config.max_token_bytes)?;
         let checked = self.check_claims(&token, lxm, now)?;
@@ -211,8 +216,8 @@ impl ServiceAuthVerifier {
             issuer_service: checked.issuer_service,
             lxm: lxm.to_owned(),
             jti: checked.jti,
-            iat: checked.iat,
-            exp: checked.exp,
+            iat: from_unix_secs(checked.iat),
+            exp: from_unix_secs(checked.exp),
             issuer_pds: doc.pds_endpoint().ok().map(str::to_owned),
         }))
     }
@@ -221,8 +226,9 @@ impl ServiceAuthVerifier {
         &self,
         token: &UnverifiedToken,
         lxm: &str,
-        now: u64,
+        now: Timestamp,
     ) -> Result<CheckedClaims, ServiceAuthError> {
+        let now = unix_secs(now);
         let claims = &token.claims;
         let (iss, issuer_service) = match claims.iss.split_once('#') {
             Some((did, frag)) if !frag.is_empty() => (did, Some(frag.to_owned())),
@@ -256,7 +262,7 @@ impl ServiceAuthVerifier {
         }
 
         let iat = claims.iat.ok_or(ServiceAuthError::MissingIat)?;
-        if iat > now.saturating_add(self.config.clock_skew_secs) {
+        if iat > now.saturating_add(self.config.clock_skew.as_secs()) {
             return Err(ServiceAuthError::IssuedInFuture { iat, now });
         }
         if claims.exp <= iat {
@@ -268,7 +274,7 @@ impl ServiceAuthVerifier {
                 now,
             });
         }
-        let max = self.config.max_lifetime_secs;
+        let max = self.config.max_lifetime.as_secs();
         if claims.exp - now > max || claims.exp - iat > max {
             return Err(ServiceAuthError::LifetimeTooLong { max_secs: max });
         }
@@ -310,6 +316,11 @@ fn key_fragment(kid: &str, issuer: &Did) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     ok.then(|| frag.to_owned())
+}
+
+/// The point in time of a claim in whole seconds since the Unix epoch.
+fn from_unix_secs(secs: u64) -> Timestamp {
+    Timestamp::from_millis(secs.saturating_mul(1000))
 }
 
 fn check_signature(

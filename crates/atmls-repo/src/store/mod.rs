@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use cid::Cid;
 
-use crate::tid::Tid;
+use atmls_syntax::Tid;
 
 mod memory;
 #[cfg(feature = "sqlite")]

@@ -8,7 +8,7 @@ use cid::Cid;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
 use super::{BlockMap, BlockSource, BlockStore, CommitUpdate, RepoHead, StoreError};
-use crate::tid::Tid;
+use atmls_syntax::Tid;
 
 /// SQLite's `synchronous` setting: how hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -178,7 +178,7 @@ impl DsService {
                 "createMailbox requires a service-auth token (Authorization: Bearer)",
             )
         })?;
-        let now = self.inner.config.clock().now().as_millis() / 1000;
+        let now = self.inner.config.clock().now();
         let unrecorded = self
             .inner
             .verifier

@@ -14,7 +14,8 @@ use crate::request::{HttpRequest, XrpcResponse};
 use crate::router::{HandlerResult, Router};
 
 pub(super) fn mount(host: &Host, router: Router) -> Router {
-    let service = DirectoryService::new(host.directory().clone());
+    let service =
+        DirectoryService::new(host.directory().clone()).with_clock(host.inner.clock.clone());
     let host = host.clone();
     router.fallback(move |req| {
         let host = host.clone();

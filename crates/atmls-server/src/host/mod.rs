@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use atmls_host::{
     Caller, Clock, Host as HostCore, HostConfig as CoreConfig, HostError as CoreError,
-    LocalResolver, SystemClock,
+    LocalResolver, SystemClock, Timestamp,
 };
 use atmls_identity::DidResolver;
 use atmls_identity::plc::PlcError;
@@ -241,18 +241,28 @@ impl Host {
         fallback::mount(self, router)
     }
 
-    pub(crate) fn now_ms(&self) -> u64 {
-        self.inner.clock.now().as_millis()
+    /// The time of a request: read once, when it starts, and handed to every core call
+    /// it makes.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.inner.clock.now()
     }
 
-    /// Runs blocking core work off the async threads.
+    /// Runs blocking core work off the async threads, at the time read now.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, XrpcError>
     where
         T: Send + 'static,
-        F: FnOnce(&HostCore, u64) -> Result<T, CoreError> + Send + 'static,
+        F: FnOnce(&HostCore, Timestamp) -> Result<T, CoreError> + Send + 'static,
+    {
+        self.run_at(self.now(), work).await
+    }
+
+    /// [`Host::run`] at a time the request already read.
+    pub(crate) async fn run_at<T, F>(&self, now: Timestamp, work: F) -> Result<T, XrpcError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&HostCore, Timestamp) -> Result<T, CoreError> + Send + 'static,
     {
         let core = self.inner.core.clone();
-        let now = self.now_ms();
         tokio::task::spawn_blocking(move || work(&core, now))
             .await
             .map_err(|e| {
@@ -266,7 +276,7 @@ impl Host {
     pub(crate) async fn run_as<T, F>(&self, req: &XrpcRequest, work: F) -> Result<T, XrpcError>
     where
         T: Send + 'static,
-        F: FnOnce(&HostCore, &Caller, u64) -> Result<T, CoreError> + Send + 'static,
+        F: FnOnce(&HostCore, &Caller, Timestamp) -> Result<T, CoreError> + Send + 'static,
     {
         let token = bearer(req)?;
         self.run(move |core, now| {

@@ -55,8 +55,9 @@ async fn forward(host: Host, req: XrpcRequest) -> HandlerResult {
     let header = req.header("atproto-proxy").unwrap_or_default();
     let target = ProxyTarget::parse(header).map_err(xrpc_error)?;
     let token = bearer(&req)?;
+    let now = host.now();
     let caller = host
-        .run(move |pds, now| pds.authenticate(&token, now))
+        .run_at(now, move |pds, now| pds.authenticate(&token, now))
         .await?;
 
     let doc = host
@@ -76,8 +77,10 @@ async fn forward(host: Host, req: XrpcRequest) -> HandlerResult {
     let service_token = {
         let target = target.clone();
         let nsid = nsid.clone();
-        host.run(move |pds, now| pds.proxy_token(&caller, &target, &nsid, now))
-            .await?
+        host.run_at(now, move |pds, now| {
+            pds.proxy_token(&caller, &target, &nsid, now)
+        })
+        .await?
     };
 
     let mut url = format!("{endpoint}/xrpc/{nsid}");

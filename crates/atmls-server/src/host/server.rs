@@ -68,13 +68,14 @@ async fn describe_server(host: Host, _req: XrpcRequest) -> HandlerResult {
 async fn create_account(host: Host, req: XrpcRequest) -> HandlerResult {
     let input: CreateAccountInput = req.input_as()?;
     let source = Some(req.remote_addr().ip());
+    let now = host.now();
     host.core()
         .throttle()
-        .account_attempt(source, host.now_ms())
+        .account_attempt(source, now)
         .map_err(xrpc_error)?;
     let _turn = host.inner.password_work.admit().await?;
     let session = host
-        .run(move |pds, now| pds.create_account(&input, now))
+        .run_at(now, move |pds, now| pds.create_account(&input, now))
         .await?;
     XrpcResponse::json_from(&session)
 }
@@ -88,13 +89,16 @@ struct Login {
 async fn create_session(host: Host, req: XrpcRequest) -> HandlerResult {
     let login: Login = req.input_as()?;
     let source = Some(req.remote_addr().ip());
+    let now = host.now();
     host.core()
         .throttle()
-        .login_attempt(source, host.now_ms())
+        .login_attempt(source, now)
         .map_err(xrpc_error)?;
     let _turn = host.inner.password_work.admit().await?;
     let session = host
-        .run(move |pds, now| pds.create_session(&login.identifier, &login.password, source, now))
+        .run_at(now, move |pds, now| {
+            pds.create_session(&login.identifier, &login.password, source, now)
+        })
         .await?;
     XrpcResponse::json_from(&session)
 }

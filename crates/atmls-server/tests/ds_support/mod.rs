@@ -78,7 +78,7 @@ impl Plc {
             .sign(&rotation);
         let did = op.did().expect("genesis did");
         self.directory
-            .submit(&did, op, SystemClock.now().as_millis())
+            .submit(&did, op, SystemClock.now())
             .expect("submit genesis");
         Account {
             did: did.as_str().to_owned(),
@@ -233,10 +233,15 @@ impl Harness {
 
     /// A service-auth token of alice for `lxm`, valid 60 s from now.
     pub fn service_token(&self, lxm: &str, aud: &str) -> String {
-        let now = self.clock.now().as_millis() / 1000;
         issue(
             &self.alice.key,
-            &Claims::new(&self.alice.did, aud, lxm, now, 60),
+            &Claims::new(
+                &self.alice.did,
+                aud,
+                lxm,
+                self.clock.now(),
+                Duration::from_secs(60),
+            ),
         )
     }
 

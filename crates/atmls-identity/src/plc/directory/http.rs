@@ -5,8 +5,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use atmls_syntax::{Clock, SystemClock};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Body;
@@ -27,12 +27,23 @@ const MAX_REQUEST_BODY: usize = 32 * 1024;
 #[derive(Debug, Clone)]
 pub struct DirectoryService {
     directory: Arc<Directory>,
+    clock: Arc<dyn Clock>,
 }
 
 impl DirectoryService {
-    /// A service over `directory`.
+    /// A service over `directory`, timing operations with the system clock.
     pub fn new(directory: Arc<Directory>) -> Self {
-        DirectoryService { directory }
+        DirectoryService {
+            directory,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Times accepted operations with `clock` instead (read once per request).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The directory served.
@@ -110,8 +121,8 @@ impl DirectoryService {
                         return message(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
                     }
                 };
-                let result =
-                    SignedOperation::from_json(&body).and_then(|op| dir.submit(&did, op, now_ms()));
+                let result = SignedOperation::from_json(&body)
+                    .and_then(|op| dir.submit(&did, op, self.clock.now()));
                 match result {
                     Ok(()) => Response::new(Full::new(Bytes::new())),
                     Err(e @ PlcError::Storage(_)) => {
@@ -142,13 +153,6 @@ where
         let service = self.clone();
         Box::pin(async move { Ok(service.handle(req).await) })
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 fn error(did: &PlcDid, e: &PlcError) -> Response<Full<Bytes>> {

@@ -1,20 +1,25 @@
-//! A PLC-compatible development DID directory: the core (this module, no HTTP), an
-//! optional SQLite persistence, and a hyper service ([`DirectoryService`]).
+//! A PLC-compatible development DID directory (feature `plc-directory`): the core (this
+//! module, no HTTP), a SQLite persistence (feature `plc-directory-sqlite`), and a hyper
+//! service, `DirectoryService` (feature `plc-directory-http`).
 //!
-//! The core takes the clock as an argument (`now_ms`), so recovery windows are tested
+//! The core takes the time as an argument (`now`), so recovery windows are tested
 //! without sleeping.
 
+#[cfg(feature = "plc-directory-http")]
 mod http;
+#[cfg(feature = "plc-directory-sqlite")]
 mod sqlite;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
+use atmls_syntax::Timestamp;
+
+#[cfg(feature = "plc-directory-http")]
 pub use http::DirectoryService;
 
 use super::validate::{check_genesis, check_successor};
-use super::{AuditEntry, PlcError, PlcState, RECOVERY_WINDOW_MS, SignedOperation};
+use super::{AuditEntry, PlcError, PlcState, RECOVERY_WINDOW, SignedOperation};
 use crate::{DidDocument, PlcDid};
 
 /// The directory state: every DID's audit log, optionally persisted in SQLite.
@@ -26,6 +31,7 @@ pub struct Directory {
 #[derive(Debug)]
 struct Inner {
     logs: HashMap<PlcDid, Vec<AuditEntry>>,
+    #[cfg(feature = "plc-directory-sqlite")]
     db: Option<sqlite::Db>,
 }
 
@@ -41,6 +47,7 @@ impl Directory {
         Directory {
             inner: Mutex::new(Inner {
                 logs: HashMap::new(),
+                #[cfg(feature = "plc-directory-sqlite")]
                 db: None,
             }),
         }
@@ -48,7 +55,8 @@ impl Directory {
 
     /// A directory persisted in the SQLite file at `path` (created if missing); its
     /// operations are loaded into memory.
-    pub fn open_sqlite(path: impl AsRef<Path>) -> Result<Self, PlcError> {
+    #[cfg(feature = "plc-directory-sqlite")]
+    pub fn open_sqlite(path: impl AsRef<std::path::Path>) -> Result<Self, PlcError> {
         let db = sqlite::Db::open(path.as_ref())?;
         let logs = db.load()?;
         Ok(Directory {
@@ -62,15 +70,23 @@ impl Directory {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Validates and applies an operation submitted for `did` at time `now_ms`
-    /// (milliseconds since the Unix epoch): a genesis for a new DID, an update or
+    /// Validates and applies an operation submitted for `did` at time `now`: a genesis for a new DID, an update or
     /// tombstone chained to its latest operation, or a recovery fork within 72 hours
     /// signed by a higher-priority rotation key. Re-submitting an accepted operation is
     /// a no-op.
-    pub fn submit(&self, did: &PlcDid, op: SignedOperation, now_ms: u64) -> Result<(), PlcError> {
+    pub fn submit(
+        &self,
+        did: &PlcDid,
+        op: SignedOperation,
+        now: Timestamp,
+    ) -> Result<(), PlcError> {
         let cid = op.cid()?.to_string();
         let mut inner = self.lock();
-        let Inner { logs, db } = &mut *inner;
+        let Inner {
+            logs,
+            #[cfg(feature = "plc-directory-sqlite")]
+            db,
+        } = &mut *inner;
         let log = logs.get(did).map(Vec::as_slice).unwrap_or_default();
         if log.iter().any(|e| !e.nullified && e.cid == cid) {
             return Ok(());
@@ -90,7 +106,7 @@ impl Directory {
                 if signer >= log[first].signer_index {
                     return Err(PlcError::RecoveryKeyNotHigher);
                 }
-                if now_ms.saturating_sub(log[first].created_at_ms) > RECOVERY_WINDOW_MS {
+                if now.saturating_sub(RECOVERY_WINDOW) > log[first].accepted_at {
                     return Err(PlcError::RecoveryWindowExpired);
                 }
             }
@@ -101,14 +117,13 @@ impl Directory {
             operation: op,
             cid,
             nullified: false,
-            created_at: format_timestamp(now_ms),
-            created_at_ms: now_ms,
+            created_at: format_timestamp(now),
+            accepted_at: now,
             signer_index,
         };
-        let seq = log.len();
+        #[cfg(feature = "plc-directory-sqlite")]
         if let Some(db) = db {
-            let nullified: Vec<usize> = nullify.clone();
-            db.append(&entry, seq, &nullified)?;
+            db.append(&entry, log.len(), &nullify)?;
         }
         let log = logs.entry(did.clone()).or_default();
         for i in nullify {
@@ -167,8 +182,8 @@ impl Directory {
 }
 
 /// `YYYY-MM-DDTHH:mm:ss.sssZ`, as the PLC directory writes `createdAt`.
-pub(crate) fn format_timestamp(ms: u64) -> String {
-    let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+pub(crate) fn format_timestamp(at: Timestamp) -> String {
+    let ms = i64::try_from(at.as_millis()).unwrap_or(i64::MAX);
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

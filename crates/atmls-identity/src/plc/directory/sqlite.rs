@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use atmls_syntax::Timestamp;
 use rusqlite::{Connection, params};
 
 use super::format_timestamp;
@@ -65,14 +66,14 @@ impl Db {
             let (did, cid, op, nullified, created, signer) = row.map_err(storage)?;
             let did = PlcDid::new(did).map_err(storage)?;
             let operation = SignedOperation::from_json(op.as_bytes())?;
-            let created_at_ms = u64::try_from(created).map_err(storage)?;
+            let accepted_at = Timestamp::from_millis(u64::try_from(created).map_err(storage)?);
             logs.entry(did.clone()).or_default().push(AuditEntry {
                 did,
                 operation,
                 cid,
                 nullified,
-                created_at: format_timestamp(created_at_ms),
-                created_at_ms,
+                created_at: format_timestamp(accepted_at),
+                accepted_at,
                 signer_index: usize::try_from(signer).map_err(storage)?,
             });
         }
@@ -102,7 +103,7 @@ impl Db {
                 seq as i64,
                 entry.cid,
                 entry.operation.to_json().to_string(),
-                i64::try_from(entry.created_at_ms).map_err(storage)?,
+                i64::try_from(entry.accepted_at.as_millis()).map_err(storage)?,
                 entry.signer_index as i64,
             ],
         )
