@@ -1,0 +1,14 @@
+//! The PostgreSQL store against a real server: `ATMLS_TEST_DATABASE_URL` (set by
+//! `scripts/test` from a throw-away cluster, `scripts/pg-cluster`). Without it every test
+//! here fails: a missing database is a failure, never a skip. Each test works in a
+//! schema of its own.
+
+mod common;
+
+mod atomic;
+mod migrations;
+mod race;
+
+mod suite {
+    atmls_testkit::ds_store_suite!(crate::common::store());
+}
