@@ -12,6 +12,14 @@ pub(crate) fn from_db(e: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// Whether a failed `COMMIT` may still have taken effect: the connection broke, the
+/// network failed or the server was shutting down while it was in flight (any transient
+/// failure; a serialization or deadlock failure is certain not to have committed, but
+/// looking costs one query and is never wrong).
+pub(crate) fn commit_outcome_unknown(e: &tokio_postgres::Error) -> bool {
+    is_transient(e)
+}
+
 /// A pool error, classified.
 pub(crate) fn from_pool(e: deadpool_postgres::PoolError) -> StoreError {
     match e {

@@ -16,7 +16,7 @@ use crate::codec::{
     envelope_kind_from, id_from, to_i64, to_u64,
 };
 use crate::config::PgConfig;
-use crate::error::{from_db, from_pool, from_setup};
+use crate::error::{commit_outcome_unknown, from_db, from_pool, from_setup};
 use crate::migrate::migrate;
 
 /// The advisory-lock key of [`Store::expire`] ("atmls-ex"): one expiry at a time across
@@ -136,6 +136,48 @@ impl PgStore {
             .await
             .map_err(from_db)?;
         row.as_ref().map(decode_mailbox).transpose()
+    }
+
+    /// Whether the append of `batches` committed: the last envelope of each mailbox is
+    /// stored, byte for byte (`false`: none is). Asked on a new connection after a
+    /// connection broke during `COMMIT`.
+    async fn landed(&self, batches: &[Append]) -> Result<bool, StoreError> {
+        let mut last: BTreeMap<[u8; 32], &Envelope> = BTreeMap::new();
+        for b in batches {
+            if let Some(e) = b.envelopes.last() {
+                last.insert(*b.mailbox.id.as_bytes(), e);
+            }
+        }
+        let client = self.pool.get().await.map_err(from_pool)?;
+        let (mut found, mut missing) = (0usize, 0usize);
+        for (id, e) in &last {
+            let row = client
+                .query_opt(
+                    "SELECT kind, epoch, payload, received_at FROM envelopes
+                     WHERE mailbox = $1 AND seq = $2",
+                    &[&id.as_slice(), &to_i64(e.seq)?],
+                )
+                .await
+                .map_err(from_db)?;
+            let same = row.is_some_and(|r| {
+                r.get::<_, i16>(0) == envelope_kind_code(e.kind)
+                    && r.get::<_, Option<i64>>(1) == e.epoch.and_then(|x| i64::try_from(x).ok())
+                    && r.get::<_, &[u8]>(2) == e.payload.as_slice()
+                    && r.get::<_, i64>(3) == i64::try_from(e.received_at.as_millis()).unwrap_or(-1)
+            });
+            if same {
+                found += 1;
+            } else {
+                missing += 1;
+            }
+        }
+        match (found, missing) {
+            (_, 0) => Ok(true),
+            (0, _) => Ok(false),
+            _ => Err(StoreError::Corrupt(
+                "half of one transaction is stored".into(),
+            )),
+        }
     }
 
     async fn append_all(&self, batches: &[Append]) -> Result<(), StoreError> {
@@ -265,7 +307,21 @@ impl PgStore {
         )
         .await
         .map_err(from_db)?;
-        tx.commit().await.map_err(from_db)
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            // The connection broke while COMMIT was in flight: the transaction may have
+            // committed or not. Look, so that the caller never retries an append that
+            // landed (a duplicate) nor acknowledges one that did not (a loss).
+            Err(e) if commit_outcome_unknown(&e) => match self.landed(batches).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(from_db(e)),
+                Err(_) => Err(StoreError::Database {
+                    transient: false,
+                    source: Box::new(e),
+                }),
+            },
+            Err(e) => Err(from_db(e)),
+        }
     }
 }
 

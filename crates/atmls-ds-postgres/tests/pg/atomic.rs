@@ -80,3 +80,52 @@ fn an_unreachable_server_is_transient() {
     let err = atmls_ds_postgres::PgStore::connect(&config).unwrap_err();
     assert!(err.is_transient(), "{err:?}");
 }
+
+/// The connection is killed while `COMMIT` runs (a deferred trigger holds it there): the
+/// store looks on a new connection whether the append landed, finds it did not, and
+/// reports a transient failure; nothing of it is stored, and the next append works.
+#[test]
+fn a_connection_killed_during_commit_is_resolved() {
+    let schema = fresh_schema();
+    let mut s = store_in(&schema);
+    let g = group(1);
+    s.create_mailbox("x", 10, &g).unwrap();
+    sql(
+        &schema,
+        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.payload = 'payload 1' THEN PERFORM pg_sleep(30); END IF;
+             RETURN NULL;
+         END $$;
+         CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON envelopes
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();",
+    );
+    let killer = {
+        let schema = schema.clone();
+        std::thread::spawn(move || {
+            // Bounded: 200 polls of 50 ms.
+            for _ in 0..200 {
+                let killed = count(
+                    &schema,
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                     WHERE application_name = 'atmls-ds' AND wait_event = 'PgSleep'",
+                );
+                if killed > 0 {
+                    return true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            false
+        })
+    };
+    let err = s
+        .append(&[batch(&g, EnvelopeKind::Message, 1, 1)])
+        .unwrap_err();
+    assert!(killer.join().unwrap(), "the committing backend was found");
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(s.mailbox(&g.id).unwrap(), Some(g));
+    assert_eq!(count(&schema, "SELECT count(*) FROM envelopes"), 0);
+    sql(&schema, "DROP TRIGGER slow_commit ON envelopes");
+    s.append(&[batch(&g, EnvelopeKind::Message, 1, 1)]).unwrap();
+    assert_eq!(s.mailbox(&g.id).unwrap().unwrap().head, 1);
+}

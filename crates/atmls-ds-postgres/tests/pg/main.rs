@@ -6,6 +6,7 @@
 mod common;
 
 mod atomic;
+mod commit_lost;
 mod migrations;
 mod race;
 
