@@ -75,21 +75,22 @@ impl PgConfig {
     }
 }
 
-/// A schema name the store accepts: 1 to 63 of `a-z`, `0-9`, `_`, not starting with a
-/// digit and not `pg_`-prefixed. It is put into SQL unquoted, so nothing else passes.
+/// A schema name the store accepts: 1 to 47 of `a-z`, `0-9`, `_`, not starting with a
+/// digit and not `pg_`-prefixed. It is put into SQL unquoted, so nothing else passes; the
+/// length leaves room for the notification channel named after it ([`crate::notify`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SchemaName(String);
 
 /// A schema name outside what [`SchemaName`] accepts.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("invalid schema name (1-63 of a-z, 0-9, _; not starting with a digit or pg_)")]
+#[error("invalid schema name (1-47 of a-z, 0-9, _; not starting with a digit or pg_)")]
 pub struct InvalidSchemaName;
 
 impl FromStr for SchemaName {
     type Err = InvalidSchemaName;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let ok = (1..=63).contains(&s.len())
+        let ok = (1..=47).contains(&s.len())
             && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             && !s.as_bytes()[0].is_ascii_digit()
@@ -115,7 +116,7 @@ mod tests {
 
     #[test]
     fn schema_names() {
-        for good in ["a", "atmls_ds", "t_0123abc", &"x".repeat(63)] {
+        for good in ["a", "atmls_ds", "t_0123abc", &"x".repeat(47)] {
             assert!(good.parse::<SchemaName>().is_ok(), "{good}");
         }
         for bad in [
@@ -127,7 +128,7 @@ mod tests {
             "a;drop",
             "a b",
             "\"a\"",
-            &"x".repeat(64),
+            &"x".repeat(48),
         ] {
             assert!(bad.parse::<SchemaName>().is_err(), "{bad}");
         }

@@ -57,8 +57,14 @@ mod codec;
 mod config;
 mod error;
 pub mod migrate;
+pub mod notify;
+pub mod shared;
 mod store;
 
 pub use config::{InvalidSchemaName, InvalidUrl, PgConfig, SchemaName};
 pub use migrate::SCHEMA_VERSION;
+pub use notify::{Appended, Listener, Notices};
+pub use shared::{
+    JtiVerdict, NonceClaim, NonceShares, NonceVerdict, RateLimit, RateScope, RateVerdict, Swept,
+};
 pub use store::{PgStore, PoolStatus};

@@ -57,6 +57,32 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key, nonce)
     );
     CREATE TABLE clean_stop (id SMALLINT NOT NULL PRIMARY KEY CHECK (id = 1));",
+    // 2: state shared by all processes (crate::shared).
+    "CREATE TABLE replay_nonces (  -- mailbox-token (key, nonce) pairs seen in the window
+        key     BYTEA  NOT NULL CHECK (octet_length(key) = 32),
+        nonce   BYTEA  NOT NULL CHECK (octet_length(nonce) = 16),
+        mailbox BYTEA  NOT NULL CHECK (octet_length(mailbox) = 32),
+        expires BIGINT NOT NULL,  -- kept through this ms
+        PRIMARY KEY (key, nonce)
+    );
+    CREATE INDEX replay_nonces_mailbox ON replay_nonces (mailbox, expires);
+    CREATE INDEX replay_nonces_expires ON replay_nonces (expires);
+    CREATE TABLE service_auth_jti (  -- service-auth token ids seen, until their tokens expire
+        iss     TEXT   NOT NULL,
+        jti     TEXT   NOT NULL,
+        expires BIGINT NOT NULL,  -- the token's exp, seconds since the Unix epoch
+        PRIMARY KEY (iss, jti)
+    );
+    CREATE INDEX service_auth_jti_expires ON service_auth_jti (expires);
+    CREATE TABLE rate_windows (  -- fixed-window counters
+        scope        SMALLINT NOT NULL,  -- crate::shared::RateScope
+        subject      BYTEA    NOT NULL,
+        window_start BIGINT   NOT NULL,  -- ms
+        count        BIGINT   NOT NULL,
+        bytes        BIGINT   NOT NULL,
+        PRIMARY KEY (scope, subject)
+    );
+    CREATE INDEX rate_windows_start ON rate_windows (window_start);",
 ];
 
 /// The schema version this build writes.

@@ -33,6 +33,8 @@ const EXPIRY_LOCK: i64 = 0x61_74_6d_6c_73_2d_65_78;
 pub struct PgStore {
     pool: Pool,
     rt: tokio::runtime::Runtime,
+    /// Where appends notify ([`crate::notify`]).
+    channel: String,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -87,7 +89,11 @@ impl PgStore {
             .recycle_timeout(Some(config.timeout))
             .build()
             .map_err(from_setup)?;
-        let store = Self { pool, rt };
+        let store = Self {
+            pool,
+            rt,
+            channel: crate::notify::channel(config.schema.as_ref()),
+        };
         store.run(async {
             let mut client = store.pool.get().await.map_err(from_pool)?;
             migrate(&mut client, config.schema.as_ref()).await
@@ -113,6 +119,11 @@ impl PgStore {
             available: s.available,
             waiting: s.waiting,
         }
+    }
+
+    /// The pool (for the store's other operations, [`crate::shared`]).
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Runs `f` on the store's runtime, blocking this thread until it is done.
@@ -226,9 +237,11 @@ impl PgStore {
         // The compare-and-swap, decided by the database: each row moves only from the
         // head read under the lock.
         let mut update = MailboxRows::default();
+        let mut wake: Vec<String> = Vec::new();
         for (locked, m) in state.values() {
             if m.head != *locked {
                 update.push(*locked, m)?;
+                wake.push(crate::notify::payload(&m.id, m.head));
             }
         }
         let stmt = tx
@@ -307,6 +320,14 @@ impl PgStore {
         )
         .await
         .map_err(from_db)?;
+        // Wake-ups for other processes, delivered when (and only if) this commits.
+        let notify = tx
+            .prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+            .await
+            .map_err(from_db)?;
+        tx.execute(&notify, &[&self.channel, &wake])
+            .await
+            .map_err(from_db)?;
         match tx.commit().await {
             Ok(()) => Ok(()),
             // The connection broke while COMMIT was in flight: the transaction may have

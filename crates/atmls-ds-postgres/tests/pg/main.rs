@@ -8,7 +8,9 @@ mod common;
 mod atomic;
 mod commit_lost;
 mod migrations;
+mod notify;
 mod race;
+mod shared;
 
 mod suite {
     atmls_testkit::ds_store_suite!(crate::common::store());
