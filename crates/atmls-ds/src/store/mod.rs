@@ -208,6 +208,17 @@ pub enum StoreError {
     /// other users).
     #[error(transparent)]
     Private(#[from] atmls_fs::PrivateError),
+    /// A database server (a networked backend) failed or could not be reached.
+    #[error("database: {source}")]
+    Database {
+        /// Whether trying again later may succeed (the server is unreachable or
+        /// restarting, the pool had no free connection, the transaction lost a
+        /// serialization or deadlock check): nothing of the call was written.
+        transient: bool,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl StoreError {
@@ -223,7 +234,25 @@ impl StoreError {
             Self::OutOfRange(_) => "value out of range",
             Self::Corrupt(_) => "corrupt store",
             Self::Private(_) => "database file not private",
+            Self::Database {
+                transient: true, ..
+            } => "database unavailable",
+            Self::Database { .. } => "database",
         }
+    }
+
+    /// Whether the same call may succeed when tried again later, with nothing of this
+    /// one written: a database that is unreachable or restarting, a full pool, a lost
+    /// serialization check. [`StoreError::HeadMoved`] is not transient in this sense: the
+    /// caller must re-read the mailbox and decide again.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Database {
+                transient: true,
+                ..
+            }
+        )
     }
 }
 
@@ -319,8 +348,8 @@ pub fn ended_by(current: &Mailbox, append: &Append) -> Option<(MailboxKey, Ended
     ))
 }
 
-/// Payload bytes of an append's envelopes.
-pub(crate) fn payload_bytes(append: &Append) -> u64 {
+/// Payload bytes of an append's envelopes. Shared by the backends.
+pub fn payload_bytes(append: &Append) -> u64 {
     append
         .envelopes
         .iter()
@@ -328,8 +357,11 @@ pub(crate) fn payload_bytes(append: &Append) -> u64 {
         .fold(0, u64::saturating_add)
 }
 
-/// Checks an append against the mailbox's stored state (shared by the backends).
-pub(crate) fn check_append(current: &Mailbox, append: &Append) -> Result<(), StoreError> {
+/// Checks an append against the mailbox's stored state (shared by the backends): the
+/// head compare-and-swap ([`StoreError::HeadMoved`]) and the numbering and kind rules
+/// ([`StoreError::InvalidAppend`]). A backend calls it with the state it read under the
+/// same lock or transaction that then writes the append.
+pub fn check_append(current: &Mailbox, append: &Append) -> Result<(), StoreError> {
     if current.head != append.expected_head {
         return Err(StoreError::HeadMoved {
             mailbox: current.id,

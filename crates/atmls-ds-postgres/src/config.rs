@@ -1,0 +1,143 @@
+//! How to reach the database: [`PgConfig`] and the [`SchemaName`] it may put the tables in.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Where the DS keeps its tables and how it connects.
+///
+/// ```
+/// use atmls_ds_postgres::{PgConfig, SchemaName};
+/// let config = PgConfig::new("postgres://ds@127.0.0.1/atmls")?
+///     .with_schema("atmls_ds".parse::<SchemaName>()?)
+///     .with_pool_size(8);
+/// assert_eq!(config.pool_size(), 8);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    pub(crate) connect: tokio_postgres::Config,
+    pub(crate) schema: Option<SchemaName>,
+    pub(crate) pool_size: usize,
+    pub(crate) timeout: Duration,
+}
+
+/// A URL or connection string PostgreSQL's client does not accept.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid PostgreSQL connection string: {0}")]
+pub struct InvalidUrl(#[source] tokio_postgres::Error);
+
+impl PgConfig {
+    /// A configuration from a `postgres://` URL or a `key=value` connection string.
+    /// The URL is never logged: it may hold a password.
+    pub fn new(url: &str) -> Result<Self, InvalidUrl> {
+        let mut connect = tokio_postgres::Config::from_str(url).map_err(InvalidUrl)?;
+        if connect.get_connect_timeout().is_none() {
+            connect.connect_timeout(Duration::from_secs(5));
+        }
+        connect.application_name("atmls-ds");
+        Ok(Self {
+            connect,
+            schema: None,
+            pool_size: 8,
+            timeout: Duration::from_secs(5),
+        })
+    }
+
+    /// Keeps the tables in this schema (created if missing) instead of the role's
+    /// default (`public`): several services or test runs can share one database.
+    pub fn with_schema(mut self, schema: SchemaName) -> Self {
+        self.schema = Some(schema);
+        self
+    }
+
+    /// Most connections this process holds open (at least 1; default 8).
+    pub fn with_pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// How long a call waits for a connection from the pool, or for a new one, before it
+    /// fails with a transient error (default 5 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self.connect.connect_timeout(timeout);
+        self
+    }
+
+    /// The pool size.
+    pub fn pool_size(&self) -> usize {
+        self.pool_size
+    }
+
+    /// The schema, if one was set.
+    pub fn schema(&self) -> Option<&SchemaName> {
+        self.schema.as_ref()
+    }
+}
+
+/// A schema name the store accepts: 1 to 47 of `a-z`, `0-9`, `_`, not starting with a
+/// digit and not `pg_`-prefixed. It is put into SQL unquoted, so nothing else passes; the
+/// length leaves room for the notification channel named after it ([`crate::notify`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SchemaName(String);
+
+/// A schema name outside what [`SchemaName`] accepts.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid schema name (1-47 of a-z, 0-9, _; not starting with a digit or pg_)")]
+pub struct InvalidSchemaName;
+
+impl FromStr for SchemaName {
+    type Err = InvalidSchemaName;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = (1..=47).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !s.as_bytes()[0].is_ascii_digit()
+            && !s.starts_with("pg_");
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidSchemaName)
+        }
+    }
+}
+
+impl SchemaName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names() {
+        for good in ["a", "atmls_ds", "t_0123abc", &"x".repeat(47)] {
+            assert!(good.parse::<SchemaName>().is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "0abc",
+            "pg_catalog",
+            "A",
+            "a-b",
+            "a;drop",
+            "a b",
+            "\"a\"",
+            &"x".repeat(48),
+        ] {
+            assert!(bad.parse::<SchemaName>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls() {
+        assert!(PgConfig::new("postgres://u:p@127.0.0.1:5432/db").is_ok());
+        assert!(PgConfig::new("host=127.0.0.1 user=u dbname=db").is_ok());
+        assert!(PgConfig::new("postgres://u@host:notaport/db").is_err());
+    }
+}

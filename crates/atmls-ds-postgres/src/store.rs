@@ -1,0 +1,756 @@
+//! [`PgStore`]: the [`Store`] contract on PostgreSQL.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use atmls_ds::store::{
+    Append, CreateOutcome, EndedEpoch, Mailbox, PageLimit, SavedNonce, check_append, ended_by,
+    payload_bytes,
+};
+use atmls_ds::{Envelope, MailboxId, MailboxKind, Store, StoreError, Timestamp};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use crate::codec::{
+    MAILBOX_COLUMNS, decode_mailbox, encode_keys, envelope_codes_of, envelope_kind_code,
+    envelope_kind_from, id_from, to_i64, to_u64,
+};
+use crate::config::PgConfig;
+use crate::error::{commit_outcome_unknown, from_db, from_pool, from_setup};
+use crate::migrate::migrate;
+
+/// The advisory-lock key of [`Store::expire`] ("atmls-ex"): one expiry at a time across
+/// all processes.
+const EXPIRY_LOCK: i64 = 0x61_74_6d_6c_73_2d_65_78;
+
+/// The DS [`Store`] on PostgreSQL, for one process of possibly several sharing the
+/// database.
+///
+/// It implements the synchronous trait the DS core uses: each call runs on the store's
+/// own small Tokio runtime (one worker thread, which also keeps the pooled connections
+/// alive between calls) and blocks the calling thread until the database answered. Call
+/// it from a plain thread, like the DS writer thread, never from inside an async task.
+pub struct PgStore {
+    pool: Pool,
+    rt: tokio::runtime::Runtime,
+    /// Where appends notify ([`crate::notify`]).
+    channel: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PgStore")
+            .field("pool_size", &status.size)
+            .field("pool_available", &status.available)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the pool holds now (for `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Most connections.
+    pub max_size: usize,
+    /// Connections open.
+    pub size: usize,
+    /// Open connections not in use.
+    pub available: usize,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
+}
+
+impl PgStore {
+    /// Connects, and creates or upgrades the schema ([`crate::SCHEMA_VERSION`]). Several
+    /// processes may do this at the same time: migrations run one at a time.
+    pub fn connect(config: &PgConfig) -> Result<Self, StoreError> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("atmls-pg")
+            .enable_all()
+            .build()
+            .map_err(from_setup)?;
+        let mut connect = config.connect.clone();
+        if let Some(schema) = &config.schema {
+            connect.options(format!("-c search_path={}", schema.as_str()));
+        }
+        let manager = Manager::from_config(
+            connect,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(config.timeout))
+            .create_timeout(Some(config.timeout))
+            .recycle_timeout(Some(config.timeout))
+            .build()
+            .map_err(from_setup)?;
+        let store = Self {
+            pool,
+            rt,
+            channel: crate::notify::channel(config.schema.as_ref()),
+        };
+        store.run(async {
+            let mut client = store.pool.get().await.map_err(from_pool)?;
+            migrate(&mut client, config.schema.as_ref()).await
+        })?;
+        Ok(store)
+    }
+
+    /// Whether the database answers a trivial query now.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.run(async {
+            let client = self.pool.get().await.map_err(from_pool)?;
+            client.simple_query("").await.map_err(from_db)?;
+            Ok(())
+        })
+    }
+
+    /// The pool's figures.
+    pub fn pool_status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            max_size: s.max_size,
+            size: s.size,
+            available: s.available,
+            waiting: s.waiting,
+        }
+    }
+
+    /// The pool (for the store's other operations, [`crate::shared`]).
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Runs `f` on the store's runtime, blocking this thread until it is done.
+    pub(crate) fn run<T>(
+        &self,
+        f: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.rt.block_on(f)
+    }
+
+    async fn read_mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
+        let client = self.pool.get().await.map_err(from_pool)?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1"
+            ))
+            .await
+            .map_err(from_db)?;
+        let row = client
+            .query_opt(&stmt, &[&id.as_bytes().as_slice()])
+            .await
+            .map_err(from_db)?;
+        row.as_ref().map(decode_mailbox).transpose()
+    }
+
+    /// Whether the append of `batches` committed: the last envelope of each mailbox is
+    /// stored, byte for byte (`false`: none is). Asked on a new connection after a
+    /// connection broke during `COMMIT`.
+    async fn landed(&self, batches: &[Append]) -> Result<bool, StoreError> {
+        let mut last: BTreeMap<[u8; 32], &Envelope> = BTreeMap::new();
+        for b in batches {
+            if let Some(e) = b.envelopes.last() {
+                last.insert(*b.mailbox.id.as_bytes(), e);
+            }
+        }
+        let client = self.pool.get().await.map_err(from_pool)?;
+        let (mut found, mut missing) = (0usize, 0usize);
+        for (id, e) in &last {
+            let row = client
+                .query_opt(
+                    "SELECT kind, epoch, payload, received_at FROM envelopes
+                     WHERE mailbox = $1 AND seq = $2",
+                    &[&id.as_slice(), &to_i64(e.seq)?],
+                )
+                .await
+                .map_err(from_db)?;
+            let same = row.is_some_and(|r| {
+                r.get::<_, i16>(0) == envelope_kind_code(e.kind)
+                    && r.get::<_, Option<i64>>(1) == e.epoch.and_then(|x| i64::try_from(x).ok())
+                    && r.get::<_, &[u8]>(2) == e.payload.as_slice()
+                    && r.get::<_, i64>(3) == i64::try_from(e.received_at.as_millis()).unwrap_or(-1)
+            });
+            if same {
+                found += 1;
+            } else {
+                missing += 1;
+            }
+        }
+        match (found, missing) {
+            (_, 0) => Ok(true),
+            (0, _) => Ok(false),
+            _ => Err(StoreError::Corrupt(
+                "half of one transaction is stored".into(),
+            )),
+        }
+    }
+
+    async fn append_all(&self, batches: &[Append]) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await.map_err(from_pool)?;
+        let tx = client.transaction().await.map_err(from_db)?;
+        // Lock every mailbox the batches touch, in id order: two processes appending to
+        // overlapping sets wait for each other instead of deadlocking, and each decides
+        // against the state the other committed.
+        let mut ids: Vec<&[u8]> = batches
+            .iter()
+            .map(|b| b.mailbox.id.as_bytes().as_slice())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let lock = tx
+            .prepare_cached(&format!(
+                "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+            ))
+            .await
+            .map_err(from_db)?;
+        // Per mailbox: the head under the lock, and the state after the batches so far.
+        let mut state: BTreeMap<[u8; 32], (u64, Mailbox)> = BTreeMap::new();
+        for row in tx.query(&lock, &[&ids]).await.map_err(from_db)? {
+            let m = decode_mailbox(&row)?;
+            state.insert(*m.id.as_bytes(), (m.head, m));
+        }
+        let mut ended: BTreeMap<([u8; 32], [u8; 32]), EndedEpoch> = BTreeMap::new();
+        let mut rows = EnvelopeRows::default();
+        for b in batches {
+            let id = b.mailbox.id;
+            let (_, current) = state
+                .get_mut(id.as_bytes())
+                .ok_or(StoreError::UnknownMailbox(id))?;
+            check_append(current, b)?;
+            if let Some((key, e)) = ended_by(current, b) {
+                // Should a key end two epochs, the later one is kept.
+                ended.insert((*id.as_bytes(), *key.as_bytes()), e);
+            }
+            let mut after = b.mailbox;
+            after.stored_bytes = current.stored_bytes.saturating_add(payload_bytes(b));
+            *current = after;
+            for e in &b.envelopes {
+                rows.push(id, e)?;
+            }
+        }
+        // The compare-and-swap, decided by the database: each row moves only from the
+        // head read under the lock.
+        let mut update = MailboxRows::default();
+        let mut wake: Vec<String> = Vec::new();
+        for (locked, m) in state.values() {
+            if m.head != *locked {
+                update.push(*locked, m)?;
+                wake.push(crate::notify::payload(&m.id, m.head));
+            }
+        }
+        let stmt = tx
+            .prepare_cached(
+                "UPDATE mailboxes AS m SET head = u.head, epoch = u.epoch, key = u.key,
+                     prev_key = u.prev_key, prev_valid_until = u.prev_valid_until,
+                     stored_bytes = u.stored_bytes
+                 FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::bytea[], $5::bytea[],
+                             $6::int8[], $7::int8[], $8::int8[])
+                     AS u(id, expected, head, key, prev_key, prev_valid_until, stored_bytes, epoch)
+                 WHERE m.id = u.id AND m.head = u.expected",
+            )
+            .await
+            .map_err(from_db)?;
+        let changed = tx
+            .execute(
+                &stmt,
+                &[
+                    &update.id,
+                    &update.expected,
+                    &update.head,
+                    &update.key,
+                    &update.prev_key,
+                    &update.prev_valid_until,
+                    &update.stored_bytes,
+                    &update.epoch,
+                ],
+            )
+            .await
+            .map_err(from_db)?;
+        if changed != update.id.len() as u64 {
+            // Cannot happen under the row locks; should it, the database still refused
+            // to move a head that another transaction moved: report which one.
+            return Err(moved(&tx, &state).await);
+        }
+        if !ended.is_empty() {
+            let (mut mailbox, mut key, mut epoch, mut end_seq) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for ((m, k), e) in &ended {
+                mailbox.push(m.as_slice());
+                key.push(k.as_slice());
+                epoch.push(to_i64(e.epoch)?);
+                end_seq.push(to_i64(e.end_seq)?);
+            }
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO epoch_keys (mailbox, key, epoch, end_seq)
+                     SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::int8[])
+                     ON CONFLICT (mailbox, key) DO UPDATE
+                     SET epoch = excluded.epoch, end_seq = excluded.end_seq",
+                )
+                .await
+                .map_err(from_db)?;
+            tx.execute(&stmt, &[&mailbox, &key, &epoch, &end_seq])
+                .await
+                .map_err(from_db)?;
+        }
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO envelopes (mailbox, seq, kind, epoch, payload, received_at)
+                 SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int2[], $4::int8[],
+                                      $5::bytea[], $6::int8[])",
+            )
+            .await
+            .map_err(from_db)?;
+        tx.execute(
+            &stmt,
+            &[
+                &rows.mailbox,
+                &rows.seq,
+                &rows.kind,
+                &rows.epoch,
+                &rows.payload,
+                &rows.received_at,
+            ],
+        )
+        .await
+        .map_err(from_db)?;
+        // Wake-ups for other processes, delivered when (and only if) this commits.
+        let notify = tx
+            .prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+            .await
+            .map_err(from_db)?;
+        tx.execute(&notify, &[&self.channel, &wake])
+            .await
+            .map_err(from_db)?;
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            // The connection broke while COMMIT was in flight: the transaction may have
+            // committed or not. Look, so that the caller never retries an append that
+            // landed (a duplicate) nor acknowledges one that did not (a loss).
+            Err(e) if commit_outcome_unknown(&e) => match self.landed(batches).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(from_db(e)),
+                Err(_) => Err(StoreError::Database {
+                    transient: false,
+                    source: Box::new(e),
+                }),
+            },
+            Err(e) => Err(from_db(e)),
+        }
+    }
+}
+
+/// The [`StoreError::HeadMoved`] of the first mailbox in `state` whose head in the
+/// database is no longer the one read under the lock.
+async fn moved(
+    tx: &deadpool_postgres::Transaction<'_>,
+    state: &BTreeMap<[u8; 32], (u64, Mailbox)>,
+) -> StoreError {
+    for (id, (locked, _)) in state {
+        let row = tx
+            .query_opt(
+                "SELECT head FROM mailboxes WHERE id = $1",
+                &[&id.as_slice()],
+            )
+            .await;
+        let actual = match row {
+            Ok(Some(r)) => r.get::<_, i64>(0),
+            Ok(None) => continue,
+            Err(e) => return from_db(e),
+        };
+        if u64::try_from(actual).ok() != Some(*locked) {
+            return StoreError::HeadMoved {
+                mailbox: MailboxId::from_bytes(*id),
+                expected: *locked,
+                actual: u64::try_from(actual).unwrap_or(0),
+            };
+        }
+    }
+    StoreError::Corrupt("a mailbox update matched no row".into())
+}
+
+/// The columns of envelopes to insert, one array each.
+#[derive(Default)]
+struct EnvelopeRows<'a> {
+    mailbox: Vec<Vec<u8>>,
+    seq: Vec<i64>,
+    kind: Vec<i16>,
+    epoch: Vec<Option<i64>>,
+    payload: Vec<&'a [u8]>,
+    received_at: Vec<i64>,
+}
+
+impl<'a> EnvelopeRows<'a> {
+    fn push(&mut self, mailbox: MailboxId, e: &'a Envelope) -> Result<(), StoreError> {
+        self.mailbox.push(mailbox.as_bytes().to_vec());
+        self.seq.push(to_i64(e.seq)?);
+        self.kind.push(envelope_kind_code(e.kind));
+        self.epoch.push(e.epoch.map(to_i64).transpose()?);
+        self.payload.push(&e.payload);
+        self.received_at.push(to_i64(e.received_at.as_millis())?);
+        Ok(())
+    }
+}
+
+/// The columns of mailbox updates, one array each.
+#[derive(Default)]
+struct MailboxRows {
+    id: Vec<Vec<u8>>,
+    expected: Vec<i64>,
+    head: Vec<i64>,
+    epoch: Vec<Option<i64>>,
+    key: Vec<Vec<u8>>,
+    prev_key: Vec<Option<Vec<u8>>>,
+    prev_valid_until: Vec<Option<i64>>,
+    stored_bytes: Vec<i64>,
+}
+
+impl MailboxRows {
+    fn push(&mut self, expected: u64, m: &Mailbox) -> Result<(), StoreError> {
+        let k = encode_keys(&m.keys)?;
+        self.id.push(m.id.as_bytes().to_vec());
+        self.expected.push(to_i64(expected)?);
+        self.head.push(to_i64(m.head)?);
+        self.epoch.push(k.epoch);
+        self.key.push(k.key.to_vec());
+        self.prev_key.push(k.prev_key.map(<[u8]>::to_vec));
+        self.prev_valid_until.push(k.prev_valid_until);
+        self.stored_bytes.push(to_i64(m.stored_bytes)?);
+        Ok(())
+    }
+}
+
+impl Store for PgStore {
+    fn mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
+        self.run(self.read_mailbox(id))
+    }
+
+    fn create_mailbox(
+        &mut self,
+        account: &str,
+        max_per_account: u64,
+        mailbox: &Mailbox,
+    ) -> Result<CreateOutcome, StoreError> {
+        if mailbox.head != 0 {
+            return Err(StoreError::InvalidAppend("a new mailbox starts at head 0"));
+        }
+        let max = i64::try_from(max_per_account).unwrap_or(i64::MAX);
+        let k = encode_keys(&mailbox.keys)?;
+        let id = mailbox.id;
+        self.run(async {
+            let mut client = self.pool.get().await.map_err(from_pool)?;
+            let tx = client.transaction().await.map_err(from_db)?;
+            let insert = tx
+                .prepare_cached(
+                    "INSERT INTO mailboxes (id, kind, head, epoch, key, prev_key, prev_valid_until)
+                     VALUES ($1, $2, 0, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                )
+                .await
+                .map_err(from_db)?;
+            let inserted = tx
+                .execute(
+                    &insert,
+                    &[
+                        &id.as_bytes().as_slice(),
+                        &k.kind,
+                        &k.epoch,
+                        &k.key,
+                        &k.prev_key,
+                        &k.prev_valid_until,
+                    ],
+                )
+                .await
+                .map_err(from_db)?;
+            if inserted == 0 {
+                return Err(StoreError::DuplicateMailbox(id));
+            }
+            if max < 1 {
+                return Ok(CreateOutcome::QuotaExceeded);
+            }
+            // The count moves only while below the maximum; the row lock orders
+            // processes creating for one account at the same time.
+            let count = tx
+                .prepare_cached(
+                    "INSERT INTO account_quota AS q (account, mailboxes) VALUES ($1, 1)
+                     ON CONFLICT (account) DO UPDATE SET mailboxes = q.mailboxes + 1
+                     WHERE q.mailboxes < $2
+                     RETURNING mailboxes",
+                )
+                .await
+                .map_err(from_db)?;
+            if tx
+                .query_opt(&count, &[&account, &max])
+                .await
+                .map_err(from_db)?
+                .is_none()
+            {
+                // Dropping the transaction rolls back the mailbox row.
+                return Ok(CreateOutcome::QuotaExceeded);
+            }
+            tx.commit().await.map_err(from_db)?;
+            Ok(CreateOutcome::Created)
+        })
+    }
+
+    fn append(&mut self, batches: &[Append]) -> Result<(), StoreError> {
+        if batches.is_empty() {
+            return Ok(());
+        }
+        self.run(self.append_all(batches))
+    }
+
+    fn envelopes(
+        &self,
+        id: &MailboxId,
+        after: u64,
+        limit: PageLimit,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let max = i64::try_from(limit.envelopes).unwrap_or(i64::MAX);
+        self.run(async {
+            let client = self.pool.get().await.map_err(from_pool)?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT seq, kind, epoch, payload, received_at FROM envelopes
+                     WHERE mailbox = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .await
+                .map_err(from_db)?;
+            let rows = client
+                .query(&stmt, &[&id.as_bytes().as_slice(), &after, &max])
+                .await
+                .map_err(from_db)?;
+            let mut out = Vec::with_capacity(rows.len());
+            let mut bytes = 0usize;
+            let corrupt =
+                |e: tokio_postgres::Error| StoreError::Corrupt(format!("envelope row: {e}"));
+            for r in rows {
+                let payload: Vec<u8> = r.try_get(3).map_err(corrupt)?;
+                bytes = bytes.saturating_add(payload.len());
+                if !out.is_empty() && bytes > limit.bytes {
+                    break;
+                }
+                out.push(Envelope {
+                    seq: to_u64(r.try_get(0).map_err(corrupt)?)?,
+                    kind: envelope_kind_from(r.try_get(1).map_err(corrupt)?)?,
+                    epoch: r
+                        .try_get::<_, Option<i64>>(2)
+                        .map_err(corrupt)?
+                        .map(to_u64)
+                        .transpose()?,
+                    payload,
+                    received_at: Timestamp::from_millis(to_u64(r.try_get(4).map_err(corrupt)?)?),
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn delete_envelopes(&mut self, id: &MailboxId, seqs: &[u64]) -> Result<u64, StoreError> {
+        let seqs: Vec<i64> = seqs.iter().filter_map(|&s| i64::try_from(s).ok()).collect();
+        self.run(async {
+            let mut client = self.pool.get().await.map_err(from_pool)?;
+            let tx = client.transaction().await.map_err(from_db)?;
+            let id = id.as_bytes().as_slice();
+            // The mailbox first, then its envelopes: the lock order of every writer.
+            let lock = tx
+                .prepare_cached("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE")
+                .await
+                .map_err(from_db)?;
+            if tx
+                .query_opt(&lock, &[&id])
+                .await
+                .map_err(from_db)?
+                .is_none()
+            {
+                return Ok(0);
+            }
+            let stmt = tx
+                .prepare_cached(
+                    "WITH gone AS (
+                         DELETE FROM envelopes WHERE mailbox = $1 AND seq = ANY($2)
+                         RETURNING octet_length(payload) AS len),
+                     freed AS (SELECT count(*) AS n, coalesce(sum(len), 0)::int8 AS len FROM gone),
+                     _ AS (UPDATE mailboxes SET stored_bytes =
+                               greatest(stored_bytes - (SELECT len FROM freed), 0)
+                           WHERE id = $1 AND (SELECT n FROM freed) > 0)
+                     SELECT n FROM freed",
+                )
+                .await
+                .map_err(from_db)?;
+            let n: i64 = tx
+                .query_one(&stmt, &[&id, &seqs])
+                .await
+                .map_err(from_db)?
+                .get(0);
+            tx.commit().await.map_err(from_db)?;
+            to_u64(n)
+        })
+    }
+
+    fn expire(&mut self, kind: MailboxKind, before: Timestamp) -> Result<u64, StoreError> {
+        let before = i64::try_from(before.as_millis()).unwrap_or(i64::MAX);
+        let kinds = envelope_codes_of(kind);
+        self.run(async {
+            let mut client = self.pool.get().await.map_err(from_pool)?;
+            let tx = client.transaction().await.map_err(from_db)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EXPIRY_LOCK])
+                .await
+                .map_err(from_db)?;
+            // The mailboxes first, in id order (the lock order of appends), then only
+            // their envelopes.
+            let lock = tx
+                .prepare_cached(
+                    "SELECT id FROM mailboxes WHERE id IN (
+                         SELECT DISTINCT mailbox FROM envelopes
+                         WHERE kind = ANY($1) AND received_at < $2)
+                     ORDER BY id FOR UPDATE",
+                )
+                .await
+                .map_err(from_db)?;
+            let locked: Vec<Vec<u8>> = tx
+                .query(&lock, &[&kinds, &before])
+                .await
+                .map_err(from_db)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if locked.is_empty() {
+                return Ok(0);
+            }
+            let stmt = tx
+                .prepare_cached(
+                    "WITH gone AS (
+                         DELETE FROM envelopes
+                         WHERE mailbox = ANY($3) AND kind = ANY($1) AND received_at < $2
+                         RETURNING mailbox, octet_length(payload) AS len),
+                     per AS (SELECT mailbox, count(*) AS n, sum(len)::int8 AS len
+                             FROM gone GROUP BY mailbox),
+                     _ AS (UPDATE mailboxes AS m
+                           SET stored_bytes = greatest(m.stored_bytes - per.len, 0)
+                           FROM per WHERE m.id = per.mailbox)
+                     SELECT coalesce(sum(n), 0)::int8 FROM per",
+                )
+                .await
+                .map_err(from_db)?;
+            let n: i64 = tx
+                .query_one(&stmt, &[&kinds, &before, &locked])
+                .await
+                .map_err(from_db)?
+                .get(0);
+            tx.commit().await.map_err(from_db)?;
+            to_u64(n)
+        })
+    }
+
+    fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError> {
+        self.run(async {
+            let client = self.pool.get().await.map_err(from_pool)?;
+            let stmt = client
+                .prepare_cached("SELECT mailboxes FROM account_quota WHERE account = $1")
+                .await
+                .map_err(from_db)?;
+            let count: Option<i64> = client
+                .query_opt(&stmt, &[&account])
+                .await
+                .map_err(from_db)?
+                .map(|r| r.get(0));
+            to_u64(count.unwrap_or(0))
+        })
+    }
+
+    fn ended_epoch(
+        &self,
+        id: &MailboxId,
+        key: &[u8; 32],
+    ) -> Result<Option<EndedEpoch>, StoreError> {
+        self.run(async {
+            let client = self.pool.get().await.map_err(from_pool)?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT epoch, end_seq FROM epoch_keys WHERE mailbox = $1 AND key = $2",
+                )
+                .await
+                .map_err(from_db)?;
+            let row = client
+                .query_opt(&stmt, &[&id.as_bytes().as_slice(), &key.as_slice()])
+                .await
+                .map_err(from_db)?;
+            row.map(|r| {
+                Ok(EndedEpoch {
+                    epoch: to_u64(r.get(0))?,
+                    end_seq: to_u64(r.get(1))?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn save_replay(&mut self, entries: &[SavedNonce]) -> Result<(), StoreError> {
+        let (mut key, mut nonce, mut mailbox, mut expires) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for e in entries {
+            key.push(e.key.as_slice());
+            nonce.push(e.nonce.as_slice());
+            mailbox.push(e.mailbox.as_bytes().as_slice());
+            expires.push(to_i64(e.expires.as_millis())?);
+        }
+        self.run(async {
+            let mut client = self.pool.get().await.map_err(from_pool)?;
+            let tx = client.transaction().await.map_err(from_db)?;
+            tx.batch_execute("DELETE FROM replay_saved")
+                .await
+                .map_err(from_db)?;
+            tx.execute(
+                "INSERT INTO replay_saved (key, nonce, mailbox, expires)
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::int8[])
+                 ON CONFLICT (key, nonce) DO UPDATE
+                 SET mailbox = excluded.mailbox, expires = excluded.expires",
+                &[&key, &nonce, &mailbox, &expires],
+            )
+            .await
+            .map_err(from_db)?;
+            tx.batch_execute("INSERT INTO clean_stop (id) VALUES (1) ON CONFLICT DO NOTHING")
+                .await
+                .map_err(from_db)?;
+            tx.commit().await.map_err(from_db)
+        })
+    }
+
+    fn take_replay(&mut self) -> Result<Option<Vec<SavedNonce>>, StoreError> {
+        self.run(async {
+            let mut client = self.pool.get().await.map_err(from_pool)?;
+            let tx = client.transaction().await.map_err(from_db)?;
+            let clean = tx
+                .execute("DELETE FROM clean_stop", &[])
+                .await
+                .map_err(from_db)?
+                > 0;
+            let rows = tx
+                .query(
+                    "DELETE FROM replay_saved RETURNING key, nonce, mailbox, expires",
+                    &[],
+                )
+                .await
+                .map_err(from_db)?;
+            let corrupt = || StoreError::Corrupt("invalid saved replay entry".into());
+            let mut entries = Vec::with_capacity(rows.len());
+            for r in rows {
+                entries.push(SavedNonce {
+                    key: r.get::<_, &[u8]>(0).try_into().map_err(|_| corrupt())?,
+                    nonce: r.get::<_, &[u8]>(1).try_into().map_err(|_| corrupt())?,
+                    mailbox: id_from(r.get(2))?,
+                    expires: Timestamp::from_millis(to_u64(r.get(3))?),
+                });
+            }
+            tx.commit().await.map_err(from_db)?;
+            Ok(clean.then_some(entries))
+        })
+    }
+}
