@@ -28,7 +28,7 @@ use atmls_identity::resolve::{
 use atmls_lexicon::syntax::Did;
 use atmls_server::ds::{DsService, DsServiceConfig};
 use atmls_server::embedded::{DS_DATABASE, Embedded, EmbeddedConfig, EmbeddedError, web_did};
-use atmls_server::{Server, ServerConfig};
+use atmls_server::xrpc::{Server, ServerConfig};
 use clap::Args;
 
 use config::{ConfigError, FileConfig};
@@ -210,7 +210,7 @@ pub(crate) enum ServeError {
     #[error(transparent)]
     Embedded(#[from] EmbeddedError),
     #[error(transparent)]
-    Server(#[from] atmls_server::ServeError),
+    Server(#[from] atmls_server::xrpc::ServeError),
     #[error("delivery service: {0}")]
     Ds(String),
     #[error("invalid DS DID {0:?}: {1}")]

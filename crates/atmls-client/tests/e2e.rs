@@ -8,11 +8,11 @@ use atmls_client::transport::Pds as _;
 use atmls_client::transport::http::{HttpDs, HttpPds};
 use atmls_client::{Committed, Device, DeviceConfig, Did, Event, GroupId, Storage, content};
 use atmls_ds::MemoryStore;
+use atmls_ds_xrpc::{DsService, DsServiceConfig, KeyPackageConfig};
+use atmls_host_xrpc::{Host, HostConfig};
 use atmls_identity::DidResolver;
 use atmls_identity::resolve::{HttpResolver, ResolverConfig};
-use atmls_server::ds::{DsService, DsServiceConfig, KeyPackageConfig};
-use atmls_server::host::{Host, HostConfig};
-use atmls_server::{Server, ServerConfig, ServerHandle};
+use atmls_xrpc::{Server, ServerConfig, ServerHandle};
 
 type Dev = Device<HttpPds, HttpDs>;
 

@@ -138,7 +138,7 @@ impl KeyPackageConfig {
 /// ```
 /// use std::time::Duration;
 /// use atmls_identity::Did;
-/// use atmls_server::ds::DsServiceConfig;
+/// use atmls_ds_xrpc::DsServiceConfig;
 ///
 /// let config = DsServiceConfig::new(Did::new("did:web:ds.example.com")?, "https://ds.example.com")
 ///     .with_heartbeat(Duration::from_secs(10));

@@ -21,9 +21,9 @@ use super::wire::{
     bytes_json, core_error, envelope_json, mailbox_info_json, send_error, status_of,
 };
 use super::writer::Command;
-use crate::error::XrpcError;
-use crate::request::{XrpcRequest, XrpcResponse};
-use crate::router::HandlerResult;
+use atmls_xrpc::HandlerResult;
+use atmls_xrpc::XrpcError;
+use atmls_xrpc::{XrpcRequest, XrpcResponse};
 
 /// Most mailboxes one subscription may name (the lexicon's `maxLength`).
 pub(crate) const MAX_SUBSCRIPTION_MAILBOXES: usize = 100;

@@ -1,7 +1,7 @@
 //! The delivery service over HTTP and WebSocket: every `chat.mls.ds.*` method, the DS's
 //! `did:web` document, retention, and `getKeyPackages`. The rules are the core's
-//! (`atmls-ds`); this module only moves requests in and answers out. The wire format is
-//! in `docs/spec-ds-http.md`.
+//! (`atmls-ds`); this crate only moves requests in and answers out, on the generic XRPC
+//! layer of `atmls-xrpc`. The wire format is in `docs/spec.md`.
 //!
 //! - One **writer thread** owns the core and its store. Requests reach it through a
 //!   bounded queue; the batches of concurrent `sendEnvelopes` / `sendWelcome` requests
@@ -22,8 +22,8 @@
 //! use atmls_ds::SqliteStore;
 //! use atmls_identity::Did;
 //! use atmls_identity::resolve::{CacheConfig, CachingResolver, HttpResolver, ResolverConfig};
-//! use atmls_server::ds::{DsService, DsServiceConfig};
-//! use atmls_server::{Server, ServerConfig};
+//! use atmls_ds_xrpc::{DsService, DsServiceConfig};
+//! use atmls_xrpc::{Server, ServerConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = DsServiceConfig::new(Did::new("did:web:ds.example.com")?, "https://ds.example.com");
@@ -37,6 +37,8 @@
 //! ds.shutdown().await;
 //! # Ok(()) }
 //! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod budget;
 mod config;
@@ -67,9 +69,9 @@ use atmls_lexicon::chat::mls::ds as lex;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use crate::error::XrpcError;
-use crate::request::{HttpRequest, XrpcResponse};
-use crate::router::Router;
+use atmls_xrpc::Router;
+use atmls_xrpc::XrpcError;
+use atmls_xrpc::{HttpRequest, XrpcResponse};
 use budget::{Holdings, RateWindows};
 use writer::Command;
 

@@ -22,9 +22,9 @@ use super::DsService;
 use super::handlers::{MAX_SUBSCRIPTION_MAILBOXES, source_of};
 use super::wire::{Heartbeat, core_error, datetime, envelope_frame};
 use super::writer::{Command, ItemError, LiveTx, SubscribeItem};
-use crate::error::XrpcError;
-use crate::request::XrpcRequest;
-use crate::subscription::{EventSink, SinkError};
+use atmls_xrpc::XrpcError;
+use atmls_xrpc::XrpcRequest;
+use atmls_xrpc::subscription::{EventSink, SinkError};
 
 /// Envelopes read per backlog page.
 const BACKLOG_PAGE: usize = 500;
@@ -61,7 +61,7 @@ fn sink_error(e: SinkError) -> XrpcError {
     match e {
         SinkError::ConsumerTooSlow => too_slow(),
         SinkError::Closed => XrpcError::unavailable("the subscription is closed"),
-        SinkError::Frame(e) => XrpcError::internal(e.to_string()),
+        other => XrpcError::internal(other.to_string()),
     }
 }
 

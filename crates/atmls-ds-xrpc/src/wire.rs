@@ -14,8 +14,8 @@ use hyper::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::error::XrpcError;
-use crate::subscription::{Frame, FrameError};
+use atmls_xrpc::XrpcError;
+use atmls_xrpc::subscription::{Frame, FrameError};
 
 /// An atproto datetime (RFC 3339, milliseconds, `Z`).
 pub(crate) fn datetime(t: Timestamp) -> String {

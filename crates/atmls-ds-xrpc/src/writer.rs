@@ -39,7 +39,7 @@ use rand::rngs::OsRng;
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::{Clock, DsServiceConfig};
-use crate::subscription::{Frame, FrameError};
+use atmls_xrpc::subscription::{Frame, FrameError};
 
 /// Where a writer's answer goes.
 pub(crate) type Reply<T> = oneshot::Sender<T>;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use atmls_ds::auth::{DsMethod, RequestToken};
 use atmls_ds::{DeliveryService, DsConfig, MailboxId, MailboxKind, SqliteStore};
-use atmls_server::ds::{Clock as _, SystemClock};
+use atmls_ds_xrpc::{Clock as _, SystemClock};
 use bytes::Bytes;
 use ds_support::{b64, mailbox_key, public, unb64};
 use ed25519_dalek::SigningKey;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use atmls_ds::MailboxId;
 use atmls_ds::auth::DsMethod;
-use atmls_server::ds::Clock as _;
+use atmls_ds_xrpc::Clock as _;
 use ds_support::*;
 use serde_json::{Value, json};
 

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use atmls_crypto::{Algorithm, PublicKey, SigningKey as AccountKey};
+use atmls_ds_xrpc::{Clock as _, KeyPackageConfig, SystemClock};
 use atmls_identity::plc::GenesisBuilder;
 use atmls_repo::{MemoryBlockStore, Repo, RepoPath, Write};
-use atmls_server::ds::{Clock as _, KeyPackageConfig, SystemClock};
 use bytes::Bytes;
 use ds_support::*;
 use http_body_util::Full;

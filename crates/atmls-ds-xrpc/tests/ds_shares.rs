@@ -6,8 +6,8 @@
 mod ds_support;
 
 use atmls_ds::auth::DsMethod;
+use atmls_ds_xrpc::Clock as _;
 use atmls_identity::service_auth::{Claims, issue};
-use atmls_server::ds::Clock as _;
 use ds_support::*;
 use serde_json::json;
 

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use atmls_ds::MailboxId;
 use atmls_ds::auth::{DsMethod, RequestToken};
-use atmls_server::ds::Clock as _;
+use atmls_ds_xrpc::Clock as _;
 use ds_support::*;
 use ipld_core::ipld::Ipld;
 use serde_json::json;
 
-fn quick_heartbeat(c: atmls_server::ds::DsServiceConfig) -> atmls_server::ds::DsServiceConfig {
+fn quick_heartbeat(c: atmls_ds_xrpc::DsServiceConfig) -> atmls_ds_xrpc::DsServiceConfig {
     c.with_heartbeat(Duration::from_millis(100))
 }
 

@@ -9,9 +9,9 @@ use hyper::header::{CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 
 use super::Host;
-use crate::error::XrpcError;
-use crate::request::{HttpRequest, XrpcResponse};
-use crate::router::{HandlerResult, Router};
+use atmls_xrpc::XrpcError;
+use atmls_xrpc::{HandlerResult, Router};
+use atmls_xrpc::{HttpRequest, XrpcResponse};
 
 pub(super) fn mount(host: &Host, router: Router) -> Router {
     let service = DirectoryService::new(host.directory().clone());

@@ -6,7 +6,7 @@ use atmls_lexicon::validate::{Catalog, CatalogError};
 
 macro_rules! docs {
     ($($path:literal),* $(,)?) => {
-        &[$(($path, include_str!(concat!("../../../../", $path)))),*]
+        &[$(($path, include_str!(concat!("../../../", $path)))),*]
     };
 }
 

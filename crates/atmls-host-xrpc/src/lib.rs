@@ -5,8 +5,8 @@
 //! `/.well-known/atproto-did` on the same listener through the router's fallback.
 //!
 //! ```no_run
-//! use atmls_server::host::{Host, HostConfig};
-//! use atmls_server::{Server, ServerConfig};
+//! use atmls_host_xrpc::{Host, HostConfig};
+//! use atmls_xrpc::{Server, ServerConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -17,6 +17,8 @@
 //! server.serve(async { let _ = tokio::signal::ctrl_c().await; }).await?;
 //! # Ok(()) }
 //! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod fallback;
 mod lexicons;
@@ -42,9 +44,9 @@ use hyper::StatusCode;
 pub use atmls_net::AddressPolicy;
 pub use lexicons::catalog;
 
-use crate::error::XrpcError;
-use crate::request::XrpcRequest;
-use crate::router::Router;
+use atmls_xrpc::Router;
+use atmls_xrpc::XrpcError;
+use atmls_xrpc::XrpcRequest;
 use password_work::PasswordWork;
 
 /// File name of the development PLC directory inside the data directory.

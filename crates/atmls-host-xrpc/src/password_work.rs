@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::XrpcError;
+use atmls_xrpc::XrpcError;
 
 /// Admission to password work.
 #[derive(Debug)]

@@ -15,9 +15,9 @@ use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, StatusCode};
 
 use super::{Host, bearer, xrpc_error};
-use crate::error::XrpcError;
-use crate::request::{XrpcRequest, XrpcResponse};
-use crate::router::{HandlerResult, Router};
+use atmls_xrpc::XrpcError;
+use atmls_xrpc::{HandlerResult, Router};
+use atmls_xrpc::{XrpcRequest, XrpcResponse};
 
 /// Largest response body read back from a proxied service.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;

@@ -7,9 +7,9 @@ use serde_json::json;
 
 use super::Host;
 use super::server::with_host;
-use crate::error::XrpcError;
-use crate::request::{XrpcRequest, XrpcResponse};
-use crate::router::{HandlerResult, Router};
+use atmls_xrpc::XrpcError;
+use atmls_xrpc::{HandlerResult, Router};
+use atmls_xrpc::{XrpcRequest, XrpcResponse};
 
 pub(super) fn mount(host: &Host, router: Router) -> Router {
     let blob_limit = host.core().config().max_blob_bytes;

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Host, bearer, xrpc_error};
-use crate::request::{XrpcRequest, XrpcResponse};
-use crate::router::{HandlerResult, Router};
+use atmls_xrpc::{HandlerResult, Router};
+use atmls_xrpc::{XrpcRequest, XrpcResponse};
 
 /// Binds a handler taking the host to a route closure.
 pub(super) fn with_host<F, Fut>(

@@ -20,12 +20,12 @@ use std::time::Duration;
 
 use atmls_client::transport::http::{HttpDs, HttpPds};
 use atmls_client::{Device, DeviceConfig, Did, Event, GroupId, Storage, content};
+use atmls_host_xrpc::{AddressPolicy, Host, HostConfig};
 use atmls_identity::DidResolver;
 use atmls_identity::resolve::{HttpResolver, ResolverConfig};
 use atmls_interop_tests::{AttachedDs, OfficialPds};
 use atmls_lexicon::chat::mls::content::Attachment;
-use atmls_server::host::{AddressPolicy, Host, HostConfig};
-use atmls_server::{Server, ServerConfig, ServerHandle};
+use atmls_xrpc::{Server, ServerConfig, ServerHandle};
 
 type Dev = Device<HttpPds, HttpDs>;
 

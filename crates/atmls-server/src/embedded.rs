@@ -22,9 +22,9 @@ use atmls_identity::resolve::{DidResolver, HttpResolver, ResolverConfig};
 use atmls_lexicon::syntax::Did;
 use atmls_net::AddressPolicy;
 
-use crate::ds::{DsError, DsService, DsServiceConfig, KeyPackageConfig};
-use crate::host::{Host, HostConfig, HostError};
-use crate::{ServeError, Server, ServerConfig, ServerHandle};
+use atmls_ds_xrpc::{DsError, DsService, DsServiceConfig, KeyPackageConfig};
+use atmls_host_xrpc::{Host, HostConfig, HostError};
+use atmls_xrpc::{ServeError, Server, ServerConfig, ServerHandle};
 
 /// The delivery service's database in the data directory.
 pub const DS_DATABASE: &str = "ds.sqlite";

@@ -12,7 +12,7 @@
 //!
 //! ```no_run
 //! use atmls_lexicon::validate::Catalog;
-//! use atmls_server::{Router, Server, ServerConfig, XrpcError, XrpcResponse};
+//! use atmls_xrpc::{Router, Server, ServerConfig, XrpcError, XrpcResponse};
 //! use serde_json::json;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,10 +38,7 @@
 
 mod body;
 mod config;
-pub mod ds;
-pub mod embedded;
 mod error;
-pub mod host;
 mod lifecycle;
 pub mod logging;
 mod metrics;

@@ -41,7 +41,7 @@ impl FromStr for LogFormat {
 }
 
 /// Installs the process-wide subscriber, writing to standard error. The level comes
-/// from `filter` (the `RUST_LOG` syntax, e.g. `info` or `atmls_server=debug`), else from
+/// from `filter` (the `RUST_LOG` syntax, e.g. `info` or `atmls_xrpc=debug`), else from
 /// `RUST_LOG`, else `default_level`. Returns an error if the filter does not parse or a
 /// subscriber was already installed.
 pub fn init(format: LogFormat, filter: Option<&str>, default_level: &str) -> Result<(), String> {

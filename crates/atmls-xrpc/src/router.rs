@@ -116,7 +116,7 @@ pub(crate) struct Route {
 ///
 /// ```
 /// use atmls_lexicon::validate::Catalog;
-/// use atmls_server::{Router, XrpcResponse};
+/// use atmls_xrpc::{Router, XrpcResponse};
 /// use serde_json::json;
 ///
 /// let router = Router::new(Catalog::new())

@@ -23,8 +23,8 @@ use crate::sources::{SourceCounts, SourceGuard};
 /// A bound server, not yet serving: its address is known (bind to port 0 and read it).
 ///
 /// ```no_run
-/// # async fn run(router: atmls_server::Router) -> Result<(), atmls_server::ServeError> {
-/// use atmls_server::{Server, ServerConfig};
+/// # async fn run(router: atmls_xrpc::Router) -> Result<(), atmls_xrpc::ServeError> {
+/// use atmls_xrpc::{Server, ServerConfig};
 ///
 /// let server = Server::bind(ServerConfig::default(), router).await?;
 /// println!("listening on http://{}", server.local_addr());

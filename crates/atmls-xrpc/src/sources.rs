@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use atmls_host::throttle::source_key;
+use atmls_syntax::source_key;
 
 /// The counts, shared by the accept loop and the connections' guards.
 #[derive(Debug)]

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use atmls_server::{HttpRequest, Router, StatusCode, XrpcError, XrpcRequest, XrpcResponse, header};
+use atmls_xrpc::{HttpRequest, Router, StatusCode, XrpcError, XrpcRequest, XrpcResponse, header};
 use bytes::Bytes;
 use common::*;
 use http_body_util::Full;
@@ -483,7 +483,7 @@ async fn a_slow_handler_times_out_with_504() {
         Ok(XrpcResponse::empty())
     });
     // Mounting com.example.ping twice is an error caught at bind time.
-    assert!(atmls_server::Server::bind(config(), router).await.is_err());
+    assert!(atmls_xrpc::Server::bind(config(), router).await.is_err());
 
     let router = Router::new(catalog()).query("com.example.ping", |_req| async {
         std::future::pending::<()>().await;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use atmls_server::{Catalog, Nsid, Router, XrpcResponse};
+use atmls_xrpc::{Catalog, Nsid, Router, XrpcResponse};
 use serde_json::json;
 
 fn root() -> PathBuf {

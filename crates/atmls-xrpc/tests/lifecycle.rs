@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atmls_server::{Router, StatusCode, XrpcResponse};
+use atmls_xrpc::{Router, StatusCode, XrpcResponse};
 use common::*;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

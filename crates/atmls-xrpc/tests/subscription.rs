@@ -5,10 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use atmls_server::subscription::{ErrorBody, FrameHeader};
-use atmls_server::{
-    EventSink, Frame, Router, SinkError, SubscriptionConfig, XrpcError, XrpcRequest,
-};
+use atmls_xrpc::subscription::{ErrorBody, FrameHeader};
+use atmls_xrpc::{EventSink, Frame, Router, SinkError, SubscriptionConfig, XrpcError, XrpcRequest};
 use common::*;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};

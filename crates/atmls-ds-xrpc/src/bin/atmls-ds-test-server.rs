@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atmls_ds::{DsConfig, SqliteStore};
+use atmls_ds_xrpc::{DsService, DsServiceConfig};
 use atmls_identity::Did;
 use atmls_identity::resolve::{HttpResolver, ResolverConfig};
-use atmls_server::ds::{DsService, DsServiceConfig};
-use atmls_server::{Server, ServerConfig};
+use atmls_xrpc::{Server, ServerConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

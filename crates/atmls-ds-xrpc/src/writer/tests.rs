@@ -14,7 +14,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::ds::config::ManualClock;
+use crate::config::ManualClock;
 
 const T0: u64 = 1_800_000_000_000;
 

@@ -10,14 +10,14 @@ use std::time::Duration;
 use atmls_crypto::{Algorithm, SigningKey as AccountKey};
 use atmls_ds::auth::{DsMethod, RequestToken};
 use atmls_ds::{DsConfig, MailboxId, MemoryStore, Store};
+use atmls_ds_xrpc::{Clock, DsService, DsServiceConfig, ManualClock, SystemClock};
 use atmls_identity::plc::GenesisBuilder;
 use atmls_identity::plc::directory::{Directory, DirectoryService};
 use atmls_identity::resolve::{CacheConfig, CachingResolver, HttpResolver, ResolverConfig};
 use atmls_identity::service_auth::{Claims, issue};
 use atmls_identity::{Did, DidResolver};
-use atmls_server::ds::{Clock, DsService, DsServiceConfig, ManualClock, SystemClock};
-use atmls_server::subscription::FrameHeader;
-use atmls_server::{Frame, Server, ServerConfig, ServerHandle};
+use atmls_xrpc::subscription::FrameHeader;
+use atmls_xrpc::{Frame, Server, ServerConfig, ServerHandle};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use futures_util::StreamExt;
@@ -30,7 +30,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{WebSocketStream, client_async};
 
-#[path = "../http_support/mod.rs"]
+#[path = "../../../atmls-xrpc/tests/http_support/mod.rs"]
 mod http_support;
 pub use http_support::{Resp, send};
 

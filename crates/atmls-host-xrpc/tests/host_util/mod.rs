@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use atmls_crypto::PublicKey;
 use atmls_host::ManualClock;
+use atmls_host_xrpc::{Host, HostConfig};
 use atmls_identity::DidDocument;
 use atmls_net::AddressPolicy;
-use atmls_server::host::{Host, HostConfig};
-use atmls_server::{Server, ServerConfig, ServerHandle};
+use atmls_xrpc::{Server, ServerConfig, ServerHandle};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-#[path = "../http_support/mod.rs"]
+#[path = "../../../atmls-xrpc/tests/http_support/mod.rs"]
 pub mod http_support;
 pub use http_support::{Resp, send};
 

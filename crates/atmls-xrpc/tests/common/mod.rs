@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use atmls_server::{Catalog, Router, Server, ServerConfig, ServerHandle};
+use atmls_xrpc::{Catalog, Router, Server, ServerConfig, ServerHandle};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
