@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use atmls_ds::DsConfig;
 use atmls_identity::Did;
+use atmls_xrpc::Outbound;
 
 /// The fragment of the DS's service entry, and of the audience it accepts.
 pub const SERVICE_FRAGMENT: &str = "chat_mls_ds";
@@ -158,6 +159,7 @@ pub struct DsServiceConfig {
     queue: usize,
     max_group: usize,
     key_packages: KeyPackageConfig,
+    outbound: Option<Outbound>,
     account_pds: Vec<String>,
     shares: Shares,
 }
@@ -194,6 +196,7 @@ impl DsServiceConfig {
             queue: 4096,
             max_group: 256,
             key_packages: KeyPackageConfig::default(),
+            outbound: None,
             account_pds: Vec::new(),
             shares: Shares {
                 subscriptions_per_source: 100,
@@ -420,6 +423,21 @@ impl DsServiceConfig {
     #[must_use]
     pub fn with_key_packages(mut self, config: KeyPackageConfig) -> Self {
         self.key_packages = config;
+        self
+    }
+
+    /// The client `getKeyPackages` fetches PDSes through, if one was given: the process's
+    /// one [`Outbound`], shared with every other shell that fetches.
+    pub fn outbound(&self) -> Option<&Outbound> {
+        self.outbound.as_ref()
+    }
+
+    /// Fetches through `outbound` (default: a client of the DS's own, public addresses
+    /// only, loopback too when [`KeyPackageConfig::allow_http`] is on, connections
+    /// bounded by [`KeyPackageConfig::request_timeout`]).
+    #[must_use]
+    pub fn with_outbound(mut self, outbound: Outbound) -> Self {
+        self.outbound = Some(outbound);
         self
     }
 }

@@ -17,6 +17,7 @@ use tokio::time::{Instant, timeout};
 
 use atmls_ds::Timestamp;
 use atmls_ds::auth::RequestSource;
+use atmls_xrpc::Outbound;
 
 use super::budget::{RateWindows, RetryAfter};
 use super::config::KeyPackageConfig;
@@ -158,7 +159,7 @@ const MAX_LOOKUP_SOURCES: usize = 100_000;
 /// PDS lookups per source.
 pub struct KeyPackageFetcher {
     resolver: Arc<dyn DidResolver>,
-    client: atmls_net::HttpClient<Full<Bytes>>,
+    client: Outbound,
     config: KeyPackageConfig,
     cache: Mutex<Cache>,
     lookups: RateWindows<RequestSource>,
@@ -180,14 +181,9 @@ pub(crate) struct LookupBudgetSpent {
 }
 
 impl KeyPackageFetcher {
-    /// A fetcher resolving DIDs with `resolver` (web PKI roots for `https://` PDSes).
-    pub fn new(resolver: Arc<dyn DidResolver>, config: KeyPackageConfig) -> Self {
-        // Address policy after DNS resolution (atmls-net): plain-http development
-        // setups may reach loopback, nothing else private.
-        let client = atmls_net::OutboundConfig::new()
-            .with_policy(atmls_net::AddressPolicy::public_only().with_loopback(config.allow_http))
-            .with_connect_timeout(config.request_timeout)
-            .client();
+    /// A fetcher resolving DIDs with `resolver` and fetching through `client` (whose
+    /// address policy is checked after DNS resolution).
+    pub fn new(resolver: Arc<dyn DidResolver>, config: KeyPackageConfig, client: Outbound) -> Self {
         Self {
             resolver,
             client,

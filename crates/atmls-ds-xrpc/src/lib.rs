@@ -69,8 +69,8 @@ use atmls_lexicon::chat::mls::ds as lex;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use atmls_xrpc::Router;
 use atmls_xrpc::XrpcError;
+use atmls_xrpc::{AddressPolicy, Outbound, OutboundConfig, Router};
 use atmls_xrpc::{HttpRequest, XrpcResponse};
 use budget::{Holdings, RateWindows};
 use writer::Command;
@@ -154,7 +154,14 @@ impl DsService {
         ));
         Ok(Self {
             inner: Arc::new(Inner {
-                key_packages: KeyPackageFetcher::new(resolver, config.key_packages().clone()),
+                key_packages: KeyPackageFetcher::new(
+                    resolver,
+                    config.key_packages().clone(),
+                    config
+                        .outbound()
+                        .cloned()
+                        .unwrap_or_else(|| own_outbound(config.key_packages())),
+                ),
                 welcomes: RateWindows::new(
                     config.welcomes_per_source_per_minute(),
                     config.welcome_bytes_per_source_per_minute(),
@@ -262,6 +269,17 @@ impl DsService {
 /// Until when mailbox tokens are refused after this start, logged with the reason: not
 /// at all after a clean stop (the replay cache is back) or with the guard off; else
 /// tokens signed before `now + request_max_age`. Logs name no mailbox and no key.
+/// The client of a DS given none ([`DsServiceConfig::with_outbound`]): public addresses
+/// only, loopback too for plain-http development setups, connections bounded by the
+/// request timeout.
+fn own_outbound(config: &KeyPackageConfig) -> Outbound {
+    Outbound::new(
+        &OutboundConfig::new()
+            .with_policy(AddressPolicy::public_only().with_loopback(config.allow_http))
+            .with_connect_timeout(config.request_timeout),
+    )
+}
+
 fn startup_guard(config: &DsServiceConfig, restart: Restart) -> Option<Timestamp> {
     match restart {
         Restart::Restored { entries } => {

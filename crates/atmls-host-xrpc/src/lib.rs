@@ -45,8 +45,8 @@ pub use atmls_net::AddressPolicy;
 pub use lexicons::catalog;
 
 use atmls_xrpc::Router;
-use atmls_xrpc::XrpcError;
 use atmls_xrpc::XrpcRequest;
+use atmls_xrpc::{Outbound, XrpcError};
 use password_work::PasswordWork;
 
 /// File name of the development PLC directory inside the data directory.
@@ -65,9 +65,10 @@ pub struct HostConfig {
     /// Resolves DIDs that are not in the local directory (proxy targets). Default: none,
     /// so only local did:plc DIDs can be proxied to.
     pub resolver: Option<Arc<dyn DidResolver>>,
-    /// Which addresses `atproto-proxy` calls may be forwarded to. Default: public
-    /// addresses only; [`AddressPolicy::development`] also admits loopback.
-    pub outbound: AddressPolicy,
+    /// The client `atproto-proxy` calls are forwarded through, and so which addresses
+    /// they may reach: the process's one [`Outbound`]. Default: public addresses only;
+    /// [`AddressPolicy::development`] also admits loopback.
+    pub outbound: Outbound,
     /// Most password hashes (Argon2, in `createSession` and `createAccount`) computed at
     /// once. Default: the number of CPUs.
     pub max_password_hashes: usize,
@@ -99,7 +100,7 @@ impl HostConfig {
             data_dir: None,
             clock: Arc::new(SystemClock),
             resolver: None,
-            outbound: AddressPolicy::public_only(),
+            outbound: Outbound::default(),
             max_password_hashes: cpus,
             max_password_waiters: 4 * cpus,
         }
@@ -138,8 +139,8 @@ impl HostConfig {
     }
 
     /// Sets [`HostConfig::outbound`].
-    pub fn with_outbound(mut self, policy: AddressPolicy) -> Self {
-        self.outbound = policy;
+    pub fn with_outbound(mut self, outbound: Outbound) -> Self {
+        self.outbound = outbound;
         self
     }
 }
@@ -170,7 +171,7 @@ pub(crate) struct Inner {
     pub(crate) catalog: Arc<Catalog>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) resolver: LocalResolver,
-    pub(crate) client: proxy::Client,
+    pub(crate) client: Outbound,
     pub(crate) password_work: PasswordWork,
 }
 
@@ -207,7 +208,7 @@ impl Host {
                 catalog,
                 clock: config.clock,
                 resolver: LocalResolver::new(directory, config.resolver),
-                client: proxy::client(config.outbound),
+                client: config.outbound,
                 password_work: PasswordWork::new(
                     config.max_password_hashes,
                     config.max_password_waiters,

@@ -2,13 +2,13 @@
 //! service's endpoint (from the DID document) with a fresh service-auth token minted for
 //! the caller (audience the service's DID, `lxm` the method, short expiry), as the
 //! official PDS does. The caller must be logged in; unknown DIDs and services answer a
-//! typed error. Endpoints are reached through [`atmls_net`]: loopback (unless the host's
-//! development allowance is on), private, link-local and metadata addresses are refused
-//! after DNS resolution, with the same `UpstreamFailure` a closed port gets.
+//! typed error. Endpoints are reached through the process's [`atmls_xrpc::Outbound`]:
+//! loopback (unless the development allowance is on), private, link-local and metadata
+//! addresses are refused after DNS resolution, with the same `UpstreamFailure` a closed
+//! port gets.
 
 use atmls_host::{HostError as CoreError, ProxyTarget};
 use atmls_identity::DidResolver as _;
-use atmls_net::{AddressPolicy, HttpClient, OutboundConfig};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -21,16 +21,6 @@ use atmls_xrpc::{XrpcRequest, XrpcResponse};
 
 /// Largest response body read back from a proxied service.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
-
-/// The HTTP(S) client proxied calls go through.
-pub(crate) type Client = HttpClient<Full<Bytes>>;
-
-pub(crate) fn client(policy: AddressPolicy) -> Client {
-    OutboundConfig::new()
-        .with_policy(policy)
-        .with_connect_timeout(std::time::Duration::from_secs(5))
-        .client()
-}
 
 /// The one answer for a proxy target that cannot be used, whatever the reason (refused
 /// address, closed port, timeout, unreadable answer): nothing about the operator's

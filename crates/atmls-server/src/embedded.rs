@@ -20,11 +20,10 @@ use atmls_ds::{DsConfig, SqliteStore};
 use atmls_host::{HostConfig as CoreConfig, LocalResolver};
 use atmls_identity::resolve::{DidResolver, HttpResolver, ResolverConfig};
 use atmls_lexicon::syntax::Did;
-use atmls_net::AddressPolicy;
 
 use atmls_ds_xrpc::{DsError, DsService, DsServiceConfig, KeyPackageConfig};
 use atmls_host_xrpc::{Host, HostConfig, HostError};
-use atmls_xrpc::{ServeError, Server, ServerConfig, ServerHandle};
+use atmls_xrpc::{AddressPolicy, Outbound, ServeError, Server, ServerConfig, ServerHandle};
 
 /// The delivery service's database in the data directory.
 pub const DS_DATABASE: &str = "ds.sqlite";
@@ -272,7 +271,11 @@ impl Embedded {
             .to_owned();
         // DID documents on this machine (the DS's own did:web included) are fetched over
         // plain http, and loopback reached at all, only under the development allowance.
-        let outbound = AddressPolicy::public_only().with_loopback(config.development_loopback);
+        // One outbound client for the process: the host's proxy and the DS's
+        // getKeyPackages share its pool and its address policy.
+        let outbound = Outbound::with_policy(
+            AddressPolicy::public_only().with_loopback(config.development_loopback),
+        );
         let mut resolver_config =
             ResolverConfig::default().allow_loopback_http(config.development_loopback);
         if let Some(plc) = &config.plc_url {
@@ -284,7 +287,7 @@ impl Embedded {
                 .with_core(CoreConfig::new(&url).with_handle_domains(config.handle_domains))
                 .with_data_dir(&data_dir)
                 .with_resolver(http.clone())
-                .with_outbound(outbound),
+                .with_outbound(outbound.clone()),
         )?;
         let ds_did = match config.ds_did {
             Some(did) => did,
@@ -318,7 +321,8 @@ impl Embedded {
                 // under the same development allowance as every other outbound fetch.
                 .with_key_packages(
                     KeyPackageConfig::default().with_allow_http(config.development_loopback),
-                ),
+                )
+                .with_outbound(outbound),
             resolver,
         )?;
         let router = ds.mount(host.router());

@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod attached;
 pub mod embedded;
 
 pub use atmls_ds_xrpc as ds;

@@ -9,6 +9,8 @@
 //! - Every failure is `{"error": Name, "message": …}` with its status ([`XrpcError`]).
 //! - `GET /_health` answers `{"version": …}`; `GET /metrics` the OpenMetrics text format.
 //! - Other paths go to the [`Router::fallback`] handler, if any.
+//! - Outbound fetches go through one [`Outbound`] client per process, with the address
+//!   policy of `atmls-net`.
 //!
 //! ```no_run
 //! use atmls_lexicon::validate::Catalog;
@@ -42,6 +44,7 @@ mod error;
 mod lifecycle;
 pub mod logging;
 mod metrics;
+mod outbound;
 mod request;
 mod router;
 mod serve;
@@ -54,6 +57,7 @@ pub use atmls_lexicon::validate::Catalog;
 pub use config::{ServerConfig, SubscriptionConfig};
 pub use error::{RouterError, ServeError, XrpcError};
 pub use metrics::Metrics;
+pub use outbound::{AddressPolicy, Outbound, OutboundConfig};
 pub use request::{HttpRequest, ResponseBody, XrpcRequest, XrpcResponse};
 pub use router::{FallbackHandler, Handler, HandlerResult, RouteKind, Router, SubscriptionHandler};
 pub use serve::{Server, ServerHandle, serve};
