@@ -532,7 +532,7 @@ mod tests {
         let resolver = Arc::new(atmls_identity::resolve::HttpResolver::new(
             atmls_identity::resolve::ResolverConfig::default(),
         ));
-        KeyPackageFetcher::new(resolver, config)
+        KeyPackageFetcher::new(resolver, config, Outbound::default())
     }
 
     /// Issue 14, hole 3: a repeated DID was answered once per repetition, from a cache

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use atmls_host::{ManualClock, ThrottleConfig};
-use atmls_net::AddressPolicy;
+use atmls_xrpc::{AddressPolicy, Outbound};
 
 use bytes::Bytes;
 use host_util::http_support::send_from;
@@ -32,7 +32,7 @@ async fn host() -> TestHost {
         |s| s,
         |mut h| {
             h.core.throttle = ThrottleConfig::default().with_exempt_loopback(false);
-            h.with_outbound(AddressPolicy::development())
+            h.with_outbound(Outbound::with_policy(AddressPolicy::development()))
         },
     )
     .await

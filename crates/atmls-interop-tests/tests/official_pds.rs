@@ -25,7 +25,7 @@ use atmls_identity::DidResolver;
 use atmls_identity::resolve::{HttpResolver, ResolverConfig};
 use atmls_interop_tests::{AttachedDs, OfficialPds};
 use atmls_lexicon::chat::mls::content::Attachment;
-use atmls_xrpc::{Server, ServerConfig, ServerHandle};
+use atmls_xrpc::{Outbound, Server, ServerConfig, ServerHandle};
 
 type Dev = Device<HttpPds, HttpDs>;
 
@@ -335,7 +335,7 @@ async fn embedded_host(resolver: Arc<dyn DidResolver>) -> EmbeddedHost {
     let host = Host::open(
         HostConfig::new(&url)
             .with_resolver(resolver)
-            .with_outbound(AddressPolicy::development()),
+            .with_outbound(Outbound::with_policy(AddressPolicy::development())),
     )
     .unwrap();
     let server = Server::from_listener(listener, ServerConfig::default(), host.router())

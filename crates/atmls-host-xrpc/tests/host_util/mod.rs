@@ -11,7 +11,7 @@ use atmls_crypto::PublicKey;
 use atmls_host::ManualClock;
 use atmls_host_xrpc::{Host, HostConfig};
 use atmls_identity::DidDocument;
-use atmls_net::AddressPolicy;
+use atmls_xrpc::{AddressPolicy, Outbound};
 use atmls_xrpc::{Server, ServerConfig, ServerHandle};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -47,7 +47,7 @@ impl TestHost {
             None,
             Arc::new(ManualClock::starting_now()),
             |c| c,
-            |h| h.with_outbound(AddressPolicy::public_only()),
+            |h| h.with_outbound(Outbound::with_policy(AddressPolicy::public_only())),
         )
         .await
     }
@@ -64,7 +64,7 @@ impl TestHost {
         server: impl FnOnce(ServerConfig) -> ServerConfig,
     ) -> Self {
         Self::start_configured(dir, clock, server, |h| {
-            h.with_outbound(AddressPolicy::development())
+            h.with_outbound(Outbound::with_policy(AddressPolicy::development()))
         })
         .await
     }
