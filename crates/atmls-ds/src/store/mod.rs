@@ -3,7 +3,8 @@
 //! The core keeps no durable state of its own: every mailbox, envelope and quota counter
 //! lives behind [`Store`]. Backends: [`MemoryStore`] (tests, ephemeral use) and
 //! [`SqliteStore`] (the embedded default). A later PostgreSQL backend implements the same
-//! trait and passes the same test suite (`tests/ds/store_suite.rs`).
+//! trait and passes the same test suite (`atmls_testkit::ds_store`, run from
+//! `tests/ds/store_suite.rs`).
 
 mod memory;
 mod sqlite;

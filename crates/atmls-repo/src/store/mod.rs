@@ -1,7 +1,8 @@
 //! Block stores: content-addressed blocks plus one head (commit CID and rev) per repo.
 //!
 //! [`BlockStore`] is the contract; [`MemoryBlockStore`] and (feature `sqlite`)
-//! [`SqliteBlockStore`] implement it, and one test suite runs against both.
+//! [`SqliteBlockStore`] implement it, and one test suite (`atmls_testkit::block_store`, run
+//! from `tests/block_store_suite.rs`) runs against both.
 
 use std::collections::BTreeMap;
 
@@ -111,6 +112,3 @@ pub trait BlockStore: BlockSource + Send + Sync {
     /// The DIDs of all repos with a head, sorted.
     fn repos(&self) -> Result<Vec<String>, StoreError>;
 }
-
-#[cfg(test)]
-mod suite;

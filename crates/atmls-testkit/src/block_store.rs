@@ -1,13 +1,22 @@
-//! One test suite for every [`BlockStore`]: each test is a generic function, and the macro
-//! at the bottom instantiates all of them for each backend.
+//! The AT repository's block-store contract ([`atmls_repo::BlockStore`]) as public test
+//! functions.
+//!
+//! Each function takes a fresh, empty store and panics when the store breaks the
+//! contract. A backend runs all of them with
+//! [`block_store_suite!`](crate::block_store_suite):
+//!
+//! ```
+//! mod memory {
+//!     atmls_testkit::block_store_suite!((atmls_repo::MemoryBlockStore::new(), ()));
+//! }
+//! ```
 
 use atmls_crypto::{Algorithm, SigningKey};
-use cid::Cid;
-use ipld_core::ipld::Ipld;
-
-use super::*;
-use crate::repo::{Repo, RepoError, Write};
-use crate::syntax::{Did, Nsid, RecordKey, RepoPath};
+use atmls_repo::store::CommitUpdate;
+use atmls_repo::{
+    BlockMap, BlockStore, Cid, Did, Ipld, MemoryBlockStore, Nsid, RecordKey, Repo, RepoError,
+    RepoHead, RepoPath, StoreError, Write,
+};
 
 fn did(s: &str) -> Did {
     Did::new(s).unwrap()
@@ -28,9 +37,10 @@ fn key() -> SigningKey {
     SigningKey::from_bytes(Algorithm::Es256k, &[7u8; 32]).unwrap()
 }
 
-pub(super) fn blocks_and_heads<S: BlockStore>(store: &S) {
+/// Blocks are stored idempotently and read back; a new store has no heads and no repos.
+pub fn blocks_and_heads<S: BlockStore>(store: &S) {
     let a = b"\xa0".to_vec();
-    let cid = crate::cid::dag_cbor(&a);
+    let cid = atmls_repo::cid::dag_cbor(&a);
     assert!(!store.has_block(&cid).unwrap());
     assert_eq!(store.block(&cid).unwrap(), None);
     let mut blocks = BlockMap::new();
@@ -43,9 +53,11 @@ pub(super) fn blocks_and_heads<S: BlockStore>(store: &S) {
     assert!(store.repos().unwrap().is_empty());
 }
 
-pub(super) fn commit_is_compare_and_swap<S: BlockStore>(store: &S) {
+/// A commit moves the head only from the expected predecessor; a losing commit stores
+/// none of its blocks.
+pub fn commit_is_compare_and_swap<S: BlockStore>(store: &S) {
     let b1 = b"\x01".to_vec();
-    let c1 = crate::cid::dag_cbor(&b1);
+    let c1 = atmls_repo::cid::dag_cbor(&b1);
     let rev = "3kpaaaaaaaaa2".parse().unwrap();
     let mut blocks = BlockMap::new();
     blocks.insert(c1, b1);
@@ -60,7 +72,7 @@ pub(super) fn commit_is_compare_and_swap<S: BlockStore>(store: &S) {
     assert_eq!(store.head("did:plc:a").unwrap(), Some(head));
     // A second writer that also saw "no repo" loses, and none of its blocks land.
     let b2 = b"\x02".to_vec();
-    let c2 = crate::cid::dag_cbor(&b2);
+    let c2 = atmls_repo::cid::dag_cbor(&b2);
     let mut blocks2 = BlockMap::new();
     blocks2.insert(c2, b2);
     let stale = CommitUpdate {
@@ -112,7 +124,8 @@ fn script<S: BlockStore>(store: &S, name: &str) -> (Cid, Vec<u8>, Vec<u8>) {
     (repo.data(), car, proof)
 }
 
-pub(super) fn repos_behave_the_same<S: BlockStore>(store: &S) {
+/// Repos written through this store give the same trees, CARs and proofs as in memory.
+pub fn repos_behave_the_same<S: BlockStore>(store: &S) {
     let (data_a, car_a, proof_a) = script(store, "did:plc:alice");
     let (data_b, _, _) = script(store, "did:plc:bob");
     // Same records give the same tree in any repo and any store.
@@ -124,11 +137,11 @@ pub(super) fn repos_behave_the_same<S: BlockStore>(store: &S) {
         store.repos().unwrap(),
         vec!["did:plc:alice".to_owned(), "did:plc:bob".to_owned()]
     );
-    let car = crate::car::read(&car_a).unwrap();
+    let car = atmls_repo::car::read(&car_a).unwrap();
     assert_eq!(car.roots.len(), 1);
-    let (_, commit) = crate::proof::root_commit(&car).unwrap();
+    let (_, commit) = atmls_repo::proof::root_commit(&car).unwrap();
     assert_eq!(commit.data(), data_a);
-    let proof = crate::proof::verify_record_proof(
+    let proof = atmls_repo::proof::verify_record_proof(
         &proof_a,
         &did("did:plc:alice"),
         &key().public_key(),
@@ -138,7 +151,9 @@ pub(super) fn repos_behave_the_same<S: BlockStore>(store: &S) {
     assert_eq!(proof.record().map(|(_, v)| v.clone()), Some(record("five")));
 }
 
-pub(super) fn writes_and_swaps<S: BlockStore>(store: &S) {
+/// Record writes, swapCommit and swapRecord, failed batches changing nothing, revisions
+/// only going up, stale handles refused, listing, diffs and absence proofs.
+pub fn writes_and_swaps<S: BlockStore>(store: &S) {
     let mut repo = Repo::create(store, did("did:plc:carol"), key()).unwrap();
     assert!(matches!(
         Repo::create(store, did("did:plc:carol"), key()),
@@ -224,7 +239,7 @@ pub(super) fn writes_and_swaps<S: BlockStore>(store: &S) {
     // An absence proof verifies as absent.
     let absent = path("com.example.note/nope");
     let car = again.record_proof(&absent).unwrap();
-    let proof = crate::proof::verify_record_proof(
+    let proof = atmls_repo::proof::verify_record_proof(
         &car,
         &did("did:plc:carol"),
         &key().public_key(),
@@ -234,45 +249,33 @@ pub(super) fn writes_and_swaps<S: BlockStore>(store: &S) {
     assert!(proof.record().is_none());
 }
 
-macro_rules! store_suite {
-    ($name:ident, $make:expr) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::super::*;
-
+/// One `#[test]` per property of the block-store contract ([`crate::block_store`]).
+///
+/// `$make` is evaluated once per test and yields `(store, guard)`: the store, and whatever
+/// must live as long as it (a temporary directory; `()` when nothing must).
+///
+/// ```
+/// mod memory {
+///     atmls_testkit::block_store_suite!((atmls_repo::MemoryBlockStore::new(), ()));
+/// }
+/// ```
+#[macro_export]
+macro_rules! block_store_suite {
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
             #[test]
-            fn blocks_and_heads() {
+            fn $name() {
                 let (store, _guard) = $make;
-                super::blocks_and_heads(&store);
+                $crate::block_store::$name(&store);
             }
-
-            #[test]
-            fn commit_is_compare_and_swap() {
-                let (store, _guard) = $make;
-                super::commit_is_compare_and_swap(&store);
-            }
-
-            #[test]
-            fn repos_behave_the_same() {
-                let (store, _guard) = $make;
-                super::repos_behave_the_same(&store);
-            }
-
-            #[test]
-            fn writes_and_swaps() {
-                let (store, _guard) = $make;
-                super::writes_and_swaps(&store);
-            }
-        }
+        )*
+    };
+    ($make:expr) => {
+        $crate::block_store_suite!(@tests $make;
+            blocks_and_heads,
+            commit_is_compare_and_swap,
+            repos_behave_the_same,
+            writes_and_swaps,
+        );
     };
 }
-
-store_suite!(memory, (MemoryBlockStore::new(), ()));
-
-#[cfg(feature = "sqlite")]
-store_suite!(sqlite, {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        SqliteBlockStore::open(dir.path().join("repos.sqlite"), &SqliteConfig::default()).unwrap();
-    (store, dir)
-});

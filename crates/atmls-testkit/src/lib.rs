@@ -1,0 +1,25 @@
+//! Test support for the atmls workspace (dev-only, never published).
+//!
+//! The storage contracts as suites any backend crate runs from its own tests:
+//!
+//! - [`ds_store`]: the delivery service's [`atmls_ds::store::Store`], with
+//!   [`ds_store_suite!`] making one `#[test]` per property;
+//! - [`block_store`]: the AT repository's [`atmls_repo::BlockStore`], with
+//!   [`block_store_suite!`].
+//!
+//! ```
+//! mod memory {
+//!     atmls_testkit::ds_store_suite!(atmls_ds::MemoryStore::new());
+//! }
+//! mod blocks_in_memory {
+//!     atmls_testkit::block_store_suite!((atmls_repo::MemoryBlockStore::new(), ()));
+//! }
+//! ```
+//!
+//! Keep the dependencies light: each area lives in its own module, and anything heavy
+//! belongs behind a feature.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod block_store;
+pub mod ds_store;
