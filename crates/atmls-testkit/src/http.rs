@@ -1,7 +1,5 @@
-//! One HTTP client for every test binary of this crate: a request on a fresh connection,
-//! read whole, with assertions on XRPC answers. Included by `common`, `host_util` and
-//! `ds_support` with `#[path]`.
-#![allow(dead_code, unreachable_pub)]
+//! One HTTP client for the servers' tests: a request on a fresh connection, read whole,
+//! with assertions on XRPC answers. Every request is bounded by [`REQUEST_WAIT`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,12 +17,16 @@ pub const REQUEST_WAIT: Duration = Duration::from_secs(20);
 /// A response read whole.
 #[derive(Debug)]
 pub struct Resp {
+    /// The status.
     pub status: StatusCode,
+    /// The headers.
     pub headers: HeaderMap,
+    /// The body, whole.
     pub body: Bytes,
 }
 
 impl Resp {
+    /// The body as JSON; panics if it is not.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
