@@ -108,7 +108,7 @@ async fn one_account_holds_a_bounded_share_of_token_ids() {
     h.create("inbox", &mailbox_key(), 0)
         .await
         .error(429, "RateLimitExceeded");
-    let bob = h.plc.account("https://pds.example.com");
+    let bob = h.plc().account("https://pds.example.com");
     let now = h.clock.now().as_millis() / 1000;
     let token = issue(
         &bob.key,

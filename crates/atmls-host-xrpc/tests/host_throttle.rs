@@ -9,10 +9,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use atmls_host::{ManualClock, ThrottleConfig};
-use atmls_xrpc::{AddressPolicy, Outbound};
 
+use atmls_testkit::http::send_from;
 use bytes::Bytes;
-use host_util::http_support::send_from;
 use host_util::{Resp, TestHost};
 use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
@@ -30,9 +29,11 @@ async fn host() -> TestHost {
         None,
         Arc::new(ManualClock::starting_now()),
         |s| s,
-        |mut h| {
-            h.core.throttle = ThrottleConfig::default().with_exempt_loopback(false);
-            h.with_outbound(Outbound::with_policy(AddressPolicy::development()))
+        |b| {
+            b.host(|mut h| {
+                h.core.throttle = ThrottleConfig::default().with_exempt_loopback(false);
+                h
+            })
         },
     )
     .await

@@ -16,11 +16,13 @@
 //! }
 //! ```
 //!
-//! With the feature `server`:
+//! With features:
 //!
-//! - [`server`]: the one way to start servers for tests ([`server::TestServer::builder`]:
-//!   embedded, DS-only or host-only, in memory or in a data directory, on a manual clock);
-//! - [`http`]: the HTTP client their tests send requests with.
+//! - `server` — [`server`]: the one way to start servers for tests
+//!   ([`server::TestServer::builder`]: embedded, DS-only or host-only, in memory or in a
+//!   data directory, on a manual clock);
+//! - `http` (implied by `server`) — [`http`]: the HTTP client their tests send requests
+//!   with.
 //!
 //! Keep the dependencies light: each area lives in its own module, and anything heavy
 //! belongs behind a feature.
@@ -29,7 +31,7 @@
 
 pub mod block_store;
 pub mod ds_store;
-#[cfg(feature = "server")]
+#[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "server")]
 pub mod server;

@@ -4,20 +4,15 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use atmls_crypto::{Algorithm, SigningKey as AccountKey};
 use atmls_ds::auth::{DsMethod, RequestToken};
 use atmls_ds::{DsConfig, MailboxId, MemoryStore, Store};
-use atmls_ds_xrpc::{Clock, DsService, DsServiceConfig, ManualClock, SystemClock};
-use atmls_identity::plc::GenesisBuilder;
-use atmls_identity::plc::directory::{Directory, DirectoryService};
-use atmls_identity::resolve::{CacheConfig, CachingResolver, HttpResolver, ResolverConfig};
+use atmls_ds_xrpc::{Clock, DsService, DsServiceConfig, ManualClock};
 use atmls_identity::service_auth::{Claims, issue};
-use atmls_identity::{Did, DidResolver};
+use atmls_testkit::server::TestServer;
 use atmls_xrpc::subscription::FrameHeader;
-use atmls_xrpc::{Frame, Server, ServerConfig, ServerHandle};
+use atmls_xrpc::{Frame, ServerConfig};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use futures_util::StreamExt;
@@ -25,94 +20,31 @@ use http_body_util::Full;
 use hyper::Request;
 use ipld_core::ipld::Ipld;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{WebSocketStream, client_async};
 
-#[path = "../../../atmls-xrpc/tests/http_support/mod.rs"]
-mod http_support;
-pub use http_support::{Resp, send};
+pub use atmls_testkit::http::{Resp, send};
+pub use atmls_testkit::server::{Account, Plc};
 
 /// Upper bound of any single wait.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A dev PLC directory on loopback.
-pub struct Plc {
-    pub url: String,
-    pub directory: Arc<Directory>,
-    task: JoinHandle<std::io::Result<()>>,
-}
-
-impl Drop for Plc {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// An account registered in the directory.
-pub struct Account {
-    pub did: String,
-    pub key: AccountKey,
-}
-
-pub async fn plc() -> Plc {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind plc");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let directory = Arc::new(Directory::in_memory());
-    let task = tokio::spawn(DirectoryService::new(directory.clone()).serve(listener));
-    Plc {
-        url,
-        directory,
-        task,
-    }
-}
-
-impl Plc {
-    /// Registers a new did:plc whose PDS is `pds`.
-    pub fn account(&self, pds: &str) -> Account {
-        let rotation = AccountKey::generate(Algorithm::Es256k);
-        let key = AccountKey::generate(Algorithm::Es256k);
-        let op = GenesisBuilder::new(&rotation.public_key(), &key.public_key())
-            .pds(pds)
-            .sign(&rotation);
-        let did = op.did().expect("genesis did");
-        self.directory
-            .submit(&did, op, SystemClock.now().as_millis())
-            .expect("submit genesis");
-        Account {
-            did: did.as_str().to_owned(),
-            key,
-        }
-    }
-
-    pub fn resolver(&self) -> Arc<dyn DidResolver> {
-        let http = HttpResolver::new(
-            ResolverConfig::default()
-                .with_plc_url(self.url.clone())
-                .allow_loopback_http(true)
-                .with_timeout(Duration::from_secs(2)),
-        );
-        Arc::new(CachingResolver::new(http, CacheConfig::default()))
-    }
-}
-
-/// A DS (memory store, manual clock) behind a real server on loopback.
+/// A DS (memory store, manual clock) behind a real server on loopback, started by
+/// `atmls-testkit`, with a dev PLC directory and one account in it.
 pub struct Harness {
     pub addr: SocketAddr,
     pub clock: ManualClock,
     pub ds: DsService,
-    pub server: Option<ServerHandle>,
-    pub plc: Plc,
     pub alice: Account,
     pub ds_did: String,
+    pub server: TestServer,
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        if let Some(mut s) = self.server.take() {
-            s.start_shutdown();
-        }
+impl Harness {
+    /// The PLC directory the DS resolves accounts in.
+    pub fn plc(&self) -> &Plc {
+        self.server.plc()
     }
 }
 
@@ -127,7 +59,7 @@ pub fn small_limits() -> DsConfig {
 
 pub async fn start(
     core: DsConfig,
-    tune: impl FnOnce(DsServiceConfig) -> DsServiceConfig,
+    tune: impl FnOnce(DsServiceConfig) -> DsServiceConfig + Send + 'static,
     server: ServerConfig,
 ) -> Harness {
     start_with_store(MemoryStore::new(), core, tune, server).await
@@ -137,32 +69,24 @@ pub async fn start(
 pub async fn start_with_store<S: Store + Send + 'static>(
     store: S,
     core: DsConfig,
-    tune: impl FnOnce(DsServiceConfig) -> DsServiceConfig,
+    tune: impl FnOnce(DsServiceConfig) -> DsServiceConfig + Send + 'static,
     server: ServerConfig,
 ) -> Harness {
-    let plc = plc().await;
-    let alice = plc.account("https://pds.example.com");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind ds");
-    let addr = listener.local_addr().expect("addr");
-    let clock = ManualClock::new(SystemClock.now());
-    let ds_did = "did:web:127.0.0.1".to_owned();
-    let config = DsServiceConfig::new(Did::new(ds_did.clone()).unwrap(), format!("http://{addr}"))
-        .with_core(core)
-        .with_clock(Arc::new(clock.clone()))
-        .with_startup_guard(false);
-    let ds = DsService::start(store, tune(config), plc.resolver()).expect("start ds");
-    let router = ds.router().expect("router");
-    let server = Server::from_listener(listener, server, router)
-        .expect("server")
-        .spawn();
+    let server = TestServer::builder()
+        .ds_only()
+        .core(core)
+        .ds(tune)
+        .server(server)
+        .start_on(store)
+        .await;
+    let alice = server.plc().account("https://pds.example.com");
     Harness {
-        addr,
-        clock,
-        ds,
-        server: Some(server),
-        plc,
+        addr: server.addr(),
+        clock: server.clock().clone(),
+        ds: server.ds().clone(),
         alice,
-        ds_did,
+        ds_did: server.ds_did().to_string(),
+        server,
     }
 }
 

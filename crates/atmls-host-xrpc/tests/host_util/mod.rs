@@ -9,30 +9,27 @@ use std::time::Duration;
 
 use atmls_crypto::PublicKey;
 use atmls_host::ManualClock;
-use atmls_host_xrpc::{Host, HostConfig};
+use atmls_host_xrpc::Host;
 use atmls_identity::DidDocument;
-use atmls_xrpc::{AddressPolicy, Outbound};
-use atmls_xrpc::{Server, ServerConfig, ServerHandle};
+use atmls_testkit::server::{ServerBuilder, TestServer};
+use atmls_xrpc::ServerConfig;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
-#[path = "../../../atmls-xrpc/tests/http_support/mod.rs"]
-pub mod http_support;
-pub use http_support::{Resp, send};
+pub use atmls_testkit::http::{Resp, send};
 
 /// Upper bound of any single wait.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A running host.
+/// A running host, started by `atmls-testkit`.
 pub struct TestHost {
     pub addr: SocketAddr,
     pub url: String,
     pub host: Host,
     pub clock: Arc<ManualClock>,
-    server: ServerHandle,
+    server: TestServer,
 }
 
 impl TestHost {
@@ -47,7 +44,7 @@ impl TestHost {
             None,
             Arc::new(ManualClock::starting_now()),
             |c| c,
-            |h| h.with_outbound(Outbound::with_policy(AddressPolicy::public_only())),
+            |b| b.public_only(),
         )
         .await
     }
@@ -63,45 +60,35 @@ impl TestHost {
         clock: Arc<ManualClock>,
         server: impl FnOnce(ServerConfig) -> ServerConfig,
     ) -> Self {
-        Self::start_configured(dir, clock, server, |h| {
-            h.with_outbound(Outbound::with_policy(AddressPolicy::development()))
-        })
-        .await
+        Self::start_configured(dir, clock, server, |b| b).await
     }
 
-    /// A host with server and host configs adjusted by `server` and `host`.
+    /// A host with the server config adjusted by `server` and the starter by `host`.
     pub async fn start_configured(
         dir: Option<&Path>,
         clock: Arc<ManualClock>,
         server: impl FnOnce(ServerConfig) -> ServerConfig,
-        host: impl FnOnce(HostConfig) -> HostConfig,
+        host: impl FnOnce(ServerBuilder) -> ServerBuilder,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let url = format!("http://{addr}");
-        let mut config = HostConfig::new(&url).with_clock(clock.clone());
+        let mut builder = TestServer::builder()
+            .host_only()
+            .clock(ManualClock::clone(&clock))
+            .server(server(ServerConfig::default().with_validate_output(true)));
         if let Some(dir) = dir {
-            config = config.with_data_dir(dir);
+            builder = builder.data_dir(dir);
         }
-        let host = Host::open(host(config)).expect("host opens");
-        let server_config = server(ServerConfig::default().with_validate_output(true));
-        let server = Server::from_listener(listener, server_config, host.router())
-            .expect("routes check")
-            .spawn();
+        let server = host(builder).start().await;
         TestHost {
-            addr,
-            url,
-            host,
+            addr: server.addr(),
+            url: server.url().to_owned(),
+            host: server.host().clone(),
             clock,
             server,
         }
     }
 
     pub async fn stop(self) {
-        tokio::time::timeout(WAIT, self.server.shutdown())
-            .await
-            .expect("shutdown in time")
-            .expect("clean shutdown");
+        self.server.shutdown().await;
     }
 
     /// A raw request.

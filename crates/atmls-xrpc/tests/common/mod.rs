@@ -15,9 +15,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-#[path = "../http_support/mod.rs"]
-mod http_support;
-pub use http_support::{Resp, send};
+pub use atmls_testkit::http::{Resp, send};
 
 /// Upper bound of any single wait in the tests.
 pub const WAIT: Duration = Duration::from_secs(10);
