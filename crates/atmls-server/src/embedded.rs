@@ -43,6 +43,7 @@ pub struct EmbeddedConfig {
     server: ServerConfig,
     development_loopback: bool,
     ds_shares: Option<DsShares>,
+    key_packages: KeyPackageConfig,
 }
 
 /// The DS service's per-principal shares an operator may set (`None`: the default);
@@ -110,6 +111,7 @@ impl EmbeddedConfig {
             server: ServerConfig::default(),
             development_loopback: false,
             ds_shares: None,
+            key_packages: KeyPackageConfig::default(),
         }
     }
 
@@ -120,6 +122,15 @@ impl EmbeddedConfig {
             data_dir: None,
             ..Self::new(PathBuf::new())
         }
+    }
+
+    /// The settings of the DS's `getKeyPackages` (default [`KeyPackageConfig::default`]);
+    /// whether plain-http PDSes are fetched follows the development allowance
+    /// ([`Self::with_development_loopback`]) whatever they say.
+    #[must_use]
+    pub fn with_key_packages(mut self, config: KeyPackageConfig) -> Self {
+        self.key_packages = config;
+        self
     }
 
     /// The clock the host and the DS read (default: the system clock); tests pass a
@@ -335,7 +346,9 @@ impl Embedded {
             // getKeyPackages fetches their repos over plain http on loopback only under
             // the same development allowance as every other outbound fetch.
             .with_key_packages(
-                KeyPackageConfig::default().with_allow_http(config.development_loopback),
+                config
+                    .key_packages
+                    .with_allow_http(config.development_loopback),
             )
             .with_outbound(outbound);
         let ds = match &data_dir {

@@ -56,11 +56,13 @@ enum Mode {
 #[must_use]
 pub struct ServerBuilder {
     mode: Mode,
+    listen: SocketAddr,
     data_dir: Option<PathBuf>,
     system_clock: bool,
     clock: ManualClock,
     core: DsConfig,
     shares: Option<DsShares>,
+    key_packages: KeyPackageConfig,
     ds: Option<DsTune>,
     host: Option<HostTune>,
     server: ServerConfig,
@@ -82,11 +84,13 @@ impl ServerBuilder {
     fn new() -> Self {
         Self {
             mode: Mode::Embedded,
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: None,
             system_clock: false,
             clock: ManualClock::starting_now(),
             core: DsConfig::default(),
             shares: None,
+            key_packages: KeyPackageConfig::default(),
             ds: None,
             host: None,
             server: ServerConfig::default(),
@@ -113,6 +117,13 @@ impl ServerBuilder {
     /// The host alone (its PLC directory included).
     pub fn host_only(mut self) -> Self {
         self.mode = Mode::HostOnly;
+        self
+    }
+
+    /// Listen on `addr` (default `127.0.0.1:0`, a free port): a test restarting a server
+    /// where its clients expect it.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
         self
     }
 
@@ -160,6 +171,14 @@ impl ServerBuilder {
         shares.welcome_bytes_per_source_per_minute = Some(u64::MAX);
         shares.tokens_per_account = Some(usize::MAX);
         self.shares(shares)
+    }
+
+    /// The settings of the DS's `getKeyPackages` (default [`KeyPackageConfig::default`]);
+    /// plain-http PDSes are fetched under the development allowance (the default, see
+    /// [`Self::public_only`]).
+    pub fn key_packages(mut self, config: KeyPackageConfig) -> Self {
+        self.key_packages = config;
+        self
     }
 
     /// Any other DS service setting, applied after the others (DS-only mode; the
@@ -253,10 +272,12 @@ impl ServerBuilder {
             Some(dir) => EmbeddedConfig::new(dir),
             None => EmbeddedConfig::in_memory(),
         }
+        .with_listen(self.listen)
         .with_clock(self.shared_clock())
         .with_core(self.core.clone())
         .with_server(self.server.clone())
-        .with_development_loopback(self.loopback);
+        .with_development_loopback(self.loopback)
+        .with_key_packages(self.key_packages.clone());
         if let Some(shares) = self.shares {
             config = config.with_ds_shares(shares);
         }
@@ -276,7 +297,7 @@ impl ServerBuilder {
     }
 
     async fn start_host(self) -> Result<TestServer, StartError> {
-        let (listener, addr, url) = bind().await?;
+        let (listener, addr, url) = bind(self.listen).await?;
         let mut config = HostConfig::new(&url)
             .with_clock(self.shared_clock())
             .with_outbound(self.outbound());
@@ -316,7 +337,7 @@ impl ServerBuilder {
             Some(plc) => plc.resolver(),
             None => Arc::new(HttpResolver::new(ResolverConfig::default())),
         };
-        let (listener, addr, url) = bind().await?;
+        let (listener, addr, url) = bind(self.listen).await?;
         let did = Did::new(DS_ONLY_DID).map_err(|e| StartError(e.to_string()))?;
         let mut config = self
             .shares
@@ -325,7 +346,7 @@ impl ServerBuilder {
             .with_core(self.core.clone())
             .with_clock(self.shared_clock())
             .with_startup_guard(restarted)
-            .with_key_packages(KeyPackageConfig::default().with_allow_http(self.loopback))
+            .with_key_packages(self.key_packages.clone().with_allow_http(self.loopback))
             .with_outbound(self.outbound());
         if let Some(tune) = self.ds {
             config = tune(config);
@@ -349,9 +370,9 @@ impl ServerBuilder {
     }
 }
 
-/// A free port on 127.0.0.1 and the URL it is reached at.
-async fn bind() -> Result<(TcpListener, SocketAddr, String), StartError> {
-    let listener = TcpListener::bind("127.0.0.1:0")
+/// A listener on `addr` (port 0: a free one) and the URL it is reached at.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr, String), StartError> {
+    let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| StartError(e.to_string()))?;
     let addr = listener
@@ -505,7 +526,7 @@ pub struct Account {
 impl Plc {
     /// A new, empty directory on a free loopback port.
     pub async fn start() -> Result<Plc, StartError> {
-        let (listener, _, url) = bind().await?;
+        let (listener, _, url) = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let directory = Arc::new(Directory::in_memory());
         let task = tokio::spawn(DirectoryService::new(directory.clone()).serve(listener));
         Ok(Plc {
