@@ -494,6 +494,7 @@ impl Drop for TestServer {
 
 /// A development PLC directory on loopback, for a DS-only server to resolve accounts in.
 pub struct Plc {
+    addr: SocketAddr,
     url: String,
     directory: Arc<Directory>,
     task: JoinHandle<std::io::Result<()>>,
@@ -526,14 +527,20 @@ pub struct Account {
 impl Plc {
     /// A new, empty directory on a free loopback port.
     pub async fn start() -> Result<Plc, StartError> {
-        let (listener, _, url) = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let (listener, addr, url) = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let directory = Arc::new(Directory::in_memory());
         let task = tokio::spawn(DirectoryService::new(directory.clone()).serve(listener));
         Ok(Plc {
+            addr,
             url,
             directory,
             task,
         })
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Its URL.
