@@ -3,11 +3,14 @@
 //! on the same file. Every acknowledged envelope must be there, at the sequence number it
 //! was acknowledged with, gap-free; every stored envelope must be one a sender sent,
 //! whole; every batch is there entirely or not at all.
+//!
+//! The DS process is this test binary run again with [`CHILD`] set (see [`crash_child`]),
+//! started by `atmls-testkit` like every other test server.
 
 mod ds_support;
 
 use std::collections::HashMap;
-use std::io::BufRead as _;
+use std::io::{BufRead as _, Write as _};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -18,6 +21,7 @@ use std::time::{Duration, Instant};
 use atmls_ds::auth::{DsMethod, RequestToken};
 use atmls_ds::{DeliveryService, DsConfig, MailboxId, MailboxKind, SqliteStore};
 use atmls_ds_xrpc::{Clock as _, SystemClock};
+use atmls_testkit::server::TestServer;
 use bytes::Bytes;
 use ds_support::{b64, mailbox_key, public, unb64};
 use ed25519_dalek::SigningKey;
@@ -44,10 +48,61 @@ impl Drop for Proc {
     }
 }
 
+/// Set (to the data directory) in the child process that serves the DS.
+const CHILD: &str = "ATMLS_DS_CRASH_CHILD";
+
+/// The DS process: does nothing unless [`CHILD`] is set. Then it serves a DS on the
+/// data directory's `ds.sqlite`, prints `listening on http://<addr>`, and stops when its
+/// stdin closes (the parent went away without killing it).
+#[test]
+fn crash_child() {
+    let Some(dir) = std::env::var_os(CHILD) else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let server = TestServer::builder()
+            .ds_only()
+            .without_plc()
+            .system_clock()
+            .data_dir(Path::new(&dir))
+            .core(DsConfig::default().with_request_max_age(Duration::from_millis(MAX_AGE_MS)))
+            .start()
+            .await;
+        println!("listening on http://{}", server.addr());
+        std::io::stdout().flush().expect("flush");
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            while std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .is_ok_and(|n| n > 0)
+            {
+                line.clear();
+            }
+        })
+        .await
+        .expect("stdin reader");
+        server.shutdown().await;
+    });
+}
+
+/// Starts the DS process over `db`'s directory; its address.
 fn spawn_server(db: &Path) -> (Proc, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_atmls-ds-test-server"))
-        .arg(db)
-        .arg(MAX_AGE_MS.to_string())
+    let dir = db.parent().expect("the database's directory");
+    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
+        .args([
+            "crash_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(CHILD, dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -57,17 +112,23 @@ fn spawn_server(db: &Path) -> (Proc, SocketAddr) {
     let proc = Proc(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        // The test harness prints its own words first (on the same line, too).
+        let line = std::io::BufReader::new(stdout)
+            .lines()
+            .take(20)
+            .map_while(Result::ok)
+            .find(|l| l.contains("listening on http://"))
+            .unwrap_or_default();
         let _ = tx.send(line);
     });
     let line = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("the server did not start");
     let addr = line
+        .split_once("listening on http://")
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .1
         .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .parse()
         .expect("address");
     (proc, addr)
