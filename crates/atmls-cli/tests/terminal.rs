@@ -99,7 +99,7 @@ enum Services {
     Serve {
         _server: Lines,
     },
-    InProcess(tokio::runtime::Runtime, Option<TestServer>),
+    InProcess(tokio::runtime::Runtime, Option<Box<TestServer>>),
 }
 
 impl Drop for Services {
@@ -152,7 +152,7 @@ impl Terminal {
         );
         Self {
             url: services.url().to_owned(),
-            _services: Services::InProcess(runtime, Some(services)),
+            _services: Services::InProcess(runtime, Some(Box::new(services))),
             profiles: dir.join("profiles"),
         }
     }

@@ -195,9 +195,9 @@ async fn key_packages_per_did_with_verifiable_proofs() {
     let pds_addr = listener.local_addr().unwrap();
     drop(listener);
     let pds = format!("http://{pds_addr}");
-    let (alice, alice_key) = register(&h.plc(), &pds);
-    let (bob, bob_key) = register(&h.plc(), &pds);
-    let (carol, _) = register(&h.plc(), "http://127.0.0.1:1");
+    let (alice, alice_key) = register(h.plc(), &pds);
+    let (bob, bob_key) = register(h.plc(), &pds);
+    let (carol, _) = register(h.plc(), "http://127.0.0.1:1");
     let dave = "did:plc:zzzzzzzzzzzzzzzzzzzzzzzz";
     publish(
         &mut data,
@@ -296,7 +296,7 @@ async fn repeated_dids_do_not_amplify() {
     let pds_addr = listener.local_addr().unwrap();
     drop(listener);
     let pds = format!("http://{pds_addr}");
-    let (alice, alice_key) = register(&h.plc(), &pds);
+    let (alice, alice_key) = register(h.plc(), &pds);
     publish(
         &mut data,
         &alice,
