@@ -8,12 +8,12 @@ use std::sync::OnceLock;
 
 use atmls_ds::MailboxId;
 use atmls_ds::auth::{RequestToken, subscription_content};
-use atmls_server::{Catalog, Frame, Nsid};
+use atmls_xrpc::{Catalog, Frame, Nsid};
 use libfuzzer_sys::fuzz_target;
 
 fn catalog() -> &'static Catalog {
     static CATALOG: OnceLock<Catalog> = OnceLock::new();
-    CATALOG.get_or_init(|| atmls_server::ds::catalog().expect("embedded lexicons"))
+    CATALOG.get_or_init(|| atmls_ds_xrpc::catalog().expect("embedded lexicons"))
 }
 
 fuzz_target!(|data: &[u8]| {

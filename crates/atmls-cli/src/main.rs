@@ -43,9 +43,9 @@ struct Cli {
     profile: client::profile::ProfileOpts,
     /// Log lines on standard error: `human` or `json` (one object per line).
     #[arg(long, global = true, env = "ATMLS_LOG_FORMAT", default_value = "human")]
-    log_format: atmls_server::logging::LogFormat,
+    log_format: atmls_server::xrpc::logging::LogFormat,
     /// Which log events to write, in the `RUST_LOG` syntax (e.g. `info`,
-    /// `atmls_server=debug`) [default: RUST_LOG, else `info` for serve and nothing for
+    /// `atmls_xrpc=debug`) [default: RUST_LOG, else `info` for serve and nothing for
     /// the other commands].
     #[arg(long, global = true, env = "ATMLS_LOG")]
     log: Option<String>,
@@ -108,7 +108,9 @@ fn main() -> ExitCode {
         Command::Serve(_) => "info",
         _ => "off",
     };
-    if let Err(e) = atmls_server::logging::init(cli.log_format, cli.log.as_deref(), default_level) {
+    if let Err(e) =
+        atmls_server::xrpc::logging::init(cli.log_format, cli.log.as_deref(), default_level)
+    {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }

@@ -16,19 +16,12 @@
 mod config;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
+use std::path::PathBuf;
 use std::time::Duration;
 
-use atmls_ds::{DsConfig, SqliteStore};
-use atmls_identity::resolve::{
-    CacheConfig, CachingResolver, DidResolver, HttpResolver, ResolverConfig,
-};
-use atmls_lexicon::syntax::Did;
-use atmls_server::ds::{DsService, DsServiceConfig};
-use atmls_server::embedded::{DS_DATABASE, Embedded, EmbeddedConfig, EmbeddedError, web_did};
-use atmls_server::{Server, ServerConfig};
+use atmls_ds::DsConfig;
+use atmls_server::attached::{Attached, AttachedConfig, AttachedError};
+use atmls_server::embedded::{Embedded, EmbeddedConfig, EmbeddedError};
 use clap::Args;
 
 use config::{ConfigError, FileConfig};
@@ -202,19 +195,10 @@ impl ServeArgs {
 pub(crate) enum ServeError {
     #[error("no data directory: set --data-dir, ATMLS_DATA_DIR, XDG_DATA_HOME or HOME")]
     NoDataDir,
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
     #[error(transparent)]
     Embedded(#[from] EmbeddedError),
     #[error(transparent)]
-    Server(#[from] atmls_server::ServeError),
-    #[error("delivery service: {0}")]
-    Ds(String),
-    #[error("invalid DS DID {0:?}: {1}")]
-    DsDid(String, String),
+    Attached(#[from] AttachedError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error(transparent)]
@@ -223,11 +207,6 @@ pub(crate) enum ServeError {
     Retention,
     #[error("invalid --pds-url {0:?}: expected an http:// or https:// URL")]
     PdsUrl(String),
-    #[error("data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: atmls_fs::PrivateError,
-    },
 }
 
 /// `$XDG_DATA_HOME/atmls`, else `~/.local/share/atmls`.
@@ -250,20 +229,6 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), ServeError> {
     } else {
         runtime.block_on(serve(settings))
     }
-}
-
-async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Listen { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| ServeError::Listen { addr, source })?;
-    Ok((listener, local))
-}
-
-fn parse_did(did: String) -> Result<Did, ServeError> {
-    Did::new(&did).map_err(|e| ServeError::DsDid(did.clone(), e.to_string()))
 }
 
 async fn serve(args: Settings) -> Result<(), ServeError> {
@@ -315,62 +280,35 @@ async fn serve(args: Settings) -> Result<(), ServeError> {
 /// Attached mode: the delivery service alone, beside the PDS at `pds_url`.
 async fn serve_attached(args: Settings) -> Result<(), ServeError> {
     let pds_url = args.pds_url.unwrap_or_default();
-    if !(pds_url.starts_with("http://") || pds_url.starts_with("https://"))
-        || web_did(&pds_url).is_none()
-    {
-        return Err(ServeError::PdsUrl(pds_url));
-    }
     let data_dir = match args.data_dir {
         Some(d) => d,
         None => default_data_dir().ok_or(ServeError::NoDataDir)?,
     };
-    atmls_fs::private_dir(&data_dir).map_err(|source| ServeError::DataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
-    let (listener, addr) = bind(args.listen).await?;
-    let url = args
-        .public_url
-        .unwrap_or_else(|| attached_default_url(addr))
-        .trim_end_matches('/')
-        .to_owned();
-    let ds_did = match args.service_did {
-        Some(did) => did,
-        None => web_did(&url).ok_or_else(|| ServeError::DsDid(url.clone(), "no host".into()))?,
-    };
-    let ds_did = parse_did(ds_did)?;
-    // Account DIDs: did:plc in the configured directory, did:web over https; cached, as
-    // every createMailbox resolves its issuer. Loopback (and plain http to localhost)
-    // only with the explicit development allowance.
     let allow_loopback = args.allow_loopback.unwrap_or(false);
-    let resolver: Arc<dyn DidResolver> = Arc::new(CachingResolver::new(
-        HttpResolver::new(
-            ResolverConfig::default()
-                .allow_loopback_http(allow_loopback)
-                .with_plc_url(&args.plc_url),
-        ),
-        CacheConfig::default(),
-    ));
-    let db = data_dir.join(DS_DATABASE);
-    let mut config = args
-        .shares
-        .apply(DsServiceConfig::new(ds_did.clone(), &url))
+    let mut config = AttachedConfig::new(&data_dir, &pds_url)
+        .with_listen(args.listen)
+        .with_plc_url(&args.plc_url)
         .with_core(args.core.clone())
-        .with_startup_guard(!is_new(&db));
-    if args.only_pds_accounts {
-        config = config.with_account_pds(vec![pds_url.clone()]);
+        .with_ds_shares(args.shares)
+        .with_only_pds_accounts(args.only_pds_accounts)
+        .with_development_loopback(allow_loopback);
+    if let Some(url) = args.public_url {
+        config = config.with_public_url(url);
     }
-    let store = SqliteStore::open(&db).map_err(|e| ServeError::Ds(e.to_string()))?;
-    let ds =
-        DsService::start(store, config, resolver).map_err(|e| ServeError::Ds(e.to_string()))?;
-    let router = ds.router().map_err(|e| ServeError::Ds(e.to_string()))?;
-    let server = Server::from_listener(listener, ServerConfig::default(), router)?;
+    if let Some(did) = args.service_did {
+        config = config.with_ds_did(did);
+    }
+    let ds = Attached::start(config).await.map_err(|e| match e {
+        AttachedError::PdsUrl(url) => ServeError::PdsUrl(url),
+        other => ServeError::Attached(other),
+    })?;
+    let (url, ds_did, pds_url) = (ds.url(), ds.ds_did(), ds.pds_url());
     say!(
         "atmls serve {} (attached mode: delivery service only)",
         env!("CARGO_PKG_VERSION")
     );
-    say!("  data directory:   {}", db.display());
-    say!("  listening on      http://{addr}");
+    say!("  data directory:   {}", ds.database().display());
+    say!("  listening on      http://{}", ds.local_addr());
     say!("  public URL:       {url}");
     say!("  service DID:      {ds_did}  (document at {url}/.well-known/did.json)");
     say!("  delivery service: {url}/xrpc/chat.mls.ds.*");
@@ -385,8 +323,8 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
     say!("  PLC directory:    {}", args.plc_url);
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    server.serve(shutdown_signal()).await?;
-    ds.shutdown().await;
+    shutdown_signal().await;
+    ds.shutdown().await?;
     say!("stopped");
     Ok(())
 }
@@ -426,23 +364,6 @@ fn url_on_loopback(url: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-/// Whether the DS database is about to be created: then no mailbox token can have been
-/// used before, and the restart replay guard (`DsServiceConfig::startup_guard`) is off.
-fn is_new(db: &Path) -> bool {
-    !db.exists()
-}
-
-/// The public URL of an attached DS when none is given: `http://localhost:<port>` on a
-/// loopback address (the official PDS fetches a `did:web` document over plain http only
-/// for the host name `localhost`), else `http://<address>`.
-fn attached_default_url(addr: SocketAddr) -> String {
-    if addr.ip().is_loopback() {
-        format!("http://localhost:{}", addr.port())
-    } else {
-        format!("http://{addr}")
-    }
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
@@ -502,17 +423,5 @@ mod tests {
         ] {
             assert!(!super::url_on_loopback(url), "{url}");
         }
-    }
-
-    #[test]
-    fn attached_default_url_prefers_localhost_on_loopback() {
-        assert_eq!(
-            super::attached_default_url("127.0.0.1:2584".parse().unwrap()),
-            "http://localhost:2584"
-        );
-        assert_eq!(
-            super::attached_default_url("10.0.0.5:2584".parse().unwrap()),
-            "http://10.0.0.5:2584"
-        );
     }
 }

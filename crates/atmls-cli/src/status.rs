@@ -40,7 +40,7 @@ const COMPONENTS: &[(&str, &str, &str)] = &[
     (
         "atmls-server",
         "built",
-        "XRPC server; `embedded` starts the host, the dev PLC directory and the DS in-process",
+        "composition of the XRPC shells (atmls-xrpc, atmls-ds-xrpc, atmls-host-xrpc): `embedded` starts the host, the dev PLC directory and the DS in-process; `attached` the DS beside a PDS",
     ),
     (
         "atmls-client",

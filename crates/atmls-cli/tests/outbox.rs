@@ -97,7 +97,7 @@ fn serve(data: &Path, listen: &str) -> (Lines, String) {
     // Quiet: while the replay guard is on, every refused request is logged.
     cmd.args(["serve", "--listen", listen])
         .env("ATMLS_DATA_DIR", data)
-        .env("ATMLS_LOG", "warn,atmls_server::service=off");
+        .env("ATMLS_LOG", "warn,atmls_xrpc::service=off");
     let mut server = Lines::spawn(cmd);
     let line = server.wait_for("the start-up line with the address", WAIT, |l| {
         l.contains("listening") && l.contains("http://")

@@ -9,7 +9,7 @@ use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use atmls_server::embedded::{Embedded, EmbeddedConfig};
+use atmls_testkit::server::TestServer;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -93,13 +93,13 @@ fn listening_url(line: &str) -> Option<String> {
 }
 
 /// What the commands talk to: the real `atmls serve`, or the same services started in
-/// this test process through `atmls_server::embedded`.
+/// this test process through `atmls-testkit` (the embedded composition on disk).
 enum Services {
     /// Held for its `Drop` (which kills the server).
     Serve {
         _server: Lines,
     },
-    InProcess(tokio::runtime::Runtime, Option<Embedded>),
+    InProcess(tokio::runtime::Runtime, Option<Box<TestServer>>),
 }
 
 impl Drop for Services {
@@ -107,7 +107,7 @@ impl Drop for Services {
         if let Services::InProcess(runtime, services) = self
             && let Some(s) = services.take()
         {
-            runtime.block_on(s.shutdown()).expect("clean shutdown");
+            runtime.block_on(s.shutdown());
         }
     }
 }
@@ -144,14 +144,15 @@ impl Terminal {
             .enable_all()
             .build()
             .unwrap();
-        let services = runtime
-            .block_on(Embedded::start(
-                EmbeddedConfig::new(dir.join("server")).with_development_loopback(true),
-            ))
-            .unwrap();
+        let services = runtime.block_on(
+            TestServer::builder()
+                .system_clock()
+                .data_dir(dir.join("server"))
+                .start(),
+        );
         Self {
             url: services.url().to_owned(),
-            _services: Services::InProcess(runtime, Some(services)),
+            _services: Services::InProcess(runtime, Some(Box::new(services))),
             profiles: dir.join("profiles"),
         }
     }

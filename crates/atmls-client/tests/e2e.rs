@@ -7,12 +7,9 @@ use std::time::Duration;
 use atmls_client::transport::Pds as _;
 use atmls_client::transport::http::{HttpDs, HttpPds};
 use atmls_client::{Committed, Device, DeviceConfig, Did, Event, GroupId, Storage, content};
-use atmls_ds::MemoryStore;
 use atmls_identity::DidResolver;
 use atmls_identity::resolve::{HttpResolver, ResolverConfig};
-use atmls_server::ds::{DsService, DsServiceConfig, KeyPackageConfig};
-use atmls_server::host::{Host, HostConfig};
-use atmls_server::{Server, ServerConfig, ServerHandle};
+use atmls_testkit::server::TestServer;
 
 type Dev = Device<HttpPds, HttpDs>;
 
@@ -22,47 +19,36 @@ struct Net {
     url: String,
     ds_did: Did,
     resolver: Arc<dyn DidResolver>,
-    server: ServerHandle,
-    _host: Host,
-    _ds: DsService,
+    server: TestServer,
 }
 
 async fn start() -> Net {
     start_with(atmls_ds::DsConfig::default()).await
 }
 
+/// The embedded composition in memory (`atmls-testkit`), on the system clock: the clients
+/// sign with it.
 async fn start_with(core: atmls_ds::DsConfig) -> Net {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let url = format!("http://{addr}");
+    on(TestServer::builder()
+        .system_clock()
+        .core(core)
+        .start()
+        .await)
+}
+
+/// The clients' view of `server`.
+fn on(server: TestServer) -> Net {
+    let url = server.url().to_owned();
     let resolver: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(
         ResolverConfig::default()
             .allow_loopback_http(true)
             .with_plc_url(&url),
     ));
-    let host = Host::open(HostConfig::new(&url).with_resolver(resolver.clone())).unwrap();
-    let ds_did = Did::new(format!("did:web:127.0.0.1%3A{}", addr.port())).unwrap();
-    let ds = DsService::start(
-        MemoryStore::new(),
-        DsServiceConfig::new(ds_did.clone(), &url)
-            .with_startup_guard(false)
-            .with_core(core)
-            // The PDS here is plain http on loopback: let getKeyPackages read it.
-            .with_key_packages(KeyPackageConfig::default().with_allow_http(true)),
-        resolver.clone(),
-    )
-    .unwrap();
-    let router = ds.mount(host.router());
-    let server = Server::from_listener(listener, ServerConfig::default(), router)
-        .unwrap()
-        .spawn();
     Net {
         url,
-        ds_did,
+        ds_did: server.ds_did().clone(),
         resolver,
         server,
-        _host: host,
-        _ds: ds,
     }
 }
 
@@ -242,7 +228,7 @@ async fn three_accounts_two_devices_restart() {
         assert_eq!(s.epoch_authenticator, states[0].epoch_authenticator);
         assert_eq!(s.members.len(), 3);
     }
-    net.server.shutdown().await.unwrap();
+    net.server.shutdown().await;
 }
 
 async fn wait_for(events: &mut tokio::sync::broadcast::Receiver<Event>, want: &str) {
@@ -283,7 +269,7 @@ async fn get_key_packages_over_http() {
     let g = alice.create_group("bulk").await.unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
     assert_eq!(Event::joined(&sync(&bob).await), vec![g.clone()]);
-    net.server.shutdown().await.unwrap();
+    net.server.shutdown().await;
 }
 
 /// A TLS front on loopback for the real server (as a reverse proxy terminating TLS would
@@ -371,7 +357,7 @@ async fn wss_subscription_through_tls() {
     });
     live_round(&alice, &g, &mut events).await;
     live.abort();
-    net.server.shutdown().await.unwrap();
+    net.server.shutdown().await;
 }
 
 /// Alice sends, renames (new epoch, new mailbox key: the live loop resubscribes) and
@@ -403,7 +389,7 @@ async fn live_delivery_over_the_subscription() {
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
     live_round(&alice, &g, &mut events).await;
     live.abort();
-    net.server.shutdown().await.unwrap();
+    net.server.shutdown().await;
 }
 
 /// Two admins commit at the same moment, 100 rounds, through the real DS: both intents
@@ -457,7 +443,7 @@ async fn commit_race_100_rounds_over_http() {
         }
     }
     eprintln!("epoch conflicts over 100 rounds: {conflicts}");
-    net.server.shutdown().await.unwrap();
+    net.server.shutdown().await;
 }
 
 /// A DS that takes envelopes of at most 6 KiB: the welcome of a 40-member group does not
@@ -499,7 +485,7 @@ async fn large_group_welcome_with_out_of_band_tree() {
         .unwrap();
     assert_eq!(Event::joined(&events), vec![g.clone()], "{events:?}");
     assert_eq!(Event::texts(&events), vec!["hello joiner".to_owned()]);
-    net.server.shutdown().await.unwrap();
+    net.server.shutdown().await;
 }
 
 /// A client that believes the DS takes more than it does: the DS refuses the welcome, and
@@ -538,7 +524,7 @@ async fn refused_welcome_is_reported() {
     assert!(group.members.iter().any(|x| &x.did == m.did()));
     let events = tokio::time::timeout(WAIT, m.sync()).await.unwrap().unwrap();
     assert!(Event::joined(&events).is_empty());
-    net.server.shutdown().await.unwrap();
+    net.server.shutdown().await;
 }
 
 /// The outbox over HTTP (docs/spec.md §11.15): the server stops, Alice's messages wait on
@@ -546,7 +532,9 @@ async fn refused_welcome_is_reported() {
 /// her next sync sends them; Bob reads each once, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_over_http_rides_out_a_stopped_server() {
-    let net = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let on_disk = || TestServer::builder().system_clock().data_dir(dir.path());
+    let net = on(on_disk().start().await);
     let config = config().with_retry_backoff(Duration::ZERO, Duration::ZERO);
     let alice = Device::create(
         Storage::Memory,
@@ -561,14 +549,9 @@ async fn outbox_over_http_rides_out_a_stopped_server() {
     let g = alice.create_group("g").await.unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
     sync(&bob).await;
-    let Net {
-        server,
-        _host: host,
-        _ds: ds,
-        ..
-    } = net;
-    let addr = server.local_addr();
-    server.shutdown().await.unwrap();
+    let Net { server, .. } = net;
+    let addr = server.addr();
+    server.shutdown().await;
     for text in ["one", "two"] {
         let e = alice.send(&g, content::text(text)).await.unwrap_err();
         assert!(
@@ -584,14 +567,11 @@ async fn outbox_over_http_rides_out_a_stopped_server() {
     }
     sync(&alice).await;
     assert_eq!(alice.outbox().await.unwrap().len(), 2);
-    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-    let server = Server::from_listener(listener, ServerConfig::default(), ds.mount(host.router()))
-        .unwrap()
-        .spawn();
+    let server = on_disk().listen(addr).start().await;
     assert_eq!(Event::texts(&sync(&alice).await), ["one", "two"]);
     assert!(alice.outbox().await.unwrap().is_empty());
     alice.send(&g, content::text("three")).await.unwrap();
     assert_eq!(Event::texts(&sync(&bob).await), ["one", "two", "three"]);
     assert!(Event::texts(&sync(&bob).await).is_empty());
-    server.shutdown().await.unwrap();
+    server.shutdown().await;
 }

@@ -18,13 +18,12 @@ use atmls_client::group::seal::{TreeRef, WelcomeInfo, seal_welcome};
 use atmls_client::transport::http::{HttpDs, HttpPds};
 use atmls_client::transport::{Ds as _, Pds as _};
 use atmls_client::{Device, DeviceConfig, Did, Event, GroupId, Storage, content};
-use atmls_ds::{MailboxId, MemoryStore};
+use atmls_ds::MailboxId;
+use atmls_ds_xrpc::KeyPackageConfig;
 use atmls_identity::DidResolver;
 use atmls_identity::plc::directory::DirectoryService;
 use atmls_identity::resolve::{HttpResolver, ResolverConfig};
-use atmls_server::ds::{DsService, DsServiceConfig, KeyPackageConfig};
-use atmls_server::host::{Host, HostConfig};
-use atmls_server::{Server, ServerConfig, ServerHandle};
+use atmls_testkit::server::TestServer;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
@@ -41,45 +40,25 @@ struct Net {
     resolver: Arc<dyn DidResolver>,
     /// DIDs the gate answers `410 Gone` for.
     vanished: Arc<Mutex<HashSet<String>>>,
-    server: ServerHandle,
-    _host: Host,
-    _ds: DsService,
+    server: TestServer,
 }
 
+/// The embedded composition in memory (`atmls-testkit`), on the system clock.
 async fn start() -> Net {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let url = format!("http://{addr}");
-    let server_resolver: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(
-        ResolverConfig::default()
-            .allow_loopback_http(true)
-            .with_plc_url(&url),
-    ));
-    let host = Host::open(HostConfig::new(&url).with_resolver(server_resolver.clone())).unwrap();
-    let ds_did = Did::new(format!("did:web:127.0.0.1%3A{}", addr.port())).unwrap();
-    let ds = DsService::start(
-        MemoryStore::new(),
-        DsServiceConfig::new(ds_did.clone(), &url)
-            .with_startup_guard(false)
-            // No getKeyPackages cache: a cached answer still lists a one-time package its
-            // device consumed since (with the proof of the older revision, which a
-            // client that saw no newer one accepts), and a welcome sealed to it cannot
-            // be opened. These tests fetch the victim's packages after it joined.
-            .with_key_packages(
-                KeyPackageConfig::default()
-                    .with_allow_http(true)
-                    .with_cache_ttl(Duration::ZERO),
-            ),
-        server_resolver,
-    )
-    .unwrap();
-    let router = ds.mount(host.router());
-    let server = Server::from_listener(listener, ServerConfig::default(), router)
-        .unwrap()
-        .spawn();
+    // No getKeyPackages cache: a cached answer still lists a one-time package its device
+    // consumed since (with the proof of the older revision, which a client that saw no
+    // newer one accepts), and a welcome sealed to it cannot be opened. These tests fetch
+    // the victim's packages after it joined.
+    let server = TestServer::builder()
+        .system_clock()
+        .key_packages(KeyPackageConfig::default().with_cache_ttl(Duration::ZERO))
+        .start()
+        .await;
+    let url = server.url().to_owned();
+    let ds_did = server.ds_did().clone();
     let vanished = Arc::new(Mutex::new(HashSet::new()));
     let gate = gate(
-        DirectoryService::new(host.directory().clone()),
+        DirectoryService::new(server.host().directory().clone()),
         vanished.clone(),
     )
     .await;
@@ -94,8 +73,6 @@ async fn start() -> Net {
         resolver,
         vanished,
         server,
-        _host: host,
-        _ds: ds,
     }
 }
 
@@ -388,7 +365,7 @@ async fn poisoned_inbox_items_are_refused_one_by_one() {
     assert!(again.is_empty(), "{again:?}");
     carol.send(&g2, content::text("in g2")).await.unwrap();
     assert_eq!(Event::texts(&sync(&victim).await), ["in g2"]);
-    net.server.shutdown().await.unwrap();
+    net.server.shutdown().await;
 }
 
 /// A member adds an account whose DID then vanishes (the directory answers `410 Gone`):
@@ -432,7 +409,7 @@ async fn member_adding_a_did_that_vanishes_does_not_stop_the_others() {
     );
     carol.send(&g2, content::text("still here")).await.unwrap();
     assert_eq!(Event::texts(&sync(&victim).await), ["still here"]);
-    net.server.shutdown().await.unwrap();
+    net.server.shutdown().await;
 }
 
 /// A stranger's welcome names an out-of-band tree on a did:web host that answers `503`
@@ -473,5 +450,5 @@ async fn welcome_whose_tree_host_keeps_failing_does_not_block_the_rest() {
         ),
         "{ev:?}"
     );
-    net.server.shutdown().await.unwrap();
+    net.server.shutdown().await;
 }

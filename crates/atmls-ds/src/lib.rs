@@ -1,7 +1,7 @@
 //! Delivery-service core for `chat.mls`: group and inbox mailboxes, gap-free ordering,
 //! commit compare-and-swap on the epoch, mailbox-key capability checks, retention, quotas
 //! and limits — and its storage. There is no I/O in here: requests, bytes and the time
-//! come in as arguments; the server (`atmls-server`) only parses HTTP and calls
+//! come in as arguments; the shell (`atmls-ds-xrpc`) only parses HTTP and calls
 //! [`DeliveryService`]. The wire rules are in `docs/spec-ds-core.md`.
 //!
 //! ```

@@ -1,7 +1,7 @@
 //! The core of the embedded PDS-compatible host: accounts and sessions, repos on
 //! [`atmls_repo`] in one SQLite block store, blobs, lexicon validation of records,
-//! service-auth minting and `atproto-proxy` decisions. No HTTP here: `atmls-server`'s
-//! `host` module maps XRPC methods onto [`Host`]; the core takes the time as an argument.
+//! service-auth minting and `atproto-proxy` decisions. No HTTP here: `atmls-host-xrpc`
+//! maps XRPC methods onto [`Host`]; the core takes the time as an argument.
 //!
 //! - Accounts get a did:plc registered in the (development) PLC
 //!   [`Directory`](atmls_identity::plc::directory::Directory), with a fresh ES256K repo

@@ -113,20 +113,8 @@ impl ThrottleConfig {
     }
 }
 
-/// The key a source address is counted under: an IPv4 address (IPv4-mapped IPv6
-/// included), or the /64 network of an IPv6 address (one host's usual allocation).
-pub fn source_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
-}
+/// The key a source address is counted under (one rule for every per-source limit).
+pub use atmls_syntax::source_key;
 
 /// One bounded table of buckets.
 #[derive(Debug)]

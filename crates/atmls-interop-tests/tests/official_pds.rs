@@ -24,8 +24,7 @@ use atmls_identity::DidResolver;
 use atmls_identity::resolve::{HttpResolver, ResolverConfig};
 use atmls_interop_tests::{AttachedDs, OfficialPds};
 use atmls_lexicon::chat::mls::content::Attachment;
-use atmls_server::host::{AddressPolicy, Host, HostConfig};
-use atmls_server::{Server, ServerConfig, ServerHandle};
+use atmls_testkit::server::TestServer;
 
 type Dev = Device<HttpPds, HttpDs>;
 
@@ -321,31 +320,16 @@ async fn service_auth_paths(w: &World) {
     }
 }
 
-/// Our embedded host on loopback, without a DS of its own.
-struct EmbeddedHost {
-    url: String,
-    server: ServerHandle,
-    _host: Host,
-}
-
-async fn embedded_host(resolver: Arc<dyn DidResolver>) -> EmbeddedHost {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    // The attached DS its proxy reaches is on loopback: the development allowance.
-    let host = Host::open(
-        HostConfig::new(&url)
-            .with_resolver(resolver)
-            .with_outbound(AddressPolicy::development()),
-    )
-    .unwrap();
-    let server = Server::from_listener(listener, ServerConfig::default(), host.router())
-        .unwrap()
-        .spawn();
-    EmbeddedHost {
-        url,
-        server,
-        _host: host,
-    }
+/// Our embedded host on loopback (`atmls-testkit`), without a DS of its own. The
+/// attached DS its proxy reaches is on loopback: the development allowance (the
+/// starter's default).
+async fn embedded_host(resolver: Arc<dyn DidResolver>) -> TestServer {
+    TestServer::builder()
+        .host_only()
+        .system_clock()
+        .host(move |h| h.with_resolver(resolver))
+        .start()
+        .await
 }
 
 /// Copies `did`'s operation log from the embedded host's directory into the official
@@ -399,19 +383,19 @@ async fn reverse_scenario(w: &World) {
     let host = embedded_host(w.resolver.clone()).await;
     let official = w.official.pds_url.as_str();
     // Accounts on our host, registered in the official PLC before any device publishes.
-    let dave_pds = w.account(&host.url, "dave").await;
-    let frank_pds = w.account(&host.url, "frank").await;
+    let dave_pds = w.account(host.url(), "dave").await;
+    let frank_pds = w.account(host.url(), "frank").await;
     for p in [&dave_pds, &frank_pds] {
         register_in_official_plc(
-            &host.url,
+            host.url(),
             &w.official.plc_url,
             &atmls_client::transport::Pds::did(p),
         )
         .await;
     }
     drop((dave_pds, frank_pds));
-    let dave = w.device(&host.url, "dave", false).await;
-    let frank = w.device(&host.url, "frank", false).await;
+    let dave = w.device(host.url(), "dave", false).await;
+    let frank = w.device(host.url(), "frank", false).await;
     let erin = w.device(official, "erin", true).await;
 
     // Each side verifies the other's KeyPackages: official proofs and ours.
@@ -444,5 +428,5 @@ async fn reverse_scenario(w: &World) {
     let a = attachment(&sync(&dave).await);
     assert_eq!(dave.fetch_attachment(&a).await.unwrap(), file);
     same_state(&g, &[&dave, &erin, &frank], 3).await;
-    host.server.shutdown().await.unwrap();
+    host.shutdown().await;
 }

@@ -334,7 +334,7 @@ pub async fn next_event(ws: &mut Ws, wait: Duration) -> Result<Event, LoadgenErr
             Some(Err(e)) => return Err(LoadgenError::WebSocket(e.to_string())),
             None => return Err(LoadgenError::WebSocket("stream ended".into())),
         };
-        let (header, body) = atmls_server::Frame::decode::<FrameBody>(&bytes)
+        let (header, body) = atmls_xrpc::Frame::decode::<FrameBody>(&bytes)
             .map_err(|e| LoadgenError::BadAnswer(format!("frame: {e}")))?;
         if header.op != 1 {
             return Err(LoadgenError::WebSocket(format!(

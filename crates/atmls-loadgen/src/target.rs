@@ -3,26 +3,21 @@
 //! running `atmls serve` on loopback (`--url`).
 
 use std::net::{SocketAddr, ToSocketAddrs as _};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use atmls_crypto::{Algorithm, SigningKey as AccountKey};
 use atmls_ds::auth::{DsMethod, RequestToken};
-use atmls_ds::{MailboxId, SqliteStore, Timestamp};
-use atmls_identity::Did;
+use atmls_ds::{MailboxId, Timestamp};
+use atmls_ds_xrpc::{Clock as _, SystemClock};
 use atmls_identity::plc::GenesisBuilder;
-use atmls_identity::plc::directory::{Directory, DirectoryService};
-use atmls_identity::resolve::{CacheConfig, CachingResolver, HttpResolver, ResolverConfig};
 use atmls_identity::service_auth::{Claims, issue};
-use atmls_server::ds::{Clock as _, DsService, DsServiceConfig, SystemClock};
-use atmls_server::{Server, ServerConfig, ServerHandle, SubscriptionConfig};
+use atmls_testkit::server::TestServer;
+use atmls_xrpc::{ServerConfig, SubscriptionConfig};
 use base64::Engine as _;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use serde::Deserialize;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::LoadgenError;
 use crate::client::{Conn, parse};
@@ -52,11 +47,10 @@ pub struct GroupMailbox {
     pub key: SigningKey,
 }
 
-/// The parts of an in-process delivery service, stopped on [`Target::close`] or drop.
+/// An in-process delivery service (started by `atmls-testkit`, with its dev PLC
+/// directory), stopped on [`Target::close`] or drop.
 struct Local {
-    ds: DsService,
-    server: Option<ServerHandle>,
-    plc: JoinHandle<std::io::Result<()>>,
+    server: TestServer,
     _dir: tempfile::TempDir,
 }
 
@@ -103,22 +97,6 @@ impl Target {
     pub async fn start_local() -> Result<Self, LoadgenError> {
         let start = |e: &dyn std::fmt::Display| LoadgenError::Start(e.to_string());
         let dir = tempfile::tempdir()?;
-        let plc_listener = TcpListener::bind("127.0.0.1:0").await?;
-        let plc_addr = plc_listener.local_addr()?;
-        let directory = Arc::new(Directory::in_memory());
-        let plc = tokio::spawn(DirectoryService::new(directory).serve(plc_listener));
-        let resolver = Arc::new(CachingResolver::new(
-            HttpResolver::new(
-                ResolverConfig::default()
-                    .with_plc_url(format!("http://{plc_addr}"))
-                    .allow_loopback_http(true)
-                    .with_timeout(Duration::from_secs(5)),
-            ),
-            CacheConfig::default(),
-        ));
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let ds_did = "did:web:127.0.0.1".to_owned();
         // Every simulated client connects from 127.0.0.1, with a handful of accounts and
         // mailboxes: the per-principal shares (issue 14), which bound what one address,
         // key, mailbox or account may take, would measure the shares, not the service.
@@ -126,39 +104,31 @@ impl Target {
             .with_replay_share_per_key(usize::MAX)
             .with_replay_share_per_mailbox(usize::MAX)
             .with_replay_share_per_source(usize::MAX);
-        let config = DsServiceConfig::new(
-            Did::new(&ds_did).map_err(|e| start(&e))?,
-            format!("http://{addr}"),
-        )
-        .with_core(core)
-        .with_subscriptions_per_source(usize::MAX)
-        .with_subscribers_per_mailbox(usize::MAX)
-        .with_welcomes_per_source_per_minute(u64::MAX, u64::MAX)
-        .with_tokens_per_account(usize::MAX)
-        .with_startup_guard(false);
-        let request_max_age_ms = millis(config.core().request_max_age());
-        let store = SqliteStore::open(dir.path().join("ds.sqlite")).map_err(|e| start(&e))?;
-        let ds = DsService::start(store, config, resolver).map_err(|e| start(&e))?;
-        let server_config = ServerConfig::default()
-            .with_max_connections(16_384)
-            .with_subscription(SubscriptionConfig::default().with_max_subscriptions(16_384));
-        let router = ds.router().map_err(|e| start(&e))?;
-        let server = Server::from_listener(listener, server_config, router)
-            .map_err(|e| start(&e))?
-            .spawn();
+        let request_max_age_ms = millis(core.request_max_age());
+        let server = TestServer::builder()
+            .ds_only()
+            .system_clock()
+            .data_dir(dir.path())
+            .core(core)
+            .unlimited_shares()
+            .server(
+                ServerConfig::default()
+                    .with_max_connections(16_384)
+                    .with_subscription(
+                        SubscriptionConfig::default().with_max_subscriptions(16_384),
+                    ),
+            )
+            .try_start()
+            .await
+            .map_err(|e| start(&e))?;
         Ok(Self {
-            addr,
-            host: addr.to_string(),
-            plc_addr,
-            ds_did,
+            addr: server.addr(),
+            host: server.addr().to_string(),
+            plc_addr: server.plc().addr(),
+            ds_did: server.ds_did().to_string(),
             request_max_age_ms,
             sign_offset_ms: AtomicU64::new(0),
-            local: Some(Local {
-                ds,
-                server: Some(server),
-                plc,
-                _dir: dir,
-            }),
+            local: Some(Local { server, _dir: dir }),
         })
     }
 
@@ -355,23 +325,8 @@ impl Target {
 
     /// Stops an in-process DS (its writer commits what it holds) and its server.
     pub async fn close(mut self) {
-        if let Some(mut local) = self.local.take() {
-            local.ds.shutdown().await;
-            if let Some(server) = local.server.take() {
-                let _ = tokio::time::timeout(Duration::from_secs(15), server.shutdown()).await;
-            }
-            local.plc.abort();
-        }
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        if let Some(local) = self.local.as_mut() {
-            if let Some(mut s) = local.server.take() {
-                s.start_shutdown();
-            }
-            local.plc.abort();
+        if let Some(local) = self.local.take() {
+            local.server.shutdown().await;
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The embedded default in one call: the PDS-compatible host, the development PLC
 //! directory and the delivery service on one listener, with SQLite files in a data
-//! directory. `atmls serve` and `atmls demo` run it; tests start it on `127.0.0.1:0`.
+//! directory (or everything in memory). `atmls serve` and `atmls demo` run it; tests
+//! start it on `127.0.0.1:0` (through `atmls-testkit`).
 //!
 //! ```no_run
 //! use atmls_server::embedded::{Embedded, EmbeddedConfig};
@@ -16,15 +17,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use atmls_ds::{DsConfig, SqliteStore};
-use atmls_host::{HostConfig as CoreConfig, LocalResolver};
+use atmls_ds::{DsConfig, MemoryStore, SqliteStore};
+use atmls_host::{Clock, HostConfig as CoreConfig, LocalResolver, SystemClock};
 use atmls_identity::resolve::{DidResolver, HttpResolver, ResolverConfig};
 use atmls_lexicon::syntax::Did;
-use atmls_net::AddressPolicy;
 
-use crate::ds::{DsError, DsService, DsServiceConfig, KeyPackageConfig};
-use crate::host::{Host, HostConfig, HostError};
-use crate::{ServeError, Server, ServerConfig, ServerHandle};
+use atmls_ds_xrpc::{DsError, DsService, DsServiceConfig, KeyPackageConfig};
+use atmls_host_xrpc::{Host, HostConfig, HostError};
+use atmls_xrpc::{AddressPolicy, Outbound, ServeError, Server, ServerConfig, ServerHandle};
 
 /// The delivery service's database in the data directory.
 pub const DS_DATABASE: &str = "ds.sqlite";
@@ -33,7 +33,8 @@ pub const DS_DATABASE: &str = "ds.sqlite";
 #[derive(Debug, Clone)]
 pub struct EmbeddedConfig {
     listen: SocketAddr,
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
     public_url: Option<String>,
     handle_domains: Vec<String>,
     ds_did: Option<String>,
@@ -42,6 +43,7 @@ pub struct EmbeddedConfig {
     server: ServerConfig,
     development_loopback: bool,
     ds_shares: Option<DsShares>,
+    key_packages: KeyPackageConfig,
 }
 
 /// The DS service's per-principal shares an operator may set (`None`: the default);
@@ -99,7 +101,8 @@ impl EmbeddedConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: data_dir.into(),
+            data_dir: Some(data_dir.into()),
+            clock: Arc::new(SystemClock),
             public_url: None,
             handle_domains: vec![".test".to_owned()],
             ds_did: None,
@@ -108,7 +111,34 @@ impl EmbeddedConfig {
             server: ServerConfig::default(),
             development_loopback: false,
             ds_shares: None,
+            key_packages: KeyPackageConfig::default(),
         }
+    }
+
+    /// As [`Self::new`], with nothing on disk: the host's databases and the DS store in
+    /// memory, gone when the services stop (tests, demonstrations).
+    pub fn in_memory() -> Self {
+        Self {
+            data_dir: None,
+            ..Self::new(PathBuf::new())
+        }
+    }
+
+    /// The settings of the DS's `getKeyPackages` (default [`KeyPackageConfig::default`]);
+    /// whether plain-http PDSes are fetched follows the development allowance
+    /// ([`Self::with_development_loopback`]) whatever they say.
+    #[must_use]
+    pub fn with_key_packages(mut self, config: KeyPackageConfig) -> Self {
+        self.key_packages = config;
+        self
+    }
+
+    /// The clock the host and the DS read (default: the system clock); tests pass a
+    /// manual one.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The DS service's per-principal shares (default: [`DsServiceConfig::new`]'s).
@@ -236,7 +266,7 @@ pub struct Embedded {
     url: String,
     addr: SocketAddr,
     ds_did: Did,
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
     host: Host,
     ds: DsService,
     server: ServerHandle,
@@ -249,10 +279,12 @@ impl Embedded {
     /// requests could be replayed.
     pub async fn start(config: EmbeddedConfig) -> Result<Self, EmbeddedError> {
         let data_dir = config.data_dir;
-        atmls_fs::private_dir(&data_dir).map_err(|source| EmbeddedError::DataDir {
-            path: data_dir.clone(),
-            source,
-        })?;
+        if let Some(dir) = &data_dir {
+            atmls_fs::private_dir(dir).map_err(|source| EmbeddedError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| EmbeddedError::Listen {
@@ -272,20 +304,26 @@ impl Embedded {
             .to_owned();
         // DID documents on this machine (the DS's own did:web included) are fetched over
         // plain http, and loopback reached at all, only under the development allowance.
-        let outbound = AddressPolicy::public_only().with_loopback(config.development_loopback);
+        // One outbound client for the process: the host's proxy and the DS's
+        // getKeyPackages share its pool and its address policy.
+        let outbound = Outbound::with_policy(
+            AddressPolicy::public_only().with_loopback(config.development_loopback),
+        );
         let mut resolver_config =
             ResolverConfig::default().allow_loopback_http(config.development_loopback);
         if let Some(plc) = &config.plc_url {
             resolver_config = resolver_config.with_plc_url(plc);
         }
         let http: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(resolver_config));
-        let host = Host::open(
-            HostConfig::new(&url)
-                .with_core(CoreConfig::new(&url).with_handle_domains(config.handle_domains))
-                .with_data_dir(&data_dir)
-                .with_resolver(http.clone())
-                .with_outbound(outbound),
-        )?;
+        let mut host_config = HostConfig::new(&url)
+            .with_core(CoreConfig::new(&url).with_handle_domains(config.handle_domains))
+            .with_clock(config.clock.clone())
+            .with_resolver(http.clone())
+            .with_outbound(outbound.clone());
+        if let Some(dir) = &data_dir {
+            host_config = host_config.with_data_dir(dir);
+        }
+        let host = Host::open(host_config)?;
         let ds_did = match config.ds_did {
             Some(did) => did,
             None => web_did(&url).ok_or_else(|| EmbeddedError::DsDid {
@@ -297,30 +335,41 @@ impl Embedded {
             did: ds_did.clone(),
             message: e.to_string(),
         })?;
-        let ds_path = data_dir.join(DS_DATABASE);
-        // Over an existing database the guard applies unless a clean stop is recorded.
-        let restarted = ds_path.exists();
-        let store = SqliteStore::open(&ds_path).map_err(|e| EmbeddedError::DsStore {
-            path: ds_path.clone(),
-            message: e.to_string(),
-        })?;
         // The DS resolves account DIDs in the local PLC directory first.
         let resolver = Arc::new(LocalResolver::new(host.directory().clone(), Some(http)));
         let shares = config.ds_shares.unwrap_or_default();
-        let ds = DsService::start(
-            store,
-            shares
-                .apply(DsServiceConfig::new(ds_did.clone(), &url))
-                .with_core(config.core)
-                .with_startup_guard(restarted)
-                // The embedded host's accounts live on this (development, loopback) host:
-                // getKeyPackages fetches their repos over plain http on loopback only
-                // under the same development allowance as every other outbound fetch.
-                .with_key_packages(
-                    KeyPackageConfig::default().with_allow_http(config.development_loopback),
-                ),
-            resolver,
-        )?;
+        let ds_config = shares
+            .apply(DsServiceConfig::new(ds_did.clone(), &url))
+            .with_core(config.core)
+            .with_clock(config.clock)
+            // The embedded host's accounts live on this (development, loopback) host:
+            // getKeyPackages fetches their repos over plain http on loopback only under
+            // the same development allowance as every other outbound fetch.
+            .with_key_packages(
+                config
+                    .key_packages
+                    .with_allow_http(config.development_loopback),
+            )
+            .with_outbound(outbound);
+        let ds = match &data_dir {
+            Some(dir) => {
+                let ds_path = dir.join(DS_DATABASE);
+                // Over an existing database the guard applies unless a clean stop is
+                // recorded.
+                let restarted = ds_path.exists();
+                let store = SqliteStore::open(&ds_path).map_err(|e| EmbeddedError::DsStore {
+                    path: ds_path.clone(),
+                    message: e.to_string(),
+                })?;
+                DsService::start(store, ds_config.with_startup_guard(restarted), resolver)?
+            }
+            // A new store: no mailbox whose requests could be replayed.
+            None => DsService::start(
+                MemoryStore::new(),
+                ds_config.with_startup_guard(false),
+                resolver,
+            )?,
+        };
         let router = ds.mount(host.router());
         let server = Server::from_listener(listener, config.server, router)?.spawn();
         Ok(Self {
@@ -359,14 +408,14 @@ impl Embedded {
         self.host.core().config().service_did.to_string()
     }
 
-    /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+    /// The data directory (`None` in memory).
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
-    /// The delivery service's SQLite file.
-    pub fn ds_database(&self) -> PathBuf {
-        self.data_dir.join(DS_DATABASE)
+    /// The delivery service's SQLite file (`None` in memory).
+    pub fn ds_database(&self) -> Option<PathBuf> {
+        self.data_dir.as_ref().map(|d| d.join(DS_DATABASE))
     }
 
     /// The host (accounts, repos, PLC directory).
@@ -427,7 +476,7 @@ mod tests {
             format!("did:web:127.0.0.1%3A{}", first.local_addr().port())
         );
         assert_eq!(first.ds().startup_guard_until(), None);
-        assert!(first.ds_database().exists());
+        assert!(first.ds_database().unwrap().exists());
         let answer = get(first.local_addr(), "/xrpc/chat.mls.ds.describeServer").await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.contains(first.ds_did().as_str()), "{answer}");
@@ -440,6 +489,27 @@ mod tests {
                 .unwrap();
         assert_eq!(second.ds().startup_guard_until(), None);
         second.shutdown().await.unwrap();
+    }
+
+    /// In memory: nothing on disk, the clock given is the one both services read.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn starts_in_memory_on_the_clock_given() {
+        let clock = Arc::new(atmls_host::ManualClock::new(
+            atmls_ds::Timestamp::from_millis(1_700_000_000_000),
+        ));
+        let services = Embedded::start(
+            EmbeddedConfig::in_memory()
+                .with_development_loopback(true)
+                .with_clock(clock.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(services.data_dir(), None);
+        assert_eq!(services.ds_database(), None);
+        assert_eq!(services.ds().config().clock().now(), clock.now());
+        let answer = get(services.local_addr(), "/xrpc/chat.mls.ds.describeServer").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        services.shutdown().await.unwrap();
     }
 
     /// A bare HTTP/1.1 GET (connection closed by the server after the answer).

@@ -1,67 +1,31 @@
-//! The hyper shell of atmls: XRPC routing by NSID, lexicon validation of parameters and
-//! bodies, typed errors, limits, WebSocket event streams, health and metrics. It knows
-//! nothing of MLS, repos or DIDs: the delivery service and the embedded host mount their
-//! methods on a [`Router`].
+//! The composition of atmls's server side: which shells run together, on which store, with
+//! which outbound policy. Two modes:
 //!
-//! - `GET /xrpc/<nsid>` serves queries, `POST /xrpc/<nsid>` procedures, and a WebSocket
-//!   upgrade on `GET /xrpc/<nsid>` subscriptions. Parameters and JSON bodies are checked
-//!   against the route's lexicon before the handler runs.
-//! - Every failure is `{"error": Name, "message": …}` with its status ([`XrpcError`]).
-//! - `GET /_health` answers `{"version": …}`; `GET /metrics` the OpenMetrics text format.
-//! - Other paths go to the [`Router::fallback`] handler, if any.
+//! - [`embedded`]: the PDS-compatible host, the development PLC directory and the
+//!   delivery service on one listener, with SQLite files in a data directory (`atmls
+//!   serve`, `atmls demo`).
+//! - [`attached`]: the delivery service alone, beside an existing PDS (`atmls serve
+//!   --pds-url`).
+//!
+//! The shells themselves are separate crates, re-exported here: [`xrpc`] (router,
+//! limits, errors, subscriptions, the outbound client), [`ds`] (the `chat.mls.ds.*`
+//! endpoints) and [`host`] (the `com.atproto.*` endpoints).
 //!
 //! ```no_run
-//! use atmls_lexicon::validate::Catalog;
-//! use atmls_server::{Router, Server, ServerConfig, XrpcError, XrpcResponse};
-//! use serde_json::json;
+//! use atmls_server::embedded::{Embedded, EmbeddedConfig};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut catalog = Catalog::load_dir("lexicons")?;
-//! catalog.add_all(Catalog::load_dir("vendor/lexicons")?.docs().cloned())?;
-//! let router = Router::new(catalog)
-//!     .query("chat.mls.ds.describeServer", |_req| async {
-//!         Ok(XrpcResponse::json(json!({ "did": "did:web:ds.example.com" })))
-//!     })
-//!     .procedure("chat.mls.ds.sendEnvelopes", |req| async move {
-//!         let _input = req.input().ok_or_else(|| XrpcError::invalid_request("no body"))?;
-//!         Err(XrpcError::conflict("EpochConflict", "stale epoch")
-//!             .with_field("currentEpoch", 4)
-//!             .with_field("currentSeq", 17))
-//!     });
-//! let server = Server::bind(ServerConfig::default(), router).await?;
-//! println!("listening on http://{}", server.local_addr());
-//! server.serve(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # async fn run() -> Result<(), atmls_server::embedded::EmbeddedError> {
+//! let services = Embedded::start(EmbeddedConfig::new("/tmp/atmls-data")).await?;
+//! println!("host and DS at {}", services.url());
+//! services.shutdown().await?;
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod body;
-mod config;
-pub mod ds;
+pub mod attached;
 pub mod embedded;
-mod error;
-pub mod host;
-mod lifecycle;
-pub mod logging;
-mod metrics;
-mod request;
-mod router;
-mod serve;
-mod service;
-mod sources;
-pub mod subscription;
 
-pub use atmls_lexicon::syntax::Nsid;
-pub use atmls_lexicon::validate::Catalog;
-pub use config::{ServerConfig, SubscriptionConfig};
-pub use error::{RouterError, ServeError, XrpcError};
-pub use metrics::Metrics;
-pub use request::{HttpRequest, ResponseBody, XrpcRequest, XrpcResponse};
-pub use router::{FallbackHandler, Handler, HandlerResult, RouteKind, Router, SubscriptionHandler};
-pub use serve::{Server, ServerHandle, serve};
-pub use subscription::{EventSink, Frame, SinkError};
-
-/// Re-exported so that handlers can name statuses and headers without depending on
-/// `hyper` themselves.
-pub use hyper::{HeaderMap, Method, StatusCode, header};
+pub use atmls_ds_xrpc as ds;
+pub use atmls_host_xrpc as host;
+pub use atmls_xrpc as xrpc;

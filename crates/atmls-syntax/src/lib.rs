@@ -39,9 +39,11 @@
 #![warn(missing_docs)]
 
 mod clock;
+mod source;
 mod time;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use source::source_key;
 pub use time::{Timestamp, duration_millis};
 
 mod at_uri;

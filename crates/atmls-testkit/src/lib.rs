@@ -16,6 +16,14 @@
 //! }
 //! ```
 //!
+//! With features:
+//!
+//! - `server` — [`server`]: the one way to start servers for tests
+//!   ([`server::TestServer::builder`]: embedded, DS-only or host-only, in memory or in a
+//!   data directory, on a manual clock);
+//! - `http` (implied by `server`) — [`http`]: the HTTP client their tests send requests
+//!   with.
+//!
 //! Keep the dependencies light: each area lives in its own module, and anything heavy
 //! belongs behind a feature.
 #![forbid(unsafe_code)]
@@ -23,3 +31,7 @@
 
 pub mod block_store;
 pub mod ds_store;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "server")]
+pub mod server;

@@ -3,8 +3,8 @@
 //! (docs/spec.md §4, §2a event streams, §10.5), plus an error frame.
 
 use atmls_ds::{Envelope, EnvelopeKind, MailboxId, Timestamp};
-use atmls_server::Frame;
-use atmls_server::ds::wire::{envelope_frame, envelope_json};
+use atmls_ds_xrpc::wire::{envelope_frame, envelope_json};
+use atmls_xrpc::Frame;
 use serde_json::{Value, json};
 
 use crate::hex::hex;

@@ -182,8 +182,8 @@ async fn demo(args: DemoArgs, tr: &mut Transcript) -> Result<(), Failed> {
                 "",
                 &dir,
             );
-            let db = args.ds_database.clone().unwrap_or_else(|| e.ds_database());
-            (Some(e), net, Some(db))
+            let db = args.ds_database.clone().or_else(|| e.ds_database());
+            (Some(e), net, db)
         }
         Some(url) => {
             let url = url.trim_end_matches('/');

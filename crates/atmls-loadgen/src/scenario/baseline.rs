@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use atmls_ds::auth::{DsMethod, RequestToken};
-use atmls_server::ds::{Clock as _, SystemClock};
+use atmls_ds_xrpc::{Clock as _, SystemClock};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use http_body_util::{BodyExt as _, Full};

@@ -1,0 +1,798 @@
+//! The single writer: one thread owns the core ([`DeliveryService`]) and its store, and
+//! serves every request through a channel.
+//!
+//! Requests that append (`sendEnvelopes`, `sendWelcome`) are decided by the core one
+//! after the other against an in-memory overlay ([`GroupStore`]); the batches of all such
+//! requests taken from the queue together are then written in **one** `Store::append`
+//! transaction (group commit), and only after it committed are the live subscribers fed
+//! and the requests answered. Every other request first commits what is pending, so it
+//! only ever sees committed state. The write runs here, not in the request's future: a
+//! request whose client went away is still decided and committed (or not) as a whole.
+//!
+//! **Isolation.** If the group's transaction fails, nothing of it was written; each
+//! request's append is then written again in a transaction of its own, in order, so a
+//! request that fails (whoever sent it) fails alone. A request decided against the
+//! pending state of a mailbox whose earlier append failed gets `ServiceUnavailable`
+//! (`Interrupted`: nothing stored, send again), never another request's error. The core's
+//! memory follows the store: the replay-cache entry and deposit count of a request whose
+//! append was not written are taken back.
+//!
+//! Mailbox-key requests arrive with their token decoded and signature verified
+//! ([`PreChecked`], done in the request's task): the writer only applies the cheap steps
+//! of the verification order (timestamp, mailbox, kind, key, nonce), reporting a failed
+//! pre-check at its own step.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use atmls_ds::Envelope;
+use atmls_ds::auth::PreChecked;
+use atmls_ds::store::{Append, CreateOutcome, EndedEpoch, Mailbox, PageLimit, SavedNonce};
+use atmls_ds::{
+    CreateMailboxError, DeliveryService, EnvelopeKind, EnvelopePage, Expired, InboxError,
+    InboxPage, MailboxId, MailboxInfo, MailboxKind, OutgoingEnvelope, ReadError, Restart,
+    SendEnvelopesError, SendReceipt, SendWelcomeError, Store, StoreError, Subscription,
+};
+use rand::rngs::OsRng;
+use tokio::sync::{mpsc, oneshot};
+
+use super::config::{Clock, DsServiceConfig};
+use atmls_xrpc::subscription::{Frame, FrameError};
+
+/// Where a writer's answer goes.
+pub(crate) type Reply<T> = oneshot::Sender<T>;
+
+/// One mailbox of a subscription request, its token already checked.
+#[derive(Debug)]
+pub(crate) struct SubscribeItem {
+    pub(crate) mailbox: MailboxId,
+    pub(crate) auth: PreChecked,
+    pub(crate) cursor: Option<u64>,
+}
+
+/// A failure of one mailbox of a subscription, with its position in the request.
+pub(crate) type ItemError = (usize, ReadError);
+
+/// A request for the writer.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Create {
+        account: String,
+        kind: MailboxKind,
+        key: Vec<u8>,
+        epoch: u64,
+        reply: Reply<Result<MailboxInfo, CreateMailboxError>>,
+    },
+    /// Whether the account has its quota of mailboxes (before its token is recorded).
+    QuotaReached {
+        account: String,
+        reply: Reply<Result<bool, StoreError>>,
+    },
+    Mailbox {
+        id: MailboxId,
+        auth: PreChecked,
+        reply: Reply<Result<MailboxInfo, ReadError>>,
+    },
+    Send {
+        id: MailboxId,
+        auth: PreChecked,
+        envelopes: Vec<OutgoingEnvelope>,
+        reply: Reply<Result<SendReceipt, SendEnvelopesError>>,
+    },
+    Envelopes {
+        id: MailboxId,
+        auth: PreChecked,
+        cursor: u64,
+        limit: u32,
+        reply: Reply<Result<EnvelopePage, ReadError>>,
+    },
+    Welcome {
+        inbox: MailboxId,
+        payload: Vec<u8>,
+        reply: Reply<Result<u64, SendWelcomeError>>,
+    },
+    ListInbox {
+        inbox: MailboxId,
+        auth: PreChecked,
+        cursor: u64,
+        limit: u32,
+        reply: Reply<Result<InboxPage, InboxError>>,
+    },
+    DeleteInbox {
+        inbox: MailboxId,
+        auth: PreChecked,
+        seqs: Vec<u64>,
+        reply: Reply<Result<u64, InboxError>>,
+    },
+    /// Authorises every mailbox and, if all pass, registers `live` for them: atomically
+    /// with respect to commits, so that the backlog read afterwards and the live feed
+    /// overlap instead of leaving a gap.
+    Subscribe {
+        items: Vec<SubscribeItem>,
+        live: LiveTx,
+        reply: Reply<Result<Vec<Subscription>, ItemError>>,
+    },
+    /// Committed envelopes of a mailbox after `after` (a subscription's backlog; it was
+    /// authorised when it started).
+    Page {
+        id: MailboxId,
+        after: u64,
+        limit: usize,
+        reply: Reply<Result<Vec<Envelope>, StoreError>>,
+    },
+    /// Whether the keys of these subscriptions are still usable.
+    Check {
+        subs: Vec<Subscription>,
+        reply: Reply<Result<(), ItemError>>,
+    },
+    Unsubscribe {
+        id: u64,
+    },
+    Expire {
+        reply: Option<Reply<Result<Expired, StoreError>>>,
+    },
+    Stop {
+        reply: Reply<()>,
+    },
+}
+
+/// Committed envelopes of one mailbox, shared by every subscriber of it. The frames are
+/// encoded once, by the first subscriber that needs them.
+#[derive(Debug)]
+pub(crate) struct LiveBatch {
+    pub(crate) mailbox: MailboxId,
+    pub(crate) envelopes: Vec<Envelope>,
+    frames: OnceLock<Result<Vec<Frame>, FrameError>>,
+}
+
+impl LiveBatch {
+    /// Whether the batch moved the epoch.
+    pub(crate) fn has_commit(&self) -> bool {
+        self.envelopes
+            .iter()
+            .any(|e| e.kind == EnvelopeKind::Commit)
+    }
+
+    /// One `#envelope` frame per envelope, encoded on first use.
+    pub(crate) fn frames(&self) -> &Result<Vec<Frame>, FrameError> {
+        self.frames.get_or_init(|| {
+            let mailbox = self.mailbox.to_string();
+            self.envelopes
+                .iter()
+                .map(|e| super::wire::envelope_frame(&mailbox, e))
+                .collect()
+        })
+    }
+}
+
+/// A subscription's live feed, as the writer holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveTx {
+    pub(crate) id: u64,
+    pub(crate) tx: mpsc::Sender<Arc<LiveBatch>>,
+    /// Set when the feed overflowed and was dropped: the subscriber is too slow.
+    pub(crate) overflowed: Arc<AtomicBool>,
+}
+
+/// Who listens to which mailbox. Owned by the writer thread: registering and publishing
+/// happen in the same order as commits.
+#[derive(Debug, Default)]
+struct Hub {
+    by_mailbox: HashMap<MailboxId, Vec<LiveTx>>,
+    by_sub: HashMap<u64, Vec<MailboxId>>,
+}
+
+impl Hub {
+    fn register(&mut self, mailbox: MailboxId, live: &LiveTx) {
+        self.by_mailbox
+            .entry(mailbox)
+            .or_default()
+            .push(live.clone());
+        self.by_sub.entry(live.id).or_default().push(mailbox);
+    }
+
+    fn remove(&mut self, id: u64) {
+        for mailbox in self.by_sub.remove(&id).unwrap_or_default() {
+            if let Some(list) = self.by_mailbox.get_mut(&mailbox) {
+                list.retain(|l| l.id != id);
+                if list.is_empty() {
+                    self.by_mailbox.remove(&mailbox);
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, appends: Vec<Append>) {
+        let mut dead = Vec::new();
+        for append in appends {
+            let Some(list) = self.by_mailbox.get(&append.mailbox.id) else {
+                continue;
+            };
+            let batch = Arc::new(LiveBatch {
+                mailbox: append.mailbox.id,
+                envelopes: append.envelopes,
+                frames: OnceLock::new(),
+            });
+            for live in list {
+                match live.tx.try_send(batch.clone()) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        live.overflowed.store(true, Ordering::SeqCst);
+                        dead.push(live.id);
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => dead.push(live.id),
+                }
+            }
+        }
+        for id in dead {
+            self.remove(id);
+        }
+    }
+
+    /// Drops subscriptions whose receiver is gone.
+    fn sweep(&mut self) {
+        let dead: Vec<u64> = self
+            .by_mailbox
+            .values()
+            .flatten()
+            .filter(|l| l.tx.is_closed())
+            .map(|l| l.id)
+            .collect();
+        for id in dead {
+            self.remove(id);
+        }
+    }
+}
+
+/// A [`Store`] that keeps appends in memory until [`GroupStore::flush`] writes them all
+/// in one transaction. Reads of a mailbox's state see the pending appends (so the core
+/// sequences the next request after them); envelope reads go to the committed store.
+#[derive(Debug)]
+pub(crate) struct GroupStore<S> {
+    inner: RefCell<S>,
+    pending: RefCell<Vec<Append>>,
+    overlay: RefCell<HashMap<MailboxId, Mailbox>>,
+}
+
+impl<S: Store> GroupStore<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner: RefCell::new(inner),
+            pending: RefCell::default(),
+            overlay: RefCell::default(),
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending.borrow().is_empty()
+    }
+
+    fn pending_len(&self) -> usize {
+        self.pending.borrow().len()
+    }
+
+    /// The index of the last pending append to `id`: what a request on `id` decided now
+    /// depends on.
+    fn last_pending(&self, id: &MailboxId) -> Option<usize> {
+        self.pending
+            .borrow()
+            .iter()
+            .rposition(|a| a.mailbox.id == *id)
+    }
+
+    /// Writes every pending append: in one transaction, or, if that fails, each in its
+    /// own transaction in order (an append after a failed one to the same mailbox is not
+    /// tried: it was sequenced after it). Returns the pending appends and the outcome of
+    /// each. Nothing is pending afterwards.
+    fn flush(&self) -> (Vec<Append>, Vec<Written>) {
+        let pending = std::mem::take(&mut *self.pending.borrow_mut());
+        self.overlay.borrow_mut().clear();
+        if pending.is_empty() {
+            return (pending, Vec::new());
+        }
+        let mut inner = self.inner.borrow_mut();
+        let group = match inner.append(&pending) {
+            Ok(()) => {
+                let outcomes = pending.iter().map(|_| Written::Committed).collect();
+                return (pending, outcomes);
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(
+            error = group.kind(),
+            appends = pending.len(),
+            "group commit failed; writing each request alone"
+        );
+        let mut outcomes: Vec<Written> = Vec::with_capacity(pending.len());
+        let mut last: HashMap<MailboxId, usize> = HashMap::new();
+        for (i, append) in pending.iter().enumerate() {
+            let before = last.insert(append.mailbox.id, i);
+            let outcome = match before.map(|b| &outcomes[b]) {
+                Some(Written::Failed(_) | Written::Interrupted) => Written::Interrupted,
+                _ => match inner.append(std::slice::from_ref(append)) {
+                    Ok(()) => Written::Committed,
+                    Err(e) => Written::Failed(e),
+                },
+            };
+            outcomes.push(outcome);
+        }
+        (pending, outcomes)
+    }
+}
+
+/// What became of one pending append at a flush.
+#[derive(Debug)]
+enum Written {
+    /// Durable.
+    Committed,
+    /// Its own transaction failed.
+    Failed(StoreError),
+    /// Not tried: an earlier append to the same mailbox failed.
+    Interrupted,
+}
+
+impl Written {
+    fn committed(&self) -> bool {
+        matches!(self, Self::Committed)
+    }
+}
+
+impl<S: Store> Store for GroupStore<S> {
+    fn mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
+        if let Some(m) = self.overlay.borrow().get(id) {
+            return Ok(Some(*m));
+        }
+        self.inner.borrow().mailbox(id)
+    }
+
+    fn create_mailbox(
+        &mut self,
+        account: &str,
+        max_per_account: u64,
+        mailbox: &Mailbox,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.inner
+            .get_mut()
+            .create_mailbox(account, max_per_account, mailbox)
+    }
+
+    fn append(&mut self, batches: &[Append]) -> Result<(), StoreError> {
+        // Check every batch against the state including earlier pending ones; apply only
+        // if all pass (the store checks again when the group is written).
+        let mut staged: HashMap<MailboxId, Mailbox> = HashMap::new();
+        for b in batches {
+            let id = b.mailbox.id;
+            let current = match staged.get(&id) {
+                Some(m) => *m,
+                None => self.mailbox(&id)?.ok_or(StoreError::UnknownMailbox(id))?,
+            };
+            if current.head != b.expected_head {
+                return Err(StoreError::HeadMoved {
+                    mailbox: id,
+                    expected: b.expected_head,
+                    actual: current.head,
+                });
+            }
+            staged.insert(id, b.mailbox);
+        }
+        self.overlay.get_mut().extend(staged);
+        self.pending.get_mut().extend_from_slice(batches);
+        Ok(())
+    }
+
+    fn envelopes(
+        &self,
+        id: &MailboxId,
+        after: u64,
+        limit: PageLimit,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        self.inner.borrow().envelopes(id, after, limit)
+    }
+
+    fn delete_envelopes(&mut self, id: &MailboxId, seqs: &[u64]) -> Result<u64, StoreError> {
+        self.inner.get_mut().delete_envelopes(id, seqs)
+    }
+
+    fn expire(
+        &mut self,
+        kind: MailboxKind,
+        before: atmls_ds::Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.inner.get_mut().expire(kind, before)
+    }
+
+    fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError> {
+        self.inner.borrow().account_mailboxes(account)
+    }
+
+    /// Committed state only: the core asks only for reads, which run after a flush.
+    fn ended_epoch(
+        &self,
+        id: &MailboxId,
+        key: &[u8; 32],
+    ) -> Result<Option<EndedEpoch>, StoreError> {
+        self.inner.borrow().ended_epoch(id, key)
+    }
+
+    /// Called at a clean stop, after the last flush.
+    fn save_replay(&mut self, entries: &[SavedNonce]) -> Result<(), StoreError> {
+        self.inner.get_mut().save_replay(entries)
+    }
+
+    fn take_replay(&mut self) -> Result<Option<Vec<SavedNonce>>, StoreError> {
+        self.inner.get_mut().take_replay()
+    }
+}
+
+/// An answer held back until the appends it depends on are written.
+struct Held {
+    /// The index of the request's own pending append (it was accepted).
+    append: Option<usize>,
+    /// The index of the pending append to the same mailbox it was decided after.
+    depends: Option<usize>,
+    answer: Answer,
+}
+
+/// A held-back answer, with what is needed to take back its effects on the core.
+enum Answer {
+    Send {
+        auth: PreChecked,
+        result: Result<SendReceipt, SendEnvelopesError>,
+        reply: Reply<Result<SendReceipt, SendEnvelopesError>>,
+    },
+    Welcome {
+        inbox: MailboxId,
+        len: usize,
+        result: Result<u64, SendWelcomeError>,
+        reply: Reply<Result<u64, SendWelcomeError>>,
+    },
+}
+
+/// What a held-back request learns at the flush.
+enum Fate<'a> {
+    /// Its answer stands.
+    Stands,
+    /// Its own append failed.
+    Failed(&'a StoreError),
+    /// It was decided after an append that was not written.
+    Interrupted,
+}
+
+struct Writer<S: Store> {
+    core: DeliveryService<GroupStore<S>, OsRng>,
+    clock: Arc<dyn Clock>,
+    hub: Hub,
+    held: Vec<Held>,
+}
+
+/// Starts the writer thread over `store`; it runs until [`Command::Stop`] (a clean stop:
+/// the replay cache is saved into the store) or until every sender is dropped (treated
+/// as a crash: nothing is saved). Before it serves anything, the replay cache saved by
+/// the last clean stop, if any, is taken back; the answer says whether it was.
+pub(crate) fn spawn<S: Store + Send + 'static>(
+    store: S,
+    config: &DsServiceConfig,
+) -> std::io::Result<(mpsc::Sender<Command>, Restart)> {
+    let (tx, rx) = mpsc::channel(config.queue());
+    let mut core = DeliveryService::new(GroupStore::new(store), OsRng, config.core().clone());
+    let restart = core
+        .restore_replay(config.clock().now())
+        .unwrap_or_else(|e| {
+            tracing::error!(
+                error = e.kind(),
+                "cannot read the saved replay cache; treating the last stop as a crash"
+            );
+            Restart::NoCleanStop
+        });
+    let writer = Writer {
+        core,
+        clock: config.clock().clone(),
+        hub: Hub::default(),
+        held: Vec::new(),
+    };
+    let max_group = config.max_group();
+    std::thread::Builder::new()
+        .name("atmls-ds-writer".into())
+        .spawn(move || writer.run(rx, max_group))?;
+    Ok((tx, restart))
+}
+
+/// A write failure as the store error of the one request it belongs to (its kind only:
+/// the error is logged, and logs name no mailbox).
+fn failed(e: &StoreError) -> StoreError {
+    StoreError::Corrupt(format!("write failed: {}", e.kind()))
+}
+
+impl<S: Store> Writer<S> {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>, max_group: usize) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < max_group {
+                match rx.try_recv() {
+                    Ok(c) => group.push(c),
+                    Err(_) => break,
+                }
+            }
+            for cmd in group {
+                if let Command::Stop { reply } = cmd {
+                    self.flush();
+                    self.save_replay();
+                    let _ = reply.send(());
+                    return;
+                }
+                self.handle(cmd);
+            }
+            self.flush();
+        }
+        self.flush();
+    }
+
+    /// At a clean stop, after the last flush: saves the replay cache with the clean-stop
+    /// record (nothing is decided after it).
+    fn save_replay(&mut self) {
+        match self.core.save_replay(self.clock.now()) {
+            Ok(entries) => tracing::info!(entries, "clean stop: replay cache saved"),
+            Err(e) => tracing::error!(
+                error = e.kind(),
+                "cannot save the replay cache; the next start refuses older tokens for a while"
+            ),
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        let now = self.clock.now();
+        match cmd {
+            Command::Send {
+                id,
+                auth,
+                envelopes,
+                reply,
+            } => {
+                let (depends, before) = self.pending_state(&id);
+                let result = self.core.send_envelopes(&id, &auth, envelopes, now);
+                self.hold(
+                    depends,
+                    before,
+                    Answer::Send {
+                        auth,
+                        result,
+                        reply,
+                    },
+                );
+            }
+            Command::Welcome {
+                inbox,
+                payload,
+                reply,
+            } => {
+                let (depends, before) = self.pending_state(&inbox);
+                let len = payload.len();
+                let result = self.core.send_welcome(&inbox, payload, now);
+                self.hold(
+                    depends,
+                    before,
+                    Answer::Welcome {
+                        inbox,
+                        len,
+                        result,
+                        reply,
+                    },
+                );
+            }
+            other => {
+                // Everything else sees committed state only.
+                self.flush();
+                self.handle_committed(other, now);
+            }
+        }
+    }
+
+    fn handle_committed(&mut self, cmd: Command, now: atmls_ds::Timestamp) {
+        match cmd {
+            Command::Create {
+                account,
+                kind,
+                key,
+                epoch,
+                reply,
+            } => {
+                let _ = reply.send(self.core.create_mailbox(&account, kind, &key, epoch));
+            }
+            Command::QuotaReached { account, reply } => {
+                let _ = reply.send(self.core.quota_reached(&account));
+            }
+            Command::Mailbox { id, auth, reply } => {
+                let _ = reply.send(self.core.mailbox(&id, &auth, now));
+            }
+            Command::Envelopes {
+                id,
+                auth,
+                cursor,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(self.core.envelopes(&id, &auth, cursor, limit, now));
+            }
+            Command::ListInbox {
+                inbox,
+                auth,
+                cursor,
+                limit,
+                reply,
+            } => {
+                let page = self.core.list_inbox(&inbox, &auth, cursor, limit, now);
+                let _ = reply.send(page);
+            }
+            Command::DeleteInbox {
+                inbox,
+                auth,
+                seqs,
+                reply,
+            } => {
+                let deleted = self.core.delete_inbox_items(&inbox, &auth, &seqs, now);
+                let _ = reply.send(deleted);
+            }
+            Command::Subscribe { items, live, reply } => self.subscribe(items, live, reply, now),
+            Command::Page {
+                id,
+                after,
+                limit,
+                reply,
+            } => {
+                let limit = PageLimit {
+                    envelopes: limit.max(1),
+                    bytes: self.core.config().max_page_bytes(),
+                };
+                let _ = reply.send(self.core.store().envelopes(&id, after, limit));
+            }
+            Command::Check { subs, reply } => {
+                let result = subs.iter().enumerate().try_for_each(|(i, s)| {
+                    self.core.check_subscription(s, now).map_err(|e| (i, e))
+                });
+                let _ = reply.send(result);
+            }
+            Command::Unsubscribe { id } => self.hub.remove(id),
+            Command::Expire { reply } => {
+                self.hub.sweep();
+                let result = self.core.expire(now);
+                if let Err(e) = &result {
+                    tracing::error!(error = e.kind(), "retention failed");
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            // Handled by `run` and `handle`.
+            Command::Send { .. } | Command::Welcome { .. } | Command::Stop { .. } => {}
+        }
+    }
+
+    fn subscribe(
+        &mut self,
+        items: Vec<SubscribeItem>,
+        live: LiveTx,
+        reply: Reply<Result<Vec<Subscription>, ItemError>>,
+        now: atmls_ds::Timestamp,
+    ) {
+        let mut subs = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match self
+                .core
+                .authorize_subscription(&item.mailbox, &item.auth, item.cursor, now)
+            {
+                Ok(s) => subs.push(s),
+                Err(e) => {
+                    let _ = reply.send(Err((i, e)));
+                    return;
+                }
+            }
+        }
+        for s in &subs {
+            self.hub.register(s.mailbox, &live);
+        }
+        if reply.send(Ok(subs)).is_err() {
+            self.hub.remove(live.id);
+        }
+    }
+
+    /// What a request on `id` decided now depends on, and the pending count before it.
+    fn pending_state(&self, id: &MailboxId) -> (Option<usize>, usize) {
+        let store = self.core.store();
+        (store.last_pending(id), store.pending_len())
+    }
+
+    /// Holds an answer back until the flush; `before` is the pending count before the
+    /// request was decided (if it grew, the request's append is the one added).
+    fn hold(&mut self, depends: Option<usize>, before: usize, answer: Answer) {
+        let append = (self.core.store().pending_len() > before).then_some(before);
+        self.held.push(Held {
+            append,
+            depends,
+            answer,
+        });
+    }
+
+    /// Commits what is pending, feeds the live subscribers with what was written, then
+    /// answers the held-back requests, each by the fate of its own append (or of the one
+    /// it depends on).
+    fn flush(&mut self) {
+        if self.held.is_empty() && !self.core.store().has_pending() {
+            return;
+        }
+        let (appends, written) = self.core.store().flush();
+        let committed = appends
+            .into_iter()
+            .zip(&written)
+            .filter(|(_, w)| w.committed())
+            .map(|(a, _)| a)
+            .collect();
+        self.hub.publish(committed);
+        let held = std::mem::take(&mut self.held);
+        for h in held {
+            let fate = match (h.append, h.depends) {
+                (Some(a), _) => match written.get(a) {
+                    Some(Written::Committed) => Fate::Stands,
+                    Some(Written::Failed(e)) => Fate::Failed(e),
+                    Some(Written::Interrupted) | None => Fate::Interrupted,
+                },
+                (None, Some(d)) if !written.get(d).is_some_and(Written::committed) => {
+                    Fate::Interrupted
+                }
+                (None, _) => Fate::Stands,
+            };
+            self.answer(h.answer, fate);
+        }
+    }
+
+    /// Sends one held-back answer; for a request whose append was not written, takes back
+    /// its effects on the core first.
+    fn answer(&mut self, answer: Answer, fate: Fate<'_>) {
+        if let Fate::Failed(e) = fate {
+            tracing::error!(error = e.kind(), "a request's write failed");
+        }
+        match answer {
+            Answer::Send {
+                auth,
+                result,
+                reply,
+            } => {
+                let result = match (result, fate) {
+                    (result, Fate::Stands) => result,
+                    (Ok(_), fate) => {
+                        self.core.forget_request(&auth);
+                        match fate {
+                            Fate::Failed(e) => Err(SendEnvelopesError::Store(failed(e))),
+                            _ => Err(SendEnvelopesError::Interrupted),
+                        }
+                    }
+                    (Err(_), _) => Err(SendEnvelopesError::Interrupted),
+                };
+                let _ = reply.send(result);
+            }
+            Answer::Welcome {
+                inbox,
+                len,
+                result,
+                reply,
+            } => {
+                let result = match (result, fate) {
+                    (result, Fate::Stands) => result,
+                    (Ok(_), fate) => {
+                        self.core.forget_deposit(&inbox, len);
+                        match fate {
+                            Fate::Failed(e) => Err(SendWelcomeError::Store(failed(e))),
+                            _ => Err(SendWelcomeError::Interrupted),
+                        }
+                    }
+                    (Err(_), _) => Err(SendWelcomeError::Interrupted),
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,294 @@
+//! The group commit under a failing write: deterministic, no server, a store that fails
+//! every transaction touching a poisoned mailbox.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use atmls_ds::auth::{DsMethod, RequestAuth, RequestToken};
+use atmls_ds::store::{Append, CreateOutcome, EndedEpoch, Mailbox, PageLimit, SavedNonce};
+use atmls_ds::{
+    DsConfig, Envelope, MailboxId, MailboxKind, MemoryStore, OutgoingEnvelope, Store, StoreError,
+    Timestamp,
+};
+use ed25519_dalek::SigningKey;
+use tokio::sync::oneshot;
+
+use super::*;
+use crate::config::ManualClock;
+
+const T0: u64 = 1_800_000_000_000;
+
+/// A memory store whose transactions fail when they touch a poisoned mailbox (as a
+/// backend refuses a value it cannot hold).
+#[derive(Debug, Clone, Default)]
+struct Poisoned {
+    inner: MemoryStore,
+    poison: Arc<Mutex<HashSet<MailboxId>>>,
+}
+
+impl Store for Poisoned {
+    fn mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
+        self.inner.mailbox(id)
+    }
+    fn create_mailbox(
+        &mut self,
+        account: &str,
+        max: u64,
+        mailbox: &Mailbox,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.inner.create_mailbox(account, max, mailbox)
+    }
+    fn append(&mut self, batches: &[Append]) -> Result<(), StoreError> {
+        let poison = self.poison.lock().unwrap();
+        if batches.iter().any(|b| poison.contains(&b.mailbox.id)) {
+            return Err(StoreError::OutOfRange(u64::MAX));
+        }
+        drop(poison);
+        self.inner.append(batches)
+    }
+    fn envelopes(
+        &self,
+        id: &MailboxId,
+        after: u64,
+        limit: PageLimit,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        self.inner.envelopes(id, after, limit)
+    }
+    fn delete_envelopes(&mut self, id: &MailboxId, seqs: &[u64]) -> Result<u64, StoreError> {
+        self.inner.delete_envelopes(id, seqs)
+    }
+    fn expire(&mut self, kind: MailboxKind, before: Timestamp) -> Result<u64, StoreError> {
+        self.inner.expire(kind, before)
+    }
+    fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError> {
+        self.inner.account_mailboxes(account)
+    }
+    fn ended_epoch(
+        &self,
+        id: &MailboxId,
+        key: &[u8; 32],
+    ) -> Result<Option<EndedEpoch>, StoreError> {
+        self.inner.ended_epoch(id, key)
+    }
+    fn save_replay(&mut self, entries: &[SavedNonce]) -> Result<(), StoreError> {
+        self.inner.save_replay(entries)
+    }
+    fn take_replay(&mut self) -> Result<Option<Vec<SavedNonce>>, StoreError> {
+        self.inner.take_replay()
+    }
+}
+
+struct Bench {
+    writer: Writer<Poisoned>,
+    poison: Arc<Mutex<HashSet<MailboxId>>>,
+    nonce: u8,
+}
+
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+impl Bench {
+    fn new() -> Self {
+        let store = Poisoned::default();
+        let poison = store.poison.clone();
+        let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
+        Self {
+            writer: Writer {
+                core: DeliveryService::new(GroupStore::new(store), OsRng, DsConfig::default()),
+                clock,
+                hub: Hub::default(),
+                held: Vec::new(),
+            },
+            poison,
+            nonce: 0,
+        }
+    }
+
+    fn create(&mut self, key: &SigningKey, epoch: u64) -> MailboxId {
+        let (reply, rx) = oneshot::channel();
+        self.writer.handle(Command::Create {
+            account: "did:plc:a".into(),
+            kind: MailboxKind::Group,
+            key: key.verifying_key().to_bytes().to_vec(),
+            epoch,
+            reply,
+        });
+        rx.blocking_recv().unwrap().unwrap().mailbox
+    }
+
+    /// A signed `sendEnvelopes` (token over a fixed body), queued without a flush.
+    fn send(
+        &mut self,
+        id: MailboxId,
+        key: &SigningKey,
+        envelopes: Vec<OutgoingEnvelope>,
+    ) -> (
+        PreChecked,
+        oneshot::Receiver<Result<SendReceipt, SendEnvelopesError>>,
+    ) {
+        self.nonce += 1;
+        let token = RequestToken::sign(
+            key,
+            DsMethod::SendEnvelopes,
+            &id,
+            Timestamp::from_millis(T0),
+            [self.nonce; 16],
+            b"body",
+        );
+        let header = token.authorization_header();
+        let auth = RequestAuth::from_header(Some(&header), b"body")
+            .check_signature(DsMethod::SendEnvelopes, &id);
+        let (reply, rx) = oneshot::channel();
+        self.writer.handle(Command::Send {
+            id,
+            auth: auth.clone(),
+            envelopes,
+            reply,
+        });
+        (auth, rx)
+    }
+
+    fn resend(
+        &mut self,
+        id: MailboxId,
+        auth: PreChecked,
+        envelopes: Vec<OutgoingEnvelope>,
+    ) -> oneshot::Receiver<Result<SendReceipt, SendEnvelopesError>> {
+        let (reply, rx) = oneshot::channel();
+        self.writer.handle(Command::Send {
+            id,
+            auth,
+            envelopes,
+            reply,
+        });
+        rx
+    }
+
+    fn info(&self, id: &MailboxId) -> Mailbox {
+        self.writer.core.store().mailbox(id).unwrap().unwrap()
+    }
+}
+
+fn message() -> Vec<OutgoingEnvelope> {
+    vec![OutgoingEnvelope::message(b"hello".to_vec())]
+}
+
+/// Issue 14, hole 1: one request whose write fails in a group commit fails others'
+/// requests (before: every request of the group got 500), and the core answers later
+/// requests from state that was rolled back (before: `EpochConflict` naming the epoch
+/// the failed commit would have set).
+#[test]
+fn a_failed_write_fails_only_its_own_request() {
+    let mut b = Bench::new();
+    let (ka, kb) = (key(1), key(2));
+    let attacker = b.create(&ka, 7);
+    let honest = b.create(&kb, 0);
+    b.poison.lock().unwrap().insert(attacker);
+
+    let (first_auth, first) = b.send(
+        attacker,
+        &ka,
+        vec![OutgoingEnvelope::commit(
+            7,
+            b"c".to_vec(),
+            key(3).verifying_key().to_bytes(),
+        )],
+    );
+    // Decided against the pending commit: epoch 8 in the overlay.
+    let (_, second) = b.send(
+        attacker,
+        &ka,
+        vec![OutgoingEnvelope::commit(
+            7,
+            b"c2".to_vec(),
+            key(4).verifying_key().to_bytes(),
+        )],
+    );
+    let (_, ok) = b.send(honest, &kb, message());
+    let (_, ok2) = b.send(honest, &kb, message());
+    b.writer.flush();
+
+    // The honest requests in the same group are written and answered.
+    assert_eq!(ok.blocking_recv().unwrap().unwrap().first_seq, 1);
+    assert_eq!(ok2.blocking_recv().unwrap().unwrap().first_seq, 2);
+    assert_eq!(b.info(&honest).head, 2);
+    // The failing request fails alone.
+    let e = first.blocking_recv().unwrap().unwrap_err();
+    assert_eq!(e.name(), "InternalServerError");
+    // The one decided after it learns nothing of the rolled-back epoch.
+    let e = second.blocking_recv().unwrap().unwrap_err();
+    assert!(
+        matches!(e, SendEnvelopesError::Interrupted),
+        "decided against a rolled-back write: {e:?}"
+    );
+    assert_eq!(e.name(), "ServiceUnavailable");
+    let m = b.info(&attacker);
+    assert_eq!((m.head, m.epoch()), (0, Some(7)));
+
+    // The core's memory followed the store: the failed request's nonce was taken back,
+    // so the same signed request goes through once the store takes it.
+    b.poison.lock().unwrap().clear();
+    let again = b.resend(
+        attacker,
+        first_auth,
+        vec![OutgoingEnvelope::commit(
+            7,
+            b"c".to_vec(),
+            key(3).verifying_key().to_bytes(),
+        )],
+    );
+    b.writer.flush();
+    let r = again.blocking_recv().unwrap().unwrap();
+    assert_eq!((r.first_seq, r.epoch), (1, 8));
+}
+
+/// A welcome into a poisoned inbox fails alone and gives its deposit count back.
+#[test]
+fn a_failed_welcome_fails_alone_and_is_not_counted() {
+    let mut b = Bench::new();
+    let (reply, rx) = oneshot::channel();
+    b.writer.handle(Command::Create {
+        account: "did:plc:a".into(),
+        kind: MailboxKind::Inbox,
+        key: key(1).verifying_key().to_bytes().to_vec(),
+        epoch: 0,
+        reply,
+    });
+    let inbox = rx.blocking_recv().unwrap().unwrap().mailbox;
+    let honest = b.create(&key(2), 0);
+    b.poison.lock().unwrap().insert(inbox);
+    let limit = b.writer.core.config().inbox_deposits_per_minute();
+    let mut answers = Vec::new();
+    for _ in 0..limit {
+        let (reply, rx) = oneshot::channel();
+        b.writer.handle(Command::Welcome {
+            inbox,
+            payload: b"w".to_vec(),
+            reply,
+        });
+        answers.push(rx);
+    }
+    let (_, ok) = b.send(honest, &key(2), message());
+    b.writer.flush();
+    assert!(ok.blocking_recv().unwrap().is_ok());
+    for (i, rx) in answers.into_iter().enumerate() {
+        let e = rx.blocking_recv().unwrap().unwrap_err();
+        let expected = if i == 0 {
+            "InternalServerError"
+        } else {
+            "ServiceUnavailable"
+        };
+        assert_eq!(e.name(), expected, "welcome {i}");
+    }
+    // None of them counts against the inbox's rate: a new one is accepted.
+    b.poison.lock().unwrap().clear();
+    let (reply, rx) = oneshot::channel();
+    b.writer.handle(Command::Welcome {
+        inbox,
+        payload: b"w".to_vec(),
+        reply,
+    });
+    b.writer.flush();
+    assert_eq!(rx.blocking_recv().unwrap().unwrap(), 1);
+}
