@@ -2,7 +2,8 @@
 //! commit compare-and-swap on the epoch, mailbox-key capability checks, retention, quotas
 //! and limits — and its storage. There is no I/O in here: requests, bytes and the time
 //! come in as arguments; the server (`atmls-server`) only parses HTTP and calls
-//! [`DeliveryService`]. The wire rules are in `docs/spec-ds-core.md`.
+//! [`DeliveryService`]. The wire (ids, tokens, envelopes, error names, codecs) is the
+//! crate `atmls-ds-proto`, re-exported here; the rules are in `docs/spec.md` §9.
 //!
 //! ```
 //! use atmls_ds::auth::{DsMethod, RequestAuth, RequestToken};
@@ -37,7 +38,6 @@
 pub mod auth;
 mod config;
 mod error;
-mod id;
 mod service;
 pub mod store;
 
@@ -49,12 +49,14 @@ pub use error::{
     AuthError, CreateMailboxError, EnvelopeRule, InboxError, MailboxFull, ReadError,
     SendEnvelopesError, SendWelcomeError,
 };
-pub use id::{
+pub use atmls_ds_proto::{
     EnvelopeKind, MAILBOX_ID_LEN, MAILBOX_ID_TEXT_LEN, MailboxId, MailboxKind, ParseMailboxIdError,
     UnknownKind,
 };
-pub use service::{
-    DeliveryService, EnvelopePage, Expired, InboxPage, MailboxInfo, OutgoingEnvelope, Restart,
-    SendReceipt, Subscription,
+/// The wire crate this core speaks: ids, tokens, envelopes, error names, codecs.
+pub use atmls_ds_proto as proto;
+pub use atmls_ds_proto::{
+    EnvelopePage, InboxPage, MailboxInfo, OutgoingEnvelope, SendReceipt,
 };
+pub use service::{DeliveryService, Expired, Restart, Subscription};
 pub use store::{Envelope, MemoryStore, SqliteStore, Store, StoreError};

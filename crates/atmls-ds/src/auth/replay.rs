@@ -6,7 +6,7 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use super::RequestSource;
-use crate::id::MailboxId;
+use atmls_ds_proto::MailboxId;
 use crate::store::SavedNonce;
 use atmls_syntax::Timestamp;
 
