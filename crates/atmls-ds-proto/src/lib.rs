@@ -50,8 +50,8 @@ pub use id::{
     UnknownKind,
 };
 pub use limits::{
-    LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD,
-    LEXICON_MAX_SUBSCRIPTION_MAILBOXES, MAX_EPOCH, MAX_SEQ,
+    LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD, LEXICON_MAX_SUBSCRIPTION_MAILBOXES,
+    MAX_EPOCH, MAX_SEQ,
 };
 pub use token::{DsMethod, RequestToken, TokenError};
 pub use values::{

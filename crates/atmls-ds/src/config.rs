@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-pub use atmls_ds_proto::{LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD, MAX_EPOCH, MAX_SEQ};
+pub use atmls_ds_proto::{
+    LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD, MAX_EPOCH, MAX_SEQ,
+};
 
 /// Limits and windows of a delivery service.
 ///

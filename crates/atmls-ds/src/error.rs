@@ -3,8 +3,8 @@
 //! server can answer `{"error": name, "message": to_string()}`.
 
 use crate::auth::ReplayShare;
-use atmls_ds_proto::EnvelopeKind;
 use crate::store::StoreError;
+use atmls_ds_proto::EnvelopeKind;
 
 use atmls_ds_proto::ErrorName;
 

@@ -41,6 +41,13 @@ mod error;
 mod service;
 pub mod store;
 
+/// The wire crate this core speaks: ids, tokens, envelopes, error names, codecs.
+pub use atmls_ds_proto as proto;
+pub use atmls_ds_proto::{
+    EnvelopeKind, MAILBOX_ID_LEN, MAILBOX_ID_TEXT_LEN, MailboxId, MailboxKind, ParseMailboxIdError,
+    UnknownKind,
+};
+pub use atmls_ds_proto::{EnvelopePage, InboxPage, MailboxInfo, OutgoingEnvelope, SendReceipt};
 pub use atmls_syntax::Timestamp;
 pub use config::{
     DsConfig, LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD, MAX_EPOCH, MAX_SEQ,
@@ -48,15 +55,6 @@ pub use config::{
 pub use error::{
     AuthError, CreateMailboxError, EnvelopeRule, InboxError, MailboxFull, ReadError,
     SendEnvelopesError, SendWelcomeError,
-};
-pub use atmls_ds_proto::{
-    EnvelopeKind, MAILBOX_ID_LEN, MAILBOX_ID_TEXT_LEN, MailboxId, MailboxKind, ParseMailboxIdError,
-    UnknownKind,
-};
-/// The wire crate this core speaks: ids, tokens, envelopes, error names, codecs.
-pub use atmls_ds_proto as proto;
-pub use atmls_ds_proto::{
-    EnvelopePage, InboxPage, MailboxInfo, OutgoingEnvelope, SendReceipt,
 };
 pub use service::{DeliveryService, Expired, Restart, Subscription};
 pub use store::{Envelope, MemoryStore, SqliteStore, Store, StoreError};

@@ -15,8 +15,8 @@ use super::{envelope_of, mailbox_id, non_negative, wire_int};
 use crate::error::{DecodeError, EpochConflict, ErrorBody, ErrorName};
 use crate::id::{MailboxId, MailboxKind};
 use crate::values::{
-    DidResult, DidStatus, Envelope, EnvelopePage, InboxPage, Limits, MailboxInfo,
-    OutgoingEnvelope, ProvenRecord, SendReceipt, ServerDescription,
+    DidResult, DidStatus, Envelope, EnvelopePage, InboxPage, Limits, MailboxInfo, OutgoingEnvelope,
+    ProvenRecord, SendReceipt, ServerDescription,
 };
 
 fn json<T: DeserializeOwned>(what: &'static str, body: &[u8]) -> Result<T, DecodeError> {
@@ -66,10 +66,12 @@ pub fn send_welcome_body(inbox: &MailboxId, payload: &[u8]) -> Vec<u8> {
 
 /// The `deleteInboxItems` request body.
 pub fn delete_inbox_items_body(inbox: &MailboxId, seqs: &[u64]) -> Vec<u8> {
-    to_json(&delete_inbox_items::Input::from(delete_inbox_items::InputData {
-        inbox: inbox.to_string(),
-        seqs: seqs.iter().copied().map(wire_int).collect(),
-    }))
+    to_json(&delete_inbox_items::Input::from(
+        delete_inbox_items::InputData {
+            inbox: inbox.to_string(),
+            seqs: seqs.iter().copied().map(wire_int).collect(),
+        },
+    ))
 }
 
 fn mailbox_info(
@@ -111,7 +113,10 @@ pub fn send_envelopes_output(body: &[u8]) -> Result<SendReceipt, DecodeError> {
     })
 }
 
-fn envelopes(field: &str, list: Vec<atmls_lexicon::chat::mls::defs::Envelope>) -> Result<Vec<Envelope>, DecodeError> {
+fn envelopes(
+    field: &str,
+    list: Vec<atmls_lexicon::chat::mls::defs::Envelope>,
+) -> Result<Vec<Envelope>, DecodeError> {
     list.into_iter()
         .enumerate()
         .map(|(i, e)| envelope_of(&format!("{field}/{i}"), e))
@@ -184,8 +189,14 @@ pub fn describe_server_output(body: &[u8]) -> Result<ServerDescription, DecodeEr
                 "limits/inboxDepositBytesPerMinute",
                 l.inbox_deposit_bytes_per_minute,
             )?,
-            group_retention_seconds: opt("limits/groupRetentionSeconds", l.group_retention_seconds)?,
-            inbox_retention_seconds: opt("limits/inboxRetentionSeconds", l.inbox_retention_seconds)?,
+            group_retention_seconds: opt(
+                "limits/groupRetentionSeconds",
+                l.group_retention_seconds,
+            )?,
+            inbox_retention_seconds: opt(
+                "limits/inboxRetentionSeconds",
+                l.inbox_retention_seconds,
+            )?,
         },
     })
 }

@@ -12,9 +12,9 @@ pub mod client;
 pub mod server;
 
 use atmls_lexicon::chat::mls::defs;
-use atrium_api::types::string::Datetime;
-use atrium_api::types::Object;
 use atmls_syntax::Timestamp;
+use atrium_api::types::Object;
+use atrium_api::types::string::Datetime;
 
 use crate::error::DecodeError;
 use crate::id::{EnvelopeKind, MailboxId};
@@ -60,8 +60,7 @@ fn non_negative(field: &str, v: i64) -> Result<u64, DecodeError> {
 }
 
 fn mailbox_id(field: &str, text: &str) -> Result<MailboxId, DecodeError> {
-    text.parse()
-        .map_err(|e| DecodeError::field(field, e))
+    text.parse().map_err(|e| DecodeError::field(field, e))
 }
 
 /// `chat.mls.defs#envelope` of an envelope.

@@ -1,10 +1,10 @@
 //! The server side: proto values → generated outputs, generated inputs → proto values.
 
+use atmls_lexicon::chat::mls::defs;
 use atmls_lexicon::chat::mls::ds::{
     create_mailbox, delete_inbox_items, describe_server, get_envelopes, get_key_packages,
     get_mailbox, list_inbox, send_envelopes, send_welcome, subscribe_envelopes,
 };
-use atmls_lexicon::chat::mls::defs;
 use atrium_api::types::Object;
 
 use super::{envelope_object, mailbox_id, non_negative, wire_int};
@@ -81,10 +81,7 @@ pub fn describe_server_output(
     let l = &d.limits;
     let opt = |v: Option<u64>| v.map(wire_int);
     Ok(Object::from(describe_server::OutputData {
-        did: d
-            .did
-            .parse()
-            .map_err(|e| DecodeError::field("did", e))?,
+        did: d.did.parse().map_err(|e| DecodeError::field("did", e))?,
         protocol_version: wire_int(d.protocol_version),
         limits: Object::from(defs::LimitsData {
             max_envelope_bytes: wire_int(l.max_envelope_bytes),
@@ -106,10 +103,7 @@ pub fn describe_server_output(
 pub fn proven_record(r: &ProvenRecord) -> Result<get_key_packages::ProvenRecord, DecodeError> {
     Ok(Object::from(get_key_packages::ProvenRecordData {
         uri: r.uri.clone(),
-        cid: r
-            .cid
-            .parse()
-            .map_err(|e| DecodeError::field("cid", e))?,
+        cid: r.cid.parse().map_err(|e| DecodeError::field("cid", e))?,
         proof: r.proof.clone().into(),
     }))
 }
@@ -117,10 +111,7 @@ pub fn proven_record(r: &ProvenRecord) -> Result<get_key_packages::ProvenRecord,
 /// `getKeyPackages#didResult`; `Err` if `did` is not a DID or a record's CID not a CID.
 pub fn did_result(r: &DidResult) -> Result<get_key_packages::DidResult, DecodeError> {
     Ok(Object::from(get_key_packages::DidResultData {
-        did: r
-            .did
-            .parse()
-            .map_err(|e| DecodeError::field("did", e))?,
+        did: r.did.parse().map_err(|e| DecodeError::field("did", e))?,
         status: r.status.as_str().to_owned(),
         key_packages: r
             .key_packages
@@ -155,7 +146,9 @@ pub struct SendEnvelopesRequest {
 }
 
 /// `sendEnvelopes` input.
-pub fn send_envelopes_input(input: send_envelopes::Input) -> Result<SendEnvelopesRequest, DecodeError> {
+pub fn send_envelopes_input(
+    input: send_envelopes::Input,
+) -> Result<SendEnvelopesRequest, DecodeError> {
     let input = input.data;
     let mailbox = mailbox_id("input/mailbox", &input.mailbox)?;
     let mut unknown_kinds = Vec::new();

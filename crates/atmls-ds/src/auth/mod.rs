@@ -10,12 +10,12 @@ mod key;
 mod replay;
 mod source;
 
+pub use atmls_ds_proto::token::{RequestToken, TOKEN_LEN, TOKEN_TEXT_LEN};
 pub use checked::{Authorization, PreChecked};
 pub use key::{InvalidKey, MailboxKey};
 pub use replay::ReplayShare;
 pub(crate) use replay::{Principals, ReplayCache, ReplayLimits, ReplayVerdict};
 pub use source::RequestSource;
-pub use atmls_ds_proto::token::{RequestToken, TOKEN_LEN, TOKEN_TEXT_LEN};
 
 pub use atmls_ds_proto::token::{
     AUTH_SCHEME, DsMethod, SIGNING_CONTEXT, TokenError, header_token, signing_bytes,

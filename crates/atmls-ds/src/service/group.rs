@@ -7,10 +7,10 @@ use super::{Access, Authorized, DeliveryService, Grant, key_grant};
 use crate::auth::{Authorization, DsMethod, MailboxKey};
 use crate::config::{MAX_EPOCH, MAX_SEQ};
 use crate::error::{AuthError, EnvelopeRule, MailboxFull, ReadError, SendEnvelopesError};
+use crate::store::{Append, Envelope, MailboxKeys, PreviousKey, Store};
 use atmls_ds_proto::{
     EnvelopeKind, EnvelopePage, MailboxId, MailboxKind, OutgoingEnvelope, SendReceipt,
 };
-use crate::store::{Append, Envelope, MailboxKeys, PreviousKey, Store};
 use atmls_syntax::Timestamp;
 
 /// An authorised subscription to one mailbox: the server streams from `cursor` and calls

@@ -8,8 +8,8 @@ use crate::auth::{Authorization, DsMethod};
 use crate::config::LEXICON_MAX_DELETE;
 use crate::config::MAX_SEQ;
 use crate::error::{InboxError, MailboxFull, SendWelcomeError};
-use atmls_ds_proto::{EnvelopeKind, InboxPage, MailboxId, MailboxKind};
 use crate::store::{Append, Envelope, Store};
+use atmls_ds_proto::{EnvelopeKind, InboxPage, MailboxId, MailboxKind};
 use atmls_syntax::Timestamp;
 
 impl From<Access> for InboxError {

@@ -16,8 +16,8 @@ use crate::auth::{
 };
 use crate::config::{DsConfig, LEXICON_MAX_PAGE, MAX_EPOCH};
 use crate::error::{AuthError, CreateMailboxError, ReadError};
-use atmls_ds_proto::{MailboxId, MailboxInfo, MailboxKind};
 use crate::store::{CreateOutcome, Mailbox, MailboxKeys, PageLimit, Store, StoreError};
+use atmls_ds_proto::{MailboxId, MailboxInfo, MailboxKind};
 use atmls_syntax::Timestamp;
 
 use rate::DepositLimiter;
