@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use atmls_ds::{Envelope, MailboxId};
+use atmls_ds_proto::{Envelope, MailboxId};
 use atmls_identity::Did;
 use openmls::prelude::*;
 use sha2::{Digest as _, Sha256};

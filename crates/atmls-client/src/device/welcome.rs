@@ -1,7 +1,7 @@
 //! Sending welcomes (with the ratchet tree out of band when it does not fit, spec §11.4)
 //! and fetching an out-of-band tree when joining.
 
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_identity::Did;
 
 use super::{Device, State};

@@ -2,7 +2,7 @@
 //! rebuilt after a lost race, so each intent says *what* to reach (these devices in,
 //! these accounts out, this name), not which proposals to send.
 
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_identity::Did;
 use ed25519_dalek::SigningKey;
 use openmls::prelude::tls_codec::Serialize as _;

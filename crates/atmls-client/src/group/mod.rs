@@ -8,7 +8,7 @@ pub(crate) mod processing;
 pub(crate) mod proofs;
 pub mod seal;
 
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_identity::Did;
 use openmls::prelude::*;
 
