@@ -674,17 +674,19 @@ fn string_type(format: Option<&str>) -> &'static str {
 }
 
 /// The order of an object's fields, which is the order serde writes them on the wire:
-/// the required properties in the lexicon's `required` order, then the optional ones by
-/// name. A writer that puts the members it always sends first and appends the optional
-/// ones (as the DS has always answered) writes the same bytes.
+/// the required properties in the lexicon's `required` order, then the optional ones in
+/// the order the lexicon declares them. A writer that puts the members it always sends
+/// first and appends the optional ones (as the DS has always answered) writes the same
+/// bytes.
 fn wire_order(object: &Object) -> Vec<(&String, &Property)> {
     let required = object
         .required
         .iter()
         .filter_map(|name| object.properties.get_key_value(name));
     let optional = object
-        .properties
+        .declared
         .iter()
-        .filter(|(name, _)| !object.required.contains(name));
+        .filter(|name| !object.required.contains(name))
+        .filter_map(|name| object.properties.get_key_value(name));
     required.chain(optional).collect()
 }

@@ -206,9 +206,9 @@ pub struct AttachmentData {
     pub mime_type: String,
     pub location: BlobLocation,
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub alt: core::option::Option<String>,
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub name: core::option::Option<String>,
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub alt: core::option::Option<String>,
 }
 /// A file, encrypted with a fresh key and stored as a blob on the sender's PDS.
 pub type Attachment = atrium_api::types::Object<AttachmentData>;

@@ -92,16 +92,6 @@ pub const LEXICON: &str = r##"{
           "description": "How far a signed request's timestamp may be from the server's clock."
         },
         "maxSubscriptionMailboxes": { "type": "integer", "minimum": 1 },
-        "groupRetentionSeconds": {
-          "type": "integer",
-          "minimum": 1,
-          "description": "How long group envelopes are kept; absent means forever."
-        },
-        "inboxRetentionSeconds": {
-          "type": "integer",
-          "minimum": 1,
-          "description": "How long inbox items are kept; absent means forever."
-        },
         "maxMailboxBytes": {
           "type": "integer",
           "minimum": 1,
@@ -111,6 +101,16 @@ pub const LEXICON: &str = r##"{
           "type": "integer",
           "minimum": 1,
           "description": "Most welcome payload bytes deposited into one inbox per minute."
+        },
+        "groupRetentionSeconds": {
+          "type": "integer",
+          "minimum": 1,
+          "description": "How long group envelopes are kept; absent means forever."
+        },
+        "inboxRetentionSeconds": {
+          "type": "integer",
+          "minimum": 1,
+          "description": "How long inbox items are kept; absent means forever."
         }
       }
     }
@@ -149,18 +149,18 @@ pub struct LimitsData {
     /// How far a signed request's timestamp may be from the server's clock.
     pub request_max_age_seconds: i64,
     pub max_subscription_mailboxes: i64,
-    /// How long group envelopes are kept; absent means forever.
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub group_retention_seconds: core::option::Option<i64>,
-    /// Most welcome payload bytes deposited into one inbox per minute.
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub inbox_deposit_bytes_per_minute: core::option::Option<i64>,
-    /// How long inbox items are kept; absent means forever.
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub inbox_retention_seconds: core::option::Option<i64>,
     /// Most payload bytes one mailbox holds; past it, sendEnvelopes and sendWelcome answer MailboxFull until envelopes are deleted or expire.
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub max_mailbox_bytes: core::option::Option<i64>,
+    /// Most welcome payload bytes deposited into one inbox per minute.
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub inbox_deposit_bytes_per_minute: core::option::Option<i64>,
+    /// How long group envelopes are kept; absent means forever.
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub group_retention_seconds: core::option::Option<i64>,
+    /// How long inbox items are kept; absent means forever.
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub inbox_retention_seconds: core::option::Option<i64>,
 }
 /// Limits a delivery service enforces.
 pub type Limits = atrium_api::types::Object<LimitsData>;

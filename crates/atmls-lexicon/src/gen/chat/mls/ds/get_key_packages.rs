@@ -174,9 +174,9 @@ pub struct DidResultData {
     pub status: String,
     pub key_packages: Vec<ProvenRecord>,
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub declaration: core::option::Option<ProvenRecord>,
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub message: core::option::Option<String>,
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub declaration: core::option::Option<ProvenRecord>,
 }
 /// What was found for one DID.
 pub type DidResult = atrium_api::types::Object<DidResultData>;
