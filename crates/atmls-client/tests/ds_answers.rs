@@ -104,7 +104,9 @@ async fn epoch_conflict_answers_are_typed() {
     );
     let key = SigningKey::from_bytes(&[9; 32]);
     let commit = atmls_ds_proto::OutgoingEnvelope::commit(4, b"c".to_vec(), [1; 32]);
-    let answer = ds.send_envelopes(&did, &mailbox(), &key, vec![commit]).await;
+    let answer = ds
+        .send_envelopes(&did, &mailbox(), &key, vec![commit])
+        .await;
     assert_eq!(
         answer,
         Err(TransportError::EpochConflict {
@@ -115,7 +117,9 @@ async fn epoch_conflict_answers_are_typed() {
 
     let (ds, did) = ds_at(&canned(409, r#"{"error":"EpochConflict","message":"x"}"#, 1).await);
     let commit = atmls_ds_proto::OutgoingEnvelope::commit(4, b"c".to_vec(), [1; 32]);
-    let answer = ds.send_envelopes(&did, &mailbox(), &key, vec![commit]).await;
+    let answer = ds
+        .send_envelopes(&did, &mailbox(), &key, vec![commit])
+        .await;
     assert!(
         matches!(answer, Err(TransportError::Malformed(_))),
         "{answer:?}"
