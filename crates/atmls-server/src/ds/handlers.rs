@@ -246,8 +246,8 @@ impl DsService {
         let issuer = &token.issuer;
         match token.issuer_pds.as_deref() {
             Some(pds) if allowed.iter().any(|a| *a == normal_endpoint(pds)) => Ok(()),
-            Some(pds) => Err(XrpcError::forbidden(
-                "AccountNotServed",
+            Some(pds) => Err(ds_error(
+                ErrorName::AccountNotServed,
                 format!(
                     "this delivery service serves accounts of {} only; {issuer} is on {pds} \
                      (compared by scheme, host and port: default ports and trailing slashes \
@@ -255,8 +255,8 @@ impl DsService {
                     allowed.join(", ")
                 ),
             )),
-            None => Err(XrpcError::forbidden(
-                "AccountNotServed",
+            None => Err(ds_error(
+                ErrorName::AccountNotServed,
                 format!("{issuer}'s DID document names no PDS (#atproto_pds)"),
             )),
         }
