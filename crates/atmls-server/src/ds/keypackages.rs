@@ -473,7 +473,7 @@ fn distinct(dids: &[String]) -> Vec<&str> {
 /// A result as its `didResult` JSON.
 fn encode_result(r: &DidResult) -> Bytes {
     // Serialising a `Value` cannot fail.
-    Bytes::from(serde_json::to_vec(&did_result_json(&r)).unwrap_or_default())
+    Bytes::from(serde_json::to_vec(&did_result_json(r)).unwrap_or_default())
 }
 
 /// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
