@@ -132,6 +132,13 @@ pub fn envelope_frame_body(mailbox: &MailboxId, e: &Envelope) -> subscribe_envel
     })
 }
 
+/// The body of the `#heartbeat` message of `subscribeEnvelopes`.
+pub fn heartbeat(now: atmls_syntax::Timestamp) -> subscribe_envelopes::Heartbeat {
+    Object::from(subscribe_envelopes::HeartbeatData {
+        time: super::datetime(now),
+    })
+}
+
 /// A `sendEnvelopes` request, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendEnvelopesRequest {

@@ -20,12 +20,13 @@ use tokio::time::{Instant, interval_at};
 
 use super::DsService;
 use super::handlers::{MAX_SUBSCRIPTION_MAILBOXES, source_of};
-use super::wire::{Heartbeat, core_error, datetime, ds_error, envelope_frame};
+use super::wire::{core_error, ds_error, envelope_frame};
 use super::writer::{Command, ItemError, LiveTx, SubscribeItem};
 use crate::error::XrpcError;
 use crate::request::XrpcRequest;
 use crate::subscription::{EventSink, SinkError};
 use atmls_ds::proto::ErrorName;
+use atmls_ds::proto::codec::server as codec;
 
 /// Envelopes read per backlog page.
 const BACKLOG_PAGE: usize = 500;
@@ -193,8 +194,8 @@ impl DsService {
                 _ = heartbeat.tick() => {
                     self.check_keys(subs.clone()).await?;
                     if quiet {
-                        let time = datetime(self.inner.config.clock().now());
-                        sink.try_send("#heartbeat", &Heartbeat { time }).map_err(sink_error)?;
+                        let beat = codec::heartbeat(self.inner.config.clock().now());
+                        sink.try_send("#heartbeat", &beat).map_err(sink_error)?;
                     }
                     quiet = true;
                 }

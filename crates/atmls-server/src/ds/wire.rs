@@ -9,7 +9,7 @@ use atmls_ds::proto::ErrorName;
 use atmls_ds::proto::codec::server::envelope_frame_body;
 use atmls_ds::{
     AuthError, CreateMailboxError, Envelope, InboxError, MailboxFull, MailboxId, ReadError,
-    SendEnvelopesError, SendWelcomeError, Timestamp,
+    SendEnvelopesError, SendWelcomeError,
 };
 use hyper::StatusCode;
 use serde::Serialize;
@@ -17,11 +17,6 @@ use serde::Serialize;
 use crate::error::XrpcError;
 use crate::request::XrpcResponse;
 use crate::subscription::{Frame, FrameError};
-
-/// An atproto datetime (RFC 3339, milliseconds, `Z`).
-pub(crate) fn datetime(t: Timestamp) -> String {
-    atmls_ds::proto::codec::datetime(t).as_str().to_owned()
-}
 
 /// `chat.mls.defs#envelope` in JSON, as the generated type serializes it.
 pub fn envelope_json(e: &Envelope) -> serde_json::Value {
@@ -36,12 +31,6 @@ pub(crate) fn output<T: Serialize>(body: &T) -> Result<XrpcResponse, XrpcError> 
 /// The `#envelope` frame of `subscribeEnvelopes`: `{mailbox, envelope}` in DAG-CBOR.
 pub fn envelope_frame(mailbox: &MailboxId, e: &Envelope) -> Result<Frame, FrameError> {
     Frame::message("#envelope", &envelope_frame_body(mailbox, e))
-}
-
-/// The `#heartbeat` message body.
-#[derive(Serialize)]
-pub(crate) struct Heartbeat {
-    pub(crate) time: String,
 }
 
 /// The HTTP status of a DS error name (`docs/spec.md` §7).
@@ -168,13 +157,13 @@ pub(crate) fn send_error(e: &SendEnvelopesError) -> XrpcError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atmls_ds::EnvelopeKind;
+    use atmls_ds::{EnvelopeKind, Timestamp};
     use serde_json::json;
 
     #[test]
     fn datetimes_are_atproto() {
         assert_eq!(
-            datetime(Timestamp::from_millis(1_800_000_000_123)),
+            atmls_ds::proto::codec::datetime(Timestamp::from_millis(1_800_000_000_123)).as_str(),
             "2027-01-15T08:00:00.123Z"
         );
     }
