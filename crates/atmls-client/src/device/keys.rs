@@ -35,13 +35,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
             let st = self.inner.state.lock().await;
             (st.row.inbox_ds.clone(), st.row.ciphersuite)
         };
-        let value = serde_json::json!({
-            "$type": DECLARATION_COLLECTION,
-            "deliveryService": ds,
-            "invitePolicy": self.inner.config.invite_policy,
-            "ciphersuites": [suite],
-            "createdAt": crate::keypackage::datetime(chrono::Utc::now()),
-        });
+        let value = crate::keypackage::declaration_record(
+            &ds,
+            &self.inner.config.invite_policy,
+            suite,
+            chrono::Utc::now(),
+        )?;
         self.inner
             .pds
             .apply_writes(vec![RecordWrite::Create {

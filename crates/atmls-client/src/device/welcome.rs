@@ -68,15 +68,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             .apply_writes(vec![RecordWrite::Create {
                 collection: crate::attachment::ATTACHMENT_REF_COLLECTION.into(),
                 rkey,
-                value: serde_json::json!({
-                    "$type": crate::attachment::ATTACHMENT_REF_COLLECTION,
-                    "blob": {
-                        "$type": "blob",
-                        "ref": { "$link": blob.cid.to_string() },
-                        "mimeType": blob.mime_type,
-                        "size": blob.size,
-                    },
-                }),
+                value: crate::attachment::attachment_ref_record(&blob)?,
             }])
             .await?;
         Ok(blob)

@@ -1,6 +1,6 @@
 //! Building this device's KeyPackages and their record values.
 
-use atmls_lexicon::chat::mls::{defs, key_package};
+use atmls_lexicon::chat::mls::{declaration, defs, key_package};
 use atmls_lexicon::generated::KnownRecord;
 use atrium_api::types::string::Datetime;
 use openmls::prelude::tls_codec::Serialize as _;
@@ -150,4 +150,28 @@ pub(crate) fn build_key_package(
 /// An atproto datetime with milliseconds and `Z`.
 pub(crate) fn datetime(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// The `chat.mls.declaration` record value (generated type, `$type` first): the account
+/// uses `ds` and takes invitations per `invite_policy`, in `ciphersuite`.
+pub(crate) fn declaration_record(
+    ds: &str,
+    invite_policy: &str,
+    ciphersuite: u16,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<serde_json::Value, crate::Error> {
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        crate::Error::from(crate::error::StoreError::Device(format!(
+            "declaration record: {what}: {e}"
+        )))
+    };
+    let data = declaration::RecordData {
+        delivery_service: ds.parse().map_err(|e| invalid("delivery service", &e))?,
+        invite_policy: invite_policy.to_owned(),
+        ciphersuites: vec![i64::from(ciphersuite)],
+        created_at: datetime(now)
+            .parse::<Datetime>()
+            .map_err(|e| invalid("datetime", &e))?,
+    };
+    serde_json::to_value(KnownRecord::from(data)).map_err(|e| invalid("encode", &e))
 }
