@@ -366,3 +366,25 @@ fn bad_fields_are_errors_not_defaults() {
         Err(DecodeError::Shape { .. })
     ));
 }
+
+/// What the generated per-method `Error` enums (`tag = "error", content = "message"`) can
+/// and cannot carry, which is why [`client::error_body`] decodes errors itself: extra
+/// members are ignored (so `currentEpoch`/`currentSeq` are lost), and a name the method's
+/// lexicon does not list (`InvalidRequest`, `InternalServerError`, …, which every XRPC
+/// service may answer) does not parse at all.
+#[test]
+fn generated_error_enums_cannot_carry_the_wire() {
+    let conflict = r#"{"error":"EpochConflict","message":"m","currentEpoch":5,"currentSeq":3}"#;
+    let parsed: send_envelopes::Error = serde_json::from_str(conflict).unwrap();
+    assert_eq!(
+        parsed,
+        send_envelopes::Error::EpochConflict(Some("m".into()))
+    );
+    let generic = r#"{"error":"InvalidRequest","message":"m"}"#;
+    assert!(serde_json::from_str::<send_envelopes::Error>(generic).is_err());
+    // Written back, the extra members are gone.
+    assert_eq!(
+        serde_json::to_string(&parsed).unwrap(),
+        r#"{"error":"EpochConflict","message":"m"}"#
+    );
+}
