@@ -5,13 +5,14 @@
 //! [`KnownRecord`](#) for every record type. The types follow atrium-api's conventions
 //! (`XData` structs wrapped in `atrium_api::types::Object`, open unions as
 //! `atrium_api::types::Union<XRefs>`, atrium string formats) so that they compose with it.
-//! Output is deterministic: documents, definitions and properties are emitted sorted.
+//! Output is deterministic: documents and definitions are emitted sorted; an object's
+//! properties in wire order ([`wire_order`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use crate::model::{Body, Def, Doc, Method, MethodKind, Object, Type};
+use crate::model::{Body, Def, Doc, Method, MethodKind, Object, Property, Type};
 use crate::names::{camel_of_snake, ident, is_reserved, pascal, snake};
 
 /// The module under which generated code is mounted in `atmls-lexicon`.
@@ -509,7 +510,7 @@ impl<'s, 'a> DocEmitter<'s, 'a> {
     ) -> Result<(), EmitError> {
         let mut aux = Vec::new();
         let mut fields = String::new();
-        for (prop, p) in &object.properties {
+        for (prop, p) in wire_order(object) {
             let ploc = format!("{loc}.properties.{prop}");
             let inner = self.rust_type(name, prop, &p.ty, &mut aux, &ploc)?;
             let required = object.required.contains(prop);
@@ -670,4 +671,22 @@ fn string_type(format: Option<&str>) -> &'static str {
         Some("tid") => "atrium_api::types::string::Tid",
         _ => "String",
     }
+}
+
+/// The order of an object's fields, which is the order serde writes them on the wire:
+/// the required properties in the lexicon's `required` order, then the optional ones in
+/// the order the lexicon declares them. A writer that puts the members it always sends
+/// first and appends the optional ones (as the DS has always answered) writes the same
+/// bytes.
+fn wire_order(object: &Object) -> Vec<(&String, &Property)> {
+    let required = object
+        .required
+        .iter()
+        .filter_map(|name| object.properties.get_key_value(name));
+    let optional = object
+        .declared
+        .iter()
+        .filter(|name| !object.required.contains(name))
+        .filter_map(|name| object.properties.get_key_value(name));
+    required.chain(optional).collect()
 }

@@ -127,6 +127,8 @@ pub struct Object {
     pub nullable: Vec<String>,
     /// Properties by name (sorted).
     pub properties: BTreeMap<String, Property>,
+    /// Property names in the order the document declares them.
+    pub declared: Vec<String>,
 }
 
 /// One property of an object.
@@ -445,6 +447,7 @@ fn parse_object_fields(obj: &Map<String, Value>, loc: &str) -> Result<Object, Mo
     let required = names("required")?;
     let nullable = names("nullable")?;
     let mut properties = BTreeMap::new();
+    let mut declared = Vec::new();
     if let Some(props) = obj.get("properties") {
         let props = props
             .as_object()
@@ -455,6 +458,7 @@ fn parse_object_fields(obj: &Map<String, Value>, loc: &str) -> Result<Object, Mo
                 .as_object()
                 .ok_or_else(|| err(&ploc, "a property is an object"))?;
             let description = str_field(pobj, "description", &ploc)?;
+            declared.push(name.clone());
             properties.insert(
                 name.clone(),
                 Property {
@@ -474,6 +478,7 @@ fn parse_object_fields(obj: &Map<String, Value>, loc: &str) -> Result<Object, Mo
         required,
         nullable,
         properties,
+        declared,
     })
 }
 

@@ -22,6 +22,24 @@ use crate::error::Error;
 /// The collection of the records that keep attachment blobs referenced.
 pub const ATTACHMENT_REF_COLLECTION: &str = "chat.mls.attachmentRef";
 
+/// The `chat.mls.attachmentRef` record value that keeps `blob` referenced (generated
+/// type, `$type` first).
+pub(crate) fn attachment_ref_record(
+    blob: &crate::transport::BlobRef,
+) -> Result<serde_json::Value, Error> {
+    let data = atmls_lexicon::chat::mls::attachment_ref::RecordData {
+        blob: atrium_api::types::BlobRef::Typed(atrium_api::types::TypedBlobRef::Blob(
+            atrium_api::types::Blob {
+                r#ref: CidLink(blob.cid),
+                mime_type: blob.mime_type.clone(),
+                size: usize::try_from(blob.size).unwrap_or(usize::MAX),
+            },
+        )),
+    };
+    serde_json::to_value(atmls_lexicon::generated::KnownRecord::from(data))
+        .map_err(|e| Error::Attachment(format!("attachmentRef record: {e}")))
+}
+
 /// The `cipher` value of attachments.
 pub const CIPHER: &str = "aes-256-gcm";
 

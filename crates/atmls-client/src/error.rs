@@ -78,7 +78,17 @@ impl TransportError {
     pub fn name(&self) -> Option<&str> {
         match self {
             Self::Xrpc { error, .. } => Some(error),
-            Self::EpochConflict { .. } => Some("EpochConflict"),
+            Self::EpochConflict { .. } => Some(atmls_ds_proto::ErrorName::EpochConflict.as_str()),
+            _ => None,
+        }
+    }
+
+    /// The delivery-service error name, typed, if the service answered one this version
+    /// knows (docs/spec.md §7).
+    pub fn ds_error(&self) -> Option<atmls_ds_proto::ErrorName> {
+        match self {
+            Self::EpochConflict { .. } => Some(atmls_ds_proto::ErrorName::EpochConflict),
+            Self::Xrpc { error, .. } => atmls_ds_proto::ErrorName::from_name(error),
             _ => None,
         }
     }

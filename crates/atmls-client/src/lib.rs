@@ -11,9 +11,10 @@
 //! DS cannot take now and sends it later, in order and once: [`Device::send`],
 //! [`Device::outbox`]), joins groups from sealed welcomes, and
 //! adds the account's new devices to its groups. The network is two traits,
-//! [`transport::Pds`] and [`transport::Ds`]: [`transport::memory`] implements them in
-//! memory over the real DS core, [`transport::http`] over HTTP(S) and WebSocket (`ws://`,
-//! `wss://`). The wire formats this crate fixes are in `docs/spec.md` §11.
+//! [`transport::Pds`] and [`transport::Ds`]: `transport::memory` (feature
+//! `memory-network`, for tests) implements them in memory over the real DS core,
+//! [`transport::http`] over HTTP(S) and WebSocket (`ws://`, `wss://`). The DS wire is the
+//! crate `atmls-ds-proto`; the formats this crate fixes are in `docs/spec.md` §11.
 //!
 //! ```
 //! use atmls_client::transport::memory::MemoryNetwork;

@@ -260,7 +260,12 @@ async fn get_key_packages_over_http() {
     .await
     .unwrap();
     assert_eq!(gathered.len(), 1);
-    assert_eq!(gathered[0].status, "ok", "{:?}", gathered[0]);
+    assert_eq!(
+        gathered[0].status,
+        atmls_ds_proto::DidStatus::Ok,
+        "{:?}",
+        gathered[0]
+    );
     assert!(gathered[0].declaration.is_some());
     // One last-resort package and two one-time ones (config()).
     assert_eq!(gathered[0].key_packages.len(), 3);

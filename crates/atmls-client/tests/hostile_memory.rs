@@ -12,7 +12,7 @@ use atmls_client::{
     Device, DeviceConfig, Did, Event, FailureKind, GroupId, KeyPackageRefusal, PolicyViolation,
     Storage, TransportError, content,
 };
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_identity::ResolveError;
 
 type Dev = Device<MemoryPds, MemoryDs>;

@@ -18,7 +18,7 @@ use atmls_client::group::seal::{TreeRef, WelcomeInfo, seal_welcome};
 use atmls_client::transport::http::{HttpDs, HttpPds};
 use atmls_client::transport::{Ds as _, Pds as _};
 use atmls_client::{Device, DeviceConfig, Did, Event, GroupId, Storage, content};
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_ds_xrpc::KeyPackageConfig;
 use atmls_identity::DidResolver;
 use atmls_identity::plc::directory::DirectoryService;

@@ -284,7 +284,7 @@ async fn a_failing_group_does_not_hold_back_another() {
     let g2 = alice.create_group("g2").await.unwrap();
     alice.add_members(&g2, &[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
-    let m1 = atmls_ds::MailboxId::from_bytes(alice.group(&g1).await.unwrap().data.mailbox);
+    let m1 = atmls_ds_proto::MailboxId::from_bytes(alice.group(&g1).await.unwrap().data.mailbox);
     let unavailable = TransportError::Xrpc {
         status: 503,
         error: "ServiceUnavailable".into(),

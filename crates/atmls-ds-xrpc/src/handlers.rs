@@ -3,30 +3,33 @@
 use std::str::FromStr;
 
 use atmls_ds::auth::{DsMethod, PreChecked, RequestAuth, RequestSource, RequestToken};
+use atmls_ds::proto::codec::server as codec;
+use atmls_ds::proto::token::header_token;
+use atmls_ds::proto::{
+    DecodeError, ErrorName, LEXICON_MAX_SUBSCRIPTION_MAILBOXES, Limits, ServerDescription,
+};
 use atmls_ds::{
     EnvelopeKind, EnvelopeRule, LEXICON_MAX_PAYLOAD, MAX_EPOCH, MailboxId, MailboxKind,
-    OutgoingEnvelope, SendEnvelopesError, SendWelcomeError,
+    SendEnvelopesError, SendWelcomeError,
 };
 use atmls_identity::service_auth::{ServiceAuthError, VerifiedToken};
-use atmls_lexicon::Bytes as LexBytes;
-use atmls_lexicon::chat::mls::ds::create_mailbox;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use atmls_lexicon::chat::mls::ds::{
+    create_mailbox, delete_inbox_items, send_envelopes, send_welcome,
+};
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::DsService;
 use super::config::normal_endpoint;
 use super::keypackages::LookupBudgetSpent;
-use super::wire::{
-    bytes_json, core_error, envelope_json, mailbox_info_json, send_error, status_of,
-};
+use super::wire::{core_error, ds_error, output, send_error, status_of};
 use super::writer::Command;
 use atmls_xrpc::HandlerResult;
 use atmls_xrpc::XrpcError;
 use atmls_xrpc::{XrpcRequest, XrpcResponse};
 
 /// Most mailboxes one subscription may name (the lexicon's `maxLength`).
-pub(crate) const MAX_SUBSCRIPTION_MAILBOXES: usize = 100;
+pub(crate) const MAX_SUBSCRIPTION_MAILBOXES: usize = LEXICON_MAX_SUBSCRIPTION_MAILBOXES;
 
 fn unavailable() -> XrpcError {
     XrpcError::unavailable("the delivery service is stopping")
@@ -36,6 +39,12 @@ fn unavailable() -> XrpcError {
 pub(crate) fn mailbox_id(field: &str, text: Option<&str>) -> Result<MailboxId, XrpcError> {
     let text = text.ok_or_else(|| XrpcError::invalid_request(format!("{field}: required")))?;
     MailboxId::from_str(text).map_err(|e| XrpcError::invalid_request(format!("{field}: {e}")))
+}
+
+/// The XRPC error of a request body that does not decode: `InvalidRequest` (or
+/// `UnsupportedKind`) naming the field.
+fn bad_input(e: &DecodeError) -> XrpcError {
+    ds_error(e.error_name(), e.to_string())
 }
 
 fn non_negative(field: &str, v: Option<i64>, default: u64) -> Result<u64, XrpcError> {
@@ -55,9 +64,8 @@ pub(crate) fn rate_limited(
     what: &str,
     retry_after: std::time::Duration,
 ) -> XrpcError {
-    XrpcError::new(
-        hyper::StatusCode::TOO_MANY_REQUESTS,
-        "RateLimitExceeded",
+    ds_error(
+        ErrorName::RateLimitExceeded,
         format!("{what}; retry after {} ms", retry_after.as_millis().max(1)),
     )
     .with_limit(limit)
@@ -66,7 +74,9 @@ pub(crate) fn rate_limited(
 /// The service-auth failure as its XRPC error (`docs/spec.md` §8).
 fn service_auth_error(e: &ServiceAuthError) -> XrpcError {
     let name = e.xrpc_error();
-    let status = hyper::StatusCode::from_u16(e.http_status()).unwrap_or(status_of(name));
+    let status = hyper::StatusCode::from_u16(e.http_status()).unwrap_or_else(|_| {
+        status_of(ErrorName::from_name(name).unwrap_or(ErrorName::InvalidRequest))
+    });
     let error = XrpcError::new(status, name, format!("{}: {e}", e.check()));
     if matches!(e, ServiceAuthError::IssuerShareFull) {
         error.with_limit("service_auth_tokens_per_account")
@@ -123,7 +133,7 @@ impl DsService {
         mailbox: &MailboxId,
     ) -> Result<PreChecked, XrpcError> {
         let header = req.header("authorization");
-        self.check_startup_guard(header.and_then(mailbox_token))?;
+        self.check_startup_guard(header.and_then(header_token))?;
         Ok(RequestAuth::from_header(header, content)
             .check_signature(method, mailbox)
             .with_source(source_of(req)))
@@ -141,38 +151,30 @@ impl DsService {
     pub(crate) async fn describe_server(&self, _req: XrpcRequest) -> HandlerResult {
         let core = self.inner.config.core();
         let secs = |d: std::time::Duration| d.as_secs();
-        let mut limits = json!({
-            "maxEnvelopeBytes": core.max_envelope_bytes().min(LEXICON_MAX_PAYLOAD),
-            "maxBatchEnvelopes": core.max_batch_envelopes(),
-            "maxMailboxesPerAccount": core.max_mailboxes_per_account(),
-            "inboxDepositsPerMinute": core.inbox_deposits_per_minute(),
-            "keyGraceSeconds": secs(core.key_grace()),
-            "requestMaxAgeSeconds": secs(core.request_max_age()).max(1),
-            "maxSubscriptionMailboxes": MAX_SUBSCRIPTION_MAILBOXES,
-            "maxMailboxBytes": core.max_mailbox_bytes(),
-            "inboxDepositBytesPerMinute": core.inbox_deposit_bytes_per_minute(),
-        });
-        if let Some(d) = core.group_retention() {
-            limits["groupRetentionSeconds"] = json!(secs(d).max(1));
-        }
-        if let Some(d) = core.inbox_retention() {
-            limits["inboxRetentionSeconds"] = json!(secs(d).max(1));
-        }
-        Ok(XrpcResponse::json(json!({
-            "did": self.inner.config.did().as_str(),
-            "protocolVersion": 1,
-            "limits": limits,
-        })))
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let description = ServerDescription {
+            did: self.inner.config.did().as_str().to_owned(),
+            protocol_version: 1,
+            limits: Limits {
+                max_envelope_bytes: count(core.max_envelope_bytes().min(LEXICON_MAX_PAYLOAD)),
+                max_batch_envelopes: count(core.max_batch_envelopes()),
+                max_mailboxes_per_account: core.max_mailboxes_per_account(),
+                inbox_deposits_per_minute: u64::from(core.inbox_deposits_per_minute()),
+                key_grace_seconds: secs(core.key_grace()),
+                request_max_age_seconds: secs(core.request_max_age()).max(1),
+                max_subscription_mailboxes: count(MAX_SUBSCRIPTION_MAILBOXES),
+                max_mailbox_bytes: Some(core.max_mailbox_bytes()),
+                inbox_deposit_bytes_per_minute: Some(core.inbox_deposit_bytes_per_minute()),
+                group_retention_seconds: core.group_retention().map(|d| secs(d).max(1)),
+                inbox_retention_seconds: core.inbox_retention().map(|d| secs(d).max(1)),
+            },
+        };
+        let body = codec::describe_server_output(&description)
+            .map_err(|e| XrpcError::internal(format!("describeServer: {e}")))?;
+        output(&body)
     }
 
     pub(crate) async fn create_mailbox(&self, req: XrpcRequest) -> HandlerResult {
-        #[derive(Deserialize)]
-        struct Input {
-            kind: String,
-            key: LexBytes,
-            #[serde(default)]
-            epoch: Option<i64>,
-        }
         let token = req.bearer_token().ok_or_else(|| {
             XrpcError::auth_required(
                 "createMailbox requires a service-auth token (Authorization: Bearer)",
@@ -188,10 +190,10 @@ impl DsService {
         self.check_account_pds(unrecorded.claims())?;
         // The cheap checks (body, quota) before the token's id is recorded: a request
         // refused for them spends nothing of the replay store.
-        let input: Input = req.input_as()?;
-        let kind = MailboxKind::from_str(&input.kind)
-            .map_err(|e| XrpcError::bad_request("UnsupportedKind", e.to_string()))?;
-        let epoch = non_negative("input/epoch", input.epoch, 0)?;
+        let input = req.input_as::<create_mailbox::Input>()?;
+        let input = codec::create_mailbox_input(input).map_err(|e| bad_input(&e))?;
+        let kind = input.kind;
+        let epoch = input.epoch.unwrap_or(0);
         if kind == MailboxKind::Group && epoch > MAX_EPOCH {
             return Err(XrpcError::invalid_request(format!(
                 "input/epoch: at most {MAX_EPOCH}"
@@ -210,9 +212,8 @@ impl DsService {
                 XrpcError::internal("internal server error")
             })?;
         if reached {
-            return Err(XrpcError::new(
-                status_of("QuotaExceeded"),
-                "QuotaExceeded",
+            return Err(ds_error(
+                ErrorName::QuotaExceeded,
                 format!("the account already has {max} mailboxes"),
             ));
         }
@@ -225,13 +226,13 @@ impl DsService {
             .call(|reply| Command::Create {
                 account: verified.issuer.as_str().to_owned(),
                 kind,
-                key: input.key.into_vec(),
+                key: input.key,
                 epoch,
                 reply,
             })
             .await?
             .map_err(|e| core_error(&e))?;
-        Ok(XrpcResponse::json(mailbox_info_json(&info)))
+        output(&codec::create_mailbox_output(&info))
     }
 
     /// `403 AccountNotServed` unless the DS serves every account or the token's issuer
@@ -245,8 +246,8 @@ impl DsService {
         let issuer = &token.issuer;
         match token.issuer_pds.as_deref() {
             Some(pds) if allowed.iter().any(|a| *a == normal_endpoint(pds)) => Ok(()),
-            Some(pds) => Err(XrpcError::forbidden(
-                "AccountNotServed",
+            Some(pds) => Err(ds_error(
+                ErrorName::AccountNotServed,
                 format!(
                     "this delivery service serves accounts of {} only; {issuer} is on {pds} \
                      (compared by scheme, host and port: default ports and trailing slashes \
@@ -254,8 +255,8 @@ impl DsService {
                     allowed.join(", ")
                 ),
             )),
-            None => Err(XrpcError::forbidden(
-                "AccountNotServed",
+            None => Err(ds_error(
+                ErrorName::AccountNotServed,
                 format!("{issuer}'s DID document names no PDS (#atproto_pds)"),
             )),
         }
@@ -268,44 +269,16 @@ impl DsService {
             .call(|reply| Command::Mailbox { id, auth, reply })
             .await?
             .map_err(|e| core_error(&e))?;
-        Ok(XrpcResponse::json(mailbox_info_json(&info)))
+        output(&codec::get_mailbox_output(&info))
     }
 
     pub(crate) async fn send_envelopes(&self, req: XrpcRequest) -> HandlerResult {
-        #[derive(Deserialize)]
-        struct Input {
-            mailbox: String,
-            envelopes: Vec<Outgoing>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Outgoing {
-            kind: String,
-            #[serde(default)]
-            epoch: Option<i64>,
-            payload: LexBytes,
-            #[serde(default)]
-            next_key: Option<LexBytes>,
-        }
-        let input: Input = req.input_as()?;
-        let id = mailbox_id("input/mailbox", Some(&input.mailbox))?;
-        let mut unknown = Vec::new();
-        let mut envelopes = Vec::with_capacity(input.envelopes.len());
-        for (i, e) in input.envelopes.into_iter().enumerate() {
-            // An unknown kind is refused by the core in its place in the check order (as
-            // a kind a group does not take); the message names the real kind.
-            let kind = EnvelopeKind::from_str(&e.kind).unwrap_or_else(|_| {
-                unknown.push((i, e.kind.clone()));
-                EnvelopeKind::Welcome
-            });
-            let epoch = non_negative(&format!("input/envelopes/{i}/epoch"), e.epoch, 0)?;
-            envelopes.push(OutgoingEnvelope {
-                kind,
-                epoch: e.epoch.map(|_| epoch),
-                payload: e.payload.into_vec(),
-                next_key: e.next_key.map(LexBytes::into_vec),
-            });
-        }
+        let input = req.input_as::<send_envelopes::Input>()?;
+        let codec::SendEnvelopesRequest {
+            mailbox: id,
+            envelopes,
+            unknown_kinds: unknown,
+        } = codec::send_envelopes_input(input).map_err(|e| bad_input(&e))?;
         let auth = self.signed(&req, req.body(), DsMethod::SendEnvelopes, &id)?;
         let receipt = self
             .call(|reply| Command::Send {
@@ -320,19 +293,15 @@ impl DsService {
                     index,
                     rule: EnvelopeRule::Kind(EnvelopeKind::Welcome),
                 } => match unknown.iter().find(|(i, _)| i == index) {
-                    Some((_, kind)) => XrpcError::bad_request(
-                        "InvalidEnvelope",
-                        format!("envelope {index}: unknown kind {kind:?}"),
+                    Some((_, kind)) => ds_error(
+                        ErrorName::InvalidEnvelope,
+                        format!("envelope {index}: unknown kind {:?}", kind.0),
                     ),
                     None => send_error(&e),
                 },
                 _ => send_error(&e),
             })?;
-        Ok(XrpcResponse::json(json!({
-            "firstSeq": receipt.first_seq,
-            "lastSeq": receipt.last_seq,
-            "epoch": receipt.epoch,
-        })))
+        output(&codec::send_envelopes_output(&receipt))
     }
 
     pub(crate) async fn get_envelopes(&self, req: XrpcRequest) -> HandlerResult {
@@ -350,34 +319,21 @@ impl DsService {
             })
             .await?
             .map_err(|e| core_error(&e))?;
-        let mut out = json!({
-            "envelopes": page.envelopes.iter().map(envelope_json).collect::<Vec<_>>(),
-            "cursor": page.cursor,
-            "headSeq": page.head_seq,
-        });
-        if let Some(epoch) = page.epoch {
-            out["epoch"] = json!(epoch);
-        }
-        Ok(XrpcResponse::json(out))
+        output(&codec::get_envelopes_output(&page))
     }
 
     pub(crate) async fn send_welcome(&self, req: XrpcRequest) -> HandlerResult {
-        #[derive(Deserialize)]
-        struct Input {
-            inbox: String,
-            payload: LexBytes,
-        }
-        let input: Input = req.input_as()?;
-        let inbox = mailbox_id("input/inbox", Some(&input.inbox))?;
+        let input = req.input_as::<send_welcome::Input>()?;
+        let (inbox, payload) = codec::send_welcome_input(input).map_err(|e| bad_input(&e))?;
         // Sending a welcome needs no identity: the source's share bounds what one sender
         // can deposit across every inbox (each inbox has its own share in the core).
         let now = self.inner.config.clock().now();
-        let len = input.payload.as_slice().len() as u64;
+        let len = payload.len() as u64;
         // The cheap refusal first: an oversized welcome costs no share.
         let max = self.inner.config.core().payload_limit();
-        if input.payload.as_slice().len() > max {
+        if payload.len() > max {
             return Err(core_error(&SendWelcomeError::EnvelopeTooLarge {
-                len: input.payload.as_slice().len(),
+                len: payload.len(),
                 max,
             }));
         }
@@ -406,12 +362,12 @@ impl DsService {
         let seq = self
             .call(|reply| Command::Welcome {
                 inbox,
-                payload: input.payload.into_vec(),
+                payload,
                 reply,
             })
             .await?
             .map_err(|e| core_error(&e))?;
-        Ok(XrpcResponse::json(json!({ "seq": seq })))
+        output(&codec::send_welcome_output(seq))
     }
 
     pub(crate) async fn list_inbox(&self, req: XrpcRequest) -> HandlerResult {
@@ -429,25 +385,12 @@ impl DsService {
             })
             .await?
             .map_err(|e| core_error(&e))?;
-        Ok(XrpcResponse::json(json!({
-            "items": page.items.iter().map(envelope_json).collect::<Vec<_>>(),
-            "cursor": page.cursor,
-        })))
+        output(&codec::list_inbox_output(&page))
     }
 
     pub(crate) async fn delete_inbox_items(&self, req: XrpcRequest) -> HandlerResult {
-        #[derive(Deserialize)]
-        struct Input {
-            inbox: String,
-            seqs: Vec<i64>,
-        }
-        let input: Input = req.input_as()?;
-        let inbox = mailbox_id("input/inbox", Some(&input.inbox))?;
-        let seqs = input
-            .seqs
-            .iter()
-            .map(|&s| non_negative("input/seqs", Some(s), 0))
-            .collect::<Result<Vec<u64>, _>>()?;
+        let input = req.input_as::<delete_inbox_items::Input>()?;
+        let (inbox, seqs) = codec::delete_inbox_items_input(input).map_err(|e| bad_input(&e))?;
         let auth = self.signed(&req, req.body(), DsMethod::DeleteInboxItems, &inbox)?;
         let deleted = self
             .call(|reply| Command::DeleteInbox {
@@ -458,7 +401,7 @@ impl DsService {
             })
             .await?
             .map_err(|e| core_error(&e))?;
-        Ok(XrpcResponse::json(json!({ "deleted": deleted })))
+        output(&codec::delete_inbox_items_output(deleted))
     }
 
     pub(crate) async fn get_key_packages(&self, req: XrpcRequest) -> HandlerResult {
@@ -487,22 +430,8 @@ impl DsService {
     }
 }
 
-/// The token of an `Authorization: ChatMls-Mailbox <token>` header (scheme matched
-/// case-insensitively, as the core does).
-fn mailbox_token(header: &str) -> Option<&str> {
-    let (scheme, rest) = header.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case(atmls_ds::auth::AUTH_SCHEME)
-        .then(|| rest.trim_start_matches(' ').trim_end())
-}
-
 /// The `limit` parameter (default 100; the lexicon bounds it to 1–1000).
 fn page_limit(req: &XrpcRequest) -> u32 {
     req.param_i64("limit")
         .map_or(100, |l| u32::try_from(l.clamp(1, 1000)).unwrap_or(100))
-}
-
-/// `{uri, cid, proof}` in JSON.
-pub(crate) fn proven_record_json(uri: &str, cid: &str, proof: &[u8]) -> Value {
-    json!({ "uri": uri, "cid": cid, "proof": bytes_json(proof) })
 }

@@ -6,6 +6,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use atmls_identity::{Did, DidResolver, ResolveError};
+use atrium_api::com::atproto::sync::get_record;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -21,7 +24,6 @@ use atmls_xrpc::Outbound;
 
 use super::budget::{RateWindows, RetryAfter};
 use super::config::KeyPackageConfig;
-use super::handlers::proven_record_json;
 
 /// The declaration collection and its one record key.
 const DECLARATION: &str = "chat.mls.declaration";
@@ -30,78 +32,40 @@ const KEY_PACKAGE: &str = "chat.mls.keyPackage";
 /// Most KeyPackage records returned per DID (the lexicon's `maxLength`).
 const MAX_KEY_PACKAGES: usize = 100;
 
-/// What was found for one DID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DidStatus {
-    /// Declaration and records gathered.
-    Ok,
-    /// The DID does not resolve (or is not a DID).
-    NotFound,
-    /// The DID has no `chat.mls.declaration/self`.
-    NoDeclaration,
-    /// Its PDS (or its DID directory) did not answer usably.
-    Unreachable,
-}
+pub use atmls_ds::proto::{DidResult, DidStatus, ProvenRecord};
 
-impl DidStatus {
-    /// The lexicon value: `ok`, `notFound`, `noDeclaration` or `unreachable`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::NotFound => "notFound",
-            Self::NoDeclaration => "noDeclaration",
-            Self::Unreachable => "unreachable",
-        }
+/// The answer for a DID that could not be gathered.
+fn failed(did: &str, status: DidStatus, message: impl Into<String>) -> DidResult {
+    DidResult {
+        did: did.to_owned(),
+        status,
+        message: Some(message.into()),
+        declaration: None,
+        key_packages: Vec::new(),
     }
 }
 
-/// A record and the CAR file `com.atproto.sync.getRecord` returned for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProvenRecord {
-    /// `at://<did>/<collection>/<rkey>`.
-    pub uri: String,
-    /// The record's CID, as `listRecords` named it.
-    pub cid: String,
-    /// The proof (signed commit, MST path, record block).
-    pub proof: Bytes,
+/// `{uri, cid, proof}` in JSON.
+fn proven_record_json(r: &ProvenRecord) -> Value {
+    json!({ "uri": r.uri, "cid": r.cid, "proof": { "$bytes": STANDARD_NO_PAD.encode(&r.proof) } })
 }
 
-/// The answer for one DID (`getKeyPackages#didResult`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DidResult {
-    /// The DID asked for.
-    pub did: String,
-    /// What was found.
-    pub status: DidStatus,
-    /// Why, when the status is not `ok`.
-    pub message: Option<String>,
-    /// The declaration (status `ok`).
-    pub declaration: Option<ProvenRecord>,
-    /// The KeyPackage records (status `ok`; may be empty).
-    pub key_packages: Vec<ProvenRecord>,
-}
-
-impl DidResult {
-    fn failed(did: &str, status: DidStatus, message: impl Into<String>) -> Self {
-        Self {
-            did: did.to_owned(),
-            status,
-            message: Some(message.into()),
-            declaration: None,
-            key_packages: Vec::new(),
-        }
-    }
-
-    /// The lexicon JSON object.
-    pub fn to_json(&self) -> Value {
-        let record = |r: &ProvenRecord| proven_record_json(&r.uri, &r.cid, &r.proof);
+/// The `getKeyPackages#didResult` JSON object of a result.
+///
+/// Built by hand, not through the generated `DidResult`: a requested string that is not a
+/// DID is answered `notFound` under the string as sent, which the generated type (whose
+/// `did` is `format: did`) cannot hold. The member order is the generated one.
+pub(crate) fn did_result_json(r: &DidResult) -> Value {
+    {
         let mut v = json!({
-            "did": self.did,
-            "status": self.status.as_str(),
-            "keyPackages": self.key_packages.iter().map(record).collect::<Vec<_>>(),
+            "did": r.did,
+            "status": r.status.as_str(),
+            "keyPackages": r.key_packages.iter().map(proven_record_json).collect::<Vec<_>>(),
         });
-        if let Some(m) = &self.message {
+        if let Some(d) = &r.declaration {
+            v["declaration"] = proven_record_json(d);
+        }
+        if let Some(m) = &r.message {
             let mut m = m.clone();
             if m.len() > 1000 {
                 let mut cut = 1000;
@@ -111,9 +75,6 @@ impl DidResult {
                 m.truncate(cut);
             }
             v["message"] = json!(m);
-        }
-        if let Some(d) = &self.declaration {
-            v["declaration"] = record(d);
         }
         v
     }
@@ -245,7 +206,7 @@ impl KeyPackageFetcher {
         for (i, (did, json)) in distinct.iter().zip(encoded).enumerate() {
             let mut json = json.unwrap_or_default();
             if i > 0 && body.len() + json.len() + 3 > self.config.max_response_bytes {
-                json = encode_result(&DidResult::failed(
+                json = encode_result(&failed(
                     did,
                     DidStatus::Unreachable,
                     "left out: the answer reached its size limit; ask for this DID alone",
@@ -263,7 +224,7 @@ impl KeyPackageFetcher {
     async fn lookup_timed(&self, did: &str, permits: &Semaphore) -> DidResult {
         match timeout(self.config.did_timeout, self.lookup(did, permits)).await {
             Ok(r) => r,
-            Err(_) => DidResult::failed(did, DidStatus::Unreachable, "timed out"),
+            Err(_) => failed(did, DidStatus::Unreachable, "timed out"),
         }
     }
 
@@ -304,7 +265,7 @@ impl KeyPackageFetcher {
     }
 
     async fn lookup(&self, did_text: &str, permits: &Semaphore) -> DidResult {
-        let fail = |status, message: String| DidResult::failed(did_text, status, message);
+        let fail = |status, message: String| failed(did_text, status, message);
         let Ok(did) = Did::new(did_text) else {
             return fail(DidStatus::NotFound, "not a DID".into());
         };
@@ -428,13 +389,15 @@ impl Pds<'_> {
         if status.is_success() {
             return Ok(body);
         }
-        let name = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned));
-        match (status, name.as_deref()) {
-            (StatusCode::NOT_FOUND, _) | (_, Some("RecordNotFound" | "RepoNotFound")) => {
-                Err(Fetch::Missing)
-            }
+        // The PDS's error, typed by atrium's generated `com.atproto.sync.getRecord` errors
+        // (which also name listRecords' `RepoNotFound`).
+        let error = serde_json::from_slice::<get_record::Error>(&body).ok();
+        match (status, error) {
+            (StatusCode::NOT_FOUND, _)
+            | (
+                _,
+                Some(get_record::Error::RecordNotFound(_) | get_record::Error::RepoNotFound(_)),
+            ) => Err(Fetch::Missing),
             _ => Err(Fetch::Failed(format!("PDS answered {status}"))),
         }
     }
@@ -483,7 +446,11 @@ impl Pds<'_> {
         );
         match self.get(&query, self.fetcher.config.max_proof_bytes).await {
             Ok(proof) if proof.is_empty() => Err("getRecord: empty proof".into()),
-            Ok(proof) => Ok(Some(ProvenRecord { uri, cid, proof })),
+            Ok(proof) => Ok(Some(ProvenRecord {
+                uri,
+                cid,
+                proof: proof.to_vec(),
+            })),
             Err(Fetch::Missing) => Ok(None),
             Err(Fetch::Failed(m)) => Err(m),
         }
@@ -502,7 +469,7 @@ fn distinct(dids: &[String]) -> Vec<&str> {
 /// A result as its `didResult` JSON.
 fn encode_result(r: &DidResult) -> Bytes {
     // Serialising a `Value` cannot fail.
-    Bytes::from(serde_json::to_vec(&r.to_json()).unwrap_or_default())
+    Bytes::from(serde_json::to_vec(&did_result_json(r)).unwrap_or_default())
 }
 
 /// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
@@ -586,8 +553,8 @@ mod tests {
 
     #[test]
     fn statuses() {
-        let r = DidResult::failed("did:plc:x", DidStatus::NoDeclaration, "none");
-        assert_eq!(r.to_json()["status"], "noDeclaration");
-        assert_eq!(r.to_json()["keyPackages"], json!([]));
+        let r = failed("did:plc:x", DidStatus::NoDeclaration, "none");
+        assert_eq!(did_result_json(&r)["status"], "noDeclaration");
+        assert_eq!(did_result_json(&r)["keyPackages"], json!([]));
     }
 }

@@ -50,6 +50,8 @@ mod subscribe;
 pub mod wire;
 mod writer;
 
+/// The DS core's configuration and stores, for callers that start a [`DsService`].
+pub use atmls_ds::{DsConfig, MemoryStore, SqliteStore};
 pub use config::{
     Clock, DsServiceConfig, KeyPackageConfig, ManualClock, SERVICE_FRAGMENT, SERVICE_TYPE,
     SystemClock,

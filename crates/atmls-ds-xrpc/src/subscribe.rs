@@ -20,11 +20,13 @@ use tokio::time::{Instant, interval_at};
 
 use super::DsService;
 use super::handlers::{MAX_SUBSCRIPTION_MAILBOXES, source_of};
-use super::wire::{Heartbeat, core_error, datetime, envelope_frame};
+use super::wire::{core_error, ds_error, envelope_frame};
 use super::writer::{Command, ItemError, LiveTx, SubscribeItem};
 use atmls_xrpc::XrpcError;
 use atmls_xrpc::XrpcRequest;
 use atmls_xrpc::subscription::{EventSink, SinkError};
+use atmls_ds::proto::ErrorName;
+use atmls_ds::proto::codec::server as codec;
 
 /// Envelopes read per backlog page.
 const BACKLOG_PAGE: usize = 500;
@@ -68,7 +70,7 @@ fn sink_error(e: SinkError) -> XrpcError {
 fn too_slow() -> XrpcError {
     XrpcError::new(
         hyper::StatusCode::TOO_MANY_REQUESTS,
-        "ConsumerTooSlow",
+        ErrorName::ConsumerTooSlow.as_str(),
         "the subscriber did not keep up; reconnect from its last cursor",
     )
 }
@@ -107,9 +109,8 @@ impl DsService {
             .subscriptions_by_source
             .take(source_of(&req))
             .ok_or_else(|| {
-                XrpcError::new(
-                    hyper::StatusCode::TOO_MANY_REQUESTS,
-                    "RateLimitExceeded",
+                ds_error(
+                    ErrorName::RateLimitExceeded,
                     "too many subscriptions open from this source",
                 )
                 .with_limit("subscriptions_per_source")
@@ -139,9 +140,8 @@ impl DsService {
             .subscriptions_by_mailbox
             .take_all(&mailboxes)
             .ok_or_else(|| {
-                XrpcError::new(
-                    hyper::StatusCode::TOO_MANY_REQUESTS,
-                    "RateLimitExceeded",
+                ds_error(
+                    ErrorName::RateLimitExceeded,
                     "too many subscriptions open to one of these mailboxes",
                 )
                 .with_limit("subscribers_per_mailbox")
@@ -194,8 +194,8 @@ impl DsService {
                 _ = heartbeat.tick() => {
                     self.check_keys(subs.clone()).await?;
                     if quiet {
-                        let time = datetime(self.inner.config.clock().now());
-                        sink.try_send("#heartbeat", &Heartbeat { time }).map_err(sink_error)?;
+                        let beat = codec::heartbeat(self.inner.config.clock().now());
+                        sink.try_send("#heartbeat", &beat).map_err(sink_error)?;
                     }
                     quiet = true;
                 }
@@ -252,7 +252,6 @@ impl DsService {
         sink: &EventSink,
         sent: &mut HashMap<MailboxId, u64>,
     ) -> Result<(), XrpcError> {
-        let mailbox = s.mailbox.to_string();
         loop {
             let after = sent.get(&s.mailbox).copied().unwrap_or(s.cursor);
             let limit = match s.end_seq {
@@ -274,8 +273,8 @@ impl DsService {
                 })?;
             let end = s.end_seq.unwrap_or(u64::MAX);
             for e in page.iter().filter(|e| e.seq <= end) {
-                let frame =
-                    envelope_frame(&mailbox, e).map_err(|e| XrpcError::internal(e.to_string()))?;
+                let frame = envelope_frame(&s.mailbox, e)
+                    .map_err(|e| XrpcError::internal(e.to_string()))?;
                 sink.send_frame(frame).await.map_err(sink_error)?;
                 sent.insert(s.mailbox, e.seq);
             }

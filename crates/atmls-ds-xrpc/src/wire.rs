@@ -1,125 +1,51 @@
-//! How core values and errors look on the wire: JSON bodies, DAG-CBOR frames, and the
-//! XRPC status of every error name.
+//! How core values and errors look on the wire, through the codecs of `atmls-ds-proto`:
+//! JSON bodies and DAG-CBOR frames from the generated lexicon types, and the XRPC status
+//! of every error name (`docs/spec.md` §7).
 
 use std::fmt::Display;
 
 use atmls_ds::auth::ReplayShare;
+use atmls_ds::proto::ErrorName;
+use atmls_ds::proto::codec::server::envelope_frame_body;
 use atmls_ds::{
-    AuthError, CreateMailboxError, Envelope, InboxError, MailboxFull, MailboxInfo, ReadError,
-    SendEnvelopesError, SendWelcomeError, Timestamp,
+    AuthError, CreateMailboxError, Envelope, InboxError, MailboxFull, MailboxId, ReadError,
+    SendEnvelopesError, SendWelcomeError,
 };
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_NO_PAD;
 use hyper::StatusCode;
 use serde::Serialize;
-use serde_json::{Value, json};
 
-use atmls_xrpc::XrpcError;
 use atmls_xrpc::subscription::{Frame, FrameError};
+use atmls_xrpc::{XrpcError, XrpcResponse};
 
-/// An atproto datetime (RFC 3339, milliseconds, `Z`).
-pub(crate) fn datetime(t: Timestamp) -> String {
-    i64::try_from(t.as_millis())
-        .ok()
-        .and_then(chrono::DateTime::from_timestamp_millis)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+/// `chat.mls.defs#envelope` in JSON, as the generated type serializes it.
+pub fn envelope_json(e: &Envelope) -> serde_json::Value {
+    serde_json::to_value(atmls_ds::proto::codec::envelope_object(e)).unwrap_or_default()
 }
 
-/// `{"$bytes": …}`.
-pub(crate) fn bytes_json(b: &[u8]) -> Value {
-    json!({ "$bytes": STANDARD_NO_PAD.encode(b) })
-}
-
-/// `chat.mls.defs#envelope` in JSON.
-pub fn envelope_json(e: &Envelope) -> Value {
-    let mut v = json!({
-        "seq": e.seq,
-        "kind": e.kind.as_str(),
-        "payload": bytes_json(&e.payload),
-        "receivedAt": datetime(e.received_at),
-    });
-    if let Some(epoch) = e.epoch {
-        v["epoch"] = json!(epoch);
-    }
-    v
-}
-
-/// The output of `createMailbox` and `getMailbox`.
-pub(crate) fn mailbox_info_json(info: &MailboxInfo) -> Value {
-    let mut v = json!({
-        "mailbox": info.mailbox.to_string(),
-        "kind": info.kind.as_str(),
-        "seq": info.seq,
-    });
-    if let Some(epoch) = info.epoch {
-        v["epoch"] = json!(epoch);
-    }
-    v
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct EnvelopeBody<'a> {
-    seq: u64,
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    epoch: Option<u64>,
-    #[serde(with = "serde_bytes")]
-    payload: &'a [u8],
-    received_at: String,
-}
-
-#[derive(Serialize)]
-struct EnvelopeMessage<'a> {
-    mailbox: &'a str,
-    envelope: EnvelopeBody<'a>,
+/// A 200 answer with a generated output type as its JSON body.
+pub(crate) fn output<T: Serialize>(body: &T) -> Result<XrpcResponse, XrpcError> {
+    XrpcResponse::json_from(body)
 }
 
 /// The `#envelope` frame of `subscribeEnvelopes`: `{mailbox, envelope}` in DAG-CBOR.
-pub fn envelope_frame(mailbox: &str, e: &Envelope) -> Result<Frame, FrameError> {
-    Frame::message(
-        "#envelope",
-        &EnvelopeMessage {
-            mailbox,
-            envelope: EnvelopeBody {
-                seq: e.seq,
-                kind: e.kind.as_str(),
-                epoch: e.epoch,
-                payload: &e.payload,
-                received_at: datetime(e.received_at),
-            },
-        },
-    )
-}
-
-/// The `#heartbeat` message body.
-#[derive(Serialize)]
-pub(crate) struct Heartbeat {
-    pub(crate) time: String,
+pub fn envelope_frame(mailbox: &MailboxId, e: &Envelope) -> Result<Frame, FrameError> {
+    Frame::message("#envelope", &envelope_frame_body(mailbox, e))
 }
 
 /// The HTTP status of a DS error name (`docs/spec.md` §7).
-pub(crate) fn status_of(name: &str) -> StatusCode {
-    match name {
-        "AuthRequired" | "InvalidToken" | "ExpiredToken" | "BadToken" | "BadSignature"
-        | "KeyExpired" | "RequestExpired" | "ReplayedRequest" => StatusCode::UNAUTHORIZED,
-        "NotOwner" => StatusCode::FORBIDDEN,
-        "MailboxNotFound" => StatusCode::NOT_FOUND,
-        "EpochConflict" => StatusCode::CONFLICT,
-        "EnvelopeTooLarge" | "BatchTooLarge" => StatusCode::PAYLOAD_TOO_LARGE,
-        "QuotaExceeded" | "RateLimitExceeded" | "MailboxFull" => StatusCode::TOO_MANY_REQUESTS,
-        "InternalServerError" => StatusCode::INTERNAL_SERVER_ERROR,
-        "UpstreamFailure" => StatusCode::BAD_GATEWAY,
-        "ServiceUnavailable" => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    }
+pub(crate) fn status_of(name: ErrorName) -> StatusCode {
+    StatusCode::from_u16(name.status()).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+/// The XRPC error `name` with `message`, at its status.
+pub(crate) fn ds_error(name: ErrorName, message: impl Into<String>) -> XrpcError {
+    XrpcError::new(status_of(name), name.as_str(), message)
 }
 
 /// A core error with its lexicon name.
 pub(crate) trait Named: Display {
     /// The lexicon error name.
-    fn error_name(&self) -> &'static str;
+    fn error_name(&self) -> ErrorName;
 
     /// The limit that refused the request, if one did (a `/metrics` label).
     fn limit(&self) -> Option<&'static str> {
@@ -152,7 +78,7 @@ fn full_limit(e: &MailboxFull) -> &'static str {
 macro_rules! named {
     ($($ty:ident => $limit_of:expr),* $(,)?) => {$(
         impl Named for $ty {
-            fn error_name(&self) -> &'static str {
+            fn error_name(&self) -> ErrorName {
                 self.name()
             }
 
@@ -199,14 +125,14 @@ named!(
 /// internals.
 pub(crate) fn core_error<E: Named>(e: &E) -> XrpcError {
     let name = e.error_name();
-    if name == "InternalServerError" {
+    if name == ErrorName::InternalServerError {
         tracing::error!(
-            error = e.store_kind().unwrap_or(name),
+            error = e.store_kind().unwrap_or(name.as_str()),
             "delivery-service store failure"
         );
         return XrpcError::internal("internal server error");
     }
-    let error = XrpcError::new(status_of(name), name, e.to_string());
+    let error = ds_error(name, e.to_string());
     match e.limit() {
         Some(limit) => error.with_limit(limit),
         None => error,
@@ -230,12 +156,13 @@ pub(crate) fn send_error(e: &SendEnvelopesError) -> XrpcError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use atmls_ds::{EnvelopeKind, MailboxId};
+    use atmls_ds::{EnvelopeKind, Timestamp};
+    use serde_json::json;
 
     #[test]
     fn datetimes_are_atproto() {
         assert_eq!(
-            datetime(Timestamp::from_millis(1_800_000_000_123)),
+            atmls_ds::proto::codec::datetime(Timestamp::from_millis(1_800_000_000_123)).as_str(),
             "2027-01-15T08:00:00.123Z"
         );
     }
@@ -249,12 +176,12 @@ mod tests {
             payload: b"hi".to_vec(),
             received_at: Timestamp::from_millis(0),
         };
+        // The bytes the server has always sent: required members first, `epoch` last.
         assert_eq!(
-            envelope_json(&e),
-            json!({"seq": 3, "kind": "commit", "epoch": 4, "payload": {"$bytes": "aGk"},
-                   "receivedAt": "1970-01-01T00:00:00.000Z"})
+            serde_json::to_string(&envelope_json(&e)).unwrap(),
+            r#"{"seq":3,"kind":"commit","payload":{"$bytes":"aGk"},"receivedAt":"1970-01-01T00:00:00.000Z","epoch":4}"#
         );
-        let id = MailboxId::from_bytes([1; 32]).to_string();
+        let id = MailboxId::from_bytes([1; 32]);
         let frame = envelope_frame(&id, &e).unwrap();
         let (header, body): (_, ipld_core::ipld::Ipld) = Frame::decode(frame.bytes()).unwrap();
         assert_eq!(header.t.as_deref(), Some("#envelope"));

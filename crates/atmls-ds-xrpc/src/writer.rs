@@ -158,10 +158,9 @@ impl LiveBatch {
     /// One `#envelope` frame per envelope, encoded on first use.
     pub(crate) fn frames(&self) -> &Result<Vec<Frame>, FrameError> {
         self.frames.get_or_init(|| {
-            let mailbox = self.mailbox.to_string();
             self.envelopes
                 .iter()
-                .map(|e| super::wire::envelope_frame(&mailbox, e))
+                .map(|e| super::wire::envelope_frame(&self.mailbox, e))
                 .collect()
         })
     }

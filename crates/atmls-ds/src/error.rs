@@ -1,15 +1,18 @@
 //! Typed errors of the core, one per operation. Each maps to the lexicon's error name
-//! through `name()`, so the server can answer `{"error": name, "message": to_string()}`.
+//! through `name()` (an [`ErrorName`], whose status is fixed by the wire crate), so the
+//! server can answer `{"error": name, "message": to_string()}`.
 
 use crate::auth::ReplayShare;
-use crate::id::EnvelopeKind;
 use crate::store::StoreError;
+use atmls_ds_proto::EnvelopeKind;
+
+use atmls_ds_proto::ErrorName;
 
 /// The XRPC name of errors that are the service's fault.
-const INTERNAL: &str = "InternalServerError";
+const INTERNAL: ErrorName = ErrorName::InternalServerError;
 
 /// The XRPC name of a transient refusal: nothing was done, try again.
-const UNAVAILABLE: &str = "ServiceUnavailable";
+const UNAVAILABLE: ErrorName = ErrorName::ServiceUnavailable;
 
 /// A mailbox-key authorisation was refused. Checked in this order: token present and
 /// well-formed, timestamp, signature, (mailbox exists), key registered and usable, nonce.
@@ -49,20 +52,29 @@ pub enum AuthError {
     ReplayShareExceeded(ReplayShare),
 }
 
+impl From<atmls_ds_proto::TokenError> for AuthError {
+    fn from(e: atmls_ds_proto::TokenError) -> Self {
+        match e {
+            atmls_ds_proto::TokenError::BadSignature => Self::BadSignature,
+            _ => Self::BadToken,
+        }
+    }
+}
+
 impl AuthError {
     /// The lexicon error name.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> ErrorName {
         match self {
-            Self::AuthRequired => "AuthRequired",
+            Self::AuthRequired => ErrorName::AuthRequired,
             // The lexicons have no separate name for a malformed token: it is a
             // signature that does not verify.
-            Self::BadToken => "BadToken",
-            Self::BadSignature => "BadSignature",
-            Self::RequestExpired { .. } => "RequestExpired",
-            Self::KeyExpired => "KeyExpired",
-            Self::NotOwner => "NotOwner",
-            Self::ReplayedRequest => "ReplayedRequest",
-            Self::ReplayCacheFull | Self::ReplayShareExceeded(_) => "RateLimitExceeded",
+            Self::BadToken => ErrorName::BadToken,
+            Self::BadSignature => ErrorName::BadSignature,
+            Self::RequestExpired { .. } => ErrorName::RequestExpired,
+            Self::KeyExpired => ErrorName::KeyExpired,
+            Self::NotOwner => ErrorName::NotOwner,
+            Self::ReplayedRequest => ErrorName::ReplayedRequest,
+            Self::ReplayCacheFull | Self::ReplayShareExceeded(_) => ErrorName::RateLimitExceeded,
         }
     }
 }
@@ -95,11 +107,11 @@ pub enum CreateMailboxError {
 
 impl CreateMailboxError {
     /// The lexicon error name.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> ErrorName {
         match self {
-            Self::InvalidKey => "InvalidKey",
-            Self::EpochOutOfRange { .. } => "InvalidRequest",
-            Self::QuotaExceeded { .. } => "QuotaExceeded",
+            Self::InvalidKey => ErrorName::InvalidKey,
+            Self::EpochOutOfRange { .. } => ErrorName::InvalidRequest,
+            Self::QuotaExceeded { .. } => ErrorName::QuotaExceeded,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -223,16 +235,16 @@ pub enum SendEnvelopesError {
 
 impl SendEnvelopesError {
     /// The lexicon error name.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> ErrorName {
         match self {
-            Self::MailboxNotFound => "MailboxNotFound",
+            Self::MailboxNotFound => ErrorName::MailboxNotFound,
             Self::Auth(e) => e.name(),
-            Self::EmptyBatch => "InvalidRequest",
-            Self::BatchTooLarge { .. } => "BatchTooLarge",
-            Self::EnvelopeTooLarge { .. } => "EnvelopeTooLarge",
-            Self::InvalidEnvelope { .. } => "InvalidEnvelope",
-            Self::EpochConflict { .. } => "EpochConflict",
-            Self::MailboxFull(_) => "MailboxFull",
+            Self::EmptyBatch => ErrorName::InvalidRequest,
+            Self::BatchTooLarge { .. } => ErrorName::BatchTooLarge,
+            Self::EnvelopeTooLarge { .. } => ErrorName::EnvelopeTooLarge,
+            Self::InvalidEnvelope { .. } => ErrorName::InvalidEnvelope,
+            Self::EpochConflict { .. } => ErrorName::EpochConflict,
+            Self::MailboxFull(_) => ErrorName::MailboxFull,
             Self::Interrupted => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
@@ -264,11 +276,11 @@ pub enum ReadError {
 
 impl ReadError {
     /// The lexicon error name.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> ErrorName {
         match self {
-            Self::MailboxNotFound => "MailboxNotFound",
+            Self::MailboxNotFound => ErrorName::MailboxNotFound,
             Self::Auth(e) => e.name(),
-            Self::FutureCursor { .. } => "FutureCursor",
+            Self::FutureCursor { .. } => ErrorName::FutureCursor,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -315,14 +327,14 @@ pub enum SendWelcomeError {
 
 impl SendWelcomeError {
     /// The lexicon error name.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> ErrorName {
         match self {
-            Self::MailboxNotFound => "MailboxNotFound",
-            Self::NotAnInbox => "NotAnInbox",
-            Self::EmptyPayload => "InvalidRequest",
-            Self::EnvelopeTooLarge { .. } => "EnvelopeTooLarge",
-            Self::RateLimitExceeded { .. } => "RateLimitExceeded",
-            Self::MailboxFull(_) => "MailboxFull",
+            Self::MailboxNotFound => ErrorName::MailboxNotFound,
+            Self::NotAnInbox => ErrorName::NotAnInbox,
+            Self::EmptyPayload => ErrorName::InvalidRequest,
+            Self::EnvelopeTooLarge { .. } => ErrorName::EnvelopeTooLarge,
+            Self::RateLimitExceeded { .. } => ErrorName::RateLimitExceeded,
+            Self::MailboxFull(_) => ErrorName::MailboxFull,
             Self::Interrupted => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
@@ -360,13 +372,13 @@ pub enum InboxError {
 
 impl InboxError {
     /// The lexicon error name.
-    pub fn name(&self) -> &'static str {
+    pub fn name(&self) -> ErrorName {
         match self {
-            Self::MailboxNotFound => "MailboxNotFound",
-            Self::NotAnInbox => "NotAnInbox",
+            Self::MailboxNotFound => ErrorName::MailboxNotFound,
+            Self::NotAnInbox => ErrorName::NotAnInbox,
             Self::Auth(e) => e.name(),
-            Self::FutureCursor { .. } => "FutureCursor",
-            Self::SeqCount(_) => "InvalidRequest",
+            Self::FutureCursor { .. } => ErrorName::FutureCursor,
+            Self::SeqCount(_) => ErrorName::InvalidRequest,
             Self::Store(_) => INTERNAL,
         }
     }

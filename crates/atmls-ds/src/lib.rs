@@ -2,7 +2,8 @@
 //! commit compare-and-swap on the epoch, mailbox-key capability checks, retention, quotas
 //! and limits — and its storage. There is no I/O in here: requests, bytes and the time
 //! come in as arguments; the shell (`atmls-ds-xrpc`) only parses HTTP and calls
-//! [`DeliveryService`]. The wire rules are in `docs/spec-ds-core.md`.
+//! [`DeliveryService`]. The wire (ids, tokens, envelopes, error names, codecs) is the
+//! crate `atmls-ds-proto`, re-exported here; the rules are in `docs/spec.md` §9.
 //!
 //! ```
 //! use atmls_ds::auth::{DsMethod, RequestAuth, RequestToken};
@@ -37,10 +38,16 @@
 pub mod auth;
 mod config;
 mod error;
-mod id;
 mod service;
 pub mod store;
 
+/// The wire crate this core speaks: ids, tokens, envelopes, error names, codecs.
+pub use atmls_ds_proto as proto;
+pub use atmls_ds_proto::{
+    EnvelopeKind, MAILBOX_ID_LEN, MAILBOX_ID_TEXT_LEN, MailboxId, MailboxKind, ParseMailboxIdError,
+    UnknownKind,
+};
+pub use atmls_ds_proto::{EnvelopePage, InboxPage, MailboxInfo, OutgoingEnvelope, SendReceipt};
 pub use atmls_syntax::Timestamp;
 pub use config::{
     DsConfig, LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD, MAX_EPOCH, MAX_SEQ,
@@ -49,12 +56,5 @@ pub use error::{
     AuthError, CreateMailboxError, EnvelopeRule, InboxError, MailboxFull, ReadError,
     SendEnvelopesError, SendWelcomeError,
 };
-pub use id::{
-    EnvelopeKind, MAILBOX_ID_LEN, MAILBOX_ID_TEXT_LEN, MailboxId, MailboxKind, ParseMailboxIdError,
-    UnknownKind,
-};
-pub use service::{
-    DeliveryService, EnvelopePage, Expired, InboxPage, MailboxInfo, OutgoingEnvelope, Restart,
-    SendReceipt, Subscription,
-};
+pub use service::{DeliveryService, Expired, Restart, Subscription};
 pub use store::{Envelope, MemoryStore, SqliteStore, Store, StoreError};

@@ -4,15 +4,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_NO_PAD;
+use atmls_ds_proto::codec::client as codec;
+use atmls_ds_proto::{MailboxId, OutgoingEnvelope};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -139,7 +138,7 @@ impl Conn {
                 &answer,
             ));
         }
-        parse("sendEnvelopes", &answer)
+        codec::send_envelopes_output(&answer).map_err(|e| bad_answer("sendEnvelopes", e))
     }
 
     /// `GET path_and_query` with an optional `Authorization` header.
@@ -159,77 +158,25 @@ impl Conn {
     }
 }
 
-/// The body of `sendEnvelopes` with one `message` envelope per payload, built as text
-/// (the client signs exactly these bytes).
-pub fn send_body(mailbox: &str, payloads: &[Vec<u8>]) -> Vec<u8> {
-    let per = payloads.first().map_or(0, |p| p.len() * 4 / 3 + 48);
-    let mut out = String::with_capacity(64 + payloads.len() * per);
-    out.push_str("{\"mailbox\":\"");
-    out.push_str(mailbox);
-    out.push_str("\",\"envelopes\":[");
-    for (i, p) in payloads.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push_str("{\"kind\":\"message\",\"payload\":{\"$bytes\":\"");
-        STANDARD_NO_PAD.encode_string(p, &mut out);
-        out.push_str("\"}}");
-    }
-    out.push_str("]}");
-    out.into_bytes()
+/// The body of `sendEnvelopes` with one `message` envelope per payload, by the client
+/// codec of `atmls-ds-proto` (the client signs exactly these bytes).
+pub fn send_body(mailbox: &MailboxId, payloads: &[Vec<u8>]) -> Vec<u8> {
+    let envelopes: Vec<OutgoingEnvelope> = payloads
+        .iter()
+        .map(|p| OutgoingEnvelope::message(p.clone()))
+        .collect();
+    codec::send_envelopes_body(mailbox, &envelopes)
 }
 
 /// The answer to `sendEnvelopes`.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Receipt {
-    /// The batch's first sequence number.
-    pub first_seq: u64,
-    /// Its last.
-    pub last_seq: u64,
-}
-
-/// `{"$bytes": "<base64>"}`.
-#[derive(Debug, Deserialize)]
-pub struct LexBytes {
-    /// The base64 text (standard alphabet, no padding).
-    #[serde(rename = "$bytes")]
-    pub bytes: String,
-}
-
-impl LexBytes {
-    /// The decoded bytes.
-    pub fn decode(&self) -> Result<Vec<u8>, LoadgenError> {
-        STANDARD_NO_PAD
-            .decode(&self.bytes)
-            .map_err(|e| LoadgenError::BadAnswer(format!("payload base64: {e}")))
-    }
-}
-
-/// One envelope of a `getEnvelopes` page.
-#[derive(Debug, Deserialize)]
-pub struct PageEnvelope {
-    /// Its sequence number.
-    pub seq: u64,
-    /// Its payload.
-    pub payload: LexBytes,
-}
+pub type Receipt = atmls_ds_proto::SendReceipt;
 
 /// The answer to `getEnvelopes`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Page {
-    /// The envelopes after the cursor.
-    pub envelopes: Vec<PageEnvelope>,
-    /// The last returned seq (or the request's cursor).
-    pub cursor: u64,
-    /// The mailbox's head.
-    pub head_seq: u64,
-}
+pub type Page = atmls_ds_proto::EnvelopePage;
 
-/// Parses a JSON answer.
-pub fn parse<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, LoadgenError> {
-    serde_json::from_slice(body).map_err(|e| LoadgenError::BadAnswer(format!("{what}: {e}")))
+/// A DS answer that does not decode.
+pub fn bad_answer(what: &str, e: atmls_ds_proto::DecodeError) -> LoadgenError {
+    LoadgenError::BadAnswer(format!("{what}: {e}"))
 }
 
 /// A `subscribeEnvelopes` WebSocket.
@@ -281,24 +228,6 @@ pub async fn subscribe_from(
     .map_err(|_| LoadgenError::Timeout("websocket upgrade".into()))?
 }
 
-/// An `#envelope` frame's body (other fields ignored).
-#[derive(Debug, Deserialize)]
-struct FrameBody {
-    #[serde(default)]
-    envelope: Option<FrameEnvelope>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct FrameEnvelope {
-    seq: u64,
-    #[serde(with = "serde_bytes")]
-    payload: Vec<u8>,
-}
-
 /// What one frame said.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
@@ -334,22 +263,18 @@ pub async fn next_event(ws: &mut Ws, wait: Duration) -> Result<Event, LoadgenErr
             Some(Err(e)) => return Err(LoadgenError::WebSocket(e.to_string())),
             None => return Err(LoadgenError::WebSocket("stream ended".into())),
         };
-        let (header, body) = atmls_xrpc::Frame::decode::<FrameBody>(&bytes)
-            .map_err(|e| LoadgenError::BadAnswer(format!("frame: {e}")))?;
-        if header.op != 1 {
-            return Err(LoadgenError::WebSocket(format!(
+        return match codec::frame(&bytes).map_err(|e| bad_answer("frame", e))? {
+            codec::Frame::Error(e) => Err(LoadgenError::WebSocket(format!(
                 "error frame {}: {}",
-                body.error.unwrap_or_default(),
-                body.message.unwrap_or_default()
-            )));
-        }
-        return Ok(match (header.t.as_deref(), body.envelope) {
-            (Some("#envelope"), Some(e)) => Event::Envelope {
-                seq: e.seq,
-                payload: e.payload,
-            },
-            _ => Event::Other,
-        });
+                e.error,
+                e.message.unwrap_or_default()
+            ))),
+            codec::Frame::Envelope { envelope, .. } => Ok(Event::Envelope {
+                seq: envelope.seq,
+                payload: envelope.payload,
+            }),
+            _ => Ok(Event::Other),
+        };
     }
 }
 
@@ -359,9 +284,10 @@ mod tests {
 
     #[test]
     fn send_body_is_the_lexicon_shape() {
-        let body = send_body("m", &[b"hi".to_vec(), vec![0xff]]);
+        let m = MailboxId::from_bytes([1; 32]);
+        let body = send_body(&m, &[b"hi".to_vec(), vec![0xff]]);
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        assert_eq!(v["mailbox"], "m");
+        assert_eq!(v["mailbox"], m.to_string());
         assert_eq!(v["envelopes"][0]["payload"]["$bytes"], "aGk");
         assert_eq!(v["envelopes"][1]["kind"], "message");
         assert_eq!(v["envelopes"][1]["payload"]["$bytes"], "/w");

@@ -7,20 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use atmls_crypto::{Algorithm, SigningKey as AccountKey};
-use atmls_ds::auth::{DsMethod, RequestToken};
-use atmls_ds::{MailboxId, Timestamp};
+use atmls_ds_proto::codec::client as codec;
+use atmls_ds_proto::{DsMethod, MailboxId, MailboxKind, RequestToken, Timestamp};
 use atmls_ds_xrpc::{Clock as _, SystemClock};
 use atmls_identity::plc::GenesisBuilder;
 use atmls_identity::service_auth::{Claims, issue};
 use atmls_testkit::server::TestServer;
 use atmls_xrpc::{ServerConfig, SubscriptionConfig};
-use base64::Engine as _;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use serde::Deserialize;
 
 use crate::LoadgenError;
-use crate::client::{Conn, parse};
+use crate::client::{Conn, bad_answer};
 
 /// An account registered in the PLC directory the DS resolves from.
 #[derive(Debug)]
@@ -76,19 +74,6 @@ impl std::fmt::Debug for Target {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Describe {
-    did: String,
-    limits: DescribeLimits,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct DescribeLimits {
-    request_max_age_seconds: u64,
-}
-
 impl Target {
     /// Starts a DS in this process on 127.0.0.1:0 over a new SQLite file in a temporary
     /// directory (`synchronous = FULL`, as in production), with a dev PLC directory on
@@ -100,7 +85,7 @@ impl Target {
         // Every simulated client connects from 127.0.0.1, with a handful of accounts and
         // mailboxes: the per-principal shares (issue 14), which bound what one address,
         // key, mailbox or account may take, would measure the shares, not the service.
-        let core = atmls_ds::DsConfig::default()
+        let core = atmls_ds_xrpc::DsConfig::default()
             .with_replay_share_per_key(usize::MAX)
             .with_replay_share_per_mailbox(usize::MAX)
             .with_replay_share_per_source(usize::MAX);
@@ -154,7 +139,8 @@ impl Target {
                 &body,
             ));
         }
-        let d: Describe = parse("describeServer", &body)?;
+        let d =
+            codec::describe_server_output(&body).map_err(|e| bad_answer("describeServer", e))?;
         Ok(Self {
             addr,
             host: authority,
@@ -264,9 +250,8 @@ impl Target {
     ) -> Result<GroupMailbox, LoadgenError> {
         let key = SigningKey::from_bytes(&rand::random());
         let jwt = self.service_auth(account, "chat.mls.ds.createMailbox");
-        let public =
-            base64::engine::general_purpose::STANDARD_NO_PAD.encode(key.verifying_key().as_bytes());
-        let body = format!(r#"{{"kind":"group","key":{{"$bytes":"{public}"}},"epoch":{epoch}}}"#);
+        let body =
+            codec::create_mailbox_body(MailboxKind::Group, key.verifying_key().as_bytes(), epoch);
         let (status, answer) = conn
             .post(
                 "/xrpc/chat.mls.ds.createMailbox",
@@ -281,18 +266,12 @@ impl Target {
                 &answer,
             ));
         }
-        #[derive(Deserialize)]
-        struct Created {
-            mailbox: String,
-        }
-        let created: Created = parse("createMailbox", &answer)?;
-        let id = created
-            .mailbox
-            .parse()
-            .map_err(|e| LoadgenError::BadAnswer(format!("mailbox id: {e}")))?;
+        let id = codec::create_mailbox_output(&answer)
+            .map_err(|e| bad_answer("createMailbox", e))?
+            .mailbox;
         let mailbox = GroupMailbox {
             id,
-            text: created.mailbox,
+            text: id.to_string(),
             key,
         };
         self.probe(conn, &mailbox).await?;

@@ -2,7 +2,7 @@
 //! `getEnvelopes`/`listInbox` and the DAG-CBOR `#envelope` frame of `subscribeEnvelopes`
 //! (docs/spec.md §4, §2a event streams, §10.5), plus an error frame.
 
-use atmls_ds::{Envelope, EnvelopeKind, MailboxId, Timestamp};
+use atmls_ds_proto::{Envelope, EnvelopeKind, MailboxId, Timestamp};
 use atmls_ds_xrpc::wire::{envelope_frame, envelope_json};
 use atmls_xrpc::Frame;
 use serde_json::{Value, json};
@@ -13,7 +13,7 @@ use crate::{VectorError, VectorFile, fail, topic_file};
 const TOPIC: &str = "envelopes.json";
 
 fn vector(name: &str, mailbox: MailboxId, envelope: Envelope) -> Result<Value, VectorError> {
-    let frame = envelope_frame(&mailbox.to_string(), &envelope).map_err(|e| fail(TOPIC, e))?;
+    let frame = envelope_frame(&mailbox, &envelope).map_err(|e| fail(TOPIC, e))?;
     let mut v = json!({
         "name": name,
         "mailbox": mailbox.to_string(),

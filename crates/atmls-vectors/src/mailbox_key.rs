@@ -8,7 +8,7 @@
 
 use atmls_client::group::MAILBOX_KEY_LABEL;
 use atmls_client::group::seal::seed_key;
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use openmls_rust_crypto::RustCrypto;
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::types::HashType;

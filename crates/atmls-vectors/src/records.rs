@@ -3,7 +3,7 @@
 //! CID path. The KeyPackage is a real one, built by openmls with fixed keys and randomness
 //! and the client's capabilities.
 
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use openmls::prelude::tls_codec::Serialize as _;

@@ -1,8 +1,8 @@
 //! `request-signature.json`: DS request signatures (docs/spec.md §9.4) made by the DS
 //! crate's `RequestToken::sign` over `signing_bytes`, one per kind of signed content.
 
-use atmls_ds::auth::{DsMethod, RequestToken, signing_bytes, subscription_content};
-use atmls_ds::{MailboxId, Timestamp};
+use atmls_ds_proto::token::{DsMethod, RequestToken, signing_bytes, subscription_content};
+use atmls_ds_proto::{MailboxId, Timestamp};
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};

@@ -13,7 +13,7 @@ use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
 use aes_gcm::{Aes128Gcm, Aes256Gcm, Nonce};
 use atmls_client::group::WELCOME_INFO;
 use atmls_client::group::seal::{TreeRef, WelcomeInfo, open_welcome, seal_welcome};
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use hkdf::Hkdf;
 use openmls::prelude::Ciphersuite;
 use openmls_rust_crypto::RustCrypto;
@@ -293,7 +293,7 @@ fn vector(
     }
     let plaintext = info.to_cbor();
     let sealed = seal_welcome(&crypto, suite, &recipient.public, &info).map_err(err)?;
-    let payload = atmls_client::content::pad(sealed.clone(), atmls_ds::LEXICON_MAX_PAYLOAD);
+    let payload = atmls_client::content::pad(sealed.clone(), atmls_ds_proto::LEXICON_MAX_PAYLOAD);
     let opened = open_welcome(
         &RustCrypto::default(),
         suite.hpke_config(),

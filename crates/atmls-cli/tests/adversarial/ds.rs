@@ -411,7 +411,7 @@ async fn garbage_gets_typed_errors_and_costs_nobody_else() {
         }
     }
     // A token that is not one, a token signed by another key, a replayed token.
-    let body = send_body(&p.mailbox.text, &[b"x".to_vec()]);
+    let body = send_body(&p.mailbox.id, &[b"x".to_vec()]);
     let stranger = SigningKey::from_bytes(&rand::random());
     let forged = target
         .token(&stranger, DsMethod::SendEnvelopes, &p.mailbox.id, &body)

@@ -180,7 +180,7 @@ pub(crate) async fn send(
     m: &GroupMailbox,
     payloads: &[Vec<u8>],
 ) -> Result<u64, LoadgenError> {
-    let body = send_body(&m.text, payloads);
+    let body = send_body(&m.id, payloads);
     let auth = target
         .token(&m.key, DsMethod::SendEnvelopes, &m.id, &body)
         .authorization_header();

@@ -289,7 +289,7 @@ impl Client {
                 .create_mailbox(
                     &net.ds_did(),
                     "did:plc:sink",
-                    atmls_ds::MailboxKind::Inbox,
+                    atmls_ds_proto::MailboxKind::Inbox,
                     key.verifying_key().to_bytes(),
                     0,
                 )

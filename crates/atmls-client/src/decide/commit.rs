@@ -4,7 +4,7 @@
 //! pending in the MLS group; the outcome says what to send, to whom the welcome goes
 //! once the DS accepts it, and what the device records until then.
 
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_identity::Did;
 use ed25519_dalek::SigningKey;
 use openmls::prelude::tls_codec::Serialize as _;

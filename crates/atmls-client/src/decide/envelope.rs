@@ -1,7 +1,7 @@
 //! What one envelope of a group mailbox comes to: unpad, decrypt, check the group policy
 //! and the proofs of added leaves, apply. Policy failures leave the group unchanged.
 
-use atmls_ds::{EnvelopeKind, Timestamp};
+use atmls_ds_proto::{EnvelopeKind, Timestamp};
 use atmls_identity::Did;
 use openmls::prelude::*;
 

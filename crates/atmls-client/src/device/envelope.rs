@@ -2,7 +2,7 @@
 //! device's records (cursor, pending commit, outbox, sent payloads, seen messages,
 //! group membership) and the events, inside the caller's transaction.
 
-use atmls_ds::Envelope;
+use atmls_ds_proto::Envelope;
 use atmls_identity::Did;
 use openmls_traits::OpenMlsProvider as _;
 use sha2::{Digest as _, Sha256};

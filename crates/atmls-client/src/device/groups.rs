@@ -1,6 +1,6 @@
 //! Group operations: create, commit an intent (with the race loop), send, read state.
 
-use atmls_ds::{MailboxKind, OutgoingEnvelope};
+use atmls_ds_proto::{MailboxKind, OutgoingEnvelope};
 use atmls_identity::Did;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls_traits::OpenMlsProvider as _;
@@ -84,7 +84,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         &self,
         st: &mut State,
         group_id: &[u8],
-        mailbox: atmls_ds::MailboxId,
+        mailbox: atmls_ds_proto::MailboxId,
         key0: ed25519_dalek::SigningKey,
     ) -> Result<(), Error> {
         let (payload, next_key, ds) = st.transaction(|st| {
@@ -249,7 +249,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             .ds
             .send_envelopes(
                 &ds,
-                &atmls_ds::MailboxId::from_bytes(mailbox),
+                &atmls_ds_proto::MailboxId::from_bytes(mailbox),
                 &key,
                 vec![OutgoingEnvelope::message(payload)],
             )

@@ -3,7 +3,7 @@
 //! set aside on this device and retried later a bounded number of times, so that no item
 //! a stranger can deposit stops the items after it, or the groups.
 
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_identity::Did;
 
 use super::backoff::{Target, delay};

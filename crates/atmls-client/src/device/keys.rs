@@ -13,7 +13,7 @@ use crate::keypackage::{
     DECLARATION_COLLECTION, KEY_PACKAGE_COLLECTION, VerifiedKeyPackage, build_key_package,
     prove_record, verify_key_package,
 };
-use crate::transport::{Ds, GatheredRecords, Pds, RecordWrite};
+use crate::transport::{DidStatus, Ds, GatheredRecords, Pds, RecordWrite};
 
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -35,13 +35,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
             let st = self.inner.state.lock().await;
             (st.row.inbox_ds.clone(), st.row.ciphersuite)
         };
-        let value = serde_json::json!({
-            "$type": DECLARATION_COLLECTION,
-            "deliveryService": ds,
-            "invitePolicy": self.inner.config.invite_policy,
-            "ciphersuites": [suite],
-            "createdAt": crate::keypackage::datetime(chrono::Utc::now()),
-        });
+        let value = crate::keypackage::declaration_record(
+            &ds,
+            &self.inner.config.invite_policy,
+            suite,
+            chrono::Utc::now(),
+        )?;
         self.inner
             .pds
             .apply_writes(vec![RecordWrite::Create {
@@ -89,7 +88,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         let built = st.transaction(|st| {
             let signer = st.signer(&st.row.signature_public.clone())?;
             let suite = st.ciphersuite()?;
-            let mailbox = atmls_ds::MailboxId::from_bytes(st.row.inbox_mailbox).to_string();
+            let mailbox = atmls_ds_proto::MailboxId::from_bytes(st.row.inbox_mailbox).to_string();
             let mut built = Vec::new();
             for last_resort in std::iter::repeat_n(true, usize::from(need_last_resort))
                 .chain(std::iter::repeat_n(false, need_one_time))
@@ -198,7 +197,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 Ok(results) => out.extend(
                     results
                         .into_iter()
-                        .filter(|r| r.status == "ok" && chunk.contains(&r.did))
+                        .filter(|r| r.status == DidStatus::Ok && chunk.contains(&r.did))
                         .map(|r| (r.did.clone(), r)),
                 ),
                 Err(e) => tracing::debug!(error = %e, "getKeyPackages unavailable; reading PDSes"),

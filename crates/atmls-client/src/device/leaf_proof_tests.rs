@@ -318,9 +318,9 @@ async fn send_raw_commit(
         .ds
         .send_envelopes(
             &Did::new(row.ds.clone()).unwrap(),
-            &atmls_ds::MailboxId::from_bytes(mailbox),
+            &atmls_ds_proto::MailboxId::from_bytes(mailbox),
             key,
-            vec![atmls_ds::OutgoingEnvelope::commit(
+            vec![atmls_ds_proto::OutgoingEnvelope::commit(
                 epoch,
                 payload,
                 next.verifying_key().to_bytes(),

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use atmls_ds::{MailboxId, MailboxKind};
+use atmls_ds_proto::{MailboxId, MailboxKind};
 use atmls_identity::Did;
 use ed25519_dalek::SigningKey;
 use openmls::prelude::*;

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_identity::Did;
 
 use super::backoff::Target;

@@ -1,7 +1,7 @@
 //! Sending welcomes (with the ratchet tree out of band when it does not fit, spec §11.4)
 //! and fetching an out-of-band tree when joining.
 
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_identity::Did;
 
 use super::{Device, State};
@@ -68,15 +68,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             .apply_writes(vec![RecordWrite::Create {
                 collection: crate::attachment::ATTACHMENT_REF_COLLECTION.into(),
                 rkey,
-                value: serde_json::json!({
-                    "$type": crate::attachment::ATTACHMENT_REF_COLLECTION,
-                    "blob": {
-                        "$type": "blob",
-                        "ref": { "$link": blob.cid.to_string() },
-                        "mimeType": blob.mime_type,
-                        "size": blob.size,
-                    },
-                }),
+                value: crate::attachment::attachment_ref_record(&blob)?,
             }])
             .await?;
         Ok(blob)

@@ -7,7 +7,7 @@ mod extension;
 pub(crate) mod proofs;
 pub mod seal;
 
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_identity::Did;
 use openmls::prelude::*;
 

@@ -1,6 +1,6 @@
 //! Mailbox keys derived from MLS, and welcomes sealed to an invitee's KeyPackage.
 
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_identity::Did;
 use ed25519_dalek::SigningKey;
 use ipld_core::ipld::Ipld;

@@ -1,6 +1,8 @@
 //! Building this device's KeyPackages and their record values.
 
-use base64::Engine as _;
+use atmls_lexicon::chat::mls::{declaration, defs, key_package};
+use atmls_lexicon::generated::KnownRecord;
+use atrium_api::types::string::Datetime;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
@@ -109,18 +111,33 @@ pub(crate) fn build_key_package(
     let now = chrono::Utc::now();
     let expires = now
         + chrono::Duration::seconds(i64::try_from(p.lifetime_secs).unwrap_or(i64::MAX / 2_000_000));
-    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
-    let record = serde_json::json!({
-        "$type": super::KEY_PACKAGE_COLLECTION,
-        "keyPackage": { "$bytes": b64.encode(&message) },
-        "keyPackageRef": { "$bytes": b64.encode(&key_package_ref) },
-        "ciphersuite": u16::from(p.ciphersuite),
-        "deviceId": p.device_id,
-        "inbox": { "service": p.inbox_ds, "mailbox": p.inbox_mailbox },
-        "lastResort": p.last_resort,
-        "createdAt": datetime(now),
-        "expiresAt": datetime(expires),
-    });
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        crate::Error::from(crate::error::StoreError::Device(format!(
+            "key package record: {what}: {e}"
+        )))
+    };
+    let time = |t| {
+        datetime(t)
+            .parse::<Datetime>()
+            .map_err(|e| invalid("datetime", &e))
+    };
+    let data = key_package::RecordData {
+        key_package: message.into(),
+        key_package_ref: key_package_ref.clone().into(),
+        ciphersuite: i64::from(u16::from(p.ciphersuite)),
+        device_id: p.device_id.to_owned(),
+        inbox: defs::MailboxRefData {
+            service: p.inbox_ds.parse().map_err(|e| invalid("inbox DS", &e))?,
+            mailbox: p.inbox_mailbox.to_owned(),
+        }
+        .into(),
+        last_resort: p.last_resort,
+        created_at: time(now)?,
+        expires_at: time(expires)?,
+    };
+    // `$type` first, then the fields in the generated (wire) order.
+    let record =
+        serde_json::to_value(KnownRecord::from(data)).map_err(|e| invalid("encode", &e))?;
     Ok(BuiltKeyPackage {
         key_package_ref,
         rkey,
@@ -133,4 +150,28 @@ pub(crate) fn build_key_package(
 /// An atproto datetime with milliseconds and `Z`.
 pub(crate) fn datetime(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+/// The `chat.mls.declaration` record value (generated type, `$type` first): the account
+/// uses `ds` and takes invitations per `invite_policy`, in `ciphersuite`.
+pub(crate) fn declaration_record(
+    ds: &str,
+    invite_policy: &str,
+    ciphersuite: u16,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<serde_json::Value, crate::Error> {
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        crate::Error::from(crate::error::StoreError::Device(format!(
+            "declaration record: {what}: {e}"
+        )))
+    };
+    let data = declaration::RecordData {
+        delivery_service: ds.parse().map_err(|e| invalid("delivery service", &e))?,
+        invite_policy: invite_policy.to_owned(),
+        ciphersuites: vec![i64::from(ciphersuite)],
+        created_at: datetime(now)
+            .parse::<Datetime>()
+            .map_err(|e| invalid("datetime", &e))?,
+    };
+    serde_json::to_value(KnownRecord::from(data)).map_err(|e| invalid("encode", &e))
 }

@@ -5,7 +5,7 @@ pub(crate) mod build;
 mod verify;
 
 pub use build::capabilities;
-pub(crate) use build::{build_key_package, datetime};
+pub(crate) use build::{build_key_package, declaration_record};
 pub use verify::VerifiedKeyPackage;
 pub(crate) use verify::{prove_record, verify_added_key_package, verify_key_package};
 

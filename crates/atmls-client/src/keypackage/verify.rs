@@ -1,6 +1,6 @@
 //! Verifying another account's KeyPackage record (docs/spec.md §3.3, in that order).
 
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_identity::{Did, DidDocument};
 use atmls_lexicon::chat::mls::key_package;
 use atmls_repo::{Nsid, RecordKey, RepoPath};

@@ -18,13 +18,14 @@ use rand::SeedableRng as _;
 use tokio::sync::{Barrier, mpsc};
 
 use super::{
-    BlobRef, Delivery, Ds, GatheredRecords, ListedRecord, Page, Pds, ProvenRecord, RecordWrite,
-    SubscribeTo, nonce, now,
+    BlobRef, Delivery, DidStatus, Ds, GatheredRecords, ListedRecord, Page, Pds, ProvenRecord,
+    RecordWrite, SubscribeTo, nonce, now,
 };
 use crate::error::TransportError;
 use crate::keypackage::{
     DECLARATION_COLLECTION as DECLARATION, KEY_PACKAGE_COLLECTION as KEY_PACKAGES,
 };
+use atmls_ds::proto::ErrorName;
 
 type Core = DeliveryService<MemoryStore, rand::rngs::StdRng>;
 
@@ -274,8 +275,13 @@ impl MemoryNetwork {
             let proof = r
                 .record_proof(&path(collection, rkey)?)
                 .map_err(|e| e.to_string())?;
+            let cid = r
+                .record_cid(&path(collection, rkey)?)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "the record vanished".to_owned())?;
             Ok::<_, String>(ProvenRecord {
                 uri: format!("at://{did}/{collection}/{rkey}"),
+                cid: cid.to_string(),
                 proof,
             })
         };
@@ -296,13 +302,13 @@ impl MemoryNetwork {
             Ok((declaration, key_packages))
         });
         let (status, declaration, key_packages) = match found {
-            Ok((None, _)) => ("noDeclaration", None, Vec::new()),
-            Ok((Some(d), kps)) => ("ok", Some(d), kps),
-            Err(_) => ("notFound", None, Vec::new()),
+            Ok((None, _)) => (DidStatus::NoDeclaration, None, Vec::new()),
+            Ok((Some(d), kps)) => (DidStatus::Ok, Some(d), kps),
+            Err(_) => (DidStatus::NotFound, None, Vec::new()),
         };
         GatheredRecords {
             did: did.clone(),
-            status: status.into(),
+            status,
             declaration,
             key_packages,
         }
@@ -416,22 +422,10 @@ fn not_found() -> TransportError {
 }
 
 /// A DS core error as the HTTP DS answers it: the status of its name by the table of
-/// docs/spec.md §7, so that both transports give it the same [`TransportError::kind`].
-fn ds_error(name: &str, message: String) -> TransportError {
-    let status = match name {
-        "AuthRequired" | "InvalidToken" | "ExpiredToken" | "BadToken" | "BadSignature"
-        | "KeyExpired" | "RequestExpired" | "ReplayedRequest" => 401,
-        "NotOwner" => 403,
-        "MailboxNotFound" => 404,
-        "EpochConflict" => 409,
-        "EnvelopeTooLarge" | "BatchTooLarge" => 413,
-        "QuotaExceeded" | "RateLimitExceeded" => 429,
-        "InternalServerError" => 500,
-        "UpstreamFailure" => 502,
-        "ServiceUnavailable" => 503,
-        _ => 400,
-    };
-    xrpc(status, name, message)
+/// docs/spec.md §7 (`atmls-ds-proto`), so that both transports give it the same
+/// [`TransportError::kind`].
+fn ds_error(name: ErrorName, message: String) -> TransportError {
+    xrpc(name.status(), name.as_str(), message)
 }
 
 fn xrpc(status: u16, name: &str, message: String) -> TransportError {
@@ -654,9 +648,8 @@ impl Ds for MemoryDs {
         {
             let mut state = self.net.lock();
             if !state.key_package_index {
-                return Err(xrpc(
-                    501,
-                    "MethodNotImplemented",
+                return Err(ds_error(
+                    ErrorName::MethodNotImplemented,
                     "getKeyPackages is off".into(),
                 ));
             }
@@ -855,7 +848,9 @@ impl Ds for MemoryDs {
             }
         }
         if ended {
-            let _ = tx.send(Delivery::Closed(Some("KeyExpired".into())));
+            let _ = tx.send(Delivery::Closed(Some(
+                ErrorName::KeyExpired.as_str().into(),
+            )));
         } else {
             for m in &mailboxes {
                 state.subscribers.push((m.mailbox, tx.clone()));
@@ -874,13 +869,16 @@ mod tests {
     #[test]
     fn ds_errors_have_the_http_kinds() {
         for (name, kind) in [
-            ("KeyExpired", Permanent),
-            ("MailboxNotFound", Permanent),
-            ("InvalidEnvelope", Permanent),
-            ("EnvelopeTooLarge", Permanent),
-            ("RateLimitExceeded", Transient),
-            ("InternalServerError", Transient),
-            ("ServiceUnavailable", Transient),
+            (ErrorName::KeyExpired, Permanent),
+            (ErrorName::MailboxNotFound, Permanent),
+            (ErrorName::InvalidEnvelope, Permanent),
+            (ErrorName::EnvelopeTooLarge, Permanent),
+            (ErrorName::RateLimitExceeded, Transient),
+            // The memory table missed it: a full mailbox was a permanent refusal in memory
+            // and a transient one over HTTP (429).
+            (ErrorName::MailboxFull, Transient),
+            (ErrorName::InternalServerError, Transient),
+            (ErrorName::ServiceUnavailable, Transient),
         ] {
             assert_eq!(ds_error(name, String::new()).kind(), kind, "{name}");
         }

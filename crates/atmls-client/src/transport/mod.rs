@@ -1,11 +1,13 @@
 //! What the client needs from the network, as two traits: [`Pds`] (the account's PDS and
 //! other accounts' repos) and [`Ds`] (delivery services). [`memory`] implements both in
-//! memory over the real DS core and real signed repos, for deterministic tests; [`http`]
-//! implements them over HTTP and WebSocket.
+//! memory over the real DS core and real signed repos, for deterministic tests (feature
+//! `memory-network`); [`http`] implements them over HTTP and WebSocket. Every DS body is
+//! encoded and decoded by the codecs of `atmls-ds-proto`.
 
 use std::future::Future;
 
-use atmls_ds::{Envelope, MailboxId, MailboxKind, OutgoingEnvelope, SendReceipt};
+pub use atmls_ds_proto::{DidStatus, ProvenRecord};
+use atmls_ds_proto::{Envelope, MailboxId, MailboxKind, OutgoingEnvelope, SendReceipt};
 use atmls_identity::{Did, DidDocument, ResolveError};
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
@@ -13,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::error::{TransportError, transient_status};
 
 pub mod http;
+#[cfg(feature = "memory-network")]
 pub mod memory;
 
 /// One write of an `applyWrites` call.
@@ -215,22 +218,13 @@ pub enum Delivery {
     Closed(Option<String>),
 }
 
-/// A record and the `com.atproto.sync.getRecord` CAR a DS gathered for it (unverified).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProvenRecord {
-    /// The record's `at://` URI.
-    pub uri: String,
-    /// The proof CAR.
-    pub proof: Vec<u8>,
-}
-
 /// What a DS's `getKeyPackages` gathered for one DID (a hint: every proof is verified).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatheredRecords {
     /// The account.
     pub did: Did,
-    /// `ok`, `notFound`, `noDeclaration` or `unreachable` (docs/spec.md §6).
-    pub status: String,
+    /// What the DS found (docs/spec.md §6).
+    pub status: DidStatus,
     /// The `chat.mls.declaration/self` record, if found.
     pub declaration: Option<ProvenRecord>,
     /// The `chat.mls.keyPackage` records.
@@ -250,8 +244,10 @@ pub trait Ds: Send + Sync + 'static {
         let _ = (ds, dids);
         async {
             Err(TransportError::Xrpc {
-                status: 501,
-                error: "MethodNotImplemented".into(),
+                status: atmls_ds_proto::ErrorName::MethodNotImplemented.status(),
+                error: atmls_ds_proto::ErrorName::MethodNotImplemented
+                    .as_str()
+                    .into(),
                 message: "getKeyPackages is not offered".into(),
             })
         }
@@ -325,12 +321,12 @@ pub(crate) fn nonce() -> [u8; 16] {
 }
 
 /// The current time as the DS counts it.
-pub(crate) fn now() -> atmls_ds::Timestamp {
+pub(crate) fn now() -> atmls_ds_proto::Timestamp {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or_default();
-    atmls_ds::Timestamp::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+    atmls_ds_proto::Timestamp::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
 
 /// A resolver failure as a [`TransportError`] of the right kind (docs/spec.md §11.14): a

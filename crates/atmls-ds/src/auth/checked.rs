@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use super::{DsMethod, RequestAuth, RequestSource, RequestToken};
 use crate::error::AuthError;
-use crate::id::MailboxId;
+use atmls_ds_proto::MailboxId;
 
 /// A request's authorisation with its token decoded and its signature verified for one
 /// method and mailbox, outside the core.
@@ -109,11 +109,13 @@ impl RequestAuth<'_> {
         let outcome = match self
             .token()
             .ok_or(AuthError::AuthRequired)
-            .and_then(RequestToken::decode)
+            .and_then(|text| RequestToken::decode(text).map_err(AuthError::from))
         {
             Err(e) => Outcome::Refused(e),
             Ok(token) => {
-                let signature = token.verify(method, mailbox, self.content());
+                let signature = token
+                    .verify(method, mailbox, self.content())
+                    .map_err(AuthError::from);
                 Outcome::Decoded { token, signature }
             }
         };

@@ -6,8 +6,8 @@ use std::hash::Hash;
 use std::time::Duration;
 
 use super::RequestSource;
-use crate::id::MailboxId;
 use crate::store::SavedNonce;
+use atmls_ds_proto::MailboxId;
 use atmls_syntax::Timestamp;
 
 type Entry = ([u8; 32], [u8; 16]);

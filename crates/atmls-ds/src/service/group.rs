@@ -7,69 +7,11 @@ use super::{Access, Authorized, DeliveryService, Grant, key_grant};
 use crate::auth::{Authorization, DsMethod, MailboxKey};
 use crate::config::{MAX_EPOCH, MAX_SEQ};
 use crate::error::{AuthError, EnvelopeRule, MailboxFull, ReadError, SendEnvelopesError};
-use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
 use crate::store::{Append, Envelope, MailboxKeys, PreviousKey, Store};
+use atmls_ds_proto::{
+    EnvelopeKind, EnvelopePage, MailboxId, MailboxKind, OutgoingEnvelope, SendReceipt,
+};
 use atmls_syntax::Timestamp;
-
-/// An envelope as its sender submits it (`sendEnvelopes#outgoingEnvelope`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingEnvelope {
-    /// `message` or `commit`.
-    pub kind: EnvelopeKind,
-    /// For a commit: the epoch it was built on (required).
-    pub epoch: Option<u64>,
-    /// The opaque payload (1 byte up to the service's limit).
-    pub payload: Vec<u8>,
-    /// For a commit: the mailbox public key of `epoch + 1` (required, 32 bytes).
-    pub next_key: Option<Vec<u8>>,
-}
-
-impl OutgoingEnvelope {
-    /// A `message` envelope.
-    pub fn message(payload: Vec<u8>) -> Self {
-        Self {
-            kind: EnvelopeKind::Message,
-            epoch: None,
-            payload,
-            next_key: None,
-        }
-    }
-
-    /// A `commit` envelope built on `epoch`, registering `next_key` for `epoch + 1`.
-    pub fn commit(epoch: u64, payload: Vec<u8>, next_key: [u8; 32]) -> Self {
-        Self {
-            kind: EnvelopeKind::Commit,
-            epoch: Some(epoch),
-            payload,
-            next_key: Some(next_key.to_vec()),
-        }
-    }
-}
-
-/// The answer to an accepted batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SendReceipt {
-    /// Sequence number of the batch's first envelope.
-    pub first_seq: u64,
-    /// Sequence number of its last envelope.
-    pub last_seq: u64,
-    /// The mailbox's epoch after the batch.
-    pub epoch: u64,
-}
-
-/// One page of `getEnvelopes`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvelopePage {
-    /// Envelopes with `seq > cursor`, in order. Empty means nothing after the cursor.
-    pub envelopes: Vec<Envelope>,
-    /// The last returned `seq`, or the request's cursor if none.
-    pub cursor: u64,
-    /// The mailbox's last sequence number; for an ended epoch's key, the seq of the commit
-    /// that ended it (`min(head, end_seq)`).
-    pub head_seq: u64,
-    /// The mailbox's epoch (groups; absent for an ended epoch's key).
-    pub epoch: Option<u64>,
-}
 
 /// An authorised subscription to one mailbox: the server streams from `cursor` and calls
 /// [`DeliveryService::check_subscription`] to notice when the key expires.

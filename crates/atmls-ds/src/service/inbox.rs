@@ -8,18 +8,9 @@ use crate::auth::{Authorization, DsMethod};
 use crate::config::LEXICON_MAX_DELETE;
 use crate::config::MAX_SEQ;
 use crate::error::{InboxError, MailboxFull, SendWelcomeError};
-use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
 use crate::store::{Append, Envelope, Store};
+use atmls_ds_proto::{EnvelopeKind, InboxPage, MailboxId, MailboxKind};
 use atmls_syntax::Timestamp;
-
-/// One page of `listInbox`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InboxPage {
-    /// Items with `seq > cursor`, in order. Empty means nothing after the cursor.
-    pub items: Vec<Envelope>,
-    /// The last returned `seq`, or the request's cursor if none.
-    pub cursor: u64,
-}
 
 impl From<Access> for InboxError {
     fn from(a: Access) -> Self {

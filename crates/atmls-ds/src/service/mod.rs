@@ -5,8 +5,7 @@ mod inbox;
 mod rate;
 mod restart;
 
-pub use group::{EnvelopePage, OutgoingEnvelope, SendReceipt, Subscription};
-pub use inbox::InboxPage;
+pub use group::Subscription;
 pub use restart::Restart;
 
 use rand::RngCore;
@@ -17,24 +16,11 @@ use crate::auth::{
 };
 use crate::config::{DsConfig, LEXICON_MAX_PAGE, MAX_EPOCH};
 use crate::error::{AuthError, CreateMailboxError, ReadError};
-use crate::id::{MailboxId, MailboxKind};
 use crate::store::{CreateOutcome, Mailbox, MailboxKeys, PageLimit, Store, StoreError};
+use atmls_ds_proto::{MailboxId, MailboxInfo, MailboxKind};
 use atmls_syntax::Timestamp;
 
 use rate::DepositLimiter;
-
-/// The public state of a mailbox, as `createMailbox` and `getMailbox` answer it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MailboxInfo {
-    /// The mailbox id.
-    pub mailbox: MailboxId,
-    /// Group or inbox.
-    pub kind: MailboxKind,
-    /// The current epoch (groups only).
-    pub epoch: Option<u64>,
-    /// The last sequence number (0: empty).
-    pub seq: u64,
-}
 
 impl From<&Mailbox> for MailboxInfo {
     fn from(m: &Mailbox) -> Self {

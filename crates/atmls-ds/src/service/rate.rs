@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::id::MailboxId;
+use atmls_ds_proto::MailboxId;
 use atmls_syntax::Timestamp;
 
 const WINDOW: Duration = Duration::from_secs(60);

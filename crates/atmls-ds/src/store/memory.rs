@@ -6,7 +6,7 @@ use super::{
     Append, CreateOutcome, EndedEpoch, Envelope, Mailbox, PageLimit, SavedNonce, Store, StoreError,
     check_append, ended_by, payload_bytes,
 };
-use crate::id::{MailboxId, MailboxKind};
+use atmls_ds_proto::{MailboxId, MailboxKind};
 use atmls_syntax::Timestamp;
 
 #[derive(Debug, Clone)]

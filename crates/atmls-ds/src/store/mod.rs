@@ -13,23 +13,10 @@ pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 use crate::auth::MailboxKey;
-use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
+use atmls_ds_proto::{EnvelopeKind, MailboxId, MailboxKind};
 use atmls_syntax::Timestamp;
 
-/// One accepted, sequenced item of a mailbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Envelope {
-    /// Position in the mailbox: gap-free from 1, never reused.
-    pub seq: u64,
-    /// What it carries.
-    pub kind: EnvelopeKind,
-    /// For commits: the epoch the commit was built on.
-    pub epoch: Option<u64>,
-    /// The opaque payload.
-    pub payload: Vec<u8>,
-    /// When the service accepted it.
-    pub received_at: Timestamp,
-}
+pub use atmls_ds_proto::Envelope;
 
 /// The previous epoch's key of a group mailbox and until when it is usable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -23,7 +23,7 @@ use super::{
     SavedNonce, Store, StoreError, check_append, ended_by, payload_bytes,
 };
 use crate::auth::MailboxKey;
-use crate::id::{EnvelopeKind, MailboxId, MailboxKind};
+use atmls_ds_proto::{EnvelopeKind, MailboxId, MailboxKind};
 use atmls_syntax::Timestamp;
 
 /// 1: mailboxes, envelopes, account_quota. 2: adds `epoch_keys` (created on open).

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atmls_ds::auth::{DsMethod, RequestToken};
+use atmls_ds_proto::{DsMethod, RequestToken};
 use atmls_ds_xrpc::{Clock as _, SystemClock};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
@@ -49,7 +49,7 @@ pub async fn noop_http(cfg: &IngestConfig) -> Result<IngestResult, LoadgenError>
     });
     let mailboxes: Vec<GroupMailbox> = (0..cfg.mailboxes.max(1))
         .map(|_| {
-            let id = atmls_ds::MailboxId::from_bytes(rand::random());
+            let id = atmls_ds_proto::MailboxId::from_bytes(rand::random());
             GroupMailbox {
                 text: id.to_string(),
                 id,

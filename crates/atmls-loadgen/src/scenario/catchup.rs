@@ -6,15 +6,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use atmls_ds::auth::DsMethod;
+use atmls_ds_proto::DsMethod;
 use serde::Serialize;
 use tokio::task::JoinSet;
 
 use super::{create_group_mailboxes, join_all, payload};
 use crate::LoadgenError;
-use crate::client::{Conn, Page, parse, send_body};
+use crate::client::{Conn, Page, send_body};
 use crate::stats::rate;
 use crate::target::{GroupMailbox, Target};
+use atmls_ds_proto::codec::client as codec;
 
 /// Settings of `catchup`.
 #[derive(Debug, Clone)]
@@ -165,7 +166,7 @@ async fn fill(
                 let payloads: Vec<Vec<u8>> = (from..from + n)
                     .map(|c| payload(cfg.payload_bytes, id, c))
                     .collect();
-                let body = send_body(&mailbox.text, &payloads);
+                let body = send_body(&mailbox.id, &payloads);
                 let auth = target
                     .token(&mailbox.key, DsMethod::SendEnvelopes, &mailbox.id, &body)
                     .authorization_header();
@@ -212,7 +213,8 @@ pub async fn read_pages(
         if status != 200 {
             return Err(LoadgenError::status("getEnvelopes", status.as_u16(), &body));
         }
-        let p: Page = parse("getEnvelopes", &body)?;
+        let p: Page = codec::get_envelopes_output(&body)
+            .map_err(|e| crate::client::bad_answer("getEnvelopes", e))?;
         if p.envelopes.is_empty() {
             return Ok(stats);
         }
@@ -223,7 +225,7 @@ pub async fn read_pages(
             )));
         }
         for e in p.envelopes {
-            each(e.seq, e.payload.decode()?)?;
+            each(e.seq, e.payload)?;
         }
         cursor = p.cursor;
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use atmls_ds::auth::DsMethod;
+use atmls_ds_proto::DsMethod;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -214,7 +214,7 @@ async fn send(
     i: u64,
     latency: &mut Latencies,
 ) -> Result<u64, LoadgenError> {
-    let body = send_body(&mailbox.text, &[payload(cfg.payload_bytes, 0, i)]);
+    let body = send_body(&mailbox.id, &[payload(cfg.payload_bytes, 0, i)]);
     let auth = target
         .token(&mailbox.key, DsMethod::SendEnvelopes, &mailbox.id, &body)
         .authorization_header();

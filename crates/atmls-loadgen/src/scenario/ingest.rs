@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use atmls_ds::MailboxId;
-use atmls_ds::auth::DsMethod;
+use atmls_ds_proto::DsMethod;
+use atmls_ds_proto::MailboxId;
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use tokio::sync::Barrier;
@@ -188,7 +188,7 @@ async fn sender(
         let payloads: Vec<Vec<u8>> = (0..cfg.batch.max(1) as u64)
             .map(|j| payload(cfg.payload_bytes, id, counter + j))
             .collect();
-        let body = crate::client::send_body(&mailbox.text, &payloads);
+        let body = crate::client::send_body(&mailbox.id, &payloads);
         let auth = (endpoint.sign)(&mailbox.key, &mailbox.id, &body);
         let t0 = Instant::now();
         let receipt = conn.send_envelopes(body, &auth).await?;

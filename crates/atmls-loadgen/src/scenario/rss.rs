@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use atmls_ds::auth::DsMethod;
+use atmls_ds_proto::DsMethod;
 use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -207,7 +207,7 @@ async fn deliver(
         set.spawn(async move {
             let mut conn = target.conn().await?;
             for m in mailboxes.iter().skip(w).step_by(workers) {
-                let body = send_body(&m.text, &[payload(1024, 0, 0)]);
+                let body = send_body(&m.id, &[payload(1024, 0, 0)]);
                 let auth = target
                     .token(&m.key, DsMethod::SendEnvelopes, &m.id, &body)
                     .authorization_header();

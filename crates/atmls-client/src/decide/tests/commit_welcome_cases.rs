@@ -1,6 +1,6 @@
 //! Commits built for intents and the welcomes they plan, opened or refused.
 
-use atmls_ds::MailboxId;
+use atmls_ds_proto::MailboxId;
 use openmls::prelude::MlsGroup;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider as _;

@@ -1,6 +1,6 @@
 //! Envelopes from other members: messages, commits, proposals, refusals.
 
-use atmls_ds::EnvelopeKind;
+use atmls_ds_proto::EnvelopeKind;
 use openmls::prelude::tls_codec::Serialize as _;
 
 use super::{MAX, Member, group_of, no_documents};

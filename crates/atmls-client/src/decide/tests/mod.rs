@@ -2,7 +2,7 @@
 //! each with its own in-memory device database; envelopes and intents handed over by
 //! hand, outcomes asserted.
 
-use atmls_ds::{MailboxId, Timestamp};
+use atmls_ds_proto::{MailboxId, Timestamp};
 use atmls_identity::Did;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;

@@ -8,7 +8,7 @@ pub(crate) mod rows;
 
 use std::time::Instant;
 
-use atmls_ds::{MailboxId, OutgoingEnvelope};
+use atmls_ds_proto::{ErrorName, MailboxId, OutgoingEnvelope};
 use atmls_identity::Did;
 use openmls::prelude::tls_codec::Serialize as _;
 use sha2::{Digest as _, Sha256};
@@ -241,11 +241,11 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     self.emit(std::slice::from_ref(&event));
                     events.push(event);
                 }
-                Err(e) if e.name() == Some("KeyExpired") && !reread => {
+                Err(e) if e.ds_error() == Some(ErrorName::KeyExpired) && !reread => {
                     reread = true;
                     read = false;
                 }
-                Err(e) if e.is_transient() || e.name() == Some("KeyExpired") => {
+                Err(e) if e.is_transient() || e.ds_error() == Some(ErrorName::KeyExpired) => {
                     return self.unsent(st, group, &head, e, events);
                 }
                 Err(e) => self.give_up(st, group, &head, SendRefusal::Refused(e), events)?,

@@ -7,6 +7,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Method, Request, StatusCode};
 
+use atmls_ds_proto::ErrorBody;
+
 use crate::error::TransportError;
 
 /// Largest response body read (blobs included).
@@ -130,26 +132,33 @@ pub(crate) async fn connect_tcp(authority: &str) -> Result<tokio::net::TcpStream
         .map_err(|e| TransportError::Network(e.to_string()))
 }
 
-/// The typed error of an XRPC failure body.
+/// The typed error of an XRPC failure body (decoded by `atmls-ds-proto`). A body that is
+/// not an XRPC error is named by its HTTP status; an `EpochConflict` without its
+/// `currentEpoch` and `currentSeq` is malformed.
 fn error_of(status: StatusCode, body: &[u8]) -> TransportError {
-    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let error = value["error"].as_str().unwrap_or("").to_owned();
-    if error == "EpochConflict"
-        && let (Some(e), Some(s)) = (value["currentEpoch"].as_u64(), value["currentSeq"].as_u64())
-    {
-        return TransportError::EpochConflict {
-            current_epoch: e,
-            current_seq: s,
-        };
-    }
-    TransportError::Xrpc {
-        status: status.as_u16(),
-        error: if error.is_empty() {
-            status.canonical_reason().unwrap_or("HttpError").to_owned()
-        } else {
-            error
+    let fallback = || status.canonical_reason().unwrap_or("HttpError").to_owned();
+    match atmls_ds_proto::codec::client::error_body(body) {
+        Err(e) => TransportError::Malformed(format!("{status} error answer: {e}")),
+        Ok(Some(ErrorBody {
+            conflict: Some(c), ..
+        })) => TransportError::EpochConflict {
+            current_epoch: c.current_epoch,
+            current_seq: c.current_seq,
         },
-        message: value["message"].as_str().unwrap_or("").to_owned(),
+        Ok(Some(body)) => TransportError::Xrpc {
+            status: status.as_u16(),
+            error: if body.error.is_empty() {
+                fallback()
+            } else {
+                body.error
+            },
+            message: body.message.unwrap_or_default(),
+        },
+        Ok(None) => TransportError::Xrpc {
+            status: status.as_u16(),
+            error: fallback(),
+            message: String::new(),
+        },
     }
 }
 
@@ -164,23 +173,6 @@ pub(crate) fn encode(value: &str) -> String {
         }
     }
     out
-}
-
-/// The `{"$bytes": …}` JSON of bytes.
-pub(crate) fn json_bytes(bytes: &[u8]) -> serde_json::Value {
-    use base64::Engine as _;
-    serde_json::json!({ "$bytes": base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes) })
-}
-
-/// Bytes from `{"$bytes": …}` (padding accepted).
-pub(crate) fn bytes_of(value: &serde_json::Value) -> Result<Vec<u8>, TransportError> {
-    use base64::Engine as _;
-    let text = value["$bytes"]
-        .as_str()
-        .ok_or_else(|| TransportError::Malformed("expected {\"$bytes\"}".into()))?;
-    base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(text.trim_end_matches('='))
-        .map_err(|e| TransportError::Malformed(e.to_string()))
 }
 
 #[cfg(test)]

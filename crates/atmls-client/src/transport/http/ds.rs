@@ -5,23 +5,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use atmls_ds::auth::{DsMethod, RequestToken, subscription_content};
-use atmls_ds::{
-    Envelope, EnvelopeKind, MailboxId, MailboxKind, OutgoingEnvelope, SendReceipt, Timestamp,
+use atmls_ds_proto::codec::client as codec;
+use atmls_ds_proto::token::subscription_content;
+use atmls_ds_proto::{
+    DecodeError, DsMethod, MailboxId, MailboxKind, OutgoingEnvelope, RequestToken, SendReceipt,
 };
 use atmls_identity::{Did, DidResolver};
+use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use futures_util::StreamExt as _;
 use hyper::Method;
-use ipld_core::ipld::Ipld;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use super::client::{XrpcClient, bytes_of, encode, json_bytes};
+use super::client::{XrpcClient, encode};
 use crate::error::TransportError;
-use crate::transport::{
-    Delivery, Ds, GatheredRecords, Page, ProvenRecord, SubscribeTo, nonce, now,
-};
+use crate::transport::{Delivery, Ds, GatheredRecords, Page, SubscribeTo, nonce, now};
 
 /// Total time for one request (and for connecting a subscription).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -111,20 +110,21 @@ impl HttpDs {
         method: DsMethod,
         mailbox: &MailboxId,
         key: &SigningKey,
-        body: serde_json::Value,
-    ) -> Result<serde_json::Value, TransportError> {
+        body: Vec<u8>,
+    ) -> Result<Bytes, TransportError> {
         let base = self.endpoint(ds).await?;
-        let body = body.to_string().into_bytes();
         let auth =
             RequestToken::sign(key, method, mailbox, now(), nonce(), &body).authorization_header();
-        self.xrpc
-            .json(
+        let r = self
+            .xrpc
+            .send(
                 Method::POST,
                 &format!("{base}/xrpc/{}", method.nsid()),
                 &[("authorization", &auth)],
                 Some(("application/json", body)),
             )
-            .await
+            .await?;
+        Ok(r.body)
     }
 
     async fn signed_get(
@@ -134,88 +134,26 @@ impl HttpDs {
         mailbox: &MailboxId,
         key: &SigningKey,
         query: &str,
-    ) -> Result<serde_json::Value, TransportError> {
+    ) -> Result<Bytes, TransportError> {
         let base = self.endpoint(ds).await?;
         let auth = RequestToken::sign(key, method, mailbox, now(), nonce(), query.as_bytes())
             .authorization_header();
-        self.xrpc
-            .json(
+        let r = self
+            .xrpc
+            .send(
                 Method::GET,
                 &format!("{base}/xrpc/{}?{query}", method.nsid()),
                 &[("authorization", &auth)],
                 None,
             )
-            .await
+            .await?;
+        Ok(r.body)
     }
 }
 
-fn kind_of(s: &str) -> Result<EnvelopeKind, TransportError> {
-    s.parse()
-        .map_err(|_| TransportError::Malformed(format!("envelope kind {s}")))
-}
-
-fn timestamp(datetime: &str) -> Timestamp {
-    let ms = chrono::DateTime::parse_from_rfc3339(datetime)
-        .map(|t| t.timestamp_millis())
-        .unwrap_or_default();
-    Timestamp::from_millis(u64::try_from(ms).unwrap_or_default())
-}
-
-fn envelope_of_json(v: &serde_json::Value) -> Result<Envelope, TransportError> {
-    Ok(Envelope {
-        seq: v["seq"]
-            .as_u64()
-            .ok_or_else(|| TransportError::Malformed("envelope without seq".into()))?,
-        kind: kind_of(v["kind"].as_str().unwrap_or_default())?,
-        epoch: v["epoch"].as_u64(),
-        payload: bytes_of(&v["payload"])?,
-        received_at: timestamp(v["receivedAt"].as_str().unwrap_or_default()),
-    })
-}
-
-fn envelope_of_ipld(v: &Ipld) -> Result<Envelope, TransportError> {
-    let Ipld::Map(m) = v else {
-        return Err(TransportError::Malformed("envelope is not a map".into()));
-    };
-    let int = |k: &str| match m.get(k) {
-        Some(Ipld::Integer(i)) => u64::try_from(*i).ok(),
-        _ => None,
-    };
-    let text = |k: &str| match m.get(k) {
-        Some(Ipld::String(s)) => Some(s.as_str()),
-        _ => None,
-    };
-    let Some(Ipld::Bytes(payload)) = m.get("payload") else {
-        return Err(TransportError::Malformed("envelope without payload".into()));
-    };
-    Ok(Envelope {
-        seq: int("seq").ok_or_else(|| TransportError::Malformed("envelope without seq".into()))?,
-        kind: kind_of(text("kind").unwrap_or_default())?,
-        epoch: int("epoch"),
-        payload: payload.clone(),
-        received_at: timestamp(text("receivedAt").unwrap_or_default()),
-    })
-}
-
-fn page_of(v: &serde_json::Value, field: &str, cursor: u64) -> Result<Page, TransportError> {
-    let envelopes = v[field]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(envelope_of_json)
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .transpose()?
-        .unwrap_or_default();
-    let cursor = v["cursor"].as_u64().unwrap_or(cursor);
-    // `epoch` is present only for the current epoch's key (an ended epoch's `headSeq` is
-    // the commit that ended it, with more to read after it under the next key).
-    let at_head = v["epoch"].is_u64() && v["headSeq"].as_u64().is_some_and(|h| cursor >= h);
-    Ok(Page {
-        cursor,
-        envelopes,
-        at_head,
-    })
+/// A DS answer that does not decode: malformed, refused for good (never a default).
+fn malformed(e: DecodeError) -> TransportError {
+    TransportError::Malformed(e.to_string())
 }
 
 impl Ds for HttpDs {
@@ -227,29 +165,26 @@ impl Ds for HttpDs {
         key: [u8; 32],
         epoch: u64,
     ) -> Result<MailboxId, TransportError> {
-        let mut body = serde_json::json!({ "kind": kind.as_str(), "key": json_bytes(&key) });
-        if kind == MailboxKind::Group {
-            body["epoch"] = epoch.into();
-        }
-        let v = if let Some(pds) = &self.proxy_via {
+        let body = codec::create_mailbox_body(kind, &key, epoch);
+        let answer = if let Some(pds) = &self.proxy_via {
             let proxy = format!("{ds}#{SERVICE}");
-            pds.proxied_procedure(&proxy, "chat.mls.ds.createMailbox", &body)
+            pds.proxied_procedure_bytes(&proxy, "chat.mls.ds.createMailbox", body)
                 .await?
         } else {
             let base = self.endpoint(ds).await?;
             self.xrpc
-                .json(
+                .send(
                     Method::POST,
                     &format!("{base}/xrpc/chat.mls.ds.createMailbox"),
                     &[("authorization", &format!("Bearer {token}"))],
-                    Some(("application/json", body.to_string().into_bytes())),
+                    Some(("application/json", body)),
                 )
                 .await?
+                .body
         };
-        v["mailbox"]
-            .as_str()
-            .and_then(|m| m.parse().ok())
-            .ok_or_else(|| TransportError::Malformed("createMailbox answer without mailbox".into()))
+        Ok(codec::create_mailbox_output(&answer)
+            .map_err(malformed)?
+            .mailbox)
     }
 
     async fn send_envelopes(
@@ -259,35 +194,11 @@ impl Ds for HttpDs {
         key: &SigningKey,
         envelopes: Vec<OutgoingEnvelope>,
     ) -> Result<SendReceipt, TransportError> {
-        let list: Vec<serde_json::Value> = envelopes
-            .iter()
-            .map(|e| {
-                let mut v = serde_json::json!({ "kind": e.kind.as_str(), "payload": json_bytes(&e.payload) });
-                if let Some(epoch) = e.epoch {
-                    v["epoch"] = epoch.into();
-                }
-                if let Some(k) = &e.next_key {
-                    v["nextKey"] = json_bytes(k);
-                }
-                v
-            })
-            .collect();
-        let body = serde_json::json!({ "mailbox": mailbox.to_string(), "envelopes": list });
-        let v = self
+        let body = codec::send_envelopes_body(mailbox, &envelopes);
+        let answer = self
             .signed_post(ds, DsMethod::SendEnvelopes, mailbox, key, body)
             .await?;
-        match (
-            v["firstSeq"].as_u64(),
-            v["lastSeq"].as_u64(),
-            v["epoch"].as_u64(),
-        ) {
-            (Some(first_seq), Some(last_seq), Some(epoch)) => Ok(SendReceipt {
-                first_seq,
-                last_seq,
-                epoch,
-            }),
-            _ => Err(TransportError::Malformed("sendEnvelopes answer".into())),
-        }
+        codec::send_envelopes_output(&answer).map_err(malformed)
     }
 
     async fn envelopes(
@@ -298,10 +209,15 @@ impl Ds for HttpDs {
         cursor: u64,
     ) -> Result<Page, TransportError> {
         let query = format!("mailbox={mailbox}&cursor={cursor}&limit=1000");
-        let v = self
+        let answer = self
             .signed_get(ds, DsMethod::GetEnvelopes, mailbox, key, &query)
             .await?;
-        page_of(&v, "envelopes", cursor)
+        let page = codec::get_envelopes_output(&answer).map_err(malformed)?;
+        Ok(Page {
+            at_head: page.at_head(),
+            cursor: page.cursor,
+            envelopes: page.envelopes,
+        })
     }
 
     async fn key_packages(
@@ -314,46 +230,29 @@ impl Ds for HttpDs {
             .iter()
             .map(|d| format!("dids={}", encode(d.as_str())))
             .collect();
-        let v = self
+        let answer = self
             .xrpc
-            .json(
+            .send(
                 Method::GET,
                 &format!("{base}/xrpc/chat.mls.ds.getKeyPackages?{}", query.join("&")),
                 &[],
                 None,
             )
             .await?;
-        let malformed = |what: &str| TransportError::Malformed(format!("getKeyPackages: {what}"));
-        let proven = |r: &serde_json::Value| -> Result<ProvenRecord, TransportError> {
-            Ok(ProvenRecord {
-                uri: r["uri"]
-                    .as_str()
-                    .ok_or_else(|| malformed("uri"))?
-                    .to_owned(),
-                proof: bytes_of(&r["proof"])?,
+        codec::get_key_packages_output(&answer.body)
+            .map_err(malformed)?
+            .into_iter()
+            .map(|r| {
+                Ok(GatheredRecords {
+                    did: Did::new(r.did).map_err(|_| {
+                        TransportError::Malformed("getKeyPackages: did is not a DID".into())
+                    })?,
+                    status: r.status,
+                    declaration: r.declaration,
+                    key_packages: r.key_packages,
+                })
             })
-        };
-        let mut out = Vec::new();
-        for r in v["results"]
-            .as_array()
-            .ok_or_else(|| malformed("results"))?
-        {
-            let did = r["did"].as_str().ok_or_else(|| malformed("did"))?;
-            out.push(GatheredRecords {
-                did: Did::new(did).map_err(|_| malformed("did"))?,
-                status: r["status"].as_str().unwrap_or_default().to_owned(),
-                declaration: match &r["declaration"] {
-                    serde_json::Value::Null => None,
-                    d => Some(proven(d)?),
-                },
-                key_packages: r["keyPackages"]
-                    .as_array()
-                    .map(|a| a.iter().map(proven).collect::<Result<Vec<_>, _>>())
-                    .transpose()?
-                    .unwrap_or_default(),
-            });
-        }
-        Ok(out)
+            .collect()
     }
 
     async fn send_welcome(
@@ -363,20 +262,17 @@ impl Ds for HttpDs {
         payload: Vec<u8>,
     ) -> Result<u64, TransportError> {
         let base = self.endpoint(ds).await?;
-        let body =
-            serde_json::json!({ "inbox": inbox.to_string(), "payload": json_bytes(&payload) });
-        let v = self
+        let body = codec::send_welcome_body(inbox, &payload);
+        let answer = self
             .xrpc
-            .json(
+            .send(
                 Method::POST,
                 &format!("{base}/xrpc/chat.mls.ds.sendWelcome"),
                 &[],
-                Some(("application/json", body.to_string().into_bytes())),
+                Some(("application/json", body)),
             )
             .await?;
-        v["seq"]
-            .as_u64()
-            .ok_or_else(|| TransportError::Malformed("sendWelcome answer".into()))
+        codec::send_welcome_output(&answer.body).map_err(malformed)
     }
 
     async fn list_inbox(
@@ -387,10 +283,15 @@ impl Ds for HttpDs {
         cursor: u64,
     ) -> Result<Page, TransportError> {
         let query = format!("inbox={inbox}&cursor={cursor}&limit=1000");
-        let v = self
+        let answer = self
             .signed_get(ds, DsMethod::ListInbox, inbox, key, &query)
             .await?;
-        page_of(&v, "items", cursor)
+        let page = codec::list_inbox_output(&answer).map_err(malformed)?;
+        Ok(Page {
+            envelopes: page.items,
+            cursor: page.cursor,
+            at_head: false,
+        })
     }
 
     async fn delete_inbox_items(
@@ -400,9 +301,11 @@ impl Ds for HttpDs {
         key: &SigningKey,
         seqs: Vec<u64>,
     ) -> Result<(), TransportError> {
-        let body = serde_json::json!({ "inbox": inbox.to_string(), "seqs": seqs });
-        self.signed_post(ds, DsMethod::DeleteInboxItems, inbox, key, body)
+        let body = codec::delete_inbox_items_body(inbox, &seqs);
+        let answer = self
+            .signed_post(ds, DsMethod::DeleteInboxItems, inbox, key, body)
             .await?;
+        codec::delete_inbox_items_output(&answer).map_err(malformed)?;
         Ok(())
     }
 
@@ -511,39 +414,14 @@ async fn pump<S>(
 }
 
 /// One frame: `Ok(Some)` an envelope, `Ok(None)` a heartbeat or info, `Err` an error
-/// frame's name (or a malformed frame).
+/// frame's name (or why the frame is malformed).
 fn decode_frame(bytes: &[u8]) -> Result<Option<Delivery>, String> {
-    let mut reader = bytes;
-    let header: Ipld = serde_ipld_dagcbor::de::from_reader_once(&mut reader)
-        .map_err(|e| format!("malformed frame: {e}"))?;
-    let body: Ipld = serde_ipld_dagcbor::de::from_reader_once(&mut reader)
-        .map_err(|e| format!("malformed frame: {e}"))?;
-    let Ipld::Map(h) = header else {
-        return Err("malformed frame header".into());
-    };
-    match (h.get("op"), h.get("t")) {
-        (Some(Ipld::Integer(1)), Some(Ipld::String(t))) if t == "#envelope" => {
-            let Ipld::Map(b) = &body else {
-                return Err("malformed envelope frame".into());
-            };
-            let mailbox = match b.get("mailbox") {
-                Some(Ipld::String(m)) => m.parse::<MailboxId>().map_err(|e| e.to_string())?,
-                _ => return Err("envelope frame without mailbox".into()),
-            };
-            let envelope = b
-                .get("envelope")
-                .ok_or("envelope frame without envelope")
-                .map_err(str::to_owned)
-                .and_then(|e| envelope_of_ipld(e).map_err(|e| e.to_string()))?;
+    match codec::frame(bytes) {
+        Ok(codec::Frame::Envelope { mailbox, envelope }) => {
             Ok(Some(Delivery::Envelope { mailbox, envelope }))
         }
-        (Some(Ipld::Integer(1)), _) => Ok(None),
-        _ => match body {
-            Ipld::Map(b) => match b.get("error") {
-                Some(Ipld::String(name)) => Err(name.clone()),
-                _ => Err("error frame".into()),
-            },
-            _ => Err("error frame".into()),
-        },
+        Ok(codec::Frame::Error(e)) => Err(e.error),
+        Ok(_) => Ok(None),
+        Err(e) => Err(format!("malformed frame: {e}")),
     }
 }

@@ -166,16 +166,29 @@ impl HttpPds {
         nsid: &str,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, TransportError> {
+        let body = self
+            .proxied_procedure_bytes(proxy, nsid, body.to_string().into_bytes())
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| TransportError::Malformed(e.to_string()))
+    }
+
+    /// [`Self::proxied_procedure`] with the JSON body as bytes, answering the raw body.
+    pub(crate) async fn proxied_procedure_bytes(
+        &self,
+        proxy: &str,
+        nsid: &str,
+        body: Vec<u8>,
+    ) -> Result<bytes::Bytes, TransportError> {
         let r = self
             .authed_with(
                 Method::POST,
                 nsid,
                 "",
                 &[("atproto-proxy", proxy)],
-                Some(("application/json", body.to_string().into_bytes())),
+                Some(("application/json", body)),
             )
             .await?;
-        serde_json::from_slice(&r.body).map_err(|e| TransportError::Malformed(e.to_string()))
+        Ok(r.body)
     }
 
     /// An authenticated request; refreshes the session once on `ExpiredToken`.

@@ -154,13 +154,13 @@ pub const LEXICON: &str = r##"{
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct MainData {
+    pub id: MessageId,
+    /// The sender's clock when the message was written.
+    pub sent_at: atrium_api::types::string::Datetime,
     pub body: atrium_api::types::Union<MainBodyRefs>,
     /// What to show when the body's $type is unknown to the reader.
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub fallback_text: core::option::Option<String>,
-    pub id: MessageId,
-    /// The sender's clock when the message was written.
-    pub sent_at: atrium_api::types::string::Datetime,
 }
 /// One application message. Its body is an open union: a client that does not know the body's $type shows fallbackText.
 pub type Main = atrium_api::types::Object<MainData>;
@@ -194,21 +194,21 @@ pub enum MainBodyRefs {
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AttachmentData {
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub alt: core::option::Option<String>,
     /// How the blob is encrypted.
     pub cipher: String,
-    /// SHA-256 of the encrypted blob, checked before decryption.
-    pub digest: crate::Bytes,
     /// The content key, fresh for every attachment.
     pub key: crate::Bytes,
-    pub location: BlobLocation,
-    pub mime_type: String,
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub name: core::option::Option<String>,
     pub nonce: crate::Bytes,
+    /// SHA-256 of the encrypted blob, checked before decryption.
+    pub digest: crate::Bytes,
     /// Size of the plaintext file in bytes.
     pub size: i64,
+    pub mime_type: String,
+    pub location: BlobLocation,
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub name: core::option::Option<String>,
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub alt: core::option::Option<String>,
 }
 /// A file, encrypted with a fresh key and stored as a blob on the sender's PDS.
 pub type Attachment = atrium_api::types::Object<AttachmentData>;
@@ -216,9 +216,9 @@ pub type Attachment = atrium_api::types::Object<AttachmentData>;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct BlobLocationData {
+    pub did: atrium_api::types::string::Did,
     /// CID of the encrypted blob (raw codec).
     pub cid: atrium_api::types::CidLink,
-    pub did: atrium_api::types::string::Did,
 }
 /// Where an encrypted blob can be fetched: com.atproto.sync.getBlob on the PDS of did.
 pub type BlobLocation = atrium_api::types::Object<BlobLocationData>;
@@ -245,11 +245,11 @@ pub type MessageId = String;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ReactionData {
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub remove: core::option::Option<bool>,
     pub target: MessageId,
     /// The reaction: one grapheme, usually an emoji.
     pub value: String,
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub remove: core::option::Option<bool>,
 }
 /// Adds (or, with remove, withdraws) a reaction to an earlier message.
 pub type Reaction = atrium_api::types::Object<ReactionData>;
@@ -265,10 +265,10 @@ pub type ReadReceipt = atrium_api::types::Object<ReadReceiptData>;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplyData {
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub langs: core::option::Option<Vec<atrium_api::types::string::Language>>,
     pub parent: MessageId,
     pub text: String,
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub langs: core::option::Option<Vec<atrium_api::types::string::Language>>,
 }
 /// A text reply to an earlier message of the group.
 pub type Reply = atrium_api::types::Object<ReplyData>;
@@ -276,9 +276,9 @@ pub type Reply = atrium_api::types::Object<ReplyData>;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct TextData {
+    pub text: String,
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub langs: core::option::Option<Vec<atrium_api::types::string::Language>>,
-    pub text: String,
 }
 /// A plain text message.
 pub type Text = atrium_api::types::Object<TextData>;

@@ -47,13 +47,13 @@ pub const LEXICON: &str = r#"{
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordData {
-    /// MLS ciphersuites (IANA code points) the account's devices support, most preferred first.
-    pub ciphersuites: Vec<i64>,
-    pub created_at: atrium_api::types::string::Datetime,
     /// DID of the delivery service the account uses; its DID document has a #chat_mls_ds service entry.
     pub delivery_service: atrium_api::types::string::Did,
     /// Who may add this account to a group. Clients of other accounts SHOULD respect it; the account's own clients MAY leave groups that break it.
     pub invite_policy: String,
+    /// MLS ciphersuites (IANA code points) the account's devices support, most preferred first.
+    pub ciphersuites: Vec<i64>,
+    pub created_at: atrium_api::types::string::Datetime,
 }
 /// At most one per account, with the record key 'self'.
 pub type Record = atrium_api::types::Object<RecordData>;

@@ -92,16 +92,6 @@ pub const LEXICON: &str = r##"{
           "description": "How far a signed request's timestamp may be from the server's clock."
         },
         "maxSubscriptionMailboxes": { "type": "integer", "minimum": 1 },
-        "groupRetentionSeconds": {
-          "type": "integer",
-          "minimum": 1,
-          "description": "How long group envelopes are kept; absent means forever."
-        },
-        "inboxRetentionSeconds": {
-          "type": "integer",
-          "minimum": 1,
-          "description": "How long inbox items are kept; absent means forever."
-        },
         "maxMailboxBytes": {
           "type": "integer",
           "minimum": 1,
@@ -111,6 +101,16 @@ pub const LEXICON: &str = r##"{
           "type": "integer",
           "minimum": 1,
           "description": "Most welcome payload bytes deposited into one inbox per minute."
+        },
+        "groupRetentionSeconds": {
+          "type": "integer",
+          "minimum": 1,
+          "description": "How long group envelopes are kept; absent means forever."
+        },
+        "inboxRetentionSeconds": {
+          "type": "integer",
+          "minimum": 1,
+          "description": "How long inbox items are kept; absent means forever."
         }
       }
     }
@@ -121,16 +121,16 @@ pub const LEXICON: &str = r##"{
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvelopeData {
-    /// For commits: the epoch the commit was built on.
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub epoch: core::option::Option<i64>,
+    /// Position in the mailbox: gap-free, starting at 1, never reused.
+    pub seq: i64,
     pub kind: EnvelopeKind,
     /// The opaque payload: a padded MLSMessage for group mailboxes, a sealed welcome for inboxes.
     pub payload: crate::Bytes,
     /// When the delivery service accepted the envelope.
     pub received_at: atrium_api::types::string::Datetime,
-    /// Position in the mailbox: gap-free, starting at 1, never reused.
-    pub seq: i64,
+    /// For commits: the epoch the commit was built on.
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub epoch: core::option::Option<i64>,
 }
 /// One accepted, sequenced item of a mailbox. The payload is opaque to the delivery service.
 pub type Envelope = atrium_api::types::Object<EnvelopeData>;
@@ -140,27 +140,27 @@ pub type EnvelopeKind = String;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitsData {
-    /// How long group envelopes are kept; absent means forever.
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub group_retention_seconds: core::option::Option<i64>,
-    /// Most welcome payload bytes deposited into one inbox per minute.
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub inbox_deposit_bytes_per_minute: core::option::Option<i64>,
+    pub max_envelope_bytes: i64,
+    pub max_batch_envelopes: i64,
+    pub max_mailboxes_per_account: i64,
     pub inbox_deposits_per_minute: i64,
-    /// How long inbox items are kept; absent means forever.
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub inbox_retention_seconds: core::option::Option<i64>,
     /// How long the previous epoch's mailbox key stays valid after a commit was accepted.
     pub key_grace_seconds: i64,
-    pub max_batch_envelopes: i64,
-    pub max_envelope_bytes: i64,
+    /// How far a signed request's timestamp may be from the server's clock.
+    pub request_max_age_seconds: i64,
+    pub max_subscription_mailboxes: i64,
     /// Most payload bytes one mailbox holds; past it, sendEnvelopes and sendWelcome answer MailboxFull until envelopes are deleted or expire.
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub max_mailbox_bytes: core::option::Option<i64>,
-    pub max_mailboxes_per_account: i64,
-    pub max_subscription_mailboxes: i64,
-    /// How far a signed request's timestamp may be from the server's clock.
-    pub request_max_age_seconds: i64,
+    /// Most welcome payload bytes deposited into one inbox per minute.
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub inbox_deposit_bytes_per_minute: core::option::Option<i64>,
+    /// How long group envelopes are kept; absent means forever.
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub group_retention_seconds: core::option::Option<i64>,
+    /// How long inbox items are kept; absent means forever.
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub inbox_retention_seconds: core::option::Option<i64>,
 }
 /// Limits a delivery service enforces.
 pub type Limits = atrium_api::types::Object<LimitsData>;
@@ -170,9 +170,9 @@ pub type MailboxId = String;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct MailboxRefData {
-    pub mailbox: MailboxId,
     /// DID of the delivery service; its DID document has a #chat_mls_ds service entry.
     pub service: atrium_api::types::string::Did,
+    pub mailbox: MailboxId,
 }
 /// Where a mailbox lives: the delivery service's DID and the mailbox id on it.
 pub type MailboxRef = atrium_api::types::Object<MailboxRefData>;

@@ -76,21 +76,21 @@ pub const LEXICON: &str = r#"{
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RecordData {
-    /// The KeyPackage's MLS ciphersuite (IANA code point).
-    pub ciphersuite: i64,
-    pub created_at: atrium_api::types::string::Datetime,
-    /// An opaque random id of the device (never a device name); equal for all packages of one device.
-    pub device_id: String,
-    /// After this instant clients MUST NOT use the package; the device replaces it before then.
-    pub expires_at: atrium_api::types::string::Datetime,
-    /// The device's inbox, where sealed welcomes for this package are sent.
-    pub inbox: crate::generated::chat::mls::defs::MailboxRef,
     /// The TLS-encoded MLS KeyPackage (RFC 9420 section 10), as an MLSMessage with wire_format mls_key_package.
     pub key_package: crate::Bytes,
     /// The KeyPackageRef (RFC 9420 section 5.2) of the KeyPackage.
     pub key_package_ref: crate::Bytes,
+    /// The KeyPackage's MLS ciphersuite (IANA code point).
+    pub ciphersuite: i64,
+    /// An opaque random id of the device (never a device name); equal for all packages of one device.
+    pub device_id: String,
+    /// The device's inbox, where sealed welcomes for this package are sent.
+    pub inbox: crate::generated::chat::mls::defs::MailboxRef,
     /// True for the device's last-resort package (RFC 9420 last_resort extension), which may be used more than once.
     pub last_resort: bool,
+    pub created_at: atrium_api::types::string::Datetime,
+    /// After this instant clients MUST NOT use the package; the device replaces it before then.
+    pub expires_at: atrium_api::types::string::Datetime,
 }
 /// One KeyPackage. Each device keeps one last-resort package published, and optionally a few one-time packages.
 pub type Record = atrium_api::types::Object<RecordData>;

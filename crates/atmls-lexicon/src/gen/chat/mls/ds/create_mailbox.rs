@@ -69,23 +69,23 @@ pub const LEXICON: &str = r#"{
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct InputData {
+    pub kind: String,
+    /// Ed25519 public key (32 bytes): for a group, the mailbox key of the epoch given; for an inbox, the owner key.
+    pub key: crate::Bytes,
     /// For a group: the MLS epoch that key belongs to (the group's current epoch). Ignored for an inbox.
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub epoch: core::option::Option<i64>,
-    /// Ed25519 public key (32 bytes): for a group, the mailbox key of the epoch given; for an inbox, the owner key.
-    pub key: crate::Bytes,
-    pub kind: String,
 }
 pub type Input = atrium_api::types::Object<InputData>;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputData {
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub epoch: core::option::Option<i64>,
-    pub kind: String,
     pub mailbox: crate::generated::chat::mls::defs::MailboxId,
+    pub kind: String,
     /// The mailbox's last sequence number (0: empty).
     pub seq: i64,
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub epoch: core::option::Option<i64>,
 }
 pub type Output = atrium_api::types::Object<OutputData>;
 /// The errors this method names, as `{"error", "message"}` bodies.

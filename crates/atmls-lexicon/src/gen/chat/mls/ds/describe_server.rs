@@ -47,8 +47,8 @@ pub const LEXICON: &str = r#"{
 #[serde(rename_all = "camelCase")]
 pub struct OutputData {
     pub did: atrium_api::types::string::Did,
-    pub limits: crate::generated::chat::mls::defs::Limits,
     /// The chat.mls protocol version the service speaks (1 for this document).
     pub protocol_version: i64,
+    pub limits: crate::generated::chat::mls::defs::Limits,
 }
 pub type Output = atrium_api::types::Object<OutputData>;

@@ -121,25 +121,25 @@ pub const LEXICON: &str = r#"{
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ParametersData {
+    pub mailbox: String,
     /// Return envelopes with seq greater than this.
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub cursor: core::option::Option<i64>,
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub limit: core::option::Option<i64>,
-    pub mailbox: String,
 }
 /// Query parameters.
 pub type Parameters = atrium_api::types::Object<ParametersData>;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputData {
+    pub envelopes: Vec<crate::generated::chat::mls::defs::Envelope>,
     /// The seq of the last envelope returned (the request's cursor if none): pass it to read on.
     pub cursor: i64,
-    pub envelopes: Vec<crate::generated::chat::mls::defs::Envelope>,
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub epoch: core::option::Option<i64>,
     /// The mailbox's last sequence number.
     pub head_seq: i64,
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub epoch: core::option::Option<i64>,
 }
 pub type Output = atrium_api::types::Object<OutputData>;
 /// The errors this method names, as `{"error", "message"}` bodies.

@@ -169,14 +169,14 @@ impl std::error::Error for Error {}
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct DidResultData {
-    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
-    pub declaration: core::option::Option<ProvenRecord>,
     pub did: atrium_api::types::string::Did,
+    /// ok: records found; notFound: the DID does not resolve; noDeclaration: the DID has no chat.mls.declaration; unreachable: its PDS did not answer.
+    pub status: String,
     pub key_packages: Vec<ProvenRecord>,
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub message: core::option::Option<String>,
-    /// ok: records found; notFound: the DID does not resolve; noDeclaration: the DID has no chat.mls.declaration; unreachable: its PDS did not answer.
-    pub status: String,
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub declaration: core::option::Option<ProvenRecord>,
 }
 /// What was found for one DID.
 pub type DidResult = atrium_api::types::Object<DidResultData>;
@@ -184,9 +184,9 @@ pub type DidResult = atrium_api::types::Object<DidResultData>;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ProvenRecordData {
+    pub uri: String,
     pub cid: atrium_api::types::string::Cid,
     pub proof: crate::Bytes,
-    pub uri: String,
 }
 /// A record and its proof: the CAR file com.atproto.sync.getRecord returned (signed commit, MST path, record block).
 pub type ProvenRecord = atrium_api::types::Object<ProvenRecordData>;

@@ -111,11 +111,11 @@ pub type Parameters = atrium_api::types::Object<ParametersData>;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputData {
+    pub mailbox: crate::generated::chat::mls::defs::MailboxId,
+    pub kind: String,
+    pub seq: i64,
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub epoch: core::option::Option<i64>,
-    pub kind: String,
-    pub mailbox: crate::generated::chat::mls::defs::MailboxId,
-    pub seq: i64,
 }
 pub type Output = atrium_api::types::Object<OutputData>;
 /// The errors this method names, as `{"error", "message"}` bodies.

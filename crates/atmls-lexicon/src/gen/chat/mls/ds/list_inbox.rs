@@ -109,9 +109,9 @@ pub const LEXICON: &str = r#"{
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ParametersData {
+    pub inbox: String,
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub cursor: core::option::Option<i64>,
-    pub inbox: String,
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub limit: core::option::Option<i64>,
 }
@@ -120,8 +120,8 @@ pub type Parameters = atrium_api::types::Object<ParametersData>;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputData {
-    pub cursor: i64,
     pub items: Vec<crate::generated::chat::mls::defs::Envelope>,
+    pub cursor: i64,
 }
 pub type Output = atrium_api::types::Object<OutputData>;
 /// The errors this method names, as `{"error", "message"}` bodies.

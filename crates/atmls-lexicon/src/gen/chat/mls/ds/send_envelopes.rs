@@ -156,17 +156,17 @@ pub const LEXICON: &str = r##"{
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct InputData {
-    pub envelopes: Vec<OutgoingEnvelope>,
     pub mailbox: crate::generated::chat::mls::defs::MailboxId,
+    pub envelopes: Vec<OutgoingEnvelope>,
 }
 pub type Input = atrium_api::types::Object<InputData>;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct OutputData {
-    /// The mailbox's epoch after the batch.
-    pub epoch: i64,
     pub first_seq: i64,
     pub last_seq: i64,
+    /// The mailbox's epoch after the batch.
+    pub epoch: i64,
 }
 pub type Output = atrium_api::types::Object<OutputData>;
 /// The errors this method names, as `{"error", "message"}` bodies.
@@ -256,14 +256,14 @@ impl std::error::Error for Error {}
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct OutgoingEnvelopeData {
+    pub kind: String,
+    pub payload: crate::Bytes,
     /// Required for a commit: the epoch the commit was built on.
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub epoch: core::option::Option<i64>,
-    pub kind: String,
     /// Required for a commit: the Ed25519 mailbox public key of epoch + 1.
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub next_key: core::option::Option<crate::Bytes>,
-    pub payload: crate::Bytes,
 }
 /// An envelope as its sender submits it.
 pub type OutgoingEnvelope = atrium_api::types::Object<OutgoingEnvelopeData>;

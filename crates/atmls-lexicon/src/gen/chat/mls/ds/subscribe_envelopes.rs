@@ -165,12 +165,12 @@ pub const LEXICON: &str = r##"{
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ParametersData {
+    pub mailbox: Vec<String>,
     /// Per mailbox, in the same order: a mailbox authorization signed with that mailbox's key (see the spec, 'Request signing').
     pub auth: Vec<String>,
     /// Per mailbox, in the same order: stream envelopes with seq greater than this. Missing entries mean 'live only, from now'.
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub cursor: core::option::Option<Vec<i64>>,
-    pub mailbox: Vec<String>,
 }
 /// Query parameters.
 pub type Parameters = atrium_api::types::Object<ParametersData>;
@@ -265,8 +265,8 @@ impl std::error::Error for Error {}
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EnvelopeData {
-    pub envelope: crate::generated::chat::mls::defs::Envelope,
     pub mailbox: crate::generated::chat::mls::defs::MailboxId,
+    pub envelope: crate::generated::chat::mls::defs::Envelope,
 }
 /// An envelope of one of the subscribed mailboxes.
 pub type Envelope = atrium_api::types::Object<EnvelopeData>;
@@ -282,9 +282,9 @@ pub type Heartbeat = atrium_api::types::Object<HeartbeatData>;
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct InfoData {
+    pub name: String,
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub message: core::option::Option<String>,
-    pub name: String,
 }
 /// Informational frame.
 pub type Info = atrium_api::types::Object<InfoData>;
