@@ -22,11 +22,11 @@ use super::DsService;
 use super::handlers::{MAX_SUBSCRIPTION_MAILBOXES, source_of};
 use super::wire::{core_error, ds_error, envelope_frame};
 use super::writer::{Command, ItemError, LiveTx, SubscribeItem};
+use atmls_ds::proto::ErrorName;
+use atmls_ds::proto::codec::server as codec;
 use atmls_xrpc::XrpcError;
 use atmls_xrpc::XrpcRequest;
 use atmls_xrpc::subscription::{EventSink, SinkError};
-use atmls_ds::proto::ErrorName;
-use atmls_ds::proto::codec::server as codec;
 
 /// Envelopes read per backlog page.
 const BACKLOG_PAGE: usize = 500;
