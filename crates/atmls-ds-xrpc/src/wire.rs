@@ -206,6 +206,11 @@ pub(crate) fn core_error<E: Named>(e: &E) -> XrpcError {
         );
         return XrpcError::internal("internal server error");
     }
+    if let (Some(kind), "ServiceUnavailable") = (e.store_kind(), name) {
+        // A database that is unreachable or restarting: nothing was stored, retry.
+        tracing::warn!(error = kind, "delivery-service store unavailable");
+        return XrpcError::unavailable("the database is unavailable; nothing was stored, retry");
+    }
     let error = XrpcError::new(status_of(name), name, e.to_string());
     match e.limit() {
         Some(limit) => error.with_limit(limit),

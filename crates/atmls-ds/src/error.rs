@@ -100,6 +100,7 @@ impl CreateMailboxError {
             Self::InvalidKey => "InvalidKey",
             Self::EpochOutOfRange { .. } => "InvalidRequest",
             Self::QuotaExceeded { .. } => "QuotaExceeded",
+            Self::Store(e) if e.is_transient() => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -234,6 +235,7 @@ impl SendEnvelopesError {
             Self::EpochConflict { .. } => "EpochConflict",
             Self::MailboxFull(_) => "MailboxFull",
             Self::Interrupted => UNAVAILABLE,
+            Self::Store(e) if e.is_transient() => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -269,6 +271,7 @@ impl ReadError {
             Self::MailboxNotFound => "MailboxNotFound",
             Self::Auth(e) => e.name(),
             Self::FutureCursor { .. } => "FutureCursor",
+            Self::Store(e) if e.is_transient() => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -324,6 +327,7 @@ impl SendWelcomeError {
             Self::RateLimitExceeded { .. } => "RateLimitExceeded",
             Self::MailboxFull(_) => "MailboxFull",
             Self::Interrupted => UNAVAILABLE,
+            Self::Store(e) if e.is_transient() => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -367,6 +371,7 @@ impl InboxError {
             Self::Auth(e) => e.name(),
             Self::FutureCursor { .. } => "FutureCursor",
             Self::SeqCount(_) => "InvalidRequest",
+            Self::Store(e) if e.is_transient() => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
