@@ -140,7 +140,6 @@ impl KeyPackageConfig {
 /// ```
 /// use std::time::Duration;
 /// use atmls_identity::Did;
-use atmls_identity::service_auth::ReplayStore;
 /// use atmls_ds_xrpc::DsServiceConfig;
 ///
 /// let config = DsServiceConfig::new(Did::new("did:web:ds.example.com")?, "https://ds.example.com")
