@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use atmls_ds::{StoreError, Timestamp};
-use atmls_ds_postgres::{JtiVerdict, Listener, Notices, PgConfig, PgStore};
+use atmls_ds_postgres::{JtiVerdict, Listener, Notices, PgStore};
+pub use atmls_ds_postgres::{InvalidUrl, PgConfig};
 use atmls_ds_xrpc::{DsError, DsService, DsServiceConfig};
 use atmls_identity::resolve::DidResolver;
 use atmls_identity::service_auth::{ReplayStore, ServiceAuthError};
