@@ -17,13 +17,11 @@ use crate::codec::{
     envelope_kind_from, id_from, to_i64, to_u64,
 };
 use crate::config::PgConfig;
-use crate::shared::{
-    NonceClaim, NonceShares, NonceVerdict, RateLimit, RateScope, RateVerdict,
-};
-use atmls_ds::auth::ReplayShare;
-use atmls_ds::store::{RateAllowance, SharedNonce, SharedRate};
 use crate::error::{commit_outcome_unknown, from_db, from_pool, from_setup};
 use crate::migrate::migrate;
+use crate::shared::{NonceClaim, NonceShares, NonceVerdict, RateLimit, RateScope, RateVerdict};
+use atmls_ds::auth::ReplayShare;
+use atmls_ds::store::{RateAllowance, SharedNonce, SharedRate};
 
 /// The advisory-lock key of [`Store::expire`] ("atmls-ex"): one expiry at a time across
 /// all processes.
@@ -852,7 +850,12 @@ impl Store for PgStore {
         len: u64,
         window_start: Timestamp,
     ) -> Result<(), StoreError> {
-        self.give_back_rate(RateScope::InboxDeposits, inbox.as_bytes(), len, window_start)
+        self.give_back_rate(
+            RateScope::InboxDeposits,
+            inbox.as_bytes(),
+            len,
+            window_start,
+        )
     }
 
     fn sweep_shared(

@@ -265,7 +265,11 @@ impl DsService {
     /// wake-up: the store stays the source of truth, so a lost call loses nothing that a
     /// later call (or [`DsService::resync`]) does not bring.
     pub async fn woken(&self, heads: Vec<(MailboxId, u64)>) {
-        let _ = self.inner.tx.send(Command::Wake { heads: Some(heads) }).await;
+        let _ = self
+            .inner
+            .tx
+            .send(Command::Wake { heads: Some(heads) })
+            .await;
     }
 
     /// Some appends of other processes may have been missed (a notification channel was

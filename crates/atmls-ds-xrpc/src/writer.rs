@@ -30,8 +30,8 @@ use std::sync::{Arc, OnceLock};
 use atmls_ds::Envelope;
 use atmls_ds::auth::PreChecked;
 use atmls_ds::store::{
-    Append, CreateOutcome, EndedEpoch, Mailbox, NonceShares, PageLimit, RateAllowance,
-    SavedNonce, SharedNonce, SharedRate,
+    Append, CreateOutcome, EndedEpoch, Mailbox, NonceShares, PageLimit, RateAllowance, SavedNonce,
+    SharedNonce, SharedRate,
 };
 use atmls_ds::{
     CreateMailboxError, DeliveryService, EnvelopeKind, EnvelopePage, Expired, InboxError,
@@ -213,8 +213,15 @@ impl Hub {
         let Some(published) = self.published.get(&mailbox).copied() else {
             return;
         };
-        let fresh: Vec<Envelope> = envelopes.into_iter().filter(|e| e.seq > published).collect();
-        let last = fresh.last().map_or(published, |e| e.seq).max(head).max(published);
+        let fresh: Vec<Envelope> = envelopes
+            .into_iter()
+            .filter(|e| e.seq > published)
+            .collect();
+        let last = fresh
+            .last()
+            .map_or(published, |e| e.seq)
+            .max(head)
+            .max(published);
         self.published.insert(mailbox, last);
         if !fresh.is_empty() {
             self.send(mailbox, fresh);
@@ -676,7 +683,9 @@ const CATCH_UP_PAGE: usize = 500;
 
 /// The position of `s` among `subs` (for an item error).
 fn i_of(subs: &[Subscription], s: &Subscription) -> usize {
-    subs.iter().position(|x| x.mailbox == s.mailbox).unwrap_or(0)
+    subs.iter()
+        .position(|x| x.mailbox == s.mailbox)
+        .unwrap_or(0)
 }
 
 /// How many times one request is decided again after another process moved its
@@ -893,6 +902,21 @@ impl<S: Store> Writer<S> {
                 let (depends, before) = self.pending_state(&id);
                 let again = (self.shared && attempt < MAX_REDECIDE).then(|| envelopes.clone());
                 let result = self.core.send_envelopes(&id, &auth, envelopes, now);
+                if let (
+                    Err(SendEnvelopesError::Store(StoreError::HeadMoved { .. })),
+                    Some(envelopes),
+                ) = (&result, &again)
+                {
+                    // Another process appended between the core's read and its check.
+                    self.core.forget_request(&auth);
+                    return self.decide(Redo::Send {
+                        id,
+                        auth,
+                        envelopes: envelopes.clone(),
+                        reply,
+                        attempt: attempt + 1,
+                    });
+                }
                 self.hold(
                     depends,
                     before,
@@ -916,6 +940,18 @@ impl<S: Store> Writer<S> {
                 let len = payload.len();
                 let again = (self.shared && attempt < MAX_REDECIDE).then(|| payload.clone());
                 let result = self.core.send_welcome(&inbox, payload, now);
+                if let (Err(SendWelcomeError::Store(StoreError::HeadMoved { .. })), Some(payload)) =
+                    (&result, &again)
+                {
+                    // Another process appended between the core's read and its check
+                    // (the deposit was given back by the core).
+                    return self.decide(Redo::Welcome {
+                        inbox,
+                        payload: payload.clone(),
+                        reply,
+                        attempt: attempt + 1,
+                    });
+                }
                 self.hold(
                     depends,
                     before,

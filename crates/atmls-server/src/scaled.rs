@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use atmls_ds::{StoreError, Timestamp};
-use atmls_ds_postgres::{JtiVerdict, Listener, Notices, PgStore};
 pub use atmls_ds_postgres::{InvalidUrl, PgConfig};
+use atmls_ds_postgres::{JtiVerdict, Listener, Notices, PgStore};
 use atmls_ds_xrpc::{DsError, DsService, DsServiceConfig};
 use atmls_identity::resolve::DidResolver;
 use atmls_identity::service_auth::{ReplayStore, ServiceAuthError};
@@ -65,16 +65,13 @@ impl ReplayStore for PgReplayStore {
         exp: Timestamp,
         now: Timestamp,
     ) -> Result<(), ServiceAuthError> {
-        match self
-            .store
-            .claim_jti(
-                iss,
-                jti,
-                exp.as_millis() / 1000,
-                now.as_millis() / 1000,
-                self.per_issuer,
-            )
-        {
+        match self.store.claim_jti(
+            iss,
+            jti,
+            exp.as_millis() / 1000,
+            now.as_millis() / 1000,
+            self.per_issuer,
+        ) {
             Ok(JtiVerdict::Fresh) => Ok(()),
             Ok(JtiVerdict::Replayed) => Err(ServiceAuthError::Replayed),
             Ok(JtiVerdict::IssuerShareFull) => Err(ServiceAuthError::IssuerShareFull),
@@ -105,7 +102,10 @@ impl Probe for PgProbe {
         let store = self.store.clone();
         async move {
             let ping = tokio::task::spawn_blocking(move || store.ping());
-            let ok = matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(Ok(()))));
+            let ok = matches!(
+                tokio::time::timeout(PING_TIMEOUT, ping).await,
+                Ok(Ok(Ok(())))
+            );
             ProbeState {
                 name: "database",
                 ok,
@@ -183,6 +183,19 @@ impl PgDs {
         Ok(Self { ds, probe, listen })
     }
 
+    /// Feeds the live subscribers of `ds` (a DS already started over a [`PgStore`] of
+    /// `database`) with the appends of every process, until the returned task is
+    /// aborted. [`PgDs::start`] does this itself; this is for a DS started another way
+    /// (e.g. by a test server).
+    pub async fn follow(database: &PgConfig, ds: DsService) -> Result<JoinHandle<()>, StoreError> {
+        let listener = Listener::start(database).await?;
+        Ok(tokio::spawn(wake_subscribers(
+            listener,
+            ds,
+            Arc::new(NoticeStats::default()),
+        )))
+    }
+
     /// The delivery service.
     pub fn ds(&self) -> &DsService {
         &self.ds
@@ -217,9 +230,7 @@ async fn wake_subscribers(mut listener: Listener, ds: DsService, stats: Arc<Noti
     loop {
         match listener.next().await {
             Notices::Appended(heads) => {
-                stats
-                    .heard
-                    .fetch_add(heads.len() as u64, Ordering::Relaxed);
+                stats.heard.fetch_add(heads.len() as u64, Ordering::Relaxed);
                 ds.woken(heads.into_iter().map(|a| (a.mailbox, a.head)).collect())
                     .await;
             }

@@ -66,26 +66,30 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
             .check(inbox, len, now)
             .map_err(|retry_after_ms| SendWelcomeError::RateLimitExceeded { retry_after_ms })?;
         // Across processes too, when the store is shared (a no-op otherwise).
-        let shared_start = match self.store.take_deposit(
-            inbox,
-            len as u64,
-            now,
-            self.deposits.allowance(),
-        )? {
-            SharedRate::Allowed { window_start } => window_start,
-            SharedRate::Limited { retry_after } => {
-                return Err(SendWelcomeError::RateLimitExceeded {
-                    retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
-                });
-            }
-        };
+        let shared_start =
+            match self
+                .store
+                .take_deposit(inbox, len as u64, now, self.deposits.allowance())?
+            {
+                SharedRate::Allowed { window_start } => window_start,
+                SharedRate::Limited { retry_after } => {
+                    return Err(SendWelcomeError::RateLimitExceeded {
+                        retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+                    });
+                }
+            };
         let result = self.deposit(mailbox, payload, now);
         match &result {
-            Ok(_) => self
-                .deposits
-                .record(inbox, len, now, Some(shared_start).filter(|_| self.store.shares_state())),
+            Ok(_) => self.deposits.record(
+                inbox,
+                len,
+                now,
+                Some(shared_start).filter(|_| self.store.shares_state()),
+            ),
             Err(_) => {
-                let _ = self.store.give_back_deposit(inbox, len as u64, shared_start);
+                let _ = self
+                    .store
+                    .give_back_deposit(inbox, len as u64, shared_start);
             }
         }
         result

@@ -372,7 +372,11 @@ pub trait Store {
 
     /// Forgets shared entries that expired by `now` (replay entries, ended windows no
     /// longer than `longest_window`). Safe from any process at any time.
-    fn sweep_shared(&self, now: Timestamp, longest_window: std::time::Duration) -> Result<(), StoreError> {
+    fn sweep_shared(
+        &self,
+        now: Timestamp,
+        longest_window: std::time::Duration,
+    ) -> Result<(), StoreError> {
         let _ = (now, longest_window);
         Ok(())
     }
