@@ -254,3 +254,45 @@ async fn a_token_accepted_by_one_process_is_a_replay_at_the_other() {
         .assert_error(401, "ReplayedRequest");
     let _ = WAIT;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics_report_the_database() {
+    use atmls_ds_xrpc::DsServiceConfig;
+    use atmls_identity::Did;
+    use atmls_identity::resolve::{HttpResolver, ResolverConfig};
+    use atmls_xrpc::Server;
+
+    let config = PgConfig::new(&url())
+        .expect("valid URL")
+        .with_schema(fresh_schema())
+        .with_pool_size(2);
+    let ds_config = DsServiceConfig::new(
+        Did::new("did:web:localhost").expect("did"),
+        "http://localhost",
+    );
+    let pg = PgDs::start(
+        &config,
+        ds_config,
+        std::sync::Arc::new(HttpResolver::new(ResolverConfig::default())),
+    )
+    .await
+    .expect("start on the test database");
+    let server = Server::bind(server_config(), pg.router().expect("router"))
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    let running = tokio::spawn(server.serve(std::future::pending()));
+
+    let health = ds_support::get(addr, "/_health", &[]).await.ok();
+    assert_eq!(health["database"], "ok", "{health}");
+    let metrics = ds_support::get(addr, "/metrics", &[]).await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains("atmls_ds_db_pool_connections{state=\"max\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("atmls_ds_notifications_total"), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    running.abort();
+    pg.shutdown().await;
+}
