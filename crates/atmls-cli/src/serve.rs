@@ -22,6 +22,7 @@ use std::time::Duration;
 use atmls_ds::DsConfig;
 use atmls_server::attached::{Attached, AttachedConfig, AttachedError};
 use atmls_server::embedded::{Embedded, EmbeddedConfig, EmbeddedError};
+use atmls_server::scaled::PgConfig;
 use clap::Args;
 
 use config::{ConfigError, FileConfig};
@@ -74,6 +75,12 @@ pub(crate) struct ServeArgs {
     /// it chooses attached mode: only the DS is served (no host, no DID directory).
     #[arg(long, env = "ATMLS_PDS_URL")]
     pds_url: Option<String>,
+    /// (attached mode) Run the delivery service on PostgreSQL at this URL
+    /// (`postgres://user:password@host:port/database`), as one of any number of DS
+    /// processes sharing the database, instead of the SQLite file in the data directory
+    /// [default: SQLite].
+    #[arg(long, env = "ATMLS_DATABASE_URL", hide_env_values = true)]
+    database: Option<String>,
     /// The PLC directory account DIDs (did:plc) are resolved in [default:
     /// https://plc.directory; embedded mode looks in its own directory first].
     #[arg(long, env = "ATMLS_PLC_URL")]
@@ -121,6 +128,7 @@ struct Settings {
     handle_domains: Vec<String>,
     service_did: Option<String>,
     pds_url: Option<String>,
+    database: Option<String>,
     plc_url: String,
     /// The DS's rules: the defaults, the `[limits]` of the config file and the retention
     /// settings.
@@ -150,6 +158,9 @@ impl ServeArgs {
         if attached && (self.handle_domains.is_some() || file.handle_domains.is_some()) {
             eprintln!("warning: handle-domains applies to embedded mode only; ignored");
         }
+        if !attached && (self.database.is_some() || file.database.is_some()) {
+            return Err(ServeError::DatabaseEmbedded);
+        }
         if !attached && self.only_pds_accounts.or(file.only_pds_accounts) == Some(true) {
             eprintln!("warning: only-pds-accounts applies to attached mode only; ignored");
         }
@@ -167,6 +178,7 @@ impl ServeArgs {
                 .pds_url
                 .or(file.pds_url)
                 .map(|u| u.trim_end_matches('/').to_owned()),
+            database: self.database.or(file.database),
             plc_url: self
                 .plc_url
                 .or(file.plc_url)
@@ -195,6 +207,10 @@ impl ServeArgs {
 pub(crate) enum ServeError {
     #[error("no data directory: set --data-dir, ATMLS_DATA_DIR, XDG_DATA_HOME or HOME")]
     NoDataDir,
+    #[error("--database (PostgreSQL) applies to attached mode only (--pds-url)")]
+    DatabaseEmbedded,
+    #[error("--database: {0}")]
+    Database(String),
     #[error(transparent)]
     Embedded(#[from] EmbeddedError),
     #[error(transparent)]
@@ -298,6 +314,11 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
     if let Some(did) = args.service_did {
         config = config.with_ds_did(did);
     }
+    let on_postgres = args.database.is_some();
+    if let Some(url) = &args.database {
+        let pg = PgConfig::new(url).map_err(|e| ServeError::Database(e.to_string()))?;
+        config = config.with_database(pg);
+    }
     let ds = Attached::start(config).await.map_err(|e| match e {
         AttachedError::PdsUrl(url) => ServeError::PdsUrl(url),
         other => ServeError::Attached(other),
@@ -307,7 +328,12 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
         "atmls serve {} (attached mode: delivery service only)",
         env!("CARGO_PKG_VERSION")
     );
-    say!("  data directory:   {}", ds.database().display());
+    if on_postgres {
+        // The URL holds a password: never printed.
+        say!("  database:         PostgreSQL (shared by every DS process on it)");
+    } else {
+        say!("  data directory:   {}", ds.database().display());
+    }
     say!("  listening on      http://{}", ds.local_addr());
     say!("  public URL:       {url}");
     say!("  service DID:      {ds_did}  (document at {url}/.well-known/did.json)");

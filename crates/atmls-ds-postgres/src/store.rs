@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 
 use atmls_ds::store::{
     Append, CreateOutcome, EndedEpoch, Mailbox, PageLimit, SavedNonce, check_append, ended_by,
@@ -18,6 +19,9 @@ use crate::codec::{
 use crate::config::PgConfig;
 use crate::error::{commit_outcome_unknown, from_db, from_pool, from_setup};
 use crate::migrate::migrate;
+use crate::shared::{NonceClaim, NonceShares, NonceVerdict, RateLimit, RateScope, RateVerdict};
+use atmls_ds::auth::ReplayShare;
+use atmls_ds::store::{RateAllowance, SharedNonce, SharedRate};
 
 /// The advisory-lock key of [`Store::expire`] ("atmls-ex"): one expiry at a time across
 /// all processes.
@@ -29,12 +33,28 @@ const EXPIRY_LOCK: i64 = 0x61_74_6d_6c_73_2d_65_78;
 /// It implements the synchronous trait the DS core uses: each call runs on the store's
 /// own small Tokio runtime (one worker thread, which also keeps the pooled connections
 /// alive between calls) and blocks the calling thread until the database answered. Call
-/// it from a plain thread, like the DS writer thread, never from inside an async task.
+/// it from a plain thread, like the DS writer thread; from inside an async task a call
+/// still works but occupies a helper thread and the task's thread until it is answered.
+/// Clones share the pool and the runtime (for health checks and the service-auth replay
+/// store beside the writer's own).
+#[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    rt: tokio::runtime::Runtime,
+    rt: Arc<Rt>,
     /// Where appends notify ([`crate::notify`]).
     channel: String,
+}
+
+/// The store's runtime, shut down without waiting when the last clone of the store goes
+/// (which may happen inside an async task, where a blocking shutdown would panic).
+struct Rt(Option<tokio::runtime::Runtime>);
+
+impl Drop for Rt {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -91,7 +111,7 @@ impl PgStore {
             .map_err(from_setup)?;
         let store = Self {
             pool,
-            rt,
+            rt: Arc::new(Rt(Some(rt))),
             channel: crate::notify::channel(config.schema.as_ref()),
         };
         store.run(async {
@@ -127,11 +147,27 @@ impl PgStore {
     }
 
     /// Runs `f` on the store's runtime, blocking this thread until it is done.
-    pub(crate) fn run<T>(
+    ///
+    /// Inside an async task (where blocking on another runtime would panic), the call
+    /// runs on a short-lived helper thread, and this task's thread waits for it: meant for
+    /// rare calls (a service-auth token id, a health check), not for the hot path, which
+    /// runs on the DS writer thread.
+    pub(crate) fn run<T: Send>(
         &self,
-        f: impl Future<Output = Result<T, StoreError>>,
+        f: impl Future<Output = Result<T, StoreError>> + Send,
     ) -> Result<T, StoreError> {
-        self.rt.block_on(f)
+        let Some(rt) = self.rt.0.as_ref() else {
+            return Err(from_setup(std::io::Error::other("runtime gone")));
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return rt.block_on(f);
+        }
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| rt.block_on(f))
+                .join()
+                .unwrap_or_else(|_| Err(from_setup(std::io::Error::other("store call panicked"))))
+        })
     }
 
     async fn read_mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
@@ -752,5 +788,81 @@ impl Store for PgStore {
             tx.commit().await.map_err(from_db)?;
             Ok(clean.then_some(entries))
         })
+    }
+
+    /// The replay cache and the deposit windows live in the database ([`crate::shared`]):
+    /// every process of the service sees what the others accepted.
+    fn shares_state(&self) -> bool {
+        true
+    }
+
+    fn claim_nonce(
+        &self,
+        entry: &SavedNonce,
+        shares: atmls_ds::store::NonceShares,
+        now: Timestamp,
+    ) -> Result<SharedNonce, StoreError> {
+        let claim = NonceClaim {
+            key: entry.key,
+            nonce: entry.nonce,
+            mailbox: entry.mailbox,
+            expires: entry.expires,
+        };
+        let shares = NonceShares {
+            per_key: shares.per_key,
+            per_mailbox: shares.per_mailbox,
+        };
+        Ok(match PgStore::claim_nonce(self, &claim, shares, now)? {
+            NonceVerdict::Fresh => SharedNonce::Fresh,
+            NonceVerdict::Replayed => SharedNonce::Replayed,
+            NonceVerdict::KeyShareFull => SharedNonce::OverShare(ReplayShare::Key),
+            NonceVerdict::MailboxShareFull => SharedNonce::OverShare(ReplayShare::Mailbox),
+        })
+    }
+
+    fn release_nonce(&self, key: &[u8; 32], nonce: &[u8; 16]) -> Result<(), StoreError> {
+        PgStore::release_nonce(self, key, nonce).map(drop)
+    }
+
+    fn take_deposit(
+        &self,
+        inbox: &MailboxId,
+        len: u64,
+        now: Timestamp,
+        allowance: RateAllowance,
+    ) -> Result<SharedRate, StoreError> {
+        let limit = RateLimit {
+            window: allowance.window,
+            count: allowance.count,
+            bytes: allowance.bytes,
+        };
+        Ok(
+            match self.take_rate(RateScope::InboxDeposits, inbox.as_bytes(), len, now, limit)? {
+                RateVerdict::Allowed { window_start } => SharedRate::Allowed { window_start },
+                RateVerdict::Limited { retry_after } => SharedRate::Limited { retry_after },
+            },
+        )
+    }
+
+    fn give_back_deposit(
+        &self,
+        inbox: &MailboxId,
+        len: u64,
+        window_start: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.give_back_rate(
+            RateScope::InboxDeposits,
+            inbox.as_bytes(),
+            len,
+            window_start,
+        )
+    }
+
+    fn sweep_shared(
+        &self,
+        now: Timestamp,
+        longest_window: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        self.sweep(now, longest_window).map(drop)
     }
 }

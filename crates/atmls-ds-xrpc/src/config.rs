@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use atmls_ds::DsConfig;
 use atmls_identity::Did;
+use atmls_identity::service_auth::ReplayStore;
 use atmls_xrpc::Outbound;
 
 /// The fragment of the DS's service entry, and of the audience it accepts.
@@ -162,6 +163,17 @@ pub struct DsServiceConfig {
     outbound: Option<Outbound>,
     account_pds: Vec<String>,
     shares: Shares,
+    replay_store: Option<SharedReplayStore>,
+}
+
+/// A service-auth replay store given by the caller (e.g. one shared by several processes).
+#[derive(Clone)]
+struct SharedReplayStore(Arc<dyn ReplayStore>);
+
+impl std::fmt::Debug for SharedReplayStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplayStore")
+    }
 }
 
 /// Per-principal shares of the shell's shared resources ([`DsServiceConfig`]).
@@ -197,6 +209,7 @@ impl DsServiceConfig {
             max_group: 256,
             key_packages: KeyPackageConfig::default(),
             outbound: None,
+            replay_store: None,
             account_pds: Vec::new(),
             shares: Shares {
                 subscriptions_per_source: 100,
@@ -438,6 +451,21 @@ impl DsServiceConfig {
     #[must_use]
     pub fn with_outbound(mut self, outbound: Outbound) -> Self {
         self.outbound = Some(outbound);
+        self
+    }
+
+    /// The service-auth replay store given with [`Self::with_replay_store`], if any.
+    pub fn replay_store(&self) -> Option<Arc<dyn ReplayStore>> {
+        self.replay_store.as_ref().map(|s| s.0.clone())
+    }
+
+    /// Records service-auth token ids (`jti`) in `store` (default: in memory, 100,000
+    /// tokens, [`Self::tokens_per_account`] per issuer). Several DS processes over one
+    /// database give each the same shared store, so that a token one accepted is a
+    /// replay at the others.
+    #[must_use]
+    pub fn with_replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.replay_store = Some(SharedReplayStore(store));
         self
     }
 }

@@ -209,7 +209,11 @@ impl DsService {
             .await?
             .map_err(|e| {
                 tracing::error!(error = e.kind(), "quota read failed");
-                XrpcError::internal("internal server error")
+                if e.is_transient() {
+                    XrpcError::unavailable("the database is unavailable; retry")
+                } else {
+                    XrpcError::internal("internal server error")
+                }
             })?;
         if reached {
             return Err(ds_error(

@@ -139,12 +139,15 @@ impl DsService {
     ) -> Result<Self, DsError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| DsError::NoRuntime)?;
         let (tx, restart) = writer::spawn(store, &config).map_err(DsError::Thread)?;
-        let verifier = ServiceAuthVerifier::with_replay_store(
-            resolver.clone(),
+        let replay_store = config.replay_store().unwrap_or_else(|| {
             Arc::new(
                 MemoryReplayStore::new(SERVICE_AUTH_TOKENS)
                     .with_per_issuer(config.tokens_per_account()),
-            ),
+            )
+        });
+        let verifier = ServiceAuthVerifier::with_replay_store(
+            resolver.clone(),
+            replay_store,
             VerifierConfig::new(config.did().clone()).with_service_fragment(SERVICE_FRAGMENT),
         );
         let guard_until = startup_guard(&config, restart);
@@ -258,6 +261,25 @@ impl DsService {
             })
     }
 
+    /// Other processes sharing this DS's store appended to these mailboxes (`(mailbox,
+    /// head after the append)`, e.g. from PostgreSQL notifications): the live subscribers
+    /// here are fed from the store, after the last seq each mailbox was fed. Only a
+    /// wake-up: the store stays the source of truth, so a lost call loses nothing that a
+    /// later call (or [`DsService::resync`]) does not bring.
+    pub async fn woken(&self, heads: Vec<(MailboxId, u64)>) {
+        let _ = self
+            .inner
+            .tx
+            .send(Command::Wake { heads: Some(heads) })
+            .await;
+    }
+
+    /// Some appends of other processes may have been missed (a notification channel was
+    /// lost): every mailbox with live subscribers here is read again from the store.
+    pub async fn resync(&self) {
+        let _ = self.inner.tx.send(Command::Wake { heads: None }).await;
+    }
+
     /// Stops the retention task and the writer (after it committed what it holds and saved
     /// its replay cache with a clean-stop record into the store, so that the next start
     /// needs no startup guard). Later requests get 503. Waits at most 10 s.
@@ -284,6 +306,10 @@ fn own_outbound(config: &KeyPackageConfig) -> Outbound {
 
 fn startup_guard(config: &DsServiceConfig, restart: Restart) -> Option<Timestamp> {
     match restart {
+        Restart::Shared => {
+            tracing::info!("startup guard off: the replay cache is shared in the store");
+            None
+        }
         Restart::Restored { entries } => {
             tracing::info!(
                 entries,

@@ -269,7 +269,11 @@ impl DsService {
                 .await?
                 .map_err(|e| {
                     tracing::error!(error = e.kind(), "backlog read failed");
-                    XrpcError::internal("internal server error")
+                    if e.is_transient() {
+                        XrpcError::unavailable("the database is unavailable; retry")
+                    } else {
+                        XrpcError::internal("internal server error")
+                    }
                 })?;
             let end = s.end_seq.unwrap_or(u64::MAX);
             for e in page.iter().filter(|e| e.seq <= end) {

@@ -132,6 +132,11 @@ pub(crate) fn core_error<E: Named>(e: &E) -> XrpcError {
         );
         return XrpcError::internal("internal server error");
     }
+    if let (Some(kind), ErrorName::ServiceUnavailable) = (e.store_kind(), name) {
+        // A database that is unreachable or restarting: nothing was stored, retry.
+        tracing::warn!(error = kind, "delivery-service store unavailable");
+        return XrpcError::unavailable("the database is unavailable; nothing was stored, retry");
+    }
     let error = ds_error(name, e.to_string());
     match e.limit() {
         Some(limit) => error.with_limit(limit),

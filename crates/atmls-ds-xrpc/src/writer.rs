@@ -29,7 +29,10 @@ use std::sync::{Arc, OnceLock};
 
 use atmls_ds::Envelope;
 use atmls_ds::auth::PreChecked;
-use atmls_ds::store::{Append, CreateOutcome, EndedEpoch, Mailbox, PageLimit, SavedNonce};
+use atmls_ds::store::{
+    Append, CreateOutcome, EndedEpoch, Mailbox, NonceShares, PageLimit, RateAllowance, SavedNonce,
+    SharedNonce, SharedRate,
+};
 use atmls_ds::{
     CreateMailboxError, DeliveryService, EnvelopeKind, EnvelopePage, Expired, InboxError,
     InboxPage, MailboxId, MailboxInfo, MailboxKind, OutgoingEnvelope, ReadError, Restart,
@@ -130,6 +133,12 @@ pub(crate) enum Command {
     Unsubscribe {
         id: u64,
     },
+    /// Other processes appended to these mailboxes (up to at least these heads), or,
+    /// with `None`, may have appended to any: feed the live subscribers of the mailboxes
+    /// served here from the store (a store shared by several processes only).
+    Wake {
+        heads: Option<Vec<(MailboxId, u64)>>,
+    },
     Expire {
         reply: Option<Reply<Result<Expired, StoreError>>>,
     },
@@ -181,9 +190,81 @@ pub(crate) struct LiveTx {
 struct Hub {
     by_mailbox: HashMap<MailboxId, Vec<LiveTx>>,
     by_sub: HashMap<u64, Vec<MailboxId>>,
+    /// With a store shared by several processes: per mailbox served, the last seq its
+    /// live subscribers were fed (from this process's commits or read from the store).
+    published: HashMap<MailboxId, u64>,
 }
 
 impl Hub {
+    /// The last seq fed to the subscribers of `mailbox`, if it is served (shared stores).
+    fn published(&self, mailbox: &MailboxId) -> Option<u64> {
+        self.published.get(mailbox).copied()
+    }
+
+    /// The mailboxes served here.
+    fn mailboxes(&self) -> Vec<MailboxId> {
+        self.by_mailbox.keys().copied().collect()
+    }
+
+    /// Feeds the envelopes of `mailbox` after its published seq (in order, from a store
+    /// shared by several processes), and records `head` (at least) as published.
+    fn feed(&mut self, mailbox: MailboxId, envelopes: Vec<Envelope>, head: u64) {
+        let Some(published) = self.published.get(&mailbox).copied() else {
+            return;
+        };
+        let fresh: Vec<Envelope> = envelopes
+            .into_iter()
+            .filter(|e| e.seq > published)
+            .collect();
+        let last = fresh
+            .last()
+            .map_or(published, |e| e.seq)
+            .max(head)
+            .max(published);
+        self.published.insert(mailbox, last);
+        if !fresh.is_empty() {
+            self.send(mailbox, fresh);
+        }
+    }
+
+    /// Ends every subscription of `mailbox` (its feed could not be read: the subscriber
+    /// reconnects from its cursor rather than miss an envelope).
+    fn end_mailbox(&mut self, mailbox: &MailboxId) {
+        let ids: Vec<u64> = self
+            .by_mailbox
+            .get(mailbox)
+            .map(|l| l.iter().map(|l| l.id).collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.remove(id);
+        }
+    }
+
+    fn send(&mut self, mailbox: MailboxId, envelopes: Vec<Envelope>) {
+        let Some(list) = self.by_mailbox.get(&mailbox) else {
+            return;
+        };
+        let batch = Arc::new(LiveBatch {
+            mailbox,
+            envelopes,
+            frames: OnceLock::new(),
+        });
+        let mut dead = Vec::new();
+        for live in list {
+            match live.tx.try_send(batch.clone()) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    live.overflowed.store(true, Ordering::SeqCst);
+                    dead.push(live.id);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => dead.push(live.id),
+            }
+        }
+        for id in dead {
+            self.remove(id);
+        }
+    }
+
     fn register(&mut self, mailbox: MailboxId, live: &LiveTx) {
         self.by_mailbox
             .entry(mailbox)
@@ -198,6 +279,7 @@ impl Hub {
                 list.retain(|l| l.id != id);
                 if list.is_empty() {
                     self.by_mailbox.remove(&mailbox);
+                    self.published.remove(&mailbox);
                 }
             }
         }
@@ -423,6 +505,52 @@ impl<S: Store> Store for GroupStore<S> {
     fn take_replay(&mut self) -> Result<Option<Vec<SavedNonce>>, StoreError> {
         self.inner.get_mut().take_replay()
     }
+
+    fn shares_state(&self) -> bool {
+        self.inner.borrow().shares_state()
+    }
+
+    fn claim_nonce(
+        &self,
+        entry: &SavedNonce,
+        shares: NonceShares,
+        now: atmls_ds::Timestamp,
+    ) -> Result<SharedNonce, StoreError> {
+        self.inner.borrow().claim_nonce(entry, shares, now)
+    }
+
+    fn release_nonce(&self, key: &[u8; 32], nonce: &[u8; 16]) -> Result<(), StoreError> {
+        self.inner.borrow().release_nonce(key, nonce)
+    }
+
+    fn take_deposit(
+        &self,
+        inbox: &MailboxId,
+        len: u64,
+        now: atmls_ds::Timestamp,
+        allowance: RateAllowance,
+    ) -> Result<SharedRate, StoreError> {
+        self.inner.borrow().take_deposit(inbox, len, now, allowance)
+    }
+
+    fn give_back_deposit(
+        &self,
+        inbox: &MailboxId,
+        len: u64,
+        window_start: atmls_ds::Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .borrow()
+            .give_back_deposit(inbox, len, window_start)
+    }
+
+    fn sweep_shared(
+        &self,
+        now: atmls_ds::Timestamp,
+        longest_window: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        self.inner.borrow().sweep_shared(now, longest_window)
+    }
 }
 
 /// An answer held back until the appends it depends on are written.
@@ -435,17 +563,42 @@ struct Held {
 }
 
 /// A held-back answer, with what is needed to take back its effects on the core.
+///
+/// With a store shared by several processes, it also keeps the request itself (`again`),
+/// to decide it again if another process moved the mailbox's head before the write.
 enum Answer {
     Send {
+        id: MailboxId,
         auth: PreChecked,
         result: Result<SendReceipt, SendEnvelopesError>,
         reply: Reply<Result<SendReceipt, SendEnvelopesError>>,
+        again: Option<Vec<OutgoingEnvelope>>,
+        attempt: u32,
     },
     Welcome {
         inbox: MailboxId,
         len: usize,
         result: Result<u64, SendWelcomeError>,
         reply: Reply<Result<u64, SendWelcomeError>>,
+        again: Option<Vec<u8>>,
+        attempt: u32,
+    },
+}
+
+/// A request to decide again: its append lost a race with another process.
+enum Redo {
+    Send {
+        id: MailboxId,
+        auth: PreChecked,
+        envelopes: Vec<OutgoingEnvelope>,
+        reply: Reply<Result<SendReceipt, SendEnvelopesError>>,
+        attempt: u32,
+    },
+    Welcome {
+        inbox: MailboxId,
+        payload: Vec<u8>,
+        reply: Reply<Result<u64, SendWelcomeError>>,
+        attempt: u32,
     },
 }
 
@@ -459,7 +612,20 @@ enum Fate<'a> {
     Interrupted,
 }
 
+impl Fate<'_> {
+    /// Whether deciding the request again may succeed: the mailbox moved under it (another
+    /// process appended), or it was decided after an append that was not written.
+    fn redecide(&self) -> bool {
+        matches!(
+            self,
+            Self::Failed(StoreError::HeadMoved { .. }) | Self::Interrupted
+        )
+    }
+}
+
 struct Writer<S: Store> {
+    /// Whether the store is shared with other processes (their appends race ours).
+    shared: bool,
     core: DeliveryService<GroupStore<S>, OsRng>,
     clock: Arc<dyn Clock>,
     hub: Hub,
@@ -486,6 +652,7 @@ pub(crate) fn spawn<S: Store + Send + 'static>(
             Restart::NoCleanStop
         });
     let writer = Writer {
+        shared: core.store().shares_state(),
         core,
         clock: config.clock().clone(),
         hub: Hub::default(),
@@ -501,8 +668,29 @@ pub(crate) fn spawn<S: Store + Send + 'static>(
 /// A write failure as the store error of the one request it belongs to (its kind only:
 /// the error is logged, and logs name no mailbox).
 fn failed(e: &StoreError) -> StoreError {
+    if e.is_transient() {
+        return StoreError::Database {
+            transient: true,
+            source: format!("write failed: {}", e.kind()).into(),
+        };
+    }
     StoreError::Corrupt(format!("write failed: {}", e.kind()))
 }
+
+/// Envelopes read per page when live subscribers catch up with other processes' appends.
+const CATCH_UP_PAGE: usize = 500;
+
+/// The position of `s` among `subs` (for an item error).
+fn i_of(subs: &[Subscription], s: &Subscription) -> usize {
+    subs.iter()
+        .position(|x| x.mailbox == s.mailbox)
+        .unwrap_or(0)
+}
+
+/// How many times one request is decided again after another process moved its
+/// mailbox's head between the decision and the write ([`StoreError::HeadMoved`]) before
+/// it is answered `ServiceUnavailable`.
+const MAX_REDECIDE: u32 = 8;
 
 impl<S: Store> Writer<S> {
     fn run(mut self, mut rx: mpsc::Receiver<Command>, max_group: usize) {
@@ -548,38 +736,23 @@ impl<S: Store> Writer<S> {
                 auth,
                 envelopes,
                 reply,
-            } => {
-                let (depends, before) = self.pending_state(&id);
-                let result = self.core.send_envelopes(&id, &auth, envelopes, now);
-                self.hold(
-                    depends,
-                    before,
-                    Answer::Send {
-                        auth,
-                        result,
-                        reply,
-                    },
-                );
-            }
+            } => self.decide(Redo::Send {
+                id,
+                auth,
+                envelopes,
+                reply,
+                attempt: 0,
+            }),
             Command::Welcome {
                 inbox,
                 payload,
                 reply,
-            } => {
-                let (depends, before) = self.pending_state(&inbox);
-                let len = payload.len();
-                let result = self.core.send_welcome(&inbox, payload, now);
-                self.hold(
-                    depends,
-                    before,
-                    Answer::Welcome {
-                        inbox,
-                        len,
-                        result,
-                        reply,
-                    },
-                );
-            }
+            } => self.decide(Redo::Welcome {
+                inbox,
+                payload,
+                reply,
+                attempt: 0,
+            }),
             other => {
                 // Everything else sees committed state only.
                 self.flush();
@@ -653,6 +826,7 @@ impl<S: Store> Writer<S> {
                 let _ = reply.send(result);
             }
             Command::Unsubscribe { id } => self.hub.remove(id),
+            Command::Wake { heads } => self.wake(heads),
             Command::Expire { reply } => {
                 self.hub.sweep();
                 let result = self.core.expire(now);
@@ -689,10 +863,184 @@ impl<S: Store> Writer<S> {
             }
         }
         for s in &subs {
+            if self.shared && self.hub.published(&s.mailbox).is_none() {
+                // Fed from the head now: what came before, the backlog read finds.
+                match self.core.store().mailbox(&s.mailbox) {
+                    Ok(Some(m)) => {
+                        self.hub.published.insert(s.mailbox, m.head);
+                    }
+                    Ok(None) => {
+                        let _ = reply.send(Err((i_of(&subs, s), ReadError::MailboxNotFound)));
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err((i_of(&subs, s), ReadError::Store(e))));
+                        return;
+                    }
+                }
+            }
             self.hub.register(s.mailbox, &live);
         }
         if reply.send(Ok(subs)).is_err() {
             self.hub.remove(live.id);
+        }
+    }
+
+    /// Decides an appending request against the pending state and holds its answer back
+    /// until the flush.
+    fn decide(&mut self, request: Redo) {
+        let now = self.clock.now();
+        match request {
+            Redo::Send {
+                id,
+                auth,
+                envelopes,
+                reply,
+                attempt,
+            } => {
+                let (depends, before) = self.pending_state(&id);
+                let again = (self.shared && attempt < MAX_REDECIDE).then(|| envelopes.clone());
+                let result = self.core.send_envelopes(&id, &auth, envelopes, now);
+                if let (
+                    Err(SendEnvelopesError::Store(StoreError::HeadMoved { .. })),
+                    Some(envelopes),
+                ) = (&result, &again)
+                {
+                    // Another process appended between the core's read and its check.
+                    self.core.forget_request(&auth);
+                    return self.decide(Redo::Send {
+                        id,
+                        auth,
+                        envelopes: envelopes.clone(),
+                        reply,
+                        attempt: attempt + 1,
+                    });
+                }
+                self.hold(
+                    depends,
+                    before,
+                    Answer::Send {
+                        id,
+                        auth,
+                        result,
+                        reply,
+                        again,
+                        attempt,
+                    },
+                );
+            }
+            Redo::Welcome {
+                inbox,
+                payload,
+                reply,
+                attempt,
+            } => {
+                let (depends, before) = self.pending_state(&inbox);
+                let len = payload.len();
+                let again = (self.shared && attempt < MAX_REDECIDE).then(|| payload.clone());
+                let result = self.core.send_welcome(&inbox, payload, now);
+                if let (Err(SendWelcomeError::Store(StoreError::HeadMoved { .. })), Some(payload)) =
+                    (&result, &again)
+                {
+                    // Another process appended between the core's read and its check
+                    // (the deposit was given back by the core).
+                    return self.decide(Redo::Welcome {
+                        inbox,
+                        payload: payload.clone(),
+                        reply,
+                        attempt: attempt + 1,
+                    });
+                }
+                self.hold(
+                    depends,
+                    before,
+                    Answer::Welcome {
+                        inbox,
+                        len,
+                        result,
+                        reply,
+                        again,
+                        attempt,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Feeds the live subscribers with what was committed: this process's appends, and,
+    /// with a shared store, first whatever other processes appended before them (read
+    /// from the store), so that no subscriber sees a gap.
+    fn publish(&mut self, appends: Vec<Append>) {
+        if !self.shared {
+            self.hub.publish(appends);
+            return;
+        }
+        for a in appends {
+            let id = a.mailbox.id;
+            let Some(published) = self.hub.published(&id) else {
+                continue;
+            };
+            if published < a.expected_head {
+                self.catch_up(id, a.expected_head);
+            }
+            self.hub.feed(id, a.envelopes, a.mailbox.head);
+        }
+    }
+
+    /// Other processes appended: feeds the subscribers of those mailboxes (of every
+    /// mailbox served, for `None`) from the store, after what they were last fed.
+    fn wake(&mut self, heads: Option<Vec<(MailboxId, u64)>>) {
+        match heads {
+            Some(heads) => {
+                for (id, head) in heads {
+                    if self.hub.published(&id).is_some_and(|p| p < head) {
+                        self.catch_up(id, head);
+                    }
+                }
+            }
+            None => {
+                for id in self.hub.mailboxes() {
+                    self.catch_up(id, 0);
+                }
+            }
+        }
+    }
+
+    /// Reads the envelopes of `id` after its published seq from the store, page by page,
+    /// and feeds them, up to `head` (`0`: up to whatever is stored); records at least
+    /// `head` as published. If the store cannot be
+    /// read, ends the mailbox's subscriptions (they reconnect from their cursor).
+    fn catch_up(&mut self, id: MailboxId, head: u64) {
+        let limit = PageLimit {
+            envelopes: CATCH_UP_PAGE,
+            bytes: self.core.config().max_page_bytes(),
+        };
+        loop {
+            let Some(after) = self.hub.published(&id) else {
+                return;
+            };
+            match self.core.store().envelopes(&id, after, limit) {
+                Ok(page) => {
+                    // Done at the known head, or when nothing more is stored (envelopes
+                    // deleted or expired leave holes in the seqs: `head` is then fed).
+                    let Some(last) = page.last().map(|e| e.seq) else {
+                        self.hub.feed(id, page, head);
+                        return;
+                    };
+                    self.hub.feed(id, page, last);
+                    if head != 0 && last >= head {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        error = e.kind(),
+                        "cannot read a mailbox for its subscribers; ending them"
+                    );
+                    self.hub.end_mailbox(&id);
+                    return;
+                }
+            }
         }
     }
 
@@ -716,9 +1064,25 @@ impl<S: Store> Writer<S> {
     /// Commits what is pending, feeds the live subscribers with what was written, then
     /// answers the held-back requests, each by the fate of its own append (or of the one
     /// it depends on).
+    ///
+    /// A request whose append lost a race with another process is decided again (against
+    /// the mailbox as that process left it) and flushed again, at most [`MAX_REDECIDE`]
+    /// times.
     fn flush(&mut self) {
+        loop {
+            let again = self.flush_once();
+            if again.is_empty() {
+                return;
+            }
+            for request in again {
+                self.decide(request);
+            }
+        }
+    }
+
+    fn flush_once(&mut self) -> Vec<Redo> {
         if self.held.is_empty() && !self.core.store().has_pending() {
-            return;
+            return Vec::new();
         }
         let (appends, written) = self.core.store().flush();
         let committed = appends
@@ -727,8 +1091,9 @@ impl<S: Store> Writer<S> {
             .filter(|(_, w)| w.committed())
             .map(|(a, _)| a)
             .collect();
-        self.hub.publish(committed);
+        self.publish(committed);
         let held = std::mem::take(&mut self.held);
+        let mut again = Vec::new();
         for h in held {
             let fate = match (h.append, h.depends) {
                 (Some(a), _) => match written.get(a) {
@@ -741,21 +1106,58 @@ impl<S: Store> Writer<S> {
                 }
                 (None, _) => Fate::Stands,
             };
-            self.answer(h.answer, fate);
+            again.extend(self.answer(h.answer, fate));
         }
+        again
     }
 
     /// Sends one held-back answer; for a request whose append was not written, takes back
     /// its effects on the core first.
-    fn answer(&mut self, answer: Answer, fate: Fate<'_>) {
-        if let Fate::Failed(e) = fate {
+    fn answer(&mut self, answer: Answer, fate: Fate<'_>) -> Option<Redo> {
+        if let Fate::Failed(e) = fate
+            && !matches!(e, StoreError::HeadMoved { .. })
+        {
             tracing::error!(error = e.kind(), "a request's write failed");
         }
         match answer {
             Answer::Send {
+                id,
+                auth,
+                result: Ok(_),
+                reply,
+                again: Some(envelopes),
+                attempt,
+            } if fate.redecide() => {
+                self.core.forget_request(&auth);
+                Some(Redo::Send {
+                    id,
+                    auth,
+                    envelopes,
+                    reply,
+                    attempt: attempt + 1,
+                })
+            }
+            Answer::Welcome {
+                inbox,
+                len,
+                result: Ok(_),
+                reply,
+                again: Some(payload),
+                attempt,
+            } if fate.redecide() => {
+                self.core.forget_deposit(&inbox, len);
+                Some(Redo::Welcome {
+                    inbox,
+                    payload,
+                    reply,
+                    attempt: attempt + 1,
+                })
+            }
+            Answer::Send {
                 auth,
                 result,
                 reply,
+                ..
             } => {
                 let result = match (result, fate) {
                     (result, Fate::Stands) => result,
@@ -769,12 +1171,14 @@ impl<S: Store> Writer<S> {
                     (Err(_), _) => Err(SendEnvelopesError::Interrupted),
                 };
                 let _ = reply.send(result);
+                None
             }
             Answer::Welcome {
                 inbox,
                 len,
                 result,
                 reply,
+                ..
             } => {
                 let result = match (result, fate) {
                     (result, Fate::Stands) => result,
@@ -788,6 +1192,7 @@ impl<S: Store> Writer<S> {
                     (Err(_), _) => Err(SendWelcomeError::Interrupted),
                 };
                 let _ = reply.send(result);
+                None
             }
         }
     }

@@ -112,6 +112,7 @@ impl CreateMailboxError {
             Self::InvalidKey => ErrorName::InvalidKey,
             Self::EpochOutOfRange { .. } => ErrorName::InvalidRequest,
             Self::QuotaExceeded { .. } => ErrorName::QuotaExceeded,
+            Self::Store(e) if e.is_transient() => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -246,6 +247,7 @@ impl SendEnvelopesError {
             Self::EpochConflict { .. } => ErrorName::EpochConflict,
             Self::MailboxFull(_) => ErrorName::MailboxFull,
             Self::Interrupted => UNAVAILABLE,
+            Self::Store(e) if e.is_transient() => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -281,6 +283,7 @@ impl ReadError {
             Self::MailboxNotFound => ErrorName::MailboxNotFound,
             Self::Auth(e) => e.name(),
             Self::FutureCursor { .. } => ErrorName::FutureCursor,
+            Self::Store(e) if e.is_transient() => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -336,6 +339,7 @@ impl SendWelcomeError {
             Self::RateLimitExceeded { .. } => ErrorName::RateLimitExceeded,
             Self::MailboxFull(_) => ErrorName::MailboxFull,
             Self::Interrupted => UNAVAILABLE,
+            Self::Store(e) if e.is_transient() => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -379,6 +383,7 @@ impl InboxError {
             Self::Auth(e) => e.name(),
             Self::FutureCursor { .. } => ErrorName::FutureCursor,
             Self::SeqCount(_) => ErrorName::InvalidRequest,
+            Self::Store(e) if e.is_transient() => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }

@@ -30,6 +30,8 @@ use atmls_lexicon::syntax::Did;
 use atmls_xrpc::{AddressPolicy, Outbound, ServeError, Server, ServerConfig, ServerHandle};
 
 use crate::embedded::{DS_DATABASE, DsShares, web_did};
+use crate::scaled::{PgDs, ScaledError};
+use atmls_ds_postgres::PgConfig;
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -45,6 +47,7 @@ pub struct AttachedConfig {
     only_pds_accounts: bool,
     development_loopback: bool,
     server: ServerConfig,
+    database: Option<PgConfig>,
 }
 
 impl AttachedConfig {
@@ -64,7 +67,16 @@ impl AttachedConfig {
             only_pds_accounts: false,
             development_loopback: false,
             server: ServerConfig::default(),
+            database: None,
         }
+    }
+
+    /// Runs the DS on PostgreSQL (as one of possibly several processes over the same
+    /// database, [`crate::scaled`]) instead of the SQLite file in the data directory.
+    #[must_use]
+    pub fn with_database(mut self, database: PgConfig) -> Self {
+        self.database = Some(database);
+        self
     }
 
     /// The address to listen on (port 0 picks a free port).
@@ -181,6 +193,9 @@ pub enum AttachedError {
     /// The delivery service cannot start.
     #[error("delivery service: {0}")]
     Ds(#[from] DsError),
+    /// The delivery service cannot start on PostgreSQL.
+    #[error(transparent)]
+    Scaled(#[from] ScaledError),
     /// The HTTP server failed.
     #[error(transparent)]
     Server(#[from] ServeError),
@@ -196,6 +211,7 @@ pub struct Attached {
     pds_url: String,
     database: PathBuf,
     ds: DsService,
+    pg: Option<PgDs>,
     server: ServerHandle,
 }
 
@@ -272,12 +288,24 @@ impl Attached {
         if config.only_pds_accounts {
             ds_config = ds_config.with_account_pds(vec![pds_url.clone()]);
         }
-        let store = SqliteStore::open(&database).map_err(|e| AttachedError::DsStore {
-            path: database.clone(),
-            message: e.to_string(),
-        })?;
-        let ds = DsService::start(store, ds_config, resolver)?;
-        let router = ds.router()?;
+        let (ds, pg, router) = match &config.database {
+            Some(pg) => {
+                // Shared state lives in the database: no process forgets what another
+                // accepted, and no startup guard is needed.
+                let pg = PgDs::start(pg, ds_config.with_startup_guard(false), resolver).await?;
+                let router = pg.router()?;
+                (pg.ds().clone(), Some(pg), router)
+            }
+            None => {
+                let store = SqliteStore::open(&database).map_err(|e| AttachedError::DsStore {
+                    path: database.clone(),
+                    message: e.to_string(),
+                })?;
+                let ds = DsService::start(store, ds_config, resolver)?;
+                let router = ds.router()?;
+                (ds, None, router)
+            }
+        };
         let server = Server::from_listener(listener, config.server, router)?.spawn();
         Ok(Self {
             url,
@@ -286,6 +314,7 @@ impl Attached {
             pds_url,
             database,
             ds,
+            pg,
             server,
         })
     }
@@ -310,7 +339,7 @@ impl Attached {
         &self.pds_url
     }
 
-    /// The delivery service's SQLite file.
+    /// The delivery service's SQLite file (unused when it runs on PostgreSQL).
     pub fn database(&self) -> &Path {
         &self.database
     }
@@ -324,7 +353,10 @@ impl Attached {
     /// holds).
     pub async fn shutdown(self) -> Result<(), AttachedError> {
         let served = self.server.shutdown().await;
-        self.ds.shutdown().await;
+        match self.pg {
+            Some(pg) => pg.shutdown().await,
+            None => self.ds.shutdown().await,
+        }
         served.map_err(AttachedError::from)
     }
 }

@@ -5,7 +5,8 @@
 //!   delivery service on one listener, with SQLite files in a data directory (`atmls
 //!   serve`, `atmls demo`).
 //! - [`attached`]: the delivery service alone, beside an existing PDS (`atmls serve
-//!   --pds-url`).
+//!   --pds-url`), on SQLite or, as one of several processes, on PostgreSQL
+//!   ([`scaled`], `--database postgres://…`).
 //!
 //! The shells themselves are separate crates, re-exported here: [`xrpc`] (router,
 //! limits, errors, subscriptions, the outbound client), [`ds`] (the `chat.mls.ds.*`
@@ -25,6 +26,7 @@
 
 pub mod attached;
 pub mod embedded;
+pub mod scaled;
 
 pub use atmls_ds_xrpc as ds;
 pub use atmls_host_xrpc as host;

@@ -131,6 +131,7 @@ pub struct Router {
     pub(crate) paths: HashMap<String, Arc<dyn FallbackHandler>>,
     pub(crate) fallback: Option<Arc<dyn FallbackHandler>>,
     pub(crate) proxy: Option<Arc<dyn Handler>>,
+    pub(crate) probes: Vec<Arc<dyn crate::Probe>>,
     errors: Vec<RouterError>,
 }
 
@@ -162,8 +163,16 @@ impl Router {
             paths: HashMap::new(),
             fallback: None,
             proxy: None,
+            probes: Vec::new(),
             errors: Vec::new(),
         }
+    }
+
+    /// Adds a dependency to `GET /_health` (503 while its check fails) and its figures to
+    /// `GET /metrics`.
+    pub fn probe(mut self, probe: Arc<dyn crate::Probe>) -> Self {
+        self.probes.push(probe);
+        self
     }
 
     /// The catalog requests are validated against.
@@ -285,6 +294,7 @@ impl Router {
             }
         }
         self.errors.extend(other.errors);
+        self.probes.extend(other.probes);
         self.fallback = self.fallback.or(other.fallback);
         self.proxy = self.proxy.or(other.proxy);
         self

@@ -102,6 +102,25 @@ fn route_label<'r>(router: &'r Router, path: &str, proxied: bool) -> &'r str {
     }
 }
 
+/// `GET /_health`: the version, and each probe's state (`"ok"` or `"unavailable"`); 503
+/// while a probe fails.
+async fn health(state: &Arc<State>) -> Response<Full<Bytes>> {
+    let mut body = serde_json::Map::new();
+    body.insert("version".into(), json!(state.config.version));
+    let mut status = StatusCode::OK;
+    for probe in &state.router.probes {
+        let s = probe.check().await;
+        if !s.ok {
+            status = StatusCode::SERVICE_UNAVAILABLE;
+        }
+        body.insert(
+            s.name.into(),
+            json!(if s.ok { "ok" } else { "unavailable" }),
+        );
+    }
+    json_response(status, &serde_json::Value::Object(body))
+}
+
 async fn dispatch(
     state: &Arc<State>,
     remote: SocketAddr,
@@ -116,12 +135,22 @@ async fn dispatch(
     }
     let path = req.uri().path().to_owned();
     let result = match path.as_str() {
-        "/_health" => only_get(&req).map(|()| {
-            let body = json!({ "version": state.config.version });
-            json_response(StatusCode::OK, &body)
-        }),
+        "/_health" => match only_get(&req) {
+            Ok(()) => Ok(health(state).await),
+            Err(e) => Err(e),
+        },
         "/metrics" => only_get(&req).map(|()| {
-            let mut response = Response::new(Full::new(Bytes::from(state.metrics.render())));
+            let mut text = state.metrics.render();
+            if !state.router.probes.is_empty() {
+                // The probes' figures go before the closing `# EOF`.
+                let eof = text.rfind("# EOF").unwrap_or(text.len());
+                text.truncate(eof);
+                for probe in &state.router.probes {
+                    text.push_str(&probe.metrics());
+                }
+                text.push_str("# EOF\n");
+            }
+            let mut response = Response::new(Full::new(Bytes::from(text)));
             response.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static(crate::metrics::CONTENT_TYPE),

@@ -9,6 +9,7 @@
 //! service-did = "did:web:ds.example.com"
 //! pds-url = "https://pds.example.com"
 //! plc-url = "https://plc.directory"
+//! database = "postgres://atmls:secret@db.internal/atmls"
 //! group-retention-days = 30
 //! inbox-retention-days = 30
 //! only-pds-accounts = true
@@ -49,6 +50,7 @@ pub(crate) struct FileConfig {
     pub(crate) service_did: Option<String>,
     pub(crate) pds_url: Option<String>,
     pub(crate) plc_url: Option<String>,
+    pub(crate) database: Option<String>,
     pub(crate) group_retention_days: Option<u32>,
     pub(crate) inbox_retention_days: Option<u32>,
     pub(crate) only_pds_accounts: Option<bool>,

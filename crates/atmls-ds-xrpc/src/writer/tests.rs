@@ -95,6 +95,7 @@ impl Bench {
         let clock = Arc::new(ManualClock::new(Timestamp::from_millis(T0)));
         Self {
             writer: Writer {
+                shared: false,
                 core: DeliveryService::new(GroupStore::new(store), OsRng, DsConfig::default()),
                 clock,
                 hub: Hub::default(),

@@ -8,7 +8,7 @@ use crate::auth::{Authorization, DsMethod};
 use crate::config::LEXICON_MAX_DELETE;
 use crate::config::MAX_SEQ;
 use crate::error::{InboxError, MailboxFull, SendWelcomeError};
-use crate::store::{Append, Envelope, Store};
+use crate::store::{Append, Envelope, Mailbox, SharedRate, Store};
 use atmls_ds_proto::{EnvelopeKind, InboxPage, MailboxId, MailboxKind};
 use atmls_syntax::Timestamp;
 
@@ -56,6 +56,44 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
         self.deposits
             .check(inbox, len, now)
             .map_err(|retry_after_ms| SendWelcomeError::RateLimitExceeded { retry_after_ms })?;
+        // Across processes too, when the store is shared (a no-op otherwise).
+        let shared_start =
+            match self
+                .store
+                .take_deposit(inbox, len as u64, now, self.deposits.allowance())?
+            {
+                SharedRate::Allowed { window_start } => window_start,
+                SharedRate::Limited { retry_after } => {
+                    return Err(SendWelcomeError::RateLimitExceeded {
+                        retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+                    });
+                }
+            };
+        let result = self.deposit(mailbox, payload, now);
+        match &result {
+            Ok(_) => self.deposits.record(
+                inbox,
+                len,
+                now,
+                Some(shared_start).filter(|_| self.store.shares_state()),
+            ),
+            Err(_) => {
+                let _ = self
+                    .store
+                    .give_back_deposit(inbox, len as u64, shared_start);
+            }
+        }
+        result
+    }
+
+    /// The capacity checks and the append of an allowed deposit.
+    fn deposit(
+        &mut self,
+        mailbox: Mailbox,
+        payload: Vec<u8>,
+        now: Timestamp,
+    ) -> Result<u64, SendWelcomeError> {
+        let len = payload.len();
         let seq = mailbox.head.saturating_add(1);
         if seq > MAX_SEQ {
             return Err(SendWelcomeError::MailboxFull(MailboxFull::Sequence {
@@ -84,7 +122,6 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
                 received_at: now,
             }],
         }])?;
-        self.deposits.record(inbox, len, now);
         Ok(seq)
     }
 

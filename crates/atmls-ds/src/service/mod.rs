@@ -16,7 +16,10 @@ use crate::auth::{
 };
 use crate::config::{DsConfig, LEXICON_MAX_PAGE, MAX_EPOCH};
 use crate::error::{AuthError, CreateMailboxError, ReadError};
-use crate::store::{CreateOutcome, Mailbox, MailboxKeys, PageLimit, Store, StoreError};
+use crate::store::{
+    CreateOutcome, Mailbox, MailboxKeys, NonceShares, PageLimit, SavedNonce, SharedNonce, Store,
+    StoreError,
+};
 use atmls_ds_proto::{MailboxId, MailboxInfo, MailboxKind};
 use atmls_syntax::Timestamp;
 
@@ -216,13 +219,22 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
                 source: auth.source(),
             };
             self.replay.forget(&key, &nonce, owner);
+            // A shared claim that cannot be taken back only makes the same token a replay
+            // for its window; the client signs a new one when it sends again.
+            let _ = self.store.release_nonce(&key, &nonce);
         }
     }
 
     /// Undoes the deposit count of an accepted welcome of `len` payload bytes whose write
     /// then failed.
     pub fn forget_deposit(&mut self, inbox: &MailboxId, len: usize) {
-        self.deposits.forget(inbox, len);
+        if let Some(window_start) = self.deposits.forget(inbox, len) {
+            // Not given back: the inbox's shared window is one deposit fuller than it
+            // should be until it ends (stricter, never looser).
+            let _ = self
+                .store
+                .give_back_deposit(inbox, len as u64, window_start);
+        }
     }
 
     /// Unexpired entries of the replay cache (for metrics and tests).
@@ -235,6 +247,8 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     pub fn expire(&mut self, now: Timestamp) -> Result<Expired, StoreError> {
         self.replay.purge(now);
         self.deposits.purge(now);
+        self.store
+            .sweep_shared(now, self.config.replay_window().max(rate::WINDOW))?;
         let mut out = Expired::default();
         if let Some(ttl) = self.config.group_retention() {
             out.group_envelopes = self
@@ -302,15 +316,52 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
             source: checked.source(),
         };
         match self.replay.check(token.key(), token.nonce(), owner, now) {
-            ReplayVerdict::Fresh => Ok(Authorized {
-                mailbox,
-                grant,
-                key: *token.key(),
-            }),
-            ReplayVerdict::Replayed => Err(AuthError::ReplayedRequest.into()),
-            ReplayVerdict::Full => Err(AuthError::ReplayCacheFull.into()),
-            ReplayVerdict::OverShare(share) => Err(AuthError::ReplayShareExceeded(share).into()),
+            ReplayVerdict::Fresh => {}
+            ReplayVerdict::Replayed => return Err(AuthError::ReplayedRequest.into()),
+            ReplayVerdict::Full => return Err(AuthError::ReplayCacheFull.into()),
+            ReplayVerdict::OverShare(share) => {
+                return Err(AuthError::ReplayShareExceeded(share).into());
+            }
         }
+        // Fresh here; with a store shared by several processes, fresh everywhere too.
+        self.claim_shared(token.key(), token.nonce(), owner, now)?;
+        Ok(Authorized {
+            mailbox,
+            grant,
+            key: *token.key(),
+        })
+    }
+
+    /// Records a nonce the in-process cache found fresh in the store's shared replay
+    /// cache (a no-op for single-process stores); if another process used it, or a share
+    /// there is full, or the store failed, takes the in-process entry back and refuses.
+    fn claim_shared(
+        &mut self,
+        key: &[u8; 32],
+        nonce: &[u8; 16],
+        owner: Principals,
+        now: Timestamp,
+    ) -> Result<(), Access> {
+        let entry = SavedNonce {
+            key: *key,
+            nonce: *nonce,
+            mailbox: owner.mailbox,
+            expires: now.saturating_add(self.config.replay_window()),
+        };
+        let shares = NonceShares {
+            per_key: self.config.replay_share_per_key() as u64,
+            per_mailbox: self.config.replay_share_per_mailbox() as u64,
+        };
+        let refused = match self.store.claim_nonce(&entry, shares, now) {
+            Ok(SharedNonce::Fresh) => return Ok(()),
+            Ok(SharedNonce::Replayed) => Access::Auth(AuthError::ReplayedRequest),
+            Ok(SharedNonce::OverShare(share)) => {
+                Access::Auth(AuthError::ReplayShareExceeded(share))
+            }
+            Err(e) => Access::Store(e),
+        };
+        self.replay.forget(key, nonce, owner);
+        Err(refused)
     }
 
     /// The page limit for a requested `limit` (clamped to 1..=1000).

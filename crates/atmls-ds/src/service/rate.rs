@@ -7,7 +7,7 @@ use std::time::Duration;
 use atmls_ds_proto::MailboxId;
 use atmls_syntax::Timestamp;
 
-const WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
 /// Purge ended windows once the map holds this many inboxes.
 const PURGE_AT: usize = 1 << 16;
@@ -17,6 +17,9 @@ struct Window {
     start: Timestamp,
     count: u32,
     bytes: u64,
+    /// The start of the window of a store shared by several processes in which the last
+    /// deposit was counted (to give it back if its write fails).
+    shared_start: Option<Timestamp>,
 }
 
 /// Counts accepted deposits and their bytes per inbox in fixed windows that start at the
@@ -56,8 +59,24 @@ impl DepositLimiter {
         }
     }
 
-    /// Counts one accepted deposit of `len` bytes.
-    pub(crate) fn record(&mut self, inbox: &MailboxId, len: usize, now: Timestamp) {
+    /// The allowance per window, for a store that counts across processes.
+    pub(crate) fn allowance(&self) -> crate::store::RateAllowance {
+        crate::store::RateAllowance {
+            window: WINDOW,
+            count: u64::from(self.per_window),
+            bytes: self.bytes_per_window,
+        }
+    }
+
+    /// Counts one accepted deposit of `len` bytes (`shared_start`: the shared window it
+    /// was also counted in, if any).
+    pub(crate) fn record(
+        &mut self,
+        inbox: &MailboxId,
+        len: usize,
+        now: Timestamp,
+        shared_start: Option<Timestamp>,
+    ) {
         if self.windows.len() >= PURGE_AT {
             self.purge(now);
         }
@@ -65,24 +84,28 @@ impl DepositLimiter {
             start: now,
             count: 0,
             bytes: 0,
+            shared_start: None,
         });
         if now >= w.start.saturating_add(WINDOW) || now < w.start {
             *w = Window {
                 start: now,
                 count: 0,
                 bytes: 0,
+                shared_start: None,
             };
         }
         w.count = w.count.saturating_add(1);
         w.bytes = w.bytes.saturating_add(len as u64);
+        w.shared_start = shared_start;
     }
 
-    /// Takes back one deposit of `len` bytes (its write failed).
-    pub(crate) fn forget(&mut self, inbox: &MailboxId, len: usize) {
-        if let Some(w) = self.windows.get_mut(inbox) {
-            w.count = w.count.saturating_sub(1);
-            w.bytes = w.bytes.saturating_sub(len as u64);
-        }
+    /// Takes back one deposit of `len` bytes (its write failed); returns the shared
+    /// window it was counted in, if any.
+    pub(crate) fn forget(&mut self, inbox: &MailboxId, len: usize) -> Option<Timestamp> {
+        let w = self.windows.get_mut(inbox)?;
+        w.count = w.count.saturating_sub(1);
+        w.bytes = w.bytes.saturating_sub(len as u64);
+        w.shared_start
     }
 
     /// Forgets windows that have ended.

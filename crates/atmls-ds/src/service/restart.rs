@@ -22,6 +22,10 @@ pub enum Restart {
     /// tokens used by the last run may still be within their window, and the caller
     /// applies the startup guard (unless the store is new or does not persist).
     NoCleanStop,
+    /// The store keeps the replay cache itself, shared by every process of the service
+    /// ([`Store::shares_state`]): nothing of it was lost with the last process, and no
+    /// startup guard is needed.
+    Shared,
 }
 
 impl<S: Store, R: RngCore> DeliveryService<S, R> {
@@ -30,6 +34,9 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     /// records the clean stop, in one store transaction. Returns how many were saved.
     /// Nothing may be decided after it: a later entry would not be saved.
     pub fn save_replay(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        if self.store.shares_state() {
+            return Ok(0);
+        }
         let entries = self.replay.snapshot(now);
         self.store.save_replay(&entries)?;
         Ok(entries.len())
@@ -40,6 +47,9 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
     /// that ends without a clean stop leaves no record behind). Entries expired by `now`
     /// are dropped; the others count against their key's and mailbox's shares again.
     pub fn restore_replay(&mut self, now: Timestamp) -> Result<Restart, StoreError> {
+        if self.store.shares_state() {
+            return Ok(Restart::Shared);
+        }
         Ok(match self.store.take_replay()? {
             Some(saved) => Restart::Restored {
                 entries: self.replay.restore(&saved, now),

@@ -7,9 +7,11 @@
 //! `tests/ds/store_suite.rs`).
 
 mod memory;
+mod shared;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use shared::{NonceShares, RateAllowance, SharedNonce, SharedRate};
 pub use sqlite::SqliteStore;
 
 use crate::auth::MailboxKey;
@@ -301,6 +303,70 @@ pub trait Store {
     /// record and the entries in one transaction, so that a run that then ends without a
     /// clean stop leaves none behind.
     fn take_replay(&mut self) -> Result<Option<Vec<SavedNonce>>, StoreError>;
+
+    /// Whether this store holds state shared by several processes of the service (the
+    /// replay cache, deposit windows: [`shared`]). When it does, the core consults it on
+    /// top of its in-process tables, and the clean-stop replay record
+    /// ([`Store::save_replay`], [`Store::take_replay`]) is not used: nothing lives only
+    /// in a process. The default, for single-process stores: `false`.
+    fn shares_state(&self) -> bool {
+        false
+    }
+
+    /// Records the use of a mailbox token (`entry.key`, `entry.nonce`) until
+    /// `entry.expires`, unless it was used before (by any process) or the key's or
+    /// mailbox's share is full. Atomic across processes. The default keeps nothing and
+    /// answers [`SharedNonce::Fresh`] (the core's in-process cache decides alone).
+    fn claim_nonce(
+        &self,
+        entry: &SavedNonce,
+        shares: NonceShares,
+        now: Timestamp,
+    ) -> Result<SharedNonce, StoreError> {
+        let _ = (entry, shares, now);
+        Ok(SharedNonce::Fresh)
+    }
+
+    /// Takes back a claim of [`Store::claim_nonce`] whose request was then not stored.
+    fn release_nonce(&self, key: &[u8; 32], nonce: &[u8; 16]) -> Result<(), StoreError> {
+        let _ = (key, nonce);
+        Ok(())
+    }
+
+    /// Counts one deposit of `len` bytes into `inbox` at `now` unless the inbox's current
+    /// window is full, across all processes. The default counts nothing and allows it.
+    fn take_deposit(
+        &self,
+        inbox: &MailboxId,
+        len: u64,
+        now: Timestamp,
+        allowance: RateAllowance,
+    ) -> Result<SharedRate, StoreError> {
+        let _ = (inbox, len, allowance);
+        Ok(SharedRate::Allowed { window_start: now })
+    }
+
+    /// Takes back a deposit of [`Store::take_deposit`] whose write then failed.
+    fn give_back_deposit(
+        &self,
+        inbox: &MailboxId,
+        len: u64,
+        window_start: Timestamp,
+    ) -> Result<(), StoreError> {
+        let _ = (inbox, len, window_start);
+        Ok(())
+    }
+
+    /// Forgets shared entries that expired by `now` (replay entries, ended windows no
+    /// longer than `longest_window`). Safe from any process at any time.
+    fn sweep_shared(
+        &self,
+        now: Timestamp,
+        longest_window: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let _ = (now, longest_window);
+        Ok(())
+    }
 }
 
 /// The epoch an append ends, with its key: `Some` when `append` moves the epoch of the

@@ -60,7 +60,8 @@ pub const LEXICON: &str = r#"{
         { "name": "UnsupportedKind", "description": "kind is not one this service knows." },
         { "name": "InvalidKey", "description": "key is not a valid Ed25519 public key." },
         { "name": "InvalidRequest", "description": "The body does not match the lexicon (e.g. epoch above 2^53 - 1)." },
-        { "name": "RateLimitExceeded", "description": "The account holds its share of unexpired service-auth token ids; try again once older tokens expire." }
+        { "name": "RateLimitExceeded", "description": "The account holds its share of unexpired service-auth token ids; try again once older tokens expire." },
+        { "name": "ServiceUnavailable", "description": "The delivery service's database is unreachable or restarting (a scaled-out deployment on PostgreSQL); nothing was done, retry later." }
       ]
     }
   }
@@ -112,6 +113,8 @@ pub enum Error {
     InvalidRequest(Option<String>),
     /// The account holds its share of unexpired service-auth token ids; try again once older tokens expire.
     RateLimitExceeded(Option<String>),
+    /// The delivery service's database is unreachable or restarting (a scaled-out deployment on PostgreSQL); nothing was done, retry later.
+    ServiceUnavailable(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
@@ -127,6 +130,7 @@ impl Error {
             Error::InvalidKey(_) => "InvalidKey",
             Error::InvalidRequest(_) => "InvalidRequest",
             Error::RateLimitExceeded(_) => "RateLimitExceeded",
+            Error::ServiceUnavailable(_) => "ServiceUnavailable",
         }
     }
     /// The error's message, if any.
@@ -141,7 +145,8 @@ impl Error {
             | Error::UnsupportedKind(m)
             | Error::InvalidKey(m)
             | Error::InvalidRequest(m)
-            | Error::RateLimitExceeded(m) => m.as_deref(),
+            | Error::RateLimitExceeded(m)
+            | Error::ServiceUnavailable(m) => m.as_deref(),
         }
     }
 }

@@ -89,7 +89,8 @@ pub const LEXICON: &str = r#"{
         {
           "name": "RateLimitExceeded",
           "description": "The service's replay cache is full; retry later."
-        }
+        },
+        { "name": "ServiceUnavailable", "description": "The delivery service's database is unreachable or restarting (a scaled-out deployment on PostgreSQL); nothing was done, retry later." }
       ]
     }
   }
@@ -131,6 +132,8 @@ pub enum Error {
     NotAnInbox(Option<String>),
     /// The service's replay cache is full; retry later.
     RateLimitExceeded(Option<String>),
+    /// The delivery service's database is unreachable or restarting (a scaled-out deployment on PostgreSQL); nothing was done, retry later.
+    ServiceUnavailable(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
@@ -145,6 +148,7 @@ impl Error {
             Error::MailboxNotFound(_) => "MailboxNotFound",
             Error::NotAnInbox(_) => "NotAnInbox",
             Error::RateLimitExceeded(_) => "RateLimitExceeded",
+            Error::ServiceUnavailable(_) => "ServiceUnavailable",
         }
     }
     /// The error's message, if any.
@@ -158,7 +162,8 @@ impl Error {
             | Error::ReplayedRequest(m)
             | Error::MailboxNotFound(m)
             | Error::NotAnInbox(m)
-            | Error::RateLimitExceeded(m) => m.as_deref(),
+            | Error::RateLimitExceeded(m)
+            | Error::ServiceUnavailable(m) => m.as_deref(),
         }
     }
 }

@@ -111,7 +111,8 @@ pub const LEXICON: &str = r#"{
         {
           "name": "RateLimitExceeded",
           "description": "The service's replay cache is full; retry later."
-        }
+        },
+        { "name": "ServiceUnavailable", "description": "The delivery service's database is unreachable or restarting (a scaled-out deployment on PostgreSQL); nothing was done, retry later." }
       ]
     }
   }
@@ -166,6 +167,8 @@ pub enum Error {
     NotOwner(Option<String>),
     /// The service's replay cache is full; retry later.
     RateLimitExceeded(Option<String>),
+    /// The delivery service's database is unreachable or restarting (a scaled-out deployment on PostgreSQL); nothing was done, retry later.
+    ServiceUnavailable(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
@@ -181,6 +184,7 @@ impl Error {
             Error::FutureCursor(_) => "FutureCursor",
             Error::NotOwner(_) => "NotOwner",
             Error::RateLimitExceeded(_) => "RateLimitExceeded",
+            Error::ServiceUnavailable(_) => "ServiceUnavailable",
         }
     }
     /// The error's message, if any.
@@ -195,7 +199,8 @@ impl Error {
             | Error::MailboxNotFound(m)
             | Error::FutureCursor(m)
             | Error::NotOwner(m)
-            | Error::RateLimitExceeded(m) => m.as_deref(),
+            | Error::RateLimitExceeded(m)
+            | Error::ServiceUnavailable(m) => m.as_deref(),
         }
     }
 }

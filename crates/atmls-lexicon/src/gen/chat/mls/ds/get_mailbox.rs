@@ -94,7 +94,8 @@ pub const LEXICON: &str = r#"{
         {
           "name": "RateLimitExceeded",
           "description": "The service's replay cache is full; retry later."
-        }
+        },
+        { "name": "ServiceUnavailable", "description": "The delivery service's database is unreachable or restarting (a scaled-out deployment on PostgreSQL); nothing was done, retry later." }
       ]
     }
   }
@@ -140,6 +141,8 @@ pub enum Error {
     NotOwner(Option<String>),
     /// The service's replay cache is full; retry later.
     RateLimitExceeded(Option<String>),
+    /// The delivery service's database is unreachable or restarting (a scaled-out deployment on PostgreSQL); nothing was done, retry later.
+    ServiceUnavailable(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
@@ -154,6 +157,7 @@ impl Error {
             Error::MailboxNotFound(_) => "MailboxNotFound",
             Error::NotOwner(_) => "NotOwner",
             Error::RateLimitExceeded(_) => "RateLimitExceeded",
+            Error::ServiceUnavailable(_) => "ServiceUnavailable",
         }
     }
     /// The error's message, if any.
@@ -167,7 +171,8 @@ impl Error {
             | Error::ReplayedRequest(m)
             | Error::MailboxNotFound(m)
             | Error::NotOwner(m)
-            | Error::RateLimitExceeded(m) => m.as_deref(),
+            | Error::RateLimitExceeded(m)
+            | Error::ServiceUnavailable(m) => m.as_deref(),
         }
     }
 }

@@ -99,7 +99,8 @@ pub const LEXICON: &str = r#"{
         {
           "name": "RateLimitExceeded",
           "description": "The service's replay cache is full; retry later."
-        }
+        },
+        { "name": "ServiceUnavailable", "description": "The delivery service's database is unreachable or restarting (a scaled-out deployment on PostgreSQL); nothing was done, retry later." }
       ]
     }
   }
@@ -148,6 +149,8 @@ pub enum Error {
     FutureCursor(Option<String>),
     /// The service's replay cache is full; retry later.
     RateLimitExceeded(Option<String>),
+    /// The delivery service's database is unreachable or restarting (a scaled-out deployment on PostgreSQL); nothing was done, retry later.
+    ServiceUnavailable(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
@@ -163,6 +166,7 @@ impl Error {
             Error::NotAnInbox(_) => "NotAnInbox",
             Error::FutureCursor(_) => "FutureCursor",
             Error::RateLimitExceeded(_) => "RateLimitExceeded",
+            Error::ServiceUnavailable(_) => "ServiceUnavailable",
         }
     }
     /// The error's message, if any.
@@ -177,7 +181,8 @@ impl Error {
             | Error::MailboxNotFound(m)
             | Error::NotAnInbox(m)
             | Error::FutureCursor(m)
-            | Error::RateLimitExceeded(m) => m.as_deref(),
+            | Error::RateLimitExceeded(m)
+            | Error::ServiceUnavailable(m) => m.as_deref(),
         }
     }
 }

@@ -113,7 +113,7 @@ pub const LEXICON: &str = r##"{
           "description": "The service's replay cache is full; retry later."
         },
         { "name": "MailboxFull", "description": "The mailbox holds its most payload bytes (maxMailboxBytes) or has given out its last sequence number (2^53 - 1); nothing was stored." },
-        { "name": "ServiceUnavailable", "description": "The request was decided after an earlier request to the same mailbox whose write failed; nothing was stored, send it again with a new token." }
+        { "name": "ServiceUnavailable", "description": "The request was decided after an earlier request to the same mailbox whose write failed; nothing was stored, send it again with a new token; or the delivery service's database is unreachable or restarting. Nothing was stored; send it again with a new token." }
       ]
     },
     "outgoingEnvelope": {
@@ -199,7 +199,7 @@ pub enum Error {
     RateLimitExceeded(Option<String>),
     /// The mailbox holds its most payload bytes (maxMailboxBytes) or has given out its last sequence number (2^53 - 1); nothing was stored.
     MailboxFull(Option<String>),
-    /// The request was decided after an earlier request to the same mailbox whose write failed; nothing was stored, send it again with a new token.
+    /// The request was decided after an earlier request to the same mailbox whose write failed; nothing was stored, send it again with a new token; or the delivery service's database is unreachable or restarting. Nothing was stored; send it again with a new token.
     ServiceUnavailable(Option<String>),
 }
 impl Error {

@@ -44,7 +44,7 @@ pub const LEXICON: &str = r#"{
         { "name": "EnvelopeTooLarge", "description": "The payload is larger than the service allows." },
         { "name": "RateLimitExceeded", "description": "Too many deposits (or deposited bytes) into this inbox in the current minute, or too many welcomes from this source." },
         { "name": "MailboxFull", "description": "The inbox holds its most payload bytes (maxMailboxBytes) until its owner deletes items; nothing was stored." },
-        { "name": "ServiceUnavailable", "description": "An earlier deposit into the same inbox failed to be written; nothing was stored, send it again." }
+        { "name": "ServiceUnavailable", "description": "An earlier deposit into the same inbox failed to be written; nothing was stored, send it again; or the delivery service's database is unreachable or restarting. Nothing was stored; send it again with a new token." }
       ]
     }
   }
@@ -78,7 +78,7 @@ pub enum Error {
     RateLimitExceeded(Option<String>),
     /// The inbox holds its most payload bytes (maxMailboxBytes) until its owner deletes items; nothing was stored.
     MailboxFull(Option<String>),
-    /// An earlier deposit into the same inbox failed to be written; nothing was stored, send it again.
+    /// An earlier deposit into the same inbox failed to be written; nothing was stored, send it again; or the delivery service's database is unreachable or restarting. Nothing was stored; send it again with a new token.
     ServiceUnavailable(Option<String>),
 }
 impl Error {

@@ -104,7 +104,8 @@ pub const LEXICON: &str = r##"{
         {
           "name": "RateLimitExceeded",
           "description": "The service's replay cache is full; retry later."
-        }
+        },
+        { "name": "ServiceUnavailable", "description": "The delivery service's database is unreachable or restarting (a scaled-out deployment on PostgreSQL); nothing was done, retry later." }
       ]
     },
     "envelope": {
@@ -216,6 +217,8 @@ pub enum Error {
     NotOwner(Option<String>),
     /// The service's replay cache is full; retry later.
     RateLimitExceeded(Option<String>),
+    /// The delivery service's database is unreachable or restarting (a scaled-out deployment on PostgreSQL); nothing was done, retry later.
+    ServiceUnavailable(Option<String>),
 }
 impl Error {
     /// The error's name, as sent in the `error` field.
@@ -232,6 +235,7 @@ impl Error {
             Error::ConsumerTooSlow(_) => "ConsumerTooSlow",
             Error::NotOwner(_) => "NotOwner",
             Error::RateLimitExceeded(_) => "RateLimitExceeded",
+            Error::ServiceUnavailable(_) => "ServiceUnavailable",
         }
     }
     /// The error's message, if any.
@@ -247,7 +251,8 @@ impl Error {
             | Error::FutureCursor(m)
             | Error::ConsumerTooSlow(m)
             | Error::NotOwner(m)
-            | Error::RateLimitExceeded(m) => m.as_deref(),
+            | Error::RateLimitExceeded(m)
+            | Error::ServiceUnavailable(m) => m.as_deref(),
         }
     }
 }
