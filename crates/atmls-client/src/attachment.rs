@@ -7,7 +7,7 @@
 //!   `application/octet-stream`.
 //! - So that the PDS does not garbage-collect the blob, the sender references it from a
 //!   `chat.mls.attachmentRef` record holding only the blob (record key a TID), deleted by
-//!   the sender once the attachment may expire. See docs/spec-client.md §9.
+//!   the sender once the attachment may expire. See docs/spec.md §11.7.
 
 use aes_gcm::aead::{Aead as _, KeyInit as _};
 use aes_gcm::{Aes256Gcm, Nonce};

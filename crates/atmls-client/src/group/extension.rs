@@ -233,7 +233,7 @@ mod tests {
         }
     }
 
-    /// Test vector for docs/spec-client.md.
+    /// The test vector printed in docs/spec.md §11.2.
     #[test]
     fn vector() {
         let bytes = sample().to_bytes();

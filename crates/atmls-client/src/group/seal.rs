@@ -348,7 +348,7 @@ mod vector {
         assert_eq!(WelcomeInfo::from_cbor(&info.to_cbor()).unwrap(), info);
     }
 
-    /// The test vector of docs/spec-client.md §4.
+    /// The test vector printed in docs/spec.md §11.4.
     #[test]
     fn welcome_info_vector() {
         let info = WelcomeInfo {
