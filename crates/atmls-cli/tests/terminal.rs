@@ -415,13 +415,18 @@ fn the_device_database_needs_its_passphrase() {
 
     let device = dir.path().join("profiles/alice/device.sqlite");
     let mut bytes = std::fs::read(&device).unwrap();
-    bytes.extend(std::fs::read(dir.path().join("profiles/alice/device.sqlite-wal")).unwrap_or_default());
+    bytes.extend(
+        std::fs::read(dir.path().join("profiles/alice/device.sqlite-wal")).unwrap_or_default(),
+    );
     let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
     assert!(!has(b"SQLite format 3"));
     assert!(!has(b"a secret 9KQ2"));
     assert!(!has(did.as_bytes()));
     let kdf = std::fs::read_to_string(dir.path().join("profiles/alice/device.sqlite.kdf")).unwrap();
-    assert!(kdf.contains("argon2id") && !kdf.contains("test passphrase"), "{kdf}");
+    assert!(
+        kdf.contains("argon2id") && !kdf.contains("test passphrase"),
+        "{kdf}"
+    );
 }
 
 #[test]

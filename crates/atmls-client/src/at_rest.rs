@@ -150,13 +150,8 @@ impl KdfParams {
         {
             return Err(KeyError::BadParams("cost past the bounds".into()));
         }
-        let params = Params::new(
-            self.memory_kib,
-            self.iterations,
-            self.parallelism,
-            Some(32),
-        )
-        .map_err(|e| KeyError::BadParams(e.to_string()))?;
+        let params = Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
+            .map_err(|e| KeyError::BadParams(e.to_string()))?;
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 }
@@ -316,7 +311,11 @@ mod tests {
         let ka = p.key(&a, true).unwrap();
         assert_eq!(p.key(&a, false).unwrap().as_bytes(), ka.as_bytes());
         let kb = p.key(&b, true).unwrap();
-        assert_ne!(kb.as_bytes(), ka.as_bytes(), "each database has its own salt");
+        assert_ne!(
+            kb.as_bytes(),
+            ka.as_bytes(),
+            "each database has its own salt"
+        );
         let other = Passphrase::new("wrong");
         assert_ne!(other.key(&a, false).unwrap().as_bytes(), ka.as_bytes());
         // The recorded cost wins over the opener's.
@@ -337,7 +336,7 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(p.key(&a, false), Err(KeyError::BadParams(_))));
-        assert_eq!(format!("{p:?}").contains("pw"), false);
+        assert!(!format!("{p:?}").contains("pw"));
         assert_eq!(format!("{:?}", DatabaseKey::random()), "DatabaseKey(..)");
     }
 }

@@ -126,7 +126,10 @@ async fn the_files_hold_no_key_material_group_id_or_text() {
     let plain = decrypted_images(&path, key_of(&path).as_bytes());
     for (what, needle) in &needles {
         assert!(!contains(&raw, needle), "{what} readable in the files");
-        assert!(contains(&plain, needle), "control: {what} is in the database");
+        assert!(
+            contains(&plain, needle),
+            "control: {what} is in the database"
+        );
     }
     for (what, needle) in &raw_forms {
         assert!(!contains(&raw, needle), "{what} readable in the files");

@@ -17,7 +17,6 @@ fn passphrase() -> atmls_client::at_rest::Passphrase {
         .with_kdf_params(atmls_client::at_rest::KdfParams::insecure_for_tests())
 }
 
-
 type Dev = Device<HttpPds, HttpDs>;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -167,18 +166,42 @@ async fn three_accounts_two_devices_restart() {
 
     // Restart every client.
     drop((alice, bob, carol, phone));
-    let alice = Device::open(&path("alice"), &passphrase(), net.login("alice").await, net.ds(), config())
-        .await
-        .unwrap();
-    let phone = Device::open(&path("phone"), &passphrase(), net.login("alice").await, net.ds(), config())
-        .await
-        .unwrap();
-    let bob = Device::open(&path("bob"), &passphrase(), net.login("bob").await, net.ds(), config())
-        .await
-        .unwrap();
-    let carol = Device::open(&path("carol"), &passphrase(), net.login("carol").await, net.ds(), config())
-        .await
-        .unwrap();
+    let alice = Device::open(
+        &path("alice"),
+        &passphrase(),
+        net.login("alice").await,
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let phone = Device::open(
+        &path("phone"),
+        &passphrase(),
+        net.login("alice").await,
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let bob = Device::open(
+        &path("bob"),
+        &passphrase(),
+        net.login("bob").await,
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let carol = Device::open(
+        &path("carol"),
+        &passphrase(),
+        net.login("carol").await,
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
     sync(&bob).await;
     sync(&phone).await;
     carol

@@ -11,7 +11,6 @@ fn passphrase() -> atmls_client::at_rest::Passphrase {
         .with_kdf_params(atmls_client::at_rest::KdfParams::insecure_for_tests())
 }
 
-
 type Dev = Device<MemoryPds, MemoryDs>;
 
 fn config() -> DeviceConfig {
@@ -273,12 +272,24 @@ async fn restart_mid_conversation() {
     drop(alice);
     drop(bob);
 
-    let alice = Device::open(&a_path, &passphrase(), net.account("alice"), net.ds(), config())
-        .await
-        .unwrap();
-    let bob = Device::open(&b_path, &passphrase(), net.account("bob"), net.ds(), config())
-        .await
-        .unwrap();
+    let alice = Device::open(
+        &a_path,
+        &passphrase(),
+        net.account("alice"),
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let bob = Device::open(
+        &b_path,
+        &passphrase(),
+        net.account("bob"),
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
     assert_eq!(Event::texts(&bob.sync().await.unwrap()), ["before"]);
     alice.self_update(&g, false).await.unwrap();
     bob.send(&g, content::text("after")).await.unwrap();
@@ -288,9 +299,15 @@ async fn restart_mid_conversation() {
     assert_eq!(a.epoch_authenticator, b.epoch_authenticator);
     // The wrong account cannot open a device database.
     assert!(
-        Device::open(&a_path, &passphrase(), net.account("bob"), net.ds(), config())
-            .await
-            .is_err()
+        Device::open(
+            &a_path,
+            &passphrase(),
+            net.account("bob"),
+            net.ds(),
+            config()
+        )
+        .await
+        .is_err()
     );
 }
 

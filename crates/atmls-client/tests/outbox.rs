@@ -17,7 +17,6 @@ fn passphrase() -> atmls_client::at_rest::Passphrase {
         .with_kdf_params(atmls_client::at_rest::KdfParams::insecure_for_tests())
 }
 
-
 type Dev = Device<atmls_client::transport::memory::MemoryPds, MemoryDs>;
 
 /// No back-off between attempts (each sync tries again), unless a test sets one.
@@ -131,9 +130,15 @@ async fn queued_messages_survive_a_restart_of_the_device() {
         .await
         .unwrap();
     drop(alice);
-    let alice = Device::open(&path, &passphrase(), net.account("alice"), net.ds(), config())
-        .await
-        .unwrap();
+    let alice = Device::open(
+        &path,
+        &passphrase(),
+        net.account("alice"),
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
     let waiting = alice.outbox().await.unwrap();
     assert_eq!(
         waiting.iter().map(|o| o.attempts).collect::<Vec<_>>(),

@@ -50,10 +50,7 @@ fn prompt(profile: &str, creating: bool) -> Result<Zeroizing<String>, CliError> 
     if creating {
         let again = read_hidden("again: ")?;
         if *again != *first {
-            return Err(CliError::new(
-                "NoPassphrase",
-                "the two passphrases differ",
-            ));
+            return Err(CliError::new("NoPassphrase", "the two passphrases differ"));
         }
     }
     Ok(first)

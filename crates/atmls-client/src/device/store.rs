@@ -153,7 +153,10 @@ pub(crate) fn open(path: &Path, key: &dyn KeySource) -> Result<Connection, Store
     let mut conn = Connection::open(path)?;
     // The key first: SQLCipher reads nothing before it. A library without SQLCipher
     // would take `PRAGMA key` silently and write plaintext, so that is checked.
-    conn.execute_batch(&format!("PRAGMA key = {};", key.sqlcipher_literal().as_str()))?;
+    conn.execute_batch(&format!(
+        "PRAGMA key = {};",
+        key.sqlcipher_literal().as_str()
+    ))?;
     let cipher: Option<String> = conn
         .query_row("PRAGMA cipher_version", [], |r| r.get(0))
         .optional()?;
