@@ -36,6 +36,9 @@ Chat at a terminal (each --profile is one account's device):
   atmls --profile alice send tea 'hello bob'
   atmls --profile bob watch tea --chat
 
+Each profile's device database is encrypted at rest: commands ask for its passphrase on
+the terminal, or take it from ATMLS_PASSPHRASE.
+
 Every option can also be set by its environment variable (shown in each --help)."
 )]
 struct Cli {

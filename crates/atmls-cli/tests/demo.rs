@@ -28,6 +28,7 @@ fn demo_checks_every_step() {
         "carol cannot read the messages from before she joined",
         "equal at alice, bob laptop, bob phone, carol",
         "carol can no longer send (NotMember)",
+        "device database files are encrypted",
         "carol cannot read what is sent after her removal",
         "read from its own database",
         "DS: group mailbox",

@@ -88,6 +88,8 @@ fn client(url: &str, profiles: &Path, profile: &str, args: &[&str]) -> Output {
         .args(args)
         .env("ATMLS_PROFILE_DIR", profiles)
         .env("ATMLS_PASSWORD", "correct horse")
+        .env("ATMLS_PASSPHRASE", "test passphrase")
+        .env("ATMLS_KDF_INSECURE_FOR_TESTS", "1")
         .env("ATMLS_PDS", url)
         .env_remove("ATMLS_DATA_DIR")
         .stdin(Stdio::null())

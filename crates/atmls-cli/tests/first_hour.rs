@@ -68,6 +68,8 @@ fn atmls(profiles: &Path, profile: &str, pds: &str, args: &[&str]) -> Output {
         .arg("--json")
         .env("ATMLS_PROFILE_DIR", profiles)
         .env("ATMLS_PASSWORD", "correct horse")
+        .env("ATMLS_PASSPHRASE", "test passphrase")
+        .env("ATMLS_KDF_INSECURE_FOR_TESTS", "1")
         .env("ATMLS_PDS", pds)
         .env_remove("ATMLS_DATA_DIR")
         .env_remove("ATMLS_DS")

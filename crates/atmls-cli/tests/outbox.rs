@@ -124,6 +124,8 @@ impl Terminal {
             .args(args)
             .env("ATMLS_PROFILE_DIR", &self.profiles)
             .env("ATMLS_PASSWORD", "correct horse")
+            .env("ATMLS_PASSPHRASE", "test passphrase")
+            .env("ATMLS_KDF_INSECURE_FOR_TESTS", "1")
             .env("ATMLS_PDS", &self.url)
             .env_remove("ATMLS_DATA_DIR")
             .stdin(Stdio::null());

@@ -163,6 +163,8 @@ impl Terminal {
             .args(args)
             .env("ATMLS_PROFILE_DIR", &self.profiles)
             .env("ATMLS_PASSWORD", "correct horse")
+            .env("ATMLS_PASSPHRASE", "test passphrase")
+            .env("ATMLS_KDF_INSECURE_FOR_TESTS", "1")
             .env("ATMLS_PDS", &self.url)
             .env_remove("ATMLS_DATA_DIR")
             .stdin(Stdio::null());
@@ -365,6 +367,66 @@ fn chat(t: &Terminal) {
     let out = t.run("bob", &["send", "tea", "x", "--json"]);
     let err: Value = serde_json::from_slice(&out.stderr).unwrap();
     assert_eq!(err["error"], "ProfileBusy");
+}
+
+/// The device database needs its passphrase for every command that opens it: a wrong one
+/// is `WrongPassphrase`, none (and no terminal to ask on) is `NoPassphrase`, and the file
+/// holds neither the group id nor the text nor a SQLite header (decision 0021).
+#[test]
+fn the_device_database_needs_its_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Terminal::in_process(dir.path());
+    let alice = t.json(
+        "alice",
+        &[
+            "account",
+            "create",
+            "--handle",
+            "alice.test",
+            "--email",
+            "alice@example.com",
+        ],
+    );
+    let did = alice["did"].as_str().expect("did").to_owned();
+    t.json("alice", &["group", "create", "tea"]);
+    t.json("alice", &["send", "tea", "a secret 9KQ2 about tea"]);
+
+    let wrong = t
+        .command("alice", &["group", "list"])
+        .env("ATMLS_PASSPHRASE", "not the passphrase")
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    let text = String::from_utf8_lossy(&wrong.stderr);
+    assert!(text.contains("(WrongPassphrase)"), "{text}");
+    assert!(!text.contains("sqlcipher"), "no library noise: {text}");
+
+    let none = t
+        .command("alice", &["group", "list"])
+        .env_remove("ATMLS_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert!(!none.status.success());
+    let text = String::from_utf8_lossy(&none.stderr);
+    assert!(text.contains("(NoPassphrase)"), "{text}");
+
+    let listed = t.json("alice", &["group", "list"]);
+    assert!(listed.to_string().contains("tea"), "{listed}");
+
+    let device = dir.path().join("profiles/alice/device.sqlite");
+    let mut bytes = std::fs::read(&device).unwrap();
+    bytes.extend(
+        std::fs::read(dir.path().join("profiles/alice/device.sqlite-wal")).unwrap_or_default(),
+    );
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(!has(b"SQLite format 3"));
+    assert!(!has(b"a secret 9KQ2"));
+    assert!(!has(did.as_bytes()));
+    let kdf = std::fs::read_to_string(dir.path().join("profiles/alice/device.sqlite.kdf")).unwrap();
+    assert!(
+        kdf.contains("argon2id") && !kdf.contains("test passphrase"),
+        "{kdf}"
+    );
 }
 
 #[test]

@@ -22,6 +22,17 @@ pub enum StoreError {
     /// other users).
     #[error(transparent)]
     Private(#[from] atmls_fs::PrivateError),
+    /// The key does not open the database: a wrong passphrase or key (or a file that is
+    /// not a device database). Nothing was read or changed.
+    #[error("wrong key for the device database (or not a device database)")]
+    WrongKey,
+    /// The database key could not be had from its source.
+    #[error(transparent)]
+    Key(#[from] crate::at_rest::KeyError),
+    /// The SQLite library linked has no encryption (SQLCipher): the database would be
+    /// written in plaintext, so it is not opened.
+    #[error("the SQLite library has no encryption at rest (SQLCipher)")]
+    NoEncryption,
 }
 
 /// A PDS or delivery-service request failed.

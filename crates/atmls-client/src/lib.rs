@@ -2,7 +2,7 @@
 //! Protocol accounts on MLS (RFC 9420, openmls).
 //!
 //! A [`Device`] is one MLS client of an account. Its state (openmls' tables and ours) is
-//! one SQLite file. It publishes the account's `chat.mls.declaration` and its
+//! one SQLite file, encrypted at rest with a key that is not in it ([`at_rest`]). It publishes the account's `chat.mls.declaration` and its
 //! `chat.mls.keyPackage` records through the account's PDS, verifies other accounts'
 //! declarations and KeyPackages against their repos before adding them (and, as every
 //! member, the proofs that travel inside each commit that adds leaves), creates groups
@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod at_rest;
 pub mod attachment;
 pub mod content;
 mod decide;

@@ -11,6 +11,12 @@ use atmls_identity::DidResolver;
 use atmls_identity::resolve::{HttpResolver, ResolverConfig};
 use atmls_testkit::server::TestServer;
 
+/// The device databases' passphrase, with the cheap KDF cost tests ask for by name.
+fn passphrase() -> atmls_client::at_rest::Passphrase {
+    atmls_client::at_rest::Passphrase::new("test passphrase")
+        .with_kdf_params(atmls_client::at_rest::KdfParams::insecure_for_tests())
+}
+
 type Dev = Device<HttpPds, HttpDs>;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -81,7 +87,8 @@ impl Net {
     }
 
     async fn device(&self, pds: HttpPds, path: Option<&std::path::Path>) -> Dev {
-        let storage = path.map_or(Storage::Memory, Storage::File);
+        let key = passphrase();
+        let storage = path.map_or(Storage::Memory, |p| Storage::File(p, &key));
         Device::create(storage, pds, self.ds(), self.ds_did.clone(), config())
             .await
             .unwrap()
@@ -159,18 +166,42 @@ async fn three_accounts_two_devices_restart() {
 
     // Restart every client.
     drop((alice, bob, carol, phone));
-    let alice = Device::open(&path("alice"), net.login("alice").await, net.ds(), config())
-        .await
-        .unwrap();
-    let phone = Device::open(&path("phone"), net.login("alice").await, net.ds(), config())
-        .await
-        .unwrap();
-    let bob = Device::open(&path("bob"), net.login("bob").await, net.ds(), config())
-        .await
-        .unwrap();
-    let carol = Device::open(&path("carol"), net.login("carol").await, net.ds(), config())
-        .await
-        .unwrap();
+    let alice = Device::open(
+        &path("alice"),
+        &passphrase(),
+        net.login("alice").await,
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let phone = Device::open(
+        &path("phone"),
+        &passphrase(),
+        net.login("alice").await,
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let bob = Device::open(
+        &path("bob"),
+        &passphrase(),
+        net.login("bob").await,
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let carol = Device::open(
+        &path("carol"),
+        &passphrase(),
+        net.login("carol").await,
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
     sync(&bob).await;
     sync(&phone).await;
     carol

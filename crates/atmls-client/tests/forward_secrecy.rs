@@ -1,11 +1,28 @@
 //! Deleted key material is really deleted: after a device joins through a one-time
-//! KeyPackage, that package's private init key is nowhere in its database files.
+//! KeyPackage, that package's private init key is nowhere in its database files — not
+//! even for someone who later learns the database key (every page image, free pages and
+//! the WAL included, decrypted).
 
+mod support;
+
+use atmls_client::at_rest::KeySource as _;
 use atmls_client::transport::memory::MemoryNetwork;
 use atmls_client::{Device, DeviceConfig, Storage};
 
+/// The device databases' passphrase, with the cheap KDF cost tests ask for by name.
+fn passphrase() -> atmls_client::at_rest::Passphrase {
+    atmls_client::at_rest::Passphrase::new("test passphrase")
+        .with_kdf_params(atmls_client::at_rest::KdfParams::insecure_for_tests())
+}
+
 fn private_init_keys(path: &std::path::Path) -> Vec<(Vec<u8>, String)> {
+    let key = passphrase().key(path, false).unwrap();
     let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(&format!(
+        "PRAGMA key = \"x'{}'\";",
+        data_encoding::HEXLOWER.encode(key.as_bytes())
+    ))
+    .unwrap();
     let mut stmt = conn
         .prepare("SELECT key_package_ref, key_package FROM openmls_key_packages")
         .unwrap();
@@ -24,12 +41,8 @@ fn private_init_keys(path: &std::path::Path) -> Vec<(Vec<u8>, String)> {
 }
 
 fn file_bytes(path: &std::path::Path) -> Vec<u8> {
-    let mut all = std::fs::read(path).unwrap();
-    let wal = path.with_extension("sqlite-wal");
-    if let Ok(w) = std::fs::read(wal) {
-        all.extend(w);
-    }
-    all
+    let key = passphrase().key(path, false).unwrap();
+    support::decrypted_images(path, key.as_bytes())
 }
 
 #[tokio::test]
@@ -48,7 +61,7 @@ async fn consumed_one_time_key_is_erased_from_the_files() {
     .await
     .unwrap();
     let bob = Device::create(
-        Storage::File(&path),
+        Storage::File(&path, &passphrase()),
         net.account("bob"),
         net.ds(),
         net.ds_did(),

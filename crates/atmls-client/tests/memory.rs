@@ -5,6 +5,12 @@ use atmls_client::{
     Committed, Device, DeviceConfig, Error, Event, GroupId, KeyPackageRefusal, Storage, content,
 };
 
+/// The device databases' passphrase, with the cheap KDF cost tests ask for by name.
+fn passphrase() -> atmls_client::at_rest::Passphrase {
+    atmls_client::at_rest::Passphrase::new("test passphrase")
+        .with_kdf_params(atmls_client::at_rest::KdfParams::insecure_for_tests())
+}
+
 type Dev = Device<MemoryPds, MemoryDs>;
 
 fn config() -> DeviceConfig {
@@ -242,7 +248,7 @@ async fn restart_mid_conversation() {
     let a_path = dir.path().join("alice.sqlite");
     let b_path = dir.path().join("bob.sqlite");
     let alice = Device::create(
-        Storage::File(&a_path),
+        Storage::File(&a_path, &passphrase()),
         net.account("alice"),
         net.ds(),
         net.ds_did(),
@@ -251,7 +257,7 @@ async fn restart_mid_conversation() {
     .await
     .unwrap();
     let bob = Device::create(
-        Storage::File(&b_path),
+        Storage::File(&b_path, &passphrase()),
         net.account("bob"),
         net.ds(),
         net.ds_did(),
@@ -266,12 +272,24 @@ async fn restart_mid_conversation() {
     drop(alice);
     drop(bob);
 
-    let alice = Device::open(&a_path, net.account("alice"), net.ds(), config())
-        .await
-        .unwrap();
-    let bob = Device::open(&b_path, net.account("bob"), net.ds(), config())
-        .await
-        .unwrap();
+    let alice = Device::open(
+        &a_path,
+        &passphrase(),
+        net.account("alice"),
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
+    let bob = Device::open(
+        &b_path,
+        &passphrase(),
+        net.account("bob"),
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
     assert_eq!(Event::texts(&bob.sync().await.unwrap()), ["before"]);
     alice.self_update(&g, false).await.unwrap();
     bob.send(&g, content::text("after")).await.unwrap();
@@ -281,9 +299,15 @@ async fn restart_mid_conversation() {
     assert_eq!(a.epoch_authenticator, b.epoch_authenticator);
     // The wrong account cannot open a device database.
     assert!(
-        Device::open(&a_path, net.account("bob"), net.ds(), config())
-            .await
-            .is_err()
+        Device::open(
+            &a_path,
+            &passphrase(),
+            net.account("bob"),
+            net.ds(),
+            config()
+        )
+        .await
+        .is_err()
     );
 }
 

@@ -11,6 +11,12 @@ use atmls_client::{
     TransportError, content,
 };
 
+/// The device databases' passphrase, with the cheap KDF cost tests ask for by name.
+fn passphrase() -> atmls_client::at_rest::Passphrase {
+    atmls_client::at_rest::Passphrase::new("test passphrase")
+        .with_kdf_params(atmls_client::at_rest::KdfParams::insecure_for_tests())
+}
+
 type Dev = Device<atmls_client::transport::memory::MemoryPds, MemoryDs>;
 
 /// No back-off between attempts (each sync tries again), unless a test sets one.
@@ -111,7 +117,7 @@ async fn queued_messages_survive_a_restart_of_the_device() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alice.sqlite");
     let net = MemoryNetwork::new();
-    let alice = device(&net, "alice", Storage::File(&path)).await;
+    let alice = device(&net, "alice", Storage::File(&path, &passphrase())).await;
     let bob = device(&net, "bob", Storage::Memory).await;
     let g = group(&alice, &bob).await;
     net.set_offline(true);
@@ -124,9 +130,15 @@ async fn queued_messages_survive_a_restart_of_the_device() {
         .await
         .unwrap();
     drop(alice);
-    let alice = Device::open(&path, net.account("alice"), net.ds(), config())
-        .await
-        .unwrap();
+    let alice = Device::open(
+        &path,
+        &passphrase(),
+        net.account("alice"),
+        net.ds(),
+        config(),
+    )
+    .await
+    .unwrap();
     let waiting = alice.outbox().await.unwrap();
     assert_eq!(
         waiting.iter().map(|o| o.attempts).collect::<Vec<_>>(),

@@ -205,8 +205,9 @@ async fn start_device(
     profile.save_session(&session)?;
     let pds = Arc::new(pds);
     let transport = profile::ds_transport(&pds, profile::resolver(&plc), login.ds_via_pds);
+    let key = super::passphrase::passphrase(&profile.name, true)?;
     let device = Device::create(
-        Storage::File(&profile.device_path()),
+        Storage::File(&profile.device_path(), &key),
         pds,
         transport,
         ds,
@@ -217,6 +218,7 @@ async fn start_device(
         Ok(d) => d,
         Err(e) => {
             let _ = std::fs::remove_file(profile.device_path());
+            let _ = std::fs::remove_file(atmls_client::at_rest::kdf_path(&profile.device_path()));
             return Err(e.into());
         }
     };

@@ -99,6 +99,8 @@ impl From<Error> for CliError {
         let message = e.to_string();
         let name = match e {
             Error::Transport(t) => return t.into(),
+            Error::Store(atmls_client::StoreError::WrongKey) => "WrongPassphrase",
+            Error::Store(atmls_client::StoreError::Key(_)) => "PassphraseError",
             Error::Store(_) => "DeviceStoreError",
             Error::KeyPackageRefused { .. } => "KeyPackageRefused",
             Error::NoDeclaration(did) => {

@@ -15,6 +15,7 @@ pub(crate) mod error;
 pub(crate) mod groups;
 pub(crate) mod keys;
 pub(crate) mod live;
+pub(crate) mod passphrase;
 pub(crate) mod profile;
 pub(crate) mod settings;
 

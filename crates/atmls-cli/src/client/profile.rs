@@ -2,7 +2,9 @@
 //!
 //! `<profile dir>/<name>/session.json` holds the PDS URL, the DID and handle, the PLC
 //! directory URL, the DS DID and the session's access and refresh JWTs (mode 0600);
-//! `device.sqlite` is the device's database (MLS state, keys, groups). A profile is used
+//! `device.sqlite` is the device's database (MLS state, keys, groups), encrypted at rest
+//! with a key derived from the profile's passphrase (`ATMLS_PASSPHRASE` or asked on the
+//! terminal; salt and cost in `device.sqlite.kdf`). A profile is used
 //! by one `atmls` process at a time (an advisory lock on `lock`): two processes working
 //! on the same device state would overwrite each other's ratchets.
 
@@ -225,7 +227,8 @@ impl Profile {
             resolver.clone(),
         ));
         let ds = ds_transport(&pds, resolver, session.ds_via_pds);
-        let device = Device::open(&self.device_path(), pds, ds, config()).await?;
+        let key = super::passphrase::passphrase(&self.name, false)?;
+        let device = Device::open(&self.device_path(), &key, pds, ds, config()).await?;
         Ok((device, session))
     }
 

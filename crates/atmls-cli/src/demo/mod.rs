@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use atmls_client::at_rest::Passphrase;
 use atmls_client::transport::Pds as _;
 use atmls_client::transport::http::{HttpDs, HttpPds};
 use atmls_client::{Committed, Device, DeviceConfig, Did, Event, GroupId, Storage, content};
@@ -126,8 +127,9 @@ impl Net {
             }
         };
         let path = self.dir.join(format!("{}.sqlite", label.replace(' ', "-")));
+        let key = demo_passphrase();
         let dev = step(Device::create(
-            Storage::File(&path),
+            Storage::File(&path, &key),
             pds,
             HttpDs::new(self.resolver.clone()),
             ds_did,
@@ -418,8 +420,53 @@ async fn conversation(
         "the group has two accounts (alice; bob with two devices)",
     )?;
     ds.show(tr, &labels)?;
+    at_rest(tr, &net.dir, &g, &sent)?;
 
     ds.final_checks(tr, &labels, &mailbox, e0, &sent)
+}
+
+/// The devices' passphrase: `ATMLS_PASSPHRASE`, else a fixed one (the demo's databases
+/// are thrown away); the default key derivation cost (argon2id, 64 MiB).
+fn demo_passphrase() -> Passphrase {
+    match std::env::var(crate::client::passphrase::ENV) {
+        Ok(p) if !p.is_empty() => Passphrase::new(p),
+        _ => Passphrase::new("demo passphrase"),
+    }
+}
+
+/// Every device database is encrypted at rest: no SQLite header, no group id, no text.
+fn at_rest(tr: &mut Transcript, dir: &Path, g: &GroupId, sent: &[String]) -> Result<(), Failed> {
+    tr.section("device databases at rest");
+    let mut files = 0;
+    let mut leaks = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.display().to_string();
+        if !(name.ends_with(".sqlite") || name.ends_with(".sqlite-wal")) {
+            continue;
+        }
+        files += 1;
+        let bytes = std::fs::read(&path)?;
+        if ds_view::contains(&bytes, b"SQLite format 3") {
+            leaks.push(format!("{name} is a plain SQLite file"));
+        }
+        if ds_view::contains(&bytes, g.as_bytes()) {
+            leaks.push(format!("{name} holds the group id"));
+        }
+        for text in sent {
+            if ds_view::contains(&bytes, text.as_bytes()) {
+                leaks.push(format!("{name} holds {text:?}"));
+            }
+        }
+    }
+    tr.check(
+        files >= 4 && leaks.is_empty(),
+        format!(
+            "the {files} device database files are encrypted (SQLCipher, key from a passphrase through argon2id): no SQLite header, no group id, none of the {} texts",
+            sent.len()
+        ),
+        || format!("{files} files; {}", leaks.join("; ")),
+    )
 }
 
 async fn say_and_send(

@@ -23,6 +23,8 @@ fn device_account(url: &str, profiles: &Path, name: &str) -> String {
         .args(["--email", &format!("{name}@example.com")])
         .env("ATMLS_PROFILE_DIR", profiles)
         .env("ATMLS_PASSWORD", "correct horse")
+        .env("ATMLS_PASSPHRASE", "test passphrase")
+        .env("ATMLS_KDF_INSECURE_FOR_TESTS", "1")
         .env("ATMLS_PDS", url)
         .env_remove("ATMLS_DATA_DIR")
         .stdin(Stdio::null())

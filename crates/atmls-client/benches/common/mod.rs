@@ -217,6 +217,10 @@ pub async fn publish_member(net: &MemoryNetwork, name: &str, inbox: &str) -> Did
 }
 
 /// Where a device's database goes: memory, or a file in `dir` ([`on_disk`]).
+/// The benchmarks' database key: a raw key (no KDF in the measured path).
+static BENCH_KEY: std::sync::LazyLock<atmls_client::at_rest::DatabaseKey> =
+    std::sync::LazyLock::new(atmls_client::at_rest::DatabaseKey::random);
+
 pub enum DbPath {
     Memory,
     File(std::path::PathBuf),
@@ -226,7 +230,7 @@ impl DbPath {
     pub fn as_storage(&self) -> Storage<'_> {
         match self {
             DbPath::Memory => Storage::Memory,
-            DbPath::File(p) => Storage::File(p),
+            DbPath::File(p) => Storage::File(p, &*BENCH_KEY),
         }
     }
 }

@@ -29,6 +29,7 @@ use openmls_rust_crypto::RustCrypto;
 use rusqlite::Connection;
 use tokio::sync::{Mutex, broadcast};
 
+use crate::at_rest::KeySource;
 use crate::error::{Error, StoreError};
 use crate::event::Event;
 use crate::transport::{Ds, Pds};
@@ -302,8 +303,9 @@ impl<P, D> std::fmt::Debug for Device<P, D> {
 /// Where the device database lives.
 #[derive(Debug, Clone, Copy)]
 pub enum Storage<'a> {
-    /// A file (created if missing).
-    File(&'a Path),
+    /// A file (created if missing), encrypted at rest with the key from the
+    /// [`KeySource`] (docs/spec.md §11.11).
+    File(&'a Path, &'a dyn KeySource),
     /// In memory (gone when the device is dropped).
     Memory,
 }
@@ -320,7 +322,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         config: DeviceConfig,
     ) -> Result<Self, Error> {
         let conn = match storage {
-            Storage::File(p) => store::open(p)?,
+            Storage::File(p, key) => store::open(p, key)?,
             Storage::Memory => store::open_in_memory()?,
         };
         if store::read_device(&conn)?.is_some() {
@@ -364,9 +366,19 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok(device)
     }
 
-    /// Opens an existing device database: every group resumes where it stopped.
-    pub async fn open(path: &Path, pds: P, ds: D, config: DeviceConfig) -> Result<Self, Error> {
-        let conn = store::open(path)?;
+    /// Opens an existing device database with its key: every group resumes where it
+    /// stopped. A wrong key is [`StoreError::WrongKey`].
+    pub async fn open(
+        path: &Path,
+        key: &dyn KeySource,
+        pds: P,
+        ds: D,
+        config: DeviceConfig,
+    ) -> Result<Self, Error> {
+        if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+            return Err(StoreError::Device("no device in this database".into()).into());
+        }
+        let conn = store::open(path, key)?;
         let row = store::read_device(&conn)?
             .ok_or_else(|| StoreError::Device("no device in this database".into()))?;
         if row.did != pds.did().as_str() {

@@ -1,5 +1,6 @@
 //! The device's SQLite file: openmls' tables (openmls_sqlite_storage) and ours, on one
-//! connection so that a step changing both is one transaction.
+//! connection so that a step changing both is one transaction. The file is encrypted page
+//! by page (SQLCipher) with a key from a [`KeySource`] that is never written into it.
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use openmls_sqlite_storage::{Codec, SqliteStorageProvider};
 use openmls_traits::OpenMlsProvider;
 use rusqlite::{Connection, OptionalExtension as _, params};
 
+use crate::at_rest::KeySource;
 use crate::error::StoreError;
 
 /// serde_json as the openmls storage codec.
@@ -141,10 +143,42 @@ CREATE TABLE IF NOT EXISTS atmls_deferred (
 );
 ";
 
-/// Opens (creating if needed) the device database and runs both migrations.
-pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+/// Opens (creating if needed) the device database, encrypted with the key from `key`
+/// (docs/spec.md §11.11), and runs both migrations. A key that does not open an existing
+/// database is [`StoreError::WrongKey`].
+pub(crate) fn open(path: &Path, key: &dyn KeySource) -> Result<Connection, StoreError> {
+    let creating = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
+    let key = key.key(path, creating)?;
     atmls_fs::private_sqlite(path)?;
     let mut conn = Connection::open(path)?;
+    // The key first: SQLCipher reads nothing before it. A library without SQLCipher
+    // would take `PRAGMA key` silently and write plaintext, so that is checked.
+    conn.execute_batch(&format!(
+        "PRAGMA key = {};",
+        key.sqlcipher_literal().as_str()
+    ))?;
+    let cipher: Option<String> = conn
+        .query_row("PRAGMA cipher_version", [], |r| r.get(0))
+        .optional()?;
+    if cipher.is_none_or(|v| v.is_empty()) {
+        return Err(StoreError::NoEncryption);
+    }
+    // SQLCipher logs a failed page check to stderr by default (process-wide); a wrong key
+    // is reported as a typed error instead.
+    conn.query_row("PRAGMA cipher_log_level = NONE", [], |_| Ok(()))
+        .optional()?;
+    // The first read decrypts page 1: a wrong key fails here, before anything is written.
+    match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(_) => {}
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            return Err(StoreError::WrongKey);
+        }
+        Err(e) => return Err(e.into()),
+    }
     configure(&mut conn)?;
     Ok(conn)
 }
