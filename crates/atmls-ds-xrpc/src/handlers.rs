@@ -12,6 +12,7 @@ use atmls_ds::{
     EnvelopeKind, EnvelopeRule, LEXICON_MAX_PAYLOAD, MAX_EPOCH, MailboxId, MailboxKind,
     SendEnvelopesError, SendWelcomeError,
 };
+use atmls_identity::Did;
 use atmls_identity::service_auth::{ServiceAuthError, VerifiedToken};
 use atmls_lexicon::chat::mls::ds::{
     create_mailbox, delete_inbox_items, send_envelopes, send_welcome,
@@ -409,14 +410,17 @@ impl DsService {
     }
 
     pub(crate) async fn get_key_packages(&self, req: XrpcRequest) -> HandlerResult {
-        let dids: Vec<String> = match req.params().get("dids") {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Some(Value::String(s)) => vec![s.clone()],
+        let texts: Vec<&str> = match req.params().get("dids") {
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+            Some(Value::String(s)) => vec![s.as_str()],
             _ => return Err(XrpcError::invalid_request("params/dids: required")),
         };
+        // The router checked `format: did` already; parsing keeps the type.
+        let dids = texts
+            .into_iter()
+            .map(Did::new)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| XrpcError::invalid_request(format!("params/dids: {e}")))?;
         let now = self.inner.config.clock().now();
         let body = self
             .inner

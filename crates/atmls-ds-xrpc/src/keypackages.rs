@@ -7,19 +7,17 @@ use std::sync::{Arc, Mutex};
 
 use atmls_identity::{Did, DidResolver, ResolveError};
 use atrium_api::com::atproto::sync::get_record;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_NO_PAD;
 use bytes::Bytes;
 use futures_util::future::join_all;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Request, StatusCode, Uri};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout};
 
 use atmls_ds::Timestamp;
 use atmls_ds::auth::RequestSource;
+use atmls_ds::proto::codec::server as codec;
 use atmls_xrpc::Outbound;
 
 use super::budget::{RateWindows, RetryAfter};
@@ -45,39 +43,40 @@ fn failed(did: &str, status: DidStatus, message: impl Into<String>) -> DidResult
     }
 }
 
-/// `{uri, cid, proof}` in JSON.
-fn proven_record_json(r: &ProvenRecord) -> Value {
-    json!({ "uri": r.uri, "cid": r.cid, "proof": { "$bytes": STANDARD_NO_PAD.encode(&r.proof) } })
+/// Longest `message` of a result (the lexicon allows 1024 bytes).
+const MAX_MESSAGE_BYTES: usize = 1000;
+
+/// `message`, cut to [`MAX_MESSAGE_BYTES`] at a character boundary.
+fn bounded_message(mut m: String) -> String {
+    if m.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES;
+        while !m.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        m.truncate(cut);
+    }
+    m
 }
 
-/// The `getKeyPackages#didResult` JSON object of a result.
-///
-/// Built by hand, not through the generated `DidResult`: a requested string that is not a
-/// DID is answered `notFound` under the string as sent, which the generated type (whose
-/// `did` is `format: did`) cannot hold. The member order is the generated one.
-pub(crate) fn did_result_json(r: &DidResult) -> Value {
-    {
-        let mut v = json!({
-            "did": r.did,
-            "status": r.status.as_str(),
-            "keyPackages": r.key_packages.iter().map(proven_record_json).collect::<Vec<_>>(),
-        });
-        if let Some(d) = &r.declaration {
-            v["declaration"] = proven_record_json(d);
-        }
-        if let Some(m) = &r.message {
-            let mut m = m.clone();
-            if m.len() > 1000 {
-                let mut cut = 1000;
-                while !m.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                m.truncate(cut);
-            }
-            v["message"] = json!(m);
-        }
-        v
-    }
+/// The `getKeyPackages#didResult` JSON of a result, through the wire crate's codec. A
+/// record whose CID (as its PDS sent it) does not parse turns the result into
+/// `unreachable`: the DS passes on nothing it could not encode as the lexicon says.
+pub(crate) fn did_result_bytes(r: &DidResult) -> Bytes {
+    let mut r = r.clone();
+    r.message = r.message.take().map(bounded_message);
+    let encoded = codec::did_result(&r).or_else(|e| {
+        codec::did_result(&failed(
+            &r.did,
+            DidStatus::Unreachable,
+            format!("the PDS sent a malformed record: {e}"),
+        ))
+    });
+    // The fallback holds only the DID, which the caller parsed: it always encodes.
+    encoded
+        .ok()
+        .and_then(|v| serde_json::to_vec(&v).ok())
+        .map(Bytes::from)
+        .unwrap_or_default()
 }
 
 /// A failure fetching from a PDS.
@@ -160,7 +159,7 @@ impl KeyPackageFetcher {
 
     /// The answers for `dids`, in the same order, repeated DIDs once (at their first
     /// place). Never fails as a whole: a DID that could not be gathered has its status.
-    pub async fn fetch(&self, dids: &[String]) -> Vec<DidResult> {
+    pub async fn fetch(&self, dids: &[Did]) -> Vec<DidResult> {
         let permits = Semaphore::new(self.config.concurrency.max(1));
         let distinct = distinct(dids);
         join_all(distinct.iter().map(|did| self.lookup_timed(did, &permits))).await
@@ -174,12 +173,13 @@ impl KeyPackageFetcher {
     /// (the first one is always whole).
     pub(crate) async fn answer(
         &self,
-        dids: &[String],
+        dids: &[Did],
         source: RequestSource,
         now: Timestamp,
     ) -> Result<Bytes, LookupBudgetSpent> {
         let distinct = distinct(dids);
-        let mut encoded: Vec<Option<Bytes>> = distinct.iter().map(|d| self.cached(d)).collect();
+        let mut encoded: Vec<Option<Bytes>> =
+            distinct.iter().map(|d| self.cached(d.as_str())).collect();
         let missing: Vec<usize> = (0..distinct.len())
             .filter(|&i| encoded[i].is_none())
             .collect();
@@ -195,9 +195,9 @@ impl KeyPackageFetcher {
             )
             .await;
             for (i, result) in missing.into_iter().zip(fetched) {
-                let json = encode_result(&result);
+                let json = did_result_bytes(&result);
                 if result.status != DidStatus::Unreachable {
-                    self.remember(distinct[i], json.clone());
+                    self.remember(distinct[i].as_str(), json.clone());
                 }
                 encoded[i] = Some(json);
             }
@@ -206,8 +206,8 @@ impl KeyPackageFetcher {
         for (i, (did, json)) in distinct.iter().zip(encoded).enumerate() {
             let mut json = json.unwrap_or_default();
             if i > 0 && body.len() + json.len() + 3 > self.config.max_response_bytes {
-                json = encode_result(&failed(
-                    did,
+                json = did_result_bytes(&failed(
+                    did.as_str(),
                     DidStatus::Unreachable,
                     "left out: the answer reached its size limit; ask for this DID alone",
                 ));
@@ -221,10 +221,10 @@ impl KeyPackageFetcher {
         Ok(Bytes::from(body))
     }
 
-    async fn lookup_timed(&self, did: &str, permits: &Semaphore) -> DidResult {
+    async fn lookup_timed(&self, did: &Did, permits: &Semaphore) -> DidResult {
         match timeout(self.config.did_timeout, self.lookup(did, permits)).await {
             Ok(r) => r,
-            Err(_) => failed(did, DidStatus::Unreachable, "timed out"),
+            Err(_) => failed(did.as_str(), DidStatus::Unreachable, "timed out"),
         }
     }
 
@@ -264,14 +264,12 @@ impl KeyPackageFetcher {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).bytes
     }
 
-    async fn lookup(&self, did_text: &str, permits: &Semaphore) -> DidResult {
+    async fn lookup(&self, did: &Did, permits: &Semaphore) -> DidResult {
+        let did_text = did.as_str();
         let fail = |status, message: String| failed(did_text, status, message);
-        let Ok(did) = Did::new(did_text) else {
-            return fail(DidStatus::NotFound, "not a DID".into());
-        };
         let doc = {
             let _permit = permits.acquire().await;
-            self.resolver.resolve(&did).await
+            self.resolver.resolve(did).await
         };
         let doc = match doc {
             Ok(doc) => doc,
@@ -458,18 +456,9 @@ impl Pds<'_> {
 }
 
 /// `dids` without repetitions, in the order of first appearance.
-fn distinct(dids: &[String]) -> Vec<&str> {
+fn distinct(dids: &[Did]) -> Vec<&Did> {
     let mut seen = std::collections::HashSet::new();
-    dids.iter()
-        .map(String::as_str)
-        .filter(|d| seen.insert(*d))
-        .collect()
-}
-
-/// A result as its `didResult` JSON.
-fn encode_result(r: &DidResult) -> Bytes {
-    // Serialising a `Value` cannot fail.
-    Bytes::from(serde_json::to_vec(&did_result_json(r)).unwrap_or_default())
+    dids.iter().filter(|d| seen.insert(d.as_str())).collect()
 }
 
 /// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
@@ -488,6 +477,7 @@ fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn query_values_are_encoded() {
@@ -495,11 +485,25 @@ mod tests {
         assert_eq!(encode("3jzfcijpj2z2a"), "3jzfcijpj2z2a");
     }
 
+    /// A resolver to which no DID exists: answers `notFound` without any network.
+    struct NoDids;
+
+    impl DidResolver for NoDids {
+        fn resolve<'a>(&'a self, _did: &'a Did) -> atmls_identity::resolve::ResolveFuture<'a> {
+            Box::pin(async { Err(ResolveError::NotFound) })
+        }
+    }
+
     fn fetcher(config: KeyPackageConfig) -> KeyPackageFetcher {
-        let resolver = Arc::new(atmls_identity::resolve::HttpResolver::new(
-            atmls_identity::resolve::ResolverConfig::default(),
-        ));
-        KeyPackageFetcher::new(resolver, config, Outbound::default())
+        KeyPackageFetcher::new(Arc::new(NoDids), config, Outbound::default())
+    }
+
+    /// `did:plc:` DIDs, one per name.
+    fn dids<const N: usize>(names: [&str; N]) -> Vec<Did> {
+        names
+            .iter()
+            .map(|n| Did::new(format!("did:plc:{n:a>24}")).unwrap())
+            .collect()
     }
 
     /// Issue 14, hole 3: a repeated DID was answered once per repetition, from a cache
@@ -509,23 +513,23 @@ mod tests {
         let f = fetcher(KeyPackageConfig::default().with_lookups_per_source_per_minute(3));
         let src = RequestSource::from_bytes([1; 16]);
         let t = Timestamp::from_millis(1_000);
-        // Not DIDs: answered `notFound` without any network, and cached.
-        let dids: Vec<String> = std::iter::repeat_n("nope".to_owned(), 100).collect();
-        let body = f.answer(&dids, src, t).await.unwrap();
+        // A DID that does not resolve: answered `notFound` once, and cached.
+        let repeated: Vec<Did> = std::iter::repeat_n(dids(["nope"]).remove(0), 100).collect();
+        let body = f.answer(&repeated, src, t).await.unwrap();
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["results"].as_array().unwrap().len(), 1);
         assert_eq!(v["results"][0]["status"], "notFound");
         // Cached: free, and the same bytes.
-        let again = f.answer(&dids, src, t).await.unwrap();
+        let again = f.answer(&repeated, src, t).await.unwrap();
         assert_eq!(again, body);
         // Three distinct uncached DIDs fit the budget only once.
-        let three: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let three = dids(["a", "b", "c"]);
         assert!(f.answer(&three[..2], src, t).await.is_ok());
-        let spent = f.answer(&["d".to_owned(), "e".to_owned()], src, t).await;
+        let spent = f.answer(&dids(["d", "e"]), src, t).await;
         assert!(spent.is_err(), "over the source's lookup budget");
         // Another source has its own budget; cached answers stay free.
         let other = RequestSource::from_bytes([2; 16]);
-        assert!(f.answer(&["d".to_owned()], other, t).await.is_ok());
+        assert!(f.answer(&dids(["d"]), other, t).await.is_ok());
         assert!(f.answer(&three[..2], src, t).await.is_ok());
     }
 
@@ -538,8 +542,12 @@ mod tests {
         );
         let src = RequestSource::from_bytes([1; 16]);
         let t = Timestamp::from_millis(1_000);
-        let dids: Vec<String> = (0..20).map(|i| format!("not-a-did-{i}")).collect();
-        let body = f.answer(&dids, src, t).await.unwrap();
+        let names: Vec<String> = (0..20).map(|i| format!("x{i}")).collect();
+        let many: Vec<Did> = names
+            .iter()
+            .map(|n| Did::new(format!("did:plc:{n:a>24}")).unwrap())
+            .collect();
+        let body = f.answer(&many, src, t).await.unwrap();
         let v: Value = serde_json::from_slice(&body).unwrap();
         let results = v["results"].as_array().unwrap();
         assert_eq!(results.len(), 20);
@@ -552,9 +560,31 @@ mod tests {
     }
 
     #[test]
-    fn statuses() {
-        let r = failed("did:plc:x", DidStatus::NoDeclaration, "none");
-        assert_eq!(did_result_json(&r)["status"], "noDeclaration");
-        assert_eq!(did_result_json(&r)["keyPackages"], json!([]));
+    fn statuses_and_messages_go_through_the_codec() {
+        let r = failed(
+            "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa",
+            DidStatus::NoDeclaration,
+            "é".repeat(600),
+        );
+        let v: Value = serde_json::from_slice(&did_result_bytes(&r)).unwrap();
+        assert_eq!(v["status"], "noDeclaration");
+        assert_eq!(v["keyPackages"], serde_json::json!([]));
+        let message = v["message"].as_str().unwrap();
+        assert!(message.len() <= MAX_MESSAGE_BYTES && message.len() >= MAX_MESSAGE_BYTES - 1);
+    }
+
+    /// A record whose CID, as the PDS sent it, does not parse is not passed on.
+    #[test]
+    fn a_malformed_record_makes_the_result_unreachable() {
+        let mut r = failed("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", DidStatus::Ok, "");
+        r.message = None;
+        r.key_packages.push(ProvenRecord {
+            uri: "at://did:plc:aaaaaaaaaaaaaaaaaaaaaaaa/chat.mls.keyPackage/3jzfcijpj2z2a".into(),
+            cid: "not a cid".into(),
+            proof: vec![1, 2, 3],
+        });
+        let v: Value = serde_json::from_slice(&did_result_bytes(&r)).unwrap();
+        assert_eq!(v["status"], "unreachable");
+        assert_eq!(v["keyPackages"], serde_json::json!([]));
     }
 }
