@@ -240,3 +240,203 @@ async fn a_sqlite_ds_migrated_to_postgres_serves_every_envelope_unchanged() {
             .ok();
     assert_eq!(next["firstSeq"], 13, "{next}");
 }
+
+/// The cluster's directory (`scripts/pg-cluster start` exports it); panics without it.
+fn cluster_dir() -> String {
+    std::env::var("ATMLS_PG_CLUSTER").unwrap_or_else(|_| {
+        panic!(
+            "ATMLS_PG_CLUSTER is not set: this test restarts the throw-away cluster of \
+             `eval \"$(scripts/pg-cluster start)\"` (scripts/test does this)."
+        )
+    })
+}
+
+/// `scripts/pg-cluster restart`: the database goes away (sessions cut) and comes back.
+fn restart_database() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-cluster");
+    let status = std::process::Command::new(script)
+        .args(["restart", &cluster_dir()])
+        .status()
+        .expect("run scripts/pg-cluster");
+    assert!(status.success(), "pg-cluster restart failed");
+}
+
+/// What one sender saw: its acknowledged (first seq, payload) and the answers it got.
+#[derive(Debug, Default)]
+struct Seen {
+    acked: Vec<(u64, Vec<u8>)>,
+    unavailable: usize,
+    after_restart: usize,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_under_load_is_retryable_and_loses_nothing() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::{Duration, Instant};
+
+    const SENDERS: usize = 4;
+    const BEFORE: usize = 10; // acknowledged per sender before the restart
+    const AFTER: usize = 10; // acknowledged per sender after it
+    let schema = fresh_schema();
+    let (a, b) = (
+        Arc::new(process(&schema, limits()).await),
+        Arc::new(process(&schema, limits()).await),
+    );
+    let mut mailboxes = Vec::new();
+    for s in 0..SENDERS {
+        let key = epoch_key(10 + s as u8, 0);
+        mailboxes.push((a.h.mailbox("group", &key).await, key));
+    }
+    let (health_ds, health_addr, health_server) = probed_process(&schema).await;
+    let health = ds_support::get(health_addr, "/_health", &[]).await.ok();
+    assert_eq!(health["database"], "ok", "{health}");
+    let restarted = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut tasks = Vec::new();
+    for (s, (mailbox, key)) in mailboxes.iter().cloned().enumerate() {
+        // Senders on both processes.
+        let p = if s % 2 == 0 { a.clone() } else { b.clone() };
+        let restarted = restarted.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Seen::default();
+            for n in 0u32.. {
+                assert!(
+                    Instant::now() < deadline,
+                    "sender {s}: no progress: {seen:?}"
+                );
+                if seen.after_restart >= AFTER {
+                    return seen;
+                }
+                let payload = format!("sender {s} batch {n}").into_bytes();
+                let r = p.h.send(&mailbox, &key, json!([message(&payload)])).await;
+                match r.status.as_u16() {
+                    200 => {
+                        let body: Value = serde_json::from_slice(&r.body).expect("JSON");
+                        let seq = body["firstSeq"].as_u64().expect("firstSeq");
+                        seen.acked.push((seq, payload));
+                        if restarted.load(Ordering::SeqCst) {
+                            seen.after_restart += 1;
+                        }
+                    }
+                    503 => {
+                        let body: Value = serde_json::from_slice(&r.body).expect("JSON");
+                        assert_eq!(body["error"], "ServiceUnavailable", "{body}");
+                        seen.unavailable += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    other => panic!(
+                        "sender {s}: {other} {}: never a 500 or anything but 200/503",
+                        String::from_utf8_lossy(&r.body)
+                    ),
+                }
+                if seen.acked.len() == BEFORE && !restarted.load(Ordering::SeqCst) {
+                    // Keep the load on while another sender restarts the database.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            unreachable!()
+        }));
+    }
+    // Restart once every sender has some acknowledgements, with all of them still sending.
+    loop {
+        let total = count_all(&a, &mailboxes).await;
+        if total >= (SENDERS * BEFORE) as u64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no load before the restart");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::task::spawn_blocking(restart_database)
+        .await
+        .expect("restart task");
+    restarted.store(true, Ordering::SeqCst);
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.expect("sender"));
+    }
+    // The service came back by itself: a process started as `atmls serve --database`
+    // starts it (with its database probe) reports the database ok again.
+    loop {
+        let health = ds_support::get(health_addr, "/_health", &[]).await;
+        let body: Value = serde_json::from_slice(&health.body).expect("JSON");
+        if health.status.as_u16() == 200 {
+            assert_eq!(body["database"], "ok", "{body}");
+            break;
+        }
+        assert_eq!(health.status.as_u16(), 503, "{body}");
+        assert!(Instant::now() < deadline, "health never came back: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    health_server.abort();
+    health_ds.shutdown().await;
+    // Every acknowledged envelope is there at its seq, gap-free, each payload once (a 503
+    // wrote nothing: retried payloads are new ones), read through the other process.
+    let mut unavailable = 0;
+    for (s, ((mailbox, key), seen)) in mailboxes.iter().zip(&seen).enumerate() {
+        unavailable += seen.unavailable;
+        let reader = if s % 2 == 0 { &b.h } else { &a.h };
+        let page = reader.read(mailbox, key, 0).await.ok();
+        let stored: Vec<(u64, Vec<u8>)> = page["envelopes"]
+            .as_array()
+            .expect("envelopes")
+            .iter()
+            .map(|e| {
+                (
+                    e["seq"].as_u64().expect("seq"),
+                    ds_support::unb64(&e["payload"]),
+                )
+            })
+            .collect();
+        let seqs: Vec<u64> = stored.iter().map(|(q, _)| *q).collect();
+        assert_eq!(seqs, (1..=stored.len() as u64).collect::<Vec<_>>(), "gap");
+        assert_eq!(
+            stored, seen.acked,
+            "sender {s}: acknowledged = stored, in order"
+        );
+    }
+    assert!(
+        unavailable > 0,
+        "the restart was never seen by a client: the test did not test it"
+    );
+    eprintln!("database restart: {unavailable} answers 503 ServiceUnavailable, none lost");
+}
+
+/// Envelopes stored in all `mailboxes`, read through `p`.
+async fn count_all(p: &Process, mailboxes: &[(MailboxId, SigningKey)]) -> u64 {
+    let mut n = 0;
+    for (m, k) in mailboxes {
+        let page = p.h.read(m, k, 0).await.ok();
+        n += page["envelopes"].as_array().map_or(0, Vec::len) as u64;
+    }
+    n
+}
+
+/// A DS process started the way `atmls serve --database` starts it ([`PgDs::start`],
+/// with the database probe on `/_health`): its handle, address and server task.
+async fn probed_process(schema: &SchemaName) -> (PgDs, std::net::SocketAddr, JoinHandle<()>) {
+    use atmls_ds_xrpc::DsServiceConfig;
+    use atmls_identity::Did;
+    use atmls_identity::resolve::{HttpResolver, ResolverConfig};
+    use atmls_xrpc::Server;
+
+    let ds_config = DsServiceConfig::new(
+        Did::new("did:web:localhost").expect("did"),
+        "http://localhost",
+    );
+    let pg = PgDs::start(
+        &pg_config(schema),
+        ds_config,
+        std::sync::Arc::new(HttpResolver::new(ResolverConfig::default())),
+    )
+    .await
+    .expect("start on the test database");
+    let server = Server::bind(server_config(), pg.router().expect("router"))
+        .await
+        .expect("bind");
+    let addr = server.local_addr();
+    let running = tokio::spawn(async move {
+        let _ = server.serve(std::future::pending()).await;
+    });
+    (pg, addr, running)
+}
