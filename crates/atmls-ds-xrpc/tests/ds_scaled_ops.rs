@@ -440,3 +440,499 @@ async fn probed_process(schema: &SchemaName) -> (PgDs, std::net::SocketAddr, Joi
     });
     (pg, addr, running)
 }
+
+// ---- SIGKILL of one of two DS processes under load --------------------------------------
+
+/// Set (to the schema) in a child process that serves a DS on the test database.
+const KILL_CHILD: &str = "ATMLS_DS_PG_KILL_CHILD";
+
+/// A DS process: does nothing unless [`KILL_CHILD`] is set. Then it serves a DS on the
+/// test database's schema (system clock, its own pool and listener), prints
+/// `listening on http://<addr>`, and stops when its stdin closes.
+#[test]
+fn kill_child() {
+    let Some(schema) = std::env::var_os(KILL_CHILD) else {
+        return;
+    };
+    let schema: SchemaName = schema
+        .to_str()
+        .expect("schema")
+        .parse()
+        .expect("schema name");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let config = pg_config(&schema);
+        let pg = config.clone();
+        let store = tokio::task::spawn_blocking(move || PgStore::connect(&pg))
+            .await
+            .expect("connect task")
+            .expect("connect");
+        let server = atmls_testkit::server::TestServer::builder()
+            .ds_only()
+            .without_plc()
+            .system_clock()
+            .start_on(store)
+            .await;
+        let _follow = PgDs::follow(&config, server.ds().clone())
+            .await
+            .expect("listen");
+        println!("listening on http://{}", server.addr());
+        std::io::Write::flush(&mut std::io::stdout()).expect("flush");
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            while std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)
+                .is_ok_and(|n| n > 0)
+            {
+                line.clear();
+            }
+        })
+        .await
+        .expect("stdin reader");
+        server.shutdown().await;
+    });
+}
+
+mod kill {
+    use std::io::BufRead as _;
+    use std::net::SocketAddr;
+    use std::process::{Child, Command, Stdio};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use atmls_ds::auth::{DsMethod, RequestToken};
+    use atmls_ds::{DeliveryService, DsConfig, MailboxId, MailboxKind};
+    use atmls_ds_postgres::{PgStore, SchemaName};
+    use atmls_ds_xrpc::{Clock as _, SystemClock};
+    use bytes::Bytes;
+    use ed25519_dalek::SigningKey;
+    use futures_util::StreamExt as _;
+    use http_body_util::{BodyExt as _, Full};
+    use hyper::{Request, StatusCode};
+    use hyper_util::rt::TokioIo;
+    use serde_json::{Value, json};
+    use tokio::net::TcpStream;
+
+    use super::{KILL_CHILD, fresh_schema, pg_config};
+    use crate::ds_support::{b64, mailbox_key, public, unb64};
+
+    const MAILBOXES: usize = 4;
+    /// Senders 0..4 send through process A, 4..8 through B; sender `i` to mailbox `i % 4`.
+    const SENDERS: usize = 8;
+    /// Acknowledged batches before A is killed.
+    const KILL_AFTER: usize = 100;
+    /// Batches B must acknowledge after the kill (the survivor keeps serving).
+    const SURVIVOR_ACKS: usize = 40;
+
+    /// A DS process; killed (SIGKILL) when dropped.
+    struct Proc(Child);
+
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn spawn_server(schema: &SchemaName) -> (Proc, SocketAddr) {
+        let mut child = Command::new(std::env::current_exe().expect("this test binary"))
+            .args([
+                "kill_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(KILL_CHILD, schema.as_str())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn a DS process");
+        let stdout = child.stdout.take().expect("stdout");
+        let proc = Proc(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let line = std::io::BufReader::new(stdout)
+                .lines()
+                .take(20)
+                .map_while(Result::ok)
+                .find(|l| l.contains("listening on http://"))
+                .unwrap_or_default();
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the DS process did not start");
+        let addr = line
+            .split_once("listening on http://")
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .1
+            .trim()
+            .parse()
+            .expect("address");
+        (proc, addr)
+    }
+
+    /// One request on a fresh connection; `Err` when the server is gone.
+    async fn request(
+        addr: SocketAddr,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Value), String> {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            let response = sender.send_request(req).await.map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+        })
+        .await
+        .map_err(|_| "timeout".to_owned())?
+    }
+
+    fn token(
+        key: &SigningKey,
+        method: DsMethod,
+        mailbox: &MailboxId,
+        content: &[u8],
+    ) -> RequestToken {
+        RequestToken::sign(
+            key,
+            method,
+            mailbox,
+            SystemClock.now(),
+            rand::random(),
+            content,
+        )
+    }
+
+    async fn send_batch(
+        addr: SocketAddr,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+        payloads: &[Vec<u8>],
+    ) -> Result<(StatusCode, Value), String> {
+        let envelopes: Vec<Value> = payloads
+            .iter()
+            .map(|p| json!({ "kind": "message", "payload": { "$bytes": b64(p) } }))
+            .collect();
+        let body = json!({ "mailbox": mailbox.to_string(), "envelopes": envelopes })
+            .to_string()
+            .into_bytes();
+        let auth = token(key, DsMethod::SendEnvelopes, mailbox, &body).authorization_header();
+        let req = Request::post("/xrpc/chat.mls.ds.sendEnvelopes")
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .header("authorization", auth)
+            .body(Full::new(Bytes::from(body)))
+            .expect("request");
+        request(addr, req).await
+    }
+
+    async fn read_all(
+        addr: SocketAddr,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+    ) -> Vec<(u64, Vec<u8>)> {
+        let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
+        loop {
+            let cursor = out.last().map_or(0, |(s, _)| *s);
+            let query = format!("mailbox={mailbox}&cursor={cursor}&limit=1000");
+            let auth = token(key, DsMethod::GetEnvelopes, mailbox, query.as_bytes())
+                .authorization_header();
+            let req = Request::get(format!("/xrpc/chat.mls.ds.getEnvelopes?{query}"))
+                .header("host", "localhost")
+                .header("authorization", auth)
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            let (status, page) = request(addr, req).await.expect("read");
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let page = page["envelopes"].as_array().expect("envelopes").clone();
+            if page.is_empty() {
+                return out;
+            }
+            out.extend(
+                page.iter()
+                    .map(|e| (e["seq"].as_u64().expect("seq"), unb64(&e["payload"]))),
+            );
+        }
+    }
+
+    /// Subscribes to `mailbox` at `addr` from `cursor` and collects envelopes until the
+    /// stream ends or `until` is reached.
+    async fn subscriber(
+        addr: SocketAddr,
+        mailbox: MailboxId,
+        key: SigningKey,
+        cursor: u64,
+        until: Option<u64>,
+    ) -> Vec<(u64, Vec<u8>)> {
+        let query = format!("mailbox={mailbox}&cursor={cursor}");
+        let t = token(
+            &key,
+            DsMethod::SubscribeEnvelopes,
+            &mailbox,
+            query.as_bytes(),
+        );
+        let mut ws =
+            crate::ds_support::subscribe(addr, &format!("{query}&auth={}", t.encode())).await;
+        let mut got = Vec::new();
+        loop {
+            if until.is_some_and(|u| got.last().is_some_and(|(s, _)| *s >= u)) {
+                return got;
+            }
+            let next = tokio::time::timeout(Duration::from_secs(20), ws.next()).await;
+            let Ok(Some(Ok(msg))) = next else {
+                assert!(
+                    until.is_none(),
+                    "the caught-up subscription stalled at {got:?}"
+                );
+                return got;
+            };
+            let tokio_tungstenite::tungstenite::Message::Binary(b) = msg else {
+                continue;
+            };
+            let (header, body) =
+                atmls_xrpc::Frame::decode::<ipld_core::ipld::Ipld>(&b).expect("frame");
+            if header.t.as_deref() == Some("#envelope") {
+                let (_, seq, payload) = crate::ds_support::envelope(&body);
+                got.push((seq, payload));
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    struct Sent {
+        mailbox: usize,
+        payloads: Vec<Vec<u8>>,
+        acked: Option<u64>,
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sender(
+        id: usize,
+        addr: SocketAddr,
+        mailbox: (MailboxId, SigningKey),
+        log: Arc<Mutex<Vec<Sent>>>,
+        acks: Arc<AtomicUsize>,
+        stop: Arc<AtomicBool>,
+        deadline: Instant,
+    ) {
+        let (mb, key) = mailbox;
+        for n in 0usize.. {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "sender {id}: deadline");
+            let payloads: Vec<Vec<u8>> = (0..n % 3 + 1)
+                .map(|j| format!("sender {id} batch {n} envelope {j}").into_bytes())
+                .collect();
+            let slot = {
+                let mut log = log.lock().expect("log");
+                log.push(Sent {
+                    mailbox: id % MAILBOXES,
+                    payloads: payloads.clone(),
+                    acked: None,
+                });
+                log.len() - 1
+            };
+            match send_batch(addr, &mb, &key, &payloads).await {
+                Ok((StatusCode::OK, body)) => {
+                    log.lock().expect("log")[slot].acked = body["firstSeq"].as_u64();
+                    acks.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok((StatusCode::SERVICE_UNAVAILABLE, body)) => {
+                    assert_eq!(body["error"], "ServiceUnavailable", "{body}");
+                    // Nothing written: forget it and go on.
+                    log.lock().expect("log")[slot].payloads.clear();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok((status, body)) => panic!("sender {id}: {status} {body}"),
+                // The process was killed: this batch may or may not have been committed.
+                Err(_) => return,
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigkill_of_one_of_two_processes_under_load_loses_nothing() {
+        let started = Instant::now();
+        let schema = fresh_schema();
+        let config = pg_config(&schema);
+        let mailboxes: Vec<(MailboxId, SigningKey)> = tokio::task::spawn_blocking(move || {
+            let store = PgStore::connect(&config).expect("connect");
+            let mut core = DeliveryService::new(store, rand::rngs::OsRng, DsConfig::default());
+            (0..MAILBOXES)
+                .map(|_| {
+                    let key = mailbox_key();
+                    let info = core
+                        .create_mailbox("did:plc:killtest", MailboxKind::Group, &public(&key), 0)
+                        .expect("create");
+                    (info.mailbox, key)
+                })
+                .collect()
+        })
+        .await
+        .expect("setup task");
+
+        let (a, a_addr) = spawn_server(&schema);
+        let (_b, b_addr) = spawn_server(&schema);
+        // A subscriber of mailbox 0 on A, the process that will be killed.
+        let sub = tokio::spawn(subscriber(
+            a_addr,
+            mailboxes[0].0,
+            mailboxes[0].1.clone(),
+            0,
+            None,
+        ));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (acks, stop) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let tasks: Vec<_> = (0..SENDERS)
+            .map(|id| {
+                let addr = if id < SENDERS / 2 { a_addr } else { b_addr };
+                tokio::spawn(sender(
+                    id,
+                    addr,
+                    mailboxes[id % MAILBOXES].clone(),
+                    log.clone(),
+                    acks.clone(),
+                    stop.clone(),
+                    deadline,
+                ))
+            })
+            .collect();
+        while acks.load(Ordering::SeqCst) < KILL_AFTER {
+            assert!(Instant::now() < deadline, "too few acknowledgements");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // SIGKILL of A, in the middle of the load; B's senders go on.
+        drop(a);
+        let at_kill = acks.load(Ordering::SeqCst);
+        while acks.load(Ordering::SeqCst) < at_kill + SURVIVOR_ACKS {
+            assert!(Instant::now() < deadline, "the survivor stopped serving");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A restarts (a new process on the same database) while B is still loaded.
+        let (_a, a_addr) = spawn_server(&schema);
+        let survivor_before = acks.load(Ordering::SeqCst);
+        while acks.load(Ordering::SeqCst) < survivor_before + 10 {
+            assert!(Instant::now() < deadline, "no load after the restart");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.store(true, Ordering::SeqCst);
+        for t in tasks {
+            t.await.expect("sender");
+        }
+        let sent = log.lock().expect("log").clone();
+
+        // Everything, read through the restarted A.
+        let mut stored = Vec::new();
+        for (mb, key) in &mailboxes {
+            stored.push(read_all(a_addr, mb, key).await);
+        }
+        let mut owner: std::collections::HashMap<&[u8], usize> = Default::default();
+        for (i, s) in sent.iter().enumerate() {
+            for p in &s.payloads {
+                owner.insert(p, i);
+            }
+        }
+        for (m, envelopes) in stored.iter().enumerate() {
+            let seqs: Vec<u64> = envelopes.iter().map(|(s, _)| *s).collect();
+            assert_eq!(
+                seqs,
+                (1..=seqs.len() as u64).collect::<Vec<_>>(),
+                "mailbox {m}: gap"
+            );
+            for (seq, payload) in envelopes {
+                let i = owner
+                    .get(payload.as_slice())
+                    .unwrap_or_else(|| panic!("mailbox {m} seq {seq}: a payload nobody sent"));
+                assert_eq!(sent[*i].mailbox, m, "seq {seq} in the wrong mailbox");
+            }
+        }
+        let (mut acked, mut kept, mut lost) = (0, 0, 0);
+        for s in sent.iter().filter(|s| !s.payloads.is_empty()) {
+            let envelopes = &stored[s.mailbox];
+            let at = envelopes.iter().position(|(_, p)| *p == s.payloads[0]);
+            if let Some(first) = s.acked {
+                acked += 1;
+                let at = at.unwrap_or_else(|| panic!("acknowledged batch at {first} lost"));
+                assert_eq!(envelopes[at].0, first, "acknowledged at another seq");
+            }
+            match at {
+                Some(at) => {
+                    let got: Vec<&Vec<u8>> = envelopes[at..]
+                        .iter()
+                        .take(s.payloads.len())
+                        .map(|(_, p)| p)
+                        .collect();
+                    assert_eq!(
+                        got,
+                        s.payloads.iter().collect::<Vec<_>>(),
+                        "batch half-written"
+                    );
+                    if s.acked.is_none() {
+                        kept += 1;
+                    }
+                }
+                None => {
+                    assert!(
+                        s.payloads
+                            .iter()
+                            .all(|p| envelopes.iter().all(|(_, q)| q != p)),
+                        "batch half-written"
+                    );
+                    lost += 1;
+                }
+            }
+        }
+        // The subscriber of the killed process resubscribes at the restarted one from
+        // its cursor and catches up: together, everything of mailbox 0, in order, once.
+        let mut seen = tokio::time::timeout(Duration::from_secs(20), sub)
+            .await
+            .expect("the killed process's subscription ended")
+            .expect("subscriber");
+        let cursor = seen.last().map_or(0, |(s, _)| *s);
+        let head = stored[0].last().map_or(0, |(s, _)| *s);
+        assert!(cursor < head, "the subscription ended before the end");
+        seen.extend(
+            subscriber(
+                a_addr,
+                mailboxes[0].0,
+                mailboxes[0].1.clone(),
+                cursor,
+                Some(head),
+            )
+            .await,
+        );
+        assert_eq!(
+            seen, stored[0],
+            "the subscriber caught up: in order, no gap, no duplicate"
+        );
+        assert!(acked >= KILL_AFTER + SURVIVOR_ACKS);
+        eprintln!(
+            "sigkill test: {acked} acknowledged batches all present; {kept} unacknowledged \
+             batches committed whole, {lost} absent; {} envelopes; subscriber resumed at {cursor} \
+             of {head}; {:?}",
+            stored.iter().map(Vec::len).sum::<usize>(),
+            started.elapsed()
+        );
+    }
+}
