@@ -22,6 +22,11 @@ use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+/// Held by each test here for its whole run: the restart test takes the database away,
+/// which must not land in the middle of another test of this binary (test binaries run
+/// one after another, so other binaries are not affected).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The test database's URL; panics (fails the test) when it is not set.
 fn url() -> String {
     std::env::var("ATMLS_TEST_DATABASE_URL").unwrap_or_else(|_| {
@@ -69,7 +74,16 @@ async fn process(schema: &SchemaName, limits: atmls_ds::DsConfig) -> Process {
         .await
         .expect("connect task")
         .expect("connect to the test database");
-    let h = start_with_store(store, limits, |c| c, server_config()).await;
+    // The service-auth token ids in the database too, as `atmls serve --database` keeps
+    // them.
+    let jti = atmls_server::scaled::PgReplayStore::new(store.clone(), 10_000);
+    let h = start_with_store(
+        store,
+        limits,
+        move |c| c.with_replay_store(std::sync::Arc::new(jti)),
+        server_config(),
+    )
+    .await;
     let follow = PgDs::follow(&config, h.ds.clone())
         .await
         .expect("listen to the test database");
@@ -115,6 +129,7 @@ async fn view(h: &Harness, mailbox: &MailboxId, key: &SigningKey, inbox: bool) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_ds_migrated_to_postgres_serves_every_envelope_unchanged() {
+    let _one = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("ds.sqlite");
     let src = start_with_store(
@@ -271,6 +286,7 @@ struct Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_under_load_is_retryable_and_loses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
     use std::time::{Duration, Instant};
@@ -769,6 +785,7 @@ mod kill {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sigkill_of_one_of_two_processes_under_load_loses_nothing() {
+        let _one = super::ONE_AT_A_TIME.lock().await;
         let started = Instant::now();
         let schema = fresh_schema();
         let config = pg_config(&schema);
@@ -934,5 +951,180 @@ mod kill {
             stored.iter().map(Vec::len).sum::<usize>(),
             started.elapsed()
         );
+    }
+}
+
+// ---- what a dump of the database holds ---------------------------------------------------
+
+/// The tables that may hold a DID: the per-account mailbox counter, and the service-auth
+/// token ids (issuer, token id, expiry) kept for replay protection. Neither has a mailbox
+/// column.
+const DID_TABLES: [&str; 2] = ["account_quota", "service_auth_jti"];
+
+/// `pg_dump` of one schema of the test database, as text.
+fn pg_dump(schema: &SchemaName) -> String {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|dirs| {
+            dirs.filter_map(Result::ok)
+                .map(|d| d.path().join("bin/pg_dump"))
+                .filter(|p| p.is_file())
+                .max()
+        })
+        .unwrap_or_else(|| "pg_dump".into());
+    let out = std::process::Command::new(bin)
+        .args([
+            "--no-owner",
+            "--schema",
+            schema.as_str(),
+            "--dbname",
+            &url(),
+        ])
+        .output()
+        .expect("run pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("a UTF-8 dump")
+}
+
+/// Every data line of the dump with the table it belongs to (`COPY … FROM stdin;` blocks).
+fn data_lines(dump: &str) -> Vec<(String, &str)> {
+    let mut out = Vec::new();
+    let mut table: Option<String> = None;
+    for line in dump.lines() {
+        match &table {
+            None => {
+                if let Some(rest) = line.strip_prefix("COPY ") {
+                    let name = rest.split_whitespace().next().unwrap_or_default();
+                    let name = name.rsplit('.').next().unwrap_or_default();
+                    table = Some(name.trim_matches('"').to_owned());
+                }
+            }
+            Some(_) if line == "\\." => table = None,
+            Some(t) => out.push((t.clone(), line)),
+        }
+    }
+    out
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_of_the_database_links_no_did_to_a_mailbox() {
+    use atmls_ds_xrpc::Clock as _;
+    use atmls_identity::service_auth::{Claims, issue};
+    use std::time::Duration;
+
+    let _one = ONE_AT_A_TIME.lock().await;
+    let schema = fresh_schema();
+    let p = process(&schema, limits()).await;
+    let h = &p.h;
+    let others: Vec<_> = (0..3)
+        .map(|_| h.plc().account("https://pds.example.com"))
+        .collect();
+    let accounts: Vec<&ds_support::Account> = std::iter::once(&h.alice).chain(&others).collect();
+    let mut ids = Vec::new();
+    for (n, account) in accounts.iter().enumerate() {
+        for kind in ["group", "inbox"] {
+            let key = epoch_key(40 + n as u8, u64::from(kind == "inbox"));
+            let token = issue(
+                &account.key,
+                &Claims::new(
+                    &account.did,
+                    &h.audience(),
+                    "chat.mls.ds.createMailbox",
+                    h.clock.now(),
+                    Duration::from_secs(60),
+                ),
+            );
+            let body = json!({ "kind": kind, "key": { "$bytes": b64(&key.verifying_key().to_bytes()) }, "epoch": 0 });
+            let auth = format!("Bearer {token}");
+            let created = ds_support::post(
+                h.addr,
+                "/xrpc/chat.mls.ds.createMailbox",
+                body.to_string().into_bytes(),
+                &[("authorization", &auth)],
+            )
+            .await
+            .ok();
+            let id: MailboxId = created["mailbox"]
+                .as_str()
+                .expect("id")
+                .parse()
+                .expect("id");
+            if kind == "group" {
+                h.send(&id, &key, json!([message(b"hello")])).await.ok();
+            } else {
+                welcome(h, &id, b"welcome").await;
+            }
+            ids.push(id);
+        }
+    }
+
+    let dump = pg_dump(&schema);
+    let lines = data_lines(&dump);
+    let needles: Vec<String> = ids
+        .iter()
+        .flat_map(|id| [hex(id.as_bytes()), id.to_string()])
+        .collect();
+    assert!(
+        needles.iter().any(|n| dump.contains(n.as_str())),
+        "the scan sees the mailbox ids"
+    );
+    let mut in_jti = 0;
+    for account in &accounts {
+        let did = account.did.as_str();
+        let mut seen_in_quota = false;
+        for (table, line) in lines.iter().filter(|(_, l)| l.contains(did)) {
+            assert!(
+                DID_TABLES.contains(&table.as_str()),
+                "a DID in table {table}"
+            );
+            for n in &needles {
+                assert!(
+                    !line.contains(n.as_str()),
+                    "a DID beside a mailbox id in {table}"
+                );
+            }
+            seen_in_quota |= table == "account_quota";
+            in_jti += usize::from(table == "service_auth_jti");
+        }
+        assert!(seen_in_quota, "the scan sees the quota rows");
+        // Outside the data: nowhere (no comment, no default, no name).
+        let outside = dump.lines().filter(|l| l.contains(did)).count();
+        let inside = lines.iter().filter(|(_, l)| l.contains(did)).count();
+        assert_eq!(outside, inside, "a DID outside the table data");
+    }
+    assert_eq!(
+        in_jti,
+        ids.len(),
+        "the scan sees the service-auth token ids"
+    );
+    // The DID tables have no mailbox column; no handle or PDS name is stored anywhere.
+    for table in DID_TABLES {
+        let create = dump
+            .split(&format!("CREATE TABLE {}.{table} (", schema.as_str()))
+            .nth(1)
+            .and_then(|rest| rest.split(");").next())
+            .unwrap_or_else(|| panic!("no CREATE TABLE {table} in the dump"));
+        let columns: Vec<&str> = create
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|c| *c != "CONSTRAINT")
+            .collect();
+        assert!(
+            !columns
+                .iter()
+                .any(|c| ["mailbox", "id", "key", "subject"].contains(c)),
+            "{table}: {columns:?}"
+        );
+    }
+    for word in ["at://", "pds.example.com", ".test"] {
+        assert!(!dump.contains(word), "{word} in the dump");
     }
 }
