@@ -15,6 +15,7 @@ macro_rules! say {
 
 mod client;
 mod demo;
+mod ds_cmd;
 mod repo_cmd;
 mod serve;
 mod status;
@@ -93,6 +94,9 @@ watch of the profile; with --wait the command waits for it instead.")]
     /// Inspect and verify AT repositories and record proofs (CAR files).
     #[command(subcommand)]
     Repo(repo_cmd::RepoCommand),
+    /// Operate the delivery service's storage (copy a SQLite DS into PostgreSQL).
+    #[command(subcommand)]
+    Ds(ds_cmd::DsCommand),
 }
 
 /// The async runtime of the client commands and the demo (two workers: the machine's
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Repo(cmd) => repo_cmd::run(cmd).map_err(|e| e.to_string()),
+        Command::Ds(cmd) => ds_cmd::run(cmd).map_err(|e| e.to_string()),
         Command::Serve(args) => serve::run(args).map_err(|e| e.to_string()),
         Command::Demo(args) => return demo::run(args),
         Command::Account(a) => return client(client::ClientCommand::Account(a)),

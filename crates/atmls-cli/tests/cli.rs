@@ -189,3 +189,77 @@ fn garbage_gives_clear_errors_not_panics() {
         }
     }
 }
+
+/// `atmls ds migrate-store` copies a SQLite DS into PostgreSQL (into a fresh schema, named
+/// by the URL's `search_path`) and refuses a second run into the now non-empty target.
+/// Needs `ATMLS_TEST_DATABASE_URL` (scripts/test); fails without it.
+#[test]
+fn ds_migrate_store_copies_once_and_refuses_a_non_empty_target() {
+    use atmls_ds::{DeliveryService, DsConfig, MailboxKind, SqliteStore, Timestamp};
+
+    let url = std::env::var("ATMLS_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "ATMLS_TEST_DATABASE_URL is not set: this test needs a PostgreSQL server. Start \
+             a throw-away one with `eval \"$(scripts/pg-cluster start)\"` (scripts/test does this)."
+        )
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("ds.sqlite");
+    {
+        let store = SqliteStore::open(&db).expect("open");
+        let mut core = DeliveryService::new(store, rand::rngs::OsRng, DsConfig::default());
+        for n in 1..=3u8 {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[n; 32]).verifying_key();
+            let info = core
+                .create_mailbox("did:plc:migratecli", MailboxKind::Inbox, key.as_bytes(), 0)
+                .expect("create");
+            core.send_welcome(&info.mailbox, vec![n; 10], Timestamp::from_millis(1))
+                .expect("welcome");
+        }
+    }
+    // A schema of its own, made with psql, and named in the URL.
+    let schema = format!("cli_{}", std::process::id());
+    let psql = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path().join("bin/psql"))
+                .filter(|p| p.is_file())
+                .max()
+        })
+        .unwrap_or_else(|| "psql".into());
+    let made = Command::new(psql)
+        .args([&url, "-X", "-q", "-c", &format!("CREATE SCHEMA {schema}")])
+        .output()
+        .expect("run psql");
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let target = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let from = db.to_string_lossy().into_owned();
+
+    let first = atmls(&["ds", "migrate-store", "--from", &from, "--to", &target]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stdout).contains("0 groups, 3 inboxes, 3 envelopes (30 payload bytes)"),
+        "{}",
+        text(&first.stdout)
+    );
+    let second = atmls(&["ds", "migrate-store", "--from", &from, "--to", &target]);
+    assert!(!second.status.success());
+    let err = text(&second.stderr);
+    assert!(err.contains("not empty (3 mailboxes, 3 envelopes"), "{err}");
+    assert!(
+        !err.contains(&url),
+        "the URL (with its password) is never printed"
+    );
+    let missing = atmls(&[
+        "ds",
+        "migrate-store",
+        "--from",
+        "/nonexistent/ds.sqlite",
+        "--to",
+        &target,
+    ]);
+    assert!(!missing.status.success());
+    assert!(text(&missing.stderr).contains("no such file"));
+}

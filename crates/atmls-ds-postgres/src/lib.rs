@@ -55,6 +55,7 @@
 
 mod codec;
 mod config;
+pub mod copy;
 mod error;
 pub mod migrate;
 pub mod notify;
@@ -62,6 +63,7 @@ pub mod shared;
 mod store;
 
 pub use config::{InvalidSchemaName, InvalidUrl, PgConfig, SchemaName};
+pub use copy::{CopyError, CopyReport, NonEmptyTarget, copy_from_sqlite};
 pub use migrate::SCHEMA_VERSION;
 pub use notify::{Appended, Listener, Notices};
 pub use shared::{

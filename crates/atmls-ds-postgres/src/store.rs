@@ -170,6 +170,18 @@ impl PgStore {
         })
     }
 
+    /// Starts `f` on the store's runtime and returns at once (for a call fed from this
+    /// thread while it runs, [`crate::copy`]).
+    pub(crate) fn spawn<T: Send + 'static>(
+        &self,
+        f: impl Future<Output = T> + Send + 'static,
+    ) -> Result<tokio::task::JoinHandle<T>, StoreError> {
+        let Some(rt) = self.rt.0.as_ref() else {
+            return Err(from_setup(std::io::Error::other("runtime gone")));
+        };
+        Ok(rt.spawn(f))
+    }
+
     async fn read_mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
         let client = self.pool.get().await.map_err(from_pool)?;
         let stmt = client

@@ -17,8 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use atmls_ds::{StoreError, Timestamp};
-pub use atmls_ds_postgres::{InvalidUrl, PgConfig};
-use atmls_ds_postgres::{JtiVerdict, Listener, Notices, PgStore};
+pub use atmls_ds_postgres::PgStore;
+pub use atmls_ds_postgres::{
+    CopyError, CopyReport, InvalidUrl, NonEmptyTarget, PgConfig, copy_from_sqlite,
+};
+use atmls_ds_postgres::{JtiVerdict, Listener, Notices};
 use atmls_ds_xrpc::{DsError, DsService, DsServiceConfig};
 use atmls_identity::resolve::DidResolver;
 use atmls_identity::service_auth::{ReplayStore, ServiceAuthError};

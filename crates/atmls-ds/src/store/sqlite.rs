@@ -14,6 +14,8 @@
 //! Restarts: `replay_saved` and `clean_stop` hold the replay cache only from a clean stop
 //! to the next start, which takes and deletes them in one transaction.
 
+mod export;
+
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
