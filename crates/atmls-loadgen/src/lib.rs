@@ -32,6 +32,7 @@
 pub mod client;
 mod error;
 pub mod fdlimit;
+pub mod postgres;
 pub mod report;
 mod run;
 pub mod scenario;
@@ -41,4 +42,5 @@ pub mod target;
 pub use error::LoadgenError;
 pub use report::{Figure, Report};
 pub use run::{Plan, Scenario, run, to_json};
+pub use postgres::Database;
 pub use target::Target;

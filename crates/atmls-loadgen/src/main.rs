@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use atmls_loadgen::{Plan, Scenario, Target, run, to_json};
+use atmls_loadgen::{Database, Plan, Scenario, Target, run, to_json};
 use clap::{Parser, ValueEnum};
 
 /// Load generator for the atmls delivery service.
@@ -20,6 +20,18 @@ struct Args {
     /// started in this process.
     #[arg(long)]
     url: Option<String>,
+    /// Run the in-process DS on this PostgreSQL database (`postgres://…`; also
+    /// `ATMLS_DATABASE_URL`) instead of a SQLite file; each scenario uses a new schema,
+    /// dropped afterwards. The baselines then add raw PostgreSQL transactions.
+    #[arg(long)]
+    database: Option<String>,
+    /// DS processes over `--database` (each with its own store, pool, notification
+    /// listener and loopback listener; connections are spread over them).
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
+    /// Connections in each DS process's pool (`--database`).
+    #[arg(long, default_value_t = 8)]
+    pool_size: usize,
     /// The PLC directory of `--url` when it is not on the same listener (as printed by
     /// `atmls-loadgen serve`).
     #[arg(long)]
@@ -75,7 +87,19 @@ enum Which {
     Serve,
 }
 
-fn plan(args: &Args) -> Plan {
+fn plan(args: &Args) -> Result<Plan, atmls_loadgen::LoadgenError> {
+    let database = match args
+        .database
+        .clone()
+        .or_else(|| std::env::var("ATMLS_DATABASE_URL").ok())
+    {
+        Some(url) => Some(
+            Database::new(&url)?
+                .with_processes(args.processes)
+                .with_pool_size(args.pool_size),
+        ),
+        None => None,
+    };
     let mut plan = Plan {
         scenarios: match args.scenario {
             Which::All => Scenario::ALL.to_vec(),
@@ -88,6 +112,7 @@ fn plan(args: &Args) -> Plan {
         },
         url: args.url.clone(),
         plc_url: args.plc_url.clone(),
+        database,
         batch: args.batch.max(1),
         ..Plan::default()
     };
@@ -101,7 +126,7 @@ fn plan(args: &Args) -> Plan {
     plan.rss.mailboxes = args.mailboxes;
     plan.rss.connections = args.connections;
     plan.rss.server_pid = args.server_pid;
-    plan
+    Ok(plan)
 }
 
 /// Serves an in-process DS until stdin closes, Ctrl-C, or `limit` passed.
@@ -132,7 +157,13 @@ async fn serve(limit: Duration) -> Result<(), atmls_loadgen::LoadgenError> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let plan = plan(&args);
+    let plan = match plan(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("atmls-loadgen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -99,7 +99,9 @@ async fn run_inner(
     fill(target, &mailbox, cfg).await?;
     let fill_rate = rate(cfg.envelopes, fill_start.elapsed());
 
-    let mut conn = target.conn().await?;
+    // With several processes, read from the last one (the mailbox was created at the
+    // first, and filled through all).
+    let mut conn = target.conn_to(target.processes() - 1).await?;
     let mut seen = vec![false; usize::try_from(cfg.envelopes).unwrap_or(0) + 1];
     let mut last = 0u64;
     let start = Instant::now();
@@ -153,7 +155,7 @@ async fn fill(
             cfg.clone(),
         );
         set.spawn(async move {
-            let mut conn = target.conn().await?;
+            let mut conn = target.conn_to(s).await?;
             let batch = cfg.fill_batch.max(1);
             // Bounded: every iteration claims at least one envelope of a finite total.
             loop {
