@@ -13,9 +13,9 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// What to run.
-    #[arg(value_enum, default_value = "all")]
-    scenario: Which,
+    /// What to run, in this order (several may be given, e.g. `baseline ingest`).
+    #[arg(value_enum, num_args = 0.., default_values = ["all"])]
+    scenario: Vec<Which>,
     /// A running `atmls serve` on loopback (e.g. http://127.0.0.1:2583) instead of a DS
     /// started in this process.
     #[arg(long)]
@@ -66,6 +66,10 @@ struct Args {
     /// Envelopes of `catchup`.
     #[arg(long, default_value_t = 100_000)]
     catchup_envelopes: u64,
+    /// With several processes, fill the `catchup` mailbox through all of them at once
+    /// (cross-process appends racing on one mailbox) instead of through the first.
+    #[arg(long)]
+    catchup_fill_all_processes: bool,
     /// Mailboxes of `rss`.
     #[arg(long, default_value_t = 10_000)]
     mailboxes: usize,
@@ -101,15 +105,19 @@ fn plan(args: &Args) -> Result<Plan, atmls_loadgen::LoadgenError> {
         None => None,
     };
     let mut plan = Plan {
-        scenarios: match args.scenario {
-            Which::All => Scenario::ALL.to_vec(),
-            Which::Baseline => vec![Scenario::Baseline],
-            Which::Ingest => vec![Scenario::Ingest],
-            Which::Fanout => vec![Scenario::Fanout],
-            Which::Catchup => vec![Scenario::Catchup],
-            Which::Rss => vec![Scenario::Rss],
-            Which::Serve => Vec::new(),
-        },
+        scenarios: args
+            .scenario
+            .iter()
+            .flat_map(|w| match w {
+                Which::All => Scenario::ALL.to_vec(),
+                Which::Baseline => vec![Scenario::Baseline],
+                Which::Ingest => vec![Scenario::Ingest],
+                Which::Fanout => vec![Scenario::Fanout],
+                Which::Catchup => vec![Scenario::Catchup],
+                Which::Rss => vec![Scenario::Rss],
+                Which::Serve => Vec::new(),
+            })
+            .collect(),
         url: args.url.clone(),
         plc_url: args.plc_url.clone(),
         database,
@@ -123,6 +131,7 @@ fn plan(args: &Args) -> Result<Plan, atmls_loadgen::LoadgenError> {
     plan.fanout.envelopes = args.fanout_envelopes;
     plan.fanout.interval = Duration::from_millis(args.interval_ms);
     plan.catchup.envelopes = args.catchup_envelopes;
+    plan.catchup.fill_all_processes = args.catchup_fill_all_processes;
     plan.rss.mailboxes = args.mailboxes;
     plan.rss.connections = args.connections;
     plan.rss.server_pid = args.server_pid;
@@ -130,15 +139,17 @@ fn plan(args: &Args) -> Result<Plan, atmls_loadgen::LoadgenError> {
 }
 
 /// Serves an in-process DS until stdin closes, Ctrl-C, or `limit` passed.
-async fn serve(limit: Duration) -> Result<(), atmls_loadgen::LoadgenError> {
+async fn serve(limit: Duration, plan: &Plan) -> Result<(), atmls_loadgen::LoadgenError> {
     atmls_loadgen::fdlimit::ensure_open_files(8192)?;
-    let target = Target::start_local().await?;
-    println!(
-        "listening on http://{} plc http://{} pid {}",
-        target.addr(),
-        target.plc_addr(),
-        std::process::id()
-    );
+    let target = Target::start(plan.database.as_ref()).await?;
+    for i in 0..target.processes() {
+        println!(
+            "listening on http://{} plc http://{} pid {}",
+            target.addr_of(i),
+            target.plc_addr(),
+            std::process::id()
+        );
+    }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
         // Ends when stdin closes (bounded by the process's life).
@@ -174,8 +185,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Which::Serve = args.scenario {
-        return match runtime.block_on(serve(Duration::from_secs(args.serve_seconds))) {
+    if args.scenario.iter().any(|w| matches!(w, Which::Serve)) {
+        return match runtime.block_on(serve(Duration::from_secs(args.serve_seconds), &plan)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("atmls-loadgen: {e}");
