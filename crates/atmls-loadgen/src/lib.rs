@@ -40,7 +40,7 @@ pub mod stats;
 pub mod target;
 
 pub use error::LoadgenError;
+pub use postgres::Database;
 pub use report::{Figure, Report};
 pub use run::{Plan, Scenario, run, to_json};
-pub use postgres::Database;
 pub use target::Target;

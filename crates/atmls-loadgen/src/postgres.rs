@@ -140,7 +140,7 @@ impl Deployment {
             let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
             let addr = listener.local_addr()?;
             let service = shares
-                .apply(DsServiceConfig::new(did.clone(), &format!("http://{addr}")))
+                .apply(DsServiceConfig::new(did.clone(), format!("http://{addr}")))
                 .with_core(core.clone())
                 .with_clock(Arc::new(SystemClock))
                 .with_key_packages(KeyPackageConfig::default().with_allow_http(true))
@@ -186,7 +186,10 @@ pub(crate) async fn drop_schema(url: &str, schema: &SchemaName) {
     if let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await {
         let task = tokio::spawn(conn);
         let _ = client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.as_str()))
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                schema.as_str()
+            ))
             .await;
         drop(client);
         let _ = task.await;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::LoadgenError;
+use crate::postgres::Database;
 use crate::report::{Conditions, Figure, Goal, Report};
 use crate::scenario::baseline::{SqliteResult, noop_http, sqlite_inserts};
 use crate::scenario::catchup::{self, CatchupConfig, CatchupResult};
@@ -14,7 +15,6 @@ use crate::scenario::ingest::{self, IngestConfig, IngestResult};
 use crate::scenario::pg_baseline::{PgResult, pg_inserts};
 use crate::scenario::rss::{self, RssConfig, RssResult};
 use crate::stats::{compiler_processes, load_average};
-use crate::postgres::Database;
 use crate::target::Target;
 
 /// The scenarios.
@@ -301,7 +301,12 @@ fn figures(plan: &Plan, r: &Results) -> Vec<Figure> {
             );
             out.push(Figure::new("baseline", &name, p.txns_per_s, "txn/s"));
             if p.rows_per_txn > 1 {
-                out.push(Figure::new("baseline", &format!("{name}: rows"), p.rows_per_s, "rows/s"));
+                out.push(Figure::new(
+                    "baseline",
+                    &format!("{name}: rows"),
+                    p.rows_per_s,
+                    "rows/s",
+                ));
             }
         }
     }
@@ -320,11 +325,9 @@ fn figures(plan: &Plan, r: &Results) -> Vec<Figure> {
             "env/s",
         );
         let f = with(f, &format!("{raw_name} 1-row txn"), raw1);
-        if on_pg {
-            if let Some(ratio) = f.ratio {
-                let name = format!("1 envelope/request ÷ {raw_name} 1-row txn/s");
-                out.push(Figure::new("ingest", &name, ratio, "×").goal(Goal::AtLeast(0.5)));
-            }
+        if on_pg && let Some(ratio) = f.ratio {
+            let name = format!("1 envelope/request ÷ {raw_name} 1-row txn/s");
+            out.push(Figure::new("ingest", &name, ratio, "×").goal(Goal::AtLeast(0.5)));
         }
         out.push(f.goal(Goal::AtLeast(10_000.0)));
         out.push(Figure::new(
@@ -347,14 +350,12 @@ fn figures(plan: &Plan, r: &Results) -> Vec<Figure> {
         let name = format!("{} envelopes/request: envelopes", plan.batch);
         let f = Figure::new("ingest", &name, s.envelopes_per_s, "env/s");
         let f = with(f, &format!("{raw_name} batched txn rows"), raw_batch);
-        if on_pg {
-            if let Some(ratio) = f.ratio {
-                let name = format!(
-                    "{} envelopes/request ÷ {raw_name} batched rows/s",
-                    plan.batch
-                );
-                out.push(Figure::new("ingest", &name, ratio, "×").goal(Goal::AtLeast(0.5)));
-            }
+        if on_pg && let Some(ratio) = f.ratio {
+            let name = format!(
+                "{} envelopes/request ÷ {raw_name} batched rows/s",
+                plan.batch
+            );
+            out.push(Figure::new("ingest", &name, ratio, "×").goal(Goal::AtLeast(0.5)));
         }
         out.push(f.goal(Goal::AtLeast(10_000.0)));
         let name = format!("{} envelopes/request: p50", plan.batch);

@@ -18,9 +18,9 @@ use atmls_xrpc::{ServerConfig, SubscriptionConfig};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 
+use crate::LoadgenError;
 use crate::client::{Conn, bad_answer};
 use crate::postgres::{Database, Deployment};
-use crate::LoadgenError;
 
 /// An account registered in the PLC directory the DS resolves from.
 #[derive(Debug)]
@@ -51,7 +51,7 @@ pub struct GroupMailbox {
 /// (started by `atmls-testkit`, with its dev PLC directory), or on PostgreSQL.
 enum Local {
     Sqlite {
-        server: TestServer,
+        server: Box<TestServer>,
         _dir: tempfile::TempDir,
     },
     Postgres(Deployment),
@@ -107,7 +107,10 @@ impl Target {
             ds_did: server.ds_did().to_string(),
             request_max_age_ms,
             sign_offset_ms: AtomicU64::new(0),
-            local: Some(Local::Sqlite { server, _dir: dir }),
+            local: Some(Local::Sqlite {
+                server: Box::new(server),
+                _dir: dir,
+            }),
         })
     }
 

@@ -68,7 +68,11 @@ async fn two_processes_over_one_database_lose_nothing() {
         assert_eq!(f.deliveries, 4 * 15);
         assert_eq!(f.processes, 2);
         let cross = f.cross_latency.expect("cross-process latency");
-        assert_eq!(cross.count, 2 * 15, "the two subscribers at the other process");
+        assert_eq!(
+            cross.count,
+            2 * 15,
+            "the two subscribers at the other process"
+        );
 
         // Catch-up: filled through the first, read through the second.
         let cfg = CatchupConfig {
