@@ -33,6 +33,12 @@ pub enum LoadgenError {
     /// The SQLite baseline failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The raw PostgreSQL baseline failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// `--database` is not a usable PostgreSQL connection string.
+    #[error("--database: {0}")]
+    Database(String),
     /// An answer that does not parse or does not have the expected shape.
     #[error("bad answer: {0}")]
     BadAnswer(String),

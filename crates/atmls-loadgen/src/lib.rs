@@ -1,7 +1,9 @@
 //! Load generator for the atmls delivery service (`docs/performance.md`).
 //!
 //! It starts the DS in this process on `127.0.0.1:0` over a SQLite file in a temporary
-//! directory — or targets a running `atmls serve` on loopback — creates mailboxes with
+//! directory — or over a PostgreSQL database with one or more DS processes
+//! ([`postgres`], `--database`, `--processes`), or targets a running `atmls serve` on
+//! loopback — creates mailboxes with
 //! service-auth tokens from a dev PLC directory, and runs bounded scenarios with real
 //! signed requests and subscriptions:
 //!
@@ -10,7 +12,8 @@
 //! - `catchup`: reading a large mailbox with `getEnvelopes` pages;
 //! - `rss`: resident memory with many mailboxes and open subscriptions;
 //! - baselines in the same run: a no-op hyper handler driven by the same client, and raw
-//!   SQLite insert transactions with the DS store's pragmas.
+//!   SQLite insert transactions with the DS store's pragmas, and with a database raw
+//!   PostgreSQL insert transactions through the store's driver.
 //!
 //! Every scenario checks what it measured (every acknowledged envelope stored once, in
 //! order; every subscriber receives every envelope in order) and fails otherwise.
@@ -32,6 +35,7 @@
 pub mod client;
 mod error;
 pub mod fdlimit;
+pub mod postgres;
 pub mod report;
 mod run;
 pub mod scenario;
@@ -39,6 +43,7 @@ pub mod stats;
 pub mod target;
 
 pub use error::LoadgenError;
+pub use postgres::Database;
 pub use report::{Figure, Report};
 pub use run::{Plan, Scenario, run, to_json};
 pub use target::Target;

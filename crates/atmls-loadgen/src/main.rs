@@ -6,20 +6,32 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use atmls_loadgen::{Plan, Scenario, Target, run, to_json};
+use atmls_loadgen::{Database, Plan, Scenario, Target, run, to_json};
 use clap::{Parser, ValueEnum};
 
 /// Load generator for the atmls delivery service.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// What to run.
-    #[arg(value_enum, default_value = "all")]
-    scenario: Which,
+    /// What to run, in this order (several may be given, e.g. `baseline ingest`).
+    #[arg(value_enum, num_args = 0.., default_values = ["all"])]
+    scenario: Vec<Which>,
     /// A running `atmls serve` on loopback (e.g. http://127.0.0.1:2583) instead of a DS
     /// started in this process.
     #[arg(long)]
     url: Option<String>,
+    /// Run the in-process DS on this PostgreSQL database (`postgres://…`; also
+    /// `ATMLS_DATABASE_URL`) instead of a SQLite file; each scenario uses a new schema,
+    /// dropped afterwards. The baselines then add raw PostgreSQL transactions.
+    #[arg(long)]
+    database: Option<String>,
+    /// DS processes over `--database` (each with its own store, pool, notification
+    /// listener and loopback listener; connections are spread over them).
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
+    /// Connections in each DS process's pool (`--database`).
+    #[arg(long, default_value_t = 8)]
+    pool_size: usize,
     /// The PLC directory of `--url` when it is not on the same listener (as printed by
     /// `atmls-loadgen serve`).
     #[arg(long)]
@@ -54,6 +66,10 @@ struct Args {
     /// Envelopes of `catchup`.
     #[arg(long, default_value_t = 100_000)]
     catchup_envelopes: u64,
+    /// With several processes, fill the `catchup` mailbox through all of them at once
+    /// (cross-process appends racing on one mailbox) instead of through the first.
+    #[arg(long)]
+    catchup_fill_all_processes: bool,
     /// Mailboxes of `rss`.
     #[arg(long, default_value_t = 10_000)]
     mailboxes: usize,
@@ -75,19 +91,36 @@ enum Which {
     Serve,
 }
 
-fn plan(args: &Args) -> Plan {
+fn plan(args: &Args) -> Result<Plan, atmls_loadgen::LoadgenError> {
+    let database = match args
+        .database
+        .clone()
+        .or_else(|| std::env::var("ATMLS_DATABASE_URL").ok())
+    {
+        Some(url) => Some(
+            Database::new(&url)?
+                .with_processes(args.processes)
+                .with_pool_size(args.pool_size),
+        ),
+        None => None,
+    };
     let mut plan = Plan {
-        scenarios: match args.scenario {
-            Which::All => Scenario::ALL.to_vec(),
-            Which::Baseline => vec![Scenario::Baseline],
-            Which::Ingest => vec![Scenario::Ingest],
-            Which::Fanout => vec![Scenario::Fanout],
-            Which::Catchup => vec![Scenario::Catchup],
-            Which::Rss => vec![Scenario::Rss],
-            Which::Serve => Vec::new(),
-        },
+        scenarios: args
+            .scenario
+            .iter()
+            .flat_map(|w| match w {
+                Which::All => Scenario::ALL.to_vec(),
+                Which::Baseline => vec![Scenario::Baseline],
+                Which::Ingest => vec![Scenario::Ingest],
+                Which::Fanout => vec![Scenario::Fanout],
+                Which::Catchup => vec![Scenario::Catchup],
+                Which::Rss => vec![Scenario::Rss],
+                Which::Serve => Vec::new(),
+            })
+            .collect(),
         url: args.url.clone(),
         plc_url: args.plc_url.clone(),
+        database,
         batch: args.batch.max(1),
         ..Plan::default()
     };
@@ -98,22 +131,25 @@ fn plan(args: &Args) -> Plan {
     plan.fanout.envelopes = args.fanout_envelopes;
     plan.fanout.interval = Duration::from_millis(args.interval_ms);
     plan.catchup.envelopes = args.catchup_envelopes;
+    plan.catchup.fill_all_processes = args.catchup_fill_all_processes;
     plan.rss.mailboxes = args.mailboxes;
     plan.rss.connections = args.connections;
     plan.rss.server_pid = args.server_pid;
-    plan
+    Ok(plan)
 }
 
 /// Serves an in-process DS until stdin closes, Ctrl-C, or `limit` passed.
-async fn serve(limit: Duration) -> Result<(), atmls_loadgen::LoadgenError> {
+async fn serve(limit: Duration, plan: &Plan) -> Result<(), atmls_loadgen::LoadgenError> {
     atmls_loadgen::fdlimit::ensure_open_files(8192)?;
-    let target = Target::start_local().await?;
-    println!(
-        "listening on http://{} plc http://{} pid {}",
-        target.addr(),
-        target.plc_addr(),
-        std::process::id()
-    );
+    let target = Target::start(plan.database.as_ref()).await?;
+    for i in 0..target.processes() {
+        println!(
+            "listening on http://{} plc http://{} pid {}",
+            target.addr_of(i),
+            target.plc_addr(),
+            std::process::id()
+        );
+    }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
         // Ends when stdin closes (bounded by the process's life).
@@ -132,7 +168,13 @@ async fn serve(limit: Duration) -> Result<(), atmls_loadgen::LoadgenError> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let plan = plan(&args);
+    let plan = match plan(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("atmls-loadgen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -143,8 +185,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Which::Serve = args.scenario {
-        return match runtime.block_on(serve(Duration::from_secs(args.serve_seconds))) {
+    if args.scenario.iter().any(|w| matches!(w, Which::Serve)) {
+        return match runtime.block_on(serve(Duration::from_secs(args.serve_seconds), &plan)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("atmls-loadgen: {e}");

@@ -6,11 +6,13 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::LoadgenError;
+use crate::postgres::Database;
 use crate::report::{Conditions, Figure, Goal, Report};
 use crate::scenario::baseline::{SqliteResult, noop_http, sqlite_inserts};
 use crate::scenario::catchup::{self, CatchupConfig, CatchupResult};
 use crate::scenario::fanout::{self, FanoutConfig, FanoutResult};
 use crate::scenario::ingest::{self, IngestConfig, IngestResult};
+use crate::scenario::pg_baseline::{PgResult, pg_inserts};
 use crate::scenario::rss::{self, RssConfig, RssResult};
 use crate::stats::{compiler_processes, load_average};
 use crate::target::Target;
@@ -18,7 +20,8 @@ use crate::target::Target;
 /// The scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
-    /// The baselines: no-op hyper handler, raw SQLite transactions.
+    /// The baselines: no-op hyper handler, raw SQLite transactions, and with a
+    /// database raw PostgreSQL transactions.
     Baseline,
     /// Ingest, one envelope per request and batched.
     Ingest,
@@ -52,6 +55,9 @@ pub struct Plan {
     pub url: Option<String>,
     /// The PLC directory of `url` when it is not on the same listener.
     pub plc_url: Option<String>,
+    /// Without `url`: the in-process DS on this PostgreSQL database (with its number of
+    /// processes) instead of SQLite; the baselines then add raw PostgreSQL transactions.
+    pub database: Option<Database>,
     /// `ingest` (one envelope per request; the batched variant uses `batch`).
     pub ingest: IngestConfig,
     /// Envelopes per request of the batched `ingest`.
@@ -74,6 +80,7 @@ impl Default for Plan {
             scenarios: Scenario::ALL.to_vec(),
             url: None,
             plc_url: None,
+            database: None,
             ingest: IngestConfig::default(),
             batch: 32,
             fanout: FanoutConfig::default(),
@@ -103,7 +110,7 @@ impl Plan {
 async fn target(plan: &Plan) -> Result<Arc<Target>, LoadgenError> {
     Ok(Arc::new(match &plan.url {
         Some(url) => Target::connect(url, plan.plc_url.as_deref()).await?,
-        None => Target::start_local().await?,
+        None => Target::start(plan.database.as_ref()).await?,
     }))
 }
 
@@ -119,6 +126,9 @@ struct Results {
     noop: Option<IngestResult>,
     sqlite1: Option<SqliteResult>,
     sqlite_batch: Option<SqliteResult>,
+    /// Raw PostgreSQL: 1 row on 1 connection, 1 row on `senders` connections, a batch on
+    /// 1, a batch on `senders`.
+    pg: Option<[PgResult; 4]>,
     single: Option<IngestResult>,
     batched: Option<IngestResult>,
     fanout: Option<FanoutResult>,
@@ -158,6 +168,18 @@ pub async fn run(plan: &Plan, progress: bool) -> Result<Report, LoadgenError> {
                 details.insert("sqlite_1_row_txn".into(), json!(one));
                 details.insert("sqlite_batch_txn".into(), json!(many));
                 (r.noop, r.sqlite1, r.sqlite_batch) = (Some(noop), Some(one), Some(many));
+                if let Some(db) = &plan.database {
+                    say("baseline: raw PostgreSQL transactions");
+                    let (n, size) = (plan.ingest.senders, plan.ingest.payload_bytes);
+                    let pg = [
+                        pg_inserts(db, d, 1, 1, size).await?,
+                        pg_inserts(db, d, n, 1, size).await?,
+                        pg_inserts(db, d, 1, batch, size).await?,
+                        pg_inserts(db, d, n, batch, size).await?,
+                    ];
+                    details.insert("postgres_raw".into(), json!(pg));
+                    r.pg = Some(pg);
+                }
             }
             Scenario::Ingest => {
                 say("ingest: one envelope per request");
@@ -210,7 +232,10 @@ pub async fn run(plan: &Plan, progress: bool) -> Result<Report, LoadgenError> {
             } else {
                 "release"
             },
-            target: plan.url.clone().unwrap_or_else(|| "in-process".into()),
+            target: plan.url.clone().unwrap_or_else(|| match &plan.database {
+                Some(db) => format!("in-process, PostgreSQL, {} DS process(es)", db.processes()),
+                None => "in-process, SQLite".into(),
+            }),
             load_before,
             load_after: load_average(),
             compilers_before,
@@ -227,6 +252,17 @@ fn figures(plan: &Plan, r: &Results) -> Vec<Figure> {
     let noop = r.noop.as_ref().map(|n| n.requests_per_s);
     let raw1 = r.sqlite1.as_ref().map(|s| s.txns_per_s);
     let raw_batch = r.sqlite_batch.as_ref().map(|s| s.rows_per_s);
+    // On PostgreSQL the ratios are to the raw PostgreSQL rates at the ingest's
+    // concurrency (one connection per sender), the DS's own database.
+    let on_pg = plan.database.is_some();
+    let (raw1, raw_batch, raw_name) = match (&r.pg, on_pg) {
+        (Some([_, one, _, many]), true) => (
+            Some(one.txns_per_s),
+            Some(many.rows_per_s),
+            format!("raw PG, {} connections", one.connections),
+        ),
+        _ => (raw1, raw_batch, "raw SQLite".to_owned()),
+    };
     let with = |f: Figure, name: &str, v: Option<f64>| match v {
         Some(v) => f.against(name, v),
         None => f,
@@ -257,6 +293,23 @@ fn figures(plan: &Plan, r: &Results) -> Vec<Figure> {
         let name = format!("raw SQLite txn, {} rows of 1 KiB", s.rows_per_txn);
         out.push(Figure::new("baseline", &name, s.rows_per_s, "rows/s"));
     }
+    if let Some(pg) = &r.pg {
+        for p in pg {
+            let name = format!(
+                "raw PG txn, {} row(s) of 1 KiB, {} connection(s)",
+                p.rows_per_txn, p.connections
+            );
+            out.push(Figure::new("baseline", &name, p.txns_per_s, "txn/s"));
+            if p.rows_per_txn > 1 {
+                out.push(Figure::new(
+                    "baseline",
+                    &format!("{name}: rows"),
+                    p.rows_per_s,
+                    "rows/s",
+                ));
+            }
+        }
+    }
     if let Some(s) = &r.single {
         let f = Figure::new(
             "ingest",
@@ -271,7 +324,12 @@ fn figures(plan: &Plan, r: &Results) -> Vec<Figure> {
             s.envelopes_per_s,
             "env/s",
         );
-        out.push(with(f, "raw 1-row txn", raw1).goal(Goal::AtLeast(10_000.0)));
+        let f = with(f, &format!("{raw_name} 1-row txn"), raw1);
+        if on_pg && let Some(ratio) = f.ratio {
+            let name = format!("1 envelope/request ÷ {raw_name} 1-row txn/s");
+            out.push(Figure::new("ingest", &name, ratio, "×").goal(Goal::AtLeast(0.5)));
+        }
+        out.push(f.goal(Goal::AtLeast(10_000.0)));
         out.push(Figure::new(
             "ingest",
             "1 envelope/request: p50",
@@ -291,7 +349,15 @@ fn figures(plan: &Plan, r: &Results) -> Vec<Figure> {
         out.push(with(f, "no-op handler", noop));
         let name = format!("{} envelopes/request: envelopes", plan.batch);
         let f = Figure::new("ingest", &name, s.envelopes_per_s, "env/s");
-        out.push(with(f, "raw batched txn rows", raw_batch).goal(Goal::AtLeast(10_000.0)));
+        let f = with(f, &format!("{raw_name} batched txn rows"), raw_batch);
+        if on_pg && let Some(ratio) = f.ratio {
+            let name = format!(
+                "{} envelopes/request ÷ {raw_name} batched rows/s",
+                plan.batch
+            );
+            out.push(Figure::new("ingest", &name, ratio, "×").goal(Goal::AtLeast(0.5)));
+        }
+        out.push(f.goal(Goal::AtLeast(10_000.0)));
         let name = format!("{} envelopes/request: p50", plan.batch);
         out.push(Figure::new("ingest", &name, s.latency.p50_ms, "ms"));
         let name = format!("{} envelopes/request: p99", plan.batch);
@@ -305,6 +371,13 @@ fn figures(plan: &Plan, r: &Results) -> Vec<Figure> {
             .against("sender's ack p99", f.ack_latency.p99_ms)
             .goal(Goal::AtMost(50.0));
         out.push(fig);
+        if let Some(cross) = &f.cross_latency {
+            let name = format!(
+                "send->receive p99, subscribers at the other {} process(es)",
+                f.processes - 1
+            );
+            out.push(Figure::new("fanout", &name, cross.p99_ms, "ms").goal(Goal::AtMost(50.0)));
+        }
         out.push(Figure::new(
             "fanout",
             "send->receive max",

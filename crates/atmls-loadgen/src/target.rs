@@ -12,13 +12,15 @@ use atmls_ds_proto::{DsMethod, MailboxId, MailboxKind, RequestToken, Timestamp};
 use atmls_ds_xrpc::{Clock as _, SystemClock};
 use atmls_identity::plc::GenesisBuilder;
 use atmls_identity::service_auth::{Claims, issue};
-use atmls_testkit::server::TestServer;
+use atmls_server::embedded::DsShares;
+use atmls_testkit::server::{DS_ONLY_DID, TestServer};
 use atmls_xrpc::{ServerConfig, SubscriptionConfig};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 
 use crate::LoadgenError;
 use crate::client::{Conn, bad_answer};
+use crate::postgres::{Database, Deployment};
 
 /// An account registered in the PLC directory the DS resolves from.
 #[derive(Debug)]
@@ -45,16 +47,20 @@ pub struct GroupMailbox {
     pub key: SigningKey,
 }
 
-/// An in-process delivery service (started by `atmls-testkit`, with its dev PLC
-/// directory), stopped on [`Target::close`] or drop.
-struct Local {
-    server: TestServer,
-    _dir: tempfile::TempDir,
+/// An in-process delivery service, stopped on [`Target::close`] or drop: on SQLite
+/// (started by `atmls-testkit`, with its dev PLC directory), or on PostgreSQL.
+enum Local {
+    Sqlite {
+        server: Box<TestServer>,
+        _dir: tempfile::TempDir,
+    },
+    Postgres(Deployment),
 }
 
 /// Where the load goes.
 pub struct Target {
-    addr: SocketAddr,
+    /// One listener per DS process (one unless on PostgreSQL with several).
+    addrs: Vec<SocketAddr>,
     host: String,
     plc_addr: SocketAddr,
     ds_did: String,
@@ -67,7 +73,7 @@ pub struct Target {
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
-            .field("addr", &self.addr)
+            .field("addrs", &self.addrs)
             .field("ds_did", &self.ds_did)
             .field("in_process", &self.local.is_some())
             .finish_non_exhaustive()
@@ -82,13 +88,7 @@ impl Target {
     pub async fn start_local() -> Result<Self, LoadgenError> {
         let start = |e: &dyn std::fmt::Display| LoadgenError::Start(e.to_string());
         let dir = tempfile::tempdir()?;
-        // Every simulated client connects from 127.0.0.1, with a handful of accounts and
-        // mailboxes: the per-principal shares (issue 14), which bound what one address,
-        // key, mailbox or account may take, would measure the shares, not the service.
-        let core = atmls_ds_xrpc::DsConfig::default()
-            .with_replay_share_per_key(usize::MAX)
-            .with_replay_share_per_mailbox(usize::MAX)
-            .with_replay_share_per_source(usize::MAX);
+        let core = load_core();
         let request_max_age_ms = millis(core.request_max_age());
         let server = TestServer::builder()
             .ds_only()
@@ -96,25 +96,55 @@ impl Target {
             .data_dir(dir.path())
             .core(core)
             .unlimited_shares()
-            .server(
-                ServerConfig::default()
-                    .with_max_connections(16_384)
-                    .with_subscription(
-                        SubscriptionConfig::default().with_max_subscriptions(16_384),
-                    ),
-            )
+            .server(load_server())
             .try_start()
             .await
             .map_err(|e| start(&e))?;
         Ok(Self {
-            addr: server.addr(),
+            addrs: vec![server.addr()],
             host: server.addr().to_string(),
             plc_addr: server.plc().addr(),
             ds_did: server.ds_did().to_string(),
             request_max_age_ms,
             sign_offset_ms: AtomicU64::new(0),
-            local: Some(Local { server, _dir: dir }),
+            local: Some(Local::Sqlite {
+                server: Box::new(server),
+                _dir: dir,
+            }),
         })
+    }
+
+    /// Starts `db.processes()` DS processes in this process over a new schema of the
+    /// PostgreSQL database `db` ([`crate::postgres`]: each as `atmls serve --database`
+    /// starts its DS, on its own loopback listener), with the settings of
+    /// [`Target::start_local`]. Scenarios spread their connections over the processes
+    /// ([`Target::addr_of`]), as a load balancer would.
+    pub async fn start_postgres(db: &Database) -> Result<Self, LoadgenError> {
+        let core = load_core();
+        let request_max_age_ms = millis(core.request_max_age());
+        let deployment = Deployment::start(db, &core, &unlimited_shares(), &load_server()).await?;
+        let addrs = deployment.addrs();
+        let first = addrs
+            .first()
+            .copied()
+            .ok_or_else(|| LoadgenError::Start("no DS process".into()))?;
+        Ok(Self {
+            addrs,
+            host: first.to_string(),
+            plc_addr: deployment.plc_addr(),
+            ds_did: DS_ONLY_DID.to_owned(),
+            request_max_age_ms,
+            sign_offset_ms: AtomicU64::new(0),
+            local: Some(Local::Postgres(deployment)),
+        })
+    }
+
+    /// [`Target::start_postgres`] with `Some` database, else [`Target::start_local`].
+    pub async fn start(db: Option<&Database>) -> Result<Self, LoadgenError> {
+        match db {
+            Some(db) => Self::start_postgres(db).await,
+            None => Self::start_local().await,
+        }
     }
 
     /// A running `atmls serve` at `url` (`http://127.0.0.1:<port>`; loopback only), whose
@@ -142,7 +172,7 @@ impl Target {
         let d =
             codec::describe_server_output(&body).map_err(|e| bad_answer("describeServer", e))?;
         Ok(Self {
-            addr,
+            addrs: vec![addr],
             host: authority,
             plc_addr,
             ds_did: d.did,
@@ -157,9 +187,34 @@ impl Target {
         self.plc_addr
     }
 
-    /// The DS's socket address.
+    /// The DS's socket address (the first process's).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addr_of(0)
+    }
+
+    /// DS processes serving this target.
+    pub fn processes(&self) -> usize {
+        self.addrs.len()
+    }
+
+    /// The address of process `i % processes()`: connection `i` goes there, as a load
+    /// balancer spreads connections.
+    pub fn addr_of(&self, i: usize) -> SocketAddr {
+        self.addrs[i % self.addrs.len()]
+    }
+
+    /// The `Host` header value for process `i % processes()`.
+    pub fn host_of(&self, i: usize) -> String {
+        if self.addrs.len() == 1 {
+            self.host.clone()
+        } else {
+            self.addr_of(i).to_string()
+        }
+    }
+
+    /// A new connection to process `i % processes()`.
+    pub async fn conn_to(&self, i: usize) -> Result<Conn, LoadgenError> {
+        Conn::connect(self.addr_of(i), &self.host_of(i)).await
     }
 
     /// The `Host` header value.
@@ -174,7 +229,7 @@ impl Target {
 
     /// A new connection to the DS.
     pub async fn conn(&self) -> Result<Conn, LoadgenError> {
-        Conn::connect(self.addr, &self.host).await
+        self.conn_to(0).await
     }
 
     /// The time signed into mailbox tokens.
@@ -304,10 +359,41 @@ impl Target {
 
     /// Stops an in-process DS (its writer commits what it holds) and its server.
     pub async fn close(mut self) {
-        if let Some(local) = self.local.take() {
-            local.server.shutdown().await;
+        match self.local.take() {
+            Some(Local::Sqlite { server, .. }) => server.shutdown().await,
+            Some(Local::Postgres(deployment)) => deployment.close().await,
+            None => {}
         }
     }
+}
+
+/// The DS core's rules of the in-process targets: every simulated client connects from
+/// 127.0.0.1, with a handful of accounts and mailboxes, so the per-principal shares
+/// (issue 14), which bound what one address, key, mailbox or account may take, would
+/// measure the shares, not the service.
+fn load_core() -> atmls_ds_xrpc::DsConfig {
+    atmls_ds_xrpc::DsConfig::default()
+        .with_replay_share_per_key(usize::MAX)
+        .with_replay_share_per_mailbox(usize::MAX)
+        .with_replay_share_per_source(usize::MAX)
+}
+
+/// The shell's per-principal shares unbounded (as `TestServer`'s `unlimited_shares`).
+fn unlimited_shares() -> DsShares {
+    let mut shares = DsShares::default();
+    shares.subscriptions_per_source = Some(usize::MAX);
+    shares.subscribers_per_mailbox = Some(usize::MAX);
+    shares.welcomes_per_source_per_minute = Some(u64::MAX);
+    shares.welcome_bytes_per_source_per_minute = Some(u64::MAX);
+    shares.tokens_per_account = Some(usize::MAX);
+    shares
+}
+
+/// The HTTP server's limits of the in-process targets: room for the scenarios' sockets.
+fn load_server() -> ServerConfig {
+    ServerConfig::default()
+        .with_max_connections(16_384)
+        .with_subscription(SubscriptionConfig::default().with_max_subscriptions(16_384))
 }
 
 /// The address and authority of an `http://host:port` URL on loopback.

@@ -75,6 +75,7 @@ async fn catchup_reads_every_seq_once() {
         fill_senders: 3,
         payload_bytes: 256,
         timeout: BOUND,
+        fill_all_processes: false,
     };
     let r = catchup::run(&t, &cfg).await.expect("catchup");
     assert_eq!(r.envelopes, 500);

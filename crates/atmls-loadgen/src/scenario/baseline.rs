@@ -58,8 +58,7 @@ pub async fn noop_http(cfg: &IngestConfig) -> Result<IngestResult, LoadgenError>
         })
         .collect();
     let endpoint = Endpoint {
-        addr,
-        host: addr.to_string(),
+        addrs: vec![(addr, addr.to_string())],
         sign: Arc::new(|key, mailbox, body| {
             RequestToken::sign(
                 key,

@@ -32,6 +32,9 @@ pub struct CatchupConfig {
     pub payload_bytes: usize,
     /// Bound of the whole scenario. Default 300 s.
     pub timeout: Duration,
+    /// With several DS processes, filler `s` sends at process `s % processes` (all
+    /// racing on the one mailbox) instead of all at the first. Default off.
+    pub fill_all_processes: bool,
 }
 
 impl Default for CatchupConfig {
@@ -43,6 +46,7 @@ impl Default for CatchupConfig {
             fill_senders: 4,
             payload_bytes: 1024,
             timeout: Duration::from_secs(300),
+            fill_all_processes: false,
         }
     }
 }
@@ -99,7 +103,9 @@ async fn run_inner(
     fill(target, &mailbox, cfg).await?;
     let fill_rate = rate(cfg.envelopes, fill_start.elapsed());
 
-    let mut conn = target.conn().await?;
+    // With several processes, read from the last one (the mailbox was created and
+    // filled at the first, unless `fill_all_processes`).
+    let mut conn = target.conn_to(target.processes() - 1).await?;
     let mut seen = vec![false; usize::try_from(cfg.envelopes).unwrap_or(0) + 1];
     let mut last = 0u64;
     let start = Instant::now();
@@ -153,7 +159,8 @@ async fn fill(
             cfg.clone(),
         );
         set.spawn(async move {
-            let mut conn = target.conn().await?;
+            let at = if cfg.fill_all_processes { s } else { 0 };
+            let mut conn = target.conn_to(at).await?;
             let batch = cfg.fill_batch.max(1);
             // Bounded: every iteration claims at least one envelope of a finite total.
             loop {

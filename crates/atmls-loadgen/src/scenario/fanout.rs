@@ -1,7 +1,10 @@
 //! `fanout`: many WebSocket subscribers of one mailbox, each authorised with its own
 //! signed token; one sender posts envelopes at a fixed pace; the latency from just before
 //! the send to each subscriber's receipt, across all subscribers. Every subscriber must
-//! receive every acknowledged envelope, in order.
+//! receive every acknowledged envelope, in order. With several DS processes (PostgreSQL),
+//! subscriber `k` subscribes at process `k % processes` and the sender sends at process
+//! 0: the latency of the subscribers at the other processes is also reported alone
+//! (cross-process fan-out).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,6 +62,11 @@ pub struct FanoutResult {
     pub deliveries: u64,
     /// Send (just before the request) to receipt by a subscriber, over every delivery.
     pub latency: Summary,
+    /// DS processes the subscribers were spread over (the sender is at the first).
+    pub processes: usize,
+    /// [`Self::latency`] of the subscribers at another process than the sender's only
+    /// (`None` with one process).
+    pub cross_latency: Option<Summary>,
     /// The sender's request latency (send to durable acknowledgement).
     pub ack_latency: Summary,
     /// Time to open every subscription.
@@ -79,7 +87,7 @@ pub async fn run(target: &Arc<Target>, cfg: &FanoutConfig) -> Result<FanoutResul
     let opened = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut set = JoinSet::new();
-    for _ in 0..cfg.subscribers {
+    for k in 0..cfg.subscribers {
         let (target, mailbox, warmed, slots, opened) = (
             target.clone(),
             mailbox.clone(),
@@ -94,10 +102,11 @@ pub async fn run(target: &Arc<Target>, cfg: &FanoutConfig) -> Result<FanoutResul
                     .acquire()
                     .await
                     .map_err(|e| LoadgenError::Start(e.to_string()))?;
-                open(&target, &mailbox).await?
+                open(&target, k, &mailbox).await?
             };
             opened.fetch_add(1, Ordering::SeqCst);
-            receive(ws, total, &warmed, wait).await
+            let (seqs, latency) = receive(ws, total, &warmed, wait).await?;
+            Ok((k, seqs, latency))
         });
     }
     wait_for(
@@ -136,9 +145,11 @@ pub async fn run(target: &Arc<Target>, cfg: &FanoutConfig) -> Result<FanoutResul
     let outs = tokio::time::timeout(cfg.wait, join_all(set))
         .await
         .map_err(|_| LoadgenError::Timeout("subscribers did not receive everything".into()))??;
+    let processes = target.processes();
     let mut latency = Latencies::default();
+    let mut cross = Latencies::default();
     let mut deliveries = 0u64;
-    for (k, (seqs, l)) in outs.into_iter().enumerate() {
+    for (k, seqs, l) in outs {
         if seqs != acked {
             return Err(LoadgenError::Check(format!(
                 "subscriber {k} received {} envelopes, not the {} acknowledged in order",
@@ -147,6 +158,9 @@ pub async fn run(target: &Arc<Target>, cfg: &FanoutConfig) -> Result<FanoutResul
             )));
         }
         deliveries += seqs.len() as u64 - 1;
+        if k % processes != 0 {
+            cross.extend(l.clone());
+        }
         latency.extend(l);
     }
     Ok(FanoutResult {
@@ -154,13 +168,16 @@ pub async fn run(target: &Arc<Target>, cfg: &FanoutConfig) -> Result<FanoutResul
         envelopes: cfg.envelopes,
         deliveries,
         latency: latency.summary(),
+        processes,
+        cross_latency: (processes > 1).then(|| cross.summary()),
         ack_latency: ack_latency.summary(),
         subscribe_s,
     })
 }
 
-/// Opens a subscription of `mailbox` from cursor 0 with a fresh token.
-async fn open(target: &Target, mailbox: &GroupMailbox) -> Result<Ws, LoadgenError> {
+/// Opens subscription `k` of `mailbox` from cursor 0 with a fresh token, at process
+/// `k % processes`.
+async fn open(target: &Target, k: usize, mailbox: &GroupMailbox) -> Result<Ws, LoadgenError> {
     let query = format!("mailbox={}&cursor=0", mailbox.text);
     let token = target.token(
         &mailbox.key,
@@ -169,8 +186,8 @@ async fn open(target: &Target, mailbox: &GroupMailbox) -> Result<Ws, LoadgenErro
         query.as_bytes(),
     );
     subscribe(
-        target.addr(),
-        target.host(),
+        target.addr_of(k),
+        &target.host_of(k),
         &format!("{query}&auth={}", token.encode()),
     )
     .await

@@ -88,8 +88,8 @@ pub(crate) type Sign = Arc<dyn Fn(&SigningKey, &MailboxId, &[u8]) -> String + Se
 /// Where the driver sends.
 #[derive(Clone)]
 pub(crate) struct Endpoint {
-    pub(crate) addr: SocketAddr,
-    pub(crate) host: String,
+    /// Sender `s` connects to `addrs[s % addrs.len()]` (with its `Host`).
+    pub(crate) addrs: Vec<(SocketAddr, String)>,
     pub(crate) sign: Sign,
 }
 
@@ -97,8 +97,9 @@ impl Endpoint {
     pub(crate) fn of(target: &Arc<Target>) -> Self {
         let t = target.clone();
         Self {
-            addr: target.addr(),
-            host: target.host().to_owned(),
+            addrs: (0..target.processes())
+                .map(|i| (target.addr_of(i), target.host_of(i)))
+                .collect(),
             sign: Arc::new(move |key, mailbox, body| {
                 t.token(key, DsMethod::SendEnvelopes, mailbox, body)
                     .authorization_header()
@@ -134,7 +135,8 @@ pub(crate) async fn drive(
         let barrier = barrier.clone();
         let cfg = cfg.clone();
         set.spawn(async move {
-            let conn = Conn::connect(endpoint.addr, &endpoint.host).await;
+            let (addr, host) = &endpoint.addrs[s % endpoint.addrs.len().max(1)];
+            let conn = Conn::connect(*addr, host).await;
             barrier.wait().await;
             sender(conn?, &endpoint, &mailboxes, s, &cfg).await
         });

@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod catchup;
 pub mod fanout;
 pub mod ingest;
+pub mod pg_baseline;
 pub mod rss;
 
 use std::sync::{Arc, OnceLock};
