@@ -14,6 +14,13 @@ const INTERNAL: ErrorName = ErrorName::InternalServerError;
 /// The XRPC name of a transient refusal: nothing was done, try again.
 const UNAVAILABLE: ErrorName = ErrorName::ServiceUnavailable;
 
+/// Whether a store failure is answered `ServiceUnavailable` (nothing stored, send again):
+/// a transient database failure, or a mailbox head that other processes kept moving
+/// until the shell stopped deciding again.
+fn retry_later(e: &StoreError) -> bool {
+    e.is_transient() || matches!(e, StoreError::HeadMoved { .. })
+}
+
 /// A mailbox-key authorisation was refused. Checked in this order: token present and
 /// well-formed, timestamp, signature, (mailbox exists), key registered and usable, nonce.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,7 +119,7 @@ impl CreateMailboxError {
             Self::InvalidKey => ErrorName::InvalidKey,
             Self::EpochOutOfRange { .. } => ErrorName::InvalidRequest,
             Self::QuotaExceeded { .. } => ErrorName::QuotaExceeded,
-            Self::Store(e) if e.is_transient() => UNAVAILABLE,
+            Self::Store(e) if retry_later(e) => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -247,7 +254,7 @@ impl SendEnvelopesError {
             Self::EpochConflict { .. } => ErrorName::EpochConflict,
             Self::MailboxFull(_) => ErrorName::MailboxFull,
             Self::Interrupted => UNAVAILABLE,
-            Self::Store(e) if e.is_transient() => UNAVAILABLE,
+            Self::Store(e) if retry_later(e) => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -283,7 +290,7 @@ impl ReadError {
             Self::MailboxNotFound => ErrorName::MailboxNotFound,
             Self::Auth(e) => e.name(),
             Self::FutureCursor { .. } => ErrorName::FutureCursor,
-            Self::Store(e) if e.is_transient() => UNAVAILABLE,
+            Self::Store(e) if retry_later(e) => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -339,7 +346,7 @@ impl SendWelcomeError {
             Self::RateLimitExceeded { .. } => ErrorName::RateLimitExceeded,
             Self::MailboxFull(_) => ErrorName::MailboxFull,
             Self::Interrupted => UNAVAILABLE,
-            Self::Store(e) if e.is_transient() => UNAVAILABLE,
+            Self::Store(e) if retry_later(e) => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
     }
@@ -383,8 +390,36 @@ impl InboxError {
             Self::Auth(e) => e.name(),
             Self::FutureCursor { .. } => ErrorName::FutureCursor,
             Self::SeqCount(_) => ErrorName::InvalidRequest,
-            Self::Store(e) if e.is_transient() => UNAVAILABLE,
+            Self::Store(e) if retry_later(e) => UNAVAILABLE,
             Self::Store(_) => INTERNAL,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atmls_ds_proto::MailboxId;
+
+    /// A head that other processes kept moving is retryable, never a 500.
+    #[test]
+    fn a_moving_head_is_service_unavailable() {
+        let moved = || StoreError::HeadMoved {
+            mailbox: MailboxId::from_bytes([1; 32]),
+            expected: 3,
+            actual: 4,
+        };
+        assert_eq!(
+            SendEnvelopesError::Store(moved()).name(),
+            ErrorName::ServiceUnavailable
+        );
+        assert_eq!(
+            SendWelcomeError::Store(moved()).name(),
+            ErrorName::ServiceUnavailable
+        );
+        assert_eq!(
+            SendEnvelopesError::Store(StoreError::Corrupt("x".into())).name(),
+            ErrorName::InternalServerError
+        );
     }
 }
