@@ -9,9 +9,6 @@
 
 mod ds_support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use atmls_ds::MailboxId;
 use atmls_ds::auth::DsMethod;
 use atmls_ds_postgres::{PgConfig, PgStore, SchemaName};
@@ -25,29 +22,14 @@ use tokio::task::JoinHandle;
 
 /// The test database's URL; panics (fails the test) when it is not set.
 fn url() -> String {
-    std::env::var("ATMLS_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "ATMLS_TEST_DATABASE_URL is not set: these tests need a PostgreSQL server. \
-             Start a throw-away one with `eval \"$(scripts/pg-cluster start)\"` \
-             (scripts/test does this)."
-        )
-    })
+    atmls_testkit::database::database_url()
 }
 
 /// A schema no other test uses: one "deployment".
 fn fresh_schema() -> SchemaName {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "s_{}_{}_{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-    .parse()
-    .expect("valid schema name")
+    atmls_testkit::database::fresh_schema_name("s")
+        .parse()
+        .expect("valid schema name")
 }
 
 /// One DS process of a deployment: the harness (server, clock, PLC) and its listener.

@@ -8,8 +8,7 @@
 
 mod ds_support;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
 
 use atmls_ds::auth::DsMethod;
 use atmls_ds::{MailboxId, SqliteStore, Store as _};
@@ -29,29 +28,14 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 /// The test database's URL; panics (fails the test) when it is not set.
 fn url() -> String {
-    std::env::var("ATMLS_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "ATMLS_TEST_DATABASE_URL is not set: these tests need a PostgreSQL server. \
-             Start a throw-away one with `eval \"$(scripts/pg-cluster start)\"` \
-             (scripts/test does this)."
-        )
-    })
+    atmls_testkit::database::database_url()
 }
 
 /// A schema no other test uses: one "deployment".
 fn fresh_schema() -> SchemaName {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "o_{}_{}_{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-    .parse()
-    .expect("valid schema name")
+    atmls_testkit::database::fresh_schema_name("o")
+        .parse()
+        .expect("valid schema name")
 }
 
 fn pg_config(schema: &SchemaName) -> PgConfig {

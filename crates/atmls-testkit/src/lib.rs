@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod block_store;
+pub mod database;
 pub mod ds_store;
 #[cfg(feature = "http")]
 pub mod http;

@@ -1,35 +1,17 @@
 //! A fresh store per test, and raw SQL for the tests that need to look underneath.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use atmls_ds_postgres::{PgConfig, PgStore, SchemaName};
 
 /// The test database's URL; panics (fails the test) when it is not set.
 pub(crate) fn url() -> String {
-    std::env::var("ATMLS_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "ATMLS_TEST_DATABASE_URL is not set: these tests need a PostgreSQL server. \
-             Start a throw-away one with `eval \"$(scripts/pg-cluster start)\"` \
-             (scripts/test does this)."
-        )
-    })
+    atmls_testkit::database::database_url()
 }
 
 /// A schema name no other test (in this or another process) uses.
 pub(crate) fn fresh_schema() -> SchemaName {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "t_{}_{}_{}",
-        std::process::id(),
-        nanos,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-    .parse()
-    .expect("valid schema name")
+    atmls_testkit::database::fresh_schema_name("t")
+        .parse()
+        .expect("valid schema name")
 }
 
 /// A store in `schema`, with its own pool (as another process would have).
