@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io::{BufRead as _, Write as _};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use atmls_ds::auth::{DsMethod, RequestToken};
 use atmls_ds::{DeliveryService, DsConfig, MailboxId, MailboxKind, SqliteStore};
 use atmls_ds_xrpc::{Clock as _, SystemClock};
+use atmls_testkit::child;
 use atmls_testkit::server::TestServer;
 use bytes::Bytes;
 use ds_support::{b64, mailbox_key, public, unb64};
@@ -37,16 +38,6 @@ const MAILBOXES: usize = 4;
 const SENDERS: usize = 8;
 /// Acknowledged batches before the kill.
 const KILL_AFTER: usize = 150;
-
-/// The server process; killed (SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Set (to the data directory) in the child process that serves the DS.
 const CHILD: &str = "ATMLS_DS_CRASH_CHILD";
@@ -73,7 +64,7 @@ fn crash_child() {
             .core(DsConfig::default().with_request_max_age(Duration::from_millis(MAX_AGE_MS)))
             .start()
             .await;
-        println!("listening on http://{}", server.addr());
+        println!("{}{}", child::LISTENING, server.addr());
         std::io::stdout().flush().expect("flush");
         tokio::task::spawn_blocking(|| {
             let mut line = String::new();
@@ -92,46 +83,10 @@ fn crash_child() {
 }
 
 /// Starts the DS process over `db`'s directory; its address.
-fn spawn_server(db: &Path) -> (Proc, SocketAddr) {
+fn spawn_server(db: &Path) -> (child::Child, SocketAddr) {
     let dir = db.parent().expect("the database's directory");
-    let mut child = Command::new(std::env::current_exe().expect("this test binary"))
-        .args([
-            "crash_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(CHILD, dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the test server");
-    let stdout = child.stdout.take().expect("stdout");
-    let proc = Proc(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // The test harness prints its own words first (on the same line, too).
-        let line = std::io::BufReader::new(stdout)
-            .lines()
-            .take(20)
-            .map_while(Result::ok)
-            .find(|l| l.contains("listening on http://"))
-            .unwrap_or_default();
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the server did not start");
-    let addr = line
-        .split_once("listening on http://")
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .1
-        .trim()
-        .parse()
-        .expect("address");
-    (proc, addr)
+    let dir = dir.to_str().expect("a UTF-8 temporary directory");
+    child::spawn("crash_child", CHILD, dir, Duration::from_secs(10))
 }
 
 /// One request on a fresh connection; `Err` when the server is gone.

@@ -480,7 +480,7 @@ fn kill_child() {
         let _follow = PgDs::follow(&config, server.ds().clone())
             .await
             .expect("listen");
-        println!("listening on http://{}", server.addr());
+        println!("{}{}", atmls_testkit::child::LISTENING, server.addr());
         std::io::Write::flush(&mut std::io::stdout()).expect("flush");
         tokio::task::spawn_blocking(|| {
             let mut line = String::new();
@@ -497,9 +497,8 @@ fn kill_child() {
 }
 
 mod kill {
-    use std::io::BufRead as _;
+    use atmls_testkit::child;
     use std::net::SocketAddr;
-    use std::process::{Child, Command, Stdio};
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
@@ -528,54 +527,14 @@ mod kill {
     /// Batches B must acknowledge after the kill (the survivor keeps serving).
     const SURVIVOR_ACKS: usize = 40;
 
-    /// A DS process; killed (SIGKILL) when dropped.
-    struct Proc(Child);
-
-    impl Drop for Proc {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    fn spawn_server(schema: &SchemaName) -> (Proc, SocketAddr) {
-        let mut child = Command::new(std::env::current_exe().expect("this test binary"))
-            .args([
-                "kill_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env(KILL_CHILD, schema.as_str())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn a DS process");
-        let stdout = child.stdout.take().expect("stdout");
-        let proc = Proc(child);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let line = std::io::BufReader::new(stdout)
-                .lines()
-                .take(20)
-                .map_while(Result::ok)
-                .find(|l| l.contains("listening on http://"))
-                .unwrap_or_default();
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the DS process did not start");
-        let addr = line
-            .split_once("listening on http://")
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .1
-            .trim()
-            .parse()
-            .expect("address");
-        (proc, addr)
+    /// A DS process over `schema`, killed (SIGKILL) when dropped; its address.
+    fn spawn_server(schema: &SchemaName) -> (child::Child, SocketAddr) {
+        child::spawn(
+            "kill_child",
+            KILL_CHILD,
+            schema.as_str(),
+            Duration::from_secs(20),
+        )
     }
 
     /// One request on a fresh connection; `Err` when the server is gone.

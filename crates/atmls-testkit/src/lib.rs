@@ -16,6 +16,13 @@
 //! }
 //! ```
 //!
+//! Helpers any test may use:
+//!
+//! - [`database`]: the throw-away PostgreSQL server's URL (`ATMLS_TEST_DATABASE_URL`,
+//!   missing is a failure) and schema names no other test uses;
+//! - [`child`]: a server in a child process (the test binary running one of its own
+//!   tests), for tests that kill it.
+//!
 //! With features:
 //!
 //! - `server` — [`server`]: the one way to start servers for tests
@@ -30,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod block_store;
+pub mod child;
 pub mod database;
 pub mod ds_store;
 #[cfg(feature = "http")]
