@@ -26,11 +26,9 @@ use atmls_testkit::server::TestServer;
 use bytes::Bytes;
 use ds_support::{b64, mailbox_key, public, unb64};
 use ed25519_dalek::SigningKey;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 
 /// The request age (and so the startup guard) of the test server, in ms.
 const MAX_AGE_MS: u64 = 1000;
@@ -94,24 +92,7 @@ async fn request(
     addr: SocketAddr,
     req: Request<Full<Bytes>>,
 ) -> Result<(StatusCode, Bytes), String> {
-    tokio::time::timeout(Duration::from_secs(5), async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let response = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, body))
-    })
-    .await
-    .map_err(|_| "timeout".to_owned())?
+    atmls_testkit::http::try_send(addr, req, Duration::from_secs(5)).await
 }
 
 async fn send_batch(

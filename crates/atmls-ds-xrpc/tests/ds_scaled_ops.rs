@@ -510,11 +510,9 @@ mod kill {
     use bytes::Bytes;
     use ed25519_dalek::SigningKey;
     use futures_util::StreamExt as _;
-    use http_body_util::{BodyExt as _, Full};
+    use http_body_util::Full;
     use hyper::{Request, StatusCode};
-    use hyper_util::rt::TokioIo;
     use serde_json::{Value, json};
-    use tokio::net::TcpStream;
 
     use super::{KILL_CHILD, fresh_schema, pg_config};
     use crate::ds_support::{b64, mailbox_key, public, unb64};
@@ -542,24 +540,9 @@ mod kill {
         addr: SocketAddr,
         req: Request<Full<Bytes>>,
     ) -> Result<(StatusCode, Value), String> {
-        tokio::time::timeout(Duration::from_secs(10), async {
-            let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            let response = sender.send_request(req).await.map_err(|e| e.to_string())?;
-            let status = response.status();
-            let body = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| e.to_string())?
-                .to_bytes();
-            Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
-        })
-        .await
-        .map_err(|_| "timeout".to_owned())?
+        let (status, body) =
+            atmls_testkit::http::try_send(addr, req, Duration::from_secs(10)).await?;
+        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
     }
 
     fn token(

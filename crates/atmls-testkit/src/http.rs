@@ -98,3 +98,31 @@ pub async fn send_from(
     .await
     .expect("request timed out")
 }
+
+/// One request on a fresh connection, waiting at most `wait`; `Err` (never a panic) when
+/// the server is gone, refuses the connection or does not answer in time — for tests
+/// that kill servers while requests are in flight.
+pub async fn try_send(
+    addr: SocketAddr,
+    req: Request<Full<Bytes>>,
+    wait: Duration,
+) -> Result<(StatusCode, Bytes), String> {
+    tokio::time::timeout(wait, async {
+        let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let response = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, body))
+    })
+    .await
+    .map_err(|_| "timeout".to_owned())?
+}
