@@ -248,6 +248,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<(), ServeError> {
 }
 
 async fn serve(args: Settings) -> Result<(), ServeError> {
+    let signal = ShutdownSignal::listen();
     let data_dir = match args.data_dir {
         Some(d) => d,
         None => default_data_dir().ok_or(ServeError::NoDataDir)?,
@@ -287,7 +288,7 @@ async fn serve(args: Settings) -> Result<(), ServeError> {
     );
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    shutdown_signal().await;
+    signal.wait().await;
     services.shutdown().await?;
     say!("stopped");
     Ok(())
@@ -295,6 +296,7 @@ async fn serve(args: Settings) -> Result<(), ServeError> {
 
 /// Attached mode: the delivery service alone, beside the PDS at `pds_url`.
 async fn serve_attached(args: Settings) -> Result<(), ServeError> {
+    let signal = ShutdownSignal::listen();
     let pds_url = args.pds_url.unwrap_or_default();
     let data_dir = match args.data_dir {
         Some(d) => d,
@@ -349,7 +351,7 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
     say!("  PLC directory:    {}", args.plc_url);
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    shutdown_signal().await;
+    signal.wait().await;
     ds.shutdown().await?;
     say!("stopped");
     Ok(())
@@ -393,25 +395,55 @@ fn url_on_loopback(url: &str) -> bool {
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() {
+/// SIGTERM and SIGINT, listened for from the moment this is called: registered before the
+/// start-up lines are printed, so a signal sent as soon as they are read is never met by
+/// the default action (death without a clean stop).
+struct ShutdownSignal {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignal {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Self {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        {
+            let (term, int) = (self.term, self.int);
+            let one = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            if term.is_none() && int.is_none() {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+            tokio::select! {
+                _ = one(term) => {}
+                _ = one(int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
