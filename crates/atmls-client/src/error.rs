@@ -353,6 +353,10 @@ pub enum Error {
         /// What the last attempt met.
         error: TransportError,
     },
+    /// This device's state in the group is broken (docs/spec.md §11.17): it neither
+    /// sends nor commits there until a member re-adds it.
+    #[error("this device's state in the group is broken ({0}); waiting to be re-added")]
+    Broken(crate::group::reentry::BrokenReason),
 }
 
 impl Error {

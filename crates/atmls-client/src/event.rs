@@ -155,6 +155,41 @@ pub enum Event {
         /// Who and why.
         welcome: crate::UndeliveredWelcome,
     },
+    /// This device cannot go on in the group (docs/spec.md §11.17): it stops sending
+    /// there (the outbox holds its messages) and asks to be re-added.
+    Broken {
+        /// The group.
+        group: GroupId,
+        /// Why.
+        reason: crate::group::reentry::BrokenReason,
+    },
+    /// This device was re-added to a group it was broken in (or lost with its database)
+    /// and reads it again; held messages are sent.
+    Recovered {
+        /// The group.
+        group: GroupId,
+    },
+    /// A re-entry request in the inbox was refused (it cost no commit).
+    ReentryRefused {
+        /// The group it named, if any and known here.
+        group: Option<GroupId>,
+        /// Why.
+        reason: crate::group::reentry::ReentryRefusal,
+    },
+}
+
+/// Recovery (docs/spec.md §11.17).
+impl Event {
+    /// The groups that became broken among `events`, with why.
+    pub fn broken(events: &[Event]) -> Vec<(GroupId, crate::group::reentry::BrokenReason)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Broken { group, reason } => Some((group.clone(), *reason)),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 impl Event {

@@ -59,6 +59,7 @@ pub use error::{
     TransportError,
 };
 pub use event::{Event, Message};
+pub use group::reentry::{BrokenReason, ReentryRefusal};
 pub use group::{Group, GroupData, GroupId, Member};
 pub use keypackage::VerifiedKeyPackage;
 

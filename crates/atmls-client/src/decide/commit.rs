@@ -36,6 +36,9 @@ pub(crate) enum Intent {
     },
     /// Commit the proposals received (e.g. members leaving).
     CommitProposals,
+    /// Re-add a device that asked for re-entry (§11.17): remove every leaf of its
+    /// account with its device id and add this KeyPackage, in one commit.
+    Readd(Box<VerifiedKeyPackage>),
 }
 
 impl Intent {
@@ -46,6 +49,7 @@ impl Intent {
             Self::Update(_) => "update",
             Self::SelfUpdate { .. } => "self-update",
             Self::CommitProposals => "commit-proposals",
+            Self::Readd(_) => "re-add",
         }
     }
 
@@ -53,6 +57,7 @@ impl Intent {
     pub(crate) fn needs_admin(&self, me: &Did) -> bool {
         match self {
             Self::Add(kps) => kps.iter().any(|k| &k.did != me),
+            Self::Readd(k) => &k.did != me,
             Self::Remove(dids) => dids.iter().any(|d| d != me),
             Self::Update(_) => true,
             Self::SelfUpdate { .. } | Self::CommitProposals => false,
@@ -166,11 +171,18 @@ pub(crate) fn build(
     let mut targets = Vec::new();
     let mut new_signer = None;
     let mut ratchet_tree = None;
+    // Every commit carries the epoch tag (§11.17).
+    grp::reentry::tag_next(group);
     let (commit, welcome) = match intent {
-        Intent::Add(kps) => {
+        Intent::Add(_) | Intent::Readd(_) => {
             let present: Vec<Vec<u8>> = group.members().map(|m| m.signature_key).collect();
+            let (kps, removals): (Vec<&VerifiedKeyPackage>, Vec<LeafNodeIndex>) = match intent {
+                Intent::Readd(k) => (vec![k.as_ref()], stale_leaves(group, k)),
+                Intent::Add(kps) => (kps.iter().collect(), Vec::new()),
+                _ => (Vec::new(), Vec::new()),
+            };
             let fresh: Vec<&VerifiedKeyPackage> = kps
-                .iter()
+                .into_iter()
                 .filter(|k| {
                     !present.iter().any(|p| {
                         p.as_slice() == k.key_package.leaf_node().signature_key().as_slice()
@@ -192,7 +204,8 @@ pub(crate) fn build(
             let packages: Vec<KeyPackage> = fresh.iter().map(|k| k.key_package.clone()).collect();
             // The proofs travel inside the encrypted commit (§11.13).
             let proofs = grp::proofs::proposal(provider.crypto(), &fresh)?;
-            let (commit, welcome) = add_commit(provider, group, signer, &packages, &proofs, true)?;
+            let (commit, welcome) =
+                add_commit(provider, group, signer, &packages, &removals, &proofs, true)?;
             // Inline tree when the sealed welcome fits (§11.4); otherwise build the commit
             // again with a Welcome without the tree, which then goes out of band.
             let inline_len = welcome
@@ -209,7 +222,7 @@ pub(crate) fn build(
             {
                 unstage(provider, group)?;
                 let (commit, welcome) =
-                    add_commit(provider, group, signer, &packages, &proofs, false)?;
+                    add_commit(provider, group, signer, &packages, &removals, &proofs, false)?;
                 let staged = group
                     .pending_commit()
                     .ok_or_else(|| Error::Protocol("no pending commit".into()))?;
@@ -368,6 +381,18 @@ pub(crate) fn commits_leaves(group: &MlsGroup, me: &Did) -> bool {
     !admin_stays
 }
 
+/// The leaves of `k`'s account carrying `k`'s device id (this device's own excepted):
+/// what a re-add removes.
+fn stale_leaves(group: &MlsGroup, k: &VerifiedKeyPackage) -> Vec<LeafNodeIndex> {
+    let own = group.own_leaf_index().u32();
+    grp::members(group)
+        .into_iter()
+        .filter(|m| m.leaf != own && m.did == k.did)
+        .filter(|m| m.device_id.as_deref() == Some(k.device_id.as_str()))
+        .map(|m| LeafNodeIndex::new(m.leaf))
+        .collect()
+}
+
 /// Takes the pending commit out of `group` (the MLS half of the device's
 /// `drop_pending`; also used when a commit is built again without its tree).
 pub(crate) fn unstage(provider: &Provider<'_>, group: &mut MlsGroup) -> Result<(), Error> {
@@ -383,11 +408,14 @@ fn add_commit(
     group: &mut MlsGroup,
     signer: &SignatureKeyPair,
     packages: &[KeyPackage],
+    removals: &[LeafNodeIndex],
     proofs: &Option<Proposal>,
     inline_tree: bool,
 ) -> Result<(MlsMessageOut, Option<MlsMessageOut>), Error> {
+    grp::reentry::tag_next(group);
     let bundle = group
         .commit_builder()
+        .propose_removals(removals.iter().copied())
         .propose_adds(packages.to_vec())
         .add_proposals(proofs.clone())
         .force_self_update(true)

@@ -10,6 +10,7 @@ use crate::content::{self, Content};
 use crate::device::store::Provider;
 use crate::error::{Error, FailureKind, PolicyViolation, StoreError};
 use crate::group::proofs::{self, Documents, LeafCheck};
+use crate::group::reentry::{self, BrokenReason};
 use crate::group::{credential_did, leaf_device_id};
 
 /// What happens to this device's pending commit (if any) when an envelope arrives.
@@ -69,6 +70,8 @@ pub(crate) enum EnvelopeOutcome {
     Ignored(String),
     /// Refused: the cursor moves past it and the group is unchanged.
     Refused(Refusal),
+    /// This device cannot go on in the group (§11.17): it enters the broken state.
+    Broken(BrokenReason),
     /// The documents of these DIDs are needed to check the leaves a commit adds: the
     /// caller rolls back, resolves them, and decides the same envelope again.
     NeedDocuments(Vec<Did>),
@@ -130,12 +133,26 @@ pub(crate) fn decide(
         return refuse("message for another group".into());
     }
     let message_epoch = protocol.epoch();
+    // The sender's epoch tag (§11.17): readable before decryption, compared only at the
+    // same epoch and only when the envelope does not decrypt.
+    let tag = match &protocol {
+        ProtocolMessage::PrivateMessage(p) => reentry::aad_tag(p.aad()),
+        ProtocolMessage::PublicMessage(_) => None,
+    };
     let processed = match group.process_message(provider, protocol) {
         Ok(p) => p,
         Err(ProcessMessageError::StorageError(e)) => return Err(StoreError::Sqlite(e).into()),
         Err(e) if message_epoch < group.epoch() => {
             let reason = format!("epoch {} is past: {e}", message_epoch.as_u64());
             return Ok(EnvelopeOutcome::Ignored(reason));
+        }
+        // The mailbox is read in order: an epoch beyond ours means the others merged a
+        // commit this device did not.
+        Err(_) if message_epoch > group.epoch() => {
+            return Ok(EnvelopeOutcome::Broken(BrokenReason::Behind));
+        }
+        Err(_) if tag.is_some_and(|t| t != reentry::epoch_tag(group.epoch_authenticator().as_slice())) => {
+            return Ok(EnvelopeOutcome::Broken(BrokenReason::Forked));
         }
         Err(e) => return refuse(e.to_string()),
     };

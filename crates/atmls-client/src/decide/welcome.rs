@@ -35,6 +35,10 @@ pub(crate) enum WelcomeRefusal {
     /// The welcome names another mailbox or DS than the group data does.
     #[error("the welcome's mailbox is not the group's")]
     MailboxMismatch,
+    /// The welcome is for a group this device is a member of, and its state there is
+    /// not broken (§11.17): it is not replaced.
+    #[error("already a member of that group")]
+    AlreadyMember,
 }
 
 /// A welcome opened with one of this device's KeyPackages.
@@ -94,11 +98,14 @@ pub(crate) fn open(
 
 /// Joins the group of an opened welcome; `tree` is the out-of-band ratchet tree
 /// (TLS-encoded) when the Welcome leaves it out. A group joined and then refused (its
-/// mailbox is not the welcome's) is deleted again.
+/// mailbox is not the welcome's) is deleted again. A group this device already holds is
+/// replaced only if `replaceable` names it (broken or left, §11.17), and only once the
+/// welcome is verified.
 pub(crate) fn join(
     provider: &Provider<'_>,
     opened: Opened,
     tree: Option<Vec<u8>>,
+    replaceable: &[Vec<u8>],
 ) -> Result<Joined, WelcomeRefusal> {
     let Opened { info, package } = opened;
     let message = MlsMessageIn::tls_deserialize_exact(info.welcome.as_slice())
@@ -113,9 +120,31 @@ pub(crate) fn join(
         })
         .transpose()?;
     let config = grp::create::join_config();
-    let group = StagedWelcome::new_from_welcome(provider, &config, welcome, tree)
-        .and_then(|w| w.into_group(provider))
+    let join_err = |e: WelcomeError<_>| WelcomeRefusal::Join(e.to_string());
+    let mut builder =
+        StagedWelcome::build_from_welcome(provider, &config, welcome).map_err(join_err)?;
+    let id = builder
+        .processed_welcome()
+        .unverified_group_info()
+        .group_id()
+        .clone();
+    let old = MlsGroup::load(provider.storage(), &id)
         .map_err(|e| WelcomeRefusal::Join(e.to_string()))?;
+    if old.is_some() {
+        if !replaceable.iter().any(|r| r.as_slice() == id.as_slice()) {
+            return Err(WelcomeRefusal::AlreadyMember);
+        }
+        builder = builder.replace_old_group();
+    }
+    if let Some(tree) = tree {
+        builder = builder.with_ratchet_tree(tree);
+    }
+    let staged = builder.build().map_err(join_err)?;
+    if let Some(mut old) = old {
+        old.delete(provider.storage())
+            .map_err(|e| WelcomeRefusal::Join(e.to_string()))?;
+    }
+    let group = staged.into_group(provider).map_err(join_err)?;
     let refused = |mut group: MlsGroup, why| {
         let _ = group.delete(provider.storage());
         Err(why)

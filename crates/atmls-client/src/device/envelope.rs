@@ -28,6 +28,8 @@ pub(super) struct After {
     pub(super) leave_requested: bool,
     /// This device was removed from the group.
     pub(super) removed: bool,
+    /// This device cannot go on in the group: it entered the broken state (§11.17).
+    pub(super) broken: bool,
 }
 
 /// Processes one group envelope inside the caller's transaction and advances the cursor.
@@ -143,7 +145,14 @@ pub(super) fn process_envelope(
         EnvelopeOutcome::Ignored(reason) => {
             tracing::debug!(seq = envelope.seq, %reason, "ignored");
         }
+        EnvelopeOutcome::Broken(reason) => {
+            super::recovery::enter_broken(st, group, reason, &mut after.events)?;
+            after.broken = true;
+        }
         EnvelopeOutcome::Refused(Refusal::Policy(violation)) => {
+            // Remembered: if the DS then cuts this device off, it refused a commit the
+            // others merged (§11.17).
+            super::recovery::rows::refused_at(&st.conn, &group.0, envelope.seq)?;
             after.events.push(Event::CommitRefused {
                 group: group.clone(),
                 seq: envelope.seq,

@@ -232,6 +232,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             let (bytes, key) = st.with_group(&group.0, |provider, g| {
                 let key = seal::mailbox_key(g, provider.crypto(), &row.mailbox)
                     .map_err(|e| Error::mls("mailbox key", e))?;
+                crate::group::reentry::tag_next(g);
                 let proposal = g
                     .leave_group(provider, &signer)
                     .map_err(|e| Error::mls("leave", e))?;
@@ -264,9 +265,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if !row.active {
             return Err(Error::NotMember);
         }
-        st.with_group(&group.0, |_, g| {
+        let broken = super::recovery::rows::broken(&st.conn, &group.0)?.map(|b| b.reason);
+        let mut snapshot = st.with_group(&group.0, |_, g| {
             grp::snapshot(g, row.active).map_err(|e| Error::Protocol(e.to_string()))
-        })
+        })?;
+        snapshot.broken = broken;
+        Ok(snapshot)
     }
 
     /// Every group this device is a member of.
@@ -275,9 +279,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
         let rows = store::groups(&st.conn)?;
         let mut out = Vec::new();
         for row in rows.into_iter().filter(|r| r.active) {
-            out.push(st.with_group(&row.group_id, |_, g| {
+            let broken = super::recovery::rows::broken(&st.conn, &row.group_id)?.map(|b| b.reason);
+            let mut snapshot = st.with_group(&row.group_id, |_, g| {
                 grp::snapshot(g, row.active).map_err(|e| Error::Protocol(e.to_string()))
-            })?);
+            })?;
+            snapshot.broken = broken;
+            out.push(snapshot);
         }
         Ok(out)
     }
@@ -295,6 +302,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
             let row = store::group(&st.conn, &group.0)?.ok_or(Error::UnknownGroup)?;
             if !row.active {
                 return Err(Error::NotMember);
+            }
+            if let Some(b) = super::recovery::rows::broken(&st.conn, &group.0)? {
+                return Err(Error::Broken(b.reason));
             }
             let me = st.did.clone();
             let max_bytes = self.inner.config.max_envelope_bytes;

@@ -7,6 +7,7 @@ use atmls_ds_proto::MailboxId;
 use atmls_identity::Did;
 
 use super::backoff::{Target, delay};
+use super::recovery;
 use super::store::{self, GroupRow};
 use super::sync::own_step_failed;
 use super::{Device, State};
@@ -36,6 +37,8 @@ struct Joined {
     name: String,
     key_package_ref: Vec<u8>,
     last_resort: bool,
+    /// It replaced this device's broken state in the group (§11.17).
+    recovered: bool,
 }
 
 impl<P: Pds, D: Ds> Device<P, D> {
@@ -121,6 +124,16 @@ impl<P: Pds, D: Ds> Device<P, D> {
         budget: &mut u32,
         events: &mut Vec<Event>,
     ) -> Result<(), Error> {
+        // A re-entry request (§11.17): decided on its own, never set aside (the
+        // requester asks again on its schedule).
+        if crate::group::reentry::is_sealed_reentry(payload) {
+            st.transaction(|st| {
+                advance_cursor(st, seq)?;
+                store::release_deferred(&st.conn, seq)?;
+                Ok(())
+            })?;
+            return self.reentry_item(st, payload, events).await;
+        }
         let packages = store::key_packages(&st.conn)?;
         let suite = st.ciphersuite()?;
         let opened = welcome::open(&st.provider(), suite, packages, payload)?;
@@ -165,9 +178,16 @@ impl<P: Pds, D: Ds> Device<P, D> {
             }
             Some(Err(e)) => Err(e.to_string()),
         };
+        // Groups a welcome may replace: those this device left or is broken in.
+        let mut replaceable = Vec::new();
+        for row in store::groups(&st.conn)? {
+            if !row.active || recovery::is_broken(st, &row.group_id)? {
+                replaceable.push(row.group_id);
+            }
+        }
         let joined = st.transaction(|st| {
             let joined = match (opened, tree) {
-                (Ok(opened), Ok(tree)) => match welcome::join(&st.provider(), opened, tree) {
+                (Ok(opened), Ok(tree)) => match welcome::join(&st.provider(), opened, tree, &replaceable) {
                     Ok(j) => Ok(record_join(st, j)?),
                     Err(refusal) => Err(refusal.to_string()),
                 },
@@ -191,12 +211,17 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 return Ok(());
             }
         };
-        let ev = Event::Joined {
+        let mut evs = vec![Event::Joined {
             group: j.group.clone(),
             name: j.name.clone(),
-        };
-        self.emit(std::slice::from_ref(&ev));
-        events.push(ev);
+        }];
+        if j.recovered {
+            evs.push(Event::Recovered {
+                group: j.group.clone(),
+            });
+        }
+        self.emit(&evs);
+        events.extend(evs);
         // What follows talks to the group's DS (named by whoever invited us) and to our
         // PDS: a failure is that group's (or retried at the next sync), not the inbox's.
         if j.last_resort {
@@ -263,6 +288,14 @@ fn unix_ms() -> i64 {
 /// Records a group joined from a welcome.
 fn record_join(st: &mut State, j: welcome::Joined) -> Result<Joined, Error> {
     let id = j.group.group_id().as_slice().to_vec();
+    // A group re-joined: what was pending or held for the old state goes (§11.17).
+    let recovered = recovery::is_broken(st, &id)?;
+    if store::group(&st.conn, &id)?.is_some() {
+        store::deactivate_group(&st.conn, &id)?;
+        recovery::rows::clear_broken(&st.conn, &id)?;
+    }
+    // A restored device was re-added somewhere: its group-less requests end.
+    recovery::rows::set_restore(&st.conn, None)?;
     store::insert_group(
         &st.conn,
         &GroupRow {
@@ -280,5 +313,6 @@ fn record_join(st: &mut State, j: welcome::Joined) -> Result<Joined, Error> {
         name: j.data.name,
         key_package_ref: j.package.key_package_ref,
         last_resort: j.package.last_resort,
+        recovered,
     })
 }

@@ -11,6 +11,7 @@ mod leaf_proof_tests;
 mod live;
 pub(crate) mod outbox;
 mod pending;
+pub(crate) mod recovery;
 pub(crate) mod store;
 mod sync;
 pub(crate) mod welcome;
@@ -66,6 +67,9 @@ pub struct DeviceConfig {
     pub retry_backoff: Duration,
     /// The longest back-off (also the wait after a mailbox's DS refuses it for good).
     pub max_retry_backoff: Duration,
+    /// A broken device asks to be re-added again after this long, doubling per request
+    /// up to six hours (docs/spec.md §11.17).
+    pub reentry_retry: Duration,
 }
 
 impl Default for DeviceConfig {
@@ -83,6 +87,7 @@ impl Default for DeviceConfig {
             poll_interval: Duration::from_secs(30),
             retry_backoff: Duration::from_secs(1),
             max_retry_backoff: Duration::from_secs(300),
+            reentry_retry: Duration::from_secs(60),
         }
     }
 }
@@ -124,6 +129,12 @@ impl DeviceConfig {
     pub fn with_retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.retry_backoff = initial;
         self.max_retry_backoff = max.max(initial);
+        self
+    }
+
+    /// Sets how soon a broken device asks again to be re-added (doubling per request).
+    pub fn with_reentry_retry(mut self, wait: Duration) -> Self {
+        self.reentry_retry = wait;
         self
     }
 
@@ -321,6 +332,19 @@ impl<P: Pds, D: Ds> Device<P, D> {
         ds_did: Did,
         config: DeviceConfig,
     ) -> Result<Self, Error> {
+        Self::create_inner(storage, pds, ds, ds_did, config, None).await
+    }
+
+    /// [`Self::create`], with the device id given (a device restored after its database
+    /// was lost keeps its id, docs/spec.md §11.17) or drawn at random.
+    pub(crate) async fn create_inner(
+        storage: Storage<'_>,
+        pds: P,
+        ds: D,
+        ds_did: Did,
+        config: DeviceConfig,
+        device_id: Option<String>,
+    ) -> Result<Self, Error> {
         let conn = match storage {
             Storage::File(p, key) => store::open(p, key)?,
             Storage::Memory => store::open_in_memory()?,
@@ -348,7 +372,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 0,
             )
             .await?;
-        let device_id = crate::content::base32(&rand::random::<[u8; 10]>());
+        let device_id =
+            device_id.unwrap_or_else(|| crate::content::base32(&rand::random::<[u8; 10]>()));
         let row = DeviceRow {
             did: did.to_string(),
             device_id: device_id.clone(),

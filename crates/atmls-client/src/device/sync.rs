@@ -10,6 +10,7 @@ use atmls_identity::Did;
 use super::backoff::Target;
 use super::envelope;
 use super::outbox;
+use super::recovery;
 use super::store;
 use super::{Device, State};
 use crate::decide::commit::{self, Intent};
@@ -43,7 +44,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 continue;
             }
             let id = GroupId(row.group_id.clone());
-            if !st.backoffs.ready(&Target::Group(id.0.clone()), now) {
+            if !st.backoffs.ready(&Target::Group(id.0.clone()), now)
+                || recovery::is_broken(&st, &id.0)?
+            {
                 continue;
             }
             let synced = self.sync_group_inner(&mut st, &id).await;
@@ -75,6 +78,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     .await?;
             }
         }
+        self.request_reentries(&mut st).await?;
         if let Some(every) = self.inner.config.self_update_interval {
             self.periodic_self_updates(&mut st, every, &mut events)
                 .await?;
@@ -106,7 +110,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         let error = match result {
             Ok(v) => return Ok(Some(v)),
             Err(Error::Transport(e)) => e,
-            Err(Error::NotMember) => return Ok(None),
+            Err(Error::NotMember | Error::Broken(_)) => return Ok(None),
             Err(Error::RetriesExhausted(n)) => {
                 tracing::warn!(
                     attempts = n,
@@ -142,7 +146,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         let now = chrono::Utc::now().timestamp();
         let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
         for row in store::groups(&st.conn)? {
-            if !row.active {
+            if !row.active || recovery::is_broken(st, &row.group_id)? {
                 continue;
             }
             let last = store::last_update(&st.conn, &row.group_id, now)?;
@@ -199,11 +203,21 @@ impl<P: Pds, D: Ds> Device<P, D> {
             let key = st.mailbox_key(&group.0, &row.mailbox)?;
             let ds = Did::new(row.ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
             let mailbox = MailboxId::from_bytes(row.mailbox);
-            let page = self
+            let page = match self
                 .inner
                 .ds
                 .envelopes(&ds, &mailbox, &key, row.cursor)
-                .await?;
+                .await
+            {
+                Ok(page) => page,
+                // The DS no longer serves this device's epoch (§11.17).
+                Err(e) if recovery::cut_off(&e) => {
+                    let reason = recovery::cut_off_reason(st, group, row.cursor)?;
+                    recovery::enter_broken(st, group, reason, &mut events)?;
+                    return Ok((events, false));
+                }
+                Err(e) => return Err(e.into()),
+            };
             if page.envelopes.is_empty() {
                 break;
             }
@@ -231,6 +245,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 }
                 if after.removed {
                     store::checkpoint(&st.conn)?;
+                    return Ok((events, false));
+                }
+                if after.broken {
                     return Ok((events, false));
                 }
             }
@@ -270,7 +287,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             Err(e) => return Err(e),
         };
         for row in store::groups(&st.conn)? {
-            if !row.active {
+            if !row.active || recovery::is_broken(st, &row.group_id)? {
                 continue;
             }
             let present: Vec<String> = st.with_group(&row.group_id, |_, g| {
@@ -321,7 +338,7 @@ pub(super) fn own_step_failed(e: Error, what: &'static str) -> Result<(), Error>
             tracing::warn!(error = %e, "{what}; retried at the next sync");
             Ok(())
         }
-        Error::RetriesExhausted(_) | Error::NotMember => Ok(()),
+        Error::RetriesExhausted(_) | Error::NotMember | Error::Broken(_) => Ok(()),
         e => Err(e),
     }
 }

@@ -5,6 +5,7 @@
 pub(crate) mod create;
 mod extension;
 pub(crate) mod proofs;
+pub mod reentry;
 pub mod seal;
 
 use atmls_ds_proto::MailboxId;
@@ -63,6 +64,9 @@ pub struct Group {
     pub members: Vec<Member>,
     /// Whether this device is still a member.
     pub active: bool,
+    /// Why this device cannot go on in the group, while it waits to be re-added
+    /// (docs/spec.md §11.17); `None` when it can.
+    pub broken: Option<reentry::BrokenReason>,
 }
 
 impl Group {
@@ -131,6 +135,7 @@ pub(crate) fn snapshot(group: &MlsGroup, active: bool) -> Result<Group, PolicyVi
         data: group_data(group.extensions())?,
         members: members(group),
         active,
+        broken: None,
     })
 }
 

@@ -205,19 +205,34 @@ pub fn seal_welcome(
     init_key: &[u8],
     info: &WelcomeInfo,
 ) -> Result<Vec<u8>, CryptoError> {
-    let ct = crypto.hpke_seal(
-        suite.hpke_config(),
+    seal_to_init_key(
+        crypto,
+        suite,
         init_key,
+        SEALED_VERSION,
         WELCOME_INFO,
-        &[],
         &info.to_cbor(),
-    )?;
+    )
+}
+
+/// HPKE-seals `plaintext` to an init key with `info`, framed
+/// `version || u16 len(enc) || enc || u32 len(ct) || ct` (welcomes: version 1; re-entry
+/// requests, §11.17: version 2).
+pub(crate) fn seal_to_init_key(
+    crypto: &impl OpenMlsCrypto,
+    suite: Ciphersuite,
+    init_key: &[u8],
+    version: u8,
+    info: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let ct = crypto.hpke_seal(suite.hpke_config(), init_key, info, &[], plaintext)?;
     let enc = ct.kem_output.as_slice();
     let body = ct.ciphertext.as_slice();
     let enc_len = u16::try_from(enc.len()).map_err(|_| CryptoError::InvalidLength)?;
     let ct_len = u32::try_from(body.len()).map_err(|_| CryptoError::InvalidLength)?;
     let mut out = Vec::with_capacity(7 + enc.len() + body.len());
-    out.push(SEALED_VERSION);
+    out.push(version);
     out.extend_from_slice(&enc_len.to_be_bytes());
     out.extend_from_slice(enc);
     out.extend_from_slice(&ct_len.to_be_bytes());
@@ -233,8 +248,28 @@ pub fn open_welcome(
     init_private: &[u8],
     sealed: &[u8],
 ) -> Option<Vec<u8>> {
-    let (&version, rest) = sealed.split_first()?;
-    if version != SEALED_VERSION {
+    open_sealed(
+        crypto,
+        config,
+        init_private,
+        SEALED_VERSION,
+        WELCOME_INFO,
+        sealed,
+    )
+}
+
+/// Opens what [`seal_to_init_key`] sealed with `version` and `info`; `None` if the
+/// version differs, it is malformed, its padding is not zeros, or it does not open.
+pub(crate) fn open_sealed(
+    crypto: &impl OpenMlsCrypto,
+    config: HpkeConfig,
+    init_private: &[u8],
+    version: u8,
+    info: &[u8],
+    sealed: &[u8],
+) -> Option<Vec<u8>> {
+    let (&found, rest) = sealed.split_first()?;
+    if found != version {
         return None;
     }
     let (len, rest) = rest.split_first_chunk::<2>()?;
@@ -249,9 +284,7 @@ pub fn open_welcome(
         kem_output: enc.to_vec().into(),
         ciphertext: ciphertext.to_vec().into(),
     };
-    crypto
-        .hpke_open(config, &ct, init_private, WELCOME_INFO, &[])
-        .ok()
+    crypto.hpke_open(config, &ct, init_private, info, &[]).ok()
 }
 
 #[cfg(test)]

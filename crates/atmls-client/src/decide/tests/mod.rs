@@ -167,7 +167,7 @@ impl Member {
         let provider = self.provider();
         let opened =
             welcome::open(&provider, SUITE, self.packages.clone(), sealed).expect("storage")?;
-        welcome::join(&provider, opened, None)
+        welcome::join(&provider, opened, None, &[])
     }
 }
 

@@ -208,6 +208,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 self.give_up(st, group, &head, SendRefusal::NotMember, events)?;
                 continue;
             }
+            // A broken group holds its messages until this device is re-added (§11.17).
+            if super::recovery::is_broken(st, &group.0)? {
+                return Ok(None);
+            }
             if head.attempts > 0 && !read {
                 // An earlier attempt may have reached the DS: read the mailbox first, and
                 // the envelope of that attempt, if there, settles the message.
@@ -267,6 +271,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             let signer = st.signer(&row.signature_public)?;
             let key = st.mailbox_key(&group.0, &row.mailbox)?;
             let bytes = st.with_group(&group.0, |provider, g| {
+                crate::group::reentry::tag_next(g);
                 let message = g
                     .create_message(provider, &signer, &head.plaintext)
                     .map_err(|e| Error::mls("encrypt", e))?;
