@@ -175,12 +175,18 @@ pub(crate) fn build(
     grp::reentry::tag_next(group);
     let (commit, welcome) = match intent {
         Intent::Add(_) | Intent::Readd(_) => {
-            let present: Vec<Vec<u8>> = group.members().map(|m| m.signature_key).collect();
             let (kps, removals): (Vec<&VerifiedKeyPackage>, Vec<LeafNodeIndex>) = match intent {
                 Intent::Readd(k) => (vec![k.as_ref()], stale_leaves(group, k)),
                 Intent::Add(kps) => (kps.iter().collect(), Vec::new()),
                 _ => (Vec::new(), Vec::new()),
             };
+            // A re-added device may come back under the signature key of the leaf that
+            // goes in the same commit.
+            let present: Vec<Vec<u8>> = group
+                .members()
+                .filter(|m| !removals.contains(&m.index))
+                .map(|m| m.signature_key)
+                .collect();
             let fresh: Vec<&VerifiedKeyPackage> = kps
                 .into_iter()
                 .filter(|k| {

@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::event::{Event, Message};
 use crate::group::GroupId;
 use crate::group::proofs::Documents;
+use crate::group::reentry::BrokenReason;
 
 /// What processing one envelope asks the caller to do afterwards.
 #[derive(Default)]
@@ -146,6 +147,15 @@ pub(super) fn process_envelope(
             tracing::debug!(seq = envelope.seq, %reason, "ignored");
         }
         EnvelopeOutcome::Broken(reason) => {
+            // Behind after refusing a commit: that refusal is why.
+            let reason = match reason {
+                BrokenReason::Behind
+                    if super::recovery::rows::last_refused(&st.conn, &group.0)?.is_some() =>
+                {
+                    BrokenReason::CommitRefused
+                }
+                other => other,
+            };
             super::recovery::enter_broken(st, group, reason, &mut after.events)?;
             after.broken = true;
         }

@@ -155,6 +155,8 @@ impl Member {
         let sent = content::content(content::text(text), None);
         let bytes = content::encode(&sent).expect("encode");
         let (provider, group, signer) = self.parts();
+        // As the device sends it: with the epoch tag (§11.17).
+        grp::reentry::tag_next(group);
         let out = group
             .create_message(&provider, signer, &bytes)
             .expect("message");
@@ -220,3 +222,4 @@ fn no_documents() -> Documents {
 
 mod commit_welcome_cases;
 mod envelope_cases;
+mod fork_cases;
