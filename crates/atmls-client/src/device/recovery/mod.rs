@@ -256,3 +256,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok(sent)
     }
 }
+
+#[cfg(test)]
+mod tests;
