@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use atmls_client::transport::memory::{MemoryDs, MemoryNetwork, MemoryPds};
-use atmls_identity::ResolveError;
 use atmls_client::{BrokenReason, Device, DeviceConfig, Error, Event, GroupId, Storage, content};
+use atmls_identity::ResolveError;
 
 type Dev = Device<MemoryPds, MemoryDs>;
 
@@ -75,7 +75,10 @@ async fn a_device_whose_database_is_deleted_is_readded_by_its_sibling() {
     assert_eq!(Event::joined(&ev), [g.clone()]);
     bob.sync().await.unwrap();
     bob.send(&g, content::text("after the loss")).await.unwrap();
-    assert_eq!(Event::texts(&phone.sync().await.unwrap()), ["after the loss"]);
+    assert_eq!(
+        Event::texts(&phone.sync().await.unwrap()),
+        ["after the loss"]
+    );
     // One leaf per device, as before: the stale one went in the same commit.
     let group = bob.group(&g).await.unwrap();
     assert_eq!(group.members.len(), members_before);
@@ -109,10 +112,16 @@ async fn a_member_that_refused_a_commit_is_broken_then_readded_by_an_admin() {
     assert!(ev.iter().any(|e| matches!(e, Event::CommitRefused { .. })));
     net.fail_resolution(carol.did(), None);
     carol.sync().await.unwrap();
-    alice.send(&g, content::text("bob cannot read this")).await.unwrap();
+    alice
+        .send(&g, content::text("bob cannot read this"))
+        .await
+        .unwrap();
     // The DS no longer serves Bob's epoch: broken, with the reason.
     let ev = bob.sync().await.unwrap();
-    assert_eq!(Event::broken(&ev), [(g.clone(), BrokenReason::CommitRefused)]);
+    assert_eq!(
+        Event::broken(&ev),
+        [(g.clone(), BrokenReason::CommitRefused)]
+    );
     assert_eq!(
         bob.group(&g).await.unwrap().broken,
         Some(BrokenReason::CommitRefused)
@@ -135,7 +144,10 @@ async fn a_member_that_refused_a_commit_is_broken_then_readded_by_an_admin() {
     let ev = bob.sync().await.unwrap();
     assert!(Event::texts(&ev).contains(&"welcome back".to_owned()));
     // The held message went out after the rejoin.
-    assert_eq!(Event::texts(&alice.sync().await.unwrap()), ["held while broken"]);
+    assert_eq!(
+        Event::texts(&alice.sync().await.unwrap()),
+        ["held while broken"]
+    );
     let ev = carol.sync().await.unwrap();
     assert!(Event::texts(&ev).contains(&"held while broken".to_owned()));
     assert_eq!(bob.group(&g).await.unwrap().members.len(), 3);
@@ -170,7 +182,10 @@ async fn a_device_restored_from_an_old_copy_is_broken_then_readded() {
     // Bob moves on (his own commit), then his old copy comes back.
     bob.self_update(&g, false).await.unwrap();
     alice.sync().await.unwrap();
-    alice.send(&g, content::text("after the backup")).await.unwrap();
+    alice
+        .send(&g, content::text("after the backup"))
+        .await
+        .unwrap();
     drop(bob);
     std::fs::copy(&backup, &path).unwrap();
     let _ = std::fs::remove_file(dir.path().join("bob.db-wal"));

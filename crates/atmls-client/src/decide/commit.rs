@@ -175,6 +175,20 @@ pub(crate) fn build(
     grp::reentry::tag_next(group);
     let (commit, welcome) = match intent {
         Intent::Add(_) | Intent::Readd(_) => {
+            // A package already in the tree (its leaf's encryption key is there): the
+            // device was re-added with it (by another member acting on the same
+            // request) — nothing to do.
+            if let Intent::Readd(k) = intent {
+                let key = k.key_package.leaf_node().encryption_key();
+                if group.members().any(|m| {
+                    group
+                        .public_group()
+                        .leaf(m.index)
+                        .is_some_and(|l| l.encryption_key() == key)
+                }) {
+                    return Ok(None);
+                }
+            }
             let (kps, removals): (Vec<&VerifiedKeyPackage>, Vec<LeafNodeIndex>) = match intent {
                 Intent::Readd(k) => (vec![k.as_ref()], stale_leaves(group, k)),
                 Intent::Add(kps) => (kps.iter().collect(), Vec::new()),
@@ -227,8 +241,9 @@ pub(crate) fn build(
             }) > max_envelope
             {
                 unstage(provider, group)?;
-                let (commit, welcome) =
-                    add_commit(provider, group, signer, &packages, &removals, &proofs, false)?;
+                let (commit, welcome) = add_commit(
+                    provider, group, signer, &packages, &removals, &proofs, false,
+                )?;
                 let staged = group
                     .pending_commit()
                     .ok_or_else(|| Error::Protocol("no pending commit".into()))?;

@@ -151,7 +151,11 @@ pub(crate) fn decide(
         Err(_) if message_epoch > group.epoch() => {
             return Ok(EnvelopeOutcome::Broken(BrokenReason::Behind));
         }
-        Err(_) if tag.is_some_and(|t| t != reentry::epoch_tag(group.epoch_authenticator().as_slice())) => {
+        Err(_)
+            if tag.is_some_and(|t| {
+                t != reentry::epoch_tag(group.epoch_authenticator().as_slice())
+            }) =>
+        {
             return Ok(EnvelopeOutcome::Broken(BrokenReason::Forked));
         }
         Err(e) => return refuse(e.to_string()),

@@ -128,8 +128,8 @@ pub(crate) fn join(
         .unverified_group_info()
         .group_id()
         .clone();
-    let old = MlsGroup::load(provider.storage(), &id)
-        .map_err(|e| WelcomeRefusal::Join(e.to_string()))?;
+    let old =
+        MlsGroup::load(provider.storage(), &id).map_err(|e| WelcomeRefusal::Join(e.to_string()))?;
     if old.is_some() {
         if !replaceable.iter().any(|r| r.as_slice() == id.as_slice()) {
             return Err(WelcomeRefusal::AlreadyMember);

@@ -187,10 +187,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
         }
         let joined = st.transaction(|st| {
             let joined = match (opened, tree) {
-                (Ok(opened), Ok(tree)) => match welcome::join(&st.provider(), opened, tree, &replaceable) {
-                    Ok(j) => Ok(record_join(st, j)?),
-                    Err(refusal) => Err(refusal.to_string()),
-                },
+                (Ok(opened), Ok(tree)) => {
+                    match welcome::join(&st.provider(), opened, tree, &replaceable) {
+                        Ok(j) => Ok(record_join(st, j)?),
+                        Err(refusal) => Err(refusal.to_string()),
+                    }
+                }
                 (Err(refusal), _) => Err(refusal.to_string()),
                 (_, Err(reason)) => Err(reason),
             };

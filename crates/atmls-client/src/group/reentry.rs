@@ -378,8 +378,8 @@ mod tests {
     #[test]
     fn request_round_trip_signature_and_refusals() {
         let crypto = openmls_rust_crypto::RustCrypto::default();
-        let signer = openmls_basic_credential::SignatureKeyPair::new(SignatureScheme::ED25519)
-            .unwrap();
+        let signer =
+            openmls_basic_credential::SignatureKeyPair::new(SignatureScheme::ED25519).unwrap();
         let r = request();
         let sig = r.sign(&signer).unwrap();
         let bytes = r.to_cbor(&sig);

@@ -21,7 +21,11 @@ use crate::transport::{Ds, Pds};
 
 /// Opens a sealed request with one of this device's KeyPackages (which it does not
 /// consume). `Err` is a local storage failure.
-fn open(st: &State, packages: Vec<KeyPackageRow>, payload: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+fn open(
+    st: &State,
+    packages: Vec<KeyPackageRow>,
+    payload: &[u8],
+) -> Result<Option<Vec<u8>>, Error> {
     let suite = st.ciphersuite()?;
     let provider = st.provider();
     for package in packages {
@@ -92,8 +96,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
         // The groups to act in, decided from local state only.
         let candidates: Vec<GroupRow> = match &request.group {
             Some(g) => {
-                let row = store::group(&st.conn, &g.id)?
-                    .filter(|r| r.active && r.ds == g.ds.as_str() && r.mailbox == *g.mailbox.as_bytes());
+                let row = store::group(&st.conn, &g.id)?.filter(|r| {
+                    r.active && r.ds == g.ds.as_str() && r.mailbox == *g.mailbox.as_bytes()
+                });
                 match row {
                     Some(r) if !is_broken(st, &r.group_id)? => vec![r],
                     _ => return refuse(ReentryRefusal::UnknownGroup),
@@ -175,7 +180,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
         let named_package = packages.remove(position);
         let leaf = named_package.key_package.leaf_node();
         let public = leaf.signature_key().as_slice().to_vec();
-        let scheme = named_package.key_package.ciphersuite().signature_algorithm();
+        let scheme = named_package
+            .key_package
+            .ciphersuite()
+            .signature_algorithm();
         if !request.verify(&st.crypto, scheme, &public, &signature) {
             return refuse(ReentryRefusal::BadSignature);
         }

@@ -91,9 +91,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 continue;
             }
             let group = GroupId(row.group_id.clone());
-            let sent = self.request_group(st, &group).await;
+            let sent = self.request_group(st, &group, row.requests).await;
             let next = now.saturating_add(self.reentry_wait(row.requests.saturating_add(1)));
-            rows::requested(&st.conn, &row.group_id, row.requests.saturating_add(1), next)?;
+            rows::requested(
+                &st.conn,
+                &row.group_id,
+                row.requests.saturating_add(1),
+                next,
+            )?;
             match sent {
                 Ok(0) => tracing::warn!("no member to ask for re-entry; asking again later"),
                 Ok(_) => {}
@@ -118,6 +123,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                             did: me,
                             devices: Vec::new(),
                         }],
+                        requests,
                     )
                     .await;
                 let n = requests.saturating_add(1);
@@ -145,7 +151,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// Asks the members of a broken group that may re-add this device: its account's
     /// other devices in the group first, else the admins' devices (from its last good
     /// state). Returns how many requests were sent.
-    async fn request_group(&self, st: &mut State, group: &GroupId) -> Result<usize, Error> {
+    async fn request_group(
+        &self,
+        st: &mut State,
+        group: &GroupId,
+        round: u32,
+    ) -> Result<usize, Error> {
         let me = st.did.clone();
         let mine = self.device_id().to_owned();
         let row = store::group(&st.conn, &group.0)?.ok_or(Error::UnknownGroup)?;
@@ -185,17 +196,21 @@ impl<P: Pds, D: Ds> Device<P, D> {
             ds: Did::new(row.ds).map_err(|e| Error::Protocol(e.to_string()))?,
             mailbox: MailboxId::from_bytes(row.mailbox),
         };
-        self.send_requests(st, Some(target), recipients).await
+        self.send_requests(st, Some(target), recipients, round)
+            .await
     }
 
     /// Signs a request naming one of this device's published KeyPackages and seals it to
-    /// one KeyPackage of each recipient device (padded like a welcome, §11.5), deposited
-    /// in its inbox. Returns how many were delivered.
+    /// a KeyPackage of one recipient device — the next one in turn at each `round`, so
+    /// that one member acts and one that stays offline is passed over at the next round
+    /// — padded like a welcome (§11.5) and deposited in its inbox. Returns how many were
+    /// delivered (0 or 1).
     async fn send_requests(
         &self,
         st: &mut State,
         group: Option<ReentryGroup>,
         recipients: Vec<Recipient>,
+        round: u32,
     ) -> Result<usize, Error> {
         let packages = store::key_packages(&st.conn)?;
         let Some(package) = packages
@@ -203,7 +218,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
             .find(|p| !p.last_resort)
             .or_else(|| packages.first())
         else {
-            return Err(Error::Protocol("no KeyPackage of this device to name".into()));
+            return Err(Error::Protocol(
+                "no KeyPackage of this device to name".into(),
+            ));
         };
         let request = ReentryRequest {
             did: st.did.clone(),
@@ -239,7 +256,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
         }
         let max = self.inner.config.max_envelope_bytes;
         let mut sent = 0;
-        for k in targets {
+        let turn = usize::try_from(round).unwrap_or(0) % targets.len().max(1);
+        for k in targets.into_iter().skip(turn).take(1) {
             let sealed = reentry::seal_reentry(
                 &st.crypto,
                 k.key_package.ciphersuite(),
@@ -248,7 +266,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
             )
             .map_err(|e| Error::mls("seal re-entry request", e))?;
             let payload = content::pad(sealed, max);
-            match self.inner.ds.send_welcome(&k.inbox_ds, &k.inbox, payload).await {
+            match self
+                .inner
+                .ds
+                .send_welcome(&k.inbox_ds, &k.inbox, payload)
+                .await
+            {
                 Ok(_) => sent += 1,
                 Err(e) => tracing::warn!(error = %e, "re-entry request not delivered"),
             }

@@ -160,7 +160,11 @@ async fn a_request_from_a_device_without_a_leaf_is_refused() {
             .unwrap();
         (request, signature)
     };
-    let k = mallory.key_packages_of(alice.did()).await.unwrap().remove(0);
+    let k = mallory
+        .key_packages_of(alice.did())
+        .await
+        .unwrap()
+        .remove(0);
     let sealed = reentry::seal_reentry(
         &openmls_rust_crypto::RustCrypto::default(),
         k.key_package.ciphersuite(),
