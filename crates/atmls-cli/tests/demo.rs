@@ -34,6 +34,8 @@ fn demo_checks_every_step() {
         "DS: group mailbox",
         "group mailbox: one envelope per message sent",
         "message texts",
+        "bob laptop re-added bob phone",
+        "bob phone (restored) decrypted the new message",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }

@@ -291,13 +291,18 @@ async fn describe(s: &mut Session, g: &Group) -> Value {
         "admins": admins,
         "accounts": g.member_dids().len(),
         "members": members,
+        "broken": g.broken.map(|r| r.as_str()),
     })
 }
 
 /// One line for a group.
 fn human(info: &Value) -> String {
+    let broken = info["broken"]
+        .as_str()
+        .map(|r| format!("  BROKEN ({r}): waiting to be re-added"))
+        .unwrap_or_default();
     format!(
-        "{:?} [{}]  epoch {}  {} account(s), {} device(s)",
+        "{:?} [{}]  epoch {}  {} account(s), {} device(s){broken}",
         info["name"].as_str().unwrap_or_default(),
         &info["id"].as_str().unwrap_or_default()
             [..12.min(info["id"].as_str().unwrap_or_default().len())],

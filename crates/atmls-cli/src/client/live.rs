@@ -150,7 +150,9 @@ fn event_group(e: &Event) -> Option<&GroupId> {
         | Event::LeaveRequested { group, .. }
         | Event::Unreachable { group, .. }
         | Event::Unsent { group, .. }
-        | Event::SendFailed { group, .. } => Some(group),
+        | Event::SendFailed { group, .. }
+        | Event::Broken { group, .. }
+        | Event::Recovered { group } => Some(group),
         Event::Message(m) => Some(&m.group),
         Event::Rejected { group, .. } => group.as_ref(),
         _ => None,
@@ -264,6 +266,20 @@ async fn render(s: &mut Session, names: &mut GroupNames, e: &Event) -> Option<(V
         } => (
             json!({ "type": "inboxItemDeferred", "seq": seq, "attempts": attempts, "error": error.to_string() }),
             format!("warning: inbox item {seq} set aside (attempt {attempts}): {error}"),
+        ),
+        Event::Broken { reason, .. } => (
+            json!({ "type": "broken", "group": gid, "groupName": gname, "reason": reason.as_str() }),
+            format!(
+                "[{gname}] warning: this device fell out of step ({reason}); asking to be re-added"
+            ),
+        ),
+        Event::Recovered { .. } => (
+            json!({ "type": "recovered", "group": gid, "groupName": gname }),
+            format!("[{gname}] re-added: reading the group again"),
+        ),
+        Event::ReentryRefused { reason, .. } => (
+            json!({ "type": "reentryRefused", "reason": reason.to_string() }),
+            format!("warning: a re-entry request was refused: {reason}"),
         ),
         _ => return None,
     })
