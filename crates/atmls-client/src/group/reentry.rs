@@ -425,3 +425,68 @@ mod tests {
         assert_eq!(aad_tag(&aad[..16]), None);
     }
 }
+
+#[cfg(test)]
+mod vector {
+    use super::*;
+    use ed25519_dalek::Signer as _;
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The re-entry request and epoch tag vectors printed in docs/spec.md §11.17.
+    #[test]
+    fn reentry_request_and_epoch_tag_vectors() {
+        let request = ReentryRequest {
+            did: "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap(),
+            device_id: "dev1".into(),
+            key_package: "3kabcdefghijk".into(),
+            key_package_ref: vec![7; 32],
+            group: Some(ReentryGroup {
+                id: vec![1; 32],
+                ds: "did:web:ds.example.com".parse().unwrap(),
+                mailbox: MailboxId::from_bytes([1; 32]),
+            }),
+            created_at: 1_800_000_000_000,
+        };
+        let key = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
+        let signature = key.sign(&request.signed_bytes()).to_bytes();
+        let crypto = openmls_rust_crypto::RustCrypto::default();
+        assert!(request.verify(
+            &crypto,
+            SignatureScheme::ED25519,
+            key.verifying_key().as_bytes(),
+            &signature
+        ));
+        let plaintext = request.to_cbor(&signature);
+        assert_eq!(
+            hex(&request.signed_bytes()),
+            "636861742e6d6c73207265656e747279207369676e6174757265207631a76364696478206469643a70\
+             6c633a6161616161616161616161616161616161616161616161616567726f7570a362647376646964\
+             3a7765623a64732e6578616d706c652e636f6d62696458200101010101010101010101010101010101\
+             010101010101010101010101010101676d61696c626f78783461656171636169626165617163616962\
+             6165617163616962616561716361696261656171636169626165617163616962616561716776657273\
+             696f6e016864657669636549646464657631696372656174656441741b000001a3185c50006a6b6579\
+             5061636b6167656d336b6162636465666768696a6b6d6b65795061636b616765526566582007070707\
+             07070707070707070707070707070707070707070707070707070707"
+        );
+        assert_eq!(
+            hex(&plaintext),
+            "a86364696478206469643a706c633a6161616161616161616161616161616161616161616161616373\
+             69675840093e6ee0632de1b9c890a681e8b3ae2a44ef12dbdaf29d712bcd44b6efbafc347e48a66b5b\
+             e9ebd3b9245d251cf289a89fac740e9414e06fa79cf7e2c5d825076567726f7570a362647376646964\
+             3a7765623a64732e6578616d706c652e636f6d62696458200101010101010101010101010101010101\
+             010101010101010101010101010101676d61696c626f78783461656171636169626165617163616962\
+             6165617163616962616561716361696261656171636169626165617163616962616561716776657273\
+             696f6e016864657669636549646464657631696372656174656441741b000001a3185c50006a6b6579\
+             5061636b6167656d336b6162636465666768696a6b6d6b65795061636b616765526566582007070707\
+             07070707070707070707070707070707070707070707070707070707"
+        );
+        assert_eq!(
+            hex(&epoch_tag(&(0u8..32).collect::<Vec<_>>())),
+            "ce439bb3fd0525945d301e6442ee291d"
+        );
+        assert_eq!(ReentryRequest::from_cbor(&plaintext).unwrap().0, request);
+    }
+}
