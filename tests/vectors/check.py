@@ -609,6 +609,59 @@ def check_padding(f):
     expect("paddingBytes", padded - length, f("paddingBytes", int))
 
 
+def check_reentry(f):
+    """A re-entry request (spec §11.17): the signed body, the signature, the plaintext, the
+    sealed and padded item as the recipient opens it; and an epoch tag."""
+    expect("cipherSuite", f("cipherSuite", int), 1)
+    info = f("info", str)
+    expect("info", info, "chat.mls reentry v1")
+    sk_r, pk_r = derive_key_pair(unhex(f("recipientIkm", str)))
+    expect("recipientPrivateKey", sk_r.hex(), f("recipientPrivateKey", str))
+    expect("recipientPublicKey", pk_r.hex(), f("recipientPublicKey", str))
+    seed = unhex(f("signerSeed", str))
+    expect("signerPublicKey", ed25519_public(seed).hex(), f("signerPublicKey", str))
+    body = {
+        "createdAt": f("createdAt", int),
+        "deviceId": f("deviceId", str),
+        "did": f("did", str),
+        "keyPackage": f("keyPackage", str),
+        "keyPackageRef": unhex(f("keyPackageRef", str)),
+        "version": 1,
+    }
+    if f.has("group"):
+        group = f("group", dict)
+        if set(group) != {"id", "ds", "mailbox"}:
+            raise Mismatch("group: fields")
+        mailbox_id(group["mailbox"])
+        body["group"] = {"ds": group["ds"], "id": unhex(group["id"]), "mailbox": group["mailbox"]}
+    signed = b"chat.mls reentry signature v1" + dag_cbor(body)
+    expect("signedBytes", signed.hex(), f("signedBytes", str))
+    signature = Ed25519PrivateKey.from_private_bytes(seed).sign(signed)
+    expect("signature", signature.hex(), f("signature", str))
+    plaintext = dag_cbor(dict(body, sig=signature))
+    expect("plaintext", plaintext.hex(), f("plaintext", str))
+    enc, ct = hpke_seal_base(pk_r, unhex(f("ephemeralIkm", str)), info.encode(), b"", plaintext)
+    expect("enc", enc.hex(), f("enc", str))
+    expect("ciphertext", ct.hex(), f("ciphertext", str))
+    sealed = b"\x02" + len(enc).to_bytes(2, "big") + enc + len(ct).to_bytes(4, "big") + ct
+    expect("sealed", sealed.hex(), f("sealed", str))
+    payload = sealed + bytes(bucket(len(sealed)) - len(sealed))
+    expect("payload", payload.hex(), f("payload", str))
+    # The recipient's side: layout, padding, open with the init key, check the signature.
+    given = unhex(f("payload", str))
+    n = int.from_bytes(given[1:3], "big")
+    m = int.from_bytes(given[3 + n : 7 + n], "big")
+    if given[0] != 2 or any(given[7 + n + m :]):
+        raise Mismatch("sealed layout or padding")
+    opened = hpke_open_base(sk_r, given[3 : 3 + n], info.encode(), b"", given[7 + n : 7 + n + m])
+    expect("opened plaintext", opened, plaintext)
+    Ed25519PublicKey.from_public_bytes(ed25519_public(seed)).verify(signature, signed)
+    authenticator = unhex(f("epochAuthenticator", str))
+    tag = hashlib.sha256(b"chat.mls epoch tag v1" + authenticator).digest()[:16]
+    expect("epochTag", tag.hex(), f("epochTag", str))
+    expect("authenticatedData", (b"\x01" + tag).hex(), f("authenticatedData", str))
+
+
 TOPICS = {
     "records.json": check_records,
     "group-data-extension.json": check_group_data,
@@ -618,6 +671,7 @@ TOPICS = {
     "sealed-welcome.json": check_welcome,
     "content.json": check_content,
     "padding.json": check_padding,
+    "reentry.json": check_reentry,
 }
 
 

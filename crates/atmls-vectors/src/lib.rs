@@ -18,6 +18,7 @@ mod hex;
 mod mailbox_key;
 mod padding;
 mod records;
+mod reentry;
 mod rng;
 mod signature;
 mod welcome;
@@ -95,6 +96,7 @@ pub fn compute() -> Result<Vec<VectorFile>, VectorError> {
         welcome::file()?,
         content::file()?,
         padding::file(),
+        reentry::file()?,
     ])
 }
 

@@ -31,9 +31,9 @@ use crate::{VectorError, VectorFile, fail, topic_file};
 const TOPIC: &str = "sealed-welcome.json";
 
 /// RustCrypto, except that `hpke_seal` uses the ephemeral key DeriveKeyPair(`ikm_e`).
-struct FixedEphemeral {
-    inner: RustCrypto,
-    ikm_e: Vec<u8>,
+pub(crate) struct FixedEphemeral {
+    pub(crate) inner: RustCrypto,
+    pub(crate) ikm_e: Vec<u8>,
 }
 
 const KEM_SUITE: &[u8] = b"KEM\x00\x20";
