@@ -131,7 +131,12 @@ pub(crate) async fn run(
                 profile::resolver(&plc),
             )
             .await?;
-            if profile.has_device() {
+            // A profile whose device database was lost keeps the device's id: the device
+            // is restored under it (§11.17).
+            let restorable = profile
+                .saved_session()?
+                .is_some_and(|s| s.device_id.is_some() && s.did == pds.did());
+            if profile.has_device() || restorable {
                 let old = profile.session()?;
                 if old.did != pds.did() {
                     return Err(exists(profile));
@@ -199,6 +204,7 @@ async fn start_device(
         access,
         refresh,
         ds_via_pds: login.ds_via_pds,
+        device_id: None,
     };
     // Saved first: if creating the device fails half-way, `account create` (or `login`)
     // again goes on from here.
@@ -222,6 +228,8 @@ async fn start_device(
             return Err(e.into());
         }
     };
+    session.device_id = Some(device.device_id().to_owned());
+    profile.save_session(&session)?;
     profile.save_tokens(&device, &mut session).await?;
     show(&device, &session, out, what).await
 }

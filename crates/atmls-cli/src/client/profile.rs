@@ -53,6 +53,9 @@ pub(crate) struct SessionFile {
     /// Whether `createMailbox` goes through the PDS's `atproto-proxy` (docs/operators.md
     /// §4) instead of to the DS with a `getServiceAuth` token.
     pub(crate) ds_via_pds: bool,
+    /// The device's id, kept outside the device database so that a device whose database
+    /// is lost is restored under it (docs/spec.md §11.17).
+    pub(crate) device_id: Option<String>,
 }
 
 impl SessionFile {
@@ -60,7 +63,7 @@ impl SessionFile {
         json!({
             "pds": self.pds, "did": self.did, "handle": self.handle, "plc": self.plc,
             "ds": self.ds, "accessJwt": self.access, "refreshJwt": self.refresh,
-            "dsViaPds": self.ds_via_pds,
+            "dsViaPds": self.ds_via_pds, "deviceId": self.device_id,
         })
     }
 
@@ -76,6 +79,8 @@ impl SessionFile {
             refresh: s("refreshJwt")?,
             // Absent in profiles written before the setting existed: direct.
             ds_via_pds: v["dsViaPds"].as_bool().unwrap_or(false),
+            // Absent in profiles written before recovery: learnt at the next open.
+            device_id: s("deviceId"),
         })
     }
 }
@@ -208,8 +213,8 @@ impl Profile {
 
     /// Opens this profile's device, resuming the saved session.
     pub(crate) async fn device(&self) -> Result<(CliDevice, SessionFile), CliError> {
-        let session = self.session()?;
-        if !self.has_device() {
+        let mut session = self.session()?;
+        if !self.has_device() && session.device_id.is_none() {
             return Err(CliError::new(
                 "NoDevice",
                 format!(
@@ -227,8 +232,31 @@ impl Profile {
             resolver.clone(),
         ));
         let ds = ds_transport(&pds, resolver, session.ds_via_pds);
-        let key = super::passphrase::passphrase(&self.name, false)?;
-        let device = Device::open(&self.device_path(), &key, pds, ds, config()).await?;
+        let path = self.device_path();
+        let device = match session.device_id.clone() {
+            // The device database was lost: a new one for the same device id, which asks
+            // the account's other devices to re-add it to its groups (§11.17).
+            Some(id) if !self.has_device() => {
+                let _ = std::fs::remove_file(atmls_client::at_rest::kdf_path(&path));
+                let key = super::passphrase::passphrase(&self.name, true)?;
+                let storage = atmls_client::Storage::File(&path, &key);
+                let device =
+                    Device::restore(storage, pds, ds, session.ds.clone(), &id, config()).await?;
+                eprintln!(
+                    "the device database was missing: device {id} restored; the account's other \
+                     devices re-add it to its groups at their next sync"
+                );
+                device
+            }
+            _ => {
+                let key = super::passphrase::passphrase(&self.name, false)?;
+                Device::open(&path, &key, pds, ds, config()).await?
+            }
+        };
+        if session.device_id.as_deref() != Some(device.device_id()) {
+            session.device_id = Some(device.device_id().to_owned());
+            self.save_session(&session)?;
+        }
         Ok((device, session))
     }
 
