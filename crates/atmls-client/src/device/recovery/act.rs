@@ -67,7 +67,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
             Some(plain) => self.act(st, &plain, events).await?,
         };
         if let Err((group, reason)) = outcome {
-            tracing::debug!(%reason, "re-entry request refused");
+            // The reason's text may name the requester's DID: not logged.
+            tracing::debug!("re-entry request refused");
             let ev = Event::ReentryRefused { group, reason };
             self.emit(std::slice::from_ref(&ev));
             events.push(ev);
