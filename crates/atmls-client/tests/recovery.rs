@@ -212,3 +212,32 @@ async fn a_device_restored_from_an_old_copy_is_broken_then_readded() {
     alice.send(&g, content::text("read again")).await.unwrap();
     assert_eq!(Event::texts(&bob.sync().await.unwrap()), ["read again"]);
 }
+
+#[tokio::test]
+async fn a_member_cut_off_by_the_ds_after_refusing_a_commit_is_broken() {
+    // No grace window: the refused commit ends the key this member holds at once, and the
+    // DS answers its next read with `KeyExpired`.
+    let net =
+        MemoryNetwork::with_ds_config(atmls_ds::DsConfig::default().with_key_grace(Duration::ZERO));
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let carol = device(&net, "carol").await;
+    let g = alice.create_group("g").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    net.fail_resolution(carol.did(), Some(ResolveError::Gone));
+    let mut ev = bob.sync().await.unwrap();
+    assert!(ev.iter().any(|e| matches!(e, Event::CommitRefused { .. })));
+    net.fail_resolution(carol.did(), None);
+    ev.extend(bob.sync().await.unwrap());
+    assert_eq!(
+        Event::broken(&ev),
+        [(g.clone(), BrokenReason::CommitRefused)]
+    );
+    alice.sync().await.unwrap();
+    let ev = bob.sync().await.unwrap();
+    assert!(recovered(&ev, &g), "{ev:?}");
+    alice.send(&g, content::text("again")).await.unwrap();
+    assert_eq!(Event::texts(&bob.sync().await.unwrap()), ["again"]);
+}
