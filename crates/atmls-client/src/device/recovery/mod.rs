@@ -102,10 +102,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
             match sent {
                 Ok(0) => tracing::warn!("no member to ask for re-entry; asking again later"),
                 Ok(_) => {}
-                Err(e @ Error::Transport(_)) => {
-                    tracing::warn!(error = %e, "re-entry request not sent; retried later");
-                }
-                Err(e) => return Err(e),
+                // The device database: the caller's. Anything else is this group's and
+                // is tried again at the next round (§11.14).
+                Err(e @ Error::Store(_)) => return Err(e),
+                Err(_) => tracing::warn!("re-entry request not sent; retried later"),
             }
         }
         if let Some((requests, next_at)) = rows::restore(&st.conn)?
@@ -131,8 +131,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     &st.conn,
                     Some((n, now.saturating_add(self.reentry_wait(n)))),
                 )?;
-                if let Err(e) = sent {
-                    super::sync::own_step_failed(e, "group-less re-entry request not sent")?;
+                match sent {
+                    Err(e @ Error::Store(_)) => return Err(e),
+                    Err(_) => tracing::warn!("group-less re-entry request not sent; retried later"),
+                    Ok(_) => {}
                 }
             }
         }
