@@ -241,3 +241,48 @@ async fn a_member_cut_off_by_the_ds_after_refusing_a_commit_is_broken() {
     alice.send(&g, content::text("again")).await.unwrap();
     assert_eq!(Event::texts(&bob.sync().await.unwrap()), ["again"]);
 }
+
+#[tokio::test]
+async fn requests_go_to_the_next_member_in_turn_and_one_commit_readds() {
+    let net =
+        MemoryNetwork::with_ds_config(atmls_ds::DsConfig::default().with_key_grace(Duration::ZERO));
+    let cfg = config().with_reentry_retry(Duration::ZERO);
+    let laptop = device(&net, "alice").await;
+    let phone = device(&net, "alice").await;
+    let bob = Device::create(
+        Storage::Memory,
+        net.account("bob"),
+        net.ds(),
+        net.ds_did(),
+        cfg,
+    )
+    .await
+    .unwrap();
+    let carol = device(&net, "carol").await;
+    let g = laptop.create_group("g").await.unwrap();
+    laptop.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    laptop.sync().await.unwrap();
+    phone.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    laptop
+        .add_members(&g, &[carol.did().clone()])
+        .await
+        .unwrap();
+    net.fail_resolution(carol.did(), Some(ResolveError::Gone));
+    let mut ev = bob.sync().await.unwrap();
+    net.fail_resolution(carol.did(), None);
+    // Broken and a first request round; the next round goes to the other admin device.
+    ev.extend(bob.sync().await.unwrap());
+    assert_eq!(Event::broken(&ev).len(), 1, "{ev:?}");
+    bob.sync().await.unwrap();
+    // The laptop stays offline; the phone acts on the request it got.
+    phone.sync().await.unwrap();
+    let ev = bob.sync().await.unwrap();
+    assert!(recovered(&ev, &g), "{ev:?}");
+    // The laptop comes back: its request finds the package already in the tree.
+    let epoch = phone.group(&g).await.unwrap().epoch;
+    laptop.sync().await.unwrap();
+    assert_eq!(laptop.group(&g).await.unwrap().epoch, epoch);
+    phone.send(&g, content::text("one re-add")).await.unwrap();
+    assert_eq!(Event::texts(&bob.sync().await.unwrap()), ["one re-add"]);
+}

@@ -193,6 +193,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         packages.retain(|k| k.key_package.leaf_node().signature_key().as_slice() == public);
         packages.insert(0, named_package);
         let mut acted = false;
+        let mut skipped = 0;
         for group in groups {
             let Some(package) = next_package(&mut packages) else {
                 break;
@@ -205,7 +206,18 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 &request.device_id,
                 &package_ref,
             )? {
+                skipped += 1;
                 continue;
+            }
+            // Act on the group's current state: the inbox is read before the groups, and
+            // a commit on an epoch that ended unseen is refused (`KeyExpired`).
+            let synced = self.sync_group_locked(st, &group).await;
+            match self.isolate(st, &group, synced, events)? {
+                Some(evs) => {
+                    self.emit(&evs);
+                    events.extend(evs);
+                }
+                None => continue,
             }
             let committed = self
                 .commit_locked(st, &group, Intent::Readd(Box::new(package)))
@@ -222,7 +234,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 acted = true;
             }
         }
-        if !acted && request.group.is_some() {
+        // Every group already acted on: a replay. (A commit that failed this time is
+        // reported as the group's `Unreachable`; the requester asks again.)
+        if !acted && skipped > 0 && request.group.is_some() {
             return refuse(ReentryRefusal::AlreadyDone);
         }
         Ok(Ok(()))
