@@ -5,6 +5,8 @@ mod backoff;
 mod envelope;
 pub(crate) mod groups;
 mod inbox;
+#[cfg(test)]
+mod key_history_tests;
 mod keys;
 #[cfg(test)]
 mod leaf_proof_tests;

@@ -251,7 +251,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// such, and the leaf it names is refused (§11.13, §11.14).
     async fn resolve_documents(&self, st: &mut State, dids: &[Did]) -> Result<(), Error> {
         for did in dids {
-            let doc = match self.inner.pds.resolve(did).await {
+            let doc = match self.inner.pds.resolve_history(did).await {
                 Ok(doc) => Ok(doc),
                 Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => Err(e.to_string()),

@@ -11,8 +11,11 @@ use atmls_ds::{
     DeliveryService, DsConfig, Envelope, EnvelopeKind, MailboxId, MailboxKind, MemoryStore,
     OutgoingEnvelope, SendReceipt,
 };
-use atmls_identity::{Did, DidDocument, ResolveError, VerificationMethod};
+use atmls_identity::{
+    Did, DidDocument, DidHistory, HistoryEntry, ResolveError, VerificationMethod,
+};
 use atmls_repo::{MemoryBlockStore, Nsid, RecordKey, Repo, RepoPath, Write};
+use atmls_syntax::Timestamp;
 use ed25519_dalek::SigningKey;
 use rand::SeedableRng as _;
 use tokio::sync::{Barrier, mpsc};
@@ -33,6 +36,10 @@ struct Account {
     key: RepoKey,
     store: MemoryBlockStore,
     doc: DidDocument,
+    /// The documents before `doc` and when each took effect; `doc` from `doc_from`
+    /// (the PLC audit log of a did:plc, docs/spec.md §11.13).
+    past: Vec<HistoryEntry>,
+    doc_from: Timestamp,
     blobs: HashMap<cid::Cid, Vec<u8>>,
 }
 
@@ -205,6 +212,8 @@ impl MemoryNetwork {
                     key,
                     store,
                     doc,
+                    past: Vec::new(),
+                    doc_from: Timestamp::EPOCH,
                     blobs: HashMap::new(),
                 },
             );
@@ -357,11 +366,53 @@ impl MemoryNetwork {
             .ok_or_else(|| super::resolve_failure(ResolveError::NotFound))
     }
 
-    /// Replaces an account's DID document (tests of refusals).
+    /// Replaces an account's DID document for all time, history included (tests of
+    /// refusals).
     pub fn set_document(&self, doc: DidDocument) {
         if let Some(a) = self.lock().accounts.get_mut(&doc.id) {
             a.doc = doc;
+            a.past.clear();
+            a.doc_from = Timestamp::EPOCH;
         }
+    }
+
+    /// Rotates an account's `#atproto` key as a PDS migration does: from `at` on its
+    /// document names a new key and its repo's next commits are signed by it; earlier
+    /// instants keep the old document in the account's history (its PLC audit log).
+    pub fn rotate_atproto_key(&self, did: &Did, at: Timestamp) {
+        let mut state = self.lock();
+        let Some(a) = state.accounts.get_mut(did) else {
+            return;
+        };
+        let key = RepoKey::generate(Algorithm::Es256k);
+        let mut doc = a.doc.clone();
+        doc.verification_method = vec![VerificationMethod::multikey(
+            did,
+            "atproto",
+            &key.public_key(),
+        )];
+        let old = std::mem::replace(&mut a.doc, doc);
+        a.past.push(HistoryEntry {
+            from: a.doc_from,
+            document: Some(old),
+        });
+        a.doc_from = at;
+        a.key = key;
+    }
+
+    fn history(&self, did: &Did) -> Result<DidHistory, TransportError> {
+        self.reach(did)?;
+        let state = self.lock();
+        let a = state
+            .accounts
+            .get(did)
+            .ok_or_else(|| super::resolve_failure(ResolveError::NotFound))?;
+        let mut entries = a.past.clone();
+        entries.push(HistoryEntry {
+            from: a.doc_from,
+            document: Some(a.doc.clone()),
+        });
+        DidHistory::from_entries(did.clone(), entries).map_err(|e| super::resolve_failure(e.into()))
     }
 
     fn with_repo<T>(
@@ -528,6 +579,10 @@ impl Pds for MemoryPds {
 
     async fn resolve(&self, did: &Did) -> Result<DidDocument, TransportError> {
         self.net.reach(did)
+    }
+
+    async fn resolve_history(&self, did: &Did) -> Result<DidHistory, TransportError> {
+        self.net.history(did)
     }
 
     async fn upload_blob(

@@ -8,7 +8,7 @@ use std::future::Future;
 
 pub use atmls_ds_proto::{DidStatus, ProvenRecord};
 use atmls_ds_proto::{Envelope, MailboxId, MailboxKind, OutgoingEnvelope, SendReceipt};
-use atmls_identity::{Did, DidDocument, ResolveError};
+use atmls_identity::{Did, DidDocument, DidHistory, ResolveError};
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 
@@ -92,6 +92,14 @@ pub trait Pds: Send + Sync + 'static {
         did: &Did,
     ) -> impl Future<Output = Result<DidDocument, TransportError>> + Send;
 
+    /// The DID's documents over time, to check a proof against the `#atproto` key in
+    /// force when the DS accepted the commit that carries it (docs/spec.md §11.13): for
+    /// did:plc from the PLC directory's audit log, for did:web the current document.
+    fn resolve_history(
+        &self,
+        did: &Did,
+    ) -> impl Future<Output = Result<DidHistory, TransportError>> + Send;
+
     /// `com.atproto.repo.uploadBlob`.
     fn upload_blob(
         &self,
@@ -151,6 +159,13 @@ impl<T: Pds> Pds for std::sync::Arc<T> {
         did: &Did,
     ) -> impl Future<Output = Result<DidDocument, TransportError>> + Send {
         (**self).resolve(did)
+    }
+
+    fn resolve_history(
+        &self,
+        did: &Did,
+    ) -> impl Future<Output = Result<DidHistory, TransportError>> + Send {
+        (**self).resolve_history(did)
     }
 
     fn upload_blob(
@@ -341,6 +356,7 @@ pub fn resolve_failure(e: ResolveError) -> TransportError {
         | ResolveError::UnsupportedDid(_)
         | ResolveError::InvalidDocument(_)
         | ResolveError::InvalidHandleResponse
+        | ResolveError::InvalidAuditLog(_)
         | ResolveError::TooLarge { .. } => TransportError::Unresolvable(e.to_string()),
         ResolveError::InvalidUrl(_) => {
             TransportError::Unresolvable("the DID names no valid URL".into())
