@@ -246,6 +246,35 @@ impl DidResolver for LocalResolver {
 mod tests {
     use super::*;
 
+    /// A DID the local directory knows as tombstoned is `Gone` (permanent), not a miss
+    /// handed to the fallback (before: `NotFound`, or whatever the fallback said); its
+    /// history still names the document in force before the tombstone.
+    #[tokio::test]
+    async fn tombstoned_local_did_is_gone() {
+        use atmls_crypto::{Algorithm, SigningKey};
+        use atmls_identity::plc::{GenesisBuilder, Tombstone};
+        let rotation = SigningKey::generate(Algorithm::Es256k);
+        let key = SigningKey::generate(Algorithm::Es256k);
+        let genesis = GenesisBuilder::new(&rotation.public_key(), &key.public_key())
+            .handle("a.test")
+            .pds("http://127.0.0.1:1")
+            .sign(&rotation);
+        let did = genesis.did().unwrap();
+        let dir = Arc::new(Directory::in_memory());
+        let t0 = Timestamp::from_millis(1_800_000_000_000);
+        let t1 = Timestamp::from_millis(1_800_000_001_000);
+        let prev = genesis.cid().unwrap().to_string();
+        dir.submit(&did, genesis, t0).unwrap();
+        dir.submit(&did, Tombstone { prev }.sign(&rotation), t1)
+            .unwrap();
+        let r = LocalResolver::new(dir, None);
+        assert_eq!(r.resolve(did.as_did()).await, Err(ResolveError::Gone));
+        assert_eq!(r.resolve_fresh(did.as_did()).await, Err(ResolveError::Gone));
+        let h = r.resolve_history(did.as_did()).await.unwrap();
+        assert_eq!(h.at(t0).unwrap().atproto_key().unwrap(), key.public_key());
+        assert!(h.at(t1).is_err());
+    }
+
     #[test]
     fn proxy_headers_parse() {
         let t = ProxyTarget::parse("did:web:ds.example.com#chat_mls_ds").unwrap();

@@ -149,11 +149,52 @@ impl ResolveError {
         }
     }
 
+    /// Whether the failure may pass if asked again later (timeout, connection failure,
+    /// HTTP 408, 425, 429, or 5xx other than 501 and 505). Everything else is a definite
+    /// answer: in particular [`ResolveError::Gone`] (a tombstoned or deactivated DID) is
+    /// permanent and must never be retried as "unreachable" (docs/spec.md §11.14).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ResolveError::Timeout | ResolveError::Transport(_) => true,
+            ResolveError::Status(s) => {
+                matches!(s, 408 | 425 | 429) || ((500..600).contains(s) && !matches!(s, 501 | 505))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether this answer is authoritative enough to cache (negative caching).
     pub fn is_cacheable(&self) -> bool {
         matches!(
             self,
             ResolveError::NotFound | ResolveError::Gone | ResolveError::UnsupportedDid(_)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tombstoned DID is a definite answer; a directory in trouble is not.
+    #[test]
+    fn failures_have_a_kind() {
+        for e in [
+            ResolveError::Gone,
+            ResolveError::NotFound,
+            ResolveError::Status(400),
+            ResolveError::Status(501),
+            ResolveError::Refused,
+        ] {
+            assert!(!e.is_transient(), "{e:?}");
+        }
+        for e in [
+            ResolveError::Timeout,
+            ResolveError::Transport("reset".into()),
+            ResolveError::Status(503),
+            ResolveError::Status(429),
+        ] {
+            assert!(e.is_transient(), "{e:?}");
+        }
     }
 }
