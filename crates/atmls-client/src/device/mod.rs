@@ -2,6 +2,7 @@
 //! application calls.
 
 mod backoff;
+pub(crate) mod ds_limits;
 mod envelope;
 pub(crate) mod groups;
 mod inbox;
@@ -53,7 +54,9 @@ pub struct DeviceConfig {
     pub max_commit_attempts: u32,
     /// The declaration's `invitePolicy`.
     pub invite_policy: String,
-    /// The DS's `maxEnvelopeBytes` (payloads are padded up to buckets below it).
+    /// The largest payload the device sends: the smaller of this and each DS's
+    /// announced `maxEnvelopeBytes` counts (payloads are padded up to buckets below it;
+    /// docs/spec.md §11.5).
     pub max_envelope_bytes: usize,
     /// Look for new devices of this account at most this often during [`Device::sync`].
     pub own_device_check_interval: Duration,
@@ -68,6 +71,9 @@ pub struct DeviceConfig {
     pub retry_backoff: Duration,
     /// The longest back-off (also the wait after a mailbox's DS refuses it for good).
     pub max_retry_backoff: Duration,
+    /// How long a DS's `describeServer` limits are used before they are asked again
+    /// (docs/spec.md §11.5).
+    pub ds_limits_refresh: Duration,
 }
 
 impl Default for DeviceConfig {
@@ -85,6 +91,7 @@ impl Default for DeviceConfig {
             poll_interval: Duration::from_secs(30),
             retry_backoff: Duration::from_secs(1),
             max_retry_backoff: Duration::from_secs(300),
+            ds_limits_refresh: Duration::from_secs(3600),
         }
     }
 }
@@ -94,6 +101,12 @@ impl DeviceConfig {
     /// ratchet tree out of band).
     pub fn with_max_envelope_bytes(mut self, n: usize) -> Self {
         self.max_envelope_bytes = n;
+        self
+    }
+
+    /// Sets how long a DS's announced limits are cached.
+    pub fn with_ds_limits_refresh(mut self, interval: Duration) -> Self {
+        self.ds_limits_refresh = interval;
         self
     }
 
@@ -275,6 +288,8 @@ pub(crate) struct Inner<P, D> {
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) did: Did,
     pub(crate) device_id: String,
+    /// Each DS's `describeServer` limits (§11.5).
+    pub(crate) ds_limits: ds_limits::DsLimitsCache,
 }
 
 /// One device of an account: a member (leaf) of each of its groups.
@@ -426,6 +441,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 events,
                 did,
                 device_id,
+                ds_limits: Default::default(),
             }),
         })
     }

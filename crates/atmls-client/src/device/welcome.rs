@@ -113,7 +113,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
             from_seq,
             ratchet_tree: None,
         };
-        let max = self.inner.config.max_envelope_bytes;
         let mut failed = Vec::new();
         let tree = match &plan.ratchet_tree {
             Some(tree) if !plan.targets.is_empty() => self.store_tree(tree).await.map(Some),
@@ -124,6 +123,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 Ok(t) => {
                     info.ratchet_tree = t.clone();
                     let sealed = seal_for(st, target, &info);
+                    let max = match Did::new(target.inbox_ds.clone()) {
+                        Ok(ds) => self.envelope_limit(&ds).await,
+                        Err(_) => self.inner.config.max_envelope_bytes,
+                    };
                     self.send_one(sealed, max).await
                 }
                 Err(e) => Err(e.clone()),

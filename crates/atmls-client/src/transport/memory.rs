@@ -694,6 +694,25 @@ impl MemoryDs {
 }
 
 impl Ds for MemoryDs {
+    async fn describe(&self, _ds: &Did) -> Result<atmls_ds_proto::Limits, TransportError> {
+        let state = self.net.lock();
+        let core = state.ds.config();
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        Ok(atmls_ds_proto::Limits {
+            max_envelope_bytes: count(core.max_envelope_bytes()),
+            max_batch_envelopes: count(core.max_batch_envelopes()),
+            max_mailboxes_per_account: core.max_mailboxes_per_account(),
+            inbox_deposits_per_minute: u64::from(core.inbox_deposits_per_minute()),
+            key_grace_seconds: core.key_grace().as_secs(),
+            request_max_age_seconds: core.request_max_age().as_secs().max(1),
+            max_subscription_mailboxes: 1000,
+            max_mailbox_bytes: Some(core.max_mailbox_bytes()),
+            inbox_deposit_bytes_per_minute: Some(core.inbox_deposit_bytes_per_minute()),
+            group_retention_seconds: core.group_retention().map(|d| d.as_secs().max(1)),
+            inbox_retention_seconds: core.inbox_retention().map(|d| d.as_secs().max(1)),
+        })
+    }
+
     async fn key_packages(
         &self,
         _ds: &Did,

@@ -268,6 +268,24 @@ pub trait Ds: Send + Sync + 'static {
         }
     }
 
+    /// `chat.mls.ds.describeServer` of `ds` (no authorisation): its limits. The default
+    /// answers `MethodNotImplemented`; the client then keeps to its configuration.
+    fn describe(
+        &self,
+        ds: &Did,
+    ) -> impl Future<Output = Result<atmls_ds_proto::Limits, TransportError>> + Send {
+        let _ = ds;
+        async {
+            Err(TransportError::Xrpc {
+                status: atmls_ds_proto::ErrorName::MethodNotImplemented.status(),
+                error: atmls_ds_proto::ErrorName::MethodNotImplemented
+                    .as_str()
+                    .into(),
+                message: "describeServer is not offered".into(),
+            })
+        }
+    }
+
     /// `chat.mls.ds.createMailbox` with a service-auth token of the account.
     fn create_mailbox(
         &self,

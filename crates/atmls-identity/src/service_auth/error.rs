@@ -238,7 +238,7 @@ mod tests {
             (directory_down.http_status(), directory_down.xrpc_error()),
             (502, "UpstreamFailure")
         );
-                let expired = ServiceAuthError::Expired { exp: 1, now: 2 };
+        let expired = ServiceAuthError::Expired { exp: 1, now: 2 };
         assert_eq!(expired.xrpc_error(), "ExpiredToken");
         assert_eq!(ServiceAuthError::ReplayStoreFull.http_status(), 503);
         assert_eq!(
