@@ -4,6 +4,8 @@
 mod backoff;
 pub(crate) mod ds_limits;
 mod envelope;
+#[cfg(test)]
+mod gaps_tests;
 pub(crate) mod groups;
 mod inbox;
 #[cfg(test)]
@@ -14,8 +16,10 @@ mod leaf_proof_tests;
 mod live;
 pub(crate) mod outbox;
 mod pending;
+pub(crate) mod resend;
 pub(crate) mod store;
 mod sync;
+mod tree_blobs;
 pub(crate) mod welcome;
 
 use std::collections::HashMap;
@@ -74,6 +78,12 @@ pub struct DeviceConfig {
     /// How long a DS's `describeServer` limits are used before they are asked again
     /// (docs/spec.md §11.5).
     pub ds_limits_refresh: Duration,
+    /// Attempts at delivering a welcome (the first included) before the device gives up
+    /// on it with [`Event::WelcomeGivenUp`] (docs/spec.md §11.4).
+    pub welcome_attempts: u32,
+    /// The wall clock for deadlines kept in the device database (out-of-band trees,
+    /// welcome resends); tests move it with an `atmls_syntax::ManualClock`.
+    pub clock: Arc<dyn atmls_syntax::Clock>,
 }
 
 impl Default for DeviceConfig {
@@ -92,6 +102,8 @@ impl Default for DeviceConfig {
             retry_backoff: Duration::from_secs(1),
             max_retry_backoff: Duration::from_secs(300),
             ds_limits_refresh: Duration::from_secs(3600),
+            welcome_attempts: 8,
+            clock: Arc::new(atmls_syntax::SystemClock),
         }
     }
 }
@@ -101,6 +113,18 @@ impl DeviceConfig {
     /// ratchet tree out of band).
     pub fn with_max_envelope_bytes(mut self, n: usize) -> Self {
         self.max_envelope_bytes = n;
+        self
+    }
+
+    /// Sets the wall clock (tests: an `atmls_syntax::ManualClock`).
+    pub fn with_clock(mut self, clock: Arc<dyn atmls_syntax::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets how many times a welcome is tried before the device gives up on it.
+    pub fn with_welcome_attempts(mut self, n: u32) -> Self {
+        self.welcome_attempts = n.max(1);
         self
     }
 

@@ -82,6 +82,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if let Err(e) = self.replenish_locked(&mut st).await {
             own_step_failed(e, "KeyPackages not replenished")?;
         }
+        // Undelivered welcomes and out-of-band trees (§11.4).
+        self.resend_welcomes(&mut st, &mut events).await?;
+        self.delete_expired_trees(&mut st).await?;
         let interval = self.inner.config.own_device_check_interval;
         if st.last_device_check.is_none_or(|t| t.elapsed() >= interval) {
             st.last_device_check = Some(Instant::now());

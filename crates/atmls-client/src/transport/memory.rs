@@ -70,6 +70,9 @@ struct State {
     in_flight: Vec<(MailboxId, String, Vec<OutgoingEnvelope>)>,
     /// Application-message envelopes stored, in every mailbox.
     messages_stored: u64,
+    /// How many of the next `sendWelcome` calls the DS refuses (429, as its inbox deposit
+    /// limit does), storing nothing.
+    welcome_refusals: usize,
 }
 
 impl State {
@@ -150,6 +153,7 @@ impl MemoryNetwork {
                 late_sends: 0,
                 in_flight: Vec::new(),
                 messages_stored: 0,
+                welcome_refusals: 0,
             })),
             ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
         }
@@ -364,6 +368,12 @@ impl MemoryNetwork {
             .get(did)
             .map(|a| a.doc.clone())
             .ok_or_else(|| super::resolve_failure(ResolveError::NotFound))
+    }
+
+    /// The next `n` `sendWelcome` calls are refused with `429 RateLimitExceeded` (an inbox
+    /// DS over its deposit limit) and store nothing.
+    pub fn refuse_welcomes(&self, n: usize) {
+        self.lock().welcome_refusals = n;
     }
 
     /// Replaces an account's DID document for all time, history included (tests of
@@ -823,6 +833,13 @@ impl Ds for MemoryDs {
         let at = now();
         let seq = {
             let mut state = self.net.lock();
+            if state.welcome_refusals > 0 {
+                state.welcome_refusals -= 1;
+                return Err(ds_error(
+                    ErrorName::RateLimitExceeded,
+                    "inbox deposit limit".into(),
+                ));
+            }
             state
                 .ds
                 .send_welcome(inbox, payload.clone(), at)
