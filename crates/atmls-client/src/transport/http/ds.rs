@@ -447,3 +447,34 @@ fn decode_frame(bytes: &[u8]) -> Result<Option<Delivery>, String> {
         Err(e) => Err(format!("malformed frame: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use atmls_identity::ResolveError;
+    use atmls_identity::resolve::ResolveFuture;
+
+    use super::*;
+
+    /// A resolver whose every answer is `how`.
+    struct Answers(ResolveError);
+
+    impl DidResolver for Answers {
+        fn resolve<'a>(&'a self, _did: &'a Did) -> ResolveFuture<'a> {
+            let e = self.0.clone();
+            Box::pin(async move { Err(e) })
+        }
+    }
+
+    /// A DS whose DID is tombstoned (410) is a permanent failure; one whose directory
+    /// times out is transient. (Before: every resolution failure of a DS DID was
+    /// `Network`, transient, retried for good.)
+    #[tokio::test]
+    async fn a_tombstoned_ds_did_is_permanent() {
+        let ds = Did::new("did:web:ds.example.com").unwrap();
+        for (e, transient) in [(ResolveError::Gone, false), (ResolveError::Timeout, true)] {
+            let client = HttpDs::new(Arc::new(Answers(e.clone())));
+            let err = client.describe(&ds).await.unwrap_err();
+            assert_eq!(err.is_transient(), transient, "{e:?}: {err:?}");
+        }
+    }
+}
