@@ -176,6 +176,28 @@ pub enum Event {
         /// Why.
         reason: crate::group::reentry::ReentryRefusal,
     },
+    /// A welcome that was not delivered at first was delivered by a later attempt
+    /// (docs/spec.md §11.4).
+    WelcomeResent {
+        /// The group.
+        group: GroupId,
+        /// The invited account.
+        did: String,
+        /// Attempts so far, the successful one included.
+        attempts: u32,
+    },
+    /// The device stopped trying to deliver a welcome (docs/spec.md §11.4): the invitee is
+    /// in the group without one; remove and add the account again to retry.
+    WelcomeGivenUp {
+        /// The group.
+        group: GroupId,
+        /// The invited account.
+        did: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Why.
+        reason: crate::WelcomeGiveUp,
+    },
 }
 
 /// Recovery (docs/spec.md §11.17).

@@ -92,7 +92,10 @@ async fn gate(directory: DirectoryService, vanished: Arc<Mutex<HashSet<String>>>
                 let service = hyper::service::service_fn(move |req: Request<_>| {
                     let directory = directory.clone();
                     let gone = {
-                        let did = req.uri().path().trim_start_matches('/');
+                        // The document and every log of the DID (`/log/audit` is what
+                        // leaf proofs are checked against, §11.13).
+                        let path = req.uri().path().trim_start_matches('/');
+                        let did = path.split('/').next().unwrap_or_default();
                         vanished.lock().unwrap().contains(did)
                     };
                     async move {

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use atmls_identity::{Did, DidResolver, ResolveError};
+use atmls_identity::{Did, DidResolver};
 use atrium_api::com::atproto::sync::get_record;
 use bytes::Bytes;
 use futures_util::future::join_all;
@@ -273,7 +273,9 @@ impl KeyPackageFetcher {
         };
         let doc = match doc {
             Ok(doc) => doc,
-            Err(e @ (ResolveError::Timeout | ResolveError::Transport(_))) => {
+            // A directory that may answer later is `unreachable`; a definite answer (not
+            // found, tombstoned: 410) is `notFound`, cached, never retried as unreachable.
+            Err(e) if e.is_transient() => {
                 return fail(DidStatus::Unreachable, format!("DID resolution: {e}"));
             }
             Err(e) => return fail(DidStatus::NotFound, format!("DID resolution: {e}")),
@@ -477,6 +479,7 @@ fn encode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use atmls_identity::ResolveError;
     use serde_json::Value;
 
     #[test]
@@ -491,6 +494,38 @@ mod tests {
     impl DidResolver for NoDids {
         fn resolve<'a>(&'a self, _did: &'a Did) -> atmls_identity::resolve::ResolveFuture<'a> {
             Box::pin(async { Err(ResolveError::NotFound) })
+        }
+    }
+
+    /// A resolver whose directory answers `how` for every DID.
+    struct Failing(ResolveError);
+
+    impl DidResolver for Failing {
+        fn resolve<'a>(&'a self, _did: &'a Did) -> atmls_identity::resolve::ResolveFuture<'a> {
+            let e = self.0.clone();
+            Box::pin(async move { Err(e) })
+        }
+    }
+
+    /// Issue 17 item 6: a tombstoned DID (410) is a definite `notFound`; a directory
+    /// answering 503 is `unreachable` (before: `notFound`, and cached as if definite).
+    #[tokio::test]
+    async fn tombstoned_is_not_found_and_a_directory_in_trouble_is_unreachable() {
+        let src = RequestSource::from_bytes([1; 16]);
+        let t = Timestamp::from_millis(1_000);
+        for (e, want) in [
+            (ResolveError::Gone, "notFound"),
+            (ResolveError::Status(503), "unreachable"),
+            (ResolveError::Timeout, "unreachable"),
+        ] {
+            let f = KeyPackageFetcher::new(
+                Arc::new(Failing(e.clone())),
+                KeyPackageConfig::default(),
+                Outbound::default(),
+            );
+            let body = f.answer(&dids(["t"]), src, t).await.unwrap();
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["results"][0]["status"], want, "{e:?}");
         }
     }
 

@@ -55,6 +55,7 @@ mod host;
 pub mod jwt;
 mod password;
 mod records;
+mod rotate;
 mod service;
 mod sync;
 pub mod throttle;

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use atmls_identity::plc::PlcError;
 use atmls_identity::plc::directory::Directory;
-use atmls_identity::resolve::{ResolveError, ResolveFuture};
+use atmls_identity::resolve::{HistoryFuture, ResolveError, ResolveFuture};
 use atmls_identity::service_auth::{self, Claims, unix_secs};
-use atmls_identity::{Did, DidDocument, DidResolver, PlcDid};
+use atmls_identity::{Did, DidDocument, DidHistory, DidResolver, PlcDid};
 use atmls_syntax::Nsid;
 use atmls_syntax::Timestamp;
 
@@ -180,17 +181,34 @@ impl LocalResolver {
         }
     }
 
-    fn local(&self, did: &Did) -> Option<Arc<DidDocument>> {
+    /// The local directory's answer, `None` if it does not know the DID. A DID it
+    /// knows as tombstoned is [`ResolveError::Gone`] (a permanent refusal), not a miss.
+    fn local(&self, did: &Did) -> Option<Result<Arc<DidDocument>, ResolveError>> {
         let plc = PlcDid::new(did.as_str()).ok()?;
-        self.directory.document(&plc).ok().map(Arc::new)
+        match self.directory.document(&plc) {
+            Ok(doc) => Some(Ok(Arc::new(doc))),
+            Err(PlcError::Tombstoned) => Some(Err(ResolveError::Gone)),
+            Err(_) => None,
+        }
+    }
+
+    /// The local directory's history of the DID (its audit log), `None` if unknown.
+    fn local_history(&self, did: &Did) -> Option<Result<Arc<DidHistory>, ResolveError>> {
+        let plc = PlcDid::new(did.as_str()).ok()?;
+        let log = self.directory.audit_log(&plc).ok()?;
+        Some(
+            DidHistory::from_plc_audit_log(&plc, &log)
+                .map(Arc::new)
+                .map_err(ResolveError::from),
+        )
     }
 }
 
 impl DidResolver for LocalResolver {
     fn resolve<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a> {
         Box::pin(async move {
-            if let Some(doc) = self.local(did) {
-                return Ok(doc);
+            if let Some(answer) = self.local(did) {
+                return answer;
             }
             match &self.fallback {
                 Some(f) => f.resolve(did).await,
@@ -201,11 +219,23 @@ impl DidResolver for LocalResolver {
 
     fn resolve_fresh<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a> {
         Box::pin(async move {
-            if let Some(doc) = self.local(did) {
-                return Ok(doc);
+            if let Some(answer) = self.local(did) {
+                return answer;
             }
             match &self.fallback {
                 Some(f) => f.resolve_fresh(did).await,
+                None => Err(ResolveError::NotFound),
+            }
+        })
+    }
+
+    fn resolve_history<'a>(&'a self, did: &'a Did) -> HistoryFuture<'a> {
+        Box::pin(async move {
+            if let Some(answer) = self.local_history(did) {
+                return answer;
+            }
+            match &self.fallback {
+                Some(f) => f.resolve_history(did).await,
                 None => Err(ResolveError::NotFound),
             }
         })
@@ -215,6 +245,35 @@ impl DidResolver for LocalResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A DID the local directory knows as tombstoned is `Gone` (permanent), not a miss
+    /// handed to the fallback (before: `NotFound`, or whatever the fallback said); its
+    /// history still names the document in force before the tombstone.
+    #[tokio::test]
+    async fn tombstoned_local_did_is_gone() {
+        use atmls_crypto::{Algorithm, SigningKey};
+        use atmls_identity::plc::{GenesisBuilder, Tombstone};
+        let rotation = SigningKey::generate(Algorithm::Es256k);
+        let key = SigningKey::generate(Algorithm::Es256k);
+        let genesis = GenesisBuilder::new(&rotation.public_key(), &key.public_key())
+            .handle("a.test")
+            .pds("http://127.0.0.1:1")
+            .sign(&rotation);
+        let did = genesis.did().unwrap();
+        let dir = Arc::new(Directory::in_memory());
+        let t0 = Timestamp::from_millis(1_800_000_000_000);
+        let t1 = Timestamp::from_millis(1_800_000_001_000);
+        let prev = genesis.cid().unwrap().to_string();
+        dir.submit(&did, genesis, t0).unwrap();
+        dir.submit(&did, Tombstone { prev }.sign(&rotation), t1)
+            .unwrap();
+        let r = LocalResolver::new(dir, None);
+        assert_eq!(r.resolve(did.as_did()).await, Err(ResolveError::Gone));
+        assert_eq!(r.resolve_fresh(did.as_did()).await, Err(ResolveError::Gone));
+        let h = r.resolve_history(did.as_did()).await.unwrap();
+        assert_eq!(h.at(t0).unwrap().atproto_key().unwrap(), key.public_key());
+        assert!(h.at(t1).is_err());
+    }
 
     #[test]
     fn proxy_headers_parse() {

@@ -10,6 +10,8 @@
 //!   supports, built on [`Did`].
 //! - [`DidDocument`]: the document model, with [`DidDocument::atproto_key`],
 //!   [`DidDocument::pds_endpoint`] and [`DidDocument::service`].
+//! - [`DidHistory`]: a DID's documents over time (the key in force at an instant), from
+//!   a PLC audit log.
 //! - [`resolve`]: the [`DidResolver`] trait and a bounded TTL cache; with the feature
 //!   `resolve-http`, an HTTP(S) resolver.
 //! - [`plc`]: did:plc operations (build, sign, validate, derive the DID); with the
@@ -42,6 +44,7 @@
 
 mod did;
 mod document;
+mod history;
 pub mod plc;
 pub mod resolve;
 pub mod service_auth;
@@ -52,4 +55,5 @@ pub use document::{
     ATPROTO_KEY_FRAGMENT, ATPROTO_PDS_FRAGMENT, ATPROTO_PDS_TYPE, DidDocument, DocumentError,
     Service, VerificationMethod,
 };
+pub use history::{AuditLogError, DidHistory, HistoryEntry, HistoryError};
 pub use resolve::{DidResolver, HandleResolver, ResolveError};

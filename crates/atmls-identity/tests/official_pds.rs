@@ -49,3 +49,32 @@ fn alice_plc_log_validates_and_derives_her_did() {
     }
     assert!(validate_log(&did, &[tampered]).is_err());
 }
+
+/// Her operation as plc.directory's `GET /:did/log/audit` serves it (`did`, `operation`,
+/// `cid`, `nullified`, `createdAt`): parsed, its chain verified, and the key in force
+/// from `createdAt` on is the one the served document names (docs/spec.md §11.13).
+#[test]
+fn alice_audit_log_gives_her_key_from_created_at() {
+    let ops: Vec<serde_json::Value> =
+        serde_json::from_slice(&official("alice-plc-log.json")).unwrap();
+    let parsed = SignedOperation::from_json(ops[0].to_string().as_bytes()).unwrap();
+    let audit = serde_json::json!([{
+        "did": "did:plc:fh5jrlbsm47qlufaem7aasei",
+        "operation": ops[0],
+        "cid": parsed.cid().unwrap().to_string(),
+        "nullified": false,
+        "createdAt": "2024-05-01T12:00:00.123Z",
+    }]);
+    let log: Vec<atmls_identity::plc::AuditEntry> = serde_json::from_value(audit).unwrap();
+    let did = PlcDid::new("did:plc:fh5jrlbsm47qlufaem7aasei").unwrap();
+    let history = atmls_identity::DidHistory::from_plc_audit_log(&did, &log).unwrap();
+    let served = DidDocument::from_json(&official("alice-did-doc.json")).unwrap();
+    let at = |ms| atmls_syntax::Timestamp::from_millis(ms);
+    // 2024-05-01T12:00:00.123Z
+    let created = 1_714_564_800_123;
+    assert_eq!(
+        history.at(at(created)).unwrap().atproto_key().unwrap(),
+        served.atproto_key().unwrap()
+    );
+    assert!(history.at(at(created - 1)).is_err());
+}

@@ -327,3 +327,73 @@ async fn cache_serves_hits_caches_misses_and_is_bounded() {
     let c = cache.resolve(&dids[2]).await.unwrap();
     assert!(Arc::ptr_eq(&b, &c));
 }
+
+/// The key in force at an instant, from the directory's `GET /:did/log/audit` over HTTP
+/// (docs/spec.md §11.13): an `#atproto` key rotated at T1 leaves the old key in force
+/// before T1; the cache does not hide the rotation; a tombstone is in force after it.
+#[tokio::test]
+async fn key_history_from_the_audit_log_over_http() {
+    let (url, dir) = directory().await;
+    let http = resolver(ResolverConfig::default().with_plc_url(&url));
+    let rotation = SigningKey::generate(Algorithm::Es256k);
+    let old = SigningKey::generate(Algorithm::Es256k);
+    let new = SigningKey::generate(Algorithm::Es256k);
+    let genesis = GenesisBuilder::new(&rotation.public_key(), &old.public_key())
+        .handle("alice.test")
+        .pds("http://127.0.0.1:2583")
+        .sign(&rotation);
+    let did = genesis.did().unwrap();
+    let t0 = Timestamp::from_millis(1_800_000_000_000);
+    let t1 = Timestamp::from_millis(1_800_000_600_000);
+    dir.submit(&did, genesis.clone(), t0).unwrap();
+    let cached = CachingResolver::new(http.clone(), CacheConfig::default());
+    assert_eq!(
+        cached
+            .resolve(did.as_did())
+            .await
+            .unwrap()
+            .atproto_key()
+            .unwrap(),
+        old.public_key()
+    );
+    let mut update = genesis
+        .state(&did)
+        .unwrap()
+        .to_update(&genesis.cid().unwrap().to_string());
+    update
+        .verification_methods
+        .insert("atproto".into(), new.public_key().to_did_key());
+    let update = update.sign(&rotation);
+    dir.submit(&did, update.clone(), t1).unwrap();
+
+    let history = cached.resolve_history(did.as_did()).await.unwrap();
+    let key_at = |ms: u64| {
+        history
+            .at(Timestamp::from_millis(ms))
+            .map(|d| d.atproto_key().unwrap())
+    };
+    assert_eq!(key_at(t0.as_millis()), Ok(old.public_key()));
+    assert_eq!(key_at(t1.as_millis() - 1), Ok(old.public_key()));
+    assert_eq!(key_at(t1.as_millis()), Ok(new.public_key()));
+    assert_eq!(
+        key_at(t0.as_millis() - 1),
+        Err(atmls_identity::HistoryError::NotYetCreated)
+    );
+
+    let t2 = Timestamp::from_millis(1_800_001_200_000);
+    dir.submit(
+        &did,
+        Tombstone {
+            prev: update.cid().unwrap().to_string(),
+        }
+        .sign(&rotation),
+        t2,
+    )
+    .unwrap();
+    let history = http.resolve_history(did.as_did()).await.unwrap();
+    assert_eq!(
+        history.at(t2).map(|d| d.id.clone()),
+        Err(atmls_identity::HistoryError::Tombstoned)
+    );
+    assert!(history.at(t1).is_ok());
+}

@@ -228,11 +228,19 @@ fn accepted(s: &Session, c: Committed) -> Result<(), CliError> {
     match c {
         Committed::Accepted { undelivered, .. } => {
             for u in &undelivered {
-                eprintln!(
-                    "warning: a device of {} was added but did not receive its invitation: {} \
-                     (WelcomeUndelivered); remove and add the account again",
-                    u.did, u.reason
-                );
+                if u.retried {
+                    eprintln!(
+                        "warning: a device of {} was added but its invitation was not \
+                         delivered yet: {} (WelcomeUndelivered); it is resent at the next syncs",
+                        u.did, u.reason
+                    );
+                } else {
+                    eprintln!(
+                        "warning: a device of {} was added but did not receive its invitation: \
+                         {} (WelcomeUndelivered); remove and add the account again",
+                        u.did, u.reason
+                    );
+                }
             }
             Ok(())
         }

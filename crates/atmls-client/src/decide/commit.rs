@@ -103,6 +103,10 @@ pub(crate) struct WelcomeTarget {
     pub(crate) inbox: String,
     pub(crate) ciphersuite: u16,
     pub(crate) init_key: Vec<u8>,
+    /// The end of the added leaf's MLS lifetime (Unix seconds; 0: unknown): nobody can
+    /// join with it after that, so its out-of-band tree is no longer needed (§11.4).
+    #[serde(default)]
+    pub(crate) not_after: u64,
 }
 
 /// The welcome of a commit and its recipients.
@@ -219,6 +223,7 @@ pub(crate) fn build(
                     inbox: k.inbox.to_string(),
                     ciphersuite: u16::from(k.key_package.ciphersuite()),
                     init_key: k.key_package.hpke_init_key().as_slice().to_vec(),
+                    not_after: k.key_package.life_time().not_after(),
                 });
             }
             let packages: Vec<KeyPackage> = fresh.iter().map(|k| k.key_package.clone()).collect();

@@ -109,7 +109,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 Ok((bytes, next_key.verifying_key().to_bytes(), next.ds))
             })
         })?;
-        let payload = content::pad(payload, self.inner.config.max_envelope_bytes);
+        let payload = content::pad(payload, self.envelope_limit(&ds).await);
         self.inner
             .ds
             .send_envelopes(
@@ -226,6 +226,13 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// do so when they receive it), and this device then sees [`Event::Removed`].
     pub async fn leave(&self, group: &GroupId) -> Result<(), Error> {
         let mut st = self.inner.state.lock().await;
+        let limit = match store::group(&st.conn, &group.0)? {
+            Some(row) => match Did::new(row.ds) {
+                Ok(ds) => self.envelope_limit(&ds).await,
+                Err(_) => self.inner.config.max_envelope_bytes,
+            },
+            None => return Err(Error::UnknownGroup),
+        };
         let (payload, key, ds, mailbox) = st.transaction(|st| {
             let row = store::group(&st.conn, &group.0)?.ok_or(Error::UnknownGroup)?;
             let signer = st.signer(&row.signature_public)?;
@@ -241,7 +248,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     .map_err(|e| Error::mls("encode", e))?;
                 Ok((bytes, key))
             })?;
-            let payload = content::pad(bytes, self.inner.config.max_envelope_bytes);
+            let payload = content::pad(bytes, limit);
             store::record_sent(&st.conn, &group.0, &Sha256::digest(&payload))?;
             Ok((payload, key, row.ds, row.mailbox))
         })?;
@@ -307,7 +314,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 return Err(Error::Broken(b.reason));
             }
             let me = st.did.clone();
-            let max_bytes = self.inner.config.max_envelope_bytes;
+            // The group's DS carries the commit; each invitee's inbox DS its welcome.
+            let mut dses: Vec<Did> = Did::new(row.ds.clone()).into_iter().collect();
+            if let Intent::Add(packages) = &intent {
+                dses.extend(packages.iter().map(|k| k.inbox_ds.clone()));
+            }
+            let max_bytes = self.envelope_limit_over(&dses).await;
             let built = st.transaction(|st| {
                 let signer = st.signer(&row.signature_public)?;
                 let built = st.with_group(&group.0, |provider, g| {

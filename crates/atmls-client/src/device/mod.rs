@@ -2,9 +2,14 @@
 //! application calls.
 
 mod backoff;
+pub(crate) mod ds_limits;
 mod envelope;
+#[cfg(test)]
+mod gaps_tests;
 pub(crate) mod groups;
 mod inbox;
+#[cfg(test)]
+mod key_history_tests;
 mod keys;
 #[cfg(test)]
 mod leaf_proof_tests;
@@ -12,8 +17,10 @@ mod live;
 pub(crate) mod outbox;
 mod pending;
 pub(crate) mod recovery;
+pub(crate) mod resend;
 pub(crate) mod store;
 mod sync;
+mod tree_blobs;
 pub(crate) mod welcome;
 
 use std::collections::HashMap;
@@ -52,7 +59,9 @@ pub struct DeviceConfig {
     pub max_commit_attempts: u32,
     /// The declaration's `invitePolicy`.
     pub invite_policy: String,
-    /// The DS's `maxEnvelopeBytes` (payloads are padded up to buckets below it).
+    /// The largest payload the device sends: the smaller of this and each DS's
+    /// announced `maxEnvelopeBytes` counts (payloads are padded up to buckets below it;
+    /// docs/spec.md §11.5).
     pub max_envelope_bytes: usize,
     /// Look for new devices of this account at most this often during [`Device::sync`].
     pub own_device_check_interval: Duration,
@@ -70,6 +79,15 @@ pub struct DeviceConfig {
     /// A broken device asks to be re-added again after this long, doubling per request
     /// up to six hours (docs/spec.md §11.17).
     pub reentry_retry: Duration,
+    /// How long a DS's `describeServer` limits are used before they are asked again
+    /// (docs/spec.md §11.5).
+    pub ds_limits_refresh: Duration,
+    /// Attempts at delivering a welcome (the first included) before the device gives up
+    /// on it with [`Event::WelcomeGivenUp`] (docs/spec.md §11.4).
+    pub welcome_attempts: u32,
+    /// The wall clock for deadlines kept in the device database (out-of-band trees,
+    /// welcome resends); tests move it with an `atmls_syntax::ManualClock`.
+    pub clock: Arc<dyn atmls_syntax::Clock>,
 }
 
 impl Default for DeviceConfig {
@@ -88,6 +106,9 @@ impl Default for DeviceConfig {
             retry_backoff: Duration::from_secs(1),
             max_retry_backoff: Duration::from_secs(300),
             reentry_retry: Duration::from_secs(60),
+            ds_limits_refresh: Duration::from_secs(3600),
+            welcome_attempts: 8,
+            clock: Arc::new(atmls_syntax::SystemClock),
         }
     }
 }
@@ -97,6 +118,24 @@ impl DeviceConfig {
     /// ratchet tree out of band).
     pub fn with_max_envelope_bytes(mut self, n: usize) -> Self {
         self.max_envelope_bytes = n;
+        self
+    }
+
+    /// Sets the wall clock (tests: an `atmls_syntax::ManualClock`).
+    pub fn with_clock(mut self, clock: Arc<dyn atmls_syntax::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Sets how many times a welcome is tried before the device gives up on it.
+    pub fn with_welcome_attempts(mut self, n: u32) -> Self {
+        self.welcome_attempts = n.max(1);
+        self
+    }
+
+    /// Sets how long a DS's announced limits are cached.
+    pub fn with_ds_limits_refresh(mut self, interval: Duration) -> Self {
+        self.ds_limits_refresh = interval;
         self
     }
 
@@ -284,6 +323,8 @@ pub(crate) struct Inner<P, D> {
     pub(crate) events: broadcast::Sender<Event>,
     pub(crate) did: Did,
     pub(crate) device_id: String,
+    /// Each DS's `describeServer` limits (§11.5).
+    pub(crate) ds_limits: ds_limits::DsLimitsCache,
 }
 
 /// One device of an account: a member (leaf) of each of its groups.
@@ -449,6 +490,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 events,
                 did,
                 device_id,
+                ds_limits: Default::default(),
             }),
         })
     }

@@ -202,6 +202,8 @@ fn configure(conn: &mut Connection) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Migration(e.to_string()))?;
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(super::recovery::rows::SCHEMA)?;
+    conn.execute_batch(super::tree_blobs::SCHEMA)?;
+    conn.execute_batch(super::resend::SCHEMA)?;
     Ok(())
 }
 

@@ -86,6 +86,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if let Err(e) = self.replenish_locked(&mut st).await {
             own_step_failed(e, "KeyPackages not replenished")?;
         }
+        // Undelivered welcomes and out-of-band trees (§11.4).
+        self.resend_welcomes(&mut st, &mut events).await?;
+        self.delete_expired_trees(&mut st).await?;
         let interval = self.inner.config.own_device_check_interval;
         if st.last_device_check.is_none_or(|t| t.elapsed() >= interval) {
             st.last_device_check = Some(Instant::now());
@@ -268,7 +271,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// such, and the leaf it names is refused (§11.13, §11.14).
     async fn resolve_documents(&self, st: &mut State, dids: &[Did]) -> Result<(), Error> {
         for did in dids {
-            let doc = match self.inner.pds.resolve(did).await {
+            let doc = match self.inner.pds.resolve_history(did).await {
                 Ok(doc) => Ok(doc),
                 Err(e) if e.is_transient() => return Err(e.into()),
                 Err(e) => Err(e.to_string()),

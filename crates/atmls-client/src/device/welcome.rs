@@ -15,8 +15,10 @@ use crate::transport::{BlobRef, Ds, Pds, RecordWrite};
 
 /// A new member whose welcome was not delivered. The commit adding it is merged: the
 /// device is a member of the group (it counts in every later epoch) but cannot read it.
-/// To retry, remove the account and add it again (a new KeyPackage, a new welcome); the
-/// welcome's secrets are not kept (docs/decisions/0016).
+/// After a transient failure the device keeps the welcome and resends it during `sync`
+/// (`retried`, docs/spec.md §11.4); after a permanent one, or once it gives up, the
+/// application retries by removing the account and adding it again (a new KeyPackage, a
+/// new welcome; docs/decisions/0016).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UndeliveredWelcome {
     /// The account of the device.
@@ -25,6 +27,10 @@ pub struct UndeliveredWelcome {
     pub inbox_ds: String,
     /// Why.
     pub reason: WelcomeError,
+    /// Whether the device keeps the welcome and resends it during `sync` (a transient
+    /// failure, docs/spec.md §11.4): [`Event::WelcomeResent`] or
+    /// [`Event::WelcomeGivenUp`] follows.
+    pub retried: bool,
 }
 
 /// Why a welcome was not delivered.
@@ -57,6 +63,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// Uploads `ciphertext` as a blob to this account's PDS and keeps it referenced by a
     /// `chat.mls.attachmentRef` record (spec §11.7) so the PDS does not collect it.
     pub(crate) async fn upload_referenced(&self, ciphertext: Vec<u8>) -> Result<BlobRef, Error> {
+        Ok(self.upload_referenced_rkey(ciphertext).await?.0)
+    }
+
+    /// [`Self::upload_referenced`], also returning the `attachmentRef` record key.
+    async fn upload_referenced_rkey(
+        &self,
+        ciphertext: Vec<u8>,
+    ) -> Result<(BlobRef, String), Error> {
         let blob = self
             .inner
             .pds
@@ -67,32 +81,33 @@ impl<P: Pds, D: Ds> Device<P, D> {
             .pds
             .apply_writes(vec![RecordWrite::Create {
                 collection: crate::attachment::ATTACHMENT_REF_COLLECTION.into(),
-                rkey,
+                rkey: rkey.clone(),
                 value: crate::attachment::attachment_ref_record(&blob)?,
             }])
             .await?;
-        Ok(blob)
+        Ok((blob, rkey))
     }
 
     /// Encrypts and stores an out-of-band ratchet tree.
-    async fn store_tree(&self, tree: &[u8]) -> Result<TreeRef, WelcomeError> {
+    async fn store_tree(&self, tree: &[u8]) -> Result<(TreeRef, String), WelcomeError> {
         let sealed =
             crate::attachment::seal(tree).map_err(|e| WelcomeError::Seal(e.to_string()))?;
-        let blob = self
-            .upload_referenced(sealed.ciphertext.clone())
+        let (blob, rkey) = self
+            .upload_referenced_rkey(sealed.ciphertext.clone())
             .await
             .map_err(|e| match e {
                 Error::Transport(t) => WelcomeError::TreeUpload(t),
                 other => WelcomeError::TreeUpload(TransportError::Malformed(other.to_string())),
             })?;
-        Ok(TreeRef {
+        let tree = TreeRef {
             did: self.did().clone(),
             cid: blob.cid,
             key: sealed.key,
             nonce: sealed.nonce,
             digest: sealed.digest,
             size: u64::try_from(tree.len()).unwrap_or(u64::MAX),
-        })
+        };
+        Ok((tree, rkey))
     }
 
     /// Seals and deposits the welcome of an accepted commit to each new device's inbox;
@@ -113,10 +128,25 @@ impl<P: Pds, D: Ds> Device<P, D> {
             from_seq,
             ratchet_tree: None,
         };
-        let max = self.inner.config.max_envelope_bytes;
         let mut failed = Vec::new();
+        // How long the welcome (and its out-of-band tree) can be used (§11.4).
+        let now = self.inner.config.clock.now();
+        let retention = self
+            .ds_limits(ds)
+            .await
+            .and_then(|l| l.group_retention_seconds);
+        let not_afters: Vec<u64> = plan.targets.iter().map(|t| t.not_after).collect();
+        let usable_until = super::tree_blobs::delete_at(now, retention, &not_afters);
         let tree = match &plan.ratchet_tree {
-            Some(tree) if !plan.targets.is_empty() => self.store_tree(tree).await.map(Some),
+            Some(tree) if !plan.targets.is_empty() => match self.store_tree(tree).await {
+                Ok((tree, rkey)) => {
+                    if let Err(e) = super::tree_blobs::record(&st.conn, &rkey, usable_until) {
+                        tracing::warn!(error = %e, "tree record kept without a deadline");
+                    }
+                    Ok(Some(tree))
+                }
+                Err(e) => Err(e),
+            },
             _ => Ok(None),
         };
         for target in &plan.targets {
@@ -124,6 +154,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 Ok(t) => {
                     info.ratchet_tree = t.clone();
                     let sealed = seal_for(st, target, &info);
+                    let max = match Did::new(target.inbox_ds.clone()) {
+                        Ok(ds) => self.envelope_limit(&ds).await,
+                        Err(_) => self.inner.config.max_envelope_bytes,
+                    };
                     self.send_one(sealed, max).await
                 }
                 Err(e) => Err(e.clone()),
@@ -131,10 +165,30 @@ impl<P: Pds, D: Ds> Device<P, D> {
             if let Err(reason) = outcome {
                 // No DID in logs (the event names the account to the application).
                 tracing::warn!(error = %reason, "welcome not delivered");
+                // A transient failure: kept and resent during `sync` (§11.4).
+                let retried = self.inner.config.welcome_attempts > 1
+                    && super::resend::retryable(&reason)
+                    && {
+                        let wait = super::resend::backoff(
+                            self.inner.config.retry_backoff,
+                            self.inner.config.max_retry_backoff,
+                            1,
+                        );
+                        super::resend::keep(
+                            &st.conn,
+                            &group.0,
+                            target,
+                            &info,
+                            now.saturating_add(wait),
+                            usable_until,
+                        )
+                        .unwrap_or(false)
+                    };
                 failed.push(UndeliveredWelcome {
                     did: target.did.clone(),
                     inbox_ds: target.inbox_ds.clone(),
                     reason,
+                    retried,
                 });
             }
         }
@@ -149,7 +203,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         failed
     }
 
-    async fn send_one(
+    pub(super) async fn send_one(
         &self,
         sealed: Result<(Did, MailboxId, Vec<u8>), WelcomeError>,
         max: usize,
@@ -191,7 +245,7 @@ pub fn open_tree(tree: &TreeRef, ciphertext: &[u8]) -> Result<Vec<u8>, Error> {
 }
 
 /// Seals `info` for one target: its inbox DS, inbox and the sealed bytes.
-fn seal_for(
+pub(super) fn seal_for(
     st: &State,
     target: &crate::decide::commit::WelcomeTarget,
     info: &WelcomeInfo,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use atmls_identity::{Did, DidDocument};
+use atmls_identity::{Did, DidHistory};
 use openmls::prelude::*;
 use openmls_traits::crypto::OpenMlsCrypto;
 
@@ -99,9 +99,10 @@ pub(crate) fn proposal(
     }))
 }
 
-/// DID documents resolved for checking added leaves: a document, or why it could not be
-/// had (a DID that does not resolve refuses the leaf).
-pub(crate) type Documents = HashMap<Did, Result<DidDocument, String>>;
+/// DID documents resolved for checking added leaves: each DID's documents over time (the
+/// proof is checked against the one in force at `acceptedAt`, §11.13), or why they could
+/// not be had (a DID that does not resolve refuses the leaf).
+pub(crate) type Documents = HashMap<Did, Result<DidHistory, String>>;
 
 /// Why added leaves could not be accepted (yet).
 #[derive(Debug)]
@@ -190,7 +191,7 @@ pub(crate) fn check_added_leaves(
                 reason,
             })
         };
-        let doc = match docs.get(did) {
+        let doc = match docs.get(did).map(|h| doc_at(h, accepted_ms)) {
             Some(Ok(doc)) => doc,
             Some(Err(e)) => {
                 return Err(refused(crate::error::KeyPackageRefusal::DidDocument(
@@ -203,6 +204,18 @@ pub(crate) fn check_added_leaves(
             .map_err(refused)?;
     }
     Ok(())
+}
+
+/// The document of a resolved history in force at `accepted_ms` (§11.13): the DID did
+/// not exist yet, or was tombstoned, then: the leaf is refused.
+fn doc_at(
+    history: &Result<DidHistory, String>,
+    accepted_ms: u64,
+) -> Result<&atmls_identity::DidDocument, String> {
+    let history = history.as_ref().map_err(Clone::clone)?;
+    history
+        .at(atmls_ds_proto::Timestamp::from_millis(accepted_ms))
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

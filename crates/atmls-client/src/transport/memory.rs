@@ -11,8 +11,11 @@ use atmls_ds::{
     DeliveryService, DsConfig, Envelope, EnvelopeKind, MailboxId, MailboxKind, MemoryStore,
     OutgoingEnvelope, SendReceipt,
 };
-use atmls_identity::{Did, DidDocument, ResolveError, VerificationMethod};
+use atmls_identity::{
+    Did, DidDocument, DidHistory, HistoryEntry, ResolveError, VerificationMethod,
+};
 use atmls_repo::{MemoryBlockStore, Nsid, RecordKey, Repo, RepoPath, Write};
+use atmls_syntax::Timestamp;
 use ed25519_dalek::SigningKey;
 use rand::SeedableRng as _;
 use tokio::sync::{Barrier, mpsc};
@@ -33,6 +36,10 @@ struct Account {
     key: RepoKey,
     store: MemoryBlockStore,
     doc: DidDocument,
+    /// The documents before `doc` and when each took effect; `doc` from `doc_from`
+    /// (the PLC audit log of a did:plc, docs/spec.md §11.13).
+    past: Vec<HistoryEntry>,
+    doc_from: Timestamp,
     blobs: HashMap<cid::Cid, Vec<u8>>,
 }
 
@@ -63,6 +70,9 @@ struct State {
     in_flight: Vec<(MailboxId, String, Vec<OutgoingEnvelope>)>,
     /// Application-message envelopes stored, in every mailbox.
     messages_stored: u64,
+    /// How many of the next `sendWelcome` calls the DS refuses (429, as its inbox deposit
+    /// limit does), storing nothing.
+    welcome_refusals: usize,
 }
 
 impl State {
@@ -143,6 +153,7 @@ impl MemoryNetwork {
                 late_sends: 0,
                 in_flight: Vec::new(),
                 messages_stored: 0,
+                welcome_refusals: 0,
             })),
             ds_did: Did::new("did:web:ds.test").unwrap_or_else(|_| unreachable!()),
         }
@@ -205,6 +216,8 @@ impl MemoryNetwork {
                     key,
                     store,
                     doc,
+                    past: Vec::new(),
+                    doc_from: Timestamp::EPOCH,
                     blobs: HashMap::new(),
                 },
             );
@@ -357,11 +370,59 @@ impl MemoryNetwork {
             .ok_or_else(|| super::resolve_failure(ResolveError::NotFound))
     }
 
-    /// Replaces an account's DID document (tests of refusals).
+    /// The next `n` `sendWelcome` calls are refused with `429 RateLimitExceeded` (an inbox
+    /// DS over its deposit limit) and store nothing.
+    pub fn refuse_welcomes(&self, n: usize) {
+        self.lock().welcome_refusals = n;
+    }
+
+    /// Replaces an account's DID document for all time, history included (tests of
+    /// refusals).
     pub fn set_document(&self, doc: DidDocument) {
         if let Some(a) = self.lock().accounts.get_mut(&doc.id) {
             a.doc = doc;
+            a.past.clear();
+            a.doc_from = Timestamp::EPOCH;
         }
+    }
+
+    /// Rotates an account's `#atproto` key as a PDS migration does: from `at` on its
+    /// document names a new key and its repo's next commits are signed by it; earlier
+    /// instants keep the old document in the account's history (its PLC audit log).
+    pub fn rotate_atproto_key(&self, did: &Did, at: Timestamp) {
+        let mut state = self.lock();
+        let Some(a) = state.accounts.get_mut(did) else {
+            return;
+        };
+        let key = RepoKey::generate(Algorithm::Es256k);
+        let mut doc = a.doc.clone();
+        doc.verification_method = vec![VerificationMethod::multikey(
+            did,
+            "atproto",
+            &key.public_key(),
+        )];
+        let old = std::mem::replace(&mut a.doc, doc);
+        a.past.push(HistoryEntry {
+            from: a.doc_from,
+            document: Some(old),
+        });
+        a.doc_from = at;
+        a.key = key;
+    }
+
+    fn history(&self, did: &Did) -> Result<DidHistory, TransportError> {
+        self.reach(did)?;
+        let state = self.lock();
+        let a = state
+            .accounts
+            .get(did)
+            .ok_or_else(|| super::resolve_failure(ResolveError::NotFound))?;
+        let mut entries = a.past.clone();
+        entries.push(HistoryEntry {
+            from: a.doc_from,
+            document: Some(a.doc.clone()),
+        });
+        DidHistory::from_entries(did.clone(), entries).map_err(|e| super::resolve_failure(e.into()))
     }
 
     fn with_repo<T>(
@@ -530,6 +591,10 @@ impl Pds for MemoryPds {
         self.net.reach(did)
     }
 
+    async fn resolve_history(&self, did: &Did) -> Result<DidHistory, TransportError> {
+        self.net.history(did)
+    }
+
     async fn upload_blob(
         &self,
         bytes: Vec<u8>,
@@ -639,6 +704,25 @@ impl MemoryDs {
 }
 
 impl Ds for MemoryDs {
+    async fn describe(&self, _ds: &Did) -> Result<atmls_ds_proto::Limits, TransportError> {
+        let state = self.net.lock();
+        let core = state.ds.config();
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        Ok(atmls_ds_proto::Limits {
+            max_envelope_bytes: count(core.max_envelope_bytes()),
+            max_batch_envelopes: count(core.max_batch_envelopes()),
+            max_mailboxes_per_account: core.max_mailboxes_per_account(),
+            inbox_deposits_per_minute: u64::from(core.inbox_deposits_per_minute()),
+            key_grace_seconds: core.key_grace().as_secs(),
+            request_max_age_seconds: core.request_max_age().as_secs().max(1),
+            max_subscription_mailboxes: 1000,
+            max_mailbox_bytes: Some(core.max_mailbox_bytes()),
+            inbox_deposit_bytes_per_minute: Some(core.inbox_deposit_bytes_per_minute()),
+            group_retention_seconds: core.group_retention().map(|d| d.as_secs().max(1)),
+            inbox_retention_seconds: core.inbox_retention().map(|d| d.as_secs().max(1)),
+        })
+    }
+
     async fn key_packages(
         &self,
         _ds: &Did,
@@ -749,6 +833,13 @@ impl Ds for MemoryDs {
         let at = now();
         let seq = {
             let mut state = self.net.lock();
+            if state.welcome_refusals > 0 {
+                state.welcome_refusals -= 1;
+                return Err(ds_error(
+                    ErrorName::RateLimitExceeded,
+                    "inbox deposit limit".into(),
+                ));
+            }
             state
                 .ds
                 .send_welcome(inbox, payload.clone(), at)

@@ -8,7 +8,7 @@ use std::future::Future;
 
 pub use atmls_ds_proto::{DidStatus, ProvenRecord};
 use atmls_ds_proto::{Envelope, MailboxId, MailboxKind, OutgoingEnvelope, SendReceipt};
-use atmls_identity::{Did, DidDocument, ResolveError};
+use atmls_identity::{Did, DidDocument, DidHistory, ResolveError};
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
 
@@ -92,6 +92,14 @@ pub trait Pds: Send + Sync + 'static {
         did: &Did,
     ) -> impl Future<Output = Result<DidDocument, TransportError>> + Send;
 
+    /// The DID's documents over time, to check a proof against the `#atproto` key in
+    /// force when the DS accepted the commit that carries it (docs/spec.md §11.13): for
+    /// did:plc from the PLC directory's audit log, for did:web the current document.
+    fn resolve_history(
+        &self,
+        did: &Did,
+    ) -> impl Future<Output = Result<DidHistory, TransportError>> + Send;
+
     /// `com.atproto.repo.uploadBlob`.
     fn upload_blob(
         &self,
@@ -151,6 +159,13 @@ impl<T: Pds> Pds for std::sync::Arc<T> {
         did: &Did,
     ) -> impl Future<Output = Result<DidDocument, TransportError>> + Send {
         (**self).resolve(did)
+    }
+
+    fn resolve_history(
+        &self,
+        did: &Did,
+    ) -> impl Future<Output = Result<DidHistory, TransportError>> + Send {
+        (**self).resolve_history(did)
     }
 
     fn upload_blob(
@@ -253,6 +268,24 @@ pub trait Ds: Send + Sync + 'static {
         }
     }
 
+    /// `chat.mls.ds.describeServer` of `ds` (no authorisation): its limits. The default
+    /// answers `MethodNotImplemented`; the client then keeps to its configuration.
+    fn describe(
+        &self,
+        ds: &Did,
+    ) -> impl Future<Output = Result<atmls_ds_proto::Limits, TransportError>> + Send {
+        let _ = ds;
+        async {
+            Err(TransportError::Xrpc {
+                status: atmls_ds_proto::ErrorName::MethodNotImplemented.status(),
+                error: atmls_ds_proto::ErrorName::MethodNotImplemented
+                    .as_str()
+                    .into(),
+                message: "describeServer is not offered".into(),
+            })
+        }
+    }
+
     /// `chat.mls.ds.createMailbox` with a service-auth token of the account.
     fn create_mailbox(
         &self,
@@ -341,6 +374,7 @@ pub fn resolve_failure(e: ResolveError) -> TransportError {
         | ResolveError::UnsupportedDid(_)
         | ResolveError::InvalidDocument(_)
         | ResolveError::InvalidHandleResponse
+        | ResolveError::InvalidAuditLog(_)
         | ResolveError::TooLarge { .. } => TransportError::Unresolvable(e.to_string()),
         ResolveError::InvalidUrl(_) => {
             TransportError::Unresolvable("the DID names no valid URL".into())

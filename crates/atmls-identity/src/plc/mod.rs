@@ -20,3 +20,4 @@ pub use operation::{
 };
 pub use state::PlcState;
 pub use validate::{AuditEntry, RECOVERY_WINDOW, validate_log};
+pub(crate) use validate::{check_genesis, check_successor};

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{DidResolver, ResolveError, ResolveFuture};
+use super::{DidResolver, HistoryFuture, ResolveError, ResolveFuture};
 use crate::{Did, DidDocument};
 
 /// Settings of a [`CachingResolver`].
@@ -178,5 +178,11 @@ impl<R: DidResolver> DidResolver for CachingResolver<R> {
 
     fn resolve_fresh<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a> {
         Box::pin(self.refresh(did))
+    }
+
+    /// Not cached: a history is asked for rarely (a commit that adds leaves) and must
+    /// include operations newer than any cached document.
+    fn resolve_history<'a>(&'a self, did: &'a Did) -> HistoryFuture<'a> {
+        self.inner.resolve_history(did)
     }
 }

@@ -9,9 +9,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{Request, StatusCode, Uri};
 
-use super::{DidResolver, HandleFuture, HandleResolver, ResolveError, ResolveFuture};
+use super::{
+    DidResolver, HandleFuture, HandleResolver, HistoryFuture, ResolveError, ResolveFuture,
+};
 use crate::plc::{AuditEntry, PlcState, SignedOperation};
-use crate::{AtprotoDid, Did, DidDocument, DocumentError, Handle, PlcDid};
+use crate::{AtprotoDid, Did, DidDocument, DidHistory, DocumentError, Handle, PlcDid};
 
 /// Settings of an [`HttpResolver`].
 #[derive(Debug, Clone)]
@@ -275,9 +277,28 @@ fn check_status(status: StatusCode) -> Result<(), ResolveError> {
     }
 }
 
+impl HttpResolver {
+    async fn fetch_history(&self, did: &Did) -> Result<Arc<DidHistory>, ResolveError> {
+        match AtprotoDid::try_from(did)? {
+            AtprotoDid::Plc(plc) => {
+                let log = self.plc_audit_log(&plc).await?;
+                Ok(Arc::new(DidHistory::from_plc_audit_log(&plc, &log)?))
+            }
+            // did:web keeps no history: the current document stands for every instant.
+            AtprotoDid::Web(_) => Ok(Arc::new(DidHistory::current(
+                (*self.fetch_document(did).await?).clone(),
+            ))),
+        }
+    }
+}
+
 impl DidResolver for HttpResolver {
     fn resolve<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a> {
         Box::pin(self.fetch_document(did))
+    }
+
+    fn resolve_history<'a>(&'a self, did: &'a Did) -> HistoryFuture<'a> {
+        Box::pin(self.fetch_history(did))
     }
 }
 

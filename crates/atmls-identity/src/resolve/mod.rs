@@ -15,11 +15,15 @@ pub use cache::{CacheConfig, CachingResolver};
 #[cfg(feature = "resolve-http")]
 pub use http::{HttpResolver, ResolverConfig};
 
-use crate::{AtprotoDidError, Did, DidDocument, DocumentError, Handle};
+use crate::{AtprotoDidError, Did, DidDocument, DidHistory, DocumentError, Handle};
 
 /// The future a [`DidResolver`] returns.
 pub type ResolveFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Arc<DidDocument>, ResolveError>> + Send + 'a>>;
+
+/// The future of [`DidResolver::resolve_history`].
+pub type HistoryFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Arc<DidHistory>, ResolveError>> + Send + 'a>>;
 
 /// The future a [`HandleResolver`] returns.
 pub type HandleFuture<'a> = Pin<Box<dyn Future<Output = Result<Did, ResolveError>> + Send + 'a>>;
@@ -36,6 +40,18 @@ pub trait DidResolver: Send + Sync {
     fn resolve_fresh<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a> {
         self.resolve(did)
     }
+
+    /// The documents of `did` over time, never from a cache: for did:plc the PLC
+    /// directory's audit log ([`DidHistory::from_plc_audit_log`]), which says which
+    /// `#atproto` key was in force at an instant. The default, for resolvers that only
+    /// know the present (and did:web, which has no history), is the current document for
+    /// every instant ([`DidHistory::current`]).
+    fn resolve_history<'a>(&'a self, did: &'a Did) -> HistoryFuture<'a> {
+        Box::pin(async move {
+            let doc = self.resolve_fresh(did).await?;
+            Ok(Arc::new(DidHistory::current((*doc).clone())))
+        })
+    }
 }
 
 /// Turns a handle into the DID it claims, via `https://<handle>/.well-known/atproto-did`.
@@ -51,6 +67,10 @@ impl<T: DidResolver + ?Sized> DidResolver for Arc<T> {
 
     fn resolve_fresh<'a>(&'a self, did: &'a Did) -> ResolveFuture<'a> {
         (**self).resolve_fresh(did)
+    }
+
+    fn resolve_history<'a>(&'a self, did: &'a Did) -> HistoryFuture<'a> {
+        (**self).resolve_history(did)
     }
 }
 
@@ -104,6 +124,9 @@ pub enum ResolveError {
     /// The `/.well-known/atproto-did` body is not a DID.
     #[error("handle resolution answered something that is not a DID")]
     InvalidHandleResponse,
+    /// The PLC audit log is malformed or its operation chain does not verify.
+    #[error("invalid audit log: {0}")]
+    InvalidAuditLog(#[from] crate::AuditLogError),
 }
 
 impl ResolveError {
@@ -122,6 +145,21 @@ impl ResolveError {
             ResolveError::InvalidDocument(_) => "InvalidDocument",
             ResolveError::IdMismatch { .. } => "IdMismatch",
             ResolveError::InvalidHandleResponse => "InvalidHandleResponse",
+            ResolveError::InvalidAuditLog(_) => "InvalidAuditLog",
+        }
+    }
+
+    /// Whether the failure may pass if asked again later (timeout, connection failure,
+    /// HTTP 408, 425, 429, or 5xx other than 501 and 505). Everything else is a definite
+    /// answer: in particular [`ResolveError::Gone`] (a tombstoned or deactivated DID) is
+    /// permanent and must never be retried as "unreachable" (docs/spec.md §11.14).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ResolveError::Timeout | ResolveError::Transport(_) => true,
+            ResolveError::Status(s) => {
+                matches!(s, 408 | 425 | 429) || ((500..600).contains(s) && !matches!(s, 501 | 505))
+            }
+            _ => false,
         }
     }
 
@@ -131,5 +169,32 @@ impl ResolveError {
             self,
             ResolveError::NotFound | ResolveError::Gone | ResolveError::UnsupportedDid(_)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tombstoned DID is a definite answer; a directory in trouble is not.
+    #[test]
+    fn failures_have_a_kind() {
+        for e in [
+            ResolveError::Gone,
+            ResolveError::NotFound,
+            ResolveError::Status(400),
+            ResolveError::Status(501),
+            ResolveError::Refused,
+        ] {
+            assert!(!e.is_transient(), "{e:?}");
+        }
+        for e in [
+            ResolveError::Timeout,
+            ResolveError::Transport("reset".into()),
+            ResolveError::Status(503),
+            ResolveError::Status(429),
+        ] {
+            assert!(e.is_transient(), "{e:?}");
+        }
     }
 }

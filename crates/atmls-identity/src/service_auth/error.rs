@@ -139,12 +139,13 @@ pub enum ServiceAuthError {
 
 impl ServiceAuthError {
     /// The HTTP status an XRPC server answers with: 502 when the issuer's DID could not
-    /// be fetched for reasons outside the caller's control (timeout, transport), 503 when
+    /// be fetched for reasons outside the caller's control (timeout, transport, a 5xx or
+    /// 429 from the directory: [`ResolveError::is_transient`]), 503 when
     /// the replay store is full, 429 when the issuer holds its share of it, 401 for
     /// everything else.
     pub fn http_status(&self) -> u16 {
         match self {
-            ServiceAuthError::Resolve(ResolveError::Timeout | ResolveError::Transport(_)) => 502,
+            ServiceAuthError::Resolve(e) if e.is_transient() => 502,
             ServiceAuthError::ReplayStoreFull => 503,
             ServiceAuthError::IssuerShareFull => 429,
             _ => 401,
@@ -224,6 +225,18 @@ mod tests {
         assert_eq!(
             (gone.http_status(), gone.xrpc_error(), gone.check()),
             (401, "InvalidToken", "Resolve")
+        );
+        // A tombstoned issuer is a definite refusal (401, never "try again"); a
+        // directory answering 503 is the upstream's failure (502), not the caller's.
+        let tombstoned = ServiceAuthError::Resolve(ResolveError::Gone);
+        assert_eq!(
+            (tombstoned.http_status(), tombstoned.xrpc_error()),
+            (401, "InvalidToken")
+        );
+        let directory_down = ServiceAuthError::Resolve(ResolveError::Status(503));
+        assert_eq!(
+            (directory_down.http_status(), directory_down.xrpc_error()),
+            (502, "UpstreamFailure")
         );
         let expired = ServiceAuthError::Expired { exp: 1, now: 2 };
         assert_eq!(expired.xrpc_error(), "ExpiredToken");

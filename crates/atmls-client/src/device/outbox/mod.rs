@@ -226,7 +226,11 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     Err(e) => return Err(e),
                 }
             }
-            let (payload, key, ds, mailbox) = self.encrypt_attempt(st, group, &head)?;
+            let limit = match store::group(&st.conn, &group.0)?.map(|r| Did::new(r.ds)) {
+                Some(Ok(ds)) => self.envelope_limit(&ds).await,
+                _ => self.inner.config.max_envelope_bytes,
+            };
+            let (payload, key, ds, mailbox) = self.encrypt_attempt(st, group, &head, limit)?;
             let sent = self
                 .inner
                 .ds
@@ -264,8 +268,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
         st: &mut State,
         group: &GroupId,
         head: &OutboxRow,
+        max: usize,
     ) -> Result<(Vec<u8>, ed25519_dalek::SigningKey, Did, MailboxId), Error> {
-        let max = self.inner.config.max_envelope_bytes;
         let (payload, key, ds, mailbox) = st.transaction(|st| {
             let row = store::group(&st.conn, &group.0)?.ok_or(Error::UnknownGroup)?;
             let signer = st.signer(&row.signature_public)?;

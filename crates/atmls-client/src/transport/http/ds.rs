@@ -88,11 +88,13 @@ impl HttpDs {
         if let Some(e) = self.endpoints.lock().ok().and_then(|m| m.get(ds).cloned()) {
             return Ok(e);
         }
+        // A DS whose DID is tombstoned (410) or does not exist is a permanent failure,
+        // never retried as unreachable (§11.14).
         let doc = self
             .resolver
             .resolve(ds)
             .await
-            .map_err(|e| TransportError::Network(e.to_string()))?;
+            .map_err(crate::transport::resolve_failure)?;
         let endpoint = doc
             .service_endpoint(SERVICE)
             .map_err(|e| TransportError::Malformed(e.to_string()))?
@@ -157,6 +159,26 @@ fn malformed(e: DecodeError) -> TransportError {
 }
 
 impl Ds for HttpDs {
+    async fn describe(&self, ds: &Did) -> Result<atmls_ds_proto::Limits, TransportError> {
+        let base = self.endpoint(ds).await?;
+        let answer = self
+            .xrpc
+            .send(
+                Method::GET,
+                &format!("{base}/xrpc/chat.mls.ds.describeServer"),
+                &[],
+                None,
+            )
+            .await?;
+        let description = codec::describe_server_output(&answer.body).map_err(malformed)?;
+        if description.did != ds.as_str() {
+            return Err(TransportError::Malformed(
+                "describeServer names another DID".into(),
+            ));
+        }
+        Ok(description.limits)
+    }
+
     async fn create_mailbox(
         &self,
         ds: &Did,
@@ -423,5 +445,36 @@ fn decode_frame(bytes: &[u8]) -> Result<Option<Delivery>, String> {
         Ok(codec::Frame::Error(e)) => Err(e.error),
         Ok(_) => Ok(None),
         Err(e) => Err(format!("malformed frame: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use atmls_identity::ResolveError;
+    use atmls_identity::resolve::ResolveFuture;
+
+    use super::*;
+
+    /// A resolver whose every answer is `how`.
+    struct Answers(ResolveError);
+
+    impl DidResolver for Answers {
+        fn resolve<'a>(&'a self, _did: &'a Did) -> ResolveFuture<'a> {
+            let e = self.0.clone();
+            Box::pin(async move { Err(e) })
+        }
+    }
+
+    /// A DS whose DID is tombstoned (410) is a permanent failure; one whose directory
+    /// times out is transient. (Before: every resolution failure of a DS DID was
+    /// `Network`, transient, retried for good.)
+    #[tokio::test]
+    async fn a_tombstoned_ds_did_is_permanent() {
+        let ds = Did::new("did:web:ds.example.com").unwrap();
+        for (e, transient) in [(ResolveError::Gone, false), (ResolveError::Timeout, true)] {
+            let client = HttpDs::new(Arc::new(Answers(e.clone())));
+            let err = client.describe(&ds).await.unwrap_err();
+            assert_eq!(err.is_transient(), transient, "{e:?}: {err:?}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use atmls_identity::{Did, DidDocument, DidResolver};
+use atmls_identity::{Did, DidDocument, DidHistory, DidResolver};
 use hyper::Method;
 use tokio::sync::RwLock;
 
@@ -365,6 +365,14 @@ impl Pds for HttpPds {
             .resolve(did)
             .await
             .map(|d| (*d).clone())
+            .map_err(resolve_failure)
+    }
+
+    async fn resolve_history(&self, did: &Did) -> Result<DidHistory, TransportError> {
+        self.resolver
+            .resolve_history(did)
+            .await
+            .map(|h| (*h).clone())
             .map_err(resolve_failure)
     }
 
