@@ -353,6 +353,9 @@ pub enum Error {
         /// What the last attempt met.
         error: TransportError,
     },
+    /// A message lifetime outside 60 s..=365 days (§11.18).
+    #[error(transparent)]
+    MessageLifetime(#[from] crate::group::LifetimeOutOfBounds),
 }
 
 impl Error {

@@ -208,6 +208,25 @@ impl<P: Pds, D: Ds> Device<P, D> {
         .await
     }
 
+    /// Sets the group's message lifetime (`None`: messages no longer expire), by a
+    /// commit of the group data (§11.18). Admins only; the lifetime must be whole seconds
+    /// between 60 s and 365 days ([`Error::MessageLifetime`] otherwise).
+    pub async fn set_message_lifetime(
+        &self,
+        group: &GroupId,
+        lifetime: Option<std::time::Duration>,
+    ) -> Result<Committed, Error> {
+        let lifetime = lifetime.map(grp::MessageLifetime::new).transpose()?;
+        self.change(
+            group,
+            DataChange {
+                message_lifetime: Some(lifetime),
+                ..DataChange::default()
+            },
+        )
+        .await
+    }
+
     async fn change(&self, group: &GroupId, change: DataChange) -> Result<Committed, Error> {
         let mut st = self.inner.state.lock().await;
         self.commit_locked(&mut st, group, Intent::Update(change))
