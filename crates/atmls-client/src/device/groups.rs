@@ -320,14 +320,16 @@ impl<P: Pds, D: Ds> Device<P, D> {
             let built = st.transaction(|st| {
                 let signer = st.signer(&row.signature_public)?;
                 let built = st.with_group(&group.0, |provider, g| {
-                    commit::build(provider, g, &signer, &me, &intent, max_bytes)
+                    let built = commit::build(provider, g, &signer, &me, &intent, max_bytes)?;
+                    // The lifetime after the commit goes to the DS with it (§11.18).
+                    Ok(built.map(|b| (b, super::vanish::pending_lifetime_seconds(g))))
                 })?;
-                if let Some(built) = &built {
+                if let Some((built, _)) = &built {
                     st.record_pending(group, &built.pending)?;
                 }
                 Ok(built)
             })?;
-            let Some(built) = built else {
+            let Some((built, lifetime)) = built else {
                 return Ok(Committed::Unchanged);
             };
             let BuiltCommit {
@@ -346,7 +348,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     &ds,
                     &mailbox,
                     &key,
-                    vec![OutgoingEnvelope::commit(epoch, payload, next_key)],
+                    vec![
+                        OutgoingEnvelope::commit(epoch, payload, next_key)
+                            .with_message_lifetime(lifetime),
+                    ],
                 )
                 .await;
             match sent {

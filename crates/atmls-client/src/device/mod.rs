@@ -13,6 +13,7 @@ pub(crate) mod outbox;
 mod pending;
 pub(crate) mod store;
 mod sync;
+pub(crate) mod vanish;
 pub(crate) mod welcome;
 
 use std::collections::HashMap;
@@ -66,6 +67,10 @@ pub struct DeviceConfig {
     pub retry_backoff: Duration,
     /// The longest back-off (also the wait after a mailbox's DS refuses it for good).
     pub max_retry_backoff: Duration,
+    /// The clock that decides when a message has outlived its group's message lifetime
+    /// (compared with the DS's `receivedAt`, docs/spec.md §11.18). Default: the system
+    /// clock.
+    pub clock: Arc<dyn atmls_syntax::Clock>,
 }
 
 impl Default for DeviceConfig {
@@ -83,6 +88,7 @@ impl Default for DeviceConfig {
             poll_interval: Duration::from_secs(30),
             retry_backoff: Duration::from_secs(1),
             max_retry_backoff: Duration::from_secs(300),
+            clock: Arc::new(atmls_syntax::SystemClock),
         }
     }
 }
@@ -124,6 +130,12 @@ impl DeviceConfig {
     pub fn with_retry_backoff(mut self, initial: Duration, max: Duration) -> Self {
         self.retry_backoff = initial;
         self.max_retry_backoff = max.max(initial);
+        self
+    }
+
+    /// Sets the clock of message expiry (tests move a [`atmls_syntax::ManualClock`]).
+    pub fn with_clock(mut self, clock: Arc<dyn atmls_syntax::Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -389,7 +401,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
             ))
             .into());
         }
-        Self::from_parts(conn, RustCrypto::default(), row, pds, ds, config)
+        let device = Self::from_parts(conn, RustCrypto::default(), row, pds, ds, config)?;
+        // What expired while the device was off goes first (§11.18).
+        device.expire_messages().await?;
+        Ok(device)
     }
 
     fn from_parts(

@@ -35,6 +35,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
         let mut st = self.inner.state.lock().await;
         // DID documents are resolved afresh each sync (keys rotate).
         st.documents.clear();
+        // Messages that outlived their group's lifetime since the last sync (§11.18).
+        super::vanish::sweep(&mut st, self.inner.config.clock.now())?;
         let mut events = Vec::new();
         self.sync_inbox(&mut st, &mut events).await?;
         let now = Instant::now();
@@ -214,8 +216,19 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     // A commit that adds leaves needs their accounts' DID documents: the
                     // step is undone, they are resolved, and it runs again.
                     let documents = std::mem::take(&mut st.documents);
+                    let now = self.inner.config.clock.now();
                     let step = st.transaction_or_undo(|st| {
-                        envelope::process_envelope(st, group, &envelope, &documents)
+                        let mut step = envelope::process_envelope(st, group, &envelope, &documents)?;
+                        if let Ok(after) = &mut step {
+                            super::vanish::after_envelope(
+                                st,
+                                group,
+                                &envelope,
+                                &mut after.events,
+                                now,
+                            )?;
+                        }
+                        Ok(step)
                     });
                     st.documents = documents;
                     match step? {

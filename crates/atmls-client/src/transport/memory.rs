@@ -249,6 +249,37 @@ impl MemoryNetwork {
         self.lock().messages_stored
     }
 
+    /// Runs the DS's retention as if its clock read `now` (operator retention and each
+    /// group's message lifetime, docs/spec.md §9.7): tests move time forward without
+    /// waiting.
+    pub fn expire_at(
+        &self,
+        now: atmls_ds::Timestamp,
+    ) -> Result<atmls_ds::Expired, atmls_ds::StoreError> {
+        self.lock().ds.expire(now)
+    }
+
+    /// How many envelopes of each kind the DS holds for `mailbox` (messages, commits),
+    /// read as the store holds them, without a key (tests).
+    pub fn stored_envelopes(&self, mailbox: &MailboxId) -> (usize, usize) {
+        let state = self.lock();
+        let all = atmls_ds::Store::envelopes(
+            state.ds.store(),
+            mailbox,
+            0,
+            atmls_ds::store::PageLimit {
+                envelopes: usize::MAX,
+                bytes: usize::MAX,
+            },
+        )
+        .unwrap_or_default();
+        let messages = all
+            .iter()
+            .filter(|e| e.kind == atmls_ds::EnvelopeKind::Message)
+            .count();
+        (messages, all.len() - messages)
+    }
+
     /// Drops every subscription (as a server restart would).
     pub fn drop_subscriptions(&self) {
         let mut state = self.lock();

@@ -220,3 +220,4 @@ fn no_documents() -> Documents {
 
 mod commit_welcome_cases;
 mod envelope_cases;
+mod lifetime_cases;
