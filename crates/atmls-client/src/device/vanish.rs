@@ -59,6 +59,23 @@ impl<P: Pds, D: Ds> Device<P, D> {
         let mut st = self.inner.state.lock().await;
         sweep(&mut st, self.inner.config.clock.now())
     }
+
+    /// How many records of messages this device keeps: message ids of recent messages
+    /// (`atmls_seen`), the positions of messages in groups with a lifetime, and given-up
+    /// messages of the outbox. What [`Device::expire_messages`] deletes comes off this.
+    pub async fn stored_message_records(&self) -> Result<u64, Error> {
+        let st = self.inner.state.lock().await;
+        let n: i64 = st
+            .conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM atmls_seen) + (SELECT count(*) FROM atmls_vanish)
+                 + (SELECT count(*) FROM atmls_outbox WHERE failed IS NOT NULL)",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(StoreError::from)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
 }
 
 /// The group's message lifetime in its current epoch.
@@ -110,6 +127,11 @@ pub(crate) fn after_envelope(
     )?;
     if expired(envelope.received_at, lifetime, now) {
         events.retain(|e| !matches!(e, Event::Message(m) if m.seq == envelope.seq));
+        exec(
+            &st.conn,
+            "DELETE FROM atmls_seen WHERE group_id = ?1 AND seq = ?2",
+            params![group.0, to_i64(envelope.seq)?],
+        )?;
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use tokio::sync::{Barrier, mpsc};
 
 use super::{
     BlobRef, Delivery, DidStatus, Ds, GatheredRecords, ListedRecord, Page, Pds, ProvenRecord,
-    RecordWrite, SubscribeTo, nonce, now,
+    RecordWrite, SubscribeTo, nonce,
 };
 use crate::error::TransportError;
 use crate::keypackage::{
@@ -38,6 +38,8 @@ struct Account {
 
 struct State {
     ds: Core,
+    /// What the DS and the signed requests read as now (the system clock by default).
+    clock: Arc<dyn atmls_syntax::Clock>,
     accounts: HashMap<Did, Account>,
     subscribers: Vec<(MailboxId, mpsc::UnboundedSender<Delivery>)>,
     commit_barrier: Option<(Arc<Barrier>, usize)>,
@@ -74,14 +76,14 @@ impl State {
         key: &SigningKey,
         cursor: u64,
     ) -> Result<Page, TransportError> {
-        let header = sign(key, DsMethod::GetEnvelopes, mailbox);
+        let header = sign(self.clock.now(), key, DsMethod::GetEnvelopes, mailbox);
         self.ds
             .envelopes(
                 mailbox,
                 &RequestAuth::from_header(Some(&header), b""),
                 cursor,
                 1000,
-                now(),
+                self.clock.now(),
             )
             .map(|page| Page {
                 at_head: page.epoch.is_some() && page.cursor >= page.head_seq,
@@ -129,6 +131,7 @@ impl MemoryNetwork {
         Self {
             state: Arc::new(Mutex::new(State {
                 ds,
+                clock: Arc::new(atmls_syntax::SystemClock),
                 accounts: HashMap::new(),
                 subscribers: Vec::new(),
                 commit_barrier: None,
@@ -171,6 +174,17 @@ impl MemoryNetwork {
     /// How many `getEnvelopes` requests the DS has answered (or refused) so far.
     pub fn envelope_reads(&self) -> u64 {
         self.lock().envelope_reads
+    }
+
+    /// The DS reads `clock` from now on (its `receivedAt`, request ages, retention):
+    /// tests move a [`atmls_syntax::ManualClock`] shared with the devices.
+    pub fn set_clock(&self, clock: Arc<dyn atmls_syntax::Clock>) {
+        self.lock().clock = clock;
+    }
+
+    /// The DS's now.
+    fn now(&self) -> atmls_ds::Timestamp {
+        self.lock().clock.now()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -608,8 +622,8 @@ pub struct MemoryDs {
     net: MemoryNetwork,
 }
 
-fn sign(key: &SigningKey, method: DsMethod, mailbox: &MailboxId) -> String {
-    RequestToken::sign(key, method, mailbox, now(), nonce(), b"").authorization_header()
+fn sign(at: atmls_ds::Timestamp, key: &SigningKey, method: DsMethod, mailbox: &MailboxId) -> String {
+    RequestToken::sign(key, method, mailbox, at, nonce(), b"").authorization_header()
 }
 
 impl MemoryDs {
@@ -620,7 +634,7 @@ impl MemoryDs {
         header: &str,
         envelopes: Vec<OutgoingEnvelope>,
     ) -> Result<SendReceipt, TransportError> {
-        let at = now();
+        let at = self.net.now();
         let stored: Vec<(EnvelopeKind, Option<u64>, Vec<u8>)> = envelopes
             .iter()
             .map(|e| (e.kind, e.epoch, e.payload.clone()))
@@ -730,7 +744,7 @@ impl Ds for MemoryDs {
                 b.wait().await;
             }
         }
-        let header = sign(key, DsMethod::SendEnvelopes, mailbox);
+        let header = sign(self.net.now(), key, DsMethod::SendEnvelopes, mailbox);
         let late: Vec<(String, Vec<OutgoingEnvelope>)> = {
             let mut state = self.net.lock();
             if state.late_sends > 0 {
@@ -777,7 +791,7 @@ impl Ds for MemoryDs {
         payload: Vec<u8>,
     ) -> Result<u64, TransportError> {
         self.net.check_online()?;
-        let at = now();
+        let at = self.net.now();
         let seq = {
             let mut state = self.net.lock();
             state
@@ -806,8 +820,9 @@ impl Ds for MemoryDs {
         cursor: u64,
     ) -> Result<Page, TransportError> {
         self.net.check_mailbox(inbox)?;
-        let header = sign(key, DsMethod::ListInbox, inbox);
+        let header = sign(self.net.now(), key, DsMethod::ListInbox, inbox);
         let mut state = self.net.lock();
+        let at = state.clock.now();
         let page = state
             .ds
             .list_inbox(
@@ -815,7 +830,7 @@ impl Ds for MemoryDs {
                 &RequestAuth::from_header(Some(&header), b""),
                 cursor,
                 1000,
-                now(),
+                at,
             )
             .map_err(|e| ds_error(e.name(), e.to_string()))?;
         Ok(Page {
@@ -833,15 +848,16 @@ impl Ds for MemoryDs {
         seqs: Vec<u64>,
     ) -> Result<(), TransportError> {
         self.net.check_mailbox(inbox)?;
-        let header = sign(key, DsMethod::DeleteInboxItems, inbox);
+        let header = sign(self.net.now(), key, DsMethod::DeleteInboxItems, inbox);
         let mut state = self.net.lock();
+        let at = state.clock.now();
         state
             .ds
             .delete_inbox_items(
                 inbox,
                 &RequestAuth::from_header(Some(&header), b""),
                 &seqs,
-                now(),
+                at,
             )
             .map_err(|e| ds_error(e.name(), e.to_string()))?;
         Ok(())
@@ -859,14 +875,15 @@ impl Ds for MemoryDs {
         for m in &mailboxes {
             // As the server: authorised per mailbox; an ended epoch's key gets its backlog
             // up to the commit that ended its epoch, then the stream ends (`KeyExpired`).
-            let header = sign(&m.key, DsMethod::SubscribeEnvelopes, &m.mailbox);
+            let header = sign(state.clock.now(), &m.key, DsMethod::SubscribeEnvelopes, &m.mailbox);
+            let at = state.clock.now();
             let sub = state
                 .ds
                 .authorize_subscription(
                     &m.mailbox,
                     &RequestAuth::from_header(Some(&header), b""),
                     Some(m.cursor),
-                    now(),
+                    at,
                 )
                 .map_err(|e| ds_error(e.name(), e.to_string()))?;
             ended |= sub.end_seq.is_some();
