@@ -34,6 +34,10 @@ fn demo_checks_every_step() {
         "DS: group mailbox",
         "group mailbox: one envelope per message sent",
         "message texts",
+        "bob phone sees the lifetime in the group data",
+        "bob phone deleted every record of the expired message",
+        "alice deleted every record of the expired message",
+        "message envelope(s) deleted,",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }

@@ -21,6 +21,7 @@ use clap::Args;
 
 mod ds_view;
 mod transcript;
+mod vanish;
 
 use ds_view::{DsView, Snapshot};
 use transcript::{Failed, Transcript, say};
@@ -99,6 +100,8 @@ struct Net {
     resolver: Arc<dyn DidResolver>,
     suffix: String,
     dir: PathBuf,
+    /// The devices' clock (message expiry): the demo moves it.
+    clock: atmls_syntax::ManualClock,
 }
 
 impl Net {
@@ -133,7 +136,9 @@ impl Net {
             pds,
             HttpDs::new(self.resolver.clone()),
             ds_did,
-            DeviceConfig::default().with_own_device_check_interval(Duration::ZERO),
+            DeviceConfig::default()
+                .with_own_device_check_interval(Duration::ZERO)
+                .with_clock(Arc::new(self.clock.clone())),
         ))
         .await
         .map_err(|e| Failed(format!("{label}: {}", e.0)))?;
@@ -196,7 +201,7 @@ async fn demo(args: DemoArgs, tr: &mut Transcript) -> Result<(), Failed> {
         }
     };
     let view = ds_db.as_deref().map(DsView::new);
-    let result = conversation(net, view.as_ref(), tr).await;
+    let result = conversation(net, view.as_ref(), ds_db.as_deref(), tr).await;
     if let Some(e) = embedded {
         e.shutdown().await?;
     }
@@ -219,6 +224,7 @@ fn net_for(url: &str, plc: Option<&str>, ds_did: Option<Did>, suffix: &str, dir:
         ),
         suffix: suffix.to_owned(),
         dir: dir.join("devices"),
+        clock: atmls_syntax::ManualClock::starting_now(),
     }
 }
 
@@ -239,6 +245,7 @@ async fn describe_ds(pds: &HttpPds) -> Result<Did, Failed> {
 async fn conversation(
     mut net: Net,
     view: Option<&DsView>,
+    ds_db: Option<&Path>,
     tr: &mut Transcript,
 ) -> Result<(), Failed> {
     let mut ds = DsWatch::new(view, tr)?;
@@ -422,7 +429,8 @@ async fn conversation(
     ds.show(tr, &labels)?;
     at_rest(tr, &net.dir, &g, &sent)?;
 
-    ds.final_checks(tr, &labels, &mailbox, e0, &sent)
+    ds.final_checks(tr, &labels, &mailbox, e0, &sent)?;
+    vanish::disappearing_message(tr, &net.clock, ds_db, &alice, &bob, &phone, &g, &mailbox).await
 }
 
 /// The devices' passphrase: `ATMLS_PASSPHRASE`, else a fixed one (the demo's databases
