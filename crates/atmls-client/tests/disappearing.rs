@@ -153,9 +153,15 @@ async fn a_message_vanishes_from_every_device_and_from_the_ds() {
 }
 
 async fn open(path: &Path, net: &MemoryNetwork, name: &str, clock: &ManualClock) -> Dev {
-    Device::open(path, &passphrase(), net.account(name), net.ds(), config(clock))
-        .await
-        .expect("open")
+    Device::open(
+        path,
+        &passphrase(),
+        net.account(name),
+        net.ds(),
+        config(clock),
+    )
+    .await
+    .expect("open")
 }
 
 type Dev = Device<atmls_client::transport::memory::MemoryPds, MemoryDs>;
@@ -210,10 +216,7 @@ async fn a_device_away_past_the_lifetime_does_not_show_the_message() {
         .set_message_lifetime(&g, None)
         .await
         .expect("lifetime off");
-    alice
-        .send(&g, content::text("kept"))
-        .await
-        .expect("send");
+    alice.send(&g, content::text("kept")).await.expect("send");
     assert_eq!(Event::texts(&sync(&bob).await), ["still here", "kept"]);
     sync(&bob).await;
     let kept = records(&bob).await;
@@ -262,7 +265,8 @@ async fn end_to_end_over_http() {
     let path = |n: &str| dir.path().join(format!("{n}.device.sqlite"));
     let ds_did = server.ds_did().clone();
     let device = |pds: HttpPds, file: std::path::PathBuf| {
-        let (resolver, clock, ds_did, key) = (resolver.clone(), clock.clone(), ds_did.clone(), &key);
+        let (resolver, clock, ds_did, key) =
+            (resolver.clone(), clock.clone(), ds_did.clone(), &key);
         async move {
             Device::create(
                 Storage::File(&file, key),

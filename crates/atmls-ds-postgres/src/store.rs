@@ -473,7 +473,8 @@ impl MailboxRows {
         self.prev_key.push(k.prev_key.map(<[u8]>::to_vec));
         self.prev_valid_until.push(k.prev_valid_until);
         self.stored_bytes.push(to_i64(m.stored_bytes)?);
-        self.message_lifetime.push(m.message_lifetime.map(i64::from));
+        self.message_lifetime
+            .push(m.message_lifetime.map(i64::from));
         Ok(())
     }
 }

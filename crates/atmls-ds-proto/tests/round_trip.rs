@@ -134,7 +134,11 @@ fn send_envelopes() {
         OutgoingEnvelope::commit(3, b"c".to_vec(), [4; 32]).with_message_lifetime(86_400),
     ];
     let body = client::send_envelopes_body(&id(), &batch);
-    assert!(text(&body).contains(r#""messageLifetime":86400"#), "{}", text(&body));
+    assert!(
+        text(&body).contains(r#""messageLifetime":86400"#),
+        "{}",
+        text(&body)
+    );
     let input: send_envelopes::Input = serde_json::from_slice(&body).unwrap();
     let request = server::send_envelopes_input(input).unwrap();
     assert_eq!(request.mailbox, id());

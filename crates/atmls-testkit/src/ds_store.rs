@@ -300,7 +300,10 @@ pub fn message_lifetime_expires_messages_only<S: Store>(mut s: S) {
     let mut set = batch(&g, EnvelopeKind::Commit, 1, 1000);
     set.mailbox.message_lifetime = Some(60);
     s.append(std::slice::from_ref(&set)).unwrap();
-    assert_eq!(s.mailbox(&g.id).unwrap().unwrap().message_lifetime, Some(60));
+    assert_eq!(
+        s.mailbox(&g.id).unwrap().unwrap().message_lifetime,
+        Some(60)
+    );
     let old = batch(&set.mailbox, EnvelopeKind::Message, 2, 1000);
     s.append(std::slice::from_ref(&old)).unwrap();
     let new = batch(&old.mailbox, EnvelopeKind::Message, 1, 100_000);

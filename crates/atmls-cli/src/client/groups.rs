@@ -134,11 +134,7 @@ pub(crate) async fn run(command: GroupCommand, mut s: Session) -> Result<Session
             let g = s.device.group(&g.id).await?;
             let info = describe(&mut s, &g).await;
             s.out.emit(info.clone(), || {
-                format!(
-                    "messages last {} in {}",
-                    lifetime_text(&info),
-                    human(&info)
-                )
+                format!("messages last {} in {}", lifetime_text(&info), human(&info))
             });
         }
         GroupCommand::Info { group } => {
@@ -364,7 +360,9 @@ fn parse_lifetime(text: &str) -> Result<Option<Duration>, CliError> {
         "d" => 86_400,
         _ => return Err(bad()),
     };
-    Ok(Some(Duration::from_secs(n.checked_mul(unit).ok_or_else(bad)?)))
+    Ok(Some(Duration::from_secs(
+        n.checked_mul(unit).ok_or_else(bad)?,
+    )))
 }
 
 /// The lifetime of a described group, for people.

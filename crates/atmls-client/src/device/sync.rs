@@ -218,7 +218,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     let documents = std::mem::take(&mut st.documents);
                     let now = self.inner.config.clock.now();
                     let step = st.transaction_or_undo(|st| {
-                        let mut step = envelope::process_envelope(st, group, &envelope, &documents)?;
+                        let mut step =
+                            envelope::process_envelope(st, group, &envelope, &documents)?;
                         if let Ok(after) = &mut step {
                             super::vanish::after_envelope(
                                 st,

@@ -21,8 +21,8 @@ use atmls_syntax::Timestamp;
 use openmls::prelude::MlsGroup;
 use rusqlite::{OptionalExtension as _, params};
 
-use super::{Device, State};
 use super::store::{self, exec, to_i64};
+use super::{Device, State};
 use crate::error::{Error, StoreError};
 use crate::event::Event;
 use crate::group::{self as grp, GroupId, MessageLifetime, lifetime_seconds};

@@ -140,9 +140,10 @@ impl GroupData {
             1 => PaddingPolicy::BucketsV1,
             p => return Err(GroupDataError::Padding(p)),
         };
-        let seconds = u32::from_be_bytes(r.take(4)?.try_into().map_err(|_| GroupDataError::Length)?);
-        let message_lifetime =
-            MessageLifetime::from_seconds(seconds).map_err(|_| GroupDataError::Lifetime(seconds))?;
+        let seconds =
+            u32::from_be_bytes(r.take(4)?.try_into().map_err(|_| GroupDataError::Length)?);
+        let message_lifetime = MessageLifetime::from_seconds(seconds)
+            .map_err(|_| GroupDataError::Lifetime(seconds))?;
         if !r.0.is_empty() {
             return Err(GroupDataError::Length);
         }
@@ -277,7 +278,10 @@ mod tests {
             let mut b = bytes.clone();
             let n = b.len();
             b[n - 4..].copy_from_slice(&bad.to_be_bytes());
-            assert_eq!(GroupData::from_bytes(&b), Err(GroupDataError::Lifetime(bad)));
+            assert_eq!(
+                GroupData::from_bytes(&b),
+                Err(GroupDataError::Lifetime(bad))
+            );
         }
         // Version 1 (no lifetime field) is refused, not read as "no lifetime".
         let mut v1 = sample().to_bytes();

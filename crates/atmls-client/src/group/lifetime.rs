@@ -75,7 +75,9 @@ mod tests {
         assert_eq!(MessageLifetime::from_seconds(0), Ok(None));
         assert_eq!(MessageLifetime::from_seconds(59), Err(LifetimeOutOfBounds));
         assert_eq!(
-            MessageLifetime::from_seconds(60).unwrap().map(MessageLifetime::seconds),
+            MessageLifetime::from_seconds(60)
+                .unwrap()
+                .map(MessageLifetime::seconds),
             Some(60)
         );
         assert!(MessageLifetime::from_seconds(31_536_000).unwrap().is_some());

@@ -622,7 +622,12 @@ pub struct MemoryDs {
     net: MemoryNetwork,
 }
 
-fn sign(at: atmls_ds::Timestamp, key: &SigningKey, method: DsMethod, mailbox: &MailboxId) -> String {
+fn sign(
+    at: atmls_ds::Timestamp,
+    key: &SigningKey,
+    method: DsMethod,
+    mailbox: &MailboxId,
+) -> String {
     RequestToken::sign(key, method, mailbox, at, nonce(), b"").authorization_header()
 }
 
@@ -875,7 +880,12 @@ impl Ds for MemoryDs {
         for m in &mailboxes {
             // As the server: authorised per mailbox; an ended epoch's key gets its backlog
             // up to the commit that ended its epoch, then the stream ends (`KeyExpired`).
-            let header = sign(state.clock.now(), &m.key, DsMethod::SubscribeEnvelopes, &m.mailbox);
+            let header = sign(
+                state.clock.now(),
+                &m.key,
+                DsMethod::SubscribeEnvelopes,
+                &m.mailbox,
+            );
             let at = state.clock.now();
             let sub = state
                 .ds

@@ -102,15 +102,14 @@ pub fn create_mailbox_output(body: &[u8]) -> Result<MailboxInfo, DecodeError> {
 /// Decodes a `getMailbox` answer.
 pub fn get_mailbox_output(body: &[u8]) -> Result<MailboxInfo, DecodeError> {
     let o: get_mailbox::Output = json("getMailbox output", body)?;
-    let lifetime = o
-        .message_lifetime
-        .map(|v| {
-            u32::try_from(v)
-                .ok()
-                .filter(|v| *v > 0)
-                .ok_or_else(|| DecodeError::field("messageLifetime", "must be > 0 and fit 32 bits"))
-        })
-        .transpose()?;
+    let lifetime =
+        o.message_lifetime
+            .map(|v| {
+                u32::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| {
+                    DecodeError::field("messageLifetime", "must be > 0 and fit 32 bits")
+                })
+            })
+            .transpose()?;
     Ok(MailboxInfo {
         message_lifetime: lifetime,
         ..mailbox_info(&o.mailbox, &o.kind, o.seq, o.epoch)?

@@ -180,7 +180,7 @@ pub fn send_envelopes_input(
                 .map(|v| {
                     u32::try_from(v).map_err(|_| {
                         DecodeError::field(
-                            &format!("input/envelopes/{i}/messageLifetime"),
+                            format!("input/envelopes/{i}/messageLifetime"),
                             "must be >= 0 and fit 32 bits",
                         )
                     })

@@ -258,14 +258,12 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
                 .store
                 .expire(MailboxKind::Group, now.saturating_sub(ttl))?;
         }
-        out.lifetime_messages = self
-            .store
-            .expire_messages(
-                now,
-                self.config
-                    .message_lifetime_margin()
-                    .min(crate::config::MAX_MESSAGE_LIFETIME_MARGIN),
-            )?;
+        out.lifetime_messages = self.store.expire_messages(
+            now,
+            self.config
+                .message_lifetime_margin()
+                .min(crate::config::MAX_MESSAGE_LIFETIME_MARGIN),
+        )?;
         if let Some(ttl) = self.config.inbox_retention() {
             out.inbox_items = self
                 .store

@@ -223,8 +223,7 @@ fn decode_mailbox(id: MailboxId, r: Row) -> Result<Mailbox, StoreError> {
         message_lifetime: r
             .message_lifetime
             .map(|v| {
-                u32::try_from(v)
-                    .map_err(|_| StoreError::Corrupt(format!("message lifetime {v}")))
+                u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("message lifetime {v}")))
             })
             .transpose()?,
     })
