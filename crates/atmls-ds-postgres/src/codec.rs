@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 
 /// The mailbox columns, in the order [`decode_mailbox`] reads them.
 pub(crate) const MAILBOX_COLUMNS: &str =
-    "id, kind, head, epoch, key, prev_key, prev_valid_until, stored_bytes, message_lifetime";
+    "id, kind, head, epoch, key, prev_key, prev_valid_until, stored_bytes, message_ttl";
 
 pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::OutOfRange(v))

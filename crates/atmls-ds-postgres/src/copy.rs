@@ -218,7 +218,7 @@ async fn write(
         .prepare(
             "INSERT INTO mailboxes
                  (id, kind, head, epoch, key, prev_key, prev_valid_until, stored_bytes,
-                  message_lifetime)
+                  message_ttl)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
         )
         .await

@@ -296,11 +296,11 @@ impl PgStore {
             .prepare_cached(
                 "UPDATE mailboxes AS m SET head = u.head, epoch = u.epoch, key = u.key,
                      prev_key = u.prev_key, prev_valid_until = u.prev_valid_until,
-                     stored_bytes = u.stored_bytes, message_lifetime = u.message_lifetime
+                     stored_bytes = u.stored_bytes, message_ttl = u.message_ttl
                  FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::bytea[], $5::bytea[],
                              $6::int8[], $7::int8[], $8::int8[], $9::int8[])
                      AS u(id, expected, head, key, prev_key, prev_valid_until, stored_bytes, epoch,
-                          message_lifetime)
+                          message_ttl)
                  WHERE m.id = u.id AND m.head = u.expected",
             )
             .await
@@ -722,9 +722,9 @@ impl Store for PgStore {
             let lock = tx
                 .prepare_cached(
                     "SELECT m.id FROM mailboxes AS m
-                     WHERE m.message_lifetime IS NOT NULL AND EXISTS (
+                     WHERE m.message_ttl IS NOT NULL AND EXISTS (
                          SELECT 1 FROM envelopes AS e WHERE e.mailbox = m.id AND e.kind = 0
-                         AND e.received_at < $1 - 1000 * m.message_lifetime)
+                         AND e.received_at < $1 - 1000 * m.message_ttl)
                      ORDER BY m.id FOR UPDATE",
                 )
                 .await
@@ -744,7 +744,7 @@ impl Store for PgStore {
                     "WITH gone AS (
                          DELETE FROM envelopes AS e USING mailboxes AS m
                          WHERE m.id = ANY($2) AND e.mailbox = m.id AND e.kind = 0
-                         AND e.received_at < $1 - 1000 * m.message_lifetime
+                         AND e.received_at < $1 - 1000 * m.message_ttl
                          RETURNING e.mailbox, octet_length(e.payload) AS len),
                      per AS (SELECT mailbox, count(*) AS n, sum(len)::int8 AS len
                              FROM gone GROUP BY mailbox),

@@ -32,7 +32,7 @@ use atmls_syntax::Timestamp;
 /// 3: adds `mailboxes.bytes` (payload bytes held; filled from `envelopes` on upgrade).
 /// 4: adds `replay_saved` and `clean_stop` (created on open, empty: an upgraded database
 /// has no clean stop recorded, so the first start after the upgrade keeps the guard).
-/// 5: adds `mailboxes.message_lifetime` (NULL on upgrade: no lifetime set).
+/// 5: adds `mailboxes.message_ttl` (NULL on upgrade: no lifetime set).
 const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     prev_key         BLOB,              -- group: previous epoch key
     prev_valid_until INTEGER,           -- ms since the Unix epoch
     bytes            INTEGER NOT NULL DEFAULT 0,  -- payload bytes of its envelopes
-    message_lifetime INTEGER            -- group: seconds, set by a commit (§11.18)
+    message_ttl INTEGER            -- group: seconds, set by a commit (§11.18)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS envelopes (
     mailbox     BLOB    NOT NULL,
@@ -126,12 +126,12 @@ impl SqliteStore {
         if (1..5).contains(&version) {
             let has: bool = conn.query_row(
                 "SELECT count(*) > 0 FROM pragma_table_info('mailboxes')
-                 WHERE name = 'message_lifetime'",
+                 WHERE name = 'message_ttl'",
                 [],
                 |r| r.get(0),
             )?;
             if !has {
-                conn.execute_batch("ALTER TABLE mailboxes ADD COLUMN message_lifetime INTEGER;")?;
+                conn.execute_batch("ALTER TABLE mailboxes ADD COLUMN message_ttl INTEGER;")?;
             }
         }
         conn.execute_batch(SCHEMA)?;
@@ -267,7 +267,7 @@ fn encode_mailbox(m: &Mailbox) -> Result<MailboxColumns<'_>, StoreError> {
 
 fn read_mailbox(conn: &Connection, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT kind, head, epoch, key, prev_key, prev_valid_until, bytes, message_lifetime
+        "SELECT kind, head, epoch, key, prev_key, prev_valid_until, bytes, message_ttl
          FROM mailboxes WHERE id = ?1",
     )?;
     let row = stmt
@@ -323,7 +323,7 @@ impl Store for SqliteStore {
         let (kind, head, epoch, key, prev_key, prev_until) = encode_mailbox(mailbox)?;
         tx.prepare_cached(
             "INSERT INTO mailboxes (id, kind, head, epoch, key, prev_key, prev_valid_until,
-             message_lifetime) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             message_ttl) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             mailbox.id.as_bytes().as_slice(),
@@ -365,7 +365,7 @@ impl Store for SqliteStore {
             let changed = tx
                 .prepare_cached(
                     "UPDATE mailboxes SET head = ?2, epoch = ?3, key = ?4, prev_key = ?5,
-                     prev_valid_until = ?6, bytes = ?8, message_lifetime = ?9
+                     prev_valid_until = ?6, bytes = ?8, message_ttl = ?9
                      WHERE id = ?1 AND head = ?7",
                 )?
                 .execute(params![
@@ -527,7 +527,7 @@ impl Store for SqliteStore {
         {
             let mut del = tx.prepare_cached(
                 "DELETE FROM envelopes WHERE kind = 0 AND received_at < ?1
-                 AND received_at < ?1 - 1000 * (SELECT m.message_lifetime FROM mailboxes m
+                 AND received_at < ?1 - 1000 * (SELECT m.message_ttl FROM mailboxes m
                                                 WHERE m.id = envelopes.mailbox)
                  RETURNING mailbox, length(payload)",
             )?;
