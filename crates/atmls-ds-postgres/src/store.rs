@@ -502,7 +502,7 @@ impl Store for PgStore {
             let insert = tx
                 .prepare_cached(
                     "INSERT INTO mailboxes (id, kind, head, epoch, key, prev_key, prev_valid_until,
-                     message_lifetime)
+                     message_ttl)
                      VALUES ($1, $2, 0, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
                 )
                 .await
