@@ -328,3 +328,52 @@ async fn end_to_end_over_http() {
     assert!(count(1) > 0, "commits stay");
     server.shutdown().await;
 }
+
+/// The DS's lifetime can differ from the group's (a member's commit left it out, or set
+/// another: the DS cannot know admins). The next member to merge that commit sees it in
+/// `getMailbox` and repairs it with a self-update, which carries the group's lifetime.
+#[tokio::test]
+async fn a_mailbox_lifetime_that_differs_from_the_group_is_repaired() {
+    let net = MemoryNetwork::new();
+    let clock = ManualClock::starting_now();
+    net.set_clock(Arc::new(clock.clone()));
+    let mem = |name: &'static str| {
+        Device::create(
+            Storage::Memory,
+            net.account(name),
+            net.ds(),
+            net.ds_did(),
+            config(&clock),
+        )
+    };
+    let alice = mem("alice").await.expect("alice");
+    let bob = mem("bob").await.expect("bob");
+    let g = alice.create_group("g").await.expect("group");
+    alice
+        .add_members(&g, &[bob.did().clone()])
+        .await
+        .expect("add");
+    sync(&bob).await;
+    let mb = mailbox(&alice, &g).await;
+    // Alice's commit reaches the DS without its lifetime.
+    net.strip_message_lifetimes(1);
+    alice
+        .set_message_lifetime(&g, Some(MINUTE))
+        .await
+        .expect("lifetime");
+    assert_eq!(net.mailbox_lifetime(&mb), None, "the DS was not told");
+    let epoch = bob.group(&g).await.expect("group").epoch;
+    sync(&bob).await;
+    assert_eq!(net.mailbox_lifetime(&mb), Some(60), "bob repaired it");
+    assert_eq!(
+        bob.group(&g).await.expect("group").epoch,
+        epoch + 2,
+        "the lifetime commit, then bob's self-update"
+    );
+    // Matching now: nobody commits again.
+    sync(&alice).await;
+    let epoch = alice.group(&g).await.expect("group").epoch;
+    sync(&bob).await;
+    sync(&alice).await;
+    assert_eq!(alice.group(&g).await.expect("group").epoch, epoch);
+}

@@ -53,6 +53,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 continue;
             };
             st.backoffs.succeeded(&Target::Group(id.0.clone()));
+            let changed = evs
+                .iter()
+                .any(|e| matches!(e, Event::GroupChanged { .. }));
             self.emit(&evs);
             events.extend(evs);
             if leave && self.commits_leaves(&mut st, &id)? {
@@ -60,6 +63,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     .commit_locked(&mut st, &id, Intent::CommitProposals)
                     .await;
                 self.isolate(&mut st, &id, committed, &mut events)?;
+            }
+            // Another member's commit may have left the DS a lifetime that is not the
+            // group's (§11.18): checked, repaired by a self-update.
+            if changed {
+                let repaired = self.repair_mailbox_lifetime(&mut st, &id).await;
+                self.isolate(&mut st, &id, repaired, &mut events)?;
             }
             // The mailbox was just read to its head: the outbox goes on from there.
             if outbox::rows::has_pending(&st.conn, &id.0)?

@@ -60,6 +60,45 @@ impl<P: Pds, D: Ds> Device<P, D> {
         sweep(&mut st, self.inner.config.clock.now())
     }
 
+    /// After a commit of another member: asks the DS for the mailbox's message lifetime
+    /// (`getMailbox`) and, if it is not the group's, commits a self-update, which carries
+    /// the group's (§11.18). A DS without `getMailbox` is not checked.
+    pub(crate) async fn repair_mailbox_lifetime(
+        &self,
+        st: &mut State,
+        group: &GroupId,
+    ) -> Result<(), Error> {
+        let Some(row) = store::group(&st.conn, &group.0)?.filter(|r| r.active) else {
+            return Ok(());
+        };
+        let key = st.mailbox_key(&group.0, &row.mailbox)?;
+        let ds = atmls_identity::Did::new(row.ds.clone())
+            .map_err(|e| Error::Protocol(e.to_string()))?;
+        let mailbox = atmls_ds_proto::MailboxId::from_bytes(row.mailbox);
+        let info = match self.inner.ds.mailbox_info(&ds, &mailbox, &key).await {
+            Ok(info) => info,
+            Err(e)
+                if e.ds_error()
+                    == Some(atmls_ds_proto::ErrorName::MethodNotImplemented) =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ours = st.with_group(&group.0, |_, g| Ok(lifetime_of(g)))?;
+        if info.message_lifetime == ours.map(MessageLifetime::seconds) {
+            return Ok(());
+        }
+        tracing::info!("the DS's message lifetime differs from the group's: repairing");
+        self.commit_locked(
+            st,
+            group,
+            crate::decide::commit::Intent::SelfUpdate { rotate: false },
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// How many records of messages this device keeps: message ids of recent messages
     /// (`atmls_seen`), the positions of messages in groups with a lifetime, and given-up
     /// messages of the outbox. What [`Device::expire_messages`] deletes comes off this.

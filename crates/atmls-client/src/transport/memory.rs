@@ -38,6 +38,9 @@ struct Account {
 
 struct State {
     ds: Core,
+    /// How many of the next commits reach the DS without their `messageLifetime` (as
+    /// from a member that leaves it out).
+    strip_lifetimes: usize,
     /// What the DS and the signed requests read as now (the system clock by default).
     clock: Arc<dyn atmls_syntax::Clock>,
     accounts: HashMap<Did, Account>,
@@ -131,6 +134,7 @@ impl MemoryNetwork {
         Self {
             state: Arc::new(Mutex::new(State {
                 ds,
+                strip_lifetimes: 0,
                 clock: Arc::new(atmls_syntax::SystemClock),
                 accounts: HashMap::new(),
                 subscribers: Vec::new(),
@@ -271,6 +275,20 @@ impl MemoryNetwork {
         now: atmls_ds::Timestamp,
     ) -> Result<atmls_ds::Expired, atmls_ds::StoreError> {
         self.lock().ds.expire(now)
+    }
+
+    /// The next `n` commits reach the DS without their `messageLifetime` (as from a member
+    /// that leaves it out, or sets another): the DS's lifetime no longer matches the group.
+    pub fn strip_message_lifetimes(&self, n: usize) {
+        self.lock().strip_lifetimes = n;
+    }
+
+    /// The message lifetime the DS holds for `mailbox` (seconds), read from its store.
+    pub fn mailbox_lifetime(&self, mailbox: &MailboxId) -> Option<u32> {
+        atmls_ds::Store::mailbox(self.lock().ds.store(), mailbox)
+            .ok()
+            .flatten()
+            .and_then(|m| m.message_lifetime)
     }
 
     /// How many envelopes of each kind the DS holds for `mailbox` (messages, commits),
@@ -725,14 +743,41 @@ impl Ds for MemoryDs {
         Ok(info.mailbox)
     }
 
+    async fn mailbox_info(
+        &self,
+        _ds: &Did,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+    ) -> Result<atmls_ds_proto::MailboxInfo, TransportError> {
+        self.net.check_mailbox(mailbox)?;
+        let header = sign(self.net.now(), key, DsMethod::GetMailbox, mailbox);
+        let mut state = self.net.lock();
+        let at = state.clock.now();
+        state
+            .ds
+            .mailbox(mailbox, &RequestAuth::from_header(Some(&header), b""), at)
+            .map_err(|e| ds_error(e.name(), e.to_string()))
+    }
+
     async fn send_envelopes(
         &self,
         _ds: &Did,
         mailbox: &MailboxId,
         key: &SigningKey,
-        envelopes: Vec<OutgoingEnvelope>,
+        mut envelopes: Vec<OutgoingEnvelope>,
     ) -> Result<SendReceipt, TransportError> {
         self.net.check_mailbox(mailbox)?;
+        {
+            let mut state = self.net.lock();
+            if state.strip_lifetimes > 0
+                && envelopes.iter().any(|e| e.kind == EnvelopeKind::Commit)
+            {
+                state.strip_lifetimes -= 1;
+                for e in &mut envelopes {
+                    e.message_lifetime = None;
+                }
+            }
+        }
         if envelopes.iter().any(|e| e.kind == EnvelopeKind::Commit) {
             let barrier = {
                 let mut state = self.net.lock();
