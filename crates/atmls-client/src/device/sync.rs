@@ -53,9 +53,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 continue;
             };
             st.backoffs.succeeded(&Target::Group(id.0.clone()));
-            let changed = evs
-                .iter()
-                .any(|e| matches!(e, Event::GroupChanged { .. }));
+            let changed = evs.iter().any(|e| matches!(e, Event::GroupChanged { .. }));
             self.emit(&evs);
             events.extend(evs);
             if leave && self.commits_leaves(&mut st, &id)? {

@@ -72,15 +72,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
             return Ok(());
         };
         let key = st.mailbox_key(&group.0, &row.mailbox)?;
-        let ds = atmls_identity::Did::new(row.ds.clone())
-            .map_err(|e| Error::Protocol(e.to_string()))?;
+        let ds =
+            atmls_identity::Did::new(row.ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
         let mailbox = atmls_ds_proto::MailboxId::from_bytes(row.mailbox);
         let info = match self.inner.ds.mailbox_info(&ds, &mailbox, &key).await {
             Ok(info) => info,
-            Err(e)
-                if e.ds_error()
-                    == Some(atmls_ds_proto::ErrorName::MethodNotImplemented) =>
-            {
+            Err(e) if e.ds_error() == Some(atmls_ds_proto::ErrorName::MethodNotImplemented) => {
                 return Ok(());
             }
             Err(e) => return Err(e.into()),

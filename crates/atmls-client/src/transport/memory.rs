@@ -769,8 +769,7 @@ impl Ds for MemoryDs {
         self.net.check_mailbox(mailbox)?;
         {
             let mut state = self.net.lock();
-            if state.strip_lifetimes > 0
-                && envelopes.iter().any(|e| e.kind == EnvelopeKind::Commit)
+            if state.strip_lifetimes > 0 && envelopes.iter().any(|e| e.kind == EnvelopeKind::Commit)
             {
                 state.strip_lifetimes -= 1;
                 for e in &mut envelopes {
