@@ -377,3 +377,51 @@ async fn a_mailbox_lifetime_that_differs_from_the_group_is_repaired() {
     sync(&alice).await;
     assert_eq!(alice.group(&g).await.expect("group").epoch, epoch);
 }
+
+/// A message the DS refused for good stays in the outbox as given up, with its text; in a
+/// group with a lifetime it goes one lifetime after the device first saw it given up.
+#[tokio::test]
+async fn a_given_up_message_vanishes_after_the_lifetime() {
+    let net = MemoryNetwork::with_ds_config(
+        atmls_ds::DsConfig::default().with_max_envelope_bytes(16 * 1024),
+    );
+    let clock = ManualClock::starting_now();
+    net.set_clock(Arc::new(clock.clone()));
+    let mem = |name: &'static str| {
+        Device::create(
+            Storage::Memory,
+            net.account(name),
+            net.ds(),
+            net.ds_did(),
+            config(&clock).with_max_envelope_bytes(16 * 1024),
+        )
+    };
+    let alice = mem("alice").await.expect("alice");
+    let bob = mem("bob").await.expect("bob");
+    let g = alice.create_group("g").await.expect("group");
+    alice
+        .add_members(&g, &[bob.did().clone()])
+        .await
+        .expect("add");
+    alice
+        .set_message_lifetime(&g, Some(MINUTE))
+        .await
+        .expect("lifetime");
+    // Too large for the DS: refused for good, kept as given up.
+    assert!(
+        alice
+            .send(&g, content::text(&"日".repeat(9000)))
+            .await
+            .is_err()
+    );
+    sync(&alice).await;
+    let given_up = || async { alice.outbox().await.expect("outbox").len() };
+    assert_eq!(given_up().await, 1);
+    clock.advance(MINUTE);
+    sync(&alice).await;
+    assert_eq!(given_up().await, 1, "not before the lifetime");
+    clock.advance(Duration::from_millis(1));
+    sync(&alice).await;
+    assert!(alice.outbox().await.expect("outbox").is_empty());
+    assert_eq!(records(&alice).await, 0);
+}
