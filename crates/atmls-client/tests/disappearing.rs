@@ -410,7 +410,7 @@ async fn a_given_up_message_vanishes_after_the_lifetime() {
     // Too large for the DS: refused for good, kept as given up.
     assert!(
         alice
-            .send(&g, content::text(&"日".repeat(9000)))
+            .send(&g, content::text("日".repeat(9000)))
             .await
             .is_err()
     );
