@@ -80,7 +80,12 @@ async fn one_minute_group<P: Pds, D: Ds>(
         Ok(Committed::Accepted { .. })
     ));
     for d in [bob, phone] {
-        sync(d).await;
+        // Merging it, each device also checks the DS's lifetime (getMailbox): it matches.
+        let ev = sync(d).await;
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Unreachable { .. })),
+            "{ev:?}"
+        );
         let lifetime = d.group(&g).await.expect("group").data.message_lifetime;
         assert_eq!(lifetime.map(|l| l.duration()), Some(MINUTE));
     }
