@@ -100,8 +100,8 @@ struct Net {
     resolver: Arc<dyn DidResolver>,
     suffix: String,
     dir: PathBuf,
-    /// The devices' clock (message expiry): the demo moves it.
-    clock: atmls_syntax::ManualClock,
+    /// The devices' clock: the system's, which the disappearing-message step moves ahead.
+    clock: Arc<vanish::DemoClock>,
 }
 
 impl Net {
@@ -138,7 +138,7 @@ impl Net {
             ds_did,
             DeviceConfig::default()
                 .with_own_device_check_interval(Duration::ZERO)
-                .with_clock(Arc::new(self.clock.clone())),
+                .with_clock(self.clock.clone()),
         ))
         .await
         .map_err(|e| Failed(format!("{label}: {}", e.0)))?;
@@ -224,7 +224,7 @@ fn net_for(url: &str, plc: Option<&str>, ds_did: Option<Did>, suffix: &str, dir:
         ),
         suffix: suffix.to_owned(),
         dir: dir.join("devices"),
-        clock: atmls_syntax::ManualClock::starting_now(),
+        clock: Arc::new(vanish::DemoClock::default()),
     }
 }
 
