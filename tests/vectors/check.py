@@ -406,7 +406,10 @@ def check_records(f):
 def check_group_data(f):
     expect("extensionType", f("extensionType", int), 0xF0A7)
     version = f("version", int)
-    expect("version", version, 1)
+    expect("version", version, 2)
+    lifetime = f("messageLifetimeSeconds", int)
+    if lifetime != 0 and not 60 <= lifetime <= 31536000:
+        raise Mismatch("message lifetime out of bounds")
     mailbox = unhex(f("mailbox", str))
     expect("mailbox length", len(mailbox), 32)
     padding = f("padding", int)
@@ -421,6 +424,7 @@ def check_group_data(f):
         + vl(f("groupDescription", str).encode())
         + vl(b"".join(vl(a.encode()) for a in admins))
         + bytes([padding])
+        + lifetime.to_bytes(4, "big")
     )
     expect("groupData", data.hex(), f("groupData", str))
     extension = 0xF0A7.to_bytes(2, "big") + vl(data)

@@ -36,6 +36,10 @@ fn demo_checks_every_step() {
         "message texts",
         "bob laptop re-added bob phone",
         "bob phone (restored) decrypted the new message",
+        "bob phone sees the lifetime in the group data",
+        "bob phone deleted every record of the expired message",
+        "alice deleted every record of the expired message",
+        "message envelope(s) deleted,",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }

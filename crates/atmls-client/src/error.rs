@@ -357,6 +357,9 @@ pub enum Error {
     /// sends nor commits there until a member re-adds it.
     #[error("this device's state in the group is broken ({0}); waiting to be re-added")]
     Broken(crate::group::reentry::BrokenReason),
+    /// A message lifetime outside 60 s..=365 days (§11.18).
+    #[error(transparent)]
+    MessageLifetime(#[from] crate::group::LifetimeOutOfBounds),
 }
 
 impl Error {

@@ -53,6 +53,7 @@ pub mod transport;
 pub use device::groups::Committed;
 pub use device::outbox::{Outgoing, OutgoingState};
 pub use device::resend::WelcomeGiveUp;
+pub use device::vanish::Vanished;
 pub use device::welcome::{UndeliveredWelcome, WelcomeError, open_tree};
 pub use device::{Device, DeviceConfig, Storage};
 pub use error::{

@@ -7,7 +7,7 @@ use tokio_postgres::Row;
 
 /// The mailbox columns, in the order [`decode_mailbox`] reads them.
 pub(crate) const MAILBOX_COLUMNS: &str =
-    "id, kind, head, epoch, key, prev_key, prev_valid_until, stored_bytes";
+    "id, kind, head, epoch, key, prev_key, prev_valid_until, stored_bytes, message_ttl";
 
 pub(crate) fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::OutOfRange(v))
@@ -64,6 +64,7 @@ pub(crate) fn decode_mailbox(r: &Row) -> Result<Mailbox, StoreError> {
     let prev_key: Option<&[u8]> = r.try_get(5).map_err(get)?;
     let prev_until: Option<i64> = r.try_get(6).map_err(get)?;
     let bytes: i64 = r.try_get(7).map_err(get)?;
+    let lifetime: Option<i64> = r.try_get(8).map_err(get)?;
     let keys = match kind {
         0 => MailboxKeys::Group {
             epoch: to_u64(epoch.ok_or_else(|| StoreError::Corrupt("group without epoch".into()))?)?,
@@ -87,6 +88,11 @@ pub(crate) fn decode_mailbox(r: &Row) -> Result<Mailbox, StoreError> {
         head: to_u64(head)?,
         keys,
         stored_bytes: to_u64(bytes)?,
+        message_lifetime: lifetime
+            .map(|v| {
+                u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("message lifetime {v}")))
+            })
+            .transpose()?,
     })
 }
 

@@ -217,8 +217,9 @@ async fn write(
     let insert_mailbox = tx
         .prepare(
             "INSERT INTO mailboxes
-                 (id, kind, head, epoch, key, prev_key, prev_valid_until, stored_bytes)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+                 (id, kind, head, epoch, key, prev_key, prev_valid_until, stored_bytes,
+                  message_ttl)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
         )
         .await
         .map_err(db)?;
@@ -257,6 +258,7 @@ async fn write(
                             &k.prev_key,
                             &k.prev_valid_until,
                             &to_i64(mailbox.stored_bytes).map_err(target)?,
+                            &mailbox.message_lifetime.map(i64::from),
                         ],
                     )
                     .await

@@ -83,6 +83,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (scope, subject)
     );
     CREATE INDEX rate_windows_start ON rate_windows (window_start);",
+    // 3: a group's message lifetime (spec §11.18), set by the commit that carries it.
+    "ALTER TABLE mailboxes ADD COLUMN message_ttl BIGINT
+         CHECK (message_ttl BETWEEN 1 AND 4294967295);",
 ];
 
 /// The schema version this build writes.

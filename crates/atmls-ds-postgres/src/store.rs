@@ -296,10 +296,11 @@ impl PgStore {
             .prepare_cached(
                 "UPDATE mailboxes AS m SET head = u.head, epoch = u.epoch, key = u.key,
                      prev_key = u.prev_key, prev_valid_until = u.prev_valid_until,
-                     stored_bytes = u.stored_bytes
+                     stored_bytes = u.stored_bytes, message_ttl = u.message_ttl
                  FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::bytea[], $5::bytea[],
-                             $6::int8[], $7::int8[], $8::int8[])
-                     AS u(id, expected, head, key, prev_key, prev_valid_until, stored_bytes, epoch)
+                             $6::int8[], $7::int8[], $8::int8[], $9::int8[])
+                     AS u(id, expected, head, key, prev_key, prev_valid_until, stored_bytes, epoch,
+                          message_ttl)
                  WHERE m.id = u.id AND m.head = u.expected",
             )
             .await
@@ -316,6 +317,7 @@ impl PgStore {
                     &update.prev_valid_until,
                     &update.stored_bytes,
                     &update.epoch,
+                    &update.message_lifetime,
                 ],
             )
             .await
@@ -457,6 +459,7 @@ struct MailboxRows {
     prev_key: Vec<Option<Vec<u8>>>,
     prev_valid_until: Vec<Option<i64>>,
     stored_bytes: Vec<i64>,
+    message_lifetime: Vec<Option<i64>>,
 }
 
 impl MailboxRows {
@@ -470,6 +473,8 @@ impl MailboxRows {
         self.prev_key.push(k.prev_key.map(<[u8]>::to_vec));
         self.prev_valid_until.push(k.prev_valid_until);
         self.stored_bytes.push(to_i64(m.stored_bytes)?);
+        self.message_lifetime
+            .push(m.message_lifetime.map(i64::from));
         Ok(())
     }
 }
@@ -496,8 +501,9 @@ impl Store for PgStore {
             let tx = client.transaction().await.map_err(from_db)?;
             let insert = tx
                 .prepare_cached(
-                    "INSERT INTO mailboxes (id, kind, head, epoch, key, prev_key, prev_valid_until)
-                     VALUES ($1, $2, 0, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO mailboxes (id, kind, head, epoch, key, prev_key, prev_valid_until,
+                     message_ttl)
+                     VALUES ($1, $2, 0, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
                 )
                 .await
                 .map_err(from_db)?;
@@ -511,6 +517,7 @@ impl Store for PgStore {
                         &k.key,
                         &k.prev_key,
                         &k.prev_valid_until,
+                        &mailbox.message_lifetime.map(i64::from),
                     ],
                 )
                 .await
@@ -689,6 +696,67 @@ impl Store for PgStore {
                 .map_err(from_db)?;
             let n: i64 = tx
                 .query_one(&stmt, &[&kinds, &before, &locked])
+                .await
+                .map_err(from_db)?
+                .get(0);
+            tx.commit().await.map_err(from_db)?;
+            to_u64(n)
+        })
+    }
+
+    fn expire_messages(
+        &mut self,
+        now: Timestamp,
+        margin: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        // Per mailbox: messages received before now - margin - lifetime (ms).
+        let base = i64::try_from(now.saturating_sub(margin).as_millis()).unwrap_or(i64::MAX);
+        self.run(async {
+            let mut client = self.pool.get().await.map_err(from_pool)?;
+            let tx = client.transaction().await.map_err(from_db)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EXPIRY_LOCK])
+                .await
+                .map_err(from_db)?;
+            // The mailboxes first, in id order (the lock order of appends), then only
+            // their messages.
+            let lock = tx
+                .prepare_cached(
+                    "SELECT m.id FROM mailboxes AS m
+                     WHERE m.message_ttl IS NOT NULL AND EXISTS (
+                         SELECT 1 FROM envelopes AS e WHERE e.mailbox = m.id AND e.kind = 0
+                         AND e.received_at < $1 - 1000 * m.message_ttl)
+                     ORDER BY m.id FOR UPDATE",
+                )
+                .await
+                .map_err(from_db)?;
+            let locked: Vec<Vec<u8>> = tx
+                .query(&lock, &[&base])
+                .await
+                .map_err(from_db)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if locked.is_empty() {
+                return Ok(0);
+            }
+            let stmt = tx
+                .prepare_cached(
+                    "WITH gone AS (
+                         DELETE FROM envelopes AS e USING mailboxes AS m
+                         WHERE m.id = ANY($2) AND e.mailbox = m.id AND e.kind = 0
+                         AND e.received_at < $1 - 1000 * m.message_ttl
+                         RETURNING e.mailbox, octet_length(e.payload) AS len),
+                     per AS (SELECT mailbox, count(*) AS n, sum(len)::int8 AS len
+                             FROM gone GROUP BY mailbox),
+                     _ AS (UPDATE mailboxes AS m
+                           SET stored_bytes = greatest(m.stored_bytes - per.len, 0)
+                           FROM per WHERE m.id = per.mailbox)
+                     SELECT coalesce(sum(n), 0)::int8 FROM per",
+                )
+                .await
+                .map_err(from_db)?;
+            let n: i64 = tx
+                .query_one(&stmt, &[&base, &locked])
                 .await
                 .map_err(from_db)?
                 .get(0);

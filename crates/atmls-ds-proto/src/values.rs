@@ -31,6 +31,10 @@ pub struct OutgoingEnvelope {
     pub payload: Vec<u8>,
     /// For a commit: the mailbox public key of `epoch + 1` (required, 32 bytes).
     pub next_key: Option<Vec<u8>>,
+    /// Only on a commit: the group's message lifetime in seconds after it (0: none;
+    /// `None`: unchanged). The service keeps the mailbox's message envelopes at most this
+    /// long plus its margin (spec §9.7, §11.18).
+    pub message_lifetime: Option<u32>,
 }
 
 impl OutgoingEnvelope {
@@ -41,6 +45,7 @@ impl OutgoingEnvelope {
             epoch: None,
             payload,
             next_key: None,
+            message_lifetime: None,
         }
     }
 
@@ -51,7 +56,14 @@ impl OutgoingEnvelope {
             epoch: Some(epoch),
             payload,
             next_key: Some(next_key.to_vec()),
+            message_lifetime: None,
         }
+    }
+
+    /// This commit with the group's message lifetime after it (0: none).
+    pub fn with_message_lifetime(mut self, seconds: u32) -> Self {
+        self.message_lifetime = Some(seconds);
+        self
     }
 }
 
@@ -109,6 +121,9 @@ pub struct MailboxInfo {
     pub epoch: Option<u64>,
     /// The last sequence number (0: empty).
     pub seq: u64,
+    /// Groups: the message lifetime in seconds the last commit carrying one set
+    /// (`getMailbox` only; `None`: none set).
+    pub message_lifetime: Option<u32>,
 }
 
 /// The `createMailbox` input.

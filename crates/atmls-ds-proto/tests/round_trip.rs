@@ -59,6 +59,7 @@ fn create_mailbox() {
                 kind: MailboxKind::Group,
                 epoch: Some(7),
                 seq: 0,
+                message_lifetime: None,
             },
             format!(r#"{{"mailbox":"{ID}","kind":"group","seq":0,"epoch":7}}"#),
         ),
@@ -68,6 +69,7 @@ fn create_mailbox() {
                 kind: MailboxKind::Inbox,
                 epoch: None,
                 seq: 12,
+                message_lifetime: None,
             },
             format!(r#"{{"mailbox":"{ID}","kind":"inbox","seq":12}}"#),
         ),
@@ -79,6 +81,27 @@ fn create_mailbox() {
         assert_eq!(text(&body), want);
         assert_eq!(client::get_mailbox_output(&body), Ok(info));
     }
+}
+
+/// `getMailbox` answers the message lifetime a commit set (§11.18); `createMailbox`
+/// never carries one.
+#[test]
+fn get_mailbox_message_lifetime() {
+    let info = MailboxInfo {
+        mailbox: id(),
+        kind: MailboxKind::Group,
+        epoch: Some(2),
+        seq: 5,
+        message_lifetime: Some(3600),
+    };
+    let body = json(&server::get_mailbox_output(&info));
+    assert_eq!(
+        text(&body),
+        format!(r#"{{"mailbox":"{ID}","kind":"group","seq":5,"epoch":2,"messageLifetime":3600}}"#)
+    );
+    assert_eq!(client::get_mailbox_output(&body), Ok(info));
+    let zero = format!(r#"{{"mailbox":"{ID}","kind":"group","seq":5,"messageLifetime":0}}"#);
+    assert!(client::get_mailbox_output(zero.as_bytes()).is_err());
 }
 
 #[test]
@@ -108,9 +131,14 @@ fn create_mailbox_input() {
 fn send_envelopes() {
     let batch = vec![
         OutgoingEnvelope::message(b"m".to_vec()),
-        OutgoingEnvelope::commit(3, b"c".to_vec(), [4; 32]),
+        OutgoingEnvelope::commit(3, b"c".to_vec(), [4; 32]).with_message_lifetime(86_400),
     ];
     let body = client::send_envelopes_body(&id(), &batch);
+    assert!(
+        text(&body).contains(r#""messageLifetime":86400"#),
+        "{}",
+        text(&body)
+    );
     let input: send_envelopes::Input = serde_json::from_slice(&body).unwrap();
     let request = server::send_envelopes_input(input).unwrap();
     assert_eq!(request.mailbox, id());

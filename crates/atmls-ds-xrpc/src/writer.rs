@@ -484,6 +484,14 @@ impl<S: Store> Store for GroupStore<S> {
         self.inner.get_mut().expire(kind, before)
     }
 
+    fn expire_messages(
+        &mut self,
+        now: atmls_ds::Timestamp,
+        margin: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        self.inner.get_mut().expire_messages(now, margin)
+    }
+
     fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError> {
         self.inner.borrow().account_mailboxes(account)
     }

@@ -228,6 +228,7 @@ fn group_mailbox(store: &mut SqliteStore, seed: u8) -> Mailbox {
         id: MailboxId::from_bytes([seed; 32]),
         head: 0,
         stored_bytes: 0,
+        message_lifetime: None,
         keys: MailboxKeys::Group {
             epoch: 0,
             current: MailboxKey::from_bytes(key.verifying_key().as_bytes()).expect("key"),

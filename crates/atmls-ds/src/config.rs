@@ -6,6 +6,12 @@ pub use atmls_ds_proto::{
     LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD, MAX_EPOCH, MAX_SEQ,
 };
 
+/// The longest margin past a group's message lifetime (spec §11.18): a larger
+/// [`DsConfig::message_lifetime_margin`] is used as this.
+pub const MAX_MESSAGE_LIFETIME_MARGIN: Duration = Duration::from_secs(3600);
+/// The bounds of a message lifetime a commit may carry (0 turns it off).
+pub const MESSAGE_LIFETIME_SECONDS: std::ops::RangeInclusive<u32> = 60..=31_536_000;
+
 /// Limits and windows of a delivery service.
 ///
 /// Start from [`DsConfig::default`] and change what you need with the `with_*` builders:
@@ -29,6 +35,7 @@ pub struct DsConfig {
     request_max_age: Duration,
     group_retention: Option<Duration>,
     inbox_retention: Option<Duration>,
+    message_lifetime_margin: Duration,
     replay_cache_capacity: usize,
     replay_share_per_key: usize,
     replay_share_per_mailbox: usize,
@@ -55,6 +62,7 @@ impl Default for DsConfig {
             request_max_age: Duration::from_secs(120),
             group_retention: None,
             inbox_retention: None,
+            message_lifetime_margin: Duration::from_secs(3600),
             replay_cache_capacity: 262_144,
             replay_share_per_key: 16_384,
             replay_share_per_mailbox: 16_384,
@@ -117,6 +125,13 @@ impl DsConfig {
     setting!(
         /// How long inbox items are kept; `None`: forever (`inboxRetentionSeconds`).
         inbox_retention, with_inbox_retention, Option<Duration>
+    );
+    setting!(
+        /// How long past a group's message lifetime its message envelopes may stay
+        /// (spec §9.7, §11.18): they are deleted once `receivedAt < now - lifetime -
+        /// margin`. Default 1 h, the most the spec allows ([`MAX_MESSAGE_LIFETIME_MARGIN`];
+        /// a larger value is used as that).
+        message_lifetime_margin, with_message_lifetime_margin, Duration
     );
     setting!(
         /// How many (key, nonce) pairs the replay cache holds at most. When it is full of

@@ -157,6 +157,12 @@ pub enum EnvelopeRule {
     /// larger one.
     #[error("epoch out of range (a commit may be built on epochs below {max})", max = crate::MAX_EPOCH)]
     EpochOverflow,
+    /// `messageLifetime` on an envelope that is not a commit.
+    #[error("messageLifetime on an envelope that is not a commit")]
+    LifetimeOnMessage,
+    /// `messageLifetime` neither 0 nor within 60 s..=365 days.
+    #[error("messageLifetime must be 0 or between 60 and 31536000 seconds")]
+    LifetimeOutOfBounds,
 }
 
 /// Why a mailbox cannot take more (`MailboxFull`).

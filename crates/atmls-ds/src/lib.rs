@@ -50,7 +50,8 @@ pub use atmls_ds_proto::{
 pub use atmls_ds_proto::{EnvelopePage, InboxPage, MailboxInfo, OutgoingEnvelope, SendReceipt};
 pub use atmls_syntax::Timestamp;
 pub use config::{
-    DsConfig, LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD, MAX_EPOCH, MAX_SEQ,
+    DsConfig, LEXICON_MAX_DELETE, LEXICON_MAX_PAGE, LEXICON_MAX_PAYLOAD, MAX_EPOCH,
+    MAX_MESSAGE_LIFETIME_MARGIN, MAX_SEQ, MESSAGE_LIFETIME_SECONDS,
 };
 pub use error::{
     AuthError, CreateMailboxError, EnvelopeRule, InboxError, MailboxFull, ReadError,

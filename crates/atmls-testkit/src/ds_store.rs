@@ -28,6 +28,7 @@ pub fn group(id: u8) -> Mailbox {
         id: MailboxId::from_bytes([id; 32]),
         head: 0,
         stored_bytes: 0,
+        message_lifetime: None,
         keys: MailboxKeys::Group {
             epoch: 0,
             current: mailbox_key(1),
@@ -42,6 +43,7 @@ pub fn inbox(id: u8) -> Mailbox {
         id: MailboxId::from_bytes([id; 32]),
         head: 0,
         stored_bytes: 0,
+        message_lifetime: None,
         keys: MailboxKeys::Inbox {
             owner: mailbox_key(2),
         },
@@ -286,6 +288,55 @@ pub fn pages_delete_and_expire<S: Store>(mut s: S) {
     assert_eq!(s.mailbox(&i.id).unwrap().unwrap().head, 3);
 }
 
+/// A group's message lifetime (spec §11.18) is written by the append that carries it,
+/// read back, and deletes only that mailbox's `message` envelopes older than `lifetime +
+/// margin` (commits stay, other mailboxes stay, bytes are given back, heads unchanged);
+/// an append that clears it stops the deletions.
+pub fn message_lifetime_expires_messages_only<S: Store>(mut s: S) {
+    let margin = std::time::Duration::from_secs(3600);
+    let (g, h) = (group(1), group(2));
+    s.create_mailbox("x", 10, &g).unwrap();
+    s.create_mailbox("x", 10, &h).unwrap();
+    let mut set = batch(&g, EnvelopeKind::Commit, 1, 1000);
+    set.mailbox.message_lifetime = Some(60);
+    s.append(std::slice::from_ref(&set)).unwrap();
+    assert_eq!(
+        s.mailbox(&g.id).unwrap().unwrap().message_lifetime,
+        Some(60)
+    );
+    let old = batch(&set.mailbox, EnvelopeKind::Message, 2, 1000);
+    s.append(std::slice::from_ref(&old)).unwrap();
+    let new = batch(&old.mailbox, EnvelopeKind::Message, 1, 100_000);
+    s.append(std::slice::from_ref(&new)).unwrap();
+    let other = batch(&h, EnvelopeKind::Message, 2, 1000);
+    s.append(&[other]).unwrap();
+    let bytes = s.mailbox(&g.id).unwrap().unwrap().stored_bytes;
+    // Received exactly at the cutoff: kept.
+    let at = |ms: u64| Timestamp::from_millis(ms + 60_000 + 3_600_000);
+    assert_eq!(s.expire_messages(at(1000), margin).unwrap(), 0);
+    assert_eq!(s.expire_messages(at(1001), margin).unwrap(), 2);
+    let left: Vec<(u64, EnvelopeKind)> = s
+        .envelopes(&g.id, 0, EVERYTHING)
+        .unwrap()
+        .iter()
+        .map(|e| (e.seq, e.kind))
+        .collect();
+    assert_eq!(
+        left,
+        vec![(1, EnvelopeKind::Commit), (4, EnvelopeKind::Message)]
+    );
+    let after = s.mailbox(&g.id).unwrap().unwrap();
+    assert_eq!((after.head, after.stored_bytes), (4, bytes - 18));
+    assert_eq!(s.envelopes(&h.id, 0, EVERYTHING).unwrap().len(), 2);
+    // Cleared by a later commit: nothing more expires by lifetime.
+    let mut clear = batch(&after, EnvelopeKind::Commit, 1, 200_000);
+    clear.mailbox.message_lifetime = None;
+    s.append(&[clear]).unwrap();
+    assert_eq!(s.mailbox(&g.id).unwrap().unwrap().message_lifetime, None);
+    assert_eq!(s.expire_messages(at(10_000_000), margin).unwrap(), 0);
+    assert_eq!(s.envelopes(&g.id, 0, EVERYTHING).unwrap().len(), 3);
+}
+
 /// Every append that moves a group's epoch records the old key with the seq of its
 /// commit, also for several batches of one mailbox in one transaction.
 pub fn ended_epochs_are_kept<S: Store>(mut s: S) {
@@ -395,6 +446,7 @@ macro_rules! ds_store_suite {
             group_commit_of_several_batches,
             pages_delete_and_expire,
             ended_epochs_are_kept,
+            message_lifetime_expires_messages_only,
             replay_saved_only_with_a_clean_stop,
         );
     };

@@ -12,6 +12,10 @@ enum Flaw {
     NoHeadCheck,
     /// Keeps the saved replay cache after it was taken.
     ReplayTakenTwice,
+    /// Never deletes by a group's message lifetime.
+    LifetimeIgnored,
+    /// Deletes commits past the message lifetime too, not only messages.
+    LifetimeExpiresCommits,
 }
 
 struct Broken {
@@ -72,6 +76,20 @@ impl Store for Broken {
     fn expire(&mut self, kind: MailboxKind, before: Timestamp) -> Result<u64, StoreError> {
         self.inner.expire(kind, before)
     }
+    fn expire_messages(
+        &mut self,
+        now: Timestamp,
+        margin: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        match self.flaw {
+            Flaw::LifetimeIgnored => Ok(0),
+            Flaw::LifetimeExpiresCommits => self.inner.expire(
+                MailboxKind::Group,
+                atmls_ds::store::messages_before(now, margin, 60),
+            ),
+            _ => self.inner.expire_messages(now, margin),
+        }
+    }
     fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError> {
         self.inner.account_mailboxes(account)
     }
@@ -104,6 +122,20 @@ fn a_store_without_compare_and_swap_fails() {
 #[should_panic]
 fn a_store_that_keeps_a_taken_replay_cache_fails() {
     atmls_testkit::ds_store::replay_saved_only_with_a_clean_stop(broken(Flaw::ReplayTakenTwice));
+}
+
+#[test]
+#[should_panic]
+fn a_store_that_ignores_the_message_lifetime_fails() {
+    atmls_testkit::ds_store::message_lifetime_expires_messages_only(broken(Flaw::LifetimeIgnored));
+}
+
+#[test]
+#[should_panic]
+fn a_store_that_expires_commits_by_the_message_lifetime_fails() {
+    atmls_testkit::ds_store::message_lifetime_expires_messages_only(broken(
+        Flaw::LifetimeExpiresCommits,
+    ));
 }
 
 /// The broken stores differ from memory only in their flaw: they pass the other

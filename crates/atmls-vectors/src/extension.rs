@@ -2,7 +2,9 @@
 //! docs/spec.md §11.2) of several groups, as `GroupData::to_bytes` and as the GroupContext
 //! `Extension` the client puts in the group (its TLS encoding by openmls).
 
-use atmls_client::group::{GROUP_DATA_EXTENSION_TYPE, GroupData, PaddingPolicy, data_extension};
+use atmls_client::group::{
+    GROUP_DATA_EXTENSION_TYPE, GroupData, MessageLifetime, PaddingPolicy, data_extension,
+};
 use openmls::prelude::tls_codec::Serialize as _;
 use serde_json::{Value, json};
 
@@ -19,6 +21,7 @@ struct Case {
     description: String,
     admins: Vec<&'static str>,
     padding: PaddingPolicy,
+    lifetime_seconds: u32,
 }
 
 fn vector(case: Case) -> Result<Value, VectorError> {
@@ -33,6 +36,8 @@ fn vector(case: Case) -> Result<Value, VectorError> {
             .map(|a| a.parse().map_err(|e| fail(TOPIC, e)))
             .collect::<Result<_, _>>()?,
         padding: case.padding,
+        message_lifetime: MessageLifetime::from_seconds(case.lifetime_seconds)
+            .map_err(|e| fail(TOPIC, e))?,
     };
     let bytes = data.to_bytes();
     if GroupData::from_bytes(&bytes).as_ref() != Ok(&data) {
@@ -44,7 +49,7 @@ fn vector(case: Case) -> Result<Value, VectorError> {
     Ok(json!({
         "name": case.name,
         "extensionType": GROUP_DATA_EXTENSION_TYPE,
-        "version": 1,
+        "version": 2,
         "ds": case.ds,
         "mailbox": hex(&case.mailbox),
         "groupName": case.name_field,
@@ -54,6 +59,7 @@ fn vector(case: Case) -> Result<Value, VectorError> {
             PaddingPolicy::None => 0,
             _ => 1,
         },
+        "messageLifetimeSeconds": case.lifetime_seconds,
         "groupData": hex(&bytes),
         "extension": hex(&extension),
     }))
@@ -69,6 +75,7 @@ pub(crate) fn file() -> Result<VectorFile, VectorError> {
             description: String::new(),
             admins: vec!["did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"],
             padding: PaddingPolicy::BucketsV1,
+            lifetime_seconds: 0,
         },
         Case {
             name: "epoch 0: zero mailbox, no admins, no padding",
@@ -78,6 +85,7 @@ pub(crate) fn file() -> Result<VectorFile, VectorError> {
             description: String::new(),
             admins: vec![],
             padding: PaddingPolicy::None,
+            lifetime_seconds: 0,
         },
         Case {
             name: "two-byte varints (name of 70 bytes, description of 300 bytes), two admins",
@@ -90,6 +98,17 @@ pub(crate) fn file() -> Result<VectorFile, VectorError> {
                 "did:web:alice.example.com",
             ],
             padding: PaddingPolicy::BucketsV1,
+            lifetime_seconds: 0,
+        },
+        Case {
+            name: "disappearing messages: a one-day lifetime (docs/spec.md §11.18)",
+            ds: "did:web:ds.example.com",
+            mailbox: [1; 32],
+            name_field: "tea".into(),
+            description: String::new(),
+            admins: vec!["did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"],
+            padding: PaddingPolicy::BucketsV1,
+            lifetime_seconds: 86_400,
         },
     ];
     let vectors = cases.into_iter().map(vector).collect::<Result<_, _>>()?;
@@ -97,7 +116,8 @@ pub(crate) fn file() -> Result<VectorFile, VectorError> {
         TOPIC,
         "docs/spec.md §11.2",
         "groupData = u8 version || ds<V> || mailbox[32] || name<V> || description<V> || \
-         admins<V> (concatenated did<V>) || u8 padding, with <V> the RFC 9420 §2.1.2 \
+         admins<V> (concatenated did<V>) || u8 padding || u32 lifetime_seconds \
+         (big-endian; 0 = off, else 60..=31536000), with <V> the RFC 9420 §2.1.2 \
          varint-length vector (UTF-8 strings). extension = the TLS Extension: \
          u16 extensionType || groupData<V>.",
         vectors,

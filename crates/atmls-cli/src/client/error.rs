@@ -131,6 +131,7 @@ impl From<Error> for CliError {
             Error::Attachment(_) => "AttachmentError",
             Error::Protocol(_) => "ProtocolError",
             Error::Queued { .. } => "Queued",
+            Error::MessageLifetime(_) => "BadLifetime",
             _ => "ClientError",
         };
         Self { name, message }

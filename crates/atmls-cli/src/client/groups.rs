@@ -1,4 +1,4 @@
-//! `atmls group create|add|remove|leave|list|info` and `atmls send`.
+//! `atmls group create|add|remove|leave|list|info|lifetime` and `atmls send`.
 
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,18 @@ pub(crate) enum GroupCommand {
     /// List the groups of this device.
     #[command(after_help = "Example:\n  atmls --profile alice group list --json")]
     List,
+    /// Set how long messages last (disappearing messages): every device deletes them,
+    /// and the DS keeps them at most this long plus an hour; admins only.
+    #[command(after_help = "Examples:
+  atmls --profile alice group lifetime tea 1d
+  atmls --profile alice group lifetime tea 90s
+  atmls --profile alice group lifetime tea off")]
+    Lifetime {
+        /// The group: its name, or a prefix of its id.
+        group: String,
+        /// `off`, or a number with a unit: s, m, h or d (60 s to 365 d).
+        lifetime: String,
+    },
     /// Show a group: epoch, epoch authenticator, mailbox, admins, member devices.
     #[command(after_help = "Example:\n  atmls --profile alice group info tea")]
     Info {
@@ -110,17 +122,33 @@ pub(crate) async fn run(command: GroupCommand, mut s: Session) -> Result<Session
                 list.iter().map(human).collect::<Vec<_>>().join("\n")
             });
         }
+        GroupCommand::Lifetime { group, lifetime } => {
+            let g = s.group(&group).await?;
+            let lifetime = parse_lifetime(&lifetime)?;
+            let c = s
+                .device
+                .set_message_lifetime(&g.id, lifetime)
+                .await
+                .map_err(|e| s.explain(e))?;
+            accepted(&s, c)?;
+            let g = s.device.group(&g.id).await?;
+            let info = describe(&mut s, &g).await;
+            s.out.emit(info.clone(), || {
+                format!("messages last {} in {}", lifetime_text(&info), human(&info))
+            });
+        }
         GroupCommand::Info { group } => {
             let g = s.group(&group).await?;
             let info = describe(&mut s, &g).await;
             s.out.emit(info.clone(), || {
                 let mut text = human(&info);
                 text.push_str(&format!(
-                    "\n  epoch authenticator {}\n  mailbox {} on {}\n  admins: {}",
+                    "\n  epoch authenticator {}\n  mailbox {} on {}\n  admins: {}\n  messages last: {}",
                     info["epochAuthenticator"].as_str().unwrap_or_default(),
                     info["mailbox"].as_str().unwrap_or_default(),
                     info["ds"].as_str().unwrap_or_default(),
                     join(&info["admins"]),
+                    lifetime_text(&info),
                 ));
                 for m in info["members"].as_array().into_iter().flatten() {
                     text.push_str(&format!(
@@ -297,6 +325,7 @@ async fn describe(s: &mut Session, g: &Group) -> Value {
         "ds": g.data.ds,
         "mailbox": atmls_ds::MailboxId::from_bytes(g.data.mailbox).to_string(),
         "admins": admins,
+        "messageLifetimeSeconds": g.data.message_lifetime.map(|l| l.seconds()),
         "accounts": g.member_dids().len(),
         "members": members,
         "broken": g.broken.map(|r| r.as_str()),
@@ -320,6 +349,46 @@ fn human(info: &Value) -> String {
     )
 }
 
+/// `off`, or a count with a unit (`90s`, `10m`, `12h`, `7d`); bounds are the client's.
+fn parse_lifetime(text: &str) -> Result<Option<Duration>, CliError> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let bad = || {
+        CliError::new(
+            "BadLifetime",
+            format!(
+                "lifetime {text:?}: use `off` or a number with a unit s, m, h or d (e.g. 90s, 1d)"
+            ),
+        )
+    };
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = text.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(Some(Duration::from_secs(
+        n.checked_mul(unit).ok_or_else(bad)?,
+    )))
+}
+
+/// The lifetime of a described group, for people.
+fn lifetime_text(info: &Value) -> String {
+    match info["messageLifetimeSeconds"].as_u64() {
+        None => "forever (no lifetime)".to_owned(),
+        Some(s) if s % 86_400 == 0 => format!("{} d", s / 86_400),
+        Some(s) if s % 3600 == 0 => format!("{} h", s / 3600),
+        Some(s) if s % 60 == 0 => format!("{} min", s / 60),
+        Some(s) => format!("{s} s"),
+    }
+}
+
 fn join(list: &Value) -> String {
     list.as_array()
         .map(|a| {
@@ -329,4 +398,22 @@ fn join(list: &Value) -> String {
                 .join(", ")
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod lifetime_tests {
+    use super::*;
+
+    #[test]
+    fn lifetimes_parse_with_units() {
+        let secs = |t: &str| parse_lifetime(t).ok().flatten().map(|d| d.as_secs());
+        assert_eq!(secs("90s"), Some(90));
+        assert_eq!(secs("10m"), Some(600));
+        assert_eq!(secs("12h"), Some(43_200));
+        assert_eq!(secs("7d"), Some(604_800));
+        assert!(matches!(parse_lifetime("off"), Ok(None)));
+        for bad in ["", "d", "10", "10w", "-1d", "1.5h", "99999999999999999999d"] {
+            assert!(parse_lifetime(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -22,6 +22,7 @@ use clap::Args;
 mod ds_view;
 mod recovery;
 mod transcript;
+mod vanish;
 
 use ds_view::{DsView, Snapshot};
 use transcript::{Failed, Transcript, say};
@@ -100,6 +101,8 @@ struct Net {
     resolver: Arc<dyn DidResolver>,
     suffix: String,
     dir: PathBuf,
+    /// The devices' clock: the system's, which the disappearing-message step moves ahead.
+    clock: Arc<vanish::DemoClock>,
 }
 
 impl Net {
@@ -134,7 +137,9 @@ impl Net {
             pds,
             HttpDs::new(self.resolver.clone()),
             ds_did,
-            DeviceConfig::default().with_own_device_check_interval(Duration::ZERO),
+            DeviceConfig::default()
+                .with_own_device_check_interval(Duration::ZERO)
+                .with_clock(self.clock.clone()),
         ))
         .await
         .map_err(|e| Failed(format!("{label}: {}", e.0)))?;
@@ -197,7 +202,7 @@ async fn demo(args: DemoArgs, tr: &mut Transcript) -> Result<(), Failed> {
         }
     };
     let view = ds_db.as_deref().map(DsView::new);
-    let result = conversation(net, view.as_ref(), tr).await;
+    let result = conversation(net, view.as_ref(), ds_db.as_deref(), tr).await;
     if let Some(e) = embedded {
         e.shutdown().await?;
     }
@@ -220,6 +225,7 @@ fn net_for(url: &str, plc: Option<&str>, ds_did: Option<Did>, suffix: &str, dir:
         ),
         suffix: suffix.to_owned(),
         dir: dir.join("devices"),
+        clock: Arc::new(vanish::DemoClock::default()),
     }
 }
 
@@ -240,6 +246,7 @@ async fn describe_ds(pds: &HttpPds) -> Result<Did, Failed> {
 async fn conversation(
     mut net: Net,
     view: Option<&DsView>,
+    ds_db: Option<&Path>,
     tr: &mut Transcript,
 ) -> Result<(), Failed> {
     let mut ds = DsWatch::new(view, tr)?;
@@ -424,6 +431,7 @@ async fn conversation(
     at_rest(tr, &net.dir, &g, &sent)?;
 
     ds.final_checks(tr, &labels, &mailbox, e0, &sent)?;
+    vanish::disappearing_message(tr, &net.clock, ds_db, &alice, &bob, &phone, &g, &mailbox).await?;
     recovery::run(tr, &net, &g, &alice, &bob, phone).await
 }
 

@@ -72,6 +72,8 @@ pub(crate) struct DataChange {
     pub(crate) description: Option<String>,
     pub(crate) add_admins: Vec<Did>,
     pub(crate) remove_admins: Vec<Did>,
+    /// A new message lifetime (`Some(None)`: turn it off).
+    pub(crate) message_lifetime: Option<Option<grp::MessageLifetime>>,
 }
 
 impl DataChange {
@@ -89,6 +91,9 @@ impl DataChange {
             }
         }
         out.admins.retain(|a| !self.remove_admins.contains(a));
+        if let Some(l) = self.message_lifetime {
+            out.message_lifetime = l;
+        }
         out
     }
 }

@@ -208,6 +208,25 @@ impl<P: Pds, D: Ds> Device<P, D> {
         .await
     }
 
+    /// Sets the group's message lifetime (`None`: messages no longer expire), by a
+    /// commit of the group data (§11.18). Admins only; the lifetime must be whole seconds
+    /// between 60 s and 365 days ([`Error::MessageLifetime`] otherwise).
+    pub async fn set_message_lifetime(
+        &self,
+        group: &GroupId,
+        lifetime: Option<std::time::Duration>,
+    ) -> Result<Committed, Error> {
+        let lifetime = lifetime.map(grp::MessageLifetime::new).transpose()?;
+        self.change(
+            group,
+            DataChange {
+                message_lifetime: Some(lifetime),
+                ..DataChange::default()
+            },
+        )
+        .await
+    }
+
     async fn change(&self, group: &GroupId, change: DataChange) -> Result<Committed, Error> {
         let mut st = self.inner.state.lock().await;
         self.commit_locked(&mut st, group, Intent::Update(change))
@@ -323,14 +342,16 @@ impl<P: Pds, D: Ds> Device<P, D> {
             let built = st.transaction(|st| {
                 let signer = st.signer(&row.signature_public)?;
                 let built = st.with_group(&group.0, |provider, g| {
-                    commit::build(provider, g, &signer, &me, &intent, max_bytes)
+                    let built = commit::build(provider, g, &signer, &me, &intent, max_bytes)?;
+                    // The lifetime after the commit goes to the DS with it (§11.18).
+                    Ok(built.map(|b| (b, super::vanish::pending_lifetime_seconds(g))))
                 })?;
-                if let Some(built) = &built {
+                if let Some((built, _)) = &built {
                     st.record_pending(group, &built.pending)?;
                 }
                 Ok(built)
             })?;
-            let Some(built) = built else {
+            let Some((built, lifetime)) = built else {
                 return Ok(Committed::Unchanged);
             };
             let BuiltCommit {
@@ -349,7 +370,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     &ds,
                     &mailbox,
                     &key,
-                    vec![OutgoingEnvelope::commit(epoch, payload, next_key)],
+                    vec![
+                        OutgoingEnvelope::commit(epoch, payload, next_key)
+                            .with_message_lifetime(lifetime),
+                    ],
                 )
                 .await;
             match sent {

@@ -21,6 +21,7 @@ pub(crate) mod resend;
 pub(crate) mod store;
 mod sync;
 mod tree_blobs;
+pub(crate) mod vanish;
 pub(crate) mod welcome;
 
 use std::collections::HashMap;
@@ -86,7 +87,8 @@ pub struct DeviceConfig {
     /// on it with [`Event::WelcomeGivenUp`] (docs/spec.md §11.4).
     pub welcome_attempts: u32,
     /// The wall clock for deadlines kept in the device database (out-of-band trees,
-    /// welcome resends); tests move it with an `atmls_syntax::ManualClock`.
+    /// welcome resends) and for message expiry (compared with the DS's `receivedAt`,
+    /// docs/spec.md §11.18); tests move it with an `atmls_syntax::ManualClock`.
     pub clock: Arc<dyn atmls_syntax::Clock>,
 }
 
@@ -455,7 +457,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
             ))
             .into());
         }
-        Self::from_parts(conn, RustCrypto::default(), row, pds, ds, config)
+        let device = Self::from_parts(conn, RustCrypto::default(), row, pds, ds, config)?;
+        // What expired while the device was off goes first (§11.18).
+        device.expire_messages().await?;
+        Ok(device)
     }
 
     fn from_parts(

@@ -204,6 +204,7 @@ fn configure(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(super::recovery::rows::SCHEMA)?;
     conn.execute_batch(super::tree_blobs::SCHEMA)?;
     conn.execute_batch(super::resend::SCHEMA)?;
+    conn.execute_batch(super::vanish::SCHEMA)?;
     Ok(())
 }
 

@@ -36,6 +36,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
         let mut st = self.inner.state.lock().await;
         // DID documents are resolved afresh each sync (keys rotate).
         st.documents.clear();
+        // Messages that outlived their group's lifetime since the last sync (§11.18).
+        super::vanish::sweep(&mut st, self.inner.config.clock.now())?;
         let mut events = Vec::new();
         self.sync_inbox(&mut st, &mut events).await?;
         let now = Instant::now();
@@ -54,6 +56,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 continue;
             };
             st.backoffs.succeeded(&Target::Group(id.0.clone()));
+            let changed = evs.iter().any(|e| matches!(e, Event::GroupChanged { .. }));
             self.emit(&evs);
             events.extend(evs);
             if leave && self.commits_leaves(&mut st, &id)? {
@@ -61,6 +64,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     .commit_locked(&mut st, &id, Intent::CommitProposals)
                     .await;
                 self.isolate(&mut st, &id, committed, &mut events)?;
+            }
+            // Another member's commit may have left the DS a lifetime that is not the
+            // group's (§11.18): checked, repaired by a self-update.
+            if changed {
+                let repaired = self.repair_mailbox_lifetime(&mut st, &id).await;
+                self.isolate(&mut st, &id, repaired, &mut events)?;
             }
             // The mailbox was just read to its head: the outbox goes on from there.
             if outbox::rows::has_pending(&st.conn, &id.0)?
@@ -231,8 +240,20 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     // A commit that adds leaves needs their accounts' DID documents: the
                     // step is undone, they are resolved, and it runs again.
                     let documents = std::mem::take(&mut st.documents);
+                    let now = self.inner.config.clock.now();
                     let step = st.transaction_or_undo(|st| {
-                        envelope::process_envelope(st, group, &envelope, &documents)
+                        let mut step =
+                            envelope::process_envelope(st, group, &envelope, &documents)?;
+                        if let Ok(after) = &mut step {
+                            super::vanish::after_envelope(
+                                st,
+                                group,
+                                &envelope,
+                                &mut after.events,
+                                now,
+                            )?;
+                        }
+                        Ok(step)
                     });
                     st.documents = documents;
                     match step? {

@@ -44,6 +44,7 @@ pub(crate) fn create(
         description: String::new(),
         admins: vec![did.clone()],
         padding: PaddingPolicy::BucketsV1,
+        message_lifetime: None,
     };
     let required = Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
         &[ExtensionType::Unknown(GROUP_DATA_EXTENSION_TYPE)],

@@ -1,27 +1,32 @@
 //! The chat.mls group data extension: a private-use GroupContext extension (type
 //! [`GROUP_DATA_EXTENSION_TYPE`]) carrying where the group's mailbox is, its name,
-//! description, admins and padding policy. Layout (RFC 9420 TLS presentation language,
+//! description, admins, padding policy and message lifetime. Layout (RFC 9420 TLS presentation language,
 //! `<V>` = MLS variable-length vector with a QUIC-style varint length, §2.1.2):
 //!
 //! ```text
 //! struct {
-//!     uint8 version;            // 1
+//!     uint8 version;            // 2
 //!     opaque ds<V>;             // DID of the delivery service, UTF-8
 //!     opaque mailbox[32];       // group mailbox id, raw
 //!     opaque name<V>;           // UTF-8, at most 1024 bytes
 //!     opaque description<V>;    // UTF-8, at most 4096 bytes
 //!     opaque admins<V>;         // concatenation of opaque did<V>, at most 64 DIDs
 //!     uint8 padding;            // 0 = none, 1 = buckets v1
+//!     uint32 lifetime_seconds;  // 0 = off, else 60..=31536000 (§11.18)
 //! } GroupData;
 //! ```
 
 use atmls_identity::Did;
 
+use super::lifetime::{MessageLifetime, lifetime_seconds};
+
 /// The extension type (private-use range 0xF000–0xFFFF of the MLS Extension Types
 /// registry).
 pub const GROUP_DATA_EXTENSION_TYPE: u16 = 0xF0A7;
 
-const VERSION: u8 = 1;
+/// Version 2 appended `lifetime_seconds`; version 1 (no lifetime) is no longer read
+/// (pre-1.0: no group of version 1 is kept, spec §11.2).
+const VERSION: u8 = 2;
 const MAX_NAME: usize = 1024;
 const MAX_DESCRIPTION: usize = 4096;
 const MAX_ADMINS: usize = 64;
@@ -52,6 +57,9 @@ pub struct GroupData {
     pub admins: Vec<Did>,
     /// Padding policy.
     pub padding: PaddingPolicy,
+    /// How long members and the DS keep application messages (§11.18); `None`: no
+    /// lifetime.
+    pub message_lifetime: Option<MessageLifetime>,
 }
 
 /// Why extension bytes were refused.
@@ -76,6 +84,9 @@ pub enum GroupDataError {
     /// An unknown padding policy.
     #[error("unknown padding policy {0}")]
     Padding(u8),
+    /// A message lifetime outside 60 s..=365 days (and not 0).
+    #[error("message lifetime {0} s out of bounds")]
+    Lifetime(u32),
 }
 
 impl GroupData {
@@ -101,6 +112,7 @@ impl GroupData {
             PaddingPolicy::None => 0,
             PaddingPolicy::BucketsV1 => 1,
         });
+        out.extend_from_slice(&lifetime_seconds(self.message_lifetime).to_be_bytes());
         out
     }
 
@@ -128,6 +140,10 @@ impl GroupData {
             1 => PaddingPolicy::BucketsV1,
             p => return Err(GroupDataError::Padding(p)),
         };
+        let seconds =
+            u32::from_be_bytes(r.take(4)?.try_into().map_err(|_| GroupDataError::Length)?);
+        let message_lifetime = MessageLifetime::from_seconds(seconds)
+            .map_err(|_| GroupDataError::Lifetime(seconds))?;
         if !r.0.is_empty() {
             return Err(GroupDataError::Length);
         }
@@ -138,6 +154,7 @@ impl GroupData {
             description,
             admins,
             padding,
+            message_lifetime,
         })
     }
 }
@@ -230,6 +247,7 @@ mod tests {
             description: String::new(),
             admins: vec!["did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap()],
             padding: PaddingPolicy::BucketsV1,
+            message_lifetime: None,
         }
     }
 
@@ -237,14 +255,39 @@ mod tests {
     #[test]
     fn vector() {
         let bytes = sample().to_bytes();
-        let mut expected = vec![0x01, 22];
+        let mut expected = vec![0x02, 22];
         expected.extend_from_slice(b"did:web:ds.example.com");
         expected.extend_from_slice(&[1; 32]);
         expected.extend_from_slice(&[3, b't', b'e', b'a', 0, 33, 32]);
         expected.extend_from_slice(b"did:plc:aaaaaaaaaaaaaaaaaaaaaaaa");
-        expected.push(1);
+        expected.extend_from_slice(&[1, 0, 0, 0, 0]);
         assert_eq!(bytes, expected);
         assert_eq!(GroupData::from_bytes(&bytes).unwrap(), sample());
+    }
+
+    #[test]
+    fn lifetime_round_trips_and_bounds_are_refused() {
+        let day = GroupData {
+            message_lifetime: MessageLifetime::from_seconds(86_400).unwrap(),
+            ..sample()
+        };
+        let bytes = day.to_bytes();
+        assert_eq!(&bytes[bytes.len() - 4..], &86_400u32.to_be_bytes());
+        assert_eq!(GroupData::from_bytes(&bytes).unwrap(), day);
+        for bad in [1u32, 59, 31_536_001, u32::MAX] {
+            let mut b = bytes.clone();
+            let n = b.len();
+            b[n - 4..].copy_from_slice(&bad.to_be_bytes());
+            assert_eq!(
+                GroupData::from_bytes(&b),
+                Err(GroupDataError::Lifetime(bad))
+            );
+        }
+        // Version 1 (no lifetime field) is refused, not read as "no lifetime".
+        let mut v1 = sample().to_bytes();
+        v1.truncate(v1.len() - 4);
+        v1[0] = 1;
+        assert_eq!(GroupData::from_bytes(&v1), Err(GroupDataError::Version(1)));
     }
 
     #[test]
@@ -260,12 +303,12 @@ mod tests {
             Err(GroupDataError::Length)
         );
         let mut version = bytes.clone();
-        version[0] = 2;
+        version[0] = 3;
         assert_eq!(
             GroupData::from_bytes(&version),
-            Err(GroupDataError::Version(2))
+            Err(GroupDataError::Version(3))
         );
-        let mut non_minimal = vec![0x01, 0x40, 22];
+        let mut non_minimal = vec![0x02, 0x40, 22];
         non_minimal.extend_from_slice(&bytes[2..]);
         assert_eq!(
             GroupData::from_bytes(&non_minimal),

@@ -4,6 +4,7 @@
 
 pub(crate) mod create;
 mod extension;
+mod lifetime;
 pub(crate) mod proofs;
 pub mod reentry;
 pub mod seal;
@@ -13,6 +14,10 @@ use atmls_identity::Did;
 use openmls::prelude::*;
 
 pub use extension::{GROUP_DATA_EXTENSION_TYPE, GroupData, GroupDataError, PaddingPolicy};
+pub use lifetime::{
+    LifetimeOutOfBounds, MAX_MESSAGE_LIFETIME, MIN_MESSAGE_LIFETIME, MessageLifetime,
+    lifetime_seconds,
+};
 pub use proofs::LEAF_PROOFS_PROPOSAL_TYPE;
 pub use seal::{MAILBOX_KEY_LABEL, WELCOME_INFO};
 

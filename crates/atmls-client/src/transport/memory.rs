@@ -22,7 +22,7 @@ use tokio::sync::{Barrier, mpsc};
 
 use super::{
     BlobRef, Delivery, DidStatus, Ds, GatheredRecords, ListedRecord, Page, Pds, ProvenRecord,
-    RecordWrite, SubscribeTo, nonce, now,
+    RecordWrite, SubscribeTo, nonce,
 };
 use crate::error::TransportError;
 use crate::keypackage::{
@@ -45,6 +45,11 @@ struct Account {
 
 struct State {
     ds: Core,
+    /// How many of the next commits reach the DS without their `messageLifetime` (as
+    /// from a member that leaves it out).
+    strip_lifetimes: usize,
+    /// What the DS and the signed requests read as now (the system clock by default).
+    clock: Arc<dyn atmls_syntax::Clock>,
     accounts: HashMap<Did, Account>,
     subscribers: Vec<(MailboxId, mpsc::UnboundedSender<Delivery>)>,
     commit_barrier: Option<(Arc<Barrier>, usize)>,
@@ -84,14 +89,14 @@ impl State {
         key: &SigningKey,
         cursor: u64,
     ) -> Result<Page, TransportError> {
-        let header = sign(key, DsMethod::GetEnvelopes, mailbox);
+        let header = sign(self.clock.now(), key, DsMethod::GetEnvelopes, mailbox);
         self.ds
             .envelopes(
                 mailbox,
                 &RequestAuth::from_header(Some(&header), b""),
                 cursor,
                 1000,
-                now(),
+                self.clock.now(),
             )
             .map(|page| Page {
                 at_head: page.epoch.is_some() && page.cursor >= page.head_seq,
@@ -139,6 +144,8 @@ impl MemoryNetwork {
         Self {
             state: Arc::new(Mutex::new(State {
                 ds,
+                strip_lifetimes: 0,
+                clock: Arc::new(atmls_syntax::SystemClock),
                 accounts: HashMap::new(),
                 subscribers: Vec::new(),
                 commit_barrier: None,
@@ -182,6 +189,17 @@ impl MemoryNetwork {
     /// How many `getEnvelopes` requests the DS has answered (or refused) so far.
     pub fn envelope_reads(&self) -> u64 {
         self.lock().envelope_reads
+    }
+
+    /// The DS reads `clock` from now on (its `receivedAt`, request ages, retention):
+    /// tests move a [`atmls_syntax::ManualClock`] shared with the devices.
+    pub fn set_clock(&self, clock: Arc<dyn atmls_syntax::Clock>) {
+        self.lock().clock = clock;
+    }
+
+    /// The DS's now.
+    fn now(&self) -> atmls_ds::Timestamp {
+        self.lock().clock.now()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -260,6 +278,51 @@ impl MemoryNetwork {
     /// How many application-message envelopes the DS stored (duplicates included).
     pub fn messages_stored(&self) -> u64 {
         self.lock().messages_stored
+    }
+
+    /// Runs the DS's retention as if its clock read `now` (operator retention and each
+    /// group's message lifetime, docs/spec.md §9.7): tests move time forward without
+    /// waiting.
+    pub fn expire_at(
+        &self,
+        now: atmls_ds::Timestamp,
+    ) -> Result<atmls_ds::Expired, atmls_ds::StoreError> {
+        self.lock().ds.expire(now)
+    }
+
+    /// The next `n` commits reach the DS without their `messageLifetime` (as from a member
+    /// that leaves it out, or sets another): the DS's lifetime no longer matches the group.
+    pub fn strip_message_lifetimes(&self, n: usize) {
+        self.lock().strip_lifetimes = n;
+    }
+
+    /// The message lifetime the DS holds for `mailbox` (seconds), read from its store.
+    pub fn mailbox_lifetime(&self, mailbox: &MailboxId) -> Option<u32> {
+        atmls_ds::Store::mailbox(self.lock().ds.store(), mailbox)
+            .ok()
+            .flatten()
+            .and_then(|m| m.message_lifetime)
+    }
+
+    /// How many envelopes of each kind the DS holds for `mailbox` (messages, commits),
+    /// read as the store holds them, without a key (tests).
+    pub fn stored_envelopes(&self, mailbox: &MailboxId) -> (usize, usize) {
+        let state = self.lock();
+        let all = atmls_ds::Store::envelopes(
+            state.ds.store(),
+            mailbox,
+            0,
+            atmls_ds::store::PageLimit {
+                envelopes: usize::MAX,
+                bytes: usize::MAX,
+            },
+        )
+        .unwrap_or_default();
+        let messages = all
+            .iter()
+            .filter(|e| e.kind == atmls_ds::EnvelopeKind::Message)
+            .count();
+        (messages, all.len() - messages)
     }
 
     /// Drops every subscription (as a server restart would).
@@ -642,8 +705,13 @@ pub struct MemoryDs {
     net: MemoryNetwork,
 }
 
-fn sign(key: &SigningKey, method: DsMethod, mailbox: &MailboxId) -> String {
-    RequestToken::sign(key, method, mailbox, now(), nonce(), b"").authorization_header()
+fn sign(
+    at: atmls_ds::Timestamp,
+    key: &SigningKey,
+    method: DsMethod,
+    mailbox: &MailboxId,
+) -> String {
+    RequestToken::sign(key, method, mailbox, at, nonce(), b"").authorization_header()
 }
 
 impl MemoryDs {
@@ -654,7 +722,7 @@ impl MemoryDs {
         header: &str,
         envelopes: Vec<OutgoingEnvelope>,
     ) -> Result<SendReceipt, TransportError> {
-        let at = now();
+        let at = self.net.now();
         let stored: Vec<(EnvelopeKind, Option<u64>, Vec<u8>)> = envelopes
             .iter()
             .map(|e| (e.kind, e.epoch, e.payload.clone()))
@@ -759,14 +827,40 @@ impl Ds for MemoryDs {
         Ok(info.mailbox)
     }
 
+    async fn mailbox_info(
+        &self,
+        _ds: &Did,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+    ) -> Result<atmls_ds_proto::MailboxInfo, TransportError> {
+        self.net.check_mailbox(mailbox)?;
+        let header = sign(self.net.now(), key, DsMethod::GetMailbox, mailbox);
+        let mut state = self.net.lock();
+        let at = state.clock.now();
+        state
+            .ds
+            .mailbox(mailbox, &RequestAuth::from_header(Some(&header), b""), at)
+            .map_err(|e| ds_error(e.name(), e.to_string()))
+    }
+
     async fn send_envelopes(
         &self,
         _ds: &Did,
         mailbox: &MailboxId,
         key: &SigningKey,
-        envelopes: Vec<OutgoingEnvelope>,
+        mut envelopes: Vec<OutgoingEnvelope>,
     ) -> Result<SendReceipt, TransportError> {
         self.net.check_mailbox(mailbox)?;
+        {
+            let mut state = self.net.lock();
+            if state.strip_lifetimes > 0 && envelopes.iter().any(|e| e.kind == EnvelopeKind::Commit)
+            {
+                state.strip_lifetimes -= 1;
+                for e in &mut envelopes {
+                    e.message_lifetime = None;
+                }
+            }
+        }
         if envelopes.iter().any(|e| e.kind == EnvelopeKind::Commit) {
             let barrier = {
                 let mut state = self.net.lock();
@@ -783,7 +877,7 @@ impl Ds for MemoryDs {
                 b.wait().await;
             }
         }
-        let header = sign(key, DsMethod::SendEnvelopes, mailbox);
+        let header = sign(self.net.now(), key, DsMethod::SendEnvelopes, mailbox);
         let late: Vec<(String, Vec<OutgoingEnvelope>)> = {
             let mut state = self.net.lock();
             if state.late_sends > 0 {
@@ -830,7 +924,7 @@ impl Ds for MemoryDs {
         payload: Vec<u8>,
     ) -> Result<u64, TransportError> {
         self.net.check_online()?;
-        let at = now();
+        let at = self.net.now();
         let seq = {
             let mut state = self.net.lock();
             if state.welcome_refusals > 0 {
@@ -866,8 +960,9 @@ impl Ds for MemoryDs {
         cursor: u64,
     ) -> Result<Page, TransportError> {
         self.net.check_mailbox(inbox)?;
-        let header = sign(key, DsMethod::ListInbox, inbox);
+        let header = sign(self.net.now(), key, DsMethod::ListInbox, inbox);
         let mut state = self.net.lock();
+        let at = state.clock.now();
         let page = state
             .ds
             .list_inbox(
@@ -875,7 +970,7 @@ impl Ds for MemoryDs {
                 &RequestAuth::from_header(Some(&header), b""),
                 cursor,
                 1000,
-                now(),
+                at,
             )
             .map_err(|e| ds_error(e.name(), e.to_string()))?;
         Ok(Page {
@@ -893,15 +988,16 @@ impl Ds for MemoryDs {
         seqs: Vec<u64>,
     ) -> Result<(), TransportError> {
         self.net.check_mailbox(inbox)?;
-        let header = sign(key, DsMethod::DeleteInboxItems, inbox);
+        let header = sign(self.net.now(), key, DsMethod::DeleteInboxItems, inbox);
         let mut state = self.net.lock();
+        let at = state.clock.now();
         state
             .ds
             .delete_inbox_items(
                 inbox,
                 &RequestAuth::from_header(Some(&header), b""),
                 &seqs,
-                now(),
+                at,
             )
             .map_err(|e| ds_error(e.name(), e.to_string()))?;
         Ok(())
@@ -919,14 +1015,20 @@ impl Ds for MemoryDs {
         for m in &mailboxes {
             // As the server: authorised per mailbox; an ended epoch's key gets its backlog
             // up to the commit that ended its epoch, then the stream ends (`KeyExpired`).
-            let header = sign(&m.key, DsMethod::SubscribeEnvelopes, &m.mailbox);
+            let header = sign(
+                state.clock.now(),
+                &m.key,
+                DsMethod::SubscribeEnvelopes,
+                &m.mailbox,
+            );
+            let at = state.clock.now();
             let sub = state
                 .ds
                 .authorize_subscription(
                     &m.mailbox,
                     &RequestAuth::from_header(Some(&header), b""),
                     Some(m.cursor),
-                    now(),
+                    at,
                 )
                 .map_err(|e| ds_error(e.name(), e.to_string()))?;
             ended |= sub.end_seq.is_some();

@@ -314,6 +314,26 @@ pub trait Ds: Send + Sync + 'static {
         cursor: u64,
     ) -> impl Future<Output = Result<Page, TransportError>> + Send;
 
+    /// `chat.mls.ds.getMailbox`, signed with `key`. The default answers
+    /// `MethodNotImplemented` (the client then skips what it would check with it).
+    fn mailbox_info(
+        &self,
+        ds: &Did,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+    ) -> impl Future<Output = Result<atmls_ds_proto::MailboxInfo, TransportError>> + Send {
+        let _ = (ds, mailbox, key);
+        async {
+            Err(TransportError::Xrpc {
+                status: atmls_ds_proto::ErrorName::MethodNotImplemented.status(),
+                error: atmls_ds_proto::ErrorName::MethodNotImplemented
+                    .as_str()
+                    .into(),
+                message: "getMailbox is not offered".into(),
+            })
+        }
+    }
+
     /// `chat.mls.ds.sendWelcome` (no authorisation).
     fn send_welcome(
         &self,

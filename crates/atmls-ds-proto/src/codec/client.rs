@@ -50,6 +50,7 @@ pub fn send_envelopes_body(mailbox: &MailboxId, envelopes: &[OutgoingEnvelope]) 
                     payload: e.payload.clone().into(),
                     epoch: e.epoch.map(wire_int),
                     next_key: e.next_key.clone().map(Into::into),
+                    message_lifetime: e.message_lifetime.map(i64::from),
                 })
             })
             .collect(),
@@ -88,6 +89,7 @@ fn mailbox_info(
         })?,
         seq: non_negative("seq", seq)?,
         epoch: epoch.map(|e| non_negative("epoch", e)).transpose()?,
+        message_lifetime: None,
     })
 }
 
@@ -100,7 +102,18 @@ pub fn create_mailbox_output(body: &[u8]) -> Result<MailboxInfo, DecodeError> {
 /// Decodes a `getMailbox` answer.
 pub fn get_mailbox_output(body: &[u8]) -> Result<MailboxInfo, DecodeError> {
     let o: get_mailbox::Output = json("getMailbox output", body)?;
-    mailbox_info(&o.mailbox, &o.kind, o.seq, o.epoch)
+    let lifetime =
+        o.message_lifetime
+            .map(|v| {
+                u32::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| {
+                    DecodeError::field("messageLifetime", "must be > 0 and fit 32 bits")
+                })
+            })
+            .transpose()?;
+    Ok(MailboxInfo {
+        message_lifetime: lifetime,
+        ..mailbox_info(&o.mailbox, &o.kind, o.seq, o.epoch)?
+    })
 }
 
 /// Decodes a `sendEnvelopes` answer.

@@ -32,6 +32,7 @@ pub fn get_mailbox_output(info: &MailboxInfo) -> get_mailbox::Output {
         kind: info.kind.as_str().to_owned(),
         seq: wire_int(info.seq),
         epoch: info.epoch.map(wire_int),
+        message_lifetime: info.message_lifetime.map(i64::from),
     })
 }
 
@@ -174,6 +175,17 @@ pub fn send_envelopes_input(
                 .transpose()?,
             payload: e.payload.into_vec(),
             next_key: e.next_key.map(|k| k.into_vec()),
+            message_lifetime: e
+                .message_lifetime
+                .map(|v| {
+                    u32::try_from(v).map_err(|_| {
+                        DecodeError::field(
+                            format!("input/envelopes/{i}/messageLifetime"),
+                            "must be >= 0 and fit 32 bits",
+                        )
+                    })
+                })
+                .transpose()?,
         });
     }
     Ok(SendEnvelopesRequest {

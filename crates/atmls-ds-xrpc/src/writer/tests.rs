@@ -60,6 +60,13 @@ impl Store for Poisoned {
     fn expire(&mut self, kind: MailboxKind, before: Timestamp) -> Result<u64, StoreError> {
         self.inner.expire(kind, before)
     }
+    fn expire_messages(
+        &mut self,
+        now: Timestamp,
+        margin: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        self.inner.expire_messages(now, margin)
+    }
     fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError> {
         self.inner.account_mailboxes(account)
     }

@@ -5,7 +5,7 @@ use rand::RngCore;
 
 use super::{Access, Authorized, DeliveryService, Grant, key_grant};
 use crate::auth::{Authorization, DsMethod, MailboxKey};
-use crate::config::{MAX_EPOCH, MAX_SEQ};
+use crate::config::{MAX_EPOCH, MAX_SEQ, MESSAGE_LIFETIME_SECONDS};
 use crate::error::{AuthError, EnvelopeRule, MailboxFull, ReadError, SendEnvelopesError};
 use crate::store::{Append, Envelope, MailboxKeys, PreviousKey, Store};
 use atmls_ds_proto::{
@@ -79,6 +79,7 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
         }
         let max_payload = self.config.payload_limit();
         let mut commit: Option<(usize, u64, MailboxKey)> = None;
+        let mut lifetime: Option<u32> = None;
         for (i, e) in envelopes.iter().enumerate() {
             if e.payload.is_empty() {
                 return Err(invalid(i, EnvelopeRule::EmptyPayload));
@@ -93,6 +94,9 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
             match e.kind {
                 EnvelopeKind::Message if e.next_key.is_some() => {
                     return Err(invalid(i, EnvelopeRule::NextKeyOnMessage));
+                }
+                EnvelopeKind::Message if e.message_lifetime.is_some() => {
+                    return Err(invalid(i, EnvelopeRule::LifetimeOnMessage));
                 }
                 EnvelopeKind::Message => {}
                 EnvelopeKind::Commit => {
@@ -109,6 +113,12 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
                     let next = MailboxKey::from_bytes(next)
                         .map_err(|_| invalid(i, EnvelopeRule::InvalidNextKey))?;
                     commit = Some((i, epoch, next));
+                    if let Some(l) = e.message_lifetime {
+                        if l != 0 && !MESSAGE_LIFETIME_SECONDS.contains(&l) {
+                            return Err(invalid(i, EnvelopeRule::LifetimeOutOfBounds));
+                        }
+                        lifetime = Some(l);
+                    }
                 }
                 other => return Err(invalid(i, EnvelopeRule::Kind(other))),
             }
@@ -178,6 +188,9 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
         after.head = last_seq;
         after.keys = keys;
         after.stored_bytes = mailbox.stored_bytes.saturating_add(adding);
+        if let Some(l) = lifetime {
+            after.message_lifetime = (l != 0).then_some(l);
+        }
         self.store.append(&[Append {
             expected_head: mailbox.head,
             mailbox: after,

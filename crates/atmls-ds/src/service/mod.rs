@@ -32,6 +32,7 @@ impl From<&Mailbox> for MailboxInfo {
             kind: m.kind(),
             epoch: m.epoch(),
             seq: m.head,
+            message_lifetime: m.message_lifetime,
         }
     }
 }
@@ -43,6 +44,8 @@ pub struct Expired {
     pub group_envelopes: u64,
     /// Inbox items deleted.
     pub inbox_items: u64,
+    /// Group messages deleted by their mailbox's message lifetime (§11.18).
+    pub lifetime_messages: u64,
 }
 
 /// Which of a group's keys signed a request.
@@ -255,6 +258,12 @@ impl<S: Store, R: RngCore> DeliveryService<S, R> {
                 .store
                 .expire(MailboxKind::Group, now.saturating_sub(ttl))?;
         }
+        out.lifetime_messages = self.store.expire_messages(
+            now,
+            self.config
+                .message_lifetime_margin()
+                .min(crate::config::MAX_MESSAGE_LIFETIME_MARGIN),
+        )?;
         if let Some(ttl) = self.config.inbox_retention() {
             out.inbox_items = self
                 .store

@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{
     Append, CreateOutcome, EndedEpoch, Envelope, Mailbox, PageLimit, SavedNonce, Store, StoreError,
-    check_append, ended_by, payload_bytes,
+    check_append, ended_by, messages_before, payload_bytes,
 };
+use atmls_ds_proto::EnvelopeKind;
 use atmls_ds_proto::{MailboxId, MailboxKind};
 use atmls_syntax::Timestamp;
 
@@ -163,6 +164,31 @@ impl Store for MemoryStore {
             let mut freed = 0u64;
             entry.envelopes.retain(|_, e| {
                 let keep = e.received_at >= before;
+                if !keep {
+                    n += 1;
+                    freed = freed.saturating_add(e.payload.len() as u64);
+                }
+                keep
+            });
+            entry.mailbox.stored_bytes = entry.mailbox.stored_bytes.saturating_sub(freed);
+        }
+        Ok(n)
+    }
+
+    fn expire_messages(
+        &mut self,
+        now: Timestamp,
+        margin: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        for entry in self.mailboxes.values_mut() {
+            let Some(seconds) = entry.mailbox.message_lifetime else {
+                continue;
+            };
+            let before = messages_before(now, margin, seconds);
+            let mut freed = 0u64;
+            entry.envelopes.retain(|_, e| {
+                let keep = e.kind != EnvelopeKind::Message || e.received_at >= before;
                 if !keep {
                     n += 1;
                     freed = freed.saturating_add(e.payload.len() as u64);

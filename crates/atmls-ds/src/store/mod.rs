@@ -82,6 +82,11 @@ pub struct Mailbox {
     /// count). The stores keep it: in an [`Append`] it is the core's expectation, and the
     /// store counts the payloads itself.
     pub stored_bytes: u64,
+    /// Groups: the message lifetime in seconds the last commit carrying one set (spec
+    /// §11.18); `None`: none. Message envelopes are kept at most this long plus the
+    /// service's margin ([`Store::expire_messages`]). An [`Append`] writes it with the rest
+    /// of the state.
+    pub message_lifetime: Option<u32>,
 }
 
 impl Mailbox {
@@ -92,6 +97,7 @@ impl Mailbox {
             head: 0,
             keys,
             stored_bytes: 0,
+            message_lifetime: None,
         }
     }
 
@@ -282,6 +288,15 @@ pub trait Store {
     /// returns how many. Heads are unchanged.
     fn expire(&mut self, kind: MailboxKind, before: Timestamp) -> Result<u64, StoreError>;
 
+    /// Deletes for good every `message` envelope of a group mailbox with a message
+    /// lifetime `l` received before `now - l - margin`; returns how many. Commits, and
+    /// mailboxes without a lifetime, are left to [`Store::expire`]. Heads are unchanged.
+    fn expire_messages(
+        &mut self,
+        now: Timestamp,
+        margin: std::time::Duration,
+    ) -> Result<u64, StoreError>;
+
     /// How many mailboxes `account` has created.
     fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError>;
 
@@ -399,6 +414,13 @@ pub fn ended_by(current: &Mailbox, append: &Append) -> Option<(MailboxKey, Ended
             end_seq,
         },
     ))
+}
+
+/// The cutoff of [`Store::expire_messages`] for a mailbox whose lifetime is `seconds`:
+/// messages received before it are deleted. Shared by the backends.
+pub fn messages_before(now: Timestamp, margin: std::time::Duration, seconds: u32) -> Timestamp {
+    now.saturating_sub(margin)
+        .saturating_sub(std::time::Duration::from_secs(u64::from(seconds)))
 }
 
 /// Payload bytes of an append's envelopes. Shared by the backends.

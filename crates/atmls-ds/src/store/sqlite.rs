@@ -32,7 +32,8 @@ use atmls_syntax::Timestamp;
 /// 3: adds `mailboxes.bytes` (payload bytes held; filled from `envelopes` on upgrade).
 /// 4: adds `replay_saved` and `clean_stop` (created on open, empty: an upgraded database
 /// has no clean stop recorded, so the first start after the upgrade keeps the guard).
-const SCHEMA_VERSION: i64 = 4;
+/// 5: adds `mailboxes.message_ttl` (NULL on upgrade: no lifetime set).
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS mailboxes (
@@ -43,7 +44,8 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     key              BLOB    NOT NULL,  -- current epoch key / owner key
     prev_key         BLOB,              -- group: previous epoch key
     prev_valid_until INTEGER,           -- ms since the Unix epoch
-    bytes            INTEGER NOT NULL DEFAULT 0  -- payload bytes of its envelopes
+    bytes            INTEGER NOT NULL DEFAULT 0,  -- payload bytes of its envelopes
+    message_ttl INTEGER            -- group: seconds, set by a commit (§11.18)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS envelopes (
     mailbox     BLOB    NOT NULL,
@@ -121,6 +123,17 @@ impl SqliteStore {
                  COMMIT;",
             )?;
         }
+        if (1..5).contains(&version) {
+            let has: bool = conn.query_row(
+                "SELECT count(*) > 0 FROM pragma_table_info('mailboxes')
+                 WHERE name = 'message_ttl'",
+                [],
+                |r| r.get(0),
+            )?;
+            if !has {
+                conn.execute_batch("ALTER TABLE mailboxes ADD COLUMN message_ttl INTEGER;")?;
+            }
+        }
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
         Ok(Self { conn })
@@ -177,6 +190,7 @@ struct Row {
     prev_key: Option<Vec<u8>>,
     prev_valid_until: Option<i64>,
     bytes: i64,
+    message_lifetime: Option<i64>,
 }
 
 fn decode_mailbox(id: MailboxId, r: Row) -> Result<Mailbox, StoreError> {
@@ -206,6 +220,12 @@ fn decode_mailbox(id: MailboxId, r: Row) -> Result<Mailbox, StoreError> {
         head: to_u64(r.head)?,
         keys,
         stored_bytes: to_u64(r.bytes)?,
+        message_lifetime: r
+            .message_lifetime
+            .map(|v| {
+                u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("message lifetime {v}")))
+            })
+            .transpose()?,
     })
 }
 
@@ -247,8 +267,8 @@ fn encode_mailbox(m: &Mailbox) -> Result<MailboxColumns<'_>, StoreError> {
 
 fn read_mailbox(conn: &Connection, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT kind, head, epoch, key, prev_key, prev_valid_until, bytes FROM mailboxes
-         WHERE id = ?1",
+        "SELECT kind, head, epoch, key, prev_key, prev_valid_until, bytes, message_ttl
+         FROM mailboxes WHERE id = ?1",
     )?;
     let row = stmt
         .query_row([id.as_bytes().as_slice()], |r| {
@@ -260,6 +280,7 @@ fn read_mailbox(conn: &Connection, id: &MailboxId) -> Result<Option<Mailbox>, St
                 prev_key: r.get(4)?,
                 prev_valid_until: r.get(5)?,
                 bytes: r.get(6)?,
+                message_lifetime: r.get(7)?,
             })
         })
         .optional()?;
@@ -301,8 +322,8 @@ impl Store for SqliteStore {
         .execute([account])?;
         let (kind, head, epoch, key, prev_key, prev_until) = encode_mailbox(mailbox)?;
         tx.prepare_cached(
-            "INSERT INTO mailboxes (id, kind, head, epoch, key, prev_key, prev_valid_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO mailboxes (id, kind, head, epoch, key, prev_key, prev_valid_until,
+             message_ttl) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?
         .execute(params![
             mailbox.id.as_bytes().as_slice(),
@@ -311,7 +332,8 @@ impl Store for SqliteStore {
             epoch,
             key,
             prev_key,
-            prev_until
+            prev_until,
+            mailbox.message_lifetime
         ])?;
         tx.commit()?;
         Ok(CreateOutcome::Created)
@@ -343,7 +365,8 @@ impl Store for SqliteStore {
             let changed = tx
                 .prepare_cached(
                     "UPDATE mailboxes SET head = ?2, epoch = ?3, key = ?4, prev_key = ?5,
-                     prev_valid_until = ?6, bytes = ?8 WHERE id = ?1 AND head = ?7",
+                     prev_valid_until = ?6, bytes = ?8, message_ttl = ?9
+                     WHERE id = ?1 AND head = ?7",
                 )?
                 .execute(params![
                     id.as_bytes().as_slice(),
@@ -353,7 +376,8 @@ impl Store for SqliteStore {
                     prev_key,
                     prev_until,
                     to_i64(b.expected_head)?,
-                    bytes
+                    bytes,
+                    b.mailbox.message_lifetime
                 ])?;
             if changed != 1 {
                 return Err(StoreError::HeadMoved {
@@ -466,6 +490,48 @@ impl Store for SqliteStore {
                 }
             })?;
             let mut rows = del.query([before])?;
+            while let Some(r) = rows.next()? {
+                n += 1;
+                let len: i64 = r.get(1)?;
+                let e = freed.entry(r.get(0)?).or_default();
+                *e = e.saturating_add(len);
+            }
+        }
+        {
+            let mut update =
+                tx.prepare_cached("UPDATE mailboxes SET bytes = max(bytes - ?2, 0) WHERE id = ?1")?;
+            for (id, len) in &freed {
+                update.execute(params![id, len])?;
+            }
+        }
+        tx.commit()?;
+        if n > 0 {
+            self.checkpoint()?;
+        }
+        Ok(n)
+    }
+
+    fn expire_messages(
+        &mut self,
+        now: Timestamp,
+        margin: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        // Cutoff per mailbox: now - margin - lifetime (ms); mailboxes without a lifetime
+        // give NULL, which deletes nothing.
+        let base = i64::try_from(now.saturating_sub(margin).as_millis()).unwrap_or(i64::MAX);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut freed: std::collections::HashMap<Vec<u8>, i64> = std::collections::HashMap::new();
+        let mut n = 0u64;
+        {
+            let mut del = tx.prepare_cached(
+                "DELETE FROM envelopes WHERE kind = 0 AND received_at < ?1
+                 AND received_at < ?1 - 1000 * (SELECT m.message_ttl FROM mailboxes m
+                                                WHERE m.id = envelopes.mailbox)
+                 RETURNING mailbox, length(payload)",
+            )?;
+            let mut rows = del.query([base])?;
             while let Some(r) = rows.next()? {
                 n += 1;
                 let len: i64 = r.get(1)?;

@@ -84,15 +84,16 @@ fn sqlite_migrates_version_1() {
             end_seq: 1
         })
     );
-    // Stored bytes were counted on upgrade.
+    // Stored bytes were counted on upgrade; no message lifetime (version 5's column).
     let old = s.mailbox(&MailboxId::from_bytes([9; 32])).unwrap().unwrap();
     assert_eq!((old.head, old.stored_bytes), (2, 12));
+    assert_eq!(old.message_lifetime, None);
     drop(s);
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 /// The saved replay cache survives closing the file; taking it removes it on disk.
@@ -138,5 +139,5 @@ fn sqlite_migrates_version_3() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }

@@ -223,3 +223,4 @@ fn no_documents() -> Documents {
 mod commit_welcome_cases;
 mod envelope_cases;
 mod fork_cases;
+mod lifetime_cases;

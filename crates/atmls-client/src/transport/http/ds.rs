@@ -242,6 +242,19 @@ impl Ds for HttpDs {
         })
     }
 
+    async fn mailbox_info(
+        &self,
+        ds: &Did,
+        mailbox: &MailboxId,
+        key: &SigningKey,
+    ) -> Result<atmls_ds_proto::MailboxInfo, TransportError> {
+        let query = format!("mailbox={mailbox}");
+        let answer = self
+            .signed_get(ds, DsMethod::GetMailbox, mailbox, key, &query)
+            .await?;
+        codec::get_mailbox_output(&answer).map_err(malformed)
+    }
+
     async fn key_packages(
         &self,
         ds: &Did,

@@ -54,6 +54,11 @@ pub const LEXICON: &str = r#"{
             "seq": {
               "type": "integer",
               "minimum": 0, "maximum": 9007199254740991
+            },
+            "messageLifetime": {
+              "type": "integer",
+              "minimum": 60, "maximum": 31536000,
+              "description": "Groups: the message lifetime in seconds set by the last commit that carried one; absent when none is set."
             }
           }
         }
@@ -117,6 +122,9 @@ pub struct OutputData {
     pub seq: i64,
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub epoch: core::option::Option<i64>,
+    /// Groups: the message lifetime in seconds set by the last commit that carried one; absent when none is set.
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub message_lifetime: core::option::Option<i64>,
 }
 pub type Output = atrium_api::types::Object<OutputData>;
 /// The errors this method names, as `{"error", "message"}` bodies.

@@ -98,7 +98,7 @@ pub const LEXICON: &str = r##"{
         },
         {
           "name": "InvalidEnvelope",
-          "description": "An envelope breaks a rule: a commit without nextKey, more than one commit, or a kind not allowed here."
+          "description": "An envelope breaks a rule: a commit without nextKey, more than one commit, a kind not allowed here, or a messageLifetime on a message or out of bounds."
         },
         {
           "name": "EnvelopeTooLarge",
@@ -147,6 +147,11 @@ pub const LEXICON: &str = r##"{
           "description": "Required for a commit: the Ed25519 mailbox public key of epoch + 1.",
           "minLength": 32,
           "maxLength": 32
+        },
+        "messageLifetime": {
+          "type": "integer",
+          "minimum": 0, "maximum": 31536000,
+          "description": "Only on a commit: the group's message lifetime in seconds after the commit (0: none; else 60 to 31536000). The service then keeps the mailbox's message envelopes at most this long plus its margin (commits keep the operator's retention). Absent: unchanged."
         }
       }
     }
@@ -189,7 +194,7 @@ pub enum Error {
     MailboxNotFound(Option<String>),
     /// A commit's epoch is not the mailbox's current epoch. The error body also carries currentEpoch and currentSeq.
     EpochConflict(Option<String>),
-    /// An envelope breaks a rule: a commit without nextKey, more than one commit, or a kind not allowed here.
+    /// An envelope breaks a rule: a commit without nextKey, more than one commit, a kind not allowed here, or a messageLifetime on a message or out of bounds.
     InvalidEnvelope(Option<String>),
     /// An envelope's payload is larger than the service allows.
     EnvelopeTooLarge(Option<String>),
@@ -264,6 +269,9 @@ pub struct OutgoingEnvelopeData {
     /// Required for a commit: the Ed25519 mailbox public key of epoch + 1.
     #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
     pub next_key: core::option::Option<crate::Bytes>,
+    /// Only on a commit: the group's message lifetime in seconds after the commit (0: none; else 60 to 31536000). The service then keeps the mailbox's message envelopes at most this long plus its margin (commits keep the operator's retention). Absent: unchanged.
+    #[serde(default, skip_serializing_if = "core::option::Option::is_none")]
+    pub message_lifetime: core::option::Option<i64>,
 }
 /// An envelope as its sender submits it.
 pub type OutgoingEnvelope = atrium_api::types::Object<OutgoingEnvelopeData>;
