@@ -201,14 +201,19 @@ impl<P: Pds, D: Ds> Device<P, D> {
         // PDS: a failure is that group's (or retried at the next sync), not the inbox's.
         if j.last_resort {
             // Joined through the last-resort package: rotate the leaf signature key at
-            // once (if that fails, the periodic self-update does it at the next sync).
+            // once (if that fails, the periodic rotation does it at the next sync).
             let rotated = self
                 .commit_locked(st, &j.group, Intent::SelfUpdate { rotate: true })
                 .await;
             if self.isolate(st, &j.group, rotated, events)?.is_none() {
+                // Due at the next sync: the periodic path rotates (not only updates).
                 store::set_last_update(&st.conn, &j.group.0, 0)?;
+                super::rotation::set_last_rotation(&st.conn, &j.group.0, 0)?;
                 return Ok(());
             }
+            let now = chrono::Utc::now().timestamp();
+            store::set_last_update(&st.conn, &j.group.0, now)?;
+            super::rotation::set_last_rotation(&st.conn, &j.group.0, now)?;
         } else if let Err(e) = self.consumed_key_package(st, &j.key_package_ref).await {
             own_step_failed(e, "consumed KeyPackage not deleted")?;
         }

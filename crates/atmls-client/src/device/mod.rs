@@ -11,6 +11,9 @@ mod leaf_proof_tests;
 mod live;
 pub(crate) mod outbox;
 mod pending;
+mod rotation;
+#[cfg(test)]
+mod rotation_tests;
 pub(crate) mod store;
 mod sync;
 pub(crate) mod welcome;
@@ -60,6 +63,9 @@ pub struct DeviceConfig {
     /// Self-update in each group this often (during [`Device::sync`]); `None`: never
     /// on its own.
     pub self_update_interval: Option<Duration>,
+    /// Rotate the leaf signature key in each group this often (during [`Device::sync`],
+    /// docs/spec.md §11.16.6); `None`: only after a last-resort join.
+    pub signature_rotation_interval: Option<Duration>,
     /// After a transient failure (docs/spec.md §11.14) the inbox or group is left alone
     /// this long, doubling per consecutive failure up to [`Self::max_retry_backoff`];
     /// an inbox item set aside is retried on the same schedule.
@@ -80,6 +86,7 @@ impl Default for DeviceConfig {
             max_envelope_bytes: 1 << 20,
             own_device_check_interval: Duration::from_secs(300),
             self_update_interval: Some(Duration::from_secs(7 * 86_400)),
+            signature_rotation_interval: Some(Duration::from_secs(3 * 86_400)),
             poll_interval: Duration::from_secs(30),
             retry_backoff: Duration::from_secs(1),
             max_retry_backoff: Duration::from_secs(300),
@@ -110,6 +117,12 @@ impl DeviceConfig {
     /// Sets the periodic self-update interval.
     pub fn with_self_update_interval(mut self, interval: Option<Duration>) -> Self {
         self.self_update_interval = interval;
+        self
+    }
+
+    /// Sets the periodic signature-key rotation interval.
+    pub fn with_signature_rotation_interval(mut self, interval: Option<Duration>) -> Self {
+        self.signature_rotation_interval = interval;
         self
     }
 

@@ -201,6 +201,7 @@ fn configure(conn: &mut Connection) -> Result<(), StoreError> {
         .run_migrations()
         .map_err(|e| StoreError::Migration(e.to_string()))?;
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(super::rotation::SCHEMA)?;
     Ok(())
 }
 

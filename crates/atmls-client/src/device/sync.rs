@@ -75,10 +75,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     .await?;
             }
         }
-        if let Some(every) = self.inner.config.self_update_interval {
-            self.periodic_self_updates(&mut st, every, &mut events)
-                .await?;
-        }
+        self.periodic_leaf_updates(&mut st, chrono::Utc::now().timestamp(), &mut events)
+            .await?;
         if let Err(e) = self.replenish_locked(&mut st).await {
             own_step_failed(e, "KeyPackages not replenished")?;
         }
@@ -131,39 +129,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
         self.emit(std::slice::from_ref(&ev));
         events.push(ev);
         Ok(None)
-    }
-
-    async fn periodic_self_updates(
-        &self,
-        st: &mut State,
-        every: std::time::Duration,
-        events: &mut Vec<Event>,
-    ) -> Result<(), Error> {
-        let now = chrono::Utc::now().timestamp();
-        let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
-        for row in store::groups(&st.conn)? {
-            if !row.active {
-                continue;
-            }
-            let last = store::last_update(&st.conn, &row.group_id, now)?;
-            if now.saturating_sub(last) < every {
-                continue;
-            }
-            let id = GroupId(row.group_id.clone());
-            if !st
-                .backoffs
-                .ready(&Target::Group(id.0.clone()), Instant::now())
-            {
-                continue;
-            }
-            let committed = self
-                .commit_locked(st, &id, Intent::SelfUpdate { rotate: false })
-                .await;
-            if self.isolate(st, &id, committed, events)?.is_some() {
-                store::set_last_update(&st.conn, &row.group_id, now)?;
-            }
-        }
-        Ok(())
     }
 
     /// Whether this device commits the pending leave proposals
