@@ -244,6 +244,14 @@ pub enum PolicyViolation {
     /// The commit carries a proposal type the group policy does not allow (§11.2).
     #[error("the commit carries a {0} proposal, which the group policy does not allow")]
     UnsupportedProposal(String),
+    /// A leaf's device binding does not tie its signature key to its account (§11.16).
+    #[error("the leaf of {did} is not bound to the account: {reason}")]
+    DeviceBinding {
+        /// The leaf's DID.
+        did: String,
+        /// Why its binding was refused.
+        reason: crate::group::binding::BindingRefusal,
+    },
 }
 
 /// Content could not be encoded or decoded.

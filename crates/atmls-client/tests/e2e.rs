@@ -482,14 +482,15 @@ async fn commit_race_100_rounds_over_http() {
     net.server.shutdown().await;
 }
 
-/// A DS that takes envelopes of at most 6 KiB: the welcome of a 40-member group does not
+/// A DS that takes envelopes of at most 16 KiB: the welcome of a 40-member group does not
 /// fit with its ratchet tree, which goes as an encrypted blob on the committer's PDS; the
 /// joiner fetches it over `com.atproto.sync.getBlob`, joins and reads. (Each add commit
-/// carries a leaf proof whose size varies with the invitee's MST, up to ~4.1 KiB here:
-/// the limit leaves room for it.)
+/// carries a leaf proof whose size varies with the invitee's MST, up to ~4.1 KiB here,
+/// and the added KeyPackage's device binding with the proof of its device record,
+/// §11.16: the limit leaves room for both.)
 #[tokio::test]
 async fn large_group_welcome_with_out_of_band_tree() {
-    const MAX: usize = 6144;
+    const MAX: usize = 16384;
     let net = start_with(atmls_ds::DsConfig::default().with_max_envelope_bytes(MAX)).await;
     let alice = net.limited_device("alice", MAX).await;
     let g = alice.create_group("big").await.unwrap();
@@ -528,7 +529,7 @@ async fn large_group_welcome_with_out_of_band_tree() {
 /// `add_members` says so for that member (who is in the group, without a welcome).
 #[tokio::test]
 async fn refused_welcome_is_reported() {
-    const MAX: usize = 6144;
+    const MAX: usize = 16384;
     let net = start_with(atmls_ds::DsConfig::default().with_max_envelope_bytes(MAX)).await;
     let alice = net.limited_device("alice", 1 << 20).await;
     let g = alice.create_group("big").await.unwrap();
@@ -545,7 +546,7 @@ async fn refused_welcome_is_reported() {
             break;
         }
     }
-    let (u, m) = refused.expect("a welcome larger than 6 KiB");
+    let (u, m) = refused.expect("a welcome larger than 16 KiB");
     assert!(
         matches!(
             &u.reason,

@@ -44,6 +44,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             Did::new(st.row.inbox_ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
         let (group_id, key0) = st.transaction(|st| {
             let signer = st.signer(&st.row.signature_public.clone())?;
+            let binder = st.binder()?;
             let group = grp::create::create(
                 &st.provider(),
                 &signer,
@@ -52,6 +53,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 st.ciphersuite()?,
                 &ds_did,
                 name,
+                &binder,
             )?;
             let key0 = seal::mailbox_key(&group, st.provider().crypto(), &[0; 32])
                 .map_err(|e| Error::mls("mailbox key", e))?;
@@ -300,8 +302,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
             let max_bytes = self.inner.config.max_envelope_bytes;
             let built = st.transaction(|st| {
                 let signer = st.signer(&row.signature_public)?;
+                let binder = st.binder()?;
                 let built = st.with_group(&group.0, |provider, g| {
-                    commit::build(provider, g, &signer, &me, &intent, max_bytes)
+                    commit::build(provider, g, &signer, &me, &intent, max_bytes, &binder)
                 })?;
                 if let Some(built) = &built {
                     st.record_pending(group, &built.pending)?;

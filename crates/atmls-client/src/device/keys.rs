@@ -84,9 +84,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if stale.is_empty() && !need_last_resort && need_one_time == 0 {
             return Ok(());
         }
+        // Every package's leaf carries the device binding (§11.16).
+        self.publish_device_record(st).await?;
         let mut tids = atmls_syntax::TidGenerator::default();
         let built = st.transaction(|st| {
             let signer = st.signer(&st.row.signature_public.clone())?;
+            let binder = st.binder()?;
             let suite = st.ciphersuite()?;
             let mailbox = atmls_ds_proto::MailboxId::from_bytes(st.row.inbox_mailbox).to_string();
             let mut built = Vec::new();
@@ -101,6 +104,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     inbox_mailbox: &mailbox,
                     lifetime_secs: cfg.key_package_lifetime.as_secs(),
                     last_resort,
+                    binder: &binder,
                 };
                 let b = build_key_package(
                     &st.provider(),

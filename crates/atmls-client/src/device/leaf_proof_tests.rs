@@ -375,7 +375,7 @@ async fn external_commit_is_refused() {
         .expect("external group")
         .leaf_node_parameters(
             LeafNodeParameters::builder()
-                .with_capabilities(crate::keypackage::build::capabilities(suite))
+                .with_capabilities(crate::keypackage::leaf_capabilities(suite))
                 .build(),
         )
         .load_psks(provider.storage())
@@ -562,7 +562,7 @@ async fn commit_changing_a_leafs_identity_is_refused() {
                     },
                 },
                 LeafNodeParameters::builder()
-                    .with_capabilities(crate::keypackage::build::capabilities(suite))
+                    .with_capabilities(crate::keypackage::leaf_capabilities(suite))
                     .build(),
             )
             .expect("update");

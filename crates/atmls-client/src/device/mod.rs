@@ -2,6 +2,7 @@
 //! application calls.
 
 mod backoff;
+mod device_key;
 mod envelope;
 pub(crate) mod groups;
 mod inbox;
@@ -375,6 +376,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
         store::write_device(&conn, &row)?;
         let device = Self::from_parts(conn, crypto, row, pds, ds, config)?;
         device.publish_declaration().await?;
+        {
+            let mut st = device.inner.state.lock().await;
+            device.publish_device_record(&mut st).await?;
+        }
         device.replenish_key_packages().await?;
         Ok(device)
     }
@@ -402,7 +407,15 @@ impl<P: Pds, D: Ds> Device<P, D> {
             ))
             .into());
         }
-        Self::from_parts(conn, RustCrypto::default(), row, pds, ds, config)
+        let device = Self::from_parts(conn, RustCrypto::default(), row, pds, ds, config)?;
+        {
+            // A database from before device keys gets one (or at the next sync).
+            let mut st = device.inner.state.lock().await;
+            if let Err(e) = device.publish_device_record(&mut st).await {
+                sync::own_step_failed(e, "device record not published")?;
+            }
+        }
+        Ok(device)
     }
 
     fn from_parts(

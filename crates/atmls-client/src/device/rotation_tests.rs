@@ -46,7 +46,11 @@ async fn pair() -> (MemoryNetwork, Dev, Dev, GroupId) {
         .add_members(&g, &[bob.did().clone()])
         .await
         .expect("add bob");
-    bob.sync().await.expect("bob joins");
+    let events = bob.sync().await.expect("bob joins");
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Joined { .. })),
+        "{events:?}"
+    );
     (net, alice, bob, g)
 }
 
@@ -236,7 +240,7 @@ async fn update_proposal_changing_identity_is_refused() {
                             },
                         },
                         LeafNodeParameters::builder()
-                            .with_capabilities(crate::keypackage::build::capabilities(suite))
+                            .with_capabilities(crate::keypackage::leaf_capabilities(suite))
                             .build(),
                     )
                     .expect("proposal");

@@ -202,6 +202,7 @@ fn configure(conn: &mut Connection) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Migration(e.to_string()))?;
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(super::rotation::SCHEMA)?;
+    conn.execute_batch(super::device_key::SCHEMA)?;
     Ok(())
 }
 

@@ -214,7 +214,11 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// on (the group backs off and the step is repeated later); a permanent one (the DID
     /// does not resolve: not found, tombstoned, an invalid document) is remembered as
     /// such, and the leaf it names is refused (§11.13, §11.14).
-    async fn resolve_documents(&self, st: &mut State, dids: &[Did]) -> Result<(), Error> {
+    pub(super) async fn resolve_documents(
+        &self,
+        st: &mut State,
+        dids: &[Did],
+    ) -> Result<(), Error> {
         for did in dids {
             let doc = match self.inner.pds.resolve(did).await {
                 Ok(doc) => Ok(doc),

@@ -2,6 +2,7 @@
 //! leaves. What a commit, an envelope or a welcome comes to is decided in
 //! [`crate::decide`].
 
+pub mod binding;
 pub(crate) mod create;
 mod extension;
 pub(crate) mod proofs;
@@ -11,6 +12,7 @@ use atmls_ds_proto::MailboxId;
 use atmls_identity::Did;
 use openmls::prelude::*;
 
+pub use binding::{DEVICE_BINDING_EXTENSION_TYPE, DEVICE_COLLECTION};
 pub use extension::{GROUP_DATA_EXTENSION_TYPE, GroupData, GroupDataError, PaddingPolicy};
 pub use proofs::LEAF_PROOFS_PROPOSAL_TYPE;
 pub use seal::{MAILBOX_KEY_LABEL, WELCOME_INFO};
