@@ -276,7 +276,7 @@ async fn proof_of_a_quiet_repo_counts_until_the_record_expires() {
 
 /// Runs `f` on `dev`'s copy of the group with its leaf signer and the mailbox id, as a
 /// malicious member building its own messages would; also returns the epoch's mailbox key.
-async fn in_group<T>(
+pub(super) async fn in_group<T>(
     dev: &Dev,
     g: &GroupId,
     f: impl FnOnce(
@@ -299,7 +299,7 @@ async fn in_group<T>(
 
 /// Sends `commit` (an MLS message built outside the client's commit path, as a malicious
 /// member would) to the group's mailbox as `dev`, signed with the epoch's mailbox `key`.
-async fn send_raw_commit(
+pub(super) async fn send_raw_commit(
     dev: &Dev,
     g: &GroupId,
     epoch: u64,

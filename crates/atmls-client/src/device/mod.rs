@@ -2,6 +2,8 @@
 //! application calls.
 
 mod backoff;
+#[cfg(test)]
+mod binding_tests;
 mod device_key;
 mod envelope;
 pub(crate) mod groups;

@@ -1,0 +1,310 @@
+//! Device bindings (docs/spec.md §11.16) on the memory network: a joiner refuses a group
+//! with a member whose leaf is not bound to its account, a rotated leaf verifies for a
+//! later joiner, a receiver refuses an update whose new key is not bound. A malicious
+//! creator or member is played by building its leaves and commits by hand; everything
+//! else is the real code path.
+
+use atmls_identity::Did;
+
+use super::Device;
+use super::leaf_proof_tests::{in_group, send_raw_commit};
+use crate::decide::commit::Intent;
+use crate::error::PolicyViolation;
+use crate::event::Event;
+use crate::group::binding::{Binder, BindingRefusal};
+use crate::group::{DEVICE_COLLECTION, GroupId};
+use crate::keypackage::VerifiedKeyPackage;
+use crate::transport::Pds as _;
+use crate::transport::memory::{MemoryDs, MemoryNetwork};
+use crate::{DeviceConfig, Storage};
+
+type Dev = Device<crate::transport::memory::MemoryPds, MemoryDs>;
+
+async fn device(net: &MemoryNetwork, name: &str) -> Dev {
+    Device::create(
+        Storage::Memory,
+        net.account(name),
+        net.ds(),
+        net.ds_did(),
+        DeviceConfig::default().with_one_time_key_packages(2),
+    )
+    .await
+    .expect("device")
+}
+
+/// How the forged leaf's binding is made.
+enum Forgery {
+    /// No binding extension at all.
+    NoBinding,
+    /// The victim's real device id and the real proof of its device record, signed by a
+    /// key that is not that record's.
+    OtherKey,
+    /// A device id the victim's repo has no record for, with the proof of its absence.
+    NoSuchDevice,
+}
+
+/// A KeyPackage claiming `victim`'s account, built by `forger` with a key of its own:
+/// what a malicious group creator puts in a tree.
+async fn forged_package(forger: &Dev, victim: &Dev, how: Forgery) -> VerifiedKeyPackage {
+    use openmls::prelude::*;
+    let (device_id, proof) = match how {
+        Forgery::NoSuchDevice => {
+            let id = "forgeddevice0000".to_owned();
+            let car = forger
+                .pds()
+                .record_proof(victim.did(), DEVICE_COLLECTION, &id)
+                .await
+                .expect("a proof of absence");
+            (id, car)
+        }
+        _ => {
+            let id = victim.device_id().to_owned();
+            let car = forger
+                .pds()
+                .record_proof(victim.did(), DEVICE_COLLECTION, &id)
+                .await
+                .expect("the victim's device record");
+            (id, car)
+        }
+    };
+    let binder = Binder {
+        key: ed25519_dalek::SigningKey::from_bytes(&rand::random()),
+        did: victim.did().to_string(),
+        device_id: device_id.clone(),
+        proof,
+    };
+    let st = forger.inner.state.lock().await;
+    let suite = st.ciphersuite().unwrap();
+    let signer = openmls_basic_credential::SignatureKeyPair::new(suite.signature_algorithm())
+        .expect("a key");
+    signer.store(st.provider().storage()).unwrap();
+    let params = crate::keypackage::build::KeyPackageParams {
+        ciphersuite: suite,
+        did: victim.did().as_str(),
+        device_id: &device_id,
+        inbox_ds: &st.row.inbox_ds.clone(),
+        inbox_mailbox: &atmls_ds_proto::MailboxId::from_bytes([9; 32]).to_string(),
+        lifetime_secs: 30 * 86_400,
+        last_resort: false,
+        binder: &binder,
+    };
+    let built = crate::keypackage::build::build_key_package(
+        &st.provider(),
+        &signer,
+        &params,
+        "3jzfcijpj2z2a".into(),
+    )
+    .expect("built");
+    let hash_ref = crate::keypackage::key_package_ref(&built.key_package_ref).unwrap();
+    let bundle: KeyPackageBundle = {
+        use openmls_traits::storage::StorageProvider as _;
+        st.provider()
+            .storage()
+            .key_package(&hash_ref)
+            .unwrap()
+            .expect("stored")
+    };
+    let mut key_package = bundle.key_package().clone();
+    if matches!(how, Forgery::NoBinding) {
+        // Rebuilt without the extension (re-signed by the forged leaf key).
+        key_package = KeyPackage::builder()
+            .leaf_node_capabilities(crate::keypackage::leaf_capabilities(suite))
+            .leaf_node_extensions(
+                Extensions::single(Extension::ApplicationId(ApplicationIdExtension::new(
+                    device_id.as_bytes(),
+                )))
+                .unwrap(),
+            )
+            .build(
+                suite,
+                &st.provider(),
+                &signer,
+                CredentialWithKey {
+                    credential: BasicCredential::new(victim.did().as_str().as_bytes().to_vec())
+                        .into(),
+                    signature_key: signer.public().into(),
+                },
+            )
+            .expect("built")
+            .key_package()
+            .clone();
+    }
+    drop(st);
+    VerifiedKeyPackage {
+        did: victim.did().clone(),
+        rkey: "3jzfcijpj2z2a".into(),
+        device_id,
+        inbox_ds: forger
+            .inner
+            .state
+            .lock()
+            .await
+            .row
+            .inbox_ds
+            .parse()
+            .unwrap(),
+        inbox: atmls_ds_proto::MailboxId::from_bytes([9; 32]),
+        last_resort: false,
+        key_package,
+        rev: "3jzfcijpj2z2a".into(),
+        // No leaf proof: the creator merges its own commit, and nobody else was there.
+        proof: Vec::new(),
+    }
+}
+
+/// Mallory creates a group "with Carol" (a leaf Mallory made), then invites Bob: Bob
+/// must refuse the welcome, naming Carol's leaf, and not be in the group.
+async fn forged_member_refused(how: Forgery, want: fn(&BindingRefusal) -> bool) {
+    let net = MemoryNetwork::new();
+    let mallory = device(&net, "mallory").await;
+    let bob = device(&net, "bob").await;
+    let carol = device(&net, "carol").await;
+    let g = mallory.create_group("g").await.expect("group");
+    let forged = forged_package(&mallory, &carol, how).await;
+    {
+        let mut st = mallory.inner.state.lock().await;
+        mallory
+            .commit_locked(&mut st, &g, Intent::Add(vec![forged]))
+            .await
+            .expect("the DS accepts the commit");
+    }
+    mallory
+        .add_members(&g, &[bob.did().clone()])
+        .await
+        .expect("bob invited");
+    let events = bob.sync().await.expect("sync");
+    let refused = events.iter().find_map(|e| match e {
+        Event::WelcomeRefused {
+            violation: PolicyViolation::DeviceBinding { did, reason },
+            ..
+        } => Some((did.clone(), reason.clone())),
+        _ => None,
+    });
+    match refused {
+        Some((did, reason)) if did == carol.did().as_str() && want(&reason) => {}
+        other => panic!("expected Carol's leaf refused, got {other:?} in {events:?}"),
+    }
+    assert!(!events.iter().any(|e| matches!(e, Event::Joined { .. })));
+    assert!(bob.groups().await.unwrap().is_empty(), "bob joined");
+}
+
+#[tokio::test]
+async fn welcome_with_a_member_without_binding_is_refused() {
+    forged_member_refused(Forgery::NoBinding, |r| matches!(r, BindingRefusal::Missing)).await;
+}
+
+#[tokio::test]
+async fn welcome_with_a_member_bound_by_another_key_is_refused() {
+    forged_member_refused(Forgery::OtherKey, |r| {
+        matches!(r, BindingRefusal::BadSignature)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn welcome_with_a_member_of_no_such_device_is_refused() {
+    forged_member_refused(Forgery::NoSuchDevice, |r| {
+        matches!(r, BindingRefusal::NoSuchDevice)
+    })
+    .await;
+}
+
+/// The leaf signature key `viewer` holds for `member`'s leaf in `g`.
+async fn leaf_key(viewer: &Dev, member: &Did, g: &GroupId) -> Vec<u8> {
+    let mut st = viewer.inner.state.lock().await;
+    st.with_group(&g.0, |_, grp| {
+        Ok(grp
+            .members()
+            .find(|m| crate::group::credential_did(&m.credential).is_ok_and(|d| &d == member))
+            .expect("the member")
+            .signature_key)
+    })
+    .expect("group")
+}
+
+/// Bob rotates his leaf key twice; Alice verifies each new binding; Carol, who joins
+/// later, verifies Bob's current leaf (which is in no KeyPackage record) from the tree.
+#[tokio::test]
+async fn rotated_leaf_verifies_for_a_later_joiner() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let carol = device(&net, "carol").await;
+    let g = alice.create_group("g").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    let first = leaf_key(&alice, bob.did(), &g).await;
+    for _ in 0..2 {
+        bob.self_update(&g, true).await.unwrap();
+        let events = alice.sync().await.unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::GroupChanged { by, .. } if by == bob.did())),
+            "{events:?}"
+        );
+    }
+    let rotated = leaf_key(&alice, bob.did(), &g).await;
+    assert_ne!(rotated, first);
+    alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
+    let events = carol.sync().await.unwrap();
+    assert_eq!(Event::joined(&events), vec![g.clone()], "{events:?}");
+    assert_eq!(leaf_key(&carol, bob.did(), &g).await, rotated);
+}
+
+/// Bob commits a new leaf key that keeps his old binding (signed over his old key):
+/// Alice refuses it before merging.
+#[tokio::test]
+async fn update_whose_binding_does_not_verify_is_refused() {
+    use openmls::prelude::tls_codec::Serialize as _;
+    use openmls::prelude::*;
+
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let g = alice.create_group("g").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    let before = alice.group(&g).await.unwrap().epoch;
+    let ((commit, next), key) = in_group(&bob, &g, |provider, grp, signer, mailbox| {
+        let suite = grp.ciphersuite();
+        let keys =
+            openmls_basic_credential::SignatureKeyPair::new(suite.signature_algorithm()).unwrap();
+        let credential = grp.own_leaf_node().unwrap().credential().clone();
+        // Default parameters: the old extensions, hence the old binding, stay.
+        let bundle = grp
+            .self_update_with_new_signer(
+                provider,
+                signer,
+                NewSignerBundle {
+                    signer: &keys,
+                    credential_with_key: CredentialWithKey {
+                        credential,
+                        signature_key: keys.public().into(),
+                    },
+                },
+                LeafNodeParameters::default(),
+            )
+            .expect("update");
+        let staged = grp.pending_commit().expect("pending commit");
+        let next =
+            crate::group::seal::staged_mailbox_key(staged, provider.crypto(), mailbox).unwrap();
+        (bundle.commit().tls_serialize_detached().unwrap(), next)
+    })
+    .await;
+    send_raw_commit(&bob, &g, before, commit, &key, &next).await;
+    let events = alice.sync().await.unwrap();
+    let refused = events.iter().find_map(|e| match e {
+        Event::CommitRefused { violation, .. } => Some(violation.clone()),
+        _ => None,
+    });
+    assert!(
+        matches!(
+            &refused,
+            Some(PolicyViolation::DeviceBinding { did, reason: BindingRefusal::BadSignature })
+                if did == bob.did().as_str()
+        ),
+        "{events:?}"
+    );
+    assert_eq!(alice.group(&g).await.unwrap().epoch, before, "merged");
+}
