@@ -609,6 +609,36 @@ def check_padding(f):
     expect("paddingBytes", padded - length, f("paddingBytes", int))
 
 
+def check_device_binding(f):
+    expect("extensionType", f("extensionType", int), 0xF0A9)
+    version = f("version", int)
+    expect("version", version, 1)
+    label = f("label", str)
+    expect("label", label, "chat.mls device binding v1")
+    seed = unhex(f("deviceKeySeed", str))
+    expect("deviceKey", ed25519_public(seed).hex(), f("deviceKey", str))
+    did = f("did", str).encode()
+    device_id = f("deviceId", str).encode()
+    suite = f("cipherSuite", int)
+    expect("cipherSuite", suite, 1)
+    leaf_key = unhex(f("leafSignatureKey", str))
+    signed = (
+        vl(label.encode())
+        + vl(did)
+        + vl(device_id)
+        + suite.to_bytes(2, "big")
+        + vl(leaf_key)
+    )
+    expect("signatureInput", signed.hex(), f("signatureInput", str))
+    signature = Ed25519PrivateKey.from_private_bytes(seed).sign(signed)
+    expect("signature", signature.hex(), f("signature", str))
+    proof = unhex(f("proof", str))
+    binding = bytes([version]) + vl(device_id) + vl(proof) + vl(signature)
+    expect("binding", binding.hex(), f("binding", str))
+    extension = 0xF0A9.to_bytes(2, "big") + vl(binding)
+    expect("extension", extension.hex(), f("extension", str))
+
+
 TOPICS = {
     "records.json": check_records,
     "group-data-extension.json": check_group_data,
@@ -618,6 +648,7 @@ TOPICS = {
     "sealed-welcome.json": check_welcome,
     "content.json": check_content,
     "padding.json": check_padding,
+    "device-binding.json": check_device_binding,
 }
 
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+mod binding;
 mod content;
 mod envelopes;
 mod extension;
@@ -95,6 +96,7 @@ pub fn compute() -> Result<Vec<VectorFile>, VectorError> {
         welcome::file()?,
         content::file()?,
         padding::file(),
+        binding::file()?,
     ])
 }
 
