@@ -34,6 +34,10 @@ fn demo_checks_every_step() {
         "DS: group mailbox",
         "group mailbox: one envelope per message sent",
         "message texts",
+        "bob's repo holds chat.mls.device/",
+        "alice checked the new key's binding",
+        "same identity (",
+        "alice decrypted [\"signed with my new key\"]",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }

@@ -20,6 +20,7 @@ use atmls_server::embedded::{Embedded, EmbeddedConfig};
 use clap::Args;
 
 mod ds_view;
+mod rotation;
 mod transcript;
 
 use ds_view::{DsView, Snapshot};
@@ -422,7 +423,8 @@ async fn conversation(
     ds.show(tr, &labels)?;
     at_rest(tr, &net.dir, &g, &sent)?;
 
-    ds.final_checks(tr, &labels, &mailbox, e0, &sent)
+    ds.final_checks(tr, &labels, &mailbox, e0, &sent)?;
+    rotation::show(tr, &alice, &bob, &phone, &g).await
 }
 
 /// The devices' passphrase: `ATMLS_PASSPHRASE`, else a fixed one (the demo's databases

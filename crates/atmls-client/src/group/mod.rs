@@ -48,6 +48,8 @@ pub struct Member {
     pub device_id: Option<String>,
     /// The leaf index.
     pub leaf: u32,
+    /// The leaf's signature public key (it changes when the device rotates it, §11.16).
+    pub signature_key: Vec<u8>,
 }
 
 /// A snapshot of a group as this device sees it.
@@ -119,6 +121,7 @@ pub(crate) fn members(group: &MlsGroup) -> Vec<Member> {
                 did,
                 device_id,
                 leaf: m.index.u32(),
+                signature_key: m.signature_key,
             })
         })
         .collect()
