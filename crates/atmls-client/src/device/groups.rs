@@ -49,7 +49,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 &st.provider(),
                 &signer,
                 &st.did,
-                &st.row.device_id,
                 st.ciphersuite()?,
                 &ds_did,
                 name,

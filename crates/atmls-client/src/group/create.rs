@@ -27,13 +27,12 @@ pub(crate) fn join_config() -> MlsGroupJoinConfig {
         .build()
 }
 
-/// Creates the MLS group at epoch 0. Its group data names `ds` and an all-zero mailbox:
+/// Creates the MLS group at epoch 0 (the creator's leaf bound by `binder`, §11.16). Its group data names `ds` and an all-zero mailbox:
 /// the mailbox is created next with the epoch-0 key, and the first commit sets its id.
 pub(crate) fn create(
     provider: &Provider<'_>,
     signer: &SignatureKeyPair,
     did: &Did,
-    device_id: &str,
     ciphersuite: Ciphersuite,
     ds: &Did,
     name: &str,
@@ -57,7 +56,6 @@ pub(crate) fn create(
     ));
     let extensions = Extensions::from_vec(vec![required, data_extension(&data)])
         .map_err(|e| Error::mls("group extensions", e))?;
-    debug_assert_eq!(binder.device_id, device_id);
     let leaf_extensions = binder.leaf_extensions(ciphersuite, signer.public())?;
     let config = MlsGroupCreateConfig::builder()
         .ciphersuite(ciphersuite)

@@ -203,7 +203,6 @@ fn group_of(alice: &mut Member, others: &mut [&mut Member]) -> BuiltCommit {
         &provider,
         &alice.signer,
         &alice.did,
-        alice.name,
         SUITE,
         &ds(),
         "tea",
