@@ -193,6 +193,10 @@ pub enum KeyPackageRefusal {
     /// The proven record holds another KeyPackage than the one the commit adds.
     #[error("the proven record is not the KeyPackage that was added")]
     NotAdded,
+    /// The KeyPackage's leaf is not bound to the account by a device key (§11.16): every
+    /// member would refuse the commit adding it.
+    #[error("KeyPackage leaf: {0}")]
+    DeviceBinding(Box<crate::group::binding::BindingRefusal>),
 }
 
 /// Why a commit, proposal or message from the group was not applied.

@@ -308,3 +308,115 @@ async fn update_whose_binding_does_not_verify_is_refused() {
     );
     assert_eq!(alice.group(&g).await.unwrap().epoch, before, "merged");
 }
+
+/// Carol's own repo holds a KeyPackage whose leaf binding does not verify (a broken or
+/// older client signed it with another key). The committer's check (§3.3 step 9) refuses
+/// it; a committer that skips the check has its commit refused by every receiver.
+#[tokio::test]
+async fn added_key_package_without_a_valid_binding_is_refused() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let bob = device(&net, "bob").await;
+    let carol = device(&net, "carol").await;
+    let g = alice.create_group("g").await.unwrap();
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    bob.sync().await.unwrap();
+    // Carol's device publishes a package bound by a key that is not its device key.
+    let rkey = "3jzfcijpj2z2z".to_owned();
+    let record = {
+        let st = carol.inner.state.lock().await;
+        let mut binder = st.binder().unwrap();
+        binder.key = ed25519_dalek::SigningKey::from_bytes(&rand::random());
+        let signer = st.signer(&st.row.signature_public).unwrap();
+        let params = crate::keypackage::build::KeyPackageParams {
+            ciphersuite: st.ciphersuite().unwrap(),
+            did: &st.row.did,
+            device_id: &st.row.device_id,
+            inbox_ds: &st.row.inbox_ds,
+            inbox_mailbox: &atmls_ds_proto::MailboxId::from_bytes(st.row.inbox_mailbox).to_string(),
+            lifetime_secs: 30 * 86_400,
+            last_resort: false,
+            binder: &binder,
+        };
+        crate::keypackage::build::build_key_package(&st.provider(), &signer, &params, rkey.clone())
+            .unwrap()
+            .record
+    };
+    carol
+        .pds()
+        .apply_writes(vec![crate::transport::RecordWrite::Create {
+            collection: crate::keypackage::KEY_PACKAGE_COLLECTION.into(),
+            rkey: rkey.clone(),
+            value: record,
+        }])
+        .await
+        .unwrap();
+    let car = alice
+        .pds()
+        .record_proof(
+            carol.did(),
+            crate::keypackage::KEY_PACKAGE_COLLECTION,
+            &rkey,
+        )
+        .await
+        .unwrap();
+    let doc = alice.pds().resolve(carol.did()).await.unwrap();
+    let crypto = openmls_rust_crypto::RustCrypto::default();
+    let suite = alice.inner.config.ciphersuite;
+    let checked = crate::keypackage::verify_key_package(
+        &crypto,
+        &doc,
+        carol.did(),
+        &rkey,
+        &car,
+        None,
+        &[suite],
+        chrono::Utc::now().timestamp(),
+    );
+    match &checked {
+        Err(crate::error::KeyPackageRefusal::DeviceBinding(r))
+            if matches!(**r, BindingRefusal::BadSignature) => {}
+        other => panic!("expected a binding refusal, got {other:?}"),
+    }
+    // A committer that adds it anyway (the record and its proof are real).
+    let key_package = {
+        use openmls::prelude::tls_codec::Deserialize as _;
+        use openmls::prelude::*;
+        let records = carol
+            .pds()
+            .list_records(carol.did(), crate::keypackage::KEY_PACKAGE_COLLECTION)
+            .await
+            .unwrap();
+        let value = &records.iter().find(|r| r.rkey == rkey).unwrap().value;
+        let data: atmls_lexicon::chat::mls::key_package::RecordData =
+            serde_json::from_value(value.clone()).unwrap();
+        let MlsMessageBodyIn::KeyPackage(kp) =
+            MlsMessageIn::tls_deserialize_exact(data.key_package.as_slice())
+                .unwrap()
+                .extract()
+        else {
+            panic!("not a KeyPackage")
+        };
+        kp.validate(&crypto, ProtocolVersion::Mls10).unwrap()
+    };
+    let forged = VerifiedKeyPackage {
+        did: carol.did().clone(),
+        rkey: rkey.clone(),
+        device_id: carol.device_id().to_owned(),
+        inbox_ds: carol.inner.state.lock().await.row.inbox_ds.parse().unwrap(),
+        inbox: atmls_ds_proto::MailboxId::from_bytes([9; 32]),
+        last_resort: false,
+        key_package,
+        rev: "3jzfcijpj2z2a".into(),
+        proof: car,
+    };
+    super::leaf_proof_tests::commit_add(&alice, &g, vec![forged]).await;
+    super::leaf_proof_tests::bob_refuses(&bob, &g, |v| {
+        matches!(
+            v,
+            PolicyViolation::DeviceBinding { did, reason: BindingRefusal::BadSignature }
+                if did == carol.did().as_str()
+        )
+    })
+    .await;
+}

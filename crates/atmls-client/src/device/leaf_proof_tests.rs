@@ -51,7 +51,7 @@ async fn setup() -> (MemoryNetwork, Dev, Dev, Dev, Dev, GroupId) {
 
 /// Alice commits adding `packages` as they are (tampered or not), bypassing nothing
 /// else: the DS accepts it, Alice merges it.
-async fn commit_add(alice: &Dev, g: &GroupId, packages: Vec<VerifiedKeyPackage>) {
+pub(super) async fn commit_add(alice: &Dev, g: &GroupId, packages: Vec<VerifiedKeyPackage>) {
     let mut st = alice.inner.state.lock().await;
     alice
         .commit_locked(&mut st, g, Intent::Add(packages))
@@ -60,7 +60,7 @@ async fn commit_add(alice: &Dev, g: &GroupId, packages: Vec<VerifiedKeyPackage>)
 }
 
 /// Bob processes the commit: it must be refused (not merged) with `want`.
-async fn bob_refuses(bob: &Dev, g: &GroupId, want: impl Fn(&PolicyViolation) -> bool) {
+pub(super) async fn bob_refuses(bob: &Dev, g: &GroupId, want: impl Fn(&PolicyViolation) -> bool) {
     let before = epoch(bob, g).await;
     let events = bob.sync().await.expect("sync");
     let refused = events.iter().find_map(|e| match e {

@@ -217,7 +217,7 @@ pub(crate) fn verify_leaf(
     ciphersuite: Ciphersuite,
 ) -> Result<(), PolicyViolation> {
     let did = credential_did(leaf.credential())?;
-    check(doc, &did, leaf, ciphersuite).map_err(|reason| PolicyViolation::DeviceBinding {
+    check_leaf(doc, &did, leaf, ciphersuite).map_err(|reason| PolicyViolation::DeviceBinding {
         did: did.to_string(),
         reason,
     })
@@ -313,7 +313,8 @@ fn check_leaves(
     Ok(())
 }
 
-fn check(
+/// [`verify_leaf`] for a leaf whose credential is `did` (already read from it).
+pub(crate) fn check_leaf(
     doc: &DidDocument,
     did: &Did,
     leaf: &LeafNode,
