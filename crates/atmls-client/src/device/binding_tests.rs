@@ -420,3 +420,85 @@ async fn added_key_package_without_a_valid_binding_is_refused() {
     })
     .await;
 }
+
+/// The kept proof of the device record: fetched again whenever KeyPackages are built
+/// (the account's `#atproto` key may have changed), and the next rotation carries it.
+#[tokio::test]
+async fn device_record_proof_is_refreshed_and_used_by_the_next_rotation() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    let g = alice.create_group("g").await.unwrap();
+    let kept = |dev: &Dev| {
+        let dev = dev.clone();
+        async move { dev.inner.state.lock().await.binder().unwrap().proof }
+    };
+    let first = kept(&alice).await;
+    // The repo moves on (new KeyPackages): the kept proof is refetched at that head.
+    alice.rotate_key_packages().await.unwrap();
+    let second = kept(&alice).await;
+    assert_ne!(first, second, "the proof was not refreshed");
+    alice.self_update(&g, true).await.unwrap();
+    let in_leaf = {
+        let mut st = alice.inner.state.lock().await;
+        st.with_group(&g.0, |_, grp| {
+            let ext = grp
+                .own_leaf_node()
+                .unwrap()
+                .extensions()
+                .unknown(crate::group::DEVICE_BINDING_EXTENSION_TYPE)
+                .cloned()
+                .expect("a binding");
+            Ok(crate::group::binding::DeviceBinding::from_bytes(&ext.0)
+                .unwrap()
+                .proof)
+        })
+        .unwrap()
+    };
+    assert_eq!(in_leaf, second);
+}
+
+/// A database without a device key (made before device keys, or whose key was lost) gets
+/// one, and its record (replacing one that holds another key), at the next sync; its
+/// leaves and its KeyPackages are then bound by it.
+#[tokio::test]
+async fn a_device_without_a_device_key_publishes_one_at_sync() {
+    let net = MemoryNetwork::new();
+    let alice = device(&net, "alice").await;
+    alice
+        .inner
+        .state
+        .lock()
+        .await
+        .conn
+        .execute_batch("DELETE FROM atmls_device_key")
+        .unwrap();
+    assert!(alice.inner.state.lock().await.binder().is_err());
+    alice.sync().await.unwrap();
+    assert!(alice.inner.state.lock().await.binder().is_ok());
+    let g = alice.create_group("g").await.unwrap();
+    let bob = device(&net, "bob").await;
+    alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
+    let events = bob.sync().await.unwrap();
+    assert_eq!(Event::joined(&events), vec![g], "{events:?}");
+    // Its KeyPackages were replaced with ones bound by the new key (those bound before
+    // would still verify through their older proofs of the older record, §11.16.7):
+    // every one verifies (two one-time packages and the last-resort one), and others can
+    // add it.
+    let packages: Vec<VerifiedKeyPackage> = {
+        let mut st = bob.inner.state.lock().await;
+        bob.key_packages_by_device(&mut st, alice.did(), false)
+            .await
+            .unwrap()
+            .into_values()
+            .flatten()
+            .collect()
+    };
+    assert_eq!(packages.len(), 3, "packages verified");
+    assert!(packages.iter().any(|k| k.last_resort));
+    let h = bob.create_group("h").await.unwrap();
+    bob.add_members(&h, &[alice.did().clone()])
+        .await
+        .expect("alice's packages verify");
+    let events = alice.sync().await.unwrap();
+    assert!(Event::joined(&events).contains(&h), "{events:?}");
+}

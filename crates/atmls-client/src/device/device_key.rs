@@ -83,12 +83,43 @@ impl State {
 }
 
 impl<P: Pds, D: Ds> Device<P, D> {
+    /// Makes sure the device's record is published (a database from before device keys,
+    /// or whose key was lost, gets a new key); when it was, replaces every KeyPackage,
+    /// whose leaves were bound by no key or another one. A transport failure is logged and
+    /// tried again at the next sync.
+    pub(crate) async fn bind_device(&self, st: &mut State) -> Result<(), Error> {
+        let rebound = match self.publish_device_record(st, false).await {
+            Ok(rebound) => rebound,
+            Err(e) => return super::sync::own_step_failed(e, "device record not published"),
+        };
+        if rebound && let Err(e) = self.replenish_all(st).await {
+            super::sync::own_step_failed(e, "KeyPackages not rebound")?;
+        }
+        Ok(())
+    }
+
     /// Makes sure this device has a device key, its `chat.mls.device` record is in the
     /// account's repo, and a proof of it is kept: creates the key (first time), the
-    /// record (unless a previous attempt already wrote it) and fetches the proof.
-    pub(crate) async fn publish_device_record(&self, st: &mut State) -> Result<(), Error> {
+    /// record (unless a previous attempt already wrote it) and fetches the proof. With
+    /// `refresh`, a kept proof is fetched again (the account's `#atproto` key may have
+    /// changed since, §11.16.7): bindings made from then on carry the new one. `true`
+    /// when the record was (re)published: KeyPackages bound before are then stale.
+    pub(crate) async fn publish_device_record(
+        &self,
+        st: &mut State,
+        refresh: bool,
+    ) -> Result<bool, Error> {
         let key = match load(&st.conn)? {
-            Some((_, proof)) if !proof.is_empty() => return Ok(()),
+            Some((_, proof)) if !proof.is_empty() && !refresh => return Ok(false),
+            Some((key, proof)) if !proof.is_empty() => {
+                let proof = self
+                    .inner
+                    .pds
+                    .record_proof(&st.did, DEVICE_COLLECTION, &st.row.device_id)
+                    .await?;
+                save(&st.conn, &key, &proof)?;
+                return Ok(false);
+            }
             Some((key, _)) => key,
             None => {
                 let key = SigningKey::from_bytes(&rand::random());
@@ -99,13 +130,27 @@ impl<P: Pds, D: Ds> Device<P, D> {
         let did = st.did.clone();
         let device_id = st.row.device_id.clone();
         let listed = self.inner.pds.list_records(&did, DEVICE_COLLECTION).await?;
-        if !listed.iter().any(|r| r.rkey == device_id) {
+        // A record written by an earlier attempt with this key stays; one holding another
+        // key (this device's key was lost) is deleted first (a repo takes one write per
+        // path in a commit; if the create then fails, the next attempt creates it).
+        let value = record(&device_id, &key)?;
+        let existing = listed.iter().find(|r| r.rkey == device_id);
+        if existing.is_none_or(|r| r.value.get("deviceKey") != value.get("deviceKey")) {
+            if existing.is_some() {
+                self.inner
+                    .pds
+                    .apply_writes(vec![RecordWrite::Delete {
+                        collection: DEVICE_COLLECTION.into(),
+                        rkey: device_id.clone(),
+                    }])
+                    .await?;
+            }
             self.inner
                 .pds
                 .apply_writes(vec![RecordWrite::Create {
                     collection: DEVICE_COLLECTION.into(),
                     rkey: device_id.clone(),
-                    value: record(&device_id, &key)?,
+                    value,
                 }])
                 .await?;
         }
@@ -115,6 +160,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
             .record_proof(&did, DEVICE_COLLECTION, &device_id)
             .await?;
         save(&st.conn, &key, &proof)?;
-        Ok(())
+        Ok(true)
     }
 }

@@ -66,6 +66,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
         self.replenish_before(&mut st, i64::MAX).await
     }
 
+    /// Replaces every published KeyPackage ([`Self::rotate_key_packages`] with the lock
+    /// held).
+    pub(crate) async fn replenish_all(&self, st: &mut State) -> Result<(), Error> {
+        self.replenish_before(st, i64::MAX).await
+    }
+
     pub(crate) async fn replenish_locked(&self, st: &mut State) -> Result<(), Error> {
         let renewal = self.inner.config.key_package_renewal.as_secs();
         let renew_before = unix_now() + i64::try_from(renewal).unwrap_or(0);
@@ -84,8 +90,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if stale.is_empty() && !need_last_resort && need_one_time == 0 {
             return Ok(());
         }
-        // Every package's leaf carries the device binding (§11.16).
-        self.publish_device_record(st).await?;
+        // Every package's leaf carries the device binding (§11.16), with a fresh proof of
+        // the device record (rotations in groups use it from then on).
+        // (A device key made here binds the packages built next.)
+        self.publish_device_record(st, true).await?;
         let mut tids = atmls_syntax::TidGenerator::default();
         let built = st.transaction(|st| {
             let signer = st.signer(&st.row.signature_public.clone())?;

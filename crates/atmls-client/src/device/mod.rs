@@ -380,7 +380,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         device.publish_declaration().await?;
         {
             let mut st = device.inner.state.lock().await;
-            device.publish_device_record(&mut st).await?;
+            device.publish_device_record(&mut st, false).await?;
         }
         device.replenish_key_packages().await?;
         Ok(device)
@@ -413,9 +413,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         {
             // A database from before device keys gets one (or at the next sync).
             let mut st = device.inner.state.lock().await;
-            if let Err(e) = device.publish_device_record(&mut st).await {
-                sync::own_step_failed(e, "device record not published")?;
-            }
+            device.bind_device(&mut st).await?;
         }
         Ok(device)
     }

@@ -75,8 +75,13 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     .await?;
             }
         }
-        self.periodic_leaf_updates(&mut st, chrono::Utc::now().timestamp(), &mut events)
-            .await?;
+        // A database from before device keys publishes its record first (§11.16.1);
+        // without it no leaf can be bound, so the periodic updates wait.
+        self.bind_device(&mut st).await?;
+        if st.binder().is_ok() {
+            self.periodic_leaf_updates(&mut st, chrono::Utc::now().timestamp(), &mut events)
+                .await?;
+        }
         if let Err(e) = self.replenish_locked(&mut st).await {
             own_step_failed(e, "KeyPackages not replenished")?;
         }
