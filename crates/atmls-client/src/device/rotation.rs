@@ -90,6 +90,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if rotate_every.is_none() && update_every.is_none() {
             return Ok(());
         }
+        let mut refreshed = false;
         for row in store::groups(&st.conn)? {
             if !row.active {
                 continue;
@@ -113,6 +114,15 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 .ready(&Target::Group(id.0.clone()), Instant::now())
             {
                 continue;
+            }
+            if rotate && !refreshed {
+                // The new keys' bindings carry a fresh proof of the device record (the
+                // account's `#atproto` key may have changed, §11.16.7); if it cannot be
+                // had now, the kept one serves.
+                refreshed = true;
+                if let Err(e) = self.publish_device_record(st, true).await {
+                    super::sync::own_step_failed(e, "device record proof not refreshed")?;
+                }
             }
             let committed = self
                 .commit_locked(st, &id, Intent::SelfUpdate { rotate })

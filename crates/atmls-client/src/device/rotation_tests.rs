@@ -101,9 +101,13 @@ async fn signature_key_rotates_on_schedule_and_the_old_key_is_deleted() {
     bob.sync().await.unwrap();
     assert_eq!(own_leaf(&bob, &g).await.0, k0, "rotated before it was due");
 
-    // Due: one sync rotates, the identity stays, Alice merges it.
+    // Due: one sync rotates, the identity stays, Alice merges it. The binding of the new
+    // key carries a proof of the device record fetched for it (§11.16.7).
+    let kept = bob.inner.state.lock().await.binder().unwrap().proof;
     last_rotated(&bob, &g, 3 * DAY).await;
     bob.sync().await.unwrap();
+    let fresh = bob.inner.state.lock().await.binder().unwrap().proof;
+    assert_ne!(fresh, kept, "the proof was not refreshed for the rotation");
     let (k1, did1) = own_leaf(&bob, &g).await;
     assert_ne!(k1, k0, "not rotated when due");
     assert_eq!(did1, bob_did, "the identity changed");
