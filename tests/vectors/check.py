@@ -664,6 +664,34 @@ def check_reentry(f):
     tag = hashlib.sha256(b"chat.mls epoch tag v1" + authenticator).digest()[:16]
     expect("epochTag", tag.hex(), f("epochTag", str))
     expect("authenticatedData", (b"\x01" + tag).hex(), f("authenticatedData", str))
+def check_device_binding(f):
+    expect("extensionType", f("extensionType", int), 0xF0A9)
+    version = f("version", int)
+    expect("version", version, 1)
+    label = f("label", str)
+    expect("label", label, "chat.mls device binding v1")
+    seed = unhex(f("deviceKeySeed", str))
+    expect("deviceKey", ed25519_public(seed).hex(), f("deviceKey", str))
+    did = f("did", str).encode()
+    device_id = f("deviceId", str).encode()
+    suite = f("cipherSuite", int)
+    expect("cipherSuite", suite, 1)
+    leaf_key = unhex(f("leafSignatureKey", str))
+    signed = (
+        vl(label.encode())
+        + vl(did)
+        + vl(device_id)
+        + suite.to_bytes(2, "big")
+        + vl(leaf_key)
+    )
+    expect("signatureInput", signed.hex(), f("signatureInput", str))
+    signature = Ed25519PrivateKey.from_private_bytes(seed).sign(signed)
+    expect("signature", signature.hex(), f("signature", str))
+    proof = unhex(f("proof", str))
+    binding = bytes([version]) + vl(device_id) + vl(proof) + vl(signature)
+    expect("binding", binding.hex(), f("binding", str))
+    extension = 0xF0A9.to_bytes(2, "big") + vl(binding)
+    expect("extension", extension.hex(), f("extension", str))
 
 
 TOPICS = {
@@ -676,6 +704,7 @@ TOPICS = {
     "content.json": check_content,
     "padding.json": check_padding,
     "reentry.json": check_reentry,
+    "device-binding.json": check_device_binding,
 }
 
 

@@ -40,6 +40,10 @@ fn demo_checks_every_step() {
         "bob phone deleted every record of the expired message",
         "alice deleted every record of the expired message",
         "message envelope(s) deleted,",
+        "bob's repo holds chat.mls.device/",
+        "alice checked the new key's binding",
+        "same identity (",
+        "alice decrypted [\"signed with my new key\"]",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }

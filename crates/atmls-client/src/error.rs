@@ -193,6 +193,10 @@ pub enum KeyPackageRefusal {
     /// The proven record holds another KeyPackage than the one the commit adds.
     #[error("the proven record is not the KeyPackage that was added")]
     NotAdded,
+    /// The KeyPackage's leaf is not bound to the account by a device key (§11.16): every
+    /// member would refuse the commit adding it.
+    #[error("KeyPackage leaf: {0}")]
+    DeviceBinding(Box<crate::group::binding::BindingRefusal>),
 }
 
 /// Why a commit, proposal or message from the group was not applied.
@@ -244,6 +248,14 @@ pub enum PolicyViolation {
     /// The commit carries a proposal type the group policy does not allow (§11.2).
     #[error("the commit carries a {0} proposal, which the group policy does not allow")]
     UnsupportedProposal(String),
+    /// A leaf's device binding does not tie its signature key to its account (§11.16).
+    #[error("the leaf of {did} is not bound to the account: {reason}")]
+    DeviceBinding {
+        /// The leaf's DID.
+        did: String,
+        /// Why its binding was refused.
+        reason: crate::group::binding::BindingRefusal,
+    },
 }
 
 /// Content could not be encoded or decoded.

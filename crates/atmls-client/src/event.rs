@@ -106,6 +106,14 @@ pub enum Event {
         /// Why.
         violation: crate::error::PolicyViolation,
     },
+    /// A welcome was refused because a member of the group it leads into is not bound to
+    /// its account (docs/spec.md §11.16): the group was not joined.
+    WelcomeRefused {
+        /// The inbox sequence number.
+        seq: u64,
+        /// Why.
+        violation: crate::error::PolicyViolation,
+    },
     /// Something from the group or the inbox was refused (shown to a person as a warning).
     Rejected {
         /// The group, if known.

@@ -22,6 +22,7 @@ const DOCS: &[&str] = &[
     lexicon!("chat/mls/content.json"),
     lexicon!("chat/mls/keyPackage.json"),
     lexicon!("chat/mls/declaration.json"),
+    lexicon!("chat/mls/device.json"),
 ];
 
 /// The catalog; `None` only if the embedded documents are broken (a build defect that the

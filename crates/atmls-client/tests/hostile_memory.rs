@@ -229,10 +229,10 @@ async fn flood_of_failing_welcomes_costs_a_bounded_number_of_tries_per_sync() {
 #[tokio::test]
 async fn welcome_set_aside_joins_once_the_tree_is_reachable() {
     let net = MemoryNetwork::with_ds_config(
-        atmls_ds::DsConfig::default().with_max_envelope_bytes(8 * 1024),
+        atmls_ds::DsConfig::default().with_max_envelope_bytes(16 * 1024),
     );
     let config = DeviceConfig::default()
-        .with_max_envelope_bytes(8 * 1024)
+        .with_max_envelope_bytes(16 * 1024)
         .with_retry_backoff(Duration::ZERO, Duration::ZERO);
     let alice = device_with(&net, "alice", config.clone()).await;
     let mut dids = Vec::new();

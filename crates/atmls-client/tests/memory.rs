@@ -724,7 +724,7 @@ async fn welcome_too_large_sends_the_tree_out_of_band() {
     let mut all = vec!["alice"];
     all.extend(others.iter().map(String::as_str));
     all.push("joiner");
-    let (net, devs) = small_network(8 * 1024, &all).await;
+    let (net, devs) = small_network(16 * 1024, &all).await;
     let alice = &devs[0];
     let joiner = devs.last().unwrap();
     let g = alice.create_group("big").await.unwrap();
@@ -753,7 +753,7 @@ async fn tampered_out_of_band_tree_is_refused() {
     let others = names(40);
     let mut all = vec!["alice"];
     all.extend(others.iter().map(String::as_str));
-    let (net, devs) = small_network(8 * 1024, &all).await;
+    let (net, devs) = small_network(16 * 1024, &all).await;
     let alice = &devs[0];
     let g = alice.create_group("big").await.unwrap();
     add_in_batches(alice, &g, &devs[1..]).await;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+mod binding;
 mod content;
 mod envelopes;
 mod extension;
@@ -97,6 +98,7 @@ pub fn compute() -> Result<Vec<VectorFile>, VectorError> {
         content::file()?,
         padding::file(),
         reentry::file()?,
+        binding::file()?,
     ])
 }
 

@@ -259,6 +259,10 @@ async fn render(s: &mut Session, names: &mut GroupNames, e: &Event) -> Option<(V
             json!({ "type": "inboxUnreachable", "error": error.to_string() }),
             format!("warning: inbox unreachable this time: {error}"),
         ),
+        Event::WelcomeRefused { seq, violation } => (
+            json!({ "type": "welcomeRefused", "seq": seq, "reason": violation.to_string() }),
+            format!("warning: refused an invitation (inbox item {seq}): {violation}"),
+        ),
         Event::InboxItemDeferred {
             seq,
             error,

@@ -21,6 +21,7 @@ use clap::Args;
 
 mod ds_view;
 mod recovery;
+mod rotation;
 mod transcript;
 mod vanish;
 
@@ -432,6 +433,7 @@ async fn conversation(
 
     ds.final_checks(tr, &labels, &mailbox, e0, &sent)?;
     vanish::disappearing_message(tr, &net.clock, ds_db, &alice, &bob, &phone, &g, &mailbox).await?;
+    rotation::show(tr, &alice, &bob, &phone, &g).await?;
     recovery::run(tr, &net, &g, &alice, &bob, phone).await
 }
 

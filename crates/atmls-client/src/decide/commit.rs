@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use crate::Error;
 use crate::content;
 use crate::device::store::Provider;
+use crate::group::binding::Binder;
 use crate::group::seal::{self, WelcomeInfo, mailbox_key, staged_mailbox_key};
 use crate::group::{self as grp, GroupData, credential_did, group_data, with_data};
 use crate::keypackage::VerifiedKeyPackage;
@@ -169,6 +170,7 @@ pub(crate) fn build(
     me: &Did,
     intent: &Intent,
     max_envelope: usize,
+    binder: &Binder,
 ) -> Result<Option<BuiltCommit>, Error> {
     let data = group_data(group.extensions()).map_err(|e| Error::Protocol(e.to_string()))?;
     if intent.needs_admin(me) && !data.is_admin(me.as_str()) {
@@ -319,6 +321,10 @@ pub(crate) fn build(
                 .ok_or(Error::NotMember)?
                 .credential()
                 .clone();
+            // The new key gets its own device binding (§11.16).
+            let params = LeafNodeParameters::builder()
+                .with_extensions(binder.leaf_extensions(group.ciphersuite(), fresh.public())?)
+                .build();
             let bundle = group
                 .self_update_with_new_signer(
                     provider,
@@ -330,7 +336,7 @@ pub(crate) fn build(
                             signature_key: fresh.public().into(),
                         },
                     },
-                    LeafNodeParameters::default(),
+                    params,
                 )
                 .map_err(|e| Error::mls("rotate signature key", e))?;
             new_signer = Some(fresh.to_public_vec());

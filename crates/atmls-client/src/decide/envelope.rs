@@ -9,6 +9,7 @@ use super::policy::check_commit;
 use crate::content::{self, Content};
 use crate::device::store::Provider;
 use crate::error::{Error, FailureKind, PolicyViolation, StoreError};
+use crate::group::binding;
 use crate::group::proofs::{self, Documents, LeafCheck};
 use crate::group::reentry::{self, BrokenReason};
 use crate::group::{credential_did, leaf_device_id};
@@ -202,6 +203,14 @@ pub(crate) fn decide(
             }
             let accepted_ms = accepted.as_millis();
             match proofs::check_added_leaves(provider.crypto(), &staged, documents, accepted_ms) {
+                Ok(()) => {}
+                Err(LeafCheck::NeedDocuments(dids)) => {
+                    return Ok(EnvelopeOutcome::NeedDocuments(dids));
+                }
+                Err(LeafCheck::Refused(v)) => return policy(v),
+            }
+            // Every new leaf key is bound to its account's repo (§11.16).
+            match binding::check_commit_leaves(group, &staged, sender_leaf, documents) {
                 Ok(()) => {}
                 Err(LeafCheck::NeedDocuments(dids)) => {
                     return Ok(EnvelopeOutcome::NeedDocuments(dids));

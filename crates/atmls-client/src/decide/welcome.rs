@@ -42,7 +42,7 @@ pub(crate) enum WelcomeRefusal {
 }
 
 /// A welcome opened with one of this device's KeyPackages.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Opened {
     /// What the inviter sealed.
     pub(crate) info: WelcomeInfo,

@@ -44,14 +44,15 @@ impl<P: Pds, D: Ds> Device<P, D> {
             Did::new(st.row.inbox_ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
         let (group_id, key0) = st.transaction(|st| {
             let signer = st.signer(&st.row.signature_public.clone())?;
+            let binder = st.binder()?;
             let group = grp::create::create(
                 &st.provider(),
                 &signer,
                 &st.did,
-                &st.row.device_id,
                 st.ciphersuite()?,
                 &ds_did,
                 name,
+                &binder,
             )?;
             let key0 = seal::mailbox_key(&group, st.provider().crypto(), &[0; 32])
                 .map_err(|e| Error::mls("mailbox key", e))?;
@@ -341,8 +342,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
             let max_bytes = self.envelope_limit_over(&dses).await;
             let built = st.transaction(|st| {
                 let signer = st.signer(&row.signature_public)?;
+                let binder = st.binder()?;
                 let built = st.with_group(&group.0, |provider, g| {
-                    let built = commit::build(provider, g, &signer, &me, &intent, max_bytes)?;
+                    let built =
+                        commit::build(provider, g, &signer, &me, &intent, max_bytes, &binder)?;
                     // The lifetime after the commit goes to the DS with it (§11.18).
                     Ok(built.map(|b| (b, super::vanish::pending_lifetime_seconds(g))))
                 })?;

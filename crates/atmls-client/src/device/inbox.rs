@@ -16,6 +16,8 @@ use crate::decide::welcome;
 use crate::error::{Error, TransportError};
 use crate::event::Event;
 use crate::group::GroupId;
+use crate::group::binding;
+use crate::group::proofs::LeafCheck;
 use crate::transport::{Ds, Pds};
 
 /// Most inbox items set aside at once; an item that fails transiently when this many
@@ -30,6 +32,14 @@ const RETRIES_PER_SYNC: usize = 4;
 /// timeout); after that, items that need the network are set aside untried, so that a
 /// flood of items naming hosts that hang cannot hold the sync away from the groups.
 const TRANSIENT_PER_SYNC: u32 = 2;
+
+/// Why a join step was undone.
+enum Undo {
+    /// These DID documents are needed to check the tree's leaves.
+    Resolve(Vec<Did>),
+    /// A leaf of the tree is not bound to its account.
+    Forged(crate::error::PolicyViolation),
+}
 
 /// A joined group, and how it was joined.
 struct Joined {
@@ -153,27 +163,13 @@ impl<P: Pds, D: Ds> Device<P, D> {
             None => Ok(None),
             Some(Ok(t)) => Ok(Some(t)),
             Some(Err(Error::Transport(error))) if error.is_transient() => {
-                let config = &self.inner.config;
-                // An item set aside untried keeps its count and is due at once.
-                let (attempts, wait) = if *budget == 0 {
-                    (attempts, std::time::Duration::ZERO)
-                } else {
-                    *budget -= 1;
-                    let n = attempts.saturating_add(1);
-                    (n, delay(config.retry_backoff, config.max_retry_backoff, n))
-                };
-                if self.defer(st, seq, payload, attempts, wait)? {
-                    let ev = Event::InboxItemDeferred {
-                        seq,
-                        error,
-                        attempts,
+                let attempts =
+                    match self.set_aside(st, seq, payload, attempts, budget, error, events)? {
+                        None => return Ok(()),
+                        Some(a) => a,
                     };
-                    self.emit(std::slice::from_ref(&ev));
-                    events.push(ev);
-                    return Ok(());
-                }
                 Err(format!(
-                    "ratchet tree still unreachable after {attempts} attempts: {error}"
+                    "ratchet tree still unreachable after {attempts} attempts"
                 ))
             }
             Some(Err(e)) => Err(e.to_string()),
@@ -185,21 +181,76 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 replaceable.push(row.group_id);
             }
         }
-        let joined = st.transaction(|st| {
-            let joined = match (opened, tree) {
-                (Ok(opened), Ok(tree)) => {
-                    match welcome::join(&st.provider(), opened, tree, &replaceable) {
-                        Ok(j) => Ok(record_join(st, j)?),
-                        Err(refusal) => Err(refusal.to_string()),
+        // Joined, then every other leaf's device binding checked (§11.16.5); the DID
+        // documents this needs are resolved first and the step is run again.
+        let joined = loop {
+            let documents = std::mem::take(&mut st.documents);
+            let (o, t) = (opened.clone(), tree.clone());
+            let step = st.transaction_or_undo(|st| {
+                let joined = match (o, t) {
+                    (Ok(opened), Ok(tree)) => {
+                        match welcome::join(&st.provider(), opened, tree, &replaceable) {
+                            Ok(j) => match binding::check_tree(&j.group, &documents) {
+                                Ok(()) => Ok(record_join(st, j)?),
+                                Err(LeafCheck::NeedDocuments(dids)) => {
+                                    return Ok(Err(Undo::Resolve(dids)));
+                                }
+                                Err(LeafCheck::Refused(v)) => return Ok(Err(Undo::Forged(v))),
+                            },
+                            Err(refusal) => Err(refusal.to_string()),
+                        }
                     }
+                    (Err(refusal), _) => Err(refusal.to_string()),
+                    (_, Err(reason)) => Err(reason),
+                };
+                advance_cursor(st, seq)?;
+                store::release_deferred(&st.conn, seq)?;
+                Ok(Ok(joined))
+            });
+            st.documents = documents;
+            match step? {
+                Ok(joined) => break joined,
+                Err(Undo::Forged(violation)) => {
+                    // Nothing of the join stays; the item is done with.
+                    st.transaction(|st| {
+                        advance_cursor(st, seq)?;
+                        store::release_deferred(&st.conn, seq)?;
+                        Ok(())
+                    })?;
+                    let ev = Event::WelcomeRefused { seq, violation };
+                    self.emit(std::slice::from_ref(&ev));
+                    events.push(ev);
+                    return Ok(());
                 }
-                (Err(refusal), _) => Err(refusal.to_string()),
-                (_, Err(reason)) => Err(reason),
-            };
-            advance_cursor(st, seq)?;
-            store::release_deferred(&st.conn, seq)?;
-            Ok(joined)
-        })?;
+                Err(Undo::Resolve(dids)) => match self.resolve_documents(st, &dids).await {
+                    Ok(()) => {}
+                    Err(Error::Transport(error)) if error.is_transient() => {
+                        if self
+                            .set_aside(st, seq, payload, attempts, budget, error, events)?
+                            .is_none()
+                        {
+                            return Ok(());
+                        }
+                        break Err(format!(
+                            "DID documents still unresolved after {attempts} attempts"
+                        ));
+                    }
+                    Err(e) => return Err(e),
+                },
+            }
+        };
+        let joined = match joined {
+            Ok(j) => Ok(j),
+            Err(reason) => {
+                // Refused before or during the join: the cursor moves past it.
+                st.transaction(|st| {
+                    advance_cursor(st, seq)?;
+                    store::release_deferred(&st.conn, seq)?;
+                    Ok(())
+                })?;
+                Err(reason)
+            }
+        };
         let j = match joined {
             Ok(j) => j,
             Err(reason) => {
@@ -228,14 +279,19 @@ impl<P: Pds, D: Ds> Device<P, D> {
         // PDS: a failure is that group's (or retried at the next sync), not the inbox's.
         if j.last_resort {
             // Joined through the last-resort package: rotate the leaf signature key at
-            // once (if that fails, the periodic self-update does it at the next sync).
+            // once (if that fails, the periodic rotation does it at the next sync).
             let rotated = self
                 .commit_locked(st, &j.group, Intent::SelfUpdate { rotate: true })
                 .await;
             if self.isolate(st, &j.group, rotated, events)?.is_none() {
+                // Due at the next sync: the periodic path rotates (not only updates).
                 store::set_last_update(&st.conn, &j.group.0, 0)?;
+                super::rotation::set_last_rotation(&st.conn, &j.group.0, 0)?;
                 return Ok(());
             }
+            let now = chrono::Utc::now().timestamp();
+            store::set_last_update(&st.conn, &j.group.0, now)?;
+            super::rotation::set_last_rotation(&st.conn, &j.group.0, now)?;
         } else if let Err(e) = self.consumed_key_package(st, &j.key_package_ref).await {
             own_step_failed(e, "consumed KeyPackage not deleted")?;
         }
@@ -245,6 +301,41 @@ impl<P: Pds, D: Ds> Device<P, D> {
             events.extend(evs);
         }
         Ok(())
+    }
+
+    /// A transient failure of an item: sets it aside ([`Event::InboxItemDeferred`],
+    /// `None`) unless it may not wait any more (`Some(attempts)`: the caller refuses it).
+    /// An item tried when this sync's `budget` is spent keeps its count and is due at once.
+    #[allow(clippy::too_many_arguments)] // the item, its count, the sync's budget and events
+    fn set_aside(
+        &self,
+        st: &mut State,
+        seq: u64,
+        payload: &[u8],
+        attempts: u32,
+        budget: &mut u32,
+        error: TransportError,
+        events: &mut Vec<Event>,
+    ) -> Result<Option<u32>, Error> {
+        let config = &self.inner.config;
+        let (attempts, wait) = if *budget == 0 {
+            (attempts, std::time::Duration::ZERO)
+        } else {
+            *budget -= 1;
+            let n = attempts.saturating_add(1);
+            (n, delay(config.retry_backoff, config.max_retry_backoff, n))
+        };
+        if self.defer(st, seq, payload, attempts, wait)? {
+            let ev = Event::InboxItemDeferred {
+                seq,
+                error,
+                attempts,
+            };
+            self.emit(std::slice::from_ref(&ev));
+            events.push(ev);
+            return Ok(None);
+        }
+        Ok(Some(attempts))
     }
 
     /// Sets an item aside (moving the cursor past it) until `wait` has passed, with

@@ -66,6 +66,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
         self.replenish_before(&mut st, i64::MAX).await
     }
 
+    /// Replaces every published KeyPackage ([`Self::rotate_key_packages`] with the lock
+    /// held).
+    pub(crate) async fn replenish_all(&self, st: &mut State) -> Result<(), Error> {
+        self.replenish_before(st, i64::MAX).await
+    }
+
     pub(crate) async fn replenish_locked(&self, st: &mut State) -> Result<(), Error> {
         let renewal = self.inner.config.key_package_renewal.as_secs();
         let renew_before = unix_now() + i64::try_from(renewal).unwrap_or(0);
@@ -84,9 +90,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if stale.is_empty() && !need_last_resort && need_one_time == 0 {
             return Ok(());
         }
+        // Every package's leaf carries the device binding (§11.16), with a fresh proof of
+        // the device record (rotations in groups use it from then on).
+        // (A device key made here binds the packages built next.)
+        self.publish_device_record(st, true).await?;
         let mut tids = atmls_syntax::TidGenerator::default();
         let built = st.transaction(|st| {
             let signer = st.signer(&st.row.signature_public.clone())?;
+            let binder = st.binder()?;
             let suite = st.ciphersuite()?;
             let mailbox = atmls_ds_proto::MailboxId::from_bytes(st.row.inbox_mailbox).to_string();
             let mut built = Vec::new();
@@ -101,6 +112,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     inbox_mailbox: &mailbox,
                     lifetime_secs: cfg.key_package_lifetime.as_secs(),
                     last_resort,
+                    binder: &binder,
                 };
                 let b = build_key_package(
                     &st.provider(),

@@ -51,7 +51,7 @@ async fn setup() -> (MemoryNetwork, Dev, Dev, Dev, Dev, GroupId) {
 
 /// Alice commits adding `packages` as they are (tampered or not), bypassing nothing
 /// else: the DS accepts it, Alice merges it.
-async fn commit_add(alice: &Dev, g: &GroupId, packages: Vec<VerifiedKeyPackage>) {
+pub(super) async fn commit_add(alice: &Dev, g: &GroupId, packages: Vec<VerifiedKeyPackage>) {
     let mut st = alice.inner.state.lock().await;
     alice
         .commit_locked(&mut st, g, Intent::Add(packages))
@@ -60,7 +60,7 @@ async fn commit_add(alice: &Dev, g: &GroupId, packages: Vec<VerifiedKeyPackage>)
 }
 
 /// Bob processes the commit: it must be refused (not merged) with `want`.
-async fn bob_refuses(bob: &Dev, g: &GroupId, want: impl Fn(&PolicyViolation) -> bool) {
+pub(super) async fn bob_refuses(bob: &Dev, g: &GroupId, want: impl Fn(&PolicyViolation) -> bool) {
     let before = epoch(bob, g).await;
     let events = bob.sync().await.expect("sync");
     let refused = events.iter().find_map(|e| match e {
@@ -276,7 +276,7 @@ async fn proof_of_a_quiet_repo_counts_until_the_record_expires() {
 
 /// Runs `f` on `dev`'s copy of the group with its leaf signer and the mailbox id, as a
 /// malicious member building its own messages would; also returns the epoch's mailbox key.
-async fn in_group<T>(
+pub(super) async fn in_group<T>(
     dev: &Dev,
     g: &GroupId,
     f: impl FnOnce(
@@ -299,7 +299,7 @@ async fn in_group<T>(
 
 /// Sends `commit` (an MLS message built outside the client's commit path, as a malicious
 /// member would) to the group's mailbox as `dev`, signed with the epoch's mailbox `key`.
-async fn send_raw_commit(
+pub(super) async fn send_raw_commit(
     dev: &Dev,
     g: &GroupId,
     epoch: u64,
@@ -375,7 +375,7 @@ async fn external_commit_is_refused() {
         .expect("external group")
         .leaf_node_parameters(
             LeafNodeParameters::builder()
-                .with_capabilities(crate::keypackage::build::capabilities(suite))
+                .with_capabilities(crate::keypackage::leaf_capabilities(suite))
                 .build(),
         )
         .load_psks(provider.storage())
@@ -562,7 +562,7 @@ async fn commit_changing_a_leafs_identity_is_refused() {
                     },
                 },
                 LeafNodeParameters::builder()
-                    .with_capabilities(crate::keypackage::build::capabilities(suite))
+                    .with_capabilities(crate::keypackage::leaf_capabilities(suite))
                     .build(),
             )
             .expect("update");

@@ -2,6 +2,9 @@
 //! application calls.
 
 mod backoff;
+#[cfg(test)]
+mod binding_tests;
+mod device_key;
 pub(crate) mod ds_limits;
 mod envelope;
 #[cfg(test)]
@@ -18,6 +21,9 @@ pub(crate) mod outbox;
 mod pending;
 pub(crate) mod recovery;
 pub(crate) mod resend;
+mod rotation;
+#[cfg(test)]
+mod rotation_tests;
 pub(crate) mod store;
 mod sync;
 mod tree_blobs;
@@ -71,6 +77,9 @@ pub struct DeviceConfig {
     /// Self-update in each group this often (during [`Device::sync`]); `None`: never
     /// on its own.
     pub self_update_interval: Option<Duration>,
+    /// Rotate the leaf signature key in each group this often (during [`Device::sync`],
+    /// docs/spec.md §11.16.6); `None`: only after a last-resort join.
+    pub signature_rotation_interval: Option<Duration>,
     /// After a transient failure (docs/spec.md §11.14) the inbox or group is left alone
     /// this long, doubling per consecutive failure up to [`Self::max_retry_backoff`];
     /// an inbox item set aside is retried on the same schedule.
@@ -104,6 +113,7 @@ impl Default for DeviceConfig {
             max_envelope_bytes: 1 << 20,
             own_device_check_interval: Duration::from_secs(300),
             self_update_interval: Some(Duration::from_secs(7 * 86_400)),
+            signature_rotation_interval: Some(Duration::from_secs(3 * 86_400)),
             poll_interval: Duration::from_secs(30),
             retry_backoff: Duration::from_secs(1),
             max_retry_backoff: Duration::from_secs(300),
@@ -156,6 +166,12 @@ impl DeviceConfig {
     /// Sets the periodic self-update interval.
     pub fn with_self_update_interval(mut self, interval: Option<Duration>) -> Self {
         self.self_update_interval = interval;
+        self
+    }
+
+    /// Sets the periodic signature-key rotation interval.
+    pub fn with_signature_rotation_interval(mut self, interval: Option<Duration>) -> Self {
+        self.signature_rotation_interval = interval;
         self
     }
 
@@ -430,6 +446,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
         store::write_device(&conn, &row)?;
         let device = Self::from_parts(conn, crypto, row, pds, ds, config)?;
         device.publish_declaration().await?;
+        {
+            let mut st = device.inner.state.lock().await;
+            device.publish_device_record(&mut st, false).await?;
+        }
         device.replenish_key_packages().await?;
         Ok(device)
     }
@@ -458,6 +478,11 @@ impl<P: Pds, D: Ds> Device<P, D> {
             .into());
         }
         let device = Self::from_parts(conn, RustCrypto::default(), row, pds, ds, config)?;
+        {
+            // A database from before device keys gets one (or at the next sync).
+            let mut st = device.inner.state.lock().await;
+            device.bind_device(&mut st).await?;
+        }
         // What expired while the device was off goes first (§11.18).
         device.expire_messages().await?;
         Ok(device)

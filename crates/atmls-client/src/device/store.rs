@@ -205,6 +205,8 @@ fn configure(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(super::tree_blobs::SCHEMA)?;
     conn.execute_batch(super::resend::SCHEMA)?;
     conn.execute_batch(super::vanish::SCHEMA)?;
+    conn.execute_batch(super::rotation::SCHEMA)?;
+    conn.execute_batch(super::device_key::SCHEMA)?;
     Ok(())
 }
 

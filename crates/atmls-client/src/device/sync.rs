@@ -88,8 +88,11 @@ impl<P: Pds, D: Ds> Device<P, D> {
             }
         }
         self.request_reentries(&mut st).await?;
-        if let Some(every) = self.inner.config.self_update_interval {
-            self.periodic_self_updates(&mut st, every, &mut events)
+        // A database from before device keys publishes its record first (§11.16.1);
+        // without it no leaf can be bound, so the periodic updates wait.
+        self.bind_device(&mut st).await?;
+        if st.binder().is_ok() {
+            self.periodic_leaf_updates(&mut st, chrono::Utc::now().timestamp(), &mut events)
                 .await?;
         }
         if let Err(e) = self.replenish_locked(&mut st).await {
@@ -147,39 +150,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
         self.emit(std::slice::from_ref(&ev));
         events.push(ev);
         Ok(None)
-    }
-
-    async fn periodic_self_updates(
-        &self,
-        st: &mut State,
-        every: std::time::Duration,
-        events: &mut Vec<Event>,
-    ) -> Result<(), Error> {
-        let now = chrono::Utc::now().timestamp();
-        let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
-        for row in store::groups(&st.conn)? {
-            if !row.active || recovery::is_broken(st, &row.group_id)? {
-                continue;
-            }
-            let last = store::last_update(&st.conn, &row.group_id, now)?;
-            if now.saturating_sub(last) < every {
-                continue;
-            }
-            let id = GroupId(row.group_id.clone());
-            if !st
-                .backoffs
-                .ready(&Target::Group(id.0.clone()), Instant::now())
-            {
-                continue;
-            }
-            let committed = self
-                .commit_locked(st, &id, Intent::SelfUpdate { rotate: false })
-                .await;
-            if self.isolate(st, &id, committed, events)?.is_some() {
-                store::set_last_update(&st.conn, &row.group_id, now)?;
-            }
-        }
-        Ok(())
     }
 
     /// Whether this device commits the pending leave proposals
@@ -290,7 +260,11 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// on (the group backs off and the step is repeated later); a permanent one (the DID
     /// does not resolve: not found, tombstoned, an invalid document) is remembered as
     /// such, and the leaf it names is refused (§11.13, §11.14).
-    async fn resolve_documents(&self, st: &mut State, dids: &[Did]) -> Result<(), Error> {
+    pub(super) async fn resolve_documents(
+        &self,
+        st: &mut State,
+        dids: &[Did],
+    ) -> Result<(), Error> {
         for did in dids {
             let doc = match self.inner.pds.resolve_history(did).await {
                 Ok(doc) => Ok(doc),

@@ -2,6 +2,7 @@
 //! leaves. What a commit, an envelope or a welcome comes to is decided in
 //! [`crate::decide`].
 
+pub mod binding;
 pub(crate) mod create;
 mod extension;
 mod lifetime;
@@ -13,6 +14,7 @@ use atmls_ds_proto::MailboxId;
 use atmls_identity::Did;
 use openmls::prelude::*;
 
+pub use binding::{DEVICE_BINDING_EXTENSION_TYPE, DEVICE_COLLECTION};
 pub use extension::{GROUP_DATA_EXTENSION_TYPE, GroupData, GroupDataError, PaddingPolicy};
 pub use lifetime::{
     LifetimeOutOfBounds, MAX_MESSAGE_LIFETIME, MIN_MESSAGE_LIFETIME, MessageLifetime,
@@ -52,6 +54,8 @@ pub struct Member {
     pub device_id: Option<String>,
     /// The leaf index.
     pub leaf: u32,
+    /// The leaf's signature public key (it changes when the device rotates it, §11.16).
+    pub signature_key: Vec<u8>,
 }
 
 /// A snapshot of a group as this device sees it.
@@ -126,6 +130,7 @@ pub(crate) fn members(group: &MlsGroup) -> Vec<Member> {
                 did,
                 device_id,
                 leaf: m.index.u32(),
+                signature_key: m.signature_key,
             })
         })
         .collect()

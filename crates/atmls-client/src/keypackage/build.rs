@@ -8,7 +8,10 @@ use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
 
 use crate::device::store::Provider;
-use crate::group::{GROUP_DATA_EXTENSION_TYPE, LEAF_PROOFS_PROPOSAL_TYPE};
+use crate::group::binding::Binder;
+use crate::group::{
+    DEVICE_BINDING_EXTENSION_TYPE, GROUP_DATA_EXTENSION_TYPE, LEAF_PROOFS_PROPOSAL_TYPE,
+};
 
 /// The capabilities every leaf of this client advertises: the group data extension,
 /// `last_resort` (NOTES: both must be listed or adds fail) and the leaf-proofs proposal.
@@ -18,6 +21,21 @@ pub fn capabilities(ciphersuite: Ciphersuite) -> Capabilities {
         .extensions(vec![
             ExtensionType::Unknown(GROUP_DATA_EXTENSION_TYPE),
             ExtensionType::LastResort,
+        ])
+        .proposals(vec![ProposalType::Custom(LEAF_PROOFS_PROPOSAL_TYPE)])
+        .credentials(vec![CredentialType::Basic])
+        .build()
+}
+
+/// The capabilities of this client's leaves: [`capabilities`] and the device binding
+/// leaf extension `0xF0A9` (docs/spec.md §11.16), which every leaf carries.
+pub fn leaf_capabilities(ciphersuite: Ciphersuite) -> Capabilities {
+    Capabilities::builder()
+        .ciphersuites(vec![ciphersuite])
+        .extensions(vec![
+            ExtensionType::Unknown(GROUP_DATA_EXTENSION_TYPE),
+            ExtensionType::LastResort,
+            ExtensionType::Unknown(DEVICE_BINDING_EXTENSION_TYPE),
         ])
         .proposals(vec![ProposalType::Custom(LEAF_PROOFS_PROPOSAL_TYPE)])
         .credentials(vec![CredentialType::Basic])
@@ -42,6 +60,8 @@ pub(crate) struct KeyPackageParams<'a> {
     pub(crate) inbox_mailbox: &'a str,
     pub(crate) lifetime_secs: u64,
     pub(crate) last_resort: bool,
+    /// Signs the leaf's device binding (its `did` and `device_id` are this package's).
+    pub(crate) binder: &'a Binder,
 }
 
 /// Longest MLS lifetime range openmls considers acceptable (84 days and an hour).
@@ -82,12 +102,9 @@ pub(crate) fn build_key_package(
         credential: credential.into(),
         signature_key: signer.public().into(),
     };
-    let leaf_extensions = Extensions::single(Extension::ApplicationId(
-        ApplicationIdExtension::new(p.device_id.as_bytes()),
-    ))
-    .map_err(|e| crate::Error::mls("key package extensions", e))?;
+    let leaf_extensions = p.binder.leaf_extensions(p.ciphersuite, signer.public())?;
     let mut builder = KeyPackage::builder()
-        .leaf_node_capabilities(capabilities(p.ciphersuite))
+        .leaf_node_capabilities(leaf_capabilities(p.ciphersuite))
         .leaf_node_extensions(leaf_extensions)
         .key_package_lifetime(mls_lifetime(
             u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0),

@@ -4,8 +4,8 @@
 pub(crate) mod build;
 mod verify;
 
-pub use build::capabilities;
 pub(crate) use build::{build_key_package, declaration_record};
+pub use build::{capabilities, leaf_capabilities};
 pub use verify::VerifiedKeyPackage;
 pub(crate) use verify::{prove_record, verify_added_key_package, verify_key_package};
 

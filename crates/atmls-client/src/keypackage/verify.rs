@@ -162,6 +162,10 @@ pub(crate) fn verify_key_package(
     {
         return Err(R::MissingCapability);
     }
+    // 9. The leaf's device binding (§11.16): receivers refuse an unbound added leaf, so
+    // the committer does not add one.
+    crate::group::binding::check_leaf(doc, did, key_package.leaf_node(), key_package.ciphersuite())
+        .map_err(|r| R::DeviceBinding(Box::new(r)))?;
     Ok(VerifiedKeyPackage {
         did: did.clone(),
         rkey: rkey.to_owned(),

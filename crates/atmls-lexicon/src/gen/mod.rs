@@ -12,6 +12,9 @@ pub enum KnownRecord {
     /// `chat.mls.declaration`
     #[serde(rename = "chat.mls.declaration")]
     ChatMlsDeclaration(Box<crate::generated::chat::mls::declaration::Record>),
+    /// `chat.mls.device`
+    #[serde(rename = "chat.mls.device")]
+    ChatMlsDevice(Box<crate::generated::chat::mls::device::Record>),
     /// `chat.mls.keyPackage`
     #[serde(rename = "chat.mls.keyPackage")]
     ChatMlsKeyPackage(Box<crate::generated::chat::mls::key_package::Record>),
@@ -36,6 +39,16 @@ impl From<crate::generated::chat::mls::declaration::RecordData> for KnownRecord 
         KnownRecord::ChatMlsDeclaration(Box::new(data.into()))
     }
 }
+impl From<crate::generated::chat::mls::device::Record> for KnownRecord {
+    fn from(record: crate::generated::chat::mls::device::Record) -> Self {
+        KnownRecord::ChatMlsDevice(Box::new(record))
+    }
+}
+impl From<crate::generated::chat::mls::device::RecordData> for KnownRecord {
+    fn from(data: crate::generated::chat::mls::device::RecordData) -> Self {
+        KnownRecord::ChatMlsDevice(Box::new(data.into()))
+    }
+}
 impl From<crate::generated::chat::mls::key_package::Record> for KnownRecord {
     fn from(record: crate::generated::chat::mls::key_package::Record) -> Self {
         KnownRecord::ChatMlsKeyPackage(Box::new(record))
@@ -52,6 +65,7 @@ pub const LEXICONS: &[&str] = &[
     crate::generated::chat::mls::content::LEXICON,
     crate::generated::chat::mls::declaration::LEXICON,
     crate::generated::chat::mls::defs::LEXICON,
+    crate::generated::chat::mls::device::LEXICON,
     crate::generated::chat::mls::ds::create_mailbox::LEXICON,
     crate::generated::chat::mls::ds::delete_inbox_items::LEXICON,
     crate::generated::chat::mls::ds::describe_server::LEXICON,

@@ -73,10 +73,12 @@ fn a_rotating_self_update_records_the_new_signer() {
         SUITE.signature_algorithm(),
     );
     assert!(stored.is_some(), "the new key is kept for the group");
-    assert!(matches!(
-        bob.decide(&built.payload, &no_documents()),
-        EnvelopeOutcome::Merged { .. }
-    ));
+    // The new leaf key's device binding is checked against Alice's repo (§11.16.5):
+    // her DID document is asked for first, and nothing is merged without it.
+    match bob.decide_undone(&built.payload, &no_documents()) {
+        EnvelopeOutcome::NeedDocuments(dids) => assert_eq!(dids, [alice.did.clone()]),
+        other => panic!("expected a request for documents, got {other:?}"),
+    }
 }
 
 #[test]

@@ -211,10 +211,11 @@ fn a_commit_by_a_non_admin_is_refused() {
     group_of(&mut alice, &mut [&mut bob, &mut carol]);
     // Bob is no admin: building it is refused locally ...
     let me = bob.did.clone();
+    let binder = bob.binder.clone();
     let (provider, group, signer) = bob.parts();
     let remove = Intent::Remove(vec![carol.did.clone()]);
     assert!(matches!(
-        commit::build(&provider, group, signer, &me, &remove, MAX),
+        commit::build(&provider, group, signer, &me, &remove, MAX, &binder),
         Err(crate::Error::NotAdmin)
     ));
     // ... and one built around that check is refused by every receiver.

@@ -42,6 +42,7 @@ fn a_lifetime_change_by_a_non_admin_is_refused() {
     let minute = MessageLifetime::from_seconds(60).expect("in bounds");
     // Bob is no admin: the intent is refused locally ...
     let me = bob.did.clone();
+    let binder = bob.binder.clone();
     let change = Intent::Update(DataChange {
         message_lifetime: Some(minute),
         ..DataChange::default()
@@ -49,7 +50,7 @@ fn a_lifetime_change_by_a_non_admin_is_refused() {
     {
         let (provider, group, signer) = bob.parts();
         assert!(matches!(
-            crate::decide::commit::build(&provider, group, signer, &me, &change, MAX),
+            crate::decide::commit::build(&provider, group, signer, &me, &change, MAX, &binder),
             Err(crate::Error::NotAdmin)
         ));
     }

@@ -16,6 +16,7 @@ use super::envelope::{self, EnvelopeOutcome};
 use super::welcome::{self, WelcomeRefusal};
 use crate::content;
 use crate::device::store::{self, KeyPackageRow, Provider};
+use crate::group::binding::Binder;
 use crate::group::proofs::Documents;
 use crate::group::seal::{self, WelcomeInfo};
 use crate::group::{self as grp};
@@ -40,6 +41,8 @@ struct Member {
     signer: SignatureKeyPair,
     group: Option<MlsGroup>,
     packages: Vec<KeyPackageRow>,
+    /// Its device key, with no repo behind it (these tests have no PDS).
+    binder: Binder,
 }
 
 impl Member {
@@ -58,6 +61,12 @@ impl Member {
             signer,
             group: None,
             packages: Vec::new(),
+            binder: Binder {
+                key: ed25519_dalek::SigningKey::from_bytes(&rand::random()),
+                did: format!("did:plc:{name:a<24}"),
+                device_id: name.into(),
+                proof: Vec::new(),
+            },
         }
     }
 
@@ -90,6 +99,7 @@ impl Member {
                 inbox_mailbox: &inbox.to_string(),
                 lifetime_secs: 30 * 86_400,
                 last_resort: false,
+                binder: &self.binder,
             },
             "3jzfcijpj2z2a".into(),
         )
@@ -123,8 +133,9 @@ impl Member {
     /// Builds the commit for `intent` (left pending in the group).
     fn build(&mut self, intent: &Intent) -> Option<BuiltCommit> {
         let me = self.did.clone();
+        let binder = self.binder.clone();
         let (provider, group, signer) = self.parts();
-        commit::build(&provider, group, signer, &me, intent, MAX).expect("build")
+        commit::build(&provider, group, signer, &me, intent, MAX, &binder).expect("build")
     }
 
     /// Merges this member's pending commit (the DS accepted it).
@@ -194,10 +205,10 @@ fn group_of(alice: &mut Member, others: &mut [&mut Member]) -> BuiltCommit {
         &provider,
         &alice.signer,
         &alice.did,
-        alice.name,
         SUITE,
         &ds(),
         "tea",
+        &alice.binder,
     )
     .expect("create");
     alice.group = Some(group);

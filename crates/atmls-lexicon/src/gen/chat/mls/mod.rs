@@ -8,6 +8,8 @@ pub mod content;
 pub mod declaration;
 /// `chat.mls.defs`
 pub mod defs;
+/// `chat.mls.device`
+pub mod device;
 pub mod ds;
 /// `chat.mls.keyPackage`
 pub mod key_package;
