@@ -210,7 +210,8 @@ pub(crate) fn decide(
                 Err(LeafCheck::Refused(v)) => return policy(v),
             }
             // Every new leaf key is bound to its account's repo (§11.16).
-            match binding::check_commit_leaves(group, &staged, sender_leaf, documents) {
+            match binding::check_commit_leaves(group, &staged, sender_leaf, documents, accepted_ms)
+            {
                 Ok(()) => {}
                 Err(LeafCheck::NeedDocuments(dids)) => {
                     return Ok(EnvelopeOutcome::NeedDocuments(dids));

@@ -227,12 +227,15 @@ pub(crate) fn verify_leaf(
 /// (§11.16.5): every added KeyPackage's leaf, every Update proposal's leaf and the
 /// committer's UpdatePath leaf, the last two unless they keep the signature key and the
 /// binding of the leaf they replace (checked when it entered the group or this member
-/// joined). Each must verify against its DID's document in `docs`.
+/// joined). Each must verify against its DID's document in force when the DS accepted
+/// the commit (`accepted_ms`, its envelope's `receivedAt`), as the leaf proofs of §11.13:
+/// a key rotation after that does not split a late member off.
 pub(crate) fn check_commit_leaves(
     group: &MlsGroup,
     staged: &StagedCommit,
     committer: Option<LeafNodeIndex>,
     docs: &Documents,
+    accepted_ms: u64,
 ) -> Result<(), LeafCheck> {
     let unchanged = |index: LeafNodeIndex, new: &LeafNode| {
         group.public_group().leaf(index).is_some_and(|old| {
@@ -259,7 +262,7 @@ pub(crate) fn check_commit_leaves(
         }
     }
     let leaves: Vec<&LeafNode> = leaves.iter().collect();
-    check_leaves(&leaves, group.ciphersuite(), docs)
+    check_leaves(&leaves, group.ciphersuite(), docs, Some(accepted_ms))
 }
 
 /// Checks every leaf of the tree a joiner is about to accept except its own
@@ -272,16 +275,17 @@ pub(crate) fn check_tree(group: &MlsGroup, docs: &Documents) -> Result<(), LeafC
         .filter(|m| m.index != own)
         .filter_map(|m| group.public_group().leaf(m.index))
         .collect();
-    check_leaves(&leaves, group.ciphersuite(), docs)
+    check_leaves(&leaves, group.ciphersuite(), docs, None)
 }
 
-/// Each leaf's binding against its DID's document: the documents missing from `docs`
-/// are asked for first (all at once, each DID once); a DID that did not resolve
-/// refuses its leaves.
+/// Each leaf's binding against its DID's document — the one in force at `at` (Unix ms)
+/// if given, else the current one: the documents missing from `docs` are asked for first
+/// (all at once, each DID once); a DID that did not resolve refuses its leaves.
 fn check_leaves(
     leaves: &[&LeafNode],
     ciphersuite: Ciphersuite,
     docs: &Documents,
+    at: Option<u64>,
 ) -> Result<(), LeafCheck> {
     let mut dids = Vec::with_capacity(leaves.len());
     for leaf in leaves {
@@ -299,21 +303,30 @@ fn check_leaves(
     }
     for (leaf, did) in leaves.iter().zip(&dids) {
         match docs.get(did) {
-            // The current document, not the one at the proof's revision: the revision is
-            // chosen by whoever signed the commit, so a retired key could backdate one
-            // (§11.16.4).
-            Some(Ok(history)) => match history.latest() {
-                Some(doc) => verify_leaf(doc, leaf, ciphersuite)?,
-                None => {
-                    return Err(PolicyViolation::DeviceBinding {
-                        did: did.to_string(),
-                        reason: BindingRefusal::Record(KeyPackageRefusal::DidDocument(
-                            "the DID is tombstoned".into(),
-                        )),
+            // A joiner has no trusted time for a leaf already in the tree: the current
+            // document, not the one at the proof's revision (the revision is chosen by
+            // whoever signed the repo commit, so a retired key could backdate one,
+            // §11.16.4).
+            Some(Ok(history)) => {
+                let doc = match at {
+                    Some(ms) => history
+                        .at(atmls_ds_proto::Timestamp::from_millis(ms))
+                        .map_err(|e| e.to_string()),
+                    None => history
+                        .latest()
+                        .ok_or_else(|| "the DID is tombstoned".to_owned()),
+                };
+                match doc {
+                    Ok(doc) => verify_leaf(doc, leaf, ciphersuite)?,
+                    Err(e) => {
+                        return Err(PolicyViolation::DeviceBinding {
+                            did: did.to_string(),
+                            reason: BindingRefusal::Record(KeyPackageRefusal::DidDocument(e)),
+                        }
+                        .into());
                     }
-                    .into());
                 }
-            },
+            }
             Some(Err(e)) => {
                 return Err(PolicyViolation::DeviceBinding {
                     did: did.to_string(),
