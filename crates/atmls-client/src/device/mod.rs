@@ -4,6 +4,8 @@
 mod backoff;
 #[cfg(test)]
 mod binding_tests;
+#[cfg(test)]
+mod catch_up_tests;
 mod device_key;
 pub(crate) mod ds_limits;
 mod envelope;
