@@ -316,8 +316,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok(out)
     }
 
-    /// Commits `intent`: builds it on the current epoch, sends it, and on an epoch
-    /// conflict drops it, catches up with the group and rebuilds the same intent.
+    /// Commits `intent`: builds it on the current epoch, sends it, and when the DS refuses
+    /// it for its epoch (an epoch conflict, or the key of an epoch that ended unseen)
+    /// drops it, catches up with the group and rebuilds the same intent.
     pub(crate) async fn commit_locked(
         &self,
         st: &mut State,
@@ -403,7 +404,13 @@ impl<P: Pds, D: Ds> Device<P, D> {
                         undelivered,
                     });
                 }
-                Err(TransportError::EpochConflict { .. }) => {
+                // Refused for its epoch: the group moved on. Either the DS says so
+                // (`EpochConflict`), or this device's epoch ended past the DS's key grace
+                // window (or more than one epoch ago) and its key is refused outright
+                // (`KeyExpired`); reading with that key still reaches the commit that
+                // ended the epoch (§11.3). The commit is dropped, the group caught up
+                // with, and the intent rebuilt.
+                Err(e) if stale_epoch(&e) => {
                     st.transaction(|st| st.drop_pending(group))?;
                     let events = self.sync_group_locked(st, group).await?;
                     self.emit(&events);
@@ -415,6 +422,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
         }
         Err(Error::RetriesExhausted(max))
     }
+}
+
+/// Whether a refused commit was built on an epoch that is no longer the mailbox's:
+/// `EpochConflict`, or its epoch's key refused (`KeyExpired`). Either way the DS did not
+/// take it, and catching up with the group is the way on.
+fn stale_epoch(e: &TransportError) -> bool {
+    matches!(e, TransportError::EpochConflict { .. })
+        || e.ds_error() == Some(atmls_ds_proto::ErrorName::KeyExpired)
 }
 
 impl<P: Pds, D: Ds> Device<P, D> {
