@@ -15,6 +15,8 @@ pub(crate) mod groups;
 mod inbox;
 #[cfg(test)]
 mod key_history_tests;
+#[cfg(test)]
+mod key_package_reuse_tests;
 mod keys;
 #[cfg(test)]
 mod leaf_proof_tests;
