@@ -149,6 +149,7 @@ async fn forged_package(forger: &Dev, victim: &Dev, how: Forgery) -> VerifiedKey
         rev: "3jzfcijpj2z2a".into(),
         // No leaf proof: the creator merges its own commit, and nobody else was there.
         proof: Vec::new(),
+        expires_at: i64::MAX,
     }
 }
 
@@ -409,6 +410,7 @@ async fn added_key_package_without_a_valid_binding_is_refused() {
         key_package,
         rev: "3jzfcijpj2z2a".into(),
         proof: car,
+        expires_at: i64::MAX,
     };
     super::leaf_proof_tests::commit_add(&alice, &g, vec![forged]).await;
     super::leaf_proof_tests::bob_refuses(&bob, &g, |v| {

@@ -14,6 +14,7 @@ use crate::error::{Error, TransportError};
 use crate::event::Event;
 use crate::group::seal;
 use crate::group::{self as grp, Group, GroupData, GroupId};
+use crate::keypackage::VerifiedKeyPackage;
 use crate::transport::{Ds, Pds};
 
 /// How a commit ended.
@@ -341,6 +342,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 dses.extend(packages.iter().map(|k| k.inbox_ds.clone()));
             }
             let max_bytes = self.envelope_limit_over(&dses).await;
+            let now = self.unix_now();
             let built = st.transaction(|st| {
                 let signer = st.signer(&row.signature_public)?;
                 let binder = st.binder()?;
@@ -352,6 +354,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 })?;
                 if let Some((built, _)) = &built {
                     st.record_pending(group, &built.pending)?;
+                    // Its one-time packages are used from now on, whatever the outcome
+                    // (an accepted commit may not be known as such yet): §11.9.
+                    let added: Vec<&VerifiedKeyPackage> = match &intent {
+                        Intent::Add(kps) => kps.iter().collect(),
+                        Intent::Readd(k) => vec![k.as_ref()],
+                        _ => Vec::new(),
+                    };
+                    super::used_key_packages::record(&st.conn, &st.crypto, added, now)?;
                 }
                 Ok(built)
             })?;

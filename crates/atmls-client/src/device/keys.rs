@@ -7,6 +7,7 @@ use openmls_traits::OpenMlsProvider as _;
 use openmls_traits::storage::StorageProvider as _;
 
 use super::store::{self, KeyPackageRow};
+use super::used_key_packages;
 use super::{Device, State};
 use crate::error::{Error, KeyPackageRefusal, TransportError};
 use crate::keypackage::{
@@ -292,6 +293,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             }
         }
         let suite = st.ciphersuite()?;
+        let now = unix_now();
         let mut devices: BTreeMap<String, Vec<(bool, u64, VerifiedKeyPackage)>> = BTreeMap::new();
         let mut last = None;
         for (rkey, car) in candidates {
@@ -303,9 +305,13 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 &car,
                 seen.as_deref(),
                 &[suite],
-                unix_now(),
+                now,
             ) {
                 Ok(v) if did == self.did() && v.device_id == self.device_id() => {}
+                // A one-time package already in one of this device's commits (§11.9).
+                Ok(v) if used_key_packages::used(&st.conn, &st.crypto, &v, now)? => {
+                    last = Some(KeyPackageRefusal::Used);
+                }
                 Ok(v) => {
                     if seen.as_deref().is_none_or(|s| v.rev.as_str() > s) {
                         seen = Some(v.rev.clone());

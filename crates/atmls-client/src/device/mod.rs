@@ -31,6 +31,7 @@ mod rotation_tests;
 pub(crate) mod store;
 mod sync;
 mod tree_blobs;
+mod used_key_packages;
 pub(crate) mod vanish;
 pub(crate) mod welcome;
 
@@ -547,6 +548,12 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// A stream of this device's events (each subscriber sees events from now on).
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
+    }
+
+    /// Now by the device clock ([`DeviceConfig::clock`]), in Unix seconds: every decision
+    /// that compares with a stored or peer time reads it (§11.11).
+    pub(crate) fn unix_now(&self) -> i64 {
+        i64::try_from(self.inner.config.clock.now().as_millis() / 1000).unwrap_or(i64::MAX)
     }
 
     pub(crate) fn emit(&self, events: &[Event]) {

@@ -127,6 +127,7 @@ impl Member {
             key_package: bundle.key_package().clone(),
             rev: "3jzfcijpj2z2a".into(),
             proof,
+            expires_at: i64::MAX,
         }
     }
 
