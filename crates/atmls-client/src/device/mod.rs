@@ -6,6 +6,8 @@ mod backoff;
 mod binding_tests;
 #[cfg(test)]
 mod catch_up_tests;
+#[cfg(test)]
+mod clock_tests;
 mod device_key;
 pub(crate) mod ds_limits;
 mod envelope;
