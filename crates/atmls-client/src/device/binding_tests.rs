@@ -87,6 +87,7 @@ async fn forged_package(forger: &Dev, victim: &Dev, how: Forgery) -> VerifiedKey
         lifetime_secs: 30 * 86_400,
         last_resort: false,
         binder: &binder,
+        now: st.unix_ms(),
     };
     let built = crate::keypackage::build::build_key_package(
         &st.provider(),
@@ -338,6 +339,7 @@ async fn added_key_package_without_a_valid_binding_is_refused() {
             lifetime_secs: 30 * 86_400,
             last_resort: false,
             binder: &binder,
+            now: st.unix_ms(),
         };
         crate::keypackage::build::build_key_package(&st.provider(), &signer, &params, rkey.clone())
             .unwrap()

@@ -342,7 +342,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 dses.extend(packages.iter().map(|k| k.inbox_ds.clone()));
             }
             let max_bytes = self.envelope_limit_over(&dses).await;
-            let now = self.unix_now();
+            let now = st.unix_now();
             let built = st.transaction(|st| {
                 let signer = st.signer(&row.signature_public)?;
                 let binder = st.binder()?;

@@ -16,10 +16,6 @@ use crate::keypackage::{
 };
 use crate::transport::{DidStatus, Ds, GatheredRecords, Pds, RecordWrite};
 
-fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 impl<P: Pds, D: Ds> Device<P, D> {
     /// Publishes `chat.mls.declaration` unless the account already has one.
     pub async fn publish_declaration(&self) -> Result<(), Error> {
@@ -32,15 +28,15 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if existing.iter().any(|r| r.rkey == "self") {
             return Ok(());
         }
-        let (ds, suite) = {
+        let (ds, suite, now) = {
             let st = self.inner.state.lock().await;
-            (st.row.inbox_ds.clone(), st.row.ciphersuite)
+            (st.row.inbox_ds.clone(), st.row.ciphersuite, st.unix_ms())
         };
         let value = crate::keypackage::declaration_record(
             &ds,
             &self.inner.config.invite_policy,
             suite,
-            chrono::Utc::now(),
+            crate::keypackage::build::utc(now),
         )?;
         self.inner
             .pds
@@ -75,7 +71,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
 
     pub(crate) async fn replenish_locked(&self, st: &mut State) -> Result<(), Error> {
         let renewal = self.inner.config.key_package_renewal.as_secs();
-        let renew_before = unix_now() + i64::try_from(renewal).unwrap_or(0);
+        let renew_before = st
+            .unix_now()
+            .saturating_add(i64::try_from(renewal).unwrap_or(0));
         self.replenish_before(st, renew_before).await
     }
 
@@ -96,6 +94,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         // (A device key made here binds the packages built next.)
         self.publish_device_record(st, true).await?;
         let mut tids = atmls_syntax::TidGenerator::default();
+        let now = st.unix_ms();
         let built = st.transaction(|st| {
             let signer = st.signer(&st.row.signature_public.clone())?;
             let binder = st.binder()?;
@@ -114,6 +113,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     lifetime_secs: cfg.key_package_lifetime.as_secs(),
                     last_resort,
                     binder: &binder,
+                    now,
                 };
                 let b = build_key_package(
                     &st.provider(),
@@ -293,7 +293,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             }
         }
         let suite = st.ciphersuite()?;
-        let now = unix_now();
+        let now = st.unix_now();
         let mut devices: BTreeMap<String, Vec<(bool, u64, VerifiedKeyPackage)>> = BTreeMap::new();
         let mut last = None;
         for (rkey, car) in candidates {

@@ -92,7 +92,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
         // without it no leaf can be bound, so the periodic updates wait.
         self.bind_device(&mut st).await?;
         if st.binder().is_ok() {
-            self.periodic_leaf_updates(&mut st, chrono::Utc::now().timestamp(), &mut events)
+            let now = st.unix_now();
+            self.periodic_leaf_updates(&mut st, now, &mut events)
                 .await?;
         }
         if let Err(e) = self.replenish_locked(&mut st).await {

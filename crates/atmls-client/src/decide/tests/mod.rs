@@ -100,6 +100,8 @@ impl Member {
                 lifetime_secs: 30 * 86_400,
                 last_resort: false,
                 binder: &self.binder,
+                // openmls checks MLS lifetimes against the system clock.
+                now: chrono::Utc::now().timestamp_millis(),
             },
             "3jzfcijpj2z2a".into(),
         )

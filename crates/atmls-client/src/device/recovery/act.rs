@@ -7,8 +7,8 @@ use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider as _;
 use openmls_traits::storage::StorageProvider as _;
 
+use super::is_broken;
 use super::rows;
-use super::{is_broken, unix_ms};
 use crate::decide::commit::Intent;
 use crate::device::store::{self, GroupRow, KeyPackageRow};
 use crate::device::{Device, State};
@@ -229,7 +229,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     request.did.as_str(),
                     &request.device_id,
                     &package_ref,
-                    unix_ms(),
+                    st.unix_ms(),
                 )?;
                 acted = true;
             }
