@@ -42,6 +42,10 @@ async fn one_account_added_to_two_groups_joins_both() {
     let g2 = alice.create_group("two").await.unwrap();
     alice.add_members(&g1, &[bob.did().clone()]).await.unwrap();
     alice.add_members(&g2, &[bob.did().clone()]).await.unwrap();
+    // Bob's records still list the used one-time package: Alice offers the last resort.
+    let offered = alice.key_packages_of(bob.did()).await.unwrap();
+    assert_eq!(offered.len(), 1);
+    assert!(offered[0].last_resort, "the used one-time package was offered again");
 
     let events = bob.sync().await.unwrap();
     let mut joined = Event::joined(&events);

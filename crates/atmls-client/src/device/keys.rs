@@ -7,7 +7,6 @@ use openmls_traits::OpenMlsProvider as _;
 use openmls_traits::storage::StorageProvider as _;
 
 use super::store::{self, KeyPackageRow};
-use super::used_key_packages;
 use super::{Device, State};
 use crate::error::{Error, KeyPackageRefusal, TransportError};
 use crate::keypackage::{
@@ -192,7 +191,18 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 Some(v) => v,
                 None => self.verified(st, did, true, None).await?,
             };
-            out.extend(by_device.into_values().filter_map(|v| v.into_iter().next()));
+            let before = out.len();
+            for mut packages in by_device.into_values() {
+                st.drop_used_key_packages(&mut packages)?;
+                out.extend(packages.into_iter().next());
+            }
+            // Every device's packages were one-time ones this device already used.
+            if out.len() == before {
+                return Err(Error::NoKeyPackage {
+                    did: did.clone(),
+                    last: Some(KeyPackageRefusal::Used),
+                });
+            }
         }
         Ok(out)
     }
@@ -308,10 +318,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 now,
             ) {
                 Ok(v) if did == self.did() && v.device_id == self.device_id() => {}
-                // A one-time package already in one of this device's commits (§11.9).
-                Ok(v) if used_key_packages::used(&st.conn, &st.crypto, &v, now)? => {
-                    last = Some(KeyPackageRefusal::Used);
-                }
                 Ok(v) => {
                     if seen.as_deref().is_none_or(|s| v.rev.as_str() > s) {
                         seen = Some(v.rev.clone());

@@ -285,6 +285,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
             Err(Error::NoKeyPackage { .. }) => return Ok(()),
             Err(e) => return Err(e),
         };
+        // One-time packages already used by this device are not used again (§11.9).
+        for packages in own.values_mut() {
+            st.drop_used_key_packages(packages)?;
+        }
         for row in store::groups(&st.conn)? {
             if !row.active || recovery::is_broken(st, &row.group_id)? {
                 continue;

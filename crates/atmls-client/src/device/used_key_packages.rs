@@ -53,9 +53,28 @@ pub(crate) fn record<'a>(
     Ok(())
 }
 
+impl super::State {
+    /// Drops from `packages` the one-time packages this device already used (§11.9);
+    /// the order of the rest is kept.
+    pub(crate) fn drop_used_key_packages(
+        &self,
+        packages: &mut Vec<VerifiedKeyPackage>,
+    ) -> Result<(), StoreError> {
+        let now = self.unix_now();
+        let mut kept = Vec::with_capacity(packages.len());
+        for k in packages.drain(..) {
+            if !used(&self.conn, &self.crypto, &k, now)? {
+                kept.push(k);
+            }
+        }
+        *packages = kept;
+        Ok(())
+    }
+}
+
 /// Whether `package` is a one-time package this device already used (and whose record
 /// has not expired by `now`, Unix seconds).
-pub(crate) fn used(
+fn used(
     conn: &Connection,
     crypto: &impl OpenMlsCrypto,
     package: &VerifiedKeyPackage,

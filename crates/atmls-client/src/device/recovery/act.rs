@@ -192,6 +192,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
         // first, one-time ones next, the last-resort one for the rest.
         packages.retain(|k| k.key_package.leaf_node().signature_key().as_slice() == public);
         packages.insert(0, named_package);
+        // Not a one-time package this device already used (§11.9), the named one included.
+        st.drop_used_key_packages(&mut packages)?;
         let mut acted = false;
         let mut skipped = 0;
         for group in groups {
