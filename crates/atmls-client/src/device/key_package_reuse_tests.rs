@@ -45,7 +45,10 @@ async fn one_account_added_to_two_groups_joins_both() {
     // Bob's records still list the used one-time package: Alice offers the last resort.
     let offered = alice.key_packages_of(bob.did()).await.unwrap();
     assert_eq!(offered.len(), 1);
-    assert!(offered[0].last_resort, "the used one-time package was offered again");
+    assert!(
+        offered[0].last_resort,
+        "the used one-time package was offered again"
+    );
 
     let events = bob.sync().await.unwrap();
     let mut joined = Event::joined(&events);
