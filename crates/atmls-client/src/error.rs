@@ -197,6 +197,10 @@ pub enum KeyPackageRefusal {
     /// member would refuse the commit adding it.
     #[error("KeyPackage leaf: {0}")]
     DeviceBinding(Box<crate::group::binding::BindingRefusal>),
+    /// A one-time KeyPackage this device already put in a commit (§11.9): the first join
+    /// through it deletes its private keys, so it is not used twice.
+    #[error("one-time KeyPackage already used by this device")]
+    Used,
 }
 
 /// Why a commit, proposal or message from the group was not applied.

@@ -87,6 +87,7 @@ async fn forged_package(forger: &Dev, victim: &Dev, how: Forgery) -> VerifiedKey
         lifetime_secs: 30 * 86_400,
         last_resort: false,
         binder: &binder,
+        now: st.unix_ms(),
     };
     let built = crate::keypackage::build::build_key_package(
         &st.provider(),
@@ -149,6 +150,7 @@ async fn forged_package(forger: &Dev, victim: &Dev, how: Forgery) -> VerifiedKey
         rev: "3jzfcijpj2z2a".into(),
         // No leaf proof: the creator merges its own commit, and nobody else was there.
         proof: Vec::new(),
+        expires_at: i64::MAX,
     }
 }
 
@@ -337,6 +339,7 @@ async fn added_key_package_without_a_valid_binding_is_refused() {
             lifetime_secs: 30 * 86_400,
             last_resort: false,
             binder: &binder,
+            now: st.unix_ms(),
         };
         crate::keypackage::build::build_key_package(&st.provider(), &signer, &params, rkey.clone())
             .unwrap()
@@ -409,6 +412,7 @@ async fn added_key_package_without_a_valid_binding_is_refused() {
         key_package,
         rev: "3jzfcijpj2z2a".into(),
         proof: car,
+        expires_at: i64::MAX,
     };
     super::leaf_proof_tests::commit_add(&alice, &g, vec![forged]).await;
     super::leaf_proof_tests::bob_refuses(&bob, &g, |v| {

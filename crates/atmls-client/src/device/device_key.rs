@@ -51,15 +51,16 @@ fn save(conn: &Connection, key: &SigningKey, proof: &[u8]) -> Result<(), StoreEr
     Ok(())
 }
 
-/// The `chat.mls.device` record value (generated type, `$type` first).
-fn record(device_id: &str, key: &SigningKey) -> Result<serde_json::Value, Error> {
+/// The `chat.mls.device` record value (generated type, `$type` first), created at
+/// `now_ms` (the device clock).
+fn record(device_id: &str, key: &SigningKey, now_ms: i64) -> Result<serde_json::Value, Error> {
     let invalid = |what: &str, e: &dyn std::fmt::Display| {
         Error::from(StoreError::Device(format!("device record: {what}: {e}")))
     };
     let data = device::RecordData {
         device_id: device_id.to_owned(),
         device_key: key.verifying_key().to_bytes().to_vec().into(),
-        created_at: crate::keypackage::build::datetime(chrono::Utc::now())
+        created_at: crate::keypackage::build::datetime(crate::keypackage::build::utc(now_ms))
             .parse::<Datetime>()
             .map_err(|e| invalid("datetime", &e))?,
     };
@@ -133,7 +134,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         // A record written by an earlier attempt with this key stays; one holding another
         // key (this device's key was lost) is deleted first (a repo takes one write per
         // path in a commit; if the create then fails, the next attempt creates it).
-        let value = record(&device_id, &key)?;
+        let value = record(&device_id, &key, st.unix_ms())?;
         let existing = listed.iter().find(|r| r.rkey == device_id);
         if existing.is_none_or(|r| r.value.get("deviceKey") != value.get("deviceKey")) {
             if existing.is_some() {

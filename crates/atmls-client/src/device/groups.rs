@@ -14,6 +14,7 @@ use crate::error::{Error, TransportError};
 use crate::event::Event;
 use crate::group::seal;
 use crate::group::{self as grp, Group, GroupData, GroupId};
+use crate::keypackage::VerifiedKeyPackage;
 use crate::transport::{Ds, Pds};
 
 /// How a commit ended.
@@ -316,8 +317,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok(out)
     }
 
-    /// Commits `intent`: builds it on the current epoch, sends it, and on an epoch
-    /// conflict drops it, catches up with the group and rebuilds the same intent.
+    /// Commits `intent`: builds it on the current epoch, sends it, and when the DS refuses
+    /// it for its epoch (an epoch conflict, or the key of an epoch that ended unseen)
+    /// drops it, catches up with the group and rebuilds the same intent.
     pub(crate) async fn commit_locked(
         &self,
         st: &mut State,
@@ -340,6 +342,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 dses.extend(packages.iter().map(|k| k.inbox_ds.clone()));
             }
             let max_bytes = self.envelope_limit_over(&dses).await;
+            let now = st.unix_now();
             let built = st.transaction(|st| {
                 let signer = st.signer(&row.signature_public)?;
                 let binder = st.binder()?;
@@ -351,6 +354,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 })?;
                 if let Some((built, _)) = &built {
                     st.record_pending(group, &built.pending)?;
+                    // Its one-time packages are used from now on, whatever the outcome
+                    // (an accepted commit may not be known as such yet): §11.9.
+                    let added: Vec<&VerifiedKeyPackage> = match &intent {
+                        Intent::Add(kps) => kps.iter().collect(),
+                        Intent::Readd(k) => vec![k.as_ref()],
+                        _ => Vec::new(),
+                    };
+                    super::used_key_packages::record(&st.conn, &st.crypto, added, now)?;
                 }
                 Ok(built)
             })?;
@@ -403,7 +414,13 @@ impl<P: Pds, D: Ds> Device<P, D> {
                         undelivered,
                     });
                 }
-                Err(TransportError::EpochConflict { .. }) => {
+                // Refused for its epoch: the group moved on. Either the DS says so
+                // (`EpochConflict`), or this device's epoch ended past the DS's key grace
+                // window (or more than one epoch ago) and its key is refused outright
+                // (`KeyExpired`); reading with that key still reaches the commit that
+                // ended the epoch (§11.3). The commit is dropped, the group caught up
+                // with, and the intent rebuilt.
+                Err(e) if stale_epoch(&e) => {
                     st.transaction(|st| st.drop_pending(group))?;
                     let events = self.sync_group_locked(st, group).await?;
                     self.emit(&events);
@@ -415,6 +432,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
         }
         Err(Error::RetriesExhausted(max))
     }
+}
+
+/// Whether a refused commit was built on an epoch that is no longer the mailbox's:
+/// `EpochConflict`, or its epoch's key refused (`KeyExpired`). Either way the DS did not
+/// take it, and catching up with the group is the way on.
+fn stale_epoch(e: &TransportError) -> bool {
+    matches!(e, TransportError::EpochConflict { .. })
+        || e.ds_error() == Some(atmls_ds_proto::ErrorName::KeyExpired)
 }
 
 impl<P: Pds, D: Ds> Device<P, D> {

@@ -65,7 +65,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
             return Ok(());
         }
         let mut budget = TRANSIENT_PER_SYNC;
-        for row in store::deferred_due(&st.conn, unix_ms(), RETRIES_PER_SYNC)? {
+        let now_ms = st.unix_ms();
+        for row in store::deferred_due(&st.conn, now_ms, RETRIES_PER_SYNC)? {
             self.inbox_item(st, row.seq, &row.payload, row.attempts, &mut budget, events)
                 .await?;
         }
@@ -289,7 +290,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 super::rotation::set_last_rotation(&st.conn, &j.group.0, 0)?;
                 return Ok(());
             }
-            let now = chrono::Utc::now().timestamp();
+            let now = st.unix_now();
             store::set_last_update(&st.conn, &j.group.0, now)?;
             super::rotation::set_last_rotation(&st.conn, &j.group.0, now)?;
         } else if let Err(e) = self.consumed_key_package(st, &j.key_package_ref).await {
@@ -355,7 +356,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             return Ok(false);
         }
         let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
-        let next_at = unix_ms().saturating_add(wait_ms);
+        let next_at = st.unix_ms().saturating_add(wait_ms);
         st.transaction(|st| {
             store::defer(&st.conn, seq, payload, attempts, next_at)?;
             advance_cursor(st, seq)
@@ -372,10 +373,6 @@ fn advance_cursor(st: &mut State, seq: u64) -> Result<(), Error> {
         st.row.inbox_cursor = seq;
     }
     Ok(())
-}
-
-fn unix_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Records a group joined from a welcome.

@@ -15,10 +15,6 @@ use crate::keypackage::{
 };
 use crate::transport::{DidStatus, Ds, GatheredRecords, Pds, RecordWrite};
 
-fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 impl<P: Pds, D: Ds> Device<P, D> {
     /// Publishes `chat.mls.declaration` unless the account already has one.
     pub async fn publish_declaration(&self) -> Result<(), Error> {
@@ -31,15 +27,15 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if existing.iter().any(|r| r.rkey == "self") {
             return Ok(());
         }
-        let (ds, suite) = {
+        let (ds, suite, now) = {
             let st = self.inner.state.lock().await;
-            (st.row.inbox_ds.clone(), st.row.ciphersuite)
+            (st.row.inbox_ds.clone(), st.row.ciphersuite, st.unix_ms())
         };
         let value = crate::keypackage::declaration_record(
             &ds,
             &self.inner.config.invite_policy,
             suite,
-            chrono::Utc::now(),
+            crate::keypackage::build::utc(now),
         )?;
         self.inner
             .pds
@@ -74,7 +70,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
 
     pub(crate) async fn replenish_locked(&self, st: &mut State) -> Result<(), Error> {
         let renewal = self.inner.config.key_package_renewal.as_secs();
-        let renew_before = unix_now() + i64::try_from(renewal).unwrap_or(0);
+        let renew_before = st
+            .unix_now()
+            .saturating_add(i64::try_from(renewal).unwrap_or(0));
         self.replenish_before(st, renew_before).await
     }
 
@@ -95,6 +93,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         // (A device key made here binds the packages built next.)
         self.publish_device_record(st, true).await?;
         let mut tids = atmls_syntax::TidGenerator::default();
+        let now = st.unix_ms();
         let built = st.transaction(|st| {
             let signer = st.signer(&st.row.signature_public.clone())?;
             let binder = st.binder()?;
@@ -113,6 +112,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     lifetime_secs: cfg.key_package_lifetime.as_secs(),
                     last_resort,
                     binder: &binder,
+                    now,
                 };
                 let b = build_key_package(
                     &st.provider(),
@@ -191,7 +191,18 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 Some(v) => v,
                 None => self.verified(st, did, true, None).await?,
             };
-            out.extend(by_device.into_values().filter_map(|v| v.into_iter().next()));
+            let before = out.len();
+            for mut packages in by_device.into_values() {
+                st.drop_used_key_packages(&mut packages)?;
+                out.extend(packages.into_iter().next());
+            }
+            // Every device's packages were one-time ones this device already used.
+            if out.len() == before {
+                return Err(Error::NoKeyPackage {
+                    did: did.clone(),
+                    last: Some(KeyPackageRefusal::Used),
+                });
+            }
         }
         Ok(out)
     }
@@ -292,6 +303,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             }
         }
         let suite = st.ciphersuite()?;
+        let now = st.unix_now();
         let mut devices: BTreeMap<String, Vec<(bool, u64, VerifiedKeyPackage)>> = BTreeMap::new();
         let mut last = None;
         for (rkey, car) in candidates {
@@ -303,7 +315,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 &car,
                 seen.as_deref(),
                 &[suite],
-                unix_now(),
+                now,
             ) {
                 Ok(v) if did == self.did() && v.device_id == self.device_id() => {}
                 Ok(v) => {

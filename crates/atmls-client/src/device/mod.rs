@@ -4,6 +4,10 @@
 mod backoff;
 #[cfg(test)]
 mod binding_tests;
+#[cfg(test)]
+mod catch_up_tests;
+#[cfg(test)]
+mod clock_tests;
 mod device_key;
 pub(crate) mod ds_limits;
 mod envelope;
@@ -13,6 +17,8 @@ pub(crate) mod groups;
 mod inbox;
 #[cfg(test)]
 mod key_history_tests;
+#[cfg(test)]
+mod key_package_reuse_tests;
 mod keys;
 #[cfg(test)]
 mod leaf_proof_tests;
@@ -27,6 +33,7 @@ mod rotation_tests;
 pub(crate) mod store;
 mod sync;
 mod tree_blobs;
+mod used_key_packages;
 pub(crate) mod vanish;
 pub(crate) mod welcome;
 
@@ -95,9 +102,12 @@ pub struct DeviceConfig {
     /// Attempts at delivering a welcome (the first included) before the device gives up
     /// on it with [`Event::WelcomeGivenUp`] (docs/spec.md §11.4).
     pub welcome_attempts: u32,
-    /// The wall clock for deadlines kept in the device database (out-of-band trees,
-    /// welcome resends) and for message expiry (compared with the DS's `receivedAt`,
-    /// docs/spec.md §11.18); tests move it with an `atmls_syntax::ManualClock`.
+    /// The wall clock for every decision that compares with a stored or peer time
+    /// (docs/spec.md §11.11): deadlines kept in the device database (out-of-band trees,
+    /// welcome resends, deferred inbox items, re-entry requests), KeyPackage creation,
+    /// expiry and renewal, the periodic leaf updates, record timestamps, and message
+    /// expiry (compared with the DS's `receivedAt`, §11.18). Back-off timers use
+    /// `Instant`. Tests move it with an `atmls_syntax::ManualClock`.
     pub clock: Arc<dyn atmls_syntax::Clock>,
 }
 
@@ -219,6 +229,8 @@ pub(crate) struct State {
     /// Each group's current mailbox key, derived once per epoch; checked against the
     /// group's epoch authenticator before use, so a stale entry is never returned.
     mailbox_keys: HashMap<Vec<u8>, MailboxKey>,
+    /// The device clock ([`DeviceConfig::clock`]), for steps that only hold the state.
+    clock: Arc<dyn atmls_syntax::Clock>,
 }
 
 /// A derived mailbox key and the epoch it belongs to.
@@ -229,6 +241,17 @@ struct MailboxKey {
 }
 
 impl State {
+    /// Now by the device clock, in Unix seconds: every decision that compares with a
+    /// stored or peer time reads this (or [`Self::unix_ms`]), never the system clock.
+    pub(crate) fn unix_now(&self) -> i64 {
+        self.unix_ms() / 1000
+    }
+
+    /// Now by the device clock, in Unix milliseconds.
+    pub(crate) fn unix_ms(&self) -> i64 {
+        i64::try_from(self.clock.now().as_millis()).unwrap_or(i64::MAX)
+    }
+
     pub(crate) fn provider(&self) -> Provider<'_> {
         Provider::new(&self.crypto, &self.conn)
     }
@@ -500,6 +523,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         let inbox = SigningKey::from_bytes(&row.inbox_key);
         let device_id = row.device_id.clone();
         let (events, _) = broadcast::channel(4096);
+        let clock = Arc::clone(&config.clock);
         Ok(Self {
             inner: Arc::new(Inner {
                 pds,
@@ -516,6 +540,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     backoffs: Default::default(),
                     inbox,
                     mailbox_keys: HashMap::new(),
+                    clock,
                 }),
                 events,
                 did,

@@ -207,6 +207,7 @@ fn configure(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch(super::vanish::SCHEMA)?;
     conn.execute_batch(super::rotation::SCHEMA)?;
     conn.execute_batch(super::device_key::SCHEMA)?;
+    conn.execute_batch(super::used_key_packages::SCHEMA)?;
     Ok(())
 }
 

@@ -92,7 +92,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
         // without it no leaf can be bound, so the periodic updates wait.
         self.bind_device(&mut st).await?;
         if st.binder().is_ok() {
-            self.periodic_leaf_updates(&mut st, chrono::Utc::now().timestamp(), &mut events)
+            let now = st.unix_now();
+            self.periodic_leaf_updates(&mut st, now, &mut events)
                 .await?;
         }
         if let Err(e) = self.replenish_locked(&mut st).await {
@@ -284,6 +285,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
             Err(Error::NoKeyPackage { .. }) => return Ok(()),
             Err(e) => return Err(e),
         };
+        // One-time packages already used by this device are not used again (§11.9).
+        for packages in own.values_mut() {
+            st.drop_used_key_packages(packages)?;
+        }
         for row in store::groups(&st.conn)? {
             if !row.active || recovery::is_broken(st, &row.group_id)? {
                 continue;

@@ -62,6 +62,9 @@ pub(crate) struct KeyPackageParams<'a> {
     pub(crate) last_resort: bool,
     /// Signs the leaf's device binding (its `did` and `device_id` are this package's).
     pub(crate) binder: &'a Binder,
+    /// When it is created (Unix milliseconds, the device clock): its `createdAt`,
+    /// `expiresAt` and MLS lifetime run from here.
+    pub(crate) now: i64,
 }
 
 /// Longest MLS lifetime range openmls considers acceptable (84 days and an hour).
@@ -107,7 +110,7 @@ pub(crate) fn build_key_package(
         .leaf_node_capabilities(leaf_capabilities(p.ciphersuite))
         .leaf_node_extensions(leaf_extensions)
         .key_package_lifetime(mls_lifetime(
-            u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0),
+            u64::try_from(p.now / 1000).unwrap_or(0),
             p.lifetime_secs,
         )?);
     if p.last_resort {
@@ -125,7 +128,7 @@ pub(crate) fn build_key_package(
     let message = MlsMessageOut::from(key_package)
         .tls_serialize_detached()
         .map_err(|e| crate::Error::mls("encode key package", e))?;
-    let now = chrono::Utc::now();
+    let now = utc(p.now);
     let expires = now
         + chrono::Duration::seconds(i64::try_from(p.lifetime_secs).unwrap_or(i64::MAX / 2_000_000));
     let invalid = |what: &str, e: &dyn std::fmt::Display| {
@@ -162,6 +165,12 @@ pub(crate) fn build_key_package(
         expires_at: expires.timestamp(),
         record,
     })
+}
+
+/// A device-clock reading (Unix milliseconds) as a date and time (the epoch if out of
+/// range).
+pub(crate) fn utc(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// An atproto datetime with milliseconds and `Z`.

@@ -33,6 +33,8 @@ pub struct VerifiedKeyPackage {
     pub rev: String,
     /// The `getRecord` CAR that proved it (travels with the commit that adds it, §11.13).
     pub(crate) proof: Vec<u8>,
+    /// The record's `expiresAt` (Unix seconds).
+    pub(crate) expires_at: i64,
 }
 
 /// Steps 1–7 of §3.3 for any record: the DID document's `#atproto` key, the CAR, the
@@ -180,6 +182,7 @@ pub(crate) fn verify_key_package(
         key_package,
         rev,
         proof: car.to_vec(),
+        expires_at: expires.timestamp(),
     })
 }
 

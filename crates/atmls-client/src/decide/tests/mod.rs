@@ -100,6 +100,8 @@ impl Member {
                 lifetime_secs: 30 * 86_400,
                 last_resort: false,
                 binder: &self.binder,
+                // openmls checks MLS lifetimes against the system clock.
+                now: chrono::Utc::now().timestamp_millis(),
             },
             "3jzfcijpj2z2a".into(),
         )
@@ -127,6 +129,7 @@ impl Member {
             key_package: bundle.key_package().clone(),
             rev: "3jzfcijpj2z2a".into(),
             proof,
+            expires_at: i64::MAX,
         }
     }
 

@@ -7,8 +7,8 @@ use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider as _;
 use openmls_traits::storage::StorageProvider as _;
 
+use super::is_broken;
 use super::rows;
-use super::{is_broken, unix_ms};
 use crate::decide::commit::Intent;
 use crate::device::store::{self, GroupRow, KeyPackageRow};
 use crate::device::{Device, State};
@@ -192,6 +192,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
         // first, one-time ones next, the last-resort one for the rest.
         packages.retain(|k| k.key_package.leaf_node().signature_key().as_slice() == public);
         packages.insert(0, named_package);
+        // Not a one-time package this device already used (§11.9), the named one included.
+        st.drop_used_key_packages(&mut packages)?;
         let mut acted = false;
         let mut skipped = 0;
         for group in groups {
@@ -229,7 +231,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                     request.did.as_str(),
                     &request.device_id,
                     &package_ref,
-                    unix_ms(),
+                    st.unix_ms(),
                 )?;
                 acted = true;
             }

@@ -26,10 +26,6 @@ const MAX_REENTRY_WAIT: std::time::Duration = std::time::Duration::from_secs(6 *
 /// nothing: no other device of its account shares a group with it).
 const MAX_RESTORE_REQUESTS: u32 = 16;
 
-pub(crate) fn unix_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// Whether a failed read of a group mailbox means this device's epoch is over at the DS
 /// for good: its key is refused (`KeyExpired`: the epoch ended at a commit this device
 /// read past without merging, or retention deleted what was left).
@@ -58,7 +54,7 @@ pub(crate) fn enter_broken(
     reason: BrokenReason,
     events: &mut Vec<Event>,
 ) -> Result<(), Error> {
-    if rows::mark_broken(&st.conn, &group.0, reason, unix_ms())? {
+    if rows::mark_broken(&st.conn, &group.0, reason, st.unix_ms())? {
         tracing::warn!(%reason, "group state broken; asking to be re-added");
         events.push(Event::Broken {
             group: group.clone(),
@@ -85,7 +81,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// Sends the re-entry requests that are due: for each broken group, and a restored
     /// device's group-less one. Failures are logged and retried on the schedule.
     pub(crate) async fn request_reentries(&self, st: &mut State) -> Result<(), Error> {
-        let now = unix_ms();
+        let now = st.unix_ms();
         for row in rows::all_broken(&st.conn)? {
             if row.next_at > now {
                 continue;
@@ -230,7 +226,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             key_package: package.rkey.clone(),
             key_package_ref: package.key_package_ref.clone(),
             group,
-            created_at: unix_ms(),
+            created_at: st.unix_ms(),
         };
         let signer = st.signer(&st.row.signature_public.clone())?;
         let signature = request
