@@ -5,10 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atmls_client::transport::Pds as _;
-use atmls_client::transport::http::{HttpDs, HttpPds};
-use atmls_client::{Committed, Device, DeviceConfig, Did, Event, GroupId, Storage, content};
-use atmls_identity::DidResolver;
-use atmls_identity::resolve::{HttpResolver, ResolverConfig};
+use atmls_client::transport::http::HttpPds;
+use atmls_client::{Committed, Device, Event, GroupId, Storage, content};
 use atmls_testkit::server::TestServer;
 
 /// The device databases' passphrase, with the cheap KDF cost tests ask for by name.
@@ -17,16 +15,9 @@ fn passphrase() -> atmls_client::at_rest::Passphrase {
         .with_kdf_params(atmls_client::at_rest::KdfParams::insecure_for_tests())
 }
 
-type Dev = Device<HttpPds, HttpDs>;
+mod support;
 
-const WAIT: Duration = Duration::from_secs(20);
-
-struct Net {
-    url: String,
-    ds_did: Did,
-    resolver: Arc<dyn DidResolver>,
-    server: TestServer,
-}
+use support::http::{Dev, Net, WAIT, config, sync};
 
 async fn start() -> Net {
     start_with(atmls_ds::DsConfig::default()).await
@@ -35,86 +26,29 @@ async fn start() -> Net {
 /// The embedded composition in memory (`atmls-testkit`), on the system clock: the clients
 /// sign with it.
 async fn start_with(core: atmls_ds::DsConfig) -> Net {
-    on(TestServer::builder()
-        .system_clock()
-        .core(core)
-        .start()
-        .await)
+    Net::on(
+        TestServer::builder()
+            .system_clock()
+            .core(core)
+            .start()
+            .await,
+    )
 }
 
-/// The clients' view of `server`.
-fn on(server: TestServer) -> Net {
-    let url = server.url().to_owned();
-    let resolver: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(
-        ResolverConfig::default()
-            .allow_loopback_http(true)
-            .with_plc_url(&url),
-    ));
-    Net {
-        url,
-        ds_did: server.ds_did().clone(),
-        resolver,
-        server,
-    }
-}
-
-impl Net {
-    async fn account(&self, name: &str) -> HttpPds {
-        HttpPds::create_account(
-            &self.url,
-            &format!("{name}.test"),
-            &format!("{name}@example.com"),
-            "correct horse",
-            self.resolver.clone(),
-        )
+/// A device of the account behind `pds`, in memory or in an encrypted file at `path`.
+async fn device(net: &Net, pds: HttpPds, path: Option<&std::path::Path>) -> Dev {
+    let key = passphrase();
+    let storage = path.map_or(Storage::Memory, |p| Storage::File(p, &key));
+    Device::create(storage, pds, net.ds(), net.ds_did.clone(), config())
         .await
         .unwrap()
-    }
-
-    async fn login(&self, name: &str) -> HttpPds {
-        HttpPds::login(
-            &self.url,
-            &format!("{name}.test"),
-            "correct horse",
-            self.resolver.clone(),
-        )
-        .await
-        .unwrap()
-    }
-
-    fn ds(&self) -> HttpDs {
-        HttpDs::new(self.resolver.clone())
-    }
-
-    async fn device(&self, pds: HttpPds, path: Option<&std::path::Path>) -> Dev {
-        let key = passphrase();
-        let storage = path.map_or(Storage::Memory, |p| Storage::File(p, &key));
-        Device::create(storage, pds, self.ds(), self.ds_did.clone(), config())
-            .await
-            .unwrap()
-    }
-
-    /// A device (in memory) of a new account `name` that knows the DS's envelope limit.
-    async fn limited_device(&self, name: &str, max: usize) -> Dev {
-        let pds = self.account(name).await;
-        let config = config().with_max_envelope_bytes(max);
-        Device::create(Storage::Memory, pds, self.ds(), self.ds_did.clone(), config)
-            .await
-            .unwrap()
-    }
 }
 
-fn config() -> DeviceConfig {
-    DeviceConfig::default()
-        .with_one_time_key_packages(2)
-        .with_own_device_check_interval(Duration::ZERO)
-}
-
-async fn sync(d: &Dev) -> Vec<Event> {
-    tokio::time::timeout(WAIT, d.sync())
+/// A device (in memory) of a new account `name` that knows the DS's envelope limit.
+async fn limited_device(net: &Net, name: &str, max: usize) -> Dev {
+    let pds = net.account(name).await;
+    net.device_with(pds, config().with_max_envelope_bytes(max))
         .await
-        .expect("sync in time")
-        .unwrap()
 }
 
 /// Three accounts, Alice with two devices: create, messages both ways, add later, rename
@@ -124,15 +58,9 @@ async fn three_accounts_two_devices_restart() {
     let net = start().await;
     let dir = tempfile::tempdir().unwrap();
     let path = |n: &str| dir.path().join(format!("{n}.sqlite"));
-    let alice = net
-        .device(net.account("alice").await, Some(&path("alice")))
-        .await;
-    let bob = net
-        .device(net.account("bob").await, Some(&path("bob")))
-        .await;
-    let carol = net
-        .device(net.account("carol").await, Some(&path("carol")))
-        .await;
+    let alice = device(&net, net.account("alice").await, Some(&path("alice"))).await;
+    let bob = device(&net, net.account("bob").await, Some(&path("bob"))).await;
+    let carol = device(&net, net.account("carol").await, Some(&path("carol"))).await;
 
     let g = alice.create_group("tea").await.unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
@@ -144,9 +72,7 @@ async fn three_accounts_two_devices_restart() {
     assert_eq!(Event::texts(&sync(&alice).await), ["hi alice"]);
 
     // Alice's second device: added by her first device without being asked.
-    let phone = net
-        .device(net.login("alice").await, Some(&path("phone")))
-        .await;
+    let phone = device(&net, net.login("alice").await, Some(&path("phone"))).await;
     sync(&alice).await;
     assert_eq!(Event::joined(&sync(&phone).await), std::slice::from_ref(&g));
     sync(&bob).await;
@@ -281,8 +207,8 @@ async fn wait_for(events: &mut tokio::sync::broadcast::Receiver<Event>, want: &s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_key_packages_over_http() {
     let net = start().await;
-    let alice = net.device(net.account("alice").await, None).await;
-    let bob = net.device(net.account("bob").await, None).await;
+    let alice = device(&net, net.account("alice").await, None).await;
+    let bob = device(&net, net.account("bob").await, None).await;
     let gathered = atmls_client::transport::Ds::key_packages(
         &net.ds(),
         &net.ds_did,
@@ -364,7 +290,7 @@ async fn wss_subscription_through_tls() {
             .with_root_certificate(&der)
             .unwrap()
     };
-    let alice = net.device(net.account("alice").await, None).await;
+    let alice = device(&net, net.account("alice").await, None).await;
     let bob = Device::create(
         Storage::Memory,
         net.account("bob").await,
@@ -414,8 +340,8 @@ async fn live_round(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_delivery_over_the_subscription() {
     let net = start().await;
-    let alice = net.device(net.account("alice").await, None).await;
-    let bob = net.device(net.account("bob").await, None).await;
+    let alice = device(&net, net.account("alice").await, None).await;
+    let bob = device(&net, net.account("bob").await, None).await;
     let mut events = bob.events();
     let live = tokio::spawn({
         let bob = bob.clone();
@@ -435,9 +361,9 @@ async fn live_delivery_over_the_subscription() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_race_100_rounds_over_http() {
     let net = start().await;
-    let alice = net.device(net.account("alice").await, None).await;
-    let bob = net.device(net.account("bob").await, None).await;
-    let carol = net.device(net.account("carol").await, None).await;
+    let alice = device(&net, net.account("alice").await, None).await;
+    let bob = device(&net, net.account("bob").await, None).await;
+    let carol = device(&net, net.account("carol").await, None).await;
     let g = alice.create_group("race").await.unwrap();
     alice
         .add_members(&g, &[bob.did().clone(), carol.did().clone()])
@@ -492,14 +418,14 @@ async fn commit_race_100_rounds_over_http() {
 async fn large_group_welcome_with_out_of_band_tree() {
     const MAX: usize = 16384;
     let net = start_with(atmls_ds::DsConfig::default().with_max_envelope_bytes(MAX)).await;
-    let alice = net.limited_device("alice", MAX).await;
+    let alice = limited_device(&net, "alice", MAX).await;
     let g = alice.create_group("big").await.unwrap();
     for i in 0..40 {
-        let m = net.limited_device(&format!("m{i}"), MAX).await;
+        let m = limited_device(&net, &format!("m{i}"), MAX).await;
         let r = alice.add_members(&g, &[m.did().clone()]).await.unwrap();
         assert!(matches!(r, Committed::Accepted { ref undelivered, .. } if undelivered.is_empty()));
     }
-    let joiner = net.limited_device("joiner", MAX).await;
+    let joiner = limited_device(&net, "joiner", MAX).await;
     let r = alice
         .add_members(&g, &[joiner.did().clone()])
         .await
@@ -536,11 +462,11 @@ async fn large_group_welcome_with_out_of_band_tree() {
 async fn client_takes_the_envelope_limit_from_describe_server() {
     const MAX: usize = 12288;
     let net = start_with(atmls_ds::DsConfig::default().with_max_envelope_bytes(MAX)).await;
-    let alice = net.limited_device("alice", 1 << 20).await;
+    let alice = limited_device(&net, "alice", 1 << 20).await;
     let g = alice.create_group("big").await.unwrap();
     let mut last = None;
     for i in 0..80 {
-        let m = net.limited_device(&format!("m{i}"), 1 << 20).await;
+        let m = limited_device(&net, &format!("m{i}"), 1 << 20).await;
         let r = alice.add_members(&g, &[m.did().clone()]).await.unwrap();
         assert!(
             matches!(r, Committed::Accepted { ref undelivered, .. } if undelivered.is_empty()),
@@ -575,7 +501,7 @@ async fn client_takes_the_envelope_limit_from_describe_server() {
 async fn outbox_over_http_rides_out_a_stopped_server() {
     let dir = tempfile::tempdir().unwrap();
     let on_disk = || TestServer::builder().system_clock().data_dir(dir.path());
-    let net = on(on_disk().start().await);
+    let net = Net::on(on_disk().start().await);
     let config = config().with_retry_backoff(Duration::ZERO, Duration::ZERO);
     let alice = Device::create(
         Storage::Memory,
@@ -586,7 +512,7 @@ async fn outbox_over_http_rides_out_a_stopped_server() {
     )
     .await
     .unwrap();
-    let bob = net.device(net.account("bob").await, None).await;
+    let bob = device(&net, net.account("bob").await, None).await;
     let g = alice.create_group("g").await.unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
     sync(&bob).await;

@@ -2,87 +2,26 @@
 //! real servers on loopback: the embedded PDS host (device records, `getRecord` proofs,
 //! PLC) and the DS over HTTP. Two accounts, Alice with two devices.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use atmls_client::transport::http::{HttpDs, HttpPds};
-use atmls_client::{Device, DeviceConfig, Did, Event, Storage, content};
-use atmls_identity::DidResolver;
-use atmls_identity::resolve::{HttpResolver, ResolverConfig};
-use atmls_testkit::server::TestServer;
+use atmls_client::{DeviceConfig, Event, content};
 
-type Dev = Device<HttpPds, HttpDs>;
+mod support;
 
-const WAIT: Duration = Duration::from_secs(20);
-
-struct Net {
-    url: String,
-    ds_did: Did,
-    resolver: Arc<dyn DidResolver>,
-    server: TestServer,
-}
+use support::http::{Dev, Net, config, sync};
 
 async fn start() -> Net {
-    let server = TestServer::builder().system_clock().start().await;
-    let url = server.url().to_owned();
-    let resolver: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(
-        ResolverConfig::default()
-            .allow_loopback_http(true)
-            .with_plc_url(&url),
-    ));
-    Net {
-        url,
-        ds_did: server.ds_did().clone(),
-        resolver,
-        server,
-    }
+    Net::start().await
 }
 
-impl Net {
-    async fn device(&self, name: &str, new_account: bool, config: DeviceConfig) -> Dev {
-        let pds = if new_account {
-            HttpPds::create_account(
-                &self.url,
-                &format!("{name}.test"),
-                &format!("{name}@example.com"),
-                "correct horse",
-                self.resolver.clone(),
-            )
-            .await
-            .unwrap()
-        } else {
-            HttpPds::login(
-                &self.url,
-                &format!("{name}.test"),
-                "correct horse",
-                self.resolver.clone(),
-            )
-            .await
-            .unwrap()
-        };
-        Device::create(
-            Storage::Memory,
-            pds,
-            HttpDs::new(self.resolver.clone()),
-            self.ds_did.clone(),
-            config,
-        )
-        .await
-        .unwrap()
-    }
-}
-
-fn config() -> DeviceConfig {
-    DeviceConfig::default()
-        .with_one_time_key_packages(2)
-        .with_own_device_check_interval(Duration::ZERO)
-}
-
-async fn sync(d: &Dev) -> Vec<Event> {
-    tokio::time::timeout(WAIT, d.sync())
-        .await
-        .expect("sync in time")
-        .unwrap()
+/// A device of `name`: a new account, or another device of an existing one.
+async fn device(net: &Net, name: &str, new_account: bool, config: DeviceConfig) -> Dev {
+    let pds = if new_account {
+        net.account(name).await
+    } else {
+        net.login(name).await
+    };
+    net.device_with(pds, config).await
 }
 
 fn refused(events: &[Event]) -> bool {
@@ -101,14 +40,9 @@ fn refused(events: &[Event]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotated_leaves_verify_for_receivers_and_a_later_device() {
     let net = start().await;
-    let laptop = net.device("alice", true, config()).await;
-    let bob = net
-        .device(
-            "bob",
-            true,
-            config().with_signature_rotation_interval(Some(Duration::ZERO)),
-        )
-        .await;
+    let laptop = device(&net, "alice", true, config()).await;
+    let rotating = config().with_signature_rotation_interval(Some(Duration::ZERO));
+    let bob = device(&net, "bob", true, rotating).await;
     let g = laptop.create_group("tea").await.unwrap();
     laptop.add_members(&g, &[bob.did().clone()]).await.unwrap();
     let ev = sync(&bob).await;
@@ -133,7 +67,7 @@ async fn rotated_leaves_verify_for_receivers_and_a_later_device() {
     assert!(!refused(&ev), "{ev:?}");
 
     // Alice's second device: added by the laptop, it verifies every leaf it joins.
-    let phone = net.device("alice", false, config()).await;
+    let phone = device(&net, "alice", false, config()).await;
     sync(&laptop).await;
     let ev = sync(&phone).await;
     assert!(!refused(&ev), "{ev:?}");

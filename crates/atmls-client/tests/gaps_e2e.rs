@@ -8,90 +8,42 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use atmls_client::transport::Pds as _;
-use atmls_client::transport::http::{HttpDs, HttpPds};
-use atmls_client::{Committed, Device, DeviceConfig, Did, Event, GroupId, Storage, content};
+use atmls_client::transport::http::HttpPds;
+use atmls_client::{Committed, Event, GroupId, content};
 use atmls_ds_xrpc::KeyPackageConfig;
-use atmls_identity::DidResolver;
-use atmls_identity::resolve::{HttpResolver, ResolverConfig};
 use atmls_syntax::{Clock as _, ManualClock};
 use atmls_testkit::server::TestServer;
 
-type Dev = Device<HttpPds, HttpDs>;
+mod support;
 
-const WAIT: Duration = Duration::from_secs(20);
+use support::http::{Dev, config, sync};
 
+/// The server, and the devices' clock (deadlines in their databases).
 struct Net {
-    url: String,
-    ds_did: Did,
-    resolver: Arc<dyn DidResolver>,
-    server: TestServer,
-    /// The devices' clock (deadlines in their databases).
+    http: support::http::Net,
     clock: ManualClock,
 }
 
 fn on(server: TestServer) -> Net {
-    let url = server.url().to_owned();
-    // No cache: each sync sees the directory as it is.
-    let resolver: Arc<dyn DidResolver> = Arc::new(HttpResolver::new(
-        ResolverConfig::default()
-            .allow_loopback_http(true)
-            .with_plc_url(&url),
-    ));
     Net {
-        url,
-        ds_did: server.ds_did().clone(),
-        resolver,
-        server,
+        http: support::http::Net::on(server),
         clock: ManualClock::starting_now(),
     }
 }
 
 impl Net {
     async fn account(&self, name: &str) -> HttpPds {
-        HttpPds::create_account(
-            &self.url,
-            &format!("{name}.test"),
-            &format!("{name}@example.com"),
-            "correct horse",
-            self.resolver.clone(),
-        )
-        .await
-        .unwrap()
+        self.http.account(name).await
     }
 
     async fn login(&self, name: &str) -> HttpPds {
-        HttpPds::login(
-            &self.url,
-            &format!("{name}.test"),
-            "correct horse",
-            self.resolver.clone(),
-        )
-        .await
-        .unwrap()
+        self.http.login(name).await
     }
 
     async fn device(&self, pds: HttpPds) -> Dev {
-        let config = DeviceConfig::default()
-            .with_one_time_key_packages(2)
-            .with_own_device_check_interval(Duration::ZERO)
-            .with_clock(Arc::new(self.clock.clone()));
-        Device::create(
-            Storage::Memory,
-            pds,
-            HttpDs::new(self.resolver.clone()),
-            self.ds_did.clone(),
-            config,
-        )
-        .await
-        .unwrap()
+        let config = config().with_clock(Arc::new(self.clock.clone()));
+        self.http.device_with(pds, config).await
     }
-}
-
-async fn sync(d: &Dev) -> Vec<Event> {
-    tokio::time::timeout(WAIT, d.sync())
-        .await
-        .expect("sync in time")
-        .unwrap()
 }
 
 async fn epoch(d: &Dev, g: &GroupId) -> u64 {
@@ -126,7 +78,8 @@ async fn late_device_merges_an_add_across_a_key_rotation() {
     // The rotation lands after the DS accepted the commit.
     tokio::time::sleep(Duration::from_millis(5)).await;
     let now = atmls_syntax::SystemClock.now();
-    net.server
+    net.http
+        .server
         .host()
         .core()
         .rotate_signing_key(bob.did().as_str(), now)
@@ -138,7 +91,7 @@ async fn late_device_merges_an_add_across_a_key_rotation() {
     bob.send(&g, content::text("moved")).await.unwrap();
     assert_eq!(Event::texts(&sync(&alice).await), ["moved"]);
     assert_eq!(Event::texts(&sync(&phone).await), ["moved"]);
-    net.server.shutdown().await;
+    net.http.server.shutdown().await;
 }
 
 /// The DS lets one welcome a minute into an inbox: Bob's second welcome is refused
@@ -203,7 +156,7 @@ async fn welcome_refused_by_the_inbox_limit_is_resent() {
     alice.send(&g2, content::text("all here")).await.unwrap();
     assert_eq!(Event::texts(&sync(&phone).await), ["all here"]);
     assert_eq!(Event::texts(&sync(&bob).await), ["all here"]);
-    net.server.shutdown().await;
+    net.http.server.shutdown().await;
 }
 
 /// Welcomes that need the tree out of band on a DS that keeps group envelopes a day: the
@@ -253,5 +206,5 @@ async fn tree_record_is_deleted_after_the_retention() {
     net.clock.advance(day + Duration::from_secs(1));
     sync(&alice).await;
     assert_eq!(refs().await, 0);
-    net.server.shutdown().await;
+    net.http.server.shutdown().await;
 }

@@ -66,3 +66,4 @@ pub(crate) fn raw_files(path: &std::path::Path) -> Vec<u8> {
 pub(crate) fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
+pub(crate) mod http;
