@@ -33,6 +33,9 @@ pub enum StoreError {
     /// written in plaintext, so it is not opened.
     #[error("the SQLite library has no encryption at rest (SQLCipher)")]
     NoEncryption,
+    /// The operating system gave no entropy to seed the crypto provider's DRBG.
+    #[error("no entropy for the crypto provider")]
+    Entropy,
 }
 
 /// A PDS or delivery-service request failed.

@@ -40,7 +40,6 @@ use atmls_identity::Did;
 use ed25519_dalek::SigningKey;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
-use openmls_rust_crypto::RustCrypto;
 use rusqlite::Connection;
 use tokio::sync::{Mutex, broadcast};
 
@@ -204,7 +203,7 @@ impl DeviceConfig {
 
 pub(crate) struct State {
     pub(crate) conn: Connection,
-    pub(crate) crypto: RustCrypto,
+    pub(crate) crypto: store::Crypto,
     pub(crate) row: DeviceRow,
     pub(crate) did: Did,
     pub(crate) groups: HashMap<Vec<u8>, MlsGroup>,
@@ -411,7 +410,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if store::read_device(&conn)?.is_some() {
             return Err(StoreError::Device("database already holds a device".into()).into());
         }
-        let crypto = RustCrypto::default();
+        let crypto = store::new_crypto()?;
         let did = pds.did();
         let signer = SignatureKeyPair::new(config.ciphersuite.signature_algorithm())
             .map_err(|e| Error::mls("signature key", e))?;
@@ -477,7 +476,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             ))
             .into());
         }
-        let device = Self::from_parts(conn, RustCrypto::default(), row, pds, ds, config)?;
+        let device = Self::from_parts(conn, store::new_crypto()?, row, pds, ds, config)?;
         {
             // A database from before device keys gets one (or at the next sync).
             let mut st = device.inner.state.lock().await;
@@ -490,7 +489,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
 
     fn from_parts(
         conn: Connection,
-        crypto: RustCrypto,
+        crypto: store::Crypto,
         row: DeviceRow,
         pds: P,
         ds: D,

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use openmls_rust_crypto::RustCrypto;
 use openmls_sqlite_storage::{Codec, SqliteStorageProvider};
 use openmls_traits::OpenMlsProvider;
 use rusqlite::{Connection, OptionalExtension as _, params};
@@ -31,15 +30,24 @@ impl Codec for JsonCodec {
 /// The openmls storage over the device's connection.
 pub(crate) type Storage<'a> = SqliteStorageProvider<JsonCodec, &'a Connection>;
 
-/// RustCrypto plus the SQLite storage: the provider every openmls call gets. Cheap to
-/// build (two references), so one is made per operation.
+/// The crypto provider of every suite the client speaks: libcrux, for 0x0001 and X-Wing
+/// alike (docs/decisions/0027-xwing-and-crypto-provider.md).
+pub(crate) type Crypto = openmls_libcrux_crypto::CryptoProvider;
+
+/// A fresh crypto provider (its DRBG seeded from the operating system).
+pub(crate) fn new_crypto() -> Result<Crypto, StoreError> {
+    Crypto::new().map_err(|_| StoreError::Entropy)
+}
+
+/// The libcrux crypto plus the SQLite storage: the provider every openmls call gets.
+/// Cheap to build (two references), so one is made per operation.
 pub(crate) struct Provider<'a> {
-    crypto: &'a RustCrypto,
+    crypto: &'a Crypto,
     storage: Storage<'a>,
 }
 
 impl<'a> Provider<'a> {
-    pub(crate) fn new(crypto: &'a RustCrypto, conn: &'a Connection) -> Self {
+    pub(crate) fn new(crypto: &'a Crypto, conn: &'a Connection) -> Self {
         Self {
             crypto,
             storage: SqliteStorageProvider::new(conn),
@@ -48,8 +56,8 @@ impl<'a> Provider<'a> {
 }
 
 impl<'a> OpenMlsProvider for Provider<'a> {
-    type CryptoProvider = RustCrypto;
-    type RandProvider = RustCrypto;
+    type CryptoProvider = Crypto;
+    type RandProvider = Crypto;
     type StorageProvider = Storage<'a>;
 
     fn storage(&self) -> &Self::StorageProvider {

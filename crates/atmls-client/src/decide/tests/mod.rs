@@ -7,7 +7,7 @@ use atmls_identity::Did;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
-use openmls_rust_crypto::RustCrypto;
+use crate::device::store::Crypto;
 use openmls_traits::storage::StorageProvider as _;
 use rusqlite::Connection;
 
@@ -37,7 +37,7 @@ struct Member {
     did: Did,
     name: &'static str,
     conn: Connection,
-    crypto: RustCrypto,
+    crypto: Crypto,
     signer: SignatureKeyPair,
     group: Option<MlsGroup>,
     packages: Vec<KeyPackageRow>,
@@ -48,7 +48,7 @@ struct Member {
 impl Member {
     fn new(name: &'static str) -> Self {
         let conn = store::open_in_memory().expect("db");
-        let crypto = RustCrypto::default();
+        let crypto = crate::device::store::new_crypto().unwrap();
         let signer = SignatureKeyPair::new(SUITE.signature_algorithm()).expect("signer");
         signer
             .store(Provider::new(&crypto, &conn).storage())

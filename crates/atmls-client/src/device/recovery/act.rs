@@ -3,7 +3,6 @@
 //! commit), then the requester's KeyPackage through the normal verified path, its
 //! signature, and one commit per group removing the stale leaf and adding the package.
 
-use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider as _;
 use openmls_traits::storage::StorageProvider as _;
 
@@ -163,7 +162,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 "the device has no published KeyPackage".into(),
             ));
         };
-        let crypto = RustCrypto::default();
+        let crypto = crate::device::store::new_crypto()?;
         let reference = |k: &VerifiedKeyPackage| {
             k.key_package
                 .hash_ref(&crypto)
