@@ -47,6 +47,7 @@ mod error;
 mod event;
 pub mod group;
 pub mod keypackage;
+pub mod suite;
 mod lexicons;
 pub mod transport;
 

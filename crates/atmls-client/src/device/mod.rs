@@ -53,8 +53,13 @@ use store::{DeviceRow, Provider};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DeviceConfig {
-    /// The MLS ciphersuite of new groups and KeyPackages.
+    /// The device's base MLS ciphersuite (0x0001): its signature scheme is the device's
+    /// (Ed25519, shared by X-Wing). The suites of KeyPackages and new groups follow
+    /// [`Self::suite_policy`].
     pub ciphersuite: Ciphersuite,
+    /// Whether the device publishes X-Wing KeyPackages and creates X-Wing groups
+    /// (docs/spec.md §11.19). Off by default in the library; the CLI prefers X-Wing.
+    pub suite_policy: crate::suite::SuitePolicy,
     /// One-time KeyPackages kept published besides the last-resort one.
     pub one_time_key_packages: usize,
     /// KeyPackage lifetime (`expiresAt - createdAt`).
@@ -104,6 +109,7 @@ impl Default for DeviceConfig {
     fn default() -> Self {
         Self {
             ciphersuite: Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519,
+            suite_policy: crate::suite::SuitePolicy::Off,
             one_time_key_packages: 3,
             key_package_lifetime: Duration::from_secs(30 * 86_400),
             key_package_renewal: Duration::from_secs(7 * 86_400),
@@ -150,7 +156,13 @@ impl DeviceConfig {
         self
     }
 
-    /// Sets the number of one-time KeyPackages.
+    /// Sets the X-Wing policy (docs/spec.md §11.19).
+    pub fn with_suite_policy(mut self, policy: crate::suite::SuitePolicy) -> Self {
+        self.suite_policy = policy;
+        self
+    }
+
+    /// Sets the number of one-time KeyPackages kept published (per suite).
     pub fn with_one_time_key_packages(mut self, n: usize) -> Self {
         self.one_time_key_packages = n;
         self

@@ -111,6 +111,12 @@ CREATE TABLE IF NOT EXISTS atmls_key_packages (
     last_resort INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
+-- The suite of each published KeyPackage (§11.19); a package without a row is in the
+-- device's suite (databases from before X-Wing).
+CREATE TABLE IF NOT EXISTS atmls_key_package_suites (
+    ref BLOB NOT NULL PRIMARY KEY,
+    ciphersuite INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS atmls_updates (
     group_id BLOB NOT NULL PRIMARY KEY,
     at INTEGER NOT NULL
@@ -515,6 +521,8 @@ pub(crate) struct KeyPackageRow {
     pub(crate) rkey: String,
     pub(crate) last_resort: bool,
     pub(crate) expires_at: i64,
+    /// Its ciphersuite.
+    pub(crate) ciphersuite: u16,
 }
 
 pub(crate) fn insert_key_package(conn: &Connection, k: &KeyPackageRow) -> Result<(), StoreError> {
@@ -523,12 +531,20 @@ pub(crate) fn insert_key_package(conn: &Connection, k: &KeyPackageRow) -> Result
         "INSERT INTO atmls_key_packages (ref, rkey, last_resort, expires_at) VALUES (?1, ?2, ?3, ?4)",
         params![k.key_package_ref, k.rkey, k.last_resort, k.expires_at],
     )?;
+    exec(
+        conn,
+        "INSERT OR REPLACE INTO atmls_key_package_suites (ref, ciphersuite) VALUES (?1, ?2)",
+        params![k.key_package_ref, k.ciphersuite],
+    )?;
     Ok(())
 }
 
 pub(crate) fn key_packages(conn: &Connection) -> Result<Vec<KeyPackageRow>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT ref, rkey, last_resort, expires_at FROM atmls_key_packages ORDER BY last_resort DESC, rkey",
+        "SELECT k.ref, k.rkey, k.last_resort, k.expires_at, \
+         coalesce(s.ciphersuite, (SELECT ciphersuite FROM atmls_device LIMIT 1), 1) \
+         FROM atmls_key_packages k LEFT JOIN atmls_key_package_suites s ON s.ref = k.ref \
+         ORDER BY k.last_resort DESC, k.rkey",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(KeyPackageRow {
@@ -536,6 +552,7 @@ pub(crate) fn key_packages(conn: &Connection) -> Result<Vec<KeyPackageRow>, Stor
             rkey: r.get(1)?,
             last_resort: r.get(2)?,
             expires_at: r.get(3)?,
+            ciphersuite: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -548,6 +565,11 @@ pub(crate) fn delete_key_package(
     exec(
         conn,
         "DELETE FROM atmls_key_packages WHERE ref = ?1",
+        [key_package_ref],
+    )?;
+    exec(
+        conn,
+        "DELETE FROM atmls_key_package_suites WHERE ref = ?1",
         [key_package_ref],
     )?;
     Ok(())

@@ -116,6 +116,7 @@ impl Member {
             rkey: built.rkey.clone(),
             last_resort: false,
             expires_at: built.expires_at,
+            ciphersuite: u16::from(SUITE),
         });
         VerifiedKeyPackage {
             did: self.did.clone(),
@@ -179,7 +180,7 @@ impl Member {
     fn open_and_join(&mut self, sealed: &[u8]) -> Result<welcome::Joined, WelcomeRefusal> {
         let provider = self.provider();
         let opened =
-            welcome::open(&provider, SUITE, self.packages.clone(), sealed).expect("storage")?;
+            welcome::open(&provider, self.packages.clone(), sealed).expect("storage")?;
         welcome::join(&provider, opened, None, &[])
     }
 }
