@@ -97,11 +97,17 @@ pub enum SuiteRefusal {
 
 /// A short name of a suite for people: `X-Wing (0x004D)`, `X25519 (0x0001)`.
 pub fn describe(suite: Ciphersuite) -> String {
-    let code = u16::from(suite);
-    match suite {
-        XWING => format!("X-Wing (0x{code:04X})"),
-        CLASSIC => format!("X25519 (0x{code:04X})"),
-        _ => format!("0x{code:04X}"),
+    describe_code(u16::from(suite))
+}
+
+/// [`describe`] from a code point.
+pub fn describe_code(code: u16) -> String {
+    if code == u16::from(XWING) {
+        format!("X-Wing (0x{code:04X})")
+    } else if code == u16::from(CLASSIC) {
+        format!("X25519 (0x{code:04X})")
+    } else {
+        format!("0x{code:04X}")
     }
 }
 

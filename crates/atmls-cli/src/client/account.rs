@@ -217,7 +217,7 @@ async fn start_device(
         pds,
         transport,
         ds,
-        profile::config(),
+        profile::config(profile.xwing),
     )
     .await;
     let device = match device {

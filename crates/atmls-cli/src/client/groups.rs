@@ -321,6 +321,8 @@ async fn describe(s: &mut Session, g: &Group) -> Value {
         "name": g.name(),
         "description": g.data.description,
         "epoch": g.epoch,
+        "ciphersuite": g.ciphersuite,
+        "suite": atmls_client::suite::describe_code(g.ciphersuite),
         "epochAuthenticator": hex(&g.epoch_authenticator),
         "ds": g.data.ds,
         "mailbox": atmls_ds::MailboxId::from_bytes(g.data.mailbox).to_string(),
@@ -339,10 +341,11 @@ fn human(info: &Value) -> String {
         .map(|r| format!("  BROKEN ({r}): waiting to be re-added"))
         .unwrap_or_default();
     format!(
-        "{:?} [{}]  epoch {}  {} account(s), {} device(s){broken}",
+        "{:?} [{}]  {}  epoch {}  {} account(s), {} device(s){broken}",
         info["name"].as_str().unwrap_or_default(),
         &info["id"].as_str().unwrap_or_default()
             [..12.min(info["id"].as_str().unwrap_or_default().len())],
+        info["suite"].as_str().unwrap_or_default(),
         info["epoch"],
         info["accounts"],
         info["members"].as_array().map_or(0, Vec::len),

@@ -38,6 +38,11 @@ pub(crate) struct ProfileOpts {
     /// $ATMLS_DATA_DIR, $XDG_DATA_HOME/atmls or ~/.local/share/atmls].
     #[arg(long, global = true, env = "ATMLS_PROFILE_DIR")]
     pub(crate) profile_dir: Option<PathBuf>,
+    /// The X-Wing post-quantum suite: `prefer` (KeyPackages in X-Wing and 0x0001; new
+    /// groups X-Wing when every first device has it), `require` (X-Wing only) or `off`
+    /// (0x0001 only).
+    #[arg(long, global = true, env = "ATMLS_XWING", default_value = "prefer")]
+    pub(crate) xwing: atmls_client::suite::SuitePolicy,
 }
 
 /// What `session.json` holds.
@@ -89,6 +94,8 @@ impl SessionFile {
 #[derive(Debug)]
 pub(crate) struct Profile {
     pub(crate) name: String,
+    /// The device's X-Wing policy (`--xwing`).
+    pub(crate) xwing: atmls_client::suite::SuitePolicy,
     dir: PathBuf,
     _lock: File,
 }
@@ -146,6 +153,7 @@ impl Profile {
         }
         Ok(Self {
             name: name.clone(),
+            xwing: opts.xwing,
             dir,
             _lock: lock,
         })
@@ -241,7 +249,7 @@ impl Profile {
                 let key = super::passphrase::passphrase(&self.name, true)?;
                 let storage = atmls_client::Storage::File(&path, &key);
                 let device =
-                    Device::restore(storage, pds, ds, session.ds.clone(), &id, config()).await?;
+                    Device::restore(storage, pds, ds, session.ds.clone(), &id, config(self.xwing)).await?;
                 eprintln!(
                     "the device database was missing: device {id} restored; the account's other \
                      devices re-add it to its groups at their next sync"
@@ -250,7 +258,7 @@ impl Profile {
             }
             _ => {
                 let key = super::passphrase::passphrase(&self.name, false)?;
-                Device::open(&path, &key, pds, ds, config()).await?
+                Device::open(&path, &key, pds, ds, config(self.xwing)).await?
             }
         };
         if session.device_id.as_deref() != Some(device.device_id()) {
@@ -293,11 +301,14 @@ pub(crate) fn ds_transport(
 
 /// The device settings of the CLI: a person at a terminal waits at most 30 s after the
 /// service is back before a mailbox is read or a queued message sent again.
-pub(crate) fn config() -> DeviceConfig {
-    DeviceConfig::default().with_retry_backoff(
-        std::time::Duration::from_secs(1),
-        std::time::Duration::from_secs(30),
-    )
+/// The X-Wing policy is `--xwing` (prefer by default).
+pub(crate) fn config(xwing: atmls_client::suite::SuitePolicy) -> DeviceConfig {
+    DeviceConfig::default()
+        .with_retry_backoff(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(30),
+        )
+        .with_suite_policy(xwing)
 }
 
 /// A resolver for DIDs: `did:plc` at `plc`, `did:web` over https (plain http on loopback).

@@ -43,10 +43,17 @@ struct Member {
     packages: Vec<KeyPackageRow>,
     /// Its device key, with no repo behind it (these tests have no PDS).
     binder: Binder,
+    /// The suite of its KeyPackages and of the groups it creates.
+    suite: Ciphersuite,
 }
 
 impl Member {
     fn new(name: &'static str) -> Self {
+        Self::new_in(name, SUITE)
+    }
+
+    /// A member whose KeyPackages and groups are in `suite`.
+    fn new_in(name: &'static str, suite: Ciphersuite) -> Self {
         let conn = store::open_in_memory().expect("db");
         let crypto = crate::device::store::new_crypto().unwrap();
         let signer = SignatureKeyPair::new(SUITE.signature_algorithm()).expect("signer");
@@ -67,6 +74,7 @@ impl Member {
                 device_id: name.into(),
                 proof: Vec::new(),
             },
+            suite,
         }
     }
 
@@ -92,7 +100,7 @@ impl Member {
             &self.provider(),
             &self.signer,
             &KeyPackageParams {
-                ciphersuite: SUITE,
+                ciphersuite: self.suite,
                 did: self.did.as_str(),
                 device_id: self.name,
                 inbox_ds: ds().as_str(),
@@ -116,7 +124,7 @@ impl Member {
             rkey: built.rkey.clone(),
             last_resort: false,
             expires_at: built.expires_at,
-            ciphersuite: u16::from(SUITE),
+            ciphersuite: u16::from(self.suite),
         });
         VerifiedKeyPackage {
             did: self.did.clone(),
@@ -195,7 +203,7 @@ fn sealed_welcome(alice: &Member, built: &BuiltCommit, i: usize, mailbox: [u8; 3
         from_seq: 2,
         ratchet_tree: None,
     };
-    seal::seal_welcome(&alice.crypto, SUITE, &plan.targets[i].init_key, &info).expect("seal")
+    seal::seal_welcome(&alice.crypto, alice.suite, &plan.targets[i].init_key, &info).expect("seal")
 }
 
 /// Alice creates a group and adds `others` in one commit (with `proofs` in it); each
@@ -206,7 +214,7 @@ fn group_of(alice: &mut Member, others: &mut [&mut Member]) -> BuiltCommit {
         &provider,
         &alice.signer,
         &alice.did,
-        SUITE,
+        alice.suite,
         &ds(),
         "tea",
         &alice.binder,
@@ -236,3 +244,4 @@ mod commit_welcome_cases;
 mod envelope_cases;
 mod fork_cases;
 mod lifetime_cases;
+mod suite_cases;
