@@ -389,6 +389,7 @@ mod tests {
         let opts = ProfileOpts {
             profile: "alice".into(),
             profile_dir: Some(dir.path().to_owned()),
+            xwing: atmls_client::suite::SuitePolicy::Prefer,
         };
         let first = Profile::open(&opts).unwrap();
         assert_eq!(Profile::open(&opts).unwrap_err().name, "ProfileBusy");
