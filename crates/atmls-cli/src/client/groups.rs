@@ -75,17 +75,13 @@ pub(crate) async fn run(command: GroupCommand, mut s: Session) -> Result<Session
     match command {
         GroupCommand::Create { name, with } => {
             let dids = accounts(&mut s, &with).await?;
-            let id = s
+            // The suite is negotiated with every first device (docs/spec.md §11.19).
+            let (id, committed) = s
                 .device
-                .create_group(&name)
+                .create_group_with(&name, &dids)
                 .await
                 .map_err(|e| s.explain(e))?;
-            if !dids.is_empty() {
-                let c = s
-                    .device
-                    .add_members(&id, &dids)
-                    .await
-                    .map_err(|e| s.explain(e))?;
+            if let Some(c) = committed {
                 accepted(&s, c)?;
             }
             let g = s.device.group(&id).await?;
