@@ -160,7 +160,11 @@ fn x_wing_is_negotiated_and_a_device_without_it_is_refused() {
 
     // With Carol among the first devices, the group is 0x0001, and she reads it.
     let mixed = ok(&alice(&[
-        "group", "create", "mixed", "--with", "bob.test,carol.test",
+        "group",
+        "create",
+        "mixed",
+        "--with",
+        "bob.test,carol.test",
     ]));
     assert_eq!(mixed["ciphersuite"], 0x0001, "{mixed}");
     ok(&alice(&["send", "mixed", "hello in 0x0001"]));

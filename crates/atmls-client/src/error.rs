@@ -324,7 +324,9 @@ pub enum Error {
     },
     /// A device of the account has no KeyPackage in the group's ciphersuite: it cannot
     /// be added, and the group is never moved to another suite for it (§11.19).
-    #[error("device {device_id} of {did} has no KeyPackage in the group's ciphersuite 0x{suite:04X}")]
+    #[error(
+        "device {device_id} of {did} has no KeyPackage in the group's ciphersuite 0x{suite:04X}"
+    )]
     SuiteMissing {
         /// The account.
         did: Did,

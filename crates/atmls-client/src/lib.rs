@@ -47,8 +47,8 @@ mod error;
 mod event;
 pub mod group;
 pub mod keypackage;
-pub mod suite;
 mod lexicons;
+pub mod suite;
 pub mod transport;
 
 pub use device::groups::Committed;

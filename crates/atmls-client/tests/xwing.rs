@@ -18,9 +18,15 @@ async fn device(net: &MemoryNetwork, name: &str, policy: SuitePolicy) -> Dev {
     let config = DeviceConfig::default()
         .with_one_time_key_packages(2)
         .with_suite_policy(policy);
-    Device::create(Storage::Memory, net.account(name), net.ds(), net.ds_did(), config)
-        .await
-        .expect("device")
+    Device::create(
+        Storage::Memory,
+        net.account(name),
+        net.ds(),
+        net.ds_did(),
+        config,
+    )
+    .await
+    .expect("device")
 }
 
 /// The account's published KeyPackage records: (ciphersuite, lastResort) -> count.
@@ -72,7 +78,12 @@ async fn key_packages_and_declaration_per_suite() {
     let _dave = device(&net, "dave", SuitePolicy::Require).await;
     alice.publish_declaration().await.unwrap();
     _carol.publish_declaration().await.unwrap();
-    let both = BTreeMap::from([((C, false), 2), ((C, true), 1), ((X, false), 2), ((X, true), 1)]);
+    let both = BTreeMap::from([
+        ((C, false), 2),
+        ((C, true), 1),
+        ((X, false), 2),
+        ((X, true), 1),
+    ]);
     assert_eq!(published(&net, "alice").await, both);
     assert_eq!(
         published(&net, "carol").await,

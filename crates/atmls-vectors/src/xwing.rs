@@ -9,9 +9,9 @@
 //! client's provider, decision 0027) and over RustCrypto, so three implementations agree
 //! before Python checks it a fourth way.
 
+use atmls_client::group::MAILBOX_KEY_LABEL;
 use atmls_client::group::WELCOME_INFO;
 use atmls_client::group::seal::{WelcomeInfo, open_welcome, seal_welcome, seed_key};
-use atmls_client::group::MAILBOX_KEY_LABEL;
 use atmls_client::suite::XWING;
 use atmls_ds_proto::MailboxId;
 use chacha20poly1305::ChaCha20Poly1305;
@@ -42,8 +42,8 @@ pub(crate) fn seal_base(
     pt: &[u8],
 ) -> Result<HpkeCiphertext, CryptoError> {
     use x_wing::TryKeyInit as _;
-    let ek =
-        x_wing::EncapsulationKey::new_from_slice(pk_r).map_err(|_| CryptoError::InvalidPublicKey)?;
+    let ek = x_wing::EncapsulationKey::new_from_slice(pk_r)
+        .map_err(|_| CryptoError::InvalidPublicKey)?;
     let (ct, shared) = ek.encapsulate_deterministic(&(*eseed).into());
     let psk_id_hash = labeled_extract_prk(HPKE_SUITE, b"", b"psk_id_hash", b"");
     let info_hash = labeled_extract_prk(HPKE_SUITE, b"", b"info_hash", info);
@@ -85,7 +85,10 @@ fn welcome_vector(
         .derive_hpke_keypair(XWING.hpke_config(), &recipient_ikm)
         .map_err(err)?;
     if by_libcrux.public != recipient.public || recipient.private.len() != 32 {
-        return Err(fail(WELCOME_TOPIC, "libcrux and RustCrypto derive different X-Wing keys"));
+        return Err(fail(
+            WELCOME_TOPIC,
+            "libcrux and RustCrypto derive different X-Wing keys",
+        ));
     }
     let crypto = FixedEphemeral {
         inner: RustCrypto::default(),
@@ -94,7 +97,9 @@ fn welcome_vector(
     };
     let info = WelcomeInfo {
         welcome: welcome.clone(),
-        ds: crate::records::DS.parse().map_err(|e| fail(WELCOME_TOPIC, e))?,
+        ds: crate::records::DS
+            .parse()
+            .map_err(|e| fail(WELCOME_TOPIC, e))?,
         mailbox,
         from_seq,
         ratchet_tree: None,
@@ -196,7 +201,9 @@ fn key_vector(name: &str, secret: &[u8], mailbox: [u8; 32]) -> Result<Value, Vec
     let derived = expand(secret, MAILBOX_KEY_LABEL.as_bytes(), &[], 32)?;
     let context_hash = crypto.hash(hash, &mailbox).map_err(err)?;
     let exported = expand(&derived, b"exported", &context_hash, 32)?;
-    if exported != crate::mailbox_key::mls_exporter(secret, MAILBOX_KEY_LABEL.as_bytes(), &mailbox, 32)? {
+    if exported
+        != crate::mailbox_key::mls_exporter(secret, MAILBOX_KEY_LABEL.as_bytes(), &mailbox, 32)?
+    {
         return Err(fail(KEY_TOPIC, "libcrux and RustCrypto exporters differ"));
     }
     let key = seed_key(exported.clone()).map_err(|e| fail(KEY_TOPIC, e))?;

@@ -67,7 +67,7 @@ pub(crate) async fn run(command: KeysCommand, mut s: Session) -> Result<Session,
                 .map_err(|e| s.explain(e))?;
             let key = doc.atproto_key().map(|k| k.to_did_key()).ok();
             // Verification skips this device's own packages (it never adds itself).
-            let verified = match s.device.key_packages_of(&did).await {
+            let verified = match s.device.all_key_packages_of(&did).await {
                 Ok(v) => v,
                 Err(atmls_client::Error::NoKeyPackage { .. }) => Vec::new(),
                 Err(e) => return Err(s.explain(e)),

@@ -248,8 +248,15 @@ impl Profile {
                 let _ = std::fs::remove_file(atmls_client::at_rest::kdf_path(&path));
                 let key = super::passphrase::passphrase(&self.name, true)?;
                 let storage = atmls_client::Storage::File(&path, &key);
-                let device =
-                    Device::restore(storage, pds, ds, session.ds.clone(), &id, config(self.xwing)).await?;
+                let device = Device::restore(
+                    storage,
+                    pds,
+                    ds,
+                    session.ds.clone(),
+                    &id,
+                    config(self.xwing),
+                )
+                .await?;
                 eprintln!(
                     "the device database was missing: device {id} restored; the account's other \
                      devices re-add it to its groups at their next sync"

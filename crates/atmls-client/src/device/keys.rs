@@ -184,7 +184,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
     pub async fn key_packages_of(&self, did: &Did) -> Result<Vec<VerifiedKeyPackage>, Error> {
         let mut st = self.inner.state.lock().await;
         let suites = self.suites();
-        let offers = self.offers_locked(&mut st, std::slice::from_ref(did)).await?;
+        let offers = self
+            .offers_locked(&mut st, std::slice::from_ref(did))
+            .await?;
         Ok(offers
             .into_iter()
             .flat_map(|(_, by_device)| by_device.into_values())
@@ -195,6 +197,19 @@ impl<P: Pds, D: Ds> Device<P, D> {
                         .cloned()
                 })
             })
+            .collect())
+    }
+
+    /// Every verified KeyPackage of `did`, in every suite this client implements, each
+    /// proven against the account's repo (§3.3; this device's own are left out).
+    pub async fn all_key_packages_of(&self, did: &Did) -> Result<Vec<VerifiedKeyPackage>, Error> {
+        let mut st = self.inner.state.lock().await;
+        let offers = self
+            .offers_locked(&mut st, std::slice::from_ref(did))
+            .await?;
+        Ok(offers
+            .into_iter()
+            .flat_map(|(_, by_device)| by_device.into_values().flatten())
             .collect())
     }
 

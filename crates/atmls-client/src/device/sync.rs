@@ -306,7 +306,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 if present.contains(device) {
                     continue;
                 }
-                let Some(i) = all.iter().position(|k| k.key_package.ciphersuite() == suite)
+                let Some(i) = all
+                    .iter()
+                    .position(|k| k.key_package.ciphersuite() == suite)
                 else {
                     tracing::debug!("own device has no KeyPackage in the group's suite");
                     continue;

@@ -2,12 +2,12 @@
 //! each with its own in-memory device database; envelopes and intents handed over by
 //! hand, outcomes asserted.
 
+use crate::device::store::Crypto;
 use atmls_ds_proto::{MailboxId, Timestamp};
 use atmls_identity::Did;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
-use crate::device::store::Crypto;
 use openmls_traits::storage::StorageProvider as _;
 use rusqlite::Connection;
 
@@ -187,8 +187,7 @@ impl Member {
     /// Opens and joins a sealed welcome.
     fn open_and_join(&mut self, sealed: &[u8]) -> Result<welcome::Joined, WelcomeRefusal> {
         let provider = self.provider();
-        let opened =
-            welcome::open(&provider, self.packages.clone(), sealed).expect("storage")?;
+        let opened = welcome::open(&provider, self.packages.clone(), sealed).expect("storage")?;
         welcome::join(&provider, opened, None, &[])
     }
 }

@@ -41,7 +41,11 @@ fn run(suite: Ciphersuite) -> Sizes {
     }
     // Carol joins from a welcome sealed to her init key in the group's suite.
     let kp = carol.key_package(Vec::new());
-    let key_package = kp.key_package.tls_serialize_detached().expect("encode").len();
+    let key_package = kp
+        .key_package
+        .tls_serialize_detached()
+        .expect("encode")
+        .len();
     let built = alice.build(&Intent::Add(vec![kp])).expect("a commit");
     alice.merge_pending();
     let sealed = sealed_welcome(&alice, &built, 0, [0; 32]);
