@@ -193,3 +193,68 @@ async fn require_refuses_a_group_without_x_wing() {
     assert_eq!(suite(&dave, &g).await, X);
     assert_eq!((u16::from(XWING), u16::from(CLASSIC)), (X, C));
 }
+
+/// The device database's passphrase, with the cheap KDF tests ask for by name.
+fn passphrase() -> atmls_client::at_rest::Passphrase {
+    atmls_client::at_rest::Passphrase::new("test passphrase")
+        .with_kdf_params(atmls_client::at_rest::KdfParams::insecure_for_tests())
+}
+
+#[tokio::test]
+async fn turning_x_wing_off_deletes_its_key_packages_and_on_again_publishes_them() {
+    let net = MemoryNetwork::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alice.sqlite");
+    let config = |policy| {
+        DeviceConfig::default()
+            .with_one_time_key_packages(2)
+            .with_suite_policy(policy)
+    };
+    let alice = Device::create(
+        Storage::File(&path, &passphrase()),
+        net.account("alice"),
+        net.ds(),
+        net.ds_did(),
+        config(SuitePolicy::Prefer),
+    )
+    .await
+    .unwrap();
+    let both = BTreeMap::from([
+        ((C, false), 2),
+        ((C, true), 1),
+        ((X, false), 2),
+        ((X, true), 1),
+    ]);
+    assert_eq!(published(&net, "alice").await, both);
+    drop(alice);
+    // Reopened with X-Wing off: the next renewal deletes the X-Wing records (and keys).
+    let alice = Device::open(
+        &path,
+        &passphrase(),
+        net.account("alice"),
+        net.ds(),
+        config(SuitePolicy::Off),
+    )
+    .await
+    .unwrap();
+    alice.replenish_key_packages().await.unwrap();
+    assert_eq!(
+        published(&net, "alice").await,
+        BTreeMap::from([((C, false), 2), ((C, true), 1)])
+    );
+    drop(alice);
+    let alice = Device::open(
+        &path,
+        &passphrase(),
+        net.account("alice"),
+        net.ds(),
+        config(SuitePolicy::Require),
+    )
+    .await
+    .unwrap();
+    alice.replenish_key_packages().await.unwrap();
+    assert_eq!(
+        published(&net, "alice").await,
+        BTreeMap::from([((X, false), 2), ((X, true), 1)])
+    );
+}
