@@ -258,3 +258,58 @@ async fn turning_x_wing_off_deletes_its_key_packages_and_on_again_publishes_them
         BTreeMap::from([((X, false), 2), ((X, true), 1)])
     );
 }
+
+#[tokio::test]
+async fn own_devices_join_and_a_lost_device_reenters_an_x_wing_group() {
+    let net = MemoryNetwork::new();
+    let config = || {
+        DeviceConfig::default()
+            .with_one_time_key_packages(2)
+            .with_suite_policy(SuitePolicy::Prefer)
+            .with_own_device_check_interval(std::time::Duration::ZERO)
+    };
+    let create = |name: &'static str| {
+        Device::create(
+            Storage::Memory,
+            net.account(name),
+            net.ds(),
+            net.ds_did(),
+            config(),
+        )
+    };
+    let laptop = create("alice").await.unwrap();
+    let phone = create("alice").await.unwrap();
+    let bob = create("bob").await.unwrap();
+    bob.publish_declaration().await.unwrap();
+    // The phone is among the first devices: X-Wing, and the phone joins from the welcome.
+    let (g, _) = laptop
+        .create_group_with("g", &[bob.did().clone()])
+        .await
+        .unwrap();
+    assert_eq!(suite(&laptop, &g).await, X);
+    laptop.sync().await.unwrap();
+    assert_eq!(Event::joined(&phone.sync().await.unwrap()), [g.clone()]);
+    assert_eq!(Event::joined(&bob.sync().await.unwrap()), [g.clone()]);
+    laptop.sync().await.unwrap();
+
+    // The phone's database is lost: restored under its id, it asks its sibling, which
+    // re-adds it with one of its X-Wing packages (§11.17, §11.19).
+    let phone_id = phone.device_id().to_owned();
+    drop(phone);
+    let phone = Device::restore(
+        Storage::Memory,
+        net.account("alice"),
+        net.ds(),
+        net.ds_did(),
+        &phone_id,
+        config(),
+    )
+    .await
+    .unwrap();
+    phone.sync().await.unwrap();
+    laptop.sync().await.unwrap();
+    assert_eq!(Event::joined(&phone.sync().await.unwrap()), [g.clone()]);
+    assert_eq!(suite(&phone, &g).await, X);
+    bob.sync().await.unwrap();
+    talk(&bob, &phone, &g, "after the loss").await;
+}
