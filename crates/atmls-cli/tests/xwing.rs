@@ -63,10 +63,16 @@ impl Drop for Serve {
     }
 }
 
-/// `atmls` as `profile`, with the X-Wing policy `xwing`.
+/// `atmls` as `profile`, with the X-Wing policy `xwing` (`""`: none given, the profile's).
 fn atmls(profiles: &Path, profile: &str, xwing: &str, pds: &str, args: &[&str]) -> Output {
+    let policy: &[&str] = if xwing.is_empty() {
+        &[]
+    } else {
+        &["--xwing", xwing]
+    };
     Command::new(env!("CARGO_BIN_EXE_atmls"))
-        .args(["--profile", profile, "--xwing", xwing])
+        .args(["--profile", profile])
+        .args(policy)
         .args(args)
         .arg("--json")
         .env("ATMLS_PROFILE_DIR", profiles)
@@ -77,6 +83,7 @@ fn atmls(profiles: &Path, profile: &str, xwing: &str, pds: &str, args: &[&str]) 
         .env_remove("ATMLS_DATA_DIR")
         .env_remove("ATMLS_DS")
         .env_remove("ATMLS_PLC")
+        .env_remove("ATMLS_XWING")
         .stdin(Stdio::null())
         .output()
         .expect("run atmls")
@@ -168,6 +175,12 @@ fn x_wing_is_negotiated_and_a_device_without_it_is_refused() {
     ]));
     assert_eq!(mixed["ciphersuite"], 0x0001, "{mixed}");
     ok(&alice(&["send", "mixed", "hello in 0x0001"]));
-    let inbox = ok(&atmls(&profiles, "carol", "off", url, &["inbox"]));
+    // Carol's policy was kept in her profile: no flag now, still off (she joins, renews
+    // her packages, and still publishes none in X-Wing).
+    let inbox = ok(&atmls(&profiles, "carol", "", url, &["inbox"]));
     assert!(inbox.to_string().contains("hello in 0x0001"), "{inbox}");
+    let listed = ok(&alice(&["keys", "list", "carol.test"]));
+    assert_eq!(suites(&listed), [0x0001]);
+    let shown = ok(&atmls(&profiles, "carol", "", url, &["keys", "list"]));
+    assert_eq!(suites(&shown), [0x0001]);
 }
