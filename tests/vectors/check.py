@@ -3,8 +3,9 @@
 
 Reads every tests/vectors/*.json file and RECOMPUTES each expected value from the vector's
 inputs with Python's own libraries (cbor2 for DAG-CBOR, hashlib/base64 for CIDs and
-multibase, `cryptography` for Ed25519, X25519, HKDF and AES-GCM; HPKE base mode is built
-here from those primitives, RFC 9180). It never trusts an expected value it did not
+multibase, `cryptography` for Ed25519, X25519, ML-KEM-768, HKDF, AES-GCM and
+ChaCha20-Poly1305; HPKE base mode and the X-Wing combiner are built here from those
+primitives, RFC 9180 and draft-connolly-cfrg-xwing-kem-06). It never trusts an expected value it did not
 recompute: every field of a vector is either an input or compared with a recomputed
 value, and a vector with a field the check does not use is refused.
 
@@ -29,7 +30,8 @@ import cbor2
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 
 class Mismatch(Exception):
@@ -369,6 +371,44 @@ def hpke_open_base(sk_r, enc, info, aad, ct):
     return AESGCM(key).decrypt(nonce, ct, aad)
 
 
+# X-Wing (draft-connolly-cfrg-xwing-kem-06) as the HPKE KEM of suite 0x004D (KEM id 0x647A),
+# with HKDF-SHA256 and ChaCha20-Poly1305. Python's ML-KEM has no derandomized
+# encapsulation: the check derives the recipient key pair and decapsulates.
+XWING_LABEL = b"\\.//^\\"
+XWING_HPKE_SUITE = b"HPKE\x64\x7a\x00\x01\x00\x03"
+
+
+def xwing_key_pair(seed):
+    """(ML-KEM private key, X25519 secret, public key pk_M || pk_X) from a 32-byte seed."""
+    if len(seed) != 32:
+        raise Mismatch("an X-Wing seed is 32 bytes")
+    expanded = hashlib.shake_256(seed).digest(96)
+    sk_m = MLKEM768PrivateKey.from_seed_bytes(expanded[:64])
+    sk_x = expanded[64:]
+    return sk_m, sk_x, sk_m.public_key().public_bytes_raw() + x25519_public(sk_x)
+
+
+def xwing_decapsulate(seed, ct):
+    if len(ct) != 1120:
+        raise Mismatch("an X-Wing ciphertext is 1120 bytes")
+    sk_m, sk_x, pk = xwing_key_pair(seed)
+    ct_m, ct_x = ct[:1088], ct[1088:]
+    ss_m = sk_m.decapsulate(ct_m)
+    ss_x = X25519PrivateKey.from_private_bytes(sk_x).exchange(X25519PublicKey.from_public_bytes(ct_x))
+    return hashlib.sha3_256(ss_m + ss_x + ct_x + pk[1184:] + XWING_LABEL).digest()
+
+
+def xwing_hpke_key_schedule(shared_secret, info):
+    suite = XWING_HPKE_SUITE
+    psk_id_hash = labeled_extract(suite, b"", b"psk_id_hash", b"")
+    info_hash = labeled_extract(suite, b"", b"info_hash", info)
+    context = b"\x00" + psk_id_hash + info_hash
+    secret = labeled_extract(suite, shared_secret, b"secret", b"")
+    key = labeled_expand(suite, secret, b"key", context, 32)
+    nonce = labeled_expand(suite, secret, b"base_nonce", context, 12)
+    return key, nonce
+
+
 # ---------------------------------------------------------------------------- topics
 
 
@@ -556,6 +596,64 @@ def check_welcome(f):
     expect("opened plaintext", opened, plaintext)
 
 
+def check_xwing_welcome(f):
+    expect("cipherSuite", f("cipherSuite", int), 0x004D)
+    info = f("info", str)
+    expect("info", info, "chat.mls welcome v1")
+    seed = hashlib.shake_256(unhex(f("recipientIkm", str))).digest(32)
+    expect("recipientPrivateKey", seed.hex(), f("recipientPrivateKey", str))
+    _, _, pk_r = xwing_key_pair(seed)
+    expect("recipientPublicKey", pk_r.hex(), f("recipientPublicKey", str))
+    mailbox = f("mailbox", str)
+    mailbox_id(mailbox)
+    plaintext = dag_cbor(
+        {
+            "ds": f("ds", str),
+            "fromSeq": f("fromSeq", int),
+            "mailbox": mailbox,
+            "version": 1,
+            "welcome": unhex(f("welcome", str)),
+        }
+    )
+    expect("plaintext", plaintext.hex(), f("plaintext", str))
+    enc = unhex(f("enc", str))
+    # The X25519 half of the encapsulation is the sender's ephemeral public key; the
+    # ML-KEM half is decapsulated (a wrong byte gives another shared secret).
+    ek_x = unhex(f("ephemeralX25519", str))
+    if len(ek_x) != 32 or ek_x[0] & 7 or ek_x[31] & 0x80 or not ek_x[31] & 0x40:
+        raise Mismatch("ephemeralX25519 is not a clamped X25519 scalar")
+    expect("enc (X25519 half)", x25519_public(ek_x).hex(), enc[1088:].hex())
+    key, nonce = xwing_hpke_key_schedule(xwing_decapsulate(seed, enc), info.encode())
+    ct = ChaCha20Poly1305(key).encrypt(nonce, plaintext, b"")
+    expect("ciphertext", ct.hex(), f("ciphertext", str))
+    sealed = b"\x01" + len(enc).to_bytes(2, "big") + enc + len(ct).to_bytes(4, "big") + ct
+    expect("sealed", sealed.hex(), f("sealed", str))
+    payload = sealed + bytes(bucket(len(sealed)) - len(sealed))
+    expect("payload", payload.hex(), f("payload", str))
+    given = unhex(f("payload", str))
+    n = int.from_bytes(given[1:3], "big")
+    m = int.from_bytes(given[3 + n : 7 + n], "big")
+    if given[0] != 1 or any(given[7 + n + m :]):
+        raise Mismatch("sealed layout or padding")
+    key, nonce = xwing_hpke_key_schedule(xwing_decapsulate(seed, given[3 : 3 + n]), info.encode())
+    opened = ChaCha20Poly1305(key).decrypt(nonce, given[7 + n : 7 + n + m], b"")
+    expect("opened plaintext", opened, plaintext)
+
+
+def check_xwing_mailbox_key(f):
+    # Suite 0x004D's KDF is HKDF-SHA256, as 0x0001's: the same MLS-Exporter.
+    expect("cipherSuite", f("cipherSuite", int), 0x004D)
+    expect("mailbox label", f("label", str), "chat.mls mailbox")
+    exported = mls_exporter(
+        unhex(f("exporterSecret", str)),
+        f("label", str).encode(),
+        mailbox_id(f("mailbox", str)),
+        f("length", int),
+    )
+    expect("exported", exported.hex(), f("exported", str))
+    expect("publicKey", ed25519_public(exported).hex(), f("publicKey", str))
+
+
 def out_of_band_tree(f):
     """The out-of-band ratchet tree of a sealed welcome (spec §11.4): recomputes the blob
     and returns the plaintext's ratchetTree map."""
@@ -705,6 +803,8 @@ TOPICS = {
     "padding.json": check_padding,
     "reentry.json": check_reentry,
     "device-binding.json": check_device_binding,
+    "xwing-sealed-welcome.json": check_xwing_welcome,
+    "xwing-mailbox-key.json": check_xwing_mailbox_key,
 }
 
 

@@ -5,21 +5,9 @@
 
 mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
-use serde_json::Value;
-
-use support::{Serve, WAIT, atmls, ok};
-
-fn err(out: &Output) -> Value {
-    assert!(
-        !out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stderr)
-        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
-}
+use support::{Serve, WAIT, atmls, err, ok};
 
 const CREATE: [&str; 6] = [
     "account",

@@ -33,6 +33,9 @@ pub enum StoreError {
     /// written in plaintext, so it is not opened.
     #[error("the SQLite library has no encryption at rest (SQLCipher)")]
     NoEncryption,
+    /// The operating system gave no entropy to seed the crypto provider's DRBG.
+    #[error("no entropy for the crypto provider")]
+    Entropy,
 }
 
 /// A PDS or delivery-service request failed.
@@ -323,6 +326,23 @@ pub enum Error {
         /// Why the last candidate was refused, if any was.
         last: Option<KeyPackageRefusal>,
     },
+    /// A device of the account has no KeyPackage in the group's ciphersuite: it cannot
+    /// be added, and the group is never moved to another suite for it (§11.19).
+    #[error(
+        "device {device_id} of {did} has no KeyPackage in the group's ciphersuite 0x{suite:04X}"
+    )]
+    SuiteMissing {
+        /// The account.
+        did: Did,
+        /// The device (its `deviceId`).
+        device_id: String,
+        /// The group's ciphersuite.
+        suite: u16,
+    },
+    /// No ciphersuite suits a new group: some first device offers none the X-Wing policy
+    /// allows (§11.19).
+    #[error(transparent)]
+    NoSuite(#[from] crate::suite::SuiteRefusal),
     /// This device is not an admin of the group.
     #[error("only admins may do this")]
     NotAdmin,

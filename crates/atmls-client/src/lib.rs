@@ -48,6 +48,7 @@ mod event;
 pub mod group;
 pub mod keypackage;
 mod lexicons;
+pub mod suite;
 pub mod transport;
 
 pub use device::groups::Committed;

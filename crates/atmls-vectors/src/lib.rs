@@ -23,6 +23,7 @@ mod reentry;
 mod rng;
 mod signature;
 mod welcome;
+mod xwing;
 
 /// Why the vectors could not be computed, written or checked.
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +100,8 @@ pub fn compute() -> Result<Vec<VectorFile>, VectorError> {
         padding::file(),
         reentry::file()?,
         binding::file()?,
+        xwing::welcome_file()?,
+        xwing::mailbox_key_file()?,
     ])
 }
 

@@ -51,7 +51,7 @@ fn expand_with_label(
 }
 
 /// MLS-Exporter(label, context, length) from `exporter_secret` (cipher suite 1).
-fn mls_exporter(
+pub(crate) fn mls_exporter(
     exporter_secret: &[u8],
     label: &[u8],
     context: &[u8],

@@ -28,6 +28,7 @@ fn vector(name: &str, label: &str, group: bool) -> Result<Value, VectorError> {
     let crypto = FixedEphemeral {
         inner: RustCrypto::default(),
         ikm_e: ephemeral_ikm.clone(),
+        xwing_eseed: None,
     };
     let recipient = crypto
         .derive_hpke_keypair(suite.hpke_config(), &recipient_ikm)

@@ -34,22 +34,24 @@ const TOPIC: &str = "sealed-welcome.json";
 pub(crate) struct FixedEphemeral {
     pub(crate) inner: RustCrypto,
     pub(crate) ikm_e: Vec<u8>,
+    /// For X-Wing seals (§11.19): the 64 bytes of encapsulation randomness.
+    pub(crate) xwing_eseed: Option<[u8; 64]>,
 }
 
 const KEM_SUITE: &[u8] = b"KEM\x00\x20";
 const HPKE_SUITE: &[u8] = b"HPKE\x00\x20\x00\x01\x00\x01";
 
-fn labeled_extract(suite: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Hkdf<Sha256> {
+pub(crate) fn labeled_extract(suite: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Hkdf<Sha256> {
     let input = [b"HPKE-v1".as_slice(), suite, label, ikm].concat();
     Hkdf::<Sha256>::new(Some(salt), &input)
 }
 
-fn labeled_extract_prk(suite: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Vec<u8> {
+pub(crate) fn labeled_extract_prk(suite: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Vec<u8> {
     let input = [b"HPKE-v1".as_slice(), suite, label, ikm].concat();
     Hkdf::<Sha256>::extract(Some(salt), &input).0.to_vec()
 }
 
-fn labeled_expand(
+pub(crate) fn labeled_expand(
     prk: &Hkdf<Sha256>,
     suite: &[u8],
     label: &[u8],
@@ -187,6 +189,13 @@ impl OpenMlsCrypto for FixedEphemeral {
         aad: &[u8],
         ptxt: &[u8],
     ) -> Result<HpkeCiphertext, CryptoError> {
+        if let Some(eseed) = &self.xwing_eseed {
+            let HpkeConfig(kem, kdf, aead) = atmls_client::suite::XWING.hpke_config();
+            if (config.0, config.1, config.2) != (kem, kdf, aead) {
+                return Err(CryptoError::UnsupportedCiphersuite);
+            }
+            return crate::xwing::seal_base(pk_r, eseed, info, aad, ptxt);
+        }
         let HpkeConfig(kem, kdf, aead) =
             Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519.hpke_config();
         if (config.0, config.1, config.2) != (kem, kdf, aead) {
@@ -262,6 +271,7 @@ fn vector(
     let crypto = FixedEphemeral {
         inner: RustCrypto::default(),
         ikm_e: ephemeral_ikm.clone(),
+        xwing_eseed: None,
     };
     let recipient = crypto
         .derive_hpke_keypair(suite.hpke_config(), &recipient_ikm)

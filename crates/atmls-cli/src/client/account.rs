@@ -205,6 +205,7 @@ async fn start_device(
         refresh,
         ds_via_pds: login.ds_via_pds,
         device_id: None,
+        xwing: profile.xwing,
     };
     // Saved first: if creating the device fails half-way, `account create` (or `login`)
     // again goes on from here.
@@ -217,7 +218,7 @@ async fn start_device(
         pds,
         transport,
         ds,
-        profile::config(),
+        profile::config(session.policy(profile.xwing)),
     )
     .await;
     let device = match device {

@@ -132,6 +132,8 @@ impl From<Error> for CliError {
             Error::Protocol(_) => "ProtocolError",
             Error::Queued { .. } => "Queued",
             Error::MessageLifetime(_) => "BadLifetime",
+            Error::SuiteMissing { .. } => "SuiteMissing",
+            Error::NoSuite(_) => "NoSuite",
             _ => "ClientError",
         };
         Self { name, message }

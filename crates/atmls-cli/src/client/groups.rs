@@ -75,17 +75,13 @@ pub(crate) async fn run(command: GroupCommand, mut s: Session) -> Result<Session
     match command {
         GroupCommand::Create { name, with } => {
             let dids = accounts(&mut s, &with).await?;
-            let id = s
+            // The suite is negotiated with every first device (docs/spec.md §11.19).
+            let (id, committed) = s
                 .device
-                .create_group(&name)
+                .create_group_with(&name, &dids)
                 .await
                 .map_err(|e| s.explain(e))?;
-            if !dids.is_empty() {
-                let c = s
-                    .device
-                    .add_members(&id, &dids)
-                    .await
-                    .map_err(|e| s.explain(e))?;
+            if let Some(c) = committed {
                 accepted(&s, c)?;
             }
             let g = s.device.group(&id).await?;
@@ -321,6 +317,8 @@ async fn describe(s: &mut Session, g: &Group) -> Value {
         "name": g.name(),
         "description": g.data.description,
         "epoch": g.epoch,
+        "ciphersuite": g.ciphersuite,
+        "suite": atmls_client::suite::describe_code(g.ciphersuite),
         "epochAuthenticator": hex(&g.epoch_authenticator),
         "ds": g.data.ds,
         "mailbox": atmls_ds::MailboxId::from_bytes(g.data.mailbox).to_string(),
@@ -339,10 +337,11 @@ fn human(info: &Value) -> String {
         .map(|r| format!("  BROKEN ({r}): waiting to be re-added"))
         .unwrap_or_default();
     format!(
-        "{:?} [{}]  epoch {}  {} account(s), {} device(s){broken}",
+        "{:?} [{}]  {}  epoch {}  {} account(s), {} device(s){broken}",
         info["name"].as_str().unwrap_or_default(),
         &info["id"].as_str().unwrap_or_default()
             [..12.min(info["id"].as_str().unwrap_or_default().len())],
+        info["suite"].as_str().unwrap_or_default(),
         info["epoch"],
         info["accounts"],
         info["members"].as_array().map_or(0, Vec::len),

@@ -67,7 +67,7 @@ pub(crate) async fn run(command: KeysCommand, mut s: Session) -> Result<Session,
                 .map_err(|e| s.explain(e))?;
             let key = doc.atproto_key().map(|k| k.to_did_key()).ok();
             // Verification skips this device's own packages (it never adds itself).
-            let verified = match s.device.key_packages_of(&did).await {
+            let verified = match s.device.all_key_packages_of(&did).await {
                 Ok(v) => v,
                 Err(atmls_client::Error::NoKeyPackage { .. }) => Vec::new(),
                 Err(e) => return Err(s.explain(e)),
@@ -80,6 +80,7 @@ pub(crate) async fn run(command: KeysCommand, mut s: Session) -> Result<Session,
                     json!({
                         "rkey": r.rkey,
                         "device": r.value["deviceId"],
+                        "ciphersuite": r.value["ciphersuite"],
                         "lastResort": r.value["lastResort"],
                         "expiresAt": r.value["expiresAt"],
                         "thisDevice": own && did == s.file.did,
@@ -109,9 +110,14 @@ pub(crate) async fn run(command: KeysCommand, mut s: Session) -> Result<Session,
                             _ => "listed".to_owned(),
                         };
                         text.push_str(&format!(
-                            "\n  {}  device {}  {kind:<11}  expires {}  {state}",
+                            "\n  {}  device {}  {:<15}  {kind:<11}  expires {}  {state}",
                             r["rkey"].as_str().unwrap_or_default(),
                             r["device"].as_str().unwrap_or("?"),
+                            r["ciphersuite"]
+                                .as_u64()
+                                .and_then(|c| u16::try_from(c).ok())
+                                .map(atmls_client::suite::describe_code)
+                                .unwrap_or_else(|| "?".into()),
                             r["expiresAt"].as_str().unwrap_or("?"),
                         ));
                     }

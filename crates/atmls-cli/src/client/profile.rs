@@ -38,6 +38,12 @@ pub(crate) struct ProfileOpts {
     /// $ATMLS_DATA_DIR, $XDG_DATA_HOME/atmls or ~/.local/share/atmls].
     #[arg(long, global = true, env = "ATMLS_PROFILE_DIR")]
     pub(crate) profile_dir: Option<PathBuf>,
+    /// The X-Wing post-quantum suite: `prefer` (KeyPackages in X-Wing and 0x0001; new
+    /// groups X-Wing when every first device has it), `require` (X-Wing only) or `off`
+    /// (0x0001 only). Kept in the profile once given [default: the profile's, else
+    /// prefer].
+    #[arg(long, global = true, env = "ATMLS_XWING")]
+    pub(crate) xwing: Option<atmls_client::suite::SuitePolicy>,
 }
 
 /// What `session.json` holds.
@@ -56,14 +62,28 @@ pub(crate) struct SessionFile {
     /// The device's id, kept outside the device database so that a device whose database
     /// is lost is restored under it (docs/spec.md §11.17).
     pub(crate) device_id: Option<String>,
+    /// The device's X-Wing policy (docs/spec.md §11.19), as last given with `--xwing`.
+    pub(crate) xwing: Option<atmls_client::suite::SuitePolicy>,
 }
 
 impl SessionFile {
+    /// The X-Wing policy of this command: the one given now, else the profile's, else
+    /// `prefer`.
+    pub(crate) fn policy(
+        &self,
+        given: Option<atmls_client::suite::SuitePolicy>,
+    ) -> atmls_client::suite::SuitePolicy {
+        given
+            .or(self.xwing)
+            .unwrap_or(atmls_client::suite::SuitePolicy::Prefer)
+    }
+
     fn to_json(&self) -> Value {
         json!({
             "pds": self.pds, "did": self.did, "handle": self.handle, "plc": self.plc,
             "ds": self.ds, "accessJwt": self.access, "refreshJwt": self.refresh,
             "dsViaPds": self.ds_via_pds, "deviceId": self.device_id,
+            "xwing": self.xwing.map(|p| p.to_string()),
         })
     }
 
@@ -81,6 +101,8 @@ impl SessionFile {
             ds_via_pds: v["dsViaPds"].as_bool().unwrap_or(false),
             // Absent in profiles written before recovery: learnt at the next open.
             device_id: s("deviceId"),
+            // Absent in profiles written before X-Wing: the default (prefer).
+            xwing: s("xwing").and_then(|p| p.parse().ok()),
         })
     }
 }
@@ -89,6 +111,8 @@ impl SessionFile {
 #[derive(Debug)]
 pub(crate) struct Profile {
     pub(crate) name: String,
+    /// The X-Wing policy given to this command (`--xwing`), if any.
+    pub(crate) xwing: Option<atmls_client::suite::SuitePolicy>,
     dir: PathBuf,
     _lock: File,
 }
@@ -146,6 +170,7 @@ impl Profile {
         }
         Ok(Self {
             name: name.clone(),
+            xwing: opts.xwing,
             dir,
             _lock: lock,
         })
@@ -214,6 +239,12 @@ impl Profile {
     /// Opens this profile's device, resuming the saved session.
     pub(crate) async fn device(&self) -> Result<(CliDevice, SessionFile), CliError> {
         let mut session = self.session()?;
+        // A policy given now is kept for the profile's later commands.
+        if self.xwing.is_some() && self.xwing != session.xwing {
+            session.xwing = self.xwing;
+            self.save_session(&session)?;
+        }
+        let policy = session.policy(self.xwing);
         if !self.has_device() && session.device_id.is_none() {
             return Err(CliError::new(
                 "NoDevice",
@@ -241,7 +272,8 @@ impl Profile {
                 let key = super::passphrase::passphrase(&self.name, true)?;
                 let storage = atmls_client::Storage::File(&path, &key);
                 let device =
-                    Device::restore(storage, pds, ds, session.ds.clone(), &id, config()).await?;
+                    Device::restore(storage, pds, ds, session.ds.clone(), &id, config(policy))
+                        .await?;
                 eprintln!(
                     "the device database was missing: device {id} restored; the account's other \
                      devices re-add it to its groups at their next sync"
@@ -250,7 +282,7 @@ impl Profile {
             }
             _ => {
                 let key = super::passphrase::passphrase(&self.name, false)?;
-                Device::open(&path, &key, pds, ds, config()).await?
+                Device::open(&path, &key, pds, ds, config(policy)).await?
             }
         };
         if session.device_id.as_deref() != Some(device.device_id()) {
@@ -293,11 +325,14 @@ pub(crate) fn ds_transport(
 
 /// The device settings of the CLI: a person at a terminal waits at most 30 s after the
 /// service is back before a mailbox is read or a queued message sent again.
-pub(crate) fn config() -> DeviceConfig {
-    DeviceConfig::default().with_retry_backoff(
-        std::time::Duration::from_secs(1),
-        std::time::Duration::from_secs(30),
-    )
+/// The X-Wing policy is `--xwing` (prefer by default).
+pub(crate) fn config(xwing: atmls_client::suite::SuitePolicy) -> DeviceConfig {
+    DeviceConfig::default()
+        .with_retry_backoff(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(30),
+        )
+        .with_suite_policy(xwing)
 }
 
 /// A resolver for DIDs: `did:plc` at `plc`, `did:web` over https (plain http on loopback).
@@ -378,6 +413,7 @@ mod tests {
         let opts = ProfileOpts {
             profile: "alice".into(),
             profile_dir: Some(dir.path().to_owned()),
+            xwing: None,
         };
         let first = Profile::open(&opts).unwrap();
         assert_eq!(Profile::open(&opts).unwrap_err().name, "ProfileBusy");

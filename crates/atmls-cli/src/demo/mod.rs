@@ -139,6 +139,7 @@ impl Net {
             HttpDs::new(self.resolver.clone()),
             ds_did,
             DeviceConfig::default()
+                .with_suite_policy(atmls_client::suite::SuitePolicy::Prefer)
                 .with_own_device_check_interval(Duration::ZERO)
                 .with_clock(self.clock.clone()),
         ))
@@ -331,6 +332,14 @@ async fn conversation(
             info.data.ds
         ),
         || format!("{} members, admins {:?}", info.members.len(), info.data.admins),
+    )?;
+    let suite = atmls_client::suite::describe_code(info.ciphersuite);
+    tr.check(
+        info.ciphersuite == u16::from(atmls_client::suite::XWING),
+        format!(
+            "ciphersuite {suite}: hybrid post-quantum (ML-KEM-768 + X25519), every device publishes X-Wing KeyPackages"
+        ),
+        || format!("the group is in {suite}"),
     )?;
     committed(
         tr,

@@ -54,7 +54,9 @@ pub(super) async fn run(
         HttpDs::new(net.resolver.clone()),
         ds_did,
         &device_id,
-        DeviceConfig::default().with_own_device_check_interval(Duration::ZERO),
+        DeviceConfig::default()
+            .with_suite_policy(atmls_client::suite::SuitePolicy::Prefer)
+            .with_own_device_check_interval(Duration::ZERO),
     ))
     .await?;
     let phone = Person {

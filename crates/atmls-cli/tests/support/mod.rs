@@ -73,6 +73,7 @@ pub(crate) fn atmls(profiles: &Path, profile: &str, pds: &str, args: &[&str]) ->
         .env_remove("ATMLS_DATA_DIR")
         .env_remove("ATMLS_DS")
         .env_remove("ATMLS_PLC")
+        .env_remove("ATMLS_XWING")
         .stdin(Stdio::null())
         .output()
         .expect("run atmls")
@@ -85,4 +86,14 @@ pub(crate) fn ok(out: &Output) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("json")
+}
+
+pub(crate) fn err(out: &Output) -> Value {
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stderr)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)))
 }

@@ -65,10 +65,10 @@ pub(crate) struct Joined {
 }
 
 /// Opens a sealed welcome with one of `packages` (this device's, whose private keys
-/// openmls keeps). `Err` is a local storage failure.
+/// openmls keeps), with the HPKE of each package's own suite (§11.19). `Err` is a local
+/// storage failure.
 pub(crate) fn open(
     provider: &Provider<'_>,
-    ciphersuite: Ciphersuite,
     packages: Vec<KeyPackageRow>,
     payload: &[u8],
 ) -> Result<Result<Opened, WelcomeRefusal>, Error> {
@@ -83,7 +83,7 @@ pub(crate) fn open(
         let Some(bundle) = bundle else { continue };
         let Some(plain) = seal::open_welcome(
             provider.crypto(),
-            ciphersuite.hpke_config(),
+            bundle.key_package().ciphersuite().hpke_config(),
             bundle.init_private_key(),
             payload,
         ) else {

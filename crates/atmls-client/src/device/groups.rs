@@ -2,6 +2,7 @@
 
 use atmls_ds_proto::{MailboxKind, OutgoingEnvelope};
 use atmls_identity::Did;
+use openmls::prelude::Ciphersuite;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls_traits::OpenMlsProvider as _;
 use sha2::{Digest as _, Sha256};
@@ -38,9 +39,56 @@ pub enum Committed {
 impl<P: Pds, D: Ds> Device<P, D> {
     /// Creates a group named `name` on this device's DS, with this account as its only
     /// admin. The mailbox is created with the epoch-0 key, then the first commit records
-    /// its id in the group data.
+    /// its id in the group data. Its ciphersuite is negotiated with this account's other
+    /// devices ([`Self::create_group_with`] with no one else).
     pub async fn create_group(&self, name: &str) -> Result<GroupId, Error> {
+        Ok(self.create_group_with(name, &[]).await?.0)
+    }
+
+    /// Creates a group named `name` and adds every device of `dids` in one commit. The
+    /// group's ciphersuite is the first of this device's suites that every first device
+    /// (this account's other devices and those of `dids`) has a verified KeyPackage in:
+    /// X-Wing when all have one and the policy is not off, else 0x0001
+    /// (docs/spec.md §11.19). No suite in common is [`Error::NoSuite`].
+    pub async fn create_group_with(
+        &self,
+        name: &str,
+        dids: &[Did],
+    ) -> Result<(GroupId, Option<Committed>), Error> {
         let mut st = self.inner.state.lock().await;
+        let offers = self.offers_locked(&mut st, dids).await?;
+        let me = st.did.clone();
+        let own = match self.key_packages_by_device(&mut st, &me, false).await {
+            Ok(v) => v,
+            Err(Error::NoKeyPackage { .. }) => Default::default(),
+            Err(e) => return Err(e),
+        };
+        let suites: Vec<Vec<Ciphersuite>> = offers
+            .iter()
+            .flat_map(|(_, by_device)| by_device.values())
+            .chain(own.values())
+            .map(|kps| kps.iter().map(|k| k.key_package.ciphersuite()).collect())
+            .collect();
+        let suite = self
+            .inner
+            .config
+            .suite_policy
+            .choose(suites.iter().map(Vec::as_slice))?;
+        let id = self.create_locked(&mut st, name, suite).await?;
+        if dids.is_empty() {
+            return Ok((id, None));
+        }
+        let kps = super::keys::pick(offers, suite)?;
+        let committed = self.commit_locked(&mut st, &id, Intent::Add(kps)).await?;
+        Ok((id, Some(committed)))
+    }
+
+    async fn create_locked(
+        &self,
+        st: &mut State,
+        name: &str,
+        suite: Ciphersuite,
+    ) -> Result<GroupId, Error> {
         let ds_did =
             Did::new(st.row.inbox_ds.clone()).map_err(|e| Error::Protocol(e.to_string()))?;
         let (group_id, key0) = st.transaction(|st| {
@@ -50,7 +98,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 &st.provider(),
                 &signer,
                 &st.did,
-                st.ciphersuite()?,
+                suite,
                 &ds_did,
                 name,
                 &binder,
@@ -78,7 +126,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             )
             .await?;
         // First commit: the group data gets the mailbox id (epoch 0 -> 1).
-        self.first_commit(&mut st, &group_id, mailbox, key0).await?;
+        self.first_commit(st, &group_id, mailbox, key0).await?;
         Ok(GroupId(group_id))
     }
 
@@ -147,7 +195,8 @@ impl<P: Pds, D: Ds> Device<P, D> {
     /// may add devices of its own account).
     pub async fn add_members(&self, group: &GroupId, dids: &[Did]) -> Result<Committed, Error> {
         let mut st = self.inner.state.lock().await;
-        let kps = self.key_packages_locked(&mut st, dids).await?;
+        let suite = st.with_group(&group.0, |_, g| Ok(g.ciphersuite()))?;
+        let kps = self.key_packages_locked(&mut st, dids, suite).await?;
         self.commit_locked(&mut st, group, Intent::Add(kps)).await
     }
 

@@ -146,8 +146,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             return self.reentry_item(st, payload, events).await;
         }
         let packages = store::key_packages(&st.conn)?;
-        let suite = st.ciphersuite()?;
-        let opened = welcome::open(&st.provider(), suite, packages, payload)?;
+        let opened = welcome::open(&st.provider(), packages, payload)?;
         // An out-of-band ratchet tree (§11.4) is fetched before the join.
         let tree_ref = opened
             .as_ref()

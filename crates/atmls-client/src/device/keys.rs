@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use atmls_identity::Did;
+use openmls::prelude::Ciphersuite;
 use openmls_traits::OpenMlsProvider as _;
 use openmls_traits::storage::StorageProvider as _;
 
@@ -27,14 +28,15 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if existing.iter().any(|r| r.rkey == "self") {
             return Ok(());
         }
-        let (ds, suite, now) = {
+        let (ds, now) = {
             let st = self.inner.state.lock().await;
-            (st.row.inbox_ds.clone(), st.row.ciphersuite, st.unix_ms())
+            (st.row.inbox_ds.clone(), st.unix_ms())
         };
+        let suites: Vec<u16> = self.suites().into_iter().map(u16::from).collect();
         let value = crate::keypackage::declaration_record(
             &ds,
             &self.inner.config.invite_policy,
-            suite,
+            &suites,
             crate::keypackage::build::utc(now),
         )?;
         self.inner
@@ -48,7 +50,14 @@ impl<P: Pds, D: Ds> Device<P, D> {
         Ok(())
     }
 
-    /// Keeps one last-resort and the configured number of one-time KeyPackages published,
+    /// The suites this device publishes KeyPackages in and accepts, preferred first
+    /// (docs/spec.md §11.19).
+    pub fn suites(&self) -> Vec<openmls::prelude::Ciphersuite> {
+        self.inner.config.suite_policy.suites()
+    }
+
+    /// Keeps one last-resort and the configured number of one-time KeyPackages published
+    /// in each suite of [`Self::suites`],
     /// replacing those that expire within the renewal window; one repo commit.
     pub async fn replenish_key_packages(&self) -> Result<(), Error> {
         let mut st = self.inner.state.lock().await;
@@ -76,16 +85,30 @@ impl<P: Pds, D: Ds> Device<P, D> {
         self.replenish_before(st, renew_before).await
     }
 
-    /// Replaces the packages expiring before `renew_before` (Unix seconds) and tops up.
+    /// Replaces the packages expiring before `renew_before` (Unix seconds) or in a suite
+    /// the device no longer speaks, and tops up each suite.
     async fn replenish_before(&self, st: &mut State, renew_before: i64) -> Result<(), Error> {
         let cfg = &self.inner.config;
+        let suites = self.suites();
         let rows = store::key_packages(&st.conn)?;
         let (stale, fresh): (Vec<KeyPackageRow>, Vec<KeyPackageRow>) =
-            rows.into_iter().partition(|r| r.expires_at <= renew_before);
-        let need_last_resort = !fresh.iter().any(|r| r.last_resort);
-        let one_time = fresh.iter().filter(|r| !r.last_resort).count();
-        let need_one_time = cfg.one_time_key_packages.saturating_sub(one_time);
-        if stale.is_empty() && !need_last_resort && need_one_time == 0 {
+            rows.into_iter().partition(|r| {
+                r.expires_at <= renew_before
+                    || !suites.iter().any(|s| u16::from(*s) == r.ciphersuite)
+            });
+        // (suite, last resort) of each package to build.
+        let mut wanted = Vec::new();
+        for suite in &suites {
+            let code = u16::from(*suite);
+            let mine = fresh.iter().filter(|r| r.ciphersuite == code);
+            if !mine.clone().any(|r| r.last_resort) {
+                wanted.push((*suite, true));
+            }
+            let one_time = mine.filter(|r| !r.last_resort).count();
+            let need = cfg.one_time_key_packages.saturating_sub(one_time);
+            wanted.extend(std::iter::repeat_n((*suite, false), need));
+        }
+        if stale.is_empty() && wanted.is_empty() {
             return Ok(());
         }
         // Every package's leaf carries the device binding (§11.16), with a fresh proof of
@@ -97,12 +120,9 @@ impl<P: Pds, D: Ds> Device<P, D> {
         let built = st.transaction(|st| {
             let signer = st.signer(&st.row.signature_public.clone())?;
             let binder = st.binder()?;
-            let suite = st.ciphersuite()?;
             let mailbox = atmls_ds_proto::MailboxId::from_bytes(st.row.inbox_mailbox).to_string();
             let mut built = Vec::new();
-            for last_resort in std::iter::repeat_n(true, usize::from(need_last_resort))
-                .chain(std::iter::repeat_n(false, need_one_time))
-            {
+            for &(suite, last_resort) in &wanted {
                 let params = crate::keypackage::build::KeyPackageParams {
                     ciphersuite: suite,
                     did: &st.row.did,
@@ -127,6 +147,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                         rkey: b.rkey.clone(),
                         last_resort: b.last_resort,
                         expires_at: b.expires_at,
+                        ciphersuite: u16::from(suite),
                     },
                 )?;
                 built.push(b);
@@ -157,23 +178,62 @@ impl<P: Pds, D: Ds> Device<P, D> {
     }
 
     /// Fetches and verifies `did`'s KeyPackages: one per device (one-time packages before
-    /// the last-resort one), each proven against the account's repo (§3.3). Devices whose
-    /// every package is refused are left out; if none is usable the error says why.
+    /// the last-resort one, in this device's most preferred suite the other device has),
+    /// each proven against the account's repo (§3.3). Devices whose every package is
+    /// refused are left out; if none is usable the error says why.
     pub async fn key_packages_of(&self, did: &Did) -> Result<Vec<VerifiedKeyPackage>, Error> {
         let mut st = self.inner.state.lock().await;
-        self.key_packages_locked(&mut st, std::slice::from_ref(did))
-            .await
+        let suites = self.suites();
+        let offers = self
+            .offers_locked(&mut st, std::slice::from_ref(did))
+            .await?;
+        Ok(offers
+            .into_iter()
+            .flat_map(|(_, by_device)| by_device.into_values())
+            .filter_map(|kps| {
+                suites.iter().find_map(|s| {
+                    kps.iter()
+                        .find(|k| k.key_package.ciphersuite() == *s)
+                        .cloned()
+                })
+            })
+            .collect())
     }
 
-    /// One usable KeyPackage per device of each account, declarations checked. The
-    /// proofs are gathered in one `getKeyPackages` request to this device's DS (§6);
-    /// an account the DS could not answer for, or whose gathered proofs do not give a
-    /// usable package, is read from its own PDS instead.
+    /// Every verified KeyPackage of `did`, in every suite this client implements, each
+    /// proven against the account's repo (§3.3; this device's own are left out).
+    pub async fn all_key_packages_of(&self, did: &Did) -> Result<Vec<VerifiedKeyPackage>, Error> {
+        let mut st = self.inner.state.lock().await;
+        let offers = self
+            .offers_locked(&mut st, std::slice::from_ref(did))
+            .await?;
+        Ok(offers
+            .into_iter()
+            .flat_map(|(_, by_device)| by_device.into_values().flatten())
+            .collect())
+    }
+
+    /// One usable KeyPackage in `suite` per device of each account ([`pick`] over
+    /// [`Self::offers_locked`]).
     pub(crate) async fn key_packages_locked(
         &self,
         st: &mut State,
         dids: &[Did],
+        suite: Ciphersuite,
     ) -> Result<Vec<VerifiedKeyPackage>, Error> {
+        let offers = self.offers_locked(st, dids).await?;
+        pick(offers, suite)
+    }
+
+    /// Every usable KeyPackage per device of each account, declarations checked. The
+    /// proofs are gathered in one `getKeyPackages` request to this device's DS (§6);
+    /// an account the DS could not answer for, or whose gathered proofs do not give a
+    /// usable package, is read from its own PDS instead.
+    pub(crate) async fn offers_locked(
+        &self,
+        st: &mut State,
+        dids: &[Did],
+    ) -> Result<Vec<(Did, DeviceOffers)>, Error> {
         let mut gathered = self.gather(st, dids).await;
         let mut out = Vec::new();
         for did in dids {
@@ -191,18 +251,19 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 Some(v) => v,
                 None => self.verified(st, did, true, None).await?,
             };
-            let before = out.len();
-            for mut packages in by_device.into_values() {
-                st.drop_used_key_packages(&mut packages)?;
-                out.extend(packages.into_iter().next());
+            let mut by_device = by_device;
+            for packages in by_device.values_mut() {
+                st.drop_used_key_packages(packages)?;
             }
+            by_device.retain(|_, packages| !packages.is_empty());
             // Every device's packages were one-time ones this device already used.
-            if out.len() == before {
+            if by_device.is_empty() {
                 return Err(Error::NoKeyPackage {
                     did: did.clone(),
                     last: Some(KeyPackageRefusal::Used),
                 });
             }
+            out.push((did.clone(), by_device));
         }
         Ok(out)
     }
@@ -237,7 +298,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         st: &mut State,
         did: &Did,
         check_declaration: bool,
-    ) -> Result<BTreeMap<String, Vec<VerifiedKeyPackage>>, Error> {
+    ) -> Result<DeviceOffers, Error> {
         self.verified(st, did, check_declaration, None).await
     }
 
@@ -302,7 +363,6 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 }
             }
         }
-        let suite = st.ciphersuite()?;
         let now = st.unix_now();
         let mut devices: BTreeMap<String, Vec<(bool, u64, VerifiedKeyPackage)>> = BTreeMap::new();
         let mut last = None;
@@ -314,7 +374,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 &rkey,
                 &car,
                 seen.as_deref(),
-                &[suite],
+                crate::suite::ALL,
                 now,
             ) {
                 Ok(v) if did == self.did() && v.device_id == self.device_id() => {}
@@ -390,6 +450,37 @@ impl<P: Pds, D: Ds> Device<P, D> {
             .await?;
         self.replenish_locked(st).await
     }
+}
+
+/// Each device's verified KeyPackages (one-time ones first), by `deviceId`.
+pub(crate) type DeviceOffers = BTreeMap<String, Vec<VerifiedKeyPackage>>;
+
+/// One KeyPackage in `suite` per device (the first one offered). A device with none in
+/// `suite` is [`Error::SuiteMissing`], naming it: a group never changes suite for a
+/// device (§11.19).
+pub(crate) fn pick(
+    offers: Vec<(Did, DeviceOffers)>,
+    suite: Ciphersuite,
+) -> Result<Vec<VerifiedKeyPackage>, Error> {
+    let mut out = Vec::new();
+    for (did, by_device) in offers {
+        for (device_id, kps) in by_device {
+            match kps
+                .into_iter()
+                .find(|k| k.key_package.ciphersuite() == suite)
+            {
+                Some(k) => out.push(k),
+                None => {
+                    return Err(Error::SuiteMissing {
+                        did,
+                        device_id,
+                        suite: u16::from(suite),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Deletes a KeyPackage's private keys and our row.

@@ -47,7 +47,6 @@ use atmls_identity::Did;
 use ed25519_dalek::SigningKey;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
-use openmls_rust_crypto::RustCrypto;
 use rusqlite::Connection;
 use tokio::sync::{Mutex, broadcast};
 
@@ -61,8 +60,13 @@ use store::{DeviceRow, Provider};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DeviceConfig {
-    /// The MLS ciphersuite of new groups and KeyPackages.
+    /// The device's base MLS ciphersuite (0x0001): its signature scheme is the device's
+    /// (Ed25519, shared by X-Wing). The suites of KeyPackages and new groups follow
+    /// [`Self::suite_policy`].
     pub ciphersuite: Ciphersuite,
+    /// Whether the device publishes X-Wing KeyPackages and creates X-Wing groups
+    /// (docs/spec.md §11.19). Off by default in the library; the CLI prefers X-Wing.
+    pub suite_policy: crate::suite::SuitePolicy,
     /// One-time KeyPackages kept published besides the last-resort one.
     pub one_time_key_packages: usize,
     /// KeyPackage lifetime (`expiresAt - createdAt`).
@@ -115,6 +119,7 @@ impl Default for DeviceConfig {
     fn default() -> Self {
         Self {
             ciphersuite: Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519,
+            suite_policy: crate::suite::SuitePolicy::Off,
             one_time_key_packages: 3,
             key_package_lifetime: Duration::from_secs(30 * 86_400),
             key_package_renewal: Duration::from_secs(7 * 86_400),
@@ -161,7 +166,13 @@ impl DeviceConfig {
         self
     }
 
-    /// Sets the number of one-time KeyPackages.
+    /// Sets the X-Wing policy (docs/spec.md §11.19).
+    pub fn with_suite_policy(mut self, policy: crate::suite::SuitePolicy) -> Self {
+        self.suite_policy = policy;
+        self
+    }
+
+    /// Sets the number of one-time KeyPackages kept published (per suite).
     pub fn with_one_time_key_packages(mut self, n: usize) -> Self {
         self.one_time_key_packages = n;
         self
@@ -214,7 +225,7 @@ impl DeviceConfig {
 
 pub(crate) struct State {
     pub(crate) conn: Connection,
-    pub(crate) crypto: RustCrypto,
+    pub(crate) crypto: store::Crypto,
     pub(crate) row: DeviceRow,
     pub(crate) did: Did,
     pub(crate) groups: HashMap<Vec<u8>, MlsGroup>,
@@ -434,7 +445,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         if store::read_device(&conn)?.is_some() {
             return Err(StoreError::Device("database already holds a device".into()).into());
         }
-        let crypto = RustCrypto::default();
+        let crypto = store::new_crypto()?;
         let did = pds.did();
         let signer = SignatureKeyPair::new(config.ciphersuite.signature_algorithm())
             .map_err(|e| Error::mls("signature key", e))?;
@@ -500,7 +511,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
             ))
             .into());
         }
-        let device = Self::from_parts(conn, RustCrypto::default(), row, pds, ds, config)?;
+        let device = Self::from_parts(conn, store::new_crypto()?, row, pds, ds, config)?;
         {
             // A database from before device keys gets one (or at the next sync).
             let mut st = device.inner.state.lock().await;
@@ -513,7 +524,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
 
     fn from_parts(
         conn: Connection,
-        crypto: RustCrypto,
+        crypto: store::Crypto,
         row: DeviceRow,
         pds: P,
         ds: D,

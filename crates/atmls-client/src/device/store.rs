@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use openmls_rust_crypto::RustCrypto;
 use openmls_sqlite_storage::{Codec, SqliteStorageProvider};
 use openmls_traits::OpenMlsProvider;
 use rusqlite::{Connection, OptionalExtension as _, params};
@@ -31,15 +30,24 @@ impl Codec for JsonCodec {
 /// The openmls storage over the device's connection.
 pub(crate) type Storage<'a> = SqliteStorageProvider<JsonCodec, &'a Connection>;
 
-/// RustCrypto plus the SQLite storage: the provider every openmls call gets. Cheap to
-/// build (two references), so one is made per operation.
+/// The crypto provider of every suite the client speaks: libcrux, for 0x0001 and X-Wing
+/// alike (docs/decisions/0027-xwing-and-crypto-provider.md).
+pub(crate) type Crypto = openmls_libcrux_crypto::CryptoProvider;
+
+/// A fresh crypto provider (its DRBG seeded from the operating system).
+pub(crate) fn new_crypto() -> Result<Crypto, StoreError> {
+    Crypto::new().map_err(|_| StoreError::Entropy)
+}
+
+/// The libcrux crypto plus the SQLite storage: the provider every openmls call gets.
+/// Cheap to build (two references), so one is made per operation.
 pub(crate) struct Provider<'a> {
-    crypto: &'a RustCrypto,
+    crypto: &'a Crypto,
     storage: Storage<'a>,
 }
 
 impl<'a> Provider<'a> {
-    pub(crate) fn new(crypto: &'a RustCrypto, conn: &'a Connection) -> Self {
+    pub(crate) fn new(crypto: &'a Crypto, conn: &'a Connection) -> Self {
         Self {
             crypto,
             storage: SqliteStorageProvider::new(conn),
@@ -48,8 +56,8 @@ impl<'a> Provider<'a> {
 }
 
 impl<'a> OpenMlsProvider for Provider<'a> {
-    type CryptoProvider = RustCrypto;
-    type RandProvider = RustCrypto;
+    type CryptoProvider = Crypto;
+    type RandProvider = Crypto;
     type StorageProvider = Storage<'a>;
 
     fn storage(&self) -> &Self::StorageProvider {
@@ -102,6 +110,12 @@ CREATE TABLE IF NOT EXISTS atmls_key_packages (
     rkey TEXT NOT NULL,
     last_resort INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
+);
+-- The suite of each published KeyPackage (§11.19); a package without a row is in the
+-- device's suite (databases from before X-Wing).
+CREATE TABLE IF NOT EXISTS atmls_key_package_suites (
+    ref BLOB NOT NULL PRIMARY KEY,
+    ciphersuite INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS atmls_updates (
     group_id BLOB NOT NULL PRIMARY KEY,
@@ -508,6 +522,8 @@ pub(crate) struct KeyPackageRow {
     pub(crate) rkey: String,
     pub(crate) last_resort: bool,
     pub(crate) expires_at: i64,
+    /// Its ciphersuite.
+    pub(crate) ciphersuite: u16,
 }
 
 pub(crate) fn insert_key_package(conn: &Connection, k: &KeyPackageRow) -> Result<(), StoreError> {
@@ -516,12 +532,20 @@ pub(crate) fn insert_key_package(conn: &Connection, k: &KeyPackageRow) -> Result
         "INSERT INTO atmls_key_packages (ref, rkey, last_resort, expires_at) VALUES (?1, ?2, ?3, ?4)",
         params![k.key_package_ref, k.rkey, k.last_resort, k.expires_at],
     )?;
+    exec(
+        conn,
+        "INSERT OR REPLACE INTO atmls_key_package_suites (ref, ciphersuite) VALUES (?1, ?2)",
+        params![k.key_package_ref, k.ciphersuite],
+    )?;
     Ok(())
 }
 
 pub(crate) fn key_packages(conn: &Connection) -> Result<Vec<KeyPackageRow>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT ref, rkey, last_resort, expires_at FROM atmls_key_packages ORDER BY last_resort DESC, rkey",
+        "SELECT k.ref, k.rkey, k.last_resort, k.expires_at, \
+         coalesce(s.ciphersuite, (SELECT ciphersuite FROM atmls_device LIMIT 1), 1) \
+         FROM atmls_key_packages k LEFT JOIN atmls_key_package_suites s ON s.ref = k.ref \
+         ORDER BY k.last_resort DESC, k.rkey",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(KeyPackageRow {
@@ -529,6 +553,7 @@ pub(crate) fn key_packages(conn: &Connection) -> Result<Vec<KeyPackageRow>, Stor
             rkey: r.get(1)?,
             last_resort: r.get(2)?,
             expires_at: r.get(3)?,
+            ciphersuite: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -541,6 +566,11 @@ pub(crate) fn delete_key_package(
     exec(
         conn,
         "DELETE FROM atmls_key_packages WHERE ref = ?1",
+        [key_package_ref],
+    )?;
+    exec(
+        conn,
+        "DELETE FROM atmls_key_package_suites WHERE ref = ?1",
         [key_package_ref],
     )?;
     Ok(())

@@ -293,28 +293,35 @@ impl<P: Pds, D: Ds> Device<P, D> {
             if !row.active || recovery::is_broken(st, &row.group_id)? {
                 continue;
             }
-            let present: Vec<String> = st.with_group(&row.group_id, |_, g| {
-                Ok(grp::members(g)
-                    .into_iter()
-                    .filter(|m| m.did == me)
-                    .filter_map(|m| m.device_id)
-                    .collect())
+            let (present, suite): (Vec<String>, _) = st.with_group(&row.group_id, |_, g| {
+                Ok((
+                    grp::members(g)
+                        .into_iter()
+                        .filter(|m| m.did == me)
+                        .filter_map(|m| m.device_id)
+                        .collect(),
+                    g.ciphersuite(),
+                ))
             })?;
             // Each group gets another one-time package of the device (a one-time package
-            // admits one join); the last-resort one serves when they run out.
+            // admits one join); the last-resort one serves when they run out. Only
+            // packages in the group's suite: a device without one stays out (§11.19).
             let mut missing = Vec::new();
-            for (device, packages) in own.iter_mut() {
-                if present.contains(device) || packages.is_empty() {
+            for (device, all) in own.iter_mut() {
+                if present.contains(device) {
                     continue;
                 }
-                let k = if packages.len() > 1 || packages[0].last_resort {
-                    if packages.len() > 1 {
-                        packages.remove(0)
-                    } else {
-                        packages[0].clone()
-                    }
+                let Some(i) = all
+                    .iter()
+                    .position(|k| k.key_package.ciphersuite() == suite)
+                else {
+                    tracing::debug!("own device has no KeyPackage in the group's suite");
+                    continue;
+                };
+                let k = if all[i].last_resort {
+                    all[i].clone()
                 } else {
-                    packages.remove(0)
+                    all.remove(i)
                 };
                 missing.push(k);
             }

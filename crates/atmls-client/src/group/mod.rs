@@ -65,6 +65,8 @@ pub struct Group {
     pub id: GroupId,
     /// The MLS epoch.
     pub epoch: u64,
+    /// The group's MLS ciphersuite code point (0x0001, or 0x004D for X-Wing; §11.19).
+    pub ciphersuite: u16,
     /// The epoch authenticator (equal at every member in the same epoch).
     pub epoch_authenticator: Vec<u8>,
     /// Name, description, admins, mailbox.
@@ -141,6 +143,7 @@ pub(crate) fn snapshot(group: &MlsGroup, active: bool) -> Result<Group, PolicyVi
     Ok(Group {
         id: GroupId(group.group_id().as_slice().to_vec()),
         epoch: group.epoch().as_u64(),
+        ciphersuite: u16::from(group.ciphersuite()),
         epoch_authenticator: group.epoch_authenticator().as_slice().to_vec(),
         data: group_data(group.extensions())?,
         members: members(group),

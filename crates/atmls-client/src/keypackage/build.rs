@@ -179,11 +179,12 @@ pub(crate) fn datetime(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// The `chat.mls.declaration` record value (generated type, `$type` first): the account
-/// uses `ds` and takes invitations per `invite_policy`, in `ciphersuite`.
+/// uses `ds` and takes invitations per `invite_policy`, in `ciphersuites` (preferred
+/// first, §11.19).
 pub(crate) fn declaration_record(
     ds: &str,
     invite_policy: &str,
-    ciphersuite: u16,
+    ciphersuites: &[u16],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<serde_json::Value, crate::Error> {
     let invalid = |what: &str, e: &dyn std::fmt::Display| {
@@ -194,7 +195,7 @@ pub(crate) fn declaration_record(
     let data = declaration::RecordData {
         delivery_service: ds.parse().map_err(|e| invalid("delivery service", &e))?,
         invite_policy: invite_policy.to_owned(),
-        ciphersuites: vec![i64::from(ciphersuite)],
+        ciphersuites: ciphersuites.iter().copied().map(i64::from).collect(),
         created_at: datetime(now)
             .parse::<Datetime>()
             .map_err(|e| invalid("datetime", &e))?,

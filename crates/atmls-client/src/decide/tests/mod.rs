@@ -2,12 +2,12 @@
 //! each with its own in-memory device database; envelopes and intents handed over by
 //! hand, outcomes asserted.
 
+use crate::device::store::Crypto;
 use atmls_ds_proto::{MailboxId, Timestamp};
 use atmls_identity::Did;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
-use openmls_rust_crypto::RustCrypto;
 use openmls_traits::storage::StorageProvider as _;
 use rusqlite::Connection;
 
@@ -37,18 +37,25 @@ struct Member {
     did: Did,
     name: &'static str,
     conn: Connection,
-    crypto: RustCrypto,
+    crypto: Crypto,
     signer: SignatureKeyPair,
     group: Option<MlsGroup>,
     packages: Vec<KeyPackageRow>,
     /// Its device key, with no repo behind it (these tests have no PDS).
     binder: Binder,
+    /// The suite of its KeyPackages and of the groups it creates.
+    suite: Ciphersuite,
 }
 
 impl Member {
     fn new(name: &'static str) -> Self {
+        Self::new_in(name, SUITE)
+    }
+
+    /// A member whose KeyPackages and groups are in `suite`.
+    fn new_in(name: &'static str, suite: Ciphersuite) -> Self {
         let conn = store::open_in_memory().expect("db");
-        let crypto = RustCrypto::default();
+        let crypto = crate::device::store::new_crypto().unwrap();
         let signer = SignatureKeyPair::new(SUITE.signature_algorithm()).expect("signer");
         signer
             .store(Provider::new(&crypto, &conn).storage())
@@ -67,6 +74,7 @@ impl Member {
                 device_id: name.into(),
                 proof: Vec::new(),
             },
+            suite,
         }
     }
 
@@ -92,7 +100,7 @@ impl Member {
             &self.provider(),
             &self.signer,
             &KeyPackageParams {
-                ciphersuite: SUITE,
+                ciphersuite: self.suite,
                 did: self.did.as_str(),
                 device_id: self.name,
                 inbox_ds: ds().as_str(),
@@ -118,6 +126,7 @@ impl Member {
             rkey: built.rkey.clone(),
             last_resort: false,
             expires_at: built.expires_at,
+            ciphersuite: u16::from(self.suite),
         });
         VerifiedKeyPackage {
             did: self.did.clone(),
@@ -181,8 +190,7 @@ impl Member {
     /// Opens and joins a sealed welcome.
     fn open_and_join(&mut self, sealed: &[u8]) -> Result<welcome::Joined, WelcomeRefusal> {
         let provider = self.provider();
-        let opened =
-            welcome::open(&provider, SUITE, self.packages.clone(), sealed).expect("storage")?;
+        let opened = welcome::open(&provider, self.packages.clone(), sealed).expect("storage")?;
         welcome::join(&provider, opened, None, &[])
     }
 }
@@ -197,7 +205,7 @@ fn sealed_welcome(alice: &Member, built: &BuiltCommit, i: usize, mailbox: [u8; 3
         from_seq: 2,
         ratchet_tree: None,
     };
-    seal::seal_welcome(&alice.crypto, SUITE, &plan.targets[i].init_key, &info).expect("seal")
+    seal::seal_welcome(&alice.crypto, alice.suite, &plan.targets[i].init_key, &info).expect("seal")
 }
 
 /// Alice creates a group and adds `others` in one commit (with `proofs` in it); each
@@ -208,7 +216,7 @@ fn group_of(alice: &mut Member, others: &mut [&mut Member]) -> BuiltCommit {
         &provider,
         &alice.signer,
         &alice.did,
-        SUITE,
+        alice.suite,
         &ds(),
         "tea",
         &alice.binder,
@@ -238,3 +246,4 @@ mod commit_welcome_cases;
 mod envelope_cases;
 mod fork_cases;
 mod lifetime_cases;
+mod suite_cases;

@@ -3,7 +3,6 @@
 //! commit), then the requester's KeyPackage through the normal verified path, its
 //! signature, and one commit per group removing the stale leaf and adding the package.
 
-use openmls_rust_crypto::RustCrypto;
 use openmls_traits::OpenMlsProvider as _;
 use openmls_traits::storage::StorageProvider as _;
 
@@ -26,7 +25,6 @@ fn open(
     packages: Vec<KeyPackageRow>,
     payload: &[u8],
 ) -> Result<Option<Vec<u8>>, Error> {
-    let suite = st.ciphersuite()?;
     let provider = st.provider();
     for package in packages {
         let Some(hash_ref) = crate::keypackage::key_package_ref(&package.key_package_ref) else {
@@ -39,7 +37,7 @@ fn open(
         let Some(bundle) = bundle else { continue };
         if let Some(plain) = reentry::open_reentry(
             &st.crypto,
-            suite.hpke_config(),
+            bundle.key_package().ciphersuite().hpke_config(),
             bundle.init_private_key(),
             payload,
         ) {
@@ -163,7 +161,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
                 "the device has no published KeyPackage".into(),
             ));
         };
-        let crypto = RustCrypto::default();
+        let crypto = crate::device::store::new_crypto()?;
         let reference = |k: &VerifiedKeyPackage| {
             k.key_package
                 .hash_ref(&crypto)
@@ -197,8 +195,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
         let mut acted = false;
         let mut skipped = 0;
         for group in groups {
-            let Some(package) = next_package(&mut packages) else {
-                break;
+            // A package in the group's suite only (§11.19): a group never changes suite.
+            let suite = st.with_group(&group.0, |_, g| Ok(g.ciphersuite()))?;
+            let Some(package) = next_package(&mut packages, suite) else {
+                continue;
             };
             let package_ref = reference(&package);
             if rows::acted_on(
@@ -245,11 +245,15 @@ impl<P: Pds, D: Ds> Device<P, D> {
     }
 }
 
-/// The next package to use: a one-time package once (the named one is first), else the
-/// last-resort one again.
-fn next_package(packages: &mut Vec<VerifiedKeyPackage>) -> Option<VerifiedKeyPackage> {
-    if let Some(i) = packages.iter().position(|k| !k.last_resort) {
+/// The next package in `suite` to use: a one-time package once (the named one is first),
+/// else the last-resort one again.
+fn next_package(
+    packages: &mut Vec<VerifiedKeyPackage>,
+    suite: openmls::prelude::Ciphersuite,
+) -> Option<VerifiedKeyPackage> {
+    let in_suite = |k: &VerifiedKeyPackage| k.key_package.ciphersuite() == suite;
+    if let Some(i) = packages.iter().position(|k| !k.last_resort && in_suite(k)) {
         return Some(packages.remove(i));
     }
-    packages.first().cloned()
+    packages.iter().find(|k| in_suite(k)).cloned()
 }

@@ -210,7 +210,17 @@ impl<P: Pds, D: Ds> Device<P, D> {
         recipients: Vec<Recipient>,
         round: u32,
     ) -> Result<usize, Error> {
-        let packages = store::key_packages(&st.conn)?;
+        // A package in the group's suite (§11.19); for a request about every group, one in
+        // this device's preferred suite.
+        let suite = match &group {
+            Some(g) => st.with_group(&g.id, |_, g| Ok(g.ciphersuite())).ok(),
+            None => self.suites().first().copied(),
+        }
+        .map(u16::from);
+        let packages: Vec<_> = store::key_packages(&st.conn)?
+            .into_iter()
+            .filter(|p| suite.is_none_or(|s| p.ciphersuite == s))
+            .collect();
         let Some(package) = packages
             .iter()
             .find(|p| !p.last_resort)
