@@ -135,6 +135,7 @@ fn capabilities() -> Capabilities {
         .ciphersuites(vec![SUITE])
         .extensions(vec![
             ExtensionType::Unknown(atmls_client::group::GROUP_DATA_EXTENSION_TYPE),
+            ExtensionType::Unknown(atmls_client::group::DEVICE_BINDING_EXTENSION_TYPE),
             ExtensionType::LastResort,
         ])
         .proposals(vec![ProposalType::Custom(
@@ -152,14 +153,27 @@ pub fn raw_key_package(
 ) -> (KeyPackage, SignatureKeyPair) {
     let signer = SignatureKeyPair::new(SUITE.signature_algorithm()).unwrap();
     signer.store(provider.storage()).unwrap();
+    let kp = build_key_package(provider, identity, last_resort, &signer, None);
+    (kp, signer)
+}
+
+/// The bench devices' id (the leaf's `application_id`, the records' `deviceId`).
+const BENCH_DEVICE: &str = "benchdevice0";
+
+fn build_key_package(
+    provider: &impl OpenMlsProvider,
+    identity: &str,
+    last_resort: bool,
+    signer: &SignatureKeyPair,
+    binding: Option<Extension>,
+) -> KeyPackage {
+    let mut extensions = vec![Extension::ApplicationId(ApplicationIdExtension::new(
+        BENCH_DEVICE.as_bytes(),
+    ))];
+    extensions.extend(binding);
     let mut b = KeyPackage::builder()
         .leaf_node_capabilities(capabilities())
-        .leaf_node_extensions(
-            Extensions::single(Extension::ApplicationId(ApplicationIdExtension::new(
-                b"bench-device",
-            )))
-            .unwrap(),
-        );
+        .leaf_node_extensions(Extensions::from_vec(extensions).unwrap());
     if last_resort {
         b = b.mark_as_last_resort();
     }
@@ -167,14 +181,14 @@ pub fn raw_key_package(
         .build(
             SUITE,
             provider,
-            &signer,
+            signer,
             CredentialWithKey {
                 credential: BasicCredential::new(identity.as_bytes().to_vec()).into(),
                 signature_key: signer.public().into(),
             },
         )
         .unwrap();
-    (bundle.key_package().clone(), signer)
+    bundle.key_package().clone()
 }
 
 /// Publishes a declaration and one last-resort KeyPackage (built by raw openmls) for a
@@ -183,12 +197,46 @@ pub async fn publish_member(net: &MemoryNetwork, name: &str, inbox: &str) -> Did
     let pds = net.account(name);
     let did = pds.did();
     let provider = OpenMlsRustCrypto::default();
-    let (kp, _) = raw_key_package(&provider, did.as_str(), true);
     let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
-    let kp_ref = kp.hash_ref(provider.crypto()).unwrap();
-    let bytes = MlsMessageOut::from(kp).tls_serialize_detached().unwrap();
     let now = chrono::Utc::now();
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    // The device record and its proof first: the KeyPackage's leaf carries the binding
+    // (docs/spec.md §11.16).
+    let device_key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    pds.apply_writes(vec![RecordWrite::Create {
+        collection: atmls_client::group::DEVICE_COLLECTION.into(),
+        rkey: BENCH_DEVICE.into(),
+        value: serde_json::json!({
+            "$type": atmls_client::group::DEVICE_COLLECTION, "deviceId": BENCH_DEVICE,
+            "deviceKey": { "$bytes": b64.encode(device_key.verifying_key().as_bytes()) },
+            "createdAt": fmt(now),
+        }),
+    }])
+    .await
+    .unwrap();
+    let proof = pds
+        .record_proof(&did, atmls_client::group::DEVICE_COLLECTION, BENCH_DEVICE)
+        .await
+        .unwrap();
+    let signer = SignatureKeyPair::new(SUITE.signature_algorithm()).unwrap();
+    signer.store(provider.storage()).unwrap();
+    let binding = atmls_client::group::binding::DeviceBinding::sign(
+        &device_key,
+        did.as_str(),
+        BENCH_DEVICE,
+        u16::from(SUITE),
+        signer.public(),
+        proof,
+    );
+    let kp = build_key_package(
+        &provider,
+        did.as_str(),
+        true,
+        &signer,
+        Some(binding.extension()),
+    );
+    let kp_ref = kp.hash_ref(provider.crypto()).unwrap();
+    let bytes = MlsMessageOut::from(kp).tls_serialize_detached().unwrap();
     pds.apply_writes(vec![
         RecordWrite::Create {
             collection: "chat.mls.declaration".into(),
@@ -205,7 +253,7 @@ pub async fn publish_member(net: &MemoryNetwork, name: &str, inbox: &str) -> Did
                 "$type": "chat.mls.keyPackage",
                 "keyPackage": { "$bytes": b64.encode(&bytes) },
                 "keyPackageRef": { "$bytes": b64.encode(kp_ref.as_slice()) },
-                "ciphersuite": 1, "deviceId": "benchdevice0", "lastResort": true,
+                "ciphersuite": 1, "deviceId": BENCH_DEVICE, "lastResort": true,
                 "inbox": { "service": net.ds_did().as_str(), "mailbox": inbox },
                 "createdAt": fmt(now), "expiresAt": fmt(now + chrono::Duration::days(30)),
             }),
