@@ -92,42 +92,24 @@ async fn three_accounts_two_devices_restart() {
 
     // Restart every client.
     drop((alice, bob, carol, phone));
-    let alice = Device::open(
-        &path("alice"),
-        &passphrase(),
-        net.login("alice").await,
-        net.ds(),
-        config(),
-    )
-    .await
-    .unwrap();
-    let phone = Device::open(
-        &path("phone"),
-        &passphrase(),
-        net.login("alice").await,
-        net.ds(),
-        config(),
-    )
-    .await
-    .unwrap();
-    let bob = Device::open(
-        &path("bob"),
-        &passphrase(),
-        net.login("bob").await,
-        net.ds(),
-        config(),
-    )
-    .await
-    .unwrap();
-    let carol = Device::open(
-        &path("carol"),
-        &passphrase(),
-        net.login("carol").await,
-        net.ds(),
-        config(),
-    )
-    .await
-    .unwrap();
+    let reopen = |file: &'static str, account: &'static str| {
+        let (file, net) = (path(file), &net);
+        async move {
+            Device::open(
+                &file,
+                &passphrase(),
+                net.login(account).await,
+                net.ds(),
+                config(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let alice = reopen("alice", "alice").await;
+    let phone = reopen("phone", "alice").await;
+    let bob = reopen("bob", "bob").await;
+    let carol = reopen("carol", "carol").await;
     sync(&bob).await;
     sync(&phone).await;
     carol
