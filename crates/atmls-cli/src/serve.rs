@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use atmls_ds::DsConfig;
 use atmls_server::attached::{Attached, AttachedConfig, AttachedError};
-use atmls_server::embedded::{Embedded, EmbeddedConfig, EmbeddedError};
+use atmls_server::embedded::{Embedded, EmbeddedConfig, EmbeddedError, WEB_PATH};
 use atmls_server::scaled::PgConfig;
 use clap::Args;
 
@@ -106,6 +106,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ATMLS_ALLOW_LOOPBACK", num_args = 0..=1, default_missing_value = "true",
           value_parser = boolish)]
     allow_loopback: Option<bool>,
+    /// Serve the browser device's page from this build folder (`web/dist` after `cd web &&
+    /// npm ci && npm run build`) at /web/; the files are read once at start [default: no
+    /// page].
+    #[arg(long, env = "ATMLS_WEB_DIR")]
+    web_dir: Option<PathBuf>,
 }
 
 /// A boolean flag's value (or its variable's): 1/0, true/false, yes/no, on/off, any case.
@@ -138,6 +143,8 @@ struct Settings {
     only_pds_accounts: bool,
     /// The development loopback allowance, if set by flag, variable or file.
     allow_loopback: Option<bool>,
+    /// The browser page's build folder, if any.
+    web_dir: Option<PathBuf>,
 }
 
 /// `days` as a retention period.
@@ -188,6 +195,7 @@ impl ServeArgs {
                 .or(file.only_pds_accounts)
                 .unwrap_or(false),
             allow_loopback: self.allow_loopback.or(file.allow_loopback),
+            web_dir: self.web_dir.or(file.web_dir),
             shares: file.limits.shares(),
             core: file
                 .limits
@@ -266,7 +274,8 @@ async fn serve(args: Settings) -> Result<(), ServeError> {
         .with_plc_url(&args.plc_url)
         .with_core(args.core)
         .with_ds_shares(args.shares)
-        .with_development_loopback(allow_loopback);
+        .with_development_loopback(allow_loopback)
+        .with_web_dir(args.web_dir.clone());
     if let Some(url) = args.public_url {
         config = config.with_public_url(url);
     }
@@ -282,6 +291,9 @@ async fn serve(args: Settings) -> Result<(), ServeError> {
     say!("  PLC directory:   {url}/  (GET /did:plc:…)");
     say!("  service DID:     {}", services.service_did());
     say!("  outbound:        {}", outbound_words(allow_loopback));
+    if args.web_dir.is_some() {
+        say!("  browser page:    {url}{WEB_PATH}/");
+    }
     say!(
         "  delivery service: {url}/xrpc/chat.mls.ds.*  (DID {}, {url}/.well-known/did.json)",
         services.ds_did()
@@ -309,7 +321,8 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
         .with_core(args.core.clone())
         .with_ds_shares(args.shares)
         .with_only_pds_accounts(args.only_pds_accounts)
-        .with_development_loopback(allow_loopback);
+        .with_development_loopback(allow_loopback)
+        .with_web_dir(args.web_dir.clone());
     if let Some(url) = args.public_url {
         config = config.with_public_url(url);
     }
@@ -340,6 +353,9 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
     say!("  public URL:       {url}");
     say!("  service DID:      {ds_did}  (document at {url}/.well-known/did.json)");
     say!("  delivery service: {url}/xrpc/chat.mls.ds.*");
+    if args.web_dir.is_some() {
+        say!("  browser page:     {url}{WEB_PATH}/");
+    }
     say!("  attached to PDS:  {pds_url}  (atproto-proxy: {ds_did}#chat_mls_ds)");
     say!("  retention:        {}", retention(&args.core));
     if args.only_pds_accounts {

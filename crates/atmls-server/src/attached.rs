@@ -27,9 +27,11 @@ use atmls_identity::resolve::{
     CacheConfig, CachingResolver, DidResolver, HttpResolver, ResolverConfig,
 };
 use atmls_lexicon::syntax::Did;
-use atmls_xrpc::{AddressPolicy, Outbound, ServeError, Server, ServerConfig, ServerHandle};
+use atmls_xrpc::{
+    AddressPolicy, Outbound, ServeError, Server, ServerConfig, ServerHandle, StaticDir, StaticError,
+};
 
-use crate::embedded::{DS_DATABASE, DsShares, web_did};
+use crate::embedded::{DS_DATABASE, DsShares, WEB_PATH, web_did};
 use crate::scaled::{PgDs, ScaledError};
 use atmls_ds_postgres::PgConfig;
 
@@ -48,6 +50,7 @@ pub struct AttachedConfig {
     development_loopback: bool,
     server: ServerConfig,
     database: Option<PgConfig>,
+    web_dir: Option<PathBuf>,
 }
 
 impl AttachedConfig {
@@ -68,7 +71,16 @@ impl AttachedConfig {
             development_loopback: false,
             server: ServerConfig::default(),
             database: None,
+            web_dir: None,
         }
+    }
+
+    /// Serves the browser device's page (a build folder, e.g. `web/dist`) at
+    /// [`crate::embedded::WEB_PATH`]`/`, read once at start (`atmls_xrpc::StaticDir`).
+    #[must_use]
+    pub fn with_web_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.web_dir = dir;
+        self
     }
 
     /// Runs the DS on PostgreSQL (as one of possibly several processes over the same
@@ -154,6 +166,9 @@ impl AttachedConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AttachedError {
+    /// The browser page's folder cannot be served.
+    #[error(transparent)]
+    Web(#[from] StaticError),
     /// The PDS URL is not an `http://` or `https://` URL with a host.
     #[error("invalid PDS URL {0:?}: expected an http:// or https:// URL")]
     PdsUrl(String),
@@ -305,6 +320,10 @@ impl Attached {
                 let router = ds.router()?;
                 (ds, None, router)
             }
+        };
+        let router = match &config.web_dir {
+            Some(dir) => StaticDir::read(dir)?.mount(router, WEB_PATH)?,
+            None => router,
         };
         let server = Server::from_listener(listener, config.server, router)?.spawn();
         Ok(Self {

@@ -24,10 +24,15 @@ use atmls_lexicon::syntax::Did;
 
 use atmls_ds_xrpc::{DsError, DsService, DsServiceConfig, KeyPackageConfig};
 use atmls_host_xrpc::{Host, HostConfig, HostError};
-use atmls_xrpc::{AddressPolicy, Outbound, ServeError, Server, ServerConfig, ServerHandle};
+use atmls_xrpc::{
+    AddressPolicy, Outbound, ServeError, Server, ServerConfig, ServerHandle, StaticDir, StaticError,
+};
 
 /// The delivery service's database in the data directory.
 pub const DS_DATABASE: &str = "ds.sqlite";
+
+/// Where the browser device's page is served when a web folder is given.
+pub const WEB_PATH: &str = "/web";
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -44,6 +49,7 @@ pub struct EmbeddedConfig {
     development_loopback: bool,
     ds_shares: Option<DsShares>,
     key_packages: KeyPackageConfig,
+    web_dir: Option<PathBuf>,
 }
 
 /// The DS service's per-principal shares an operator may set (`None`: the default);
@@ -112,6 +118,7 @@ impl EmbeddedConfig {
             development_loopback: false,
             ds_shares: None,
             key_packages: KeyPackageConfig::default(),
+            web_dir: None,
         }
     }
 
@@ -156,6 +163,14 @@ impl EmbeddedConfig {
     #[must_use]
     pub fn with_development_loopback(mut self, allow: bool) -> Self {
         self.development_loopback = allow;
+        self
+    }
+
+    /// Serves the browser device's page (a build folder, e.g. `web/dist`) at
+    /// [`WEB_PATH`]`/`, read once at start (`atmls_xrpc::StaticDir`).
+    #[must_use]
+    pub fn with_web_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.web_dir = dir;
         self
     }
 
@@ -238,6 +253,9 @@ pub enum EmbeddedError {
     /// The HTTP server failed.
     #[error(transparent)]
     Server(#[from] ServeError),
+    /// The browser page's folder cannot be served.
+    #[error(transparent)]
+    Web(#[from] StaticError),
     /// The delivery service's database cannot be opened.
     #[error("delivery service database {path}: {message}")]
     DsStore {
@@ -370,7 +388,10 @@ impl Embedded {
                 resolver,
             )?,
         };
-        let router = ds.mount(host.router());
+        let mut router = ds.mount(host.router());
+        if let Some(dir) = &config.web_dir {
+            router = StaticDir::read(dir)?.mount(router, WEB_PATH)?;
+        }
         let server = Server::from_listener(listener, config.server, router)?.spawn();
         Ok(Self {
             url,

@@ -8,6 +8,8 @@
 //!   against the route's lexicon before the handler runs.
 //! - Every failure is `{"error": Name, "message": …}` with its status ([`XrpcError`]).
 //! - `GET /_health` answers `{"version": …}`; `GET /metrics` the OpenMetrics text format.
+//! - A static folder (the browser page) can be served from memory under a prefix
+//!   ([`StaticDir`]).
 //! - Other paths go to the [`Router::fallback`] handler, if any.
 //! - Outbound fetches go through one [`Outbound`] client per process, with the address
 //!   policy of `atmls-net`.
@@ -51,6 +53,7 @@ mod router;
 mod serve;
 mod service;
 mod sources;
+mod static_files;
 pub mod subscription;
 
 pub use atmls_lexicon::syntax::Nsid;
@@ -63,6 +66,7 @@ pub use probe::{Probe, ProbeState};
 pub use request::{HttpRequest, ResponseBody, XrpcRequest, XrpcResponse};
 pub use router::{FallbackHandler, Handler, HandlerResult, RouteKind, Router, SubscriptionHandler};
 pub use serve::{Server, ServerHandle, serve};
+pub use static_files::{MAX_STATIC_BYTES, StaticDir, StaticError};
 pub use subscription::{EventSink, Frame, SinkError};
 
 /// Re-exported so that handlers can name statuses and headers without depending on

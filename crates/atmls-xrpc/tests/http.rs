@@ -500,3 +500,50 @@ async fn a_slow_handler_times_out_with_504() {
     assert!(msg.contains("200 ms"), "{msg}");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_static_folder_is_served_from_memory_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<!doctype html><p>hi").unwrap();
+    std::fs::write(dir.path().join("app.js"), "console.log(1)").unwrap();
+    std::fs::write(dir.path().join(".secret"), "key").unwrap();
+    let page = atmls_xrpc::StaticDir::read(dir.path()).unwrap();
+    let router = page.mount(router(), "/web").unwrap();
+    // A file written after start is not served: the set is read once.
+    std::fs::write(dir.path().join("late.js"), "x").unwrap();
+    let server = start(router, config()).await;
+    let addr = server.local_addr();
+
+    let index = get(addr, "/web/").await;
+    assert_eq!(index.status, StatusCode::OK);
+    assert_eq!(index.body, Bytes::from_static(b"<!doctype html><p>hi"));
+    assert_eq!(index.headers["content-type"], "text/html; charset=utf-8");
+    assert!(
+        index.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert_eq!(index.headers["x-content-type-options"], "nosniff");
+    assert_eq!(get(addr, "/web/index.html").await.body, index.body);
+
+    let js = get(addr, "/web/app.js").await;
+    assert_eq!(js.status, StatusCode::OK);
+    assert_eq!(js.headers["content-type"], "text/javascript; charset=utf-8");
+    assert!(!js.headers.contains_key("content-security-policy"));
+
+    for path in [
+        "/web/.secret",
+        "/web/late.js",
+        "/web/../Cargo.toml",
+        "/web",
+        "/web/x/app.js",
+    ] {
+        get(addr, path).await.assert_error(404, "NotFound");
+    }
+    assert_eq!(
+        post(addr, "/web/app.js", "text/plain", "x").await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    server.shutdown().await.unwrap();
+}

@@ -14,6 +14,7 @@
 //! inbox-retention-days = 30
 //! only-pds-accounts = true
 //! allow-loopback = false
+//! web-dir = "/opt/atmls/web/dist"
 //!
 //! # Per-principal limits of the delivery service (docs/security.md); any subset.
 //! [limits]
@@ -55,6 +56,7 @@ pub(crate) struct FileConfig {
     pub(crate) inbox_retention_days: Option<u32>,
     pub(crate) only_pds_accounts: Option<bool>,
     pub(crate) allow_loopback: Option<bool>,
+    pub(crate) web_dir: Option<PathBuf>,
     /// The `[limits]` table.
     #[serde(default)]
     pub(crate) limits: Limits,
