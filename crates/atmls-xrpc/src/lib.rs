@@ -8,6 +8,8 @@
 //!   against the route's lexicon before the handler runs.
 //! - Every failure is `{"error": Name, "message": …}` with its status ([`XrpcError`]).
 //! - `GET /_health` answers `{"version": …}`; `GET /metrics` the OpenMetrics text format.
+//! - Any origin may call (`Access-Control-Allow-Origin: *`; preflights answered 204):
+//!   authority is a bearer token or a signed request, never a cookie.
 //! - A static folder (the browser page) can be served from memory under a prefix
 //!   ([`StaticDir`]).
 //! - Other paths go to the [`Router::fallback`] handler, if any.
@@ -42,6 +44,7 @@
 
 mod body;
 mod config;
+mod cors;
 mod error;
 mod lifecycle;
 pub mod logging;

@@ -50,9 +50,15 @@ pub(crate) async fn handle(
     let method = req.method().clone();
     let proxied = state.router.proxy.is_some() && req.headers().contains_key("atproto-proxy");
     let label = route_label(&state.router, req.uri().path(), proxied);
+    if let Some(response) = crate::cors::preflight(&method, req.headers()) {
+        state
+            .metrics
+            .record(label, response.status().as_u16(), started.elapsed());
+        return Ok(response);
+    }
     let limit = state.config.request_timeout;
     let work = AssertUnwindSafe(dispatch(&state, remote, req)).catch_unwind();
-    let response = match tokio::time::timeout(limit, work).await {
+    let mut response = match tokio::time::timeout(limit, work).await {
         Ok(Ok(response)) => response,
         Ok(Err(_)) => {
             tracing::error!(%method, nsid = label, "handler panicked");
@@ -60,6 +66,7 @@ pub(crate) async fn handle(
         }
         Err(_) => error_response(&XrpcError::timeout(limit)),
     };
+    crate::cors::allow_any_origin(&mut response);
     let status = response.status().as_u16();
     let took = started.elapsed();
     state.metrics.record(label, status, took);

@@ -547,3 +547,46 @@ async fn a_static_folder_is_served_from_memory_and_nothing_else() {
     );
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn any_origin_may_call_and_preflights_are_answered() {
+    let server = start(router(), config()).await;
+    let addr = server.local_addr();
+    let r = get(addr, "/xrpc/com.example.ping").await;
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+    // Errors too: a browser must be able to read the typed error.
+    let r = get(addr, "/xrpc/com.example.nothing").await;
+    assert_eq!(r.status.as_u16(), 501);
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+
+    let preflight = Request::builder()
+        .method("OPTIONS")
+        .uri("/xrpc/com.example.echo")
+        .header("host", "localhost")
+        .header("origin", "http://127.0.0.1:9")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = atmls_testkit::http::send(addr, preflight).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(r.headers["access-control-allow-origin"], "*");
+    assert_eq!(r.headers["access-control-allow-methods"], "GET, HEAD, POST");
+    assert_eq!(
+        r.headers["access-control-allow-headers"],
+        "authorization, content-type"
+    );
+    // A bare OPTIONS is no preflight: it is routed as usual (and refused).
+    let bare = Request::builder()
+        .method("OPTIONS")
+        .uri("/xrpc/com.example.echo")
+        .header("host", "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = atmls_testkit::http::send(addr, bare).await;
+    assert_ne!(r.status, StatusCode::NO_CONTENT);
+    server.shutdown().await.unwrap();
+}
