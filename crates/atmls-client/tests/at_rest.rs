@@ -47,15 +47,7 @@ async fn file_device(net: &MemoryNetwork, name: &str, path: &Path) -> Dev {
 }
 
 async fn memory_device(net: &MemoryNetwork, name: &str) -> Dev {
-    Device::create(
-        Storage::Memory,
-        net.account(name),
-        net.ds(),
-        net.ds_did(),
-        config(),
-    )
-    .await
-    .expect("device")
+    net.device(name, config()).await.expect("device")
 }
 
 /// The database key, derived as the owner (or a thief who learnt the passphrase) would.

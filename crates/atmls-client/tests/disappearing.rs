@@ -182,15 +182,7 @@ async fn a_device_away_past_the_lifetime_does_not_show_the_message() {
     let dir = tempfile::tempdir().expect("dir");
     let key = passphrase();
     let phone_path = dir.path().join("phone.sqlite");
-    let mem = |name: &'static str| {
-        Device::create(
-            Storage::Memory,
-            net.account(name),
-            net.ds(),
-            net.ds_did(),
-            config(&clock),
-        )
-    };
+    let mem = |name: &'static str| net.device(name, config(&clock));
     let alice = mem("alice").await.expect("alice");
     let bob = mem("bob").await.expect("bob");
     let phone = Device::create(

@@ -51,15 +51,7 @@ async fn consumed_one_time_key_is_erased_from_the_files() {
     let path = dir.path().join("bob.sqlite");
     let net = MemoryNetwork::new();
     let config = DeviceConfig::default().with_one_time_key_packages(1);
-    let alice = Device::create(
-        Storage::Memory,
-        net.account("alice"),
-        net.ds(),
-        net.ds_did(),
-        config.clone(),
-    )
-    .await
-    .unwrap();
+    let alice = net.device("alice", config.clone()).await.unwrap();
     let bob = Device::create(
         Storage::File(&path, &passphrase()),
         net.account("bob"),

@@ -10,7 +10,7 @@ use atmls_client::transport::Ds as _;
 use atmls_client::transport::memory::{MemoryDs, MemoryNetwork, MemoryPds};
 use atmls_client::{
     Device, DeviceConfig, Did, Event, FailureKind, GroupId, KeyPackageRefusal, PolicyViolation,
-    Storage, TransportError, content,
+    TransportError, content,
 };
 use atmls_ds_proto::MailboxId;
 use atmls_identity::ResolveError;
@@ -21,11 +21,8 @@ type Dev = Device<MemoryPds, MemoryDs>;
 const LONG: Duration = Duration::from_secs(3600);
 
 async fn device_with(net: &MemoryNetwork, name: &str, config: DeviceConfig) -> Dev {
-    Device::create(
-        Storage::Memory,
-        net.account(name),
-        net.ds(),
-        net.ds_did(),
+    net.device(
+        name,
         config
             .with_one_time_key_packages(2)
             .with_own_device_check_interval(LONG)

@@ -18,15 +18,7 @@ fn config() -> DeviceConfig {
 }
 
 async fn device(net: &MemoryNetwork, name: &str) -> Dev {
-    Device::create(
-        Storage::Memory,
-        net.account(name),
-        net.ds(),
-        net.ds_did(),
-        config(),
-    )
-    .await
-    .expect("device")
+    net.device(name, config()).await.expect("device")
 }
 
 /// Alice's group "g" with Bob in it (he has synced and joined).
@@ -145,15 +137,7 @@ async fn leave_is_committed_by_an_admin() {
 async fn second_device_is_added_to_every_group() {
     let net = MemoryNetwork::new();
     let cfg = config().with_own_device_check_interval(std::time::Duration::ZERO);
-    let alice = Device::create(
-        Storage::Memory,
-        net.account("alice"),
-        net.ds(),
-        net.ds_did(),
-        cfg.clone(),
-    )
-    .await
-    .unwrap();
+    let alice = net.device("alice", cfg.clone()).await.unwrap();
     let bob = device(&net, "bob").await;
     let g1 = alice.create_group("one").await.unwrap();
     let g2 = bob.create_group("two").await.unwrap();
@@ -163,15 +147,7 @@ async fn second_device_is_added_to_every_group() {
     bob.sync().await.unwrap();
 
     // Alice's second device publishes its KeyPackages; her first device adds it.
-    let phone = Device::create(
-        Storage::Memory,
-        net.account("alice"),
-        net.ds(),
-        net.ds_did(),
-        cfg,
-    )
-    .await
-    .unwrap();
+    let phone = net.device("alice", cfg).await.unwrap();
     alice.sync().await.unwrap();
     let ev = phone.sync().await.unwrap();
     let mut joined: Vec<_> = ev
@@ -215,15 +191,10 @@ fn joined_of(ev: &[Event]) -> bool {
 async fn last_resort_join_rotates_the_signature_key() {
     let net = MemoryNetwork::new();
     let alice = device(&net, "alice").await;
-    let bob = Device::create(
-        Storage::Memory,
-        net.account("bob"),
-        net.ds(),
-        net.ds_did(),
-        DeviceConfig::default().with_one_time_key_packages(0),
-    )
-    .await
-    .unwrap();
+    let bob = net
+        .device("bob", DeviceConfig::default().with_one_time_key_packages(0))
+        .await
+        .unwrap();
     let g = alice.create_group("g").await.unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
@@ -481,15 +452,7 @@ async fn expired_key_packages_are_refused_and_periodic_self_update_runs() {
     let alice = device(&net, "alice").await;
     let short =
         config().with_key_package_lifetime(std::time::Duration::ZERO, std::time::Duration::ZERO);
-    let bob = Device::create(
-        Storage::Memory,
-        net.account("bob"),
-        net.ds(),
-        net.ds_did(),
-        short,
-    )
-    .await
-    .unwrap();
+    let bob = net.device("bob", short).await.unwrap();
     let g = alice.create_group("g").await.unwrap();
     match alice.add_members(&g, &[bob.did().clone()]).await {
         Err(Error::NoKeyPackage {
@@ -500,15 +463,7 @@ async fn expired_key_packages_are_refused_and_periodic_self_update_runs() {
     }
     // A zero interval: every sync self-updates every group.
     let eager = config().with_self_update_interval(Some(std::time::Duration::ZERO));
-    let carol = Device::create(
-        Storage::Memory,
-        net.account("carol"),
-        net.ds(),
-        net.ds_did(),
-        eager,
-    )
-    .await
-    .unwrap();
+    let carol = net.device("carol", eager).await.unwrap();
     alice.add_members(&g, &[carol.did().clone()]).await.unwrap();
     carol.sync().await.unwrap();
     let before = alice.group(&g).await.unwrap().epoch;
@@ -647,26 +602,10 @@ async fn declaration_policy_is_proven_and_acted_on() {
     let alice = device(&net, "alice").await;
     let mut closed = config();
     closed.invite_policy = "none".into();
-    let bob = Device::create(
-        Storage::Memory,
-        net.account("bob"),
-        net.ds(),
-        net.ds_did(),
-        closed,
-    )
-    .await
-    .unwrap();
+    let bob = net.device("bob", closed).await.unwrap();
     let mut odd = config();
     odd.invite_policy = "friendsOfFriends".into();
-    let carol = Device::create(
-        Storage::Memory,
-        net.account("carol"),
-        net.ds(),
-        net.ds_did(),
-        odd,
-    )
-    .await
-    .unwrap();
+    let carol = net.device("carol", odd).await.unwrap();
     let g = alice.create_group("g").await.unwrap();
     for index in [true, false] {
         net.set_key_package_index(index);
@@ -689,15 +628,9 @@ async fn small_network(max: usize, names: &[&str]) -> (MemoryNetwork, Vec<Dev>) 
     let mut devs = Vec::new();
     for name in names {
         devs.push(
-            Device::create(
-                Storage::Memory,
-                net.account(name),
-                net.ds(),
-                net.ds_did(),
-                config().with_max_envelope_bytes(max),
-            )
-            .await
-            .expect("device"),
+            net.device(name, config().with_max_envelope_bytes(max))
+                .await
+                .expect("device"),
         );
     }
     (net, devs)
@@ -776,15 +709,10 @@ async fn undeliverable_welcome_is_a_typed_outcome() {
     // The client believes the DS takes 1 KiB, the DS takes 1 MiB: the sealed welcome
     // (without its tree) still exceeds what the client may send.
     let net = MemoryNetwork::new();
-    let alice = Device::create(
-        Storage::Memory,
-        net.account("alice"),
-        net.ds(),
-        net.ds_did(),
-        config().with_max_envelope_bytes(1024),
-    )
-    .await
-    .unwrap();
+    let alice = net
+        .device("alice", config().with_max_envelope_bytes(1024))
+        .await
+        .unwrap();
     let mut dids = Vec::new();
     for n in names(3) {
         dids.push(device(&net, &n).await.did().clone());

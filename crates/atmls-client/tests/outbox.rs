@@ -282,15 +282,7 @@ async fn a_failing_group_does_not_hold_back_another() {
     let config = DeviceConfig::default()
         .with_one_time_key_packages(2)
         .with_retry_backoff(Duration::from_secs(3600), Duration::from_secs(3600));
-    let alice = Device::create(
-        Storage::Memory,
-        net.account("alice"),
-        net.ds(),
-        net.ds_did(),
-        config,
-    )
-    .await
-    .unwrap();
+    let alice = net.device("alice", config).await.unwrap();
     let bob = device(&net, "bob", Storage::Memory).await;
     let g1 = group(&alice, &bob).await;
     let g2 = alice.create_group("g2").await.unwrap();
@@ -378,15 +370,13 @@ async fn the_live_loop_sends_when_the_ds_is_back() {
 #[tokio::test]
 async fn an_unreachable_directory_does_not_fail_the_sync() {
     let net = MemoryNetwork::new();
-    let alice = Device::create(
-        Storage::Memory,
-        net.account("alice"),
-        net.ds(),
-        net.ds_did(),
-        config().with_own_device_check_interval(Duration::ZERO),
-    )
-    .await
-    .unwrap();
+    let alice = net
+        .device(
+            "alice",
+            config().with_own_device_check_interval(Duration::ZERO),
+        )
+        .await
+        .unwrap();
     let bob = device(&net, "bob", Storage::Memory).await;
     let g = group(&alice, &bob).await;
     net.set_offline(true);

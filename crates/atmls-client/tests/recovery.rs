@@ -18,15 +18,7 @@ fn config() -> DeviceConfig {
 }
 
 async fn device(net: &MemoryNetwork, name: &str) -> Dev {
-    Device::create(
-        Storage::Memory,
-        net.account(name),
-        net.ds(),
-        net.ds_did(),
-        config(),
-    )
-    .await
-    .expect("device")
+    net.device(name, config()).await.expect("device")
 }
 
 fn recovered(events: &[Event], group: &GroupId) -> bool {
@@ -249,15 +241,7 @@ async fn requests_go_to_the_next_member_in_turn_and_one_commit_readds() {
     let cfg = config().with_reentry_retry(Duration::ZERO);
     let laptop = device(&net, "alice").await;
     let phone = device(&net, "alice").await;
-    let bob = Device::create(
-        Storage::Memory,
-        net.account("bob"),
-        net.ds(),
-        net.ds_did(),
-        cfg,
-    )
-    .await
-    .unwrap();
+    let bob = net.device("bob", cfg).await.unwrap();
     let carol = device(&net, "carol").await;
     let g = laptop.create_group("g").await.unwrap();
     laptop.add_members(&g, &[bob.did().clone()]).await.unwrap();

@@ -18,15 +18,7 @@ async fn device(net: &MemoryNetwork, name: &str, policy: SuitePolicy) -> Dev {
     let config = DeviceConfig::default()
         .with_one_time_key_packages(2)
         .with_suite_policy(policy);
-    Device::create(
-        Storage::Memory,
-        net.account(name),
-        net.ds(),
-        net.ds_did(),
-        config,
-    )
-    .await
-    .expect("device")
+    net.device(name, config).await.expect("device")
 }
 
 /// The account's published KeyPackage records: (ciphersuite, lastResort) -> count.
@@ -268,15 +260,7 @@ async fn own_devices_join_and_a_lost_device_reenters_an_x_wing_group() {
             .with_suite_policy(SuitePolicy::Prefer)
             .with_own_device_check_interval(std::time::Duration::ZERO)
     };
-    let create = |name: &'static str| {
-        Device::create(
-            Storage::Memory,
-            net.account(name),
-            net.ds(),
-            net.ds_did(),
-            config(),
-        )
-    };
+    let create = |name: &'static str| net.device(name, config());
     let laptop = create("alice").await.unwrap();
     let phone = create("alice").await.unwrap();
     let bob = create("bob").await.unwrap();

@@ -8,6 +8,7 @@ use atmls_identity::Did;
 
 use super::Device;
 use super::leaf_proof_tests::{in_group, send_raw_commit};
+use crate::DeviceConfig;
 use crate::decide::commit::Intent;
 use crate::error::PolicyViolation;
 use crate::event::Event;
@@ -16,20 +17,13 @@ use crate::group::{DEVICE_COLLECTION, GroupId};
 use crate::keypackage::VerifiedKeyPackage;
 use crate::transport::Pds as _;
 use crate::transport::memory::{MemoryDs, MemoryNetwork};
-use crate::{DeviceConfig, Storage};
 
 type Dev = Device<crate::transport::memory::MemoryPds, MemoryDs>;
 
 async fn device(net: &MemoryNetwork, name: &str) -> Dev {
-    Device::create(
-        Storage::Memory,
-        net.account(name),
-        net.ds(),
-        net.ds_did(),
-        DeviceConfig::default().with_one_time_key_packages(2),
-    )
-    .await
-    .expect("device")
+    net.device(name, DeviceConfig::default().with_one_time_key_packages(2))
+        .await
+        .expect("device")
 }
 
 /// How the forged leaf's binding is made.

@@ -10,16 +10,13 @@ use atmls_syntax::ManualClock;
 
 use super::Device;
 use crate::transport::memory::{MemoryDs, MemoryNetwork};
-use crate::{Committed, DeviceConfig, Storage};
+use crate::{Committed, DeviceConfig};
 
 type Dev = Device<crate::transport::memory::MemoryPds, MemoryDs>;
 
 async fn device(net: &MemoryNetwork, name: &str, clock: &ManualClock) -> Dev {
-    Device::create(
-        Storage::Memory,
-        net.account(name),
-        net.ds(),
-        net.ds_did(),
+    net.device(
+        name,
         DeviceConfig::default()
             .with_one_time_key_packages(2)
             .with_clock(Arc::new(clock.clone())),

@@ -9,20 +9,17 @@ use atmls_syntax::ManualClock;
 
 use super::Device;
 use super::store;
+use crate::DeviceConfig;
 use crate::event::Event;
 use crate::transport::memory::{MemoryDs, MemoryNetwork};
-use crate::{DeviceConfig, Storage};
 
 type Dev = Device<crate::transport::memory::MemoryPds, MemoryDs>;
 
 const DAY: u64 = 86_400;
 
 async fn device(net: &MemoryNetwork, name: &str, clock: &ManualClock) -> Dev {
-    Device::create(
-        Storage::Memory,
-        net.account(name),
-        net.ds(),
-        net.ds_did(),
+    net.device(
+        name,
         DeviceConfig::default()
             .with_one_time_key_packages(2)
             .with_self_update_interval(None)

@@ -12,7 +12,7 @@ use crate::event::Event;
 use crate::group::GroupId;
 use crate::transport::Pds as _;
 use crate::transport::memory::{MemoryDs, MemoryNetwork};
-use crate::{Committed, DeviceConfig, Storage, WelcomeGiveUp};
+use crate::{Committed, DeviceConfig, WelcomeGiveUp};
 
 type Dev = Device<crate::transport::memory::MemoryPds, MemoryDs>;
 
@@ -26,11 +26,8 @@ async fn device_with(
     clock: &ManualClock,
     config: DeviceConfig,
 ) -> Dev {
-    Device::create(
-        Storage::Memory,
-        net.account(name),
-        net.ds(),
-        net.ds_did(),
+    net.device(
+        name,
         config
             .with_one_time_key_packages(2)
             .with_clock(Arc::new(clock.clone())),

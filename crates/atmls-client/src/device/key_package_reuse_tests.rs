@@ -7,18 +7,15 @@ use std::sync::Arc;
 use atmls_syntax::ManualClock;
 
 use super::Device;
+use crate::DeviceConfig;
 use crate::event::Event;
 use crate::transport::memory::{MemoryDs, MemoryNetwork};
-use crate::{DeviceConfig, Storage};
 
 type Dev = Device<crate::transport::memory::MemoryPds, MemoryDs>;
 
 async fn device(net: &MemoryNetwork, name: &str, one_time: usize, clock: &ManualClock) -> Dev {
-    Device::create(
-        Storage::Memory,
-        net.account(name),
-        net.ds(),
-        net.ds_did(),
+    net.device(
+        name,
         DeviceConfig::default()
             .with_one_time_key_packages(one_time)
             .with_clock(Arc::new(clock.clone())),

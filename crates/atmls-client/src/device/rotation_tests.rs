@@ -7,11 +7,11 @@ use std::time::Duration;
 use atmls_identity::Did;
 
 use super::Device;
+use crate::DeviceConfig;
 use crate::content;
 use crate::event::Event;
 use crate::group::GroupId;
 use crate::transport::memory::{MemoryDs, MemoryNetwork};
-use crate::{DeviceConfig, Storage};
 
 type Dev = Device<crate::transport::memory::MemoryPds, MemoryDs>;
 
@@ -25,15 +25,7 @@ fn config() -> DeviceConfig {
 }
 
 async fn device(net: &MemoryNetwork, name: &str) -> Dev {
-    Device::create(
-        Storage::Memory,
-        net.account(name),
-        net.ds(),
-        net.ds_did(),
-        config(),
-    )
-    .await
-    .expect("device")
+    net.device(name, config()).await.expect("device")
 }
 
 /// Alice (admin) and Bob in a group.
@@ -149,15 +141,10 @@ async fn signature_key_rotates_on_schedule_and_the_old_key_is_deleted() {
 async fn no_rotation_when_disabled() {
     let net = MemoryNetwork::new();
     let alice = device(&net, "alice").await;
-    let bob = Device::create(
-        Storage::Memory,
-        net.account("bob"),
-        net.ds(),
-        net.ds_did(),
-        config().with_signature_rotation_interval(None),
-    )
-    .await
-    .unwrap();
+    let bob = net
+        .device("bob", config().with_signature_rotation_interval(None))
+        .await
+        .unwrap();
     let g = alice.create_group("g").await.unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();
     bob.sync().await.unwrap();
@@ -173,15 +160,10 @@ async fn no_rotation_when_disabled() {
 async fn last_resort_join_rotates_and_starts_the_schedule() {
     let net = MemoryNetwork::new();
     let alice = device(&net, "alice").await;
-    let bob = Device::create(
-        Storage::Memory,
-        net.account("bob"),
-        net.ds(),
-        net.ds_did(),
-        config().with_one_time_key_packages(0),
-    )
-    .await
-    .unwrap();
+    let bob = net
+        .device("bob", config().with_one_time_key_packages(0))
+        .await
+        .unwrap();
     let device_key = bob.inner.state.lock().await.row.signature_public.clone();
     let g = alice.create_group("g").await.unwrap();
     alice.add_members(&g, &[bob.did().clone()]).await.unwrap();

@@ -251,6 +251,23 @@ impl MemoryNetwork {
         MemoryDs { net: self.clone() }
     }
 
+    /// A new device of account `name` (created on first use, [`Self::account`]) with its
+    /// state in memory and its inbox on this network's DS.
+    pub async fn device(
+        &self,
+        name: &str,
+        config: crate::DeviceConfig,
+    ) -> Result<crate::Device<MemoryPds, MemoryDs>, crate::Error> {
+        crate::Device::create(
+            crate::Storage::Memory,
+            self.account(name),
+            self.ds(),
+            self.ds_did(),
+            config,
+        )
+        .await
+    }
+
     /// The next `n` commit sends wait until all `n` have arrived, then go through in
     /// arrival order: two devices build their commits on the same epoch, then race.
     pub fn hold_commits(&self, n: usize) {

@@ -12,20 +12,14 @@ use crate::group::GroupId;
 use crate::group::reentry::{self, ReentryGroup, ReentryRefusal, ReentryRequest};
 use crate::transport::Ds as _;
 use crate::transport::memory::{MemoryDs, MemoryNetwork, MemoryPds};
-use crate::{Device, DeviceConfig, Storage};
+use crate::{Device, DeviceConfig};
 
 type Dev = Device<MemoryPds, MemoryDs>;
 
 async fn device(net: &MemoryNetwork, name: &str) -> Dev {
-    Device::create(
-        Storage::Memory,
-        net.account(name),
-        net.ds(),
-        net.ds_did(),
-        DeviceConfig::default().with_one_time_key_packages(2),
-    )
-    .await
-    .expect("device")
+    net.device(name, DeviceConfig::default().with_one_time_key_packages(2))
+        .await
+        .expect("device")
 }
 
 /// How a crafted request is made.
