@@ -188,3 +188,55 @@ fn a_closed_pipe_ends_a_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{:?}: {stderr}", out.status);
 }
+
+/// `atmls serve --web-dir` serves the browser page's build folder at `/web/`, and a
+/// folder without `index.html` is refused at start with a message saying how to build it.
+#[test]
+fn serve_shows_the_browser_page_from_its_build_folder() {
+    use std::io::{Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("dist");
+    std::fs::create_dir(&web).unwrap();
+    std::fs::write(
+        web.join("index.html"),
+        "<!doctype html><title>atmls</title>",
+    )
+    .unwrap();
+    std::fs::write(web.join("app.js"), "export {};").unwrap();
+    let web_arg = web.to_str().unwrap();
+    let serve = Serve::start_with(&dir.path().join("server"), &["--web-dir", web_arg]);
+    let get = |path: &str| {
+        let addr = serve.url.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let page = get("/web/");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("<title>atmls</title>"), "{page}");
+    assert!(get("/web/app.js").contains("export {};"));
+    assert!(get("/web/missing.js").starts_with("HTTP/1.1 404"));
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_atmls"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--web-dir"])
+        .arg(&empty)
+        .env("ATMLS_DATA_DIR", dir.path().join("server2"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("index.html") && text.contains("npm run build"),
+        "{text}"
+    );
+}

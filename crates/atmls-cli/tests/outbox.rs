@@ -4,13 +4,15 @@
 //! reaches Bob once, in order. Bounded by timeouts; nothing sleeps to assert speed.
 #![cfg(unix)]
 
-use std::io::{BufRead as _, BufReader, Write as _};
+mod support;
+
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::{Lines, listening_url};
 
 /// Start-up, account creation, a message while all is up.
 const WAIT: Duration = Duration::from_secs(60);
@@ -18,78 +20,6 @@ const WAIT: Duration = Duration::from_secs(60);
 /// DS refuses mailbox requests for 120 s (docs/spec.md §10.2.1); then the clients' back-off
 /// (at most 30 s in the CLI) and poll (30 s) bring the messages.
 const AFTER_RESTART: Duration = Duration::from_secs(300);
-
-/// A child process whose standard output arrives line by line on a channel.
-struct Lines {
-    child: Child,
-    rx: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn atmls");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next line that `want` accepts within `limit`; panics after it.
-    fn wait_for(&mut self, what: &str, limit: Duration, want: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if want(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => {
-                    let _ = self.child.kill();
-                    panic!(
-                        "no {what} within {limit:?}; output so far: {:#?}",
-                        self.seen
-                    );
-                }
-            }
-        }
-    }
-
-    fn stdin(&mut self) -> &mut ChildStdin {
-        self.child.stdin.as_mut().expect("stdin piped")
-    }
-
-    /// Kills the process (SIGKILL: a crash, nothing is flushed on the way out).
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Lines {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `atmls serve` over `data`, listening on `listen`; returns the process and its URL.
 fn serve(data: &Path, listen: &str) -> (Lines, String) {
@@ -100,15 +30,9 @@ fn serve(data: &Path, listen: &str) -> (Lines, String) {
         .env("ATMLS_LOG", "warn,atmls_xrpc::service=off");
     let mut server = Lines::spawn(cmd);
     let line = server.wait_for("the start-up line with the address", WAIT, |l| {
-        l.contains("listening") && l.contains("http://")
+        listening_url(l).is_some()
     });
-    let start = line.find("http://").expect("url");
-    let url = line[start..]
-        .split_whitespace()
-        .next()
-        .expect("url")
-        .trim_end_matches('/')
-        .to_owned();
+    let url = listening_url(&line).expect("url");
     (server, url)
 }
 
@@ -119,17 +43,7 @@ struct Terminal {
 
 impl Terminal {
     fn command(&self, profile: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_atmls"));
-        cmd.args(["--profile", profile])
-            .args(args)
-            .env("ATMLS_PROFILE_DIR", &self.profiles)
-            .env("ATMLS_PASSWORD", "correct horse")
-            .env("ATMLS_PASSPHRASE", "test passphrase")
-            .env("ATMLS_KDF_INSECURE_FOR_TESTS", "1")
-            .env("ATMLS_PDS", &self.url)
-            .env_remove("ATMLS_DATA_DIR")
-            .stdin(Stdio::null());
-        cmd
+        support::command(&self.profiles, profile, &self.url, args)
     }
 
     fn run(&self, profile: &str, args: &[&str]) -> Output {

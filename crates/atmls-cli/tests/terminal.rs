@@ -3,94 +3,15 @@
 //! is read line by line, with a timeout), every answer parsed from `--json`.
 #![cfg(unix)]
 
-use std::io::{BufRead as _, BufReader, Write as _};
+mod support;
+
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use atmls_testkit::server::TestServer;
 use serde_json::Value;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A child process whose standard output arrives line by line on a channel.
-struct Lines {
-    child: Child,
-    rx: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn atmls");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The first line (from now on) that `want` accepts; panics after [`WAIT`].
-    fn wait_for(&mut self, what: &str, want: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if want(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => {
-                    let _ = self.child.kill();
-                    panic!("no {what} within {WAIT:?}; output so far: {:#?}", self.seen);
-                }
-            }
-        }
-    }
-
-    fn stdin(&mut self) -> ChildStdin {
-        self.child.stdin.take().expect("stdin piped")
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Lines {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The first `http://…` URL on the start-up line that says where it listens.
-fn listening_url(line: &str) -> Option<String> {
-    if !line.contains("listening") {
-        return None;
-    }
-    let start = line.find("http://")?;
-    let url = line[start..].split_whitespace().next()?;
-    Some(url.trim_end_matches('/').to_owned())
-}
+use support::{Lines, WAIT, listening_url};
 
 /// What the commands talk to: the real `atmls serve`, or the same services started in
 /// this test process through `atmls-testkit` (the embedded composition on disk).
@@ -126,7 +47,7 @@ impl Terminal {
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .env("ATMLS_DATA_DIR", dir.join("server"));
         let mut server = Lines::spawn(cmd);
-        let line = server.wait_for("start-up line with the address", |l| {
+        let line = server.wait_for("start-up line with the address", WAIT, |l| {
             listening_url(l).is_some()
         });
         let url = listening_url(&line).expect("url");
@@ -158,17 +79,7 @@ impl Terminal {
     }
 
     fn command(&self, profile: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_atmls"));
-        cmd.args(["--profile", profile])
-            .args(args)
-            .env("ATMLS_PROFILE_DIR", &self.profiles)
-            .env("ATMLS_PASSWORD", "correct horse")
-            .env("ATMLS_PASSPHRASE", "test passphrase")
-            .env("ATMLS_KDF_INSECURE_FOR_TESTS", "1")
-            .env("ATMLS_PDS", &self.url)
-            .env_remove("ATMLS_DATA_DIR")
-            .stdin(Stdio::null());
-        cmd
+        support::command(&self.profiles, profile, &self.url, args)
     }
 
     fn run(&self, profile: &str, args: &[&str]) -> Output {
@@ -196,7 +107,9 @@ impl Terminal {
             cmd.stdin(Stdio::piped());
         }
         let mut lines = Lines::spawn(cmd);
-        lines.wait_for("the watching line", |l| event(l)["type"] == "watching");
+        lines.wait_for("the watching line", WAIT, |l| {
+            event(l)["type"] == "watching"
+        });
         lines
     }
 }
@@ -264,26 +177,26 @@ fn chat(t: &Terminal) {
     let mut watch = t.watch("bob", &[]);
     let sent = t.json("alice", &["send", "tea", "hello", "bob"]);
     assert_eq!(sent["text"], "hello bob");
-    watch.wait_for("bob's join", |l| {
+    watch.wait_for("bob's join", WAIT, |l| {
         event(l)["type"] == "joined" && event(l)["groupName"] == "tea"
     });
-    let line = watch.wait_for("alice's message at bob", |l| {
+    let line = watch.wait_for("alice's message at bob", WAIT, |l| {
         message_from(l, "alice.test", "hello bob")
     });
     assert_eq!(event(&line)["group"], group["id"]);
-    watch.stop();
+    watch.kill();
 
     // Alice watches the group in chat mode; Bob sends; Alice answers by typing a line.
     let mut watch = t.watch("alice", &["tea", "--chat"]);
     t.json("bob", &["send", "tea", "hi alice"]);
-    watch.wait_for("bob's message at alice", |l| {
+    watch.wait_for("bob's message at alice", WAIT, |l| {
         message_from(l, "bob.test", "hi alice")
     });
     writeln!(watch.stdin(), "typed at the terminal").unwrap();
-    watch.wait_for("alice's own typed message", |l| {
+    watch.wait_for("alice's own typed message", WAIT, |l| {
         message_from(l, "alice.test", "typed at the terminal")
     });
-    watch.stop();
+    watch.kill();
     let inbox = t.json("bob", &["inbox"]);
     let texts: Vec<&str> = inbox["events"]
         .as_array()

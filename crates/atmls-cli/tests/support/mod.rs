@@ -4,67 +4,51 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 pub(crate) struct Serve {
-    child: Child,
+    /// Held for its `Drop`, which kills the server.
+    _server: Lines,
     pub(crate) url: String,
 }
 
 impl Serve {
+    /// `atmls serve` on a free loopback port over `data`.
     pub(crate) fn start(data: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_atmls"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+        Self::start_with(data, &[])
+    }
+
+    /// [`Self::start`] with more flags.
+    pub(crate) fn start_with(data: &Path, flags: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_atmls"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
             .env("ATMLS_DATA_DIR", data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn atmls serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
+            .stderr(Stdio::null());
+        let mut server = Lines::spawn(cmd);
+        let line = server.wait_for("the start-up line with the address", WAIT, |l| {
+            listening_url(l).is_some()
         });
-        loop {
-            let Ok(line) = rx.recv_timeout(WAIT) else {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("atmls serve did not print its address");
-            };
-            if line.contains("listening")
-                && let Some(at) = line.find("http://")
-            {
-                let url = line[at..].split_whitespace().next().unwrap();
-                let url = url.trim_end_matches('/').to_owned();
-                std::thread::spawn(move || while rx.recv().is_ok() {});
-                return Self { child, url };
-            }
+        let url = listening_url(&line).expect("url");
+        Self {
+            _server: server,
+            url,
         }
     }
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub(crate) fn atmls(profiles: &Path, profile: &str, pds: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_atmls"))
-        .args(["--profile", profile])
+/// The `atmls` command of `profile` (profiles under `profiles`, PDS at `pds`), with the
+/// test password and passphrase and the cheap KDF; standard input closed.
+pub(crate) fn command(profiles: &Path, profile: &str, pds: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_atmls"));
+    cmd.args(["--profile", profile])
         .args(args)
-        .arg("--json")
         .env("ATMLS_PROFILE_DIR", profiles)
         .env("ATMLS_PASSWORD", "correct horse")
         .env("ATMLS_PASSPHRASE", "test passphrase")
@@ -74,9 +58,102 @@ pub(crate) fn atmls(profiles: &Path, profile: &str, pds: &str, args: &[&str]) ->
         .env_remove("ATMLS_DS")
         .env_remove("ATMLS_PLC")
         .env_remove("ATMLS_XWING")
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs one command of `profile` with `--json`.
+pub(crate) fn atmls(profiles: &Path, profile: &str, pds: &str, args: &[&str]) -> Output {
+    command(profiles, profile, pds, args)
+        .arg("--json")
         .output()
         .expect("run atmls")
+}
+
+/// The `http://…` URL on a start-up line that says where the server listens.
+pub(crate) fn listening_url(line: &str) -> Option<String> {
+    if !line.contains("listening") {
+        return None;
+    }
+    let start = line.find("http://")?;
+    let url = line[start..].split_whitespace().next()?;
+    Some(url.trim_end_matches('/').to_owned())
+}
+
+/// A child process whose standard output arrives line by line on a channel; killed when
+/// dropped.
+pub(crate) struct Lines {
+    child: Child,
+    rx: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    pub(crate) fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn atmls");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line that `want` accepts within `limit`; panics (with the output so far)
+    /// after it.
+    pub(crate) fn wait_for(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        want: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "no {what} within {limit:?}; output so far: {:#?}",
+                        self.seen
+                    );
+                }
+            }
+        }
+    }
+
+    /// The process's standard input (it must have been spawned with `Stdio::piped()`).
+    pub(crate) fn stdin(&mut self) -> &mut ChildStdin {
+        self.child.stdin.as_mut().expect("stdin piped")
+    }
+
+    /// Kills the process (SIGKILL: a crash, nothing is flushed on the way out).
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 pub(crate) fn ok(out: &Output) -> Value {
