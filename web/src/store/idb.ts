@@ -25,9 +25,15 @@ export function openDatabase(dbName: string): Promise<IDBDatabase> {
       const db = req.result;
       if (ev.oldVersion < 1) for (const name of OBJECT_STORES) db.createObjectStore(name);
     };
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(mapError(req.error, "opening the database"));
-    req.onblocked = () => reject(new StoreUnavailable("opening the database is blocked by another open connection"));
+    const blocked = whileBlocked(req, reject, "opening the database");
+    req.onsuccess = () => {
+      blocked.clear();
+      resolve(req.result);
+    };
+    req.onerror = () => {
+      blocked.clear();
+      reject(mapError(req.error, "opening the database"));
+    };
   });
 }
 
@@ -41,10 +47,35 @@ export function deleteDatabase(dbName: string): Promise<void> {
       reject(new StoreUnavailable("IndexedDB cannot delete the database", { cause: e }));
       return;
     }
-    req.onsuccess = () => resolve();
-    req.onerror = () => reject(mapError(req.error, "deleting the database"));
-    req.onblocked = () => reject(new StoreUnavailable("deleting the database is blocked by another open connection"));
+    const blocked = whileBlocked(req, reject, "deleting the database");
+    req.onsuccess = () => {
+      blocked.clear();
+      resolve();
+    };
+    req.onerror = () => {
+      blocked.clear();
+      reject(mapError(req.error, "deleting the database"));
+    };
   });
+}
+
+/** How long an open or delete may stay blocked by other connections before it fails. */
+export const BLOCKED_TIMEOUT_MS = 10_000;
+
+/**
+ * `blocked` is not a failure: other connections were asked to close (the store's own close
+ * on `versionchange`) and may still be finishing a transaction. It fails with
+ * `StoreUnavailable` only if they are still open after `BLOCKED_TIMEOUT_MS`.
+ */
+function whileBlocked(req: IDBOpenDBRequest, reject: (e: StoreError) => void, during: string): { clear(): void } {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  req.onblocked = () => {
+    timer ??= setTimeout(
+      () => reject(new StoreUnavailable(`${during} is blocked by another open connection`)),
+      BLOCKED_TIMEOUT_MS,
+    );
+  };
+  return { clear: () => clearTimeout(timer) };
 }
 
 /** Starts a transaction; a closed connection is `StoreClosed`. */

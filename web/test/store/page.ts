@@ -260,6 +260,20 @@ const scenarios = {
     return out;
   },
 
+  /** Writes two records, deletes one, destroys the store; returns the sealed values it had. */
+  async residue(db: string, aeadHex: string, macHex: string) {
+    const store = await openStore(db, { generateKeys: knownKeys(aeadHex, macHex) });
+    await store.put("kept", crypto.getRandomValues(new Uint8Array(200)));
+    await store.put("deleted", crypto.getRandomValues(new Uint8Array(200)));
+    store.close();
+    const sealed = (await rawEntries(db, "values")).map(([, v]) => Array.from(v as Uint8Array, (b) => b.toString(16).padStart(2, "0")).join(""));
+    const again = await openStore(db);
+    await again.delete("deleted");
+    check((await again.list()).join() === "kept", "one record left");
+    await again.destroy();
+    return sealed;
+  },
+
   async destroy(db: string) {
     const first = await openStore(db);
     await first.put("secret", text.encode("v"));

@@ -243,3 +243,25 @@ test("destroy deletes the store and closes its other connections", T, async () =
     await context.close();
   }
 });
+
+test("what the promise is not: deleted records and a destroyed store stay in the profile's files, with the keys", T, async () => {
+  const profile = freshProfile();
+  const aead = randomBytes(32);
+  const mac = randomBytes(32);
+  const context = await launch(profile);
+  let sealed;
+  try {
+    const page = await openPage(context);
+    sealed = await run(page, "residue", "residue", aead.toString("hex"), mac.toString("hex"));
+  } finally {
+    await context.close();
+  }
+  assert.equal(sealed.length, 2);
+  // IndexedDB (LevelDB in Chromium) appends; a delete is a tombstone until a compaction the
+  // page cannot trigger. Decision 0028: "deleted" in the browser means unreachable through
+  // the API, not gone from the disk. If this starts failing, Chromium erases deleted data:
+  // update the decision.
+  const left = [aead, mac, ...sealed.map((h) => Buffer.from(h, "hex"))].map((n) => filesContaining(profile, [n]).length > 0);
+  console.log(`# after delete and destroy, still in the profile (aead key, mac key, sealed values): ${left}`);
+  assert.deepEqual(left, [true, true, true, true], "part of the destroyed store is gone from the files: update decision 0028");
+});
