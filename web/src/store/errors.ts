@@ -11,7 +11,8 @@ export type StoreErrorKind =
   | "conflict"
   | "closed"
   | "unavailable"
-  | "invalidName";
+  | "invalidName"
+  | "passphraseRequired";
 
 /** Base class of every store failure. */
 export abstract class StoreError extends Error {
@@ -72,4 +73,13 @@ export class StoreUnavailable extends StoreError {
 export class StoreInvalidName extends StoreError {
   override readonly name = "StoreInvalidName";
   readonly kind = "invalidName";
+}
+
+/**
+ * The store was created with a passphrase and none (or an empty one) was given; the page
+ * should ask for it.
+ */
+export class StorePassphraseRequired extends StoreError {
+  override readonly name = "StorePassphraseRequired";
+  readonly kind = "passphraseRequired";
 }

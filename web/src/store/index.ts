@@ -7,5 +7,11 @@
 
 export { getValue, putValue, valueOp } from "./cbor.js";
 export * from "./errors.js";
+export {
+  DEFAULT_PBKDF2_ITERATIONS,
+  INSECURE_PBKDF2_ITERATIONS_FOR_TESTS,
+  MAX_PBKDF2_ITERATIONS,
+  type KdfParams,
+} from "./passphrase.js";
 export { generateStoreKeys, MAX_NAME_BYTES, type StoreKeys } from "./seal.js";
 export { DeviceStore, openStore, type OpenOptions, type WriteOp } from "./store.js";

@@ -2,7 +2,8 @@
 // WebCrypto keys kept in the same database (decision 0028, spec §11.11 "browser device
 // state"). Layout of database `dbName` (schema 1):
 //
-//   keys   "store" -> { aead: CryptoKey, mac: CryptoKey }     (structured clone, non-extractable)
+//   keys   "store" -> { aead: CryptoKey, mac: CryptoKey }     (stored keys: structured clone, non-extractable)
+//   meta   "kdf"   -> { version, kdf, iterations, salt }      (passphrase stores instead of "store")
 //   meta   "check" -> { tag, box }                            (KeyCheck: proves the keys are this store's)
 //   names  id      -> nonce || AES-GCM(name,  ad = "… name\0"  || id)
 //   values id      -> nonce || AES-GCM(value, ad = "… value\0" || name)
@@ -11,8 +12,16 @@
 // clear; `list` opens the small `names` entries only. A write batch is one IndexedDB
 // transaction over `names` and `values`.
 
-import { StoreClosed, StoreConflict, StoreCorrupt, StoreKeyMissing } from "./errors.js";
+import {
+  StoreClosed,
+  StoreConflict,
+  StoreCorrupt,
+  StoreKeyMissing,
+  StorePassphraseRequired,
+  StoreWrongKey,
+} from "./errors.js";
 import { committed, deleteDatabase, mapError, openDatabase, result, transaction } from "./idb.js";
+import { newKdfParams, parseKdfParams, passphraseKeys, type KdfParams } from "./passphrase.js";
 import {
   generateStoreKeys,
   makeKeyCheck,
@@ -27,15 +36,33 @@ import {
   type StoreKeys,
 } from "./seal.js";
 
-/** Options of `openStore`. */
-export interface OpenOptions {
-  /**
-   * Makes the keys of a store being created (default `generateStoreKeys`: random,
-   * non-extractable). Whatever it returns must be non-extractable or the open fails with
-   * `StoreCorrupt`. Tests use it to know the key bytes they scan the profile for.
-   */
-  readonly generateKeys?: () => Promise<StoreKeys>;
-}
+/**
+ * Options of `openStore`: where the two keys come from (decision 0028, "key sources").
+ *
+ * - `stored` (the default): random non-extractable keys, created with the store and kept
+ *   in it. Reopens by itself after a reload or restart; the keys are in the profile.
+ * - `passphrase`: keys derived from a passphrase (PBKDF2, then HKDF), never stored; the
+ *   passphrase is needed at every open. A wrong one is `StoreWrongKey`.
+ *
+ * A store keeps the source it was created with: opening a stored-key store with a
+ * passphrase is `StoreWrongKey`, a passphrase store without one `StorePassphraseRequired`.
+ */
+export type OpenOptions =
+  | {
+      readonly keys?: "stored";
+      /**
+       * Makes the keys of a store being created (default `generateStoreKeys`: random,
+       * non-extractable). Whatever it returns must be non-extractable or the open fails
+       * with `StoreCorrupt`. Tests use it to know the key bytes they scan the profile for.
+       */
+      readonly generateKeys?: () => Promise<StoreKeys>;
+    }
+  | {
+      readonly keys: "passphrase";
+      readonly passphrase: string;
+      /** PBKDF2 iterations when the store is created (default `DEFAULT_PBKDF2_ITERATIONS`); ignored later. */
+      readonly iterations?: number;
+    };
 
 /** One operation of an atomic batch (`DeviceStore.write`). */
 export type WriteOp =
@@ -67,15 +94,16 @@ export class DeviceStore {
     };
   }
 
-  /** See `openStore`. */
+  /** See `openStore`. Invalid options (e.g. iterations out of bounds) throw a `RangeError`. */
   static async open(dbName: string, options: OpenOptions = {}): Promise<DeviceStore> {
     const db = await openDatabase(dbName);
     try {
-      const keys = await loadOrCreateKeys(db, options.generateKeys ?? generateStoreKeys);
+      const keys = await loadOrCreateKeys(db, options);
       return new DeviceStore(dbName, db, keys);
     } catch (e) {
       db.close();
-      throw mapError(e, "opening the store");
+      // A RangeError (invalid options) is the caller's bug, not the store's state.
+      throw e instanceof RangeError ? e : mapError(e, "opening the store");
     }
   }
 
@@ -190,21 +218,31 @@ export class DeviceStore {
 }
 
 /**
- * Reads the keys and the key check of `db`; creates both when the database is new. Keys
- * missing while the check or any record exists is `StoreKeyMissing` (never regenerated:
- * new keys would silently hide the old records).
+ * Reads the keys (stored, or derived from the passphrase and the stored KDF parameters) and
+ * verifies them against the key check; creates keys and check when the database is new.
+ * Keys missing while the check or any record exists is `StoreKeyMissing` (never
+ * regenerated: new keys would silently hide the old records).
  */
-async function loadOrCreateKeys(db: IDBDatabase, generate: () => Promise<StoreKeys>): Promise<StoreKeys> {
+async function loadOrCreateKeys(db: IDBDatabase, options: OpenOptions): Promise<StoreKeys> {
   for (let attempt = 0; attempt < 2; attempt++) {
     const tx = transaction(db, ["keys", "meta", "names", "values"], "readonly");
-    const [entry, check, names, values] = await Promise.all([
+    const [entry, kdf, check, names, values] = await Promise.all([
       result(tx.objectStore("keys").get("store")),
+      result(tx.objectStore("meta").get("kdf")),
       result(tx.objectStore("meta").get("check")),
       result(tx.objectStore("names").count()),
       result(tx.objectStore("values").count()),
     ]);
-    if (entry !== undefined) {
-      const keys = parseStoreKeys(entry);
+    if (entry !== undefined && kdf !== undefined) throw new StoreCorrupt("the store has both stored keys and passphrase parameters");
+    if (entry !== undefined || kdf !== undefined) {
+      let keys: StoreKeys;
+      if (kdf !== undefined) {
+        if (options.keys !== "passphrase") throw new StorePassphraseRequired("this store was created with a passphrase");
+        keys = await passphraseKeys(options.passphrase, parseKdfParams(kdf));
+      } else {
+        if (options.keys === "passphrase") throw new StoreWrongKey("this store keeps its keys; it has no passphrase");
+        keys = parseStoreKeys(entry);
+      }
       if (check === undefined) throw new StoreCorrupt("the key check is missing");
       await verifyKeyCheck(keys, check);
       return keys;
@@ -212,17 +250,25 @@ async function loadOrCreateKeys(db: IDBDatabase, generate: () => Promise<StoreKe
     if (check !== undefined || names > 0 || values > 0) {
       throw new StoreKeyMissing("the store holds data but its keys are gone");
     }
-    const keys = parseStoreKeys(await generate());
+    let keys: StoreKeys;
+    let params: KdfParams | undefined;
+    if (options.keys === "passphrase") {
+      params = newKdfParams(options.iterations);
+      keys = await passphraseKeys(options.passphrase, params);
+    } else {
+      keys = parseStoreKeys(await (options.generateKeys ?? generateStoreKeys)());
+    }
     const newCheck = await makeKeyCheck(keys);
     const wtx = transaction(db, ["keys", "meta"], "readwrite");
     const done = committed(wtx);
-    wtx.objectStore("keys").add({ aead: keys.aead, mac: keys.mac }, "store");
+    if (params === undefined) wtx.objectStore("keys").add({ aead: keys.aead, mac: keys.mac }, "store");
+    else wtx.objectStore("meta").add(params, "kdf");
     wtx.objectStore("meta").add(newCheck, "check");
     try {
       await done;
       return keys;
     } catch (e) {
-      // Another tab created the keys between our read and our write: read theirs.
+      // Another tab created the store between our read and our write: read theirs.
       if (e instanceof StoreConflict && attempt === 0) continue;
       throw e;
     }

@@ -3,7 +3,9 @@
 // throws an Error naming what failed, and returns plain data for run.mjs to check.
 
 import {
+  DEFAULT_PBKDF2_ITERATIONS,
   getValue,
+  INSECURE_PBKDF2_ITERATIONS_FOR_TESTS,
   openStore,
   putValue,
   StoreClosed,
@@ -13,6 +15,7 @@ import {
   valueOp,
   type StoreKeys,
 } from "../../src/store/index.js";
+import { openValue } from "../../src/store/seal.js";
 
 const text = new TextEncoder();
 const untext = new TextDecoder();
@@ -43,6 +46,10 @@ function knownKeys(aeadHex: string, macHex: string): () => Promise<StoreKeys> {
     aead: await crypto.subtle.importKey("raw", fromHex(aeadHex), { name: "AES-GCM" }, false, ["encrypt", "decrypt"]),
     mac: await crypto.subtle.importKey("raw", fromHex(macHex), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]),
   });
+}
+
+function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 // ---- raw IndexedDB, bypassing the store (tampering, controls) ----
@@ -272,6 +279,98 @@ const scenarios = {
     check((await again.list()).join() === "kept", "one record left");
     await again.destroy();
     return sealed;
+  },
+
+  /**
+   * A passphrase store: written, reopened (none, wrong, right passphrase), and its keys
+   * recomputed here from the stored salt by the formula of decision 0028 — checked by
+   * opening a record with them — so that run.mjs can look for their bytes.
+   */
+  async passphrase(db: string, marker: string, name: string, passphrase: string) {
+    const opts = { keys: "passphrase", passphrase, iterations: INSECURE_PBKDF2_ITERATIONS_FOR_TESTS } as const;
+    const store = await openStore(db, opts);
+    await store.put(name, text.encode(`message text ${marker}`));
+    for (let i = 0; i < 10; i++) await store.put(`${name}/${i}`, text.encode(`${marker} ${i}`));
+    store.close();
+    const out: Record<string, string> = {};
+    const outcome = async (label: string, p: Promise<unknown>) => {
+      try {
+        out[label] = String(await p);
+      } catch (e) {
+        out[label] = e instanceof Error ? e.name : "thrown";
+      }
+    };
+    await outcome("none", openStore(db).then((s) => s.close()));
+    await outcome("wrong", openStore(db, { ...opts, passphrase: `${passphrase}!` }).then((s) => s.close()));
+    await outcome("right", openStore(db, opts).then(async (s) => { try { return untext.decode(await s.get(name)); } finally { s.close(); } }));
+    // The keys, recomputed.
+    const [[, kdf]] = (await rawEntries(db, "meta")).filter(([k]) => k === "kdf") as [[IDBValidKey, { salt: Uint8Array<ArrayBuffer>; iterations: number }]];
+    const base = await crypto.subtle.importKey("raw", text.encode(passphrase), "PBKDF2", false, ["deriveBits"]);
+    const ikm = await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: kdf.salt, iterations: kdf.iterations }, base, 256);
+    const hkdf = await crypto.subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
+    const derive = async (what: string) =>
+      new Uint8Array(await crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: text.encode(`atmls-web-store v1 ${what}`) }, hkdf, 256));
+    const aead = await derive("aead");
+    const mac = await derive("mac");
+    const keys = await knownKeys(toHex(aead), toHex(mac))();
+    // The recomputed keys open the record `name`.
+    const values = await rawEntries(db, "values");
+    let opened = 0;
+    for (const [, v] of values) {
+      try {
+        await openValue(keys, name, v);
+        opened++;
+      } catch {
+        // another record
+      }
+    }
+    check(opened === 1, "the recomputed keys open the record");
+    return { outcomes: out, ikm: toHex(new Uint8Array(ikm)), aead: toHex(aead), mac: toHex(mac) };
+  },
+
+  async passphraseMisuse(db: string) {
+    const out: Record<string, string> = {};
+    const outcome = async (label: string, p: Promise<unknown>) => {
+      try {
+        await p;
+        out[label] = "ok";
+      } catch (e) {
+        out[label] = e instanceof Error ? e.name : "thrown";
+      }
+    };
+    await outcome("storedCreate", openStore(`${db}-stored`).then((s) => s.close()));
+    await outcome("storedWithPassphrase", openStore(`${db}-stored`, { keys: "passphrase", passphrase: "p" }).then((s) => s.close()));
+    await outcome("emptyPassphrase", openStore(`${db}-pass`, { keys: "passphrase", passphrase: "" }).then((s) => s.close()));
+    const opts = { keys: "passphrase", passphrase: "p", iterations: INSECURE_PBKDF2_ITERATIONS_FOR_TESTS } as const;
+    await outcome("passCreate", openStore(`${db}-pass`, opts).then((s) => s.close()));
+    const [[, kdf]] = (await rawEntries(`${db}-pass`, "meta")).filter(([k]) => k === "kdf") as [[IDBValidKey, Record<string, unknown>]];
+    await rawEdit(`${db}-pass`, "meta", async (s) => { s.put({ ...kdf, iterations: 1_000_000_000 }, "kdf"); });
+    await outcome("hugeIterations", openStore(`${db}-pass`, opts).then((s) => s.close()));
+    await rawEdit(`${db}-pass`, "meta", async (s) => { s.put({ ...kdf, salt: new Uint8Array(16) }, "kdf"); });
+    await outcome("otherSalt", openStore(`${db}-pass`, opts).then((s) => s.close()));
+    await rawEdit(`${db}-pass`, "meta", async (s) => { s.put(kdf, "kdf"); });
+    await outcome("restored", openStore(`${db}-pass`, opts).then((s) => s.close()));
+    return out;
+  },
+
+  async readWithPassphrase(db: string, name: string, passphrase: string) {
+    const store = await openStore(db, { keys: "passphrase", passphrase });
+    try {
+      return untext.decode(await store.get(name));
+    } finally {
+      store.close();
+    }
+  },
+
+  /** Milliseconds to open a new passphrase store at the default iteration count. */
+  async defaultCost(db: string) {
+    const t0 = performance.now();
+    const store = await openStore(db, { keys: "passphrase", passphrase: "a passphrase", iterations: DEFAULT_PBKDF2_ITERATIONS });
+    const created = performance.now() - t0;
+    store.close();
+    const t1 = performance.now();
+    (await openStore(db, { keys: "passphrase", passphrase: "a passphrase" })).close();
+    return { created: Math.round(created), reopened: Math.round(performance.now() - t1) };
   },
 
   async destroy(db: string) {

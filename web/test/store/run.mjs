@@ -265,3 +265,67 @@ test("what the promise is not: deleted records and a destroyed store stay in the
   console.log(`# after delete and destroy, still in the profile (aead key, mac key, sealed values): ${left}`);
   assert.deepEqual(left, [true, true, true, true], "part of the destroyed store is gone from the files: update decision 0028");
 });
+
+test("a passphrase store: the keys are in no file of the profile either, and a restart needs the passphrase", T, async () => {
+  const profile = freshProfile();
+  const marker = `SECRET-${randomBytes(12).toString("hex")}`;
+  const name = `did:plc:${randomBytes(12).toString("hex")}`;
+  const passphrase = `passphrase-${randomBytes(8).toString("hex")}`;
+  const controlMarker = `CONTROL-${randomBytes(12).toString("hex")}`;
+  let context = await launch(profile);
+  let r;
+  try {
+    const page = await openPage(context);
+    r = await run(page, "passphrase", "device", marker, name, passphrase);
+    await run(page, "writeControl", "control", controlMarker, `did:plc:${randomBytes(12).toString("hex")}`);
+  } finally {
+    await context.close();
+  }
+  assert.deepEqual(r.outcomes, { none: "StorePassphraseRequired", wrong: "StoreWrongKey", right: `message text ${marker}` });
+  const needles = [
+    ...encodings(marker),
+    ...encodings(name),
+    ...encodings(passphrase),
+    ...[r.ikm, r.aead, r.mac].map((h) => Buffer.from(h, "hex")),
+  ];
+  assert.equal(needles.length, 12);
+  assert.ok(filesContaining(profile, encodings(controlMarker)).length > 0, "the plain control is found");
+  assert.deepEqual(filesContaining(profile, needles), [], "no marker, name, passphrase or key byte in any file");
+  // Restart: the state is back with the passphrase.
+  context = await launch(profile);
+  try {
+    const page = await openPage(context);
+    const again = await run(page, "passphrase", "device2", marker, name, passphrase);
+    assert.equal(again.outcomes.right, `message text ${marker}`);
+    assert.notEqual(again.aead, r.aead, "a new store has a new salt, hence other keys");
+    assert.deepEqual(
+      await page.evaluate(async ([n, p]) => {
+        const out = await globalThis.storeTest("readWithPassphrase", "device", n, p);
+        return out;
+      }, [name, passphrase]),
+      `message text ${marker}`,
+    );
+  } finally {
+    await context.close();
+  }
+});
+
+test("passphrase misuse and tampered KDF parameters are typed errors", T, async () => {
+  const context = await launch(freshProfile());
+  try {
+    const page = await openPage(context);
+    assert.deepEqual(await run(page, "passphraseMisuse", "misuse"), {
+      storedCreate: "ok",
+      storedWithPassphrase: "StoreWrongKey",
+      emptyPassphrase: "StorePassphraseRequired",
+      passCreate: "ok",
+      hugeIterations: "StoreCorrupt",
+      otherSalt: "StoreWrongKey",
+      restored: "ok",
+    });
+    const cost = await run(page, "defaultCost", "cost");
+    console.log(`# passphrase store at ${600_000} PBKDF2 iterations: created in ${cost.created} ms, reopened in ${cost.reopened} ms`);
+  } finally {
+    await context.close();
+  }
+});
