@@ -105,11 +105,9 @@ export function result<T>(req: IDBRequest<T>): Promise<T> {
 export function committed(tx: IDBTransaction): Promise<void> {
   return new Promise((resolve, reject) => {
     tx.oncomplete = () => resolve();
+    // A failed request aborts the transaction (its error is not prevented): `onabort`
+    // reports it, with the request's error as `tx.error`.
     tx.onabort = () => reject(mapError(tx.error, "a transaction"));
-    tx.onerror = (ev) => {
-      // A failed request aborts the transaction by default; `onabort` reports it.
-      void ev;
-    };
   });
 }
 

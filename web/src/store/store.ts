@@ -1,6 +1,6 @@
 // The device store: named byte records in IndexedDB, sealed under two non-extractable
-// WebCrypto keys kept in the same database (decision 0028, spec §11.11 "browser device
-// state"). Layout of database `dbName` (schema 1):
+// WebCrypto keys, kept in the same database or derived from a passphrase (decision 0028,
+// spec §11.11 "browser device state"). Layout of database `dbName` (schema 1):
 //
 //   keys   "store" -> { aead: CryptoKey, mac: CryptoKey }     (stored keys: structured clone, non-extractable)
 //   meta   "kdf"   -> { version, kdf, iterations, salt }      (passphrase stores instead of "store")

@@ -143,8 +143,12 @@ test("state survives a reload and a browser restart on the same profile", T, asy
   try {
     const first = await openPage(context);
     await run(first, "writeState", "device", "MARKER", name, randomBytes(32).toString("hex"), randomBytes(32).toString("hex"));
+    // Reload: the same page loaded again...
+    await first.reload();
+    await first.waitForFunction(() => typeof globalThis.storeTest === "function");
+    assert.deepEqual(await run(first, "readState", "device", name), { value: "message text MARKER", count: 22 });
     await first.close();
-    // Reload: a new page of the same profile.
+    // ...and a new page of the same profile after the first one closed.
     const second = await openPage(context);
     assert.deepEqual(await run(second, "readState", "device", name), { value: "message text MARKER", count: 22 });
   } finally {
