@@ -107,3 +107,12 @@ export function toBase32(bytes: Uint8Array): string {
 export function fromBase32(text: string): Uint8Array {
   return decodeBits(text, B32, 5, "lowercase base32");
 }
+
+/** An MLS variable-length vector (RFC 9420 §2.1.2): the minimal varint length prefix, then the bytes. */
+export function vl(data: Uint8Array): Uint8Array {
+  const n = data.length;
+  if (n < 1 << 6) return concat(Uint8Array.of(n), data);
+  if (n < 1 << 14) return concat(uintBE(0x4000 | n, 2), data);
+  if (n < 1 << 30) return concat(uintBE(0x80000000 + n, 4), data);
+  throw new RangeError("an MLS vector is shorter than 2^30 bytes");
+}

@@ -14,7 +14,6 @@ export type Check = (vector: unknown) => Promise<number>;
  */
 export const NOT_YET: ReadonlyMap<string, string> = new Map([
   // webcore: the protocol modules of web/src/proto/, one layer at a time.
-  ["records", "webcore: web/src/proto/records.ts"],
   ["xwing-mailbox-key", "webcore: X-Wing (§11.19) not examined yet"],
   ["xwing-sealed-welcome", "webcore: X-Wing (§11.19) not examined yet"],
   // webnet: request signing (web/src/proto/request.ts).
