@@ -4,8 +4,9 @@
 // mailbox exists). The exporter is ts-mls's (RFC 9420 §8.5); this module only fixes its
 // inputs and turns its output into the key pair.
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { type CiphersuiteImpl, mlsExporter } from "ts-mls";
+import { type CiphersuiteImpl, getCiphersuiteFromName, getCiphersuiteImpl, mlsExporter } from "ts-mls";
 import { type MailboxId, mailboxIdBytes } from "./mailbox-id.js";
+import { SUITE_X25519_AES128GCM, SUITE_XWING_CHACHA20, UnsupportedSuiteError } from "./sealed.js";
 
 /** The exporter label of mailbox keys. */
 export const MAILBOX_KEY_LABEL = "chat.mls mailbox";
@@ -40,4 +41,14 @@ export async function mailboxKeyFromExporterSecret(
 ): Promise<MailboxKeyPair> {
   const seed = await mlsExporter(exporterSecret, MAILBOX_KEY_LABEL, mailboxKeyContext(mailbox), MAILBOX_KEY_SEED_BYTES, cs);
   return mailboxKeyPair(seed);
+}
+
+/**
+ * A ts-mls suite whose exporter computes MLS-Exporter for the group suite `suite`: the
+ * exporter depends only on the suite's KDF and hash, which are HKDF-SHA256 and SHA-256 in
+ * both 0x0001 and 0x004D (spec §11.19), so suite 0x0001's implementation serves both.
+ */
+export async function exporterSuiteImpl(suite: number): Promise<CiphersuiteImpl> {
+  if (suite !== SUITE_X25519_AES128GCM && suite !== SUITE_XWING_CHACHA20) throw new UnsupportedSuiteError(suite);
+  return getCiphersuiteImpl(getCiphersuiteFromName("MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519"));
 }

@@ -5,7 +5,9 @@
 //
 // enc, ct = HPKE base mode SealBase(pkR = the recipient KeyPackage's init key, info,
 // aad = "", plaintext) in the HPKE of that KeyPackage's MLS cipher suite.
+import { Chacha20Poly1305 } from "@hpke/chacha20poly1305";
 import { Aes128Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from "@hpke/core";
+import { XWing } from "@hpke/hybridkem-x-wing";
 import { concat, readUintBE, uintBE } from "./bytes.js";
 import { PaddingError, unpad } from "./padding.js";
 
@@ -18,6 +20,12 @@ export type SealedKind = typeof SEALED_WELCOME | typeof SEALED_REENTRY;
 
 /** MLS cipher suite 0x0001: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-128-GCM. */
 export const SUITE_X25519_AES128GCM = 0x0001;
+/**
+ * MLS cipher suite 0x004D as atmls uses it (§11.19): X-Wing (HPKE KEM 0x647A), HKDF-SHA256,
+ * ChaCha20-Poly1305. ts-mls 1.6.4 has no MLS suite with this code point and these
+ * algorithms (its 77 is ML-KEM-512), so a browser device only seals and opens with it.
+ */
+export const SUITE_XWING_CHACHA20 = 0x004d;
 
 /** A sealed item that cannot be parsed or opened. */
 export class SealedError extends Error {
@@ -36,6 +44,9 @@ export class UnsupportedSuiteError extends Error {
 export function hpkeOf(suite: number): CipherSuite {
   if (suite === SUITE_X25519_AES128GCM) {
     return new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes128Gcm() });
+  }
+  if (suite === SUITE_XWING_CHACHA20) {
+    return new CipherSuite({ kem: new XWing(), kdf: new HkdfSha256(), aead: new Chacha20Poly1305() });
   }
   throw new UnsupportedSuiteError(suite);
 }
@@ -77,7 +88,7 @@ export function parseSealed(payload: Uint8Array): SealedParts {
 /**
  * Seals `plaintext` to a recipient's init key (raw public key bytes) in `suite`'s HPKE.
  * `ephemeralIkm` fixes the ephemeral key (DeriveKeyPair, RFC 9180 §7.1.3) for test vectors
- * only; leave it out to draw a fresh one.
+ * only (suite 0x0001); leave it out to draw a fresh one.
  */
 export async function seal(
   kind: SealedKind,

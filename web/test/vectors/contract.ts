@@ -13,9 +13,6 @@ export type Check = (vector: unknown) => Promise<number>;
  * Remove an entry in the same change that adds its check file.
  */
 export const NOT_YET: ReadonlyMap<string, string> = new Map([
-  // webcore: the protocol modules of web/src/proto/, one layer at a time.
-  ["xwing-mailbox-key", "webcore: X-Wing (§11.19) not examined yet"],
-  ["xwing-sealed-welcome", "webcore: X-Wing (§11.19) not examined yet"],
   // webnet: request signing (web/src/proto/request.ts).
   ["request-signature", "webnet adds the check with web/src/proto/request.ts"],
   // webnet: the DS client's envelopes and subscription frames.
