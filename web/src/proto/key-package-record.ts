@@ -1,10 +1,19 @@
 // The MLS content of a chat.mls.keyPackage record (docs/spec.md §3.3 step 8, §11.1, §11.9):
-// the KeyPackage bytes parse as one MLSMessage (mls_key_package), and agree with the record
-// and the account: cipher suite, KeyPackageRef, BasicCredential identity = DID,
-// application_id = deviceId, last_resort iff lastResort, the capabilities the groups need,
-// and both signatures. The repo proof (steps 1-7), expiry and the device binding (step 9)
-// are checked elsewhere.
-import { type CiphersuiteImpl, type KeyPackage, ciphersuites, decodeMlsMessage, getCiphersuiteFromName, getCiphersuiteImpl } from "ts-mls";
+// the KeyPackage bytes are the canonical encoding of one MLSMessage (mls_key_package) and
+// agree with the record and the account: cipher suite, KeyPackageRef, BasicCredential
+// identity = DID, the capabilities groups require (0xF0A7, proposal 0xF0A8), both
+// signatures; and, as writers must make them (records.json), application_id = deviceId and
+// last_resort iff lastResort, listed in the capabilities. The repo proof (steps 1-7), expiry
+// and the device binding (step 9) are checked elsewhere.
+import {
+  type CiphersuiteImpl,
+  type KeyPackage,
+  ciphersuites,
+  decodeMlsMessage,
+  encodeMlsMessage,
+  getCiphersuiteFromName,
+  getCiphersuiteImpl,
+} from "ts-mls";
 import { makeKeyPackageRef, verifyKeyPackage } from "ts-mls/keyPackage.js";
 import { verifyLeafNodeSignatureKeyPackage } from "ts-mls/leafNode.js";
 import { extensionTypeToNumber } from "ts-mls/extension.js";
@@ -18,6 +27,8 @@ export const APPLICATION_ID = 0x0001;
 export const LAST_RESORT = 0x000a;
 /** The group data extension, which every member's capabilities list (§11.2). */
 export const GROUP_DATA = 0xf0a7;
+/** The leaf-proofs proposal, which every member's capabilities list (§11.13). */
+export const LEAF_PROOFS = 0xf0a8;
 
 /** Why a KeyPackage record's content was refused (named as in spec §11.9). */
 export type KeyPackageRefusalReason =
@@ -71,6 +82,8 @@ export async function readKeyPackage(record: KeyPackageRecord, did: string): Pro
   if (message.version !== "mls10" || message.wireformat !== "mls_key_package") {
     throw new KeyPackageRefusal("Malformed", "not an mls10 KeyPackage message");
   }
+  // Members compare the record's bytes with the KeyPackage as a commit carries it (§11.13).
+  if (!equal(encodeMlsMessage(message), record.keyPackage)) throw new KeyPackageRefusal("Malformed", "not the canonical encoding");
   const kp = message.keyPackage;
   if (kp.version !== "mls10") throw new KeyPackageRefusal("Malformed", "not an mls10 KeyPackage");
   if (ciphersuites[kp.cipherSuite] !== record.ciphersuite) throw new KeyPackageRefusal("Ciphersuite", "differs from the record's");
@@ -87,9 +100,12 @@ export async function readKeyPackage(record: KeyPackageRecord, did: string): Pro
   }
   const lastResort = kp.extensions.some((e) => extensionTypeToNumber(e.extensionType) === LAST_RESORT);
   if (lastResort !== record.lastResort) throw new KeyPackageRefusal("LastResortMismatch", "last_resort and lastResort differ");
-  const caps = leaf.capabilities.extensions;
-  if (!caps.includes(GROUP_DATA) || !caps.includes(LAST_RESORT)) {
-    throw new KeyPackageRefusal("MissingCapability", "the capabilities lack 0xF0A7 or last_resort");
+  const caps = leaf.capabilities;
+  if (!caps.extensions.includes(GROUP_DATA) || !caps.proposals.includes(LEAF_PROOFS)) {
+    throw new KeyPackageRefusal("MissingCapability", "the capabilities lack extension 0xF0A7 or proposal 0xF0A8");
+  }
+  if (lastResort && !caps.extensions.includes(LAST_RESORT)) {
+    throw new KeyPackageRefusal("MissingCapability", "a last_resort KeyPackage whose capabilities lack last_resort");
   }
   if (!(await verifyLeafNodeSignatureKeyPackage(leaf, cs.signature)) || !(await verifyKeyPackage(kp, cs.signature))) {
     throw new KeyPackageRefusal("Invalid", "a signature does not verify");
