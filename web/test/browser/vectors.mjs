@@ -7,7 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -64,6 +64,8 @@ function within(ms, what, promise) {
 }
 
 test("vector checks in Chromium", { timeout: TIMEOUT_MS + 30_000 }, async (t) => {
+  // No Chromium is a failure, never a skip: `.ci/run` installs Debian's `chromium`.
+  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install chromium, or set ATMLS_CHROMIUM)`);
   const stems = readdirSync(vectorsDir)
     .filter((n) => n.endsWith(".json"))
     .map((n) => n.slice(0, -".json".length))
