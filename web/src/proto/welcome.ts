@@ -126,6 +126,18 @@ export function decodeWelcomePlaintext(bytes: Uint8Array): WelcomePlaintext {
 }
 
 /**
+ * The bound of §11.4 on a sealed welcome's length, known before the commit is sent (so
+ * before `fromSeq`): len(plaintext with fromSeq = 2^64 - 1) + 156 (7 bytes of layout, 133
+ * for the largest DHKEM output (P-521), 16 for the AEAD tag). The committer sends the ratchet
+ * tree inline when this is ≤ `maxEnvelopeBytes`. It bounds suite 0x0001 (32-byte `enc`), the
+ * only suite a browser device's groups have; it does not bound X-Wing's 1,120-byte `enc`.
+ */
+export function sealedWelcomeLengthBound(p: WelcomePlaintext): number {
+  // fromSeq 0 takes one CBOR byte, 2^64 - 1 takes nine (0x1b and eight bytes).
+  return encodeWelcomePlaintext({ ...p, fromSeq: 0 }).length - 1 + 9 + 7 + 133 + 16;
+}
+
+/**
  * Seals a welcome to a KeyPackage's init key (raw public key) in its cipher suite; the
  * result is the sealed layout before padding (pad with `pad(…, maxEnvelopeBytes)`).
  * `ephemeralIkm` is for test vectors only.

@@ -7,7 +7,7 @@ import { parseMailboxId } from "../../src/proto/mailbox-id.js";
 import { pad } from "../../src/proto/padding.js";
 import { openReentry, sealReentry, signReentry, verifyReentry } from "../../src/proto/reentry.js";
 import { hpkeOf } from "../../src/proto/sealed.js";
-import { WelcomeError, decodeWelcomePlaintext, openWelcome, sealWelcome } from "../../src/proto/welcome.js";
+import { WelcomeError, decodeWelcomePlaintext, openWelcome, sealWelcome, sealedWelcomeLengthBound } from "../../src/proto/welcome.js";
 
 const mailbox = parseMailboxId("a".repeat(52));
 const plaintext = { ds: "did:web:ds.example.com", fromSeq: 7, mailbox, welcome: Uint8Array.of(0xde, 0xad) };
@@ -52,4 +52,16 @@ test("a re-entry request round-trips; its signature fails under another key or c
   assert.equal(verifyReentry(opened, ed25519.getPublicKey(seed)), true);
   assert.equal(verifyReentry(opened, ed25519.getPublicKey(new Uint8Array(32).fill(6))), false);
   assert.equal(verifyReentry({ ...opened, createdAt: 2 }, ed25519.getPublicKey(seed)), false);
+});
+
+test("the §11.4 length bound holds for suite 0x0001 and falls short for X-Wing's encapsulation", async () => {
+  const big = { ...plaintext, fromSeq: Number.MAX_SAFE_INTEGER, welcome: new Uint8Array(5000) };
+  const r = await keyPair();
+  const sealed = await sealWelcome(big, 1, r.pub);
+  assert.ok(sealed.length <= sealedWelcomeLengthBound(big), `${sealed.length} > bound`);
+  const xwing = hpkeOf(0x4d);
+  const kp = await xwing.kem.generateKeyPair();
+  const xpub = new Uint8Array(await xwing.kem.serializePublicKey(kp.publicKey));
+  const xsealed = await sealWelcome(big, 0x4d, xpub);
+  assert.ok(xsealed.length > sealedWelcomeLengthBound(big), "X-Wing now fits the bound: update spec §11.4 and this test");
 });
