@@ -55,6 +55,13 @@ export class World {
     });
     return new Device(this, { did, deviceId, deviceKeySeed: seed, deviceRecordProof: this.proof(did, "chat.mls.device", deviceId) });
   }
+
+  /** Another device of `of`'s account, with its own device key and record. */
+  anotherDevice(of: Device, deviceId: string): Device {
+    const seed = ed25519.utils.randomSecretKey();
+    this.records.set(`${of.did}/chat.mls.device/${deviceId}`, { $type: "chat.mls.device", deviceId, deviceKey: deviceKeyPublic(seed) });
+    return new Device(this, { did: of.did, deviceId, deviceKeySeed: seed, deviceRecordProof: this.proof(of.did, "chat.mls.device", deviceId) });
+  }
 }
 
 export class Device {
