@@ -146,7 +146,7 @@ test("a KeyPackage of this library is verified and added by the Rust client", as
   // (1) Same shape as the Rust device's last-resort KeyPackage.
   const list = JSON.parse(await atmls("--profile", "alice", "keys", "--json", "list", "alice.test")) as {
     account: string;
-    records: { rkey: string; lastResort: boolean }[];
+    records: { rkey: string; lastResort: boolean; device: string }[];
   };
   const rustRkey = list.records.find((r) => r.lastResort)?.rkey;
   assert.ok(rustRkey);
@@ -189,7 +189,7 @@ test("a KeyPackage of this library is verified and added by the Rust client", as
   assert.deepEqual(
     created.members.map((m) => [m.did, m.device]),
     [
-      [list.account, list.records[0] === undefined ? "" : (created.members[0]?.device ?? "")],
+      [list.account, list.records[0]?.device],
       [did, deviceId],
     ],
     "bob's device (this library's KeyPackage) is a leaf of the Rust device's group",
