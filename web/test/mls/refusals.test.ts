@@ -239,3 +239,16 @@ test("a welcome into a group with a member whose binding fails is refused, then 
   assert.equal(joined.kind, "refused", show(joined));
   if (joined.kind === "refused") assert.match(joined.reason, /leaf 2: BadSignature/);
 });
+
+test("an added KeyPackage whose record expired before acceptedAt is refused; the same commit accepted earlier is not", async () => {
+  const { world, a, b } = await twoMembers();
+  const carol = world.device("carol");
+  const published = await carol.publish();
+  const commit = await addMembers(a, [published.invitee], { ratchetTreeInline: true });
+  const after = published.built.expiresAt + 1;
+  const late = await receive(b, commit.message, after, world.material());
+  assert.equal(late.kind, "refused", show(late));
+  if (late.kind === "refused") assert.match(show(late.violation), /Expired/);
+  const inTime = await receive(b, commit.message, published.built.expiresAt - 1, world.material());
+  assert.equal(inTime.kind, "commit", show(inTime));
+});
