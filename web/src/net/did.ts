@@ -96,8 +96,11 @@ export function parseDidDocument(did: Did, value: unknown): DidDocument {
     if (typeof s !== "object" || s === null) continue;
     const so = s as J.JsonObject;
     const ep = so["serviceEndpoint"];
-    if (typeof ep !== "string") continue;
-    if (fragmentMatches(so["id"], did, "atproto_pds") && doc.pds === undefined) doc = { ...doc, pds: ep };
+    if (typeof ep !== "string" || !/^https?:\/\/[^/?#]+/.test(ep)) continue;
+    // The PDS entry must also have its type (as atmls-identity requires); the DS's type is not checked.
+    if (fragmentMatches(so["id"], did, "atproto_pds") && so["type"] === "AtprotoPersonalDataServer" && doc.pds === undefined) {
+      doc = { ...doc, pds: ep };
+    }
     if (fragmentMatches(so["id"], did, "chat_mls_ds") && doc.chatMlsDs === undefined) doc = { ...doc, chatMlsDs: ep };
   }
   return doc;

@@ -107,3 +107,25 @@ test("a proof older than a revision already seen is refused", () => {
   t.admit(did, "3n334aph34k2i");
   assert.throws(() => t.admit(did, "3n334apg7rk2i"), (e: unknown) => e instanceof RecordProofError && e.reason === "StaleRev");
 });
+
+test("DID documents: relative and absolute ids, the PDS type, the Multikey codes, IdMismatch", () => {
+  const d = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa" as Did;
+  const k1 = "zQ3shws4M4tYbBEko1QivLNxC9KprGdPWkiEbK6k2p3tdsEDC"; // secp256k1 Multikey (0xe7 0x01)
+  const doc = parseDidDocument(d, {
+    id: d,
+    verificationMethod: [{ id: `${d}#atproto`, type: "Multikey", publicKeyMultibase: k1 }],
+    service: [
+      { id: "#atproto_pds", type: "SomethingElse", serviceEndpoint: "https://wrong.example" },
+      { id: `${d}#atproto_pds`, type: "AtprotoPersonalDataServer", serviceEndpoint: "https://pds.example" },
+      { id: "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb#chat_mls_ds", type: "ChatMlsDeliveryService", serviceEndpoint: "https://other.example" },
+      { id: "#chat_mls_ds", type: "Anything", serviceEndpoint: "https://ds.example" },
+    ],
+  });
+  assert.equal(doc.atprotoKey?.curve, "secp256k1");
+  assert.equal(doc.atprotoKey?.publicKey.length, 33);
+  assert.equal(doc.pds, "https://pds.example");
+  assert.equal(doc.chatMlsDs, "https://ds.example");
+  assert.throws(() => parseDidDocument(d, { id: "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb" }), /IdMismatch/);
+  const noKey = parseDidDocument(d, { id: d, verificationMethod: [{ id: "#atproto", type: "Ed25519VerificationKey2020", publicKeyMultibase: k1 }] });
+  assert.equal(noKey.atprotoKey, undefined);
+});
