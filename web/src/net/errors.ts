@@ -21,16 +21,21 @@ export function kindOfStatus(status: number): FailureKind {
   return "permanent";
 }
 
-/** The kind of a subscription error frame, which has no status: by name. */
+/**
+ * The kind of a subscription error frame, which has no status: the kind of the status its
+ * name has over HTTP (§10.3), `ConsumerTooSlow` and `ServerShuttingDown` being transient.
+ */
 export function kindOfStreamError(name: string): FailureKind {
   switch (name) {
     case "ConsumerTooSlow":
     case "ServerShuttingDown":
     case "InternalServerError":
     case "ServiceUnavailable":
+    case "UpstreamFailure":
+    case "RequestTimeout":
     case "RateLimitExceeded":
-    case "RequestExpired":
-    case "ReplayedRequest":
+    case "QuotaExceeded":
+    case "MailboxFull":
       return "transient";
     default:
       return "permanent";
