@@ -237,3 +237,28 @@ test("the Rust device's KeyPackages: through the DS and from its PDS, verified; 
   assert.equal(wrongRepo.keyPackages.length, 0);
   assert.ok(wrongRepo.refused.every((r) => r.reason === "Uri"));
 });
+
+test("error frames of the real DS arrive typed: an unregistered key stops, a future cursor stops", { timeout: 30_000 }, async () => {
+  const k0 = MailboxKey.generate();
+  const made = await ds.createMailbox({ kind: "group", key: k0.publicKey, epoch: 0 }, await session.serviceAuth(dsDid, NSID.createMailbox));
+  const ended = (mailboxes: ConstructorParameters<typeof EnvelopeSubscription>[1]) =>
+    new Promise<[unknown, boolean]>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error("no failure reported")), 15_000);
+      const sub = new EnvelopeSubscription(ds.endpoint, mailboxes, {
+        envelope: () => reject(new Error("no envelope expected")),
+        failure: (e, retrying) => {
+          clearTimeout(t);
+          sub.close();
+          resolve([e, retrying]);
+        },
+      });
+      sub.start();
+    });
+  const [stranger, r1] = await ended([{ mailbox: made.mailbox, key: MailboxKey.generate(), cursor: 0 }]);
+  assert.ok(stranger instanceof XrpcError && stranger.error === "KeyExpired", String(stranger));
+  assert.equal(stranger.kind, "permanent");
+  assert.equal(r1, false);
+  const [future, r2] = await ended([{ mailbox: made.mailbox, key: k0, cursor: 5 }]);
+  assert.ok(future instanceof XrpcError && future.error === "FutureCursor", String(future));
+  assert.equal(r2, false);
+});
