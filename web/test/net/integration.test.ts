@@ -262,3 +262,34 @@ test("error frames of the real DS arrive typed: an unregistered key stops, a fut
   assert.ok(future instanceof XrpcError && future.error === "FutureCursor", String(future));
   assert.equal(r2, false);
 });
+
+test("replacing a KeyPackage in one commit; an older proof of it is then refused as stale; deleting a record", { timeout: 60_000 }, async () => {
+  const revs = new RevTracker();
+  const [before] = await ds.getKeyPackages([session.did]);
+  const old = await verifyDidResult(before!, resolver, revs);
+  assert.equal(old.keyPackages.length, 1);
+  const oldRkey = old.keyPackages[0]!.rkey;
+  const kp = await realKeyPackage(session.did);
+  const now = new Date();
+  const [fresh] = await session.publishKeyPackages(
+    [{
+      keyPackage: kp.bytes, keyPackageRef: kp.ref, ciphersuite: 1, deviceId: "webnetdevice01",
+      inbox: { service: dsDid, mailbox: inbox }, lastResort: true,
+      createdAt: now.toISOString(), expiresAt: new Date(now.getTime() + 86400_000).toISOString(),
+    }],
+    [oldRkey],
+  );
+  // Read from the PDS (the DS caches its answers for 60 s): only the new package, at a newer rev.
+  const current = await keyPackagesFromPds(session.did, resolver, revs);
+  assert.deepEqual(current.keyPackages.map((k) => k.cid), [fresh!.cid]);
+  assert.ok(current.keyPackages[0]!.rev > old.keyPackages[0]!.rev);
+  // The DS's earlier answer, replayed, now proves an older revision: refused.
+  const replayed = await verifyDidResult(before!, resolver, revs);
+  assert.equal(replayed.keyPackages.length, 0);
+  assert.ok(replayed.refused.length >= 1 && replayed.refused.every((r) => r.reason === "StaleRev"));
+  // A fresh tracker still accepts it (the rule is per client, from what it has seen).
+  assert.equal((await verifyDidResult(before!, resolver, new RevTracker())).keyPackages.length, 1);
+
+  await session.deleteRecord("chat.mls.device", "webnetdevice01");
+  assert.equal((await session.listDevices()).length, 0);
+});
