@@ -2,14 +2,19 @@
 // check that counts wrong, and a check that ignores a field are each caught.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { NOT_YET, plan, runCheck } from "./vectors/contract.js";
+import { plan, runCheck } from "./vectors/contract.js";
 import { everyCase } from "./vectors/fields.js";
 import { selfTest } from "./vectors/mutate.js";
 
-const listed = [...NOT_YET.keys()];
+// A synthetic NOT_YET list: the real one may be empty.
+const notYet: ReadonlyMap<string, string> = new Map([
+  ["later-a", "not yet"],
+  ["later-b", "not yet"],
+]);
+const listed = [...notYet.keys()];
 
 test("a vector file with neither check file nor NOT_YET entry is an error", () => {
-  const p = plan(["padding", "brand-new", ...listed], ["padding"]);
+  const p = plan(["padding", "brand-new", ...listed], ["padding"], notYet);
   assert.deepEqual(p.checked, ["padding"]);
   assert.equal(p.errors.length, 1);
   assert.match(p.errors[0] ?? "", /brand-new\.json has no check file/);
@@ -18,9 +23,9 @@ test("a vector file with neither check file nor NOT_YET entry is an error", () =
 test("a NOT_YET entry that has a check file, or no vector file, is an error", () => {
   const [first, ...rest] = listed;
   assert.ok(first !== undefined);
-  assert.equal(plan([first, ...rest], [first]).errors.length, 1);
-  assert.equal(plan(rest, []).errors.length, 1);
-  assert.deepEqual(plan(listed, []).errors, []);
+  assert.equal(plan([first, ...rest], [first], notYet).errors.length, 1);
+  assert.equal(plan(rest, [], notYet).errors.length, 1);
+  assert.deepEqual(plan(listed, [], notYet).errors, []);
 });
 
 test("a check that counts other than the file's cases fails", async () => {
