@@ -16,7 +16,7 @@ import { chromium } from "playwright-core";
 
 const web = fileURLToPath(new URL("../../", import.meta.url));
 const vectorsDir = join(web, "../tests/vectors");
-const CHROMIUM = process.env.ATMLS_CHROMIUM ?? "/usr/bin/chromium";
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TIMEOUT_MS = 90_000;
 
 async function bundle() {
@@ -65,7 +65,7 @@ function within(ms, what, promise) {
 
 test("vector checks in Chromium", { timeout: TIMEOUT_MS + 30_000 }, async (t) => {
   // No Chromium is a failure, never a skip: `.ci/run` installs Debian's `chromium`.
-  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install chromium, or set ATMLS_CHROMIUM)`);
+  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
   const stems = readdirSync(vectorsDir)
     .filter((n) => n.endsWith(".json"))
     .map((n) => n.slice(0, -".json".length))
