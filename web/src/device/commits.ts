@@ -140,6 +140,7 @@ async function addIntent(ctx: Context, g: GroupRecord, dids: readonly string[], 
     resolver: ctx.config.resolver,
     revs: ctx.revs,
     used,
+    own: ctx.device.did,
     wanted: (did, deviceId) => !present.has(`${did} ${deviceId}`) && !(did === ctx.device.did && deviceId === ctx.device.deviceId),
   });
   if (candidates.length === 0) return undefined;

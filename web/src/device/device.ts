@@ -196,6 +196,11 @@ export class Device {
     return this.#run(() => C.removeFromGroup(this.#ctx, id, dids));
   }
 
+  /** Rotates this device's leaf signature key in a group (a self-update, TBD-5, §11.16.6). */
+  rotate(id: string): Promise<C.Committed> {
+    return this.#run(() => C.rotateKey(this.#ctx, id));
+  }
+
   /** Asks the admins to remove this device. */
   leave(id: string): Promise<void> {
     return this.#run(() => C.leaveGroup(this.#ctx, id));

@@ -8,8 +8,11 @@ import type { Invitee } from "../mls/commit.js";
 import type { ResolverConfig } from "../net/did.js";
 import type { DsClient } from "../net/ds.js";
 import type { Did } from "../net/json.js";
+import { resolveDid } from "../net/did.js";
 import { verifyDidResult } from "../net/keypackages.js";
-import type { MailboxRef } from "../net/lexicon.js";
+import type { DidResult, MailboxRef, ProvenRecord } from "../net/lexicon.js";
+import { PublicRepo } from "../net/pds.js";
+import * as R from "../net/repo-records.js";
 import type { RevTracker } from "../net/proof/verify.js";
 import { KeyPackageRefusal, readKeyPackage } from "../proto/key-package-record.js";
 import type { KeyPackageRecord } from "../proto/records.js";
@@ -51,11 +54,14 @@ export async function gatherCandidates(input: {
   readonly revs: RevTracker;
   readonly used: ReadonlySet<string>;
   readonly wanted: (did: string, deviceId: string) => boolean;
+  /** The device's own account: read from its PDS (§3.2; the DS's answer may be a minute old), no declaration needed. */
+  readonly own?: string;
 }): Promise<{ candidates: Candidate[]; refused: AccountRefusal[] }> {
   const candidates: Candidate[] = [];
   const refused: AccountRefusal[] = [];
-  if (input.dids.length === 0) return { candidates, refused };
-  const results = await input.ds.getKeyPackages(input.dids as Did[]);
+  const others = input.dids.filter((d) => d !== input.own);
+  const results = others.length === 0 ? [] : [...(await input.ds.getKeyPackages(others as Did[]))];
+  if (input.own !== undefined && input.dids.includes(input.own)) results.push(await fromPds(input.own, input.resolver));
   const now = Date.now();
   for (const result of results) {
     if (result.status !== "ok") {
@@ -63,11 +69,12 @@ export async function gatherCandidates(input: {
       continue;
     }
     const account = await verifyDidResult(result, input.resolver, input.revs);
-    if (account.declaration === undefined) {
+    if (result.did === input.own) {
+      // one's own account: its declaration is not a condition
+    } else if (account.declaration === undefined) {
       refused.push({ did: result.did, reason: "NoDeclaration" });
       continue;
-    }
-    if (account.declaration.invitePolicy !== "anyone") {
+    } else if (account.declaration.invitePolicy !== "anyone") {
       refused.push({ did: result.did, reason: "InviteRefused" });
       continue;
     }
@@ -107,4 +114,16 @@ export async function gatherCandidates(input: {
     }
   }
   return { candidates, refused };
+}
+
+/** An account's KeyPackage records and their proofs read from its own PDS (§3.2 steps 1–3). */
+async function fromPds(did: string, resolver: ResolverConfig): Promise<DidResult> {
+  const doc = await resolveDid(did as Did, resolver);
+  if (doc.pds === undefined) return { did: did as Did, status: "notFound", keyPackages: [] };
+  const repo = new PublicRepo(doc.pds, did as Did);
+  const keyPackages: ProvenRecord[] = [];
+  for (const r of await repo.listKeyPackages()) {
+    keyPackages.push({ uri: r.uri, cid: r.cid, proof: await repo.recordProof(R.COLLECTION.keyPackage, r.rkey) });
+  }
+  return { did: did as Did, status: "ok", keyPackages };
 }
