@@ -34,7 +34,14 @@ class FakeSocket {
 }
 
 const env = (seq: number) => ({ seq, kind: "message", payload: new Uint8Array([seq]), receivedAt: "2027-01-15T08:00:00.000Z" });
-const tick = () => new Promise((r) => setTimeout(r, 5));
+/** Waits until `cond` holds, polling; fails after 5 s (no assertion depends on timing). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 5000;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
 
 test("the subscription URL signs the query without auth, one token per mailbox", async () => {
   const ka = MailboxKey.fromSeed(new Uint8Array(32).fill(1));
@@ -69,7 +76,7 @@ test("reconnects from the last cursor after ConsumerTooSlow, stops on KeyExpired
     { backoffMs: 1, WebSocket: FakeSocket as unknown as typeof WebSocket },
   );
   sub.start();
-  await tick();
+  await until(() => FakeSocket.all.length === 1, "the first socket");
   const s1 = FakeSocket.all[0]!;
   assert.match(s1.url, /mailbox=[a-z2-7]{52}&cursor=0&auth=/);
   for (const seq of [1, 2, 2, 3]) s1.push(encodeFrame({ op: 1, t: "#envelope" }, { mailbox: A, envelope: env(seq) }));
@@ -77,8 +84,7 @@ test("reconnects from the last cursor after ConsumerTooSlow, stops on KeyExpired
   s1.push(encodeFrame({ op: 1, t: "#later" }, { x: 1 }));
   s1.push(encodeFrame({ op: -1 }, { error: "ConsumerTooSlow", message: "slow" }));
   s1.close();
-  await tick();
-  await tick();
+  await until(() => FakeSocket.all.length === 2, "the reconnection");
   assert.deepEqual(got, [1, 2, 3]);
   assert.equal(failures.length, 1);
   assert.equal(failures[0]![0].kind, "transient");
@@ -90,8 +96,9 @@ test("reconnects from the last cursor after ConsumerTooSlow, stops on KeyExpired
   s2.push(encodeFrame({ op: 1, t: "#envelope" }, { mailbox: A, envelope: env(4) }));
   s2.push(encodeFrame({ op: -1 }, { error: "KeyExpired", message: "mailbox 0: expired" }));
   s2.close();
-  await tick();
-  await tick();
+  await until(() => failures.length === 2, "the second failure");
+  // Give a wrongful reconnection the same chance the first one had.
+  await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(got, [1, 2, 3, 4]);
   assert.equal(failures.length, 2);
   const [err, retrying] = failures[1]!;
@@ -109,9 +116,9 @@ test("a malformed frame stops the stream as a permanent failure", async () => {
     { envelope: () => assert.fail("no envelope"), failure: (e, r) => failures.push([e, r]) },
     { backoffMs: 1, WebSocket: FakeSocket as unknown as typeof WebSocket });
   sub.start();
-  await tick();
+  await until(() => FakeSocket.all.length === 1, "the socket");
   FakeSocket.all[0]!.push(new Uint8Array([0xa1, 0x62, 0x6f]));
-  await tick();
+  await until(() => failures.length === 1, "the failure");
   assert.equal(failures.length, 1);
   assert.equal(failures[0]![0].name, "MalformedAnswerError");
   assert.equal(failures[0]![1], false);
