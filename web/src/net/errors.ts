@@ -93,11 +93,20 @@ export class MalformedAnswerError extends Error {
   }
 }
 
+/** A failure on this device before anything was sent (e.g. a request could not be signed). Permanent. */
+export class LocalFailure extends Error {
+  override readonly name = "LocalFailure";
+  readonly kind: FailureKind = "permanent";
+  constructor(readonly method: string, message: string) {
+    super(`${method}: ${message}`);
+  }
+}
+
 /** Any failure of the network layer. */
-export type NetFailure = XrpcError | NetworkError | MalformedAnswerError;
+export type NetFailure = XrpcError | NetworkError | MalformedAnswerError | LocalFailure;
 
 /** The kind of any failure; unknown failures are transient (§11.14). */
 export function failureKind(e: unknown): FailureKind {
-  if (e instanceof XrpcError || e instanceof NetworkError || e instanceof MalformedAnswerError) return e.kind;
+  if (e instanceof XrpcError || e instanceof NetworkError || e instanceof MalformedAnswerError || e instanceof LocalFailure) return e.kind;
   return "transient";
 }

@@ -2,7 +2,7 @@
 // §10.5): the signed `auth` parameters, typed frames, per-mailbox cursors, and reconnection
 // from the last cursor with fresh tokens after a transient failure.
 import { MailboxKey, signRequest } from "../proto/request.js";
-import { kindOfStreamError, MalformedAnswerError, NetworkError, XrpcError, type NetFailure } from "./errors.js";
+import { kindOfStreamError, LocalFailure, MalformedAnswerError, NetworkError, XrpcError, type NetFailure } from "./errors.js";
 import { decodeFrame } from "./frames.js";
 import { NSID, type Envelope } from "./lexicon.js";
 import type { MailboxId } from "./mailbox-id.js";
@@ -117,7 +117,15 @@ export class EnvelopeSubscription {
     const list = [...this.#mailboxes].map(([mailbox, s]) =>
       s.cursor === undefined ? { mailbox, key: s.key } : { mailbox, key: s.key, cursor: s.cursor },
     );
-    const url = await subscriptionUrl(this.#endpoint, list);
+    let url: string;
+    try {
+      url = await subscriptionUrl(this.#endpoint, list);
+    } catch (e) {
+      // Signing failed (no WebCrypto, a bad key): nothing a reconnect would change.
+      this.#attempts = Infinity;
+      this.#ended(new LocalFailure(NSID.subscribeEnvelopes, `cannot sign: ${e instanceof Error ? e.message : "?"}`));
+      return;
+    }
     if (!this.#running) return;
     const Ws = this.#config.WebSocket ?? globalThis.WebSocket;
     let socket: WebSocket;

@@ -2,10 +2,9 @@
 // integers, and the text forms of bytes the spec uses (docs/spec.md §2): standard base64
 // without padding, lowercase base32 without padding.
 
-/** Text that is not the encoding it claims to be. */
-export class EncodingError extends Error {
-  override readonly name = "EncodingError";
-}
+import { base32Decode, base32Encode, base64Decode, base64Encode, EncodingError } from "./encoding.js";
+
+export { EncodingError };
 
 /** The bytes of all parts, in order. */
 export function concat(...parts: readonly Uint8Array[]): Uint8Array {
@@ -45,67 +44,24 @@ export function utf8(text: string): Uint8Array {
   return new TextEncoder().encode(text);
 }
 
-const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-const B32 = "abcdefghijklmnopqrstuvwxyz234567";
-
-function encodeBits(bytes: Uint8Array, alphabet: string, bits: number): string {
-  let out = "";
-  let acc = 0;
-  let n = 0;
-  for (const b of bytes) {
-    acc = (acc << 8) | b;
-    n += 8;
-    while (n >= bits) {
-      n -= bits;
-      out += alphabet.charAt((acc >> n) & ((1 << bits) - 1));
-    }
-    acc &= (1 << n) - 1;
-  }
-  if (n > 0) out += alphabet.charAt((acc << (bits - n)) & ((1 << bits) - 1));
-  return out;
-}
-
-function decodeBits(text: string, alphabet: string, bits: number, what: string): Uint8Array {
-  const out = new Uint8Array(Math.floor((text.length * bits) / 8));
-  let acc = 0;
-  let n = 0;
-  let at = 0;
-  for (const c of text) {
-    const v = alphabet.indexOf(c);
-    if (v < 0) throw new EncodingError(`not ${what}: character ${JSON.stringify(c)}`);
-    acc = (acc << bits) | v;
-    n += bits;
-    if (n >= 8) {
-      n -= 8;
-      out[at++] = (acc >> n) & 0xff;
-    }
-    acc &= (1 << n) - 1;
-  }
-  // Leftover bits must be zero (one text form per byte string) and fewer than a character.
-  if (acc !== 0 || n >= bits) throw new EncodingError(`not canonical ${what}`);
-  return out;
-}
-
 /** Standard base64 (RFC 4648 §4) without padding. */
 export function toBase64(bytes: Uint8Array): string {
-  return encodeBits(bytes, B64, 6);
+  return base64Encode(bytes);
 }
 
 /** Bytes of standard base64; padding is accepted (spec §2: readers SHOULD), trailing bits must be zero. */
 export function fromBase64(text: string): Uint8Array {
-  const bare = text.endsWith("==") ? text.slice(0, -2) : text.endsWith("=") ? text.slice(0, -1) : text;
-  if (bare !== text && text.length % 4 !== 0) throw new EncodingError("not base64: bad padding");
-  return decodeBits(bare, B64, 6, "base64");
+  return base64Decode(text);
 }
 
 /** Lowercase base32 (RFC 4648 §6 alphabet, lower case) without padding. */
 export function toBase32(bytes: Uint8Array): string {
-  return encodeBits(bytes, B32, 5);
+  return base32Encode(bytes);
 }
 
 /** Bytes of lowercase base32 without padding; trailing bits must be zero. */
 export function fromBase32(text: string): Uint8Array {
-  return decodeBits(text, B32, 5, "lowercase base32");
+  return base32Decode(text);
 }
 
 /** An MLS variable-length vector (RFC 9420 §2.1.2): the minimal varint length prefix, then the bytes. */

@@ -244,14 +244,17 @@ pub(crate) fn build(
                 .as_ref()
                 .map(|w| w.tls_serialized_len())
                 .unwrap_or_default();
-            if seal::sealed_len_bound(&WelcomeInfo {
-                welcome: vec![0; inline_len],
-                ds: data.ds.clone(),
-                mailbox: grp::mailbox_of(&data),
-                from_seq: u64::MAX,
-                ratchet_tree: None,
-            }) > max_envelope
-            {
+            let bound = seal::sealed_len_bound(
+                &WelcomeInfo {
+                    welcome: vec![0; inline_len],
+                    ds: data.ds.clone(),
+                    mailbox: grp::mailbox_of(&data),
+                    from_seq: u64::MAX,
+                    ratchet_tree: None,
+                },
+                group.ciphersuite(),
+            );
+            if bound > max_envelope {
                 unstage(provider, group)?;
                 let (commit, welcome) = add_commit(
                     provider, group, signer, &packages, &removals, &proofs, false,

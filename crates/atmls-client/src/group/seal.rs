@@ -190,10 +190,27 @@ impl WelcomeInfo {
     }
 }
 
-/// An upper bound of the length of `info` sealed (before padding), for every ciphersuite
-/// (the largest KEM output, P-521's, is 133 bytes; the AEAD tag 16).
-pub fn sealed_len_bound(info: &WelcomeInfo) -> usize {
-    info.to_cbor().len() + 7 + 133 + 16
+/// An upper bound of the length of `info` sealed (before padding) in a group of `suite`:
+/// 7 bytes of layout, the KEM output (at least 133 bytes, P-521's, so that the bound of
+/// the classical suites does not depend on the suite; X-Wing's is 1,120) and the 16-byte
+/// AEAD tag.
+pub fn sealed_len_bound(info: &WelcomeInfo, suite: Ciphersuite) -> usize {
+    info.to_cbor().len() + 7 + kem_output_len(suite).max(133) + 16
+}
+
+/// The length of the HPKE KEM output (`enc`) of `suite`'s KEM.
+pub fn kem_output_len(suite: Ciphersuite) -> usize {
+    use openmls_traits::types::HpkeKemType;
+    match suite.hpke_kem_algorithm() {
+        HpkeKemType::DhKemP256 => 65,
+        HpkeKemType::DhKemP384 => 97,
+        HpkeKemType::DhKemP521 => 133,
+        HpkeKemType::DhKem25519 => 32,
+        HpkeKemType::DhKem448 => 56,
+        HpkeKemType::MlKem768 => 1088,
+        HpkeKemType::MlKem1024 => 1568,
+        HpkeKemType::XWingKemDraft6 => 1120,
+    }
 }
 
 /// Seals `info` to an invitee's init key (HPKE base mode of `suite`, `info` =
@@ -308,6 +325,37 @@ mod tests {
         let from = text.find("fromSeq").unwrap();
         assert!(ds < from);
         assert!(WelcomeInfo::from_cbor(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    /// The inline-tree decision (§11.4) must never let a sealed welcome exceed the bound:
+    /// with X-Wing's 1,120-byte KEM output a bound of 133 bytes was 987 bytes short.
+    #[test]
+    fn the_sealed_length_is_within_the_bound_in_every_suite() {
+        let crypto = openmls_libcrux_crypto::CryptoProvider::new().unwrap();
+        for suite in crate::suite::ALL.iter().copied() {
+            let pair = crypto
+                .derive_hpke_keypair(suite.hpke_config(), &[7; 32])
+                .unwrap();
+            let info = WelcomeInfo {
+                welcome: vec![0x5a; 4000],
+                ds: "did:web:ds.example.com".parse().unwrap(),
+                mailbox: MailboxId::from_bytes([1; 32]),
+                from_seq: u64::MAX,
+                ratchet_tree: None,
+            };
+            let sealed = seal_welcome(&crypto, suite, &pair.public, &info).unwrap();
+            // Without padding: the layout's own lengths say where the sealed object ends.
+            let enc_len = usize::from(u16::from_be_bytes([sealed[1], sealed[2]]));
+            assert_eq!(enc_len, kem_output_len(suite), "{suite:?}");
+            let ct_at = 3 + enc_len;
+            let ct_len = u32::from_be_bytes(sealed[ct_at..ct_at + 4].try_into().unwrap());
+            let used = ct_at + 4 + usize::try_from(ct_len).unwrap();
+            assert!(
+                used <= sealed_len_bound(&info, suite),
+                "{suite:?}: {used} > {}",
+                sealed_len_bound(&info, suite)
+            );
+        }
     }
 
     #[test]
