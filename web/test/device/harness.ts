@@ -17,20 +17,24 @@ export function atmlsBin(): string {
 
 /** A running server. */
 export interface Server {
+  /** The URL clients use (the public URL). */
   readonly url: string;
+  /** The address it listens on. */
+  readonly listening: string;
   readonly dir: string;
   readonly resolver: ResolverConfig;
   stop(): Promise<void>;
 }
 
 /** Starts `atmls serve` on 127.0.0.1 (`port` 0: any), optionally serving `webDir` at /web/. */
-export async function startServer(options: { port?: number; webDir?: string; dir?: string } = {}): Promise<Server> {
+export async function startServer(options: { port?: number; webDir?: string; dir?: string; publicUrl?: string } = {}): Promise<Server> {
   const bin = atmlsBin();
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), "webdevice-"));
   const args = ["serve", "--listen", `127.0.0.1:${options.port ?? 0}`, "--data-dir", join(dir, "data")];
   if (options.webDir !== undefined) args.push("--web-dir", options.webDir);
+  if (options.publicUrl !== undefined) args.push("--public-url", options.publicUrl);
   const child: ChildProcess = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ATMLS_LOG: "warn" } });
-  const url = await new Promise<string>((resolve, reject) => {
+  const listening = await new Promise<string>((resolve, reject) => {
     let out = "";
     const timer = setTimeout(() => reject(new Error("atmls serve printed no URL within 30 s")), 30_000);
     child.stdout?.on("data", (d: Buffer) => {
@@ -47,8 +51,10 @@ export async function startServer(options: { port?: number; webDir?: string; dir
       reject(new Error(`atmls serve exited (${code})`));
     });
   });
+  const url = options.publicUrl ?? listening;
   return {
     url,
+    listening,
     dir,
     resolver: { plcUrl: url, allowHttpLoopback: true },
     stop: () =>
