@@ -3,7 +3,8 @@
 // group list, a conversation with live messages, create a group, add and remove members,
 // leave, rotate the leaf key. Plain DOM; the only script is this bundle (CSP script-src 'self').
 import { Device, type DeviceConfig, type GroupSummary, type MessageRecord } from "../device/index.js";
-import type { ResolverConfig } from "../net/did.js";
+import { type ResolverConfig, resolveDid } from "../net/did.js";
+import { parseDid } from "../mls/did.js";
 import { PdsSession } from "../net/pds.js";
 import { openStore } from "../store/index.js";
 import { $, el, errorText, setStatus } from "./dom.js";
@@ -44,6 +45,28 @@ let device: Device | undefined;
 let settings = loadSettings();
 let selected: string | undefined;
 let session: PdsSession | undefined;
+/** Handles of DIDs, from their DID documents' `alsoKnownAs` (shown only; identity is the DID). */
+const handles = new Map<string, string>();
+
+function nameOf(did: string | undefined): string {
+  if (did === undefined) return "?";
+  const known = handles.get(did);
+  if (known !== undefined) return known;
+  handles.set(did, did);
+  const parsed = parseDid(did);
+  if (parsed !== undefined) {
+    resolveDid(parsed as never, resolverOf(settings))
+      .then((doc) => {
+        const aka = doc.alsoKnownAs.find((a) => a.startsWith("at://"));
+        if (aka !== undefined) {
+          handles.set(did, aka.slice(5));
+          void renderAll();
+        }
+      })
+      .catch(() => undefined);
+  }
+  return did;
+}
 
 /**
  * The page looks for the account's other devices every 15 s (§11.10; the reference client's
@@ -103,7 +126,7 @@ function renderHeader(g: GroupSummary | undefined): void {
   }
   const accounts = new Map<string, number>();
   for (const m of g.members) accounts.set(m.did ?? "?", (accounts.get(m.did ?? "?") ?? 0) + 1);
-  members.textContent = `epoch ${g.epoch} · ${g.members.length} devices: ` + [...accounts].map(([did, n]) => `${did}${n > 1 ? ` ×${n}` : ""}`).join(", ");
+  members.textContent = `epoch ${g.epoch} · ${g.members.length} devices: ` + [...accounts].map(([did, n]) => `${nameOf(did)}${n > 1 ? ` ×${n}` : ""}`).join(", ");
   members.dataset["devices"] = String(g.members.length);
 }
 
@@ -111,7 +134,7 @@ function line(m: MessageRecord, self: string): HTMLElement {
   if (m.kind === "event") return el("li", { class: "event", "data-testid": "event" }, [m.text]);
   const mine = m.from === self;
   return el("li", { class: mine ? "mine" : "", "data-testid": "message" }, [
-    el("span", { class: "bubble" }, [mine ? "" : el("span", { class: "from" }, [m.from ?? "?"]), m.text]),
+    el("span", { class: "bubble" }, [mine ? "" : el("span", { class: "from" }, [nameOf(m.from)]), m.text]),
   ]);
 }
 
