@@ -97,7 +97,7 @@ function withGroupData(state: ClientState, data: GroupData): Extension[] {
  */
 export function setMailbox(state: ClientState, mailbox: Uint8Array): Promise<PendingCommit> {
   const data = { ...groupDataOf(state), mailbox };
-  encodeGroupData(data);
+  encodeGroupData(data); // throws GroupDataError when the mailbox is not 32 bytes
   return commit(state, {
     proposals: [{ proposalType: "group_context_extensions", groupContextExtensions: { extensions: withGroupData(state, data) } }],
     unchecked: true,
