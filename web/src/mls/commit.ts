@@ -95,9 +95,9 @@ function withGroupData(state: ClientState, data: GroupData): Extension[] {
  * The creator's first commit (§11.3): a GroupContextExtensions proposal setting the group
  * data's `mailbox` to the mailbox created with the epoch-0 key, sent as epoch 0.
  */
-export function setMailbox(state: ClientState, mailbox: Uint8Array): Promise<PendingCommit> {
+export async function setMailbox(state: ClientState, mailbox: Uint8Array): Promise<PendingCommit> {
   const data = { ...groupDataOf(state), mailbox };
-  encodeGroupData(data);
+  encodeGroupData(data); // throws GroupDataError when the mailbox is not 32 bytes
   return commit(state, {
     proposals: [{ proposalType: "group_context_extensions", groupContextExtensions: { extensions: withGroupData(state, data) } }],
     unchecked: true,
@@ -105,7 +105,7 @@ export function setMailbox(state: ClientState, mailbox: Uint8Array): Promise<Pen
 }
 
 /** Changes the group data (name, description, admins, lifetime): admins only (§11.2). */
-export function updateGroupData(state: ClientState, change: (data: GroupData) => GroupData): Promise<PendingCommit> {
+export async function updateGroupData(state: ClientState, change: (data: GroupData) => GroupData): Promise<PendingCommit> {
   const data = change(groupDataOf(state));
   return commit(state, {
     proposals: [{ proposalType: "group_context_extensions", groupContextExtensions: { extensions: withGroupData(state, data) } }],
@@ -126,7 +126,7 @@ export interface Invitee {
  * `ratchetTreeInline: false` builds the Welcome without the tree (§11.4): the tree is then
  * sent out of band from `welcome.ratchetTree`.
  */
-export function addMembers(state: ClientState, invitees: readonly Invitee[], options: { ratchetTreeInline: boolean }): Promise<PendingCommit> {
+export async function addMembers(state: ClientState, invitees: readonly Invitee[], options: { ratchetTreeInline: boolean }): Promise<PendingCommit> {
   if (invitees.length === 0) throw new NothingToDo("no device to add");
   const proofs: LeafProof[] = invitees.map((i) => ({ keyPackageRef: i.keyPackageRef, rkey: i.rkey, proof: i.proof }));
   return commit(state, {
@@ -136,13 +136,13 @@ export function addMembers(state: ClientState, invitees: readonly Invitee[], opt
 }
 
 /** Removes these leaves in one commit (admins remove anyone; anyone removes its own account's devices). */
-export function removeLeaves(state: ClientState, leafIndices: readonly number[]): Promise<PendingCommit> {
+export async function removeLeaves(state: ClientState, leafIndices: readonly number[]): Promise<PendingCommit> {
   if (leafIndices.length === 0) throw new NothingToDo("no leaf to remove");
   return commit(state, { proposals: leafIndices.map((removed): Proposal => ({ proposalType: "remove", remove: { removed } })) });
 }
 
 /** Removes every device of these accounts (this device excepted). */
-export function removeAccounts(state: ClientState, dids: readonly string[]): Promise<PendingCommit> {
+export async function removeAccounts(state: ClientState, dids: readonly string[]): Promise<PendingCommit> {
   const own = ownLeafIndex(state);
   const leaves = members(state)
     .filter((m) => m.did !== undefined && dids.includes(m.did) && m.leafIndex !== own)
@@ -152,7 +152,7 @@ export function removeAccounts(state: ClientState, dids: readonly string[]): Pro
 }
 
 /** A self-update: an empty commit with a path (new encryption keys for this leaf). */
-export function selfUpdate(state: ClientState): Promise<PendingCommit> {
+export async function selfUpdate(state: ClientState): Promise<PendingCommit> {
   return commit(state, {});
 }
 
@@ -161,6 +161,6 @@ export function selfUpdate(state: ClientState): Promise<PendingCommit> {
  * leaf carries `newKey` and a device binding for it and is signed by it; the commit is
  * signed by the current key. The returned state signs with `newKey`.
  */
-export function rotateSignatureKey(state: ClientState, device: DeviceIdentity, newKey: SignatureKeyPair): Promise<PendingCommit> {
+export async function rotateSignatureKey(state: ClientState, device: DeviceIdentity, newKey: SignatureKeyPair): Promise<PendingCommit> {
   return commit(state, { updatePathLeaf: { signatureKeyPair: newKey, extensions: leafExtensions(device, newKey.publicKey) } });
 }

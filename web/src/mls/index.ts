@@ -21,3 +21,4 @@ export * from "./commit.js";
 export * from "./message.js";
 export * from "./receive.js";
 export * from "./join.js";
+export * from "./invitee.js";

@@ -48,7 +48,12 @@ function reason(e: unknown): string {
   return e instanceof Error ? `${e.name}: ${e.message}` : "failed";
 }
 
-/** Processes one payload received in the group mailbox; `acceptedAt` is its envelope's `receivedAt` (Unix ms). */
+/**
+ * Processes one payload received in the group mailbox; `acceptedAt` is its envelope's
+ * `receivedAt` (Unix ms). A device's own envelopes come back to it: the caller recognises
+ * them by payload digest (§11.8) and does not pass them here (ts-mls cannot process its
+ * own commit; it adopts the PendingCommit's state instead).
+ */
 export async function receive<K>(state: ClientState, payload: Uint8Array, acceptedAt: number, material: KeyMaterial<K>): Promise<Received> {
   let message;
   try {
@@ -89,12 +94,13 @@ export async function receive<K>(state: ClientState, payload: Uint8Array, accept
       : { kind: "refused", violation: { kind: "UnsupportedProposal", proposal: "standalone proposal other than a member's own Remove" } };
   }
   const committer = captured.committer;
-  const verdict = await checkCommit(state, captured.committer, captured.proposals, result.newState, acceptedAt, material);
+  if (committer === undefined) return { kind: "refused", violation: { kind: "NotFromMember" } };
+  const verdict = await checkCommit(state, committer, captured.proposals, result.newState, acceptedAt, material);
   if (verdict !== undefined) return verdict;
   return {
     kind: "commit",
     newState: result.newState,
-    committer: committer ?? -1,
+    committer,
     removed: result.newState.groupActiveState.kind === "removedFromGroup",
   };
 }
@@ -110,7 +116,7 @@ interface Added {
 /** §11.2 policy, then §11.13 leaf proofs, then §11.16.5 bindings; undefined when all hold. */
 async function checkCommit<K>(
   old: ClientState,
-  committer: number | undefined,
+  committer: number,
   proposals: readonly ProposalWithSender[],
   next: ClientState,
   acceptedAt: number,
@@ -135,8 +141,8 @@ async function checkCommit<K>(
   const proofs = leafProofsOf(proposals, added);
   if ("kind" in proofs) return { kind: "refused", violation: proofs };
   // The committer's UpdatePath leaf is checked when it changes the signature key or the binding.
-  const before = committer === undefined ? undefined : leafAt(old, committer);
-  const after = committer === undefined ? undefined : leafAt(next, committer);
+  const before = leafAt(old, committer);
+  const after = leafAt(next, committer);
   const rebound = before !== undefined && after !== undefined && bindingChanged(before, after) ? after : undefined;
   const needed = new Set(added.map((a) => a.did));
   const committerDid = rebound === undefined ? undefined : leafDid(rebound);

@@ -10,88 +10,29 @@
 // Run: ATMLS_BIN=/path/to/atmls npm run interop   (fails when ATMLS_BIN is not set)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { decodeMlsMessage } from "ts-mls";
 import { buildKeyPackage, deviceKeyPublic, newSignatureKeyPair } from "../../src/mls/index.js";
+import { Host, b64, tid } from "./harness.js";
 
-const run = promisify(execFile);
-const bin = process.env["ATMLS_BIN"];
-let server: ChildProcess | undefined;
-let dir = "";
-let url = "";
-
-function env(): NodeJS.ProcessEnv {
-  return { ...process.env, ATMLS_PROFILE_DIR: join(dir, "profiles"), ATMLS_XWING: "off", ATMLS_PASSPHRASE: "interop", ATMLS_LOG: "off" };
-}
-
-async function atmls(...args: string[]): Promise<string> {
-  if (bin === undefined) throw new Error("unreachable");
-  const { stdout } = await run(bin, args, { env: env(), timeout: 60_000 });
-  return stdout;
-}
-
+let host: Host;
 before(async () => {
-  if (bin === undefined) throw new Error("set ATMLS_BIN to the atmls binary (e.g. /work/targets/bin/atmls)");
-  dir = mkdtempSync(join(tmpdir(), "atmls-interop-"));
-  const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", join(dir, "data")], { env: env(), stdio: ["ignore", "pipe", "ignore"] });
-  server = child;
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("atmls serve did not start in 20 s")), 20_000);
-    let out = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /listening on\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (m?.[1] !== undefined) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.on("exit", () => reject(new Error("atmls serve exited")));
-  });
+  host = await Host.start();
 });
+after(() => host?.stop());
 
-after(() => {
-  server?.kill("SIGTERM");
-  if (dir !== "") rmSync(dir, { recursive: true, force: true });
-});
-
-const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64").replace(/=+$/, "");
-
-async function xrpc(method: string, init: { token?: string; body?: unknown; query?: Record<string, string> } = {}): Promise<Response> {
-  const q = init.query === undefined ? "" : `?${new URLSearchParams(init.query).toString()}`;
-  const res = await fetch(`${url}/xrpc/${method}${q}`, {
-    method: init.body === undefined ? "GET" : "POST",
-    headers: {
-      ...(init.token === undefined ? {} : { authorization: `Bearer ${init.token}` }),
-      ...(init.body === undefined ? {} : { "content-type": "application/json" }),
-    },
-    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
-    signal: AbortSignal.timeout(20_000),
+const atmls = (...args: string[]) => host.atmls(...args);
+/** An XRPC call with a bearer token, a JSON body or query parameters. */
+const xrpc = (method: string, init: { token?: string; body?: unknown; query?: Record<string, string> } = {}) =>
+  host.xrpc(method, {
+    ...(init.token === undefined ? {} : { authorization: `Bearer ${init.token}` }),
+    ...(init.body === undefined ? {} : { body: init.body }),
+    ...(init.query === undefined ? {} : { query: new URLSearchParams(init.query).toString() }),
   });
-  if (!res.ok) throw new Error(`${method}: HTTP ${res.status} ${await res.text()}`);
-  return res;
-}
-
-/** A record key in TID form (13 characters of base32-sortable). */
-function tid(n: number): string {
-  const chars = "234567abcdefghijklmnopqrstuvwxyz";
-  let v = (BigInt(Date.now()) * 1000n + BigInt(n)) << 10n;
-  let out = "";
-  for (let i = 0; i < 13; i++) {
-    out = (chars[Number(v & 31n)] ?? "2") + out;
-    v >>= 5n;
-  }
-  return out;
-}
 
 test("a KeyPackage of this library is verified and added by the Rust client", async () => {
   // A Rust device of alice, and its KeyPackage as the reference.
-  await atmls("--profile", "alice", "account", "create", "--pds", url, "--handle", "alice.test", "--email", "a@example.com", "--password", "correct horse");
+  await atmls("--profile", "alice", "account", "create", "--pds", host.url, "--handle", "alice.test", "--email", "a@example.com", "--password", "correct horse");
   // bob: an account whose device is this library.
   const account = (await (await xrpc("com.atproto.server.createAccount", { body: { handle: "bob.test", email: "b@example.com", password: "battery staple" } })).json()) as {
     did: string;
