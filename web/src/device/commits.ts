@@ -50,7 +50,7 @@ interface Built {
   readonly describe: string;
 }
 
-const newReport = (): SyncReport => ({ joined: [], joinedLastResort: [], refusedWelcomes: [], envelopes: 0 });
+const newReport = (): SyncReport => ({ joined: [], joinedLastResort: [], refusedWelcomes: [], deferredWelcomes: [], envelopes: 0 });
 
 /**
  * Builds `intent` on the group's epoch and sends it until accepted (at most

@@ -26,6 +26,8 @@ export interface SyncReport {
   joinedLastResort: string[];
   /** Welcomes refused (reasons). */
   refusedWelcomes: string[];
+  /** Welcomes left in the inbox after a transient failure, tried again at the next sync (error names and messages). */
+  deferredWelcomes: string[];
   /** Envelopes processed. */
   envelopes: number;
 }
@@ -51,10 +53,11 @@ export async function syncInbox(ctx: Context, report: SyncReport): Promise<void>
       done.push(item.seq);
     } catch (e) {
       // Transient (network, a DID that did not resolve now): the item stays for the next sync.
+      const what = e instanceof Error ? `${e.name}: ${e.message}` : "failed";
       if (failureKind(e) === "permanent") {
-        report.refusedWelcomes.push(e instanceof Error ? e.name : "failed");
+        report.refusedWelcomes.push(what);
         done.push(item.seq);
-      }
+      } else report.deferredWelcomes.push(what);
     }
   }
   if (done.length > 0) await ctx.ds.deleteInboxItems(ctx.device.inbox as never, ctx.inboxKey, done);
@@ -138,7 +141,7 @@ export async function syncGroup(ctx: Context, id: string, report: SyncReport): P
 
 /** Every group then the inbox (the inbox last: a group joined now is read from its fromSeq next time). */
 export async function syncAll(ctx: Context): Promise<SyncReport> {
-  const report: SyncReport = { joined: [], joinedLastResort: [], refusedWelcomes: [], envelopes: 0 };
+  const report: SyncReport = { joined: [], joinedLastResort: [], refusedWelcomes: [], deferredWelcomes: [], envelopes: 0 };
   await syncInbox(ctx, report);
   for (const id of await groupIds(ctx)) await syncGroup(ctx, id, report);
   return report;

@@ -95,7 +95,7 @@ export function login(server: Server, handle: string): Promise<PdsSession> {
 }
 
 /** Runs the CLI as `profile` (a Rust device), `--json`, bounded; answers the parsed output. */
-export function rust(server: Server, profile: string, args: string[], timeoutMs = 90_000): Promise<unknown> {
+export function rust(server: Server, profile: string, args: string[], timeoutMs = 90_000, stderrTo?: (text: string) => void): Promise<unknown> {
   const bin = atmlsBin();
   return new Promise((resolve, reject) => {
     execFile(
@@ -108,6 +108,7 @@ export function rust(server: Server, profile: string, args: string[], timeoutMs 
       },
       (err, stdout, stderr) => {
         if (err) return reject(new Error(`atmls ${args.slice(0, 2).join(" ")}: ${stderr.slice(0, 800)}`));
+        if (stderr !== "") stderrTo?.(stderr);
         const text = stdout.trim();
         if (text === "") return resolve(undefined);
         try {

@@ -21,10 +21,10 @@ const bench = {
     return { login: t1 - t0, device: t2 - t1, group: t3 - t2, send: t4 - t3, total: t4 - t0 };
   },
   /** One sync (the join from a waiting welcome): milliseconds and groups joined. */
-  async sync(): Promise<{ ms: number; joined: number }> {
+  async sync(): Promise<{ ms: number; joined: number; refused: string[] }> {
     const t0 = performance.now();
     const r = await device!.sync();
-    return { ms: performance.now() - t0, joined: r.joined.length };
+    return { ms: performance.now() - t0, joined: r.joined.length, refused: [...r.refusedWelcomes, ...r.deferredWelcomes] };
   },
 };
 
