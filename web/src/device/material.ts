@@ -6,6 +6,9 @@ import * as J from "../net/json.js";
 import { RecordProofError } from "../net/proof/errors.js";
 import { verifyRecordProof } from "../net/proof/verify.js";
 
+/** DID documents fetched at once. */
+const RESOLVE_CONCURRENCY = 8;
+
 /**
  * Resolves `dids` (a permanent failure is a refusal of that DID; a transient one throws, and
  * the step is retried at the next sync) and returns material holding them and `base`'s keys.
@@ -16,8 +19,9 @@ export async function resolveMaterial(
   base?: KeyMaterial<AtprotoKey>,
 ): Promise<KeyMaterial<AtprotoKey>> {
   const keys = new Map<string, ResolvedKey<AtprotoKey>>(base?.keys ?? []);
-  for (const did of dids) {
-    if (keys.has(did)) continue;
+  const todo = [...new Set(dids)].filter((d) => !keys.has(d));
+  // A few documents at a time: a join checks every member's binding (§11.16.5).
+  const resolveOne = async (did: string): Promise<void> => {
     try {
       const doc = await resolveDid(J.did(did, "did"), resolver);
       keys.set(did, doc.atprotoKey === undefined ? { kind: "refused", reason: "no #atproto key" } : { kind: "key", key: doc.atprotoKey });
@@ -25,7 +29,8 @@ export async function resolveMaterial(
       if ((e instanceof DidResolutionError && e.kind === "permanent") || e instanceof J.ShapeError) keys.set(did, { kind: "refused", reason: e.message });
       else throw e;
     }
-  }
+  };
+  for (let i = 0; i < todo.length; i += RESOLVE_CONCURRENCY) await Promise.all(todo.slice(i, i + RESOLVE_CONCURRENCY).map(resolveOne));
   return {
     keys,
     async verifyRecord({ did, collection, rkey, proof, key }): Promise<RecordVerdict> {

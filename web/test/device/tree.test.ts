@@ -79,7 +79,7 @@ test("each broken blob is refused", async () => {
   cases.push(["absent", { ...ref, did, cid: "nothing" }, /refuses the blob/]);
   for (const [name, r, why] of cases) {
     const e = await fetchTree(r, resolver()).catch((x: unknown) => x);
-    assert.ok(e instanceof TreeRefused, `${name}: ${String(e)}`);
+    assert.ok(e instanceof TreeRefused, `${name}: ${e instanceof Error ? e.name : typeof e}`);
     assert.match(e.message, why, name);
   }
 });
