@@ -110,6 +110,17 @@ test("the account's second TS device is added to its groups by the first (§11.1
   assert.ok((await carol.messages(web)).some((l) => l.text === "from bob2" && l.from === bobDid));
 });
 
+test("members ask to leave (a TS and a Rust device); the TS admin commits it", { timeout: 120_000 }, async () => {
+  await carol.leave(web);
+  await rust(server, "alice", ["group", "leave", "web"]);
+  await bob.sync();
+  const g = (await bob.groups()).find((x) => x.id === web)!;
+  assert.ok(!g.members.some((m) => m.did === carolDid), "carol is out");
+  assert.ok(!g.members.some((m) => m.did === aliceDid), "alice is out");
+  await carol.sync();
+  assert.equal((await carol.groups()).find((x) => x.id === web)?.removed, true);
+});
+
 test("live: an envelope on the subscription wakes a sync", { timeout: 60_000 }, async () => {
   const changed = new Promise<void>((resolve) => {
     const off = bob.subscribe((e) => {
