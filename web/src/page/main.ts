@@ -163,7 +163,8 @@ function act(f: () => Promise<void>): void {
 
 async function start(d: Device): Promise<void> {
   device = d;
-  $("#login").hidden = true;
+  // Reopened after a reload: reading and sending work; the form stays for what needs the PDS.
+  $("#login").hidden = d.hasSession;
   $("#app").hidden = false;
   $("[data-testid=who]").textContent = `${d.identity.handle} · device ${d.identity.deviceId}${d.hasSession ? "" : " · read-only until you log in"}`;
   d.subscribe((e) => {
@@ -189,6 +190,8 @@ async function login(form: HTMLFormElement): Promise<void> {
   if (device !== undefined) {
     device.setSession(session);
     $("[data-testid=who]").textContent = `${device.identity.handle} · device ${device.identity.deviceId}`;
+    $("#login").hidden = true;
+    setStatus("logged in");
     return;
   }
   const store = await storage();

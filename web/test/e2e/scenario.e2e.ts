@@ -142,6 +142,11 @@ test("a browser device and Rust devices in the same groups", { timeout: 170_000 
   await message(page, "welcome to tea").waitFor();
   await rust(server, "dave", ["send", "tea", "after the reload"]);
   await message(page, "after the reload").waitFor();
+  // Reopened without a session: logging in again gives back what needs the PDS (handles).
+  await page.getByTestId("login-password").fill(PASSWORD);
+  await page.getByTestId("login-handle").fill("web.test");
+  await page.getByTestId("login-submit").click();
+  await page.getByTestId("login").waitFor({ state: "hidden" });
 
   // A commit race: live paused, the Rust device commits, the browser commits on the old epoch.
   await page.getByTestId("live").uncheck();
