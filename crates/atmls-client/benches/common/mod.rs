@@ -199,6 +199,8 @@ fn print_sizes(n: usize, f: &mut Fixtures) {
     let raw_update_len = len(&raw_update);
     r.process(raw_update);
     let raw_tree = r.tree_len();
+    let secrets_json = r.a.0.group_data_len("message_secrets");
+    let tree_json = r.a.0.group_data_len("tree");
     let (_, kp) = r.fresh();
     let (raw_add, raw_welcome) = r.add_with_commit(kp);
     let (raw_add_len, raw_welcome_len) = (len(&raw_add), len(&raw_welcome));
@@ -210,7 +212,9 @@ fn print_sizes(n: usize, f: &mut Fixtures) {
          update commit (padded) {update} B, add commit (padded) {add} B, sealed welcome \
          {welcome} B, out-of-band tree blob {blob} B, message (padded) {message} B\
          |raw: key package {raw_kp} B, update commit {raw_update_len} B, add commit \
-         {raw_add_len} B, welcome (tree inline) {raw_welcome_len} B, ratchet tree {raw_tree} B",
+         {raw_add_len} B, welcome (tree inline) {raw_welcome_len} B, ratchet tree {raw_tree} B\
+         |raw storage (serde_json, committer): message_secrets {secrets_json} B, tree \
+         {tree_json} B",
         suite = suite_label(f.suite),
         kp = keys.key_package,
         rec = keys.key_package_record,

@@ -88,6 +88,21 @@ impl<C: Crypto> Default for SqlProvider<C> {
     }
 }
 
+impl<C: Crypto> SqlProvider<C> {
+    /// The stored size (bytes, serde_json) of each group's `data_type` record
+    /// (`message_secrets`, `tree`, …) in this database, summed.
+    pub fn group_data_len(&self, data_type: &str) -> usize {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(SUM(length(group_data)), 0) FROM openmls_group_data \
+                 WHERE data_type = ?1",
+                [data_type],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0))
+    }
+}
+
 impl<C: Crypto> OpenMlsProvider for SqlProvider<C> {
     type CryptoProvider = C;
     type RandProvider = C;
