@@ -33,6 +33,8 @@
 //! | `epoch_keys` | per group mailbox: the key of each ended epoch, the epoch and the seq of the commit that ended it. |
 //! | `account_quota` | account (DID) → number of mailboxes created. No mailbox id, no time. |
 //! | `replay_saved`, `clean_stop` | the replay cache saved at a clean stop, until the next start takes it. |
+//! | `replay_nonces`, `replay_shares` | the shared mailbox-token replay cache: (key, nonce) → mailbox, expiry; per key and per mailbox, how many rows it holds ([`shared`]). |
+//! | `service_auth_jti`, `rate_windows` | service-auth token ids seen; fixed-window counters ([`shared`]). |
 //!
 //! Integers are `BIGINT` (values above `i64::MAX` are refused with
 //! [`StoreError::OutOfRange`](atmls_ds::StoreError::OutOfRange)), times are milliseconds

@@ -19,9 +19,11 @@ use crate::codec::{
 use crate::config::PgConfig;
 use crate::error::{commit_outcome_unknown, from_db, from_pool, from_setup};
 use crate::migrate::migrate;
-use crate::shared::{NonceClaim, NonceShares, NonceVerdict, RateLimit, RateScope, RateVerdict};
+use crate::shared::{
+    NonceClaim, NonceShares, NonceVerdict, RateLimit, RateScope, RateVerdict, claim_in,
+};
 use atmls_ds::auth::ReplayShare;
-use atmls_ds::store::{RateAllowance, SharedNonce, SharedRate};
+use atmls_ds::store::{Claimed, GroupClaim, RateAllowance, SharedNonce, SharedRate};
 
 /// The advisory-lock key of [`Store::expire`] ("atmls-ex"): one expiry at a time across
 /// all processes.
@@ -239,7 +241,14 @@ impl PgStore {
         }
     }
 
-    async fn append_all(&self, batches: &[Append]) -> Result<(), StoreError> {
+    /// Writes `batches` and records `claims` in one transaction ([`Store::append_claimed`]).
+    async fn append_all(
+        &self,
+        batches: &[Append],
+        claims: &[GroupClaim],
+        shares: NonceShares,
+        now: Timestamp,
+    ) -> Result<Claimed, StoreError> {
         let mut client = self.pool.get().await.map_err(from_pool)?;
         let tx = client.transaction().await.map_err(from_db)?;
         // Lock every mailbox the batches touch, in id order: two processes appending to
@@ -262,6 +271,28 @@ impl PgStore {
         for row in tx.query(&lock, &[&ids]).await.map_err(from_db)? {
             let m = decode_mailbox(&row)?;
             state.insert(*m.id.as_bytes(), (m.head, m));
+        }
+        // The token claims, after the mailbox locks (the lock order of every writer): a
+        // claim and its request's append commit together or not at all.
+        let verdicts = if claims.is_empty() {
+            Vec::new()
+        } else {
+            let entries: Vec<NonceClaim> = claims.iter().map(|c| nonce_claim(&c.entry)).collect();
+            let found = claim_in(&tx, &entries, shares, now).await?;
+            let verdicts: Vec<SharedNonce> = found.into_iter().map(shared_nonce).collect();
+            if claims
+                .iter()
+                .zip(&verdicts)
+                .any(|(c, v)| c.append.is_some() && !v.is_fresh())
+            {
+                // Dropping the transaction rolls it back.
+                return Ok(Claimed::Refused(verdicts));
+            }
+            verdicts
+        };
+        if batches.is_empty() {
+            tx.commit().await.map_err(from_db)?;
+            return Ok(Claimed::Written(verdicts));
         }
         let mut ended: BTreeMap<([u8; 32], [u8; 32]), EndedEpoch> = BTreeMap::new();
         let mut rows = EnvelopeRows::default();
@@ -379,12 +410,12 @@ impl PgStore {
             .await
             .map_err(from_db)?;
         match tx.commit().await {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Claimed::Written(verdicts)),
             // The connection broke while COMMIT was in flight: the transaction may have
             // committed or not. Look, so that the caller never retries an append that
             // landed (a duplicate) nor acknowledges one that did not (a loss).
             Err(e) if commit_outcome_unknown(&e) => match self.landed(batches).await {
-                Ok(true) => Ok(()),
+                Ok(true) => Ok(Claimed::Written(verdicts)),
                 Ok(false) => Err(from_db(e)),
                 Err(_) => Err(StoreError::Database {
                     transient: false,
@@ -393,6 +424,26 @@ impl PgStore {
             },
             Err(e) => Err(from_db(e)),
         }
+    }
+}
+
+/// The claim of a saved entry.
+fn nonce_claim(entry: &SavedNonce) -> NonceClaim {
+    NonceClaim {
+        key: entry.key,
+        nonce: entry.nonce,
+        mailbox: entry.mailbox,
+        expires: entry.expires,
+    }
+}
+
+/// A claim's verdict in the terms of the [`Store`] contract.
+fn shared_nonce(v: NonceVerdict) -> SharedNonce {
+    match v {
+        NonceVerdict::Fresh => SharedNonce::Fresh,
+        NonceVerdict::Replayed => SharedNonce::Replayed,
+        NonceVerdict::KeyShareFull => SharedNonce::OverShare(ReplayShare::Key),
+        NonceVerdict::MailboxShareFull => SharedNonce::OverShare(ReplayShare::Mailbox),
     }
 }
 
@@ -557,7 +608,31 @@ impl Store for PgStore {
         if batches.is_empty() {
             return Ok(());
         }
-        self.run(self.append_all(batches))
+        let none = NonceShares {
+            per_key: 0,
+            per_mailbox: 0,
+        };
+        self.run(self.append_all(batches, &[], none, Timestamp::from_millis(0)))
+            .map(drop)
+    }
+
+    /// One transaction: the mailbox locks, the claims (one call of `claim_nonces`), the
+    /// appends, `COMMIT`.
+    fn append_claimed(
+        &mut self,
+        batches: &[Append],
+        claims: &[GroupClaim],
+        shares: atmls_ds::store::NonceShares,
+        now: Timestamp,
+    ) -> Result<Claimed, StoreError> {
+        if batches.is_empty() && claims.is_empty() {
+            return Ok(Claimed::Written(Vec::new()));
+        }
+        let shares = NonceShares {
+            per_key: shares.per_key,
+            per_mailbox: shares.per_mailbox,
+        };
+        self.run(self.append_all(batches, claims, shares, now))
     }
 
     fn envelopes(
@@ -882,22 +957,11 @@ impl Store for PgStore {
         shares: atmls_ds::store::NonceShares,
         now: Timestamp,
     ) -> Result<SharedNonce, StoreError> {
-        let claim = NonceClaim {
-            key: entry.key,
-            nonce: entry.nonce,
-            mailbox: entry.mailbox,
-            expires: entry.expires,
-        };
         let shares = NonceShares {
             per_key: shares.per_key,
             per_mailbox: shares.per_mailbox,
         };
-        Ok(match PgStore::claim_nonce(self, &claim, shares, now)? {
-            NonceVerdict::Fresh => SharedNonce::Fresh,
-            NonceVerdict::Replayed => SharedNonce::Replayed,
-            NonceVerdict::KeyShareFull => SharedNonce::OverShare(ReplayShare::Key),
-            NonceVerdict::MailboxShareFull => SharedNonce::OverShare(ReplayShare::Mailbox),
-        })
+        PgStore::claim_nonce(self, &nonce_claim(entry), shares, now).map(shared_nonce)
     }
 
     fn release_nonce(&self, key: &[u8; 32], nonce: &[u8; 16]) -> Result<(), StoreError> {

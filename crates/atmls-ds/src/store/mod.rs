@@ -11,7 +11,7 @@ mod shared;
 mod sqlite;
 
 pub use memory::MemoryStore;
-pub use shared::{NonceShares, RateAllowance, SharedNonce, SharedRate};
+pub use shared::{Claimed, GroupClaim, NonceShares, RateAllowance, SharedNonce, SharedRate};
 pub use sqlite::SqliteStore;
 
 use crate::auth::MailboxKey;
@@ -340,6 +340,36 @@ pub trait Store {
     ) -> Result<SharedNonce, StoreError> {
         let _ = (entry, shares, now);
         Ok(SharedNonce::Fresh)
+    }
+
+    /// Writes `batches` as [`Store::append`] does and records `claims` as
+    /// [`Store::claim_nonce`] does (in order, `now`, `shares`), in one transaction: a
+    /// group commit of requests with their token claims, so that a claim costs no
+    /// transaction of its own. If the claim tied to an append is not fresh, nothing is
+    /// written ([`Claimed::Refused`]); an error of the append writes nothing either.
+    ///
+    /// The default claims first, then appends if every claim tied to an append is fresh:
+    /// atomic only for a store that shares nothing (whose claims keep nothing).
+    fn append_claimed(
+        &mut self,
+        batches: &[Append],
+        claims: &[GroupClaim],
+        shares: NonceShares,
+        now: Timestamp,
+    ) -> Result<Claimed, StoreError> {
+        let verdicts = claims
+            .iter()
+            .map(|c| self.claim_nonce(&c.entry, shares, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refused = claims
+            .iter()
+            .zip(&verdicts)
+            .any(|(c, v)| c.append.is_some() && !v.is_fresh());
+        if refused {
+            return Ok(Claimed::Refused(verdicts));
+        }
+        self.append(batches)?;
+        Ok(Claimed::Written(verdicts))
     }
 
     /// Takes back a claim of [`Store::claim_nonce`] whose request was then not stored.
