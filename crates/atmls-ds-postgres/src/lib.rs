@@ -11,7 +11,11 @@
 //!   ([`atmls_ds::store::check_append`]) is decided against what the other process
 //!   committed. The loser gets [`StoreError::HeadMoved`](atmls_ds::StoreError::HeadMoved)
 //!   and re-reads; the `UPDATE … WHERE head = expected` and the primary key
-//!   `(mailbox, seq)` make a fork or a gap impossible even so.
+//!   `(mailbox, seq)` make a fork or a gap impossible even so. The DS writer takes those
+//!   row locks already before it decides a group of requests
+//!   ([`Store::lock_mailboxes`](atmls_ds::Store::lock_mailboxes)) and writes the group in
+//!   the same transaction: processes filling one mailbox then wait for each other
+//!   instead of losing the compare-and-swap to each other again and again.
 //! - **Quotas.** The per-account mailbox count moves with a conditional upsert in the
 //!   creating transaction; concurrent creations for one account queue on its row.
 //! - **Expiry.** One process at a time (an advisory lock); it locks the mailboxes first,

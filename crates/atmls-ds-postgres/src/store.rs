@@ -9,7 +9,7 @@ use atmls_ds::store::{
     payload_bytes,
 };
 use atmls_ds::{Envelope, MailboxId, MailboxKind, Store, StoreError, Timestamp};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use crate::codec::{
@@ -39,12 +39,26 @@ const EXPIRY_LOCK: i64 = 0x61_74_6d_6c_73_2d_65_78;
 /// still works but occupies a helper thread and the task's thread until it is answered.
 /// Clones share the pool and the runtime (for health checks and the service-auth replay
 /// store beside the writer's own).
-#[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
     rt: Arc<Rt>,
     /// Where appends notify ([`crate::notify`]).
     channel: String,
+    /// The transaction [`Store::lock_mailboxes`] began, holding its row locks until the
+    /// next append writes under them (or [`Store::unlock_mailboxes`]).
+    held: Option<Object>,
+}
+
+/// A clone shares the pool and the runtime, not a transaction in progress.
+impl Clone for PgStore {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            rt: self.rt.clone(),
+            channel: self.channel.clone(),
+            held: None,
+        }
+    }
 }
 
 /// The store's runtime, shut down without waiting when the last clone of the store goes
@@ -115,6 +129,7 @@ impl PgStore {
             pool,
             rt: Arc::new(Rt(Some(rt))),
             channel: crate::notify::channel(config.schema.as_ref()),
+            held: None,
         };
         store.run(async {
             let mut client = store.pool.get().await.map_err(from_pool)?;
@@ -241,16 +256,88 @@ impl PgStore {
         }
     }
 
-    /// Writes `batches` and records `claims` in one transaction ([`Store::append_claimed`]).
+    /// Writes `batches` and records `claims` in one transaction ([`Store::append_claimed`]):
+    /// the one `held` (begun by [`Store::lock_mailboxes`]) if any, else a new one.
     async fn append_all(
         &self,
+        held: Option<Object>,
         batches: &[Append],
         claims: &[GroupClaim],
         shares: NonceShares,
         now: Timestamp,
     ) -> Result<Claimed, StoreError> {
-        let mut client = self.pool.get().await.map_err(from_pool)?;
-        let tx = client.transaction().await.map_err(from_db)?;
+        let Some(client) = held else {
+            let mut client = self.pool.get().await.map_err(from_pool)?;
+            let tx = client.transaction().await.map_err(from_db)?;
+            let written = self.write_group(&tx, batches, claims, shares, now).await?;
+            if !matches!(written, Claimed::Written(_)) {
+                // Dropping the transaction rolls it back.
+                return Ok(written);
+            }
+            return match tx.commit().await {
+                Ok(()) => Ok(written),
+                Err(e) => self.commit_failed(e, batches, written).await,
+            };
+        };
+        let written = match self
+            .write_group(&client, batches, claims, shares, now)
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                end_held(client).await;
+                return Err(e);
+            }
+        };
+        if !matches!(written, Claimed::Written(_)) {
+            end_held(client).await;
+            return Ok(written);
+        }
+        match client.batch_execute("COMMIT").await {
+            Ok(()) => Ok(written),
+            Err(e) => {
+                let closed = client.is_closed();
+                if closed {
+                    drop(Object::take(client));
+                }
+                self.commit_failed(e, batches, written).await
+            }
+        }
+    }
+
+    /// `COMMIT` failed with `e`: if the connection broke while it was in flight, the
+    /// transaction may have committed or not. Look, so that the caller never retries an
+    /// append that landed (a duplicate) nor acknowledges one that did not (a loss).
+    async fn commit_failed(
+        &self,
+        e: tokio_postgres::Error,
+        batches: &[Append],
+        written: Claimed,
+    ) -> Result<Claimed, StoreError> {
+        if !commit_outcome_unknown(&e) {
+            return Err(from_db(e));
+        }
+        match self.landed(batches).await {
+            Ok(true) => Ok(written),
+            Ok(false) => Err(from_db(e)),
+            Err(_) => Err(StoreError::Database {
+                transient: false,
+                source: Box::new(e),
+            }),
+        }
+    }
+
+    /// The statements of a group commit, inside the caller's transaction: the mailbox
+    /// locks, the claims, the compare-and-swap of each head, the ended epochs, the
+    /// envelopes, the wake-ups.
+    async fn write_group(
+        &self,
+        client: &impl GenericClient,
+        batches: &[Append],
+        claims: &[GroupClaim],
+        shares: NonceShares,
+        now: Timestamp,
+    ) -> Result<Claimed, StoreError> {
         // Lock every mailbox the batches touch, in id order: two processes appending to
         // overlapping sets wait for each other instead of deadlocking, and each decides
         // against the state the other committed.
@@ -260,7 +347,7 @@ impl PgStore {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        let lock = tx
+        let lock = client
             .prepare_cached(&format!(
                 "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE"
             ))
@@ -268,7 +355,7 @@ impl PgStore {
             .map_err(from_db)?;
         // Per mailbox: the head under the lock, and the state after the batches so far.
         let mut state: BTreeMap<[u8; 32], (u64, Mailbox)> = BTreeMap::new();
-        for row in tx.query(&lock, &[&ids]).await.map_err(from_db)? {
+        for row in client.query(&lock, &[&ids]).await.map_err(from_db)? {
             let m = decode_mailbox(&row)?;
             state.insert(*m.id.as_bytes(), (m.head, m));
         }
@@ -278,7 +365,7 @@ impl PgStore {
             Vec::new()
         } else {
             let entries: Vec<NonceClaim> = claims.iter().map(|c| nonce_claim(&c.entry)).collect();
-            let found = claim_in(&tx, &entries, shares, now).await?;
+            let found = claim_in(client, &entries, shares, now).await?;
             let verdicts: Vec<SharedNonce> = found.into_iter().map(shared_nonce).collect();
             if claims
                 .iter()
@@ -291,7 +378,6 @@ impl PgStore {
             verdicts
         };
         if batches.is_empty() {
-            tx.commit().await.map_err(from_db)?;
             return Ok(Claimed::Written(verdicts));
         }
         let mut ended: BTreeMap<([u8; 32], [u8; 32]), EndedEpoch> = BTreeMap::new();
@@ -323,7 +409,7 @@ impl PgStore {
                 wake.push(crate::notify::payload(&m.id, m.head));
             }
         }
-        let stmt = tx
+        let stmt = client
             .prepare_cached(
                 "UPDATE mailboxes AS m SET head = u.head, epoch = u.epoch, key = u.key,
                      prev_key = u.prev_key, prev_valid_until = u.prev_valid_until,
@@ -336,7 +422,7 @@ impl PgStore {
             )
             .await
             .map_err(from_db)?;
-        let changed = tx
+        let changed = client
             .execute(
                 &stmt,
                 &[
@@ -356,7 +442,7 @@ impl PgStore {
         if changed != update.id.len() as u64 {
             // Cannot happen under the row locks; should it, the database still refused
             // to move a head that another transaction moved: report which one.
-            return Err(moved(&tx, &state).await);
+            return Err(moved(client, &state).await);
         }
         if !ended.is_empty() {
             let (mut mailbox, mut key, mut epoch, mut end_seq) =
@@ -367,7 +453,7 @@ impl PgStore {
                 epoch.push(to_i64(e.epoch)?);
                 end_seq.push(to_i64(e.end_seq)?);
             }
-            let stmt = tx
+            let stmt = client
                 .prepare_cached(
                     "INSERT INTO epoch_keys (mailbox, key, epoch, end_seq)
                      SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::int8[])
@@ -376,11 +462,12 @@ impl PgStore {
                 )
                 .await
                 .map_err(from_db)?;
-            tx.execute(&stmt, &[&mailbox, &key, &epoch, &end_seq])
+            client
+                .execute(&stmt, &[&mailbox, &key, &epoch, &end_seq])
                 .await
                 .map_err(from_db)?;
         }
-        let stmt = tx
+        let stmt = client
             .prepare_cached(
                 "INSERT INTO envelopes (mailbox, seq, kind, epoch, payload, received_at)
                  SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int2[], $4::int8[],
@@ -388,42 +475,78 @@ impl PgStore {
             )
             .await
             .map_err(from_db)?;
-        tx.execute(
-            &stmt,
-            &[
-                &rows.mailbox,
-                &rows.seq,
-                &rows.kind,
-                &rows.epoch,
-                &rows.payload,
-                &rows.received_at,
-            ],
-        )
-        .await
-        .map_err(from_db)?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &rows.mailbox,
+                    &rows.seq,
+                    &rows.kind,
+                    &rows.epoch,
+                    &rows.payload,
+                    &rows.received_at,
+                ],
+            )
+            .await
+            .map_err(from_db)?;
         // Wake-ups for other processes, delivered when (and only if) this commits.
-        let notify = tx
+        let notify = client
             .prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
             .await
             .map_err(from_db)?;
-        tx.execute(&notify, &[&self.channel, &wake])
+        client
+            .execute(&notify, &[&self.channel, &wake])
             .await
             .map_err(from_db)?;
-        match tx.commit().await {
-            Ok(()) => Ok(Claimed::Written(verdicts)),
-            // The connection broke while COMMIT was in flight: the transaction may have
-            // committed or not. Look, so that the caller never retries an append that
-            // landed (a duplicate) nor acknowledges one that did not (a loss).
-            Err(e) if commit_outcome_unknown(&e) => match self.landed(batches).await {
-                Ok(true) => Ok(Claimed::Written(verdicts)),
-                Ok(false) => Err(from_db(e)),
-                Err(_) => Err(StoreError::Database {
-                    transient: false,
-                    source: Box::new(e),
-                }),
-            },
-            Err(e) => Err(from_db(e)),
+        Ok(Claimed::Written(verdicts))
+    }
+
+    /// Begins a transaction and locks the rows of `ids` in id order (the lock order of
+    /// every writer); returns the connection and the mailboxes found.
+    async fn begin_locked(&self, ids: &[MailboxId]) -> Result<(Object, Vec<Mailbox>), StoreError> {
+        let client = self.pool.get().await.map_err(from_pool)?;
+        match lock_rows(&client, ids, true).await {
+            Ok(found) => Ok((client, found)),
+            Err(e) => {
+                end_held(client).await;
+                Err(e)
+            }
         }
+    }
+}
+
+/// The rows of `ids`, locked (after `BEGIN` if `begin`; else added to the locks the
+/// transaction holds).
+async fn lock_rows(
+    client: &Object,
+    ids: &[MailboxId],
+    begin: bool,
+) -> Result<Vec<Mailbox>, StoreError> {
+    if begin {
+        client.batch_execute("BEGIN").await.map_err(from_db)?;
+    }
+    let ids: Vec<&[u8]> = ids.iter().map(|id| id.as_bytes().as_slice()).collect();
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+        ))
+        .await
+        .map_err(from_db)?;
+    client
+        .query(&stmt, &[&ids])
+        .await
+        .map_err(from_db)?
+        .iter()
+        .map(decode_mailbox)
+        .collect()
+}
+
+/// Rolls back a held transaction and gives the connection back to the pool, or, if it
+/// cannot be rolled back (broken), closes it: a pooled connection is never left inside
+/// a transaction.
+async fn end_held(client: Object) {
+    if client.batch_execute("ROLLBACK").await.is_err() {
+        drop(Object::take(client));
     }
 }
 
@@ -449,10 +572,7 @@ fn shared_nonce(v: NonceVerdict) -> SharedNonce {
 
 /// The [`StoreError::HeadMoved`] of the first mailbox in `state` whose head in the
 /// database is no longer the one read under the lock.
-async fn moved(
-    tx: &deadpool_postgres::Transaction<'_>,
-    state: &BTreeMap<[u8; 32], (u64, Mailbox)>,
-) -> StoreError {
+async fn moved(tx: &impl GenericClient, state: &BTreeMap<[u8; 32], (u64, Mailbox)>) -> StoreError {
     for (id, (locked, _)) in state {
         let row = tx
             .query_opt(
@@ -612,7 +732,8 @@ impl Store for PgStore {
             per_key: 0,
             per_mailbox: 0,
         };
-        self.run(self.append_all(batches, &[], none, Timestamp::from_millis(0)))
+        let held = self.held.take();
+        self.run(self.append_all(held, batches, &[], none, Timestamp::from_millis(0)))
             .map(drop)
     }
 
@@ -625,14 +746,46 @@ impl Store for PgStore {
         shares: atmls_ds::store::NonceShares,
         now: Timestamp,
     ) -> Result<Claimed, StoreError> {
-        if batches.is_empty() && claims.is_empty() {
+        let held = self.held.take();
+        if batches.is_empty() && claims.is_empty() && held.is_none() {
             return Ok(Claimed::Written(Vec::new()));
         }
         let shares = NonceShares {
             per_key: shares.per_key,
             per_mailbox: shares.per_mailbox,
         };
-        self.run(self.append_all(batches, claims, shares, now))
+        self.run(self.append_all(held, batches, claims, shares, now))
+    }
+
+    /// `BEGIN` and `SELECT … FOR UPDATE` of the rows, in id order, on a connection kept
+    /// until the next append commits on it (or [`Store::unlock_mailboxes`]): another
+    /// process appending to one of them waits for that commit, and decides after it.
+    /// Called again before that, adds rows to the same transaction.
+    fn lock_mailboxes(&mut self, ids: &[MailboxId]) -> Result<Vec<Mailbox>, StoreError> {
+        let held = self.held.take();
+        let (held, found) = self.run(async {
+            match held {
+                Some(client) => match lock_rows(&client, ids, false).await {
+                    Ok(found) => Ok((client, found)),
+                    Err(e) => {
+                        end_held(client).await;
+                        Err(e)
+                    }
+                },
+                None => self.begin_locked(ids).await,
+            }
+        })?;
+        self.held = Some(held);
+        Ok(found)
+    }
+
+    fn unlock_mailboxes(&mut self) {
+        if let Some(client) = self.held.take() {
+            let _ = self.run(async {
+                end_held(client).await;
+                Ok(())
+            });
+        }
     }
 
     fn envelopes(

@@ -17,6 +17,14 @@
 //! memory follows the store: the replay-cache entry and deposit count of a request whose
 //! append was not written are taken back.
 //!
+//! **Several processes.** On a store shared with other processes, the writer locks the
+//! mailboxes of a run of appending requests in the store before deciding them
+//! ([`Store::lock_mailboxes`]; the group commit writes under that lock), so another
+//! process cannot move their heads between the decision and the write: writers of one
+//! mailbox in two processes take turns rather than starve each other. A request whose
+//! append still lost the race (the lock could not be taken) is decided again, at most
+//! [`MAX_REDECIDE`] times, then answered `ServiceUnavailable`.
+//!
 //! **Token claims.** On a store shared by several processes, the claim of each accepted
 //! mailbox token in the shared replay cache is written inside the same group commit as
 //! the appends ([`group_store`]): no request waits for a transaction of its own before
@@ -365,6 +373,26 @@ enum Answer {
     },
 }
 
+impl Command {
+    /// The mailbox a request that appends appends to.
+    fn appends_to(&self) -> Option<MailboxId> {
+        match self {
+            Self::Send { id, .. } => Some(*id),
+            Self::Welcome { inbox, .. } => Some(*inbox),
+            _ => None,
+        }
+    }
+}
+
+impl Redo {
+    fn mailbox(&self) -> MailboxId {
+        match self {
+            Self::Send { id, .. } => *id,
+            Self::Welcome { inbox, .. } => *inbox,
+        }
+    }
+}
+
 /// A request to decide again: its append lost a race with another process.
 enum Redo {
     Send {
@@ -448,6 +476,20 @@ pub(crate) fn spawn<S: Store + Send + 'static>(
 /// A write failure as the store error of the one request it belongs to (its kind only:
 /// the error is logged, and logs name no mailbox).
 fn failed(e: &StoreError) -> StoreError {
+    // Another process kept moving the mailbox's head (re-decided too often): retryable,
+    // `ServiceUnavailable`, never an internal error.
+    if let StoreError::HeadMoved {
+        mailbox,
+        expected,
+        actual,
+    } = e
+    {
+        return StoreError::HeadMoved {
+            mailbox: *mailbox,
+            expected: *expected,
+            actual: *actual,
+        };
+    }
     if e.is_transient() {
         return StoreError::Database {
             transient: true,
@@ -482,7 +524,13 @@ impl<S: Store> Writer<S> {
                     Err(_) => break,
                 }
             }
-            for cmd in group {
+            let appends: Vec<Option<MailboxId>> = group.iter().map(Command::appends_to).collect();
+            for (i, cmd) in group.into_iter().enumerate() {
+                if self.shared && appends[i].is_some() && (i == 0 || appends[i - 1].is_none()) {
+                    // The first of a run of appending requests: lock the run's mailboxes.
+                    let ids: Vec<MailboxId> = appends[i..].iter().map_while(|a| *a).collect();
+                    self.core.store().lock(&ids);
+                }
                 if let Command::Stop { reply } = cmd {
                     self.flush();
                     self.save_replay();
@@ -857,6 +905,8 @@ impl<S: Store> Writer<S> {
             if again.is_empty() {
                 return;
             }
+            let ids: Vec<MailboxId> = again.iter().map(Redo::mailbox).collect();
+            self.core.store().lock(&ids);
             for request in again {
                 self.decide(request);
             }

@@ -281,6 +281,63 @@ async fn a_token_sent_to_both_processes_at_once_is_accepted_once() {
     }
 }
 
+/// Two processes fill one mailbox at once, four senders at each, 25 requests per sender:
+/// every request is acknowledged (each process decides its group against the mailbox
+/// locked in the database, so neither keeps losing the head compare-and-swap to the
+/// other, and none is answered `ServiceUnavailable` after too many re-decisions), and
+/// the mailbox holds every acknowledged envelope once, without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_filling_one_mailbox_all_complete() {
+    const SENDERS: usize = 8;
+    const REQUESTS: usize = 25;
+    let schema = fresh_schema();
+    let (a, b) = (process(&schema).await, process(&schema).await);
+    let key = mailbox_key();
+    let mailbox = a.h.mailbox("group", &key).await;
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let tasks: Vec<_> = (0..SENDERS)
+        .map(|s| {
+            let p = if s % 2 == 0 { a.clone() } else { b.clone() };
+            let key = key.clone();
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for r in 0..REQUESTS {
+                    let payload = format!("{s}/{r}");
+                    let resp = tokio::time::timeout(
+                        WAIT,
+                        send(
+                            &p.h,
+                            &mailbox,
+                            &key,
+                            serde_json::json!([message(payload.as_bytes())]),
+                        ),
+                    )
+                    .await
+                    .expect("every request is answered in time");
+                    statuses.push(resp.status.as_u16());
+                }
+                statuses
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        for status in t.await.expect("sender") {
+            assert_eq!(status, 200, "every request acknowledged");
+            ok += 1;
+        }
+    }
+    let stored = read_all(&a.h, &mailbox, &key).await;
+    assert_eq!(stored.len(), ok);
+    for (i, e) in stored.iter().enumerate() {
+        assert_eq!(e.0, i as u64 + 1, "no gap");
+    }
+    let mut payloads: Vec<&[u8]> = stored.iter().map(|e| e.3.as_slice()).collect();
+    payloads.sort_unstable();
+    payloads.dedup();
+    assert_eq!(payloads.len(), SENDERS * REQUESTS, "each envelope once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics_report_the_database() {
     use atmls_ds_xrpc::DsServiceConfig;

@@ -30,6 +30,9 @@ pub(crate) struct GroupStore<S> {
     shared: bool,
     pending: RefCell<Vec<Append>>,
     overlay: RefCell<HashMap<MailboxId, Mailbox>>,
+    /// The state of mailboxes read under [`GroupStore::lock`] (`None`: no such mailbox),
+    /// until the flush.
+    locked: RefCell<HashMap<MailboxId, Option<Mailbox>>>,
     /// The deferred claims, in the order made; `None` once taken back.
     claims: RefCell<Vec<Option<Deferred>>>,
     /// Whether an appending request is being decided (its claim is deferred).
@@ -65,14 +68,51 @@ impl<S: Store> GroupStore<S> {
             inner: RefCell::new(inner),
             pending: RefCell::default(),
             overlay: RefCell::default(),
+            locked: RefCell::default(),
             claims: RefCell::default(),
             deciding: Cell::new(false),
             current: Cell::new(None),
         }
     }
 
+    /// Whether a flush has anything to write or a lock to end.
     pub(crate) fn has_pending(&self) -> bool {
-        !self.pending.borrow().is_empty() || self.claims.borrow().iter().any(Option::is_some)
+        !self.pending.borrow().is_empty()
+            || !self.locked.borrow().is_empty()
+            || self.claims.borrow().iter().any(Option::is_some)
+    }
+
+    /// Before deciding requests that append to `ids`: reads them under the store's lock
+    /// ([`Store::lock_mailboxes`]; the flush writes under it and ends it), and decides
+    /// them against that state. On a store shared with other processes, no other process
+    /// can then move their heads before the flush: their appends do not lose the
+    /// compare-and-swap, whoever else writes to the mailbox. If the lock cannot be
+    /// taken, the requests are decided as without it (their reads fail or race).
+    pub(crate) fn lock(&self, ids: &[MailboxId]) {
+        let locked = self.locked.borrow();
+        let mut ids: Vec<MailboxId> = ids
+            .iter()
+            .filter(|id| !locked.contains_key(id))
+            .copied()
+            .collect();
+        drop(locked);
+        ids.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        ids.dedup();
+        if ids.is_empty() {
+            return;
+        }
+        match self.inner.borrow_mut().lock_mailboxes(&ids) {
+            Ok(found) => {
+                let mut locked = self.locked.borrow_mut();
+                for id in ids {
+                    locked.insert(id, None);
+                }
+                for m in found {
+                    locked.insert(m.id, Some(m));
+                }
+            }
+            Err(e) => tracing::warn!(error = e.kind(), "cannot lock mailboxes before deciding"),
+        }
     }
 
     /// A request that appends is about to be decided: its token claim, if it makes one,
@@ -109,6 +149,7 @@ impl<S: Store> GroupStore<S> {
     pub(crate) fn flush(&self) -> Flushed {
         let appends = std::mem::take(&mut *self.pending.borrow_mut());
         self.overlay.borrow_mut().clear();
+        self.locked.borrow_mut().clear();
         let deferred = std::mem::take(&mut *self.claims.borrow_mut());
         let mut claims = vec![None; deferred.len()];
         let live: Vec<(usize, Deferred)> = deferred
@@ -117,6 +158,7 @@ impl<S: Store> GroupStore<S> {
             .filter_map(|(i, d)| d.map(|d| (i, d)))
             .collect();
         if appends.is_empty() && live.is_empty() {
+            self.inner.borrow_mut().unlock_mailboxes();
             return Flushed {
                 appends,
                 written: Vec::new(),
@@ -257,6 +299,9 @@ impl<S: Store> Store for GroupStore<S> {
     fn mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
         if let Some(m) = self.overlay.borrow().get(id) {
             return Ok(Some(*m));
+        }
+        if let Some(m) = self.locked.borrow().get(id) {
+            return Ok(*m);
         }
         self.inner.borrow().mailbox(id)
     }

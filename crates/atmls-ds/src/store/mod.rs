@@ -342,6 +342,24 @@ pub trait Store {
         Ok(SharedNonce::Fresh)
     }
 
+    /// Before a group of appends is decided: the stored state of those of `ids` that
+    /// exist and, on a store shared with other processes, a lock on them that keeps
+    /// other processes from appending to them until this store's next
+    /// [`Store::append`] or [`Store::append_claimed`] (which writes under it and ends
+    /// it) or [`Store::unlock_mailboxes`]. Deciding against locked state, the group's
+    /// appends cannot lose the head compare-and-swap to another process, so concurrent
+    /// writers of one mailbox wait for each other instead of starving each other.
+    /// Called again before that, locks more. The default reads each: a store of one
+    /// process has no other writer to keep out.
+    fn lock_mailboxes(&mut self, ids: &[MailboxId]) -> Result<Vec<Mailbox>, StoreError> {
+        ids.iter()
+            .filter_map(|id| self.mailbox(id).transpose())
+            .collect()
+    }
+
+    /// Ends the lock of [`Store::lock_mailboxes`] without writing anything.
+    fn unlock_mailboxes(&mut self) {}
+
     /// Writes `batches` as [`Store::append`] does and records `claims` as
     /// [`Store::claim_nonce`] does (in order, `now`, `shares`), in one transaction: a
     /// group commit of requests with their token claims, so that a claim costs no
