@@ -10,6 +10,7 @@ use atmls_ds::store::{
 };
 use atmls_ds::{Envelope, MailboxId, MailboxKind, Store, StoreError, Timestamp};
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use futures_util::future::{try_join, try_join4};
 use tokio_postgres::NoTls;
 
 use crate::codec::{
@@ -340,7 +341,10 @@ impl PgStore {
     ) -> Result<Claimed, StoreError> {
         // Lock every mailbox the batches touch, in id order: two processes appending to
         // overlapping sets wait for each other instead of deadlocking, and each decides
-        // against the state the other committed.
+        // against the state the other committed. Then the token claims (after the
+        // mailbox locks: the lock order of every writer), so that a claim and its
+        // request's append commit together or not at all. The two statements are sent
+        // together (pipelined: one round trip), and run in that order.
         let mut ids: Vec<&[u8]> = batches
             .iter()
             .map(|b| b.mailbox.id.as_bytes().as_slice())
@@ -353,30 +357,37 @@ impl PgStore {
             ))
             .await
             .map_err(from_db)?;
+        let entries: Vec<NonceClaim> = claims.iter().map(|c| nonce_claim(&c.entry)).collect();
+        let (locked, found) = try_join(
+            async {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                client.query(&lock, &[&ids]).await.map_err(from_db)
+            },
+            async {
+                if entries.is_empty() {
+                    return Ok(Vec::new());
+                }
+                claim_in(client, &entries, shares, now).await
+            },
+        )
+        .await?;
         // Per mailbox: the head under the lock, and the state after the batches so far.
         let mut state: BTreeMap<[u8; 32], (u64, Mailbox)> = BTreeMap::new();
-        for row in client.query(&lock, &[&ids]).await.map_err(from_db)? {
-            let m = decode_mailbox(&row)?;
+        for row in &locked {
+            let m = decode_mailbox(row)?;
             state.insert(*m.id.as_bytes(), (m.head, m));
         }
-        // The token claims, after the mailbox locks (the lock order of every writer): a
-        // claim and its request's append commit together or not at all.
-        let verdicts = if claims.is_empty() {
-            Vec::new()
-        } else {
-            let entries: Vec<NonceClaim> = claims.iter().map(|c| nonce_claim(&c.entry)).collect();
-            let found = claim_in(client, &entries, shares, now).await?;
-            let verdicts: Vec<SharedNonce> = found.into_iter().map(shared_nonce).collect();
-            if claims
-                .iter()
-                .zip(&verdicts)
-                .any(|(c, v)| c.append.is_some() && !v.is_fresh())
-            {
-                // Dropping the transaction rolls it back.
-                return Ok(Claimed::Refused(verdicts));
-            }
-            verdicts
-        };
+        let verdicts: Vec<SharedNonce> = found.into_iter().map(shared_nonce).collect();
+        if claims
+            .iter()
+            .zip(&verdicts)
+            .any(|(c, v)| c.append.is_some() && !v.is_fresh())
+        {
+            // The caller rolls the transaction back.
+            return Ok(Claimed::Refused(verdicts));
+        }
         if batches.is_empty() {
             return Ok(Claimed::Written(verdicts));
         }
@@ -409,7 +420,15 @@ impl PgStore {
                 wake.push(crate::notify::payload(&m.id, m.head));
             }
         }
-        let stmt = client
+        let (mut ended_mailbox, mut ended_key, mut ended_epoch, mut ended_seq) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((m, k), e) in &ended {
+            ended_mailbox.push(m.as_slice());
+            ended_key.push(k.as_slice());
+            ended_epoch.push(to_i64(e.epoch)?);
+            ended_seq.push(to_i64(e.end_seq)?);
+        }
+        let update_stmt = client
             .prepare_cached(
                 "UPDATE mailboxes AS m SET head = u.head, epoch = u.epoch, key = u.key,
                      prev_key = u.prev_key, prev_valid_until = u.prev_valid_until,
@@ -422,52 +441,16 @@ impl PgStore {
             )
             .await
             .map_err(from_db)?;
-        let changed = client
-            .execute(
-                &stmt,
-                &[
-                    &update.id,
-                    &update.expected,
-                    &update.head,
-                    &update.key,
-                    &update.prev_key,
-                    &update.prev_valid_until,
-                    &update.stored_bytes,
-                    &update.epoch,
-                    &update.message_lifetime,
-                ],
+        let ended_stmt = client
+            .prepare_cached(
+                "INSERT INTO epoch_keys (mailbox, key, epoch, end_seq)
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::int8[])
+                 ON CONFLICT (mailbox, key) DO UPDATE
+                 SET epoch = excluded.epoch, end_seq = excluded.end_seq",
             )
             .await
             .map_err(from_db)?;
-        if changed != update.id.len() as u64 {
-            // Cannot happen under the row locks; should it, the database still refused
-            // to move a head that another transaction moved: report which one.
-            return Err(moved(client, &state).await);
-        }
-        if !ended.is_empty() {
-            let (mut mailbox, mut key, mut epoch, mut end_seq) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for ((m, k), e) in &ended {
-                mailbox.push(m.as_slice());
-                key.push(k.as_slice());
-                epoch.push(to_i64(e.epoch)?);
-                end_seq.push(to_i64(e.end_seq)?);
-            }
-            let stmt = client
-                .prepare_cached(
-                    "INSERT INTO epoch_keys (mailbox, key, epoch, end_seq)
-                     SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::int8[])
-                     ON CONFLICT (mailbox, key) DO UPDATE
-                     SET epoch = excluded.epoch, end_seq = excluded.end_seq",
-                )
-                .await
-                .map_err(from_db)?;
-            client
-                .execute(&stmt, &[&mailbox, &key, &epoch, &end_seq])
-                .await
-                .map_err(from_db)?;
-        }
-        let stmt = client
+        let insert_stmt = client
             .prepare_cached(
                 "INSERT INTO envelopes (mailbox, seq, kind, epoch, payload, received_at)
                  SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int2[], $4::int8[],
@@ -475,29 +458,77 @@ impl PgStore {
             )
             .await
             .map_err(from_db)?;
-        client
-            .execute(
-                &stmt,
-                &[
-                    &rows.mailbox,
-                    &rows.seq,
-                    &rows.kind,
-                    &rows.epoch,
-                    &rows.payload,
-                    &rows.received_at,
-                ],
-            )
-            .await
-            .map_err(from_db)?;
         // Wake-ups for other processes, delivered when (and only if) this commits.
-        let notify = client
+        let notify_stmt = client
             .prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
             .await
             .map_err(from_db)?;
-        client
-            .execute(&notify, &[&self.channel, &wake])
-            .await
-            .map_err(from_db)?;
+        // The four statements are sent together (one round trip) and run in order; a
+        // failure of one fails the transaction, and the caller rolls it back.
+        let (changed, (), (), ()) = try_join4(
+            async {
+                client
+                    .execute(
+                        &update_stmt,
+                        &[
+                            &update.id,
+                            &update.expected,
+                            &update.head,
+                            &update.key,
+                            &update.prev_key,
+                            &update.prev_valid_until,
+                            &update.stored_bytes,
+                            &update.epoch,
+                            &update.message_lifetime,
+                        ],
+                    )
+                    .await
+                    .map_err(from_db)
+            },
+            async {
+                if ended_mailbox.is_empty() {
+                    return Ok(());
+                }
+                client
+                    .execute(
+                        &ended_stmt,
+                        &[&ended_mailbox, &ended_key, &ended_epoch, &ended_seq],
+                    )
+                    .await
+                    .map(drop)
+                    .map_err(from_db)
+            },
+            async {
+                client
+                    .execute(
+                        &insert_stmt,
+                        &[
+                            &rows.mailbox,
+                            &rows.seq,
+                            &rows.kind,
+                            &rows.epoch,
+                            &rows.payload,
+                            &rows.received_at,
+                        ],
+                    )
+                    .await
+                    .map(drop)
+                    .map_err(from_db)
+            },
+            async {
+                client
+                    .execute(&notify_stmt, &[&self.channel, &wake])
+                    .await
+                    .map(drop)
+                    .map_err(from_db)
+            },
+        )
+        .await?;
+        if changed != update.id.len() as u64 {
+            // Cannot happen under the row locks; should it, the database still refused
+            // to move a head that another transaction moved: report which one.
+            return Err(moved(client, &state).await);
+        }
         Ok(Claimed::Written(verdicts))
     }
 
@@ -522,9 +553,6 @@ async fn lock_rows(
     ids: &[MailboxId],
     begin: bool,
 ) -> Result<Vec<Mailbox>, StoreError> {
-    if begin {
-        client.batch_execute("BEGIN").await.map_err(from_db)?;
-    }
     let ids: Vec<&[u8]> = ids.iter().map(|id| id.as_bytes().as_slice()).collect();
     let stmt = client
         .prepare_cached(&format!(
@@ -532,13 +560,18 @@ async fn lock_rows(
         ))
         .await
         .map_err(from_db)?;
-    client
-        .query(&stmt, &[&ids])
-        .await
-        .map_err(from_db)?
-        .iter()
-        .map(decode_mailbox)
-        .collect()
+    // `BEGIN` and the locking read sent together: one round trip.
+    let ((), rows) = try_join(
+        async {
+            if begin {
+                client.batch_execute("BEGIN").await.map_err(from_db)?;
+            }
+            Ok(())
+        },
+        async { client.query(&stmt, &[&ids]).await.map_err(from_db) },
+    )
+    .await?;
+    rows.iter().map(decode_mailbox).collect()
 }
 
 /// Rolls back a held transaction and gives the connection back to the pool, or, if it
