@@ -47,7 +47,28 @@ pub struct PgStore {
     channel: String,
     /// The transaction [`Store::lock_mailboxes`] began, holding its row locks until the
     /// next append writes under them (or [`Store::unlock_mailboxes`]).
-    held: Option<Object>,
+    held: Held,
+}
+
+/// A connection inside a transaction of [`Store::lock_mailboxes`]. Dropped while still
+/// held (the store dropped between the lock and the write, e.g. its thread panicked), the
+/// connection is closed, not given back to the pool: the server then rolls the
+/// transaction back and releases its locks, and no other call ever runs inside it.
+#[derive(Default)]
+struct Held(Option<Object>);
+
+impl Held {
+    fn take(&mut self) -> Option<Object> {
+        self.0.take()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
+    }
 }
 
 /// A clone shares the pool and the runtime, not a transaction in progress.
@@ -57,7 +78,7 @@ impl Clone for PgStore {
             pool: self.pool.clone(),
             rt: self.rt.clone(),
             channel: self.channel.clone(),
-            held: None,
+            held: Held::default(),
         }
     }
 }
@@ -130,7 +151,7 @@ impl PgStore {
             pool,
             rt: Arc::new(Rt(Some(rt))),
             channel: crate::notify::channel(config.schema.as_ref()),
-            held: None,
+            held: Held::default(),
         };
         store.run(async {
             let mut client = store.pool.get().await.map_err(from_pool)?;
@@ -808,7 +829,7 @@ impl Store for PgStore {
                 None => self.begin_locked(ids).await,
             }
         })?;
-        self.held = Some(held);
+        self.held = Held(Some(held));
         Ok(found)
     }
 
