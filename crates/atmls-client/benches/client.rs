@@ -1,5 +1,6 @@
-//! The client's add-member, commit, process-commit, join and send/receive against raw
-//! openmls doing the same MLS work in the same run, at 10, 100 and 1,000 leaves.
+//! The client's KeyPackage build, add-member, commit, process-commit, join and
+//! send/receive, in 0x0001 and X-Wing, against raw openmls (on the client's libcrux
+//! provider) doing the same MLS work in the same run, at 10, 100 and 1,000 leaves.
 //! `ATMLS_BENCH_SIZES=10000 cargo bench -p atmls-client --bench client` runs other sizes
 //! (the 10,000-leaf run is `benches/client_10k.rs`).
 

@@ -11,7 +11,11 @@
 //!   ([`atmls_ds::store::check_append`]) is decided against what the other process
 //!   committed. The loser gets [`StoreError::HeadMoved`](atmls_ds::StoreError::HeadMoved)
 //!   and re-reads; the `UPDATE … WHERE head = expected` and the primary key
-//!   `(mailbox, seq)` make a fork or a gap impossible even so.
+//!   `(mailbox, seq)` make a fork or a gap impossible even so. The DS writer takes those
+//!   row locks already before it decides a group of requests
+//!   ([`Store::lock_mailboxes`](atmls_ds::Store::lock_mailboxes)) and writes the group in
+//!   the same transaction: processes filling one mailbox then wait for each other
+//!   instead of losing the compare-and-swap to each other again and again.
 //! - **Quotas.** The per-account mailbox count moves with a conditional upsert in the
 //!   creating transaction; concurrent creations for one account queue on its row.
 //! - **Expiry.** One process at a time (an advisory lock); it locks the mailboxes first,
@@ -33,6 +37,8 @@
 //! | `epoch_keys` | per group mailbox: the key of each ended epoch, the epoch and the seq of the commit that ended it. |
 //! | `account_quota` | account (DID) → number of mailboxes created. No mailbox id, no time. |
 //! | `replay_saved`, `clean_stop` | the replay cache saved at a clean stop, until the next start takes it. |
+//! | `replay_nonces`, `replay_shares` | the shared mailbox-token replay cache: (key, nonce) → mailbox, expiry; per key and per mailbox, how many rows it holds ([`shared`]). |
+//! | `service_auth_jti`, `rate_windows` | service-auth token ids seen; fixed-window counters ([`shared`]). |
 //!
 //! Integers are `BIGINT` (values above `i64::MAX` are refused with
 //! [`StoreError::OutOfRange`](atmls_ds::StoreError::OutOfRange)), times are milliseconds

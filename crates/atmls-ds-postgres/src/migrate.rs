@@ -86,6 +86,89 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // 3: a group's message lifetime (spec §11.18), set by the commit that carries it.
     "ALTER TABLE mailboxes ADD COLUMN message_ttl BIGINT
          CHECK (message_ttl BETWEEN 1 AND 4294967295);",
+    // 4: O(1) replay shares (crate::shared): per key (class 0) and per mailbox (class 1),
+    // how many rows `replay_nonces` holds, expired or not (a bound on the unexpired ones,
+    // counted exactly only when it reaches the share); and the claim itself as one call.
+    "CREATE TABLE replay_shares (
+        class   SMALLINT NOT NULL CHECK (class IN (0, 1)),  -- 0 key, 1 mailbox
+        subject BYTEA    NOT NULL,
+        entries BIGINT   NOT NULL CHECK (entries >= 0),
+        PRIMARY KEY (class, subject)
+    );
+    INSERT INTO replay_shares (class, subject, entries)
+        SELECT 0, key, count(*) FROM replay_nonces GROUP BY key
+        UNION ALL SELECT 1, mailbox, count(*) FROM replay_nonces GROUP BY mailbox;
+    CREATE INDEX replay_nonces_key ON replay_nonces (key, expires);
+    -- Claims p_keys[i], p_nonces[i] for p_mailboxes[i] until p_expires[i], in order; per
+    -- claim a verdict: 0 fresh (recorded), 1 replayed, 2 key share full, 3 mailbox share
+    -- full. Each claim takes the advisory locks of its key then its mailbox (ids computed
+    -- by the caller) for the rest of the transaction, so claims of one key or mailbox are
+    -- decided one after the other, by whichever process makes them.
+    CREATE FUNCTION claim_nonces(p_keys BYTEA[], p_nonces BYTEA[], p_mailboxes BYTEA[],
+                                 p_expires INT8[], p_key_locks INT4[],
+                                 p_mailbox_locks INT4[], p_now INT8, p_per_key INT8,
+                                 p_per_mailbox INT8)
+    RETURNS INT2[] LANGUAGE plpgsql AS $claim$
+    DECLARE
+        verdicts INT2[] := '{}';
+        seen BOOLEAN;
+        old_mailbox BYTEA;
+        old_expires INT8;
+        n INT8;
+    BEGIN
+        FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+            PERFORM pg_advisory_xact_lock(1634992129, p_key_locks[i]);
+            PERFORM pg_advisory_xact_lock(1634992130, p_mailbox_locks[i]);
+            SELECT r.mailbox, r.expires INTO old_mailbox, old_expires FROM replay_nonces r
+                WHERE r.key = p_keys[i] AND r.nonce = p_nonces[i];
+            seen := FOUND;
+            IF seen AND old_expires >= p_now THEN
+                verdicts := verdicts || 1::INT2;
+                CONTINUE;
+            END IF;
+            SELECT s.entries INTO n FROM replay_shares s
+                WHERE s.class = 0 AND s.subject = p_keys[i];
+            IF coalesce(n, 0) >= p_per_key THEN
+                SELECT count(*) INTO n FROM replay_nonces r
+                    WHERE r.key = p_keys[i] AND r.expires >= p_now;
+                IF n >= p_per_key THEN
+                    verdicts := verdicts || 2::INT2;
+                    CONTINUE;
+                END IF;
+            END IF;
+            SELECT s.entries INTO n FROM replay_shares s
+                WHERE s.class = 1 AND s.subject = p_mailboxes[i];
+            IF coalesce(n, 0) >= p_per_mailbox THEN
+                SELECT count(*) INTO n FROM replay_nonces r
+                    WHERE r.mailbox = p_mailboxes[i] AND r.expires >= p_now;
+                IF n >= p_per_mailbox THEN
+                    verdicts := verdicts || 3::INT2;
+                    CONTINUE;
+                END IF;
+            END IF;
+            IF seen THEN
+                -- An expired entry of the same pair: reused for the new claim.
+                UPDATE replay_nonces SET mailbox = p_mailboxes[i], expires = p_expires[i]
+                    WHERE key = p_keys[i] AND nonce = p_nonces[i];
+                IF old_mailbox <> p_mailboxes[i] THEN
+                    UPDATE replay_shares SET entries = greatest(entries - 1, 0)
+                        WHERE class = 1 AND subject = old_mailbox;
+                    INSERT INTO replay_shares AS s (class, subject, entries)
+                        VALUES (1, p_mailboxes[i], 1)
+                        ON CONFLICT (class, subject) DO UPDATE SET entries = s.entries + 1;
+                END IF;
+            ELSE
+                INSERT INTO replay_nonces (key, nonce, mailbox, expires)
+                    VALUES (p_keys[i], p_nonces[i], p_mailboxes[i], p_expires[i]);
+                INSERT INTO replay_shares AS s (class, subject, entries)
+                    VALUES (0, p_keys[i], 1), (1, p_mailboxes[i], 1)
+                    ON CONFLICT (class, subject) DO UPDATE SET entries = s.entries + 1;
+            END IF;
+            verdicts := verdicts || 0::INT2;
+        END LOOP;
+        RETURN verdicts;
+    END
+    $claim$;",
 ];
 
 /// The schema version this build writes.

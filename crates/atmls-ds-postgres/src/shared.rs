@@ -4,7 +4,14 @@
 //! - **Mailbox-token replay cache** (spec §9.4.5): [`PgStore::claim_nonce`] records a
 //!   `(key, nonce)` for the replay window or says it was seen; the shares per key and per
 //!   mailbox hold across processes (each claim takes a transaction-scoped advisory lock
-//!   on its key, then on its mailbox, always in that order). The per-source share stays
+//!   on its key, then on its mailbox, always in that order). A claim is one call of the
+//!   schema's `claim_nonces` function (migration 4): alone, or inside a group commit
+//!   with the appends of the requests it authorised
+//!   ([`Store::append_claimed`](atmls_ds::Store::append_claimed)), so that a request
+//!   costs no transaction of its own. The shares are O(1): a counter row per key and per
+//!   mailbox (`replay_shares`) holds how many rows the cache keeps for it, expired or
+//!   not, and moves in the same statement as the rows; only when it reaches the share
+//!   are the unexpired entries counted exactly. The per-source share stays
 //!   in each process's memory: storing a client address with a mailbox would link them,
 //!   which the DS never stores, so across N processes a source may hold N shares. There
 //!   is no global capacity: the table is bounded by the shares times the mailboxes.
@@ -24,13 +31,19 @@ use std::time::Duration;
 
 use atmls_ds::{MailboxId, StoreError, Timestamp};
 
+use deadpool_postgres::GenericClient;
+
 use crate::codec::{to_i64, to_u64};
 use crate::error::{from_db, from_pool};
 use crate::store::PgStore;
 
 /// The first half of the two-integer advisory-lock keys taken here ("at" and a class),
 /// apart from any other user of advisory locks in the database.
+/// The nonce-share classes' values are written into the `claim_nonces` function of
+/// migration 4 (1634992129 and 1634992130).
+#[cfg(test)]
 const LOCK_KEY_SHARE: i32 = 0x6174_0001;
+#[cfg(test)]
 const LOCK_MAILBOX_SHARE: i32 = 0x6174_0002;
 const LOCK_ISSUER_SHARE: i32 = 0x6174_0003;
 
@@ -154,81 +167,21 @@ pub struct Swept {
 impl PgStore {
     /// Records `claim` unless its `(key, nonce)` is remembered and unexpired at `now`, or
     /// its key or mailbox holds its share. Atomic across processes: of two processes
-    /// claiming one pair, exactly one gets [`NonceVerdict::Fresh`].
+    /// claiming one pair, exactly one gets [`NonceVerdict::Fresh`]. One statement, committed
+    /// on its own.
     pub fn claim_nonce(
         &self,
         claim: &NonceClaim,
         shares: NonceShares,
         now: Timestamp,
     ) -> Result<NonceVerdict, StoreError> {
-        let now = to_i64(now.as_millis())?;
-        let expires = to_i64(claim.expires.as_millis())?;
-        let per_key = i64::try_from(shares.per_key).unwrap_or(i64::MAX);
-        let per_mailbox = i64::try_from(shares.per_mailbox).unwrap_or(i64::MAX);
         self.run(async {
-            let mut client = self.pool().get().await.map_err(from_pool)?;
-            let tx = client.transaction().await.map_err(from_db)?;
-            let (key, nonce, mailbox) = (
-                claim.key.as_slice(),
-                claim.nonce.as_slice(),
-                claim.mailbox.as_bytes().as_slice(),
-            );
-            // Key first, then mailbox: one order for every claim.
-            let lock = tx
-                .prepare_cached(
-                    "SELECT pg_advisory_xact_lock($1, $2), pg_advisory_xact_lock($3, $4)",
-                )
-                .await
-                .map_err(from_db)?;
-            tx.execute(
-                &lock,
-                &[
-                    &LOCK_KEY_SHARE,
-                    &lock_id(key),
-                    &LOCK_MAILBOX_SHARE,
-                    &lock_id(mailbox),
-                ],
-            )
-            .await
-            .map_err(from_db)?;
-            let counts = tx
-                .prepare_cached(
-                    "SELECT
-                       (SELECT count(*) FROM replay_nonces
-                        WHERE key = $1 AND nonce = $2 AND expires >= $4),
-                       (SELECT count(*) FROM replay_nonces WHERE key = $1 AND expires >= $4),
-                       (SELECT count(*) FROM replay_nonces WHERE mailbox = $3 AND expires >= $4)",
-                )
-                .await
-                .map_err(from_db)?;
-            let row = tx
-                .query_one(&counts, &[&key, &nonce, &mailbox, &now])
-                .await
-                .map_err(from_db)?;
-            let (seen, by_key, by_mailbox): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
-            let verdict = if seen > 0 {
-                NonceVerdict::Replayed
-            } else if by_key >= per_key {
-                NonceVerdict::KeyShareFull
-            } else if by_mailbox >= per_mailbox {
-                NonceVerdict::MailboxShareFull
-            } else {
-                let insert = tx
-                    .prepare_cached(
-                        "INSERT INTO replay_nonces (key, nonce, mailbox, expires)
-                         VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (key, nonce) DO UPDATE
-                         SET mailbox = excluded.mailbox, expires = excluded.expires",
-                    )
-                    .await
-                    .map_err(from_db)?;
-                tx.execute(&insert, &[&key, &nonce, &mailbox, &expires])
-                    .await
-                    .map_err(from_db)?;
-                NonceVerdict::Fresh
-            };
-            tx.commit().await.map_err(from_db)?;
-            Ok(verdict)
+            let client = self.pool().get().await.map_err(from_pool)?;
+            let verdicts = claim_in(&client, std::slice::from_ref(claim), shares, now).await?;
+            verdicts
+                .first()
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt("a claim got no verdict".into()))
         })
     }
 
@@ -237,13 +190,24 @@ impl PgStore {
     pub fn release_nonce(&self, key: &[u8; 32], nonce: &[u8; 16]) -> Result<bool, StoreError> {
         self.run(async {
             let client = self.pool().get().await.map_err(from_pool)?;
-            let n = client
-                .execute(
-                    "DELETE FROM replay_nonces WHERE key = $1 AND nonce = $2",
-                    &[&key.as_slice(), &nonce.as_slice()],
+            let stmt = client
+                .prepare_cached(
+                    "WITH gone AS (
+                         DELETE FROM replay_nonces WHERE key = $1 AND nonce = $2
+                         RETURNING key, mailbox),
+                     _ AS (UPDATE replay_shares AS s SET entries = greatest(s.entries - 1, 0)
+                           FROM gone AS g
+                           WHERE (s.class = 0 AND s.subject = g.key)
+                              OR (s.class = 1 AND s.subject = g.mailbox))
+                     SELECT count(*) FROM gone",
                 )
                 .await
                 .map_err(from_db)?;
+            let n: i64 = client
+                .query_one(&stmt, &[&key.as_slice(), &nonce.as_slice()])
+                .await
+                .map_err(from_db)?
+                .get(0);
             Ok(n > 0)
         })
     }
@@ -419,10 +383,30 @@ impl PgStore {
         let before = now_ms.saturating_sub(window);
         self.run(async {
             let client = self.pool().get().await.map_err(from_pool)?;
-            let nonces = client
-                .execute("DELETE FROM replay_nonces WHERE expires < $1", &[&now_ms])
+            // The share counters move with the rows, in the same statement.
+            let nonces: i64 = client
+                .query_one(
+                    "WITH gone AS (
+                         DELETE FROM replay_nonces WHERE expires < $1 RETURNING key, mailbox),
+                     per AS (SELECT 0::int2 AS class, key AS subject, count(*) AS n
+                             FROM gone GROUP BY key
+                             UNION ALL
+                             SELECT 1::int2, mailbox, count(*) FROM gone GROUP BY mailbox),
+                     _ AS (UPDATE replay_shares AS s SET entries = greatest(s.entries - per.n, 0)
+                           FROM per WHERE s.class = per.class AND s.subject = per.subject)
+                     SELECT count(*) FROM gone",
+                    &[&now_ms],
+                )
+                .await
+                .map_err(from_db)?
+                .get(0);
+            // Counters of subjects with no row left (a claim that comes meanwhile waits for
+            // the row, and then finds it gone or above zero).
+            client
+                .execute("DELETE FROM replay_shares WHERE entries = 0", &[])
                 .await
                 .map_err(from_db)?;
+            let nonces = to_u64(nonces)?;
             let jtis = client
                 .execute("DELETE FROM service_auth_jti WHERE expires < $1", &[&now_s])
                 .await
@@ -443,6 +427,74 @@ impl PgStore {
     }
 }
 
+/// Makes `claims` in order inside the transaction (or autocommit statement) of `client`:
+/// one call of the schema's `claim_nonces` function (migration 4), one verdict per claim.
+/// Used alone by [`PgStore::claim_nonce`] and inside a group commit
+/// ([`atmls_ds::Store::append_claimed`]), where a claim stands or falls with the appends.
+pub(crate) async fn claim_in(
+    client: &impl GenericClient,
+    claims: &[NonceClaim],
+    shares: NonceShares,
+    now: Timestamp,
+) -> Result<Vec<NonceVerdict>, StoreError> {
+    let now = to_i64(now.as_millis())?;
+    let per_key = i64::try_from(shares.per_key).unwrap_or(i64::MAX);
+    let per_mailbox = i64::try_from(shares.per_mailbox).unwrap_or(i64::MAX);
+    let (mut keys, mut nonces, mut mailboxes, mut expires, mut key_locks, mut mailbox_locks) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
+    for c in claims {
+        keys.push(c.key.as_slice());
+        nonces.push(c.nonce.as_slice());
+        mailboxes.push(c.mailbox.as_bytes().as_slice());
+        expires.push(to_i64(c.expires.as_millis())?);
+        key_locks.push(lock_id(&c.key));
+        mailbox_locks.push(lock_id(c.mailbox.as_bytes()));
+    }
+    let stmt = client
+        .prepare_cached("SELECT claim_nonces($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .await
+        .map_err(from_db)?;
+    let row = client
+        .query_one(
+            &stmt,
+            &[
+                &keys,
+                &nonces,
+                &mailboxes,
+                &expires,
+                &key_locks,
+                &mailbox_locks,
+                &now,
+                &per_key,
+                &per_mailbox,
+            ],
+        )
+        .await
+        .map_err(from_db)?;
+    let codes: Vec<i16> = row.get(0);
+    if codes.len() != claims.len() {
+        return Err(StoreError::Corrupt(
+            "claims and verdicts differ in number".into(),
+        ));
+    }
+    codes
+        .into_iter()
+        .map(|c| match c {
+            0 => Ok(NonceVerdict::Fresh),
+            1 => Ok(NonceVerdict::Replayed),
+            2 => Ok(NonceVerdict::KeyShareFull),
+            3 => Ok(NonceVerdict::MailboxShareFull),
+            _ => Err(StoreError::Corrupt(format!("unknown claim verdict {c}"))),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::lock_id;
@@ -451,5 +503,18 @@ mod tests {
     fn lock_ids_differ_for_different_subjects() {
         assert_ne!(lock_id(&[1; 32]), lock_id(&[2; 32]));
         assert_eq!(lock_id(b"did:plc:a"), lock_id(b"did:plc:a"));
+    }
+
+    #[test]
+    fn the_claim_function_takes_the_share_locks() {
+        let step = crate::migrate::MIGRATIONS[3];
+        assert!(step.contains(&format!(
+            "pg_advisory_xact_lock({}, ",
+            super::LOCK_KEY_SHARE
+        )));
+        assert!(step.contains(&format!(
+            "pg_advisory_xact_lock({}, ",
+            super::LOCK_MAILBOX_SHARE
+        )));
     }
 }

@@ -9,7 +9,8 @@ use atmls_ds::store::{
     payload_bytes,
 };
 use atmls_ds::{Envelope, MailboxId, MailboxKind, Store, StoreError, Timestamp};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use futures_util::future::{try_join, try_join4};
 use tokio_postgres::NoTls;
 
 use crate::codec::{
@@ -19,9 +20,11 @@ use crate::codec::{
 use crate::config::PgConfig;
 use crate::error::{commit_outcome_unknown, from_db, from_pool, from_setup};
 use crate::migrate::migrate;
-use crate::shared::{NonceClaim, NonceShares, NonceVerdict, RateLimit, RateScope, RateVerdict};
+use crate::shared::{
+    NonceClaim, NonceShares, NonceVerdict, RateLimit, RateScope, RateVerdict, claim_in,
+};
 use atmls_ds::auth::ReplayShare;
-use atmls_ds::store::{RateAllowance, SharedNonce, SharedRate};
+use atmls_ds::store::{Claimed, GroupClaim, RateAllowance, SharedNonce, SharedRate};
 
 /// The advisory-lock key of [`Store::expire`] ("atmls-ex"): one expiry at a time across
 /// all processes.
@@ -37,12 +40,47 @@ const EXPIRY_LOCK: i64 = 0x61_74_6d_6c_73_2d_65_78;
 /// still works but occupies a helper thread and the task's thread until it is answered.
 /// Clones share the pool and the runtime (for health checks and the service-auth replay
 /// store beside the writer's own).
-#[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
     rt: Arc<Rt>,
     /// Where appends notify ([`crate::notify`]).
     channel: String,
+    /// The transaction [`Store::lock_mailboxes`] began, holding its row locks until the
+    /// next append writes under them (or [`Store::unlock_mailboxes`]).
+    held: Held,
+}
+
+/// A connection inside a transaction of [`Store::lock_mailboxes`]. Dropped while still
+/// held (the store dropped between the lock and the write, e.g. its thread panicked), the
+/// connection is closed, not given back to the pool: the server then rolls the
+/// transaction back and releases its locks, and no other call ever runs inside it.
+#[derive(Default)]
+struct Held(Option<Object>);
+
+impl Held {
+    fn take(&mut self) -> Option<Object> {
+        self.0.take()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            drop(Object::take(client));
+        }
+    }
+}
+
+/// A clone shares the pool and the runtime, not a transaction in progress.
+impl Clone for PgStore {
+    fn clone(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            rt: self.rt.clone(),
+            channel: self.channel.clone(),
+            held: Held::default(),
+        }
+    }
 }
 
 /// The store's runtime, shut down without waiting when the last clone of the store goes
@@ -113,6 +151,7 @@ impl PgStore {
             pool,
             rt: Arc::new(Rt(Some(rt))),
             channel: crate::notify::channel(config.schema.as_ref()),
+            held: Held::default(),
         };
         store.run(async {
             let mut client = store.pool.get().await.map_err(from_pool)?;
@@ -239,29 +278,139 @@ impl PgStore {
         }
     }
 
-    async fn append_all(&self, batches: &[Append]) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await.map_err(from_pool)?;
-        let tx = client.transaction().await.map_err(from_db)?;
+    /// Writes `batches` and records `claims` in one transaction ([`Store::append_claimed`]):
+    /// the one `held` (begun by [`Store::lock_mailboxes`]) if any, else a new one.
+    async fn append_all(
+        &self,
+        held: Option<Object>,
+        batches: &[Append],
+        claims: &[GroupClaim],
+        shares: NonceShares,
+        now: Timestamp,
+    ) -> Result<Claimed, StoreError> {
+        let Some(client) = held else {
+            let mut client = self.pool.get().await.map_err(from_pool)?;
+            let tx = client.transaction().await.map_err(from_db)?;
+            let written = self.write_group(&tx, batches, claims, shares, now).await?;
+            if !matches!(written, Claimed::Written(_)) {
+                // Dropping the transaction rolls it back.
+                return Ok(written);
+            }
+            return match tx.commit().await {
+                Ok(()) => Ok(written),
+                Err(e) => self.commit_failed(e, batches, written).await,
+            };
+        };
+        let written = match self
+            .write_group(&client, batches, claims, shares, now)
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                end_held(client).await;
+                return Err(e);
+            }
+        };
+        if !matches!(written, Claimed::Written(_)) {
+            end_held(client).await;
+            return Ok(written);
+        }
+        match client.batch_execute("COMMIT").await {
+            Ok(()) => Ok(written),
+            Err(e) => {
+                let closed = client.is_closed();
+                if closed {
+                    drop(Object::take(client));
+                }
+                self.commit_failed(e, batches, written).await
+            }
+        }
+    }
+
+    /// `COMMIT` failed with `e`: if the connection broke while it was in flight, the
+    /// transaction may have committed or not. Look, so that the caller never retries an
+    /// append that landed (a duplicate) nor acknowledges one that did not (a loss).
+    async fn commit_failed(
+        &self,
+        e: tokio_postgres::Error,
+        batches: &[Append],
+        written: Claimed,
+    ) -> Result<Claimed, StoreError> {
+        if !commit_outcome_unknown(&e) {
+            return Err(from_db(e));
+        }
+        match self.landed(batches).await {
+            Ok(true) => Ok(written),
+            Ok(false) => Err(from_db(e)),
+            Err(_) => Err(StoreError::Database {
+                transient: false,
+                source: Box::new(e),
+            }),
+        }
+    }
+
+    /// The statements of a group commit, inside the caller's transaction: the mailbox
+    /// locks, the claims, the compare-and-swap of each head, the ended epochs, the
+    /// envelopes, the wake-ups.
+    async fn write_group(
+        &self,
+        client: &impl GenericClient,
+        batches: &[Append],
+        claims: &[GroupClaim],
+        shares: NonceShares,
+        now: Timestamp,
+    ) -> Result<Claimed, StoreError> {
         // Lock every mailbox the batches touch, in id order: two processes appending to
         // overlapping sets wait for each other instead of deadlocking, and each decides
-        // against the state the other committed.
+        // against the state the other committed. Then the token claims (after the
+        // mailbox locks: the lock order of every writer), so that a claim and its
+        // request's append commit together or not at all. The two statements are sent
+        // together (pipelined: one round trip), and run in that order.
         let mut ids: Vec<&[u8]> = batches
             .iter()
             .map(|b| b.mailbox.id.as_bytes().as_slice())
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        let lock = tx
+        let lock = client
             .prepare_cached(&format!(
                 "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE"
             ))
             .await
             .map_err(from_db)?;
+        let entries: Vec<NonceClaim> = claims.iter().map(|c| nonce_claim(&c.entry)).collect();
+        let (locked, found) = try_join(
+            async {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                client.query(&lock, &[&ids]).await.map_err(from_db)
+            },
+            async {
+                if entries.is_empty() {
+                    return Ok(Vec::new());
+                }
+                claim_in(client, &entries, shares, now).await
+            },
+        )
+        .await?;
         // Per mailbox: the head under the lock, and the state after the batches so far.
         let mut state: BTreeMap<[u8; 32], (u64, Mailbox)> = BTreeMap::new();
-        for row in tx.query(&lock, &[&ids]).await.map_err(from_db)? {
-            let m = decode_mailbox(&row)?;
+        for row in &locked {
+            let m = decode_mailbox(row)?;
             state.insert(*m.id.as_bytes(), (m.head, m));
+        }
+        let verdicts: Vec<SharedNonce> = found.into_iter().map(shared_nonce).collect();
+        if claims
+            .iter()
+            .zip(&verdicts)
+            .any(|(c, v)| c.append.is_some() && !v.is_fresh())
+        {
+            // The caller rolls the transaction back.
+            return Ok(Claimed::Refused(verdicts));
+        }
+        if batches.is_empty() {
+            return Ok(Claimed::Written(verdicts));
         }
         let mut ended: BTreeMap<([u8; 32], [u8; 32]), EndedEpoch> = BTreeMap::new();
         let mut rows = EnvelopeRows::default();
@@ -292,7 +441,15 @@ impl PgStore {
                 wake.push(crate::notify::payload(&m.id, m.head));
             }
         }
-        let stmt = tx
+        let (mut ended_mailbox, mut ended_key, mut ended_epoch, mut ended_seq) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((m, k), e) in &ended {
+            ended_mailbox.push(m.as_slice());
+            ended_key.push(k.as_slice());
+            ended_epoch.push(to_i64(e.epoch)?);
+            ended_seq.push(to_i64(e.end_seq)?);
+        }
+        let update_stmt = client
             .prepare_cached(
                 "UPDATE mailboxes AS m SET head = u.head, epoch = u.epoch, key = u.key,
                      prev_key = u.prev_key, prev_valid_until = u.prev_valid_until,
@@ -305,51 +462,16 @@ impl PgStore {
             )
             .await
             .map_err(from_db)?;
-        let changed = tx
-            .execute(
-                &stmt,
-                &[
-                    &update.id,
-                    &update.expected,
-                    &update.head,
-                    &update.key,
-                    &update.prev_key,
-                    &update.prev_valid_until,
-                    &update.stored_bytes,
-                    &update.epoch,
-                    &update.message_lifetime,
-                ],
+        let ended_stmt = client
+            .prepare_cached(
+                "INSERT INTO epoch_keys (mailbox, key, epoch, end_seq)
+                 SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::int8[])
+                 ON CONFLICT (mailbox, key) DO UPDATE
+                 SET epoch = excluded.epoch, end_seq = excluded.end_seq",
             )
             .await
             .map_err(from_db)?;
-        if changed != update.id.len() as u64 {
-            // Cannot happen under the row locks; should it, the database still refused
-            // to move a head that another transaction moved: report which one.
-            return Err(moved(&tx, &state).await);
-        }
-        if !ended.is_empty() {
-            let (mut mailbox, mut key, mut epoch, mut end_seq) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            for ((m, k), e) in &ended {
-                mailbox.push(m.as_slice());
-                key.push(k.as_slice());
-                epoch.push(to_i64(e.epoch)?);
-                end_seq.push(to_i64(e.end_seq)?);
-            }
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO epoch_keys (mailbox, key, epoch, end_seq)
-                     SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int8[], $4::int8[])
-                     ON CONFLICT (mailbox, key) DO UPDATE
-                     SET epoch = excluded.epoch, end_seq = excluded.end_seq",
-                )
-                .await
-                .map_err(from_db)?;
-            tx.execute(&stmt, &[&mailbox, &key, &epoch, &end_seq])
-                .await
-                .map_err(from_db)?;
-        }
-        let stmt = tx
+        let insert_stmt = client
             .prepare_cached(
                 "INSERT INTO envelopes (mailbox, seq, kind, epoch, payload, received_at)
                  SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int2[], $4::int8[],
@@ -357,51 +479,154 @@ impl PgStore {
             )
             .await
             .map_err(from_db)?;
-        tx.execute(
-            &stmt,
-            &[
-                &rows.mailbox,
-                &rows.seq,
-                &rows.kind,
-                &rows.epoch,
-                &rows.payload,
-                &rows.received_at,
-            ],
-        )
-        .await
-        .map_err(from_db)?;
         // Wake-ups for other processes, delivered when (and only if) this commits.
-        let notify = tx
+        let notify_stmt = client
             .prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
             .await
             .map_err(from_db)?;
-        tx.execute(&notify, &[&self.channel, &wake])
-            .await
-            .map_err(from_db)?;
-        match tx.commit().await {
-            Ok(()) => Ok(()),
-            // The connection broke while COMMIT was in flight: the transaction may have
-            // committed or not. Look, so that the caller never retries an append that
-            // landed (a duplicate) nor acknowledges one that did not (a loss).
-            Err(e) if commit_outcome_unknown(&e) => match self.landed(batches).await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(from_db(e)),
-                Err(_) => Err(StoreError::Database {
-                    transient: false,
-                    source: Box::new(e),
-                }),
+        // The four statements are sent together (one round trip) and run in order; a
+        // failure of one fails the transaction, and the caller rolls it back.
+        let (changed, (), (), ()) = try_join4(
+            async {
+                client
+                    .execute(
+                        &update_stmt,
+                        &[
+                            &update.id,
+                            &update.expected,
+                            &update.head,
+                            &update.key,
+                            &update.prev_key,
+                            &update.prev_valid_until,
+                            &update.stored_bytes,
+                            &update.epoch,
+                            &update.message_lifetime,
+                        ],
+                    )
+                    .await
+                    .map_err(from_db)
             },
-            Err(e) => Err(from_db(e)),
+            async {
+                if ended_mailbox.is_empty() {
+                    return Ok(());
+                }
+                client
+                    .execute(
+                        &ended_stmt,
+                        &[&ended_mailbox, &ended_key, &ended_epoch, &ended_seq],
+                    )
+                    .await
+                    .map(drop)
+                    .map_err(from_db)
+            },
+            async {
+                client
+                    .execute(
+                        &insert_stmt,
+                        &[
+                            &rows.mailbox,
+                            &rows.seq,
+                            &rows.kind,
+                            &rows.epoch,
+                            &rows.payload,
+                            &rows.received_at,
+                        ],
+                    )
+                    .await
+                    .map(drop)
+                    .map_err(from_db)
+            },
+            async {
+                client
+                    .execute(&notify_stmt, &[&self.channel, &wake])
+                    .await
+                    .map(drop)
+                    .map_err(from_db)
+            },
+        )
+        .await?;
+        if changed != update.id.len() as u64 {
+            // Cannot happen under the row locks; should it, the database still refused
+            // to move a head that another transaction moved: report which one.
+            return Err(moved(client, &state).await);
         }
+        Ok(Claimed::Written(verdicts))
+    }
+
+    /// Begins a transaction and locks the rows of `ids` in id order (the lock order of
+    /// every writer); returns the connection and the mailboxes found.
+    async fn begin_locked(&self, ids: &[MailboxId]) -> Result<(Object, Vec<Mailbox>), StoreError> {
+        let client = self.pool.get().await.map_err(from_pool)?;
+        match lock_rows(&client, ids, true).await {
+            Ok(found) => Ok((client, found)),
+            Err(e) => {
+                end_held(client).await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The rows of `ids`, locked (after `BEGIN` if `begin`; else added to the locks the
+/// transaction holds).
+async fn lock_rows(
+    client: &Object,
+    ids: &[MailboxId],
+    begin: bool,
+) -> Result<Vec<Mailbox>, StoreError> {
+    let ids: Vec<&[u8]> = ids.iter().map(|id| id.as_bytes().as_slice()).collect();
+    let stmt = client
+        .prepare_cached(&format!(
+            "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+        ))
+        .await
+        .map_err(from_db)?;
+    // `BEGIN` and the locking read sent together: one round trip.
+    let ((), rows) = try_join(
+        async {
+            if begin {
+                client.batch_execute("BEGIN").await.map_err(from_db)?;
+            }
+            Ok(())
+        },
+        async { client.query(&stmt, &[&ids]).await.map_err(from_db) },
+    )
+    .await?;
+    rows.iter().map(decode_mailbox).collect()
+}
+
+/// Rolls back a held transaction and gives the connection back to the pool, or, if it
+/// cannot be rolled back (broken), closes it: a pooled connection is never left inside
+/// a transaction.
+async fn end_held(client: Object) {
+    if client.batch_execute("ROLLBACK").await.is_err() {
+        drop(Object::take(client));
+    }
+}
+
+/// The claim of a saved entry.
+fn nonce_claim(entry: &SavedNonce) -> NonceClaim {
+    NonceClaim {
+        key: entry.key,
+        nonce: entry.nonce,
+        mailbox: entry.mailbox,
+        expires: entry.expires,
+    }
+}
+
+/// A claim's verdict in the terms of the [`Store`] contract.
+fn shared_nonce(v: NonceVerdict) -> SharedNonce {
+    match v {
+        NonceVerdict::Fresh => SharedNonce::Fresh,
+        NonceVerdict::Replayed => SharedNonce::Replayed,
+        NonceVerdict::KeyShareFull => SharedNonce::OverShare(ReplayShare::Key),
+        NonceVerdict::MailboxShareFull => SharedNonce::OverShare(ReplayShare::Mailbox),
     }
 }
 
 /// The [`StoreError::HeadMoved`] of the first mailbox in `state` whose head in the
 /// database is no longer the one read under the lock.
-async fn moved(
-    tx: &deadpool_postgres::Transaction<'_>,
-    state: &BTreeMap<[u8; 32], (u64, Mailbox)>,
-) -> StoreError {
+async fn moved(tx: &impl GenericClient, state: &BTreeMap<[u8; 32], (u64, Mailbox)>) -> StoreError {
     for (id, (locked, _)) in state {
         let row = tx
             .query_opt(
@@ -557,7 +782,64 @@ impl Store for PgStore {
         if batches.is_empty() {
             return Ok(());
         }
-        self.run(self.append_all(batches))
+        let none = NonceShares {
+            per_key: 0,
+            per_mailbox: 0,
+        };
+        let held = self.held.take();
+        self.run(self.append_all(held, batches, &[], none, Timestamp::from_millis(0)))
+            .map(drop)
+    }
+
+    /// One transaction: the mailbox locks, the claims (one call of `claim_nonces`), the
+    /// appends, `COMMIT`.
+    fn append_claimed(
+        &mut self,
+        batches: &[Append],
+        claims: &[GroupClaim],
+        shares: atmls_ds::store::NonceShares,
+        now: Timestamp,
+    ) -> Result<Claimed, StoreError> {
+        let held = self.held.take();
+        if batches.is_empty() && claims.is_empty() && held.is_none() {
+            return Ok(Claimed::Written(Vec::new()));
+        }
+        let shares = NonceShares {
+            per_key: shares.per_key,
+            per_mailbox: shares.per_mailbox,
+        };
+        self.run(self.append_all(held, batches, claims, shares, now))
+    }
+
+    /// `BEGIN` and `SELECT … FOR UPDATE` of the rows, in id order, on a connection kept
+    /// until the next append commits on it (or [`Store::unlock_mailboxes`]): another
+    /// process appending to one of them waits for that commit, and decides after it.
+    /// Called again before that, adds rows to the same transaction.
+    fn lock_mailboxes(&mut self, ids: &[MailboxId]) -> Result<Vec<Mailbox>, StoreError> {
+        let held = self.held.take();
+        let (held, found) = self.run(async {
+            match held {
+                Some(client) => match lock_rows(&client, ids, false).await {
+                    Ok(found) => Ok((client, found)),
+                    Err(e) => {
+                        end_held(client).await;
+                        Err(e)
+                    }
+                },
+                None => self.begin_locked(ids).await,
+            }
+        })?;
+        self.held = Held(Some(held));
+        Ok(found)
+    }
+
+    fn unlock_mailboxes(&mut self) {
+        if let Some(client) = self.held.take() {
+            let _ = self.run(async {
+                end_held(client).await;
+                Ok(())
+            });
+        }
     }
 
     fn envelopes(
@@ -882,22 +1164,11 @@ impl Store for PgStore {
         shares: atmls_ds::store::NonceShares,
         now: Timestamp,
     ) -> Result<SharedNonce, StoreError> {
-        let claim = NonceClaim {
-            key: entry.key,
-            nonce: entry.nonce,
-            mailbox: entry.mailbox,
-            expires: entry.expires,
-        };
         let shares = NonceShares {
             per_key: shares.per_key,
             per_mailbox: shares.per_mailbox,
         };
-        Ok(match PgStore::claim_nonce(self, &claim, shares, now)? {
-            NonceVerdict::Fresh => SharedNonce::Fresh,
-            NonceVerdict::Replayed => SharedNonce::Replayed,
-            NonceVerdict::KeyShareFull => SharedNonce::OverShare(ReplayShare::Key),
-            NonceVerdict::MailboxShareFull => SharedNonce::OverShare(ReplayShare::Mailbox),
-        })
+        PgStore::claim_nonce(self, &nonce_claim(entry), shares, now).map(shared_nonce)
     }
 
     fn release_nonce(&self, key: &[u8; 32], nonce: &[u8; 16]) -> Result<(), StoreError> {

@@ -17,32 +17,44 @@
 //! memory follows the store: the replay-cache entry and deposit count of a request whose
 //! append was not written are taken back.
 //!
+//! **Several processes.** On a store shared with other processes, the writer locks the
+//! mailboxes of a run of appending requests in the store before deciding them
+//! ([`Store::lock_mailboxes`]; the group commit writes under that lock), so another
+//! process cannot move their heads between the decision and the write: writers of one
+//! mailbox in two processes take turns rather than starve each other. A request whose
+//! append still lost the race (the lock could not be taken) is decided again, at most
+//! [`MAX_REDECIDE`] times, then answered `ServiceUnavailable`.
+//!
+//! **Token claims.** On a store shared by several processes, the claim of each accepted
+//! mailbox token in the shared replay cache is written inside the same group commit as
+//! the appends ([`group_store`]): no request waits for a transaction of its own before
+//! the group's; a token another process used first refuses its request then.
+//!
 //! Mailbox-key requests arrive with their token decoded and signature verified
 //! ([`PreChecked`], done in the request's task): the writer only applies the cheap steps
 //! of the verification order (timestamp, mailbox, kind, key, nonce), reporting a failed
 //! pre-check at its own step.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use atmls_ds::Envelope;
 use atmls_ds::auth::PreChecked;
-use atmls_ds::store::{
-    Append, CreateOutcome, EndedEpoch, Mailbox, NonceShares, PageLimit, RateAllowance, SavedNonce,
-    SharedNonce, SharedRate,
-};
+use atmls_ds::store::{Append, PageLimit, SharedNonce};
 use atmls_ds::{
-    CreateMailboxError, DeliveryService, EnvelopeKind, EnvelopePage, Expired, InboxError,
-    InboxPage, MailboxId, MailboxInfo, MailboxKind, OutgoingEnvelope, ReadError, Restart,
-    SendEnvelopesError, SendReceipt, SendWelcomeError, Store, StoreError, Subscription,
+    AuthError, CreateMailboxError, DeliveryService, Envelope, EnvelopeKind, EnvelopePage, Expired,
+    InboxError, InboxPage, MailboxId, MailboxInfo, MailboxKind, OutgoingEnvelope, ReadError,
+    Restart, SendEnvelopesError, SendReceipt, SendWelcomeError, Store, StoreError, Subscription,
 };
 use rand::rngs::OsRng;
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::{Clock, DsServiceConfig};
 use atmls_xrpc::subscription::{Frame, FrameError};
+
+mod group_store;
+
+use group_store::{Flushed, GroupStore, Written};
 
 /// Where a writer's answer goes.
 pub(crate) type Reply<T> = oneshot::Sender<T>;
@@ -327,246 +339,14 @@ impl Hub {
     }
 }
 
-/// A [`Store`] that keeps appends in memory until [`GroupStore::flush`] writes them all
-/// in one transaction. Reads of a mailbox's state see the pending appends (so the core
-/// sequences the next request after them); envelope reads go to the committed store.
-#[derive(Debug)]
-pub(crate) struct GroupStore<S> {
-    inner: RefCell<S>,
-    pending: RefCell<Vec<Append>>,
-    overlay: RefCell<HashMap<MailboxId, Mailbox>>,
-}
-
-impl<S: Store> GroupStore<S> {
-    fn new(inner: S) -> Self {
-        Self {
-            inner: RefCell::new(inner),
-            pending: RefCell::default(),
-            overlay: RefCell::default(),
-        }
-    }
-
-    fn has_pending(&self) -> bool {
-        !self.pending.borrow().is_empty()
-    }
-
-    fn pending_len(&self) -> usize {
-        self.pending.borrow().len()
-    }
-
-    /// The index of the last pending append to `id`: what a request on `id` decided now
-    /// depends on.
-    fn last_pending(&self, id: &MailboxId) -> Option<usize> {
-        self.pending
-            .borrow()
-            .iter()
-            .rposition(|a| a.mailbox.id == *id)
-    }
-
-    /// Writes every pending append: in one transaction, or, if that fails, each in its
-    /// own transaction in order (an append after a failed one to the same mailbox is not
-    /// tried: it was sequenced after it). Returns the pending appends and the outcome of
-    /// each. Nothing is pending afterwards.
-    fn flush(&self) -> (Vec<Append>, Vec<Written>) {
-        let pending = std::mem::take(&mut *self.pending.borrow_mut());
-        self.overlay.borrow_mut().clear();
-        if pending.is_empty() {
-            return (pending, Vec::new());
-        }
-        let mut inner = self.inner.borrow_mut();
-        let group = match inner.append(&pending) {
-            Ok(()) => {
-                let outcomes = pending.iter().map(|_| Written::Committed).collect();
-                return (pending, outcomes);
-            }
-            Err(e) => e,
-        };
-        tracing::warn!(
-            error = group.kind(),
-            appends = pending.len(),
-            "group commit failed; writing each request alone"
-        );
-        let mut outcomes: Vec<Written> = Vec::with_capacity(pending.len());
-        let mut last: HashMap<MailboxId, usize> = HashMap::new();
-        for (i, append) in pending.iter().enumerate() {
-            let before = last.insert(append.mailbox.id, i);
-            let outcome = match before.map(|b| &outcomes[b]) {
-                Some(Written::Failed(_) | Written::Interrupted) => Written::Interrupted,
-                _ => match inner.append(std::slice::from_ref(append)) {
-                    Ok(()) => Written::Committed,
-                    Err(e) => Written::Failed(e),
-                },
-            };
-            outcomes.push(outcome);
-        }
-        (pending, outcomes)
-    }
-}
-
-/// What became of one pending append at a flush.
-#[derive(Debug)]
-enum Written {
-    /// Durable.
-    Committed,
-    /// Its own transaction failed.
-    Failed(StoreError),
-    /// Not tried: an earlier append to the same mailbox failed.
-    Interrupted,
-}
-
-impl Written {
-    fn committed(&self) -> bool {
-        matches!(self, Self::Committed)
-    }
-}
-
-impl<S: Store> Store for GroupStore<S> {
-    fn mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
-        if let Some(m) = self.overlay.borrow().get(id) {
-            return Ok(Some(*m));
-        }
-        self.inner.borrow().mailbox(id)
-    }
-
-    fn create_mailbox(
-        &mut self,
-        account: &str,
-        max_per_account: u64,
-        mailbox: &Mailbox,
-    ) -> Result<CreateOutcome, StoreError> {
-        self.inner
-            .get_mut()
-            .create_mailbox(account, max_per_account, mailbox)
-    }
-
-    fn append(&mut self, batches: &[Append]) -> Result<(), StoreError> {
-        // Check every batch against the state including earlier pending ones; apply only
-        // if all pass (the store checks again when the group is written).
-        let mut staged: HashMap<MailboxId, Mailbox> = HashMap::new();
-        for b in batches {
-            let id = b.mailbox.id;
-            let current = match staged.get(&id) {
-                Some(m) => *m,
-                None => self.mailbox(&id)?.ok_or(StoreError::UnknownMailbox(id))?,
-            };
-            if current.head != b.expected_head {
-                return Err(StoreError::HeadMoved {
-                    mailbox: id,
-                    expected: b.expected_head,
-                    actual: current.head,
-                });
-            }
-            staged.insert(id, b.mailbox);
-        }
-        self.overlay.get_mut().extend(staged);
-        self.pending.get_mut().extend_from_slice(batches);
-        Ok(())
-    }
-
-    fn envelopes(
-        &self,
-        id: &MailboxId,
-        after: u64,
-        limit: PageLimit,
-    ) -> Result<Vec<Envelope>, StoreError> {
-        self.inner.borrow().envelopes(id, after, limit)
-    }
-
-    fn delete_envelopes(&mut self, id: &MailboxId, seqs: &[u64]) -> Result<u64, StoreError> {
-        self.inner.get_mut().delete_envelopes(id, seqs)
-    }
-
-    fn expire(
-        &mut self,
-        kind: MailboxKind,
-        before: atmls_ds::Timestamp,
-    ) -> Result<u64, StoreError> {
-        self.inner.get_mut().expire(kind, before)
-    }
-
-    fn expire_messages(
-        &mut self,
-        now: atmls_ds::Timestamp,
-        margin: std::time::Duration,
-    ) -> Result<u64, StoreError> {
-        self.inner.get_mut().expire_messages(now, margin)
-    }
-
-    fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError> {
-        self.inner.borrow().account_mailboxes(account)
-    }
-
-    /// Committed state only: the core asks only for reads, which run after a flush.
-    fn ended_epoch(
-        &self,
-        id: &MailboxId,
-        key: &[u8; 32],
-    ) -> Result<Option<EndedEpoch>, StoreError> {
-        self.inner.borrow().ended_epoch(id, key)
-    }
-
-    /// Called at a clean stop, after the last flush.
-    fn save_replay(&mut self, entries: &[SavedNonce]) -> Result<(), StoreError> {
-        self.inner.get_mut().save_replay(entries)
-    }
-
-    fn take_replay(&mut self) -> Result<Option<Vec<SavedNonce>>, StoreError> {
-        self.inner.get_mut().take_replay()
-    }
-
-    fn shares_state(&self) -> bool {
-        self.inner.borrow().shares_state()
-    }
-
-    fn claim_nonce(
-        &self,
-        entry: &SavedNonce,
-        shares: NonceShares,
-        now: atmls_ds::Timestamp,
-    ) -> Result<SharedNonce, StoreError> {
-        self.inner.borrow().claim_nonce(entry, shares, now)
-    }
-
-    fn release_nonce(&self, key: &[u8; 32], nonce: &[u8; 16]) -> Result<(), StoreError> {
-        self.inner.borrow().release_nonce(key, nonce)
-    }
-
-    fn take_deposit(
-        &self,
-        inbox: &MailboxId,
-        len: u64,
-        now: atmls_ds::Timestamp,
-        allowance: RateAllowance,
-    ) -> Result<SharedRate, StoreError> {
-        self.inner.borrow().take_deposit(inbox, len, now, allowance)
-    }
-
-    fn give_back_deposit(
-        &self,
-        inbox: &MailboxId,
-        len: u64,
-        window_start: atmls_ds::Timestamp,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .borrow()
-            .give_back_deposit(inbox, len, window_start)
-    }
-
-    fn sweep_shared(
-        &self,
-        now: atmls_ds::Timestamp,
-        longest_window: std::time::Duration,
-    ) -> Result<(), StoreError> {
-        self.inner.borrow().sweep_shared(now, longest_window)
-    }
-}
-
 /// An answer held back until the appends it depends on are written.
 struct Held {
     /// The index of the request's own pending append (it was accepted).
     append: Option<usize>,
     /// The index of the pending append to the same mailbox it was decided after.
     depends: Option<usize>,
+    /// Its token claim, deferred to the flush (shared stores).
+    claim: Option<usize>,
     answer: Answer,
 }
 
@@ -591,6 +371,26 @@ enum Answer {
         again: Option<Vec<u8>>,
         attempt: u32,
     },
+}
+
+impl Command {
+    /// The mailbox a request that appends appends to.
+    fn appends_to(&self) -> Option<MailboxId> {
+        match self {
+            Self::Send { id, .. } => Some(*id),
+            Self::Welcome { inbox, .. } => Some(*inbox),
+            _ => None,
+        }
+    }
+}
+
+impl Redo {
+    fn mailbox(&self) -> MailboxId {
+        match self {
+            Self::Send { id, .. } => *id,
+            Self::Welcome { inbox, .. } => *inbox,
+        }
+    }
 }
 
 /// A request to decide again: its append lost a race with another process.
@@ -676,6 +476,20 @@ pub(crate) fn spawn<S: Store + Send + 'static>(
 /// A write failure as the store error of the one request it belongs to (its kind only:
 /// the error is logged, and logs name no mailbox).
 fn failed(e: &StoreError) -> StoreError {
+    // Another process kept moving the mailbox's head (re-decided too often): retryable,
+    // `ServiceUnavailable`, never an internal error.
+    if let StoreError::HeadMoved {
+        mailbox,
+        expected,
+        actual,
+    } = e
+    {
+        return StoreError::HeadMoved {
+            mailbox: *mailbox,
+            expected: *expected,
+            actual: *actual,
+        };
+    }
     if e.is_transient() {
         return StoreError::Database {
             transient: true,
@@ -710,7 +524,13 @@ impl<S: Store> Writer<S> {
                     Err(_) => break,
                 }
             }
-            for cmd in group {
+            let appends: Vec<Option<MailboxId>> = group.iter().map(Command::appends_to).collect();
+            for (i, cmd) in group.into_iter().enumerate() {
+                if self.shared && appends[i].is_some() && (i == 0 || appends[i - 1].is_none()) {
+                    // The first of a run of appending requests: lock the run's mailboxes.
+                    let ids: Vec<MailboxId> = appends[i..].iter().map_while(|a| *a).collect();
+                    self.core.store().lock(&ids);
+                }
                 if let Command::Stop { reply } = cmd {
                     self.flush();
                     self.save_replay();
@@ -898,6 +718,7 @@ impl<S: Store> Writer<S> {
     /// until the flush.
     fn decide(&mut self, request: Redo) {
         let now = self.clock.now();
+        self.core.store().begin_decision();
         match request {
             Redo::Send {
                 id,
@@ -1062,9 +883,11 @@ impl<S: Store> Writer<S> {
     /// request was decided (if it grew, the request's append is the one added).
     fn hold(&mut self, depends: Option<usize>, before: usize, answer: Answer) {
         let append = (self.core.store().pending_len() > before).then_some(before);
+        let claim = self.core.store().end_decision();
         self.held.push(Held {
             append,
             depends,
+            claim,
             answer,
         });
     }
@@ -1082,6 +905,8 @@ impl<S: Store> Writer<S> {
             if again.is_empty() {
                 return;
             }
+            let ids: Vec<MailboxId> = again.iter().map(Redo::mailbox).collect();
+            self.core.store().lock(&ids);
             for request in again {
                 self.decide(request);
             }
@@ -1092,7 +917,11 @@ impl<S: Store> Writer<S> {
         if self.held.is_empty() && !self.core.store().has_pending() {
             return Vec::new();
         }
-        let (appends, written) = self.core.store().flush();
+        let Flushed {
+            appends,
+            written,
+            claims,
+        } = self.core.store().flush();
         let committed = appends
             .into_iter()
             .zip(&written)
@@ -1103,11 +932,19 @@ impl<S: Store> Writer<S> {
         let held = std::mem::take(&mut self.held);
         let mut again = Vec::new();
         for h in held {
+            let refused = h
+                .claim
+                .and_then(|c| claims.get(c).copied().flatten())
+                .filter(|v| !v.is_fresh());
+            if let Some(verdict) = refused {
+                self.refuse(h.answer, verdict);
+                continue;
+            }
             let fate = match (h.append, h.depends) {
                 (Some(a), _) => match written.get(a) {
                     Some(Written::Committed) => Fate::Stands,
                     Some(Written::Failed(e)) => Fate::Failed(e),
-                    Some(Written::Interrupted) | None => Fate::Interrupted,
+                    Some(Written::Interrupted | Written::Refused) | None => Fate::Interrupted,
                 },
                 (None, Some(d)) if !written.get(d).is_some_and(Written::committed) => {
                     Fate::Interrupted
@@ -1117,6 +954,27 @@ impl<S: Store> Writer<S> {
             again.extend(self.answer(h.answer, fate));
         }
         again
+    }
+
+    /// Answers a request whose token the store's shared replay cache refused at the flush
+    /// (another process used it first, or a share there is full): the refusal of step 7
+    /// of the verification order, as if the claim had been made while deciding. Its
+    /// append, if any, was not written.
+    fn refuse(&mut self, answer: Answer, verdict: SharedNonce) {
+        let error = match verdict {
+            SharedNonce::OverShare(share) => AuthError::ReplayShareExceeded(share),
+            _ => AuthError::ReplayedRequest,
+        };
+        match answer {
+            Answer::Send { auth, reply, .. } => {
+                self.core.forget_request(&auth);
+                let _ = reply.send(Err(SendEnvelopesError::Auth(error)));
+            }
+            // A welcome carries no mailbox token: it makes no claim.
+            Answer::Welcome { reply, .. } => {
+                let _ = reply.send(Err(SendWelcomeError::Interrupted));
+            }
+        }
     }
 
     /// Sends one held-back answer; for a request whose append was not written, takes back

@@ -2,8 +2,8 @@
 //! connections spread over both. Checks correctness, not speed: every acknowledged
 //! envelope is stored once at its seq with its payload (senders at both processes, read
 //! back through the first); every subscriber, at either process, receives every envelope
-//! sent at the first, in order; catch-up filled through the first and read through the
-//! second returns every seq once; the raw baselines commit.
+//! sent at the first, in order; catch-up filled through the first (and then through both
+//! at once) and read through the second returns every seq once; the raw baselines commit.
 //!
 //! Needs `ATMLS_TEST_DATABASE_URL` (`eval "$(scripts/pg-cluster start)"`); without it the
 //! test fails.
@@ -85,6 +85,16 @@ async fn two_processes_over_one_database_lose_nothing() {
             fill_all_processes: false,
         };
         let c = catchup::run(&t, &cfg).await.expect("catchup");
+        assert_eq!(c.envelopes, 300);
+        // The same, filled through both processes at once (senders at each, one mailbox).
+        let cfg = CatchupConfig {
+            fill_senders: 4,
+            fill_all_processes: true,
+            ..cfg
+        };
+        let c = catchup::run(&t, &cfg)
+            .await
+            .expect("catchup filled through both processes");
         assert_eq!(c.envelopes, 300);
 
         if let Ok(t) = Arc::try_unwrap(t) {

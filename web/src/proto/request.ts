@@ -1,8 +1,8 @@
 // Mailbox-key request signing (docs/spec.md §9.4): the 120-byte token, its signing bytes,
 // and the signed content of procedures, queries and subscriptions.
 import { ed25519 } from "@noble/curves/ed25519.js";
-import { base64UrlDecode, base64UrlEncode, concatBytes, EncodingError } from "../net/encoding.js";
-import { mailboxIdBytes, type MailboxId } from "../net/mailbox-id.js";
+import { base64UrlDecode, base64UrlEncode, concatBytes, EncodingError } from "./encoding.js";
+import { mailboxIdBytes, type MailboxId } from "./mailbox-id.js";
 
 /** The signing context, protocol version 1 (§9.4.2). */
 export const REQUEST_CONTEXT = "chat.mls/ds/v1 request";

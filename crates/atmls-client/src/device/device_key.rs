@@ -41,6 +41,17 @@ fn load(conn: &Connection) -> Result<Option<(SigningKey, Vec<u8>)>, StoreError> 
     .transpose()
 }
 
+/// Whether a well-formed device key and a proof of its record are stored: what
+/// [`State::binder`] needs, asked without loading the key (deriving its public key is a
+/// base-point multiplication, and `sync()` asks on every call).
+fn bound(conn: &Connection) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT length(secret) = 32 AND length(proof) > 0 FROM atmls_device_key")?
+        .query_row([], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
 fn save(conn: &Connection, key: &SigningKey, proof: &[u8]) -> Result<(), StoreError> {
     exec(
         conn,
@@ -81,6 +92,12 @@ impl State {
             _ => Err(StoreError::Device("the device record is not published yet".into()).into()),
         }
     }
+
+    /// Whether [`Self::binder`] would succeed (a database error counts as no), without
+    /// loading the key.
+    pub(crate) fn is_bound(&self) -> bool {
+        bound(&self.conn).unwrap_or(false)
+    }
 }
 
 impl<P: Pds, D: Ds> Device<P, D> {
@@ -110,6 +127,10 @@ impl<P: Pds, D: Ds> Device<P, D> {
         st: &mut State,
         refresh: bool,
     ) -> Result<bool, Error> {
+        // The common case (every sync): published, nothing to refresh.
+        if !refresh && bound(&st.conn)? {
+            return Ok(false);
+        }
         let key = match load(&st.conn)? {
             Some((_, proof)) if !proof.is_empty() && !refresh => return Ok(false),
             Some((key, proof)) if !proof.is_empty() => {
@@ -162,5 +183,31 @@ impl<P: Pds, D: Ds> Device<P, D> {
             .await?;
         save(&st.conn, &key, &proof)?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bound` says yes exactly when `load` finds a key with a non-empty proof.
+    #[test]
+    fn bound_agrees_with_load() {
+        let conn = Connection::open_in_memory().expect("sqlite");
+        conn.execute_batch(SCHEMA).expect("schema");
+        let agrees = |conn: &Connection| {
+            let by_load = matches!(load(conn), Ok(Some((_, p))) if !p.is_empty());
+            assert_eq!(bound(conn).expect("query"), by_load);
+            by_load
+        };
+        assert!(!agrees(&conn), "no key yet");
+        let key = SigningKey::from_bytes(&[7; 32]);
+        save(&conn, &key, &[]).expect("save");
+        assert!(!agrees(&conn), "a key whose record is not published");
+        save(&conn, &key, b"proof car").expect("save");
+        assert!(agrees(&conn), "a key and its proof");
+        conn.execute("UPDATE atmls_device_key SET secret = ?1", [vec![7u8; 31]])
+            .expect("update");
+        assert!(!agrees(&conn), "a corrupt key is not a binder");
     }
 }

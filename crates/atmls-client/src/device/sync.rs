@@ -91,7 +91,7 @@ impl<P: Pds, D: Ds> Device<P, D> {
         // A database from before device keys publishes its record first (§11.16.1);
         // without it no leaf can be bound, so the periodic updates wait.
         self.bind_device(&mut st).await?;
-        if st.binder().is_ok() {
+        if st.is_bound() {
             let now = st.unix_now();
             self.periodic_leaf_updates(&mut st, now, &mut events)
                 .await?;

@@ -129,3 +129,43 @@ fn a_connection_killed_during_commit_is_resolved() {
     s.append(&[batch(&g, EnvelopeKind::Message, 1, 1)]).unwrap();
     assert_eq!(s.mailbox(&g.id).unwrap().unwrap().head, 1);
 }
+
+/// Mailboxes locked before deciding: another process's append waits for the lock; and a
+/// store dropped while it holds the lock (its thread died between the lock and the
+/// write) releases it, without leaving its transaction open in a pooled connection that
+/// a clone of the store (a health probe) still uses.
+#[test]
+fn a_lock_is_released_when_its_store_goes() {
+    let schema = fresh_schema();
+    let mut a = store_in(&schema);
+    let g = group(1);
+    a.create_mailbox("x", 10, &g).unwrap();
+    let probe = a.clone();
+    let locked = a.lock_mailboxes(&[g.id]).unwrap();
+    assert_eq!(locked.len(), 1);
+    let (done, finished) = std::sync::mpsc::channel();
+    let other = {
+        let schema = schema.clone();
+        std::thread::spawn(move || {
+            let mut b = store_in(&schema);
+            let r = b.append(&[batch(&g, EnvelopeKind::Message, 1, 1)]);
+            done.send(r).unwrap();
+        })
+    };
+    // The other process waits while the lock is held.
+    assert!(
+        finished
+            .recv_timeout(std::time::Duration::from_millis(500))
+            .is_err(),
+        "an append went past a held lock"
+    );
+    drop(a);
+    finished
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the lock is released when its store goes")
+        .expect("the other process appends");
+    other.join().unwrap();
+    probe.ping().unwrap();
+    assert_eq!(probe.mailbox(&g.id).unwrap().unwrap().head, 1);
+    assert_eq!(count(&schema, "SELECT count(*) FROM envelopes"), 1);
+}

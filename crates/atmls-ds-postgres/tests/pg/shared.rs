@@ -3,12 +3,15 @@
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use atmls_ds::{MailboxId, Timestamp};
+use atmls_ds::store::{Claimed, GroupClaim, SavedNonce, SharedNonce, Store};
+use atmls_ds::{EnvelopeKind, MailboxId, Timestamp};
 use atmls_ds_postgres::{
     JtiVerdict, NonceClaim, NonceShares, NonceVerdict, RateLimit, RateScope, RateVerdict,
 };
 
-use crate::common::{fresh_schema, store_in};
+use atmls_testkit::ds_store::{batch, group};
+
+use crate::common::{count, fresh_schema, store_in};
 
 const SHARES: NonceShares = NonceShares {
     per_key: 3,
@@ -243,4 +246,153 @@ fn rate_windows_are_shared_and_exact() {
         .filter(|v| matches!(v, RateVerdict::Allowed { .. }))
         .count();
     assert_eq!(through, 3);
+}
+
+fn saved(key: u8, nonce: u8, mailbox: &MailboxId, expires: u64) -> SavedNonce {
+    SavedNonce {
+        key: [key; 32],
+        nonce: [nonce; 16],
+        mailbox: *mailbox,
+        expires: Timestamp::from_millis(expires),
+    }
+}
+
+const STORE_SHARES: atmls_ds::store::NonceShares = atmls_ds::store::NonceShares {
+    per_key: 3,
+    per_mailbox: 4,
+};
+
+/// Claims written with a group commit: they commit with the appends, are replays for
+/// every other process afterwards, and a claim another process made first refuses its
+/// append and writes nothing of the group.
+#[test]
+fn claims_commit_with_the_group_or_not_at_all() {
+    let schema = fresh_schema();
+    let (mut a, mut b) = (store_in(&schema), store_in(&schema));
+    let (g1, g2) = (group(1), group(2));
+    a.create_mailbox("x", 10, &g1).unwrap();
+    a.create_mailbox("x", 10, &g2).unwrap();
+    let claims = [
+        GroupClaim {
+            entry: saved(1, 1, &g1.id, 1000),
+            append: Some(0),
+        },
+        GroupClaim {
+            entry: saved(2, 1, &g2.id, 1000),
+            append: None,
+        },
+    ];
+    let first = batch(&g1, EnvelopeKind::Message, 1, 1);
+    assert_eq!(
+        a.append_claimed(std::slice::from_ref(&first), &claims, STORE_SHARES, at(0))
+            .unwrap(),
+        Claimed::Written(vec![SharedNonce::Fresh, SharedNonce::Fresh])
+    );
+    // Both claims are replays at the other process now.
+    for c in &claims {
+        assert_eq!(
+            Store::claim_nonce(&b, &c.entry, STORE_SHARES, at(1)).unwrap(),
+            SharedNonce::Replayed
+        );
+    }
+    // B's group: a fresh claim and append for g2, and a replayed claim tied to an append
+    // to g1. Nothing of it is written.
+    let g1_after = a.mailbox(&g1.id).unwrap().unwrap();
+    let group_b = [
+        batch(&g2, EnvelopeKind::Message, 1, 2),
+        batch(&g1_after, EnvelopeKind::Message, 1, 2),
+    ];
+    let claims_b = [
+        GroupClaim {
+            entry: saved(2, 2, &g2.id, 1000),
+            append: Some(0),
+        },
+        GroupClaim {
+            entry: saved(1, 1, &g1.id, 1000),
+            append: Some(1),
+        },
+    ];
+    let refused = b
+        .append_claimed(&group_b, &claims_b, STORE_SHARES, at(2))
+        .unwrap();
+    assert_eq!(
+        refused,
+        Claimed::Refused(vec![SharedNonce::Fresh, SharedNonce::Replayed])
+    );
+    assert_eq!(b.mailbox(&g2.id).unwrap().unwrap().head, 0);
+    assert_eq!(b.mailbox(&g1.id).unwrap().unwrap().head, 1);
+    // The fresh claim of the refused group was not recorded either.
+    assert_eq!(
+        Store::claim_nonce(&a, &claims_b[0].entry, STORE_SHARES, at(3)).unwrap(),
+        SharedNonce::Fresh
+    );
+}
+
+/// The share counters always equal the rows they count, through claims, reuse of an
+/// expired pair for another mailbox, releases and sweeps; a share is decided on the
+/// unexpired entries only.
+#[test]
+fn share_counters_follow_the_rows() {
+    let schema = fresh_schema();
+    let (a, b) = (store_in(&schema), store_in(&schema));
+    let check = || {
+        for (class, column) in [(0, "key"), (1, "mailbox")] {
+            let drift = count(
+                &schema,
+                &format!(
+                    "SELECT count(*) FROM (
+                         SELECT {column} AS subject, count(*) AS n FROM replay_nonces
+                         GROUP BY {column}) r
+                     FULL JOIN (SELECT subject, entries FROM replay_shares
+                                WHERE class = {class} AND entries > 0) s
+                     ON r.subject = s.subject
+                     WHERE r.n IS DISTINCT FROM s.entries"
+                ),
+            );
+            assert_eq!(drift, 0, "class {class}");
+        }
+    };
+    for n in 1..=3 {
+        assert_eq!(
+            a.claim_nonce(&claim(1, n, 1, 100), SHARES, at(0)).unwrap(),
+            NonceVerdict::Fresh
+        );
+    }
+    check();
+    // The same pair after it expired, for another mailbox: reused, counted there.
+    assert_eq!(
+        b.claim_nonce(&claim(1, 1, 2, 300), SHARES, at(101))
+            .unwrap(),
+        NonceVerdict::Fresh
+    );
+    check();
+    // Key 1 holds 3 rows, 2 of them expired: its share (3) is not full.
+    assert_eq!(
+        b.claim_nonce(&claim(1, 9, 3, 300), SHARES, at(101))
+            .unwrap(),
+        NonceVerdict::Fresh
+    );
+    assert_eq!(
+        b.claim_nonce(&claim(1, 10, 3, 300), SHARES, at(101))
+            .unwrap(),
+        NonceVerdict::Fresh
+    );
+    assert_eq!(
+        b.claim_nonce(&claim(1, 11, 3, 300), SHARES, at(101))
+            .unwrap(),
+        NonceVerdict::KeyShareFull
+    );
+    check();
+    assert!(a.release_nonce(&[1; 32], &[9; 16]).unwrap());
+    check();
+    let swept = a.sweep(at(101), Duration::from_secs(60)).unwrap();
+    assert_eq!(swept.nonces, 2);
+    check();
+    assert_eq!(
+        count(
+            &schema,
+            "SELECT count(*) FROM replay_shares WHERE entries = 0"
+        ),
+        0
+    );
 }

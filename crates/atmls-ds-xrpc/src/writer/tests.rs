@@ -5,7 +5,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use atmls_ds::auth::{DsMethod, RequestAuth, RequestToken};
-use atmls_ds::store::{Append, CreateOutcome, EndedEpoch, Mailbox, PageLimit, SavedNonce};
+use atmls_ds::store::{
+    Append, Claimed, CreateOutcome, EndedEpoch, GroupClaim, Mailbox, NonceShares, PageLimit,
+    SavedNonce, SharedNonce,
+};
 use atmls_ds::{
     DsConfig, Envelope, MailboxId, MailboxKind, MemoryStore, OutgoingEnvelope, Store, StoreError,
     Timestamp,
@@ -299,4 +302,187 @@ fn a_failed_welcome_fails_alone_and_is_not_counted() {
     });
     b.writer.flush();
     assert_eq!(rx.blocking_recv().unwrap().unwrap(), 1);
+}
+
+/// A store shared with "another process": it keeps the token claims it is given (and
+/// those another process made, `used`), and logs how they reach it.
+#[derive(Debug, Clone, Default)]
+struct SharedFake {
+    inner: MemoryStore,
+    used: Arc<Mutex<HashSet<[u8; 16]>>>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl SharedFake {
+    fn claim(&self, nonce: &[u8; 16]) -> SharedNonce {
+        if self.used.lock().unwrap().insert(*nonce) {
+            SharedNonce::Fresh
+        } else {
+            SharedNonce::Replayed
+        }
+    }
+}
+
+impl Store for SharedFake {
+    fn mailbox(&self, id: &MailboxId) -> Result<Option<Mailbox>, StoreError> {
+        self.inner.mailbox(id)
+    }
+    fn create_mailbox(
+        &mut self,
+        account: &str,
+        max: u64,
+        mailbox: &Mailbox,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.inner.create_mailbox(account, max, mailbox)
+    }
+    fn append(&mut self, batches: &[Append]) -> Result<(), StoreError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("append {}", batches.len()));
+        self.inner.append(batches)
+    }
+    fn append_claimed(
+        &mut self,
+        batches: &[Append],
+        claims: &[GroupClaim],
+        _shares: NonceShares,
+        _now: Timestamp,
+    ) -> Result<Claimed, StoreError> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("group {} {}", batches.len(), claims.len()));
+        let before = self.used.lock().unwrap().clone();
+        let verdicts: Vec<SharedNonce> =
+            claims.iter().map(|c| self.claim(&c.entry.nonce)).collect();
+        if claims
+            .iter()
+            .zip(&verdicts)
+            .any(|(c, v)| c.append.is_some() && !v.is_fresh())
+        {
+            // Nothing of the group is written, its claims neither.
+            *self.used.lock().unwrap() = before;
+            return Ok(Claimed::Refused(verdicts));
+        }
+        self.inner.append(batches)?;
+        Ok(Claimed::Written(verdicts))
+    }
+    fn envelopes(
+        &self,
+        id: &MailboxId,
+        after: u64,
+        limit: PageLimit,
+    ) -> Result<Vec<Envelope>, StoreError> {
+        self.inner.envelopes(id, after, limit)
+    }
+    fn delete_envelopes(&mut self, id: &MailboxId, seqs: &[u64]) -> Result<u64, StoreError> {
+        self.inner.delete_envelopes(id, seqs)
+    }
+    fn expire(&mut self, kind: MailboxKind, before: Timestamp) -> Result<u64, StoreError> {
+        self.inner.expire(kind, before)
+    }
+    fn expire_messages(
+        &mut self,
+        now: Timestamp,
+        margin: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        self.inner.expire_messages(now, margin)
+    }
+    fn account_mailboxes(&self, account: &str) -> Result<u64, StoreError> {
+        self.inner.account_mailboxes(account)
+    }
+    fn ended_epoch(
+        &self,
+        id: &MailboxId,
+        key: &[u8; 32],
+    ) -> Result<Option<EndedEpoch>, StoreError> {
+        self.inner.ended_epoch(id, key)
+    }
+    fn save_replay(&mut self, entries: &[SavedNonce]) -> Result<(), StoreError> {
+        self.inner.save_replay(entries)
+    }
+    fn take_replay(&mut self) -> Result<Option<Vec<SavedNonce>>, StoreError> {
+        self.inner.take_replay()
+    }
+    fn shares_state(&self) -> bool {
+        true
+    }
+    fn claim_nonce(
+        &self,
+        entry: &SavedNonce,
+        _shares: NonceShares,
+        _now: Timestamp,
+    ) -> Result<SharedNonce, StoreError> {
+        self.log.lock().unwrap().push("claim".into());
+        Ok(self.claim(&entry.nonce))
+    }
+}
+
+/// On a shared store, the token claims of a group of sends reach the store with the
+/// group's appends (no transaction per request while deciding). A token another process
+/// used first refuses its request alone (`ReplayedRequest`, nothing written), and the
+/// request decided after it on the same mailbox is decided again and written.
+#[test]
+fn claims_go_with_the_group_commit_and_a_used_token_fails_alone() {
+    let store = SharedFake::default();
+    let (used, log) = (store.used.clone(), store.log.clone());
+    let mut writer = Writer {
+        shared: true,
+        core: DeliveryService::new(GroupStore::new(store), OsRng, DsConfig::default()),
+        clock: Arc::new(ManualClock::new(Timestamp::from_millis(T0))),
+        hub: Hub::default(),
+        held: Vec::new(),
+    };
+    let k = key(1);
+    let (reply, rx) = oneshot::channel();
+    writer.handle(Command::Create {
+        account: "did:plc:a".into(),
+        kind: MailboxKind::Group,
+        key: k.verifying_key().to_bytes().to_vec(),
+        epoch: 0,
+        reply,
+    });
+    let id = rx.blocking_recv().unwrap().unwrap().mailbox;
+    // Another process accepted the token with nonce 2.
+    used.lock().unwrap().insert([2; 16]);
+    log.lock().unwrap().clear();
+    let mut answers = Vec::new();
+    for n in 1..=3u8 {
+        let token = RequestToken::sign(
+            &k,
+            DsMethod::SendEnvelopes,
+            &id,
+            Timestamp::from_millis(T0),
+            [n; 16],
+            b"body",
+        );
+        let auth = RequestAuth::from_header(Some(&token.authorization_header()), b"body")
+            .check_signature(DsMethod::SendEnvelopes, &id);
+        let (reply, rx) = oneshot::channel();
+        writer.core.store().lock(&[id]);
+        writer.handle(Command::Send {
+            id,
+            auth,
+            envelopes: message(),
+            reply,
+        });
+        answers.push(rx);
+    }
+    assert!(log.lock().unwrap().is_empty(), "no claim while deciding");
+    writer.flush();
+
+    let first = answers.remove(0).blocking_recv().unwrap().unwrap();
+    assert_eq!(first.first_seq, 1);
+    let e = answers.remove(0).blocking_recv().unwrap().unwrap_err();
+    assert_eq!(e.name(), "ReplayedRequest");
+    let third = answers.remove(0).blocking_recv().unwrap().unwrap();
+    assert_eq!(third.first_seq, 2, "decided again after the refused one");
+    assert_eq!(writer.core.store().mailbox(&id).unwrap().unwrap().head, 2);
+    // The group (3 appends, 3 claims) was refused as a whole, then each append went
+    // with its own claim; the third, decided again, with the next flush. No claim alone.
+    assert_eq!(
+        *log.lock().unwrap(),
+        ["group 3 3", "group 1 1", "group 1 1", "group 1 1"]
+    );
 }

@@ -11,7 +11,7 @@ mod shared;
 mod sqlite;
 
 pub use memory::MemoryStore;
-pub use shared::{NonceShares, RateAllowance, SharedNonce, SharedRate};
+pub use shared::{Claimed, GroupClaim, NonceShares, RateAllowance, SharedNonce, SharedRate};
 pub use sqlite::SqliteStore;
 
 use crate::auth::MailboxKey;
@@ -340,6 +340,54 @@ pub trait Store {
     ) -> Result<SharedNonce, StoreError> {
         let _ = (entry, shares, now);
         Ok(SharedNonce::Fresh)
+    }
+
+    /// Before a group of appends is decided: the stored state of those of `ids` that
+    /// exist and, on a store shared with other processes, a lock on them that keeps
+    /// other processes from appending to them until this store's next
+    /// [`Store::append`] or [`Store::append_claimed`] (which writes under it and ends
+    /// it) or [`Store::unlock_mailboxes`]. Deciding against locked state, the group's
+    /// appends cannot lose the head compare-and-swap to another process, so concurrent
+    /// writers of one mailbox wait for each other instead of starving each other.
+    /// Called again before that, locks more. The default reads each: a store of one
+    /// process has no other writer to keep out.
+    fn lock_mailboxes(&mut self, ids: &[MailboxId]) -> Result<Vec<Mailbox>, StoreError> {
+        ids.iter()
+            .filter_map(|id| self.mailbox(id).transpose())
+            .collect()
+    }
+
+    /// Ends the lock of [`Store::lock_mailboxes`] without writing anything.
+    fn unlock_mailboxes(&mut self) {}
+
+    /// Writes `batches` as [`Store::append`] does and records `claims` as
+    /// [`Store::claim_nonce`] does (in order, `now`, `shares`), in one transaction: a
+    /// group commit of requests with their token claims, so that a claim costs no
+    /// transaction of its own. If the claim tied to an append is not fresh, nothing is
+    /// written ([`Claimed::Refused`]); an error of the append writes nothing either.
+    ///
+    /// The default claims first, then appends if every claim tied to an append is fresh:
+    /// atomic only for a store that shares nothing (whose claims keep nothing).
+    fn append_claimed(
+        &mut self,
+        batches: &[Append],
+        claims: &[GroupClaim],
+        shares: NonceShares,
+        now: Timestamp,
+    ) -> Result<Claimed, StoreError> {
+        let verdicts = claims
+            .iter()
+            .map(|c| self.claim_nonce(&c.entry, shares, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let refused = claims
+            .iter()
+            .zip(&verdicts)
+            .any(|(c, v)| c.append.is_some() && !v.is_fresh());
+        if refused {
+            return Ok(Claimed::Refused(verdicts));
+        }
+        self.append(batches)?;
+        Ok(Claimed::Written(verdicts))
     }
 
     /// Takes back a claim of [`Store::claim_nonce`] whose request was then not stored.

@@ -16,6 +16,8 @@ use atmls_syntax::Timestamp;
 
 use crate::auth::ReplayShare;
 
+use super::SavedNonce;
+
 /// How many unexpired replay entries one signing key and one mailbox may hold in a
 /// shared replay cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,4 +65,34 @@ pub enum SharedRate {
         /// Time until the window ends.
         retry_after: Duration,
     },
+}
+
+impl SharedNonce {
+    /// Whether the claim was recorded.
+    pub fn is_fresh(self) -> bool {
+        matches!(self, Self::Fresh)
+    }
+}
+
+/// A mailbox-token use recorded together with a group of appends
+/// ([`Store::append_claimed`](super::Store::append_claimed)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupClaim {
+    /// The use to record.
+    pub entry: SavedNonce,
+    /// The append (its index in the group) that stands or falls with it: the append of
+    /// the request the token authorised. `None` for a request that appends nothing.
+    pub append: Option<usize>,
+}
+
+/// What [`Store::append_claimed`](super::Store::append_claimed) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claimed {
+    /// Every append and every fresh claim is written; one verdict per claim.
+    Written(Vec<SharedNonce>),
+    /// A claim tied to an append was not fresh: nothing was written (no append, no
+    /// claim). One verdict per claim, as found; those tied to appends that are not
+    /// refused say nothing final (they were not recorded).
+    Refused(Vec<SharedNonce>),
 }
