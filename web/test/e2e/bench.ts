@@ -9,8 +9,7 @@ import { join } from "node:path";
 import { build } from "esbuild";
 import { chromium } from "playwright-core";
 import { Device, MemoryStorage } from "../../src/device/index.js";
-import { PASSWORD, atmlsBin, createAccount, login, rust, rustAccount, startServer } from "../device/harness.js";
-import { serveHasWebDir, servePage } from "./static.js";
+import { PASSWORD, createAccount, login, rust, rustAccount, startServer } from "../device/harness.js";
 
 const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
@@ -21,11 +20,8 @@ const pageDir = mkdtempSync(join(tmpdir(), "bench-page-"));
 await build({ entryPoints: [join(here, "..", "test", "e2e", "bench-page.ts")], bundle: true, format: "esm", platform: "browser", outfile: join(pageDir, "bench.js"), logLevel: "warning" });
 writeFileSync(join(pageDir, "index.html"), '<!doctype html><meta charset="utf-8"><script type="module" src="bench.js"></script>');
 
-let upstream: string | undefined;
-const front = serveHasWebDir(atmlsBin()) ? undefined : await servePage(pageDir, () => upstream);
-const server = await startServer(front === undefined ? { webDir: pageDir } : { publicUrl: front.origin });
-upstream = server.listening;
-const origin = front?.origin ?? server.url;
+const server = await startServer({ webDir: pageDir });
+const origin = server.url;
 
 function timed(args: string[]): Promise<number> {
   const t0 = performance.now();
@@ -90,7 +86,6 @@ try {
   console.log(out.join("\n"));
   await context.close();
   await server.stop();
-  await front?.close();
   rmSync(profile, { recursive: true, force: true });
   rmSync(pageDir, { recursive: true, force: true });
 }

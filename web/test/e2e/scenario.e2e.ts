@@ -4,28 +4,29 @@
 // (X-Wing `prefer`) adds the browser and the group is 0x0001 (issue 19 item 6); messages flow
 // both ways; a reload keeps the state; the browser survives a commit race; a second browser
 // device of the account (second context) is auto-added; the browser is removed and can no
-// longer read. The page in a conversation is saved to docs/browser-device.png.
+// longer read. The page in a conversation is saved (UPDATE_DOCS=1: to docs/browser-device.png).
 //
 // Run: ATMLS_BIN=/path/to/atmls npm run test:e2e   (fails when ATMLS_BIN is not set)
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, type Page, chromium } from "playwright-core";
-import { type Server, PASSWORD, atmlsBin, createAccount, rust, rustAccount, startServer } from "../device/harness.js";
-import { serveHasWebDir, servePage } from "./static.js";
+import { type Server, PASSWORD, createAccount, rust, rustAccount, startServer } from "../device/harness.js";
 
 const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
 const here = new URL(".", import.meta.url).pathname;
 const WEB = join(here, "..", "dist");
-const SHOT = join(here, "..", "..", "docs", "browser-device.png");
+// The screenshot goes to dist-e2e/ on every run and replaces docs/browser-device.png only
+// when UPDATE_DOCS=1 (new DIDs each run would otherwise leave the tree changed).
+const SHOT = join(here, "browser-device.png");
+const DOCS_SHOT = join(here, "..", "..", "docs", "browser-device.png");
 
 let server: Server;
-/** The page's origin: the server's own, or the test's page server (see static.ts). */
+/** The page's origin: the server's own. */
 let pageOrigin = "";
-let closePage: (() => Promise<void>) | undefined;
 const profiles: string[] = [];
 const contexts: BrowserContext[] = [];
 const errors: string[] = [];
@@ -69,19 +70,9 @@ function message(page: Page, text: string) {
 
 before(async () => {
   if (!existsSync(join(WEB, "index.html"))) throw new Error("web/dist is not built (npm run build)");
-  if (serveHasWebDir(atmlsBin())) {
-    server = await startServer({ webDir: WEB });
-    pageOrigin = server.url;
-    console.log("the page is served by atmls serve --web-dir");
-  } else {
-    let upstream: string | undefined;
-    const page = await servePage(WEB, () => upstream);
-    server = await startServer({ publicUrl: page.origin });
-    upstream = server.listening;
-    pageOrigin = page.origin;
-    closePage = page.close;
-    console.log("this atmls has no serve --web-dir: the page is served by the test's loopback server (same files, path and CSP)");
-  }
+  // The page is served by the binary under test (`atmls serve --web-dir`).
+  server = await startServer({ webDir: WEB });
+  pageOrigin = server.url;
   await createAccount(server.url, "web.test");
   await rustAccount(server, "alice", "alice.test");
   await rustAccount(server, "dave", "dave.test");
@@ -90,7 +81,6 @@ before(async () => {
 after(async () => {
   for (const c of contexts) await c.close().catch(() => undefined);
   await server?.stop();
-  await closePage?.();
   for (const p of profiles) rmSync(p, { recursive: true, force: true });
 });
 
@@ -123,6 +113,7 @@ test("a browser device and Rust devices in the same groups", { timeout: 170_000 
   await rust(server, "alice", ["send", "lab", "the browser is a device like any other"]);
   await message(page, "the browser is a device like any other").waitFor();
   await page.screenshot({ path: SHOT });
+  if (process.env["UPDATE_DOCS"] === "1") copyFileSync(SHOT, DOCS_SHOT);
 
   // A Rust device with X-Wing `prefer` adds the browser: the group is 0x0001.
   await rust(server, "dave", ["group", "create", "tea", "--with", "web.test,alice.test"]);
