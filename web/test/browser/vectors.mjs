@@ -11,27 +11,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
-import { chromium } from "playwright-core";
+import { CHROMIUM, bundlePage, launchChromium } from "../support/browser.mjs";
 
 const web = fileURLToPath(new URL("../../", import.meta.url));
 const vectorsDir = join(web, "../tests/vectors");
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const TIMEOUT_MS = 90_000;
 
 async function bundle() {
-  const out = await build({
-    entryPoints: [join(web, "test/browser/page.ts")],
-    bundle: true,
-    write: false,
-    platform: "browser",
-    format: "esm",
-    target: "es2022",
-    logLevel: "warning",
-  });
-  const file = out.outputFiles[0];
-  if (file === undefined) throw new Error("esbuild produced no output");
-  return file.contents;
+  return bundlePage(join(web, "test/browser/page.ts"));
 }
 
 function serve(pageJs, stems) {
@@ -74,13 +61,7 @@ test("vector checks in Chromium", { timeout: TIMEOUT_MS + 30_000 }, async (t) =>
   const userData = mkdtempSync(join(tmpdir(), "atmls-chromium-"));
   let context;
   try {
-    context = await chromium.launchPersistentContext(userData, {
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 30_000,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"],
-    });
+    context = await launchChromium(userData);
     const page = context.pages()[0] ?? (await context.newPage());
     const problems = [];
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));

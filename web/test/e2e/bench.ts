@@ -7,12 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../support/browser.mjs";
 import { Device, MemoryStorage } from "../../src/device/index.js";
 import { PASSWORD, createAccount, login, rust, rustAccount, startServer } from "../device/harness.js";
 
-const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
 const sizes = process.argv.slice(2).map(Number).filter((n) => n >= 4);
 
 const here = new URL(".", import.meta.url).pathname;
@@ -29,7 +27,7 @@ function timed(args: string[]): Promise<number> {
 }
 
 const profile = mkdtempSync(join(tmpdir(), "bench-chromium-"));
-const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS });
+const context = await launchChromium(profile);
 const page = context.pages()[0] ?? (await context.newPage());
 page.setDefaultTimeout(600_000);
 await page.goto(`${origin}/web/`);

@@ -12,11 +12,10 @@ import assert from "node:assert/strict";
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, type Page, chromium } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
+import { launchChromium } from "../support/browser.mjs";
 import { type Server, PASSWORD, createAccount, rust, rustAccount, startServer } from "../device/harness.js";
 
-const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
 const here = new URL(".", import.meta.url).pathname;
 const WEB = join(here, "..", "dist");
 // The screenshot goes to dist-e2e/ on every run and replaces docs/browser-device.png only
@@ -32,10 +31,9 @@ const contexts: BrowserContext[] = [];
 const errors: string[] = [];
 
 async function launch(): Promise<Page> {
-  if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
   const dir = mkdtempSync(join(tmpdir(), "webdevice-e2e-"));
   profiles.push(dir);
-  const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args: ARGS, viewport: { width: 1100, height: 720 } });
+  const context = await launchChromium(dir, { viewport: { width: 1100, height: 720 } });
   contexts.push(context);
   const page = context.pages()[0] ?? (await context.newPage());
   page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));

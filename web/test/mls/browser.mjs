@@ -8,24 +8,13 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
-import { chromium } from "playwright-core";
+import { CHROMIUM, bundlePage, launchChromium } from "../support/browser.mjs";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 
 test("the group scenario in Chromium", { timeout: 150_000 }, async () => {
   assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}`);
-  const out = await build({
-    entryPoints: [join(here, "browser-page.ts")],
-    bundle: true,
-    write: false,
-    platform: "browser",
-    format: "esm",
-    target: "es2022",
-    logLevel: "warning",
-  });
-  const js = out.outputFiles[0]?.contents;
+  const js = await bundlePage(join(here, "browser-page.ts"));
   assert.ok(js);
   const html = '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/page.js"></script>';
   const server = createServer((req, res) => {
@@ -36,12 +25,7 @@ test("the group scenario in Chromium", { timeout: 150_000 }, async () => {
   await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
   const address = server.address();
   const userData = mkdtempSync(join(tmpdir(), "atmls-mls-chromium-"));
-  const context = await chromium.launchPersistentContext(userData, {
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-  });
+  const context = await launchChromium(userData);
   try {
     const page = context.pages()[0] ?? (await context.newPage());
     const errors = [];

@@ -11,19 +11,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, lstatSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
-import { build } from "esbuild";
-import { chromium } from "playwright-core";
+import { bundlePage, launchChromium } from "../support/browser.mjs";
 
 const here = new URL(".", import.meta.url).pathname;
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--no-first-run",
-];
 const STEP_MS = 60_000;
 
 let server;
@@ -31,16 +21,7 @@ let origin;
 const profiles = [];
 
 before(async () => {
-  const bundle = await build({
-    entryPoints: [join(here, "page.ts")],
-    bundle: true,
-    write: false,
-    platform: "browser",
-    format: "esm",
-    target: "es2022",
-    logLevel: "warning",
-  });
-  const js = bundle.outputFiles[0].contents;
+  const js = await bundlePage(join(here, "page.ts"));
   const html = '<!doctype html><meta charset="utf-8"><title>store tests</title><script type="module" src="/page.js"></script>';
   server = createServer((req, res) => {
     if (req.url === "/") res.writeHead(200, { "content-type": "text/html" }).end(html);
@@ -64,12 +45,7 @@ function freshProfile() {
 }
 
 function launch(profile) {
-  return chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    timeout: STEP_MS,
-  });
+  return launchChromium(profile, { timeout: STEP_MS });
 }
 
 async function openPage(context) {
