@@ -1,9 +1,8 @@
 // The Rust side of interop tests: `atmls serve` (embedded PDS + PLC + DS) on loopback from
 // the prebuilt binary $ATMLS_BIN, the CLI run as a Rust device, and plain XRPC calls.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { execFile } from "node:child_process";
 import { join } from "node:path";
+import { type Server, atmlsBin, startServer } from "../support/server.js";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
@@ -11,43 +10,29 @@ const run = promisify(execFile);
 /** A running `atmls serve` and the CLI against it. */
 export class Host {
   private constructor(
-    readonly url: string,
-    private readonly dir: string,
-    private readonly server: ChildProcess,
+    private readonly server: Server,
     private readonly bin: string,
   ) {}
 
   static async start(): Promise<Host> {
-    const bin = process.env["ATMLS_BIN"];
-    if (bin === undefined || bin === "") throw new Error("set ATMLS_BIN to the atmls binary (e.g. /work/targets/bin/atmls)");
-    const dir = mkdtempSync(join(tmpdir(), "atmls-interop-"));
-    const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", join(dir, "data")], {
-      env: Host.env(dir),
-      stdio: ["ignore", "pipe", "ignore"],
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("atmls serve did not start in 20 s")), 20_000);
-      let out = "";
-      child.stdout?.on("data", (chunk: Buffer) => {
-        out += chunk.toString();
-        const m = /listening on\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-        if (m?.[1] !== undefined) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
-      });
-      child.on("exit", () => reject(new Error("atmls serve exited")));
-    });
-    return new Host(url, dir, child, bin);
+    const server = await startServer();
+    return new Host(server, atmlsBin());
+  }
+
+  get url(): string {
+    return this.server.url;
+  }
+
+  private get dir(): string {
+    return this.server.dir;
   }
 
   private static env(dir: string): NodeJS.ProcessEnv {
     return { ...process.env, ATMLS_PROFILE_DIR: join(dir, "profiles"), ATMLS_XWING: "off", ATMLS_PASSPHRASE: "interop", ATMLS_LOG: "off" };
   }
 
-  stop(): void {
-    this.server.kill("SIGTERM");
-    rmSync(this.dir, { recursive: true, force: true });
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 
   /** Runs the CLI (a Rust device) and returns its standard output. */
