@@ -381,6 +381,12 @@ enum Answer {
 }
 
 impl Command {
+    /// Whether the request only nudges the writer (a wake-up, an unsubscription): it
+    /// neither reads nor writes a mailbox's state, and may wait for the end of a group.
+    fn is_nudge(&self) -> bool {
+        matches!(self, Self::Wake { .. } | Self::Unsubscribe { .. })
+    }
+
     /// The mailbox a request that appends appends to.
     fn appends_to(&self) -> Option<MailboxId> {
         match self {
@@ -557,6 +563,11 @@ impl<S: Store> Writer<S> {
                     Err(_) => break,
                 }
             }
+            // Wake-ups and unsubscriptions need no committed state: they wait for the end
+            // of the group rather than cut it in two (on a shared store, each commit's
+            // own notification comes back as a wake-up while the next group queues).
+            let (nudges, group): (Vec<Command>, Vec<Command>) =
+                group.into_iter().partition(Command::is_nudge);
             let appends: Vec<Option<MailboxId>> = group.iter().map(Command::appends_to).collect();
             for (i, cmd) in group.into_iter().enumerate() {
                 if self.shared && appends[i].is_some() && (i == 0 || appends[i - 1].is_none()) {
@@ -573,6 +584,9 @@ impl<S: Store> Writer<S> {
                 self.handle(cmd);
             }
             self.flush();
+            for cmd in nudges {
+                self.handle(cmd);
+            }
         }
         self.flush();
     }
