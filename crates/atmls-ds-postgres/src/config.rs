@@ -23,7 +23,11 @@ pub struct PgConfig {
 }
 
 /// Writer lanes per process by default ([`PgConfig::with_writer_lanes`]).
-pub const DEFAULT_WRITER_LANES: usize = 4;
+/// One: measured on the 2-core machine the DS, the load generator and PostgreSQL share,
+/// more lanes made one-envelope ingest slower (smaller groups, more transactions for the
+/// same CPU; `docs/performance.md`). Raise it where the database has cores of its own or
+/// its round trips are long.
+pub const DEFAULT_WRITER_LANES: usize = 1;
 
 /// Pooled connections beyond one per writer lane: a lane holding its mailbox lock may
 /// need a second connection for a moment, and the service-auth replay store and the

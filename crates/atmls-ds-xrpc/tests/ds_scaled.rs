@@ -42,7 +42,9 @@ async fn process(schema: &SchemaName) -> Process {
     let config = PgConfig::new(&url())
         .expect("valid URL")
         .with_schema(schema.clone())
-        .with_pool_size(4);
+        .with_pool_size(4)
+        // Several writer lanes: each lane is to the others what another process is.
+        .with_writer_lanes(3);
     let pg = config.clone();
     let store = tokio::task::spawn_blocking(move || PgStore::connect(&pg))
         .await
