@@ -3,7 +3,8 @@
 //! the same lane. Concurrent senders on many mailboxes through two processes leave every
 //! mailbox gap-free and every sender's envelopes in its order; one subscription naming
 //! mailboxes served by different lanes gets each mailbox in order, without gap or
-//! duplicate, from its own process and from the other.
+//! duplicate, from its own process and from the other; a refused subscription names its
+//! first failing mailbox, as one writer deciding in order does.
 //!
 //! Needs `ATMLS_TEST_DATABASE_URL` (`scripts/test` starts a throw-away cluster with
 //! `scripts/pg-cluster`); without it every test here fails.
@@ -238,4 +239,55 @@ async fn a_subscription_of_mailboxes_on_several_lanes_gets_each_in_order_once() 
         // What was received is what was stored.
         assert_eq!(received, read_all(&a.h, mailbox, key).await, "mailbox {m}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_subscription_over_several_lanes_names_its_first_failing_mailbox() {
+    let schema = fresh_schema();
+    let p = process(&schema).await;
+    let h = &p.h;
+    // m0 and m2 on one lane, m1 on another.
+    let mut made: Vec<(MailboxId, SigningKey)> = Vec::new();
+    let picked = loop {
+        assert!(made.len() < 100, "100 random mailboxes all on one lane");
+        let key = mailbox_key();
+        made.push((h.mailbox("group", &key).await, key));
+        let lane = |i: usize| h.ds.lane_of(&made[i].0);
+        let found = (0..made.len()).find_map(|a| {
+            let b = (0..made.len()).find(|&b| lane(b) != lane(a))?;
+            let c = (0..made.len()).find(|&c| c != a && lane(c) == lane(a))?;
+            Some([a, b, c])
+        });
+        if let Some(found) = found {
+            break found;
+        }
+    };
+    let [m0, m1, m2] = picked.map(|i| made[i].0);
+    let (k0, k1) = (made[picked[0]].1.clone(), made[picked[1]].1.clone());
+
+    // m1: a cursor past its head (FutureCursor, position 1); m2: a key it never had
+    // (KeyExpired, position 2, on the lane that also serves m0). One writer deciding in
+    // order reports position 1; so must the lanes.
+    let query = format!("mailbox={m0}&mailbox={m1}&mailbox={m2}&cursor=0&cursor=5&cursor=0");
+    let auth = [
+        h.token(&k0, DsMethod::SubscribeEnvelopes, &m0, query.as_bytes()),
+        h.token(&k1, DsMethod::SubscribeEnvelopes, &m1, query.as_bytes()),
+        h.token(
+            &mailbox_key(),
+            DsMethod::SubscribeEnvelopes,
+            &m2,
+            query.as_bytes(),
+        ),
+    ]
+    .map(|t| t.encode());
+    let query = format!("{query}&auth={}&auth={}&auth={}", auth[0], auth[1], auth[2]);
+    let mut ws = subscribe(h.addr, &query).await;
+    let (header, body) = frame(&mut ws).await;
+    assert_eq!(header.op, -1, "{body:?}");
+    assert_eq!(ds_support::error_name(&body), "FutureCursor");
+    let message = match ds_support::field(&body, "message") {
+        ipld_core::ipld::Ipld::String(s) => s.clone(),
+        other => panic!("message: {other:?}"),
+    };
+    assert!(message.starts_with("mailbox 1:"), "{message}");
 }
