@@ -19,7 +19,20 @@ pub struct PgConfig {
     pub(crate) schema: Option<SchemaName>,
     pub(crate) pool_size: usize,
     pub(crate) timeout: Duration,
+    pub(crate) writer_lanes: usize,
 }
+
+/// Writer lanes per process by default ([`PgConfig::with_writer_lanes`]).
+/// One: measured on the 2-core machine the DS, the load generator and PostgreSQL share,
+/// more lanes made one-envelope ingest slower (smaller groups, more transactions for the
+/// same CPU; `docs/performance.md`). Raise it where the database has cores of its own or
+/// its round trips are long.
+pub const DEFAULT_WRITER_LANES: usize = 1;
+
+/// Pooled connections beyond one per writer lane: a lane holding its mailbox lock may
+/// need a second connection for a moment, and the service-auth replay store and the
+/// health check borrow one too.
+const SPARE_CONNECTIONS: usize = 2;
 
 /// A URL or connection string PostgreSQL's client does not accept.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +53,7 @@ impl PgConfig {
             schema: None,
             pool_size: 8,
             timeout: Duration::from_secs(5),
+            writer_lanes: DEFAULT_WRITER_LANES,
         })
     }
 
@@ -64,9 +78,25 @@ impl PgConfig {
         self
     }
 
-    /// The pool size.
+    /// How many groups of appends one process may commit at once (at least 1; default
+    /// [`DEFAULT_WRITER_LANES`]): the DS runs one writer lane per group, each a serial
+    /// chain over its own connection, and routes every request by its mailbox, so a
+    /// mailbox is always served by the same lane. The pool grows to cover the lanes (one
+    /// connection each, and two spare).
+    pub fn with_writer_lanes(mut self, lanes: usize) -> Self {
+        self.writer_lanes = lanes.max(1);
+        self
+    }
+
+    /// The writer lanes.
+    pub fn writer_lanes(&self) -> usize {
+        self.writer_lanes
+    }
+
+    /// The pool size: as set, or more if the writer lanes need more (one connection per
+    /// lane and two spare).
     pub fn pool_size(&self) -> usize {
-        self.pool_size
+        self.pool_size.max(self.writer_lanes + SPARE_CONNECTIONS)
     }
 
     /// The schema, if one was set.
@@ -132,6 +162,22 @@ mod tests {
         ] {
             assert!(bad.parse::<SchemaName>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_pool_covers_the_lanes() {
+        let config = PgConfig::new("postgres://u@127.0.0.1/db").expect("valid URL");
+        assert_eq!(config.writer_lanes(), DEFAULT_WRITER_LANES);
+        assert_eq!(
+            config.clone().with_pool_size(2).pool_size(),
+            DEFAULT_WRITER_LANES + 2
+        );
+        let one = config.clone().with_writer_lanes(0).with_pool_size(2);
+        assert_eq!((one.writer_lanes(), one.pool_size()), (1, 3));
+        assert_eq!(
+            config.with_writer_lanes(3).with_pool_size(20).pool_size(),
+            20
+        );
     }
 
     #[test]

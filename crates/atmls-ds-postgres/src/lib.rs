@@ -68,7 +68,7 @@ pub mod notify;
 pub mod shared;
 mod store;
 
-pub use config::{InvalidSchemaName, InvalidUrl, PgConfig, SchemaName};
+pub use config::{DEFAULT_WRITER_LANES, InvalidSchemaName, InvalidUrl, PgConfig, SchemaName};
 pub use copy::{CopyError, CopyReport, NonEmptyTarget, copy_from_sqlite};
 pub use migrate::SCHEMA_VERSION;
 pub use notify::{Appended, Listener, Notices};

@@ -48,6 +48,8 @@ pub struct PgStore {
     /// The transaction [`Store::lock_mailboxes`] began, holding its row locks until the
     /// next append writes under them (or [`Store::unlock_mailboxes`]).
     held: Held,
+    /// How many writer lanes a DS process runs over this store ([`Store::more_writers`]).
+    writer_lanes: usize,
 }
 
 /// A connection inside a transaction of [`Store::lock_mailboxes`]. Dropped while still
@@ -79,6 +81,7 @@ impl Clone for PgStore {
             rt: self.rt.clone(),
             channel: self.channel.clone(),
             held: Held::default(),
+            writer_lanes: self.writer_lanes,
         }
     }
 }
@@ -140,7 +143,7 @@ impl PgStore {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(config.pool_size)
+            .max_size(config.pool_size())
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(Some(config.timeout))
             .create_timeout(Some(config.timeout))
@@ -152,6 +155,7 @@ impl PgStore {
             rt: Arc::new(Rt(Some(rt))),
             channel: crate::notify::channel(config.schema.as_ref()),
             held: Held::default(),
+            writer_lanes: config.writer_lanes,
         };
         store.run(async {
             let mut client = store.pool.get().await.map_err(from_pool)?;
@@ -1156,6 +1160,12 @@ impl Store for PgStore {
     /// every process of the service sees what the others accepted.
     fn shares_state(&self) -> bool {
         true
+    }
+
+    /// Clones sharing the pool, each holding its own mailbox lock: one per further writer
+    /// lane ([`PgConfig::with_writer_lanes`]).
+    fn more_writers(&self) -> Vec<Self> {
+        (1..self.writer_lanes).map(|_| self.clone()).collect()
     }
 
     fn claim_nonce(

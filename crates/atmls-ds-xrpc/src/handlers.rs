@@ -95,7 +95,7 @@ impl DsService {
     ) -> Result<T, XrpcError> {
         let (tx, rx) = oneshot::channel();
         self.inner
-            .tx
+            .lanes
             .send(make(tx))
             .await
             .map_err(|_| unavailable())?;

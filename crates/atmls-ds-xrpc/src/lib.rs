@@ -69,13 +69,13 @@ use atmls_identity::DidResolver;
 use atmls_identity::service_auth::{MemoryReplayStore, ServiceAuthVerifier, VerifierConfig};
 use atmls_lexicon::chat::mls::ds as lex;
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use atmls_xrpc::XrpcError;
 use atmls_xrpc::{AddressPolicy, Outbound, OutboundConfig, Router};
 use atmls_xrpc::{HttpRequest, XrpcResponse};
 use budget::{Holdings, RateWindows};
-use writer::Command;
+use writer::{Command, Lanes, WeakLanes};
 
 /// Most sources with a running welcome window at once.
 const MAX_WELCOME_SOURCES: usize = 100_000;
@@ -110,7 +110,7 @@ pub struct DsService {
 #[derive(Debug)]
 struct Inner {
     config: DsServiceConfig,
-    tx: mpsc::Sender<Command>,
+    lanes: Lanes,
     verifier: ServiceAuthVerifier,
     key_packages: KeyPackageFetcher,
     /// Mailbox tokens dated before this are refused (see [`DsServiceConfig::startup_guard`]).
@@ -138,7 +138,7 @@ impl DsService {
         resolver: Arc<dyn DidResolver>,
     ) -> Result<Self, DsError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| DsError::NoRuntime)?;
-        let (tx, restart) = writer::spawn(store, &config).map_err(DsError::Thread)?;
+        let (lanes, restart) = writer::spawn(store, &config).map_err(DsError::Thread)?;
         let replay_store = config.replay_store().unwrap_or_else(|| {
             Arc::new(
                 MemoryReplayStore::new(SERVICE_AUTH_TOKENS)
@@ -153,7 +153,7 @@ impl DsService {
         let guard_until = startup_guard(&config, restart);
         let (stop, stopped) = watch::channel(false);
         runtime.spawn(retention(
-            tx.downgrade(),
+            lanes.downgrade(),
             stopped,
             config.retention_interval(),
         ));
@@ -183,7 +183,7 @@ impl DsService {
                 subscriptions_by_source: Holdings::new(config.subscriptions_per_source()),
                 subscriptions_by_mailbox: Holdings::new(config.subscribers_per_mailbox()),
                 config,
-                tx,
+                lanes,
                 verifier,
                 guard_until,
                 next_subscription: AtomicU64::new(1),
@@ -195,6 +195,17 @@ impl DsService {
     /// The settings.
     pub fn config(&self) -> &DsServiceConfig {
         &self.inner.config
+    }
+
+    /// How many writer lanes serve the requests: 1, or over a store shared by several
+    /// processes, as many as the store offers ([`atmls_ds::Store::more_writers`]).
+    pub fn writer_lanes(&self) -> usize {
+        self.inner.lanes.len()
+    }
+
+    /// The writer lane (`0..writer_lanes()`) serving `mailbox`: always the same one.
+    pub fn lane_of(&self, mailbox: &MailboxId) -> usize {
+        writer::lane_of(mailbox, self.inner.lanes.len())
     }
 
     /// Until when (exclusive) mailbox tokens are refused after this start, if the startup
@@ -269,7 +280,7 @@ impl DsService {
     pub async fn woken(&self, heads: Vec<(MailboxId, u64)>) {
         let _ = self
             .inner
-            .tx
+            .lanes
             .send(Command::Wake { heads: Some(heads) })
             .await;
     }
@@ -277,7 +288,7 @@ impl DsService {
     /// Some appends of other processes may have been missed (a notification channel was
     /// lost): every mailbox with live subscribers here is read again from the store.
     pub async fn resync(&self) {
-        let _ = self.inner.tx.send(Command::Wake { heads: None }).await;
+        let _ = self.inner.lanes.send(Command::Wake { heads: None }).await;
     }
 
     /// Stops the retention task and the writer (after it committed what it holds and saved
@@ -338,12 +349,8 @@ fn startup_guard(config: &DsServiceConfig, restart: Restart) -> Option<Timestamp
     }
 }
 
-/// Sends `Expire` to the writer every `every` until stopped or the writer is gone.
-async fn retention(
-    tx: mpsc::WeakSender<Command>,
-    mut stopped: watch::Receiver<bool>,
-    every: Duration,
-) {
+/// Sends `Expire` to the writer (every lane) every `every` until stopped or the writer is gone.
+async fn retention(lanes: WeakLanes, mut stopped: watch::Receiver<bool>, every: Duration) {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -355,8 +362,8 @@ async fn retention(
         if !go_on {
             return;
         }
-        let Some(tx) = tx.upgrade() else { return };
-        if tx.send(Command::Expire { reply: None }).await.is_err() {
+        let Some(lanes) = lanes.upgrade() else { return };
+        if lanes.send(Command::Expire { reply: None }).await.is_err() {
             return;
         }
     }

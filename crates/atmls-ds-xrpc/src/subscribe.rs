@@ -21,7 +21,7 @@ use tokio::time::{Instant, interval_at};
 use super::DsService;
 use super::handlers::{MAX_SUBSCRIPTION_MAILBOXES, source_of};
 use super::wire::{core_error, ds_error, envelope_frame};
-use super::writer::{Command, ItemError, LiveTx, SubscribeItem};
+use super::writer::{Command, ItemError, Lanes, LiveTx, SubscribeItem};
 use atmls_ds::proto::ErrorName;
 use atmls_ds::proto::codec::server as codec;
 use atmls_xrpc::XrpcError;
@@ -86,14 +86,14 @@ fn item_error((i, e): ItemError) -> XrpcError {
 
 /// Tells the writer to forget the subscription when the handler ends, however it ends.
 struct Unregister {
-    tx: mpsc::Sender<Command>,
+    lanes: Lanes,
     id: u64,
 }
 
 impl Drop for Unregister {
     fn drop(&mut self) {
         // A full queue leaves the entry for the next retention sweep.
-        let _ = self.tx.try_send(Command::Unsubscribe { id: self.id });
+        self.lanes.try_unsubscribe(self.id);
     }
 }
 
@@ -125,7 +125,7 @@ impl DsService {
             overflowed: overflowed.clone(),
         };
         let _unregister = Unregister {
-            tx: self.inner.tx.clone(),
+            lanes: self.inner.lanes.clone(),
             id,
         };
         let subs = self

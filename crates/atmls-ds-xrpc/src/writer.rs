@@ -30,6 +30,11 @@
 //! the appends ([`group_store`]): no request waits for a transaction of its own before
 //! the group's; a token another process used first refuses its request then.
 //!
+//! **Lanes.** Over a store shared by several processes, a process may run several
+//! writers ([`lanes`]), each serving its share of the mailboxes as another process
+//! would: several group commits in flight, each mailbox's requests still in one serial
+//! chain.
+//!
 //! Mailbox-key requests arrive with their token decoded and signature verified
 //! ([`PreChecked`], done in the request's task): the writer only applies the cheap steps
 //! of the verification order (timestamp, mailbox, kind, key, nonce), reporting a failed
@@ -53,8 +58,10 @@ use super::config::{Clock, DsServiceConfig};
 use atmls_xrpc::subscription::{Frame, FrameError};
 
 mod group_store;
+mod lanes;
 
 use group_store::{Flushed, GroupStore, Written};
+pub(crate) use lanes::{Lanes, WeakLanes, lane_of};
 
 /// Where a writer's answer goes.
 pub(crate) type Reply<T> = oneshot::Sender<T>;
@@ -374,6 +381,12 @@ enum Answer {
 }
 
 impl Command {
+    /// Whether the request only nudges the writer (a wake-up, an unsubscription): it
+    /// neither reads nor writes a mailbox's state, and may wait for the end of a group.
+    fn is_nudge(&self) -> bool {
+        matches!(self, Self::Wake { .. } | Self::Unsubscribe { .. })
+    }
+
     /// The mailbox a request that appends appends to.
     fn appends_to(&self) -> Option<MailboxId> {
         match self {
@@ -440,13 +453,34 @@ struct Writer<S: Store> {
     held: Vec<Held>,
 }
 
-/// Starts the writer thread over `store`; it runs until [`Command::Stop`] (a clean stop:
-/// the replay cache is saved into the store) or until every sender is dropped (treated
-/// as a crash: nothing is saved). Before it serves anything, the replay cache saved by
-/// the last clean stop, if any, is taken back; the answer says whether it was.
+/// Starts the writer over `store`: one thread, or, over a store shared by several
+/// processes that offers more handles ([`Store::more_writers`]), one thread per handle
+/// ([`lanes`]). Each runs until [`Command::Stop`] (a clean stop: the replay cache is
+/// saved into the store) or until every sender is dropped (treated as a crash: nothing is
+/// saved). Before it serves anything, the replay cache saved by the last clean stop, if
+/// any, is taken back; the answer says whether it was.
 pub(crate) fn spawn<S: Store + Send + 'static>(
     store: S,
     config: &DsServiceConfig,
+) -> std::io::Result<(Lanes, Restart)> {
+    let more = if store.shares_state() {
+        store.more_writers()
+    } else {
+        Vec::new()
+    };
+    let (first, restart) = spawn_lane(store, config, 0)?;
+    let mut txs = vec![first];
+    for (i, store) in more.into_iter().enumerate() {
+        txs.push(spawn_lane(store, config, i + 1)?.0);
+    }
+    Ok((Lanes::new(txs), restart))
+}
+
+/// Starts one writer thread (lane `lane`) over `store`.
+fn spawn_lane<S: Store + Send + 'static>(
+    store: S,
+    config: &DsServiceConfig,
+    lane: usize,
 ) -> std::io::Result<(mpsc::Sender<Command>, Restart)> {
     let (tx, rx) = mpsc::channel(config.queue());
     let mut core = DeliveryService::new(GroupStore::new(store), OsRng, config.core().clone());
@@ -467,8 +501,13 @@ pub(crate) fn spawn<S: Store + Send + 'static>(
         held: Vec::new(),
     };
     let max_group = config.max_group();
+    let name = if lane == 0 {
+        "atmls-ds-writer".to_owned()
+    } else {
+        format!("atmls-ds-writer-{lane}")
+    };
     std::thread::Builder::new()
-        .name("atmls-ds-writer".into())
+        .name(name)
         .spawn(move || writer.run(rx, max_group))?;
     Ok((tx, restart))
 }
@@ -524,6 +563,11 @@ impl<S: Store> Writer<S> {
                     Err(_) => break,
                 }
             }
+            // Wake-ups and unsubscriptions need no committed state: they wait for the end
+            // of the group rather than cut it in two (on a shared store, each commit's
+            // own notification comes back as a wake-up while the next group queues).
+            let (nudges, group): (Vec<Command>, Vec<Command>) =
+                group.into_iter().partition(Command::is_nudge);
             let appends: Vec<Option<MailboxId>> = group.iter().map(Command::appends_to).collect();
             for (i, cmd) in group.into_iter().enumerate() {
                 if self.shared && appends[i].is_some() && (i == 0 || appends[i - 1].is_none()) {
@@ -540,6 +584,9 @@ impl<S: Store> Writer<S> {
                 self.handle(cmd);
             }
             self.flush();
+            for cmd in nudges {
+                self.handle(cmd);
+            }
         }
         self.flush();
     }

@@ -42,7 +42,9 @@ async fn process(schema: &SchemaName) -> Process {
     let config = PgConfig::new(&url())
         .expect("valid URL")
         .with_schema(schema.clone())
-        .with_pool_size(4);
+        .with_pool_size(4)
+        // Several writer lanes: each lane is to the others what another process is.
+        .with_writer_lanes(3);
     let pg = config.clone();
     let store = tokio::task::spawn_blocking(move || PgStore::connect(&pg))
         .await
@@ -348,7 +350,8 @@ async fn health_and_metrics_report_the_database() {
     let config = PgConfig::new(&url())
         .expect("valid URL")
         .with_schema(fresh_schema())
-        .with_pool_size(2);
+        .with_writer_lanes(3)
+        .with_pool_size(7);
     let ds_config = DsServiceConfig::new(
         Did::new("did:web:localhost").expect("did"),
         "http://localhost",
@@ -368,10 +371,11 @@ async fn health_and_metrics_report_the_database() {
 
     let health = ds_support::get(addr, "/_health", &[]).await.ok();
     assert_eq!(health["database"], "ok", "{health}");
+    assert_eq!(pg.ds().writer_lanes(), 3);
     let metrics = ds_support::get(addr, "/metrics", &[]).await;
     let text = String::from_utf8_lossy(&metrics.body);
     assert!(
-        text.contains("atmls_ds_db_pool_connections{state=\"max\"} 2"),
+        text.contains("atmls_ds_db_pool_connections{state=\"max\"} 7"),
         "{text}"
     );
     assert!(text.contains("atmls_ds_notifications_total"), "{text}");

@@ -43,6 +43,8 @@ fn pg_config(schema: &SchemaName) -> PgConfig {
         .expect("valid URL")
         .with_schema(schema.clone())
         .with_pool_size(4)
+        // Several writer lanes: each lane is to the others what another process is.
+        .with_writer_lanes(3)
 }
 
 /// One DS process of a deployment: the harness (server, clock, PLC) and its listener.

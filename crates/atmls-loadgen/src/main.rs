@@ -32,6 +32,10 @@ struct Args {
     /// Connections in each DS process's pool (`--database`).
     #[arg(long, default_value_t = 8)]
     pool_size: usize,
+    /// Writer lanes in each DS process (`--database`): group commits in flight per
+    /// process; the pool grows to cover them.
+    #[arg(long, default_value_t = atmls_ds_postgres::DEFAULT_WRITER_LANES)]
+    writer_lanes: usize,
     /// The PLC directory of `--url` when it is not on the same listener (as printed by
     /// `atmls-loadgen serve`).
     #[arg(long)]
@@ -100,7 +104,8 @@ fn plan(args: &Args) -> Result<Plan, atmls_loadgen::LoadgenError> {
         Some(url) => Some(
             Database::new(&url)?
                 .with_processes(args.processes)
-                .with_pool_size(args.pool_size),
+                .with_pool_size(args.pool_size)
+                .with_writer_lanes(args.writer_lanes),
         ),
         None => None,
     };

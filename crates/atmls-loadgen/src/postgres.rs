@@ -31,6 +31,7 @@ pub struct Database {
     url: String,
     processes: usize,
     pool_size: usize,
+    writer_lanes: usize,
 }
 
 impl std::fmt::Debug for Database {
@@ -39,6 +40,7 @@ impl std::fmt::Debug for Database {
         f.debug_struct("Database")
             .field("processes", &self.processes)
             .field("pool_size", &self.pool_size)
+            .field("writer_lanes", &self.writer_lanes)
             .finish_non_exhaustive()
     }
 }
@@ -52,6 +54,7 @@ impl Database {
             url: url.to_owned(),
             processes: 1,
             pool_size: 8,
+            writer_lanes: atmls_ds_postgres::DEFAULT_WRITER_LANES,
         })
     }
 
@@ -64,6 +67,14 @@ impl Database {
     /// Connections in each process's pool (at least 1).
     pub fn with_pool_size(mut self, n: usize) -> Self {
         self.pool_size = n.max(1);
+        self
+    }
+
+    /// Writer lanes in each DS process (at least 1; default
+    /// [`atmls_ds_postgres::DEFAULT_WRITER_LANES`]): how many group commits one process
+    /// has in flight. The pool grows to cover them.
+    pub fn with_writer_lanes(mut self, n: usize) -> Self {
+        self.writer_lanes = n.max(1);
         self
     }
 
@@ -82,7 +93,8 @@ impl Database {
         Ok(PgConfig::new(&self.url)
             .map_err(|e| LoadgenError::Database(e.to_string()))?
             .with_schema(schema.clone())
-            .with_pool_size(self.pool_size))
+            .with_pool_size(self.pool_size)
+            .with_writer_lanes(self.writer_lanes))
     }
 }
 

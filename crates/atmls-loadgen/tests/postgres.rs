@@ -30,6 +30,8 @@ fn database() -> Database {
         .expect("a valid URL")
         .with_processes(2)
         .with_pool_size(2)
+        // Two group commits in flight per process (the pool grows to cover them).
+        .with_writer_lanes(2)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

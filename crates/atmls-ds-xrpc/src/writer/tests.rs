@@ -486,3 +486,68 @@ fn claims_go_with_the_group_commit_and_a_used_token_fails_alone() {
         ["group 3 3", "group 1 1", "group 1 1", "group 1 1"]
     );
 }
+
+/// On a shared store, a wake-up queued between two sends (each commit's own notification
+/// comes back as one) does not cut the group in two: both appends go in one commit.
+#[test]
+fn a_wake_up_between_sends_does_not_split_the_group_commit() {
+    let store = SharedFake::default();
+    let log = store.log.clone();
+    let mut writer = Writer {
+        shared: true,
+        core: DeliveryService::new(GroupStore::new(store), OsRng, DsConfig::default()),
+        clock: Arc::new(ManualClock::new(Timestamp::from_millis(T0))),
+        hub: Hub::default(),
+        held: Vec::new(),
+    };
+    let k = key(1);
+    let (reply, rx) = oneshot::channel();
+    writer.handle(Command::Create {
+        account: "did:plc:a".into(),
+        kind: MailboxKind::Group,
+        key: k.verifying_key().to_bytes().to_vec(),
+        epoch: 0,
+        reply,
+    });
+    let id = rx.blocking_recv().unwrap().unwrap().mailbox;
+    log.lock().unwrap().clear();
+
+    let (tx, queue) = mpsc::channel(16);
+    let mut answers = Vec::new();
+    for n in 1..=2u8 {
+        let token = RequestToken::sign(
+            &k,
+            DsMethod::SendEnvelopes,
+            &id,
+            Timestamp::from_millis(T0),
+            [n; 16],
+            b"body",
+        );
+        let auth = RequestAuth::from_header(Some(&token.authorization_header()), b"body")
+            .check_signature(DsMethod::SendEnvelopes, &id);
+        let (reply, rx) = oneshot::channel();
+        tx.try_send(Command::Send {
+            id,
+            auth,
+            envelopes: message(),
+            reply,
+        })
+        .unwrap();
+        answers.push(rx);
+        if n == 1 {
+            tx.try_send(Command::Wake {
+                heads: Some(vec![(id, 1)]),
+            })
+            .unwrap();
+        }
+    }
+    let (reply, stopped) = oneshot::channel();
+    tx.try_send(Command::Stop { reply }).unwrap();
+    writer.run(queue, 64);
+    stopped.blocking_recv().unwrap();
+
+    for (i, rx) in answers.into_iter().enumerate() {
+        assert_eq!(rx.blocking_recv().unwrap().unwrap().first_seq, i as u64 + 1);
+    }
+    assert_eq!(*log.lock().unwrap(), ["group 2 2"], "one group commit");
+}

@@ -328,6 +328,18 @@ pub trait Store {
         false
     }
 
+    /// More handles on this same store, one for each further writer lane of the process
+    /// (a store shared by several processes, whose mutual correctness the database
+    /// guarantees, may be written by several lanes in one process as by several
+    /// processes): as many as the store's configuration asks for, less one. Each handle
+    /// is used by one thread at a time. The default, for single-writer stores: none.
+    fn more_writers(&self) -> Vec<Self>
+    where
+        Self: Sized,
+    {
+        Vec::new()
+    }
+
     /// Records the use of a mailbox token (`entry.key`, `entry.nonce`) until
     /// `entry.expires`, unless it was used before (by any process) or the key's or
     /// mailbox's share is full. Atomic across processes. The default keeps nothing and
