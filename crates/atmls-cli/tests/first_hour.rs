@@ -240,3 +240,43 @@ fn serve_shows_the_browser_page_from_its_build_folder() {
         "{text}"
     );
 }
+
+/// An invitation the DS refuses (here: the per-source welcome rate, set to 1 a minute) is
+/// reported in the `--json` answer of `group create` and `group add` (`undelivered`), not
+/// only as a warning on standard error: a script sees who did not get in.
+#[test]
+fn invitations_the_ds_refuses_are_in_the_json_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("serve.toml");
+    std::fs::write(&config, "[limits]\nwelcomes-per-source-per-minute = 1\n").unwrap();
+    let serve = Serve::start_with(
+        &dir.path().join("server"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let profiles = dir.path().join("profiles");
+    for name in ["alice", "bob", "carol", "dave"] {
+        let handle = format!("{name}.test");
+        let email = format!("{name}@example.com");
+        let args = ["account", "create", "--handle", &handle, "--email", &email];
+        ok(&atmls(&profiles, name, &serve.url, &args));
+    }
+    let created = ok(&atmls(
+        &profiles,
+        "alice",
+        &serve.url,
+        &["group", "create", "tea", "--with", "bob.test,carol.test"],
+    ));
+    let undelivered = created["undelivered"].as_array().expect("undelivered list");
+    assert_eq!(undelivered.len(), 1, "{created}");
+    assert_eq!(undelivered[0]["resent"], true, "{created}");
+    assert!(undelivered[0]["did"].as_str().unwrap().starts_with("did:"));
+    assert!(!undelivered[0]["reason"].as_str().unwrap().is_empty());
+
+    let added = ok(&atmls(
+        &profiles,
+        "alice",
+        &serve.url,
+        &["group", "add", "tea", "dave.test"],
+    ));
+    assert_eq!(added["undelivered"].as_array().unwrap().len(), 1, "{added}");
+}

@@ -81,13 +81,17 @@ pub(crate) async fn run(command: GroupCommand, mut s: Session) -> Result<Session
                 .create_group_with(&name, &dids)
                 .await
                 .map_err(|e| s.explain(e))?;
-            if let Some(c) = committed {
-                accepted(&s, c)?;
-            }
+            let undelivered = match committed {
+                Some(c) => accepted(&s, c)?,
+                None => Vec::new(),
+            };
             let g = s.device.group(&id).await?;
-            let info = describe(&mut s, &g).await;
-            s.out
-                .emit(info.clone(), || format!("created {}", human(&info)));
+            let mut info = describe(&mut s, &g).await;
+            let text = format!("created {}", human(&info));
+            if let Some(map) = info.as_object_mut() {
+                map.insert("undelivered".into(), Value::Array(undelivered));
+            }
+            s.out.emit(info, || text);
         }
         GroupCommand::Add { group, accounts } => {
             membership(&mut s, &group, &accounts, true).await?
@@ -126,7 +130,7 @@ pub(crate) async fn run(command: GroupCommand, mut s: Session) -> Result<Session
                 .set_message_lifetime(&g.id, lifetime)
                 .await
                 .map_err(|e| s.explain(e))?;
-            accepted(&s, c)?;
+            let _ = accepted(&s, c)?;
             let g = s.device.group(&g.id).await?;
             let info = describe(&mut s, &g).await;
             s.out.emit(info.clone(), || {
@@ -248,9 +252,13 @@ async fn accounts(s: &mut Session, who: &[String]) -> Result<Vec<Did>, CliError>
     Ok(dids)
 }
 
-fn accepted(s: &Session, c: Committed) -> Result<(), CliError> {
+/// The invitations of an accepted change that did not reach their devices, as `--json`
+/// shows them (`did`, `reason`, `resent`: whether the device keeps resending it during
+/// its syncs); each is also a warning on standard error.
+fn accepted(s: &Session, c: Committed) -> Result<Vec<Value>, CliError> {
     match c {
         Committed::Accepted { undelivered, .. } => {
+            let mut list = Vec::new();
             for u in &undelivered {
                 if u.retried {
                     eprintln!(
@@ -265,8 +273,11 @@ fn accepted(s: &Session, c: Committed) -> Result<(), CliError> {
                         u.did, u.reason
                     );
                 }
+                list.push(
+                    json!({ "did": u.did, "reason": u.reason.to_string(), "resent": u.retried }),
+                );
             }
-            Ok(())
+            Ok(list)
         }
         other => Err(s.explain(CliError::new(
             "NotApplied",
@@ -289,13 +300,14 @@ async fn membership(
     } else {
         s.device.remove_members(&g.id, &dids).await
     };
-    accepted(s, c.map_err(|e| s.explain(e))?)?;
+    let undelivered = accepted(s, c.map_err(|e| s.explain(e))?)?;
     let what = if add { "added" } else { "removed" };
     let g = s.device.group(&g.id).await?;
     let info = describe(s, &g).await;
-    s.out.emit(json!({ what: who, "group": info }), || {
-        format!("{what} {}: {}", who.join(", "), human(&info))
-    });
+    s.out.emit(
+        json!({ what: who, "group": info, "undelivered": undelivered }),
+        || format!("{what} {}: {}", who.join(", "), human(&info)),
+    );
     Ok(())
 }
 
