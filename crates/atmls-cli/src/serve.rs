@@ -22,7 +22,7 @@ use std::time::Duration;
 use atmls_ds::DsConfig;
 use atmls_server::attached::{Attached, AttachedConfig, AttachedError};
 use atmls_server::embedded::{Embedded, EmbeddedConfig, EmbeddedError, WEB_PATH};
-use atmls_server::scaled::PgConfig;
+use atmls_server::scaled::{PgConfig, SchemaName};
 use clap::Args;
 
 use config::{ConfigError, FileConfig};
@@ -81,6 +81,20 @@ pub(crate) struct ServeArgs {
     /// [default: SQLite].
     #[arg(long, env = "ATMLS_DATABASE_URL", hide_env_values = true)]
     database: Option<String>,
+    /// (with --database) Most PostgreSQL connections this process holds [default: 8, or
+    /// more if the writer lanes need them].
+    #[arg(long, env = "ATMLS_DB_POOL_SIZE", value_parser = clap::value_parser!(u16).range(1..=1000))]
+    db_pool_size: Option<u16>,
+    /// (with --database) How many groups of appends this process commits at once, a
+    /// mailbox always in the same lane [default: 1; more helps only where the database has
+    /// cores to spare, docs/performance.md].
+    #[arg(long, env = "ATMLS_DB_WRITER_LANES", value_parser = clap::value_parser!(u16).range(1..=64))]
+    db_writer_lanes: Option<u16>,
+    /// (with --database) Keep the DS's tables in this PostgreSQL schema, created if missing
+    /// (1 to 47 of a-z, 0-9, _; not starting with a digit or `pg_`) [default: the role's
+    /// default schema, usually `public`].
+    #[arg(long, env = "ATMLS_DB_SCHEMA")]
+    db_schema: Option<String>,
     /// The PLC directory account DIDs (did:plc) are resolved in [default:
     /// https://plc.directory; embedded mode looks in its own directory first].
     #[arg(long, env = "ATMLS_PLC_URL")]
@@ -134,6 +148,9 @@ struct Settings {
     service_did: Option<String>,
     pds_url: Option<String>,
     database: Option<String>,
+    db_pool_size: Option<u16>,
+    db_writer_lanes: Option<u16>,
+    db_schema: Option<String>,
     plc_url: String,
     /// The DS's rules: the defaults, the `[limits]` of the config file and the retention
     /// settings.
@@ -168,6 +185,15 @@ impl ServeArgs {
         if !attached && (self.database.is_some() || file.database.is_some()) {
             return Err(ServeError::DatabaseEmbedded);
         }
+        let database = self.database.or(file.database);
+        let db_pool_size = self.db_pool_size.or(file.db_pool_size);
+        let db_writer_lanes = self.db_writer_lanes.or(file.db_writer_lanes);
+        let db_schema = self.db_schema.or(file.db_schema);
+        if database.is_none()
+            && (db_pool_size.is_some() || db_writer_lanes.is_some() || db_schema.is_some())
+        {
+            return Err(ServeError::DatabaseOnly);
+        }
         if !attached && self.only_pds_accounts.or(file.only_pds_accounts) == Some(true) {
             eprintln!("warning: only-pds-accounts applies to attached mode only; ignored");
         }
@@ -185,7 +211,10 @@ impl ServeArgs {
                 .pds_url
                 .or(file.pds_url)
                 .map(|u| u.trim_end_matches('/').to_owned()),
-            database: self.database.or(file.database),
+            database,
+            db_pool_size,
+            db_writer_lanes,
+            db_schema,
             plc_url: self
                 .plc_url
                 .or(file.plc_url)
@@ -219,6 +248,10 @@ pub(crate) enum ServeError {
     DatabaseEmbedded,
     #[error("--database: {0}")]
     Database(String),
+    #[error(
+        "--db-pool-size, --db-writer-lanes and --db-schema apply to the PostgreSQL DS only (--database)"
+    )]
+    DatabaseOnly,
     #[error(transparent)]
     Embedded(#[from] EmbeddedError),
     #[error(transparent)]
@@ -329,9 +362,22 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
     if let Some(did) = args.service_did {
         config = config.with_ds_did(did);
     }
-    let on_postgres = args.database.is_some();
+    let mut on_postgres = None;
     if let Some(url) = &args.database {
-        let pg = PgConfig::new(url).map_err(|e| ServeError::Database(e.to_string()))?;
+        let mut pg = PgConfig::new(url).map_err(|e| ServeError::Database(e.to_string()))?;
+        if let Some(n) = args.db_pool_size {
+            pg = pg.with_pool_size(usize::from(n));
+        }
+        if let Some(n) = args.db_writer_lanes {
+            pg = pg.with_writer_lanes(usize::from(n));
+        }
+        if let Some(name) = &args.db_schema {
+            let schema: SchemaName = name
+                .parse()
+                .map_err(|e| ServeError::Database(format!("--db-schema: {e}")))?;
+            pg = pg.with_schema(schema);
+        }
+        on_postgres = Some((pg.writer_lanes(), pg.pool_size()));
         config = config.with_database(pg);
     }
     let ds = Attached::start(config).await.map_err(|e| match e {
@@ -343,9 +389,12 @@ async fn serve_attached(args: Settings) -> Result<(), ServeError> {
         "atmls serve {} (attached mode: delivery service only)",
         env!("CARGO_PKG_VERSION")
     );
-    if on_postgres {
+    if let Some((lanes, pool)) = on_postgres {
         // The URL holds a password: never printed.
-        say!("  database:         PostgreSQL (shared by every DS process on it)");
+        say!(
+            "  database:         PostgreSQL (shared by every DS process on it; \
+             {lanes} writer lane(s), pool of {pool})"
+        );
     } else {
         say!("  data directory:   {}", ds.database().display());
     }

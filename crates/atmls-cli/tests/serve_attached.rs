@@ -469,3 +469,56 @@ fn help_marks_each_mode_only_option() {
     }
     assert!(text.contains("apply to that mode only"), "{help}");
 }
+
+/// `atmls serve --database` through the real binary: the DS on the test cluster's
+/// PostgreSQL, in its own schema, with two writer lanes; the start-up lines say so (never
+/// the URL, which may hold a password), `/_health` reports the database, and a clean stop.
+/// The database-only flags without `--database` are refused.
+#[test]
+fn attached_mode_on_postgresql_with_its_flags() {
+    let url = atmls_testkit::database::database_url();
+    let schema = atmls_testkit::database::fresh_schema_name("cli_serve");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let running = start(&[
+        ("ATMLS_PDS_URL", "http://localhost:9"),
+        ("ATMLS_LISTEN", "127.0.0.1:0"),
+        ("ATMLS_DATA_DIR", data.to_str().unwrap()),
+        ("ATMLS_DATABASE_URL", url.as_str()),
+        ("ATMLS_DB_SCHEMA", schema.as_str()),
+        ("ATMLS_DB_WRITER_LANES", "2"),
+    ]);
+    let banner = running.banner.join("\n");
+    assert!(
+        banner.contains("PostgreSQL") && banner.contains("2 writer lane(s)"),
+        "{banner}"
+    );
+    assert!(!banner.contains(&url), "the URL is never printed: {banner}");
+    let listen = running.field("listening on");
+    let authority = listen.trim_start_matches("http://");
+    let (status, body) = get(authority, "/_health");
+    assert!(status.contains("200"), "{status} {body}");
+    assert!(body.contains("\"ok\""), "{body}");
+    running.stop("-TERM");
+
+    let err = serve_fails(&[
+        "--pds-url",
+        "http://localhost:9",
+        "--listen",
+        "127.0.0.1:0",
+        "--db-writer-lanes",
+        "2",
+    ]);
+    assert!(err.contains("apply to the PostgreSQL DS only"), "{err}");
+    let err = serve_fails(&[
+        "--pds-url",
+        "http://localhost:9",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        &url,
+        "--db-schema",
+        "Bad-Name",
+    ]);
+    assert!(err.contains("--db-schema"), "{err}");
+}

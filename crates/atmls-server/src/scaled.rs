@@ -19,7 +19,7 @@ use std::time::Duration;
 use atmls_ds::{StoreError, Timestamp};
 pub use atmls_ds_postgres::PgStore;
 pub use atmls_ds_postgres::{
-    CopyError, CopyReport, InvalidUrl, NonEmptyTarget, PgConfig, copy_from_sqlite,
+    CopyError, CopyReport, InvalidUrl, NonEmptyTarget, PgConfig, SchemaName, copy_from_sqlite,
 };
 use atmls_ds_postgres::{JtiVerdict, Listener, Notices};
 use atmls_ds_xrpc::{DsError, DsService, DsServiceConfig};

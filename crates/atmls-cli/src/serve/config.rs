@@ -10,6 +10,9 @@
 //! pds-url = "https://pds.example.com"
 //! plc-url = "https://plc.directory"
 //! database = "postgres://atmls:secret@db.internal/atmls"
+//! db-pool-size = 16
+//! db-writer-lanes = 1
+//! db-schema = "atmls_ds"
 //! group-retention-days = 30
 //! inbox-retention-days = 30
 //! only-pds-accounts = true
@@ -52,6 +55,9 @@ pub(crate) struct FileConfig {
     pub(crate) pds_url: Option<String>,
     pub(crate) plc_url: Option<String>,
     pub(crate) database: Option<String>,
+    pub(crate) db_pool_size: Option<u16>,
+    pub(crate) db_writer_lanes: Option<u16>,
+    pub(crate) db_schema: Option<String>,
     pub(crate) group_retention_days: Option<u32>,
     pub(crate) inbox_retention_days: Option<u32>,
     pub(crate) only_pds_accounts: Option<bool>,
