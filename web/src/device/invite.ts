@@ -8,7 +8,8 @@ import type { Invitee } from "../mls/commit.js";
 import type { ResolverConfig } from "../net/did.js";
 import type { DsClient } from "../net/ds.js";
 import type { Did } from "../net/json.js";
-import { resolveDid } from "../net/did.js";
+import { DidResolutionError, resolveDid } from "../net/did.js";
+import { MalformedAnswerError, NetworkError, XrpcError } from "../net/errors.js";
 import { verifyDidResult } from "../net/keypackages.js";
 import type { DidResult, MailboxRef, ProvenRecord } from "../net/lexicon.js";
 import { PublicRepo } from "../net/pds.js";
@@ -60,7 +61,7 @@ export async function gatherCandidates(input: {
   const candidates: Candidate[] = [];
   const refused: AccountRefusal[] = [];
   const others = input.dids.filter((d) => d !== input.own);
-  const results = others.length === 0 ? [] : [...(await input.ds.getKeyPackages(others as Did[]))];
+  const results = others.length === 0 ? [] : await fromDsOrPds(input.ds, others, input.resolver);
   if (input.own !== undefined && input.dids.includes(input.own)) results.push(await fromPds(input.own, input.resolver));
   const now = Date.now();
   for (const result of results) {
@@ -116,8 +117,41 @@ export async function gatherCandidates(input: {
   return { candidates, refused };
 }
 
-/** An account's KeyPackage records and their proofs read from its own PDS (§3.2 steps 1–3). */
-async function fromPds(did: string, resolver: ResolverConfig): Promise<DidResult> {
+/**
+ * The accounts' records from the device's DS (`getKeyPackages`, one request), each account
+ * the DS could not gather (a status other than `ok`), or all of them when the DS request
+ * fails, read from its own PDS instead (§3.2: the DS's answer is only a hint). An account
+ * whose PDS cannot be read either keeps the DS's status.
+ */
+async function fromDsOrPds(ds: DsClient, dids: readonly string[], resolver: ResolverConfig): Promise<DidResult[]> {
+  let gathered: readonly DidResult[];
+  try {
+    gathered = await ds.getKeyPackages(dids as Did[]);
+  } catch (e) {
+    if (!(e instanceof XrpcError || e instanceof NetworkError || e instanceof MalformedAnswerError)) throw e;
+    gathered = dids.map((did) => ({ did: did as Did, status: "unreachable", keyPackages: [] }));
+  }
+  const out: DidResult[] = [];
+  for (const result of gathered) {
+    if (result.status === "ok" || !dids.includes(result.did)) {
+      out.push(result);
+      continue;
+    }
+    try {
+      out.push(await fromPds(result.did, resolver, true));
+    } catch (e) {
+      if (!(e instanceof XrpcError || e instanceof NetworkError || e instanceof MalformedAnswerError || e instanceof DidResolutionError)) throw e;
+      out.push(result);
+    }
+  }
+  return out;
+}
+
+/**
+ * An account's KeyPackage records and their proofs read from its own PDS (§3.2 steps 1–3),
+ * with its declaration's proof when `withDeclaration` (none when the PDS has no such record).
+ */
+async function fromPds(did: string, resolver: ResolverConfig, withDeclaration = false): Promise<DidResult> {
   const doc = await resolveDid(did as Did, resolver);
   if (doc.pds === undefined) return { did: did as Did, status: "notFound", keyPackages: [] };
   const repo = new PublicRepo(doc.pds, did as Did);
@@ -125,5 +159,8 @@ async function fromPds(did: string, resolver: ResolverConfig): Promise<DidResult
   for (const r of await repo.listKeyPackages()) {
     keyPackages.push({ uri: r.uri, cid: r.cid, proof: await repo.recordProof(R.COLLECTION.keyPackage, r.rkey) });
   }
-  return { did: did as Did, status: "ok", keyPackages };
+  const listed = withDeclaration ? await repo.declarationRef() : undefined;
+  if (listed === undefined) return { did: did as Did, status: "ok", keyPackages };
+  const declaration: ProvenRecord = { uri: listed.uri, cid: listed.cid, proof: await repo.recordProof(R.COLLECTION.declaration, "self") };
+  return { did: did as Did, status: "ok", declaration, keyPackages };
 }

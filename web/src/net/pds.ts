@@ -73,6 +73,21 @@ export class PublicRepo {
     return listAll(this.#agent, this.did, R.COLLECTION.keyPackage, R.parseKeyPackageRecord);
   }
 
+  /**
+   * `com.atproto.repo.getRecord` of `chat.mls.declaration/self`: its URI and CID (a hint:
+   * verify with its proof), or undefined when the PDS has no such record.
+   */
+  async declarationRef(): Promise<{ uri: string; cid: string } | undefined> {
+    try {
+      const res = await pdsCall("com.atproto.repo.getRecord", () => this.#agent.com.atproto.repo.getRecord({ repo: this.did, collection: R.COLLECTION.declaration, rkey: "self" }));
+      if (typeof res.data.cid !== "string") return undefined;
+      return { uri: res.data.uri, cid: res.data.cid };
+    } catch (e) {
+      if (e instanceof XrpcError && (e.error === "RecordNotFound" || e.status === 404)) return undefined;
+      throw e;
+    }
+  }
+
   /** `com.atproto.sync.getRecord`: the CAR proving `collection/rkey` (inclusion or absence). */
   async recordProof(collection: string, rkey: string): Promise<Uint8Array> {
     const res = await pdsCall("com.atproto.sync.getRecord", () => this.#agent.com.atproto.sync.getRecord({ did: this.did, collection, rkey }));
