@@ -173,6 +173,23 @@ async fn official_scenario(w: &World) {
     assert_eq!(kps[0].inbox_ds, w.ds_did);
     assert!(!kps[0].last_resort);
 
+    // Our attached DS gathers them itself from the official PDS (on loopback, over
+    // http, under --allow-loopback): `ok`, not `unreachable`.
+    {
+        use atmls_client::transport::Ds as _;
+        let gathered = HttpDs::new(w.resolver.clone())
+            .key_packages(&w.ds_did, &[alice.did().clone()])
+            .await
+            .unwrap();
+        assert_eq!(gathered.len(), 1);
+        assert_eq!(
+            gathered[0].status,
+            atmls_ds::proto::DidStatus::Ok,
+            "{gathered:?}"
+        );
+        assert_eq!(gathered[0].key_packages.len(), 2, "{gathered:?}");
+    }
+
     service_auth_paths(w).await;
 
     // A group on our DS; the mailbox was created through the official PDS's proxy.

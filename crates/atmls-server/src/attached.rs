@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use atmls_ds::{DsConfig, SqliteStore};
-use atmls_ds_xrpc::{DsError, DsService, DsServiceConfig};
+use atmls_ds_xrpc::{DsError, DsService, DsServiceConfig, KeyPackageConfig};
 use atmls_identity::resolve::{
     CacheConfig, CachingResolver, DidResolver, HttpResolver, ResolverConfig,
 };
@@ -299,6 +299,12 @@ impl Attached {
             .apply(DsServiceConfig::new(ds_did.clone(), &url))
             .with_core(config.core)
             .with_startup_guard(restarted)
+            // getKeyPackages fetches repos over plain http (on loopback only) under the
+            // same development allowance as every other outbound fetch, as in embedded
+            // mode: without it a development PDS on loopback was always `unreachable`.
+            .with_key_packages(
+                KeyPackageConfig::default().with_allow_http(config.development_loopback),
+            )
             .with_outbound(outbound);
         if config.only_pds_accounts {
             ds_config = ds_config.with_account_pds(vec![pds_url.clone()]);
