@@ -23,14 +23,27 @@ export async function launchChromium(profile, options = {}) {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
   }
-  return chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: CHROMIUM_ARGS,
-    ...options,
-  });
+  // A browser that dies while starting (seen once under load: SIGSEGV before any page)
+  // is the machine, not the code under test: up to three starts, each failure logged.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        headless: true,
+        timeout: 30_000,
+        args: CHROMIUM_ARGS,
+        ...options,
+      });
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      if (attempt >= LAUNCH_ATTEMPTS || !message.includes("has been closed")) throw e;
+      console.error(`Chromium exited while starting (attempt ${attempt} of ${LAUNCH_ATTEMPTS}); starting it again`);
+    }
+  }
 }
+
+/** How many times a browser that exits while starting is started. */
+const LAUNCH_ATTEMPTS = 3;
 
 /** The browser bundle (ES module) of the page module `entry`. */
 export async function bundlePage(entry) {
