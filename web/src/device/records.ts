@@ -9,10 +9,9 @@ import { clientConfig } from "../mls/suite.js";
 import { Fields, StateCorrupt, putOp } from "./storage.js";
 import type { WriteOp } from "../store/store.js";
 
-/** Lower-case hex. */
-export function hex(b: Uint8Array): string {
-  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-}
+import { hexEncode as hex } from "../proto/encoding.js";
+
+export { hex };
 
 /** This device as stored. */
 export interface DeviceState {

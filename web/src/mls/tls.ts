@@ -37,13 +37,9 @@ export function vector(value: Uint8Array): Uint8Array {
   return Uint8Array.from(out);
 }
 
-const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/** UTF-8 bytes of a string. */
-export function utf8Bytes(text: string): Uint8Array {
-  return utf8.encode(text);
-}
+export { utf8Bytes, bytesEqual, hexEncode as toHex } from "../proto/encoding.js";
 
 /** A cursor over peer bytes; every read is bounded and fails with a DecodeError. */
 export class Reader {
@@ -108,17 +104,3 @@ export class Reader {
   }
 }
 
-/** Constant-shape byte comparison (the values compared here are public). */
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
-  return diff === 0;
-}
-
-/** Lowercase hex. */
-export function toHex(bytes: Uint8Array): string {
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
-}

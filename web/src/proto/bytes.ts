@@ -2,27 +2,20 @@
 // integers, and the text forms of bytes the spec uses (docs/spec.md §2): standard base64
 // without padding, lowercase base32 without padding.
 
-import { base32Decode, base32Encode, base64Decode, base64Encode, EncodingError } from "./encoding.js";
+import { concatBytes as concat } from "./encoding.js";
 
-export { EncodingError };
-
-/** The bytes of all parts, in order. */
-export function concat(...parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-/** Whether two byte strings are equal (not constant time). */
-export function equal(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
+// One implementation of each helper, in encoding.ts; these are the names the protocol
+// modules use.
+export {
+  EncodingError,
+  concatBytes as concat,
+  bytesEqual as equal,
+  utf8Bytes as utf8,
+  base64Encode as toBase64,
+  base64Decode as fromBase64,
+  base32Encode as toBase32,
+  base32Decode as fromBase32,
+} from "./encoding.js";
 
 /** `n` as `width` big-endian bytes (width ≤ 6, n a non-negative safe integer that fits). */
 export function uintBE(n: number, width: number): Uint8Array {
@@ -39,30 +32,6 @@ export function readUintBE(bytes: Uint8Array): number {
   return n;
 }
 
-/** UTF-8 bytes of a string. */
-export function utf8(text: string): Uint8Array {
-  return new TextEncoder().encode(text);
-}
-
-/** Standard base64 (RFC 4648 §4) without padding. */
-export function toBase64(bytes: Uint8Array): string {
-  return base64Encode(bytes);
-}
-
-/** Bytes of standard base64; padding is accepted (spec §2: readers SHOULD), trailing bits must be zero. */
-export function fromBase64(text: string): Uint8Array {
-  return base64Decode(text);
-}
-
-/** Lowercase base32 (RFC 4648 §6 alphabet, lower case) without padding. */
-export function toBase32(bytes: Uint8Array): string {
-  return base32Encode(bytes);
-}
-
-/** Bytes of lowercase base32 without padding; trailing bits must be zero. */
-export function fromBase32(text: string): Uint8Array {
-  return base32Decode(text);
-}
 
 /** An MLS variable-length vector (RFC 9420 §2.1.2): the minimal varint length prefix, then the bytes. */
 export function vl(data: Uint8Array): Uint8Array {
